@@ -1,0 +1,271 @@
+//! Configuration, parsed once at start-up. A bad value fails start-up with a message
+//! naming the variable, never the hundredth invocation.
+//!
+//! Values come from environment variables (Lambda) or flags (CLI); both go through
+//! the same parsers here.
+
+use crate::principal::{InvalidValue, NamePattern, PrincipalName, excerpt};
+
+/// Default severity at or above which a GuardDuty finding revokes (GuardDuty "High").
+pub const DEFAULT_REVOKE_SEVERITY: f64 = 7.0;
+/// Default severity at or above which a finding alerts the owner (GuardDuty "Medium").
+pub const DEFAULT_ALERT_SEVERITY: f64 = 4.0;
+/// Default name of the role cutoff assumes in member accounts.
+pub const DEFAULT_MEMBER_ROLE_NAME: &str = "cutoff-member";
+/// cutoff's own roles are named `cutoff-*` by its templates. They are always
+/// protected, whatever the configuration says: a responder must not be turned
+/// against itself by a forged or mistaken finding.
+pub const SELF_PROTECTED_PATTERN: &str = "cutoff-*";
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration {name} = {excerpt}: {why}")]
+    Invalid {
+        name: &'static str,
+        excerpt: String,
+        why: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(name: &'static str, value: &str, why: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            name,
+            excerpt: excerpt(value),
+            why: why.into(),
+        }
+    }
+
+    fn from_value(name: &'static str, value: &str, err: &InvalidValue) -> Self {
+        Self::invalid(name, value, err.to_string())
+    }
+}
+
+/// The rules triage applies (DESIGN §4 defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriageConfig {
+    /// Findings at or above this severity revoke.
+    pub revoke_severity: f64,
+    /// Findings at or above this severity (and below `revoke_severity`) alert.
+    pub alert_severity: f64,
+    /// Principals never revoked: cutoff's own roles, the member role, and any names
+    /// the deployer adds (break-glass roles).
+    pub protected: Vec<NamePattern>,
+    /// Act on Security Hub *imported* findings (off: GuardDuty arrives directly, and
+    /// other products' findings can be forged by anyone allowed BatchImportFindings).
+    pub securityhub_imported: bool,
+    /// CloudTrail API calls whose caller is revoked (opt-in; empty by default).
+    pub cloudtrail_event_names: Vec<String>,
+}
+
+impl Default for TriageConfig {
+    fn default() -> Self {
+        Self {
+            revoke_severity: DEFAULT_REVOKE_SEVERITY,
+            alert_severity: DEFAULT_ALERT_SEVERITY,
+            protected: always_protected(DEFAULT_MEMBER_ROLE_NAME),
+            securityhub_imported: false,
+            cloudtrail_event_names: Vec::new(),
+        }
+    }
+}
+
+fn always_protected(member_role: &str) -> Vec<NamePattern> {
+    [SELF_PROTECTED_PATTERN, member_role]
+        .into_iter()
+        .filter_map(|p| NamePattern::parse(p).ok())
+        .collect()
+}
+
+/// Environment variable names.
+pub mod env {
+    pub const REVOKE_SEVERITY: &str = "CUTOFF_REVOKE_SEVERITY";
+    pub const ALERT_SEVERITY: &str = "CUTOFF_ALERT_SEVERITY";
+    pub const PROTECTED: &str = "CUTOFF_PROTECTED";
+    pub const MEMBER_ROLE_NAME: &str = "CUTOFF_MEMBER_ROLE_NAME";
+    pub const SECURITYHUB_IMPORTED: &str = "CUTOFF_SECURITYHUB_IMPORTED";
+    pub const CLOUDTRAIL_EVENTS: &str = "CUTOFF_CLOUDTRAIL_EVENTS";
+}
+
+impl TriageConfig {
+    /// Reads the configuration from environment variables (through `lookup`, so tests
+    /// need not touch the process environment). Unset variables take the defaults.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        if let Some(v) = lookup(env::REVOKE_SEVERITY) {
+            config.revoke_severity = parse_severity(env::REVOKE_SEVERITY, &v)?;
+        }
+        if let Some(v) = lookup(env::ALERT_SEVERITY) {
+            config.alert_severity = parse_severity(env::ALERT_SEVERITY, &v)?;
+        }
+        let member_role = match lookup(env::MEMBER_ROLE_NAME) {
+            Some(v) => PrincipalName::parse(&v)
+                .map_err(|e| ConfigError::from_value(env::MEMBER_ROLE_NAME, &v, &e))?
+                .to_string(),
+            None => DEFAULT_MEMBER_ROLE_NAME.to_owned(),
+        };
+        config.protected = always_protected(&member_role);
+        if let Some(v) = lookup(env::PROTECTED) {
+            for item in split_list(&v) {
+                let pattern = NamePattern::parse(item)
+                    .map_err(|e| ConfigError::from_value(env::PROTECTED, item, &e))?;
+                config.protected.push(pattern);
+            }
+        }
+        if let Some(v) = lookup(env::SECURITYHUB_IMPORTED) {
+            config.securityhub_imported = parse_bool(env::SECURITYHUB_IMPORTED, &v)?;
+        }
+        if let Some(v) = lookup(env::CLOUDTRAIL_EVENTS) {
+            for item in split_list(&v) {
+                config.cloudtrail_event_names.push(parse_event_name(item)?);
+            }
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Checks the invariants between fields (after flags have been applied too).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.alert_severity > self.revoke_severity {
+            return Err(ConfigError::invalid(
+                env::ALERT_SEVERITY,
+                &self.alert_severity.to_string(),
+                format!(
+                    "the alert threshold must not be above the revoke threshold {}",
+                    self.revoke_severity
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn is_protected(&self, name: &PrincipalName) -> Option<&NamePattern> {
+        self.protected.iter().find(|p| p.matches(name))
+    }
+
+    pub fn cloudtrail_opted_in(&self, event_name: &str) -> bool {
+        self.cloudtrail_event_names.iter().any(|n| n == event_name)
+    }
+}
+
+/// Parses a severity threshold: a number from 0 to 10 (GuardDuty's scale).
+pub fn parse_severity(name: &'static str, value: &str) -> Result<f64, ConfigError> {
+    let n: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::invalid(name, value, "expected a number from 0 to 10"))?;
+    if !(0.0..=10.0).contains(&n) {
+        return Err(ConfigError::invalid(
+            name,
+            value,
+            "expected a number from 0 to 10",
+        ));
+    }
+    Ok(n)
+}
+
+fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" | "" => Ok(false),
+        _ => Err(ConfigError::invalid(name, value, "expected true or false")),
+    }
+}
+
+/// Parses a CloudTrail event name such as `StopLogging`.
+pub fn parse_event_name(value: &str) -> Result<String, ConfigError> {
+    if value.is_empty() || value.len() > 128 || !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(ConfigError::invalid(
+            env::CLOUDTRAIL_EVENTS,
+            value,
+            "expected CloudTrail event names such as StopLogging, separated by commas",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<TriageConfig, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TriageConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let config = from(&[]).unwrap();
+        assert_eq!(config.revoke_severity, 7.0);
+        assert_eq!(config.alert_severity, 4.0);
+        assert!(!config.securityhub_imported);
+        assert!(config.cloudtrail_event_names.is_empty());
+        let name = |s| PrincipalName::parse(s).unwrap();
+        assert!(config.is_protected(&name("cutoff-member")).is_some());
+        assert!(config.is_protected(&name("cutoff-revoker")).is_some());
+        assert!(config.is_protected(&name("payments-api")).is_none());
+    }
+
+    #[test]
+    fn variables_override_defaults_and_self_protection_stays() {
+        let config = from(&[
+            (env::REVOKE_SEVERITY, "8.5"),
+            (env::ALERT_SEVERITY, "2"),
+            (env::PROTECTED, "break-glass, admin-*"),
+            (env::MEMBER_ROLE_NAME, "SecurityResponder"),
+            (env::SECURITYHUB_IMPORTED, "true"),
+            (env::CLOUDTRAIL_EVENTS, "StopLogging,DeleteTrail"),
+        ])
+        .unwrap();
+        assert_eq!(config.revoke_severity, 8.5);
+        assert_eq!(config.alert_severity, 2.0);
+        assert!(config.securityhub_imported);
+        assert!(config.cloudtrail_opted_in("DeleteTrail"));
+        let name = |s| PrincipalName::parse(s).unwrap();
+        for protected in [
+            "break-glass",
+            "admin-x",
+            "SecurityResponder",
+            "cutoff-intake",
+        ] {
+            assert!(
+                config.is_protected(&name(protected)).is_some(),
+                "{protected}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_values_fail_with_the_variable_named() {
+        for (var, value) in [
+            (env::REVOKE_SEVERITY, "high"),
+            (env::REVOKE_SEVERITY, "11"),
+            (env::ALERT_SEVERITY, "-1"),
+            (env::PROTECTED, "bad/name"),
+            (env::MEMBER_ROLE_NAME, "a b"),
+            (env::SECURITYHUB_IMPORTED, "maybe"),
+            (env::CLOUDTRAIL_EVENTS, "Stop Logging"),
+        ] {
+            let err = from(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn alert_threshold_above_revoke_threshold_is_refused() {
+        assert!(from(&[(env::ALERT_SEVERITY, "8")]).is_err());
+    }
+}

@@ -1,0 +1,414 @@
+//! The events cutoff receives, typed tolerantly.
+//!
+//! Real events carry fields we don't model, omit optional ones and vary in small ways
+//! (severity as integer or float, `resources: []`, the member account only in
+//! `detail.accountId`). So the input is first read as JSON, then the envelope is
+//! recognised by `source` and `detail-type`, and each finding is typed on its own: one
+//! malformed finding in a Security Hub batch does not hide the others.
+//!
+//! The EventBridge envelope is our own small type rather than `aws_lambda_events`'
+//! `EventBridgeEvent`: that one requires `time` and `detail-type`, and cutoff also
+//! accepts bare payloads (a manual request, a finding copied from the GuardDuty
+//! console) that have no envelope at all.
+
+pub mod cloudtrail;
+pub mod guardduty;
+pub mod manual;
+pub mod securityhub;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use cloudtrail::CloudTrailEvent;
+pub use guardduty::GuardDutyFinding;
+pub use manual::{ManualAction, ManualError, ManualRequest, Scope};
+pub use securityhub::AsffFinding;
+
+/// Inputs larger than this are refused before parsing. EventBridge events are at most
+/// 256 KB; Security Hub custom actions carry at most 100 findings.
+pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why an input could not be read as an event at all.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("input is empty")]
+    Empty,
+    #[error("input is {0} bytes, more than the 4 MiB an event can be")]
+    TooLarge(usize),
+    #[error("input is not valid JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+}
+
+/// Why one finding (or one request) inside an otherwise readable event was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Malformed(pub String);
+
+impl Malformed {
+    fn from_serde(what: &str, err: &serde_json::Error) -> Self {
+        // serde's messages quote at most a short excerpt of the offending value.
+        Malformed(format!("malformed {what}: {err}"))
+    }
+}
+
+/// The EventBridge envelope fields cutoff uses. All optional: bare payloads have none.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Envelope {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default, rename = "detail-type")]
+    pub detail_type: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The account that emitted the event: for aggregated findings this is the
+    /// delegated-admin account, never the account of the principal.
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub time: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub resources: Vec<String>,
+}
+
+/// Where a Security Hub event came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecurityHubOrigin {
+    /// An operator selected findings and chose a custom action.
+    CustomAction { action_name: Option<String> },
+    /// Findings imported from a product (GuardDuty, a partner, a custom integration).
+    Imported,
+}
+
+/// One input, recognised.
+#[derive(Debug, Clone)]
+pub enum Event {
+    GuardDuty(Result<Box<GuardDutyFinding>, Malformed>),
+    SecurityHub {
+        origin: SecurityHubOrigin,
+        findings: Vec<Result<Box<AsffFinding>, Malformed>>,
+    },
+    CloudTrail(Result<Box<CloudTrailEvent>, Malformed>),
+    Scheduled,
+    Manual(Result<ManualRequest, ManualError>),
+    Unknown {
+        what: String,
+    },
+}
+
+/// An input with its envelope (when it had one).
+#[derive(Debug, Clone)]
+pub struct ParsedEvent {
+    pub envelope: Option<Envelope>,
+    pub event: Event,
+}
+
+/// Reads raw bytes as an event. Only unreadable input is an error; anything that is
+/// JSON becomes an [`Event`], possibly `Unknown` or with malformed parts.
+pub fn parse(bytes: &[u8]) -> Result<ParsedEvent, EventError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge(bytes.len()));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(EventError::Empty);
+    }
+    // serde_json's recursion limit (128) turns deeply nested input into an error
+    // rather than a stack overflow.
+    let value: Value = serde_json::from_slice(bytes).map_err(EventError::NotJson)?;
+    Ok(recognise(value))
+}
+
+/// Recognises an already-parsed JSON value.
+pub fn recognise(value: Value) -> ParsedEvent {
+    let Value::Object(mut object) = value else {
+        return ParsedEvent {
+            envelope: None,
+            event: Event::Unknown {
+                what: format!("a JSON {}, not an event object", json_kind(&value)),
+            },
+        };
+    };
+
+    if object.contains_key("detail-type") || object.contains_key("detail") {
+        let detail = object.remove("detail").unwrap_or(Value::Null);
+        let envelope = Envelope {
+            id: take_string(&mut object, "id"),
+            detail_type: take_string(&mut object, "detail-type"),
+            source: take_string(&mut object, "source"),
+            account: take_string(&mut object, "account"),
+            time: take_string(&mut object, "time"),
+            region: take_string(&mut object, "region"),
+            resources: match object.remove("resources") {
+                Some(Value::Array(items)) => items
+                    .into_iter()
+                    .filter_map(|v| match v {
+                        Value::String(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
+        };
+        let event = from_envelope(&envelope, detail);
+        return ParsedEvent {
+            envelope: Some(envelope),
+            event,
+        };
+    }
+
+    let event = from_bare(object);
+    ParsedEvent {
+        envelope: None,
+        event,
+    }
+}
+
+fn take_string(object: &mut serde_json::Map<String, Value>, key: &str) -> Option<String> {
+    match object.remove(key) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+const CLOUDTRAIL_DETAIL_TYPE_SUFFIX: &str = "via CloudTrail";
+
+fn from_envelope(envelope: &Envelope, detail: Value) -> Event {
+    let source = envelope.source.as_deref().unwrap_or("");
+    let detail_type = envelope.detail_type.as_deref().unwrap_or("");
+    match (source, detail_type) {
+        ("aws.guardduty", "GuardDuty Finding") => Event::GuardDuty(guardduty::parse(detail)),
+        ("aws.securityhub", dt) if dt.starts_with("Security Hub Findings") => {
+            let origin = if dt == "Security Hub Findings - Custom Action" {
+                SecurityHubOrigin::CustomAction {
+                    action_name: detail
+                        .get("actionName")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                }
+            } else {
+                SecurityHubOrigin::Imported
+            };
+            Event::SecurityHub {
+                origin,
+                findings: securityhub::parse_findings(detail),
+            }
+        }
+        // CloudTrail events keep the source of the service called (aws.iam,
+        // aws.cloudtrail, even aws.guardduty), so they are recognised by detail-type.
+        (_, dt) if dt.ends_with(CLOUDTRAIL_DETAIL_TYPE_SUFFIX) => {
+            Event::CloudTrail(cloudtrail::parse(detail))
+        }
+        ("aws.events", "Scheduled Event") | ("aws.scheduler", _) => Event::Scheduled,
+        _ => Event::Unknown {
+            what: format!(
+                "an event from source {} with detail-type {}",
+                crate::principal::excerpt(source),
+                crate::principal::excerpt(detail_type)
+            ),
+        },
+    }
+}
+
+/// Payloads without an envelope: a manual request, or a finding or CloudTrail record
+/// pasted from a console or an export.
+fn from_bare(object: serde_json::Map<String, Value>) -> Event {
+    let value_of = |key: &str| object.get(key);
+    if value_of("action").is_some() {
+        return Event::Manual(manual::parse(Value::Object(object)));
+    }
+    let is_guardduty_finding = value_of("schemaVersion").is_some()
+        && value_of("resource").is_some()
+        && (value_of("service")
+            .and_then(|s| s.get("serviceName"))
+            .and_then(Value::as_str)
+            == Some("guardduty")
+            || value_of("arn")
+                .and_then(Value::as_str)
+                .is_some_and(|arn| arn.contains(":guardduty:")));
+    if is_guardduty_finding {
+        return Event::GuardDuty(guardduty::parse(Value::Object(object)));
+    }
+    if value_of("SchemaVersion").is_some() && value_of("ProductArn").is_some() {
+        return Event::SecurityHub {
+            origin: SecurityHubOrigin::Imported,
+            findings: vec![securityhub::parse_one(Value::Object(object))],
+        };
+    }
+    if value_of("eventVersion").is_some()
+        && value_of("userIdentity").is_some()
+        && value_of("eventName").is_some()
+    {
+        return Event::CloudTrail(cloudtrail::parse(Value::Object(object)));
+    }
+    Event::Unknown {
+        what: "a JSON object that is neither an EventBridge event nor a cutoff request".to_owned(),
+    }
+}
+
+/// Reads a JSON value as a boolean the way AWS services write flags: `true` or
+/// `"true"` (Security Hub's ProductFields are all strings).
+pub(crate) fn flag(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+/// Reads a JSON number; strings and other types are not severities.
+pub(crate) fn number(value: Option<&Value>) -> Option<f64> {
+    value.and_then(Value::as_f64).filter(|n| n.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> ParsedEvent {
+        parse(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn empty_and_blank_input_is_an_error() {
+        assert!(matches!(parse(b""), Err(EventError::Empty)));
+        assert!(matches!(parse(b" \n\t"), Err(EventError::Empty)));
+    }
+
+    #[test]
+    fn non_json_is_an_error() {
+        assert!(matches!(parse(b"not json"), Err(EventError::NotJson(_))));
+        assert!(matches!(
+            parse(&[0xff, 0xfe, 0x00]),
+            Err(EventError::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(matches!(
+            parse(deep.as_bytes()),
+            Err(EventError::NotJson(_))
+        ));
+        let deep_obj = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+        assert!(matches!(
+            parse(deep_obj.as_bytes()),
+            Err(EventError::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn oversized_input_is_refused_before_parsing() {
+        let big = vec![b' '; MAX_EVENT_BYTES + 1];
+        assert!(matches!(parse(&big), Err(EventError::TooLarge(_))));
+    }
+
+    #[test]
+    fn non_objects_are_unknown() {
+        for input in ["[]", "null", "1", "\"x\"", "true"] {
+            assert!(
+                matches!(parse_str(input).event, Event::Unknown { .. }),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn guardduty_envelope_is_recognised_and_keeps_the_envelope() {
+        let parsed = parse_str(
+            r#"{"version":"0","id":"e1","detail-type":"GuardDuty Finding","source":"aws.guardduty",
+                "account":"999988887777","time":"2026-01-01T00:00:00Z","region":"us-east-1","resources":[],
+                "detail":{"accountId":"111122223333","id":"abc","severity":8}}"#,
+        );
+        assert!(matches!(parsed.event, Event::GuardDuty(Ok(_))));
+        let envelope = parsed.envelope.unwrap();
+        assert_eq!(envelope.account.as_deref(), Some("999988887777"));
+        assert!(envelope.resources.is_empty());
+    }
+
+    #[test]
+    fn cloudtrail_events_are_recognised_by_detail_type_whatever_the_source() {
+        let parsed = parse_str(
+            r#"{"detail-type":"AWS API Call via CloudTrail","source":"aws.guardduty","detail":{"eventName":"X"}}"#,
+        );
+        assert!(matches!(parsed.event, Event::CloudTrail(Ok(_))));
+    }
+
+    #[test]
+    fn security_hub_custom_action_and_imported_are_told_apart() {
+        let custom = parse_str(
+            r#"{"detail-type":"Security Hub Findings - Custom Action","source":"aws.securityhub",
+                "detail":{"actionName":"revoke","findings":[]}}"#,
+        );
+        assert!(matches!(
+            custom.event,
+            Event::SecurityHub {
+                origin: SecurityHubOrigin::CustomAction { .. },
+                ..
+            }
+        ));
+        let imported = parse_str(
+            r#"{"detail-type":"Security Hub Findings - Imported","source":"aws.securityhub","detail":{"findings":[]}}"#,
+        );
+        assert!(matches!(
+            imported.event,
+            Event::SecurityHub {
+                origin: SecurityHubOrigin::Imported,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn scheduled_events_are_recognised() {
+        let parsed =
+            parse_str(r#"{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}"#);
+        assert!(matches!(parsed.event, Event::Scheduled));
+    }
+
+    #[test]
+    fn envelope_fields_of_the_wrong_type_are_dropped_not_fatal() {
+        let parsed = parse_str(
+            r#"{"detail-type":"GuardDuty Finding","source":"aws.guardduty","account":5,"resources":"x","detail":{}}"#,
+        );
+        assert!(matches!(parsed.event, Event::GuardDuty(_)));
+        let envelope = parsed.envelope.unwrap();
+        assert_eq!(envelope.account, None);
+        assert!(envelope.resources.is_empty());
+    }
+
+    #[test]
+    fn bare_guardduty_findings_and_manual_requests_are_recognised() {
+        let finding = parse_str(
+            r#"{"schemaVersion":"2.0","accountId":"111122223333","resource":{},"service":{"serviceName":"guardduty"}}"#,
+        );
+        assert!(finding.envelope.is_none());
+        assert!(matches!(finding.event, Event::GuardDuty(Ok(_))));
+        let manual = parse_str(r#"{"action":"revoke","account":"111122223333","role":"x"}"#);
+        assert!(matches!(manual.event, Event::Manual(Ok(_))));
+    }
+
+    #[test]
+    fn other_objects_are_unknown() {
+        assert!(matches!(
+            parse_str(r#"{"hello":"world"}"#).event,
+            Event::Unknown { .. }
+        ));
+        assert!(matches!(
+            parse_str(r#"{"detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{}}"#).event,
+            Event::Unknown { .. }
+        ));
+    }
+}

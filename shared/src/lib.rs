@@ -1,0 +1,11 @@
+//! `cutoff`: the core of an AWS session-revocation responder.
+//!
+//! Everything but the Lambda entry points lives here. The domain modules
+//! ([`event`], [`principal`], [`triage`], [`policy`]) are pure: no I/O, no clock, no
+//! SDK. Time is injected so every rule is tested deterministically.
+
+pub mod config;
+pub mod event;
+// pub mod policy; (being written)
+pub mod principal;
+pub mod triage;

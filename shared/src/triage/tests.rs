@@ -1,0 +1,965 @@
+use super::*;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+const MEMBER: &str = "111122223333";
+const ADMIN: &str = "999988887777";
+
+fn run(value: Value) -> Triage {
+    run_with(value, &TriageConfig::default())
+}
+
+fn run_with(value: Value, config: &TriageConfig) -> Triage {
+    triage(&event::recognise(value), config)
+}
+
+fn only(t: &Triage) -> &Decision {
+    assert_eq!(t.decisions.len(), 1, "{:#?}", t.decisions);
+    &t.decisions[0]
+}
+
+fn target_of(d: &Decision) -> (TargetKind, &str, &str) {
+    let t = d.target.as_ref().expect("decision has a target");
+    (t.kind, t.account.as_str(), t.name.as_str())
+}
+
+/// A GuardDuty finding event with the given access key details and severity.
+fn gd(severity: Value, details: Value) -> Value {
+    json!({
+        "version": "0", "id": "4a7c1f2e-0000-4000-8000-000000000001",
+        "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
+        "account": ADMIN, "time": "2026-11-23T11:59:00Z", "region": "us-east-1", "resources": [],
+        "detail": {
+            "schemaVersion": "2.0", "accountId": MEMBER, "region": "us-east-1", "partition": "aws",
+            "id": "0cc7a4f3e9b8d2a1c6f5e4d3b2a19081",
+            "type": "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
+            "resource": { "resourceType": "AccessKey", "accessKeyDetails": details },
+            "service": {
+                "serviceName": "guardduty", "archived": false,
+                "additionalInfo": { "value": "{}", "type": "default" },
+                "eventFirstSeen": "2026-11-23T11:40:00.000Z", "eventLastSeen": "2026-11-23T11:55:12.000Z",
+                "count": 3
+            },
+            "severity": severity,
+            "createdAt": "2026-11-23T11:41:00.000Z", "updatedAt": "2026-11-23T11:56:00.000Z"
+        }
+    })
+}
+
+fn role_details(name: &str) -> Value {
+    json!({
+        "accessKeyId": "ASIAZXCVBNMASDFGHJKL", "principalId": "AROAZXCVBNMASDFGHJKLQ:i-0123456789abcdef0",
+        "userName": name, "userType": "AssumedRole"
+    })
+}
+
+fn gd_role(severity: Value, name: &str) -> Value {
+    gd(severity, role_details(name))
+}
+
+/// Sets the value at `pointer`, adding the last key when its parent is an object.
+fn set(value: &mut Value, pointer: &str, new: Value) {
+    let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
+    let parent = value.pointer_mut(parent).expect("parent exists");
+    match parent {
+        Value::Object(map) => {
+            map.insert(key.to_owned(), new);
+        }
+        other => *other.get_mut(key).expect("slot exists") = new,
+    }
+}
+
+// --- GuardDuty: severity rules -------------------------------------------------------
+
+#[test]
+fn high_severity_role_finding_revokes_the_role_in_the_member_account() {
+    let t = run(gd_role(json!(8), "payments-api"));
+    assert_eq!(t.source, Source::GuardDuty);
+    let d = only(&t);
+    assert_eq!(d.decision, Verdict::Revoke);
+    assert_eq!(target_of(d), (TargetKind::Role, MEMBER, "payments-api"));
+    let target = d.target.as_ref().unwrap();
+    assert_eq!(
+        target.session.as_ref().unwrap().as_str(),
+        "i-0123456789abcdef0"
+    );
+    assert_eq!(
+        target.access_key_id.as_ref().unwrap().as_str(),
+        "ASIAZXCVBNMASDFGHJKL"
+    );
+    let finding = d.finding.as_ref().unwrap();
+    assert_eq!(finding.id, "0cc7a4f3e9b8d2a1c6f5e4d3b2a19081");
+    assert_eq!(finding.severity, Some(8.0));
+    assert!(!finding.sample);
+}
+
+#[test]
+fn severity_thresholds_are_inclusive_at_seven_and_four() {
+    for (severity, expected) in [
+        (json!(10), Verdict::Revoke),
+        (json!(7), Verdict::Revoke),
+        (json!(7.0), Verdict::Revoke),
+        (json!(6.9), Verdict::Alert),
+        (json!(5.5), Verdict::Alert),
+        (json!(4), Verdict::Alert),
+        (json!(3.9), Verdict::Ignore),
+        (json!(0), Verdict::Ignore),
+    ] {
+        let d = run(gd_role(severity.clone(), "payments-api")).decisions[0].clone();
+        assert_eq!(d.decision, expected, "severity {severity}");
+        assert!(d.invalid.is_none());
+    }
+}
+
+#[test]
+fn thresholds_come_from_config() {
+    let config = TriageConfig {
+        revoke_severity: 9.0,
+        alert_severity: 2.0,
+        ..TriageConfig::default()
+    };
+    assert_eq!(
+        run_with(gd_role(json!(8), "x"), &config).decisions[0].decision,
+        Verdict::Alert
+    );
+    assert_eq!(
+        run_with(gd_role(json!(9), "x"), &config).decisions[0].decision,
+        Verdict::Revoke
+    );
+    assert_eq!(
+        run_with(gd_role(json!(2.5), "x"), &config).decisions[0].decision,
+        Verdict::Alert
+    );
+}
+
+#[test]
+fn severity_that_is_not_a_number_is_ignored_with_the_target_shown() {
+    let d = run(gd_role(json!("8"), "payments-api")).decisions[0].clone();
+    assert_eq!(d.decision, Verdict::Ignore);
+    assert!(d.reason.contains("severity"));
+    assert_eq!(d.finding.unwrap().severity, None);
+    assert!(d.target.is_some());
+}
+
+// --- GuardDuty: principals table -----------------------------------------------------
+
+#[test]
+fn eks_role_user_type_is_handled_like_an_assumed_role() {
+    let mut event = gd_role(json!(8), "eks-node-role");
+    set(
+        &mut event,
+        "/detail/resource/accessKeyDetails/userType",
+        json!("Role"),
+    );
+    set(
+        &mut event,
+        "/detail/resource/resourceType",
+        json!("EKSCluster"),
+    );
+    let d = &run(event).decisions[0];
+    assert_eq!(d.decision, Verdict::Revoke);
+    assert_eq!(target_of(d).0, TargetKind::Role);
+}
+
+#[test]
+fn iam_user_findings_revoke_the_user_and_carry_the_access_key() {
+    let d = run(gd(
+        json!(8),
+        json!({"accessKeyId": "AKIAZXCVBNMASDFGHJKL", "principalId": "AIDAZXCVBNMASDFGHJKLQ",
+               "userName": "ci-deployer", "userType": "IAMUser"}),
+    ))
+    .decisions[0]
+        .clone();
+    assert_eq!(d.decision, Verdict::Revoke);
+    assert_eq!(target_of(&d), (TargetKind::User, MEMBER, "ci-deployer"));
+    let key = d.target.unwrap().access_key_id.unwrap();
+    assert!(key.is_long_term());
+}
+
+#[test]
+fn alert_only_principals_alert_even_at_critical_severity() {
+    let cases = [
+        (
+            json!({"principalId": MEMBER, "userName": "Root", "userType": "Root"}),
+            TargetKind::Root,
+        ),
+        (
+            role_details("AWSServiceRoleForECS"),
+            TargetKind::ServiceLinkedRole,
+        ),
+        (
+            role_details("AWSReservedSSO_AdministratorAccess_0123456789abcdef"),
+            TargetKind::IdentityCenterRole,
+        ),
+        (
+            json!({"principalId": format!("{MEMBER}:bob"), "userName": "bob", "userType": "FederatedUser"}),
+            TargetKind::FederatedUser,
+        ),
+        (
+            json!({"userName": "svc", "userType": "AWSService"}),
+            TargetKind::Unknown,
+        ),
+    ];
+    for (details, kind) in cases {
+        let d = run(gd(json!(9.5), details)).decisions[0].clone();
+        assert_eq!(d.decision, Verdict::Alert, "{kind:?}");
+        assert_eq!(d.target.as_ref().unwrap().kind, kind);
+        assert!(d.reason.contains("alert only"), "{}", d.reason);
+    }
+}
+
+#[test]
+fn identity_center_alert_explains_the_permission_set_remedy() {
+    let d = run(gd(
+        json!(8),
+        role_details("AWSReservedSSO_ReadOnly_0123456789abcdef"),
+    ))
+    .decisions[0]
+        .clone();
+    assert!(d.reason.contains("permission set"), "{}", d.reason);
+}
+
+#[test]
+fn root_without_a_user_name_is_named_root() {
+    let d = run(gd(
+        json!(8),
+        json!({"principalId": MEMBER, "userType": "Root"}),
+    ))
+    .decisions[0]
+        .clone();
+    assert_eq!(target_of(&d), (TargetKind::Root, MEMBER, "root"));
+}
+
+#[test]
+fn instance_profile_without_access_key_alerts() {
+    let mut event = gd_role(json!(8), "unused");
+    set(
+        &mut event,
+        "/detail/resource",
+        json!({"resourceType": "Instance", "instanceDetails": {
+            "instanceId": "i-0123456789abcdef0",
+            "iamInstanceProfile": {"arn": format!("arn:aws:iam::{MEMBER}:instance-profile/web-tier"), "id": "AIPAZXCVBNMASDFGHJKLQ"}
+        }}),
+    );
+    let d = &run(event).decisions[0];
+    assert_eq!(d.decision, Verdict::Alert);
+    assert_eq!(
+        target_of(d),
+        (TargetKind::InstanceProfile, MEMBER, "web-tier")
+    );
+}
+
+#[test]
+fn access_key_details_win_over_instance_details() {
+    let mut event = gd_role(json!(8), "web-tier-role");
+    set(
+        &mut event,
+        "/detail/resource/instanceDetails",
+        json!({"iamInstanceProfile": {"arn": format!("arn:aws:iam::{MEMBER}:instance-profile/web-tier")}}),
+    );
+    let d = &run(event).decisions[0];
+    assert_eq!(d.decision, Verdict::Revoke);
+    assert_eq!(target_of(d), (TargetKind::Role, MEMBER, "web-tier-role"));
+}
+
+#[test]
+fn s3_findings_take_the_principal_from_access_key_details() {
+    let mut event = gd_role(json!(8), "data-lake-reader");
+    set(
+        &mut event,
+        "/detail/resource/resourceType",
+        json!("S3Bucket"),
+    );
+    set(
+        &mut event,
+        "/detail/resource/s3BucketDetails",
+        json!([{"name": "payments-exports", "type": "Destination"}]),
+    );
+    assert_eq!(run(event).decisions[0].decision, Verdict::Revoke);
+}
+
+#[test]
+fn findings_without_a_principal_are_ignored() {
+    let mut event = gd_role(json!(8), "x");
+    set(
+        &mut event,
+        "/detail/resource",
+        json!({"resourceType": "Instance", "instanceDetails": {"instanceId": "i-1"}}),
+    );
+    let d = &run(event).decisions[0];
+    assert_eq!(d.decision, Verdict::Ignore);
+    assert!(d.target.is_none() && d.invalid.is_none());
+}
+
+#[test]
+fn protected_roles_alert_instead_of_revoking() {
+    for name in ["cutoff-member", "cutoff-revoker-role"] {
+        let d = run(gd_role(json!(9), name)).decisions[0].clone();
+        assert_eq!(d.decision, Verdict::Alert, "{name}");
+        assert!(d.reason.contains("protected"));
+    }
+    let config = TriageConfig {
+        protected: vec![crate::principal::NamePattern::parse("break-glass").unwrap()],
+        ..TriageConfig::default()
+    };
+    assert_eq!(
+        run_with(gd_role(json!(9), "break-glass"), &config).decisions[0].decision,
+        Verdict::Alert
+    );
+}
+
+// --- GuardDuty: sample, archived, aggregated -----------------------------------------
+
+#[test]
+fn sample_findings_are_ignored_even_at_high_severity() {
+    let mut event = gd_role(json!(8), "payments-api");
+    set(
+        &mut event,
+        "/detail/service/additionalInfo",
+        json!({"sample": true}),
+    );
+    let d = &run(event).decisions[0];
+    assert_eq!(d.decision, Verdict::Ignore);
+    assert!(d.finding.as_ref().unwrap().sample);
+    assert!(d.target.is_some(), "the target is still shown");
+}
+
+#[test]
+fn sample_findings_with_invented_principals_are_ignored_without_error() {
+    let mut event = gd_role(json!(8), "GeneratedFindingUserName");
+    set(
+        &mut event,
+        "/detail/service/additionalInfo",
+        json!({"sample": true}),
+    );
+    set(&mut event, "/detail/accountId", json!("not-an-account"));
+    let d = &run(event).decisions[0];
+    assert_eq!(d.decision, Verdict::Ignore);
+    assert!(d.target.is_none() && d.invalid.is_none());
+}
+
+#[test]
+fn archived_findings_are_ignored() {
+    let mut event = gd_role(json!(8), "payments-api");
+    set(&mut event, "/detail/service/archived", json!(true));
+    assert_eq!(run(event).decisions[0].decision, Verdict::Ignore);
+}
+
+#[test]
+fn aggregated_findings_use_the_member_account_not_the_envelope_account() {
+    let t = run(gd_role(json!(8), "payments-api"));
+    let (_, account, _) = target_of(only(&t));
+    assert_eq!(account, MEMBER);
+    assert_ne!(account, ADMIN);
+}
+
+#[test]
+fn bare_findings_from_the_console_are_triaged_like_enveloped_ones() {
+    let event = gd_role(json!(8), "payments-api");
+    let bare = event["detail"].clone();
+    assert_eq!(run(bare).decisions[0], run(event).decisions[0]);
+}
+
+#[test]
+fn evidence_carries_update_and_last_activity_times() {
+    let d = run(gd_role(json!(8), "payments-api")).decisions[0].clone();
+    assert_eq!(
+        d.evidence.last_activity.unwrap().to_rfc3339(),
+        "2026-11-23T11:55:12+00:00"
+    );
+    assert_eq!(
+        d.evidence.updated_at.unwrap().to_rfc3339(),
+        "2026-11-23T11:56:00+00:00"
+    );
+}
+
+// --- GuardDuty: invalid input --------------------------------------------------------
+
+#[test]
+fn invalid_principals_are_ignored_and_flagged_never_revoked() {
+    let long = "r".repeat(65);
+    let cases: Vec<(&str, Value)> = vec![
+        ("/detail/accountId", json!("12345678901")),
+        ("/detail/accountId", json!(null)),
+        (
+            "/detail/resource/accessKeyDetails/userName",
+            json!("payments/../admin"),
+        ),
+        ("/detail/resource/accessKeyDetails/userName", json!(long)),
+        (
+            "/detail/resource/accessKeyDetails/userName",
+            json!("paymënts"),
+        ),
+        ("/detail/resource/accessKeyDetails/userName", json!("")),
+        (
+            "/detail/resource/accessKeyDetails/accessKeyId",
+            json!("AKIA!"),
+        ),
+        ("/detail/resource/accessKeyDetails/userName", json!(42)),
+        ("/detail/resource", json!("string")),
+        ("/detail/id", json!("x".repeat(1_000_000))),
+        ("/detail/id", json!("line\nbreak")),
+    ];
+    for (pointer, value) in cases {
+        let mut event = gd_role(json!(9), "payments-api");
+        set(&mut event, pointer, value);
+        let d = only(&run(event)).clone();
+        assert_eq!(d.decision, Verdict::Ignore, "{pointer}");
+        assert!(d.invalid.is_some(), "{pointer} flagged invalid");
+        assert!(d.target.is_none());
+        assert!(d.reason.len() < 1_000, "reason is bounded for {pointer}");
+    }
+}
+
+#[test]
+fn a_detail_that_is_not_an_object_is_invalid() {
+    let mut event = gd_role(json!(9), "x");
+    set(&mut event, "/detail", json!([1, 2]));
+    assert!(only(&run(event)).invalid.is_some());
+}
+
+#[test]
+fn an_empty_detail_is_ignored() {
+    let mut event = gd_role(json!(9), "x");
+    set(&mut event, "/detail", json!({}));
+    let d = only(&run(event)).clone();
+    assert_eq!(d.decision, Verdict::Ignore);
+    assert!(d.finding.is_none() && d.target.is_none() && d.invalid.is_none());
+}
+
+#[test]
+fn instance_profile_in_another_account_is_invalid() {
+    let mut event = gd_role(json!(8), "x");
+    set(
+        &mut event,
+        "/detail/resource",
+        json!({"resourceType": "Instance", "instanceDetails": {"iamInstanceProfile": {"arn": "arn:aws:iam::444455556666:instance-profile/web"}}}),
+    );
+    assert!(only(&run(event)).invalid.is_some());
+}
+
+// --- Security Hub --------------------------------------------------------------------
+
+fn asff(resources: Value, label: &str, normalized: u32) -> Value {
+    json!({
+        "SchemaVersion": "2018-10-08",
+        "Id": format!("arn:aws:guardduty:us-east-1:{MEMBER}:detector/d1/finding/{normalized}{label}"),
+        "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/guardduty",
+        "AwsAccountId": MEMBER,
+        "Types": ["TTPs/Initial Access/UnauthorizedAccess:IAMUser-MaliciousIPCaller"],
+        "Severity": {"Label": label, "Normalized": normalized},
+        "Resources": resources,
+        "RecordState": "ACTIVE", "Workflow": {"Status": "NEW"},
+        "UpdatedAt": "2026-11-23T11:56:00.000Z"
+    })
+}
+
+fn access_key_resource(principal_type: &str, name: &str) -> Value {
+    json!([{
+        "Type": "AwsIamAccessKey", "Id": "AWS::IAM::AccessKey:ASIAZXCVBNMASDFGHJKL", "Partition": "aws",
+        "Details": {"AwsIamAccessKey": {"PrincipalType": principal_type, "PrincipalName": name,
+                    "PrincipalId": "AROAZXCVBNMASDFGHJKLQ:session-1"}}
+    }])
+}
+
+fn custom_action(findings: Vec<Value>) -> Value {
+    json!({
+        "version": "0", "id": "c1", "detail-type": "Security Hub Findings - Custom Action",
+        "source": "aws.securityhub", "account": ADMIN, "time": "2026-11-23T12:00:00Z", "region": "us-east-1",
+        "resources": [format!("arn:aws:securityhub:us-east-1:{ADMIN}:action/custom/revoke-sessions")],
+        "detail": {"actionName": "revoke-sessions", "actionDescription": "Revoke", "findings": findings}
+    })
+}
+
+fn imported(finding: Value) -> Value {
+    json!({
+        "version": "0", "id": "i1", "detail-type": "Security Hub Findings - Imported",
+        "source": "aws.securityhub", "account": ADMIN, "time": "2026-11-23T12:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": {"findings": [finding]}
+    })
+}
+
+#[test]
+fn custom_action_revokes_each_selected_principal_whatever_the_severity() {
+    let t = run(custom_action(vec![
+        asff(
+            access_key_resource("AssumedRole", "payments-api"),
+            "LOW",
+            10,
+        ),
+        asff(
+            json!([{"Type": "AwsIamUser", "Id": "arn:aws:iam::444455556666:user/ops/deployer"}]),
+            "MEDIUM",
+            40,
+        ),
+        asff(
+            json!([{"Type": "AwsAccount", "Id": format!("AWS::::Account:{MEMBER}")}]),
+            "HIGH",
+            70,
+        ),
+    ]));
+    assert_eq!(t.source, Source::SecurityHub);
+    let verdicts: Vec<Verdict> = t.decisions.iter().map(|d| d.decision).collect();
+    assert_eq!(
+        verdicts,
+        [Verdict::Revoke, Verdict::Revoke, Verdict::Ignore]
+    );
+    assert_eq!(
+        target_of(&t.decisions[0]),
+        (TargetKind::Role, MEMBER, "payments-api")
+    );
+    assert_eq!(
+        target_of(&t.decisions[1]),
+        (TargetKind::User, "444455556666", "deployer")
+    );
+    assert_eq!(t.decisions[0].finding.as_ref().unwrap().severity, Some(1.0));
+    assert_eq!(
+        t.decisions[0]
+            .target
+            .as_ref()
+            .unwrap()
+            .access_key_id
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "ASIAZXCVBNMASDFGHJKL"
+    );
+}
+
+#[test]
+fn custom_action_on_alert_only_or_protected_principals_alerts() {
+    for name in [
+        "AWSReservedSSO_Admin_0123456789abcdef",
+        "AWSServiceRoleForSupport",
+        "cutoff-member",
+    ] {
+        let t = run(custom_action(vec![asff(
+            access_key_resource("AssumedRole", name),
+            "HIGH",
+            70,
+        )]));
+        assert_eq!(only(&t).decision, Verdict::Alert, "{name}");
+    }
+}
+
+#[test]
+fn custom_action_on_a_sample_finding_is_ignored() {
+    let mut finding = asff(
+        access_key_resource("AssumedRole", "payments-api"),
+        "HIGH",
+        70,
+    );
+    finding["Sample"] = json!(true);
+    assert_eq!(
+        only(&run(custom_action(vec![finding]))).decision,
+        Verdict::Ignore
+    );
+}
+
+#[test]
+fn custom_action_with_an_instance_profile_alerts() {
+    let finding = asff(
+        json!([{"Type": "AwsEc2Instance", "Id": "arn:aws:ec2:us-east-1:111122223333:instance/i-1",
+                "Details": {"AwsEc2Instance": {"IamInstanceProfileArn": format!("arn:aws:iam::{MEMBER}:instance-profile/web")}}}]),
+        "HIGH",
+        70,
+    );
+    let d = only(&run(custom_action(vec![finding]))).clone();
+    assert_eq!(d.decision, Verdict::Alert);
+    assert_eq!(target_of(&d).0, TargetKind::InstanceProfile);
+}
+
+#[test]
+fn one_bad_finding_in_a_custom_action_does_not_hide_the_others() {
+    let t = run(custom_action(vec![
+        asff(access_key_resource("AssumedRole", "bad/name"), "HIGH", 70),
+        json!("not a finding"),
+        asff(
+            access_key_resource("AssumedRole", "payments-api"),
+            "HIGH",
+            70,
+        ),
+    ]));
+    let verdicts: Vec<Verdict> = t.decisions.iter().map(|d| d.decision).collect();
+    assert_eq!(
+        verdicts,
+        [Verdict::Ignore, Verdict::Ignore, Verdict::Revoke]
+    );
+    assert_eq!(t.invalid_inputs().count(), 2);
+}
+
+#[test]
+fn imported_findings_are_ignored_unless_opted_in() {
+    let event = imported(asff(
+        access_key_resource("AssumedRole", "payments-api"),
+        "HIGH",
+        80,
+    ));
+    let d = only(&run(event.clone())).clone();
+    assert_eq!(d.decision, Verdict::Ignore);
+    assert!(d.target.is_some());
+    let opted_in = TriageConfig {
+        securityhub_imported: true,
+        ..TriageConfig::default()
+    };
+    assert_eq!(only(&run_with(event, &opted_in)).decision, Verdict::Revoke);
+    let medium = imported(asff(
+        access_key_resource("AssumedRole", "payments-api"),
+        "MEDIUM",
+        50,
+    ));
+    assert_eq!(only(&run_with(medium, &opted_in)).decision, Verdict::Alert);
+    let mut archived = asff(
+        access_key_resource("AssumedRole", "payments-api"),
+        "HIGH",
+        80,
+    );
+    archived["RecordState"] = json!("ARCHIVED");
+    assert_eq!(
+        only(&run_with(imported(archived), &opted_in)).decision,
+        Verdict::Ignore
+    );
+    let mut resolved = asff(
+        access_key_resource("AssumedRole", "payments-api"),
+        "HIGH",
+        80,
+    );
+    resolved["Workflow"] = json!({"Status": "RESOLVED"});
+    assert_eq!(
+        only(&run_with(imported(resolved), &opted_in)).decision,
+        Verdict::Ignore
+    );
+}
+
+#[test]
+fn security_hub_role_resources_are_read_from_their_arn() {
+    let finding = asff(
+        json!([{"Type": "AwsIamRole", "Id": "arn:aws-us-gov:iam::444455556666:role/app/batch"}]),
+        "HIGH",
+        70,
+    );
+    let d = only(&run(custom_action(vec![finding]))).clone();
+    assert_eq!(target_of(&d), (TargetKind::Role, "444455556666", "batch"));
+}
+
+#[test]
+fn duplicate_principals_in_one_finding_give_one_decision() {
+    let mut resources = access_key_resource("AssumedRole", "payments-api");
+    let copy = resources[0].clone();
+    resources.as_array_mut().unwrap().push(copy);
+    let t = run(custom_action(vec![asff(resources, "HIGH", 70)]));
+    assert_eq!(t.decisions.len(), 1);
+}
+
+#[test]
+fn empty_custom_action_yields_one_ignore() {
+    assert_eq!(only(&run(custom_action(vec![]))).decision, Verdict::Ignore);
+}
+
+// --- CloudTrail ----------------------------------------------------------------------
+
+fn cloudtrail_event(event_name: &str) -> Value {
+    json!({
+        "version": "0", "id": "ct1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.cloudtrail",
+        "account": MEMBER, "time": "2026-11-23T12:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {
+            "eventVersion": "1.09", "eventSource": "cloudtrail.amazonaws.com", "eventName": event_name,
+            "eventTime": "2026-11-23T12:00:00Z", "eventID": "8f7e6d5c-0000-4000-8000-000000000001",
+            "userIdentity": {
+                "type": "AssumedRole", "principalId": "AROAZXCVBNMASDFGHJKLQ:build-42",
+                "arn": format!("arn:aws:sts::{MEMBER}:assumed-role/ci-runner/build-42"),
+                "accountId": MEMBER, "accessKeyId": "ASIAZXCVBNMASDFGHJKL",
+                "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "ci-runner",
+                    "arn": format!("arn:aws:iam::{MEMBER}:role/ci-runner"), "accountId": MEMBER}}
+            }
+        }
+    })
+}
+
+#[test]
+fn cloudtrail_calls_are_ignored_unless_opted_in() {
+    let t = run(cloudtrail_event("StopLogging"));
+    assert_eq!(t.source, Source::CloudTrail);
+    assert_eq!(only(&t).decision, Verdict::Ignore);
+    let config = TriageConfig {
+        cloudtrail_event_names: vec!["StopLogging".to_owned()],
+        ..TriageConfig::default()
+    };
+    let d = only(&run_with(cloudtrail_event("StopLogging"), &config)).clone();
+    assert_eq!(d.decision, Verdict::Revoke);
+    assert_eq!(target_of(&d), (TargetKind::Role, MEMBER, "ci-runner"));
+    assert_eq!(d.target.unwrap().session.unwrap().as_str(), "build-42");
+    assert_eq!(
+        only(&run_with(cloudtrail_event("DeleteTrail"), &config)).decision,
+        Verdict::Ignore
+    );
+}
+
+#[test]
+fn cloudtrail_caller_account_must_match_its_arn() {
+    let config = TriageConfig {
+        cloudtrail_event_names: vec!["StopLogging".to_owned()],
+        ..TriageConfig::default()
+    };
+    let mut event = cloudtrail_event("StopLogging");
+    set(
+        &mut event,
+        "/detail/userIdentity/accountId",
+        json!("444455556666"),
+    );
+    assert!(only(&run_with(event, &config)).invalid.is_some());
+}
+
+// --- Manual, schedule, unknown -------------------------------------------------------
+
+#[test]
+fn manual_revoke_requests_revoke_and_status_requests_are_ignored() {
+    let d = only(&run(
+        json!({"action": "revoke", "account": MEMBER, "role": "payments-api", "dry_run": true}),
+    ))
+    .clone();
+    assert_eq!(d.decision, Verdict::Revoke);
+    assert!(d.finding.is_none());
+    assert!(d.evidence.manual.as_ref().unwrap().dry_run);
+    let d = only(&run(
+        json!({"action": "status", "account": MEMBER, "role": "payments-api"}),
+    ))
+    .clone();
+    assert_eq!(d.decision, Verdict::Ignore);
+    assert!(d.target.is_some());
+}
+
+#[test]
+fn manual_instance_profile_is_revocable_but_root_and_protected_are_not() {
+    let d = only(&run(json!({"action": "revoke",
+        "principal_arn": format!("arn:aws:iam::{MEMBER}:instance-profile/web")})))
+    .clone();
+    assert_eq!(d.decision, Verdict::Revoke);
+    assert_eq!(target_of(&d).0, TargetKind::InstanceProfile);
+    let d = only(&run(
+        json!({"action": "revoke", "principal_arn": format!("arn:aws:iam::{MEMBER}:root")}),
+    ))
+    .clone();
+    assert_eq!(d.decision, Verdict::Alert);
+    let d = only(&run(
+        json!({"action": "revoke", "account": MEMBER, "role": "cutoff-member"}),
+    ))
+    .clone();
+    assert_eq!(d.decision, Verdict::Alert);
+}
+
+#[test]
+fn invalid_manual_requests_are_flagged() {
+    let d = only(&run(
+        json!({"action": "revoke", "account": "abc", "role": "x"}),
+    ))
+    .clone();
+    assert_eq!(d.decision, Verdict::Ignore);
+    assert!(d.invalid.is_some() && d.target.is_none());
+}
+
+#[test]
+fn schedule_and_unknown_events_yield_one_ignore_without_finding_or_target() {
+    let schedule = run(
+        json!({"version": "0", "id": "s", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": MEMBER, "time": "2026-11-23T12:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:111122223333:rule/cutoff-sweep"], "detail": {}}),
+    );
+    assert_eq!(schedule.source, Source::Schedule);
+    let unknown = run(json!([1, 2, 3]));
+    assert_eq!(unknown.source, Source::Unknown);
+    for t in [schedule, unknown] {
+        let d = only(&t);
+        assert_eq!(d.decision, Verdict::Ignore);
+        assert!(d.finding.is_none() && d.target.is_none() && d.invalid.is_none());
+    }
+}
+
+// --- Contract shape ------------------------------------------------------------------
+
+#[test]
+fn json_has_exactly_the_contract_fields() {
+    let json = run(gd_role(json!(8), "payments-api")).to_json();
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&json), ["source", "decisions"]);
+    assert_eq!(json["source"], "guardduty");
+    let decision = &json["decisions"][0];
+    assert_eq!(keys(decision), ["decision", "reason", "finding", "target"]);
+    assert_eq!(
+        keys(&decision["finding"]),
+        ["id", "type", "severity", "sample"]
+    );
+    assert_eq!(
+        keys(&decision["target"]),
+        ["kind", "account", "name", "access_key_id", "session"]
+    );
+    assert_eq!(decision["decision"], "revoke");
+    assert_eq!(decision["target"]["kind"], "role");
+    let unknown = run(json!({})).to_json();
+    assert_eq!(unknown["decisions"][0]["finding"], Value::Null);
+    assert_eq!(unknown["decisions"][0]["target"], Value::Null);
+    assert!(
+        unknown["decisions"][0]
+            .as_object()
+            .unwrap()
+            .contains_key("target")
+    );
+}
+
+// --- Hostile input -------------------------------------------------------------------
+
+#[test]
+fn hostile_bytes_give_errors_or_ignore_never_revoke() {
+    let config = TriageConfig::default();
+    let huge_name = format!(
+        r#"{{"action":"revoke","account":"111122223333","role":"{}"}}"#,
+        "a".repeat(1_000_000)
+    );
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let inputs: Vec<Vec<u8>> = vec![
+        vec![],
+        b"not json".to_vec(),
+        vec![0xff; 64],
+        deep.into_bytes(),
+        huge_name.into_bytes(),
+        br#"{"detail-type":"GuardDuty Finding","source":"aws.guardduty","detail":"x"}"#.to_vec(),
+        br#"{"detail-type":5,"source":[],"detail":{}}"#.to_vec(),
+        br#"{"action":"revoke","account":111122223333,"role":"x"}"#.to_vec(),
+    ];
+    for input in inputs {
+        if let Ok(t) = triage_bytes(&input, &config) {
+            assert!(t.decisions.iter().all(|d| d.decision != Verdict::Revoke));
+        }
+    }
+}
+
+fn arbitrary_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "[ -~]{0,24}".prop_map(Value::from),
+        // Values that look like what triage looks for.
+        prop_oneof![
+            Just("AssumedRole"),
+            Just("IAMUser"),
+            Just("aws.guardduty"),
+            Just("GuardDuty Finding"),
+            Just("111122223333"),
+            Just("payments-api"),
+            Just("revoke"),
+            Just("AwsIamAccessKey"),
+        ]
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        "[a-zA-Z-]{1,12}".boxed(),
+                        prop_oneof![
+                            Just("detail"),
+                            Just("detail-type"),
+                            Just("source"),
+                            Just("accountId"),
+                            Just("resource"),
+                            Just("accessKeyDetails"),
+                            Just("userType"),
+                            Just("userName"),
+                            Just("severity"),
+                            Just("id"),
+                            Just("action"),
+                            Just("findings"),
+                        ]
+                        .prop_map(str::to_owned)
+                        .boxed(),
+                    ],
+                    inner
+                ),
+                0..6
+            )
+            .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+/// Rewrites one random location of a known revoking event with an arbitrary value.
+fn mutate(event: &mut Value, path_choice: usize, replacement: Value) {
+    let mut pointers = Vec::new();
+    collect_pointers(event, String::new(), &mut pointers);
+    let pointer = &pointers[path_choice % pointers.len()];
+    if let Some(slot) = event.pointer_mut(pointer) {
+        *slot = replacement;
+    }
+}
+
+fn collect_pointers(value: &Value, at: String, out: &mut Vec<String>) {
+    out.push(at.clone());
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                collect_pointers(
+                    v,
+                    format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                collect_pointers(v, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn triage_never_panics_and_never_revokes_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        if let Ok(t) = triage_bytes(&bytes, &TriageConfig::default()) {
+            prop_assert!(t.decisions.iter().all(|d| d.decision != Verdict::Revoke));
+            prop_assert!(!t.decisions.is_empty());
+        }
+    }
+
+    #[test]
+    fn triage_never_revokes_on_arbitrary_json(value in arbitrary_json()) {
+        let t = run(value);
+        prop_assert!(!t.decisions.is_empty());
+        prop_assert!(t.decisions.iter().all(|d| d.decision != Verdict::Revoke));
+    }
+
+    /// A mutated real finding may still revoke, but only a principal that is named,
+    /// with its account, in the mutated input itself and only if that input is still
+    /// well-formed enough to name a valid account and name.
+    #[test]
+    fn mutated_findings_revoke_only_principals_named_in_the_input(
+        choice in any::<usize>(),
+        replacement in arbitrary_json(),
+        which in 0usize..3,
+    ) {
+        let mut event = match which {
+            0 => gd_role(json!(8), "payments-api"),
+            1 => custom_action(vec![asff(access_key_resource("AssumedRole", "payments-api"), "HIGH", 70)]),
+            _ => json!({"action": "revoke", "account": MEMBER, "role": "payments-api"}),
+        };
+        mutate(&mut event, choice, replacement);
+        let text = event.to_string();
+        for d in run(event).decisions {
+            if d.decision == Verdict::Revoke {
+                let target = d.target.expect("revoke always has a target");
+                prop_assert!(text.contains(&format!("\"{}\"", target.name)), "name {} not in input", target.name);
+                prop_assert!(text.contains(target.account.as_str()), "account not in input");
+                prop_assert!(d.invalid.is_none());
+            }
+        }
+    }
+}
