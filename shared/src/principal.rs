@@ -488,9 +488,9 @@ impl fmt::Display for PrincipalArn {
 }
 
 /// Splits `kind/<path…>/name` into the path (with its slashes) and the name.
-fn split_path_name<'a>(
+fn split_path_name(
     input: &str,
-    after_kind: &'a str,
+    after_kind: &str,
 ) -> Result<(IamPath, PrincipalName), InvalidValue> {
     // `after_kind` is everything after `role`, starting with `/`.
     let Some(last_slash) = after_kind.rfind('/') else {

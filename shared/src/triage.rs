@@ -608,7 +608,7 @@ fn asff_principals(finding: &AsffFinding) -> Result<Vec<Target>, InvalidValue> {
                         resource.id.as_deref(),
                         by_name,
                         finding_account,
-                        |account, name| Target::role(account, name),
+                        Target::role,
                     )?,
                 );
             }
