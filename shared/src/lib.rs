@@ -6,6 +6,6 @@
 
 pub mod config;
 pub mod event;
-// pub mod policy; (being written)
+pub mod policy;
 pub mod principal;
 pub mod triage;
