@@ -4,6 +4,8 @@
 //! ([`event`], [`principal`], [`triage`], [`policy`]) are pure: no I/O, no clock, no
 //! SDK. Time is injected so every rule is tested deterministically.
 
+pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod event;
 pub mod policy;

@@ -1,0 +1,226 @@
+//! One small trait per AWS capability the workflow needs, with the SDK implementation
+//! beside it ([`sdk`]) and an in-memory fake for tests ([`fake`]).
+//!
+//! Each trait lists the IAM actions its implementation calls; a function's trait
+//! bounds therefore match the permissions its role is granted. Adapters make exactly
+//! one API call per method and map every failure to [`AwsError`]; retries and call
+//! counting happen once, in [`retry`].
+
+pub mod error;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake;
+pub mod retry;
+pub mod sdk;
+
+use std::future::Future;
+
+use crate::principal::{Account, IamPath, PrincipalName, UniqueId};
+
+pub use error::{AwsError, ErrorKind};
+
+/// A role or an IAM user: the two principals that take inline policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PrincipalType {
+    Role,
+    User,
+}
+
+impl PrincipalType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalType::Role => "role",
+            PrincipalType::User => "user",
+        }
+    }
+}
+
+/// A role or user by name, in the account of the client it is used with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IamPrincipal {
+    pub kind: PrincipalType,
+    pub name: PrincipalName,
+}
+
+impl IamPrincipal {
+    pub fn role(name: PrincipalName) -> Self {
+        Self {
+            kind: PrincipalType::Role,
+            name,
+        }
+    }
+
+    pub fn user(name: PrincipalName) -> Self {
+        Self {
+            kind: PrincipalType::User,
+            name,
+        }
+    }
+}
+
+impl std::fmt::Display for IamPrincipal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} `{}`", self.kind.as_str(), self.name)
+    }
+}
+
+/// What `GetRole`/`GetUser` tell us about a principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalInfo {
+    pub principal: IamPrincipal,
+    pub path: IamPath,
+    /// `AROA…` for roles, `AIDA…` for users: the first half of `aws:userid`.
+    pub unique_id: UniqueId,
+    pub arn: String,
+    /// Tags in IAM's order (`cutoff:owner`, `cutoff:notify`, `cutoff:protected`…).
+    pub tags: Vec<(String, String)>,
+}
+
+impl PrincipalInfo {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The account-wide quotas that decide whether a managed-policy fallback fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AccountSummary {
+    /// Customer-managed policies in the account, and the quota.
+    pub policies: u32,
+    pub policies_quota: u32,
+    /// Managed policies that can be attached to one role / one user.
+    pub attached_policies_per_role_quota: u32,
+    pub attached_policies_per_user_quota: u32,
+}
+
+/// `iam:GetRole`, `iam:GetUser`, `iam:GetInstanceProfile`.
+pub trait Principals: Send + Sync {
+    fn get_principal(
+        &self,
+        principal: &IamPrincipal,
+    ) -> impl Future<Output = Result<PrincipalInfo, AwsError>> + Send;
+
+    /// The roles of an instance profile (IAM allows at most one).
+    fn instance_profile_roles(
+        &self,
+        profile: &PrincipalName,
+    ) -> impl Future<Output = Result<Vec<PrincipalName>, AwsError>> + Send;
+}
+
+/// `iam:{Get,Put,Delete}{Role,User}Policy`, `iam:List{Role,User}Policies`.
+pub trait InlinePolicies: Send + Sync {
+    /// The document as IAM returns it (URL-encoded), or None when the policy does not
+    /// exist.
+    fn get_inline_policy(
+        &self,
+        principal: &IamPrincipal,
+        policy_name: &str,
+    ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
+
+    fn list_inline_policies(
+        &self,
+        principal: &IamPrincipal,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+
+    fn put_inline_policy(
+        &self,
+        principal: &IamPrincipal,
+        policy_name: &str,
+        document: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    fn delete_inline_policy(
+        &self,
+        principal: &IamPrincipal,
+        policy_name: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// A customer-managed policy, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedPolicy {
+    pub arn: String,
+    /// The default version's document, URL-encoded as IAM returns it.
+    pub document: String,
+}
+
+/// The customer-managed fallback policy `cutoff-revoke-<name>`:
+/// `iam:GetPolicy`, `iam:GetPolicyVersion`, `iam:CreatePolicy`,
+/// `iam:CreatePolicyVersion`, `iam:ListPolicyVersions`, `iam:DeletePolicyVersion`,
+/// `iam:DeletePolicy`, `iam:{Attach,Detach}{Role,User}Policy`,
+/// `iam:ListAttached{Role,User}Policies`.
+pub trait ManagedPolicies: Send + Sync {
+    /// The ARN of a customer-managed policy in this account.
+    fn managed_policy_arn(&self, path: &IamPath, name: &str) -> String;
+
+    fn get_managed_policy(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<Option<ManagedPolicy>, AwsError>> + Send;
+
+    /// Creates the policy, or adds a new default version (deleting the oldest
+    /// non-default version when all five are used). Returns its ARN.
+    fn put_managed_policy(
+        &self,
+        path: &IamPath,
+        name: &str,
+        document: &str,
+    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+
+    fn delete_managed_policy(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// ARNs of the managed policies attached to the principal.
+    fn attached_policies(
+        &self,
+        principal: &IamPrincipal,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+
+    fn attach_policy(
+        &self,
+        principal: &IamPrincipal,
+        arn: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    fn detach_policy(
+        &self,
+        principal: &IamPrincipal,
+        arn: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// `iam:UpdateAccessKey` (to `Inactive` only: keys are evidence and never deleted).
+pub trait AccessKeys: Send + Sync {
+    fn deactivate_access_key(
+        &self,
+        user: &PrincipalName,
+        access_key_id: &crate::principal::AccessKeyId,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// `iam:GetAccountSummary`.
+pub trait AccountQuotas: Send + Sync {
+    fn account_summary(&self) -> impl Future<Output = Result<AccountSummary, AwsError>> + Send;
+}
+
+/// Everything the revocation workflow does in one account.
+pub trait IamApi: Principals + InlinePolicies + ManagedPolicies + AccessKeys + AccountQuotas {}
+impl<T: Principals + InlinePolicies + ManagedPolicies + AccessKeys + AccountQuotas> IamApi for T {}
+
+/// Access to accounts: our own directly, others through the member role
+/// (`sts:AssumeRole` with an ExternalId), credentials cached per account.
+pub trait AccountAccess: Send + Sync {
+    type Client: IamApi;
+
+    /// A client for `account`. `request_id` names the assumed-role session so that
+    /// CloudTrail in the member account shows which request acted (a cached session
+    /// keeps the name of the request that created it). STS calls, retries included,
+    /// are added to `calls`.
+    fn client_for(
+        &self,
+        account: &Account,
+        request_id: &str,
+        calls: &retry::CallCounter,
+    ) -> impl Future<Output = Result<Self::Client, AwsError>> + Send;
+}

@@ -1,0 +1,1 @@
+//! SDK implementations of the traits in [`super`] (being written).
