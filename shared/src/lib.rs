@@ -8,6 +8,8 @@ pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod event;
+pub mod outcome;
 pub mod policy;
 pub mod principal;
+pub mod revoke;
 pub mod triage;

@@ -1,0 +1,429 @@
+//! In-memory fakes of the AWS traits, for unit tests of the workflow.
+//!
+//! [`FakeIam`] keeps one account's roles, users, policies and keys, returns inline
+//! documents URL-encoded as IAM does, enforces the inline size quotas that IAM
+//! enforces (and moto does not), logs every call, and fails calls on demand.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::retry::CallCounter;
+use super::{
+    AccessKeys, AccountAccess, AccountQuotas, AccountSummary, AwsError, ErrorKind, IamPrincipal,
+    InlinePolicies, ManagedPolicies, ManagedPolicy, PrincipalInfo, PrincipalType, Principals,
+};
+use crate::policy::{ROLE_INLINE_BUDGET, USER_INLINE_BUDGET, policy_size};
+use crate::principal::{AccessKeyId, Account, IamPath, PrincipalName, UniqueId};
+
+#[derive(Debug, Clone, Default)]
+pub struct FakePrincipal {
+    pub path: String,
+    pub unique_id: String,
+    pub tags: Vec<(String, String)>,
+    /// Inline policies, raw JSON.
+    pub inline: BTreeMap<String, String>,
+    pub attached: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeState {
+    pub account: String,
+    pub roles: HashMap<String, FakePrincipal>,
+    pub users: HashMap<String, FakePrincipal>,
+    pub instance_profiles: HashMap<String, Vec<String>>,
+    /// Managed policy ARN → versions (the last is the default).
+    pub managed: HashMap<String, Vec<String>>,
+    /// (user, key id) → status.
+    pub access_keys: HashMap<(String, String), String>,
+    pub summary: AccountSummary,
+    /// Every call, as the IAM action name.
+    pub calls: Vec<&'static str>,
+    /// Errors to return, per action, in order.
+    pub failures: HashMap<&'static str, VecDeque<ErrorKind>>,
+    /// Documents to return instead of the stored one on the next reads (to simulate
+    /// eventual consistency or a concurrent writer), per policy name.
+    pub stale_reads: HashMap<String, VecDeque<Option<String>>>,
+}
+
+/// One fake account.
+#[derive(Debug, Clone)]
+pub struct FakeIam(pub Arc<Mutex<FakeState>>);
+
+impl FakeIam {
+    pub fn new(account: &str) -> Self {
+        Self(Arc::new(Mutex::new(FakeState {
+            account: account.to_owned(),
+            summary: AccountSummary {
+                policies: 0,
+                policies_quota: 1500,
+                attached_policies_per_role_quota: 10,
+                attached_policies_per_user_quota: 10,
+            },
+            ..FakeState::default()
+        })))
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn add_role(&self, name: &str, path: &str, tags: &[(&str, &str)]) -> &Self {
+        let unique_id = format!("AROA{:0>16}", name.len() * 7919 % 10_000_000);
+        self.state().roles.insert(
+            name.to_owned(),
+            FakePrincipal {
+                path: path.to_owned(),
+                unique_id,
+                tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                ..FakePrincipal::default()
+            },
+        );
+        self
+    }
+
+    pub fn add_user(&self, name: &str, tags: &[(&str, &str)]) -> &Self {
+        self.state().users.insert(
+            name.to_owned(),
+            FakePrincipal {
+                path: "/".to_owned(),
+                unique_id: "AIDAFAKEUSERID000001".to_owned(),
+                tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                ..FakePrincipal::default()
+            },
+        );
+        self
+    }
+
+    pub fn add_access_key(&self, user: &str, key: &str) -> &Self {
+        self.state()
+            .access_keys
+            .insert((user.to_owned(), key.to_owned()), "Active".to_owned());
+        self
+    }
+
+    pub fn add_instance_profile(&self, name: &str, roles: &[&str]) -> &Self {
+        self.state()
+            .instance_profiles
+            .insert(name.to_owned(), roles.iter().map(|r| r.to_string()).collect());
+        self
+    }
+
+    pub fn set_inline(&self, principal: &IamPrincipal, policy: &str, document: &str) {
+        let mut state = self.state();
+        let p = state.principal_mut(principal).expect("principal exists");
+        p.inline.insert(policy.to_owned(), document.to_owned());
+    }
+
+    pub fn inline(&self, principal: &IamPrincipal, policy: &str) -> Option<String> {
+        let state = self.state();
+        state.principal(principal)?.inline.get(policy).cloned()
+    }
+
+    pub fn fail(&self, action: &'static str, kinds: &[ErrorKind]) {
+        self.state()
+            .failures
+            .entry(action)
+            .or_default()
+            .extend(kinds.iter().copied());
+    }
+
+    /// The next reads of `policy` return these documents instead of the stored one.
+    pub fn stale_reads(&self, policy: &str, docs: &[Option<&str>]) {
+        self.state()
+            .stale_reads
+            .entry(policy.to_owned())
+            .or_default()
+            .extend(docs.iter().map(|d| d.map(str::to_owned)));
+    }
+
+    pub fn calls(&self) -> Vec<&'static str> {
+        self.state().calls.clone()
+    }
+
+    pub fn writes(&self) -> Vec<&'static str> {
+        self.calls()
+            .into_iter()
+            .filter(|c| !c.starts_with("Get") && !c.starts_with("List"))
+            .collect()
+    }
+
+    pub fn key_status(&self, user: &str, key: &str) -> Option<String> {
+        self.state()
+            .access_keys
+            .get(&(user.to_owned(), key.to_owned()))
+            .cloned()
+    }
+
+    fn begin(&self, action: &'static str) -> Result<std::sync::MutexGuard<'_, FakeState>, AwsError> {
+        let mut state = self.state();
+        state.calls.push(action);
+        if let Some(kind) = state.failures.get_mut(action).and_then(VecDeque::pop_front) {
+            return Err(AwsError::new(kind, action, "in the fake", "injected failure"));
+        }
+        Ok(state)
+    }
+}
+
+impl FakeState {
+    fn principal(&self, p: &IamPrincipal) -> Option<&FakePrincipal> {
+        match p.kind {
+            PrincipalType::Role => self.roles.get(p.name.as_str()),
+            PrincipalType::User => self.users.get(p.name.as_str()),
+        }
+    }
+
+    fn principal_mut(&mut self, p: &IamPrincipal) -> Option<&mut FakePrincipal> {
+        match p.kind {
+            PrincipalType::Role => self.roles.get_mut(p.name.as_str()),
+            PrincipalType::User => self.users.get_mut(p.name.as_str()),
+        }
+    }
+}
+
+fn not_found(action: &'static str, what: &str) -> AwsError {
+    AwsError::new(ErrorKind::NotFound, action, what.to_owned(), "not found")
+}
+
+fn encode(document: &str) -> String {
+    utf8_percent_encode(document, NON_ALPHANUMERIC).to_string()
+}
+
+fn action(kind: PrincipalType, role: &'static str, user: &'static str) -> &'static str {
+    match kind {
+        PrincipalType::Role => role,
+        PrincipalType::User => user,
+    }
+}
+
+impl Principals for FakeIam {
+    async fn get_principal(&self, principal: &IamPrincipal) -> Result<PrincipalInfo, AwsError> {
+        let op = action(principal.kind, "GetRole", "GetUser");
+        let state = self.begin(op)?;
+        let p = state
+            .principal(principal)
+            .ok_or_else(|| not_found(op, &principal.to_string()))?;
+        let kind = principal.kind.as_str();
+        Ok(PrincipalInfo {
+            principal: principal.clone(),
+            path: IamPath::parse(&p.path).expect("fake path"),
+            unique_id: UniqueId::parse(&p.unique_id).expect("fake id"),
+            arn: format!("arn:aws:iam::{}:{kind}{}{}", state.account, p.path, principal.name),
+            tags: p.tags.clone(),
+        })
+    }
+
+    async fn instance_profile_roles(&self, profile: &PrincipalName) -> Result<Vec<PrincipalName>, AwsError> {
+        let state = self.begin("GetInstanceProfile")?;
+        let roles = state
+            .instance_profiles
+            .get(profile.as_str())
+            .ok_or_else(|| not_found("GetInstanceProfile", profile.as_str()))?;
+        Ok(roles.iter().map(|r| PrincipalName::parse(r).expect("fake role")).collect())
+    }
+}
+
+impl InlinePolicies for FakeIam {
+    async fn get_inline_policy(&self, principal: &IamPrincipal, policy_name: &str) -> Result<Option<String>, AwsError> {
+        let op = action(principal.kind, "GetRolePolicy", "GetUserPolicy");
+        let mut state = self.begin(op)?;
+        if let Some(stale) = state
+            .stale_reads
+            .get_mut(policy_name)
+            .and_then(VecDeque::pop_front)
+        {
+            return Ok(stale.map(|d| encode(&d)));
+        }
+        let p = state
+            .principal(principal)
+            .ok_or_else(|| not_found(op, &principal.to_string()))?;
+        Ok(p.inline.get(policy_name).map(|d| encode(d)))
+    }
+
+    async fn list_inline_policies(&self, principal: &IamPrincipal) -> Result<Vec<String>, AwsError> {
+        let op = action(principal.kind, "ListRolePolicies", "ListUserPolicies");
+        let state = self.begin(op)?;
+        let p = state
+            .principal(principal)
+            .ok_or_else(|| not_found(op, &principal.to_string()))?;
+        Ok(p.inline.keys().cloned().collect())
+    }
+
+    async fn put_inline_policy(&self, principal: &IamPrincipal, policy_name: &str, document: &str) -> Result<(), AwsError> {
+        let op = action(principal.kind, "PutRolePolicy", "PutUserPolicy");
+        let mut state = self.begin(op)?;
+        let limit = match principal.kind {
+            PrincipalType::Role => ROLE_INLINE_BUDGET,
+            PrincipalType::User => USER_INLINE_BUDGET,
+        };
+        let p = state
+            .principal_mut(principal)
+            .ok_or_else(|| not_found(op, &principal.to_string()))?;
+        let others: usize = p
+            .inline
+            .iter()
+            .filter(|(name, _)| name.as_str() != policy_name)
+            .map(|(_, d)| policy_size(d))
+            .sum();
+        if others + policy_size(document) > limit {
+            return Err(AwsError::new(
+                ErrorKind::Quota,
+                op,
+                principal.to_string(),
+                format!("Maximum policy size of {limit} bytes exceeded"),
+            ));
+        }
+        p.inline.insert(policy_name.to_owned(), document.to_owned());
+        Ok(())
+    }
+
+    async fn delete_inline_policy(&self, principal: &IamPrincipal, policy_name: &str) -> Result<(), AwsError> {
+        let op = action(principal.kind, "DeleteRolePolicy", "DeleteUserPolicy");
+        let mut state = self.begin(op)?;
+        let p = state
+            .principal_mut(principal)
+            .ok_or_else(|| not_found(op, &principal.to_string()))?;
+        p.inline
+            .remove(policy_name)
+            .map(|_| ())
+            .ok_or_else(|| not_found(op, policy_name))
+    }
+}
+
+impl ManagedPolicies for FakeIam {
+    fn managed_policy_arn(&self, path: &IamPath, name: &str) -> String {
+        format!("arn:aws:iam::{}:policy{path}{name}", self.state().account)
+    }
+
+    async fn get_managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, AwsError> {
+        let state = self.begin("GetPolicy")?;
+        Ok(state.managed.get(arn).and_then(|versions| {
+            versions.last().map(|d| ManagedPolicy {
+                arn: arn.to_owned(),
+                document: encode(d),
+            })
+        }))
+    }
+
+    async fn put_managed_policy(&self, path: &IamPath, name: &str, document: &str) -> Result<String, AwsError> {
+        let arn = self.managed_policy_arn(path, name);
+        let mut state = self.begin("CreatePolicyVersion")?;
+        if policy_size(document) > crate::policy::MANAGED_POLICY_BUDGET {
+            return Err(AwsError::new(ErrorKind::Quota, "CreatePolicyVersion", arn, "policy too large"));
+        }
+        let versions = state.managed.entry(arn.clone()).or_default();
+        versions.push(document.to_owned());
+        if versions.len() > 5 {
+            versions.remove(0);
+        }
+        Ok(arn)
+    }
+
+    async fn delete_managed_policy(&self, arn: &str) -> Result<(), AwsError> {
+        let mut state = self.begin("DeletePolicy")?;
+        state
+            .managed
+            .remove(arn)
+            .map(|_| ())
+            .ok_or_else(|| not_found("DeletePolicy", arn))
+    }
+
+    async fn attached_policies(&self, principal: &IamPrincipal) -> Result<Vec<String>, AwsError> {
+        let op = action(principal.kind, "ListAttachedRolePolicies", "ListAttachedUserPolicies");
+        let state = self.begin(op)?;
+        let p = state
+            .principal(principal)
+            .ok_or_else(|| not_found(op, &principal.to_string()))?;
+        Ok(p.attached.clone())
+    }
+
+    async fn attach_policy(&self, principal: &IamPrincipal, arn: &str) -> Result<(), AwsError> {
+        let op = action(principal.kind, "AttachRolePolicy", "AttachUserPolicy");
+        let mut state = self.begin(op)?;
+        let p = state
+            .principal_mut(principal)
+            .ok_or_else(|| not_found(op, &principal.to_string()))?;
+        if !p.attached.iter().any(|a| a == arn) {
+            p.attached.push(arn.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn detach_policy(&self, principal: &IamPrincipal, arn: &str) -> Result<(), AwsError> {
+        let op = action(principal.kind, "DetachRolePolicy", "DetachUserPolicy");
+        let mut state = self.begin(op)?;
+        let p = state
+            .principal_mut(principal)
+            .ok_or_else(|| not_found(op, &principal.to_string()))?;
+        p.attached.retain(|a| a != arn);
+        Ok(())
+    }
+}
+
+impl AccessKeys for FakeIam {
+    async fn deactivate_access_key(&self, user: &PrincipalName, access_key_id: &AccessKeyId) -> Result<(), AwsError> {
+        let mut state = self.begin("UpdateAccessKey")?;
+        let status = state
+            .access_keys
+            .get_mut(&(user.to_string(), access_key_id.to_string()))
+            .ok_or_else(|| not_found("UpdateAccessKey", access_key_id.as_str()))?;
+        *status = "Inactive".to_owned();
+        Ok(())
+    }
+}
+
+impl AccountQuotas for FakeIam {
+    async fn account_summary(&self) -> Result<AccountSummary, AwsError> {
+        let state = self.begin("GetAccountSummary")?;
+        let mut summary = state.summary;
+        summary.policies = summary.policies.max(state.managed.len() as u32);
+        Ok(summary)
+    }
+}
+
+/// Fake accounts; records which accounts were reached through the member role.
+#[derive(Debug, Clone, Default)]
+pub struct FakeAccess {
+    pub home: Option<String>,
+    pub accounts: Arc<Mutex<HashMap<String, FakeIam>>>,
+    pub assumed: Arc<Mutex<Vec<String>>>,
+    /// Errors for the next AssumeRole calls.
+    pub assume_failures: Arc<Mutex<VecDeque<ErrorKind>>>,
+}
+
+impl FakeAccess {
+    pub fn new(home: &str) -> Self {
+        Self {
+            home: Some(home.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    /// The fake for `account`, created on first use.
+    pub fn account(&self, account: &str) -> FakeIam {
+        self.accounts
+            .lock()
+            .unwrap()
+            .entry(account.to_owned())
+            .or_insert_with(|| FakeIam::new(account))
+            .clone()
+    }
+}
+
+impl AccountAccess for FakeAccess {
+    type Client = FakeIam;
+
+    async fn client_for(&self, account: &Account, _request_id: &str, calls: &CallCounter) -> Result<FakeIam, AwsError> {
+        if self.home.as_deref() != Some(account.as_str()) {
+            calls.add(1);
+            if let Some(kind) = self.assume_failures.lock().unwrap().pop_front() {
+                return Err(AwsError::new(kind, "sts:AssumeRole", account.to_string(), "injected failure"));
+            }
+            self.assumed.lock().unwrap().push(account.to_string());
+        }
+        Ok(self.account(account.as_str()))
+    }
+}

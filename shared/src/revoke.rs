@@ -1,0 +1,1052 @@
+//! The revocation workflow: resolve the principal, read its deny, merge a new cutoff,
+//! check the size budget, write, read back, and say what happened.
+//!
+//! Written against the traits in [`crate::aws`], so it runs the same against IAM, the
+//! local stand-in and the in-memory fakes. Every request ends in an [`Outcome`];
+//! nothing here panics or returns early without one.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::aws::retry::{CallCounter, RetryPolicy, with_retries};
+use crate::aws::{
+    AccessKeys, AccountAccess, AwsError, ErrorKind, IamApi, IamPrincipal, InlinePolicies,
+    ManagedPolicies, PrincipalInfo, Principals,
+};
+use crate::clock::Clock;
+use crate::event::{ManualAction, Scope};
+use crate::outcome::{Outcome, OutcomeError, Owner, RevocationRequest, Status};
+use crate::policy::{
+    self, Budget, Cutoff, MANAGED_POLICY_BUDGET, PolicyDocument, ROLE_INLINE_BUDGET,
+    ROLE_WIDE_POLICY_NAME, SESSION_POLICY_NAME, SessionPrincipal, USER_INLINE_BUDGET,
+};
+use crate::principal::{IamPath, NamePattern, RoleClass, Target, TargetKind, classify_role};
+
+/// Tag naming the team that owns a principal.
+pub const OWNER_TAG: &str = "cutoff:owner";
+/// Tag naming an SNS topic to notify for this principal.
+pub const NOTIFY_TAG: &str = "cutoff:notify";
+/// Tag that protects a principal from revocation (`true`).
+pub const PROTECTED_TAG: &str = "cutoff:protected";
+
+/// The longest a role session can live (`MaxSessionDuration` tops out at 12 h).
+pub const ROLE_MAX_SESSION: chrono::Duration = chrono::Duration::hours(12);
+/// The longest `GetSessionToken` credentials of an IAM user can live.
+pub const USER_MAX_SESSION: chrono::Duration = chrono::Duration::hours(36);
+
+#[derive(Debug, Clone)]
+pub struct RevokeConfig {
+    /// Never revoked, whatever the request says (cutoff's own roles, the member role,
+    /// break-glass roles).
+    pub protected: Vec<NamePattern>,
+    /// Added to "now" before rounding up to a whole second. STS may round a session's
+    /// issue time to the nearest second; one second of margin keeps a session minted
+    /// just before the write from landing exactly on the cutoff and surviving.
+    pub margin: chrono::Duration,
+    pub retry: RetryPolicy,
+    /// Read-backs before a write is declared unverified (IAM is eventually consistent).
+    pub verify_attempts: u32,
+    pub verify_delay: Duration,
+    /// Path of the managed fallback policies.
+    pub fallback_path: IamPath,
+}
+
+impl Default for RevokeConfig {
+    fn default() -> Self {
+        Self {
+            protected: crate::config::TriageConfig::default().protected,
+            margin: chrono::Duration::seconds(1),
+            retry: RetryPolicy::default(),
+            verify_attempts: 5,
+            verify_delay: Duration::from_millis(250),
+            fallback_path: IamPath::parse("/cutoff/").unwrap_or_else(|_| IamPath::root()),
+        }
+    }
+}
+
+/// The deny state of one principal, for `cutoff status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DenyState {
+    pub cutoff: Cutoff,
+    /// Where it lives: an inline policy name or the managed policy ARN.
+    pub policy: String,
+    pub age_seconds: i64,
+    /// Whether a session issued before the cutoff could still be alive, i.e. whether
+    /// the deny still matters.
+    pub still_effective: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionDenyState {
+    pub userid: String,
+    #[serde(flatten)]
+    pub deny: DenyState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusReport {
+    pub target: Target,
+    pub owner: Owner,
+    pub role_wide: Option<DenyState>,
+    pub sessions: Vec<SessionDenyState>,
+    pub api_calls: u32,
+    pub error: Option<OutcomeError>,
+}
+
+/// Why a step stopped the workflow.
+struct Stop {
+    status: Status,
+    kind: Option<String>,
+    message: String,
+}
+
+impl Stop {
+    fn failed(kind: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: Status::Failed,
+            kind: Some(kind.to_owned()),
+            message: message.into(),
+        }
+    }
+
+    fn with(status: Status, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<AwsError> for Stop {
+    fn from(err: AwsError) -> Self {
+        Stop::failed(err.kind.as_str(), err.to_string())
+    }
+}
+
+/// What a deny step did.
+struct Applied {
+    status: Status,
+    cutoff: Cutoff,
+    previous: Option<Cutoff>,
+    policy: String,
+    scope: Scope,
+    notes: Vec<String>,
+}
+
+/// The revoker: account access, a clock, and the rules.
+pub struct Revoker<A, K> {
+    pub access: A,
+    pub clock: K,
+    pub config: RevokeConfig,
+}
+
+/// One request's view: the client for its account and its call counter.
+struct Run<'r, C> {
+    client: &'r C,
+    calls: &'r CallCounter,
+    config: &'r RevokeConfig,
+    dry_run: bool,
+    actions: Vec<String>,
+}
+
+impl<C: IamApi> Run<'_, C> {
+    async fn read_policy(
+        &self,
+        principal: &IamPrincipal,
+        name: &str,
+    ) -> Result<(Option<String>, Option<PolicyDocument>), Stop> {
+        let raw = with_retries(&self.config.retry, self.calls, || {
+            self.client.get_inline_policy(principal, name)
+        })
+        .await?;
+        let doc = match &raw {
+            Some(text) => Some(PolicyDocument::parse(text).map_err(|e| {
+                Stop::failed(
+                    "unreadable_policy",
+                    format!("the existing policy {name} on {principal} cannot be read ({e}); not overwriting it"),
+                )
+            })?),
+            None => None,
+        };
+        Ok((raw, doc))
+    }
+
+    /// Characters used by the principal's inline policies other than `except`.
+    async fn inline_used_by_others(&self, principal: &IamPrincipal, except: &str) -> Result<usize, Stop> {
+        let names = with_retries(&self.config.retry, self.calls, || {
+            self.client.list_inline_policies(principal)
+        })
+        .await?;
+        let mut used = 0;
+        for name in names.iter().filter(|n| n.as_str() != except) {
+            let raw = with_retries(&self.config.retry, self.calls, || {
+                self.client.get_inline_policy(principal, name)
+            })
+            .await?;
+            if let Some(raw) = raw {
+                // An unreadable foreign policy is counted at its encoded length, which
+                // over-estimates: falling back early is safe, overflowing is not.
+                used += policy::stored_policy_size(&raw).unwrap_or(raw.len());
+            }
+        }
+        Ok(used)
+    }
+
+    /// Whether `document` fits as inline policy `name`, replacing `existing_raw`.
+    async fn fits_inline(
+        &self,
+        principal: &IamPrincipal,
+        name: &str,
+        existing_raw: Option<&str>,
+        document: &str,
+        limit: usize,
+    ) -> Result<(bool, String), Stop> {
+        let size = policy::policy_size(document);
+        // Replacing a document with one no larger cannot break a quota the current
+        // state already meets; this keeps repeat revocations at four calls.
+        if let Some(raw) = existing_raw
+            && policy::stored_policy_size(raw).is_ok_and(|old| size <= old)
+        {
+            return Ok((true, String::new()));
+        }
+        let used = self.inline_used_by_others(principal, name).await?;
+        let budget = Budget {
+            limit,
+            used_by_other_policies: used,
+        };
+        Ok((
+            budget.fits(size),
+            format!(
+                "the other inline policies of {principal} use {used} of {limit} characters and the deny needs {size}"
+            ),
+        ))
+    }
+
+    async fn write_inline(&mut self, principal: &IamPrincipal, name: &str, document: &str) -> Result<(), AwsError> {
+        self.actions.push(format!("put inline policy {name} on {principal}"));
+        if self.dry_run {
+            return Ok(());
+        }
+        with_retries(&self.config.retry, self.calls, || {
+            self.client.put_inline_policy(principal, name, document)
+        })
+        .await
+    }
+
+    /// Reads the inline policy back until `check` accepts it.
+    async fn verify_inline(
+        &self,
+        principal: &IamPrincipal,
+        name: &str,
+        check: impl Fn(Option<&PolicyDocument>) -> bool,
+    ) -> Result<(), Stop> {
+        for attempt in 1..=self.config.verify_attempts {
+            let (_, doc) = self.read_policy(principal, name).await?;
+            if check(doc.as_ref()) {
+                return Ok(());
+            }
+            if attempt < self.config.verify_attempts {
+                tokio::time::sleep(self.config.verify_delay * attempt).await;
+            }
+        }
+        Err(Stop::failed(
+            "unverified",
+            format!(
+                "wrote {name} on {principal} but {} read-backs did not show the expected deny (IAM is eventually consistent, or another writer changed it); the request will be retried",
+                self.config.verify_attempts
+            ),
+        ))
+    }
+
+    /// The role-wide deny (`AWSRevokeOlderSessions`), with the managed fallback.
+    async fn role_wide(
+        &mut self,
+        principal: &IamPrincipal,
+        limit: usize,
+        last_activity: Option<DateTime<Utc>>,
+        new: Cutoff,
+    ) -> Result<Applied, Stop> {
+        let (raw, existing) = self.read_policy(principal, ROLE_WIDE_POLICY_NAME).await?;
+        let previous = existing.as_ref().and_then(PolicyDocument::role_wide_cutoff);
+        if let (Some(previous), Some(seen)) = (previous, last_activity)
+            && previous.covers(seen)
+        {
+            return Ok(Applied {
+                status: Status::AlreadyRevoked,
+                cutoff: previous,
+                previous: Some(previous),
+                policy: ROLE_WIDE_POLICY_NAME.to_owned(),
+                scope: Scope::Role,
+                notes: vec![format!(
+                    "the existing cutoff {previous} is after the activity last seen at {}; the session in the finding is already denied",
+                    seen.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )],
+            });
+        }
+        let merge = policy::merge_role_wide(existing.as_ref(), new);
+        if !merge.changed {
+            return Ok(Applied {
+                status: Status::AlreadyRevoked,
+                cutoff: merge.cutoff,
+                previous,
+                policy: ROLE_WIDE_POLICY_NAME.to_owned(),
+                scope: Scope::Role,
+                notes: vec![format!("the existing cutoff {} is already at or after {new}", merge.cutoff)],
+            });
+        }
+        let document = merge.document.to_json();
+        let (fits, why) = self
+            .fits_inline(principal, ROLE_WIDE_POLICY_NAME, raw.as_deref(), &document, limit)
+            .await?;
+        if fits {
+            match self.write_inline(principal, ROLE_WIDE_POLICY_NAME, &document).await {
+                Ok(()) => {
+                    if !self.dry_run {
+                        let want = merge.cutoff;
+                        self.verify_inline(principal, ROLE_WIDE_POLICY_NAME, |doc| {
+                            doc.and_then(PolicyDocument::role_wide_cutoff).is_some_and(|c| c >= want)
+                        })
+                        .await?;
+                    }
+                    return Ok(Applied {
+                        status: self.written_status(),
+                        cutoff: merge.cutoff,
+                        previous,
+                        policy: ROLE_WIDE_POLICY_NAME.to_owned(),
+                        scope: Scope::Role,
+                        notes: Vec::new(),
+                    });
+                }
+                // IAM is the authority on its quota; if it disagrees with our count,
+                // fall back rather than drop the revocation.
+                Err(err) if err.kind == ErrorKind::Quota => {
+                    self.actions.pop();
+                    return self
+                        .managed_fallback(principal, new, previous, format!("IAM refused the inline write ({err})"))
+                        .await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        self.managed_fallback(principal, new, previous, why).await
+    }
+
+    fn written_status(&self) -> Status {
+        if self.dry_run { Status::DryRun } else { Status::Applied }
+    }
+
+    /// The role-wide deny in the customer-managed policy `cutoff-revoke-<name>`, for
+    /// principals whose inline budget is exhausted.
+    async fn managed_fallback(
+        &mut self,
+        principal: &IamPrincipal,
+        new: Cutoff,
+        inline_previous: Option<Cutoff>,
+        why: String,
+    ) -> Result<Applied, Stop> {
+        let name = policy::fallback_managed_policy_name(&principal.name);
+        let path = self.config.fallback_path.clone();
+        let arn = self.client.managed_policy_arn(&path, &name);
+        let existing = with_retries(&self.config.retry, self.calls, || self.client.get_managed_policy(&arn)).await?;
+        let existing = match existing {
+            Some(policy) => Some(PolicyDocument::parse(&policy.document).map_err(|e| {
+                Stop::failed("unreadable_policy", format!("the managed policy {arn} cannot be read ({e}); not overwriting it"))
+            })?),
+            None => None,
+        };
+        let managed_previous = existing.as_ref().and_then(PolicyDocument::role_wide_cutoff);
+        let previous = inline_previous.max(managed_previous);
+        let merge = policy::merge_role_wide(existing.as_ref(), new);
+        let note = format!("the deny does not fit inline ({why}); it is in the managed policy {arn}");
+        if !merge.changed {
+            return Ok(Applied {
+                status: Status::AlreadyRevoked,
+                cutoff: merge.cutoff,
+                previous,
+                policy: arn,
+                scope: Scope::Role,
+                notes: vec![note],
+            });
+        }
+        let document = merge.document.to_json();
+        if policy::policy_size(&document) > MANAGED_POLICY_BUDGET {
+            return Err(Stop::failed(
+                "quota",
+                format!("{note}, but that policy would exceed {MANAGED_POLICY_BUDGET} characters; free inline space on {principal}"),
+            ));
+        }
+        let attached = with_retries(&self.config.retry, self.calls, || self.client.attached_policies(principal)).await?;
+        let is_attached = attached.iter().any(|a| a == &arn);
+        if existing.is_none() || !is_attached {
+            let summary = with_retries(&self.config.retry, self.calls, || self.client.account_summary()).await?;
+            if existing.is_none() && summary.policies >= summary.policies_quota {
+                return Err(Stop::failed(
+                    "quota",
+                    format!(
+                        "{note}, but the account has {} of {} customer-managed policies; delete unused ones",
+                        summary.policies, summary.policies_quota
+                    ),
+                ));
+            }
+            let per_principal = match principal.kind {
+                crate::aws::PrincipalType::Role => summary.attached_policies_per_role_quota,
+                crate::aws::PrincipalType::User => summary.attached_policies_per_user_quota,
+            };
+            if !is_attached && attached.len() as u32 >= per_principal {
+                return Err(Stop::failed(
+                    "quota",
+                    format!(
+                        "{note}, but {principal} already has {} of {per_principal} managed policies attached; detach one or free inline space",
+                        attached.len()
+                    ),
+                ));
+            }
+        }
+        self.actions.push(format!("put managed policy {arn}"));
+        if !is_attached {
+            self.actions.push(format!("attach {arn} to {principal}"));
+        }
+        if !self.dry_run {
+            with_retries(&self.config.retry, self.calls, || {
+                self.client.put_managed_policy(&path, &name, &document)
+            })
+            .await?;
+            if !is_attached {
+                with_retries(&self.config.retry, self.calls, || self.client.attach_policy(principal, &arn)).await?;
+            }
+            self.verify_managed(&arn, merge.cutoff).await?;
+        }
+        Ok(Applied {
+            status: self.written_status(),
+            cutoff: merge.cutoff,
+            previous,
+            policy: arn,
+            scope: Scope::Role,
+            notes: vec![note],
+        })
+    }
+
+    async fn verify_managed(&self, arn: &str, want: Cutoff) -> Result<(), Stop> {
+        for attempt in 1..=self.config.verify_attempts {
+            let policy = with_retries(&self.config.retry, self.calls, || self.client.get_managed_policy(arn)).await?;
+            let cutoff = policy
+                .and_then(|p| PolicyDocument::parse(&p.document).ok())
+                .and_then(|d| d.role_wide_cutoff());
+            if cutoff.is_some_and(|c| c >= want) {
+                return Ok(());
+            }
+            if attempt < self.config.verify_attempts {
+                tokio::time::sleep(self.config.verify_delay * attempt).await;
+            }
+        }
+        Err(Stop::failed("unverified", format!("wrote {arn} but read-backs did not show the cutoff {want}")))
+    }
+
+    /// The session-scoped deny, escalated to role-wide when it does not fit.
+    async fn session_scoped(
+        &mut self,
+        principal: &IamPrincipal,
+        session: SessionPrincipal,
+        last_activity: Option<DateTime<Utc>>,
+        new: Cutoff,
+    ) -> Result<Applied, Stop> {
+        let (raw, existing) = self.read_policy(principal, SESSION_POLICY_NAME).await?;
+        let previous = existing.as_ref().and_then(|d| d.session_cutoff(&session));
+        if let (Some(previous), Some(seen)) = (previous, last_activity)
+            && previous.covers(seen)
+        {
+            return Ok(Applied {
+                status: Status::AlreadyRevoked,
+                cutoff: previous,
+                previous: Some(previous),
+                policy: SESSION_POLICY_NAME.to_owned(),
+                scope: Scope::Session,
+                notes: vec![format!("session {session} is already denied from {previous}")],
+            });
+        }
+        let merge = policy::merge_session(existing.as_ref(), &session, new);
+        if !merge.changed {
+            return Ok(Applied {
+                status: Status::AlreadyRevoked,
+                cutoff: merge.cutoff,
+                previous,
+                policy: SESSION_POLICY_NAME.to_owned(),
+                scope: Scope::Session,
+                notes: Vec::new(),
+            });
+        }
+        let document = merge.document.to_json();
+        let (fits, why) = self
+            .fits_inline(principal, SESSION_POLICY_NAME, raw.as_deref(), &document, ROLE_INLINE_BUDGET)
+            .await?;
+        let escalate = |why: String| format!("the session deny does not fit ({why}); escalated to a role-wide deny");
+        if !fits {
+            let mut applied = self.role_wide(principal, ROLE_INLINE_BUDGET, last_activity, new).await?;
+            applied.notes.insert(0, escalate(why));
+            return Ok(applied);
+        }
+        match self.write_inline(principal, SESSION_POLICY_NAME, &document).await {
+            Ok(()) => {}
+            Err(err) if err.kind == ErrorKind::Quota => {
+                self.actions.pop();
+                let mut applied = self.role_wide(principal, ROLE_INLINE_BUDGET, last_activity, new).await?;
+                applied.notes.insert(0, escalate(err.to_string()));
+                return Ok(applied);
+            }
+            Err(err) => return Err(err.into()),
+        }
+        if !self.dry_run {
+            let want = merge.cutoff;
+            self.verify_inline(principal, SESSION_POLICY_NAME, |doc| {
+                doc.and_then(|d| d.session_cutoff(&session)).is_some_and(|c| c >= want)
+            })
+            .await?;
+        }
+        Ok(Applied {
+            status: self.written_status(),
+            cutoff: merge.cutoff,
+            previous,
+            policy: SESSION_POLICY_NAME.to_owned(),
+            scope: Scope::Session,
+            notes: Vec::new(),
+        })
+    }
+}
+
+fn owner_of(info: &PrincipalInfo) -> (Owner, Option<String>) {
+    let team = info
+        .tag(OWNER_TAG)
+        .filter(|t| !t.is_empty() && t.len() <= 128 && !t.chars().any(char::is_control))
+        .map(str::to_owned);
+    let notify = info.tag(NOTIFY_TAG);
+    let topic = notify.filter(|t| is_sns_topic_arn(t)).map(str::to_owned);
+    let note = match (notify, &topic) {
+        (Some(raw), None) => Some(format!(
+            "tag {NOTIFY_TAG} on {} is not an SNS topic ARN ({}); ignored",
+            info.principal,
+            crate::principal::excerpt(raw)
+        )),
+        _ => None,
+    };
+    (Owner { team, topic }, note)
+}
+
+/// `arn:<partition>:sns:<region>:<account>:<topic>`.
+pub fn is_sns_topic_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && crate::principal::Partition::parse(parts[1]).is_ok()
+        && parts[2] == "sns"
+        && !parts[3].is_empty()
+        && crate::principal::Account::parse(parts[4]).is_ok()
+        && !parts[5].is_empty()
+        && parts[5].len() <= 256
+        && parts[5].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+fn unmodifiable_reason(kind: TargetKind) -> Option<&'static str> {
+    Some(match kind {
+        TargetKind::Role | TargetKind::User | TargetKind::InstanceProfile => return None,
+        TargetKind::Root => "IAM policies cannot restrict the root user; rotate its credentials and check its MFA",
+        TargetKind::ServiceLinkedRole => {
+            "service-linked roles are owned by an AWS service and IAM refuses changes to them"
+        }
+        TargetKind::IdentityCenterRole => {
+            "Identity Center roles are managed by their permission set; add the deny to the permission set's inline policy instead"
+        }
+        TargetKind::FederatedUser => {
+            "federated users have no IAM principal to hold a deny; revoke the IAM user that called GetFederationToken"
+        }
+        TargetKind::Unknown => "cutoff does not know how to revoke this kind of principal",
+    })
+}
+
+impl<A: AccountAccess, K: Clock> Revoker<A, K> {
+    pub fn new(access: A, clock: K, config: RevokeConfig) -> Self {
+        Self { access, clock, config }
+    }
+
+    fn is_protected(&self, target: &Target) -> Option<&NamePattern> {
+        self.config.protected.iter().find(|p| p.matches(&target.name))
+    }
+
+    /// Handles a revoke or release request; `status` requests get a
+    /// [`StatusReport`] from [`Revoker::status`] instead.
+    pub async fn handle(&self, request: &RevocationRequest, request_id: &str) -> Outcome {
+        let calls = CallCounter::default();
+        let mut outcome = Outcome::for_request(request, Status::Failed, "");
+        let result = match request.action {
+            ManualAction::Revoke => self.revoke(request, request_id, &calls, &mut outcome).await,
+            ManualAction::Release => self.release(request, request_id, &calls, &mut outcome).await,
+            ManualAction::Status => Err(Stop::failed(
+                "invalid_request",
+                "status requests are answered with a status report, not an outcome",
+            )),
+        };
+        outcome.api_calls = calls.get();
+        if let Err(stop) = result {
+            outcome.status = stop.status;
+            outcome.detail = match stop.status {
+                Status::Failed => format!("failed: {}", stop.message),
+                _ => stop.message.clone(),
+            };
+            outcome.error = stop.kind.map(|kind| OutcomeError {
+                kind,
+                message: stop.message,
+            });
+        }
+        if !outcome.actions.is_empty() && !outcome.dry_run && outcome.status != Status::Failed {
+            outcome.propagation = Some("eventual".to_owned());
+        }
+        outcome
+    }
+
+    /// Resolves the target to the principal that holds policies and reads it.
+    async fn resolve(
+        &self,
+        request: &RevocationRequest,
+        client: &A::Client,
+        calls: &CallCounter,
+        outcome: &mut Outcome,
+    ) -> Result<(IamPrincipal, PrincipalInfo), Stop> {
+        let target = &request.target;
+        if let Some(reason) = unmodifiable_reason(target.kind) {
+            return Err(Stop::with(Status::Unmodifiable, format!("{target}: {reason}")));
+        }
+        if let Some(pattern) = self.is_protected(target) {
+            return Err(Stop::with(
+                Status::Protected,
+                format!("{target} is protected (matches {pattern}); cutoff never revokes it"),
+            ));
+        }
+        let retry = &self.config.retry;
+        let principal = match target.kind {
+            TargetKind::InstanceProfile => {
+                let roles = with_retries(retry, calls, || client.instance_profile_roles(&target.name)).await?;
+                let Some(role) = roles.into_iter().next() else {
+                    return Err(Stop::failed(
+                        "not_found",
+                        format!("instance profile {} in {} has no role", target.name, target.account),
+                    ));
+                };
+                let resolved = Target {
+                    kind: TargetKind::of_role(&role, None),
+                    name: role.clone(),
+                    ..target.clone()
+                };
+                outcome.detail = format!("instance profile {} resolves to role {role}", target.name);
+                outcome.target = Some(resolved.clone());
+                if let Some(reason) = unmodifiable_reason(resolved.kind) {
+                    return Err(Stop::with(Status::Unmodifiable, format!("{resolved}: {reason}")));
+                }
+                if let Some(pattern) = self.is_protected(&resolved) {
+                    return Err(Stop::with(
+                        Status::Protected,
+                        format!("{resolved} is protected (matches {pattern}); cutoff never revokes it"),
+                    ));
+                }
+                IamPrincipal::role(role)
+            }
+            TargetKind::User => IamPrincipal::user(target.name.clone()),
+            _ => IamPrincipal::role(target.name.clone()),
+        };
+        let info = with_retries(retry, calls, || client.get_principal(&principal)).await?;
+        let (owner, note) = owner_of(&info);
+        outcome.owner = owner;
+        if let Some(note) = note {
+            outcome.detail = note;
+        }
+        if principal.kind == crate::aws::PrincipalType::Role {
+            match classify_role(&principal.name, Some(&info.path)) {
+                RoleClass::Ordinary => {}
+                RoleClass::ServiceLinked => {
+                    return Err(Stop::with(
+                        Status::Unmodifiable,
+                        format!("{principal} (path {}): {}", info.path, unmodifiable_reason(TargetKind::ServiceLinkedRole).unwrap_or_default()),
+                    ));
+                }
+                RoleClass::IdentityCenter => {
+                    return Err(Stop::with(
+                        Status::Unmodifiable,
+                        format!("{principal} (path {}): {}", info.path, unmodifiable_reason(TargetKind::IdentityCenterRole).unwrap_or_default()),
+                    ));
+                }
+            }
+        }
+        if info.tag(PROTECTED_TAG).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            return Err(Stop::with(
+                Status::Protected,
+                format!("{principal} is tagged {PROTECTED_TAG}=true; cutoff never revokes it"),
+            ));
+        }
+        Ok((principal, info))
+    }
+
+    async fn revoke(
+        &self,
+        request: &RevocationRequest,
+        request_id: &str,
+        calls: &CallCounter,
+        outcome: &mut Outcome,
+    ) -> Result<(), Stop> {
+        let target = &request.target;
+        // Refuse what cannot be written before reaching into the account at all.
+        if let Some(reason) = unmodifiable_reason(target.kind) {
+            return Err(Stop::with(Status::Unmodifiable, format!("{target}: {reason}")));
+        }
+        if let Some(pattern) = self.is_protected(target) {
+            return Err(Stop::with(
+                Status::Protected,
+                format!("{target} is protected (matches {pattern}); cutoff never revokes it"),
+            ));
+        }
+        let client = self.access.client_for(&target.account, request_id, calls).await?;
+        let (principal, info) = self.resolve(request, &client, calls, outcome).await?;
+        let mut notes: Vec<String> = (!outcome.detail.is_empty()).then(|| outcome.detail.clone()).into_iter().collect();
+        let now = self.clock.now();
+        let new = Cutoff::at_or_after(now + self.config.margin);
+        let mut run = Run {
+            client: &client,
+            calls,
+            config: &self.config,
+            dry_run: request.dry_run,
+            actions: Vec::new(),
+        };
+
+        let result = async {
+            if principal.kind == crate::aws::PrincipalType::User {
+                if let Some(key) = &target.access_key_id {
+                    if key.is_long_term() {
+                        run.actions.push(format!("set access key {key} of {principal} Inactive"));
+                        if !run.dry_run {
+                            match with_retries(&self.config.retry, calls, || client.deactivate_access_key(&principal.name, key)).await {
+                                Ok(()) => {}
+                                Err(err) if err.kind == ErrorKind::NotFound => {
+                                    run.actions.pop();
+                                    notes.push(format!("access key {key} was not found on {principal}; check which user it belongs to"));
+                                }
+                                Err(err) => return Err(Stop::from(err)),
+                            }
+                        }
+                    } else {
+                        notes.push(format!(
+                            "the finding's key {key} is temporary; the deny below stops it, but deactivate the long-term key of {principal} that minted it"
+                        ));
+                    }
+                }
+                return run.role_wide(&principal, USER_INLINE_BUDGET, request.last_activity, new).await;
+            }
+            match (request.scope, &target.session) {
+                (Scope::Session, Some(session)) => {
+                    let session = SessionPrincipal {
+                        role_id: info.unique_id.clone(),
+                        session: session.clone(),
+                    };
+                    run.session_scoped(&principal, session, request.last_activity, new).await
+                }
+                (Scope::Session, None) => Err(Stop::failed("invalid_request", "scope session needs a session name")),
+                (Scope::Role, _) => run.role_wide(&principal, ROLE_INLINE_BUDGET, request.last_activity, new).await,
+            }
+        }
+        .await;
+        outcome.actions = run.actions;
+        let applied = result?;
+        notes.extend(applied.notes);
+        outcome.status = applied.status;
+        outcome.cutoff = Some(applied.cutoff);
+        outcome.previous_cutoff = applied.previous;
+        outcome.policy = Some(applied.policy);
+        outcome.scope = applied.scope;
+        let verb = match applied.status {
+            Status::Applied => "denied",
+            Status::DryRun => "would deny",
+            _ => "already denies",
+        };
+        let scope = match applied.scope {
+            Scope::Role => "every session".to_owned(),
+            Scope::Session => format!(
+                "session {}",
+                target.session.as_ref().map(|s| s.as_str()).unwrap_or("?")
+            ),
+        };
+        let mut detail = format!(
+            "{verb} {scope} of {principal} in {} issued before {}",
+            target.account, applied.cutoff
+        );
+        for note in notes {
+            detail.push_str("; ");
+            detail.push_str(&note);
+        }
+        outcome.detail = detail;
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        request: &RevocationRequest,
+        request_id: &str,
+        calls: &CallCounter,
+        outcome: &mut Outcome,
+    ) -> Result<(), Stop> {
+        let target = &request.target;
+        if let Some(reason) = unmodifiable_reason(target.kind) {
+            return Err(Stop::with(Status::Unmodifiable, format!("{target}: {reason}")));
+        }
+        let client = self.access.client_for(&target.account, request_id, calls).await?;
+        let (principal, info) = self.resolve_for_release(request, &client, calls, outcome).await?;
+        let now = self.clock.now();
+        let max_session = match principal.kind {
+            crate::aws::PrincipalType::Role => ROLE_MAX_SESSION,
+            crate::aws::PrincipalType::User => USER_MAX_SESSION,
+        };
+        let mut run = Run {
+            client: &client,
+            calls,
+            config: &self.config,
+            dry_run: request.dry_run,
+            actions: Vec::new(),
+        };
+        let (policy_name, session) = match (request.scope, &target.session) {
+            (Scope::Session, Some(s)) => (
+                SESSION_POLICY_NAME,
+                Some(SessionPrincipal {
+                    role_id: info.unique_id.clone(),
+                    session: s.clone(),
+                }),
+            ),
+            (Scope::Session, None) => return Err(Stop::failed("invalid_request", "scope session needs a session name")),
+            (Scope::Role, _) => (ROLE_WIDE_POLICY_NAME, None),
+        };
+        let (_, inline) = run.read_policy(&principal, policy_name).await?;
+        let inline_cutoff = inline.as_ref().and_then(|d| match &session {
+            Some(s) => d.session_cutoff(s),
+            None => d.role_wide_cutoff(),
+        });
+        // The managed fallback only ever holds role-wide denies.
+        let managed = if session.is_none() {
+            let arn = client.managed_policy_arn(
+                &self.config.fallback_path,
+                &policy::fallback_managed_policy_name(&principal.name),
+            );
+            let found = with_retries(&self.config.retry, calls, || client.get_managed_policy(&arn)).await?;
+            found
+                .and_then(|p| PolicyDocument::parse(&p.document).ok())
+                .map(|doc| (arn, doc))
+        } else {
+            None
+        };
+        let managed_cutoff = managed.as_ref().and_then(|(_, d)| d.role_wide_cutoff());
+        let Some(latest) = inline_cutoff.max(managed_cutoff) else {
+            outcome.status = Status::Released;
+            outcome.detail = format!("{principal} in {} has no cutoff deny; nothing to release", target.account);
+            return Ok(());
+        };
+        outcome.previous_cutoff = Some(latest);
+        let age = now - latest.as_datetime();
+        if age < max_session && !request.force {
+            return Err(Stop::failed(
+                "refused",
+                format!(
+                    "the cutoff {latest} on {principal} is {} old and sessions issued before it can live up to {} h; releasing now could let a stolen session back in (use force to release anyway)",
+                    humanize(age),
+                    max_session.num_hours()
+                ),
+            ));
+        }
+        if let Some(doc) = &inline {
+            let (remaining, changed) = match &session {
+                Some(s) => {
+                    let removal = policy::remove_session(doc, s);
+                    let changed = !removal.removed.is_empty();
+                    (removal.remaining, changed)
+                }
+                None => {
+                    let removal = policy::remove_role_wide(doc);
+                    let changed = removal.changed();
+                    (removal.remaining, changed)
+                }
+            };
+            if changed {
+                match remaining {
+                    Some(rest) => {
+                        run.write_inline(&principal, policy_name, &rest.to_json()).await?;
+                    }
+                    None => {
+                        run.actions.push(format!("delete inline policy {policy_name} from {principal}"));
+                        if !run.dry_run {
+                            with_retries(&self.config.retry, calls, || client.delete_inline_policy(&principal, policy_name)).await?;
+                        }
+                    }
+                }
+                if !run.dry_run {
+                    let session = session.clone();
+                    run.verify_inline(&principal, policy_name, |doc| match (&session, doc) {
+                        (_, None) => true,
+                        (Some(s), Some(d)) => d.session_cutoff(s).is_none(),
+                        (None, Some(d)) => d.role_wide_cutoff().is_none(),
+                    })
+                    .await?;
+                }
+            }
+        }
+        if let Some((arn, doc)) = &managed {
+            let removal = policy::remove_role_wide(doc);
+            if removal.changed() {
+                match removal.remaining {
+                    Some(rest) => {
+                        run.actions.push(format!("put managed policy {arn}"));
+                        if !run.dry_run {
+                            let name = policy::fallback_managed_policy_name(&principal.name);
+                            let json = rest.to_json();
+                            with_retries(&self.config.retry, calls, || {
+                                client.put_managed_policy(&self.config.fallback_path, &name, &json)
+                            })
+                            .await?;
+                        }
+                    }
+                    None => {
+                        run.actions.push(format!("detach and delete managed policy {arn}"));
+                        if !run.dry_run {
+                            with_retries(&self.config.retry, calls, || client.detach_policy(&principal, arn)).await?;
+                            with_retries(&self.config.retry, calls, || client.delete_managed_policy(arn)).await?;
+                        }
+                    }
+                }
+            }
+        }
+        outcome.actions = run.actions;
+        outcome.status = if request.dry_run { Status::DryRun } else { Status::Released };
+        outcome.policy = Some(policy_name.to_owned());
+        outcome.detail = format!(
+            "{} the cutoff {latest} ({} old) on {principal} in {}",
+            if request.dry_run { "would release" } else { "released" },
+            humanize(age),
+            target.account
+        );
+        Ok(())
+    }
+
+    /// Release needs the principal (and its RoleId for session scope) but not the
+    /// protection checks: removing a deny never locks anyone out.
+    async fn resolve_for_release(
+        &self,
+        request: &RevocationRequest,
+        client: &A::Client,
+        calls: &CallCounter,
+        outcome: &mut Outcome,
+    ) -> Result<(IamPrincipal, PrincipalInfo), Stop> {
+        let target = &request.target;
+        let principal = match target.kind {
+            TargetKind::User => IamPrincipal::user(target.name.clone()),
+            TargetKind::InstanceProfile => {
+                let roles = with_retries(&self.config.retry, calls, || client.instance_profile_roles(&target.name)).await?;
+                let role = roles.into_iter().next().ok_or_else(|| {
+                    Stop::failed("not_found", format!("instance profile {} has no role", target.name))
+                })?;
+                IamPrincipal::role(role)
+            }
+            _ => IamPrincipal::role(target.name.clone()),
+        };
+        let info = with_retries(&self.config.retry, calls, || client.get_principal(&principal)).await?;
+        outcome.owner = owner_of(&info).0;
+        Ok((principal, info))
+    }
+
+    /// The deny state of a principal: cutoffs, where they live, their age, and
+    /// whether they still matter.
+    pub async fn status(&self, request: &RevocationRequest, request_id: &str) -> StatusReport {
+        let calls = CallCounter::default();
+        let mut report = StatusReport {
+            target: request.target.clone(),
+            owner: Owner::default(),
+            role_wide: None,
+            sessions: Vec::new(),
+            api_calls: 0,
+            error: None,
+        };
+        let result: Result<(), Stop> = async {
+            let client = self.access.client_for(&request.target.account, request_id, &calls).await?;
+            let mut scratch = Outcome::for_request(request, Status::Failed, "");
+            let (principal, _) = self.resolve_for_release(request, &client, &calls, &mut scratch).await?;
+            report.owner = scratch.owner;
+            let now = self.clock.now();
+            let max_session = match principal.kind {
+                crate::aws::PrincipalType::Role => ROLE_MAX_SESSION,
+                crate::aws::PrincipalType::User => USER_MAX_SESSION,
+            };
+            let state = |cutoff: Cutoff, policy: String| {
+                let age = now - cutoff.as_datetime();
+                DenyState {
+                    cutoff,
+                    policy,
+                    age_seconds: age.num_seconds(),
+                    still_effective: age < max_session,
+                }
+            };
+            let run = Run {
+                client: &client,
+                calls: &calls,
+                config: &self.config,
+                dry_run: true,
+                actions: Vec::new(),
+            };
+            let (_, inline) = run.read_policy(&principal, ROLE_WIDE_POLICY_NAME).await?;
+            let mut role_wide = inline
+                .and_then(|d| d.role_wide_cutoff())
+                .map(|c| state(c, ROLE_WIDE_POLICY_NAME.to_owned()));
+            let arn = client.managed_policy_arn(
+                &self.config.fallback_path,
+                &policy::fallback_managed_policy_name(&principal.name),
+            );
+            let managed = with_retries(&self.config.retry, &calls, || client.get_managed_policy(&arn)).await?;
+            if let Some(c) = managed
+                .and_then(|p| PolicyDocument::parse(&p.document).ok())
+                .and_then(|d| d.role_wide_cutoff())
+                && role_wide.as_ref().is_none_or(|r| c > r.cutoff)
+            {
+                role_wide = Some(state(c, arn));
+            }
+            report.role_wide = role_wide;
+            if principal.kind == crate::aws::PrincipalType::Role {
+                let (_, sessions) = run.read_policy(&principal, SESSION_POLICY_NAME).await?;
+                report.sessions = sessions
+                    .map(|d| d.session_cutoffs())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(sp, c)| SessionDenyState {
+                        userid: sp.to_string(),
+                        deny: state(c, SESSION_POLICY_NAME.to_owned()),
+                    })
+                    .collect();
+            }
+            Ok(())
+        }
+        .await;
+        report.api_calls = calls.get();
+        if let Err(stop) = result {
+            report.error = Some(OutcomeError {
+                kind: stop.kind.unwrap_or_else(|| stop.status.as_str().to_owned()),
+                message: stop.message,
+            });
+        }
+        report
+    }
+}
+
+/// "3h 20m", "45m", "12s".
+pub fn humanize(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match (s / 3600, (s % 3600) / 60) {
+        (0, 0) => format!("{s}s"),
+        (0, m) => format!("{m}m"),
+        (h, 0) => format!("{h}h"),
+        (h, m) => format!("{h}h {m}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,519 @@
+//! The workflow against in-memory fakes. Time is fixed; tokio's clock is paused so
+//! backoff and verification waits take no real time.
+
+use super::*;
+use crate::aws::fake::{FakeAccess, FakeIam};
+use crate::clock::FixedClock;
+use crate::outcome::Trigger;
+use crate::principal::{AccessKeyId, Account, PrincipalName, SessionName};
+use chrono::TimeZone;
+
+const HOME: &str = "999988887777";
+const MEMBER: &str = "111122223333";
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap() + chrono::Duration::milliseconds(400)
+}
+
+fn revoker(access: FakeAccess) -> Revoker<FakeAccess, FixedClock> {
+    Revoker::new(access, FixedClock::at(t0()), RevokeConfig::default())
+}
+
+fn setup() -> (FakeAccess, FakeIam) {
+    let access = FakeAccess::new(HOME);
+    let member = access.account(MEMBER);
+    member.add_role("payments-api", "/", &[("cutoff:owner", "payments")]);
+    (access, member)
+}
+
+fn request(kind: TargetKind, name: &str) -> RevocationRequest {
+    RevocationRequest {
+        action: ManualAction::Revoke,
+        target: Target::new(kind, Account::parse(MEMBER).unwrap(), PrincipalName::parse(name).unwrap()),
+        scope: Scope::Role,
+        trigger: Trigger {
+            source: "guardduty".into(),
+            finding_id: Some("f1".into()),
+            ..Trigger::default()
+        },
+        last_activity: None,
+        dry_run: false,
+        force: false,
+    }
+}
+
+fn role(name: &str) -> IamPrincipal {
+    IamPrincipal::role(PrincipalName::parse(name).unwrap())
+}
+
+fn stored_cutoff(fake: &FakeIam, principal: &IamPrincipal) -> Option<Cutoff> {
+    fake.inline(principal, ROLE_WIDE_POLICY_NAME)
+        .and_then(|d| PolicyDocument::parse(&d).ok())
+        .and_then(|d| d.role_wide_cutoff())
+}
+
+fn cutoff(s: &str) -> Cutoff {
+    Cutoff::parse(s).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn revoking_a_role_writes_the_console_deny_with_a_rounded_up_cutoff_and_verifies_it() {
+    let (access, member) = setup();
+    let out = revoker(access.clone()).handle(&request(TargetKind::Role, "payments-api"), "req-1").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    // 12:00:00.400 + 1 s margin, rounded up to a whole second.
+    assert_eq!(out.cutoff, Some(cutoff("2026-11-23T12:00:02Z")));
+    assert_eq!(out.previous_cutoff, None);
+    assert_eq!(out.policy.as_deref(), Some(ROLE_WIDE_POLICY_NAME));
+    assert_eq!(out.owner.team.as_deref(), Some("payments"));
+    assert_eq!(out.propagation.as_deref(), Some("eventual"));
+    assert!(out.error.is_none());
+    let stored = member.inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME).unwrap();
+    assert_eq!(stored, policy::role_wide_document(cutoff("2026-11-23T12:00:02Z")).to_json());
+    assert_eq!(
+        member.calls(),
+        ["GetRole", "GetRolePolicy", "ListRolePolicies", "PutRolePolicy", "GetRolePolicy"]
+    );
+    assert_eq!(out.api_calls, 6, "AssumeRole and five IAM calls");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repeat_revocation_takes_four_calls_and_raises_the_cutoff() {
+    let (access, member) = setup();
+    let r = revoker(access.clone());
+    r.handle(&request(TargetKind::Role, "payments-api"), "req-1").await;
+    r.clock.advance(chrono::Duration::minutes(10));
+    member.state().calls.clear();
+    let out = r.handle(&request(TargetKind::Role, "payments-api"), "req-2").await;
+    assert_eq!(out.status, Status::Applied);
+    assert_eq!(out.previous_cutoff, Some(cutoff("2026-11-23T12:00:02Z")));
+    assert_eq!(out.cutoff, Some(cutoff("2026-11-23T12:10:02Z")));
+    assert_eq!(member.calls(), ["GetRole", "GetRolePolicy", "PutRolePolicy", "GetRolePolicy"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cross_account_targets_go_through_the_member_role_and_home_targets_do_not() {
+    let (access, _) = setup();
+    let r = revoker(access.clone());
+    let out = r.handle(&request(TargetKind::Role, "payments-api"), "req-1").await;
+    assert_eq!(out.status, Status::Applied);
+    assert_eq!(*access.assumed.lock().unwrap(), [MEMBER.to_owned()]);
+    assert_eq!(out.api_calls, 6, "AssumeRole counts");
+
+    access.account(HOME).add_role("local-app", "/", &[]);
+    let mut local = request(TargetKind::Role, "local-app");
+    local.target.account = Account::parse(HOME).unwrap();
+    assert_eq!(r.handle(&local, "req-2").await.status, Status::Applied);
+    assert_eq!(access.assumed.lock().unwrap().len(), 1, "no AssumeRole for the home account");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_later_existing_cutoff_is_kept_and_nothing_is_written() {
+    let (access, member) = setup();
+    let later = policy::role_wide_document(cutoff("2026-11-23T13:00:00Z")).to_json();
+    member.set_inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME, &later);
+    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    assert_eq!(out.status, Status::AlreadyRevoked);
+    assert_eq!(out.cutoff, Some(cutoff("2026-11-23T13:00:00Z")));
+    assert!(member.writes().is_empty());
+    assert_eq!(member.inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME).unwrap(), later);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cutoff_after_the_last_activity_already_covers_the_finding() {
+    let (access, member) = setup();
+    let earlier = policy::role_wide_document(cutoff("2026-11-23T11:50:00Z")).to_json();
+    member.set_inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME, &earlier);
+    let mut req = request(TargetKind::Role, "payments-api");
+    req.last_activity = Some(Utc.with_ymd_and_hms(2026, 11, 23, 11, 45, 0).unwrap());
+    let out = revoker(access.clone()).handle(&req, "r").await;
+    assert_eq!(out.status, Status::AlreadyRevoked, "{}", out.detail);
+    assert!(member.writes().is_empty());
+    // Activity after the existing cutoff needs a new one.
+    req.last_activity = Some(Utc.with_ymd_and_hms(2026, 11, 23, 11, 55, 0).unwrap());
+    let out = revoker(access).handle(&req, "r").await;
+    assert_eq!(out.status, Status::Applied);
+    assert_eq!(out.previous_cutoff, Some(cutoff("2026-11-23T11:50:00Z")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn console_written_policies_and_foreign_statements_are_merged_not_clobbered() {
+    let (access, member) = setup();
+    let console = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],"Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-11-23T09:00:00.000Z"}}},{"Sid":"KeepMe","Effect":"Deny","Action":"s3:DeleteBucket","Resource":"*"}]}"#;
+    member.set_inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME, console);
+    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    assert_eq!(out.status, Status::Applied);
+    assert_eq!(out.previous_cutoff, Some(cutoff("2026-11-23T09:00:00Z")));
+    let stored = PolicyDocument::parse(&member.inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME).unwrap()).unwrap();
+    assert_eq!(stored.role_wide_cutoff(), Some(cutoff("2026-11-23T12:00:02Z")));
+    assert_eq!(stored.statements().len(), 2, "one revocation statement and the foreign one");
+    let foreign = stored.foreign_statements();
+    assert_eq!(
+        serde_json::to_string(foreign[0]).unwrap(),
+        r#"{"Sid":"KeepMe","Effect":"Deny","Action":"s3:DeleteBucket","Resource":"*"}"#
+    );
+}
+
+fn big_policy(chars: usize) -> String {
+    let padding = "x".repeat(chars.saturating_sub(80));
+    format!(r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"{padding}","Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}]}}"#)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nearly_full_inline_budget_falls_back_to_a_managed_policy_and_says_so() {
+    let (access, member) = setup();
+    member.set_inline(&role("payments-api"), "Existing", &big_policy(10_200));
+    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    let arn = format!("arn:aws:iam::{MEMBER}:policy/cutoff/cutoff-revoke-payments-api");
+    assert_eq!(out.policy.as_deref(), Some(arn.as_str()));
+    assert!(out.detail.contains("does not fit inline"), "{}", out.detail);
+    assert!(out.detail.contains("10240"), "names the budget: {}", out.detail);
+    assert!(member.inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME).is_none());
+    let state = member.state();
+    assert!(state.roles["payments-api"].attached.contains(&arn));
+    let doc = PolicyDocument::parse(state.managed[&arn].last().unwrap()).unwrap();
+    assert_eq!(doc.role_wide_cutoff(), Some(cutoff("2026-11-23T12:00:02Z")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_inline_quota_error_from_iam_also_falls_back() {
+    let (access, member) = setup();
+    member.fail("PutRolePolicy", &[ErrorKind::Quota]);
+    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    assert_eq!(out.status, Status::Applied);
+    assert!(out.policy.unwrap().contains(":policy/cutoff/cutoff-revoke-payments-api"));
+    assert!(out.detail.contains("IAM refused"), "{}", out.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_room_anywhere_fails_with_a_quota_error_that_says_why() {
+    let (access, member) = setup();
+    member.set_inline(&role("payments-api"), "Existing", &big_policy(10_200));
+    {
+        let mut state = member.state();
+        let attached: Vec<String> = (0..10).map(|i| format!("arn:aws:iam::aws:policy/P{i}")).collect();
+        state.roles.get_mut("payments-api").unwrap().attached = attached;
+    }
+    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    assert_eq!(out.status, Status::Failed);
+    let error = out.error.unwrap();
+    assert_eq!(error.kind, "quota");
+    assert!(error.message.contains("10 of 10 managed policies"), "{}", error.message);
+}
+
+#[tokio::test(start_paused = true)]
+async fn alert_only_and_protected_targets_are_never_written() {
+    let (access, member) = setup();
+    member.add_role("cutoff-member", "/", &[]);
+    member.add_role("tagged", "/", &[("cutoff:protected", "true")]);
+    member.add_role("slr-by-path", "/aws-service-role/ecs.amazonaws.com/", &[]);
+    member.add_role("sso-by-path", "/aws-reserved/sso.amazonaws.com/eu-west-1/", &[]);
+    let r = revoker(access.clone());
+    for (kind, name, status) in [
+        (TargetKind::Root, "root", Status::Unmodifiable),
+        (TargetKind::ServiceLinkedRole, "AWSServiceRoleForECS", Status::Unmodifiable),
+        (TargetKind::IdentityCenterRole, "AWSReservedSSO_Admin_0123456789abcdef", Status::Unmodifiable),
+        (TargetKind::FederatedUser, "bob", Status::Unmodifiable),
+        (TargetKind::Role, "cutoff-member", Status::Protected),
+        (TargetKind::Role, "tagged", Status::Protected),
+        (TargetKind::Role, "slr-by-path", Status::Unmodifiable),
+        (TargetKind::Role, "sso-by-path", Status::Unmodifiable),
+    ] {
+        let out = r.handle(&request(kind, name), "r").await;
+        assert_eq!(out.status, status, "{name}: {}", out.detail);
+        assert!(!out.detail.is_empty());
+    }
+    assert!(member.writes().is_empty(), "{:?}", member.writes());
+    let sso = r.handle(&request(TargetKind::Role, "sso-by-path"), "r").await;
+    assert!(sso.detail.contains("permission set"), "{}", sso.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn protected_names_are_refused_before_any_call() {
+    let (access, member) = setup();
+    let out = revoker(access.clone()).handle(&request(TargetKind::Role, "cutoff-revoker"), "r").await;
+    assert_eq!(out.status, Status::Protected);
+    assert_eq!(out.api_calls, 0);
+    assert!(member.calls().is_empty() && access.assumed.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_user_key_ends_inactive_and_still_exists_and_the_user_gets_the_deny() {
+    let (access, member) = setup();
+    member.add_user("ci-deployer", &[]).add_access_key("ci-deployer", "AKIAZXCVBNMASDFGHJKL");
+    let mut req = request(TargetKind::User, "ci-deployer");
+    req.target.access_key_id = Some(AccessKeyId::parse("AKIAZXCVBNMASDFGHJKL").unwrap());
+    let out = revoker(access).handle(&req, "r").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert_eq!(member.key_status("ci-deployer", "AKIAZXCVBNMASDFGHJKL").as_deref(), Some("Inactive"));
+    let user = IamPrincipal::user(PrincipalName::parse("ci-deployer").unwrap());
+    assert!(member.inline(&user, ROLE_WIDE_POLICY_NAME).is_some());
+    assert!(out.actions[0].contains("Inactive"));
+    assert!(!member.calls().contains(&"DeleteAccessKey"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_temporary_user_key_is_not_deactivated_and_the_outcome_says_what_to_do() {
+    let (access, member) = setup();
+    member.add_user("ci-deployer", &[]);
+    let mut req = request(TargetKind::User, "ci-deployer");
+    req.target.access_key_id = Some(AccessKeyId::parse("ASIAZXCVBNMASDFGHJKL").unwrap());
+    let out = revoker(access).handle(&req, "r").await;
+    assert_eq!(out.status, Status::Applied);
+    assert!(!member.calls().contains(&"UpdateAccessKey"));
+    assert!(out.detail.contains("long-term key"), "{}", out.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn user_policies_use_the_user_budget() {
+    let (access, member) = setup();
+    member.add_user("ci-deployer", &[]);
+    let user = IamPrincipal::user(PrincipalName::parse("ci-deployer").unwrap());
+    member.set_inline(&user, "Existing", &big_policy(1_950));
+    let out = revoker(access).handle(&request(TargetKind::User, "ci-deployer"), "r").await;
+    assert_eq!(out.status, Status::Applied);
+    assert!(out.policy.unwrap().contains("cutoff-revoke-ci-deployer"));
+    assert!(member.state().users["ci-deployer"].attached.len() == 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_run_reports_everything_and_writes_nothing() {
+    let (access, member) = setup();
+    let mut req = request(TargetKind::Role, "payments-api");
+    req.dry_run = true;
+    let out = revoker(access).handle(&req, "r").await;
+    assert_eq!(out.status, Status::DryRun);
+    assert_eq!(out.cutoff, Some(cutoff("2026-11-23T12:00:02Z")));
+    assert_eq!(out.actions, [format!("put inline policy {ROLE_WIDE_POLICY_NAME} on role `payments-api`")]);
+    assert!(out.propagation.is_none());
+    assert!(member.writes().is_empty(), "{:?}", member.writes());
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_is_retried_and_counted() {
+    let (access, member) = setup();
+    member.fail("GetRole", &[ErrorKind::Throttled, ErrorKind::Transient]);
+    member.fail("PutRolePolicy", &[ErrorKind::Throttled]);
+    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    assert_eq!(out.status, Status::Applied);
+    assert_eq!(out.api_calls, 1 + 5 + 3, "AssumeRole + five calls + three retried attempts");
+}
+
+#[tokio::test(start_paused = true)]
+async fn fatal_errors_end_in_a_failed_outcome_with_the_error_kind() {
+    for (action, kind, want) in [
+        ("PutRolePolicy", ErrorKind::AccessDenied, "access_denied"),
+        ("GetRole", ErrorKind::NotFound, "not_found"),
+        ("GetRolePolicy", ErrorKind::Malformed, "malformed"),
+    ] {
+        let (access, member) = setup();
+        member.fail(action, &[kind]);
+        let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+        assert_eq!(out.status, Status::Failed, "{action}");
+        assert_eq!(out.error.as_ref().unwrap().kind, want);
+        assert!(out.detail.starts_with("failed:"));
+        assert!(out.propagation.is_none());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn exhausted_retries_fail_as_throttled() {
+    let (access, member) = setup();
+    member.fail("GetRole", &[ErrorKind::Throttled; 10]);
+    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    assert_eq!(out.error.unwrap().kind, "throttled");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_role_that_cannot_be_assumed_fails_as_access_denied() {
+    let (access, member) = setup();
+    access.assume_failures.lock().unwrap().push_back(ErrorKind::AccessDenied);
+    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    assert_eq!(out.status, Status::Failed);
+    assert_eq!(out.error.unwrap().kind, "access_denied");
+    assert!(member.calls().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_existing_policy_is_never_overwritten() {
+    let (access, member) = setup();
+    member.set_inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME, r#"{"Statement":[],"Statement":[]}"#);
+    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    assert_eq!(out.error.unwrap().kind, "unreadable_policy");
+    assert!(member.writes().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_read_back_is_retried_and_a_persistent_one_fails_unverified() {
+    let (access, member) = setup();
+    // The first read is the pre-write read (no policy); the next two read-backs are stale.
+    member.stale_reads(ROLE_WIDE_POLICY_NAME, &[None, None, None]);
+    let out = revoker(access.clone()).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    assert_eq!(out.status, Status::Applied, "{}", out.detail);
+
+    let (access, member) = setup();
+    member.stale_reads(ROLE_WIDE_POLICY_NAME, &[None; 6]);
+    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    assert_eq!(out.status, Status::Failed);
+    assert_eq!(out.error.unwrap().kind, "unverified");
+}
+
+fn session_request(session: &str) -> RevocationRequest {
+    let mut req = request(TargetKind::Role, "payments-api");
+    req.scope = Scope::Session;
+    req.target.session = Some(SessionName::parse(session).unwrap());
+    req
+}
+
+#[tokio::test(start_paused = true)]
+async fn session_scope_denies_one_session_keyed_by_role_id() {
+    let (access, member) = setup();
+    let r = revoker(access);
+    let out = r.handle(&session_request("i-0aaaaaaaaaaaaaaa1"), "r").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert_eq!(out.scope, Scope::Session);
+    assert_eq!(out.policy.as_deref(), Some(SESSION_POLICY_NAME));
+    r.handle(&session_request("i-0bbbbbbbbbbbbbbb2"), "r").await;
+    let doc = PolicyDocument::parse(&member.inline(&role("payments-api"), SESSION_POLICY_NAME).unwrap()).unwrap();
+    let role_id = member.state().roles["payments-api"].unique_id.clone();
+    let userids: Vec<String> = doc.session_cutoffs().into_iter().map(|(sp, _)| sp.to_string()).collect();
+    assert_eq!(userids, [format!("{role_id}:i-0aaaaaaaaaaaaaaa1"), format!("{role_id}:i-0bbbbbbbbbbbbbbb2")]);
+    assert!(member.inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME).is_none(), "no role-wide deny");
+}
+
+#[tokio::test(start_paused = true)]
+async fn session_scope_escalates_to_role_wide_when_the_budget_runs_out() {
+    let (access, member) = setup();
+    member.set_inline(&role("payments-api"), "Existing", &big_policy(10_150));
+    let out = revoker(access).handle(&session_request("i-0aaaaaaaaaaaaaaa1"), "r").await;
+    assert_eq!(out.scope, Scope::Role, "{out:#?}");
+    assert!(out.detail.contains("escalated to a role-wide deny"), "{}", out.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn instance_profiles_resolve_to_their_role() {
+    let (access, member) = setup();
+    member.add_instance_profile("web-tier", &["payments-api"]);
+    let out = revoker(access).handle(&request(TargetKind::InstanceProfile, "web-tier"), "r").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert_eq!(out.target.unwrap().name.as_str(), "payments-api");
+    assert!(out.detail.contains("instance profile web-tier resolves to role payments-api"));
+    assert!(stored_cutoff(&member, &role("payments-api")).is_some());
+}
+
+fn release_request() -> RevocationRequest {
+    let mut req = request(TargetKind::Role, "payments-api");
+    req.action = ManualAction::Release;
+    req
+}
+
+#[tokio::test(start_paused = true)]
+async fn release_refuses_a_young_cutoff_unless_forced_and_keeps_foreign_statements() {
+    let (access, member) = setup();
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Sid":"RevokeOlderSessions","Effect":"Deny","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-11-23T10:00:00Z"}}},{"Sid":"KeepMe","Effect":"Deny","Action":"s3:DeleteBucket","Resource":"*"}]}"#;
+    member.set_inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME, doc);
+    let r = revoker(access);
+    let out = r.handle(&release_request(), "r").await;
+    assert_eq!(out.status, Status::Failed);
+    assert_eq!(out.error.as_ref().unwrap().kind, "refused");
+    assert!(out.detail.contains("2h old") && out.detail.contains("12 h"), "{}", out.detail);
+    assert!(member.writes().is_empty());
+
+    let mut forced = release_request();
+    forced.force = true;
+    let out = r.handle(&forced, "r").await;
+    assert_eq!(out.status, Status::Released, "{out:#?}");
+    assert_eq!(out.previous_cutoff, Some(cutoff("2026-11-23T10:00:00Z")));
+    let left = PolicyDocument::parse(&member.inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME).unwrap()).unwrap();
+    assert_eq!(left.role_wide_cutoff(), None);
+    assert_eq!(left.foreign_statements().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn release_of_an_old_cutoff_deletes_the_policy_without_force() {
+    let (access, member) = setup();
+    let old = policy::role_wide_document(cutoff("2026-11-22T10:00:00Z")).to_json();
+    member.set_inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME, &old);
+    let out = revoker(access).handle(&release_request(), "r").await;
+    assert_eq!(out.status, Status::Released, "{}", out.detail);
+    assert!(member.inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME).is_none());
+    assert!(member.calls().contains(&"DeleteRolePolicy"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn user_cutoffs_stay_protected_for_thirty_six_hours() {
+    let (access, member) = setup();
+    member.add_user("ci-deployer", &[]);
+    let user = IamPrincipal::user(PrincipalName::parse("ci-deployer").unwrap());
+    let doc = policy::role_wide_document(cutoff("2026-11-22T10:00:00Z")).to_json();
+    member.set_inline(&user, ROLE_WIDE_POLICY_NAME, &doc);
+    let mut req = request(TargetKind::User, "ci-deployer");
+    req.action = ManualAction::Release;
+    let out = revoker(access).handle(&req, "r").await;
+    assert_eq!(out.error.unwrap().kind, "refused", "26 h < 36 h");
+}
+
+#[tokio::test(start_paused = true)]
+async fn release_removes_the_managed_fallback_too() {
+    let (access, member) = setup();
+    member.set_inline(&role("payments-api"), "Existing", &big_policy(10_200));
+    let r = revoker(access);
+    r.handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    r.clock.advance(chrono::Duration::hours(13));
+    let out = r.handle(&release_request(), "r").await;
+    assert_eq!(out.status, Status::Released, "{out:#?}");
+    let state = member.state();
+    assert!(state.managed.is_empty());
+    assert!(state.roles["payments-api"].attached.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_reports_cutoffs_their_age_and_whether_they_still_matter() {
+    let (access, member) = setup();
+    let r = revoker(access);
+    r.handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    r.handle(&session_request("i-0aaaaaaaaaaaaaaa1"), "r").await;
+    r.clock.advance(chrono::Duration::hours(2));
+    let mut req = request(TargetKind::Role, "payments-api");
+    req.action = ManualAction::Status;
+    let report = r.status(&req, "r").await;
+    assert!(report.error.is_none(), "{report:#?}");
+    let role_wide = report.role_wide.unwrap();
+    assert_eq!(role_wide.cutoff, cutoff("2026-11-23T12:00:02Z"));
+    assert!(role_wide.still_effective);
+    assert_eq!(role_wide.age_seconds, 2 * 3600 - 2);
+    assert_eq!(report.sessions.len(), 1);
+    assert_eq!(report.owner.team.as_deref(), Some("payments"));
+    let writes_before = member.writes().len();
+    r.clock.advance(chrono::Duration::hours(11));
+    let report = r.status(&req, "r").await;
+    assert!(!report.role_wide.unwrap().still_effective);
+    assert_eq!(member.writes().len(), writes_before, "status never writes");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_notify_tag_is_ignored_and_reported() {
+    let (access, member) = setup();
+    member.add_role("tagged-app", "/", &[("cutoff:owner", "web"), ("cutoff:notify", "not-an-arn")]);
+    let out = revoker(access).handle(&request(TargetKind::Role, "tagged-app"), "r").await;
+    assert_eq!(out.owner.topic, None);
+    assert!(out.detail.contains("not an SNS topic ARN"), "{}", out.detail);
+}
+
+#[test]
+fn sns_topic_arns_are_recognised() {
+    assert!(is_sns_topic_arn("arn:aws:sns:us-east-1:111122223333:payments-alerts"));
+    assert!(is_sns_topic_arn("arn:aws-us-gov:sns:us-gov-west-1:111122223333:x.fifo"));
+    assert!(!is_sns_topic_arn("arn:aws:sqs:us-east-1:111122223333:q"));
+    assert!(!is_sns_topic_arn("arn:aws:sns:us-east-1:1111:q"));
+    assert!(!is_sns_topic_arn("arn:aws:sns:us-east-1:111122223333:a:b"));
+}
+
+#[test]
+fn durations_read_like_a_person_would_write_them() {
+    assert_eq!(humanize(chrono::Duration::seconds(12)), "12s");
+    assert_eq!(humanize(chrono::Duration::minutes(45)), "45m");
+    assert_eq!(humanize(chrono::Duration::hours(3)), "3h");
+    assert_eq!(humanize(chrono::Duration::minutes(200)), "3h 20m");
+}
