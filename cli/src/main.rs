@@ -3,6 +3,7 @@
 //! Exit codes: 0 when the command did its job, 2 for invalid arguments or input
 //! (with a one-line error on stderr), 1 for any other failure.
 
+mod revoke;
 mod triage;
 
 use std::process::ExitCode;
@@ -21,6 +22,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Triage(triage::TriageArgs),
+    Revoke(revoke::RevokeArgs),
+    Status(revoke::StatusArgs),
+    Release(revoke::ReleaseArgs),
 }
 
 /// How a command ended, mapped to the exit code.
@@ -29,15 +33,28 @@ pub enum Exit {
     Ok,
     /// Invalid input or arguments (exit 2), with a one-line explanation.
     Invalid(String),
+    /// The command ran and its outcome is `failed` (exit 1); the outcome was printed.
+    Failed,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Triage(args) => triage::run(&args),
+        Command::Revoke(args) => runtime().and_then(|rt| rt.block_on(revoke::revoke(&args))),
+        Command::Status(args) => runtime().and_then(|rt| rt.block_on(revoke::status(&args))),
+        Command::Release(args) => runtime().and_then(|rt| rt.block_on(revoke::release(&args))),
     };
     match result {
         Ok(Exit::Ok) => ExitCode::SUCCESS,
+        Ok(Exit::Failed) => ExitCode::from(1),
         Ok(Exit::Invalid(message)) => {
             eprintln!("cutoff: {message}");
             ExitCode::from(2)

@@ -153,6 +153,100 @@ impl TriageConfig {
     }
 }
 
+/// What the revoker needs beyond the triage rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevokerConfig {
+    /// The role assumed in member accounts.
+    pub member_role_name: PrincipalName,
+    /// The ExternalId the member role's trust policy requires. Kept out of `Debug`
+    /// output by [`RevokerConfig::redacted`]; never logged.
+    pub external_id: Option<String>,
+    /// Protected principals (same rules as triage: cutoff's own roles always).
+    pub protected: Vec<NamePattern>,
+    /// Compute and report everything, write nothing (a deployment-wide switch).
+    pub dry_run: bool,
+    /// Our own account and partition when the deployment says so (the template
+    /// passes them); otherwise discovered with `sts:GetCallerIdentity` at start-up.
+    pub home: Option<(crate::principal::Account, crate::principal::Partition)>,
+}
+
+pub mod revoker_env {
+    pub const EXTERNAL_ID: &str = "CUTOFF_EXTERNAL_ID";
+    pub const DRY_RUN: &str = "CUTOFF_DRY_RUN";
+    pub const HOME_ACCOUNT: &str = "CUTOFF_HOME_ACCOUNT";
+    pub const PARTITION: &str = "CUTOFF_PARTITION";
+}
+
+impl RevokerConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let triage = TriageConfig::from_lookup(&lookup)?;
+        let member_role_name = match lookup(env::MEMBER_ROLE_NAME) {
+            Some(v) => PrincipalName::parse(&v)
+                .map_err(|e| ConfigError::from_value(env::MEMBER_ROLE_NAME, &v, &e))?,
+            None => PrincipalName::parse(DEFAULT_MEMBER_ROLE_NAME).map_err(|e| {
+                ConfigError::from_value(env::MEMBER_ROLE_NAME, DEFAULT_MEMBER_ROLE_NAME, &e)
+            })?,
+        };
+        let external_id = match lookup(revoker_env::EXTERNAL_ID) {
+            Some(v) if v.is_empty() => None,
+            Some(v) => Some(parse_external_id(&v)?),
+            None => None,
+        };
+        let dry_run = match lookup(revoker_env::DRY_RUN) {
+            Some(v) => parse_bool(revoker_env::DRY_RUN, &v)?,
+            None => false,
+        };
+        let home = match (
+            lookup(revoker_env::HOME_ACCOUNT),
+            lookup(revoker_env::PARTITION),
+        ) {
+            (Some(account), partition) => {
+                let account = crate::principal::Account::parse(&account).map_err(|e| {
+                    ConfigError::from_value(revoker_env::HOME_ACCOUNT, &account, &e)
+                })?;
+                let partition = partition.unwrap_or_else(|| "aws".to_owned());
+                let partition = crate::principal::Partition::parse(&partition)
+                    .map_err(|e| ConfigError::from_value(revoker_env::PARTITION, &partition, &e))?;
+                Some((account, partition))
+            }
+            (None, _) => None,
+        };
+        Ok(Self {
+            member_role_name,
+            external_id,
+            protected: triage.protected,
+            dry_run,
+            home,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+/// STS accepts ExternalIds of 2 to 1224 characters from `[\w+=,.@:/-]`.
+pub fn parse_external_id(value: &str) -> Result<String, ConfigError> {
+    let ok = (2..=1224).contains(&value.len())
+        && value.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'_' | b'+' | b'=' | b',' | b'.' | b'@' | b':' | b'/' | b'-'
+                )
+        });
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        // The value is a shared secret of sorts: never echo it.
+        Err(ConfigError::Invalid {
+            name: revoker_env::EXTERNAL_ID,
+            excerpt: "(redacted)".to_owned(),
+            why: "an ExternalId has 2 to 1224 characters from A-Z a-z 0-9 _+=,.@:/-".to_owned(),
+        })
+    }
+}
+
 /// Parses a severity threshold: a number from 0 to 10 (GuardDuty's scale).
 pub fn parse_severity(name: &'static str, value: &str) -> Result<f64, ConfigError> {
     let n: f64 = value
@@ -262,6 +356,33 @@ mod tests {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(var), "{err}");
         }
+    }
+
+    #[test]
+    fn revoker_config_reads_member_role_external_id_and_dry_run() {
+        let map: HashMap<String, String> = [
+            (env::MEMBER_ROLE_NAME, "SecurityResponder"),
+            (revoker_env::EXTERNAL_ID, "cutoff-3f1c9a"),
+            (revoker_env::DRY_RUN, "true"),
+            (env::PROTECTED, "break-glass"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let config = RevokerConfig::from_lookup(|k| map.get(k).cloned()).unwrap();
+        assert_eq!(config.member_role_name.as_str(), "SecurityResponder");
+        assert_eq!(config.external_id.as_deref(), Some("cutoff-3f1c9a"));
+        assert!(config.dry_run);
+        assert_eq!(config.protected.len(), 3);
+        let bad = RevokerConfig::from_lookup(|k| {
+            (k == revoker_env::EXTERNAL_ID).then(|| "secret with spaces".to_owned())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            !bad.contains("secret"),
+            "the ExternalId is not echoed: {bad}"
+        );
     }
 
     #[test]

@@ -186,7 +186,11 @@ pub struct Outcome {
 
 impl Outcome {
     /// An outcome with nothing filled in beyond the request.
-    pub fn for_request(request: &RevocationRequest, status: Status, detail: impl Into<String>) -> Self {
+    pub fn for_request(
+        request: &RevocationRequest,
+        status: Status,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             target: Some(request.target.clone()),

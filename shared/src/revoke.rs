@@ -175,7 +175,11 @@ impl<C: IamApi> Run<'_, C> {
     }
 
     /// Characters used by the principal's inline policies other than `except`.
-    async fn inline_used_by_others(&self, principal: &IamPrincipal, except: &str) -> Result<usize, Stop> {
+    async fn inline_used_by_others(
+        &self,
+        principal: &IamPrincipal,
+        except: &str,
+    ) -> Result<usize, Stop> {
         let names = with_retries(&self.config.retry, self.calls, || {
             self.client.list_inline_policies(principal)
         })
@@ -225,8 +229,14 @@ impl<C: IamApi> Run<'_, C> {
         ))
     }
 
-    async fn write_inline(&mut self, principal: &IamPrincipal, name: &str, document: &str) -> Result<(), AwsError> {
-        self.actions.push(format!("put inline policy {name} on {principal}"));
+    async fn write_inline(
+        &mut self,
+        principal: &IamPrincipal,
+        name: &str,
+        document: &str,
+    ) -> Result<(), AwsError> {
+        self.actions
+            .push(format!("put inline policy {name} on {principal}"));
         if self.dry_run {
             return Ok(());
         }
@@ -294,20 +304,33 @@ impl<C: IamApi> Run<'_, C> {
                 previous,
                 policy: ROLE_WIDE_POLICY_NAME.to_owned(),
                 scope: Scope::Role,
-                notes: vec![format!("the existing cutoff {} is already at or after {new}", merge.cutoff)],
+                notes: vec![format!(
+                    "the existing cutoff {} is already at or after {new}",
+                    merge.cutoff
+                )],
             });
         }
         let document = merge.document.to_json();
         let (fits, why) = self
-            .fits_inline(principal, ROLE_WIDE_POLICY_NAME, raw.as_deref(), &document, limit)
+            .fits_inline(
+                principal,
+                ROLE_WIDE_POLICY_NAME,
+                raw.as_deref(),
+                &document,
+                limit,
+            )
             .await?;
         if fits {
-            match self.write_inline(principal, ROLE_WIDE_POLICY_NAME, &document).await {
+            match self
+                .write_inline(principal, ROLE_WIDE_POLICY_NAME, &document)
+                .await
+            {
                 Ok(()) => {
                     if !self.dry_run {
                         let want = merge.cutoff;
                         self.verify_inline(principal, ROLE_WIDE_POLICY_NAME, |doc| {
-                            doc.and_then(PolicyDocument::role_wide_cutoff).is_some_and(|c| c >= want)
+                            doc.and_then(PolicyDocument::role_wide_cutoff)
+                                .is_some_and(|c| c >= want)
                         })
                         .await?;
                     }
@@ -325,7 +348,12 @@ impl<C: IamApi> Run<'_, C> {
                 Err(err) if err.kind == ErrorKind::Quota => {
                     self.actions.pop();
                     return self
-                        .managed_fallback(principal, new, previous, format!("IAM refused the inline write ({err})"))
+                        .managed_fallback(
+                            principal,
+                            new,
+                            previous,
+                            format!("IAM refused the inline write ({err})"),
+                        )
                         .await;
                 }
                 Err(err) => return Err(err.into()),
@@ -335,7 +363,11 @@ impl<C: IamApi> Run<'_, C> {
     }
 
     fn written_status(&self) -> Status {
-        if self.dry_run { Status::DryRun } else { Status::Applied }
+        if self.dry_run {
+            Status::DryRun
+        } else {
+            Status::Applied
+        }
     }
 
     /// The role-wide deny in the customer-managed policy `cutoff-revoke-<name>`, for
@@ -350,17 +382,24 @@ impl<C: IamApi> Run<'_, C> {
         let name = policy::fallback_managed_policy_name(&principal.name);
         let path = self.config.fallback_path.clone();
         let arn = self.client.managed_policy_arn(&path, &name);
-        let existing = with_retries(&self.config.retry, self.calls, || self.client.get_managed_policy(&arn)).await?;
+        let existing = with_retries(&self.config.retry, self.calls, || {
+            self.client.get_managed_policy(&arn)
+        })
+        .await?;
         let existing = match existing {
             Some(policy) => Some(PolicyDocument::parse(&policy.document).map_err(|e| {
-                Stop::failed("unreadable_policy", format!("the managed policy {arn} cannot be read ({e}); not overwriting it"))
+                Stop::failed(
+                    "unreadable_policy",
+                    format!("the managed policy {arn} cannot be read ({e}); not overwriting it"),
+                )
             })?),
             None => None,
         };
         let managed_previous = existing.as_ref().and_then(PolicyDocument::role_wide_cutoff);
         let previous = inline_previous.max(managed_previous);
         let merge = policy::merge_role_wide(existing.as_ref(), new);
-        let note = format!("the deny does not fit inline ({why}); it is in the managed policy {arn}");
+        let note =
+            format!("the deny does not fit inline ({why}); it is in the managed policy {arn}");
         if !merge.changed {
             return Ok(Applied {
                 status: Status::AlreadyRevoked,
@@ -375,13 +414,21 @@ impl<C: IamApi> Run<'_, C> {
         if policy::policy_size(&document) > MANAGED_POLICY_BUDGET {
             return Err(Stop::failed(
                 "quota",
-                format!("{note}, but that policy would exceed {MANAGED_POLICY_BUDGET} characters; free inline space on {principal}"),
+                format!(
+                    "{note}, but that policy would exceed {MANAGED_POLICY_BUDGET} characters; free inline space on {principal}"
+                ),
             ));
         }
-        let attached = with_retries(&self.config.retry, self.calls, || self.client.attached_policies(principal)).await?;
+        let attached = with_retries(&self.config.retry, self.calls, || {
+            self.client.attached_policies(principal)
+        })
+        .await?;
         let is_attached = attached.iter().any(|a| a == &arn);
         if existing.is_none() || !is_attached {
-            let summary = with_retries(&self.config.retry, self.calls, || self.client.account_summary()).await?;
+            let summary = with_retries(&self.config.retry, self.calls, || {
+                self.client.account_summary()
+            })
+            .await?;
             if existing.is_none() && summary.policies >= summary.policies_quota {
                 return Err(Stop::failed(
                     "quota",
@@ -415,7 +462,10 @@ impl<C: IamApi> Run<'_, C> {
             })
             .await?;
             if !is_attached {
-                with_retries(&self.config.retry, self.calls, || self.client.attach_policy(principal, &arn)).await?;
+                with_retries(&self.config.retry, self.calls, || {
+                    self.client.attach_policy(principal, &arn)
+                })
+                .await?;
             }
             self.verify_managed(&arn, merge.cutoff).await?;
         }
@@ -431,7 +481,10 @@ impl<C: IamApi> Run<'_, C> {
 
     async fn verify_managed(&self, arn: &str, want: Cutoff) -> Result<(), Stop> {
         for attempt in 1..=self.config.verify_attempts {
-            let policy = with_retries(&self.config.retry, self.calls, || self.client.get_managed_policy(arn)).await?;
+            let policy = with_retries(&self.config.retry, self.calls, || {
+                self.client.get_managed_policy(arn)
+            })
+            .await?;
             let cutoff = policy
                 .and_then(|p| PolicyDocument::parse(&p.document).ok())
                 .and_then(|d| d.role_wide_cutoff());
@@ -442,7 +495,10 @@ impl<C: IamApi> Run<'_, C> {
                 tokio::time::sleep(self.config.verify_delay * attempt).await;
             }
         }
-        Err(Stop::failed("unverified", format!("wrote {arn} but read-backs did not show the cutoff {want}")))
+        Err(Stop::failed(
+            "unverified",
+            format!("wrote {arn} but read-backs did not show the cutoff {want}"),
+        ))
     }
 
     /// The session-scoped deny, escalated to role-wide when it does not fit.
@@ -464,7 +520,9 @@ impl<C: IamApi> Run<'_, C> {
                 previous: Some(previous),
                 policy: SESSION_POLICY_NAME.to_owned(),
                 scope: Scope::Session,
-                notes: vec![format!("session {session} is already denied from {previous}")],
+                notes: vec![format!(
+                    "session {session} is already denied from {previous}"
+                )],
             });
         }
         let merge = policy::merge_session(existing.as_ref(), &session, new);
@@ -480,19 +538,34 @@ impl<C: IamApi> Run<'_, C> {
         }
         let document = merge.document.to_json();
         let (fits, why) = self
-            .fits_inline(principal, SESSION_POLICY_NAME, raw.as_deref(), &document, ROLE_INLINE_BUDGET)
+            .fits_inline(
+                principal,
+                SESSION_POLICY_NAME,
+                raw.as_deref(),
+                &document,
+                ROLE_INLINE_BUDGET,
+            )
             .await?;
-        let escalate = |why: String| format!("the session deny does not fit ({why}); escalated to a role-wide deny");
+        let escalate = |why: String| {
+            format!("the session deny does not fit ({why}); escalated to a role-wide deny")
+        };
         if !fits {
-            let mut applied = self.role_wide(principal, ROLE_INLINE_BUDGET, last_activity, new).await?;
+            let mut applied = self
+                .role_wide(principal, ROLE_INLINE_BUDGET, last_activity, new)
+                .await?;
             applied.notes.insert(0, escalate(why));
             return Ok(applied);
         }
-        match self.write_inline(principal, SESSION_POLICY_NAME, &document).await {
+        match self
+            .write_inline(principal, SESSION_POLICY_NAME, &document)
+            .await
+        {
             Ok(()) => {}
             Err(err) if err.kind == ErrorKind::Quota => {
                 self.actions.pop();
-                let mut applied = self.role_wide(principal, ROLE_INLINE_BUDGET, last_activity, new).await?;
+                let mut applied = self
+                    .role_wide(principal, ROLE_INLINE_BUDGET, last_activity, new)
+                    .await?;
                 applied.notes.insert(0, escalate(err.to_string()));
                 return Ok(applied);
             }
@@ -501,7 +574,8 @@ impl<C: IamApi> Run<'_, C> {
         if !self.dry_run {
             let want = merge.cutoff;
             self.verify_inline(principal, SESSION_POLICY_NAME, |doc| {
-                doc.and_then(|d| d.session_cutoff(&session)).is_some_and(|c| c >= want)
+                doc.and_then(|d| d.session_cutoff(&session))
+                    .is_some_and(|c| c >= want)
             })
             .await?;
         }
@@ -545,13 +619,17 @@ pub fn is_sns_topic_arn(s: &str) -> bool {
         && crate::principal::Account::parse(parts[4]).is_ok()
         && !parts[5].is_empty()
         && parts[5].len() <= 256
-        && parts[5].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && parts[5]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 fn unmodifiable_reason(kind: TargetKind) -> Option<&'static str> {
     Some(match kind {
         TargetKind::Role | TargetKind::User | TargetKind::InstanceProfile => return None,
-        TargetKind::Root => "IAM policies cannot restrict the root user; rotate its credentials and check its MFA",
+        TargetKind::Root => {
+            "IAM policies cannot restrict the root user; rotate its credentials and check its MFA"
+        }
         TargetKind::ServiceLinkedRole => {
             "service-linked roles are owned by an AWS service and IAM refuses changes to them"
         }
@@ -567,11 +645,18 @@ fn unmodifiable_reason(kind: TargetKind) -> Option<&'static str> {
 
 impl<A: AccountAccess, K: Clock> Revoker<A, K> {
     pub fn new(access: A, clock: K, config: RevokeConfig) -> Self {
-        Self { access, clock, config }
+        Self {
+            access,
+            clock,
+            config,
+        }
     }
 
     fn is_protected(&self, target: &Target) -> Option<&NamePattern> {
-        self.config.protected.iter().find(|p| p.matches(&target.name))
+        self.config
+            .protected
+            .iter()
+            .find(|p| p.matches(&target.name))
     }
 
     /// Handles a revoke or release request; `status` requests get a
@@ -581,7 +666,10 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
         let mut outcome = Outcome::for_request(request, Status::Failed, "");
         let result = match request.action {
             ManualAction::Revoke => self.revoke(request, request_id, &calls, &mut outcome).await,
-            ManualAction::Release => self.release(request, request_id, &calls, &mut outcome).await,
+            ManualAction::Release => {
+                self.release(request, request_id, &calls, &mut outcome)
+                    .await
+            }
             ManualAction::Status => Err(Stop::failed(
                 "invalid_request",
                 "status requests are answered with a status report, not an outcome",
@@ -615,7 +703,10 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
     ) -> Result<(IamPrincipal, PrincipalInfo), Stop> {
         let target = &request.target;
         if let Some(reason) = unmodifiable_reason(target.kind) {
-            return Err(Stop::with(Status::Unmodifiable, format!("{target}: {reason}")));
+            return Err(Stop::with(
+                Status::Unmodifiable,
+                format!("{target}: {reason}"),
+            ));
         }
         if let Some(pattern) = self.is_protected(target) {
             return Err(Stop::with(
@@ -626,11 +717,16 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
         let retry = &self.config.retry;
         let principal = match target.kind {
             TargetKind::InstanceProfile => {
-                let roles = with_retries(retry, calls, || client.instance_profile_roles(&target.name)).await?;
+                let roles =
+                    with_retries(retry, calls, || client.instance_profile_roles(&target.name))
+                        .await?;
                 let Some(role) = roles.into_iter().next() else {
                     return Err(Stop::failed(
                         "not_found",
-                        format!("instance profile {} in {} has no role", target.name, target.account),
+                        format!(
+                            "instance profile {} in {} has no role",
+                            target.name, target.account
+                        ),
                     ));
                 };
                 let resolved = Target {
@@ -638,15 +734,21 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
                     name: role.clone(),
                     ..target.clone()
                 };
-                outcome.detail = format!("instance profile {} resolves to role {role}", target.name);
+                outcome.detail =
+                    format!("instance profile {} resolves to role {role}", target.name);
                 outcome.target = Some(resolved.clone());
                 if let Some(reason) = unmodifiable_reason(resolved.kind) {
-                    return Err(Stop::with(Status::Unmodifiable, format!("{resolved}: {reason}")));
+                    return Err(Stop::with(
+                        Status::Unmodifiable,
+                        format!("{resolved}: {reason}"),
+                    ));
                 }
                 if let Some(pattern) = self.is_protected(&resolved) {
                     return Err(Stop::with(
                         Status::Protected,
-                        format!("{resolved} is protected (matches {pattern}); cutoff never revokes it"),
+                        format!(
+                            "{resolved} is protected (matches {pattern}); cutoff never revokes it"
+                        ),
                     ));
                 }
                 IamPrincipal::role(role)
@@ -666,18 +768,29 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
                 RoleClass::ServiceLinked => {
                     return Err(Stop::with(
                         Status::Unmodifiable,
-                        format!("{principal} (path {}): {}", info.path, unmodifiable_reason(TargetKind::ServiceLinkedRole).unwrap_or_default()),
+                        format!(
+                            "{principal} (path {}): {}",
+                            info.path,
+                            unmodifiable_reason(TargetKind::ServiceLinkedRole).unwrap_or_default()
+                        ),
                     ));
                 }
                 RoleClass::IdentityCenter => {
                     return Err(Stop::with(
                         Status::Unmodifiable,
-                        format!("{principal} (path {}): {}", info.path, unmodifiable_reason(TargetKind::IdentityCenterRole).unwrap_or_default()),
+                        format!(
+                            "{principal} (path {}): {}",
+                            info.path,
+                            unmodifiable_reason(TargetKind::IdentityCenterRole).unwrap_or_default()
+                        ),
                     ));
                 }
             }
         }
-        if info.tag(PROTECTED_TAG).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        if info
+            .tag(PROTECTED_TAG)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
             return Err(Stop::with(
                 Status::Protected,
                 format!("{principal} is tagged {PROTECTED_TAG}=true; cutoff never revokes it"),
@@ -696,7 +809,10 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
         let target = &request.target;
         // Refuse what cannot be written before reaching into the account at all.
         if let Some(reason) = unmodifiable_reason(target.kind) {
-            return Err(Stop::with(Status::Unmodifiable, format!("{target}: {reason}")));
+            return Err(Stop::with(
+                Status::Unmodifiable,
+                format!("{target}: {reason}"),
+            ));
         }
         if let Some(pattern) = self.is_protected(target) {
             return Err(Stop::with(
@@ -704,9 +820,15 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
                 format!("{target} is protected (matches {pattern}); cutoff never revokes it"),
             ));
         }
-        let client = self.access.client_for(&target.account, request_id, calls).await?;
+        let client = self
+            .access
+            .client_for(&target.account, request_id, calls)
+            .await?;
         let (principal, info) = self.resolve(request, &client, calls, outcome).await?;
-        let mut notes: Vec<String> = (!outcome.detail.is_empty()).then(|| outcome.detail.clone()).into_iter().collect();
+        let mut notes: Vec<String> = (!outcome.detail.is_empty())
+            .then(|| outcome.detail.clone())
+            .into_iter()
+            .collect();
         let now = self.clock.now();
         let new = Cutoff::at_or_after(now + self.config.margin);
         let mut run = Run {
@@ -794,10 +916,18 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
     ) -> Result<(), Stop> {
         let target = &request.target;
         if let Some(reason) = unmodifiable_reason(target.kind) {
-            return Err(Stop::with(Status::Unmodifiable, format!("{target}: {reason}")));
+            return Err(Stop::with(
+                Status::Unmodifiable,
+                format!("{target}: {reason}"),
+            ));
         }
-        let client = self.access.client_for(&target.account, request_id, calls).await?;
-        let (principal, info) = self.resolve_for_release(request, &client, calls, outcome).await?;
+        let client = self
+            .access
+            .client_for(&target.account, request_id, calls)
+            .await?;
+        let (principal, info) = self
+            .resolve_for_release(request, &client, calls, outcome)
+            .await?;
         let now = self.clock.now();
         let max_session = match principal.kind {
             crate::aws::PrincipalType::Role => ROLE_MAX_SESSION,
@@ -818,7 +948,12 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
                     session: s.clone(),
                 }),
             ),
-            (Scope::Session, None) => return Err(Stop::failed("invalid_request", "scope session needs a session name")),
+            (Scope::Session, None) => {
+                return Err(Stop::failed(
+                    "invalid_request",
+                    "scope session needs a session name",
+                ));
+            }
             (Scope::Role, _) => (ROLE_WIDE_POLICY_NAME, None),
         };
         let (_, inline) = run.read_policy(&principal, policy_name).await?;
@@ -832,7 +967,10 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
                 &self.config.fallback_path,
                 &policy::fallback_managed_policy_name(&principal.name),
             );
-            let found = with_retries(&self.config.retry, calls, || client.get_managed_policy(&arn)).await?;
+            let found = with_retries(&self.config.retry, calls, || {
+                client.get_managed_policy(&arn)
+            })
+            .await?;
             found
                 .and_then(|p| PolicyDocument::parse(&p.document).ok())
                 .map(|doc| (arn, doc))
@@ -842,7 +980,10 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
         let managed_cutoff = managed.as_ref().and_then(|(_, d)| d.role_wide_cutoff());
         let Some(latest) = inline_cutoff.max(managed_cutoff) else {
             outcome.status = Status::Released;
-            outcome.detail = format!("{principal} in {} has no cutoff deny; nothing to release", target.account);
+            outcome.detail = format!(
+                "{principal} in {} has no cutoff deny; nothing to release",
+                target.account
+            );
             return Ok(());
         };
         outcome.previous_cutoff = Some(latest);
@@ -851,7 +992,7 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
             return Err(Stop::failed(
                 "refused",
                 format!(
-                    "the cutoff {latest} on {principal} is {} old and sessions issued before it can live up to {} h; releasing now could let a stolen session back in (use force to release anyway)",
+                    "the cutoff {latest} on {principal} is {} old and sessions issued before it can live up to {} h; releasing now could let a stolen session back in (release with force, `cutoff release --force`, to do it anyway)",
                     humanize(age),
                     max_session.num_hours()
                 ),
@@ -873,12 +1014,18 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
             if changed {
                 match remaining {
                     Some(rest) => {
-                        run.write_inline(&principal, policy_name, &rest.to_json()).await?;
+                        run.write_inline(&principal, policy_name, &rest.to_json())
+                            .await?;
                     }
                     None => {
-                        run.actions.push(format!("delete inline policy {policy_name} from {principal}"));
+                        run.actions.push(format!(
+                            "delete inline policy {policy_name} from {principal}"
+                        ));
                         if !run.dry_run {
-                            with_retries(&self.config.retry, calls, || client.delete_inline_policy(&principal, policy_name)).await?;
+                            with_retries(&self.config.retry, calls, || {
+                                client.delete_inline_policy(&principal, policy_name)
+                            })
+                            .await?;
                         }
                     }
                 }
@@ -909,21 +1056,36 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
                         }
                     }
                     None => {
-                        run.actions.push(format!("detach and delete managed policy {arn}"));
+                        run.actions
+                            .push(format!("detach and delete managed policy {arn}"));
                         if !run.dry_run {
-                            with_retries(&self.config.retry, calls, || client.detach_policy(&principal, arn)).await?;
-                            with_retries(&self.config.retry, calls, || client.delete_managed_policy(arn)).await?;
+                            with_retries(&self.config.retry, calls, || {
+                                client.detach_policy(&principal, arn)
+                            })
+                            .await?;
+                            with_retries(&self.config.retry, calls, || {
+                                client.delete_managed_policy(arn)
+                            })
+                            .await?;
                         }
                     }
                 }
             }
         }
         outcome.actions = run.actions;
-        outcome.status = if request.dry_run { Status::DryRun } else { Status::Released };
+        outcome.status = if request.dry_run {
+            Status::DryRun
+        } else {
+            Status::Released
+        };
         outcome.policy = Some(policy_name.to_owned());
         outcome.detail = format!(
             "{} the cutoff {latest} ({} old) on {principal} in {}",
-            if request.dry_run { "would release" } else { "released" },
+            if request.dry_run {
+                "would release"
+            } else {
+                "released"
+            },
             humanize(age),
             target.account
         );
@@ -943,15 +1105,24 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
         let principal = match target.kind {
             TargetKind::User => IamPrincipal::user(target.name.clone()),
             TargetKind::InstanceProfile => {
-                let roles = with_retries(&self.config.retry, calls, || client.instance_profile_roles(&target.name)).await?;
+                let roles = with_retries(&self.config.retry, calls, || {
+                    client.instance_profile_roles(&target.name)
+                })
+                .await?;
                 let role = roles.into_iter().next().ok_or_else(|| {
-                    Stop::failed("not_found", format!("instance profile {} has no role", target.name))
+                    Stop::failed(
+                        "not_found",
+                        format!("instance profile {} has no role", target.name),
+                    )
                 })?;
                 IamPrincipal::role(role)
             }
             _ => IamPrincipal::role(target.name.clone()),
         };
-        let info = with_retries(&self.config.retry, calls, || client.get_principal(&principal)).await?;
+        let info = with_retries(&self.config.retry, calls, || {
+            client.get_principal(&principal)
+        })
+        .await?;
         outcome.owner = owner_of(&info).0;
         Ok((principal, info))
     }
@@ -969,9 +1140,14 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
             error: None,
         };
         let result: Result<(), Stop> = async {
-            let client = self.access.client_for(&request.target.account, request_id, &calls).await?;
+            let client = self
+                .access
+                .client_for(&request.target.account, request_id, &calls)
+                .await?;
             let mut scratch = Outcome::for_request(request, Status::Failed, "");
-            let (principal, _) = self.resolve_for_release(request, &client, &calls, &mut scratch).await?;
+            let (principal, _) = self
+                .resolve_for_release(request, &client, &calls, &mut scratch)
+                .await?;
             report.owner = scratch.owner;
             let now = self.clock.now();
             let max_session = match principal.kind {
@@ -1002,7 +1178,10 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
                 &self.config.fallback_path,
                 &policy::fallback_managed_policy_name(&principal.name),
             );
-            let managed = with_retries(&self.config.retry, &calls, || client.get_managed_policy(&arn)).await?;
+            let managed = with_retries(&self.config.retry, &calls, || {
+                client.get_managed_policy(&arn)
+            })
+            .await?;
             if let Some(c) = managed
                 .and_then(|p| PolicyDocument::parse(&p.document).ok())
                 .and_then(|d| d.role_wide_cutoff())

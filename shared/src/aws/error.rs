@@ -44,18 +44,35 @@ impl ErrorKind {
     /// understand only delays the outcome.
     pub fn from_code(code: &str) -> Self {
         match code {
-            "Throttling" | "ThrottlingException" | "ThrottledException" | "RequestLimitExceeded"
-            | "TooManyRequestsException" | "RequestThrottled" | "RequestThrottledException"
-            | "SlowDown" | "PriorRequestNotComplete" => ErrorKind::Throttled,
-            "ServiceFailure" | "ServiceFailureException" | "InternalFailure" | "InternalError"
-            | "ServiceUnavailable" | "ServiceUnavailableException" | "ConcurrentModification"
-            | "ConcurrentModificationException" | "RequestTimeout" | "RequestTimeoutException"
+            "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "SlowDown"
+            | "PriorRequestNotComplete" => ErrorKind::Throttled,
+            "ServiceFailure"
+            | "ServiceFailureException"
+            | "InternalFailure"
+            | "InternalError"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException"
+            | "ConcurrentModification"
+            | "ConcurrentModificationException"
+            | "RequestTimeout"
+            | "RequestTimeoutException"
             | "IDPCommunicationError" => ErrorKind::Transient,
-            "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation"
-            | "UnrecognizedClientException" | "InvalidClientTokenId" | "ExpiredToken"
-            | "ExpiredTokenException" | "SignatureDoesNotMatch" | "RegionDisabledException" => {
-                ErrorKind::AccessDenied
-            }
+            "AccessDenied"
+            | "AccessDeniedException"
+            | "UnauthorizedOperation"
+            | "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "ExpiredToken"
+            | "ExpiredTokenException"
+            | "SignatureDoesNotMatch"
+            | "RegionDisabledException" => ErrorKind::AccessDenied,
             "NoSuchEntity" | "NoSuchEntityException" | "ResourceNotFoundException" => {
                 ErrorKind::NotFound
             }

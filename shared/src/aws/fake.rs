@@ -78,7 +78,10 @@ impl FakeIam {
             FakePrincipal {
                 path: path.to_owned(),
                 unique_id,
-                tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                tags: tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 ..FakePrincipal::default()
             },
         );
@@ -91,7 +94,10 @@ impl FakeIam {
             FakePrincipal {
                 path: "/".to_owned(),
                 unique_id: "AIDAFAKEUSERID000001".to_owned(),
-                tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                tags: tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 ..FakePrincipal::default()
             },
         );
@@ -106,9 +112,10 @@ impl FakeIam {
     }
 
     pub fn add_instance_profile(&self, name: &str, roles: &[&str]) -> &Self {
-        self.state()
-            .instance_profiles
-            .insert(name.to_owned(), roles.iter().map(|r| r.to_string()).collect());
+        self.state().instance_profiles.insert(
+            name.to_owned(),
+            roles.iter().map(|r| r.to_string()).collect(),
+        );
         self
     }
 
@@ -158,11 +165,19 @@ impl FakeIam {
             .cloned()
     }
 
-    fn begin(&self, action: &'static str) -> Result<std::sync::MutexGuard<'_, FakeState>, AwsError> {
+    fn begin(
+        &self,
+        action: &'static str,
+    ) -> Result<std::sync::MutexGuard<'_, FakeState>, AwsError> {
         let mut state = self.state();
         state.calls.push(action);
         if let Some(kind) = state.failures.get_mut(action).and_then(VecDeque::pop_front) {
-            return Err(AwsError::new(kind, action, "in the fake", "injected failure"));
+            return Err(AwsError::new(
+                kind,
+                action,
+                "in the fake",
+                "injected failure",
+            ));
         }
         Ok(state)
     }
@@ -211,23 +226,36 @@ impl Principals for FakeIam {
             principal: principal.clone(),
             path: IamPath::parse(&p.path).expect("fake path"),
             unique_id: UniqueId::parse(&p.unique_id).expect("fake id"),
-            arn: format!("arn:aws:iam::{}:{kind}{}{}", state.account, p.path, principal.name),
+            arn: format!(
+                "arn:aws:iam::{}:{kind}{}{}",
+                state.account, p.path, principal.name
+            ),
             tags: p.tags.clone(),
         })
     }
 
-    async fn instance_profile_roles(&self, profile: &PrincipalName) -> Result<Vec<PrincipalName>, AwsError> {
+    async fn instance_profile_roles(
+        &self,
+        profile: &PrincipalName,
+    ) -> Result<Vec<PrincipalName>, AwsError> {
         let state = self.begin("GetInstanceProfile")?;
         let roles = state
             .instance_profiles
             .get(profile.as_str())
             .ok_or_else(|| not_found("GetInstanceProfile", profile.as_str()))?;
-        Ok(roles.iter().map(|r| PrincipalName::parse(r).expect("fake role")).collect())
+        Ok(roles
+            .iter()
+            .map(|r| PrincipalName::parse(r).expect("fake role"))
+            .collect())
     }
 }
 
 impl InlinePolicies for FakeIam {
-    async fn get_inline_policy(&self, principal: &IamPrincipal, policy_name: &str) -> Result<Option<String>, AwsError> {
+    async fn get_inline_policy(
+        &self,
+        principal: &IamPrincipal,
+        policy_name: &str,
+    ) -> Result<Option<String>, AwsError> {
         let op = action(principal.kind, "GetRolePolicy", "GetUserPolicy");
         let mut state = self.begin(op)?;
         if let Some(stale) = state
@@ -243,7 +271,10 @@ impl InlinePolicies for FakeIam {
         Ok(p.inline.get(policy_name).map(|d| encode(d)))
     }
 
-    async fn list_inline_policies(&self, principal: &IamPrincipal) -> Result<Vec<String>, AwsError> {
+    async fn list_inline_policies(
+        &self,
+        principal: &IamPrincipal,
+    ) -> Result<Vec<String>, AwsError> {
         let op = action(principal.kind, "ListRolePolicies", "ListUserPolicies");
         let state = self.begin(op)?;
         let p = state
@@ -252,7 +283,12 @@ impl InlinePolicies for FakeIam {
         Ok(p.inline.keys().cloned().collect())
     }
 
-    async fn put_inline_policy(&self, principal: &IamPrincipal, policy_name: &str, document: &str) -> Result<(), AwsError> {
+    async fn put_inline_policy(
+        &self,
+        principal: &IamPrincipal,
+        policy_name: &str,
+        document: &str,
+    ) -> Result<(), AwsError> {
         let op = action(principal.kind, "PutRolePolicy", "PutUserPolicy");
         let mut state = self.begin(op)?;
         let limit = match principal.kind {
@@ -280,7 +316,11 @@ impl InlinePolicies for FakeIam {
         Ok(())
     }
 
-    async fn delete_inline_policy(&self, principal: &IamPrincipal, policy_name: &str) -> Result<(), AwsError> {
+    async fn delete_inline_policy(
+        &self,
+        principal: &IamPrincipal,
+        policy_name: &str,
+    ) -> Result<(), AwsError> {
         let op = action(principal.kind, "DeleteRolePolicy", "DeleteUserPolicy");
         let mut state = self.begin(op)?;
         let p = state
@@ -308,11 +348,21 @@ impl ManagedPolicies for FakeIam {
         }))
     }
 
-    async fn put_managed_policy(&self, path: &IamPath, name: &str, document: &str) -> Result<String, AwsError> {
+    async fn put_managed_policy(
+        &self,
+        path: &IamPath,
+        name: &str,
+        document: &str,
+    ) -> Result<String, AwsError> {
         let arn = self.managed_policy_arn(path, name);
         let mut state = self.begin("CreatePolicyVersion")?;
         if policy_size(document) > crate::policy::MANAGED_POLICY_BUDGET {
-            return Err(AwsError::new(ErrorKind::Quota, "CreatePolicyVersion", arn, "policy too large"));
+            return Err(AwsError::new(
+                ErrorKind::Quota,
+                "CreatePolicyVersion",
+                arn,
+                "policy too large",
+            ));
         }
         let versions = state.managed.entry(arn.clone()).or_default();
         versions.push(document.to_owned());
@@ -332,7 +382,11 @@ impl ManagedPolicies for FakeIam {
     }
 
     async fn attached_policies(&self, principal: &IamPrincipal) -> Result<Vec<String>, AwsError> {
-        let op = action(principal.kind, "ListAttachedRolePolicies", "ListAttachedUserPolicies");
+        let op = action(
+            principal.kind,
+            "ListAttachedRolePolicies",
+            "ListAttachedUserPolicies",
+        );
         let state = self.begin(op)?;
         let p = state
             .principal(principal)
@@ -364,7 +418,11 @@ impl ManagedPolicies for FakeIam {
 }
 
 impl AccessKeys for FakeIam {
-    async fn deactivate_access_key(&self, user: &PrincipalName, access_key_id: &AccessKeyId) -> Result<(), AwsError> {
+    async fn deactivate_access_key(
+        &self,
+        user: &PrincipalName,
+        access_key_id: &AccessKeyId,
+    ) -> Result<(), AwsError> {
         let mut state = self.begin("UpdateAccessKey")?;
         let status = state
             .access_keys
@@ -416,11 +474,21 @@ impl FakeAccess {
 impl AccountAccess for FakeAccess {
     type Client = FakeIam;
 
-    async fn client_for(&self, account: &Account, _request_id: &str, calls: &CallCounter) -> Result<FakeIam, AwsError> {
+    async fn client_for(
+        &self,
+        account: &Account,
+        _request_id: &str,
+        calls: &CallCounter,
+    ) -> Result<FakeIam, AwsError> {
         if self.home.as_deref() != Some(account.as_str()) {
             calls.add(1);
             if let Some(kind) = self.assume_failures.lock().unwrap().pop_front() {
-                return Err(AwsError::new(kind, "sts:AssumeRole", account.to_string(), "injected failure"));
+                return Err(AwsError::new(
+                    kind,
+                    "sts:AssumeRole",
+                    account.to_string(),
+                    "injected failure",
+                ));
             }
             self.assumed.lock().unwrap().push(account.to_string());
         }

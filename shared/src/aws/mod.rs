@@ -169,7 +169,8 @@ pub trait ManagedPolicies: Send + Sync {
         document: &str,
     ) -> impl Future<Output = Result<String, AwsError>> + Send;
 
-    fn delete_managed_policy(&self, arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn delete_managed_policy(&self, arn: &str)
+    -> impl Future<Output = Result<(), AwsError>> + Send;
 
     /// ARNs of the managed policies attached to the principal.
     fn attached_policies(
@@ -205,7 +206,10 @@ pub trait AccountQuotas: Send + Sync {
 }
 
 /// Everything the revocation workflow does in one account.
-pub trait IamApi: Principals + InlinePolicies + ManagedPolicies + AccessKeys + AccountQuotas {}
+pub trait IamApi:
+    Principals + InlinePolicies + ManagedPolicies + AccessKeys + AccountQuotas
+{
+}
 impl<T: Principals + InlinePolicies + ManagedPolicies + AccessKeys + AccountQuotas> IamApi for T {}
 
 /// Access to accounts: our own directly, others through the member role

@@ -112,7 +112,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn throttling_is_retried_then_succeeds_and_every_attempt_counts() {
-        let script = Mutex::new(vec![Err(err(ErrorKind::Throttled)), Err(err(ErrorKind::Transient)), Ok(7)]);
+        let script = Mutex::new(vec![
+            Err(err(ErrorKind::Throttled)),
+            Err(err(ErrorKind::Transient)),
+            Ok(7),
+        ]);
         let calls = CallCounter::default();
         let result = with_retries(&RetryPolicy::default(), &calls, || {
             let next = script.lock().unwrap().remove(0);
@@ -126,8 +130,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn fatal_errors_are_not_retried() {
         let calls = CallCounter::default();
-        let result: Result<(), _> =
-            with_retries(&RetryPolicy::default(), &calls, || async { Err(err(ErrorKind::AccessDenied)) }).await;
+        let result: Result<(), _> = with_retries(&RetryPolicy::default(), &calls, || async {
+            Err(err(ErrorKind::AccessDenied))
+        })
+        .await;
         assert_eq!(result.unwrap_err().kind, ErrorKind::AccessDenied);
         assert_eq!(calls.get(), 1);
     }
@@ -146,7 +152,10 @@ mod tests {
     fn delays_grow_exponentially_within_the_cap() {
         let policy = RetryPolicy::default();
         for retry in 1..=10 {
-            let ceiling = policy.base_delay.saturating_mul(1 << (retry - 1)).min(policy.max_delay);
+            let ceiling = policy
+                .base_delay
+                .saturating_mul(1 << (retry - 1))
+                .min(policy.max_delay);
             for _ in 0..50 {
                 assert!(policy.delay(retry) <= ceiling);
             }

@@ -29,7 +29,11 @@ fn setup() -> (FakeAccess, FakeIam) {
 fn request(kind: TargetKind, name: &str) -> RevocationRequest {
     RevocationRequest {
         action: ManualAction::Revoke,
-        target: Target::new(kind, Account::parse(MEMBER).unwrap(), PrincipalName::parse(name).unwrap()),
+        target: Target::new(
+            kind,
+            Account::parse(MEMBER).unwrap(),
+            PrincipalName::parse(name).unwrap(),
+        ),
         scope: Scope::Role,
         trigger: Trigger {
             source: "guardduty".into(),
@@ -59,7 +63,9 @@ fn cutoff(s: &str) -> Cutoff {
 #[tokio::test(start_paused = true)]
 async fn revoking_a_role_writes_the_console_deny_with_a_rounded_up_cutoff_and_verifies_it() {
     let (access, member) = setup();
-    let out = revoker(access.clone()).handle(&request(TargetKind::Role, "payments-api"), "req-1").await;
+    let out = revoker(access.clone())
+        .handle(&request(TargetKind::Role, "payments-api"), "req-1")
+        .await;
     assert_eq!(out.status, Status::Applied, "{out:#?}");
     // 12:00:00.400 + 1 s margin, rounded up to a whole second.
     assert_eq!(out.cutoff, Some(cutoff("2026-11-23T12:00:02Z")));
@@ -68,11 +74,22 @@ async fn revoking_a_role_writes_the_console_deny_with_a_rounded_up_cutoff_and_ve
     assert_eq!(out.owner.team.as_deref(), Some("payments"));
     assert_eq!(out.propagation.as_deref(), Some("eventual"));
     assert!(out.error.is_none());
-    let stored = member.inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME).unwrap();
-    assert_eq!(stored, policy::role_wide_document(cutoff("2026-11-23T12:00:02Z")).to_json());
+    let stored = member
+        .inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME)
+        .unwrap();
+    assert_eq!(
+        stored,
+        policy::role_wide_document(cutoff("2026-11-23T12:00:02Z")).to_json()
+    );
     assert_eq!(
         member.calls(),
-        ["GetRole", "GetRolePolicy", "ListRolePolicies", "PutRolePolicy", "GetRolePolicy"]
+        [
+            "GetRole",
+            "GetRolePolicy",
+            "ListRolePolicies",
+            "PutRolePolicy",
+            "GetRolePolicy"
+        ]
     );
     assert_eq!(out.api_calls, 6, "AssumeRole and five IAM calls");
 }
@@ -81,21 +98,29 @@ async fn revoking_a_role_writes_the_console_deny_with_a_rounded_up_cutoff_and_ve
 async fn a_repeat_revocation_takes_four_calls_and_raises_the_cutoff() {
     let (access, member) = setup();
     let r = revoker(access.clone());
-    r.handle(&request(TargetKind::Role, "payments-api"), "req-1").await;
+    r.handle(&request(TargetKind::Role, "payments-api"), "req-1")
+        .await;
     r.clock.advance(chrono::Duration::minutes(10));
     member.state().calls.clear();
-    let out = r.handle(&request(TargetKind::Role, "payments-api"), "req-2").await;
+    let out = r
+        .handle(&request(TargetKind::Role, "payments-api"), "req-2")
+        .await;
     assert_eq!(out.status, Status::Applied);
     assert_eq!(out.previous_cutoff, Some(cutoff("2026-11-23T12:00:02Z")));
     assert_eq!(out.cutoff, Some(cutoff("2026-11-23T12:10:02Z")));
-    assert_eq!(member.calls(), ["GetRole", "GetRolePolicy", "PutRolePolicy", "GetRolePolicy"]);
+    assert_eq!(
+        member.calls(),
+        ["GetRole", "GetRolePolicy", "PutRolePolicy", "GetRolePolicy"]
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn cross_account_targets_go_through_the_member_role_and_home_targets_do_not() {
     let (access, _) = setup();
     let r = revoker(access.clone());
-    let out = r.handle(&request(TargetKind::Role, "payments-api"), "req-1").await;
+    let out = r
+        .handle(&request(TargetKind::Role, "payments-api"), "req-1")
+        .await;
     assert_eq!(out.status, Status::Applied);
     assert_eq!(*access.assumed.lock().unwrap(), [MEMBER.to_owned()]);
     assert_eq!(out.api_calls, 6, "AssumeRole counts");
@@ -104,7 +129,11 @@ async fn cross_account_targets_go_through_the_member_role_and_home_targets_do_no
     let mut local = request(TargetKind::Role, "local-app");
     local.target.account = Account::parse(HOME).unwrap();
     assert_eq!(r.handle(&local, "req-2").await.status, Status::Applied);
-    assert_eq!(access.assumed.lock().unwrap().len(), 1, "no AssumeRole for the home account");
+    assert_eq!(
+        access.assumed.lock().unwrap().len(),
+        1,
+        "no AssumeRole for the home account"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -112,11 +141,18 @@ async fn a_later_existing_cutoff_is_kept_and_nothing_is_written() {
     let (access, member) = setup();
     let later = policy::role_wide_document(cutoff("2026-11-23T13:00:00Z")).to_json();
     member.set_inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME, &later);
-    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
     assert_eq!(out.status, Status::AlreadyRevoked);
     assert_eq!(out.cutoff, Some(cutoff("2026-11-23T13:00:00Z")));
     assert!(member.writes().is_empty());
-    assert_eq!(member.inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME).unwrap(), later);
+    assert_eq!(
+        member
+            .inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME)
+            .unwrap(),
+        later
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -141,12 +177,26 @@ async fn console_written_policies_and_foreign_statements_are_merged_not_clobbere
     let (access, member) = setup();
     let console = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],"Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-11-23T09:00:00.000Z"}}},{"Sid":"KeepMe","Effect":"Deny","Action":"s3:DeleteBucket","Resource":"*"}]}"#;
     member.set_inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME, console);
-    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
     assert_eq!(out.status, Status::Applied);
     assert_eq!(out.previous_cutoff, Some(cutoff("2026-11-23T09:00:00Z")));
-    let stored = PolicyDocument::parse(&member.inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME).unwrap()).unwrap();
-    assert_eq!(stored.role_wide_cutoff(), Some(cutoff("2026-11-23T12:00:02Z")));
-    assert_eq!(stored.statements().len(), 2, "one revocation statement and the foreign one");
+    let stored = PolicyDocument::parse(
+        &member
+            .inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        stored.role_wide_cutoff(),
+        Some(cutoff("2026-11-23T12:00:02Z"))
+    );
+    assert_eq!(
+        stored.statements().len(),
+        2,
+        "one revocation statement and the foreign one"
+    );
     let foreign = stored.foreign_statements();
     assert_eq!(
         serde_json::to_string(foreign[0]).unwrap(),
@@ -156,20 +206,32 @@ async fn console_written_policies_and_foreign_statements_are_merged_not_clobbere
 
 fn big_policy(chars: usize) -> String {
     let padding = "x".repeat(chars.saturating_sub(80));
-    format!(r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"{padding}","Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}]}}"#)
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"{padding}","Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}]}}"#
+    )
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_nearly_full_inline_budget_falls_back_to_a_managed_policy_and_says_so() {
     let (access, member) = setup();
     member.set_inline(&role("payments-api"), "Existing", &big_policy(10_200));
-    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
     assert_eq!(out.status, Status::Applied, "{out:#?}");
     let arn = format!("arn:aws:iam::{MEMBER}:policy/cutoff/cutoff-revoke-payments-api");
     assert_eq!(out.policy.as_deref(), Some(arn.as_str()));
     assert!(out.detail.contains("does not fit inline"), "{}", out.detail);
-    assert!(out.detail.contains("10240"), "names the budget: {}", out.detail);
-    assert!(member.inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME).is_none());
+    assert!(
+        out.detail.contains("10240"),
+        "names the budget: {}",
+        out.detail
+    );
+    assert!(
+        member
+            .inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME)
+            .is_none()
+    );
     let state = member.state();
     assert!(state.roles["payments-api"].attached.contains(&arn));
     let doc = PolicyDocument::parse(state.managed[&arn].last().unwrap()).unwrap();
@@ -180,9 +242,15 @@ async fn a_nearly_full_inline_budget_falls_back_to_a_managed_policy_and_says_so(
 async fn an_inline_quota_error_from_iam_also_falls_back() {
     let (access, member) = setup();
     member.fail("PutRolePolicy", &[ErrorKind::Quota]);
-    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
     assert_eq!(out.status, Status::Applied);
-    assert!(out.policy.unwrap().contains(":policy/cutoff/cutoff-revoke-payments-api"));
+    assert!(
+        out.policy
+            .unwrap()
+            .contains(":policy/cutoff/cutoff-revoke-payments-api")
+    );
     assert!(out.detail.contains("IAM refused"), "{}", out.detail);
 }
 
@@ -192,14 +260,22 @@ async fn no_room_anywhere_fails_with_a_quota_error_that_says_why() {
     member.set_inline(&role("payments-api"), "Existing", &big_policy(10_200));
     {
         let mut state = member.state();
-        let attached: Vec<String> = (0..10).map(|i| format!("arn:aws:iam::aws:policy/P{i}")).collect();
+        let attached: Vec<String> = (0..10)
+            .map(|i| format!("arn:aws:iam::aws:policy/P{i}"))
+            .collect();
         state.roles.get_mut("payments-api").unwrap().attached = attached;
     }
-    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
     assert_eq!(out.status, Status::Failed);
     let error = out.error.unwrap();
     assert_eq!(error.kind, "quota");
-    assert!(error.message.contains("10 of 10 managed policies"), "{}", error.message);
+    assert!(
+        error.message.contains("10 of 10 managed policies"),
+        "{}",
+        error.message
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -208,12 +284,24 @@ async fn alert_only_and_protected_targets_are_never_written() {
     member.add_role("cutoff-member", "/", &[]);
     member.add_role("tagged", "/", &[("cutoff:protected", "true")]);
     member.add_role("slr-by-path", "/aws-service-role/ecs.amazonaws.com/", &[]);
-    member.add_role("sso-by-path", "/aws-reserved/sso.amazonaws.com/eu-west-1/", &[]);
+    member.add_role(
+        "sso-by-path",
+        "/aws-reserved/sso.amazonaws.com/eu-west-1/",
+        &[],
+    );
     let r = revoker(access.clone());
     for (kind, name, status) in [
         (TargetKind::Root, "root", Status::Unmodifiable),
-        (TargetKind::ServiceLinkedRole, "AWSServiceRoleForECS", Status::Unmodifiable),
-        (TargetKind::IdentityCenterRole, "AWSReservedSSO_Admin_0123456789abcdef", Status::Unmodifiable),
+        (
+            TargetKind::ServiceLinkedRole,
+            "AWSServiceRoleForECS",
+            Status::Unmodifiable,
+        ),
+        (
+            TargetKind::IdentityCenterRole,
+            "AWSReservedSSO_Admin_0123456789abcdef",
+            Status::Unmodifiable,
+        ),
         (TargetKind::FederatedUser, "bob", Status::Unmodifiable),
         (TargetKind::Role, "cutoff-member", Status::Protected),
         (TargetKind::Role, "tagged", Status::Protected),
@@ -225,14 +313,18 @@ async fn alert_only_and_protected_targets_are_never_written() {
         assert!(!out.detail.is_empty());
     }
     assert!(member.writes().is_empty(), "{:?}", member.writes());
-    let sso = r.handle(&request(TargetKind::Role, "sso-by-path"), "r").await;
+    let sso = r
+        .handle(&request(TargetKind::Role, "sso-by-path"), "r")
+        .await;
     assert!(sso.detail.contains("permission set"), "{}", sso.detail);
 }
 
 #[tokio::test(start_paused = true)]
 async fn protected_names_are_refused_before_any_call() {
     let (access, member) = setup();
-    let out = revoker(access.clone()).handle(&request(TargetKind::Role, "cutoff-revoker"), "r").await;
+    let out = revoker(access.clone())
+        .handle(&request(TargetKind::Role, "cutoff-revoker"), "r")
+        .await;
     assert_eq!(out.status, Status::Protected);
     assert_eq!(out.api_calls, 0);
     assert!(member.calls().is_empty() && access.assumed.lock().unwrap().is_empty());
@@ -241,12 +333,19 @@ async fn protected_names_are_refused_before_any_call() {
 #[tokio::test(start_paused = true)]
 async fn a_user_key_ends_inactive_and_still_exists_and_the_user_gets_the_deny() {
     let (access, member) = setup();
-    member.add_user("ci-deployer", &[]).add_access_key("ci-deployer", "AKIAZXCVBNMASDFGHJKL");
+    member
+        .add_user("ci-deployer", &[])
+        .add_access_key("ci-deployer", "AKIAZXCVBNMASDFGHJKL");
     let mut req = request(TargetKind::User, "ci-deployer");
     req.target.access_key_id = Some(AccessKeyId::parse("AKIAZXCVBNMASDFGHJKL").unwrap());
     let out = revoker(access).handle(&req, "r").await;
     assert_eq!(out.status, Status::Applied, "{out:#?}");
-    assert_eq!(member.key_status("ci-deployer", "AKIAZXCVBNMASDFGHJKL").as_deref(), Some("Inactive"));
+    assert_eq!(
+        member
+            .key_status("ci-deployer", "AKIAZXCVBNMASDFGHJKL")
+            .as_deref(),
+        Some("Inactive")
+    );
     let user = IamPrincipal::user(PrincipalName::parse("ci-deployer").unwrap());
     assert!(member.inline(&user, ROLE_WIDE_POLICY_NAME).is_some());
     assert!(out.actions[0].contains("Inactive"));
@@ -271,7 +370,9 @@ async fn user_policies_use_the_user_budget() {
     member.add_user("ci-deployer", &[]);
     let user = IamPrincipal::user(PrincipalName::parse("ci-deployer").unwrap());
     member.set_inline(&user, "Existing", &big_policy(1_950));
-    let out = revoker(access).handle(&request(TargetKind::User, "ci-deployer"), "r").await;
+    let out = revoker(access)
+        .handle(&request(TargetKind::User, "ci-deployer"), "r")
+        .await;
     assert_eq!(out.status, Status::Applied);
     assert!(out.policy.unwrap().contains("cutoff-revoke-ci-deployer"));
     assert!(member.state().users["ci-deployer"].attached.len() == 1);
@@ -285,7 +386,12 @@ async fn dry_run_reports_everything_and_writes_nothing() {
     let out = revoker(access).handle(&req, "r").await;
     assert_eq!(out.status, Status::DryRun);
     assert_eq!(out.cutoff, Some(cutoff("2026-11-23T12:00:02Z")));
-    assert_eq!(out.actions, [format!("put inline policy {ROLE_WIDE_POLICY_NAME} on role `payments-api`")]);
+    assert_eq!(
+        out.actions,
+        [format!(
+            "put inline policy {ROLE_WIDE_POLICY_NAME} on role `payments-api`"
+        )]
+    );
     assert!(out.propagation.is_none());
     assert!(member.writes().is_empty(), "{:?}", member.writes());
 }
@@ -295,9 +401,15 @@ async fn throttling_is_retried_and_counted() {
     let (access, member) = setup();
     member.fail("GetRole", &[ErrorKind::Throttled, ErrorKind::Transient]);
     member.fail("PutRolePolicy", &[ErrorKind::Throttled]);
-    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
     assert_eq!(out.status, Status::Applied);
-    assert_eq!(out.api_calls, 1 + 5 + 3, "AssumeRole + five calls + three retried attempts");
+    assert_eq!(
+        out.api_calls,
+        1 + 5 + 3,
+        "AssumeRole + five calls + three retried attempts"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -309,7 +421,9 @@ async fn fatal_errors_end_in_a_failed_outcome_with_the_error_kind() {
     ] {
         let (access, member) = setup();
         member.fail(action, &[kind]);
-        let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+        let out = revoker(access)
+            .handle(&request(TargetKind::Role, "payments-api"), "r")
+            .await;
         assert_eq!(out.status, Status::Failed, "{action}");
         assert_eq!(out.error.as_ref().unwrap().kind, want);
         assert!(out.detail.starts_with("failed:"));
@@ -321,15 +435,23 @@ async fn fatal_errors_end_in_a_failed_outcome_with_the_error_kind() {
 async fn exhausted_retries_fail_as_throttled() {
     let (access, member) = setup();
     member.fail("GetRole", &[ErrorKind::Throttled; 10]);
-    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
     assert_eq!(out.error.unwrap().kind, "throttled");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_member_role_that_cannot_be_assumed_fails_as_access_denied() {
     let (access, member) = setup();
-    access.assume_failures.lock().unwrap().push_back(ErrorKind::AccessDenied);
-    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    access
+        .assume_failures
+        .lock()
+        .unwrap()
+        .push_back(ErrorKind::AccessDenied);
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
     assert_eq!(out.status, Status::Failed);
     assert_eq!(out.error.unwrap().kind, "access_denied");
     assert!(member.calls().is_empty());
@@ -338,8 +460,14 @@ async fn a_member_role_that_cannot_be_assumed_fails_as_access_denied() {
 #[tokio::test(start_paused = true)]
 async fn an_unreadable_existing_policy_is_never_overwritten() {
     let (access, member) = setup();
-    member.set_inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME, r#"{"Statement":[],"Statement":[]}"#);
-    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    member.set_inline(
+        &role("payments-api"),
+        ROLE_WIDE_POLICY_NAME,
+        r#"{"Statement":[],"Statement":[]}"#,
+    );
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
     assert_eq!(out.error.unwrap().kind, "unreadable_policy");
     assert!(member.writes().is_empty());
 }
@@ -349,12 +477,16 @@ async fn a_stale_read_back_is_retried_and_a_persistent_one_fails_unverified() {
     let (access, member) = setup();
     // The first read is the pre-write read (no policy); the next two read-backs are stale.
     member.stale_reads(ROLE_WIDE_POLICY_NAME, &[None, None, None]);
-    let out = revoker(access.clone()).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    let out = revoker(access.clone())
+        .handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
     assert_eq!(out.status, Status::Applied, "{}", out.detail);
 
     let (access, member) = setup();
     member.stale_reads(ROLE_WIDE_POLICY_NAME, &[None; 6]);
-    let out = revoker(access).handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
     assert_eq!(out.status, Status::Failed);
     assert_eq!(out.error.unwrap().kind, "unverified");
 }
@@ -375,30 +507,61 @@ async fn session_scope_denies_one_session_keyed_by_role_id() {
     assert_eq!(out.scope, Scope::Session);
     assert_eq!(out.policy.as_deref(), Some(SESSION_POLICY_NAME));
     r.handle(&session_request("i-0bbbbbbbbbbbbbbb2"), "r").await;
-    let doc = PolicyDocument::parse(&member.inline(&role("payments-api"), SESSION_POLICY_NAME).unwrap()).unwrap();
+    let doc = PolicyDocument::parse(
+        &member
+            .inline(&role("payments-api"), SESSION_POLICY_NAME)
+            .unwrap(),
+    )
+    .unwrap();
     let role_id = member.state().roles["payments-api"].unique_id.clone();
-    let userids: Vec<String> = doc.session_cutoffs().into_iter().map(|(sp, _)| sp.to_string()).collect();
-    assert_eq!(userids, [format!("{role_id}:i-0aaaaaaaaaaaaaaa1"), format!("{role_id}:i-0bbbbbbbbbbbbbbb2")]);
-    assert!(member.inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME).is_none(), "no role-wide deny");
+    let userids: Vec<String> = doc
+        .session_cutoffs()
+        .into_iter()
+        .map(|(sp, _)| sp.to_string())
+        .collect();
+    assert_eq!(
+        userids,
+        [
+            format!("{role_id}:i-0aaaaaaaaaaaaaaa1"),
+            format!("{role_id}:i-0bbbbbbbbbbbbbbb2")
+        ]
+    );
+    assert!(
+        member
+            .inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME)
+            .is_none(),
+        "no role-wide deny"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn session_scope_escalates_to_role_wide_when_the_budget_runs_out() {
     let (access, member) = setup();
     member.set_inline(&role("payments-api"), "Existing", &big_policy(10_150));
-    let out = revoker(access).handle(&session_request("i-0aaaaaaaaaaaaaaa1"), "r").await;
+    let out = revoker(access)
+        .handle(&session_request("i-0aaaaaaaaaaaaaaa1"), "r")
+        .await;
     assert_eq!(out.scope, Scope::Role, "{out:#?}");
-    assert!(out.detail.contains("escalated to a role-wide deny"), "{}", out.detail);
+    assert!(
+        out.detail.contains("escalated to a role-wide deny"),
+        "{}",
+        out.detail
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn instance_profiles_resolve_to_their_role() {
     let (access, member) = setup();
     member.add_instance_profile("web-tier", &["payments-api"]);
-    let out = revoker(access).handle(&request(TargetKind::InstanceProfile, "web-tier"), "r").await;
+    let out = revoker(access)
+        .handle(&request(TargetKind::InstanceProfile, "web-tier"), "r")
+        .await;
     assert_eq!(out.status, Status::Applied, "{out:#?}");
     assert_eq!(out.target.unwrap().name.as_str(), "payments-api");
-    assert!(out.detail.contains("instance profile web-tier resolves to role payments-api"));
+    assert!(
+        out.detail
+            .contains("instance profile web-tier resolves to role payments-api")
+    );
     assert!(stored_cutoff(&member, &role("payments-api")).is_some());
 }
 
@@ -417,7 +580,11 @@ async fn release_refuses_a_young_cutoff_unless_forced_and_keeps_foreign_statemen
     let out = r.handle(&release_request(), "r").await;
     assert_eq!(out.status, Status::Failed);
     assert_eq!(out.error.as_ref().unwrap().kind, "refused");
-    assert!(out.detail.contains("2h old") && out.detail.contains("12 h"), "{}", out.detail);
+    assert!(
+        out.detail.contains("2h old") && out.detail.contains("12 h"),
+        "{}",
+        out.detail
+    );
     assert!(member.writes().is_empty());
 
     let mut forced = release_request();
@@ -425,7 +592,12 @@ async fn release_refuses_a_young_cutoff_unless_forced_and_keeps_foreign_statemen
     let out = r.handle(&forced, "r").await;
     assert_eq!(out.status, Status::Released, "{out:#?}");
     assert_eq!(out.previous_cutoff, Some(cutoff("2026-11-23T10:00:00Z")));
-    let left = PolicyDocument::parse(&member.inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME).unwrap()).unwrap();
+    let left = PolicyDocument::parse(
+        &member
+            .inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME)
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(left.role_wide_cutoff(), None);
     assert_eq!(left.foreign_statements().len(), 1);
 }
@@ -437,7 +609,11 @@ async fn release_of_an_old_cutoff_deletes_the_policy_without_force() {
     member.set_inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME, &old);
     let out = revoker(access).handle(&release_request(), "r").await;
     assert_eq!(out.status, Status::Released, "{}", out.detail);
-    assert!(member.inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME).is_none());
+    assert!(
+        member
+            .inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME)
+            .is_none()
+    );
     assert!(member.calls().contains(&"DeleteRolePolicy"));
 }
 
@@ -459,7 +635,8 @@ async fn release_removes_the_managed_fallback_too() {
     let (access, member) = setup();
     member.set_inline(&role("payments-api"), "Existing", &big_policy(10_200));
     let r = revoker(access);
-    r.handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    r.handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
     r.clock.advance(chrono::Duration::hours(13));
     let out = r.handle(&release_request(), "r").await;
     assert_eq!(out.status, Status::Released, "{out:#?}");
@@ -472,7 +649,8 @@ async fn release_removes_the_managed_fallback_too() {
 async fn status_reports_cutoffs_their_age_and_whether_they_still_matter() {
     let (access, member) = setup();
     let r = revoker(access);
-    r.handle(&request(TargetKind::Role, "payments-api"), "r").await;
+    r.handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
     r.handle(&session_request("i-0aaaaaaaaaaaaaaa1"), "r").await;
     r.clock.advance(chrono::Duration::hours(2));
     let mut req = request(TargetKind::Role, "payments-api");
@@ -495,16 +673,30 @@ async fn status_reports_cutoffs_their_age_and_whether_they_still_matter() {
 #[tokio::test(start_paused = true)]
 async fn an_invalid_notify_tag_is_ignored_and_reported() {
     let (access, member) = setup();
-    member.add_role("tagged-app", "/", &[("cutoff:owner", "web"), ("cutoff:notify", "not-an-arn")]);
-    let out = revoker(access).handle(&request(TargetKind::Role, "tagged-app"), "r").await;
+    member.add_role(
+        "tagged-app",
+        "/",
+        &[("cutoff:owner", "web"), ("cutoff:notify", "not-an-arn")],
+    );
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "tagged-app"), "r")
+        .await;
     assert_eq!(out.owner.topic, None);
-    assert!(out.detail.contains("not an SNS topic ARN"), "{}", out.detail);
+    assert!(
+        out.detail.contains("not an SNS topic ARN"),
+        "{}",
+        out.detail
+    );
 }
 
 #[test]
 fn sns_topic_arns_are_recognised() {
-    assert!(is_sns_topic_arn("arn:aws:sns:us-east-1:111122223333:payments-alerts"));
-    assert!(is_sns_topic_arn("arn:aws-us-gov:sns:us-gov-west-1:111122223333:x.fifo"));
+    assert!(is_sns_topic_arn(
+        "arn:aws:sns:us-east-1:111122223333:payments-alerts"
+    ));
+    assert!(is_sns_topic_arn(
+        "arn:aws-us-gov:sns:us-gov-west-1:111122223333:x.fifo"
+    ));
     assert!(!is_sns_topic_arn("arn:aws:sqs:us-east-1:111122223333:q"));
     assert!(!is_sns_topic_arn("arn:aws:sns:us-east-1:1111:q"));
     assert!(!is_sns_topic_arn("arn:aws:sns:us-east-1:111122223333:a:b"));

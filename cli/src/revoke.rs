@@ -1,0 +1,439 @@
+//! `cutoff revoke`, `cutoff status` and `cutoff release`: the revoker's workflow, run
+//! from an operator's machine with the standard AWS credential chain.
+//!
+//! The arguments become the same manual request the revoker Lambda accepts, and go
+//! through the same validation and the same workflow.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::{ArgGroup, Args, ValueEnum};
+use cutoff::aws::sdk::{SdkAccountAccess, SdkOptions, discover_home, load_sdk_config_with};
+use cutoff::clock::SystemClock;
+use cutoff::config::{RevokerConfig, parse_external_id};
+use cutoff::event::{ManualAction, manual};
+use cutoff::outcome::{Outcome, RevocationRequest, Status};
+use cutoff::principal::PrincipalName;
+use cutoff::revoke::{RevokeConfig, Revoker, StatusReport, humanize};
+use serde_json::{Value, json};
+
+use crate::Exit;
+
+/// How to reach AWS.
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// AWS profile to use (default: the standard credential chain).
+    #[arg(long, global = true, value_name = "NAME")]
+    profile: Option<String>,
+    /// AWS region for STS (IAM is global).
+    #[arg(long, global = true, value_name = "REGION")]
+    region: Option<String>,
+    /// Send every AWS call to this endpoint (a local stand-in); AWS_ENDPOINT_URL works too.
+    #[arg(long, global = true, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// Role to assume in the target account when it is not the caller's account.
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "CUTOFF_MEMBER_ROLE_NAME",
+        default_value = "cutoff-member"
+    )]
+    member_role: String,
+    /// ExternalId the member role requires.
+    #[arg(
+        long,
+        global = true,
+        value_name = "ID",
+        env = "CUTOFF_EXTERNAL_ID",
+        hide_env_values = true
+    )]
+    external_id: Option<String>,
+}
+
+/// The principal to act on.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("principal").required(true).args(["role", "user", "arn"])))]
+pub struct PrincipalArgs {
+    /// Account of the principal (12 digits); optional with --arn.
+    #[arg(long, value_name = "ACCOUNT")]
+    account: Option<String>,
+    /// IAM role name.
+    #[arg(long, value_name = "NAME")]
+    role: Option<String>,
+    /// IAM user name.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Role, user, instance-profile or STS assumed-role ARN.
+    #[arg(long, value_name = "ARN")]
+    arn: Option<String>,
+    /// The user's access key to set Inactive (never deleted: it is evidence).
+    #[arg(long, value_name = "KEY", requires = "user")]
+    access_key_id: Option<String>,
+    /// Role session name (for --scope session).
+    #[arg(long, value_name = "NAME")]
+    session: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScopeArg {
+    /// Every session of the role issued before now.
+    Role,
+    /// One session only (needs --session).
+    Session,
+}
+
+/// Deny every session of a principal issued before now (the console's "Revoke active
+/// sessions"), or one session with --scope session.
+///
+/// Exits 0 when an outcome was reached (applied, already_revoked, dry_run, protected,
+/// unmodifiable), 1 when it failed (the outcome is still printed), 2 for invalid
+/// arguments.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    principal: PrincipalArgs,
+    #[arg(long, value_enum, default_value = "role")]
+    scope: ScopeArg,
+    /// Compute and show everything, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Why (an incident id): recorded in the outcome and the notification.
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
+    /// Who asks (default: $USER).
+    #[arg(long, value_name = "WHO")]
+    requested_by: Option<String>,
+    /// Print the outcome JSON instead of the human summary.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+/// Show a principal's cutoffs: when, where they live, how old, and whether they can
+/// still stop a live session.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    principal: PrincipalArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+/// Remove cutoff's deny from a principal. Refused while sessions issued before the
+/// cutoff could still be alive (12 h for roles, 36 h for users) unless --force.
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    #[command(flatten)]
+    principal: PrincipalArgs,
+    #[arg(long, value_enum, default_value = "role")]
+    scope: ScopeArg,
+    /// Release even though sessions issued before the cutoff may still be alive.
+    #[arg(long)]
+    force: bool,
+    /// Show what would be removed, remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
+    #[arg(long, value_name = "WHO")]
+    requested_by: Option<String>,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+fn payload(action: ManualAction, p: &PrincipalArgs, scope: Option<ScopeArg>) -> Value {
+    let mut map = serde_json::Map::new();
+    map.insert("action".into(), json!(action.as_str()));
+    let fields = [
+        ("account", &p.account),
+        ("role", &p.role),
+        ("user", &p.user),
+        ("principal_arn", &p.arn),
+        ("access_key_id", &p.access_key_id),
+        ("session", &p.session),
+    ];
+    for (key, value) in fields {
+        if let Some(v) = value {
+            map.insert(key.into(), json!(v));
+        }
+    }
+    if let Some(scope) = scope {
+        map.insert(
+            "scope".into(),
+            json!(match scope {
+                ScopeArg::Role => "role",
+                ScopeArg::Session => "session",
+            }),
+        );
+    }
+    Value::Object(map)
+}
+
+fn who(requested_by: &Option<String>) -> String {
+    requested_by
+        .clone()
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .map(|u| format!("{u} (cutoff CLI)"))
+        .unwrap_or_else(|| "cutoff CLI".to_owned())
+}
+
+/// Validates the request exactly as the revoker Lambda does.
+fn request(
+    mut value: Value,
+    requested_by: &Option<String>,
+    reason: &Option<String>,
+    dry_run: bool,
+    force: bool,
+) -> Result<RevocationRequest, String> {
+    if let Value::Object(map) = &mut value {
+        map.insert("requested_by".into(), json!(who(requested_by)));
+        if let Some(reason) = reason {
+            map.insert("reason".into(), json!(reason));
+        }
+        map.insert("dry_run".into(), json!(dry_run));
+        map.insert("force".into(), json!(force));
+    }
+    manual::parse(value)
+        .map(|r| RevocationRequest::from_manual(&r))
+        .map_err(|e| e.to_string())
+}
+
+async fn revoker(
+    aws: &AwsArgs,
+) -> anyhow::Result<Result<Revoker<SdkAccountAccess, SystemClock>, String>> {
+    let member_role = match PrincipalName::parse(&aws.member_role) {
+        Ok(name) => name,
+        Err(e) => return Ok(Err(format!("--member-role: {e}"))),
+    };
+    let external_id = match aws
+        .external_id
+        .as_deref()
+        .map(parse_external_id)
+        .transpose()
+    {
+        Ok(id) => id,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let options = SdkOptions {
+        profile: aws.profile.clone(),
+        region: aws.region.clone(),
+        endpoint_url: aws.endpoint_url.clone(),
+    };
+    let sdk = match load_sdk_config_with(&options).await {
+        Ok(sdk) => sdk,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let (home, partition) = discover_home(&sdk).await.context(
+        "finding the caller's account (sts:GetCallerIdentity); check your AWS credentials",
+    )?;
+    // Protected names come from the same variables as the Lambdas.
+    let protected = RevokerConfig::from_env()
+        .map_err(|e| anyhow::anyhow!(e))?
+        .protected;
+    let access = SdkAccountAccess::new(&sdk, home, partition, member_role, external_id);
+    Ok(Ok(Revoker::new(
+        access,
+        SystemClock,
+        RevokeConfig {
+            protected,
+            ..RevokeConfig::default()
+        },
+    )))
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value).context("rendering JSON")?;
+    writeln!(std::io::stdout().lock(), "{text}").context("writing to standard output")
+}
+
+fn print_outcome(outcome: &Outcome, json: bool) -> anyhow::Result<Exit> {
+    if json {
+        print_json(outcome)?;
+    } else {
+        let mut out = String::new();
+        match &outcome.error {
+            Some(error) => out.push_str(&format!(
+                "{} ({}): {}\n",
+                outcome.status.as_str(),
+                error.kind,
+                error.message
+            )),
+            None => out.push_str(&format!(
+                "{}: {}\n",
+                outcome.status.as_str(),
+                outcome.detail
+            )),
+        }
+        let line = |out: &mut String, label: &str, value: String| {
+            out.push_str(&format!("  {label:<14}{value}\n"))
+        };
+        if let Some(target) = &outcome.target {
+            line(&mut out, "target", target.to_string());
+        }
+        if let Some(cutoff) = outcome.cutoff {
+            let previous = outcome
+                .previous_cutoff
+                .map_or("none".to_owned(), |c| c.to_string());
+            line(
+                &mut out,
+                "cutoff",
+                format!("{cutoff} (previous: {previous})"),
+            );
+        } else if let Some(previous) = outcome.previous_cutoff {
+            line(&mut out, "removed", previous.to_string());
+        }
+        if let Some(policy) = &outcome.policy {
+            line(&mut out, "policy", policy.clone());
+        }
+        let owner = match (&outcome.owner.team, &outcome.owner.topic) {
+            (Some(team), Some(topic)) => format!("{team} ({topic})"),
+            (Some(team), None) => team.clone(),
+            (None, Some(topic)) => topic.clone(),
+            (None, None) => "unknown (no cutoff:owner tag)".to_owned(),
+        };
+        line(&mut out, "owner", owner);
+        for action in &outcome.actions {
+            let label = if outcome.dry_run { "would" } else { "did" };
+            line(&mut out, label, action.clone());
+        }
+        line(&mut out, "api calls", outcome.api_calls.to_string());
+        if outcome.propagation.is_some() {
+            line(
+                &mut out,
+                "note",
+                "IAM is eventually consistent: the change reaches every endpoint within seconds"
+                    .to_owned(),
+            );
+        }
+        write!(std::io::stdout().lock(), "{out}").context("writing to standard output")?;
+    }
+    Ok(match outcome.status {
+        Status::Failed => Exit::Failed,
+        _ => Exit::Ok,
+    })
+}
+
+fn print_status(report: &StatusReport, json: bool) -> anyhow::Result<Exit> {
+    if json {
+        print_json(report)?;
+    } else {
+        let mut out = format!("{}", report.target);
+        if let Some(team) = &report.owner.team {
+            out.push_str(&format!(" (owner {team})"));
+        }
+        out.push('\n');
+        if let Some(error) = &report.error {
+            out.push_str(&format!("  error ({}): {}\n", error.kind, error.message));
+        }
+        let describe = |cutoff: &dyn std::fmt::Display, policy: &str, age: i64, effective: bool| {
+            format!(
+                "{cutoff} in {policy}, {} old, {}",
+                humanize(chrono::Duration::seconds(age)),
+                if effective {
+                    "still stops sessions issued before it"
+                } else {
+                    "no session it could stop can still be alive"
+                }
+            )
+        };
+        match &report.role_wide {
+            Some(d) => out.push_str(&format!(
+                "  role-wide cutoff  {}\n",
+                describe(&d.cutoff, &d.policy, d.age_seconds, d.still_effective)
+            )),
+            None if report.error.is_none() => out.push_str("  role-wide cutoff  none\n"),
+            None => {}
+        }
+        for s in &report.sessions {
+            out.push_str(&format!(
+                "  session {}  {}\n",
+                s.userid,
+                describe(
+                    &s.deny.cutoff,
+                    &s.deny.policy,
+                    s.deny.age_seconds,
+                    s.deny.still_effective
+                )
+            ));
+        }
+        write!(std::io::stdout().lock(), "{out}").context("writing to standard output")?;
+    }
+    Ok(if report.error.is_some() {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    })
+}
+
+fn scope_of(s: ScopeArg) -> Option<ScopeArg> {
+    Some(s)
+}
+
+pub async fn revoke(args: &RevokeArgs) -> anyhow::Result<Exit> {
+    let req = match request(
+        payload(ManualAction::Revoke, &args.principal, scope_of(args.scope)),
+        &args.requested_by,
+        &args.reason,
+        args.dry_run,
+        false,
+    ) {
+        Ok(r) => r,
+        Err(message) => return Ok(Exit::Invalid(message)),
+    };
+    let revoker = match revoker(&args.aws).await? {
+        Ok(r) => r,
+        Err(message) => return Ok(Exit::Invalid(message)),
+    };
+    let outcome = revoker.handle(&req, &request_id()).await;
+    print_outcome(&outcome, args.json)
+}
+
+pub async fn release(args: &ReleaseArgs) -> anyhow::Result<Exit> {
+    let req = match request(
+        payload(ManualAction::Release, &args.principal, scope_of(args.scope)),
+        &args.requested_by,
+        &args.reason,
+        args.dry_run,
+        args.force,
+    ) {
+        Ok(r) => r,
+        Err(message) => return Ok(Exit::Invalid(message)),
+    };
+    let revoker = match revoker(&args.aws).await? {
+        Ok(r) => r,
+        Err(message) => return Ok(Exit::Invalid(message)),
+    };
+    let outcome = revoker.handle(&req, &request_id()).await;
+    print_outcome(&outcome, args.json)
+}
+
+pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
+    let req = match request(
+        payload(ManualAction::Status, &args.principal, None),
+        &None,
+        &None,
+        false,
+        false,
+    ) {
+        Ok(r) => r,
+        Err(message) => return Ok(Exit::Invalid(message)),
+    };
+    let revoker = match revoker(&args.aws).await? {
+        Ok(r) => r,
+        Err(message) => return Ok(Exit::Invalid(message)),
+    };
+    let report = revoker.status(&req, &request_id()).await;
+    print_status(&report, args.json)
+}
+
+/// Names the assumed-role session in the member account's CloudTrail.
+fn request_id() -> String {
+    format!("cli-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
+}

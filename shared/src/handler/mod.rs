@@ -1,0 +1,4 @@
+//! What each Lambda does with its input, independent of the Lambda runtime: the
+//! functions' `main.rs` only parse configuration, build clients and call these.
+
+pub mod revoker;
