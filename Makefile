@@ -3,20 +3,35 @@
 #   make test    format check, clippy (-D warnings) and every test
 #   make lint    format check and clippy
 #   make build   release build of the workspace
+#   make tools   install the test tools: moto (local AWS stand-in) into .venv/ and the
+#                IAM policy evaluator into node_modules/ (stamped: a no-op when done)
 #
 # Everything this file needs is installed by it or comes with Rust (cargo, rustfmt,
-# clippy); `make setup` says what is missing.
+# clippy), python3 (with its venv module) or Node.js (node, npm); `make setup` and
+# `make tools-check` say what is missing.
 
 CARGO ?= cargo
 CARGO_FLAGS ?= --locked
+PYTHON ?= python3
+NODE ?= node
+NPM ?= npm
 
-.PHONY: help setup test lint fmt-check clippy unit build clean
+# Project-local tool installs. The stamps are written last, so an interrupted
+# install is redone on the next run; they are older than their inputs when the
+# pins change, which reinstalls.
+VENV := .venv
+VENV_STAMP := $(VENV)/.cutoff-tools-stamp
+PY_REQUIREMENTS := tools/requirements.txt
+NODE_STAMP := node_modules/.cutoff-tools-stamp
+
+.PHONY: help setup test lint fmt-check clippy unit build clean tools tools-check
 
 help:
 	@echo "make test    run format check, clippy and every test"
 	@echo "make lint    run format check and clippy"
 	@echo "make build   build release binaries (target/release/cutoff)"
 	@echo "make setup   check the tools this project needs"
+	@echo "make tools   install moto (.venv/) and the policy evaluator (node_modules/)"
 
 setup:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs (1.94 or newer)"; exit 1; }
@@ -24,13 +39,45 @@ setup:
 	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "clippy missing: rustup component add clippy"; exit 1; }
 	@echo "toolchain: $$($(CARGO) --version)"
 
+tools-check:
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.9 or newer (Debian/Ubuntu: apt-get install python3 python3-venv)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 9))' || { echo "$(PYTHON) is $$($(PYTHON) --version 2>&1); moto needs Python 3.9 or newer"; exit 1; }
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { echo "$(PYTHON) cannot create virtualenvs: install its venv module (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
+	@command -v $(NODE) >/dev/null || { echo "$(NODE) not found: install Node.js 20 or newer (https://nodejs.org, or apt-get install nodejs npm)"; exit 1; }
+	@command -v $(NPM) >/dev/null || { echo "$(NPM) not found: install npm (it ships with Node.js; Debian/Ubuntu: apt-get install npm)"; exit 1; }
+
+# Test tools: moto's server (the local AWS stand-in) in a project-local virtualenv,
+# and @cloud-copilot/iam-simulate (the independent policy evaluator behind
+# tests/evaluator/evaluate.mjs) in a project-local node_modules/. Both pinned.
+tools: $(VENV_STAMP) $(NODE_STAMP)
+
+$(VENV_STAMP): $(PY_REQUIREMENTS)
+	@$(MAKE) --no-print-directory tools-check
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --no-input --disable-pip-version-check -r $(PY_REQUIREMENTS)
+	$(VENV)/bin/python -c 'import moto.server' || { echo "moto installed but does not import"; exit 1; }
+	@touch $@
+
+# `npm ci` installs exactly the committed package-lock.json (and wipes node_modules/
+# first); without a lock file, `npm install` resolves package.json and writes one.
+$(NODE_STAMP): package.json $(wildcard package-lock.json)
+	@$(MAKE) --no-print-directory tools-check
+	@if [ -f package-lock.json ]; then \
+		echo "$(NPM) ci"; $(NPM) ci --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "$(NPM) install"; $(NPM) install --no-audit --no-fund --loglevel=error; \
+	fi
+	$(NODE) -e 'import("@cloud-copilot/iam-simulate").then(() => {}, (e) => { console.error(e); process.exit(1); })' || { echo "iam-simulate installed but does not load"; exit 1; }
+	@touch $@
+
 fmt-check: setup
 	$(CARGO) fmt --all -- --check
 
 clippy: setup
 	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
 
-unit: setup
+unit: setup tools
 	$(CARGO) test $(CARGO_FLAGS) --workspace
 
 lint: fmt-check clippy

@@ -1,8 +1,22 @@
 //! Shared helpers for the integration tests.
+//!
+//! - [`fixture_dir`], [`read_expected`]: the JSON fixtures.
+//! - [`moto::MotoServer`]: moto's server (the local AWS stand-in, installed by `make tools`
+//!   into `.venv/`) on a free port of 127.0.0.1; [`aws::sdk_config`] points the SDK at it.
+//! - [`proxy::FaultProxy`]: a recording HTTP proxy in front of moto that injects throttling,
+//!   server errors, slowness, dropped connections and permanent errors.
+//! - [`evaluator::evaluate`]: an independent IAM policy evaluator (not cutoff's code), the
+//!   oracle for "this deny really denies a session issued before the cutoff".
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+pub mod aws;
+pub mod evaluator;
+pub mod moto;
+pub mod proxy;
+pub mod runtime;
+
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
@@ -18,4 +32,12 @@ pub fn read_expected() -> Map<String, Value> {
         Value::Object(map) => map,
         _ => panic!("expected.json is not an object"),
     }
+}
+
+/// The workspace root (where the Makefile, `.venv/` and `node_modules/` are): the
+/// parent of this crate's directory.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent directory")
 }

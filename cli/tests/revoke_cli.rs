@@ -1,0 +1,254 @@
+//! `cutoff revoke`, `status` and `release` as an operator runs them: the real binary
+//! with the standard credential chain, pointed at the local AWS stand-in through
+//! `AWS_ENDPOINT_URL`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use cutoff_tests::aws::iam_client;
+use cutoff_tests::moto::MotoServer;
+use serde_json::Value;
+
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn cutoff(args: &[&str]) -> Output {
+    let moto = MotoServer::shared();
+    Command::new(env!("CARGO_BIN_EXE_cutoff"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("CUTOFF_PROTECTED")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .unwrap()
+}
+
+async fn role(name: &str) {
+    let iam = iam_client(MotoServer::shared().endpoint()).await;
+    iam.create_role()
+        .role_name(name)
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("cutoff:owner")
+                .value("payments")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: stdout {} stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test]
+async fn revoke_prints_the_outcome_and_exits_zero() {
+    let name = unique("cli-payments");
+    role(&name).await;
+    let out = cutoff(&[
+        "revoke",
+        "--account",
+        "123456789012",
+        "--role",
+        &name,
+        "--reason",
+        "INC-7",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outcome = json(&out);
+    assert_eq!(outcome["status"], "applied");
+    assert_eq!(outcome["policy"], "AWSRevokeOlderSessions");
+    assert_eq!(outcome["owner"]["team"], "payments");
+    assert_eq!(outcome["trigger"]["reason"], "INC-7");
+    assert!(outcome["cutoff"].as_str().unwrap().ends_with('Z'));
+    for key in [
+        "status",
+        "target",
+        "cutoff",
+        "previous_cutoff",
+        "policy",
+        "scope",
+        "owner",
+        "trigger",
+        "api_calls",
+        "error",
+    ] {
+        assert!(
+            outcome.as_object().unwrap().contains_key(key),
+            "outcome has {key}"
+        );
+    }
+
+    let human = cutoff(&["status", "--account", "123456789012", "--role", &name]);
+    assert_eq!(human.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("role-wide cutoff") && text.contains("still stops sessions"),
+        "{text}"
+    );
+
+    let refused = cutoff(&[
+        "release",
+        "--account",
+        "123456789012",
+        "--role",
+        &name,
+        "--json",
+    ]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "a refused release is a failed outcome"
+    );
+    assert_eq!(json(&refused)["error"]["kind"], "refused");
+    let released = cutoff(&[
+        "release",
+        "--account",
+        "123456789012",
+        "--role",
+        &name,
+        "--force",
+    ]);
+    assert_eq!(released.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&released.stdout).starts_with("released:"));
+}
+
+#[tokio::test]
+async fn dry_run_writes_nothing() {
+    let name = unique("cli-dry");
+    role(&name).await;
+    let out = cutoff(&[
+        "revoke",
+        "--account",
+        "123456789012",
+        "--role",
+        &name,
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["status"], "dry_run");
+    let status = cutoff(&[
+        "status",
+        "--account",
+        "123456789012",
+        "--role",
+        &name,
+        "--json",
+    ]);
+    assert_eq!(json(&status)["role_wide"], Value::Null);
+}
+
+#[test]
+fn a_failed_outcome_exits_one_and_still_prints_it() {
+    let out = cutoff(&[
+        "revoke",
+        "--account",
+        "123456789012",
+        "--role",
+        "no-such-role",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let outcome = json(&out);
+    assert_eq!(outcome["status"], "failed");
+    assert_eq!(outcome["error"]["kind"], "not_found");
+}
+
+#[test]
+fn protected_and_unmodifiable_targets_exit_zero_without_writing() {
+    let out = cutoff(&[
+        "revoke",
+        "--account",
+        "123456789012",
+        "--role",
+        "cutoff-member",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["status"], "protected");
+    let out = cutoff(&[
+        "revoke",
+        "--arn",
+        "arn:aws:iam::123456789012:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["status"], "unmodifiable");
+}
+
+#[test]
+fn invalid_arguments_exit_two_with_one_line() {
+    for args in [
+        vec!["revoke", "--account", "12345", "--role", "x"],
+        vec!["revoke", "--account", "123456789012", "--role", "a/b"],
+        vec!["revoke", "--account", "123456789012"],
+        vec![
+            "revoke",
+            "--account",
+            "123456789012",
+            "--role",
+            "x",
+            "--user",
+            "y",
+        ],
+        vec![
+            "revoke",
+            "--account",
+            "123456789012",
+            "--role",
+            "x",
+            "--scope",
+            "session",
+        ],
+        vec!["revoke", "--arn", "arn:aws:s3:::bucket"],
+        vec![
+            "release",
+            "--account",
+            "123456789012",
+            "--role",
+            "x",
+            "--member-role",
+            "bad name",
+        ],
+    ] {
+        let out = cutoff(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(!stderr.contains("panicked"));
+        // clap's own usage errors span a few lines; ours are one line.
+        if !stderr.starts_with("error:") {
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        }
+    }
+}

@@ -1,0 +1,668 @@
+//! The revocation workflow with the real SDK against the local AWS stand-in (moto),
+//! through the fault-injecting proxy, with an independent IAM policy evaluator as the
+//! oracle for "this deny really denies".
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use aws_sdk_iam::types::StatusType;
+use cutoff::aws::retry::RetryPolicy;
+use cutoff::aws::sdk::SdkAccountAccess;
+use cutoff::clock::SystemClock;
+use cutoff::event::{ManualAction, Scope};
+use cutoff::outcome::{Outcome, RevocationRequest, Status, Trigger};
+use cutoff::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, SESSION_POLICY_NAME};
+use cutoff::principal::{
+    AccessKeyId, Account, Partition, PrincipalName, SessionName, Target, TargetKind,
+};
+use cutoff::revoke::{RevokeConfig, Revoker};
+use cutoff_tests::aws::{iam_client, sdk_config, sts_client};
+use cutoff_tests::evaluator::{Decision, EvalRequest, evaluate};
+use cutoff_tests::moto::MotoServer;
+use cutoff_tests::proxy::{Fault, FaultPlan, FaultProxy};
+use serde_json::{Value, json};
+
+const HOME: &str = "123456789012";
+const MEMBER: &str = "111122223333";
+const EXTERNAL_ID: &str = "cutoff-ext-7f3a";
+const ALLOW_ALL: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+
+/// A name no other test in this binary uses (they share one moto server).
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+struct Env {
+    proxy: FaultProxy,
+    iam: aws_sdk_iam::Client,
+    revoker: Revoker<SdkAccountAccess, SystemClock>,
+}
+
+async fn env() -> Env {
+    let moto = MotoServer::shared();
+    let proxy = FaultProxy::start(moto.endpoint(), FaultPlan::passthrough());
+    let config = sdk_config(proxy.endpoint()).await;
+    let fast = RetryPolicy {
+        max_attempts: 6,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(40),
+    };
+    let access = SdkAccountAccess::new(
+        &config,
+        Account::parse(HOME).unwrap(),
+        Partition::Aws,
+        PrincipalName::parse("cutoff-member").unwrap(),
+        Some(EXTERNAL_ID.to_owned()),
+    )
+    .with_retry_policy(fast);
+    let revoker = Revoker::new(
+        access,
+        SystemClock,
+        RevokeConfig {
+            retry: fast,
+            verify_delay: Duration::from_millis(10),
+            ..RevokeConfig::default()
+        },
+    );
+    Env {
+        iam: iam_client(moto.endpoint()).await,
+        proxy,
+        revoker,
+    }
+}
+
+async fn create_role(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    path: &str,
+    tags: &[(&str, &str)],
+) -> String {
+    let mut call = iam
+        .create_role()
+        .role_name(name)
+        .path(path)
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#);
+    for (k, v) in tags {
+        call = call.tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(*k)
+                .value(*v)
+                .build()
+                .unwrap(),
+        );
+    }
+    call.send().await.unwrap().role.unwrap().role_id
+}
+
+fn request(account: &str, kind: TargetKind, name: &str) -> RevocationRequest {
+    RevocationRequest {
+        action: ManualAction::Revoke,
+        target: Target::new(
+            kind,
+            Account::parse(account).unwrap(),
+            PrincipalName::parse(name).unwrap(),
+        ),
+        scope: Scope::Role,
+        trigger: Trigger {
+            source: "manual".into(),
+            requested_by: Some("integration test".into()),
+            ..Trigger::default()
+        },
+        last_activity: None,
+        dry_run: false,
+        force: false,
+    }
+}
+
+async fn role_policy(
+    iam: &aws_sdk_iam::Client,
+    role: &str,
+    policy: &str,
+) -> Option<PolicyDocument> {
+    match iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name(policy)
+        .send()
+        .await
+    {
+        Ok(out) => Some(PolicyDocument::parse(out.policy_document()).unwrap()),
+        Err(_) => None,
+    }
+}
+
+fn at(cutoff: Cutoff, offset_seconds: i64) -> String {
+    (cutoff.as_datetime() + chrono::Duration::seconds(offset_seconds))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Would a request by a session of `role` issued at `issued` be allowed?
+fn decide(
+    stored: &PolicyDocument,
+    role: &str,
+    issued: Option<String>,
+    userid: Option<&str>,
+) -> Decision {
+    let mut req = EvalRequest::new(
+        "s3:GetObject",
+        "arn:aws:s3:::payments-exports/report.csv",
+        &format!("arn:aws:iam::{HOME}:role/{role}"),
+    )
+    .policy(serde_json::from_str::<Value>(ALLOW_ALL).unwrap())
+    .policy(serde_json::from_str::<Value>(&stored.to_json()).unwrap());
+    if let Some(issued) = issued {
+        req = req.context("aws:TokenIssueTime", issued);
+    }
+    if let Some(userid) = userid {
+        req = req.context("aws:userid", userid);
+    }
+    evaluate(&req).decision
+}
+
+fn writes(proxy: &FaultProxy) -> Vec<String> {
+    proxy
+        .actions()
+        .into_iter()
+        .filter(|a| !a.starts_with("Get") && !a.starts_with("List") && a != "AssumeRole")
+        .collect()
+}
+
+#[tokio::test]
+async fn a_revoked_role_denies_sessions_issued_before_the_cutoff_and_allows_later_ones() {
+    let env = env().await;
+    let role = unique("payments-api");
+    create_role(&env.iam, &role, "/", &[("cutoff:owner", "payments")]).await;
+    let out = env
+        .revoker
+        .handle(&request(HOME, TargetKind::Role, &role), "it-1")
+        .await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert_eq!(out.owner.team.as_deref(), Some("payments"));
+    let cutoff = out.cutoff.unwrap();
+    let stored = role_policy(&env.iam, &role, ROLE_WIDE_POLICY_NAME)
+        .await
+        .unwrap();
+    assert_eq!(stored.role_wide_cutoff(), Some(cutoff));
+    assert_eq!(
+        decide(&stored, &role, Some(at(cutoff, -60)), None),
+        Decision::ExplicitlyDenied
+    );
+    assert_eq!(
+        decide(&stored, &role, Some(at(cutoff, 60)), None),
+        Decision::Allowed
+    );
+    // The cutoff is after the moment of the write: a session minted while the
+    // revoker ran is denied too.
+    assert!(cutoff.as_datetime() > chrono::Utc::now() - chrono::Duration::seconds(5));
+    assert_eq!(
+        out.api_calls as usize,
+        env.proxy.requests().len(),
+        "api_calls counts every call made"
+    );
+}
+
+#[tokio::test]
+async fn session_scope_denies_that_session_and_allows_another_session_of_the_role() {
+    let env = env().await;
+    let role = unique("web-tier");
+    let role_id = create_role(&env.iam, &role, "/", &[]).await;
+    let mut req = request(HOME, TargetKind::Role, &role);
+    req.scope = Scope::Session;
+    req.target.session = Some(SessionName::parse("i-0aaaaaaaaaaaaaaa1").unwrap());
+    let out = env.revoker.handle(&req, "it-2").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert_eq!(out.scope, Scope::Session);
+    let cutoff = out.cutoff.unwrap();
+    let stored = role_policy(&env.iam, &role, SESSION_POLICY_NAME)
+        .await
+        .unwrap();
+    let stolen = format!("{role_id}:i-0aaaaaaaaaaaaaaa1");
+    let other = format!("{role_id}:i-0bbbbbbbbbbbbbbb2");
+    assert_eq!(
+        decide(&stored, &role, Some(at(cutoff, -60)), Some(&stolen)),
+        Decision::ExplicitlyDenied
+    );
+    assert_eq!(
+        decide(&stored, &role, Some(at(cutoff, -60)), Some(&other)),
+        Decision::Allowed
+    );
+    assert_eq!(
+        decide(&stored, &role, Some(at(cutoff, 60)), Some(&stolen)),
+        Decision::Allowed
+    );
+    assert!(
+        role_policy(&env.iam, &role, ROLE_WIDE_POLICY_NAME)
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn revocations_never_lower_the_cutoff_and_a_later_existing_one_is_kept() {
+    let env = env().await;
+    let role = unique("ledger");
+    create_role(&env.iam, &role, "/", &[]).await;
+    let first = env
+        .revoker
+        .handle(&request(HOME, TargetKind::Role, &role), "a")
+        .await;
+    let second = env
+        .revoker
+        .handle(&request(HOME, TargetKind::Role, &role), "b")
+        .await;
+    assert!(second.cutoff.unwrap() >= first.cutoff.unwrap());
+
+    let later = r#"{"Version":"2012-10-17","Statement":[{"Sid":"RevokeOlderSessions","Effect":"Deny","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2099-01-01T00:00:00Z"}}}]}"#;
+    env.iam
+        .put_role_policy()
+        .role_name(&role)
+        .policy_name(ROLE_WIDE_POLICY_NAME)
+        .policy_document(later)
+        .send()
+        .await
+        .unwrap();
+    env.proxy.clear_requests();
+    let third = env
+        .revoker
+        .handle(&request(HOME, TargetKind::Role, &role), "c")
+        .await;
+    assert_eq!(third.status, Status::AlreadyRevoked);
+    assert_eq!(
+        third.cutoff,
+        Some(Cutoff::parse("2099-01-01T00:00:00Z").unwrap())
+    );
+    assert!(writes(&env.proxy).is_empty(), "{:?}", writes(&env.proxy));
+    let stored = role_policy(&env.iam, &role, ROLE_WIDE_POLICY_NAME)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.role_wide_cutoff(),
+        Some(Cutoff::parse("2099-01-01T00:00:00Z").unwrap())
+    );
+}
+
+#[tokio::test]
+async fn a_console_written_policy_with_foreign_statements_is_merged_not_clobbered() {
+    let env = env().await;
+    let role = unique("reports");
+    create_role(&env.iam, &role, "/", &[]).await;
+    let console = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],"Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-01-01T00:00:00.000Z"}}},{"Sid":"NoBucketDeletes","Effect":"Deny","Action":"s3:DeleteBucket","Resource":"*"}]}"#;
+    env.iam
+        .put_role_policy()
+        .role_name(&role)
+        .policy_name(ROLE_WIDE_POLICY_NAME)
+        .policy_document(console)
+        .send()
+        .await
+        .unwrap();
+    let out = env
+        .revoker
+        .handle(&request(HOME, TargetKind::Role, &role), "d")
+        .await;
+    assert_eq!(out.status, Status::Applied);
+    assert_eq!(
+        out.previous_cutoff,
+        Some(Cutoff::parse("2026-01-01T00:00:00Z").unwrap())
+    );
+    let stored = role_policy(&env.iam, &role, ROLE_WIDE_POLICY_NAME)
+        .await
+        .unwrap();
+    assert_eq!(stored.statements().len(), 2);
+    assert_eq!(
+        serde_json::to_value(stored.foreign_statements()[0]).unwrap(),
+        json!({"Sid":"NoBucketDeletes","Effect":"Deny","Action":"s3:DeleteBucket","Resource":"*"})
+    );
+    assert_eq!(
+        decide(&stored, &role, Some(at(out.cutoff.unwrap(), -60)), None),
+        Decision::ExplicitlyDenied
+    );
+}
+
+#[tokio::test]
+async fn a_nearly_full_inline_budget_gets_the_managed_policy_fallback() {
+    let env = env().await;
+    let role = unique("batch");
+    create_role(&env.iam, &role, "/", &[]).await;
+    // moto does not enforce the 10,240-character quota; cutoff counts it itself.
+    let padding = "x".repeat(10_100);
+    let big = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"{padding}","Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}]}}"#
+    );
+    env.iam
+        .put_role_policy()
+        .role_name(&role)
+        .policy_name("Existing")
+        .policy_document(big)
+        .send()
+        .await
+        .unwrap();
+    let out = env
+        .revoker
+        .handle(&request(HOME, TargetKind::Role, &role), "e")
+        .await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    let arn = out.policy.clone().unwrap();
+    assert_eq!(
+        arn,
+        format!("arn:aws:iam::{HOME}:policy/cutoff/cutoff-revoke-{role}")
+    );
+    assert!(out.detail.contains("does not fit inline"), "{}", out.detail);
+    let attached = env
+        .iam
+        .list_attached_role_policies()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        attached
+            .attached_policies()
+            .iter()
+            .any(|p| p.policy_arn() == Some(arn.as_str()))
+    );
+    let policy = env
+        .iam
+        .get_policy()
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    let version = env
+        .iam
+        .get_policy_version()
+        .policy_arn(&arn)
+        .version_id(policy.default_version_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let doc = PolicyDocument::parse(version.policy_version().unwrap().document().unwrap()).unwrap();
+    assert_eq!(doc.role_wide_cutoff(), out.cutoff);
+    assert_eq!(
+        decide(&doc, &role, Some(at(out.cutoff.unwrap(), -60)), None),
+        Decision::ExplicitlyDenied
+    );
+    assert!(
+        role_policy(&env.iam, &role, ROLE_WIDE_POLICY_NAME)
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn service_linked_identity_center_protected_and_root_targets_are_never_written() {
+    let env = env().await;
+    let slr = unique("custom-slr");
+    let sso = unique("custom-sso");
+    let tagged = unique("tagged");
+    create_role(&env.iam, &slr, "/aws-service-role/ecs.amazonaws.com/", &[]).await;
+    create_role(
+        &env.iam,
+        &sso,
+        "/aws-reserved/sso.amazonaws.com/eu-west-1/",
+        &[],
+    )
+    .await;
+    create_role(&env.iam, &tagged, "/", &[("cutoff:protected", "true")]).await;
+    create_role(&env.iam, "cutoff-revoker", "/", &[]).await;
+    env.proxy.clear_requests();
+    let cases: Vec<(TargetKind, String, Status, &str)> = vec![
+        (TargetKind::Role, slr, Status::Unmodifiable, "service"),
+        (
+            TargetKind::Role,
+            sso,
+            Status::Unmodifiable,
+            "permission set",
+        ),
+        (
+            TargetKind::Role,
+            tagged,
+            Status::Protected,
+            "cutoff:protected",
+        ),
+        (
+            TargetKind::Role,
+            "cutoff-revoker".into(),
+            Status::Protected,
+            "protected",
+        ),
+        (
+            TargetKind::ServiceLinkedRole,
+            "AWSServiceRoleForECS".into(),
+            Status::Unmodifiable,
+            "service",
+        ),
+        (
+            TargetKind::IdentityCenterRole,
+            "AWSReservedSSO_Admin_0123456789abcdef".into(),
+            Status::Unmodifiable,
+            "permission set",
+        ),
+        (
+            TargetKind::Root,
+            "root".into(),
+            Status::Unmodifiable,
+            "root",
+        ),
+    ];
+    for (kind, name, status, says) in cases {
+        let out: Outcome = env.revoker.handle(&request(HOME, kind, &name), "f").await;
+        assert_eq!(out.status, status, "{name}: {}", out.detail);
+        assert!(out.detail.contains(says), "{name}: {}", out.detail);
+    }
+    assert!(writes(&env.proxy).is_empty(), "{:?}", writes(&env.proxy));
+}
+
+#[tokio::test]
+async fn a_users_access_key_ends_inactive_and_still_exists() {
+    let env = env().await;
+    let user = unique("ci-deployer");
+    env.iam.create_user().user_name(&user).send().await.unwrap();
+    let key = env
+        .iam
+        .create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap();
+    let mut req = request(HOME, TargetKind::User, &user);
+    req.target.access_key_id = Some(AccessKeyId::parse(key.access_key_id()).unwrap());
+    let out = env.revoker.handle(&req, "g").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    let keys = env
+        .iam
+        .list_access_keys()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    let listed = keys
+        .access_key_metadata()
+        .iter()
+        .find(|k| k.access_key_id() == Some(key.access_key_id()))
+        .unwrap();
+    assert_eq!(listed.status(), Some(&StatusType::Inactive));
+    let policy = env
+        .iam
+        .get_user_policy()
+        .user_name(&user)
+        .policy_name(ROLE_WIDE_POLICY_NAME)
+        .send()
+        .await
+        .unwrap();
+    let doc = PolicyDocument::parse(policy.policy_document()).unwrap();
+    assert_eq!(doc.role_wide_cutoff(), out.cutoff);
+    assert_eq!(env.proxy.count("DeleteAccessKey"), 0);
+}
+
+#[tokio::test]
+async fn another_account_is_reached_through_assume_role_with_the_external_id() {
+    let env = env().await;
+    let moto = MotoServer::shared();
+    // Create the target role inside the member account, as moto scopes resources to
+    // the account of the credentials that create them.
+    let creds = sts_client(moto.endpoint())
+        .await
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{MEMBER}:role/cutoff-member"))
+        .role_session_name("setup")
+        .send()
+        .await
+        .unwrap()
+        .credentials
+        .unwrap();
+    let member_config = aws_sdk_iam::config::Builder::from(&sdk_config(moto.endpoint()).await)
+        .credentials_provider(aws_sdk_iam::config::Credentials::new(
+            creds.access_key_id(),
+            creds.secret_access_key(),
+            Some(creds.session_token().to_owned()),
+            None,
+            "test",
+        ))
+        .build();
+    let member_iam = aws_sdk_iam::Client::from_conf(member_config);
+    let role = unique("member-app");
+    create_role(&member_iam, &role, "/", &[]).await;
+
+    let out = env
+        .revoker
+        .handle(&request(MEMBER, TargetKind::Role, &role), "req-42")
+        .await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    let assumes = env.proxy.requests_for("AssumeRole");
+    assert_eq!(assumes.len(), 1);
+    assert_eq!(
+        assumes[0].param("RoleArn"),
+        Some(format!("arn:aws:iam::{MEMBER}:role/cutoff-member").as_str())
+    );
+    assert_eq!(assumes[0].param("ExternalId"), Some(EXTERNAL_ID));
+    assert_eq!(assumes[0].param("RoleSessionName"), Some("cutoff-req-42"));
+    assert!(
+        role_policy(&member_iam, &role, ROLE_WIDE_POLICY_NAME)
+            .await
+            .is_some(),
+        "written in the member account"
+    );
+    assert!(
+        role_policy(&env.iam, &role, ROLE_WIDE_POLICY_NAME)
+            .await
+            .is_none(),
+        "not in the home account"
+    );
+    // Credentials are cached: a second request makes no new AssumeRole call.
+    env.revoker
+        .handle(&request(MEMBER, TargetKind::Role, &role), "req-43")
+        .await;
+    assert_eq!(env.proxy.count("AssumeRole"), 1);
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried_then_succeed() {
+    let env = env().await;
+    let role = unique("flaky");
+    create_role(&env.iam, &role, "/", &[]).await;
+    env.proxy.set_plan(
+        FaultPlan::passthrough()
+            .then_for(
+                "GetRole",
+                Fault::error(503, "ServiceUnavailable", "try again"),
+            )
+            .then_n_for(
+                2,
+                "PutRolePolicy",
+                Fault::error(400, "Throttling", "Rate exceeded"),
+            )
+            .then_for("GetRolePolicy", Fault::error(500, "ServiceFailure", "oops")),
+    );
+    let out = env
+        .revoker
+        .handle(&request(HOME, TargetKind::Role, &role), "h")
+        .await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert_eq!(env.proxy.faults_injected(), 4);
+    assert_eq!(out.api_calls, 5 + 4, "five calls and four retried attempts");
+    assert!(
+        role_policy(&env.iam, &role, ROLE_WIDE_POLICY_NAME)
+            .await
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_fatal_error_yields_a_failed_outcome_with_its_kind() {
+    let env = env().await;
+    let role = unique("locked");
+    create_role(&env.iam, &role, "/", &[]).await;
+    env.proxy
+        .set_plan(FaultPlan::passthrough().then_for("PutRolePolicy", Fault::access_denied()));
+    let out = env
+        .revoker
+        .handle(&request(HOME, TargetKind::Role, &role), "i")
+        .await;
+    assert_eq!(out.status, Status::Failed);
+    assert_eq!(out.error.as_ref().unwrap().kind, "access_denied");
+    assert_eq!(
+        env.proxy.count("PutRolePolicy"),
+        1,
+        "fatal errors are not retried"
+    );
+    let missing = env
+        .revoker
+        .handle(&request(HOME, TargetKind::Role, &unique("missing")), "j")
+        .await;
+    assert_eq!(missing.error.unwrap().kind, "not_found");
+}
+
+#[tokio::test]
+async fn dry_run_computes_everything_and_writes_nothing() {
+    let env = env().await;
+    let role = unique("dry");
+    create_role(&env.iam, &role, "/", &[]).await;
+    let mut req = request(HOME, TargetKind::Role, &role);
+    req.dry_run = true;
+    env.proxy.clear_requests();
+    let out = env.revoker.handle(&req, "k").await;
+    assert_eq!(out.status, Status::DryRun);
+    assert!(out.cutoff.is_some());
+    assert!(!out.actions.is_empty());
+    assert!(writes(&env.proxy).is_empty());
+    assert!(
+        role_policy(&env.iam, &role, ROLE_WIDE_POLICY_NAME)
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn release_is_refused_while_the_cutoff_matters_and_removes_it_when_forced() {
+    let env = env().await;
+    let role = unique("release-me");
+    create_role(&env.iam, &role, "/", &[]).await;
+    env.revoker
+        .handle(&request(HOME, TargetKind::Role, &role), "l")
+        .await;
+    let mut release = request(HOME, TargetKind::Role, &role);
+    release.action = ManualAction::Release;
+    let refused = env.revoker.handle(&release, "m").await;
+    assert_eq!(refused.error.as_ref().unwrap().kind, "refused");
+    assert!(
+        role_policy(&env.iam, &role, ROLE_WIDE_POLICY_NAME)
+            .await
+            .is_some()
+    );
+    release.force = true;
+    let released = env.revoker.handle(&release, "n").await;
+    assert_eq!(released.status, Status::Released, "{released:#?}");
+    assert!(
+        role_policy(&env.iam, &role, ROLE_WIDE_POLICY_NAME)
+            .await
+            .is_none()
+    );
+}

@@ -1,0 +1,49 @@
+//! SDK configuration for the local AWS stand-in.
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
+use aws_sdk_iam::config::Credentials;
+
+/// moto's default account: every resource it creates lives there.
+pub const ACCOUNT: &str = "123456789012";
+/// The region of the test configuration.
+pub const REGION: &str = "us-east-1";
+/// Access key id and secret of the test credentials (moto accepts any).
+pub const ACCESS_KEY: &str = "testing";
+pub const SECRET_KEY: &str = "testing";
+
+/// A config loader for `endpoint` (moto, or a [`crate::proxy::FaultProxy`] in front of
+/// it): fixed test credentials, region us-east-1, the endpoint URL, and SDK retries
+/// disabled, so every fault reaches the code under test. Add to it (timeouts, another
+/// retry config) before `load()`.
+///
+/// Values set here in code take precedence over the environment and profile files, so an
+/// `AWS_PROFILE` or `AWS_ENDPOINT_URL` of the developer does not leak into the tests.
+pub fn sdk_config_loader(endpoint: &str) -> ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
+        .credentials_provider(Credentials::new(
+            ACCESS_KEY,
+            SECRET_KEY,
+            None,
+            None,
+            "cutoff-tests",
+        ))
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .retry_config(RetryConfig::disabled())
+}
+
+/// [`sdk_config_loader`], loaded.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    sdk_config_loader(endpoint).load().await
+}
+
+/// An IAM client for `endpoint`, configured as [`sdk_config`].
+pub async fn iam_client(endpoint: &str) -> aws_sdk_iam::Client {
+    aws_sdk_iam::Client::new(&sdk_config(endpoint).await)
+}
+
+/// An STS client for `endpoint`, configured as [`sdk_config`].
+pub async fn sts_client(endpoint: &str) -> aws_sdk_sts::Client {
+    aws_sdk_sts::Client::new(&sdk_config(endpoint).await)
+}

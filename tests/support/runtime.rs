@@ -1,0 +1,383 @@
+//! A local Lambda Runtime API, so the functions run in tests as the very binaries that
+//! are deployed: the binary is started with `AWS_LAMBDA_RUNTIME_API` pointing here,
+//! long-polls `/invocation/next` like on Lambda, and posts its answers back.
+//!
+//! Only the Runtime API is emulated (next, response, error, init error); the Lambda
+//! service around it (scaling, timeouts, retries) is not.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, TcpListener as StdTcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::sync::{Notify, oneshot};
+
+const PREFIX: &str = "/2018-06-01/runtime";
+
+/// What the function answered to one invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// `POST …/response`: the function's result.
+    Response(Value),
+    /// `POST …/error`: an error report (`errorType`, `errorMessage`).
+    Error(Value),
+}
+
+#[derive(Default)]
+struct Shared {
+    pending: Mutex<VecDeque<(String, Bytes)>>,
+    arrived: Notify,
+    waiting: Mutex<HashMap<String, mpsc::Sender<Answer>>>,
+    init_error: Mutex<Option<Value>>,
+    /// When the function first asked for work (`GET …/next`).
+    first_poll: Mutex<Option<Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A function binary running against the local Runtime API; killed on drop.
+pub struct LocalLambda {
+    name: String,
+    shared: Arc<Shared>,
+    child: Child,
+    started: Instant,
+    log: Arc<Mutex<Vec<String>>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    next_id: AtomicU64,
+}
+
+impl LocalLambda {
+    /// Starts `binary` as function `name` with the extra environment `env` (the
+    /// function's configuration and `AWS_*` settings of the test).
+    pub fn start(name: &str, binary: &Path, env: &[(&str, String)]) -> LocalLambda {
+        let listener = StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let addr = listener.local_addr().expect("local address");
+        let shared = Arc::new(Shared::default());
+        let (shutdown, shutdown_rx) = oneshot::channel();
+        let thread = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name(format!("runtime-api-{}", addr.port()))
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime API runtime");
+                    runtime.block_on(serve(listener, shared, shutdown_rx));
+                })
+                .expect("spawn runtime API thread")
+        };
+        let started = Instant::now();
+        let mut command = Command::new(binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = Arc::clone(&log);
+            thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    lock(&log).push(line);
+                }
+            });
+        }
+        LocalLambda {
+            name: name.to_owned(),
+            shared,
+            child,
+            started,
+            log,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Invokes the function with `payload` and waits (up to `timeout`) for its answer.
+    pub fn invoke_with_timeout(
+        &mut self,
+        payload: &Value,
+        timeout: Duration,
+    ) -> Result<Answer, String> {
+        let id = format!(
+            "{}-{:08}",
+            self.name,
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        );
+        let (tx, rx) = mpsc::channel();
+        lock(&self.shared.waiting).insert(id.clone(), tx);
+        lock(&self.shared.pending).push_back((id.clone(), Bytes::from(payload.to_string())));
+        self.shared.arrived.notify_one();
+        let deadline = Instant::now() + timeout;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(answer) => return Ok(answer),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err("runtime API stopped".into());
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "{} exited with {status} before answering; init error: {:?}; output:\n{}",
+                    self.name,
+                    self.init_error(),
+                    self.logs()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} did not answer within {timeout:?}; output:\n{}",
+                    self.name,
+                    self.logs()
+                ));
+            }
+        }
+    }
+
+    /// Invokes and expects a response (not an error report).
+    pub fn invoke(&mut self, payload: &Value) -> Value {
+        match self.invoke_with_timeout(payload, Duration::from_secs(60)) {
+            Ok(Answer::Response(value)) => value,
+            Ok(Answer::Error(error)) => panic!(
+                "{} reported an error: {error}\noutput:\n{}",
+                self.name,
+                self.logs()
+            ),
+            Err(message) => panic!("{message}"),
+        }
+    }
+
+    /// What the function reported through `/init/error`, if anything.
+    pub fn init_error(&self) -> Option<Value> {
+        lock(&self.shared.init_error).clone()
+    }
+
+    /// Time from process start to the first `GET …/next` (cold start), once polled.
+    pub fn time_to_first_poll(&self) -> Option<Duration> {
+        lock(&self.shared.first_poll).map(|t| t.duration_since(self.started))
+    }
+
+    /// Waits until the function has asked for its first invocation (its init is done).
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<Duration, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(t) = self.time_to_first_poll() {
+                return Ok(t);
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "{} exited with {status} during init; output:\n{}",
+                    self.name,
+                    self.logs()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} did not finish init within {timeout:?}",
+                    self.name
+                ));
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Everything the function printed (its JSON log lines).
+    pub fn logs(&self) -> String {
+        lock(&self.log).join("\n")
+    }
+
+    /// The log lines that parse as JSON.
+    pub fn json_logs(&self) -> Vec<Value> {
+        lock(&self.log)
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for LocalLambda {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(listener: StdTcpListener, shared: Arc<Shared>, mut shutdown: oneshot::Receiver<()>) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(req, Arc::clone(&shared)));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        }
+    }
+}
+
+fn reply(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *response.status_mut() = status;
+    response
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return Ok(reply(StatusCode::NOT_FOUND, "{}"));
+    };
+    if method == Method::GET && rest == "/invocation/next" {
+        lock(&shared.first_poll).get_or_insert_with(Instant::now);
+        loop {
+            let notified = shared.arrived.notified();
+            if let Some((id, payload)) = lock(&shared.pending).pop_front() {
+                let deadline = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() + 60_000)
+                    .unwrap_or(0);
+                let mut response = Response::new(Full::new(payload));
+                let headers = response.headers_mut();
+                headers.insert("lambda-runtime-aws-request-id", id.parse().expect("header"));
+                headers.insert(
+                    "lambda-runtime-deadline-ms",
+                    deadline.to_string().parse().expect("header"),
+                );
+                headers.insert(
+                    "lambda-runtime-invoked-function-arn",
+                    "arn:aws:lambda:us-east-1:123456789012:function:local"
+                        .parse()
+                        .expect("header"),
+                );
+                headers.insert(
+                    "lambda-runtime-trace-id",
+                    "Root=1-00000000-000000000000000000000000"
+                        .parse()
+                        .expect("header"),
+                );
+                headers.insert("content-type", "application/json".parse().expect("header"));
+                return Ok(response);
+            }
+            notified.await;
+        }
+    }
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let value: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    if method == Method::POST && rest == "/init/error" {
+        *lock(&shared.init_error) = Some(value);
+        return Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#));
+    }
+    if method == Method::POST
+        && let Some(tail) = rest.strip_prefix("/invocation/")
+        && let Some((id, kind)) = tail.split_once('/')
+    {
+        let answer = match kind {
+            "response" => Answer::Response(value),
+            "error" => Answer::Error(value),
+            _ => return Ok(reply(StatusCode::NOT_FOUND, "{}")),
+        };
+        if let Some(tx) = lock(&shared.waiting).remove(id) {
+            let _ = tx.send(answer);
+        }
+        return Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#));
+    }
+    Ok(reply(StatusCode::NOT_FOUND, "{}"))
+}
+
+/// The path of a function binary of this workspace, built (debug) on first use so
+/// tests never run a stale one.
+pub fn function_binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut built = lock(built);
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let root = crate::workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--quiet", "-p", name, "--bin", name])
+        .status()
+        .unwrap_or_else(|e| panic!("running cargo build -p {name}: {e}"));
+    assert!(status.success(), "cargo build -p {name} failed");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let path = target.join("debug").join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    built.insert(name.to_owned(), path.clone());
+    path
+}
