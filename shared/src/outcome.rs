@@ -19,6 +19,10 @@ pub struct Trigger {
     pub severity: Option<f64>,
     /// When the finding was last updated (part of the queue's deduplication id).
     pub updated_at: Option<DateTime<Utc>>,
+    /// The Security Hub product of the finding (with its id, what
+    /// `BatchUpdateFindings` needs to update it).
+    #[serde(default)]
+    pub product_arn: Option<String>,
     pub requested_by: Option<String>,
     pub reason: Option<String>,
 }
@@ -93,6 +97,7 @@ impl RevocationRequest {
                 finding_type: finding.and_then(|f| f.finding_type.clone()),
                 severity: finding.and_then(|f| f.severity),
                 updated_at: decision.evidence.updated_at,
+                product_arn: decision.evidence.product_arn.clone(),
                 reason: Some(decision.reason.clone()),
                 requested_by: None,
             },

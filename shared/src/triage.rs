@@ -63,6 +63,8 @@ pub struct Evidence {
     pub last_activity: Option<DateTime<Utc>>,
     /// The validated manual request, when the input was one.
     pub manual: Option<ManualRequest>,
+    /// The Security Hub product that reported the finding (for `BatchUpdateFindings`).
+    pub product_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -373,6 +375,7 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
         updated_at: timestamp(finding.updated_at.as_deref()),
         last_activity: timestamp(finding.event_last_seen()),
         manual: None,
+        product_arn: None,
     };
     let decide = |d: Decision| {
         d.with_finding(reference.clone())
@@ -487,6 +490,11 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
         updated_at: timestamp(finding.updated_at.as_deref()),
         last_activity: timestamp(finding.last_observed_at.as_deref()),
         manual: None,
+        product_arn: finding
+            .product_arn
+            .as_deref()
+            .filter(|arn| arn.starts_with("arn:") && arn.len() <= 512 && !arn.chars().any(char::is_control))
+            .map(str::to_owned),
     };
     let decide = |d: Decision| {
         d.with_finding(reference.clone())
@@ -678,6 +686,7 @@ fn cloudtrail(record: &CloudTrailEvent, config: &TriageConfig) -> Decision {
         updated_at: timestamp(record.event_time.as_deref()),
         last_activity: timestamp(record.event_time.as_deref()),
         manual: None,
+        product_arn: None,
     };
     let decide = |d: Decision| {
         d.with_finding(reference.clone())

@@ -495,3 +495,87 @@ impl AccountAccess for FakeAccess {
         Ok(self.account(account.as_str()))
     }
 }
+
+/// Records queue messages, published outcomes, SNS messages and finding updates;
+/// fails the next calls on demand.
+#[derive(Debug, Clone, Default)]
+pub struct FakeMessaging(pub Arc<Mutex<MessagingState>>);
+
+#[derive(Debug, Default)]
+pub struct MessagingState {
+    /// (body, group id, deduplication id)
+    pub queued: Vec<(String, String, String)>,
+    pub outcomes: Vec<crate::outcome::Outcome>,
+    /// (topic, message)
+    pub published: Vec<(String, super::SnsMessage)>,
+    /// (finding id, product arn, status, note)
+    pub finding_updates: Vec<(String, String, super::WorkflowStatus, String)>,
+    pub failures: HashMap<&'static str, VecDeque<ErrorKind>>,
+}
+
+impl FakeMessaging {
+    pub fn state(&self) -> std::sync::MutexGuard<'_, MessagingState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn fail(&self, action: &'static str, kinds: &[ErrorKind]) {
+        self.state()
+            .failures
+            .entry(action)
+            .or_default()
+            .extend(kinds.iter().copied());
+    }
+
+    fn begin(&self, action: &'static str) -> Result<std::sync::MutexGuard<'_, MessagingState>, AwsError> {
+        let mut state = self.state();
+        if let Some(kind) = state.failures.get_mut(action).and_then(VecDeque::pop_front) {
+            return Err(AwsError::new(kind, action, "in the fake", "injected failure"));
+        }
+        Ok(state)
+    }
+}
+
+impl super::RequestQueue for FakeMessaging {
+    async fn send(&self, body: &str, group_id: &str, deduplication_id: &str) -> Result<(), AwsError> {
+        let mut state = self.begin("SendMessage")?;
+        // SQS FIFO drops a message whose deduplication id it has seen (five minutes).
+        if !state.queued.iter().any(|(_, _, d)| d == deduplication_id) {
+            state
+                .queued
+                .push((body.to_owned(), group_id.to_owned(), deduplication_id.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+impl super::OutcomeBus for FakeMessaging {
+    async fn publish(&self, outcomes: &[crate::outcome::Outcome]) -> Result<(), AwsError> {
+        let mut state = self.begin("PutEvents")?;
+        state.outcomes.extend(outcomes.iter().cloned());
+        Ok(())
+    }
+}
+
+impl super::Notifications for FakeMessaging {
+    async fn publish(&self, topic_arn: &str, message: &super::SnsMessage) -> Result<String, AwsError> {
+        let mut state = self.begin("Publish")?;
+        state.published.push((topic_arn.to_owned(), message.clone()));
+        Ok(format!("msg-{}", state.published.len()))
+    }
+}
+
+impl super::FindingsUpdater for FakeMessaging {
+    async fn update_finding(
+        &self,
+        finding_id: &str,
+        product_arn: &str,
+        status: super::WorkflowStatus,
+        note: &str,
+    ) -> Result<(), AwsError> {
+        let mut state = self.begin("BatchUpdateFindings")?;
+        state
+            .finding_updates
+            .push((finding_id.to_owned(), product_arn.to_owned(), status, note.to_owned()));
+        Ok(())
+    }
+}

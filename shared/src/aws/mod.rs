@@ -228,3 +228,66 @@ pub trait AccountAccess: Send + Sync {
         calls: &retry::CallCounter,
     ) -> impl Future<Output = Result<Self::Client, AwsError>> + Send;
 }
+
+/// `sqs:SendMessage` on the FIFO request queue.
+pub trait RequestQueue: Send + Sync {
+    /// Sends one message. `group_id` keeps one principal's requests in order and on
+    /// one consumer; `deduplication_id` drops a re-emitted finding within SQS's
+    /// five-minute window.
+    fn send(
+        &self,
+        body: &str,
+        group_id: &str,
+        deduplication_id: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// `events:PutEvents` on the custom outcome bus (source `cutoff`, detail-type
+/// `Revocation Outcome`).
+pub trait OutcomeBus: Send + Sync {
+    /// Publishes every outcome; fails unless every entry was accepted (a partial
+    /// failure reported in `FailedEntryCount` is an error, not a silent drop).
+    fn publish(
+        &self,
+        outcomes: &[crate::outcome::Outcome],
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// An SNS message as cutoff sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnsMessage {
+    /// At most 100 printable ASCII characters (SNS's limit for email subjects).
+    pub subject: String,
+    pub body: String,
+    /// String message attributes (for subscription filter policies).
+    pub attributes: Vec<(String, String)>,
+}
+
+/// `sns:Publish`.
+pub trait Notifications: Send + Sync {
+    /// Publishes to `topic_arn`; returns the message id.
+    fn publish(
+        &self,
+        topic_arn: &str,
+        message: &SnsMessage,
+    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+}
+
+/// Security Hub workflow states cutoff sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkflowStatus {
+    Notified,
+    Resolved,
+}
+
+/// `securityhub:BatchUpdateFindings`.
+pub trait FindingsUpdater: Send + Sync {
+    /// Sets the finding's workflow status and adds a note (at most 512 characters).
+    fn update_finding(
+        &self,
+        finding_id: &str,
+        product_arn: &str,
+        status: WorkflowStatus,
+        note: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
