@@ -26,6 +26,7 @@ fn env(moto: &MotoServer, extra: &[(&str, &str)]) -> Vec<(&'static str, String)>
         ("CUTOFF_HOME_ACCOUNT", "123456789012".to_owned()),
         ("CUTOFF_PARTITION", "aws".to_owned()),
         ("CUTOFF_EXTERNAL_ID", "cutoff-ext-7f3a".to_owned()),
+        ("CUTOFF_OUTCOME_BUS", "default".to_owned()),
     ];
     for (k, v) in extra {
         let key: &'static str = Box::leak(k.to_string().into_boxed_str());

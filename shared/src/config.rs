@@ -168,6 +168,12 @@ pub struct RevokerConfig {
     /// Our own account and partition when the deployment says so (the template
     /// passes them); otherwise discovered with `sts:GetCallerIdentity` at start-up.
     pub home: Option<(crate::principal::Account, crate::principal::Partition)>,
+    /// The custom EventBridge bus outcomes are published to.
+    pub outcome_bus: Option<String>,
+    /// The request queue's maxReceiveCount: the attempt after which a failed request
+    /// is in the dead-letter queue (its failure is notified then, and on the first
+    /// attempt).
+    pub final_receive: u32,
 }
 
 pub mod revoker_env {
@@ -175,6 +181,8 @@ pub mod revoker_env {
     pub const DRY_RUN: &str = "CUTOFF_DRY_RUN";
     pub const HOME_ACCOUNT: &str = "CUTOFF_HOME_ACCOUNT";
     pub const PARTITION: &str = "CUTOFF_PARTITION";
+    pub const OUTCOME_BUS: &str = "CUTOFF_OUTCOME_BUS";
+    pub const MAX_RECEIVES: &str = "CUTOFF_MAX_RECEIVES";
 }
 
 impl RevokerConfig {
@@ -211,17 +219,109 @@ impl RevokerConfig {
             }
             (None, _) => None,
         };
+        let outcome_bus = lookup(revoker_env::OUTCOME_BUS).filter(|b| !b.is_empty());
+        if let Some(bus) = &outcome_bus {
+            parse_bus_name(revoker_env::OUTCOME_BUS, bus)?;
+        }
+        let final_receive = match lookup(revoker_env::MAX_RECEIVES) {
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        revoker_env::MAX_RECEIVES,
+                        &v,
+                        "expected the queue's maxReceiveCount, 1 to 1000",
+                    )
+                })?,
+            None => 5,
+        };
         Ok(Self {
             member_role_name,
             external_id,
             protected: triage.protected,
             dry_run,
             home,
+            outcome_bus,
+            final_receive,
         })
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+/// Where intake sends what it decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeConfig {
+    /// The FIFO request queue (`CUTOFF_REQUEST_QUEUE_URL`).
+    pub request_queue_url: String,
+    /// The custom outcome bus alerts go to (`CUTOFF_OUTCOME_BUS`).
+    pub outcome_bus: String,
+}
+
+pub mod intake_env {
+    pub const REQUEST_QUEUE_URL: &str = "CUTOFF_REQUEST_QUEUE_URL";
+}
+
+impl IntakeConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let request_queue_url = lookup(intake_env::REQUEST_QUEUE_URL)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    intake_env::REQUEST_QUEUE_URL,
+                    "",
+                    "is required: the FIFO queue of revocation requests",
+                )
+            })?;
+        if !(request_queue_url.starts_with("https://") || request_queue_url.starts_with("http://"))
+            || !request_queue_url.ends_with(".fifo")
+        {
+            return Err(ConfigError::invalid(
+                intake_env::REQUEST_QUEUE_URL,
+                &request_queue_url,
+                "expected the URL of a FIFO queue (ending in .fifo)",
+            ));
+        }
+        let outcome_bus = lookup(revoker_env::OUTCOME_BUS)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    revoker_env::OUTCOME_BUS,
+                    "",
+                    "is required: the bus alerts are published to",
+                )
+            })?;
+        parse_bus_name(revoker_env::OUTCOME_BUS, &outcome_bus)?;
+        Ok(Self {
+            request_queue_url,
+            outcome_bus,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+/// An EventBridge bus name (`[/.\-_A-Za-z0-9]{1,256}`) or ARN.
+pub fn parse_bus_name(name: &'static str, value: &str) -> Result<(), ConfigError> {
+    let ok = (1..=1600).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            name,
+            value,
+            "expected an EventBridge bus name or ARN",
+        ))
     }
 }
 
@@ -285,6 +385,167 @@ pub fn parse_event_name(value: &str) -> Result<String, ConfigError> {
 
 fn split_list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// What the notifier needs: where messages go, and who owns what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifierConfig {
+    /// The security team's topic: every outcome is published here.
+    pub security_topic: String,
+    /// Team → topic, for principals whose `cutoff:owner` tag (or owner pattern) names
+    /// the team but which carry no `cutoff:notify` topic of their own.
+    pub team_topics: std::collections::BTreeMap<String, String>,
+    /// Name pattern → team, for principals without a `cutoff:owner` tag. The most
+    /// specific match wins: an exact name before any prefix, a longer prefix before a
+    /// shorter one; between equals, the first listed.
+    pub owner_patterns: Vec<(NamePattern, String)>,
+    /// Set the workflow status of Security Hub findings that triggered a request to
+    /// `NOTIFIED`, with a note saying what cutoff did.
+    pub update_security_hub: bool,
+}
+
+pub mod notifier_env {
+    pub const SECURITY_TOPIC: &str = "CUTOFF_SECURITY_TOPIC_ARN";
+    pub const TEAM_TOPICS: &str = "CUTOFF_TEAM_TOPICS";
+    pub const OWNER_PATTERNS: &str = "CUTOFF_OWNER_PATTERNS";
+    pub const UPDATE_SECURITY_HUB: &str = "CUTOFF_UPDATE_SECURITY_HUB";
+}
+
+impl NotifierConfig {
+    /// A configuration that sends everything to `security_topic` only.
+    pub fn new(security_topic: impl Into<String>) -> Self {
+        Self {
+            security_topic: security_topic.into(),
+            team_topics: std::collections::BTreeMap::new(),
+            owner_patterns: Vec::new(),
+            update_security_hub: true,
+        }
+    }
+
+    /// Reads `CUTOFF_SECURITY_TOPIC_ARN` (required), `CUTOFF_TEAM_TOPICS`
+    /// (`team=arn,team=arn`), `CUTOFF_OWNER_PATTERNS` (`pattern=team,pattern=team`)
+    /// and `CUTOFF_UPDATE_SECURITY_HUB` (default true).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        use notifier_env::*;
+        let security_topic = match lookup(SECURITY_TOPIC) {
+            Some(v) => parse_topic_arn(SECURITY_TOPIC, v.trim())?,
+            None => {
+                return Err(ConfigError::invalid(
+                    SECURITY_TOPIC,
+                    "",
+                    "required: the SNS topic ARN of the security team",
+                ));
+            }
+        };
+        let mut config = Self::new(security_topic);
+        if let Some(v) = lookup(TEAM_TOPICS) {
+            for item in split_list(&v) {
+                let (team, topic) = split_pair(TEAM_TOPICS, item, "team=topic-arn")?;
+                let team = parse_team(TEAM_TOPICS, team)?;
+                let topic = parse_topic_arn(TEAM_TOPICS, topic)?;
+                if config.team_topics.insert(team, topic).is_some() {
+                    return Err(ConfigError::invalid(
+                        TEAM_TOPICS,
+                        item,
+                        "the team is listed twice",
+                    ));
+                }
+            }
+        }
+        if let Some(v) = lookup(OWNER_PATTERNS) {
+            for item in split_list(&v) {
+                let (pattern, team) = split_pair(OWNER_PATTERNS, item, "name-pattern=team")?;
+                let pattern = NamePattern::parse(pattern)
+                    .map_err(|e| ConfigError::from_value(OWNER_PATTERNS, item, &e))?;
+                let team = parse_team(OWNER_PATTERNS, team)?;
+                if config.owner_patterns.iter().any(|(p, _)| *p == pattern) {
+                    return Err(ConfigError::invalid(
+                        OWNER_PATTERNS,
+                        item,
+                        "the pattern is listed twice",
+                    ));
+                }
+                config.owner_patterns.push((pattern, team));
+            }
+        }
+        if let Some(v) = lookup(UPDATE_SECURITY_HUB) {
+            config.update_security_hub = match v.trim() {
+                "" => true,
+                other => parse_bool(UPDATE_SECURITY_HUB, other)?,
+            };
+        }
+        Ok(config)
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The topic configured for `team`.
+    pub fn team_topic(&self, team: &str) -> Option<&str> {
+        self.team_topics.get(team).map(String::as_str)
+    }
+
+    /// The team an owner pattern gives `name`: the most specific matching pattern.
+    pub fn pattern_owner(&self, name: &PrincipalName) -> Option<&str> {
+        let specificity = |p: &NamePattern| match p.as_str().strip_suffix('*') {
+            Some(prefix) => (false, prefix.len()),
+            None => (true, p.as_str().len()),
+        };
+        let mut best: Option<&(NamePattern, String)> = None;
+        for entry in self.owner_patterns.iter().filter(|(p, _)| p.matches(name)) {
+            if best.is_none_or(|b| specificity(&entry.0) > specificity(&b.0)) {
+                best = Some(entry);
+            }
+        }
+        best.map(|(_, team)| team.as_str())
+    }
+}
+
+fn split_pair<'a>(
+    name: &'static str,
+    item: &'a str,
+    shape: &str,
+) -> Result<(&'a str, &'a str), ConfigError> {
+    match item.split_once('=') {
+        Some((left, right)) if !left.trim().is_empty() && !right.trim().is_empty() => {
+            Ok((left.trim(), right.trim()))
+        }
+        _ => Err(ConfigError::invalid(
+            name,
+            item,
+            format!("expected {shape}, separated by commas"),
+        )),
+    }
+}
+
+/// A team name: `[A-Za-z0-9_.-]{1,64}` (what goes into the `cutoff:owner` tag).
+pub fn parse_team(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let ok = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(ConfigError::invalid(
+            name,
+            value,
+            "a team name has 1 to 64 characters from A-Z a-z 0-9 _ . -",
+        ))
+    }
+}
+
+fn parse_topic_arn(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    if crate::revoke::is_sns_topic_arn(value) {
+        Ok(value.to_owned())
+    } else {
+        Err(ConfigError::invalid(
+            name,
+            value,
+            "expected an SNS topic ARN such as arn:aws:sns:us-east-1:111122223333:security-alerts",
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -388,5 +649,100 @@ mod tests {
     #[test]
     fn alert_threshold_above_revoke_threshold_is_refused() {
         assert!(from(&[(env::ALERT_SEVERITY, "8")]).is_err());
+    }
+
+    const SECURITY: &str = "arn:aws:sns:us-east-1:999988887777:cutoff-security";
+
+    fn notifier(vars: &[(&str, &str)]) -> Result<NotifierConfig, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        NotifierConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn given_only_the_security_topic_when_read_then_no_teams_and_security_hub_updates_on() {
+        let config = notifier(&[(notifier_env::SECURITY_TOPIC, SECURITY)]).unwrap();
+        assert_eq!(config, NotifierConfig::new(SECURITY));
+        assert!(config.update_security_hub);
+    }
+
+    #[test]
+    fn given_no_security_topic_when_read_then_start_up_fails_naming_the_variable() {
+        let err = notifier(&[]).unwrap_err().to_string();
+        assert!(err.contains(notifier_env::SECURITY_TOPIC), "{err}");
+    }
+
+    #[test]
+    fn given_teams_and_patterns_when_read_then_topics_and_owners_resolve() {
+        let config = notifier(&[
+            (notifier_env::SECURITY_TOPIC, SECURITY),
+            (
+                notifier_env::TEAM_TOPICS,
+                "payments=arn:aws:sns:us-east-1:111122223333:payments-alerts, ledger.core=arn:aws:sns:eu-west-1:111122223333:ledger",
+            ),
+            (
+                notifier_env::OWNER_PATTERNS,
+                "payments-*=payments,payments-ledger=ledger.core,pay*=finance,ledger=ledger.core",
+            ),
+            (notifier_env::UPDATE_SECURITY_HUB, "false"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.team_topic("payments"),
+            Some("arn:aws:sns:us-east-1:111122223333:payments-alerts")
+        );
+        assert_eq!(config.team_topic("finance"), None);
+        let name = |s| PrincipalName::parse(s).unwrap();
+        assert_eq!(
+            config.pattern_owner(&name("payments-api")),
+            Some("payments")
+        );
+        assert_eq!(
+            config.pattern_owner(&name("payments-ledger")),
+            Some("ledger.core"),
+            "an exact name beats a prefix"
+        );
+        assert_eq!(
+            config.pattern_owner(&name("payroll")),
+            Some("finance"),
+            "a shorter prefix still matches what the longer one does not"
+        );
+        assert_eq!(config.pattern_owner(&name("ledger")), Some("ledger.core"));
+        assert_eq!(config.pattern_owner(&name("reports")), None);
+        assert!(!config.update_security_hub);
+    }
+
+    #[test]
+    fn given_bad_notifier_values_when_read_then_the_error_names_the_variable() {
+        for (var, value) in [
+            (
+                notifier_env::SECURITY_TOPIC,
+                "arn:aws:sqs:us-east-1:999988887777:q",
+            ),
+            (notifier_env::SECURITY_TOPIC, "security"),
+            (notifier_env::TEAM_TOPICS, "payments"),
+            (
+                notifier_env::TEAM_TOPICS,
+                "pay ments=arn:aws:sns:us-east-1:111122223333:p",
+            ),
+            (notifier_env::TEAM_TOPICS, "payments=https://example.com"),
+            (
+                notifier_env::TEAM_TOPICS,
+                "a=arn:aws:sns:us-east-1:111122223333:p,a=arn:aws:sns:us-east-1:111122223333:q",
+            ),
+            (notifier_env::OWNER_PATTERNS, "payments-*"),
+            (notifier_env::OWNER_PATTERNS, "pay*ments=payments"),
+            (notifier_env::OWNER_PATTERNS, "payments-*=pay/ments"),
+            (notifier_env::OWNER_PATTERNS, "a=x,a=y"),
+            (notifier_env::UPDATE_SECURITY_HUB, "sometimes"),
+        ] {
+            let mut vars = vec![(notifier_env::SECURITY_TOPIC, SECURITY)];
+            vars.retain(|(k, _)| *k != var);
+            vars.push((var, value));
+            let err = notifier(&vars).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}={value}: {err}");
+        }
     }
 }

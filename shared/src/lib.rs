@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod event;
 pub mod handler;
+pub mod notify;
 pub mod outcome;
 pub mod policy;
 pub mod principal;

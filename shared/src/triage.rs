@@ -493,7 +493,9 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
         product_arn: finding
             .product_arn
             .as_deref()
-            .filter(|arn| arn.starts_with("arn:") && arn.len() <= 512 && !arn.chars().any(char::is_control))
+            .filter(|arn| {
+                arn.starts_with("arn:") && arn.len() <= 512 && !arn.chars().any(char::is_control)
+            })
             .map(str::to_owned),
     };
     let decide = |d: Decision| {

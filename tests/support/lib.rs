@@ -13,6 +13,7 @@
 pub mod aws;
 pub mod evaluator;
 pub mod moto;
+pub mod pipeline;
 pub mod proxy;
 pub mod runtime;
 

@@ -58,6 +58,8 @@ pub struct LocalLambda {
     child: Child,
     started: Instant,
     log: Arc<Mutex<Vec<String>>>,
+    /// The threads copying the function's stdout and stderr into `log`.
+    readers: Vec<JoinHandle<()>>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     next_id: AtomicU64,
@@ -108,6 +110,7 @@ impl LocalLambda {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
         let log = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for stream in [
             child
                 .stdout
@@ -122,11 +125,11 @@ impl LocalLambda {
         .flatten()
         {
             let log = Arc::clone(&log);
-            thread::spawn(move || {
+            readers.push(thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     lock(&log).push(line);
                 }
-            });
+            }));
         }
         LocalLambda {
             name: name.to_owned(),
@@ -134,6 +137,7 @@ impl LocalLambda {
             child,
             started,
             log,
+            readers,
             shutdown: Some(shutdown),
             thread: Some(thread),
             next_id: AtomicU64::new(1),
@@ -165,6 +169,7 @@ impl LocalLambda {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             if let Ok(Some(status)) = self.child.try_wait() {
+                self.drain_output();
                 return Err(format!(
                     "{} exited with {status} before answering; init error: {:?}; output:\n{}",
                     self.name,
@@ -213,6 +218,7 @@ impl LocalLambda {
                 return Ok(t);
             }
             if let Ok(Some(status)) = self.child.try_wait() {
+                self.drain_output();
                 return Err(format!(
                     "{} exited with {status} during init; output:\n{}",
                     self.name,
@@ -226,6 +232,14 @@ impl LocalLambda {
                 ));
             }
             thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// After the process has exited: waits until everything it printed is in the log
+    /// (its pipes close when it exits, so the readers end).
+    fn drain_output(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
         }
     }
 

@@ -2,10 +2,12 @@
 //! Configuration and clients are built once per cold start; a bad setting fails the
 //! start, not an invocation.
 
+use cutoff::aws::messaging::SdkOutcomeBus;
+use cutoff::aws::retry::RetryPolicy;
 use cutoff::aws::sdk::{SdkAccountAccess, discover_home, load_sdk_config};
 use cutoff::clock::SystemClock;
-use cutoff::config::RevokerConfig;
-use cutoff::handler::revoker::Invocation;
+use cutoff::config::{RevokerConfig, revoker_env};
+use cutoff::handler::revoker::InvocationSettings;
 use cutoff::revoke::{RevokeConfig, Revoker};
 use cutoff::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -15,6 +17,12 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     telemetry::init_lambda();
     let config = RevokerConfig::from_env()?;
+    let bus_name = config.outcome_bus.clone().ok_or_else(|| {
+        format!(
+            "{} is not set: the revoker publishes every outcome there",
+            revoker_env::OUTCOME_BUS
+        )
+    })?;
     let sdk = load_sdk_config().await?;
     let (home, partition) = match config.home.clone() {
         Some(home) => home,
@@ -35,24 +43,20 @@ async fn main() -> Result<(), Error> {
             ..RevokeConfig::default()
         },
     );
-    let revoker = &revoker;
-    let dry_run = config.dry_run;
+    let bus = SdkOutcomeBus::new(aws_sdk_eventbridge::Client::new(&sdk), bus_name);
+    let retry = RetryPolicy::default();
+    let settings = InvocationSettings {
+        dry_run: config.dry_run,
+        final_receive: config.final_receive,
+    };
+    let (revoker, bus, retry) = (&revoker, &bus, &retry);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let request_id = event.context.request_id.clone();
-        match Invocation::classify(event.payload) {
-            Invocation::Queue(batch) => {
-                let result = revoker.handle_batch(&batch, dry_run).await;
-                for message in &result.outcomes {
-                    telemetry::log_outcome(&message.outcome);
-                }
-                Ok::<Value, Error>(serde_json::to_value(&result.response)?)
-            }
-            Invocation::Direct(payload) => {
-                let answer = revoker.handle_direct(payload, &request_id, dry_run).await;
-                tracing::info!(status = answer["status"].as_str(), "direct invoke answered");
-                Ok(answer)
-            }
-        }
+        Ok::<Value, Error>(
+            revoker
+                .handle_invocation(bus, retry, event.payload, &request_id, settings)
+                .await,
+        )
     }))
     .await
 }

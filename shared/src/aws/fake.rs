@@ -526,23 +526,38 @@ impl FakeMessaging {
             .extend(kinds.iter().copied());
     }
 
-    fn begin(&self, action: &'static str) -> Result<std::sync::MutexGuard<'_, MessagingState>, AwsError> {
+    fn begin(
+        &self,
+        action: &'static str,
+    ) -> Result<std::sync::MutexGuard<'_, MessagingState>, AwsError> {
         let mut state = self.state();
         if let Some(kind) = state.failures.get_mut(action).and_then(VecDeque::pop_front) {
-            return Err(AwsError::new(kind, action, "in the fake", "injected failure"));
+            return Err(AwsError::new(
+                kind,
+                action,
+                "in the fake",
+                "injected failure",
+            ));
         }
         Ok(state)
     }
 }
 
 impl super::RequestQueue for FakeMessaging {
-    async fn send(&self, body: &str, group_id: &str, deduplication_id: &str) -> Result<(), AwsError> {
+    async fn send(
+        &self,
+        body: &str,
+        group_id: &str,
+        deduplication_id: &str,
+    ) -> Result<(), AwsError> {
         let mut state = self.begin("SendMessage")?;
         // SQS FIFO drops a message whose deduplication id it has seen (five minutes).
         if !state.queued.iter().any(|(_, _, d)| d == deduplication_id) {
-            state
-                .queued
-                .push((body.to_owned(), group_id.to_owned(), deduplication_id.to_owned()));
+            state.queued.push((
+                body.to_owned(),
+                group_id.to_owned(),
+                deduplication_id.to_owned(),
+            ));
         }
         Ok(())
     }
@@ -557,9 +572,15 @@ impl super::OutcomeBus for FakeMessaging {
 }
 
 impl super::Notifications for FakeMessaging {
-    async fn publish(&self, topic_arn: &str, message: &super::SnsMessage) -> Result<String, AwsError> {
+    async fn publish(
+        &self,
+        topic_arn: &str,
+        message: &super::SnsMessage,
+    ) -> Result<String, AwsError> {
         let mut state = self.begin("Publish")?;
-        state.published.push((topic_arn.to_owned(), message.clone()));
+        state
+            .published
+            .push((topic_arn.to_owned(), message.clone()));
         Ok(format!("msg-{}", state.published.len()))
     }
 }
@@ -573,9 +594,12 @@ impl super::FindingsUpdater for FakeMessaging {
         note: &str,
     ) -> Result<(), AwsError> {
         let mut state = self.begin("BatchUpdateFindings")?;
-        state
-            .finding_updates
-            .push((finding_id.to_owned(), product_arn.to_owned(), status, note.to_owned()));
+        state.finding_updates.push((
+            finding_id.to_owned(),
+            product_arn.to_owned(),
+            status,
+            note.to_owned(),
+        ));
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
+pub mod messaging;
 pub mod retry;
 pub mod sdk;
 

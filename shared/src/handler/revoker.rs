@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde_json::Value;
 
-use crate::aws::AccountAccess;
+use crate::aws::retry::{CallCounter, RetryPolicy, with_retries};
+use crate::aws::{AccountAccess, OutcomeBus};
 use crate::clock::Clock;
 use crate::event::{ManualAction, manual};
 use crate::outcome::{Outcome, RevocationRequest, Status};
@@ -192,18 +193,146 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
         payload: Value,
         request_id: &str,
         force_dry_run: bool,
-    ) -> Value {
+    ) -> DirectAnswer {
         let request = match manual::parse(payload) {
             Ok(r) => r,
-            Err(e) => return to_value(&Outcome::invalid_request(e.to_string())),
+            Err(e) => {
+                return DirectAnswer::Outcome(Box::new(Outcome::invalid_request(e.to_string())));
+            }
         };
         let mut request = RevocationRequest::from_manual(&request);
         request.dry_run |= force_dry_run;
         match request.action {
-            ManualAction::Status => to_value(&self.status(&request, request_id).await),
-            _ => to_value(&self.handle(&request, request_id).await),
+            ManualAction::Status => {
+                DirectAnswer::Status(Box::new(self.status(&request, request_id).await))
+            }
+            _ => DirectAnswer::Outcome(Box::new(self.handle(&request, request_id).await)),
         }
     }
+
+    /// One Lambda invocation, either kind: handles it, logs every outcome, and
+    /// publishes the outcomes to the bus so the owner is told.
+    ///
+    /// On the queue path, an outcome that could not be published turns its message
+    /// into a batch item failure: it is retried (the write is idempotent) until its
+    /// outcome is out. A failed outcome is published on the first attempt and on the
+    /// last one (`final_receive`, the queue's maxReceiveCount), not on every retry in
+    /// between. On the direct path the operator already has the answer; a publish
+    /// failure is logged.
+    pub async fn handle_invocation<B: OutcomeBus>(
+        &self,
+        bus: &B,
+        retry: &RetryPolicy,
+        payload: Value,
+        request_id: &str,
+        settings: InvocationSettings,
+    ) -> Value {
+        let calls = CallCounter::default();
+        match Invocation::classify(payload) {
+            Invocation::Queue(batch) => {
+                let receives: BTreeMap<String, u32> = batch
+                    .records
+                    .iter()
+                    .map(|r| {
+                        let count = r
+                            .attributes
+                            .get("ApproximateReceiveCount")
+                            .and_then(|c| c.parse().ok())
+                            .unwrap_or(1);
+                        (r.message_id.clone().unwrap_or_default(), count)
+                    })
+                    .collect();
+                let mut result = self.handle_batch(&batch, settings.dry_run).await;
+                let mut to_publish = Vec::new();
+                let mut published_ids = Vec::new();
+                for message in &result.outcomes {
+                    crate::telemetry::log_outcome(&message.outcome);
+                    let receive = receives.get(&message.message_id).copied().unwrap_or(1);
+                    let tell = message.outcome.status != Status::Failed
+                        || receive <= 1
+                        || receive >= settings.final_receive;
+                    if tell {
+                        let mut outcome = message.outcome.clone();
+                        if outcome.status == Status::Failed {
+                            outcome.detail = if receive >= settings.final_receive {
+                                format!(
+                                    "{} (attempt {receive}, the last: the request is now in the dead-letter queue)",
+                                    outcome.detail
+                                )
+                            } else {
+                                format!(
+                                    "{} (attempt {receive}; it will be retried)",
+                                    outcome.detail
+                                )
+                            };
+                        }
+                        to_publish.push(outcome);
+                        published_ids.push(message.message_id.clone());
+                    }
+                }
+                if !to_publish.is_empty()
+                    && let Err(err) = with_retries(retry, &calls, || bus.publish(&to_publish)).await
+                {
+                    tracing::error!(error = %err, count = to_publish.len(), "outcomes not published; their messages will be retried");
+                    let already: Vec<String> = result
+                        .response
+                        .batch_item_failures
+                        .iter()
+                        .map(|f| f.item_identifier.clone())
+                        .collect();
+                    for id in published_ids.into_iter().filter(|id| !already.contains(id)) {
+                        let mut failure = BatchItemFailure::default();
+                        failure.item_identifier = id;
+                        result.response.batch_item_failures.push(failure);
+                    }
+                }
+                to_value(&result.response)
+            }
+            Invocation::Direct(payload) => match self
+                .handle_direct(payload, request_id, settings.dry_run)
+                .await
+            {
+                DirectAnswer::Status(report) => to_value(&report),
+                DirectAnswer::Outcome(outcome) => {
+                    crate::telemetry::log_outcome(&outcome);
+                    if let Err(err) = with_retries(retry, &calls, || {
+                        bus.publish(std::slice::from_ref(outcome.as_ref()))
+                    })
+                    .await
+                    {
+                        tracing::error!(error = %err, "outcome of a direct invoke not published; the caller has it");
+                    }
+                    to_value(&outcome)
+                }
+            },
+        }
+    }
+}
+
+/// The answer to a direct invoke.
+#[derive(Debug, Clone)]
+pub enum DirectAnswer {
+    Outcome(Box<Outcome>),
+    Status(Box<crate::revoke::StatusReport>),
+}
+
+impl DirectAnswer {
+    pub fn to_json(&self) -> Value {
+        match self {
+            DirectAnswer::Outcome(o) => to_value(o),
+            DirectAnswer::Status(s) => to_value(s),
+        }
+    }
+}
+
+/// Deployment settings that shape an invocation.
+#[derive(Debug, Clone, Copy)]
+pub struct InvocationSettings {
+    /// Write nothing, whatever the requests say.
+    pub dry_run: bool,
+    /// The queue's maxReceiveCount: the attempt after which a message goes to the
+    /// dead-letter queue.
+    pub final_receive: u32,
 }
 
 fn to_value<T: serde::Serialize>(value: &T) -> Value {
@@ -353,7 +482,7 @@ mod tests {
             Invocation::classify(payload.clone()),
             Invocation::Direct(_)
         ));
-        let answer = r.handle_direct(payload, "req", false).await;
+        let answer = r.handle_direct(payload, "req", false).await.to_json();
         assert_eq!(answer["status"], "applied");
         assert_eq!(answer["trigger"]["requested_by"], "alice");
         let answer = r
@@ -362,7 +491,8 @@ mod tests {
                 "req",
                 false,
             )
-            .await;
+            .await
+            .to_json();
         assert_eq!(answer["status"], "failed");
         assert_eq!(answer["error"]["kind"], "invalid_request");
         let answer = r
@@ -371,8 +501,108 @@ mod tests {
                 "req",
                 false,
             )
-            .await;
+            .await
+            .to_json();
         assert_eq!(answer["role_wide"]["policy"], "AWSRevokeOlderSessions");
+    }
+
+    fn settings() -> InvocationSettings {
+        InvocationSettings {
+            dry_run: false,
+            final_receive: 3,
+        }
+    }
+
+    fn with_receive_count(mut batch: Value, count: u32) -> Value {
+        for record in batch["Records"].as_array_mut().unwrap() {
+            record["attributes"]["ApproximateReceiveCount"] = json!(count.to_string());
+        }
+        batch
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_outcome_of_a_batch_is_published_and_failures_only_on_first_and_last_attempt() {
+        let (r, member) = revoker();
+        let bus = crate::aws::fake::FakeMessaging::default();
+        let retry = RetryPolicy::immediate(2);
+        let bodies = vec![
+            serde_json::to_string(&request("payments-api", "f1")).unwrap(),
+            serde_json::to_string(&request("ledger", "f2")).unwrap(),
+        ];
+        member.fail("PutRolePolicy", &[crate::aws::ErrorKind::AccessDenied]);
+        let answer = r
+            .handle_invocation(
+                &bus,
+                &retry,
+                with_receive_count(sqs(&bodies), 1),
+                "req",
+                settings(),
+            )
+            .await;
+        assert_eq!(answer["batchItemFailures"].as_array().unwrap().len(), 1);
+        let statuses: Vec<Status> = bus.state().outcomes.iter().map(|o| o.status).collect();
+        assert_eq!(statuses, [Status::Failed, Status::Applied]);
+        assert!(bus.state().outcomes[0].detail.contains("will be retried"));
+
+        bus.state().outcomes.clear();
+        member.fail("PutRolePolicy", &[crate::aws::ErrorKind::AccessDenied]);
+        r.handle_invocation(
+            &bus,
+            &retry,
+            with_receive_count(sqs(&bodies[..1]), 2),
+            "req",
+            settings(),
+        )
+        .await;
+        assert!(
+            bus.state().outcomes.is_empty(),
+            "a middle retry is not re-notified"
+        );
+        member.fail("PutRolePolicy", &[crate::aws::ErrorKind::AccessDenied]);
+        r.handle_invocation(
+            &bus,
+            &retry,
+            with_receive_count(sqs(&bodies[..1]), 3),
+            "req",
+            settings(),
+        )
+        .await;
+        assert!(bus.state().outcomes[0].detail.contains("dead-letter queue"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unpublished_outcome_sends_its_message_back_for_retry() {
+        let (r, _) = revoker();
+        let bus = crate::aws::fake::FakeMessaging::default();
+        bus.fail("PutEvents", &[crate::aws::ErrorKind::AccessDenied]);
+        let bodies = vec![serde_json::to_string(&request("payments-api", "f1")).unwrap()];
+        let answer = r
+            .handle_invocation(
+                &bus,
+                &RetryPolicy::immediate(2),
+                sqs(&bodies),
+                "req",
+                settings(),
+            )
+            .await;
+        assert_eq!(answer["batchItemFailures"][0]["itemIdentifier"], "m0");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_direct_invoke_is_answered_and_published() {
+        let (r, _) = revoker();
+        let bus = crate::aws::fake::FakeMessaging::default();
+        let answer = r
+            .handle_invocation(
+                &bus,
+                &RetryPolicy::immediate(2),
+                json!({"action": "revoke", "account": MEMBER, "role": "ledger"}),
+                "req",
+                settings(),
+            )
+            .await;
+        assert_eq!(answer["status"], "applied");
+        assert_eq!(bus.state().outcomes.len(), 1);
     }
 
     #[test]

@@ -1,0 +1,331 @@
+//! End to end: the three function binaries, on local Runtime APIs, wired through
+//! moto's SQS, EventBridge and SNS exactly as the template wires them in AWS.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use cutoff::policy::{PolicyDocument, ROLE_WIDE_POLICY_NAME};
+use cutoff_tests::moto::MotoServer;
+use cutoff_tests::pipeline::{Notification, Pipeline};
+use cutoff_tests::proxy::{FaultPlan, FaultProxy};
+use serde_json::{Value, json};
+
+const MEMBER: &str = "123456789012";
+
+fn prefix() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("p{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn pipeline() -> Pipeline {
+    Pipeline::start(
+        MotoServer::shared(),
+        &prefix(),
+        &[("CUTOFF_OWNER_PATTERNS", "pay-*=payments")],
+    )
+    .await
+}
+
+fn finding(id: &str, user_type: &str, name: &str, severity: f64, sample: bool) -> Value {
+    json!({
+        "version": "0", "id": format!("evt-{id}"), "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
+        "account": MEMBER, "time": "2026-11-23T11:56:01Z", "region": "us-east-1", "resources": [],
+        "detail": {
+            "schemaVersion": "2.0", "accountId": MEMBER, "region": "us-east-1", "partition": "aws",
+            "id": id, "arn": format!("arn:aws:guardduty:us-east-1:{MEMBER}:detector/d/finding/{id}"),
+            "type": "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
+            "resource": {"resourceType": "AccessKey", "accessKeyDetails": {
+                "accessKeyId": "ASIAZXCVBNMASDFGHJKL", "principalId": "AROAZXCVBNMASDFGHJKLQ:i-0123456789abcdef0",
+                "userName": name, "userType": user_type}},
+            "service": {"serviceName": "guardduty", "archived": false, "count": 1,
+                "eventFirstSeen": "2026-11-23T11:40:00.000Z", "eventLastSeen": "2026-11-23T11:55:00.000Z",
+                "additionalInfo": {"sample": sample}},
+            "severity": severity, "createdAt": "2026-11-23T11:41:00.000Z", "updatedAt": "2026-11-23T11:56:00.000Z",
+            "title": "Credentials for the EC2 instance role were used from a remote AWS account."
+        }
+    })
+}
+
+async fn cutoff_of(p: &Pipeline, role: &str) -> Option<String> {
+    let out = p
+        .iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name(ROLE_WIDE_POLICY_NAME)
+        .send()
+        .await
+        .ok()?;
+    PolicyDocument::parse(out.policy_document())
+        .ok()?
+        .role_wide_cutoff()
+        .map(|c| c.to_string())
+}
+
+fn statuses(outcomes: &[(Value, Value)]) -> Vec<String> {
+    outcomes
+        .iter()
+        .map(|(event, _)| event["detail"]["status"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+fn mentions(notes: &[Notification], text: &str) -> bool {
+    notes
+        .iter()
+        .any(|n| n.message.contains(text) || n.subject.contains(text))
+}
+
+#[tokio::test]
+async fn a_high_severity_role_finding_is_revoked_and_both_teams_are_told() {
+    let mut p = pipeline().await;
+    p.create_role("pay-api", Some("payments")).await;
+    let report = p.send_event(&finding(
+        "aaaa0000aaaa0000aaaa0000aaaa0001",
+        "AssumedRole",
+        "pay-api",
+        8.0,
+        false,
+    ));
+    assert_eq!(report["queued"], 1, "{report}");
+    p.drain_requests(10).await;
+    let cutoff = cutoff_of(&p, "pay-api")
+        .await
+        .expect("the deny is on the role");
+
+    let outcomes = p.drain_outcomes().await;
+    assert_eq!(statuses(&outcomes), ["applied"]);
+    let (event, _) = &outcomes[0];
+    assert_eq!(event["source"], "cutoff");
+    assert_eq!(event["detail-type"], "Revocation Outcome");
+    assert_eq!(event["detail"]["cutoff"], cutoff.as_str());
+    assert_eq!(event["detail"]["owner"]["team"], "payments");
+    assert_eq!(
+        event["detail"]["trigger"]["finding_id"],
+        "aaaa0000aaaa0000aaaa0000aaaa0001"
+    );
+
+    let owner = p.inbox(&p.payments_topic.clone()).await;
+    let security = p.inbox(&p.security_topic.clone()).await;
+    assert_eq!((owner.len(), security.len()), (1, 1));
+    for note in [&owner[0], &security[0]] {
+        assert!(note.subject.contains("pay-api"), "{}", note.subject);
+        assert!(
+            note.message.contains(&cutoff),
+            "the message names the cutoff"
+        );
+        assert!(
+            note.message.contains("cutoff release"),
+            "the message says how to release"
+        );
+        assert_eq!(
+            note.attributes.get("cutoff_status").map(String::as_str),
+            Some("applied")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_medium_finding_alerts_the_owner_and_writes_nothing() {
+    let mut p = pipeline().await;
+    p.create_role("pay-batch", Some("payments")).await;
+    let report = p.send_event(&finding(
+        "aaaa0000aaaa0000aaaa0000aaaa0002",
+        "AssumedRole",
+        "pay-batch",
+        5.0,
+        false,
+    ));
+    assert_eq!(
+        (report["queued"].as_u64(), report["alerted"].as_u64()),
+        (Some(0), Some(1)),
+        "{report}"
+    );
+    assert!(p.drain_requests(10).await.is_empty(), "nothing was queued");
+    assert_eq!(cutoff_of(&p, "pay-batch").await, None);
+    let outcomes = p.drain_outcomes().await;
+    assert_eq!(statuses(&outcomes), ["alerted"]);
+    assert_eq!(p.inbox(&p.payments_topic.clone()).await.len(), 1);
+    let security = p.inbox(&p.security_topic.clone()).await;
+    assert_eq!(security.len(), 1);
+    assert!(
+        mentions(&security, "cutoff revoke"),
+        "says how to revoke by hand: {}",
+        security[0].message
+    );
+}
+
+#[tokio::test]
+async fn a_sample_finding_is_ignored_and_nothing_is_sent() {
+    let mut p = pipeline().await;
+    let report = p.send_event(&finding(
+        "aaaa0000aaaa0000aaaa0000aaaa0003",
+        "AssumedRole",
+        "pay-api",
+        8.0,
+        true,
+    ));
+    assert_eq!(report["ignored"], 1, "{report}");
+    assert!(p.drain_requests(10).await.is_empty());
+    assert!(p.drain_outcomes().await.is_empty());
+    assert!(p.inbox(&p.security_topic.clone()).await.is_empty());
+    assert!(p.inbox(&p.payments_topic.clone()).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_service_linked_role_is_alerted_with_its_remedy() {
+    let mut p = pipeline().await;
+    p.send_event(&finding(
+        "aaaa0000aaaa0000aaaa0000aaaa0004",
+        "AssumedRole",
+        "AWSServiceRoleForECS",
+        9.0,
+        false,
+    ));
+    assert!(p.drain_requests(10).await.is_empty());
+    let outcomes = p.drain_outcomes().await;
+    assert_eq!(statuses(&outcomes), ["alerted"]);
+    let security = p.inbox(&p.security_topic.clone()).await;
+    assert_eq!(security.len(), 1);
+    assert!(
+        security[0].message.contains("service-linked"),
+        "{}",
+        security[0].message
+    );
+    assert!(
+        security[0].message.contains("owner"),
+        "says the owner is unknown: {}",
+        security[0].message
+    );
+}
+
+#[tokio::test]
+async fn a_storm_of_fifty_findings_for_three_roles_writes_three_times() {
+    // The functions reach moto through a recording proxy, which counts the writes.
+    let moto = MotoServer::shared();
+    let proxy = FaultProxy::start(moto.endpoint(), FaultPlan::passthrough());
+    let mut p = Pipeline::start(moto, &prefix(), &[("AWS_ENDPOINT_URL", proxy.endpoint())]).await;
+    let roles = ["pay-storm-a", "pay-storm-b", "pay-storm-c"];
+    for role in roles {
+        p.create_role(role, Some("payments")).await;
+    }
+    for i in 0..50 {
+        let report = p.send_event(&finding(
+            &format!("bbbb0000bbbb0000bbbb0000bbbb{i:04}"),
+            "AssumedRole",
+            roles[i % 3],
+            8.0,
+            false,
+        ));
+        assert_eq!(report["queued"], 1);
+    }
+    let answers = p.drain_requests(20).await;
+    assert!(
+        answers.iter().all(|a| a["batchItemFailures"]
+            .as_array()
+            .is_some_and(|f| f.is_empty())),
+        "{answers:?}"
+    );
+    assert_eq!(proxy.count("PutRolePolicy"), 3, "one write per principal");
+    assert!(p.revoker_batches >= 5, "fifty messages take at least five batches");
+    for role in roles {
+        assert!(cutoff_of(&p, role).await.is_some());
+    }
+    let outcomes = p.drain_outcomes().await;
+    assert_eq!(outcomes.len(), 50, "every finding's outcome is published");
+    let applied = statuses(&outcomes)
+        .iter()
+        .filter(|s| *s == "applied")
+        .count();
+    let covered = statuses(&outcomes)
+        .iter()
+        .filter(|s| *s == "already_revoked")
+        .count();
+    assert_eq!((applied + covered, covered > 0), (50, true));
+}
+
+#[tokio::test]
+async fn a_manual_invoke_answers_synchronously_and_is_then_notified() {
+    let mut p = pipeline().await;
+    p.create_role("pay-manual", Some("payments")).await;
+    let answer = p.revoker.invoke(&json!({
+        "action": "revoke", "account": MEMBER, "role": "pay-manual", "requested_by": "oncall@example.com", "reason": "INC-1234"
+    }));
+    assert_eq!(answer["status"], "applied", "{answer:#}");
+    assert_eq!(
+        cutoff_of(&p, "pay-manual").await.as_deref(),
+        answer["cutoff"].as_str()
+    );
+    let outcomes = p.drain_outcomes().await;
+    assert_eq!(statuses(&outcomes), ["applied"]);
+    let owner = p.inbox(&p.payments_topic.clone()).await;
+    assert_eq!(owner.len(), 1);
+    assert!(
+        owner[0].message.contains("INC-1234") && owner[0].message.contains("oncall@example.com")
+    );
+}
+
+#[tokio::test]
+async fn a_failing_request_stays_on_the_queue_and_its_failure_is_notified() {
+    let mut p = pipeline().await;
+    // No such role: the revoker fails, reports the message as a batch item failure,
+    // and the queue delivers it again.
+    p.send_event(&finding(
+        "aaaa0000aaaa0000aaaa0000aaaa0005",
+        "AssumedRole",
+        "pay-missing",
+        8.0,
+        false,
+    ));
+    let first = p.drain_requests(1).await;
+    assert_eq!(first[0]["batchItemFailures"].as_array().unwrap().len(), 1);
+    let again = p.drain_requests(1).await;
+    assert_eq!(again.len(), 1, "the failed message was not dropped");
+    let outcomes = p.drain_outcomes().await;
+    assert_eq!(
+        statuses(&outcomes),
+        ["failed"],
+        "notified on the first attempt, not on each retry"
+    );
+    let security = p.inbox(&p.security_topic.clone()).await;
+    assert!(
+        security[0].subject.contains("FAILED"),
+        "{}",
+        security[0].subject
+    );
+}
+
+#[tokio::test]
+async fn the_notifier_reports_an_error_when_it_cannot_publish_so_lambda_retries() {
+    let mut p = pipeline().await;
+    let outcome_event = json!({
+        "version": "0", "id": "x", "detail-type": "Revocation Outcome", "source": "cutoff", "account": MEMBER,
+        "time": "2026-11-23T12:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {"status": "applied", "target": {"kind": "role", "account": MEMBER, "name": "pay-x", "access_key_id": null, "session": null},
+            "cutoff": "2026-11-23T12:00:02Z", "previous_cutoff": null, "policy": "AWSRevokeOlderSessions", "scope": "role",
+            "owner": {"team": "payments", "topic": null}, "trigger": {"source": "manual"}, "api_calls": 4, "error": null,
+            "propagation": "eventual", "detail": "denied", "actions": [], "dry_run": false}
+    });
+    let ok = p
+        .notifier
+        .invoke_with_timeout(&outcome_event, std::time::Duration::from_secs(60))
+        .unwrap();
+    assert!(
+        matches!(ok, cutoff_tests::runtime::Answer::Response(_)),
+        "{ok:?}"
+    );
+    // Delete the security topic: publishing now fails and the notifier must say so.
+    let sns = aws_sdk_sns::Client::new(&cutoff_tests::aws::sdk_config(&p.endpoint).await);
+    sns.delete_topic()
+        .topic_arn(&p.security_topic)
+        .send()
+        .await
+        .unwrap();
+    let failed = p
+        .notifier
+        .invoke_with_timeout(&outcome_event, std::time::Duration::from_secs(120))
+        .unwrap();
+    assert!(
+        matches!(failed, cutoff_tests::runtime::Answer::Error(_)),
+        "{failed:?}"
+    );
+}

@@ -1,0 +1,379 @@
+//! The whole flow on one machine: intake → SQS FIFO → revoker → outcome bus →
+//! notifier → SNS, with the three function binaries on local Runtime APIs and moto
+//! as SQS, EventBridge, SNS and IAM.
+//!
+//! What Lambda's event-source mappings do in AWS (poll the queue, invoke the
+//! function with a batch, delete what succeeded; deliver bus events to the notifier)
+//! is done here by [`Pipeline::drain_requests`] and [`Pipeline::drain_outcomes`]:
+//! the functions themselves are untouched. The bus delivers outcomes to an SQS queue
+//! through a real EventBridge rule, and SNS delivers notifications to SQS "inboxes"
+//! through real subscriptions, so what the test reads is what the rule and the
+//! topics really carried.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use serde_json::{Value, json};
+
+use crate::aws::{ACCOUNT, REGION, sdk_config};
+use crate::moto::MotoServer;
+use crate::runtime::{LocalLambda, function_binary};
+
+pub const BUS: &str = "cutoff-outcomes";
+pub const OWNER_TEAM: &str = "payments";
+
+/// The three functions and the resources between them.
+pub struct Pipeline {
+    pub endpoint: String,
+    pub iam: aws_sdk_iam::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub requests_url: String,
+    pub outcomes_url: String,
+    pub security_topic: String,
+    pub payments_topic: String,
+    /// Topic ARN → the URL of the SQS queue subscribed to it.
+    pub inboxes: BTreeMap<String, String>,
+    pub intake: LocalLambda,
+    pub revoker: LocalLambda,
+    pub notifier: LocalLambda,
+    /// Revoker invocations made (one per SQS batch).
+    pub revoker_batches: usize,
+}
+
+/// One message as a subscriber of a topic received it.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub topic: String,
+    pub subject: String,
+    pub message: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+fn queue_arn(name: &str) -> String {
+    format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}")
+}
+
+impl Pipeline {
+    /// Creates the resources in `moto` (names prefixed with `prefix`, so pipelines can
+    /// share a server) and starts the functions.
+    pub async fn start(moto: &MotoServer, prefix: &str, extra_env: &[(&str, &str)]) -> Pipeline {
+        let endpoint = moto.endpoint().to_owned();
+        let config = sdk_config(&endpoint).await;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let sns = aws_sdk_sns::Client::new(&config);
+        let events = aws_sdk_eventbridge::Client::new(&config);
+        let iam = aws_sdk_iam::Client::new(&config);
+
+        let requests_name = format!("{prefix}-requests.fifo");
+        let requests_url = sqs
+            .create_queue()
+            .queue_name(&requests_name)
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .attributes(QueueAttributeName::VisibilityTimeout, "0")
+            .send()
+            .await
+            .expect("create the request queue")
+            .queue_url
+            .expect("queue url");
+        let outcomes_name = format!("{prefix}-outcomes");
+        let outcomes_url = sqs
+            .create_queue()
+            .queue_name(&outcomes_name)
+            .send()
+            .await
+            .expect("create the outcome queue")
+            .queue_url
+            .expect("queue url");
+
+        let bus = format!("{prefix}-{BUS}");
+        events
+            .create_event_bus()
+            .name(&bus)
+            .send()
+            .await
+            .expect("create the outcome bus");
+        let rule = format!("{prefix}-outcomes-to-notifier");
+        events
+            .put_rule()
+            .name(&rule)
+            .event_bus_name(&bus)
+            .event_pattern(r#"{"source":["cutoff"],"detail-type":["Revocation Outcome"]}"#)
+            .send()
+            .await
+            .expect("put the outcome rule");
+        events
+            .put_targets()
+            .rule(&rule)
+            .event_bus_name(&bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("notifier")
+                    .arn(queue_arn(&outcomes_name))
+                    .build()
+                    .expect("target"),
+            )
+            .send()
+            .await
+            .expect("put the outcome target");
+
+        let mut inboxes = BTreeMap::new();
+        let mut topics = Vec::new();
+        for team in ["security", OWNER_TEAM] {
+            let topic = sns
+                .create_topic()
+                .name(format!("{prefix}-{team}-alerts"))
+                .send()
+                .await
+                .expect("create topic")
+                .topic_arn
+                .expect("topic arn");
+            let inbox_name = format!("{prefix}-{team}-inbox");
+            let inbox = sqs
+                .create_queue()
+                .queue_name(&inbox_name)
+                .send()
+                .await
+                .expect("create inbox")
+                .queue_url
+                .expect("queue url");
+            sns.subscribe()
+                .topic_arn(&topic)
+                .protocol("sqs")
+                .endpoint(queue_arn(&inbox_name))
+                .send()
+                .await
+                .expect("subscribe inbox");
+            inboxes.insert(topic.clone(), inbox);
+            topics.push(topic);
+        }
+        let (security_topic, payments_topic) = (topics[0].clone(), topics[1].clone());
+
+        let aws_env = |extra: &[(&'static str, String)]| {
+            let mut env: Vec<(&'static str, String)> = vec![
+                ("AWS_ENDPOINT_URL", endpoint.clone()),
+                ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+                ("AWS_REGION", REGION.to_owned()),
+                ("CUTOFF_OUTCOME_BUS", bus.clone()),
+                ("RUST_LOG", "info".to_owned()),
+            ];
+            env.extend(extra.iter().cloned());
+            for (k, v) in extra_env {
+                let key: &'static str = Box::leak(k.to_string().into_boxed_str());
+                env.push((key, v.to_string()));
+            }
+            env
+        };
+        let intake = LocalLambda::start(
+            "cutoff-intake",
+            &function_binary("intake"),
+            &aws_env(&[("CUTOFF_REQUEST_QUEUE_URL", requests_url.clone())]),
+        );
+        let revoker = LocalLambda::start(
+            "cutoff-revoker",
+            &function_binary("revoker"),
+            &aws_env(&[
+                ("CUTOFF_HOME_ACCOUNT", ACCOUNT.to_owned()),
+                ("CUTOFF_PARTITION", "aws".to_owned()),
+                ("CUTOFF_EXTERNAL_ID", "cutoff-demo-external-id".to_owned()),
+                ("CUTOFF_MAX_RECEIVES", "3".to_owned()),
+            ]),
+        );
+        let notifier = LocalLambda::start(
+            "cutoff-notifier",
+            &function_binary("notifier"),
+            &aws_env(&[
+                ("CUTOFF_SECURITY_TOPIC_ARN", security_topic.clone()),
+                (
+                    "CUTOFF_TEAM_TOPICS",
+                    format!("{OWNER_TEAM}={payments_topic}"),
+                ),
+                ("CUTOFF_UPDATE_SECURITY_HUB", "false".to_owned()),
+            ]),
+        );
+        Pipeline {
+            endpoint,
+            iam,
+            sqs,
+            requests_url,
+            outcomes_url,
+            security_topic,
+            payments_topic,
+            inboxes,
+            intake,
+            revoker,
+            notifier,
+            revoker_batches: 0,
+        }
+    }
+
+    /// Sends one EventBridge event to intake; returns its report.
+    pub fn send_event(&mut self, event: &Value) -> Value {
+        self.intake.invoke(event)
+    }
+
+    /// Does what the SQS event-source mapping does: receives batches of up to ten
+    /// messages from the FIFO queue, invokes the revoker with each, and deletes the
+    /// messages that did not fail. Stops when the queue is empty or after
+    /// `max_batches`. Returns the revoker's answers.
+    pub async fn drain_requests(&mut self, max_batches: usize) -> Vec<Value> {
+        let mut answers = Vec::new();
+        for _ in 0..max_batches {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.requests_url)
+                .max_number_of_messages(10)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .expect("receive requests");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                break;
+            }
+            let records: Vec<Value> = messages
+                .iter()
+                .map(|m| {
+                    let attributes: BTreeMap<String, String> = m
+                        .attributes
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), v))
+                        .collect();
+                    json!({
+                        "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
+                        "attributes": attributes, "messageAttributes": {}, "md5OfBody": m.md5_of_body,
+                        "eventSource": "aws:sqs", "eventSourceARN": queue_arn("requests.fifo"), "awsRegion": REGION
+                    })
+                })
+                .collect();
+            let answer = self.revoker.invoke(&json!({ "Records": records }));
+            self.revoker_batches += 1;
+            let failed: Vec<&str> = answer["batchItemFailures"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .filter_map(|x| x["itemIdentifier"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for m in &messages {
+                if !failed.contains(&m.message_id.as_deref().unwrap_or_default()) {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.requests_url)
+                        .receipt_handle(m.receipt_handle.clone().unwrap_or_default())
+                        .send()
+                        .await
+                        .expect("delete request");
+                }
+            }
+            answers.push(answer);
+        }
+        answers
+    }
+
+    /// Delivers every outcome event the bus rule queued to the notifier; returns the
+    /// events (as EventBridge delivered them) and the notifier's answers.
+    pub async fn drain_outcomes(&mut self) -> Vec<(Value, Value)> {
+        let mut delivered = Vec::new();
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.outcomes_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive outcomes");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return delivered;
+            }
+            for m in messages {
+                let event: Value =
+                    serde_json::from_str(m.body.as_deref().unwrap_or("null")).expect("event JSON");
+                let answer = self.notifier.invoke(&event);
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.outcomes_url)
+                    .receipt_handle(m.receipt_handle.unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete outcome");
+                delivered.push((event, answer));
+            }
+        }
+    }
+
+    /// Everything a topic's subscriber has received so far (and consumes it).
+    pub async fn inbox(&self, topic: &str) -> Vec<Notification> {
+        let url = &self.inboxes[topic];
+        let mut out = Vec::new();
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive inbox");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return out;
+            }
+            for m in messages {
+                let envelope: Value = serde_json::from_str(m.body.as_deref().unwrap_or("null"))
+                    .expect("SNS envelope");
+                let attributes = envelope["MessageAttributes"]
+                    .as_object()
+                    .map(|a| {
+                        a.iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.clone(),
+                                    v["Value"].as_str().unwrap_or_default().to_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Notification {
+                    topic: topic.to_owned(),
+                    subject: envelope["Subject"].as_str().unwrap_or_default().to_owned(),
+                    message: envelope["Message"].as_str().unwrap_or_default().to_owned(),
+                    attributes,
+                });
+                self.sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle.unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete inbox message");
+            }
+        }
+    }
+
+    /// Creates a role tagged with its owner team.
+    pub async fn create_role(&self, name: &str, owner: Option<&str>) {
+        let mut call = self
+            .iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#);
+        if let Some(team) = owner {
+            call = call.tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key("cutoff:owner")
+                    .value(team)
+                    .build()
+                    .expect("tag"),
+            );
+        }
+        call.send().await.expect("create role");
+    }
+}
