@@ -226,7 +226,10 @@ async fn a_storm_of_fifty_findings_for_three_roles_writes_three_times() {
         "{answers:?}"
     );
     assert_eq!(proxy.count("PutRolePolicy"), 3, "one write per principal");
-    assert!(p.revoker_batches >= 5, "fifty messages take at least five batches");
+    assert!(
+        p.revoker_batches >= 5,
+        "fifty messages take at least five batches"
+    );
     for role in roles {
         assert!(cutoff_of(&p, role).await.is_some());
     }
