@@ -24,9 +24,10 @@ VENV_STAMP := $(VENV)/.cutoff-tools-stamp
 PY_REQUIREMENTS := tools/requirements.txt
 NODE_STAMP := node_modules/.cutoff-tools-stamp
 
-.PHONY: help setup test lint fmt-check clippy unit build clean tools tools-check
+.PHONY: help setup test lint fmt-check clippy unit build clean tools tools-check demo
 
 help:
+	@echo "make demo    run a GuardDuty finding through the real functions on a local AWS stand-in"
 	@echo "make test    run format check, clippy and every test"
 	@echo "make lint    run format check and clippy"
 	@echo "make build   build release binaries (target/release/cutoff)"
@@ -90,3 +91,9 @@ build: setup
 
 clean:
 	$(CARGO) clean
+
+# The demo: moto and the three function binaries on this machine, one finding through
+# intake -> queue -> revoker -> bus -> notifier. It stops everything it started.
+demo: setup tools
+	$(CARGO) build $(CARGO_FLAGS) --quiet -p intake -p revoker -p notifier -p cutoff-tests --bin intake --bin revoker --bin notifier --bin cutoff-demo
+	./target/debug/cutoff-demo

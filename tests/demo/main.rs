@@ -1,0 +1,225 @@
+//! `make demo`: one stolen role session, contained end to end on this machine.
+//!
+//! Starts the local AWS stand-in (moto) and the three function binaries on local
+//! Lambda Runtime APIs, feeds them a real-shaped GuardDuty finding, and shows what
+//! each step did. Everything it starts stops when it ends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::ExitCode;
+
+use chrono::{Duration, SecondsFormat, Utc};
+use cutoff::policy::{PolicyDocument, ROLE_WIDE_POLICY_NAME};
+use cutoff_tests::aws::ACCOUNT;
+use cutoff_tests::evaluator::{Decision, EvalRequest, evaluate};
+use cutoff_tests::fixture_dir;
+use cutoff_tests::moto::MotoServer;
+use cutoff_tests::pipeline::Pipeline;
+use serde_json::Value;
+
+const ROLE: &str = "payments-api";
+const ADMIN_ACCOUNT: &str = "999988887777";
+
+fn heading(step: u32, text: &str) {
+    println!("\n\x1b[1m{step}. {text}\x1b[0m");
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("   {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The GuardDuty finding of the fixture corpus for stolen EC2 instance credentials,
+/// aimed at the demo role and dated now.
+fn finding() -> Value {
+    let text = std::fs::read_to_string(
+        fixture_dir().join("events/018-gd-instance-credential-exfiltration.json"),
+    )
+    .expect("the demo finding fixture");
+    let mut event: Value = serde_json::from_str(&text).expect("fixture JSON");
+    let now = Utc::now();
+    let at = |minutes_ago: i64| {
+        (now - Duration::minutes(minutes_ago)).to_rfc3339_opts(SecondsFormat::Millis, true)
+    };
+    event["account"] = ADMIN_ACCOUNT.into();
+    event["time"] = at(0).into();
+    let detail = &mut event["detail"];
+    detail["accountId"] = ACCOUNT.into();
+    detail["resource"]["accessKeyDetails"]["userName"] = ROLE.into();
+    detail["service"]["eventFirstSeen"] = at(14).into();
+    detail["service"]["eventLastSeen"] = at(1).into();
+    detail["createdAt"] = at(13).into();
+    detail["updatedAt"] = at(0).into();
+    event
+}
+
+async fn run() -> Result<(), String> {
+    println!("\x1b[1mcutoff demo\x1b[0m: a stolen role session, contained end to end.");
+    println!(
+        "Everything runs on this machine: moto stands in for AWS (IAM, STS, SQS, EventBridge, SNS),"
+    );
+    println!(
+        "and intake, revoker and notifier are the real Lambda binaries on local Runtime APIs."
+    );
+
+    let moto = MotoServer::start();
+    let mut p = Pipeline::start(&moto, "demo", &[]).await;
+
+    heading(1, "The account");
+    p.create_role(ROLE, Some("payments")).await;
+    println!("   role {ROLE} in account {ACCOUNT}, tagged cutoff:owner=payments");
+    println!(
+        "   SNS topics: {} (security team), {} (payments team)",
+        p.security_topic, p.payments_topic
+    );
+    println!(
+        "   each topic has an SQS queue subscribed, so the demo can read what the teams receive"
+    );
+
+    heading(2, "GuardDuty reports a finding");
+    let event = finding();
+    let detail = &event["detail"];
+    println!(
+        "   {} (severity {})\n   credentials of role {} (instance {}) used from outside AWS; last seen {}",
+        detail["type"].as_str().unwrap_or(""),
+        detail["severity"],
+        ROLE,
+        detail["resource"]["instanceDetails"]["instanceId"]
+            .as_str()
+            .unwrap_or(""),
+        detail["service"]["eventLastSeen"].as_str().unwrap_or("")
+    );
+    println!(
+        "   EventBridge delivers it to the intake function (delegated-admin account {ADMIN_ACCOUNT})"
+    );
+
+    heading(3, "intake triages it");
+    let report = p.send_event(&event);
+    let triage = cutoff::triage::triage_bytes(
+        event.to_string().as_bytes(),
+        &cutoff::config::TriageConfig::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    for d in &triage.decisions {
+        println!(
+            "   decision: {}",
+            serde_json::to_string(&d.decision)
+                .unwrap_or_default()
+                .trim_matches('"')
+        );
+        println!("   reason:   {}", d.reason);
+    }
+    println!(
+        "   intake queued {} request(s) on the FIFO queue (group = account/kind/name)",
+        report["queued"]
+    );
+
+    heading(4, "revoker applies the deny");
+    p.drain_requests(5).await;
+    let outcome = p
+        .revoker
+        .json_logs()
+        .into_iter()
+        .find(|l| l["message"] == "outcome")
+        .ok_or("the revoker logged no outcome")?;
+    println!(
+        "   outcome: {} ({} API calls)",
+        outcome["status"].as_str().unwrap_or("?"),
+        outcome["api_calls"]
+    );
+    println!("   {}", outcome["detail"].as_str().unwrap_or(""));
+    let stored = p
+        .iam
+        .get_role_policy()
+        .role_name(ROLE)
+        .policy_name(ROLE_WIDE_POLICY_NAME)
+        .send()
+        .await
+        .map_err(|e| format!("reading the policy back: {e}"))?;
+    let document = PolicyDocument::parse(stored.policy_document()).map_err(|e| e.to_string())?;
+    println!("   the inline policy {ROLE_WIDE_POLICY_NAME} now on role {ROLE}:");
+    println!("{}", indent(&indent(&document.to_pretty_json())));
+
+    heading(5, "An independent IAM policy evaluator checks the deny");
+    let cutoff = document
+        .role_wide_cutoff()
+        .ok_or("the policy has no cutoff")?;
+    println!(
+        "   (@cloud-copilot/iam-simulate, not cutoff's code; the role also has an allow-all policy)"
+    );
+    for (label, minutes) in [
+        ("stolen session, issued 1 minute before the cutoff", -1),
+        ("new session, issued 1 minute after", 1),
+    ] {
+        let issued = (cutoff.as_datetime() + Duration::minutes(minutes))
+            .to_rfc3339_opts(SecondsFormat::Secs, true);
+        let result = evaluate(
+            &EvalRequest::new("s3:GetObject", "arn:aws:s3:::payments-exports/cards.csv", &format!("arn:aws:iam::{ACCOUNT}:role/{ROLE}"))
+                .policy(serde_json::json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}))
+                .policy(serde_json::from_str::<Value>(&document.to_json()).map_err(|e| e.to_string())?)
+                .context("aws:TokenIssueTime", issued.clone()),
+        );
+        let verdict = match result.decision {
+            Decision::Allowed => "\x1b[32mAllowed\x1b[0m",
+            Decision::ExplicitlyDenied => "\x1b[31mExplicitly denied\x1b[0m",
+            Decision::ImplicitlyDenied => "Implicitly denied",
+        };
+        println!("   {label} ({issued}): s3:GetObject → {verdict}");
+    }
+
+    heading(6, "The outcome event reaches the notifier");
+    let delivered = p.drain_outcomes().await;
+    for (event, _) in &delivered {
+        println!(
+            "   bus event: source {}, detail-type {}, status {}",
+            event["source"], event["detail-type"], event["detail"]["status"]
+        );
+    }
+
+    heading(7, "What the payments team received");
+    let payments_topic = p.payments_topic.clone();
+    let owner = p.inbox(&payments_topic).await;
+    for note in &owner {
+        println!("   Subject: {}", note.subject);
+        // The first part is for people; the JSON outcome follows it.
+        let human = note
+            .message
+            .split(cutoff::notify::SEPARATOR)
+            .next()
+            .unwrap_or(&note.message);
+        println!("{}", indent(human.trim_end()));
+        println!(
+            "   (followed by the outcome as JSON, and attributes {:?})",
+            note.attributes
+        );
+    }
+    let security_topic = p.security_topic.clone();
+    let security = p.inbox(&security_topic).await;
+    println!(
+        "\n   The security team received the same message ({} on its topic).",
+        security.len()
+    );
+
+    let ok = outcome["status"] == "applied" && owner.len() == 1 && security.len() == 1;
+    drop(p);
+    drop(moto);
+    println!("\nStopped moto and the three functions; nothing is left running.");
+    if ok {
+        Ok(())
+    } else {
+        Err("the demo did not end as expected (see above)".to_owned())
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("demo failed: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
