@@ -23,14 +23,17 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.cutoff-tools-stamp
 PY_REQUIREMENTS := tools/requirements.txt
 NODE_STAMP := node_modules/.cutoff-tools-stamp
+BUILD_REQUIREMENTS := tools/build-requirements.txt
+BUILD_STAMP := $(VENV)/.cutoff-build-tools-stamp
+FUNCTIONS := intake revoker notifier
 
-.PHONY: help setup test lint fmt-check clippy unit build clean tools tools-check demo
+.PHONY: help setup test lint fmt-check clippy unit build build-tools clean tools tools-check demo
 
 help:
 	@echo "make demo    run a GuardDuty finding through the real functions on a local AWS stand-in"
 	@echo "make test    run format check, clippy and every test"
 	@echo "make lint    run format check and clippy"
-	@echo "make build   build release binaries (target/release/cutoff)"
+	@echo "make build   build the arm64 Lambda bundles (target/lambda/*/bootstrap) and the CLI"
 	@echo "make setup   check the tools this project needs"
 	@echo "make tools   install moto (.venv/) and the policy evaluator (node_modules/)"
 
@@ -60,6 +63,14 @@ $(VENV_STAMP): $(PY_REQUIREMENTS)
 	$(VENV)/bin/python -c 'import moto.server' || { echo "moto installed but does not import"; exit 1; }
 	@touch $@
 
+# Build tools (cargo-lambda, zig) in the same virtualenv, stamped separately so that
+# `make test` does not need them.
+build-tools: $(BUILD_STAMP)
+
+$(BUILD_STAMP): $(BUILD_REQUIREMENTS) $(VENV_STAMP)
+	$(VENV)/bin/python -m pip install --quiet --no-input --disable-pip-version-check -r $(BUILD_REQUIREMENTS)
+	@touch $@
+
 # `npm ci` installs exactly the committed package-lock.json (and wipes node_modules/
 # first); without a lock file, `npm install` resolves package.json and writes one.
 $(NODE_STAMP): package.json $(wildcard package-lock.json)
@@ -85,8 +96,24 @@ lint: fmt-check clippy
 
 test: fmt-check clippy unit
 
-build: setup
-	$(CARGO) build $(CARGO_FLAGS) --release --workspace
+# Lambda bundles: target/lambda/<function>/bootstrap, for provided.al2023 on arm64
+# (cross-compiled with cargo-lambda and zig), plus the operator CLI. When the arm64
+# Rust target cannot be installed (no network to rustup), say so and build x86_64
+# bundles instead: deploy those with Architectures: [x86_64].
+build: setup build-tools
+	@if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \
+	    || rustup target add aarch64-unknown-linux-gnu; then \
+		arch=--arm64; \
+	else \
+		echo "make build: could not install the Rust target aarch64-unknown-linux-gnu (rustup target add failed: is the network to rustup reachable?)."; \
+		echo "make build: building x86_64 bundles instead; deploy them with Architectures: [x86_64] (infra/template.yaml expects arm64)."; \
+		arch=--x86-64; \
+	fi; \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release $$arch $(foreach f,$(FUNCTIONS),-p $(f))
+	$(CARGO) build $(CARGO_FLAGS) --release -p cutoff-cli
+	@for f in $(FUNCTIONS); do \
+		printf '%-10s %8d bytes  target/lambda/%s/bootstrap\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap) $$f; \
+	done | tee target/lambda/sizes.txt
 	@ls -l target/release/cutoff
 
 clean:
