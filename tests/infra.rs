@@ -1,0 +1,408 @@
+//! The deployment templates, read as data: every function role grants only the
+//! actions its code calls (plus what the Lambda service itself needs, each listed
+//! with why), names its resources, and the member role matches the revoker.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use cutoff_tests::workspace_root;
+use serde_json::Value;
+
+/// A template as JSON, intrinsic functions in long form.
+fn template(name: &str) -> Value {
+    let root = workspace_root();
+    let out = Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("tests/infra/cfn_to_json.py"))
+        .arg(root.join("infra").join(name))
+        .output()
+        .expect("run .venv/bin/python (make tools installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Both branches of a conditional (`Fn::If`), without `AWS::NoValue`: a check must
+/// hold whichever way the condition goes.
+fn branches(v: &Value) -> Vec<Value> {
+    match v.get("Fn::If").and_then(Value::as_array) {
+        Some(parts) if parts.len() == 3 => parts[1..]
+            .iter()
+            .flat_map(branches)
+            .filter(|b| b.get("Ref") != Some(&Value::from("AWS::NoValue")))
+            .collect(),
+        _ => vec![v.clone()],
+    }
+}
+
+fn as_list(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(items) => items.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+/// Every `service:Action` literal in the source region of `item` (an `impl … for
+/// Item` block, `impl Item`, or a free function named `item`), up to the next
+/// top-level item.
+fn operations_in(source: &str, is_item: impl Fn(&str) -> bool) -> BTreeSet<String> {
+    // Operation names kept in constants (`const OP_PUT_EVENTS: &str = "events:PutEvents";`).
+    let constants: Vec<(String, String)> = source
+        .lines()
+        .filter_map(|line| {
+            let rest = line
+                .trim()
+                .strip_prefix("const ")
+                .or_else(|| line.trim().strip_prefix("pub const "))?;
+            let (name, value) = rest.split_once(": &str = \"")?;
+            Some((name.to_owned(), value.trim_end_matches("\";").to_owned()))
+        })
+        .collect();
+    let mut found = BTreeSet::new();
+    let mut inside = false;
+    for line in source.lines() {
+        let top_level =
+            line.chars().next().is_some_and(|c| !c.is_whitespace()) && !line.starts_with('}');
+        if top_level {
+            inside = is_item(line);
+        }
+        if line.starts_with("#[cfg(test)]") {
+            break;
+        }
+        if inside {
+            let words: BTreeSet<&str> = line
+                .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .collect();
+            let named = constants
+                .iter()
+                .filter(|(name, _)| words.contains(name.as_str()))
+                .map(|(_, v)| v.clone());
+            let literal = line.split('"').skip(1).step_by(2).map(str::to_owned);
+            for piece in literal.chain(named).collect::<Vec<_>>() {
+                let piece = piece.as_str();
+                if let Some((service, action)) = piece.split_once(':')
+                    && ["iam", "sts", "sqs", "events", "sns", "securityhub"].contains(&service)
+                    && !action.is_empty()
+                    && action.chars().all(|c| c.is_ascii_alphanumeric())
+                {
+                    found.insert(piece.to_owned());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The AWS actions a function's code can call: the SDK adapters its `main.rs`
+/// constructs, and what those adapters call.
+fn code_actions(function: &str) -> BTreeSet<String> {
+    let root = workspace_root();
+    let main =
+        std::fs::read_to_string(root.join(format!("functions/{function}/src/main.rs"))).unwrap();
+    let mut structs: BTreeSet<String> = main
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| w.starts_with("Sdk") && w.len() > 3 && w != &"SdkConfig")
+        .map(str::to_owned)
+        .collect();
+    // Member-account clients are SdkIam clients.
+    if structs.contains("SdkAccountAccess") {
+        structs.insert("SdkIam".to_owned());
+    }
+    let mut actions = BTreeSet::new();
+    for file in ["shared/src/aws/sdk.rs", "shared/src/aws/messaging.rs"] {
+        let source = std::fs::read_to_string(root.join(file)).unwrap();
+        for name in &structs {
+            let impl_for = format!(" for {name} {{");
+            let impl_self = format!("impl {name} {{");
+            actions.extend(operations_in(&source, |line| {
+                line.starts_with("impl")
+                    && (line.contains(&impl_for) || line.starts_with(&impl_self))
+            }));
+        }
+        if main.contains("discover_home") {
+            actions.extend(operations_in(&source, |line| {
+                line.contains("fn discover_home")
+            }));
+        }
+    }
+    actions
+}
+
+/// What the Lambda service does with the function's own role, beyond the code's calls.
+fn service_actions(function: &str) -> BTreeMap<&'static str, &'static str> {
+    let mut extra = BTreeMap::from([
+        (
+            "logs:CreateLogStream",
+            "the runtime writes the function's logs",
+        ),
+        (
+            "logs:PutLogEvents",
+            "the runtime writes the function's logs",
+        ),
+    ]);
+    match function {
+        "revoker" => {
+            for action in [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ChangeMessageVisibility",
+            ] {
+                extra.insert(
+                    action,
+                    "the SQS event-source mapping polls the request queue with the function's role",
+                );
+            }
+        }
+        "intake" | "notifier" => {
+            extra.insert(
+                "sqs:SendMessage",
+                "the asynchronous-invoke OnFailure destination sends with the function's role",
+            );
+        }
+        _ => {}
+    }
+    if function == "notifier" {
+        extra.insert(
+            "kms:GenerateDataKey",
+            "SNS encrypts with the topic's KMS key on the publisher's behalf",
+        );
+        extra.insert(
+            "kms:Decrypt",
+            "SNS encrypts with the topic's KMS key on the publisher's behalf",
+        );
+    }
+    extra
+}
+
+/// (actions, resources, effect) of every statement of a role's inline policies.
+fn role_statements(template: &Value, role: &str) -> Vec<(Vec<String>, Vec<Value>, String, Value)> {
+    let props = &template["Resources"][role]["Properties"];
+    assert!(
+        as_list(&props["ManagedPolicyArns"]).is_empty(),
+        "{role}: managed policies hide what is granted; use inline statements"
+    );
+    let mut out = Vec::new();
+    for policy in as_list(&props["Policies"]).iter().flat_map(branches) {
+        for st in as_list(&policy["PolicyDocument"]["Statement"])
+            .iter()
+            .flat_map(branches)
+        {
+            let actions = as_list(&st["Action"])
+                .iter()
+                .map(|a| a.as_str().unwrap().to_owned())
+                .collect();
+            let resources = as_list(&st["Resource"]);
+            out.push((
+                actions,
+                resources,
+                st["Effect"].as_str().unwrap().to_owned(),
+                st.clone(),
+            ));
+        }
+    }
+    out
+}
+
+fn function_roles(template: &Value) -> BTreeMap<String, String> {
+    let mut roles = BTreeMap::new();
+    for (id, resource) in template["Resources"].as_object().unwrap() {
+        if resource["Type"] == "AWS::Serverless::Function" {
+            let role = resource["Properties"]["Role"]["Fn::GetAtt"][0]
+                .as_str()
+                .expect("an explicit role")
+                .to_owned();
+            let binary = resource["Properties"]["CodeUri"]
+                .as_str()
+                .unwrap()
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned();
+            roles.insert(binary, role);
+            let _ = id;
+        }
+    }
+    roles
+}
+
+#[test]
+fn every_function_role_grants_only_what_its_code_calls() {
+    let template = template("template.yaml");
+    let roles = function_roles(&template);
+    assert_eq!(
+        roles.keys().cloned().collect::<Vec<_>>(),
+        ["intake", "notifier", "revoker"]
+    );
+    let mut report = Vec::new();
+    for (function, role) in &roles {
+        let code = code_actions(function);
+        assert!(
+            !code.is_empty(),
+            "{function}: no AWS actions found in its code"
+        );
+        let service = service_actions(function);
+        let mut granted = BTreeSet::new();
+        for (actions, _, effect, _) in role_statements(&template, role) {
+            if effect != "Allow" {
+                continue;
+            }
+            for action in actions {
+                assert!(
+                    !action.contains('*'),
+                    "{function}: wildcard action {action}"
+                );
+                let known = code.contains(&action) || service.contains_key(action.as_str());
+                if !known {
+                    report.push(format!(
+                        "{function} ({role}) grants {action}, which its code does not call"
+                    ));
+                }
+                granted.insert(action);
+            }
+        }
+        for action in &code {
+            // sts:GetCallerIdentity needs no permission and is skipped when the
+            // template passes the account.
+            if action != "sts:GetCallerIdentity" && !granted.contains(action) {
+                report.push(format!(
+                    "{function} ({role}) does not grant {action}, which its code calls"
+                ));
+            }
+        }
+    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
+}
+
+/// `*` as a resource is allowed only where the service accepts nothing narrower.
+#[test]
+fn resources_are_named_wherever_the_service_allows() {
+    const STAR_ONLY: [&str; 1] = ["iam:GetAccountSummary"];
+    let template = template("template.yaml");
+    for role in function_roles(&template).values() {
+        for (actions, resources, effect, _) in role_statements(&template, role) {
+            if effect != "Allow" {
+                continue;
+            }
+            for resource in &resources {
+                if resource == "*" {
+                    assert!(
+                        actions.iter().all(|a| STAR_ONLY.contains(&a.as_str())),
+                        "{role}: {actions:?} on *"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The revoker's statements for its own account and the member role's must not
+/// drift apart: they are the same permissions in two places.
+#[test]
+fn the_member_role_grants_and_denies_what_the_revoker_does_at_home() {
+    let responder = template("template.yaml");
+    let member = template("member-role.yaml");
+    let iam_statements = |statements: Vec<(Vec<String>, Vec<Value>, String, Value)>| -> BTreeMap<String, Vec<String>> {
+        statements
+            .into_iter()
+            .filter(|(actions, ..)| actions.iter().any(|a| a.starts_with("iam:")))
+            .map(|(mut actions, _, effect, st)| {
+                actions.sort();
+                (st["Sid"].as_str().unwrap_or("").to_owned(), {
+                    actions.insert(0, effect);
+                    actions
+                })
+            })
+            .collect()
+    };
+    let home = iam_statements(role_statements(&responder, "RevokerRole"));
+    let member_role_id = member["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, r)| r["Type"] == "AWS::IAM::Role")
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let remote = iam_statements(role_statements(&member, &member_role_id));
+    assert!(!home.is_empty());
+    assert_eq!(home, remote);
+    assert!(
+        remote.values().any(|s| s[0] == "Deny"),
+        "the member role denies writes to cutoff's own roles"
+    );
+}
+
+#[test]
+fn the_member_role_trusts_only_the_responder_with_the_external_id() {
+    let member = template("member-role.yaml");
+    let role = member["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|r| r["Type"] == "AWS::IAM::Role")
+        .unwrap();
+    let trust = role["Properties"]["AssumeRolePolicyDocument"].to_string();
+    assert!(trust.contains("sts:ExternalId"), "{trust}");
+    assert!(
+        trust.contains("cutoff-"),
+        "names the responder roles: {trust}"
+    );
+    assert!(!trust.contains(r#""AWS":"*""#), "{trust}");
+}
+
+/// Every variable a function's configuration reads is set by the template.
+#[test]
+fn every_setting_the_code_reads_is_wired() {
+    let template = template("template.yaml");
+    let config = std::fs::read_to_string(workspace_root().join("shared/src/config.rs")).unwrap();
+    let known: BTreeSet<String> = config
+        .split('"')
+        .filter(|s| {
+            s.starts_with("CUTOFF_") && s.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        })
+        .map(str::to_owned)
+        .collect();
+    for (id, resource) in template["Resources"].as_object().unwrap() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let vars = resource["Properties"]["Environment"]["Variables"]
+            .as_object()
+            .unwrap();
+        for name in vars.keys() {
+            assert!(
+                known.contains(name),
+                "{id} sets {name}, which the code never reads"
+            );
+        }
+    }
+    let all: BTreeSet<String> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::Serverless::Function")
+        .flat_map(|r| {
+            r["Properties"]["Environment"]["Variables"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for required in [
+        "CUTOFF_REQUEST_QUEUE_URL",
+        "CUTOFF_OUTCOME_BUS",
+        "CUTOFF_SECURITY_TOPIC_ARN",
+        "CUTOFF_EXTERNAL_ID",
+        "CUTOFF_MAX_RECEIVES",
+    ] {
+        assert!(all.contains(required), "no function sets {required}");
+    }
+}
