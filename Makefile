@@ -26,16 +26,22 @@ NODE_STAMP := node_modules/.cutoff-tools-stamp
 BUILD_REQUIREMENTS := tools/build-requirements.txt
 BUILD_STAMP := $(VENV)/.cutoff-build-tools-stamp
 FUNCTIONS := intake revoker notifier
+LINT_VENV := .venv-lint
+LINT_REQUIREMENTS := tools/lint-requirements.txt
+LINT_STAMP := $(LINT_VENV)/.cutoff-lint-tools-stamp
+TEMPLATES := infra/template.yaml infra/member-role.yaml infra/break-glass.yaml
 
-.PHONY: help setup test lint fmt-check clippy unit build build-tools clean tools tools-check demo
+.PHONY: help setup test lint fmt-check clippy unit build build-tools clean tools tools-check demo \
+	cfn-lint lint-tools lint-templates deploy package
 
 help:
 	@echo "make demo    run a GuardDuty finding through the real functions on a local AWS stand-in"
 	@echo "make test    run format check, clippy and every test"
-	@echo "make lint    run format check and clippy"
+	@echo "make lint    format check, clippy, cfn-lint, sam validate --lint and checkov on the templates"
 	@echo "make build   build the arm64 Lambda bundles (target/lambda/*/bootstrap) and the CLI"
 	@echo "make setup   check the tools this project needs"
 	@echo "make tools   install moto (.venv/) and the policy evaluator (node_modules/)"
+	@echo "make deploy  build, then a guided sam deploy of infra/template.yaml (needs AWS credentials)"
 
 setup:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs (1.94 or newer)"; exit 1; }
@@ -92,9 +98,33 @@ clippy: setup
 unit: setup tools
 	$(CARGO) test $(CARGO_FLAGS) --workspace
 
-lint: fmt-check clippy
+# cfn-lint comes with moto (pinned in tools/requirements.txt), so every `make test`
+# lints the templates too: zero errors and zero warnings.
+cfn-lint: tools
+	$(VENV)/bin/cfn-lint $(TEMPLATES)
 
-test: fmt-check clippy unit
+# The heavier template checks, in their own virtualenv (checkov pins many libraries):
+# `sam validate --lint` (SAM's own rules; fake credentials, nothing is called) and
+# checkov (security scanner; every skip is justified in the resource's Metadata).
+# cfn-lint does not check IAM action names under the SAM transform (W3037); the
+# least-privilege test (tests/infra.rs) checks each granted action against the code.
+lint-tools: $(LINT_STAMP)
+
+$(LINT_STAMP): $(LINT_REQUIREMENTS)
+	@$(MAKE) --no-print-directory tools-check
+	rm -rf $(LINT_VENV)
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet --no-input --disable-pip-version-check -r $(LINT_REQUIREMENTS)
+	@touch $@
+
+lint-templates: cfn-lint lint-tools
+	SAM_CLI_TELEMETRY=0 AWS_ACCESS_KEY_ID=lint AWS_SECRET_ACCESS_KEY=lint AWS_REGION=us-east-1 \
+		$(LINT_VENV)/bin/sam validate --lint --template infra/template.yaml --region us-east-1
+	$(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation $(foreach t,$(TEMPLATES),-f $(t))
+
+lint: fmt-check clippy lint-templates
+
+test: fmt-check clippy cfn-lint unit
 
 # Lambda bundles: target/lambda/<function>/bootstrap, for provided.al2023 on arm64
 # (cross-compiled with cargo-lambda and zig), plus the operator CLI. When the arm64
@@ -124,3 +154,14 @@ clean:
 demo: setup tools
 	$(CARGO) build $(CARGO_FLAGS) --quiet -p intake -p revoker -p notifier -p cutoff-tests --bin intake --bin revoker --bin notifier --bin cutoff-demo
 	./target/debug/cutoff-demo
+
+# Deploy to AWS (needs credentials): the arm64 bundles from `make build`, then a
+# guided `sam deploy` with infra/samconfig.toml. Deploy infra/member-role.yaml as a
+# StackSet first (infra/README.md).
+deploy: build lint-tools
+	cd infra && SAM_CLI_TELEMETRY=0 ../$(LINT_VENV)/bin/sam deploy --guided --config-file samconfig.toml --template-file template.yaml
+
+# Upload the bundles and write a packaged template (infra/packaged.yaml) for a
+# pipeline or a StackSet-style rollout.
+package: build lint-tools
+	cd infra && SAM_CLI_TELEMETRY=0 ../$(LINT_VENV)/bin/sam package --config-file samconfig.toml --template-file template.yaml --output-template-file packaged.yaml --resolve-s3
