@@ -659,6 +659,23 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
             .find(|p| p.matches(&target.name))
     }
 
+    /// Refuses, before any write, a target IAM cannot restrict or that is protected.
+    fn refuse_unwritable(&self, target: &Target) -> Result<(), Stop> {
+        if let Some(reason) = unmodifiable_reason(target.kind) {
+            return Err(Stop::with(
+                Status::Unmodifiable,
+                format!("{target}: {reason}"),
+            ));
+        }
+        if let Some(pattern) = self.is_protected(target) {
+            return Err(Stop::with(
+                Status::Protected,
+                format!("{target} is protected (matches {pattern}); cutoff never revokes it"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Handles a revoke or release request; `status` requests get a
     /// [`StatusReport`] from [`Revoker::status`] instead.
     pub async fn handle(&self, request: &RevocationRequest, request_id: &str) -> Outcome {
@@ -702,18 +719,7 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
         outcome: &mut Outcome,
     ) -> Result<(IamPrincipal, PrincipalInfo), Stop> {
         let target = &request.target;
-        if let Some(reason) = unmodifiable_reason(target.kind) {
-            return Err(Stop::with(
-                Status::Unmodifiable,
-                format!("{target}: {reason}"),
-            ));
-        }
-        if let Some(pattern) = self.is_protected(target) {
-            return Err(Stop::with(
-                Status::Protected,
-                format!("{target} is protected (matches {pattern}); cutoff never revokes it"),
-            ));
-        }
+        self.refuse_unwritable(target)?;
         let retry = &self.config.retry;
         let principal = match target.kind {
             TargetKind::InstanceProfile => {
@@ -737,20 +743,7 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
                 outcome.detail =
                     format!("instance profile {} resolves to role {role}", target.name);
                 outcome.target = Some(resolved.clone());
-                if let Some(reason) = unmodifiable_reason(resolved.kind) {
-                    return Err(Stop::with(
-                        Status::Unmodifiable,
-                        format!("{resolved}: {reason}"),
-                    ));
-                }
-                if let Some(pattern) = self.is_protected(&resolved) {
-                    return Err(Stop::with(
-                        Status::Protected,
-                        format!(
-                            "{resolved} is protected (matches {pattern}); cutoff never revokes it"
-                        ),
-                    ));
-                }
+                self.refuse_unwritable(&resolved)?;
                 IamPrincipal::role(role)
             }
             TargetKind::User => IamPrincipal::user(target.name.clone()),
@@ -808,18 +801,7 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
     ) -> Result<(), Stop> {
         let target = &request.target;
         // Refuse what cannot be written before reaching into the account at all.
-        if let Some(reason) = unmodifiable_reason(target.kind) {
-            return Err(Stop::with(
-                Status::Unmodifiable,
-                format!("{target}: {reason}"),
-            ));
-        }
-        if let Some(pattern) = self.is_protected(target) {
-            return Err(Stop::with(
-                Status::Protected,
-                format!("{target} is protected (matches {pattern}); cutoff never revokes it"),
-            ));
-        }
+        self.refuse_unwritable(target)?;
         let client = self
             .access
             .client_for(&target.account, request_id, calls)

@@ -21,7 +21,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use super::sdk::classify;
+use super::sdk::{bound, classify};
 use super::{
     AwsError, ErrorKind, FindingsUpdater, Notifications, OutcomeBus, RequestQueue, SnsMessage,
     WorkflowStatus,
@@ -44,9 +44,6 @@ const MAX_EVENTS_BYTES: usize = 256 * 1024;
 const MAX_NOTE_CHARS: usize = 512;
 /// The `UpdatedBy` of cutoff's notes.
 const NOTE_AUTHOR: &str = "cutoff";
-
-/// Service and entry messages are bounded in our errors: some echo parts of the input.
-const MAX_MESSAGE: usize = 512;
 
 /// Error codes of SQS, SNS, EventBridge and Security Hub (service errors and
 /// per-entry codes of batch calls) that [`ErrorKind::from_code`] does not know.
@@ -107,18 +104,6 @@ where
         out.kind = kind;
     }
     out
-}
-
-fn bound(mut message: String) -> String {
-    if message.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        message.truncate(cut);
-        message.push('…');
-    }
-    message
 }
 
 /// "code: message" of a rejected batch entry.

@@ -237,7 +237,8 @@ fn error_chain(err: &(dyn StdError + 'static)) -> String {
     out
 }
 
-fn bound(mut message: String) -> String {
+/// Cuts an error message to `MAX_MESSAGE` bytes on a character boundary.
+pub(super) fn bound(mut message: String) -> String {
     if message.len() > MAX_MESSAGE {
         let mut cut = MAX_MESSAGE;
         while !message.is_char_boundary(cut) {
