@@ -14,5 +14,6 @@ pub mod outcome;
 pub mod policy;
 pub mod principal;
 pub mod revoke;
+pub mod sweep;
 pub mod telemetry;
 pub mod triage;
