@@ -6,6 +6,7 @@
 //! one API call per method and map every failure to [`AwsError`]; retries and call
 //! counting happen once, in [`retry`].
 
+pub mod authz;
 pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
