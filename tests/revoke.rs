@@ -399,7 +399,6 @@ async fn service_linked_identity_center_protected_and_root_targets_are_never_wri
     let env = env().await;
     let slr = unique("custom-slr");
     let sso = unique("custom-sso");
-    let tagged = unique("tagged");
     create_role(&env.iam, &slr, "/aws-service-role/ecs.amazonaws.com/", &[]).await;
     create_role(
         &env.iam,
@@ -408,7 +407,6 @@ async fn service_linked_identity_center_protected_and_root_targets_are_never_wri
         &[],
     )
     .await;
-    create_role(&env.iam, &tagged, "/", &[("cutoff:protected", "true")]).await;
     create_role(&env.iam, "cutoff-revoker", "/", &[]).await;
     env.proxy.clear_requests();
     let cases: Vec<(TargetKind, String, Status, &str)> = vec![
@@ -418,12 +416,6 @@ async fn service_linked_identity_center_protected_and_root_targets_are_never_wri
             sso,
             Status::Unmodifiable,
             "permission set",
-        ),
-        (
-            TargetKind::Role,
-            tagged,
-            Status::Protected,
-            "cutoff:protected",
         ),
         (
             TargetKind::Role,

@@ -234,15 +234,14 @@ async fn revoker(
         "finding the caller's account (sts:GetCallerIdentity); check your AWS credentials",
     )?;
     // Protected names come from the same variables as the Lambdas.
-    let protected = RevokerConfig::from_env()
-        .map_err(|e| anyhow::anyhow!(e))?
-        .protected;
+    let settings = RevokerConfig::from_env().map_err(|e| anyhow::anyhow!(e))?;
     let access = SdkAccountAccess::new(&sdk, home, partition, member_role, external_id);
     Ok(Ok(Revoker::new(
         access,
         SystemClock,
         RevokeConfig {
-            protected,
+            protected: settings.protected,
+            honour_protected_tag: settings.honour_protected_tag,
             ..RevokeConfig::default()
         },
     )))

@@ -174,6 +174,9 @@ pub struct RevokerConfig {
     /// is in the dead-letter queue (its failure is notified then, and on the first
     /// attempt).
     pub final_receive: u32,
+    /// Honour `cutoff:protected=true` tags (off by default: a member account can set
+    /// tags, and so can an attacker with its credentials).
+    pub honour_protected_tag: bool,
 }
 
 pub mod revoker_env {
@@ -183,6 +186,7 @@ pub mod revoker_env {
     pub const PARTITION: &str = "CUTOFF_PARTITION";
     pub const OUTCOME_BUS: &str = "CUTOFF_OUTCOME_BUS";
     pub const MAX_RECEIVES: &str = "CUTOFF_MAX_RECEIVES";
+    pub const HONOUR_PROTECTED_TAG: &str = "CUTOFF_HONOUR_PROTECTED_TAG";
 }
 
 impl RevokerConfig {
@@ -238,6 +242,10 @@ impl RevokerConfig {
                 })?,
             None => 5,
         };
+        let honour_protected_tag = match lookup(revoker_env::HONOUR_PROTECTED_TAG) {
+            Some(v) => parse_bool(revoker_env::HONOUR_PROTECTED_TAG, &v)?,
+            None => false,
+        };
         Ok(Self {
             member_role_name,
             external_id,
@@ -246,6 +254,7 @@ impl RevokerConfig {
             home,
             outcome_bus,
             final_receive,
+            honour_protected_tag,
         })
     }
 

@@ -705,10 +705,14 @@ impl NamePattern {
         Ok(Self(input.to_owned()))
     }
 
+    /// IAM names are case-insensitive (`Cutoff-Member` is `cutoff-member`), so
+    /// protection is too: a name in another casing must not slip through.
     pub fn matches(&self, name: &PrincipalName) -> bool {
-        match self.0.strip_suffix('*') {
-            Some(prefix) => name.as_str().starts_with(prefix),
-            None => name.as_str() == self.0,
+        let name = name.as_str().to_ascii_lowercase();
+        let pattern = self.0.to_ascii_lowercase();
+        match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == pattern,
         }
     }
 
@@ -917,6 +921,11 @@ mod tests {
         let name = |s| PrincipalName::parse(s).unwrap();
         assert!(exact.matches(&name("cutoff-member")));
         assert!(!exact.matches(&name("cutoff-member2")));
+        assert!(
+            exact.matches(&name("Cutoff-Member")),
+            "IAM names ignore case"
+        );
+        assert!(prefix.matches(&name("CUTOFF-revoker")));
         assert!(prefix.matches(&name("cutoff-revoker")));
         assert!(!prefix.matches(&name("payments")));
         assert!(NamePattern::parse("a*b*").is_err());

@@ -51,6 +51,9 @@ pub struct RevokeConfig {
     pub verify_delay: Duration,
     /// Path of the managed fallback policies.
     pub fallback_path: IamPath,
+    /// Honour the tag `cutoff:protected=true` on a principal. Off by default: the
+    /// tag is set in the member account, possibly by the attacker being revoked.
+    pub honour_protected_tag: bool,
 }
 
 impl Default for RevokeConfig {
@@ -62,6 +65,7 @@ impl Default for RevokeConfig {
             verify_attempts: 5,
             verify_delay: Duration::from_millis(250),
             fallback_path: IamPath::parse("/cutoff/").unwrap_or_else(|_| IamPath::root()),
+            honour_protected_tag: false,
         }
     }
 }
@@ -780,9 +784,13 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
                 }
             }
         }
-        if info
-            .tag(PROTECTED_TAG)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        // The tag lives in the member account, where the attacker being revoked may
+        // be able to set it; it protects only when the deployment says it can be
+        // trusted (for example, an SCP denies tagging `cutoff:*` keys).
+        if self.config.honour_protected_tag
+            && info
+                .tag(PROTECTED_TAG)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
         {
             return Err(Stop::with(
                 Status::Protected,
@@ -953,9 +961,21 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
                 client.get_managed_policy(&arn)
             })
             .await?;
-            found
-                .and_then(|p| PolicyDocument::parse(&p.document).ok())
-                .map(|doc| (arn, doc))
+            match found {
+                // An unreadable fallback is never reported as released.
+                Some(p) => Some((
+                    arn.clone(),
+                    PolicyDocument::parse(&p.document).map_err(|e| {
+                        Stop::failed(
+                            "unreadable_policy",
+                            format!(
+                                "the managed policy {arn} cannot be read ({e}); not touching it"
+                            ),
+                        )
+                    })?,
+                )),
+                None => None,
+            }
         } else {
             None
         };

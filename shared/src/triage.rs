@@ -579,9 +579,19 @@ fn asff_principals(finding: &AsffFinding) -> Result<Vec<Target>, InvalidValue> {
     // One decision per principal: the first resource that names it wins (an access
     // key resource carries the key and session, a role resource does not).
     fn push(targets: &mut Vec<Target>, t: Target) {
-        let same = |o: &Target| o.account == t.account && o.kind == t.kind && o.name == t.name;
-        if !targets.iter().any(same) {
-            targets.push(t);
+        let same = |o: &&mut Target| o.account == t.account && o.kind == t.kind && o.name == t.name;
+        match targets.iter_mut().find(same) {
+            // Whatever the order of the resources, the key and session survive: a
+            // user resource listed before its access key must not lose the key.
+            Some(kept) => {
+                if kept.access_key_id.is_none() {
+                    kept.access_key_id = t.access_key_id;
+                }
+                if kept.session.is_none() {
+                    kept.session = t.session;
+                }
+            }
+            None => targets.push(t),
         }
     }
     for resource in &finding.resources {

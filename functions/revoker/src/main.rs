@@ -40,6 +40,7 @@ async fn main() -> Result<(), Error> {
         SystemClock,
         RevokeConfig {
             protected: config.protected.clone(),
+            honour_protected_tag: config.honour_protected_tag,
             ..RevokeConfig::default()
         },
     );

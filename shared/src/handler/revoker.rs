@@ -64,13 +64,16 @@ pub struct BatchResult {
 /// The key requests are coalesced by: one principal, one scope, one session.
 fn coalesce_key(request: &RevocationRequest) -> String {
     let t = &request.target;
+    // The access key is part of the key: two findings naming two keys of one user
+    // must each get their key deactivated, not just the first one's.
     format!(
-        "{}/{}/{}/{}/{}/{}/{}",
+        "{}/{}/{}/{}/{}/{}/{}/{}",
         t.account,
         t.kind,
         t.name,
         request.scope.as_str(),
         t.session.as_ref().map(|s| s.as_str()).unwrap_or("-"),
+        t.access_key_id.as_ref().map(|k| k.as_str()).unwrap_or("-"),
         request.action.as_str(),
         request.dry_run
     )
@@ -603,6 +606,43 @@ mod tests {
             .await;
         assert_eq!(answer["status"], "applied");
         assert_eq!(bus.state().outcomes.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_keys_of_one_user_in_a_batch_are_both_deactivated() {
+        let (r, member) = revoker();
+        member
+            .add_user("ci-bot", &[])
+            .add_access_key("ci-bot", "AKIAAAAAAAAAAAAAAAA1")
+            .add_access_key("ci-bot", "AKIAAAAAAAAAAAAAAAA2");
+        let user_request = |key: &str, finding: &str| {
+            let mut req = request("payments-api", finding);
+            req.target = Target::new(
+                crate::principal::TargetKind::User,
+                Account::parse(MEMBER).unwrap(),
+                PrincipalName::parse("ci-bot").unwrap(),
+            );
+            req.target.access_key_id = Some(crate::principal::AccessKeyId::parse(key).unwrap());
+            serde_json::to_string(&req).unwrap()
+        };
+        let bodies = vec![
+            user_request("AKIAAAAAAAAAAAAAAAA1", "f1"),
+            user_request("AKIAAAAAAAAAAAAAAAA2", "f2"),
+        ];
+        let result = r.handle_batch(&batch(sqs(&bodies)), false).await;
+        assert!(result.response.batch_item_failures.is_empty());
+        assert_eq!(
+            member
+                .key_status("ci-bot", "AKIAAAAAAAAAAAAAAAA1")
+                .as_deref(),
+            Some("Inactive")
+        );
+        assert_eq!(
+            member
+                .key_status("ci-bot", "AKIAAAAAAAAAAAAAAAA2")
+                .as_deref(),
+            Some("Inactive")
+        );
     }
 
     #[test]

@@ -308,6 +308,14 @@ async fn alert_only_and_protected_targets_are_never_written() {
         (TargetKind::Role, "slr-by-path", Status::Unmodifiable),
         (TargetKind::Role, "sso-by-path", Status::Unmodifiable),
     ] {
+        let r = Revoker::new(
+            access.clone(),
+            FixedClock::at(t0()),
+            RevokeConfig {
+                honour_protected_tag: true,
+                ..RevokeConfig::default()
+            },
+        );
         let out = r.handle(&request(kind, name), "r").await;
         assert_eq!(out.status, status, "{name}: {}", out.detail);
         assert!(!out.detail.is_empty());
@@ -708,4 +716,26 @@ fn durations_read_like_a_person_would_write_them() {
     assert_eq!(humanize(chrono::Duration::minutes(45)), "45m");
     assert_eq!(humanize(chrono::Duration::hours(3)), "3h");
     assert_eq!(humanize(chrono::Duration::minutes(200)), "3h 20m");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_protected_tag_is_ignored_unless_the_deployment_trusts_it() {
+    // The tag is set in the member account: an attacker holding the role could tag it.
+    let (access, member) = setup();
+    member.add_role("self-tagged", "/", &[("cutoff:protected", "true")]);
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "self-tagged"), "r")
+        .await;
+    assert_eq!(out.status, Status::Applied, "{}", out.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn protection_ignores_the_case_of_the_name_as_iam_does() {
+    let (access, member) = setup();
+    member.add_role("Cutoff-Member", "/", &[]);
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "Cutoff-Member"), "r")
+        .await;
+    assert_eq!(out.status, Status::Protected);
+    assert!(member.writes().is_empty());
 }

@@ -652,6 +652,28 @@ fn duplicate_principals_in_one_finding_give_one_decision() {
 }
 
 #[test]
+fn the_access_key_survives_whatever_the_order_of_the_resources() {
+    let resources = json!([
+        {"Type": "AwsIamUser", "Id": format!("arn:aws:iam::{MEMBER}:user/ci-bot")},
+        {"Type": "AwsIamAccessKey", "Id": "AWS::IAM::AccessKey:AKIAZXCVBNMASDFGHJKL",
+         "Details": {"AwsIamAccessKey": {"PrincipalType": "IAMUser", "PrincipalName": "ci-bot"}}}
+    ]);
+    let t = run(custom_action(vec![asff(resources, "HIGH", 70)]));
+    let d = only(&t);
+    assert_eq!(target_of(d), (TargetKind::User, MEMBER, "ci-bot"));
+    assert_eq!(
+        d.target
+            .as_ref()
+            .unwrap()
+            .access_key_id
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "AKIAZXCVBNMASDFGHJKL"
+    );
+}
+
+#[test]
 fn empty_custom_action_yields_one_ignore() {
     assert_eq!(only(&run(custom_action(vec![]))).decision, Verdict::Ignore);
 }
