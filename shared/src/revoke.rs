@@ -152,11 +152,19 @@ struct Run<'r, C> {
     client: &'r C,
     calls: &'r CallCounter,
     config: &'r RevokeConfig,
+    clock: &'r dyn Clock,
     dry_run: bool,
     actions: Vec<String>,
 }
 
 impl<C: IamApi> Run<'_, C> {
+    /// The cutoff, taken as late as possible: after the existing policy is read, just
+    /// before the document is built. Taken earlier, a run slowed by throttling would
+    /// write a cutoff older than the write, and sessions minted in between survive.
+    fn cutoff_now(&self) -> Cutoff {
+        Cutoff::at_or_after(self.clock.now() + self.config.margin)
+    }
+
     async fn read_policy(
         &self,
         principal: &IamPrincipal,
@@ -281,7 +289,6 @@ impl<C: IamApi> Run<'_, C> {
         principal: &IamPrincipal,
         limit: usize,
         last_activity: Option<DateTime<Utc>>,
-        new: Cutoff,
     ) -> Result<Applied, Stop> {
         let (raw, existing) = self.read_policy(principal, ROLE_WIDE_POLICY_NAME).await?;
         let previous = existing.as_ref().and_then(PolicyDocument::role_wide_cutoff);
@@ -300,6 +307,7 @@ impl<C: IamApi> Run<'_, C> {
                 )],
             });
         }
+        let new = self.cutoff_now();
         let merge = policy::merge_role_wide(existing.as_ref(), new);
         if !merge.changed {
             return Ok(Applied {
@@ -511,7 +519,6 @@ impl<C: IamApi> Run<'_, C> {
         principal: &IamPrincipal,
         session: SessionPrincipal,
         last_activity: Option<DateTime<Utc>>,
-        new: Cutoff,
     ) -> Result<Applied, Stop> {
         let (raw, existing) = self.read_policy(principal, SESSION_POLICY_NAME).await?;
         let previous = existing.as_ref().and_then(|d| d.session_cutoff(&session));
@@ -529,6 +536,7 @@ impl<C: IamApi> Run<'_, C> {
                 )],
             });
         }
+        let new = self.cutoff_now();
         let merge = policy::merge_session(existing.as_ref(), &session, new);
         if !merge.changed {
             return Ok(Applied {
@@ -555,7 +563,7 @@ impl<C: IamApi> Run<'_, C> {
         };
         if !fits {
             let mut applied = self
-                .role_wide(principal, ROLE_INLINE_BUDGET, last_activity, new)
+                .role_wide(principal, ROLE_INLINE_BUDGET, last_activity)
                 .await?;
             applied.notes.insert(0, escalate(why));
             return Ok(applied);
@@ -568,7 +576,7 @@ impl<C: IamApi> Run<'_, C> {
             Err(err) if err.kind == ErrorKind::Quota => {
                 self.actions.pop();
                 let mut applied = self
-                    .role_wide(principal, ROLE_INLINE_BUDGET, last_activity, new)
+                    .role_wide(principal, ROLE_INLINE_BUDGET, last_activity)
                     .await?;
                 applied.notes.insert(0, escalate(err.to_string()));
                 return Ok(applied);
@@ -819,12 +827,11 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
             .then(|| outcome.detail.clone())
             .into_iter()
             .collect();
-        let now = self.clock.now();
-        let new = Cutoff::at_or_after(now + self.config.margin);
         let mut run = Run {
             client: &client,
             calls,
             config: &self.config,
+            clock: &self.clock,
             dry_run: request.dry_run,
             actions: Vec::new(),
         };
@@ -850,7 +857,7 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
                         ));
                     }
                 }
-                return run.role_wide(&principal, USER_INLINE_BUDGET, request.last_activity, new).await;
+                return run.role_wide(&principal, USER_INLINE_BUDGET, request.last_activity).await;
             }
             match (request.scope, &target.session) {
                 (Scope::Session, Some(session)) => {
@@ -858,10 +865,10 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
                         role_id: info.unique_id.clone(),
                         session: session.clone(),
                     };
-                    run.session_scoped(&principal, session, request.last_activity, new).await
+                    run.session_scoped(&principal, session, request.last_activity).await
                 }
                 (Scope::Session, None) => Err(Stop::failed("invalid_request", "scope session needs a session name")),
-                (Scope::Role, _) => run.role_wide(&principal, ROLE_INLINE_BUDGET, request.last_activity, new).await,
+                (Scope::Role, _) => run.role_wide(&principal, ROLE_INLINE_BUDGET, request.last_activity).await,
             }
         }
         .await;
@@ -927,6 +934,7 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
             client: &client,
             calls,
             config: &self.config,
+            clock: &self.clock,
             dry_run: request.dry_run,
             actions: Vec::new(),
         };
@@ -1169,6 +1177,7 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
                 client: &client,
                 calls: &calls,
                 config: &self.config,
+                clock: &self.clock,
                 dry_run: true,
                 actions: Vec::new(),
             };
