@@ -511,6 +511,9 @@ pub struct MessagingState {
     /// (finding id, product arn, status, note)
     pub finding_updates: Vec<(String, String, super::WorkflowStatus, String)>,
     pub failures: HashMap<&'static str, VecDeque<ErrorKind>>,
+    /// SNS topics that refuse every publish (AccessDenied), as a topic outside the
+    /// publisher's permissions does.
+    pub refusing_topics: Vec<String>,
 }
 
 impl FakeMessaging {
@@ -578,6 +581,14 @@ impl super::Notifications for FakeMessaging {
         message: &super::SnsMessage,
     ) -> Result<String, AwsError> {
         let mut state = self.begin("Publish")?;
+        if state.refusing_topics.iter().any(|t| t == topic_arn) {
+            return Err(AwsError::new(
+                ErrorKind::AccessDenied,
+                "sns:Publish",
+                topic_arn.to_owned(),
+                "not authorized",
+            ));
+        }
         state
             .published
             .push((topic_arn.to_owned(), message.clone()));

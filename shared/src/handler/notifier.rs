@@ -76,6 +76,8 @@ pub struct NotifyReport {
     pub owner_known: bool,
     pub published: Vec<Published>,
     pub finding_update: FindingUpdate,
+    /// Why the owner's own topic could not be used (then the team topic was tried).
+    pub owner_topic_error: Option<String>,
     /// SNS and Security Hub calls, retries included.
     pub api_calls: u32,
 }
@@ -140,20 +142,44 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
 
         let mut published = Vec::new();
         let mut failure = None;
+        let mut owner_topic_error = None;
         // Security first: if the owner's topic is broken, the security team still hears.
-        for topic in route.topics() {
+        let mut topics: Vec<String> = route.topics().into_iter().map(str::to_owned).collect();
+        let mut index = 0;
+        while let Some(topic) = topics.get(index).cloned() {
+            index += 1;
             let result = with_retries(&policy, &calls, || {
-                self.notifications.publish(topic, &message)
+                self.notifications.publish(&topic, &message)
             })
             .await;
             match result {
                 Ok(message_id) => published.push(Published {
-                    topic: topic.to_owned(),
+                    topic: topic.clone(),
                     message_id,
                 }),
+                // A topic named by the principal's own `cutoff:notify` tag is set in the
+                // member account (perhaps by the attacker): when it is refused for good
+                // (not allowed, gone), it must not stop the owner team from hearing or
+                // send the event to the dead-letter queue. Fall back to the team topic.
+                Err(err)
+                    if !err.is_retryable()
+                        && topic != route.security_topic
+                        && outcome.owner.topic.as_deref() == Some(topic.as_str()) =>
+                {
+                    tracing::error!(topic, error = %err, "the cutoff:notify topic was refused; falling back to the team topic");
+                    owner_topic_error = Some(format!("{topic}: {err}"));
+                    if let Some(team_topic) = route
+                        .team
+                        .as_deref()
+                        .and_then(|team| self.config.team_topic(team))
+                        .filter(|t| !topics.iter().any(|seen| seen == t))
+                    {
+                        topics.push(team_topic.to_owned());
+                    }
+                }
                 Err(err) => {
                     tracing::error!(topic, error = %err, "publish failed");
-                    failure.get_or_insert((topic.to_owned(), err));
+                    failure.get_or_insert((topic.clone(), err));
                 }
             }
         }
@@ -176,6 +202,7 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
             owner_known: route.owner_known,
             published,
             finding_update,
+            owner_topic_error,
             api_calls: calls.get(),
         })
     }
@@ -563,5 +590,42 @@ mod tests {
         let json = body.split(SEPARATOR).nth(1).unwrap();
         let back: Outcome = serde_json::from_str(json).unwrap();
         assert_eq!(back, o);
+    }
+
+    #[tokio::test]
+    async fn a_refused_notify_tag_topic_falls_back_to_the_team_topic_without_failing() {
+        // The tag is set in the member account; an attacker could point it anywhere.
+        let (n, fake) = notifier(config());
+        fake.state().refusing_topics.push(TAGGED.to_owned());
+        let owner = Owner {
+            team: Some("payments".to_owned()),
+            topic: Some(TAGGED.to_owned()),
+        };
+        let report = n
+            .handle(event(&outcome("payments-api", owner, guardduty())))
+            .await
+            .unwrap();
+        assert_eq!(report.topics(), [SECURITY, PAYMENTS]);
+        assert!(
+            report
+                .owner_topic_error
+                .as_deref()
+                .is_some_and(|e| e.contains(TAGGED))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_security_topic_still_fails_the_event() {
+        let (n, fake) = notifier(config());
+        fake.state().refusing_topics.push(SECURITY.to_owned());
+        let err = n
+            .handle(event(&outcome(
+                "payments-api",
+                team("payments"),
+                guardduty(),
+            )))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, NotifyError::Publish { .. }), "{err}");
     }
 }
