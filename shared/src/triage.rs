@@ -510,12 +510,7 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
         ));
     }
     let principals = asff_principals(finding);
-    let shown = || {
-        principals
-            .as_ref()
-            .ok()
-            .and_then(|targets| targets.first().cloned())
-    };
+    let shown = || principals.0.first().cloned();
     if finding.is_sample() {
         return one(
             Decision::ignore("sample finding (generated for testing): never acted on")
@@ -544,13 +539,14 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
             );
         }
     }
-    let targets = match principals {
-        Err(e) => return one(Decision::invalid(e.to_string())),
-        Ok(targets) if targets.is_empty() => {
-            return one(Decision::ignore("finding names no IAM principal"));
-        }
-        Ok(targets) => targets,
-    };
+    let (targets, errors) = principals;
+    if targets.is_empty() && errors.is_empty() {
+        return one(Decision::ignore("finding names no IAM principal"));
+    }
+    let invalid: Vec<Decision> = errors
+        .iter()
+        .map(|e| decide(Decision::invalid(e.to_string())))
+        .collect();
     let why = match custom_action {
         Some(Some(name)) => format!(
             "an operator chose the Security Hub custom action {}",
@@ -569,16 +565,31 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
                     .with_target(Some(target)),
             ),
         })
+        .chain(invalid)
         .collect()
 }
 
-fn asff_principals(finding: &AsffFinding) -> Result<Vec<Target>, InvalidValue> {
+/// The principals a finding names, and the resources that name one invalidly. One
+/// bad resource does not hide the valid principals of the same finding.
+fn asff_principals(finding: &AsffFinding) -> (Vec<Target>, Vec<InvalidValue>) {
     const KEY_ID_PREFIX: &str = "AWS::IAM::AccessKey:";
     let finding_account = finding.aws_account_id.as_deref();
     let mut targets: Vec<Target> = Vec::new();
     // One decision per principal: the first resource that names it wins (an access
     // key resource carries the key and session, a role resource does not).
-    fn push(targets: &mut Vec<Target>, t: Target) {
+    let mut errors: Vec<InvalidValue> = Vec::new();
+    fn push(
+        targets: &mut Vec<Target>,
+        errors: &mut Vec<InvalidValue>,
+        t: Result<Target, InvalidValue>,
+    ) {
+        let t = match t {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(e);
+                return;
+            }
+        };
         let same = |o: &&mut Target| o.account == t.account && o.kind == t.kind && o.name == t.name;
         match targets.iter_mut().find(same) {
             // Whatever the order of the resources, the key and session survive: a
@@ -609,13 +620,14 @@ fn asff_principals(finding: &AsffFinding) -> Result<Vec<Target>, InvalidValue> {
                 });
                 push(
                     &mut targets,
+                    &mut errors,
                     principal_from_access_key(
                         non_empty(key.account_id.as_deref()).or(finding_account),
                         key.principal_type.as_deref(),
                         non_empty(key.principal_name.as_deref()).or(key.user_name.as_deref()),
                         key.principal_id.as_deref(),
                         key_id,
-                    )?,
+                    ),
                 );
             }
             Some("AwsIamRole") => {
@@ -624,12 +636,13 @@ fn asff_principals(finding: &AsffFinding) -> Result<Vec<Target>, InvalidValue> {
                     .and_then(|r| r.role_name.as_deref());
                 push(
                     &mut targets,
+                    &mut errors,
                     iam_resource_target(
                         resource.id.as_deref(),
                         by_name,
                         finding_account,
                         Target::role,
-                    )?,
+                    ),
                 );
             }
             Some("AwsIamUser") => {
@@ -638,18 +651,19 @@ fn asff_principals(finding: &AsffFinding) -> Result<Vec<Target>, InvalidValue> {
                     .and_then(|u| u.user_name.as_deref());
                 push(
                     &mut targets,
+                    &mut errors,
                     iam_resource_target(
                         resource.id.as_deref(),
                         by_name,
                         finding_account,
                         |account, name| Target::new(TargetKind::User, account, name),
-                    )?,
+                    ),
                 );
             }
             _ => {}
         }
     }
-    if targets.is_empty() {
+    if targets.is_empty() && errors.is_empty() {
         for resource in &finding.resources {
             let profile = resource
                 .details
@@ -657,11 +671,11 @@ fn asff_principals(finding: &AsffFinding) -> Result<Vec<Target>, InvalidValue> {
                 .and_then(|d| d.aws_ec2_instance.as_ref())
                 .and_then(|i| i.iam_instance_profile_arn.as_deref());
             if let Some(arn) = non_empty(profile) {
-                push(&mut targets, instance_profile_target(arn)?);
+                push(&mut targets, &mut errors, instance_profile_target(arn));
             }
         }
     }
-    Ok(targets)
+    (targets, errors)
 }
 
 /// An `AwsIamRole`/`AwsIamUser` resource: its Id is the ARN; without an ARN, the name

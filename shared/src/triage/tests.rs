@@ -674,6 +674,23 @@ fn the_access_key_survives_whatever_the_order_of_the_resources() {
 }
 
 #[test]
+fn one_bad_resource_does_not_hide_the_valid_principals_of_the_same_finding() {
+    let mut resources = access_key_resource("AssumedRole", "payments-api");
+    resources
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"Type": "AwsIamUser", "Id": "not-an-arn"}));
+    let t = run(custom_action(vec![asff(resources, "HIGH", 70)]));
+    let verdicts: Vec<Verdict> = t.decisions.iter().map(|d| d.decision).collect();
+    assert_eq!(verdicts, [Verdict::Revoke, Verdict::Ignore]);
+    assert_eq!(
+        t.invalid_inputs().count(),
+        1,
+        "the bad resource is still reported"
+    );
+}
+
+#[test]
 fn empty_custom_action_yields_one_ignore() {
     assert_eq!(only(&run(custom_action(vec![]))).decision, Verdict::Ignore);
 }
