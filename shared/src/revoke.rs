@@ -412,7 +412,14 @@ impl<C: IamApi> Run<'_, C> {
         let merge = policy::merge_role_wide(existing.as_ref(), new);
         let note =
             format!("the deny does not fit inline ({why}); it is in the managed policy {arn}");
-        if !merge.changed {
+        // A fallback that exists but is not attached denies nothing: look before
+        // declaring the principal already revoked.
+        let attached = with_retries(&self.config.retry, self.calls, || {
+            self.client.attached_policies(principal)
+        })
+        .await?;
+        let is_attached = attached.iter().any(|a| a == &arn);
+        if !merge.changed && is_attached {
             return Ok(Applied {
                 status: Status::AlreadyRevoked,
                 cutoff: merge.cutoff,
@@ -423,7 +430,7 @@ impl<C: IamApi> Run<'_, C> {
             });
         }
         let document = merge.document.to_json();
-        if policy::policy_size(&document) > MANAGED_POLICY_BUDGET {
+        if merge.changed && policy::policy_size(&document) > MANAGED_POLICY_BUDGET {
             return Err(Stop::failed(
                 "quota",
                 format!(
@@ -431,11 +438,6 @@ impl<C: IamApi> Run<'_, C> {
                 ),
             ));
         }
-        let attached = with_retries(&self.config.retry, self.calls, || {
-            self.client.attached_policies(principal)
-        })
-        .await?;
-        let is_attached = attached.iter().any(|a| a == &arn);
         if existing.is_none() || !is_attached {
             let summary = with_retries(&self.config.retry, self.calls, || {
                 self.client.account_summary()
@@ -464,15 +466,19 @@ impl<C: IamApi> Run<'_, C> {
                 ));
             }
         }
-        self.actions.push(format!("put managed policy {arn}"));
+        if merge.changed {
+            self.actions.push(format!("put managed policy {arn}"));
+        }
         if !is_attached {
             self.actions.push(format!("attach {arn} to {principal}"));
         }
         if !self.dry_run {
-            with_retries(&self.config.retry, self.calls, || {
-                self.client.put_managed_policy(&path, &name, &document)
-            })
-            .await?;
+            if merge.changed {
+                with_retries(&self.config.retry, self.calls, || {
+                    self.client.put_managed_policy(&path, &name, &document)
+                })
+                .await?;
+            }
             if !is_attached {
                 with_retries(&self.config.retry, self.calls, || {
                     self.client.attach_policy(principal, &arn)

@@ -739,3 +739,21 @@ async fn protection_ignores_the_case_of_the_name_as_iam_does() {
     assert_eq!(out.status, Status::Protected);
     assert!(member.writes().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_detached_fallback_with_a_later_cutoff_is_attached_not_trusted() {
+    let (access, member) = setup();
+    member.set_inline(&role("payments-api"), "Existing", &big_policy(10_200));
+    let arn = format!("arn:aws:iam::{MEMBER}:policy/cutoff/cutoff-revoke-payments-api");
+    let later = policy::role_wide_document(cutoff("2026-11-23T13:00:00Z")).to_json();
+    member.state().managed.insert(arn.clone(), vec![later]);
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert!(member.state().roles["payments-api"].attached.contains(&arn));
+    assert!(
+        !member.calls().contains(&"CreatePolicyVersion"),
+        "the document was already right"
+    );
+}
