@@ -15,5 +15,6 @@ pub mod policy;
 pub mod principal;
 pub mod revoke;
 pub mod sweep;
+pub mod sweeper;
 pub mod telemetry;
 pub mod triage;

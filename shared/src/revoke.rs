@@ -609,16 +609,26 @@ impl<C: IamApi> Run<'_, C> {
 }
 
 fn owner_of(info: &PrincipalInfo) -> (Owner, Option<String>) {
-    let team = info
-        .tag(OWNER_TAG)
+    owner_from_tags(&info.tags, &info.principal)
+}
+
+/// The owner named by a principal's `cutoff:owner` and `cutoff:notify` tags, and a note
+/// when the notify tag is not a topic ARN (it is then ignored). A team name longer
+/// than 128 characters or with control characters is ignored too: it ends up in
+/// notifications.
+pub fn owner_from_tags(
+    tags: &[(String, String)],
+    principal: &dyn std::fmt::Display,
+) -> (Owner, Option<String>) {
+    let tag = |key: &str| tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let team = tag(OWNER_TAG)
         .filter(|t| !t.is_empty() && t.len() <= 128 && !t.chars().any(char::is_control))
         .map(str::to_owned);
-    let notify = info.tag(NOTIFY_TAG);
+    let notify = tag(NOTIFY_TAG);
     let topic = notify.filter(|t| is_sns_topic_arn(t)).map(str::to_owned);
     let note = match (notify, &topic) {
         (Some(raw), None) => Some(format!(
-            "tag {NOTIFY_TAG} on {} is not an SNS topic ARN ({}); ignored",
-            info.principal,
+            "tag {NOTIFY_TAG} on {principal} is not an SNS topic ARN ({}); ignored",
             crate::principal::excerpt(raw)
         )),
         _ => None,

@@ -614,3 +614,49 @@ impl super::FindingsUpdater for FakeMessaging {
         Ok(())
     }
 }
+
+/// The whole account on one page, as moto answers (IAM would page).
+impl super::authz::AuthorizationDetails for FakeIam {
+    async fn page(&self, _marker: Option<&str>) -> Result<super::authz::DetailsPage, AwsError> {
+        use crate::sweep::PrincipalSnapshot;
+        let state = self.begin("GetAccountAuthorizationDetails")?;
+        let snapshot = |kind: PrincipalType, name: &str, p: &FakePrincipal| {
+            Some(PrincipalSnapshot {
+                kind,
+                name: PrincipalName::parse(name).ok()?,
+                path: IamPath::parse(&p.path).ok()?,
+                unique_id: UniqueId::parse(&p.unique_id).ok()?,
+                tags: p.tags.clone(),
+                inline: p
+                    .inline
+                    .iter()
+                    .map(|(n, d)| (n.clone(), encode(d)))
+                    .collect(),
+                attached: p.attached.clone(),
+                managed_documents: Vec::new(),
+            })
+        };
+        let mut principals: Vec<PrincipalSnapshot> = state
+            .roles
+            .iter()
+            .filter_map(|(n, p)| snapshot(PrincipalType::Role, n, p))
+            .chain(
+                state
+                    .users
+                    .iter()
+                    .filter_map(|(n, p)| snapshot(PrincipalType::User, n, p)),
+            )
+            .collect();
+        principals.sort_by(|a, b| (a.kind.as_str(), &a.name).cmp(&(b.kind.as_str(), &b.name)));
+        let managed_documents = state
+            .managed
+            .iter()
+            .filter_map(|(arn, versions)| Some((arn.clone(), encode(versions.last()?))))
+            .collect();
+        Ok(super::authz::DetailsPage {
+            principals,
+            managed_documents,
+            next_marker: None,
+        })
+    }
+}

@@ -1,0 +1,610 @@
+//! The sweep workflow: read one account with `GetAccountAuthorizationDetails`, plan
+//! each principal with the pure rules of [`crate::sweep`], and carry out the changes.
+//!
+//! Written against the traits in [`crate::aws`], like the revoker.
+//!
+//! # Reading, then writing
+//!
+//! The account is read page by page and planned as it arrives; only the principals
+//! with something to change are kept, so memory holds one page plus the changes.
+//! Minutes can pass between the listing and a write (a large account, throttling),
+//! and a revocation may land on a principal in between. So before writing, the
+//! policies a plan touches are read again and the principal is planned again on what
+//! they say now; the write is built from that fresh read, never from the listing.
+//! A revocation that lands between the fresh read and the write is the
+//! read-modify-write race every IAM writer has (IAM has no conditional put); the
+//! write is then read back, and a cutoff later than ours seen there is kept.
+//!
+//! # Counting
+//!
+//! Every IAM and STS call, retries included, is counted: a sweep costs the pages of
+//! the listing, plus for each changed principal one fresh read per policy it changes,
+//! the writes, and one read-back per moved cutoff.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::aws::authz::{AuthorizationDetails, for_each_page};
+use crate::aws::retry::{CallCounter, RetryPolicy, with_retries};
+use crate::aws::{AccountAccess, AwsError, IamApi, IamPrincipal, PrincipalType};
+use crate::event::Scope;
+use crate::outcome::{Outcome, OutcomeError, Owner, Status, Trigger};
+use crate::policy::{Cutoff, PolicyDocument};
+use crate::principal::{Account, IamPath, Target, TargetKind};
+use crate::revoke::owner_from_tags;
+use crate::sweep::{Change, PrincipalSnapshot, SweepRules, plan};
+
+/// The `trigger.source` of every outcome the sweeper produces.
+pub const SWEEP_SOURCE: &str = "schedule";
+
+/// How the sweeper works.
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    pub rules: SweepRules,
+    pub retry: RetryPolicy,
+    /// Compute and report everything, write nothing.
+    pub dry_run: bool,
+    /// Read-backs of a moved cutoff before it is declared unverified.
+    pub verify_attempts: u32,
+    pub verify_delay: Duration,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        Self {
+            rules: SweepRules::default(),
+            retry: RetryPolicy::default(),
+            dry_run: false,
+            verify_attempts: 5,
+            verify_delay: Duration::from_millis(250),
+        }
+    }
+}
+
+/// What one sweep did in one account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountReport {
+    pub account: Account,
+    pub dry_run: bool,
+    /// Roles and users read.
+    pub principals_scanned: u64,
+    /// Rolling cutoffs written (or, dry run, that would be).
+    pub cutoffs_moved: u64,
+    /// Expired revocation statements removed.
+    pub statements_removed: u64,
+    /// Inline and managed policies deleted because only expired statements were left.
+    pub policies_deleted: u64,
+    /// Principals where a change failed.
+    pub principals_failed: u64,
+    pub api_calls: u64,
+    pub duration_ms: u64,
+    /// One outcome per principal that changed (`applied` for a moved cutoff,
+    /// `released` for removed statements, `dry_run`, or `failed`).
+    pub outcomes: Vec<Outcome>,
+    /// What the sweeper noticed and left alone (protected principals, invalid tags,
+    /// unreadable documents).
+    pub notes: Vec<String>,
+    /// Why the account could not be swept (member role not assumable, listing
+    /// failed); nothing was written after it.
+    pub error: Option<OutcomeError>,
+}
+
+impl AccountReport {
+    fn new(account: Account, dry_run: bool) -> Self {
+        Self {
+            account,
+            dry_run,
+            principals_scanned: 0,
+            cutoffs_moved: 0,
+            statements_removed: 0,
+            policies_deleted: 0,
+            principals_failed: 0,
+            api_calls: 0,
+            duration_ms: 0,
+            outcomes: Vec::new(),
+            notes: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The report of an account that could not be swept at all.
+    pub fn failed(account: Account, dry_run: bool, error: &AwsError) -> Self {
+        let mut report = Self::new(account, dry_run);
+        report.error = Some(OutcomeError {
+            kind: error.kind.as_str().to_owned(),
+            message: error.to_string(),
+        });
+        report
+    }
+}
+
+/// Sweeps every account in `accounts`, at most `concurrency` at once; one account's
+/// failure is reported in its report and does not stop the others. Reports come in
+/// the order of `accounts`.
+pub async fn sweep_accounts<A>(
+    access: &A,
+    accounts: &[Account],
+    config: &SweepConfig,
+    now: DateTime<Utc>,
+    run_id: &str,
+    concurrency: usize,
+) -> Vec<AccountReport>
+where
+    A: AccountAccess,
+    A::Client: AuthorizationDetails,
+{
+    let sweeps = accounts
+        .iter()
+        .map(|account| sweep_one(access, account, config, now, run_id));
+    bounded(sweeps, concurrency).await
+}
+
+/// Runs the futures with at most `limit` in flight (at least one), polling them on the
+/// current task (no spawn, so they may borrow), and returns their outputs in order.
+/// A new one starts as soon as one finishes.
+pub async fn bounded<F: Future>(
+    futures: impl IntoIterator<Item = F>,
+    limit: usize,
+) -> Vec<F::Output> {
+    let limit = limit.max(1);
+    let mut waiting = futures.into_iter().enumerate();
+    let mut running: Vec<(usize, std::pin::Pin<Box<F>>)> = Vec::new();
+    let mut done: Vec<(usize, F::Output)> = Vec::new();
+    std::future::poll_fn(|cx| {
+        loop {
+            while running.len() < limit {
+                match waiting.next() {
+                    Some((i, f)) => running.push((i, Box::pin(f))),
+                    None => break,
+                }
+            }
+            if running.is_empty() {
+                return std::task::Poll::Ready(());
+            }
+            let before = running.len();
+            let mut i = 0;
+            while i < running.len() {
+                if let std::task::Poll::Ready(out) = running[i].1.as_mut().poll(cx) {
+                    let (index, _) = running.swap_remove(i);
+                    done.push((index, out));
+                } else {
+                    i += 1;
+                }
+            }
+            // Nothing finished: every future has registered a wake-up. Something
+            // finished: start the next ones now rather than on the next wake-up.
+            if running.len() == before {
+                return std::task::Poll::Pending;
+            }
+        }
+    })
+    .await;
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, out)| out).collect()
+}
+
+/// Sweeps one account reached through `access` (the member role for other accounts).
+pub async fn sweep_one<A>(
+    access: &A,
+    account: &Account,
+    config: &SweepConfig,
+    now: DateTime<Utc>,
+    run_id: &str,
+) -> AccountReport
+where
+    A: AccountAccess,
+    A::Client: AuthorizationDetails,
+{
+    let started = Instant::now();
+    let calls = CallCounter::default();
+    let session = format!("sweep-{run_id}");
+    let mut report = match access.client_for(account, &session, &calls).await {
+        Ok(client) => sweep_account(&client, account, config, now, &calls).await,
+        Err(e) => AccountReport::failed(account.clone(), config.dry_run, &e),
+    };
+    report.api_calls = u64::from(calls.get());
+    report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    report
+}
+
+/// Sweeps one account with `client`, counting calls in `calls`.
+pub async fn sweep_account<C>(
+    client: &C,
+    account: &Account,
+    config: &SweepConfig,
+    now: DateTime<Utc>,
+    calls: &CallCounter,
+) -> AccountReport
+where
+    C: IamApi + AuthorizationDetails,
+{
+    let started = Instant::now();
+    let mut report = AccountReport::new(account.clone(), config.dry_run);
+    let mut to_change: Vec<PrincipalSnapshot> = Vec::new();
+    let mut scanned = 0u64;
+    let mut notes = Vec::new();
+    let listed = for_each_page(client, &config.retry, calls, |batch| {
+        for snapshot in batch {
+            scanned += 1;
+            let planned = plan(&snapshot, &config.rules, now);
+            notes.extend(planned.notes);
+            if !planned.changes.is_empty() {
+                to_change.push(snapshot);
+            }
+        }
+    })
+    .await;
+    report.principals_scanned = scanned;
+    report.notes = notes;
+    if let Err(e) = listed {
+        // Nothing written: a partial listing is not a reason to act on part of it.
+        report.error = Some(OutcomeError {
+            kind: e.kind.as_str().to_owned(),
+            message: e.to_string(),
+        });
+        report.api_calls = u64::from(calls.get());
+        return report;
+    }
+    for snapshot in to_change {
+        let mut work = PrincipalWork {
+            client,
+            config,
+            calls,
+            account,
+            now,
+        };
+        let outcome = work.apply(snapshot, &mut report).await;
+        if let Some(outcome) = outcome {
+            report.outcomes.push(outcome);
+        }
+    }
+    report.api_calls = u64::from(calls.get());
+    report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    report
+}
+
+struct PrincipalWork<'a, C> {
+    client: &'a C,
+    config: &'a SweepConfig,
+    calls: &'a CallCounter,
+    account: &'a Account,
+    now: DateTime<Utc>,
+}
+
+/// A stop in the middle of a principal's changes.
+struct Failure {
+    kind: String,
+    message: String,
+}
+
+impl From<AwsError> for Failure {
+    fn from(e: AwsError) -> Self {
+        Self {
+            kind: e.kind.as_str().to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl<C: IamApi> PrincipalWork<'_, C> {
+    /// Re-reads, re-plans and applies the changes of one principal; the outcome to
+    /// report, or None when the fresh read shows nothing left to do.
+    async fn apply(
+        &mut self,
+        listed: PrincipalSnapshot,
+        report: &mut AccountReport,
+    ) -> Option<Outcome> {
+        let principal = IamPrincipal {
+            kind: listed.kind,
+            name: listed.name.clone(),
+        };
+        let mut outcome = self.outcome_for(&listed);
+        let fresh = match self.refresh(listed).await {
+            Ok(fresh) => fresh,
+            Err(f) => return Some(self.fail(outcome, report, f)),
+        };
+        let planned = plan(&fresh, &self.config.rules, self.now);
+        report.notes.extend(planned.notes);
+        if planned.changes.is_empty() {
+            return None;
+        }
+        let mut moved = None;
+        let mut removed: Vec<Cutoff> = Vec::new();
+        let mut deleted = 0u64;
+        for change in &planned.changes {
+            let step = self
+                .carry_out(&principal, change, &mut outcome.actions)
+                .await;
+            if let Err(f) = step {
+                // What was done so far stays counted: it was written.
+                report.statements_removed += removed.len() as u64;
+                report.policies_deleted += deleted;
+                return Some(self.fail(outcome, report, f));
+            }
+            match change {
+                Change::MoveCutoff { from, to, .. } => moved = Some((*from, *to)),
+                Change::RemoveExpired {
+                    removed: r,
+                    remaining,
+                    ..
+                } => {
+                    removed.extend(r);
+                    deleted += u64::from(remaining.is_none());
+                }
+                Change::DetachAndDeleteFallback { removed: r, .. } => {
+                    removed.extend(r);
+                    deleted += 1;
+                }
+            }
+        }
+        if let Some((_, to)) = moved
+            && !self.config.dry_run
+            && let Err(f) = self.verify_moved(&principal, to).await
+        {
+            return Some(self.fail(outcome, report, f));
+        }
+        report.statements_removed += removed.len() as u64;
+        report.policies_deleted += deleted;
+        let who = format!("{principal} in {}", self.account);
+        let verb = |done: &str, would: &str| {
+            if self.config.dry_run {
+                would.to_owned()
+            } else {
+                done.to_owned()
+            }
+        };
+        let mut sentences = Vec::new();
+        if let Some((from, to)) = moved {
+            report.cutoffs_moved += 1;
+            outcome.cutoff = Some(to);
+            outcome.previous_cutoff = from;
+            outcome.policy = Some(crate::policy::ROLE_WIDE_POLICY_NAME.to_owned());
+            outcome.propagation = (!self.config.dry_run).then(|| "eventual".to_owned());
+            sentences.push(format!(
+                "{} the rolling cutoff of {who} to {to} ({}): sessions issued before it are denied",
+                verb("moved", "would move"),
+                max_age_text(&fresh, &self.config.rules),
+            ));
+        }
+        if !removed.is_empty() {
+            removed.sort_unstable();
+            let list: Vec<String> = removed.iter().map(ToString::to_string).collect();
+            sentences.push(format!(
+                "{} {} expired revocation statement{} from {who} (cutoff{} {}): no session issued before {} can still be alive",
+                verb("removed", "would remove"),
+                removed.len(),
+                if removed.len() == 1 { "" } else { "s" },
+                if removed.len() == 1 { "" } else { "s" },
+                list.join(", "),
+                if removed.len() == 1 { "it" } else { "them" },
+            ));
+            if outcome.previous_cutoff.is_none() {
+                outcome.previous_cutoff = removed.last().copied();
+            }
+        }
+        outcome.status = match (self.config.dry_run, moved) {
+            (true, _) => Status::DryRun,
+            (false, Some(_)) => Status::Applied,
+            (false, None) => Status::Released,
+        };
+        outcome.detail = sentences.join("; ");
+        Some(outcome)
+    }
+
+    fn outcome_for(&self, snapshot: &PrincipalSnapshot) -> Outcome {
+        let kind = match snapshot.kind {
+            PrincipalType::Role => TargetKind::Role,
+            PrincipalType::User => TargetKind::User,
+        };
+        let (owner, _) = owner_from_tags(&snapshot.tags, &snapshot.name);
+        Outcome {
+            status: Status::Failed,
+            target: Some(Target::new(
+                kind,
+                self.account.clone(),
+                snapshot.name.clone(),
+            )),
+            cutoff: None,
+            previous_cutoff: None,
+            policy: None,
+            scope: Scope::Role,
+            owner: Owner {
+                team: owner.team,
+                topic: owner.topic,
+            },
+            trigger: Trigger {
+                source: SWEEP_SOURCE.to_owned(),
+                reason: Some("scheduled sweep".to_owned()),
+                ..Trigger::default()
+            },
+            api_calls: 0,
+            error: None,
+            propagation: None,
+            detail: String::new(),
+            actions: Vec::new(),
+            dry_run: self.config.dry_run,
+        }
+    }
+
+    fn fail(&self, outcome: Outcome, report: &mut AccountReport, f: Failure) -> Outcome {
+        report.principals_failed += 1;
+        let mut outcome = outcome.failed(&f.kind, f.message);
+        outcome.dry_run = self.config.dry_run;
+        outcome
+    }
+
+    /// The listed principal with the policies its plan touches read again.
+    async fn refresh(&self, mut snapshot: PrincipalSnapshot) -> Result<PrincipalSnapshot, Failure> {
+        let principal = IamPrincipal {
+            kind: snapshot.kind,
+            name: snapshot.name.clone(),
+        };
+        let planned = plan(&snapshot, &self.config.rules, self.now);
+        for change in &planned.changes {
+            match change {
+                Change::MoveCutoff { policy, .. } | Change::RemoveExpired { policy, .. }
+                    if !is_policy_arn(policy) =>
+                {
+                    let fresh = with_retries(&self.config.retry, self.calls, || {
+                        self.client.get_inline_policy(&principal, policy)
+                    })
+                    .await?;
+                    snapshot.inline.retain(|(n, _)| n != policy);
+                    if let Some(text) = fresh {
+                        snapshot.inline.push((policy.clone(), text));
+                    }
+                }
+                Change::RemoveExpired { policy: arn, .. }
+                | Change::DetachAndDeleteFallback { arn, .. } => {
+                    let fresh = with_retries(&self.config.retry, self.calls, || {
+                        self.client.get_managed_policy(arn)
+                    })
+                    .await?;
+                    snapshot.managed_documents.retain(|(a, _)| a != arn);
+                    match fresh {
+                        Some(p) => snapshot.managed_documents.push((arn.clone(), p.document)),
+                        // Deleted meanwhile: no longer attached either.
+                        None => snapshot.attached.retain(|a| a != arn),
+                    }
+                }
+                Change::MoveCutoff { .. } => {}
+            }
+        }
+        Ok(snapshot)
+    }
+
+    async fn carry_out(
+        &self,
+        principal: &IamPrincipal,
+        change: &Change,
+        actions: &mut Vec<String>,
+    ) -> Result<(), Failure> {
+        let dry = self.config.dry_run;
+        let retry = &self.config.retry;
+        match change {
+            Change::MoveCutoff {
+                policy, document, ..
+            } => {
+                actions.push(format!("put inline policy {policy} on {principal}"));
+                if !dry {
+                    with_retries(retry, self.calls, || {
+                        self.client.put_inline_policy(principal, policy, document)
+                    })
+                    .await?;
+                }
+            }
+            Change::RemoveExpired {
+                policy,
+                remaining: Some(document),
+                ..
+            } if is_policy_arn(policy) => {
+                let (path, name) = split_policy_arn(policy).ok_or_else(|| Failure {
+                    kind: "malformed".to_owned(),
+                    message: format!("cannot take the path and name out of {policy}"),
+                })?;
+                actions.push(format!("put managed policy {policy}"));
+                if !dry {
+                    with_retries(retry, self.calls, || {
+                        self.client.put_managed_policy(&path, &name, document)
+                    })
+                    .await?;
+                }
+            }
+            Change::RemoveExpired {
+                policy,
+                remaining: Some(document),
+                ..
+            } => {
+                actions.push(format!("put inline policy {policy} on {principal}"));
+                if !dry {
+                    with_retries(retry, self.calls, || {
+                        self.client.put_inline_policy(principal, policy, document)
+                    })
+                    .await?;
+                }
+            }
+            Change::RemoveExpired {
+                policy,
+                remaining: None,
+                ..
+            } => {
+                actions.push(format!("delete inline policy {policy} from {principal}"));
+                if !dry {
+                    with_retries(retry, self.calls, || {
+                        self.client.delete_inline_policy(principal, policy)
+                    })
+                    .await?;
+                }
+            }
+            Change::DetachAndDeleteFallback { arn, .. } => {
+                actions.push(format!("detach and delete managed policy {arn}"));
+                if !dry {
+                    with_retries(retry, self.calls, || {
+                        self.client.detach_policy(principal, arn)
+                    })
+                    .await?;
+                    with_retries(retry, self.calls, || self.client.delete_managed_policy(arn))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the role-wide policy back until it holds `want` or later.
+    async fn verify_moved(&self, principal: &IamPrincipal, want: Cutoff) -> Result<(), Failure> {
+        let name = crate::policy::ROLE_WIDE_POLICY_NAME;
+        for attempt in 1..=self.config.verify_attempts {
+            let raw = with_retries(&self.config.retry, self.calls, || {
+                self.client.get_inline_policy(principal, name)
+            })
+            .await?;
+            let cutoff = raw
+                .as_deref()
+                .and_then(|t| PolicyDocument::parse(t).ok())
+                .and_then(|d| d.role_wide_cutoff());
+            if cutoff.is_some_and(|c| c >= want) {
+                return Ok(());
+            }
+            if attempt < self.config.verify_attempts {
+                tokio::time::sleep(self.config.verify_delay * attempt).await;
+            }
+        }
+        Err(Failure {
+            kind: "unverified".to_owned(),
+            message: format!(
+                "wrote the rolling cutoff {want} to {name} on {principal} but {} read-backs did not show it; the next sweep tries again",
+                self.config.verify_attempts
+            ),
+        })
+    }
+}
+
+fn max_age_text(snapshot: &PrincipalSnapshot, rules: &SweepRules) -> String {
+    match snapshot.tag(crate::sweep::MAX_SESSION_AGE_TAG) {
+        Some(tag) => format!("max session age {tag} from its tag"),
+        None => rules
+            .patterns
+            .iter()
+            .find(|(p, _)| p.matches(&snapshot.name))
+            .map(|(p, age)| format!("max session age {age} from pattern `{}`", p.as_str()))
+            .unwrap_or_else(|| "max session age".to_owned()),
+    }
+}
+
+fn is_policy_arn(s: &str) -> bool {
+    s.starts_with("arn:") && s.contains(":policy/")
+}
+
+/// `arn:…:policy/<path><name>` → (path, name).
+fn split_policy_arn(arn: &str) -> Option<(IamPath, String)> {
+    let (_, rest) = arn.split_once(":policy")?;
+    let (path, name) = rest.rsplit_once('/')?;
+    let path = IamPath::parse(&format!("{path}/")).ok()?;
+    (!name.is_empty()).then(|| (path, name.to_owned()))
+}
+
+#[cfg(test)]
+mod tests;
