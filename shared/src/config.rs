@@ -755,3 +755,239 @@ mod tests {
         }
     }
 }
+
+/// Which accounts a sweep covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SweepAccounts {
+    /// Our own account only (the default: nothing is swept that was not asked for).
+    Home,
+    /// Every active account of the Organization (`organizations:ListAccounts`).
+    Organization,
+    /// These accounts.
+    Listed(Vec<crate::principal::Account>),
+}
+
+/// What the sweeper needs beyond the revoker's settings (member role, ExternalId,
+/// protected names, dry run, home, outcome bus).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweeperConfig {
+    pub revoker: RevokerConfig,
+    pub accounts: SweepAccounts,
+    /// Name pattern → max session age, for principals without the tag; first match.
+    pub max_age_patterns: Vec<(NamePattern, crate::sweep::MaxSessionAge)>,
+    /// Added to the longest session before a revocation counts as expired.
+    pub margin: chrono::Duration,
+    /// The standard SQS queue of per-account sweep tasks (the Lambda's fan-out).
+    pub queue_url: Option<String>,
+    /// The DynamoDB table of sweep runs.
+    pub table: Option<String>,
+    /// Accounts swept at once by one invocation.
+    pub concurrency: usize,
+}
+
+pub mod sweeper_env {
+    pub const ACCOUNTS: &str = "CUTOFF_SWEEP_ACCOUNTS";
+    pub const MAX_AGE_PATTERNS: &str = "CUTOFF_SWEEP_MAX_AGE_PATTERNS";
+    pub const MARGIN: &str = "CUTOFF_SWEEP_MARGIN";
+    pub const QUEUE_URL: &str = "CUTOFF_SWEEP_QUEUE_URL";
+    pub const TABLE: &str = "CUTOFF_SWEEP_TABLE";
+    pub const CONCURRENCY: &str = "CUTOFF_SWEEP_CONCURRENCY";
+}
+
+/// The most accounts one invocation sweeps at once: each holds a page of its
+/// account in memory, and IAM and STS throttle per account and per caller.
+pub const MAX_SWEEP_CONCURRENCY: usize = 32;
+
+impl SweeperConfig {
+    /// Reads the revoker's variables and `CUTOFF_SWEEP_ACCOUNTS` (`home` (default),
+    /// `organization`, or a comma-separated list of account ids),
+    /// `CUTOFF_SWEEP_MAX_AGE_PATTERNS` (`pattern=4h,pattern=30m`),
+    /// `CUTOFF_SWEEP_MARGIN` (`1h` by default; `0`, `30m`, `2h`…),
+    /// `CUTOFF_SWEEP_QUEUE_URL`, `CUTOFF_SWEEP_TABLE` and `CUTOFF_SWEEP_CONCURRENCY`
+    /// (1 to 32, default 4).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        use sweeper_env::*;
+        let revoker = RevokerConfig::from_lookup(&lookup)?;
+        let accounts = match lookup(ACCOUNTS).as_deref().map(str::trim) {
+            None | Some("") | Some("home") => SweepAccounts::Home,
+            Some("organization") | Some("organisation") => SweepAccounts::Organization,
+            Some(list) => {
+                let mut accounts = Vec::new();
+                for item in split_list(list) {
+                    let account = crate::principal::Account::parse(item)
+                        .map_err(|e| ConfigError::from_value(ACCOUNTS, item, &e))?;
+                    if !accounts.contains(&account) {
+                        accounts.push(account);
+                    }
+                }
+                SweepAccounts::Listed(accounts)
+            }
+        };
+        let mut max_age_patterns = Vec::new();
+        if let Some(v) = lookup(MAX_AGE_PATTERNS) {
+            for item in split_list(&v) {
+                let (pattern, age) = split_pair(MAX_AGE_PATTERNS, item, "name-pattern=4h")?;
+                let pattern = NamePattern::parse(pattern)
+                    .map_err(|e| ConfigError::from_value(MAX_AGE_PATTERNS, item, &e))?;
+                let age = crate::sweep::MaxSessionAge::parse(age)
+                    .map_err(|e| ConfigError::from_value(MAX_AGE_PATTERNS, item, &e))?;
+                max_age_patterns.push((pattern, age));
+            }
+        }
+        let margin = match lookup(MARGIN) {
+            Some(v) => parse_margin(MARGIN, &v)?,
+            None => crate::sweep::DEFAULT_EXPIRY_MARGIN,
+        };
+        let non_empty = |name| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let concurrency = match lookup(CONCURRENCY) {
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_SWEEP_CONCURRENCY).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::invalid(CONCURRENCY, &v, "expected a number from 1 to 32")
+                })?,
+            None => 4,
+        };
+        Ok(Self {
+            revoker,
+            accounts,
+            max_age_patterns,
+            margin,
+            queue_url: non_empty(QUEUE_URL),
+            table: non_empty(TABLE),
+            concurrency,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The sweep rules this configuration gives.
+    pub fn rules(&self) -> crate::sweep::SweepRules {
+        crate::sweep::SweepRules {
+            patterns: self.max_age_patterns.clone(),
+            margin: self.margin,
+            protected: self.revoker.protected.clone(),
+        }
+    }
+}
+
+/// `0`, or hours and minutes such as `30m`, `1h`, `2h30m`, at most 24 h.
+pub fn parse_margin(name: &'static str, value: &str) -> Result<chrono::Duration, ConfigError> {
+    let v = value.trim();
+    if v == "0" {
+        return Ok(chrono::Duration::zero());
+    }
+    let why = "expected 0 or hours and minutes such as 30m, 1h or 2h30m, at most 24h";
+    let mut total = 0i64;
+    let mut digits = String::new();
+    let mut units = 0;
+    for c in v.chars() {
+        match c {
+            '0'..='9' if digits.len() < 4 => digits.push(c),
+            'h' | 'm' if !digits.is_empty() => {
+                let n: i64 = digits
+                    .parse()
+                    .map_err(|_| ConfigError::invalid(name, value, why))?;
+                total += if c == 'h' { n * 60 } else { n };
+                digits.clear();
+                units += 1;
+            }
+            _ => return Err(ConfigError::invalid(name, value, why)),
+        }
+    }
+    if !digits.is_empty() || units == 0 || units > 2 || total > 24 * 60 {
+        return Err(ConfigError::invalid(name, value, why));
+    }
+    Ok(chrono::Duration::minutes(total))
+}
+
+#[cfg(test)]
+mod sweeper_config_tests {
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_sweep_the_home_account_with_a_one_hour_margin() {
+        let c = SweeperConfig::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(c.accounts, SweepAccounts::Home);
+        assert_eq!(c.margin, chrono::Duration::hours(1));
+        assert_eq!(c.concurrency, 4);
+        assert!(c.max_age_patterns.is_empty());
+        // cutoff's own roles are protected from the sweeper as from the revoker.
+        assert!(c.rules().protected.iter().any(|p| p.as_str() == "cutoff-*"));
+    }
+
+    #[test]
+    fn accounts_patterns_margin_and_concurrency_are_read() {
+        let c = SweeperConfig::from_lookup(lookup(&[
+            (
+                sweeper_env::ACCOUNTS,
+                "111122223333, 444455556666,111122223333",
+            ),
+            (
+                sweeper_env::MAX_AGE_PATTERNS,
+                "batch-*=4h, etl-nightly=1h30m",
+            ),
+            (sweeper_env::MARGIN, "30m"),
+            (sweeper_env::CONCURRENCY, "8"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.accounts,
+            SweepAccounts::Listed(vec![
+                crate::principal::Account::parse("111122223333").unwrap(),
+                crate::principal::Account::parse("444455556666").unwrap(),
+            ])
+        );
+        assert_eq!(c.max_age_patterns.len(), 2);
+        assert_eq!(c.max_age_patterns[1].1.to_string(), "1h30m");
+        assert_eq!(c.margin, chrono::Duration::minutes(30));
+        assert_eq!(c.concurrency, 8);
+        let org =
+            SweeperConfig::from_lookup(lookup(&[(sweeper_env::ACCOUNTS, "organization")])).unwrap();
+        assert_eq!(org.accounts, SweepAccounts::Organization);
+    }
+
+    #[test]
+    fn bad_values_fail_naming_the_variable() {
+        for (name, value) in [
+            (sweeper_env::ACCOUNTS, "1234"),
+            (sweeper_env::MAX_AGE_PATTERNS, "batch-*=5m"),
+            (sweeper_env::MAX_AGE_PATTERNS, "batch-*"),
+            (sweeper_env::MARGIN, "-1h"),
+            (sweeper_env::MARGIN, "25h"),
+            (sweeper_env::MARGIN, "1h1h1h"),
+            (sweeper_env::MARGIN, "h"),
+            (sweeper_env::CONCURRENCY, "0"),
+            (sweeper_env::CONCURRENCY, "33"),
+        ] {
+            let err = SweeperConfig::from_lookup(lookup(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn margins_parse() {
+        let m = |s| parse_margin("M", s).unwrap().num_minutes();
+        assert_eq!(m("0"), 0);
+        assert_eq!(m("45m"), 45);
+        assert_eq!(m("2h"), 120);
+        assert_eq!(m("2h30m"), 150);
+        assert_eq!(m("24h"), 1440);
+    }
+}

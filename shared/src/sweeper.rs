@@ -606,5 +606,7 @@ fn split_policy_arn(arn: &str) -> Option<(IamPath, String)> {
     (!name.is_empty()).then(|| (path, name.to_owned()))
 }
 
+pub mod summary;
+
 #[cfg(test)]
 mod tests;

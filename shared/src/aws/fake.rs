@@ -514,6 +514,13 @@ pub struct MessagingState {
     /// SNS topics that refuse every publish (AccessDenied), as a topic outside the
     /// publisher's permissions does.
     pub refusing_topics: Vec<String>,
+    /// Sweep tasks sent, summaries published, the Organization's accounts.
+    pub sweep_tasks: Vec<super::sweep_io::SweepTask>,
+    pub summaries: Vec<crate::sweeper::summary::SweepSummary>,
+    pub organization: Vec<Account>,
+    /// Sweep runs: run → (run, done, summary claimant); (run, account) → record.
+    pub runs: HashMap<String, (super::sweep_io::SweepRun, u64, Option<String>)>,
+    pub records: BTreeMap<(String, String), crate::sweeper::summary::AccountRecord>,
 }
 
 impl FakeMessaging {
@@ -658,5 +665,105 @@ impl super::authz::AuthorizationDetails for FakeIam {
             managed_documents,
             next_marker: None,
         })
+    }
+}
+
+impl super::sweep_io::AccountDirectory for FakeMessaging {
+    async fn active_accounts(&self) -> Result<Vec<Account>, AwsError> {
+        Ok(self.begin("ListAccounts")?.organization.clone())
+    }
+}
+
+impl super::sweep_io::SweepTasks for FakeMessaging {
+    async fn send_tasks(&self, tasks: &[super::sweep_io::SweepTask]) -> Result<(), AwsError> {
+        self.begin("SendMessageBatch")?
+            .sweep_tasks
+            .extend(tasks.iter().cloned());
+        Ok(())
+    }
+}
+
+impl super::sweep_io::SummaryBus for FakeMessaging {
+    async fn publish_summary(
+        &self,
+        summary: &crate::sweeper::summary::SweepSummary,
+    ) -> Result<(), AwsError> {
+        self.begin("PutEvents")?.summaries.push(summary.clone());
+        Ok(())
+    }
+}
+
+impl super::sweep_io::SweepLedger for FakeMessaging {
+    async fn start_run(&self, run: &super::sweep_io::SweepRun) -> Result<bool, AwsError> {
+        let mut state = self.begin("PutItem")?;
+        if state.runs.contains_key(&run.run_id) {
+            return Ok(false);
+        }
+        state
+            .runs
+            .insert(run.run_id.clone(), (run.clone(), 0, None));
+        Ok(true)
+    }
+
+    async fn record_account(
+        &self,
+        run_id: &str,
+        record: &crate::sweeper::summary::AccountRecord,
+    ) -> Result<super::sweep_io::RunProgress, AwsError> {
+        let mut state = self.begin("TransactWriteItems")?;
+        let key = (run_id.to_owned(), record.account.to_string());
+        let recorded = !state.records.contains_key(&key);
+        if recorded {
+            state.records.insert(key, record.clone());
+        }
+        let (run, done, _) = state
+            .runs
+            .get_mut(run_id)
+            .ok_or_else(|| not_found("TransactWriteItems", run_id))?;
+        if recorded {
+            *done += 1;
+        }
+        Ok(super::sweep_io::RunProgress {
+            recorded,
+            done: *done,
+            total: run.total,
+        })
+    }
+
+    async fn claim_summary(&self, run_id: &str, claimant: &str) -> Result<bool, AwsError> {
+        let mut state = self.begin("UpdateItem")?;
+        let (run, done, claimed_by) = state
+            .runs
+            .get_mut(run_id)
+            .ok_or_else(|| not_found("UpdateItem", run_id))?;
+        if *done < run.total || claimed_by.as_deref().is_some_and(|c| c != claimant) {
+            return Ok(false);
+        }
+        *claimed_by = Some(claimant.to_owned());
+        Ok(true)
+    }
+
+    async fn run_records(
+        &self,
+        run_id: &str,
+    ) -> Result<
+        (
+            super::sweep_io::SweepRun,
+            Vec<crate::sweeper::summary::AccountRecord>,
+        ),
+        AwsError,
+    > {
+        let state = self.begin("Query")?;
+        let (run, _, _) = state
+            .runs
+            .get(run_id)
+            .ok_or_else(|| not_found("Query", run_id))?;
+        let records = state
+            .records
+            .iter()
+            .filter(|((r, _), _)| r == run_id)
+            .map(|(_, rec)| rec.clone())
+            .collect();
+        Ok((run.clone(), records))
     }
 }

@@ -187,6 +187,53 @@ impl SdkOutcomeBus {
         format!("on event bus `{}`", self.bus_name)
     }
 
+    /// Publishes one event of cutoff's (`source` cutoff) with this detail-type; a
+    /// rejected entry is an error.
+    pub(crate) async fn put_one(&self, detail_type: &str, detail: String) -> Result<(), AwsError> {
+        let size = OUTCOME_SOURCE.len() + detail_type.len() + detail.len();
+        if size > MAX_EVENTS_BYTES {
+            return Err(AwsError::new(
+                ErrorKind::Malformed,
+                OP_PUT_EVENTS,
+                self.context(),
+                format!(
+                    "the event is {size} bytes, over eventbridge's {MAX_EVENTS_BYTES}-byte entry limit"
+                ),
+            ));
+        }
+        let entry = PutEventsRequestEntry::builder()
+            .source(OUTCOME_SOURCE)
+            .detail_type(detail_type)
+            .detail(detail)
+            .event_bus_name(&self.bus_name)
+            .build();
+        let out = self
+            .client
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .map_err(|e| classify_messaging(&e, OP_PUT_EVENTS, self.context()))?;
+        match out.entries().iter().find(|e| e.error_code().is_some()) {
+            Some(rejected) => Err(AwsError::new(
+                rejected.error_code().map_or(ErrorKind::Transient, kind_of),
+                OP_PUT_EVENTS,
+                self.context(),
+                bound(entry_message(
+                    rejected.error_code(),
+                    rejected.error_message(),
+                )),
+            )),
+            None if out.failed_entry_count() > 0 => Err(AwsError::new(
+                ErrorKind::Transient,
+                OP_PUT_EVENTS,
+                self.context(),
+                "the entry was rejected and no entry says why",
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// One entry per outcome, with its size as EventBridge counts it.
     fn entries(
         &self,

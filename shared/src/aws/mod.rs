@@ -13,6 +13,7 @@ pub mod fake;
 pub mod messaging;
 pub mod retry;
 pub mod sdk;
+pub mod sweep_io;
 
 use std::future::Future;
 

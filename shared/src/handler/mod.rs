@@ -4,3 +4,4 @@
 pub mod intake;
 pub mod notifier;
 pub mod revoker;
+pub mod sweeper;
