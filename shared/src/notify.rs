@@ -328,6 +328,10 @@ fn subject(o: &Outcome) -> String {
         );
     };
     let (prefix, suffix): (String, String) = match o.status {
+        Status::Applied if is_rolling(o) => (
+            "cutoff: rolling cutoff moved on ".to_owned(),
+            " (max session age)".to_owned(),
+        ),
         Status::Applied => {
             let what = if o.scope == crate::event::Scope::Session {
                 "revoked a session of "
@@ -429,11 +433,19 @@ fn describe(target: &Target) -> String {
     )
 }
 
+/// A rolling cutoff moved by the scheduled sweep: routine, not an incident.
+fn is_rolling(o: &Outcome) -> bool {
+    o.trigger.source == crate::sweeper::SWEEP_SOURCE && o.status == Status::Applied
+}
+
 fn headline(o: &Outcome) -> String {
     let Some(t) = &o.target else {
         return "cutoff could not act on a request: it could not be read.".to_owned();
     };
     let who = describe(t);
+    if is_rolling(o) {
+        return format!("cutoff moved the rolling cutoff of {who} (max session age).");
+    }
     match o.status {
         Status::Applied if o.scope == crate::event::Scope::Session => {
             format!("cutoff revoked one session of {who}.")
@@ -456,6 +468,14 @@ fn what_happened(o: &Outcome) -> String {
         .cutoff
         .map_or_else(|| "the cutoff".to_owned(), |c| c.to_string());
     let session_only = o.scope == crate::event::Scope::Session;
+    if is_rolling(o) {
+        return format!(
+            "The principal opted in to a maximum session age (tag cutoff:max-session-age \
+             or a sweeper pattern). The scheduled sweep denied every session issued before \
+             {cutoff}, so no session lives longer than allowed. This is routine \
+             enforcement, not an incident."
+        );
+    }
     match o.status {
         Status::Applied if session_only => format!(
             "cutoff denied every action to the session named below when it was issued \
@@ -831,6 +851,20 @@ fn next_steps(o: &Outcome) -> Vec<String> {
         return steps;
     };
     let mut steps = Vec::new();
+    if is_rolling(o) {
+        steps.push(
+            "Nothing to do if the workload refreshes its credentials within the maximum \
+             session age; a workload that holds a session longer gets AccessDenied and must \
+             assume the role again."
+                .to_owned(),
+        );
+        steps.push(format!(
+            "To change the maximum, edit the tag cutoff:max-session-age on {} (or remove \
+             it to opt out); the next sweep follows it.",
+            t.name
+        ));
+        return steps;
+    }
     match o.status {
         Status::Applied | Status::AlreadyRevoked => {
             if t.session.is_some() && o.scope == crate::event::Scope::Session {
@@ -1446,5 +1480,158 @@ mod tests {
         let note = finding_note(&o, &route(&o, &config()));
         assert!(note.chars().count() <= NOTE_MAX);
         assert!(note.starts_with("cutoff applied: "));
+    }
+}
+
+/// The security team's message for a sweep run: totals, failed accounts, and the
+/// principals released, moved and failed (names are validated IAM names; messages
+/// are cleaned and cut).
+pub fn render_summary(summary: &crate::sweeper::summary::SweepSummary) -> SnsMessage {
+    let s = summary;
+    let trouble = s.has_failures();
+    let subject_text = format!(
+        "cutoff sweep{}: {} accounts, {} cutoffs moved, {} expired removed{}",
+        if s.dry_run { " (dry run)" } else { "" },
+        s.accounts_reported,
+        s.cutoffs_moved,
+        s.statements_removed,
+        if trouble { ", FAILURES" } else { "" }
+    );
+    let mut body = String::new();
+    body.push_str(&format!(
+        "cutoff's scheduled sweep {} finished{}.\n",
+        clean(&s.run_id, 64),
+        if trouble {
+            " with failures that need a person"
+        } else {
+            ""
+        }
+    ));
+    if s.dry_run {
+        body.push_str(
+            "This was a dry run: nothing was written; the counts say what would change.\n",
+        );
+    }
+    section(&mut body, "Totals");
+    field(
+        &mut body,
+        "Accounts",
+        &format!("{} of {} reported", s.accounts_reported, s.accounts),
+    );
+    field(&mut body, "Accounts failed", &s.accounts_failed.to_string());
+    field(
+        &mut body,
+        "Principals read",
+        &s.principals_scanned.to_string(),
+    );
+    field(&mut body, "Cutoffs moved", &s.cutoffs_moved.to_string());
+    field(
+        &mut body,
+        "Expired removed",
+        &format!(
+            "{} statements, {} policies deleted",
+            s.statements_removed, s.policies_deleted
+        ),
+    );
+    field(
+        &mut body,
+        "Principals failed",
+        &s.principals_failed.to_string(),
+    );
+    field(&mut body, "API calls", &s.api_calls.to_string());
+    field(
+        &mut body,
+        "Duration",
+        &format!("{:.1} s", s.duration_ms as f64 / 1000.0),
+    );
+    if !s.failures.is_empty() {
+        section(&mut body, "Accounts not swept");
+        for f in &s.failures {
+            line(
+                &mut body,
+                &format!(
+                    "{} ({}): {}",
+                    f.account,
+                    clean(&f.kind, 32),
+                    clean(&f.message, 300)
+                ),
+            );
+        }
+    }
+    let entries = |body: &mut String,
+                   title: &str,
+                   list: &[crate::sweeper::summary::PrincipalEntry],
+                   total: u64| {
+        if list.is_empty() {
+            return;
+        }
+        section(body, title);
+        for e in list {
+            let cutoffs: Vec<String> = e.cutoffs.iter().map(ToString::to_string).collect();
+            let mut text = format!(
+                "{} {} in {}",
+                clean(&e.kind, 16),
+                clean(&e.name, 64),
+                e.account
+            );
+            if !cutoffs.is_empty() {
+                text.push_str(&format!(" ({})", cutoffs.join(", ")));
+            }
+            if let Some(err) = &e.error {
+                text.push_str(&format!(": {}", clean(err, 300)));
+            }
+            line(body, &text);
+        }
+        if total > list.len() as u64 {
+            line(
+                body,
+                &format!(
+                    "... and {} more (see the run's records or `cutoff sweep --json`)",
+                    total - list.len() as u64
+                ),
+            );
+        }
+    };
+    entries(
+        &mut body,
+        "Failed (retry on the next sweep; read the error)",
+        &s.failed,
+        s.principals_failed,
+    );
+    entries(
+        &mut body,
+        "Rolling cutoffs moved (owners were told)",
+        &s.moved,
+        s.cutoffs_moved,
+    );
+    entries(
+        &mut body,
+        "Expired revocations removed (they could no longer deny a live session)",
+        &s.released,
+        s.released.len() as u64,
+    );
+    if trouble {
+        section(&mut body, "What to do next");
+        line(
+            &mut body,
+            "1. Accounts not swept: check that the member role exists there and trusts the sweeper (infra/member-role.yaml), then run `cutoff sweep --account <id>`.",
+        );
+        line(
+            &mut body,
+            "2. Failed principals: the error says why; the next sweep retries them.",
+        );
+    }
+    body.push('\n');
+    body.push_str(SEPARATOR);
+    body.push('\n');
+    body.push_str(&serde_json::to_string_pretty(s).unwrap_or_default());
+    body.push('\n');
+    SnsMessage {
+        subject: fit_subject(&subject_text, "", ""),
+        body,
+        attributes: vec![(
+            attribute::STATUS.to_owned(),
+            if trouble { "sweep_failed" } else { "swept" }.to_owned(),
+        )],
     }
 }

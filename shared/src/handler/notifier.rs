@@ -128,8 +128,49 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
         }
     }
 
-    /// Handles one outcome event.
+    /// Handles one sweep summary event: one message to the security topic.
+    async fn handle_summary(&self, detail: Value) -> Result<NotifyReport, NotifyError> {
+        let summary: crate::sweeper::summary::SweepSummary =
+            serde_json::from_value(detail).map_err(|e| NotifyError::NotAnOutcome(e.to_string()))?;
+        let message = notify::render_summary(&summary);
+        let calls = CallCounter::default();
+        let topic = self.config.security_topic.clone();
+        let result = with_retries(&RetryPolicy::default(), &calls, || {
+            self.notifications.publish(&topic, &message)
+        })
+        .await;
+        let message_id = result.map_err(|source| NotifyError::Publish {
+            topic: topic.clone(),
+            source,
+            published: Vec::new(),
+        })?;
+        Ok(NotifyReport {
+            status: if summary.has_failures() {
+                Status::Failed
+            } else {
+                Status::Released
+            },
+            account: None,
+            kind: Some("sweep".to_owned()),
+            name: Some(summary.run_id.clone()),
+            team: None,
+            owner_known: false,
+            published: vec![Published { topic, message_id }],
+            finding_update: FindingUpdate::Skipped,
+            owner_topic_error: None,
+            api_calls: calls.get(),
+        })
+    }
+
+    /// Handles one outcome event, or a sweep summary.
     pub async fn handle(&self, event: Value) -> Result<NotifyReport, NotifyError> {
+        if event.get("source").and_then(Value::as_str) == Some(OUTCOME_SOURCE)
+            && event.get("detail-type").and_then(Value::as_str)
+                == Some(crate::aws::sweep_io::SUMMARY_DETAIL_TYPE)
+        {
+            let detail = event.get("detail").cloned().unwrap_or(Value::Null);
+            return self.handle_summary(detail).await;
+        }
         let mut outcome = parse_event(event)?;
         let route = notify::route(&outcome, &self.config);
         // A team found by an owner pattern is the owner too: say so in the message.
@@ -627,5 +668,75 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, NotifyError::Publish { .. }), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_summary_goes_to_the_security_topic_only_with_its_totals() {
+        use crate::sweeper::summary::{AccountFailure, SweepSummary};
+        let (n, fake) = notifier(config());
+        let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
+        let mut summary = SweepSummary::from_records(
+            "schedule-abc",
+            at("2026-11-23T12:00:00Z"),
+            at("2026-11-23T12:02:00Z"),
+            3,
+            false,
+            &[],
+        );
+        summary.accounts_reported = 3;
+        summary.accounts_failed = 1;
+        summary.cutoffs_moved = 500;
+        summary.statements_removed = 300;
+        summary.failures.push(AccountFailure {
+            account: Account::parse("444455556666").unwrap(),
+            kind: "access_denied".into(),
+            message: "cannot assume cutoff-member".into(),
+        });
+        let event = json!({"source":"cutoff","detail-type":"Sweep Summary","detail":summary});
+        let report = n.handle(event).await.unwrap();
+        assert_eq!(report.topics(), vec![SECURITY]);
+        let published = fake.state().published.clone();
+        assert_eq!(published.len(), 1);
+        let message = &published[0].1;
+        assert!(
+            message.subject.contains("500 cutoffs moved"),
+            "{}",
+            message.subject
+        );
+        assert!(message.subject.contains("FAILURES"), "{}", message.subject);
+        assert!(message.subject.len() <= 100);
+        assert!(
+            message.body.contains("444455556666 (access_denied)"),
+            "{}",
+            message.body
+        );
+        assert!(message.body.contains(SEPARATOR));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rolling_cutoff_tells_the_owner_it_is_routine_not_an_incident() {
+        let (n, fake) = notifier(config());
+        let trigger = Trigger {
+            source: crate::sweeper::SWEEP_SOURCE.to_owned(),
+            ..Trigger::default()
+        };
+        let owner = Owner {
+            team: Some("payments".into()),
+            topic: None,
+        };
+        let event = json!({"source":"cutoff","detail-type":"Revocation Outcome","detail":outcome("payments-batch", owner, trigger)});
+        n.handle(event).await.unwrap();
+        let published = fake.state().published.clone();
+        assert_eq!(published.len(), 2);
+        let message = &published[1].1;
+        assert!(
+            message
+                .subject
+                .starts_with("cutoff: rolling cutoff moved on"),
+            "{}",
+            message.subject
+        );
+        assert!(message.body.contains("routine"), "{}", message.body);
+        assert!(!message.body.contains("rotate"), "{}", message.body);
     }
 }
