@@ -33,6 +33,14 @@ use super::{AwsError, ErrorKind};
 use crate::principal::Account;
 use crate::sweeper::summary::{AccountRecord, SweepSummary};
 
+const OP_LIST_ACCOUNTS: &str = "organizations:ListAccounts";
+const OP_SEND_TASKS: &str = "sqs:SendMessageBatch";
+const OP_GET_ITEM: &str = "dynamodb:GetItem";
+const OP_PUT_ITEM: &str = "dynamodb:PutItem";
+const OP_TRANSACT: &str = "dynamodb:TransactWriteItems";
+const OP_UPDATE_ITEM: &str = "dynamodb:UpdateItem";
+const OP_QUERY: &str = "dynamodb:Query";
+
 /// The `detail-type` of the summary event on the outcome bus.
 pub const SUMMARY_DETAIL_TYPE: &str = "Sweep Summary";
 /// How long run items are kept (DynamoDB TTL).
@@ -139,7 +147,6 @@ impl SdkOrganizations {
 
 impl AccountDirectory for SdkOrganizations {
     async fn active_accounts(&self) -> Result<Vec<Account>, AwsError> {
-        const OP: &str = "organizations:ListAccounts";
         let mut accounts = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -149,7 +156,7 @@ impl AccountDirectory for SdkOrganizations {
                 .set_next_token(token.clone())
                 .send()
                 .await
-                .map_err(|e| classify(&e, OP, "in the Organization".to_owned()))?;
+                .map_err(|e| classify(&e, OP_LIST_ACCOUNTS, "in the Organization".to_owned()))?;
             for account in out.accounts() {
                 // `State` replaces the deprecated `Status`; either says ACTIVE.
                 #[allow(deprecated)]
@@ -173,7 +180,7 @@ impl AccountDirectory for SdkOrganizations {
                 Some(next) if token.as_deref() == Some(next) => {
                     return Err(AwsError::new(
                         ErrorKind::Malformed,
-                        OP,
+                        OP_LIST_ACCOUNTS,
                         "following pages",
                         "the response repeats the token of the request",
                     ));
@@ -209,20 +216,29 @@ impl SdkSweepQueue {
 
 impl SweepTasks for SdkSweepQueue {
     async fn send_tasks(&self, tasks: &[SweepTask]) -> Result<(), AwsError> {
-        const OP: &str = "sqs:SendMessageBatch";
         let context = || format!("on queue `{}`", self.queue_url);
         for (chunk_index, chunk) in tasks.chunks(10).enumerate() {
             let mut entries = Vec::with_capacity(chunk.len());
             for (i, task) in chunk.iter().enumerate() {
                 let body = serde_json::to_string(task).map_err(|e| {
-                    AwsError::new(ErrorKind::Malformed, OP, context(), e.to_string())
+                    AwsError::new(
+                        ErrorKind::Malformed,
+                        OP_SEND_TASKS,
+                        context(),
+                        e.to_string(),
+                    )
                 })?;
                 let entry = SendMessageBatchRequestEntry::builder()
                     .id(format!("t{i}"))
                     .message_body(body)
                     .build()
                     .map_err(|e| {
-                        AwsError::new(ErrorKind::Malformed, OP, context(), e.to_string())
+                        AwsError::new(
+                            ErrorKind::Malformed,
+                            OP_SEND_TASKS,
+                            context(),
+                            e.to_string(),
+                        )
                     })?;
                 entries.push(entry);
             }
@@ -233,7 +249,7 @@ impl SweepTasks for SdkSweepQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| classify(&e, OP, context()))?;
+                .map_err(|e| classify(&e, OP_SEND_TASKS, context()))?;
             if let Some(failed) = out.failed().first() {
                 let kind = if failed.sender_fault() {
                     ErrorKind::Malformed
@@ -242,7 +258,7 @@ impl SweepTasks for SdkSweepQueue {
                 };
                 return Err(AwsError::new(
                     kind,
-                    OP,
+                    OP_SEND_TASKS,
                     context(),
                     bound(format!(
                         "{} of {} entries of batch {chunk_index} rejected: {}: {}",
@@ -338,7 +354,6 @@ fn is_condition_failure(code: Option<&str>) -> bool {
 
 impl SdkSweepLedger {
     async fn progress(&self, run_id: &str) -> Result<(u64, u64), AwsError> {
-        const OP: &str = "dynamodb:GetItem";
         let out = self
             .client
             .get_item()
@@ -348,10 +363,10 @@ impl SdkSweepLedger {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| dynamodb_error(&e, OP, self.context()))?;
+            .map_err(|e| dynamodb_error(&e, OP_GET_ITEM, self.context()))?;
         let item = out.item().ok_or_else(|| {
             malformed(
-                OP,
+                OP_GET_ITEM,
                 self.context(),
                 format!("run {run_id} is not in the table"),
             )
@@ -365,7 +380,6 @@ impl SdkSweepLedger {
 
 impl SweepLedger for SdkSweepLedger {
     async fn start_run(&self, run: &SweepRun) -> Result<bool, AwsError> {
-        const OP: &str = "dynamodb:PutItem";
         let expires = run.started_at + chrono::Duration::days(RUN_RETENTION_DAYS);
         let result = self
             .client
@@ -386,7 +400,7 @@ impl SweepLedger for SdkSweepLedger {
             Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => {
                 Ok(false)
             }
-            Err(e) => Err(dynamodb_error(&e, OP, self.context())),
+            Err(e) => Err(dynamodb_error(&e, OP_PUT_ITEM, self.context())),
         }
     }
 
@@ -395,9 +409,8 @@ impl SweepLedger for SdkSweepLedger {
         run_id: &str,
         record: &AccountRecord,
     ) -> Result<RunProgress, AwsError> {
-        const OP: &str = "dynamodb:TransactWriteItems";
         let json = serde_json::to_string(record)
-            .map_err(|e| malformed(OP, self.context(), e.to_string()))?;
+            .map_err(|e| malformed(OP_TRANSACT, self.context(), e.to_string()))?;
         let put = Put::builder()
             .table_name(&self.table)
             .item("pk", s(run_key(run_id)))
@@ -409,7 +422,7 @@ impl SweepLedger for SdkSweepLedger {
             )
             .condition_expression("attribute_not_exists(sk)")
             .build()
-            .map_err(|e| malformed(OP, self.context(), e.to_string()))?;
+            .map_err(|e| malformed(OP_TRANSACT, self.context(), e.to_string()))?;
         let update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(run_key(run_id)))
@@ -419,7 +432,7 @@ impl SweepLedger for SdkSweepLedger {
             .expression_attribute_names("#done", "done")
             .expression_attribute_values(":one", n(1))
             .build()
-            .map_err(|e| malformed(OP, self.context(), e.to_string()))?;
+            .map_err(|e| malformed(OP_TRANSACT, self.context(), e.to_string()))?;
         let result = self
             .client
             .transact_write_items()
@@ -447,12 +460,12 @@ impl SweepLedger for SdkSweepLedger {
                     [Some(first), ..] if first == "ConditionalCheckFailed" => false,
                     [_, Some(second)] if second == "ConditionalCheckFailed" => {
                         return Err(malformed(
-                            OP,
+                            OP_TRANSACT,
                             self.context(),
                             format!("run {run_id} is not in the table"),
                         ));
                     }
-                    _ => return Err(dynamodb_error(&e, OP, self.context())),
+                    _ => return Err(dynamodb_error(&e, OP_TRANSACT, self.context())),
                 }
             }
         };
@@ -465,7 +478,6 @@ impl SweepLedger for SdkSweepLedger {
     }
 
     async fn claim_summary(&self, run_id: &str, claimant: &str) -> Result<bool, AwsError> {
-        const OP: &str = "dynamodb:UpdateItem";
         let result = self
             .client
             .update_item()
@@ -486,12 +498,11 @@ impl SweepLedger for SdkSweepLedger {
             Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => {
                 Ok(false)
             }
-            Err(e) => Err(dynamodb_error(&e, OP, self.context())),
+            Err(e) => Err(dynamodb_error(&e, OP_UPDATE_ITEM, self.context())),
         }
     }
 
     async fn run_records(&self, run_id: &str) -> Result<(SweepRun, Vec<AccountRecord>), AwsError> {
-        const OP: &str = "dynamodb:Query";
         let mut run = None;
         let mut records = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
@@ -506,7 +517,7 @@ impl SweepLedger for SdkSweepLedger {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| dynamodb_error(&e, OP, self.context()))?;
+                .map_err(|e| dynamodb_error(&e, OP_QUERY, self.context()))?;
             for item in out.items() {
                 let sk = item.get("sk").and_then(|v| v.as_s().ok());
                 if sk.map(String::as_str) == Some("run") {
@@ -516,7 +527,7 @@ impl SweepLedger for SdkSweepLedger {
                         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                         .map(|t| t.to_utc())
                         .ok_or_else(|| {
-                            malformed(OP, self.context(), "run item without started_at")
+                            malformed(OP_QUERY, self.context(), "run item without started_at")
                         })?;
                     run = Some(SweepRun {
                         run_id: run_id.to_owned(),
@@ -544,7 +555,7 @@ impl SweepLedger for SdkSweepLedger {
         }
         let run = run.ok_or_else(|| {
             malformed(
-                OP,
+                OP_QUERY,
                 self.context(),
                 format!("run {run_id} is not in the table"),
             )
