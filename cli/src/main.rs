@@ -4,6 +4,7 @@
 //! (with a one-line error on stderr), 1 for any other failure.
 
 mod revoke;
+mod sweep;
 mod triage;
 
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ enum Command {
     Revoke(revoke::RevokeArgs),
     Status(revoke::StatusArgs),
     Release(revoke::ReleaseArgs),
+    Sweep(sweep::SweepArgs),
 }
 
 /// How a command ended, mapped to the exit code.
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Revoke(args) => runtime().and_then(|rt| rt.block_on(revoke::revoke(&args))),
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(revoke::status(&args))),
         Command::Release(args) => runtime().and_then(|rt| rt.block_on(revoke::release(&args))),
+        Command::Sweep(args) => runtime().and_then(|rt| rt.block_on(sweep::sweep(&args))),
     };
     match result {
         Ok(Exit::Ok) => ExitCode::SUCCESS,

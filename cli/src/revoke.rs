@@ -205,37 +205,56 @@ fn request(
         .map_err(|e| e.to_string())
 }
 
+/// The validated `AwsArgs`: checked before any AWS call.
+pub(crate) struct AwsSettings {
+    pub(crate) options: SdkOptions,
+    pub(crate) member_role: PrincipalName,
+    pub(crate) external_id: Option<String>,
+}
+
+impl AwsArgs {
+    /// Checks the member role name and the ExternalId; the error is the one-line
+    /// message of an invalid argument.
+    pub(crate) fn settings(&self) -> Result<AwsSettings, String> {
+        let member_role =
+            PrincipalName::parse(&self.member_role).map_err(|e| format!("--member-role: {e}"))?;
+        let external_id = self
+            .external_id
+            .as_deref()
+            .map(parse_external_id)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        Ok(AwsSettings {
+            options: SdkOptions {
+                profile: self.profile.clone(),
+                region: self.region.clone(),
+                endpoint_url: self.endpoint_url.clone(),
+            },
+            member_role,
+            external_id,
+        })
+    }
+}
+
+/// What a failed `sts:GetCallerIdentity` is wrapped in.
+pub(crate) const DISCOVER_HOME_CONTEXT: &str =
+    "finding the caller's account (sts:GetCallerIdentity); check your AWS credentials";
+
 async fn revoker(
     aws: &AwsArgs,
 ) -> anyhow::Result<Result<Revoker<SdkAccountAccess, SystemClock>, String>> {
-    let member_role = match PrincipalName::parse(&aws.member_role) {
-        Ok(name) => name,
-        Err(e) => return Ok(Err(format!("--member-role: {e}"))),
+    let aws = match aws.settings() {
+        Ok(aws) => aws,
+        Err(message) => return Ok(Err(message)),
     };
-    let external_id = match aws
-        .external_id
-        .as_deref()
-        .map(parse_external_id)
-        .transpose()
-    {
-        Ok(id) => id,
-        Err(e) => return Ok(Err(e.to_string())),
-    };
-    let options = SdkOptions {
-        profile: aws.profile.clone(),
-        region: aws.region.clone(),
-        endpoint_url: aws.endpoint_url.clone(),
-    };
-    let sdk = match load_sdk_config_with(&options).await {
+    let sdk = match load_sdk_config_with(&aws.options).await {
         Ok(sdk) => sdk,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    let (home, partition) = discover_home(&sdk).await.context(
-        "finding the caller's account (sts:GetCallerIdentity); check your AWS credentials",
-    )?;
+    let (home, partition) = discover_home(&sdk).await.context(DISCOVER_HOME_CONTEXT)?;
     // Protected names come from the same variables as the Lambdas.
     let settings = RevokerConfig::from_env().map_err(|e| anyhow::anyhow!(e))?;
-    let access = SdkAccountAccess::new(&sdk, home, partition, member_role, external_id);
+    let access = SdkAccountAccess::new(&sdk, home, partition, aws.member_role, aws.external_id);
     Ok(Ok(Revoker::new(
         access,
         SystemClock,
@@ -247,7 +266,7 @@ async fn revoker(
     )))
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value).context("rendering JSON")?;
     writeln!(std::io::stdout().lock(), "{text}").context("writing to standard output")
 }
