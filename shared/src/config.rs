@@ -889,10 +889,13 @@ pub fn parse_margin(name: &'static str, value: &str) -> Result<chrono::Duration,
     let mut total = 0i64;
     let mut digits = String::new();
     let mut units = 0;
+    // Each unit once, hours before minutes: `1h1h` and `30m1h` are typos, not margins.
+    let mut last_unit: Option<char> = None;
     for c in v.chars() {
         match c {
             '0'..='9' if digits.len() < 4 => digits.push(c),
-            'h' | 'm' if !digits.is_empty() => {
+            'h' | 'm' if !digits.is_empty() && last_unit != Some('m') && last_unit != Some(c) => {
+                last_unit = Some(c);
                 let n: i64 = digits
                     .parse()
                     .map_err(|_| ConfigError::invalid(name, value, why))?;
@@ -972,6 +975,8 @@ mod sweeper_config_tests {
             (sweeper_env::MARGIN, "-1h"),
             (sweeper_env::MARGIN, "25h"),
             (sweeper_env::MARGIN, "1h1h1h"),
+            (sweeper_env::MARGIN, "1h1h"),
+            (sweeper_env::MARGIN, "30m1h"),
             (sweeper_env::MARGIN, "h"),
             (sweeper_env::CONCURRENCY, "0"),
             (sweeper_env::CONCURRENCY, "33"),

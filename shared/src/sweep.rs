@@ -82,7 +82,12 @@ impl MaxSessionAge {
         if input.starts_with('-') {
             return Err(invalid("a max session age cannot be negative"));
         }
-        if input.ends_with('s') && input.bytes().any(|b| b.is_ascii_digit()) {
+        // `90s`, `1h30s`: seconds. (`5 hours` is not, and gets the general message.)
+        let bytes = input.as_bytes();
+        if bytes.len() >= 2
+            && bytes[bytes.len() - 1] == b's'
+            && bytes[bytes.len() - 2].is_ascii_digit()
+        {
             return Err(invalid(
                 "seconds are not supported; write hours and minutes such as 4h, 30m or 1h30m",
             ));
@@ -1240,6 +1245,8 @@ mod tests {
             ("-4h", "negative"),
             ("4H", "hours and minutes"),
             ("4 h", "hours and minutes"),
+            ("5 hours", "hours and minutes"),
+            ("4hours", "hours and minutes"),
             (" 4h", "hours and minutes"),
             ("4h ", "hours and minutes"),
             ("4", "hours and minutes"),

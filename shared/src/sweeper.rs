@@ -83,6 +83,9 @@ pub struct AccountReport {
     /// One outcome per principal that changed (`applied` for a moved cutoff,
     /// `released` for removed statements, `dry_run`, or `failed`).
     pub outcomes: Vec<Outcome>,
+    /// The principals whose expired revocations were removed (or would be, dry run),
+    /// with the cutoffs removed: what the run's summary lists.
+    pub released: Vec<(Target, Vec<Cutoff>)>,
     /// What the sweeper noticed and left alone (protected principals, invalid tags,
     /// unreadable documents).
     pub notes: Vec<String>,
@@ -104,6 +107,7 @@ impl AccountReport {
             api_calls: 0,
             duration_ms: 0,
             outcomes: Vec::new(),
+            released: Vec::new(),
             notes: Vec::new(),
             error: None,
         }
@@ -382,6 +386,9 @@ impl<C: IamApi> PrincipalWork<'_, C> {
             ));
             if outcome.previous_cutoff.is_none() {
                 outcome.previous_cutoff = removed.last().copied();
+            }
+            if let Some(target) = &outcome.target {
+                report.released.push((target.clone(), removed.clone()));
             }
         }
         outcome.status = match (self.config.dry_run, moved) {

@@ -143,6 +143,10 @@ impl SdkOrganizations {
     pub fn new(client: aws_sdk_organizations::Client) -> Self {
         Self { client }
     }
+
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(aws_sdk_organizations::Client::new(config))
+    }
 }
 
 impl AccountDirectory for SdkOrganizations {

@@ -69,23 +69,27 @@ impl AccountRecord {
                 error: o.error.as_ref().map(|e| cut(&e.message)),
             })
         };
-        let mut released = Vec::new();
         let mut moved = Vec::new();
         let mut failed = Vec::new();
         for o in &report.outcomes {
-            let removed_anything = o.detail.contains("expired revocation");
             match o.status {
                 Status::Failed => failed.extend(entry(o, Vec::new())),
-                _ => {
-                    if o.cutoff.is_some() {
-                        moved.extend(entry(o, o.cutoff.into_iter().collect()));
-                    }
-                    if removed_anything {
-                        released.extend(entry(o, o.previous_cutoff.into_iter().collect()));
-                    }
-                }
+                _ if o.cutoff.is_some() => moved.extend(entry(o, o.cutoff.into_iter().collect())),
+                _ => {}
             }
         }
+        let mut released: Vec<PrincipalEntry> = report
+            .released
+            .iter()
+            .take(MAX_LISTED)
+            .map(|(target, cutoffs)| PrincipalEntry {
+                account: target.account.clone(),
+                kind: target.kind.as_str().to_owned(),
+                name: target.name.to_string(),
+                cutoffs: cutoffs.clone(),
+                error: None,
+            })
+            .collect();
         released.truncate(MAX_LISTED);
         moved.truncate(MAX_LISTED);
         failed.truncate(MAX_LISTED);
@@ -261,13 +265,16 @@ mod tests {
             "moved the rolling cutoff",
         );
         moved.cutoff = Some(Cutoff::parse("2026-11-23T08:00:00Z").unwrap());
-        let mut released = outcome(
+        let released = outcome(
             "111122223333",
             "payments",
             Status::Released,
             "removed 1 expired revocation statement",
         );
-        released.previous_cutoff = Some(Cutoff::parse("2026-11-22T08:00:00Z").unwrap());
+        r.released.push((
+            released.target.clone().unwrap(),
+            vec![Cutoff::parse("2026-11-22T08:00:00Z").unwrap()],
+        ));
         let failed = outcome("111122223333", "etl", Status::Failed, "failed")
             .failed("access_denied", "x".repeat(1000));
         r.outcomes = vec![moved, released, failed];
@@ -288,13 +295,17 @@ mod tests {
     fn a_record_lists_at_most_max_listed_principals_but_counts_all() {
         let mut r = report("111122223333");
         r.statements_removed = 300;
-        r.outcomes = (0..300)
+        r.released = (0..300)
             .map(|i| {
-                outcome(
+                let o = outcome(
                     "111122223333",
                     &format!("role-{i}"),
                     Status::Released,
                     "removed 1 expired revocation statement",
+                );
+                (
+                    o.target.unwrap(),
+                    vec![Cutoff::parse("2026-11-22T08:00:00Z").unwrap()],
                 )
             })
             .collect();

@@ -107,6 +107,9 @@ async fn opted_in_role_gets_the_rolling_cutoff_and_expired_statements_go_foreign
     let released = by_name("payments-api");
     assert_eq!(released.status, Status::Released);
     assert_eq!(released.previous_cutoff, Some(ago(20)));
+    assert_eq!(report.released.len(), 1);
+    assert_eq!(report.released[0].0.name.as_str(), "payments-api");
+    assert_eq!(report.released[0].1, vec![ago(20)]);
     assert_eq!(report.outcomes.len(), 2);
 
     // AssumeRole, one page; batch-worker: fresh read, put, read-back; payments-api:
