@@ -17,9 +17,11 @@
 //!
 //! # Counting
 //!
-//! Every IAM and STS call, retries included, is counted: a sweep costs the pages of
-//! the listing, plus for each changed principal one fresh read per policy it changes,
-//! the writes, and one read-back per moved cutoff.
+//! Every IAM and STS operation cutoff performs, retries included, is counted (as the
+//! revoker counts: reading a managed policy's document or deleting a policy with its
+//! old versions is one operation of the adapter, several HTTP requests). A sweep costs
+//! the pages of the listing, plus for each changed principal one fresh read per policy
+//! it changes, the writes, and one read-back per moved cutoff.
 
 use std::time::{Duration, Instant};
 
@@ -305,27 +307,25 @@ impl<C: IamApi> PrincipalWork<'_, C> {
             name: listed.name.clone(),
         };
         let mut outcome = self.outcome_for(&listed);
-        let fresh = match self.refresh(listed).await {
+        let (fresh, planned) = match self.refresh(listed).await {
             Ok(fresh) => fresh,
             Err(f) => return Some(self.fail(outcome, report, f)),
         };
-        let planned = plan(&fresh, &self.config.rules, self.now);
-        report.notes.extend(planned.notes);
+        // The notes of this principal were taken at listing; the re-plan's are the same.
         if planned.changes.is_empty() {
             return None;
         }
         let mut moved = None;
         let mut removed: Vec<Cutoff> = Vec::new();
         let mut deleted = 0u64;
+        let mut failure = None;
         for change in &planned.changes {
             let step = self
                 .carry_out(&principal, change, &mut outcome.actions)
                 .await;
             if let Err(f) = step {
-                // What was done so far stays counted: it was written.
-                report.statements_removed += removed.len() as u64;
-                report.policies_deleted += deleted;
-                return Some(self.fail(outcome, report, f));
+                failure = Some(f);
+                break;
             }
             match change {
                 Change::MoveCutoff { from, to, .. } => moved = Some((*from, *to)),
@@ -343,14 +343,25 @@ impl<C: IamApi> PrincipalWork<'_, C> {
                 }
             }
         }
-        if let Some((_, to)) = moved
+        // What was written stays counted, whatever fails after it.
+        report.cutoffs_moved += u64::from(moved.is_some());
+        report.statements_removed += removed.len() as u64;
+        report.policies_deleted += deleted;
+        if failure.is_none()
+            && let Some((_, to)) = moved
             && !self.config.dry_run
             && let Err(f) = self.verify_moved(&principal, to).await
         {
-            return Some(self.fail(outcome, report, f));
+            failure = Some(f);
         }
-        report.statements_removed += removed.len() as u64;
-        report.policies_deleted += deleted;
+        if let Some(f) = failure {
+            let mut failed = self.fail(outcome, report, f);
+            if let Some((from, to)) = moved {
+                failed.cutoff = Some(to);
+                failed.previous_cutoff = from;
+            }
+            return Some(failed);
+        }
         let who = format!("{principal} in {}", self.account);
         let verb = |done: &str, would: &str| {
             if self.config.dry_run {
@@ -361,7 +372,6 @@ impl<C: IamApi> PrincipalWork<'_, C> {
         };
         let mut sentences = Vec::new();
         if let Some((from, to)) = moved {
-            report.cutoffs_moved += 1;
             outcome.cutoff = Some(to);
             outcome.previous_cutoff = from;
             outcome.policy = Some(crate::policy::ROLE_WIDE_POLICY_NAME.to_owned());
@@ -442,44 +452,62 @@ impl<C: IamApi> PrincipalWork<'_, C> {
         outcome
     }
 
-    /// The listed principal with the policies its plan touches read again.
-    async fn refresh(&self, mut snapshot: PrincipalSnapshot) -> Result<PrincipalSnapshot, Failure> {
+    /// The listed principal with the policies its plan changes read again, and the
+    /// plan on that fresh read. A fresh read can change the plan (a fallback deleted
+    /// meanwhile makes room for an inline write): whatever policy the new plan changes
+    /// is read too, until every change is built on a fresh read.
+    async fn refresh(
+        &self,
+        mut snapshot: PrincipalSnapshot,
+    ) -> Result<(PrincipalSnapshot, crate::sweep::PrincipalPlan), Failure> {
         let principal = IamPrincipal {
             kind: snapshot.kind,
             name: snapshot.name.clone(),
         };
-        let planned = plan(&snapshot, &self.config.rules, self.now);
-        for change in &planned.changes {
-            match change {
-                Change::MoveCutoff { policy, .. } | Change::RemoveExpired { policy, .. }
-                    if !is_policy_arn(policy) =>
-                {
-                    let fresh = with_retries(&self.config.retry, self.calls, || {
-                        self.client.get_inline_policy(&principal, policy)
+        let mut fresh: Vec<String> = Vec::new();
+        loop {
+            let planned = plan(&snapshot, &self.config.rules, self.now);
+            let stale: Vec<String> = planned
+                .changes
+                .iter()
+                .map(|c| match c {
+                    Change::MoveCutoff { policy, .. } | Change::RemoveExpired { policy, .. } => {
+                        policy.clone()
+                    }
+                    Change::DetachAndDeleteFallback { arn, .. } => arn.clone(),
+                })
+                .filter(|p| !fresh.contains(p))
+                .collect();
+            if stale.is_empty() {
+                return Ok((snapshot, planned));
+            }
+            for policy in stale {
+                if is_policy_arn(&policy) {
+                    let read = with_retries(&self.config.retry, self.calls, || {
+                        self.client.get_managed_policy(&policy)
                     })
                     .await?;
-                    snapshot.inline.retain(|(n, _)| n != policy);
-                    if let Some(text) = fresh {
+                    snapshot.managed_documents.retain(|(a, _)| *a != policy);
+                    match read {
+                        Some(p) => snapshot
+                            .managed_documents
+                            .push((policy.clone(), p.document)),
+                        // Deleted meanwhile: no longer attached either.
+                        None => snapshot.attached.retain(|a| *a != policy),
+                    }
+                } else {
+                    let read = with_retries(&self.config.retry, self.calls, || {
+                        self.client.get_inline_policy(&principal, &policy)
+                    })
+                    .await?;
+                    snapshot.inline.retain(|(n, _)| *n != policy);
+                    if let Some(text) = read {
                         snapshot.inline.push((policy.clone(), text));
                     }
                 }
-                Change::RemoveExpired { policy: arn, .. }
-                | Change::DetachAndDeleteFallback { arn, .. } => {
-                    let fresh = with_retries(&self.config.retry, self.calls, || {
-                        self.client.get_managed_policy(arn)
-                    })
-                    .await?;
-                    snapshot.managed_documents.retain(|(a, _)| a != arn);
-                    match fresh {
-                        Some(p) => snapshot.managed_documents.push((arn.clone(), p.document)),
-                        // Deleted meanwhile: no longer attached either.
-                        None => snapshot.attached.retain(|a| a != arn),
-                    }
-                }
-                Change::MoveCutoff { .. } => {}
+                fresh.push(policy);
             }
         }
-        Ok(snapshot)
     }
 
     async fn carry_out(

@@ -345,8 +345,23 @@ fn parse_snapshot(raw: &Raw<'_>) -> Result<PrincipalSnapshot, String> {
 /// ARN and default-version document of a `cutoff-revoke-*` policy; None for any other
 /// policy, and (with a warning) for one whose default version is not in the listing.
 fn kept_policy(policy: &ManagedPolicyDetail, iam: &SdkIam) -> Option<(String, String)> {
-    let name = policy.policy_name()?;
-    if !name.starts_with(KEPT_POLICY_PREFIX) {
+    // The ARN decides (its last segment is the name); moto leaves `PolicyName` out of
+    // this listing, and a name that disagreed with the ARN would be IAM's bug, not a
+    // reason to skip cutoff's own policy.
+    let arn = match (policy.arn(), policy.policy_name()) {
+        (Some(arn), _) => arn,
+        (None, Some(name)) if name.starts_with(KEPT_POLICY_PREFIX) => {
+            tracing::warn!(
+                operation = OPERATION,
+                account = %iam.account(),
+                policy = name,
+                "a cutoff-revoke managed policy came without its ARN; it is left out"
+            );
+            return None;
+        }
+        (None, _) => return None,
+    };
+    if !is_kept_policy_arn(arn) {
         return None;
     }
     let default = policy.default_version_id();
@@ -355,14 +370,14 @@ fn kept_policy(policy: &ManagedPolicyDetail, iam: &SdkIam) -> Option<(String, St
         .iter()
         .find(|v| v.is_default_version() || (default.is_some() && v.version_id() == default))
         .and_then(|v| v.document());
-    match (policy.arn(), document) {
-        (Some(arn), Some(document)) => Some((arn.to_owned(), document.to_owned())),
-        _ => {
+    match document {
+        Some(document) => Some((arn.to_owned(), document.to_owned())),
+        None => {
             tracing::warn!(
                 operation = OPERATION,
                 account = %iam.account(),
-                policy = name,
-                "a cutoff-revoke managed policy came without its ARN or default document; it is left out"
+                policy = arn,
+                "a cutoff-revoke managed policy came without its default document; it is left out"
             );
             None
         }
@@ -819,6 +834,21 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Malformed);
         assert_eq!(calls.get(), 2);
+    }
+
+    #[test]
+    fn a_fallback_listed_without_its_name_is_kept_by_its_arn() {
+        let iam = sdk(Iam::from_conf(
+            aws_sdk_iam::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .build(),
+        ));
+        let mut nameless = fallback_policy();
+        nameless.policy_name = None;
+        let kept = kept_policy(&nameless, &iam).expect("kept by its ARN");
+        assert_eq!(kept.0, FALLBACK_ARN);
+        assert!(kept_policy(&other_policy(), &iam).is_none());
     }
 
     #[test]

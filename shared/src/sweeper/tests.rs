@@ -340,3 +340,46 @@ async fn bounded_keeps_order_and_never_exceeds_the_limit() {
     assert_eq!(out, (0..10).collect::<Vec<_>>());
     assert_eq!(peak.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_cutoff_written_but_not_read_back_is_counted_and_reported_failed() {
+    let (access, member) = setup();
+    // batch-worker: the fresh read finds no policy, then five read-backs still show none.
+    member.stale_reads(ROLE_WIDE_POLICY_NAME, &[None, None, None, None, None, None]);
+    let report = sweep(&access, &SweepConfig::default()).await;
+    assert_eq!(report.cutoffs_moved, 1, "the write happened");
+    assert_eq!(report.principals_failed, 1);
+    let failed = report
+        .outcomes
+        .iter()
+        .find(|o| o.status == Status::Failed)
+        .unwrap();
+    assert_eq!(failed.error.as_ref().unwrap().kind, "unverified");
+    assert_eq!(failed.cutoff, Some(ago(4)));
+    assert_eq!(
+        report.statements_removed, 1,
+        "payments-api was still cleaned"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_principal_with_a_note_and_a_change_is_noted_once() {
+    let (access, member) = setup();
+    member.add_role("long-lived", "/", &[(MAX_SESSION_AGE_TAG, "36h")]);
+    member.set_inline(
+        &role("long-lived"),
+        ROLE_WIDE_POLICY_NAME,
+        &doc(&[ago(20)], false),
+    );
+    let report = sweep(&access, &SweepConfig::default()).await;
+    let notes: Vec<_> = report
+        .notes
+        .iter()
+        .filter(|n| n.contains("long-lived"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        stored(&member, "long-lived").is_none(),
+        "the expired statement went"
+    );
+}
