@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::aws::ledger::{AuditEntry, Ledger, NoLedger, principal_key};
 use crate::aws::retry::{CallCounter, RetryPolicy, with_retries};
 use crate::aws::{
     AccessKeys, AccountAccess, AwsError, ErrorKind, IamApi, IamPrincipal, InlinePolicies,
@@ -54,6 +55,13 @@ pub struct RevokeConfig {
     /// Honour the tag `cutoff:protected=true` on a principal. Off by default: the
     /// tag is set in the member account, possibly by the attacker being revoked.
     pub honour_protected_tag: bool,
+    /// How long a writer holds a principal's lock at most (it expires on its own if
+    /// the writer dies), and how long a writer waits for it before failing (the
+    /// request is then retried).
+    pub lock_lease: chrono::Duration,
+    pub lock_wait: Duration,
+    /// A finding applied to a principal is not applied again within this window.
+    pub dedupe_window: chrono::Duration,
 }
 
 impl Default for RevokeConfig {
@@ -66,8 +74,21 @@ impl Default for RevokeConfig {
             verify_delay: Duration::from_millis(250),
             fallback_path: IamPath::parse("/cutoff/").unwrap_or_else(|_| IamPath::root()),
             honour_protected_tag: false,
+            lock_lease: chrono::Duration::seconds(60),
+            lock_wait: Duration::from_secs(30),
+            dedupe_window: chrono::Duration::hours(1),
         }
     }
+}
+
+/// The first 128 bits of SHA-256, in hex: a bounded key for an unbounded id.
+fn short_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The deny state of one principal, for `cutoff status`.
@@ -141,10 +162,12 @@ struct Applied {
 }
 
 /// The revoker: account access, a clock, and the rules.
-pub struct Revoker<A, K> {
+pub struct Revoker<A, K, L = NoLedger> {
     pub access: A,
     pub clock: K,
     pub config: RevokeConfig,
+    /// Audit trail, idempotency and the per-principal lock ([`crate::aws::ledger`]).
+    pub ledger: L,
 }
 
 /// One request's view: the client for its account and its call counter.
@@ -677,6 +700,19 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
             access,
             clock,
             config,
+            ledger: NoLedger,
+        }
+    }
+}
+
+impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
+    /// The same revoker, writing through `ledger`: audit, idempotency, lock.
+    pub fn with_ledger<M: Ledger>(self, ledger: M) -> Revoker<A, K, M> {
+        Revoker {
+            access: self.access,
+            clock: self.clock,
+            config: self.config,
+            ledger,
         }
     }
 
@@ -706,7 +742,160 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
 
     /// Handles a revoke or release request; `status` requests get a
     /// [`StatusReport`] from [`Revoker::status`] instead.
+    ///
+    /// With a ledger: a request that writes holds the principal's lock from before
+    /// the policy is read until after the write is verified; a finding already applied
+    /// to the principal within the dedupe window is not applied again; every request
+    /// and its outcome are recorded. A ledger that cannot be reached does not stop a
+    /// revocation (it is written without the lock, and the outcome says so); a lock
+    /// held by another writer past `lock_wait` fails the request so that it is retried.
     pub async fn handle(&self, request: &RevocationRequest, request_id: &str) -> Outcome {
+        if !self.ledger.enabled() {
+            return self.handle_unlocked(request, request_id).await;
+        }
+        let writes = !request.dry_run && request.action != ManualAction::Status;
+        let key = principal_key(&request.target);
+        let mut warnings: Vec<String> = Vec::new();
+        let locked = if writes {
+            match self.lock(&key, request_id).await {
+                Ok(true) => true,
+                Ok(false) => {
+                    let outcome = Outcome::for_request(request, Status::Failed, "").failed(
+                        "busy",
+                        format!(
+                            "another writer held the lock on {} for more than {} s; the request will be retried",
+                            request.target,
+                            self.config.lock_wait.as_secs()
+                        ),
+                    );
+                    self.audit(request_id, request, &outcome, None).await;
+                    return outcome;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "ledger unreachable: writing without the principal lock");
+                    warnings.push(format!(
+                        "the ledger could not be reached ({}); written without the principal lock",
+                        e.kind.as_str()
+                    ));
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        let dedupe = self.dedupe_key(request);
+        let earlier = match &dedupe {
+            Some(k) => match self.ledger.applied(k, self.clock.now()).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ledger unreachable: idempotency not checked");
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut outcome = match earlier {
+            Some(entry) => self.duplicate_of(request, &entry),
+            None => self.handle_unlocked(request, request_id).await,
+        };
+        if !warnings.is_empty() {
+            outcome.detail = format!("{} ({})", outcome.detail, warnings.join("; "));
+        }
+        let mark = dedupe
+            .as_deref()
+            .filter(|_| matches!(outcome.status, Status::Applied | Status::AlreadyRevoked));
+        self.audit(request_id, request, &outcome, mark).await;
+        if locked && let Err(e) = self.ledger.release(&key, request_id).await {
+            tracing::warn!(error = %e, "principal lock not released; it expires on its own");
+        }
+        outcome
+    }
+
+    /// Takes the principal's lock, waiting up to `lock_wait` with backoff.
+    async fn lock(&self, key: &str, holder: &str) -> Result<bool, AwsError> {
+        let started = tokio::time::Instant::now();
+        let mut delay = Duration::from_millis(25);
+        let mut transient = 0;
+        loop {
+            let now = self.clock.now();
+            match self
+                .ledger
+                .acquire(key, holder, now, now + self.config.lock_lease)
+                .await
+            {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(e) if e.is_retryable() && transient < 3 => transient += 1,
+                Err(e) => return Err(e),
+            }
+            if started.elapsed() >= self.config.lock_wait {
+                return Ok(false);
+            }
+            let jitter = Duration::from_millis(fastrand::u64(0..=delay.as_millis() as u64));
+            tokio::time::sleep(delay / 2 + jitter / 2).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// `<finding id>#<principal>#<scope>#<session>` for a revocation from a finding.
+    fn dedupe_key(&self, request: &RevocationRequest) -> Option<String> {
+        if request.action != ManualAction::Revoke || request.dry_run {
+            return None;
+        }
+        let finding = request.trigger.finding_id.as_deref()?;
+        let t = &request.target;
+        Some(format!(
+            "{}#{}#{}#{}#{}",
+            short_hash(finding),
+            principal_key(t),
+            request.scope.as_str(),
+            t.session.as_ref().map_or("-", |s| s.as_str()),
+            t.access_key_id.as_ref().map_or("-", |k| k.as_str()),
+        ))
+    }
+
+    fn duplicate_of(&self, request: &RevocationRequest, entry: &AuditEntry) -> Outcome {
+        let mut outcome = Outcome::for_request(request, Status::AlreadyRevoked, "");
+        outcome.cutoff = entry.outcome.cutoff;
+        outcome.policy = entry.outcome.policy.clone();
+        outcome.owner = entry.outcome.owner.clone();
+        outcome.detail = format!(
+            "finding {} was already applied to {} by request {} at {} (cutoff {}); not applied again within the {} min window",
+            crate::principal::excerpt(request.trigger.finding_id.as_deref().unwrap_or("")),
+            request.target,
+            crate::principal::excerpt(&entry.request_id),
+            entry.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            entry
+                .outcome
+                .cutoff
+                .map_or_else(|| "none".to_owned(), |c| c.to_string()),
+            self.config.dedupe_window.num_minutes()
+        );
+        outcome
+    }
+
+    async fn audit(
+        &self,
+        request_id: &str,
+        request: &RevocationRequest,
+        outcome: &Outcome,
+        dedupe: Option<&str>,
+    ) {
+        let at = self.clock.now();
+        let entry = AuditEntry {
+            at,
+            request_id: request_id.to_owned(),
+            action: request.action.as_str().to_owned(),
+            outcome: outcome.clone(),
+        };
+        let mark = dedupe.map(|k| (k, at + self.config.dedupe_window));
+        if let Err(e) = self.ledger.record(&entry, mark).await {
+            tracing::error!(error = %e, "audit entry not written (the outcome is still logged and published)");
+        }
+    }
+
+    /// [`Revoker::handle`] without the ledger.
+    async fn handle_unlocked(&self, request: &RevocationRequest, request_id: &str) -> Outcome {
         let calls = CallCounter::default();
         let mut outcome = Outcome::for_request(request, Status::Failed, "");
         let result = match request.action {

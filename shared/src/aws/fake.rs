@@ -767,3 +767,134 @@ impl super::sweep_io::SweepLedger for FakeMessaging {
         Ok((run.clone(), records))
     }
 }
+
+/// An in-memory ledger: leases, dedupe markers and audit entries; fails on demand.
+#[derive(Debug, Clone, Default)]
+pub struct FakeLedger(pub Arc<Mutex<LedgerState>>);
+
+#[derive(Debug, Default)]
+pub struct LedgerState {
+    /// principal → (holder, until)
+    pub locks: HashMap<String, (String, chrono::DateTime<chrono::Utc>)>,
+    pub dedupe: HashMap<String, (super::ledger::AuditEntry, chrono::DateTime<chrono::Utc>)>,
+    pub entries: Vec<super::ledger::AuditEntry>,
+    /// Every lease taken, in order: (principal, holder).
+    pub acquired: Vec<(String, String)>,
+    pub released: Vec<(String, String)>,
+    pub failures: HashMap<&'static str, VecDeque<ErrorKind>>,
+}
+
+impl FakeLedger {
+    pub fn state(&self) -> std::sync::MutexGuard<'_, LedgerState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn fail(&self, action: &'static str, kinds: &[ErrorKind]) {
+        self.state()
+            .failures
+            .entry(action)
+            .or_default()
+            .extend(kinds.iter().copied());
+    }
+
+    fn begin(
+        &self,
+        action: &'static str,
+    ) -> Result<std::sync::MutexGuard<'_, LedgerState>, AwsError> {
+        let mut state = self.state();
+        if let Some(kind) = state.failures.get_mut(action).and_then(VecDeque::pop_front) {
+            return Err(AwsError::new(
+                kind,
+                action,
+                "in the fake ledger",
+                "injected failure",
+            ));
+        }
+        Ok(state)
+    }
+}
+
+impl super::ledger::Ledger for FakeLedger {
+    async fn acquire(
+        &self,
+        principal: &str,
+        holder: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, AwsError> {
+        let mut state = self.begin("acquire")?;
+        let free = match state.locks.get(principal) {
+            None => true,
+            Some((h, expires)) => h == holder || *expires < now,
+        };
+        if free {
+            state
+                .locks
+                .insert(principal.to_owned(), (holder.to_owned(), until));
+            state
+                .acquired
+                .push((principal.to_owned(), holder.to_owned()));
+        }
+        Ok(free)
+    }
+
+    async fn release(&self, principal: &str, holder: &str) -> Result<(), AwsError> {
+        let mut state = self.begin("release")?;
+        if state.locks.get(principal).is_some_and(|(h, _)| h == holder) {
+            state.locks.remove(principal);
+            state
+                .released
+                .push((principal.to_owned(), holder.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn applied(
+        &self,
+        key: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<super::ledger::AuditEntry>, AwsError> {
+        let state = self.begin("applied")?;
+        Ok(state
+            .dedupe
+            .get(key)
+            .filter(|(_, until)| *until > now)
+            .map(|(e, _)| e.clone()))
+    }
+
+    async fn record(
+        &self,
+        entry: &super::ledger::AuditEntry,
+        dedupe: Option<(&str, chrono::DateTime<chrono::Utc>)>,
+    ) -> Result<(), AwsError> {
+        let mut state = self.begin("record")?;
+        state.entries.push(entry.clone());
+        if let Some((key, until)) = dedupe {
+            state.dedupe.insert(key.to_owned(), (entry.clone(), until));
+        }
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        account: &Account,
+        kind: &str,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<super::ledger::AuditEntry>, AwsError> {
+        let state = self.begin("history")?;
+        let mut found: Vec<_> = state
+            .entries
+            .iter()
+            .filter(|e| {
+                e.outcome.target.as_ref().is_some_and(|t| {
+                    t.account == *account && t.kind.as_str() == kind && t.name.as_str() == name
+                })
+            })
+            .cloned()
+            .collect();
+        found.reverse();
+        found.truncate(limit);
+        Ok(found)
+    }
+}

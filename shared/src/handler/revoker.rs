@@ -99,7 +99,7 @@ fn coalesce(requests: &[&RevocationRequest]) -> Option<RevocationRequest> {
     })
 }
 
-impl<A: AccountAccess, K: Clock> Revoker<A, K> {
+impl<A: AccountAccess, K: Clock, L: crate::aws::ledger::Ledger> Revoker<A, K, L> {
     /// Handles an SQS batch. A message whose body is not a request ends in a failed
     /// outcome and is reported as a batch item failure, so it reaches the dead-letter
     /// queue instead of vanishing.

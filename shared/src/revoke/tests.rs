@@ -757,3 +757,140 @@ async fn a_detached_fallback_with_a_later_cutoff_is_attached_not_trusted() {
         "the document was already right"
     );
 }
+
+// --- ledger: lock, idempotency, audit ------------------------------------------------
+
+fn finding_request(finding: &str) -> RevocationRequest {
+    let mut r = request(TargetKind::Role, "payments-api");
+    r.trigger.finding_id = Some(finding.to_owned());
+    r
+}
+
+fn ledgered(
+    access: FakeAccess,
+) -> (
+    Revoker<FakeAccess, FixedClock, crate::aws::fake::FakeLedger>,
+    crate::aws::fake::FakeLedger,
+) {
+    let ledger = crate::aws::fake::FakeLedger::default();
+    (revoker(access).with_ledger(ledger.clone()), ledger)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finding_redelivered_within_the_window_is_applied_once() {
+    let (access, member) = setup();
+    let (r, ledger) = ledgered(access);
+    let first = r.handle(&finding_request("gd-7"), "msg-1").await;
+    assert_eq!(first.status, Status::Applied);
+    let writes = member.writes().len();
+    r.clock.advance(chrono::Duration::minutes(10));
+    let again = r
+        .handle(&finding_request("gd-7"), "msg-1-redelivered")
+        .await;
+    assert_eq!(again.status, Status::AlreadyRevoked, "{again:#?}");
+    assert_eq!(again.cutoff, first.cutoff);
+    assert!(again.detail.contains("already applied"), "{}", again.detail);
+    assert_eq!(again.api_calls, 0);
+    assert_eq!(
+        member.writes().len(),
+        writes,
+        "no IAM write the second time"
+    );
+    // Another finding about the same role is a new request.
+    let other = r.handle(&finding_request("gd-8"), "msg-2").await;
+    assert_eq!(other.status, Status::Applied);
+    // Past the window the same finding applies again (a new cutoff, later).
+    r.clock.advance(chrono::Duration::hours(2));
+    let late = r.handle(&finding_request("gd-7"), "msg-3").await;
+    assert_eq!(late.status, Status::Applied);
+    assert!(late.cutoff > first.cutoff);
+    // Every request is audited, with who asked and the cutoff before and after.
+    let entries = ledger.state().entries.clone();
+    assert_eq!(entries.len(), 4);
+    assert_eq!(entries[1].request_id, "msg-1-redelivered");
+    assert_eq!(entries[3].outcome.previous_cutoff, other.cutoff);
+    // Every lease taken was given back.
+    assert!(ledger.state().locks.is_empty());
+    assert_eq!(ledger.state().acquired.len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_held_by_another_writer_fails_the_request_for_a_retry_and_writes_nothing() {
+    let (access, member) = setup();
+    let (r, ledger) = ledgered(access);
+    ledger.state().locks.insert(
+        format!("{MEMBER}#role#payments-api"),
+        (
+            "someone-else".to_owned(),
+            t0() + chrono::Duration::minutes(5),
+        ),
+    );
+    let out = r.handle(&finding_request("gd-9"), "msg-9").await;
+    assert_eq!(out.status, Status::Failed);
+    assert_eq!(out.error.as_ref().unwrap().kind, "busy");
+    assert!(member.writes().is_empty());
+    assert_eq!(
+        ledger.state().entries.len(),
+        1,
+        "the refusal is audited too"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_lease_of_a_dead_writer_is_taken_over() {
+    let (access, _member) = setup();
+    let (r, ledger) = ledgered(access);
+    ledger.state().locks.insert(
+        format!("{MEMBER}#role#payments-api"),
+        ("crashed".to_owned(), t0() - chrono::Duration::seconds(1)),
+    );
+    let out = r.handle(&finding_request("gd-10"), "msg-10").await;
+    assert_eq!(out.status, Status::Applied);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_ledger_does_not_stop_a_revocation_and_the_outcome_says_so() {
+    let (access, member) = setup();
+    let (r, ledger) = ledgered(access);
+    ledger.fail("acquire", &[ErrorKind::AccessDenied]);
+    ledger.fail("applied", &[ErrorKind::AccessDenied]);
+    ledger.fail("record", &[ErrorKind::AccessDenied]);
+    let out = r.handle(&finding_request("gd-11"), "msg-11").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert!(
+        out.detail.contains("without the principal lock"),
+        "{}",
+        out.detail
+    );
+    assert!(stored_cutoff(&member, &role("payments-api")).is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_runs_and_manual_requests_are_audited_but_never_deduplicated() {
+    let (access, _member) = setup();
+    let (r, ledger) = ledgered(access);
+    let mut dry = finding_request("gd-12");
+    dry.dry_run = true;
+    r.handle(&dry, "d1").await;
+    assert!(
+        ledger.state().acquired.is_empty(),
+        "a dry run writes nothing: no lock"
+    );
+    let mut manual = request(TargetKind::Role, "payments-api");
+    manual.trigger = Trigger {
+        source: "manual".into(),
+        requested_by: Some("alice".into()),
+        ..Trigger::default()
+    };
+    let a = r.handle(&manual, "m1").await;
+    r.clock.advance(chrono::Duration::seconds(5));
+    let b = r.handle(&manual, "m2").await;
+    assert_eq!(
+        (a.status, b.status),
+        (Status::Applied, Status::Applied),
+        "{}",
+        b.detail
+    );
+    assert!(ledger.state().dedupe.is_empty());
+    assert_eq!(ledger.state().entries.len(), 3);
+}

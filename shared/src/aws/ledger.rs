@@ -1,0 +1,405 @@
+//! The ledger: one DynamoDB table that holds the audit trail (every request and its
+//! outcome), the idempotency markers (a finding applied once within a window), and a
+//! lock per principal that serializes read-modify-write on its deny policy.
+//!
+//! # Why a lock
+//!
+//! IAM has no conditional put: two writers that read a principal's policy before
+//! either writes can each write a document built from the old read, and the later
+//! write drops the earlier one's cutoff (or a statement someone added). SQS FIFO keeps
+//! one principal's queued requests in order, but an operator's direct invoke or
+//! `cutoff revoke`, and the sweeper, write outside the queue. Every writer takes the
+//! principal's lease (a conditional put on `lock#…`) before reading and releases it
+//! after verifying; a lease expires on its own (`expires_at`), so a crashed holder
+//! blocks others for at most the lease.
+//!
+//! Items (string keys `pk`, `sk`; TTL attribute `expires_at`, epoch seconds):
+//! - `pk = principal#<account>#<kind>#<name>`, `sk = <RFC 3339 time>#<request id>`:
+//!   the audit entry (the outcome as JSON), newest last.
+//! - `pk = dedupe#<key>`, `sk = dedupe`: a finding applied to a principal, until
+//!   `expires_at`.
+//! - `pk = lock#<account>#<kind>#<name>`, `sk = lock`: the lease holder until
+//!   `expires_at`.
+//! - `pk = sweep#<run id>`: sweep runs ([`super::sweep_io`]).
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::sdk::classify;
+use super::{AwsError, ErrorKind};
+use crate::outcome::Outcome;
+use crate::principal::{Account, Target};
+
+const OP_PUT_ITEM: &str = "dynamodb:PutItem";
+const OP_GET_ITEM: &str = "dynamodb:GetItem";
+const OP_DELETE_ITEM: &str = "dynamodb:DeleteItem";
+const OP_QUERY: &str = "dynamodb:Query";
+
+/// How long audit entries are kept (DynamoDB TTL); point-in-time recovery and the
+/// function logs keep them longer.
+pub const AUDIT_RETENTION_DAYS: i64 = 400;
+
+/// One request and its outcome, as the audit trail keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When the request ended.
+    pub at: DateTime<Utc>,
+    /// The Lambda request id or SQS message id (CLI: `cli-…`).
+    pub request_id: String,
+    /// `revoke`, `release` or `sweep`.
+    pub action: String,
+    /// Who or what asked, the finding, the target, the cutoff before and after, the
+    /// result: all in the outcome.
+    pub outcome: Outcome,
+}
+
+/// The principal a target names, as a key: `<account>#<kind>#<name>`.
+pub fn principal_key(target: &Target) -> String {
+    format!(
+        "{}#{}#{}",
+        target.account,
+        target.kind.as_str(),
+        target.name
+    )
+}
+
+/// `lock#`, `dedupe#`, `principal#` keys, and what the ledger can do.
+pub trait Ledger: Send + Sync {
+    /// Whether there is a ledger at all ([`NoLedger`] says no).
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    /// Takes the lease on `principal` for `holder` until `until`; false when someone
+    /// else holds an unexpired lease. Taking a lease the holder already has renews it.
+    fn acquire(
+        &self,
+        principal: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, AwsError>> + Send;
+
+    /// Gives the lease back if `holder` still has it.
+    fn release(
+        &self,
+        principal: &str,
+        holder: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// The entry that applied `dedupe_key` if it has not expired at `now`.
+    fn applied(
+        &self,
+        dedupe_key: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<AuditEntry>, AwsError>> + Send;
+
+    /// Writes the audit entry and, with `dedupe`, marks that key applied until the
+    /// given time.
+    fn record(
+        &self,
+        entry: &AuditEntry,
+        dedupe: Option<(&str, DateTime<Utc>)>,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// The newest `limit` entries for a principal, newest first.
+    fn history(
+        &self,
+        account: &Account,
+        kind: &str,
+        name: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, AwsError>> + Send;
+}
+
+/// No ledger: no lock, no dedupe, no audit beyond the logs (the CLI without a table,
+/// tests of the workflow alone).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLedger;
+
+impl Ledger for NoLedger {
+    fn enabled(&self) -> bool {
+        false
+    }
+
+    async fn acquire(
+        &self,
+        _: &str,
+        _: &str,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<bool, AwsError> {
+        Ok(true)
+    }
+
+    async fn release(&self, _: &str, _: &str) -> Result<(), AwsError> {
+        Ok(())
+    }
+
+    async fn applied(&self, _: &str, _: DateTime<Utc>) -> Result<Option<AuditEntry>, AwsError> {
+        Ok(None)
+    }
+
+    async fn record(
+        &self,
+        _: &AuditEntry,
+        _: Option<(&str, DateTime<Utc>)>,
+    ) -> Result<(), AwsError> {
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        _: &Account,
+        _: &str,
+        _: &str,
+        _: usize,
+    ) -> Result<Vec<AuditEntry>, AwsError> {
+        Ok(Vec::new())
+    }
+}
+
+/// The ledger table, through the SDK.
+#[derive(Debug, Clone)]
+pub struct SdkLedger {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl SdkLedger {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(config), table)
+    }
+
+    fn context(&self) -> String {
+        format!("on table `{}`", self.table)
+    }
+
+    fn error<E>(
+        &self,
+        err: &aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+        op: &'static str,
+    ) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let mut out = classify(err, op, self.context());
+        if let Some(code) = err.as_service_error().and_then(ProvideErrorMetadata::code) {
+            match code {
+                "ProvisionedThroughputExceededException" | "RequestLimitExceeded" => {
+                    out.kind = ErrorKind::Throttled;
+                }
+                "TransactionConflictException" => out.kind = ErrorKind::Transient,
+                "ResourceNotFoundException" => out.kind = ErrorKind::NotFound,
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn is_condition_failure(code: Option<&str>) -> bool {
+    code == Some("ConditionalCheckFailedException")
+}
+
+fn entry_of(item: &HashMap<String, AttributeValue>) -> Option<AuditEntry> {
+    let json = item.get("entry")?.as_s().ok()?;
+    match serde_json::from_str(json) {
+        Ok(entry) => Some(entry),
+        Err(e) => {
+            tracing::warn!(error = %e, "an audit entry that cannot be read was skipped");
+            None
+        }
+    }
+}
+
+impl Ledger for SdkLedger {
+    async fn acquire(
+        &self,
+        principal: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("lock#{principal}")))
+            .item("sk", s("lock"))
+            .item("holder", s(holder))
+            .item("expires_at", n(until.timestamp()))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now OR holder = :me")
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .expression_attribute_values(":me", s(holder))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => {
+                Ok(false)
+            }
+            Err(e) => Err(self.error(&e, OP_PUT_ITEM)),
+        }
+    }
+
+    async fn release(&self, principal: &str, holder: &str) -> Result<(), AwsError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("lock#{principal}")))
+            .key("sk", s("lock"))
+            .condition_expression("holder = :me")
+            .expression_attribute_values(":me", s(holder))
+            .send()
+            .await;
+        match result {
+            // Not ours any more (expired and taken): nothing to give back.
+            Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => Ok(()),
+            Err(e) => Err(self.error(&e, OP_DELETE_ITEM)),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    async fn applied(
+        &self,
+        dedupe_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AuditEntry>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("dedupe#{dedupe_key}")))
+            .key("sk", s("dedupe"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error(&e, OP_GET_ITEM))?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        // TTL deletes lazily: an expired marker still read is no marker.
+        let expires = item
+            .get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0);
+        if expires <= now.timestamp() {
+            return Ok(None);
+        }
+        Ok(entry_of(item))
+    }
+
+    async fn record(
+        &self,
+        entry: &AuditEntry,
+        dedupe: Option<(&str, DateTime<Utc>)>,
+    ) -> Result<(), AwsError> {
+        let json = serde_json::to_string(entry).map_err(|e| {
+            AwsError::new(
+                ErrorKind::Malformed,
+                OP_PUT_ITEM,
+                self.context(),
+                e.to_string(),
+            )
+        })?;
+        let principal = entry
+            .outcome
+            .target
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), principal_key);
+        let expires = entry.at + chrono::Duration::days(AUDIT_RETENTION_DAYS);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("principal#{principal}")))
+            .item(
+                "sk",
+                s(format!(
+                    "{}#{}",
+                    entry
+                        .at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    entry.request_id
+                )),
+            )
+            .item("entry", s(json.clone()))
+            .item("expires_at", n(expires.timestamp()))
+            .send()
+            .await
+            .map_err(|e| self.error(&e, OP_PUT_ITEM))?;
+        if let Some((key, until)) = dedupe {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(format!("dedupe#{key}")))
+                .item("sk", s("dedupe"))
+                .item("entry", s(json))
+                .item("expires_at", n(until.timestamp()))
+                .send()
+                .await
+                .map_err(|e| self.error(&e, OP_PUT_ITEM))?;
+        }
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        account: &Account,
+        kind: &str,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, AwsError> {
+        let mut entries = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let limit = limit.max(1);
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(format!("principal#{account}#{kind}#{name}")))
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit.min(1000)).unwrap_or(1000))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.error(&e, OP_QUERY))?;
+            entries.extend(out.items().iter().filter_map(entry_of));
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() && entries.len() < limit => {
+                    start = Some(key.clone());
+                }
+                _ => break,
+            }
+        }
+        entries.truncate(limit);
+        Ok(entries)
+    }
+}
