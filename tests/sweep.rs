@@ -54,6 +54,7 @@ use aws_sdk_iam::error::BoxError;
 use aws_sdk_iam::types::Tag;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use cutoff::aws::ledger::NoLedger;
 use cutoff::aws::retry::RetryPolicy;
 use cutoff::aws::sdk::SdkAccountAccess;
 use cutoff::outcome::{Outcome, Status};
@@ -339,6 +340,7 @@ fn the_shim_names_the_listed_policies_and_nothing_else() {
 async fn sweep(env: &Env, config: &SweepConfig, at: DateTime<Utc>) -> AccountReport {
     let mut reports = sweep_accounts(
         &env.access,
+        &NoLedger,
         std::slice::from_ref(&env.account),
         config,
         at,
@@ -1045,6 +1047,7 @@ async fn a_member_account_is_swept_through_the_member_role() {
 
     let reports = sweep_accounts(
         &access,
+        &NoLedger,
         &[Account::parse(&member).unwrap()],
         &config(),
         now(),
@@ -1380,7 +1383,7 @@ async fn sweeping_ten_thousand_roles_costs_pages_plus_changes() {
     let reset = reset_peak_rss();
     let rss_before = peak_rss_kib();
     let sweeping = Instant::now();
-    let mut reports = sweep_accounts(&access, &home, &config(), now(), "scale", 1).await;
+    let mut reports = sweep_accounts(&access, &NoLedger, &home, &config(), now(), "scale", 1).await;
     let swept = sweeping.elapsed();
     let rss_peak = peak_rss_kib();
     let report = reports.remove(0);
@@ -1389,7 +1392,7 @@ async fn sweeping_ten_thousand_roles_costs_pages_plus_changes() {
 
     http.clear();
     let again_started = Instant::now();
-    let again = sweep_accounts(&access, &home, &config(), now(), "scale-2", 1)
+    let again = sweep_accounts(&access, &NoLedger, &home, &config(), now(), "scale-2", 1)
         .await
         .remove(0);
     let again_took = again_started.elapsed();

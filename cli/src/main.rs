@@ -27,6 +27,7 @@ enum Command {
     Status(revoke::StatusArgs),
     Release(revoke::ReleaseArgs),
     Sweep(sweep::SweepArgs),
+    History(revoke::HistoryArgs),
 }
 
 /// How a command ended, mapped to the exit code.
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(revoke::status(&args))),
         Command::Release(args) => runtime().and_then(|rt| rt.block_on(revoke::release(&args))),
         Command::Sweep(args) => runtime().and_then(|rt| rt.block_on(sweep::sweep(&args))),
+        Command::History(args) => runtime().and_then(|rt| rt.block_on(revoke::history(&args))),
     };
     match result {
         Ok(Exit::Ok) => ExitCode::SUCCESS,

@@ -8,9 +8,10 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::{ArgGroup, Args, ValueEnum};
+use cutoff::aws::ledger::{ConfiguredLedger, Ledger};
 use cutoff::aws::sdk::{SdkAccountAccess, SdkOptions, discover_home, load_sdk_config_with};
 use cutoff::clock::SystemClock;
-use cutoff::config::{RevokerConfig, parse_external_id};
+use cutoff::config::{RevokerConfig, parse_external_id, parse_table_name};
 use cutoff::event::{ManualAction, manual};
 use cutoff::outcome::{Outcome, RevocationRequest, Status};
 use cutoff::principal::PrincipalName;
@@ -49,6 +50,10 @@ pub struct AwsArgs {
         hide_env_values = true
     )]
     external_id: Option<String>,
+    /// The ledger table (DynamoDB): audit every request, take the principal's lock
+    /// like the Lambdas do, and answer `cutoff history`.
+    #[arg(long, global = true, value_name = "TABLE", env = "CUTOFF_LEDGER_TABLE")]
+    ledger_table: Option<String>,
 }
 
 /// The principal to act on.
@@ -210,6 +215,7 @@ pub(crate) struct AwsSettings {
     pub(crate) options: SdkOptions,
     pub(crate) member_role: PrincipalName,
     pub(crate) external_id: Option<String>,
+    pub(crate) ledger_table: Option<String>,
 }
 
 impl AwsArgs {
@@ -224,7 +230,15 @@ impl AwsArgs {
             .map(parse_external_id)
             .transpose()
             .map_err(|e| e.to_string())?;
+        let ledger_table = self
+            .ledger_table
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(|t| parse_table_name("--ledger-table", t))
+            .transpose()
+            .map_err(|e| e.to_string())?;
         Ok(AwsSettings {
+            ledger_table,
             options: SdkOptions {
                 profile: self.profile.clone(),
                 region: self.region.clone(),
@@ -242,7 +256,7 @@ pub(crate) const DISCOVER_HOME_CONTEXT: &str =
 
 async fn revoker(
     aws: &AwsArgs,
-) -> anyhow::Result<Result<Revoker<SdkAccountAccess, SystemClock>, String>> {
+) -> anyhow::Result<Result<Revoker<SdkAccountAccess, SystemClock, ConfiguredLedger>, String>> {
     let aws = match aws.settings() {
         Ok(aws) => aws,
         Err(message) => return Ok(Err(message)),
@@ -254,6 +268,7 @@ async fn revoker(
     let (home, partition) = discover_home(&sdk).await.context(DISCOVER_HOME_CONTEXT)?;
     // Protected names come from the same variables as the Lambdas.
     let settings = RevokerConfig::from_env().map_err(|e| anyhow::anyhow!(e))?;
+    let ledger = ConfiguredLedger::from_config(&sdk, aws.ledger_table.as_deref());
     let access = SdkAccountAccess::new(&sdk, home, partition, aws.member_role, aws.external_id);
     Ok(Ok(Revoker::new(
         access,
@@ -263,7 +278,8 @@ async fn revoker(
             honour_protected_tag: settings.honour_protected_tag,
             ..RevokeConfig::default()
         },
-    )))
+    )
+    .with_ledger(ledger)))
 }
 
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
@@ -451,7 +467,118 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
     print_status(&report, args.json)
 }
 
-/// Names the assumed-role session in the member account's CloudTrail.
-fn request_id() -> String {
-    format!("cli-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
+/// Names the assumed-role session in the member account's CloudTrail, the audit
+/// entry, and the holder of the principal's lock: unique per invocation (two operators
+/// in the same second must not share a lock).
+pub(crate) fn request_id() -> String {
+    format!(
+        "cli-{}-{}-{:04x}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        std::process::id(),
+        fastrand::u16(..)
+    )
+}
+
+/// `cutoff history`: what cutoff did to one principal, newest first, from the ledger.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("who").required(true).args(["role", "user"])))]
+pub struct HistoryArgs {
+    /// Account of the principal (12 digits).
+    #[arg(long, value_name = "ACCOUNT")]
+    account: String,
+    /// IAM role name.
+    #[arg(long, value_name = "NAME")]
+    role: Option<String>,
+    /// IAM user name.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Entries to show, newest first.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    limit: u16,
+    /// Print the entries as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+pub async fn history(args: &HistoryArgs) -> anyhow::Result<Exit> {
+    let account = match cutoff::principal::Account::parse(&args.account) {
+        Ok(a) => a,
+        Err(e) => return Ok(Exit::Invalid(format!("--account: {e}"))),
+    };
+    let (kind, raw) = match (&args.role, &args.user) {
+        (Some(r), _) => ("role", r),
+        (None, Some(u)) => ("user", u),
+        (None, None) => return Ok(Exit::Invalid("give --role or --user".to_owned())),
+    };
+    let name = match PrincipalName::parse(raw) {
+        Ok(n) => n,
+        Err(e) => return Ok(Exit::Invalid(format!("--{kind}: {e}"))),
+    };
+    let aws = match args.aws.settings() {
+        Ok(aws) => aws,
+        Err(message) => return Ok(Exit::Invalid(message)),
+    };
+    let Some(table) = aws.ledger_table.clone() else {
+        return Ok(Exit::Invalid(
+            "the history is in the ledger: give --ledger-table or set CUTOFF_LEDGER_TABLE"
+                .to_owned(),
+        ));
+    };
+    let sdk = match load_sdk_config_with(&aws.options).await {
+        Ok(sdk) => sdk,
+        Err(e) => return Ok(Exit::Invalid(e.to_string())),
+    };
+    let ledger = ConfiguredLedger::from_config(&sdk, Some(&table));
+    let entries = ledger
+        .history(&account, kind, name.as_str(), usize::from(args.limit))
+        .await
+        .with_context(|| format!("reading the history from the ledger table {table}"))?;
+    if args.json {
+        print_json(&entries)?;
+        return Ok(Exit::Ok);
+    }
+    let mut out = String::new();
+    if entries.is_empty() {
+        out.push_str(&format!("no entries for {kind} {name} in {account}\n"));
+    } else {
+        out.push_str(&format!(
+            "{} for {kind} {name} in {account}, newest first:\n",
+            if entries.len() == 1 {
+                "1 entry".to_owned()
+            } else {
+                format!("{} entries", entries.len())
+            }
+        ));
+    }
+    for e in &entries {
+        let o = &e.outcome;
+        let who = o
+            .trigger
+            .requested_by
+            .clone()
+            .or_else(|| o.trigger.finding_id.clone().map(|f| format!("finding {f}")))
+            .unwrap_or_else(|| o.trigger.source.clone());
+        let cutoffs = match (o.previous_cutoff, o.cutoff) {
+            (Some(p), Some(c)) if p != c => format!("cutoff {p} -> {c}"),
+            (_, Some(c)) => format!("cutoff {c}"),
+            (Some(p), None) => format!("cutoff was {p}"),
+            (None, None) => "no cutoff".to_owned(),
+        };
+        out.push_str(&format!(
+            "{}  {:<7} {:<15} {}  ({}; request {})\n",
+            e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            e.action,
+            o.status.as_str(),
+            cutoffs,
+            who,
+            e.request_id
+        ));
+        if let Some(err) = &o.error {
+            out.push_str(&format!("    {}: {}\n", err.kind, err.message));
+        }
+    }
+    write!(std::io::stdout().lock(), "{out}").context("writing to standard output")?;
+    Ok(Exit::Ok)
 }

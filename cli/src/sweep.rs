@@ -13,6 +13,7 @@ use std::io::Write as _;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Args;
+use cutoff::aws::ledger::ConfiguredLedger;
 use cutoff::aws::sdk::{SdkAccountAccess, discover_home, load_sdk_config_with};
 use cutoff::aws::sweep_io::{AccountDirectory, SdkOrganizations};
 use cutoff::config::{self, ConfigError, MAX_SWEEP_CONCURRENCY, TriageConfig, parse_margin};
@@ -240,8 +241,10 @@ pub async fn sweep(args: &SweepArgs) -> anyhow::Result<Exit> {
 
     let started = Utc::now();
     let run_id = run_id(started);
+    let ledger = ConfiguredLedger::from_config(&sdk, aws.ledger_table.as_deref());
     let reports = sweep_accounts(
         &access,
+        &ledger,
         &accounts,
         &config,
         started,

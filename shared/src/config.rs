@@ -177,6 +177,9 @@ pub struct RevokerConfig {
     /// Honour `cutoff:protected=true` tags (off by default: a member account can set
     /// tags, and so can an attacker with its credentials).
     pub honour_protected_tag: bool,
+    /// The DynamoDB ledger (audit trail, idempotency, per-principal lock, sweep
+    /// runs); without it, none of those.
+    pub ledger_table: Option<String>,
 }
 
 pub mod revoker_env {
@@ -187,6 +190,7 @@ pub mod revoker_env {
     pub const OUTCOME_BUS: &str = "CUTOFF_OUTCOME_BUS";
     pub const MAX_RECEIVES: &str = "CUTOFF_MAX_RECEIVES";
     pub const HONOUR_PROTECTED_TAG: &str = "CUTOFF_HONOUR_PROTECTED_TAG";
+    pub const LEDGER_TABLE: &str = "CUTOFF_LEDGER_TABLE";
 }
 
 impl RevokerConfig {
@@ -246,6 +250,11 @@ impl RevokerConfig {
             Some(v) => parse_bool(revoker_env::HONOUR_PROTECTED_TAG, &v)?,
             None => false,
         };
+        let ledger_table = match lookup(revoker_env::LEDGER_TABLE) {
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => Some(parse_table_name(revoker_env::LEDGER_TABLE, v.trim())?),
+            None => None,
+        };
         Ok(Self {
             member_role_name,
             external_id,
@@ -255,6 +264,7 @@ impl RevokerConfig {
             outcome_bus,
             final_receive,
             honour_protected_tag,
+            ledger_table,
         })
     }
 
@@ -756,6 +766,23 @@ mod tests {
     }
 }
 
+/// A DynamoDB table name: 3 to 255 of `[A-Za-z0-9_.-]`.
+pub fn parse_table_name(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    if (3..=255).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        Ok(value.to_owned())
+    } else {
+        Err(ConfigError::invalid(
+            name,
+            value,
+            "expected a DynamoDB table name: 3 to 255 letters, digits, `_`, `.` or `-`",
+        ))
+    }
+}
+
 /// Which accounts a sweep covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SweepAccounts {
@@ -779,8 +806,6 @@ pub struct SweeperConfig {
     pub margin: chrono::Duration,
     /// The standard SQS queue of per-account sweep tasks (the Lambda's fan-out).
     pub queue_url: Option<String>,
-    /// The DynamoDB table of sweep runs.
-    pub table: Option<String>,
     /// Accounts swept at once by one invocation.
     pub concurrency: usize,
 }
@@ -790,7 +815,6 @@ pub mod sweeper_env {
     pub const MAX_AGE_PATTERNS: &str = "CUTOFF_SWEEP_MAX_AGE_PATTERNS";
     pub const MARGIN: &str = "CUTOFF_SWEEP_MARGIN";
     pub const QUEUE_URL: &str = "CUTOFF_SWEEP_QUEUE_URL";
-    pub const TABLE: &str = "CUTOFF_SWEEP_TABLE";
     pub const CONCURRENCY: &str = "CUTOFF_SWEEP_CONCURRENCY";
 }
 
@@ -803,7 +827,8 @@ impl SweeperConfig {
     /// `organization`, or a comma-separated list of account ids),
     /// `CUTOFF_SWEEP_MAX_AGE_PATTERNS` (`pattern=4h,pattern=30m`),
     /// `CUTOFF_SWEEP_MARGIN` (`1h` by default; `0`, `30m`, `2h`…),
-    /// `CUTOFF_SWEEP_QUEUE_URL`, `CUTOFF_SWEEP_TABLE` and `CUTOFF_SWEEP_CONCURRENCY`
+    /// `CUTOFF_SWEEP_QUEUE_URL` and `CUTOFF_SWEEP_CONCURRENCY` (the run ledger is the
+    /// revoker's `CUTOFF_LEDGER_TABLE`)
     /// (1 to 32, default 4).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         use sweeper_env::*;
@@ -860,7 +885,6 @@ impl SweeperConfig {
             max_age_patterns,
             margin,
             queue_url: non_empty(QUEUE_URL),
-            table: non_empty(TABLE),
             concurrency,
         })
     }

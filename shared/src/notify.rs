@@ -981,6 +981,159 @@ fn owner_lines(body: &mut String, o: &Outcome, owner_known: bool) {
     }
 }
 
+/// The security team's message for a sweep run: totals, failed accounts, and the
+/// principals released, moved and failed (names are validated IAM names; messages
+/// are cleaned and cut).
+pub fn render_summary(summary: &crate::sweeper::summary::SweepSummary) -> SnsMessage {
+    let s = summary;
+    let trouble = s.has_failures();
+    let subject_text = format!(
+        "cutoff sweep{}: {} accounts, {} cutoffs moved, {} expired removed{}",
+        if s.dry_run { " (dry run)" } else { "" },
+        s.accounts_reported,
+        s.cutoffs_moved,
+        s.statements_removed,
+        if trouble { ", FAILURES" } else { "" }
+    );
+    let mut body = String::new();
+    body.push_str(&format!(
+        "cutoff's scheduled sweep {} finished{}.\n",
+        clean(&s.run_id, 64),
+        if trouble {
+            " with failures that need a person"
+        } else {
+            ""
+        }
+    ));
+    if s.dry_run {
+        body.push_str(
+            "This was a dry run: nothing was written; the counts say what would change.\n",
+        );
+    }
+    section(&mut body, "Totals");
+    field(
+        &mut body,
+        "Accounts",
+        &format!("{} of {} reported", s.accounts_reported, s.accounts),
+    );
+    field(&mut body, "Accounts failed", &s.accounts_failed.to_string());
+    field(
+        &mut body,
+        "Principals read",
+        &s.principals_scanned.to_string(),
+    );
+    field(&mut body, "Cutoffs moved", &s.cutoffs_moved.to_string());
+    field(
+        &mut body,
+        "Expired removed",
+        &format!(
+            "{} statements, {} policies deleted",
+            s.statements_removed, s.policies_deleted
+        ),
+    );
+    field(
+        &mut body,
+        "Principals failed",
+        &s.principals_failed.to_string(),
+    );
+    field(&mut body, "API calls", &s.api_calls.to_string());
+    field(
+        &mut body,
+        "Duration",
+        &format!("{:.1} s", s.duration_ms as f64 / 1000.0),
+    );
+    if !s.failures.is_empty() {
+        section(&mut body, "Accounts not swept");
+        for f in &s.failures {
+            line(
+                &mut body,
+                &format!(
+                    "{} ({}): {}",
+                    f.account,
+                    clean(&f.kind, 32),
+                    clean(&f.message, 300)
+                ),
+            );
+        }
+    }
+    let entries = |body: &mut String,
+                   title: &str,
+                   list: &[crate::sweeper::summary::PrincipalEntry],
+                   total: u64| {
+        if list.is_empty() {
+            return;
+        }
+        section(body, title);
+        for e in list {
+            let cutoffs: Vec<String> = e.cutoffs.iter().map(ToString::to_string).collect();
+            let mut text = format!(
+                "{} {} in {}",
+                clean(&e.kind, 16),
+                clean(&e.name, 64),
+                e.account
+            );
+            if !cutoffs.is_empty() {
+                text.push_str(&format!(" ({})", cutoffs.join(", ")));
+            }
+            if let Some(err) = &e.error {
+                text.push_str(&format!(": {}", clean(err, 300)));
+            }
+            line(body, &text);
+        }
+        if total > list.len() as u64 {
+            line(
+                body,
+                &format!(
+                    "... and {} more (see the run's records or `cutoff sweep --json`)",
+                    total - list.len() as u64
+                ),
+            );
+        }
+    };
+    entries(
+        &mut body,
+        "Failed (retry on the next sweep; read the error)",
+        &s.failed,
+        s.principals_failed,
+    );
+    entries(
+        &mut body,
+        "Rolling cutoffs moved (owners were told)",
+        &s.moved,
+        s.cutoffs_moved,
+    );
+    entries(
+        &mut body,
+        "Expired revocations removed (they could no longer deny a live session)",
+        &s.released,
+        s.released.len() as u64,
+    );
+    if trouble {
+        section(&mut body, "What to do next");
+        line(
+            &mut body,
+            "1. Accounts not swept: check that the member role exists there and trusts the sweeper (infra/member-role.yaml), then run `cutoff sweep --account <id>`.",
+        );
+        line(
+            &mut body,
+            "2. Failed principals: the error says why; the next sweep retries them.",
+        );
+    }
+    body.push('\n');
+    body.push_str(SEPARATOR);
+    body.push('\n');
+    body.push_str(&serde_json::to_string_pretty(s).unwrap_or_default());
+    body.push('\n');
+    SnsMessage {
+        subject: fit_subject(&subject_text, "", ""),
+        body,
+        attributes: vec![(
+            attribute::STATUS.to_owned(),
+            if trouble { "sweep_failed" } else { "swept" }.to_owned(),
+        )],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1480,158 +1633,5 @@ mod tests {
         let note = finding_note(&o, &route(&o, &config()));
         assert!(note.chars().count() <= NOTE_MAX);
         assert!(note.starts_with("cutoff applied: "));
-    }
-}
-
-/// The security team's message for a sweep run: totals, failed accounts, and the
-/// principals released, moved and failed (names are validated IAM names; messages
-/// are cleaned and cut).
-pub fn render_summary(summary: &crate::sweeper::summary::SweepSummary) -> SnsMessage {
-    let s = summary;
-    let trouble = s.has_failures();
-    let subject_text = format!(
-        "cutoff sweep{}: {} accounts, {} cutoffs moved, {} expired removed{}",
-        if s.dry_run { " (dry run)" } else { "" },
-        s.accounts_reported,
-        s.cutoffs_moved,
-        s.statements_removed,
-        if trouble { ", FAILURES" } else { "" }
-    );
-    let mut body = String::new();
-    body.push_str(&format!(
-        "cutoff's scheduled sweep {} finished{}.\n",
-        clean(&s.run_id, 64),
-        if trouble {
-            " with failures that need a person"
-        } else {
-            ""
-        }
-    ));
-    if s.dry_run {
-        body.push_str(
-            "This was a dry run: nothing was written; the counts say what would change.\n",
-        );
-    }
-    section(&mut body, "Totals");
-    field(
-        &mut body,
-        "Accounts",
-        &format!("{} of {} reported", s.accounts_reported, s.accounts),
-    );
-    field(&mut body, "Accounts failed", &s.accounts_failed.to_string());
-    field(
-        &mut body,
-        "Principals read",
-        &s.principals_scanned.to_string(),
-    );
-    field(&mut body, "Cutoffs moved", &s.cutoffs_moved.to_string());
-    field(
-        &mut body,
-        "Expired removed",
-        &format!(
-            "{} statements, {} policies deleted",
-            s.statements_removed, s.policies_deleted
-        ),
-    );
-    field(
-        &mut body,
-        "Principals failed",
-        &s.principals_failed.to_string(),
-    );
-    field(&mut body, "API calls", &s.api_calls.to_string());
-    field(
-        &mut body,
-        "Duration",
-        &format!("{:.1} s", s.duration_ms as f64 / 1000.0),
-    );
-    if !s.failures.is_empty() {
-        section(&mut body, "Accounts not swept");
-        for f in &s.failures {
-            line(
-                &mut body,
-                &format!(
-                    "{} ({}): {}",
-                    f.account,
-                    clean(&f.kind, 32),
-                    clean(&f.message, 300)
-                ),
-            );
-        }
-    }
-    let entries = |body: &mut String,
-                   title: &str,
-                   list: &[crate::sweeper::summary::PrincipalEntry],
-                   total: u64| {
-        if list.is_empty() {
-            return;
-        }
-        section(body, title);
-        for e in list {
-            let cutoffs: Vec<String> = e.cutoffs.iter().map(ToString::to_string).collect();
-            let mut text = format!(
-                "{} {} in {}",
-                clean(&e.kind, 16),
-                clean(&e.name, 64),
-                e.account
-            );
-            if !cutoffs.is_empty() {
-                text.push_str(&format!(" ({})", cutoffs.join(", ")));
-            }
-            if let Some(err) = &e.error {
-                text.push_str(&format!(": {}", clean(err, 300)));
-            }
-            line(body, &text);
-        }
-        if total > list.len() as u64 {
-            line(
-                body,
-                &format!(
-                    "... and {} more (see the run's records or `cutoff sweep --json`)",
-                    total - list.len() as u64
-                ),
-            );
-        }
-    };
-    entries(
-        &mut body,
-        "Failed (retry on the next sweep; read the error)",
-        &s.failed,
-        s.principals_failed,
-    );
-    entries(
-        &mut body,
-        "Rolling cutoffs moved (owners were told)",
-        &s.moved,
-        s.cutoffs_moved,
-    );
-    entries(
-        &mut body,
-        "Expired revocations removed (they could no longer deny a live session)",
-        &s.released,
-        s.released.len() as u64,
-    );
-    if trouble {
-        section(&mut body, "What to do next");
-        line(
-            &mut body,
-            "1. Accounts not swept: check that the member role exists there and trusts the sweeper (infra/member-role.yaml), then run `cutoff sweep --account <id>`.",
-        );
-        line(
-            &mut body,
-            "2. Failed principals: the error says why; the next sweep retries them.",
-        );
-    }
-    body.push('\n');
-    body.push_str(SEPARATOR);
-    body.push('\n');
-    body.push_str(&serde_json::to_string_pretty(s).unwrap_or_default());
-    body.push('\n');
-    SnsMessage {
-        subject: fit_subject(&subject_text, "", ""),
-        body,
-        attributes: vec![(
-            attribute::STATUS.to_owned(),
-            if trouble { "sweep_failed" } else { "swept" }.to_owned(),
-        )],
     }
 }

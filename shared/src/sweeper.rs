@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::authz::{AuthorizationDetails, for_each_page};
+use crate::aws::ledger::Ledger;
 use crate::aws::retry::{CallCounter, RetryPolicy, with_retries};
 use crate::aws::{AccountAccess, AwsError, IamApi, IamPrincipal, PrincipalType};
 use crate::event::Scope;
@@ -51,6 +52,8 @@ pub struct SweepConfig {
     /// Read-backs of a moved cutoff before it is declared unverified.
     pub verify_attempts: u32,
     pub verify_delay: Duration,
+    /// How long the sweeper holds a principal's lock at most.
+    pub lock_lease: chrono::Duration,
 }
 
 impl Default for SweepConfig {
@@ -61,6 +64,7 @@ impl Default for SweepConfig {
             dry_run: false,
             verify_attempts: 5,
             verify_delay: Duration::from_millis(250),
+            lock_lease: chrono::Duration::seconds(60),
         }
     }
 }
@@ -129,8 +133,9 @@ impl AccountReport {
 /// Sweeps every account in `accounts`, at most `concurrency` at once; one account's
 /// failure is reported in its report and does not stop the others. Reports come in
 /// the order of `accounts`.
-pub async fn sweep_accounts<A>(
+pub async fn sweep_accounts<A, L>(
     access: &A,
+    ledger: &L,
     accounts: &[Account],
     config: &SweepConfig,
     now: DateTime<Utc>,
@@ -140,10 +145,11 @@ pub async fn sweep_accounts<A>(
 where
     A: AccountAccess,
     A::Client: AuthorizationDetails,
+    L: Ledger,
 {
     let sweeps = accounts
         .iter()
-        .map(|account| sweep_one(access, account, config, now, run_id));
+        .map(|account| sweep_one(access, ledger, account, config, now, run_id));
     bounded(sweeps, concurrency).await
 }
 
@@ -192,8 +198,9 @@ pub async fn bounded<F: Future>(
 }
 
 /// Sweeps one account reached through `access` (the member role for other accounts).
-pub async fn sweep_one<A>(
+pub async fn sweep_one<A, L>(
     access: &A,
+    ledger: &L,
     account: &Account,
     config: &SweepConfig,
     now: DateTime<Utc>,
@@ -202,12 +209,13 @@ pub async fn sweep_one<A>(
 where
     A: AccountAccess,
     A::Client: AuthorizationDetails,
+    L: Ledger,
 {
     let started = Instant::now();
     let calls = CallCounter::default();
     let session = format!("sweep-{run_id}");
     let mut report = match access.client_for(account, &session, &calls).await {
-        Ok(client) => sweep_account(&client, account, config, now, &calls).await,
+        Ok(client) => sweep_account(&client, ledger, account, config, now, &calls, run_id).await,
         Err(e) => AccountReport::failed(account.clone(), config.dry_run, &e),
     };
     report.api_calls = u64::from(calls.get());
@@ -215,17 +223,23 @@ where
     report
 }
 
-/// Sweeps one account with `client`, counting calls in `calls`.
-pub async fn sweep_account<C>(
+/// Sweeps one account with `client`, counting calls in `calls`. Each principal that
+/// changes is written under its lock in `ledger` (as the revoker writes), held by
+/// `sweep-<run id>`.
+pub async fn sweep_account<C, L>(
     client: &C,
+    ledger: &L,
     account: &Account,
     config: &SweepConfig,
     now: DateTime<Utc>,
     calls: &CallCounter,
+    run_id: &str,
 ) -> AccountReport
 where
     C: IamApi + AuthorizationDetails,
+    L: Ledger,
 {
+    let holder = format!("sweep-{run_id}");
     let started = Instant::now();
     let mut report = AccountReport::new(account.clone(), config.dry_run);
     let mut to_change: Vec<PrincipalSnapshot> = Vec::new();
@@ -261,7 +275,34 @@ where
             account,
             now,
         };
+        let key = format!(
+            "{account}#{}#{}",
+            match snapshot.kind {
+                PrincipalType::Role => TargetKind::Role.as_str(),
+                PrincipalType::User => TargetKind::User.as_str(),
+            },
+            snapshot.name
+        );
+        let locked = if config.dry_run {
+            LockState::NotNeeded
+        } else {
+            lock(ledger, &key, &holder, config).await
+        };
+        if locked == LockState::Busy {
+            // Someone is revoking it right now; the next sweep comes back to it.
+            report.notes.push(format!(
+                "{} `{}` is being written by another writer; left for the next sweep",
+                snapshot.kind.as_str(),
+                snapshot.name
+            ));
+            continue;
+        }
         let outcome = work.apply(snapshot, &mut report).await;
+        if locked == LockState::Held
+            && let Err(e) = ledger.release(&key, &holder).await
+        {
+            tracing::warn!(error = %e, "principal lock not released; it expires on its own");
+        }
         if let Some(outcome) = outcome {
             report.outcomes.push(outcome);
         }
@@ -269,6 +310,41 @@ where
     report.api_calls = u64::from(calls.get());
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     report
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LockState {
+    Held,
+    Busy,
+    /// A dry run, no ledger, or a ledger that cannot be reached (written without it,
+    /// as the revoker does).
+    NotNeeded,
+}
+
+/// Takes a principal's lock for the sweeper: a few quick tries, no long wait (the
+/// next sweep comes back to a busy principal).
+async fn lock<L: Ledger>(ledger: &L, key: &str, holder: &str, config: &SweepConfig) -> LockState {
+    if !ledger.enabled() {
+        return LockState::NotNeeded;
+    }
+    let mut delay = Duration::from_millis(50);
+    for _ in 0..4 {
+        let now = Utc::now();
+        match ledger
+            .acquire(key, holder, now, now + config.lock_lease)
+            .await
+        {
+            Ok(true) => return LockState::Held,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "ledger unreachable: sweeping without the principal lock");
+                return LockState::NotNeeded;
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    LockState::Busy
 }
 
 struct PrincipalWork<'a, C> {

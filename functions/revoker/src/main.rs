@@ -2,6 +2,7 @@
 //! Configuration and clients are built once per cold start; a bad setting fails the
 //! start, not an invocation.
 
+use cutoff::aws::ledger::{ConfiguredLedger, Ledger};
 use cutoff::aws::messaging::SdkOutcomeBus;
 use cutoff::aws::retry::RetryPolicy;
 use cutoff::aws::sdk::{SdkAccountAccess, discover_home, load_sdk_config};
@@ -35,6 +36,13 @@ async fn main() -> Result<(), Error> {
         config.member_role_name.clone(),
         config.external_id.clone(),
     );
+    let ledger = ConfiguredLedger::from_config(&sdk, config.ledger_table.as_deref());
+    if !ledger.enabled() {
+        tracing::warn!(
+            "{} is not set: no audit trail, no idempotency, no principal lock",
+            revoker_env::LEDGER_TABLE
+        );
+    }
     let revoker = Revoker::new(
         access,
         SystemClock,
@@ -43,7 +51,8 @@ async fn main() -> Result<(), Error> {
             honour_protected_tag: config.honour_protected_tag,
             ..RevokeConfig::default()
         },
-    );
+    )
+    .with_ledger(ledger);
     let bus = SdkOutcomeBus::new(aws_sdk_eventbridge::Client::new(&sdk), bus_name);
     let retry = RetryPolicy::default();
     let settings = InvocationSettings {

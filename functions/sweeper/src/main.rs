@@ -3,6 +3,7 @@
 //! last account's worker publishes the run's summary. Configuration and clients are
 //! built once per cold start; a bad setting fails the start, not an invocation.
 
+use cutoff::aws::ledger::SdkLedger;
 use cutoff::aws::messaging::SdkOutcomeBus;
 use cutoff::aws::retry::RetryPolicy;
 use cutoff::aws::sdk::{SdkAccountAccess, discover_home, load_sdk_config};
@@ -36,9 +37,9 @@ async fn main() -> Result<(), Error> {
         "the sweeper fans a run out through it, one task per account",
     )?;
     let table = required(
-        &config.table,
-        sweeper_env::TABLE,
-        "the sweeper counts each run's accounts there",
+        &config.revoker.ledger_table,
+        revoker_env::LEDGER_TABLE,
+        "the sweeper counts each run's accounts in the ledger",
     )?;
     let sdk = load_sdk_config().await?;
     let (home, partition) = match config.revoker.home.clone() {
@@ -46,6 +47,7 @@ async fn main() -> Result<(), Error> {
         None => discover_home(&sdk).await?,
     };
     let sweeper = Sweeper {
+        locks: SdkLedger::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone()),
         access: SdkAccountAccess::new(
             &sdk,
             home.clone(),

@@ -403,3 +403,80 @@ impl Ledger for SdkLedger {
         Ok(entries)
     }
 }
+
+/// A ledger chosen at start-up: the table when one is configured, none otherwise.
+#[derive(Debug, Clone)]
+pub enum ConfiguredLedger {
+    None,
+    Table(SdkLedger),
+}
+
+impl ConfiguredLedger {
+    pub fn from_config(config: &aws_config::SdkConfig, table: Option<&str>) -> Self {
+        match table {
+            Some(t) => ConfiguredLedger::Table(SdkLedger::from_config(config, t)),
+            None => ConfiguredLedger::None,
+        }
+    }
+}
+
+impl Ledger for ConfiguredLedger {
+    fn enabled(&self) -> bool {
+        matches!(self, ConfiguredLedger::Table(_))
+    }
+
+    async fn acquire(
+        &self,
+        principal: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, AwsError> {
+        match self {
+            ConfiguredLedger::None => NoLedger.acquire(principal, holder, now, until).await,
+            ConfiguredLedger::Table(t) => t.acquire(principal, holder, now, until).await,
+        }
+    }
+
+    async fn release(&self, principal: &str, holder: &str) -> Result<(), AwsError> {
+        match self {
+            ConfiguredLedger::None => Ok(()),
+            ConfiguredLedger::Table(t) => t.release(principal, holder).await,
+        }
+    }
+
+    async fn applied(
+        &self,
+        dedupe_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AuditEntry>, AwsError> {
+        match self {
+            ConfiguredLedger::None => Ok(None),
+            ConfiguredLedger::Table(t) => t.applied(dedupe_key, now).await,
+        }
+    }
+
+    async fn record(
+        &self,
+        entry: &AuditEntry,
+        dedupe: Option<(&str, DateTime<Utc>)>,
+    ) -> Result<(), AwsError> {
+        match self {
+            ConfiguredLedger::None => Ok(()),
+            ConfiguredLedger::Table(t) => t.record(entry, dedupe).await,
+        }
+    }
+
+    async fn history(
+        &self,
+        account: &Account,
+        kind: &str,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, AwsError> {
+        match self {
+            ConfiguredLedger::None => Ok(Vec::new()),
+            ConfiguredLedger::Table(t) => t.history(account, kind, name, limit).await,
+        }
+    }
+}

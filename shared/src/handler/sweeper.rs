@@ -119,8 +119,10 @@ pub enum SweepError {
 
 /// The sweeper's parts: account access, where the accounts come from, the queue, the
 /// ledger, the bus, the rules.
-pub struct Sweeper<A, D, Q, L, B, K> {
+pub struct Sweeper<A, D, Q, L, B, K, P = crate::aws::ledger::NoLedger> {
     pub access: A,
+    /// Principal locks, shared with the revoker.
+    pub locks: P,
     pub directory: D,
     pub queue: Q,
     pub ledger: L,
@@ -158,8 +160,9 @@ fn valid_run_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-impl<A, D, Q, L, B, K> Sweeper<A, D, Q, L, B, K>
+impl<A, D, Q, L, B, K, P> Sweeper<A, D, Q, L, B, K, P>
 where
+    P: crate::aws::ledger::Ledger,
     A: AccountAccess,
     A::Client: AuthorizationDetails,
     D: AccountDirectory,
@@ -310,7 +313,15 @@ where
         let mut config = self.config.clone();
         config.dry_run = config.dry_run || task.dry_run;
         let now = self.clock.now();
-        let report = sweep_one(&self.access, &task.account, &config, now, &task.run_id).await;
+        let report = sweep_one(
+            &self.access,
+            &self.locks,
+            &task.account,
+            &config,
+            now,
+            &task.run_id,
+        )
+        .await;
         let record = AccountRecord::from_report(&report);
         let mut out = TaskReport {
             message_id: message_id.to_owned(),

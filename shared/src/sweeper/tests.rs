@@ -4,6 +4,7 @@
 use super::*;
 use crate::aws::ErrorKind;
 use crate::aws::fake::{FakeAccess, FakeIam};
+use crate::aws::ledger::NoLedger;
 use crate::policy::{ROLE_WIDE_POLICY_NAME, role_wide_statement};
 use crate::principal::PrincipalName;
 use crate::sweep::MAX_SESSION_AGE_TAG;
@@ -65,7 +66,16 @@ fn setup() -> (FakeAccess, FakeIam) {
 }
 
 async fn sweep(access: &FakeAccess, config: &SweepConfig) -> AccountReport {
-    let mut reports = sweep_accounts(access, &[account(MEMBER)], config, now(), "run-1", 4).await;
+    let mut reports = sweep_accounts(
+        access,
+        &NoLedger,
+        &[account(MEMBER)],
+        config,
+        now(),
+        "run-1",
+        4,
+    )
+    .await;
     assert_eq!(reports.len(), 1);
     reports.remove(0)
 }
@@ -253,6 +263,7 @@ async fn an_account_that_cannot_be_reached_is_reported_and_the_others_are_swept(
         .push_back(ErrorKind::AccessDenied);
     let reports = sweep_accounts(
         &access,
+        &NoLedger,
         &[account(MEMBER), account("444455556666")],
         &SweepConfig::default(),
         now(),

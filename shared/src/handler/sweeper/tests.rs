@@ -52,6 +52,7 @@ fn sweeper(accounts: SweepAccounts) -> (TestSweeper, FakeAccess, FakeMessaging) 
     messaging.state().organization = vec![account(A), account(B)];
     let s = Sweeper {
         access: access.clone(),
+        locks: crate::aws::ledger::NoLedger,
         directory: messaging.clone(),
         queue: messaging.clone(),
         ledger: messaging.clone(),
