@@ -123,11 +123,16 @@ fn code_actions(function: &str) -> BTreeSet<String> {
     if structs.contains("SdkAccountAccess") {
         structs.insert("SdkIam".to_owned());
     }
+    // A configured ledger is the SDK ledger when a table is set.
+    if main.contains("ConfiguredLedger") {
+        structs.insert("SdkLedger".to_owned());
+    }
     let mut actions = BTreeSet::new();
     let mut files = vec![
         "shared/src/aws/sdk.rs",
         "shared/src/aws/messaging.rs",
         "shared/src/aws/sweep_io.rs",
+        "shared/src/aws/ledger.rs",
     ];
     // The paged account read is an SdkIam method too, but only the sweeper's handler
     // calls it: counting it for every SdkIam user would ask the revoker to hold it.
@@ -438,6 +443,8 @@ fn every_setting_the_code_reads_is_wired() {
         "CUTOFF_SECURITY_TOPIC_ARN",
         "CUTOFF_EXTERNAL_ID",
         "CUTOFF_MAX_RECEIVES",
+        "CUTOFF_LEDGER_TABLE",
+        "CUTOFF_SWEEP_QUEUE_URL",
     ] {
         assert!(all.contains(required), "no function sets {required}");
     }
