@@ -348,7 +348,10 @@ fn subject(o: &Outcome) -> String {
             "cutoff (dry run): would revoke sessions of ".to_owned(),
             String::new(),
         ),
-        Status::Protected => ("cutoff: protected ".to_owned(), " not revoked".to_owned()),
+        Status::Protected => (
+            "cutoff ALERT: protected ".to_owned(),
+            " named, NOT revoked".to_owned(),
+        ),
         Status::Unmodifiable => ("cutoff ALERT: act by hand on ".to_owned(), String::new()),
         Status::Alerted => (
             "cutoff ALERT: suspicious activity by ".to_owned(),
@@ -1286,7 +1289,7 @@ mod tests {
         assert!(subject(Status::Failed).contains("access_denied"));
         assert_eq!(
             subject(Status::Protected),
-            "cutoff: protected role payments-api in 111122223333 not revoked"
+            "cutoff ALERT: protected role payments-api in 111122223333 named, NOT revoked"
         );
         assert!(subject(Status::AlreadyRevoked).contains("already revoked"));
         assert!(subject(Status::DryRun).contains("dry run"));

@@ -192,7 +192,18 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
                     report.queued += 1;
                 }
                 Verdict::Alert => {
-                    if let Some(outcome) = alert_outcome(triage.source, decision) {
+                    if let Some(mut outcome) = alert_outcome(triage.source, decision) {
+                        // A finding against cutoff's own roles, the member role or a
+                        // break-glass role: never revoked, and the loudest message there is
+                        // (the responder itself, or the way back in, may be compromised).
+                        if let Some(target) = &decision.target
+                            && let Some(pattern) = self.config.is_protected(&target.name)
+                        {
+                            outcome.status = Status::Protected;
+                            outcome.detail = format!(
+                                "a finding names {target}, which is protected (matches {pattern}): cutoff never revokes it; a person must investigate now"
+                            );
+                        }
                         alerts.push(outcome);
                     }
                 }
@@ -300,6 +311,36 @@ mod tests {
         assert_eq!(outcome.target.as_ref().unwrap().name.as_str(), "reporting");
         assert_eq!(outcome.trigger.finding_id.as_deref(), Some("f2"));
         assert!(state.queued.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_high_severity_finding_on_cutoffs_own_role_is_a_loud_protected_outcome() {
+        for role in ["cutoff-us-east-1-revoker", "cutoff-member"] {
+            let fake = FakeMessaging::default();
+            let (_, report) = intake(&fake)
+                .handle(finding("f9", role, 8.9, "2026-11-23T11:56:00Z"))
+                .await
+                .unwrap();
+            assert_eq!((report.queued, report.alerted), (0, 1), "{role}");
+            let state = fake.state();
+            assert!(
+                state.queued.is_empty(),
+                "{role} must never be queued for revocation"
+            );
+            let outcome = &state.outcomes[0];
+            assert_eq!(outcome.status, Status::Protected, "{role}");
+            assert!(
+                outcome.detail.contains("never revokes"),
+                "{}",
+                outcome.detail
+            );
+            let message = crate::notify::render(outcome, false);
+            assert!(
+                message.subject.starts_with("cutoff ALERT: protected"),
+                "{}",
+                message.subject
+            );
+        }
     }
 
     #[tokio::test]
