@@ -40,6 +40,28 @@ pub struct Pipeline {
     pub revoker_batches: usize,
 }
 
+/// One request message as the revoker received it in a batch.
+#[derive(Debug, Clone)]
+pub struct DeliveredRequest {
+    pub message_id: String,
+    pub body: String,
+    /// `ApproximateReceiveCount`: 1 on the first delivery.
+    pub receive_count: u32,
+    /// The revoker reported it as a batch item failure: it stays on the queue.
+    pub failed: bool,
+}
+
+/// One revoker invocation with an SQS batch ([`Pipeline::deliver_request_batch`]).
+#[derive(Debug, Clone)]
+pub struct DeliveredBatch {
+    pub messages: Vec<DeliveredRequest>,
+    /// The revoker's answer (`batchItemFailures`).
+    pub answer: Value,
+    /// Wall-clock time before the receive, and after the revoker answered.
+    pub started: chrono::DateTime<chrono::Utc>,
+    pub finished: chrono::DateTime<chrono::Utc>,
+}
+
 /// One message as a subscriber of a topic received it.
 #[derive(Debug, Clone)]
 pub struct Notification {
@@ -219,60 +241,94 @@ impl Pipeline {
     pub async fn drain_requests(&mut self, max_batches: usize) -> Vec<Value> {
         let mut answers = Vec::new();
         for _ in 0..max_batches {
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.requests_url)
-                .max_number_of_messages(10)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await
-                .expect("receive requests");
-            let messages = received.messages.unwrap_or_default();
-            if messages.is_empty() {
+            let Some(batch) = self.deliver_request_batch().await else {
                 break;
-            }
-            let records: Vec<Value> = messages
-                .iter()
-                .map(|m| {
-                    let attributes: BTreeMap<String, String> = m
-                        .attributes
-                        .clone()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k.as_str().to_owned(), v))
-                        .collect();
-                    json!({
-                        "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
-                        "attributes": attributes, "messageAttributes": {}, "md5OfBody": m.md5_of_body,
-                        "eventSource": "aws:sqs", "eventSourceARN": queue_arn("requests.fifo"), "awsRegion": REGION
-                    })
-                })
-                .collect();
-            let answer = self.revoker.invoke(&json!({ "Records": records }));
-            self.revoker_batches += 1;
-            let failed: Vec<&str> = answer["batchItemFailures"]
-                .as_array()
-                .map(|f| {
-                    f.iter()
-                        .filter_map(|x| x["itemIdentifier"].as_str())
-                        .collect()
-                })
-                .unwrap_or_default();
-            for m in &messages {
-                if !failed.contains(&m.message_id.as_deref().unwrap_or_default()) {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&self.requests_url)
-                        .receipt_handle(m.receipt_handle.clone().unwrap_or_default())
-                        .send()
-                        .await
-                        .expect("delete request");
-                }
-            }
-            answers.push(answer);
+            };
+            answers.push(batch.answer);
         }
         answers
+    }
+
+    /// One turn of the SQS event-source mapping: receives up to ten messages from the
+    /// FIFO queue, invokes the revoker with them, and deletes the messages that did not
+    /// fail (the failed ones become visible again at once: the queue's visibility
+    /// timeout is 0, so the next turn receives them again, as Lambda would after the
+    /// timeout). `None` when the queue had nothing to receive.
+    pub async fn deliver_request_batch(&mut self) -> Option<DeliveredBatch> {
+        let started = chrono::Utc::now();
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.requests_url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive requests");
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return None;
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: BTreeMap<String, String> = m
+                    .attributes
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v))
+                    .collect();
+                json!({
+                    "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
+                    "attributes": attributes, "messageAttributes": {}, "md5OfBody": m.md5_of_body,
+                    "eventSource": "aws:sqs", "eventSourceARN": queue_arn("requests.fifo"), "awsRegion": REGION
+                })
+            })
+            .collect();
+        let answer = self.revoker.invoke(&json!({ "Records": records }));
+        let finished = chrono::Utc::now();
+        self.revoker_batches += 1;
+        let failed: Vec<&str> = answer["batchItemFailures"]
+            .as_array()
+            .map(|f| {
+                f.iter()
+                    .filter_map(|x| x["itemIdentifier"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut delivered = Vec::new();
+        for m in &messages {
+            let message_id = m.message_id.clone().unwrap_or_default();
+            let is_failed = failed.contains(&message_id.as_str());
+            if !is_failed {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.requests_url)
+                    .receipt_handle(m.receipt_handle.clone().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete request");
+            }
+            let receive_count = m
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
+            delivered.push(DeliveredRequest {
+                message_id,
+                body: m.body.clone().unwrap_or_default(),
+                receive_count,
+                failed: is_failed,
+            });
+        }
+        Some(DeliveredBatch {
+            messages: delivered,
+            answer,
+            started,
+            finished,
+        })
     }
 
     /// Delivers every outcome event the bus rule queued to the notifier; returns the

@@ -2,9 +2,10 @@
 //!
 //! [`FaultProxy::start`] listens on a free port of 127.0.0.1 and forwards every request to
 //! the upstream (moto) unchanged, except where its [`FaultPlan`] says to fail it: IAM-style
-//! throttling, HTTP 500/503, a slow answer, a dropped connection, or any error code. It
-//! records every request (method, path, form parameters of the AWS query protocol, the
-//! fault injected, the status answered), so tests can assert what was called, how often
+//! throttling, HTTP 500/503, a slow answer, a dropped connection (before forwarding, or
+//! after the upstream has answered: [`Fault::DropAnswer`]), or any error code. It records
+//! every request (method, path, form parameters of the AWS query protocol, the fault
+//! injected, the status and body answered), so tests can assert what was called, how often
 //! and in which order, e.g. that a throttled `PutRolePolicy` was retried and then verified
 //! with `GetRolePolicy`.
 //!
@@ -54,7 +55,13 @@ pub enum Fault {
     /// Wait this long, then forward (for timeouts and slow-call tests).
     Slow(Duration),
     /// Close the connection without answering: the client sees a dispatch/response error.
+    /// The request is not forwarded: nothing happened upstream.
     Disconnect,
+    /// Forward the request, then close the connection without passing the answer on: the
+    /// call took effect upstream, but the client sees a dropped connection. The ambiguous
+    /// failure of a real network (did my write happen?), for tests of idempotent retries
+    /// and at-least-once delivery. The record keeps the upstream's status and answer.
+    DropAnswer,
     /// Answer this error instead of forwarding: permanent failures such as
     /// [`Fault::access_denied`] or [`Fault::limit_exceeded`].
     Error {
@@ -113,7 +120,7 @@ impl Fault {
                 code,
                 message,
             } => Some((*status, code, message)),
-            Fault::Pass | Fault::Slow(_) | Fault::Disconnect => None,
+            Fault::Pass | Fault::Slow(_) | Fault::Disconnect | Fault::DropAnswer => None,
         }
     }
 }
@@ -282,10 +289,15 @@ pub struct RecordedRequest {
     /// What the plan did to it ([`Fault::Pass`]: forwarded untouched).
     pub fault: Fault,
     /// The status answered to the client: an injected one or moto's; `None` while in
-    /// flight and for [`Fault::Disconnect`].
+    /// flight and for [`Fault::Disconnect`]. For [`Fault::DropAnswer`], the upstream's
+    /// status, which the client never saw.
     pub status: Option<u16>,
     /// Why forwarding to the upstream failed (then the client got a 502).
     pub upstream_error: Option<String>,
+    /// The upstream's answer body (lossy UTF-8) when the request was forwarded and
+    /// answered: what the client received, or for [`Fault::DropAnswer`] would have.
+    /// `None` for injected answers, [`Fault::Disconnect`] and requests in flight.
+    pub response_body: Option<String>,
 }
 
 impl RecordedRequest {
@@ -398,6 +410,21 @@ impl FaultProxy {
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.records().clone()
+    }
+
+    /// How many requests have arrived so far: a mark for [`FaultProxy::requests_from`].
+    pub fn recorded(&self) -> usize {
+        self.shared.records().len()
+    }
+
+    /// The requests that arrived from the `seq`-th on (0-based), in arrival order: what
+    /// one step of a test caused, given `recorded()` taken before it.
+    pub fn requests_from(&self, seq: usize) -> Vec<RecordedRequest> {
+        self.shared
+            .records()
+            .get(seq..)
+            .map(<[RecordedRequest]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// The requests whose action is `action`, in arrival order.
@@ -584,19 +611,21 @@ async fn handle(
             fault: fault.clone(),
             status: None,
             upstream_error: None,
+            response_body: None,
         });
         seq
     };
-    let finish = |status: u16, upstream_error: Option<String>| {
+    let finish = |status: u16, upstream_error: Option<String>, body: Option<&Bytes>| {
         if let Some(record) = shared.records().get_mut(seq) {
             record.status = Some(status);
             record.upstream_error = upstream_error;
+            record.response_body = body.map(|b| String::from_utf8_lossy(b).into_owned());
         }
     };
 
     let json_protocol = target.is_some();
     if let Some((status, code, message)) = fault.error_answer(json_protocol) {
-        finish(status, None);
+        finish(status, None, None);
         return Ok(error_response(status, code, message, seq, json_protocol));
     }
     match fault {
@@ -606,12 +635,15 @@ async fn handle(
     }
 
     match forward(&client, &shared.upstream, parts, body).await {
-        Ok(response) => {
-            finish(response.status().as_u16(), None);
+        Ok((response, answer)) => {
+            finish(response.status().as_u16(), None, Some(&answer));
+            if fault == Fault::DropAnswer {
+                return Err(Disconnect);
+            }
             Ok(response)
         }
         Err(e) => {
-            finish(502, Some(e.clone()));
+            finish(502, Some(e.clone()), None);
             let mut response = Response::new(Full::new(Bytes::from(format!(
                 "fault proxy: upstream {} failed: {e}",
                 shared.upstream
@@ -641,12 +673,13 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Forwards the request; returns the answer to pass on and its body (for the record).
 async fn forward(
     client: &UpstreamClient,
     upstream: &str,
     mut parts: hyper::http::request::Parts,
     body: Bytes,
-) -> Result<Response<Full<Bytes>>, String> {
+) -> Result<(Response<Full<Bytes>>, Bytes), String> {
     let path = parts
         .uri
         .path_and_query()
@@ -676,7 +709,7 @@ async fn forward(
         .map_err(|e| format!("reading the upstream answer: {e}"))?
         .to_bytes();
     strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, Full::new(body)))
+    Ok((Response::from_parts(parts, Full::new(body.clone())), body))
 }
 
 /// An AWS error answer in the request's protocol.
