@@ -854,17 +854,24 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         ))
     }
 
+    /// The answer to a finding already applied within the window: the earlier
+    /// attempt's status and cutoff (a redelivery after an outcome that could not be
+    /// published must still tell the owner `applied`, not "already revoked"), with no
+    /// IAM call.
     fn duplicate_of(&self, request: &RevocationRequest, entry: &AuditEntry) -> Outcome {
-        let mut outcome = Outcome::for_request(request, Status::AlreadyRevoked, "");
+        let mut outcome = Outcome::for_request(request, entry.outcome.status, "");
         outcome.cutoff = entry.outcome.cutoff;
+        outcome.previous_cutoff = entry.outcome.previous_cutoff;
         outcome.policy = entry.outcome.policy.clone();
         outcome.owner = entry.outcome.owner.clone();
+        outcome.propagation = entry.outcome.propagation.clone();
         outcome.detail = format!(
-            "finding {} was already applied to {} by request {} at {} (cutoff {}); not applied again within the {} min window",
+            "finding {} was applied to {} by request {} at {} ({}, cutoff {}); not written again within the {} min window",
             crate::principal::excerpt(request.trigger.finding_id.as_deref().unwrap_or("")),
             request.target,
             crate::principal::excerpt(&entry.request_id),
             entry.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            entry.outcome.status.as_str(),
             entry
                 .outcome
                 .cutoff

@@ -22,7 +22,7 @@ use crate::principal::excerpt;
 /// Security Hub's bounds on finding ids and product ARNs.
 const SECURITY_HUB_ID_MAX: usize = 512;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum NotifyError {
     #[error("the input is not an EventBridge event (expected a JSON object)")]
     NotAnEvent,
@@ -44,6 +44,14 @@ pub enum NotifyError {
         source: AwsError,
         published: Vec<Published>,
     },
+}
+
+/// The Lambda runtime logs a failed invocation's error with `Debug`: the same
+/// sentence as `Display`, already logged once in structured form, not a struct dump.
+impl std::fmt::Debug for NotifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// One message sent.
