@@ -5,6 +5,8 @@
 #   make build   release build of the workspace
 #   make tools   install the test tools: moto (local AWS stand-in) into .venv/ and the
 #                IAM policy evaluator into node_modules/ (stamped: a no-op when done)
+#   make fuzz    fuzz the event, manual-request, policy and principal parsers with
+#                cargo-fuzz (pinned, installed into .tools/), FUZZ_SECONDS each (60)
 #
 # Everything this file needs is installed by it or comes with Rust (cargo, rustfmt,
 # clippy), python3 (with its venv module) or Node.js (node, npm); `make setup` and
@@ -32,7 +34,7 @@ LINT_STAMP := $(LINT_VENV)/.cutoff-lint-tools-stamp
 TEMPLATES := infra/template.yaml infra/member-role.yaml infra/break-glass.yaml
 
 .PHONY: help setup test lint fmt-check clippy unit build build-tools clean tools tools-check demo \
-	cfn-lint lint-tools lint-templates deploy package
+	cfn-lint lint-tools lint-templates deploy package fuzz fuzz-tools
 
 help:
 	@echo "make demo    run a GuardDuty finding through the real functions on a local AWS stand-in"
@@ -41,6 +43,7 @@ help:
 	@echo "make build   build the arm64 Lambda bundles (target/lambda/*/bootstrap) and the CLI"
 	@echo "make setup   check the tools this project needs"
 	@echo "make tools   install moto (.venv/) and the policy evaluator (node_modules/)"
+	@echo "make fuzz    fuzz the event, request, policy and principal parsers (FUZZ_SECONDS=60 each)"
 	@echo "make deploy  build, then a guided sam deploy of infra/template.yaml (needs AWS credentials)"
 
 setup:
@@ -88,6 +91,43 @@ $(NODE_STAMP): package.json $(wildcard package-lock.json)
 	fi
 	$(NODE) -e 'import("@cloud-copilot/iam-simulate").then(() => {}, (e) => { console.error(e); process.exit(1); })' || { echo "iam-simulate installed but does not load"; exit 1; }
 	@touch $@
+
+# Fuzzing: cargo-fuzz (libFuzzer) on the stable toolchain. cargo-fuzz passes nightly-only
+# flags (-Z...), which RUSTC_BOOTSTRAP=1 lets stable accept; the code is all safe Rust
+# (unsafe_code is forbidden), so no sanitizer is needed (FUZZ_SANITIZER=address works
+# too, slower). fuzz/ is its own workspace with its own lock file. Each target starts
+# from the fixtures and tests/fuzz-corpus/<target>/ and grows fuzz/corpus/<target>/
+# (ignored by git); a crash stops the run with its input in fuzz/artifacts/<target>/.
+# Minimise it (cargo fuzz tmin) into tests/fuzz-corpus/<target>/, where `make test`
+# (tests/hostile.rs) replays every file through the same checks.
+FUZZ_TOOLS := .tools
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_STAMP := $(FUZZ_TOOLS)/.cutoff-cargo-fuzz-$(CARGO_FUZZ_VERSION)-stamp
+FUZZ_TARGETS := event_triage policy_document manual_request principal_parsers
+FUZZ_SECONDS ?= 60
+FUZZ_SANITIZER ?= none
+FUZZ_ENV := PATH="$(CURDIR)/$(FUZZ_TOOLS)/bin:$$PATH" RUSTC_BOOTSTRAP=1
+
+fuzz-tools: $(FUZZ_STAMP)
+
+$(FUZZ_STAMP):
+	$(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root $(FUZZ_TOOLS)
+	@touch $@
+
+fuzz: setup $(FUZZ_STAMP)
+	@for t in $(FUZZ_TARGETS); do \
+		seeds=tests/fuzz-corpus/$$t; \
+		case $$t in event_triage|manual_request) seeds="$$seeds tests/fixtures/events";; esac; \
+		mkdir -p fuzz/corpus/$$t || exit 1; \
+		echo "fuzz $$t for $(FUZZ_SECONDS) s (sanitizer $(FUZZ_SANITIZER))"; \
+		$(FUZZ_ENV) $(CARGO) fuzz run --fuzz-dir fuzz --sanitizer $(FUZZ_SANITIZER) $$t \
+			fuzz/corpus/$$t $$seeds -- -max_total_time=$(FUZZ_SECONDS) \
+			-dict=fuzz/dict/$$t.dict -print_final_stats=1 || { \
+			echo "make fuzz: $$t broke an invariant; the input is in fuzz/artifacts/$$t/."; \
+			echo "  minimise it: RUSTC_BOOTSTRAP=1 $(FUZZ_TOOLS)/bin/cargo-fuzz fuzz tmin --fuzz-dir fuzz --sanitizer $(FUZZ_SANITIZER) $$t <artifact>"; \
+			echo "  and keep it in tests/fuzz-corpus/$$t/ (make test replays it)"; \
+			exit 1; }; \
+	done
 
 fmt-check: setup
 	$(CARGO) fmt --all -- --check

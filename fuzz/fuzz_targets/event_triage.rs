@@ -1,0 +1,4 @@
+//! `make fuzz` target; the invariants are in `cutoff_fuzz::event_triage` (fuzz/src/lib.rs).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cutoff_fuzz::event_triage(data));
