@@ -104,37 +104,9 @@ pub fn route(outcome: &Outcome, config: &NotifierConfig) -> Route {
 
 /// `input` with control and invisible formatting characters (newlines, ANSI escapes,
 /// bidirectional overrides) turned into spaces, cut to at most `max` characters (the
-/// last one `…` when cut).
+/// last one `…` when cut). See [`crate::principal::clean_text`].
 pub fn clean(input: &str, max: usize) -> String {
-    let mut kept: Vec<char> = Vec::new();
-    let mut last_replaced = false;
-    for c in input.chars() {
-        let replaced = is_unsafe(c);
-        // A run of replaced characters becomes one space.
-        if replaced && last_replaced {
-            continue;
-        }
-        last_replaced = replaced;
-        kept.push(if replaced { ' ' } else { c });
-        if kept.len() > max {
-            kept.truncate(max.saturating_sub(1));
-            if max > 0 {
-                kept.push('…');
-            }
-            break;
-        }
-    }
-    kept.into_iter().collect()
-}
-
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{200B}'..='\u{200F}' // zero-width, LRM/RLM
-            | '\u{2028}'..='\u{202E}' // line/paragraph separators, bidi embeddings
-            | '\u{2060}'..='\u{2069}' // word joiner, bidi isolates
-            | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}')
+    crate::principal::clean_text(input, max)
 }
 
 fn clean_opt(input: Option<&str>) -> Option<String> {

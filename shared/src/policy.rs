@@ -283,6 +283,34 @@ pub enum PolicyError {
     MissingStatement,
     #[error("policy document has an invalid statement: {why}")]
     InvalidStatement { why: String },
+    #[error("policy document is nested {depth} levels deep; IAM documents are at most {limit}")]
+    TooDeep { depth: usize, limit: usize },
+}
+
+/// How deep a document may nest. IAM's grammar needs six (document, statement list,
+/// statement, condition, operator, key, value list); the margin keeps odd but valid
+/// documents readable, and the bound keeps every document we write (one level deeper
+/// when a single statement becomes a list) within serde_json's recursion limit.
+pub const MAX_DOCUMENT_DEPTH: usize = 32;
+
+/// The nesting depth of a JSON value (a scalar is 0), stopping early past `limit`.
+fn depth(value: &Value, limit: usize) -> usize {
+    let mut deepest = 0;
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((v, d)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(members) => Box::new(members.values()),
+            _ => continue,
+        };
+        let d = d + 1;
+        deepest = deepest.max(d);
+        if deepest > limit {
+            return deepest;
+        }
+        stack.extend(children.map(|c| (c, d)));
+    }
+    deepest
 }
 
 fn kind_of(value: &Value) -> &'static str {
@@ -454,6 +482,7 @@ impl PolicyDocument {
         let StrictValue(value) = serde_json::from_str(&json).map_err(|e| PolicyError::NotJson {
             message: bounded(&e.to_string()),
         })?;
+
         let mut members = match value {
             Value::Object(members) => members,
             other => {
@@ -487,6 +516,19 @@ impl PolicyDocument {
         if statement.is_object() {
             let single = statement.take();
             *statement = Value::Array(vec![single]);
+        }
+        // Measured as it will be written (a single statement becomes a list), so that
+        // whatever is read can be written and read again.
+        let nested = members
+            .values()
+            .map(|v| 1 + depth(v, MAX_DOCUMENT_DEPTH))
+            .max()
+            .unwrap_or(1);
+        if nested > MAX_DOCUMENT_DEPTH {
+            return Err(PolicyError::TooDeep {
+                depth: nested,
+                limit: MAX_DOCUMENT_DEPTH,
+            });
         }
         Ok(Self { members })
     }
@@ -1021,6 +1063,29 @@ impl Budget {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_document_nested_past_iam_grammar_is_refused_and_one_at_the_bound_round_trips() {
+        let nest = |levels: usize| {
+            let mut v = "1".to_owned();
+            for _ in 0..levels {
+                v = format!("[{v}]");
+            }
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Deny","Action":"*","Resource":"*","X":{v}}}}}"#
+            )
+        };
+        // Document, statement list and statement around the value.
+        let at_bound = PolicyDocument::parse(&nest(MAX_DOCUMENT_DEPTH - 3)).unwrap();
+        assert_eq!(
+            PolicyDocument::parse(&at_bound.to_json()).unwrap(),
+            at_bound
+        );
+        let err = PolicyDocument::parse(&nest(MAX_DOCUMENT_DEPTH - 2)).unwrap_err();
+        assert!(matches!(err, PolicyError::TooDeep { .. }), "{err}");
+        // Far past serde_json's own limit: refused by the parser, never a panic.
+        assert!(PolicyDocument::parse(&nest(200)).is_err());
+    }
     use super::*;
 
     use chrono::{Duration, NaiveDateTime};

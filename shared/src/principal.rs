@@ -45,6 +45,54 @@ pub fn excerpt(input: &str) -> String {
     format!("{cut:?}")
 }
 
+/// `input` with control and invisible formatting characters (newlines, ANSI escapes,
+/// bidirectional overrides, zero-width and filler characters) turned into spaces, a
+/// run of them into one space, cut to at most `max` characters (the last one `…` when
+/// cut). For any outside text that reaches a message, a log line or a terminal.
+pub fn clean_text(input: &str, max: usize) -> String {
+    let mut kept: Vec<char> = Vec::new();
+    let mut last_replaced = false;
+    for c in input.chars() {
+        let replaced = is_unsafe_char(c);
+        if replaced && last_replaced {
+            continue;
+        }
+        last_replaced = replaced;
+        kept.push(if replaced { ' ' } else { c });
+        if kept.len() > max {
+            kept.truncate(max.saturating_sub(1));
+            if max > 0 {
+                kept.push('…');
+            }
+            break;
+        }
+    }
+    kept.into_iter().collect()
+}
+
+/// Control characters, and the invisible formatting characters that can hide or
+/// reorder text: zero-width and bidirectional marks, embeddings, overrides and
+/// isolates, soft hyphen, grapheme joiner, Mongolian vowel separator, Hangul fillers,
+/// Khmer inherent vowels, interlinear annotations and tag characters.
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}')
+}
+
 macro_rules! string_newtype {
     ($(#[$meta:meta])* $name:ident, $validate:path) => {
         $(#[$meta])*

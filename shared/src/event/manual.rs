@@ -71,11 +71,11 @@ impl OperatorText {
                 why: "operator text has at most 512 characters",
             });
         }
-        if input.chars().any(char::is_control) {
+        if input.chars().any(crate::principal::is_unsafe_char) {
             return Err(InvalidValue {
                 what: "text",
                 excerpt: excerpt(input),
-                why: "operator text has no control characters such as newlines",
+                why: "operator text has no control or invisible formatting characters (newlines, bidirectional overrides, zero-width characters)",
             });
         }
         Ok(Self(input.to_owned()))
@@ -184,8 +184,10 @@ struct RawManual {
 /// Validates a manual request payload.
 pub fn parse(value: Value) -> Result<ManualRequest, ManualError> {
     let raw: RawManual = serde_json::from_value(value).map_err(|e| {
-        // serde's message for an invalid newtype carries our InvalidValue text.
-        ManualError::Malformed(e.to_string())
+        // serde's message for an invalid newtype carries our InvalidValue text; for an
+        // unknown field or variant it quotes the input raw and whole: cleaned and cut
+        // before it reaches a log line or an operator's terminal.
+        ManualError::Malformed(crate::principal::clean_text(&e.to_string(), 300))
     })?;
 
     let named = [

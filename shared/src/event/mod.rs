@@ -46,8 +46,12 @@ pub struct Malformed(pub String);
 
 impl Malformed {
     fn from_serde(what: &str, err: &serde_json::Error) -> Self {
-        // serde's messages quote at most a short excerpt of the offending value.
-        Malformed(format!("malformed {what}: {err}"))
+        // serde quotes the offending value raw and whole (a wrong-typed string of any
+        // length, control characters included): cleaned and cut.
+        Malformed(format!(
+            "malformed {what}: {}",
+            crate::principal::clean_text(&err.to_string(), 300)
+        ))
     }
 }
 
