@@ -579,7 +579,7 @@ async fn throttling_and_server_errors_are_retried_then_succeed() {
         .await;
     assert_eq!(out.status, Status::Applied, "{out:#?}");
     assert_eq!(env.proxy.faults_injected(), 4);
-    assert_eq!(out.api_calls, 5 + 4, "five calls and four retried attempts");
+    assert_eq!(out.api_calls, 4 + 4, "four calls and four retried attempts");
     assert!(
         role_policy(&env.iam, &role, ROLE_WIDE_POLICY_NAME)
             .await

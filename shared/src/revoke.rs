@@ -251,6 +251,14 @@ impl<C: IamApi> Run<'_, C> {
         {
             return Ok((true, String::new()));
         }
+        // A real write asks IAM, the authority on its quota: it answers LimitExceeded
+        // when the role's inline policies would exceed it, and the caller falls back to
+        // the managed policy then. Counting ourselves first would cost a list and a read
+        // per inline policy on every first revocation, for the rare full role. A dry
+        // run writes nothing, so it counts.
+        if !self.dry_run && size <= limit {
+            return Ok((true, String::new()));
+        }
         let used = self.inline_used_by_others(principal, name).await?;
         let budget = Budget {
             limit,
