@@ -7,6 +7,9 @@
 #                IAM policy evaluator into node_modules/ (stamped: a no-op when done)
 #   make fuzz    fuzz the event, manual-request, policy and principal parsers with
 #                cargo-fuzz (pinned, installed into .tools/), FUZZ_SECONDS each (60)
+#   make bench   measure cutoff beside a Python/boto3 baseline (cold start, latency, calls,
+#                storm, 10,000-role sweep, memory, bundle sizes) and check the budgets;
+#                writes bench/results.json and bench/results.md (not part of make test)
 #
 # Everything this file needs is installed by it or comes with Rust (cargo, rustfmt,
 # clippy), python3 (with its venv module) or Node.js (node, npm); `make setup` and
@@ -34,7 +37,7 @@ LINT_STAMP := $(LINT_VENV)/.cutoff-lint-tools-stamp
 TEMPLATES := infra/template.yaml infra/member-role.yaml infra/break-glass.yaml
 
 .PHONY: help setup test lint fmt-check clippy unit build build-tools clean tools tools-check demo \
-	cfn-lint lint-tools lint-templates deploy package fuzz fuzz-tools
+	cfn-lint lint-tools lint-templates deploy package fuzz fuzz-tools bench bench-tools
 
 help:
 	@echo "make demo    run a GuardDuty finding through the real functions on a local AWS stand-in"
@@ -44,6 +47,7 @@ help:
 	@echo "make setup   check the tools this project needs"
 	@echo "make tools   install moto (.venv/) and the policy evaluator (node_modules/)"
 	@echo "make fuzz    fuzz the event, request, policy and principal parsers (FUZZ_SECONDS=60 each)"
+	@echo "make bench   benchmark cutoff beside a Python/boto3 baseline and check the budgets (bench/results.md)"
 	@echo "make deploy  build, then a guided sam deploy of infra/template.yaml (needs AWS credentials)"
 
 setup:
@@ -205,3 +209,36 @@ deploy: build lint-tools
 # pipeline or a StackSet-style rollout.
 package: build lint-tools
 	cd infra && SAM_CLI_TELEMETRY=0 ../$(LINT_VENV)/bin/sam package --config-file samconfig.toml --template-file template.yaml --output-template-file packaged.yaml --resolve-s3
+
+# Benchmarks (bench/): cutoff's functions beside the Python/boto3 baseline in
+# bench/baseline/, both through the same local Lambda Runtime API against moto.
+# The functions are measured as release binaries for this host (the workspace's release
+# profile, the same command for the hello-world floor); bundle sizes come from
+# `make build` (run once here when target/lambda/sizes.txt is missing). The harness
+# (bench/harness, a debug build: it is the instrument, not what is measured) prints the
+# table with PASS/FAIL per budget, writes bench/results.json and bench/results.md, and
+# exits non-zero when a budget fails. BENCH_ARGS passes options (--runs N, --no-fail, …:
+# see bench/README.md). The baseline's virtualenv is pinned and stamped like
+# the others.
+BENCH_VENV := bench/baseline/.venv
+BENCH_REQUIREMENTS := bench/baseline/requirements.txt
+BENCH_STAMP := $(BENCH_VENV)/.cutoff-bench-tools-stamp
+BENCH_ARGS ?=
+
+bench-tools: $(BENCH_STAMP)
+
+$(BENCH_STAMP): $(BENCH_REQUIREMENTS)
+	@$(MAKE) --no-print-directory tools-check
+	rm -rf $(BENCH_VENV)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-input --disable-pip-version-check -r $(BENCH_REQUIREMENTS)
+	$(BENCH_VENV)/bin/python -c 'import awslambdaric, boto3' || { echo "the baseline's packages installed but do not import"; exit 1; }
+	@touch $@
+
+bench: setup tools $(BENCH_STAMP)
+	@test -f target/lambda/sizes.txt || { \
+		echo "make bench: target/lambda/sizes.txt is missing; running make build for the bundle sizes"; \
+		$(MAKE) --no-print-directory build; }
+	$(CARGO) build $(CARGO_FLAGS) --release $(foreach f,$(FUNCTIONS),-p $(f)) -p cutoff-bench-hello
+	$(CARGO) build $(CARGO_FLAGS) -p cutoff-bench
+	./target/debug/cutoff-bench $(BENCH_ARGS)

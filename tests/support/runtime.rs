@@ -210,6 +210,12 @@ impl LocalLambda {
         lock(&self.shared.first_poll).map(|t| t.duration_since(self.started))
     }
 
+    /// When the process was started: the origin of [`LocalLambda::time_to_first_poll`],
+    /// for measuring other moments of a cold start (the first answer) from it.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Waits until the function has asked for its first invocation (its init is done).
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<Duration, String> {
         let deadline = Instant::now() + timeout;
