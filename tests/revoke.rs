@@ -327,7 +327,8 @@ async fn a_nearly_full_inline_budget_gets_the_managed_policy_fallback() {
     let env = env().await;
     let role = unique("batch");
     create_role(&env.iam, &role, "/", &[]).await;
-    // moto does not enforce the 10,240-character quota; cutoff counts it itself.
+    // IAM refuses an inline write past the role's 10,240 characters with
+    // LimitExceeded; moto does not enforce the quota, so the proxy answers as IAM would.
     let padding = "x".repeat(10_100);
     let big = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"{padding}","Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}]}}"#
@@ -340,6 +341,8 @@ async fn a_nearly_full_inline_budget_gets_the_managed_policy_fallback() {
         .send()
         .await
         .unwrap();
+    env.proxy
+        .set_plan(FaultPlan::passthrough().then_for("PutRolePolicy", Fault::limit_exceeded()));
     let out = env
         .revoker
         .handle(&request(HOME, TargetKind::Role, &role), "e")
@@ -351,6 +354,11 @@ async fn a_nearly_full_inline_budget_gets_the_managed_policy_fallback() {
         format!("arn:aws:iam::{HOME}:policy/cutoff/cutoff-revoke-{role}")
     );
     assert!(out.detail.contains("does not fit inline"), "{}", out.detail);
+    assert!(
+        out.detail.contains("IAM refused the inline write"),
+        "{}",
+        out.detail
+    );
     let attached = env
         .iam
         .list_attached_role_policies()
