@@ -198,30 +198,46 @@ impl SdkLedger {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let mut out = classify(err, op, self.context());
-        if let Some(code) = err.as_service_error().and_then(ProvideErrorMetadata::code) {
-            match code {
-                "ProvisionedThroughputExceededException" | "RequestLimitExceeded" => {
-                    out.kind = ErrorKind::Throttled;
-                }
-                "TransactionConflictException" => out.kind = ErrorKind::Transient,
-                "ResourceNotFoundException" => out.kind = ErrorKind::NotFound,
-                _ => {}
-            }
-        }
-        out
+        dynamodb_error(err, op, self.context())
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+/// [`classify`], with DynamoDB's own codes placed: its throttling (provisioned or
+/// account request limits), transaction conflicts (retryable) and a missing table.
+pub(super) fn dynamodb_error<E>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+    op: &'static str,
+    context: String,
+) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut out = classify(err, op, context);
+    if let Some(code) = err.as_service_error().and_then(ProvideErrorMetadata::code) {
+        match code {
+            "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded"
+            | "ThrottlingException" => out.kind = ErrorKind::Throttled,
+            "TransactionConflictException" => out.kind = ErrorKind::Transient,
+            "ResourceNotFoundException" => out.kind = ErrorKind::NotFound,
+            _ => {}
+        }
+    }
+    out
+}
+
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: i64) -> AttributeValue {
+pub(super) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn is_condition_failure(code: Option<&str>) -> bool {
+pub(super) fn is_condition_failure(code: Option<&str>) -> bool {
     code == Some("ConditionalCheckFailedException")
 }
 

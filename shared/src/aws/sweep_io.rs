@@ -28,6 +28,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::ledger::{dynamodb_error, is_condition_failure, n, s};
 use super::sdk::{bound, classify};
 use super::{AwsError, ErrorKind};
 use crate::principal::Account;
@@ -305,55 +306,12 @@ fn run_key(run_id: &str) -> String {
     format!("sweep#{run_id}")
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
 fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Option<u64> {
     item.get(key)?.as_n().ok()?.parse().ok()
 }
 
 fn malformed(op: &'static str, context: String, message: impl Into<String>) -> AwsError {
     AwsError::new(ErrorKind::Malformed, op, context, message)
-}
-
-/// DynamoDB's throttling codes, which [`classify`] may not know.
-fn dynamodb_error<E>(
-    err: &aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-    >,
-    op: &'static str,
-    context: String,
-) -> AwsError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let mut out = classify(err, op, context);
-    if let Some(code) = err.as_service_error().and_then(ProvideErrorMetadata::code)
-        && matches!(
-            code,
-            "ProvisionedThroughputExceededException"
-                | "RequestLimitExceeded"
-                | "ThrottlingException"
-                | "TransactionConflictException"
-        )
-    {
-        out.kind = if code == "TransactionConflictException" {
-            ErrorKind::Transient
-        } else {
-            ErrorKind::Throttled
-        };
-    }
-    out
-}
-
-fn is_condition_failure(code: Option<&str>) -> bool {
-    matches!(code, Some("ConditionalCheckFailedException"))
 }
 
 impl SdkSweepLedger {

@@ -27,15 +27,7 @@ impl Invocation {
     /// SQS batches are recognised by their records' `eventSource`; anything else is a
     /// direct invoke and is validated as a manual request.
     pub fn classify(payload: Value) -> Self {
-        let is_sqs = payload
-            .get("Records")
-            .and_then(Value::as_array)
-            .is_some_and(|records| {
-                !records.is_empty()
-                    && records
-                        .iter()
-                        .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
-            });
+        let is_sqs = super::is_sqs_batch(&payload);
         if is_sqs && let Ok(event) = serde_json::from_value::<SqsEvent>(payload.clone()) {
             return Invocation::Queue(event);
         }

@@ -60,15 +60,7 @@ impl SweeperInput {
     /// SQS batches by their records' `eventSource`; an EventBridge scheduled event
     /// (its `id` becomes the run id); else a [`SweepRequest`].
     pub fn classify(payload: Value) -> Self {
-        let is_sqs = payload
-            .get("Records")
-            .and_then(Value::as_array)
-            .is_some_and(|records| {
-                !records.is_empty()
-                    && records
-                        .iter()
-                        .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
-            });
+        let is_sqs = super::is_sqs_batch(&payload);
         if is_sqs {
             return match serde_json::from_value::<SqsEvent>(payload) {
                 Ok(event) => SweeperInput::Tasks(event),
