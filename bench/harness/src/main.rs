@@ -42,9 +42,10 @@ const IAM_CALLS_PER_REVOCATION: u64 = 4;
 const BUNDLE_BYTES: u64 = 8_000_000;
 
 /// The trust-store variants of the cold-start diagnostic.
-const TRUST_BUNDLE: &str = "bundle_only";
+const TRUST_WITH_DIR: &str = "bundle_and_directory";
 const TRUST_NONE: &str = "no_trust_store";
 const DEBIAN_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+const CERT_DIR: &str = "/etc/ssl/certs";
 
 const CUTOFF_FUNCTIONS: [&str; 4] = ["intake", "revoker", "notifier", "sweeper"];
 
@@ -260,30 +261,46 @@ fn run() -> Result<bool> {
         .collect();
 
     // ---- where a cold start goes: the TLS trust store (diagnostic, no budget) ----
-    // The SDK's HTTPS client loads the system's trust store when the configuration is
-    // built (rustls-native-certs: SSL_CERT_FILE / SSL_CERT_DIR, else the platform's
-    // bundle file and every file of its certificate directories). The same binaries
-    // again with the store narrowed by those variables show what it costs here.
+    // cutoff's HTTPS client (shared/src/aws/https.rs) trusts the system's CA bundle
+    // file alone and parses it once. The same binaries again with SSL_CERT_FILE and
+    // SSL_CERT_DIR naming the bundle and its directory (the SDK then reads both, as
+    // its default loading does unasked) and with an empty store show what the trust
+    // store costs here.
     let empty_pem = home_dir.join("empty-trust-store.pem");
     std::fs::write(&empty_pem, "").context("writing the empty trust store")?;
-    let mut trust_variants = vec![(TRUST_NONE, empty_pem.display().to_string())];
+    let mut trust_variants = vec![(
+        TRUST_NONE,
+        vec![("SSL_CERT_FILE", empty_pem.display().to_string())],
+    )];
     if Path::new(DEBIAN_BUNDLE).is_file() {
-        trust_variants.insert(0, (TRUST_BUNDLE, DEBIAN_BUNDLE.to_owned()));
+        trust_variants.insert(
+            0,
+            (
+                TRUST_WITH_DIR,
+                vec![
+                    ("SSL_CERT_FILE", DEBIAN_BUNDLE.to_owned()),
+                    ("SSL_CERT_DIR", CERT_DIR.to_owned()),
+                ],
+            ),
+        );
     }
     eprintln!(
-        "bench: cold starts of the cutoff functions with a narrowed trust store (diagnostic), {runs} runs each"
+        "bench: cold starts of the cutoff functions with other trust stores (diagnostic), {runs} runs each"
     );
     let mut diag_arms = Vec::new();
     let mut diag_keys = Vec::new();
-    for (variant, file) in &trust_variants {
+    for (variant, vars) in &trust_variants {
         for (f, spec) in [
             ("intake", &intake),
             ("revoker", &revoker),
             ("notifier", &notifier),
             ("sweeper", &sweeper),
         ] {
+            let spec = vars.iter().fold(spec.clone(), |spec, (key, value)| {
+                spec.with(key, value.clone())
+            });
             diag_arms.push(ColdArm {
-                spec: spec.clone().with("SSL_CERT_FILE", file.clone()),
+                spec,
                 payload: payload(f, 0xD1A6),
                 check: Box::new(|_: &Value| Ok(())),
             });
@@ -681,9 +698,9 @@ impl Results {
             );
             if let Some(variants) = self.trust_store.get(f) {
                 let with = |v: &str| variants.get(v).map(|s| s.median / hello.median);
-                if let (Some(bundle), Some(none)) = (with(TRUST_BUNDLE), with(TRUST_NONE)) {
+                if let (Some(with_dir), Some(none)) = (with(TRUST_WITH_DIR), with(TRUST_NONE)) {
                     b = b.note(format!(
-                        "reading this machine's trust store is part of it: {bundle:.2}× with the bundle file only (as provided.al2023 has it), {none:.2}× with none"
+                        "the trust store is part of it: {with_dir:.2}× with the certificate directory read too (the SDK's default loading), {none:.2}× with no store"
                     ));
                 }
             }
@@ -852,7 +869,7 @@ impl Results {
         // Where a cold start goes.
         if !self.trust_store.is_empty() {
             md.push_str(&format!(
-                "\nWhere a cutoff cold start goes (diagnostic, no budget): the SDK's HTTPS client loads the system's trust store while the configuration is built, before the first poll (rustls-native-certs: the bundle file and every file in the certificate directories). This machine's `/etc/ssl/certs` holds {} files (the bundle, and each certificate again as a file of its own); Lambda's provided.al2023 keeps one bundle there. The same binaries with the store narrowed through `SSL_CERT_FILE`, first poll, median (min–max):\n\n",
+                "\nWhere a cutoff cold start goes (diagnostic, no budget): loading the TLS trust store, before the first poll. cutoff's HTTPS client trusts the system's CA bundle file and parses it once per process (shared/src/aws/https.rs). The SDK's default loading also reads every file of the certificate directories and parses the store again for each SDK client; this machine's `/etc/ssl/certs` holds {} files (the bundle, and each certificate again as a file of its own), Lambda's provided.al2023 keeps only bundles there. The same binaries with `SSL_CERT_FILE` and `SSL_CERT_DIR` naming the bundle and that directory (cutoff then leaves the loading to the SDK, parsed once), and with an empty store, first poll, median (min–max):\n\n",
                 report::field(&self.machine, "ssl_certs_files")
             ));
             let mut rows = Vec::new();
@@ -868,7 +885,7 @@ impl Results {
                 rows.push(vec![
                     f.to_owned(),
                     poll.ms_range(),
-                    variant(TRUST_BUNDLE),
+                    variant(TRUST_WITH_DIR),
                     variant(TRUST_NONE),
                 ]);
             }
@@ -881,8 +898,8 @@ impl Results {
             md.push_str(&table(
                 &[
                     "function",
-                    "machine's trust store (the budgets above)",
-                    "the bundle file only (like provided.al2023)",
+                    "as built: the bundle file (the budgets above)",
+                    "the bundle file and the certificate directory",
                     "no trust store",
                 ],
                 &rows,

@@ -10,6 +10,7 @@ pub mod authz;
 pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
+pub mod https;
 pub mod ledger;
 pub mod messaging;
 pub mod retry;

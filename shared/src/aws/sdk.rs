@@ -23,6 +23,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 
+use super::https;
 use super::retry::{self, CallCounter, RetryPolicy};
 use super::{
     AccessKeys, AccountAccess, AccountQuotas, AccountSummary, AwsError, ErrorKind, IamPrincipal,
@@ -103,15 +104,19 @@ pub async fn load_sdk_config_with(options: &SdkOptions) -> Result<SdkConfig, Sdk
     require_region(loader.load().await)
 }
 
-/// The settings cutoff applies on top of the defaults.
+/// The settings cutoff applies on top of the defaults, and the process's one HTTPS
+/// client ([`https::shared_client`]: trust store loaded and parsed once).
 fn configure(loader: ConfigLoader) -> ConfigLoader {
-    loader.retry_config(RetryConfig::disabled()).timeout_config(
-        TimeoutConfig::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-            .operation_timeout(OPERATION_TIMEOUT)
-            .build(),
-    )
+    loader
+        .http_client(https::shared_client())
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
 }
 
 fn require_region(config: SdkConfig) -> Result<SdkConfig, SdkConfigError> {
