@@ -23,7 +23,9 @@ use crate::policy::{
     self, Budget, Cutoff, MANAGED_POLICY_BUDGET, PolicyDocument, ROLE_INLINE_BUDGET,
     ROLE_WIDE_POLICY_NAME, SESSION_POLICY_NAME, SessionPrincipal, USER_INLINE_BUDGET,
 };
-use crate::principal::{IamPath, NamePattern, RoleClass, Target, TargetKind, classify_role};
+use crate::principal::{
+    IamPath, NamePattern, PrincipalName, RoleClass, Target, TargetKind, classify_role,
+};
 
 /// Tag naming the team that owns a principal.
 pub const OWNER_TAG: &str = "cutoff:owner";
@@ -148,6 +150,23 @@ impl Stop {
 impl From<AwsError> for Stop {
     fn from(err: AwsError) -> Self {
         Stop::failed(err.kind.as_str(), err.to_string())
+    }
+}
+
+/// What [`Revoker::handle`] learnt before the workflow: the calls it made (counted in
+/// the outcome), and for an instance profile the account's client and the role
+/// behind the profile, so that neither is fetched twice.
+struct Prepared<C> {
+    calls: CallCounter,
+    profile: Option<(C, PrincipalName)>,
+}
+
+impl<C> Default for Prepared<C> {
+    fn default() -> Self {
+        Self {
+            calls: CallCounter::default(),
+            profile: None,
+        }
     }
 }
 
@@ -759,10 +778,32 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// held by another writer past `lock_wait` fails the request so that it is retried.
     pub async fn handle(&self, request: &RevocationRequest, request_id: &str) -> Outcome {
         if !self.ledger.enabled() {
-            return self.handle_unlocked(request, request_id).await;
+            return self
+                .handle_unlocked(request, request_id, Prepared::default())
+                .await;
         }
         let writes = !request.dry_run && request.action != ManualAction::Status;
-        let key = principal_key(&request.target);
+        let mut prepared = Prepared::default();
+        // The lock is on the principal whose policy is written, named as the sweeper
+        // and a revocation of it by name name it: an instance profile's role.
+        let key = match request.target.kind {
+            TargetKind::InstanceProfile if writes => {
+                prepared.profile = self
+                    .role_behind_profile(request, request_id, &prepared.calls)
+                    .await;
+                match &prepared.profile {
+                    Some((_, role)) => principal_key(&Target {
+                        kind: TargetKind::Role,
+                        name: role.clone(),
+                        ..request.target.clone()
+                    }),
+                    // Not resolved: the workflow meets the same refusal or error and
+                    // reports it; the lock on the profile's name guards nothing worse.
+                    None => principal_key(&request.target),
+                }
+            }
+            _ => principal_key(&request.target),
+        };
         let mut warnings: Vec<String> = Vec::new();
         let locked = if writes {
             match self.lock(&key, request_id).await {
@@ -804,7 +845,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         };
         let mut outcome = match earlier {
             Some(entry) => self.duplicate_of(request, &entry),
-            None => self.handle_unlocked(request, request_id).await,
+            None => self.handle_unlocked(request, request_id, prepared).await,
         };
         if !warnings.is_empty() {
             outcome.detail = format!("{} ({})", outcome.detail, warnings.join("; "));
@@ -909,14 +950,48 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         }
     }
 
+    /// The role behind an instance profile target (and the account's client that read
+    /// it), read before the principal lock is taken so that the lock is the role's;
+    /// `None` when the target is refused or the read fails (the workflow then meets
+    /// the same answer and reports it).
+    async fn role_behind_profile(
+        &self,
+        request: &RevocationRequest,
+        request_id: &str,
+        calls: &CallCounter,
+    ) -> Option<(A::Client, PrincipalName)> {
+        let target = &request.target;
+        self.refuse_unwritable(target).ok()?;
+        let client = self
+            .access
+            .client_for(&target.account, request_id, calls)
+            .await
+            .ok()?;
+        let roles = with_retries(&self.config.retry, calls, || {
+            client.instance_profile_roles(&target.name)
+        })
+        .await
+        .ok()?;
+        let role = roles.into_iter().next()?;
+        Some((client, role))
+    }
+
     /// [`Revoker::handle`] without the ledger.
-    async fn handle_unlocked(&self, request: &RevocationRequest, request_id: &str) -> Outcome {
-        let calls = CallCounter::default();
+    async fn handle_unlocked(
+        &self,
+        request: &RevocationRequest,
+        request_id: &str,
+        prepared: Prepared<A::Client>,
+    ) -> Outcome {
+        let Prepared { calls, profile } = prepared;
         let mut outcome = Outcome::for_request(request, Status::Failed, "");
         let result = match request.action {
-            ManualAction::Revoke => self.revoke(request, request_id, &calls, &mut outcome).await,
+            ManualAction::Revoke => {
+                self.revoke(request, request_id, &calls, profile, &mut outcome)
+                    .await
+            }
             ManualAction::Release => {
-                self.release(request, request_id, &calls, &mut outcome)
+                self.release(request, request_id, &calls, profile, &mut outcome)
                     .await
             }
             ManualAction::Status => Err(Stop::failed(
@@ -942,12 +1017,33 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         outcome
     }
 
+    /// The target account's client, and the instance profile's role when
+    /// [`Revoker::handle`] already read both.
+    async fn client(
+        &self,
+        request: &RevocationRequest,
+        request_id: &str,
+        calls: &CallCounter,
+        profile: Option<(A::Client, PrincipalName)>,
+    ) -> Result<(A::Client, Option<PrincipalName>), Stop> {
+        match profile {
+            Some((client, role)) => Ok((client, Some(role))),
+            None => Ok((
+                self.access
+                    .client_for(&request.target.account, request_id, calls)
+                    .await?,
+                None,
+            )),
+        }
+    }
+
     /// Resolves the target to the principal that holds policies and reads it.
     async fn resolve(
         &self,
         request: &RevocationRequest,
         client: &A::Client,
         calls: &CallCounter,
+        profile_role: Option<PrincipalName>,
         outcome: &mut Outcome,
     ) -> Result<(IamPrincipal, PrincipalInfo), Stop> {
         let target = &request.target;
@@ -955,10 +1051,16 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         let retry = &self.config.retry;
         let principal = match target.kind {
             TargetKind::InstanceProfile => {
-                let roles =
-                    with_retries(retry, calls, || client.instance_profile_roles(&target.name))
-                        .await?;
-                let Some(role) = roles.into_iter().next() else {
+                let role = match profile_role {
+                    Some(role) => Some(role),
+                    None => {
+                        with_retries(retry, calls, || client.instance_profile_roles(&target.name))
+                            .await?
+                            .into_iter()
+                            .next()
+                    }
+                };
+                let Some(role) = role else {
                     return Err(Stop::failed(
                         "not_found",
                         format!(
@@ -1033,16 +1135,16 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         request: &RevocationRequest,
         request_id: &str,
         calls: &CallCounter,
+        profile: Option<(A::Client, PrincipalName)>,
         outcome: &mut Outcome,
     ) -> Result<(), Stop> {
         let target = &request.target;
         // Refuse what cannot be written before reaching into the account at all.
         self.refuse_unwritable(target)?;
-        let client = self
-            .access
-            .client_for(&target.account, request_id, calls)
+        let (client, profile_role) = self.client(request, request_id, calls, profile).await?;
+        let (principal, info) = self
+            .resolve(request, &client, calls, profile_role, outcome)
             .await?;
-        let (principal, info) = self.resolve(request, &client, calls, outcome).await?;
         let mut notes: Vec<String> = (!outcome.detail.is_empty())
             .then(|| outcome.detail.clone())
             .into_iter()
@@ -1129,6 +1231,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         request: &RevocationRequest,
         request_id: &str,
         calls: &CallCounter,
+        profile: Option<(A::Client, PrincipalName)>,
         outcome: &mut Outcome,
     ) -> Result<(), Stop> {
         let target = &request.target;
@@ -1138,12 +1241,9 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 format!("{target}: {reason}"),
             ));
         }
-        let client = self
-            .access
-            .client_for(&target.account, request_id, calls)
-            .await?;
+        let (client, profile_role) = self.client(request, request_id, calls, profile).await?;
         let (principal, info) = self
-            .resolve_for_release(request, &client, calls, outcome)
+            .resolve_for_release(request, &client, calls, profile_role, outcome)
             .await?;
         let now = self.clock.now();
         let max_session = match principal.kind {
@@ -1329,17 +1429,23 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         request: &RevocationRequest,
         client: &A::Client,
         calls: &CallCounter,
+        profile_role: Option<PrincipalName>,
         outcome: &mut Outcome,
     ) -> Result<(IamPrincipal, PrincipalInfo), Stop> {
         let target = &request.target;
         let principal = match target.kind {
             TargetKind::User => IamPrincipal::user(target.name.clone()),
             TargetKind::InstanceProfile => {
-                let roles = with_retries(&self.config.retry, calls, || {
-                    client.instance_profile_roles(&target.name)
-                })
-                .await?;
-                let role = roles.into_iter().next().ok_or_else(|| {
+                let role = match profile_role {
+                    Some(role) => Some(role),
+                    None => with_retries(&self.config.retry, calls, || {
+                        client.instance_profile_roles(&target.name)
+                    })
+                    .await?
+                    .into_iter()
+                    .next(),
+                };
+                let role = role.ok_or_else(|| {
                     Stop::failed(
                         "not_found",
                         format!("instance profile {} has no role", target.name),
@@ -1376,7 +1482,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 .await?;
             let mut scratch = Outcome::for_request(request, Status::Failed, "");
             let (principal, _) = self
-                .resolve_for_release(request, &client, &calls, &mut scratch)
+                .resolve_for_release(request, &client, &calls, None, &mut scratch)
                 .await?;
             report.owner = scratch.owner;
             let now = self.clock.now();

@@ -837,6 +837,79 @@ async fn a_lock_held_by_another_writer_fails_the_request_for_a_retry_and_writes_
     );
 }
 
+/// The sweeper and a revocation of the role by name lock `<account>#role#<name>`; a
+/// revocation or release through an instance profile must take that same lock, not
+/// one on the profile's name, or the two read-modify-writes could interleave.
+#[tokio::test(start_paused = true)]
+async fn a_revocation_through_an_instance_profile_locks_the_role_it_writes() {
+    let unledgered = {
+        let (access, member) = setup();
+        member.add_instance_profile("web-tier", &["payments-api"]);
+        revoker(access)
+            .handle(&request(TargetKind::InstanceProfile, "web-tier"), "r0")
+            .await
+    };
+    let (access, member) = setup();
+    member.add_instance_profile("web-tier", &["payments-api"]);
+    let (r, ledger) = ledgered(access);
+    let out = r
+        .handle(&request(TargetKind::InstanceProfile, "web-tier"), "r1")
+        .await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert_eq!(out.target.as_ref().unwrap().name.as_str(), "payments-api");
+    let mut release = request(TargetKind::InstanceProfile, "web-tier");
+    release.action = ManualAction::Release;
+    release.force = true;
+    r.clock.advance(chrono::Duration::seconds(5));
+    let released = r.handle(&release, "r2").await;
+    assert_eq!(released.status, Status::Released, "{released:#?}");
+    let role_key = format!("{MEMBER}#role#payments-api");
+    assert_eq!(
+        ledger.state().acquired,
+        vec![
+            (role_key.clone(), "r1".to_owned()),
+            (role_key, "r2".to_owned())
+        ]
+    );
+    assert!(ledger.state().locks.is_empty(), "both leases given back");
+    // Resolving the profile before the lock costs no second IAM read.
+    assert_eq!(out.api_calls, unledgered.api_calls);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_instance_profile_revocation_waits_for_a_sweep_holding_its_role() {
+    let (access, member) = setup();
+    member.add_instance_profile("web-tier", &["payments-api"]);
+    let (r, ledger) = ledgered(access);
+    ledger.state().locks.insert(
+        format!("{MEMBER}#role#payments-api"),
+        (
+            "sweep-run-1".to_owned(),
+            t0() + chrono::Duration::minutes(5),
+        ),
+    );
+    let out = r
+        .handle(&request(TargetKind::InstanceProfile, "web-tier"), "r1")
+        .await;
+    assert_eq!(out.status, Status::Failed, "{out:#?}");
+    assert_eq!(out.error.as_ref().unwrap().kind, "busy");
+    assert!(member.writes().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_instance_profile_without_a_role_fails_as_before_with_the_ledger() {
+    let (access, member) = setup();
+    member.add_instance_profile("empty-profile", &[]);
+    let (r, ledger) = ledgered(access);
+    let out = r
+        .handle(&request(TargetKind::InstanceProfile, "empty-profile"), "r1")
+        .await;
+    assert_eq!(out.status, Status::Failed, "{out:#?}");
+    assert_eq!(out.error.as_ref().unwrap().kind, "not_found");
+    assert!(member.writes().is_empty());
+    assert!(ledger.state().locks.is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_expired_lease_of_a_dead_writer_is_taken_over() {
     let (access, _member) = setup();
