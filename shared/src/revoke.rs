@@ -154,11 +154,19 @@ impl From<AwsError> for Stop {
 }
 
 /// What [`Revoker::handle`] learnt before the workflow: the calls it made (counted in
-/// the outcome), and for an instance profile the account's client and the role
-/// behind the profile, so that neither is fetched twice.
+/// the outcome), and for an instance profile what reading its role gave, so that
+/// the workflow neither asks again nor gets a different answer than the lock's.
 struct Prepared<C> {
     calls: CallCounter,
-    profile: Option<(C, PrincipalName)>,
+    profile: Option<ProfileLookup<C>>,
+}
+
+/// An instance profile's role, read before the principal lock is taken.
+enum ProfileLookup<C> {
+    /// The account's client, and the profile's role (none when it holds none).
+    Read(C, Option<PrincipalName>),
+    /// Reaching the account or reading the profile failed, after retries.
+    Failed(Stop),
 }
 
 impl<C> Default for Prepared<C> {
@@ -786,37 +794,37 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         let mut prepared = Prepared::default();
         // The lock is on the principal whose policy is written, named as the sweeper
         // and a revocation of it by name name it: an instance profile's role.
-        let key = match request.target.kind {
-            TargetKind::InstanceProfile if writes => {
-                prepared.profile = self
-                    .role_behind_profile(request, request_id, &prepared.calls)
-                    .await;
-                match &prepared.profile {
-                    Some((_, role)) => principal_key(&Target {
-                        kind: TargetKind::Role,
-                        name: role.clone(),
-                        ..request.target.clone()
-                    }),
-                    // Not resolved: the workflow meets the same refusal or error and
-                    // reports it; the lock on the profile's name guards nothing worse.
-                    None => principal_key(&request.target),
-                }
-            }
-            _ => principal_key(&request.target),
+        if writes && request.target.kind == TargetKind::InstanceProfile {
+            prepared.profile = self
+                .role_behind_profile(request, request_id, &prepared.calls)
+                .await;
+        }
+        let (key, locked_name) = match &prepared.profile {
+            Some(ProfileLookup::Read(_, Some(role))) => (
+                principal_key(&Target {
+                    kind: TargetKind::Role,
+                    name: role.clone(),
+                    ..request.target.clone()
+                }),
+                format!("role `{role}` (behind {})", request.target),
+            ),
+            // Refused, failed or without a role: the workflow reports that without
+            // writing, and the lock on the profile's own name is as good as any.
+            _ => (principal_key(&request.target), request.target.to_string()),
         };
         let mut warnings: Vec<String> = Vec::new();
         let locked = if writes {
             match self.lock(&key, request_id).await {
                 Ok(true) => true,
                 Ok(false) => {
-                    let outcome = Outcome::for_request(request, Status::Failed, "").failed(
+                    let mut outcome = Outcome::for_request(request, Status::Failed, "").failed(
                         "busy",
                         format!(
-                            "another writer held the lock on {} for more than {} s; the request will be retried",
-                            request.target,
+                            "another writer held the lock on {locked_name} for more than {} s; the request will be retried",
                             self.config.lock_wait.as_secs()
                         ),
                     );
+                    outcome.api_calls = prepared.calls.get();
                     self.audit(request_id, request, &outcome, None).await;
                     return outcome;
                 }
@@ -844,7 +852,11 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             None => None,
         };
         let mut outcome = match earlier {
-            Some(entry) => self.duplicate_of(request, &entry),
+            Some(entry) => {
+                let mut outcome = self.duplicate_of(request, &entry);
+                outcome.api_calls = prepared.calls.get();
+                outcome
+            }
             None => self.handle_unlocked(request, request_id, prepared).await,
         };
         if !warnings.is_empty() {
@@ -906,7 +918,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// The answer to a finding already applied within the window: the earlier
     /// attempt's status and cutoff (a redelivery after an outcome that could not be
     /// published must still tell the owner `applied`, not "already revoked"), with no
-    /// IAM call.
+    /// IAM call of its own.
     fn duplicate_of(&self, request: &RevocationRequest, entry: &AuditEntry) -> Outcome {
         let mut outcome = Outcome::for_request(request, entry.outcome.status, "");
         outcome.cutoff = entry.outcome.cutoff;
@@ -950,30 +962,41 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         }
     }
 
-    /// The role behind an instance profile target (and the account's client that read
-    /// it), read before the principal lock is taken so that the lock is the role's;
-    /// `None` when the target is refused or the read fails (the workflow then meets
-    /// the same answer and reports it).
+    /// Reads the role behind an instance profile target before the principal lock is
+    /// taken, so that the lock is the role's. `None` for a target the workflow
+    /// refuses before reaching the account (it then refuses it, with no call made).
     async fn role_behind_profile(
         &self,
         request: &RevocationRequest,
         request_id: &str,
         calls: &CallCounter,
-    ) -> Option<(A::Client, PrincipalName)> {
+    ) -> Option<ProfileLookup<A::Client>> {
         let target = &request.target;
-        self.refuse_unwritable(target).ok()?;
-        let client = self
+        // The workflow's own first checks: a release is not refused for a protected
+        // name (lifting a deny never locks anyone out), a revocation is.
+        let refused = match request.action {
+            ManualAction::Release => unmodifiable_reason(target.kind).is_some(),
+            _ => self.refuse_unwritable(target).is_err(),
+        };
+        if refused {
+            return None;
+        }
+        let client = match self
             .access
             .client_for(&target.account, request_id, calls)
             .await
-            .ok()?;
+        {
+            Ok(client) => client,
+            Err(err) => return Some(ProfileLookup::Failed(Stop::from(err))),
+        };
         let roles = with_retries(&self.config.retry, calls, || {
             client.instance_profile_roles(&target.name)
         })
-        .await
-        .ok()?;
-        let role = roles.into_iter().next()?;
-        Some((client, role))
+        .await;
+        Some(match roles {
+            Ok(roles) => ProfileLookup::Read(client, roles.into_iter().next()),
+            Err(err) => ProfileLookup::Failed(Stop::from(err)),
+        })
     }
 
     /// [`Revoker::handle`] without the ledger.
@@ -1018,16 +1041,17 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     }
 
     /// The target account's client, and the instance profile's role when
-    /// [`Revoker::handle`] already read both.
+    /// [`Revoker::handle`] already read it (`Some(None)`: the profile holds no role).
     async fn client(
         &self,
         request: &RevocationRequest,
         request_id: &str,
         calls: &CallCounter,
-        profile: Option<(A::Client, PrincipalName)>,
-    ) -> Result<(A::Client, Option<PrincipalName>), Stop> {
+        profile: Option<ProfileLookup<A::Client>>,
+    ) -> Result<(A::Client, Option<Option<PrincipalName>>), Stop> {
         match profile {
-            Some((client, role)) => Ok((client, Some(role))),
+            Some(ProfileLookup::Read(client, role)) => Ok((client, Some(role))),
+            Some(ProfileLookup::Failed(stop)) => Err(stop),
             None => Ok((
                 self.access
                     .client_for(&request.target.account, request_id, calls)
@@ -1043,7 +1067,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         request: &RevocationRequest,
         client: &A::Client,
         calls: &CallCounter,
-        profile_role: Option<PrincipalName>,
+        profile_role: Option<Option<PrincipalName>>,
         outcome: &mut Outcome,
     ) -> Result<(IamPrincipal, PrincipalInfo), Stop> {
         let target = &request.target;
@@ -1052,7 +1076,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         let principal = match target.kind {
             TargetKind::InstanceProfile => {
                 let role = match profile_role {
-                    Some(role) => Some(role),
+                    Some(read) => read,
                     None => {
                         with_retries(retry, calls, || client.instance_profile_roles(&target.name))
                             .await?
@@ -1135,7 +1159,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         request: &RevocationRequest,
         request_id: &str,
         calls: &CallCounter,
-        profile: Option<(A::Client, PrincipalName)>,
+        profile: Option<ProfileLookup<A::Client>>,
         outcome: &mut Outcome,
     ) -> Result<(), Stop> {
         let target = &request.target;
@@ -1231,7 +1255,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         request: &RevocationRequest,
         request_id: &str,
         calls: &CallCounter,
-        profile: Option<(A::Client, PrincipalName)>,
+        profile: Option<ProfileLookup<A::Client>>,
         outcome: &mut Outcome,
     ) -> Result<(), Stop> {
         let target = &request.target;
@@ -1429,7 +1453,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         request: &RevocationRequest,
         client: &A::Client,
         calls: &CallCounter,
-        profile_role: Option<PrincipalName>,
+        profile_role: Option<Option<PrincipalName>>,
         outcome: &mut Outcome,
     ) -> Result<(IamPrincipal, PrincipalInfo), Stop> {
         let target = &request.target;
@@ -1437,7 +1461,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             TargetKind::User => IamPrincipal::user(target.name.clone()),
             TargetKind::InstanceProfile => {
                 let role = match profile_role {
-                    Some(role) => Some(role),
+                    Some(read) => read,
                     None => with_retries(&self.config.retry, calls, || {
                         client.instance_profile_roles(&target.name)
                     })

@@ -21,10 +21,11 @@
 //!   With either variable set, no bundle found, or a bundle without a usable
 //!   certificate, the SDK's own loading applies unchanged (it honours both
 //!   variables). Elsewhere than Linux, likewise.
-//! - Work: the TLS configuration is built once, when the first SDK client is (so the
-//!   trust store is read during init, as with the SDK's default client, not in the
-//!   first invocation), and the connectors built on first use are cached and shared
-//!   by every client, as the SDK's default client does. Timeouts, proxies (`HTTPS_PROXY`, `NO_PROXY`) and the
+//! - Work: the bundle is read and its certificates checked once, when the first SDK
+//!   client is built (during init, as the SDK's default client loads its store), and
+//!   a connector, with its TLS configuration, is built on first use and shared by
+//!   every client (the default client also built one for each SDK client it met).
+//!   With the platform's store, the first SDK client's build loads it during init. Timeouts, proxies (`HTTPS_PROXY`, `NO_PROXY`) and the
 //!   TLS versions and cipher suites are the SDK's defaults.
 
 use std::ffi::OsString;
@@ -173,13 +174,21 @@ pub fn client_trusting(anchors: Option<&Anchors>) -> SharedHttpClient {
             tracing::warn!(error = %err, "TLS context refused; trusting the platform's store");
             TlsContext::default()
         });
-    let for_requests = context.clone();
+    // A bundle's anchors were read and checked already; the platform's store is
+    // loaded by building a connector, once, during init.
+    let warm_up: Box<dyn Fn() + Send + Sync> = match anchors {
+        Some(_) => Box::new(|| {}),
+        None => {
+            let context = context.clone();
+            Box::new(move || drop(connector(&context, None, None)))
+        }
+    };
     let inner = Builder::new().build_with_connector_fn(move |settings, components| {
-        connector(&for_requests, settings, components)
+        connector(&context, settings, components)
     });
     SharedHttpClient::new(WarmedOnce {
         inner,
-        warm_up: move || drop(connector(&context, None, None)),
+        warm_up,
         warmed: OnceLock::new(),
     })
 }
@@ -203,8 +212,8 @@ fn connector(
     connector.build()
 }
 
-/// Builds a TLS configuration when the first SDK client is built, as the SDK's
-/// default client does for every client (so the trust store is read during init),
+/// Runs `warm_up` (loading the trust store) when the first SDK client is built, as
+/// the SDK's default client does for every client by building a throwaway connector,
 /// and only then: later clients share the same trust store and the inner client's
 /// connector cache, so building it again proves nothing and costs a parse of every
 /// certificate.

@@ -105,7 +105,7 @@ pub async fn load_sdk_config_with(options: &SdkOptions) -> Result<SdkConfig, Sdk
 }
 
 /// The settings cutoff applies on top of the defaults, and the process's one HTTPS
-/// client ([`https::shared_client`]: trust store loaded and parsed once).
+/// client ([`https::shared_client`]: trust store read once, one TLS configuration).
 fn configure(loader: ConfigLoader) -> ConfigLoader {
     loader
         .http_client(https::shared_client())

@@ -893,21 +893,82 @@ async fn an_instance_profile_revocation_waits_for_a_sweep_holding_its_role() {
         .await;
     assert_eq!(out.status, Status::Failed, "{out:#?}");
     assert_eq!(out.error.as_ref().unwrap().kind, "busy");
+    assert!(
+        out.detail
+            .contains("lock on role `payments-api` (behind instance_profile web-tier"),
+        "{}",
+        out.detail
+    );
+    // AssumeRole and the profile's read, made to find the lock.
+    assert_eq!(out.api_calls, 2);
     assert!(member.writes().is_empty());
 }
 
+/// A profile without a role, or one that cannot be read: the same outcome as without
+/// the ledger, each IAM call made once (the read before the lock is not repeated).
 #[tokio::test(start_paused = true)]
-async fn an_instance_profile_without_a_role_fails_as_before_with_the_ledger() {
+async fn an_instance_profile_that_fails_to_resolve_fails_as_before_with_the_ledger() {
+    for (profile, injected, kind) in [
+        ("empty-profile", None, "not_found"),
+        ("web-tier", Some(ErrorKind::AccessDenied), "access_denied"),
+    ] {
+        let run = |ledger: bool| async move {
+            let (access, member) = setup();
+            member.add_instance_profile("empty-profile", &[]);
+            member.add_instance_profile("web-tier", &["payments-api"]);
+            if let Some(injected) = injected {
+                member.fail("GetInstanceProfile", &[injected]);
+            }
+            let req = request(TargetKind::InstanceProfile, profile);
+            let out = if ledger {
+                ledgered(access).0.handle(&req, "r1").await
+            } else {
+                revoker(access).handle(&req, "r1").await
+            };
+            (out, member)
+        };
+        let (without, _) = run(false).await;
+        let (out, member) = run(true).await;
+        assert_eq!(out.status, Status::Failed, "{out:#?}");
+        assert_eq!(out.error.as_ref().unwrap().kind, kind, "{out:#?}");
+        assert_eq!(out.error, without.error);
+        assert_eq!(out.api_calls, without.api_calls, "{profile}");
+        assert_eq!(
+            member
+                .calls()
+                .iter()
+                .filter(|c| c.starts_with("GetInstanceProfile"))
+                .count(),
+            1,
+            "{profile}: {:?}",
+            member.calls()
+        );
+        assert!(member.writes().is_empty());
+    }
+}
+
+/// A protected name refuses a revocation before any call, as without the ledger; a
+/// release is not refused for the name (lifting a deny locks no one out) and takes
+/// the lock of the role it writes.
+#[tokio::test(start_paused = true)]
+async fn a_protected_instance_profile_name_refuses_revocation_but_release_locks_the_role() {
     let (access, member) = setup();
-    member.add_instance_profile("empty-profile", &[]);
-    let (r, ledger) = ledgered(access);
-    let out = r
-        .handle(&request(TargetKind::InstanceProfile, "empty-profile"), "r1")
+    member.add_instance_profile("cutoff-web", &["payments-api"]);
+    let (r, ledger) = ledgered(access.clone());
+    let refused = r
+        .handle(&request(TargetKind::InstanceProfile, "cutoff-web"), "r1")
         .await;
-    assert_eq!(out.status, Status::Failed, "{out:#?}");
-    assert_eq!(out.error.as_ref().unwrap().kind, "not_found");
-    assert!(member.writes().is_empty());
-    assert!(ledger.state().locks.is_empty());
+    assert_eq!(refused.status, Status::Protected, "{refused:#?}");
+    assert_eq!(refused.api_calls, 0);
+    assert!(member.calls().is_empty() && access.assumed.lock().unwrap().is_empty());
+    let mut release = request(TargetKind::InstanceProfile, "cutoff-web");
+    release.action = ManualAction::Release;
+    release.force = true;
+    r.handle(&release, "r2").await;
+    assert_eq!(
+        ledger.state().acquired.last(),
+        Some(&(format!("{MEMBER}#role#payments-api"), "r2".to_owned()))
+    );
 }
 
 #[tokio::test(start_paused = true)]
