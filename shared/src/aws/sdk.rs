@@ -2288,6 +2288,9 @@ mod tests {
         // The clients inherit both.
         let iam = aws_sdk_iam::Config::from(&config);
         assert_eq!(iam.retry_config().unwrap().max_attempts(), 1);
+        // And the process's one HTTPS client (https.rs), not one of the SDK's own.
+        let client = format!("{:?}", config.http_client().unwrap());
+        assert!(client.contains("WarmedOnce"), "{client}");
     }
 
     #[test]
