@@ -51,7 +51,7 @@ use aws_sdk_iam::config::interceptors::{
 };
 use aws_sdk_iam::config::{ConfigBag, Credentials, Intercept, RuntimeComponents};
 use aws_sdk_iam::error::BoxError;
-use aws_sdk_iam::types::Tag;
+
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use cutoff::aws::ledger::NoLedger;
@@ -69,6 +69,7 @@ use cutoff_tests::aws::{sdk_config, sdk_config_loader, sts_client};
 use cutoff_tests::evaluator::{Decision, EvalRequest, evaluate_all};
 use cutoff_tests::moto::MotoServer;
 use cutoff_tests::proxy::{FaultPlan, FaultProxy};
+use cutoff_tests::seed;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -79,7 +80,6 @@ use serde_json::{Value, json};
 const DEFAULT_ACCOUNT: &str = cutoff_tests::aws::ACCOUNT;
 const MEMBER_ROLE: &str = "cutoff-member";
 const EXTERNAL_ID: &str = "cutoff-ext-5b1c";
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 const ALLOW_ALL: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
@@ -376,14 +376,7 @@ fn outcome<'a>(report: &'a AccountReport, name: &str) -> Option<&'a Outcome> {
 // ---------------------------------------------------------------------------------------
 
 async fn create_role(iam: &aws_sdk_iam::Client, name: &str, tags: &[(&str, &str)]) {
-    let mut call = iam
-        .create_role()
-        .role_name(name)
-        .assume_role_policy_document(TRUST);
-    for (k, v) in tags {
-        call = call.tags(Tag::builder().key(*k).value(*v).build().unwrap());
-    }
-    call.send().await.unwrap();
+    seed::create_role(iam, name, tags).await.unwrap();
 }
 
 async fn create_user(iam: &aws_sdk_iam::Client, name: &str) {
@@ -391,11 +384,7 @@ async fn create_user(iam: &aws_sdk_iam::Client, name: &str) {
 }
 
 async fn put_role_policy(iam: &aws_sdk_iam::Client, role: &str, policy: &str, document: &str) {
-    iam.put_role_policy()
-        .role_name(role)
-        .policy_name(policy)
-        .policy_document(document)
-        .send()
+    seed::put_role_policy(iam, role, policy, document)
         .await
         .unwrap();
 }
@@ -1249,77 +1238,21 @@ fn scale_role(i: usize) -> (String, bool, bool) {
     (format!("svc-{i:05}"), opted_in, expired)
 }
 
-/// Whether an SDK error is moto's HTTP 500. moto's IAM is not thread-safe: a
-/// `CreateRole` that scans the roles (for a duplicate name) while another request adds
-/// one fails with "dictionary changed size during iteration", before it changes anything.
-fn is_moto_500<E>(
-    e: &aws_sdk_iam::error::SdkError<E, aws_sdk_iam::config::http::HttpResponse>,
-) -> bool {
-    e.raw_response().is_some_and(|r| r.status().as_u16() == 500)
-}
-
-/// Attempts of one seeding call before giving up.
-const SEED_ATTEMPTS: u32 = 8;
-
 /// Creates role `i` of the scale test (and its expired revocation), retrying moto's
 /// races; the number of retries.
 async fn seed_one(iam: &aws_sdk_iam::Client, i: usize, expired_doc: &str) -> u64 {
     let (name, opted_in, expired) = scale_role(i);
-    let mut retries = 0;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut call = iam
-            .create_role()
-            .role_name(&name)
-            .assume_role_policy_document(TRUST)
-            .tags(
-                Tag::builder()
-                    .key("cutoff:owner")
-                    .value("fleet")
-                    .build()
-                    .unwrap(),
-            );
-        if opted_in {
-            call = call.tags(
-                Tag::builder()
-                    .key(MAX_SESSION_AGE_TAG)
-                    .value("2h")
-                    .build()
-                    .unwrap(),
-            );
-        }
-        match call.send().await {
-            Ok(_) => break,
-            Err(e) if is_moto_500(&e) && attempt < SEED_ATTEMPTS => retries += 1,
-            // A retried create whose first attempt got through after all.
-            Err(e)
-                if attempt > 1
-                    && e.as_service_error()
-                        .is_some_and(|s| s.is_entity_already_exists_exception()) =>
-            {
-                break;
-            }
-            Err(e) => panic!("CreateRole {name}: {e:?}"),
-        }
+    let mut tags = vec![("cutoff:owner", "fleet")];
+    if opted_in {
+        tags.push((MAX_SESSION_AGE_TAG, "2h"));
     }
+    let mut retries = seed::create_role(iam, &name, &tags)
+        .await
+        .unwrap_or_else(|e| panic!("CreateRole {name}: {e:?}"));
     if expired {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match iam
-                .put_role_policy()
-                .role_name(&name)
-                .policy_name(ROLE_WIDE_POLICY_NAME)
-                .policy_document(expired_doc)
-                .send()
-                .await
-            {
-                Ok(_) => break,
-                Err(e) if is_moto_500(&e) && attempt < SEED_ATTEMPTS => retries += 1,
-                Err(e) => panic!("PutRolePolicy {name}: {e:?}"),
-            }
-        }
+        retries += seed::put_role_policy(iam, &name, ROLE_WIDE_POLICY_NAME, expired_doc)
+            .await
+            .unwrap_or_else(|e| panic!("PutRolePolicy {name}: {e:?}"));
     }
     retries
 }

@@ -17,16 +17,14 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_sdk_iam::config::Credentials;
-use aws_sdk_iam::types::Tag;
 use chrono::{Duration, Utc};
 use cutoff::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, role_wide_document};
 use cutoff::sweep::MAX_SESSION_AGE_TAG;
 use cutoff_tests::aws::{ACCESS_KEY, SECRET_KEY, sdk_config_loader, sts_client};
 use cutoff_tests::moto::MotoServer;
 use cutoff_tests::proxy::{Fault, FaultPlan, FaultProxy};
+use cutoff_tests::seed;
 use serde_json::Value;
-
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
 /// A number no other test in this binary uses.
 fn next_id() -> u32 {
@@ -173,14 +171,7 @@ fn assert_exit(out: &Output, code: i32) {
 // ---------------------------------------------------------------------------------------
 
 async fn create_role(iam: &aws_sdk_iam::Client, name: &str, tags: &[(&str, &str)]) {
-    let mut call = iam
-        .create_role()
-        .role_name(name)
-        .assume_role_policy_document(TRUST);
-    for (k, v) in tags {
-        call = call.tags(Tag::builder().key(*k).value(*v).build().unwrap());
-    }
-    call.send().await.unwrap();
+    seed::create_role(iam, name, tags).await.unwrap();
 }
 
 /// A role with a role-wide revocation written 20 hours ago: expired for a role
@@ -188,13 +179,14 @@ async fn create_role(iam: &aws_sdk_iam::Client, name: &str, tags: &[(&str, &str)
 async fn create_expired_role(iam: &aws_sdk_iam::Client, name: &str) -> Cutoff {
     create_role(iam, name, &[]).await;
     let cutoff = Cutoff::at_or_after(Utc::now() - Duration::hours(20));
-    iam.put_role_policy()
-        .role_name(name)
-        .policy_name(ROLE_WIDE_POLICY_NAME)
-        .policy_document(role_wide_document(cutoff).to_json())
-        .send()
-        .await
-        .unwrap();
+    seed::put_role_policy(
+        iam,
+        name,
+        ROLE_WIDE_POLICY_NAME,
+        &role_wide_document(cutoff).to_json(),
+    )
+    .await
+    .unwrap();
     cutoff
 }
 

@@ -7,6 +7,7 @@
 //!   server errors, slowness, dropped connections and permanent errors.
 //! - [`evaluator::evaluate`]: an independent IAM policy evaluator (not cutoff's code), the
 //!   oracle for "this deny really denies a session issued before the cutoff".
+//! - [`seed`]: roles and inline policies written straight to moto, retrying its races.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,6 +17,7 @@ pub mod moto;
 pub mod pipeline;
 pub mod proxy;
 pub mod runtime;
+pub mod seed;
 
 use std::path::{Path, PathBuf};
 

@@ -75,6 +75,24 @@ fn queue_arn(name: &str) -> String {
     format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}")
 }
 
+/// A received SQS message as Lambda's SQS event source hands it to a function: one
+/// entry of the event's `Records`.
+pub fn sqs_record(message: &aws_sdk_sqs::types::Message, queue_arn: &str) -> Value {
+    let attributes: BTreeMap<String, String> = message
+        .attributes
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v))
+        .collect();
+    json!({
+        "messageId": message.message_id, "receiptHandle": message.receipt_handle,
+        "body": message.body, "attributes": attributes, "messageAttributes": {},
+        "md5OfBody": message.md5_of_body, "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn, "awsRegion": REGION
+    })
+}
+
 impl Pipeline {
     /// Creates the resources in `moto` (names prefixed with `prefix`, so pipelines can
     /// share a server) and starts the functions.
@@ -269,23 +287,8 @@ impl Pipeline {
         if messages.is_empty() {
             return None;
         }
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                let attributes: BTreeMap<String, String> = m
-                    .attributes
-                    .clone()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), v))
-                    .collect();
-                json!({
-                    "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
-                    "attributes": attributes, "messageAttributes": {}, "md5OfBody": m.md5_of_body,
-                    "eventSource": "aws:sqs", "eventSourceARN": queue_arn("requests.fifo"), "awsRegion": REGION
-                })
-            })
-            .collect();
+        let arn = queue_arn("requests.fifo");
+        let records: Vec<Value> = messages.iter().map(|m| sqs_record(m, &arn)).collect();
         let answer = self.revoker.invoke(&json!({ "Records": records }));
         let finished = chrono::Utc::now();
         self.revoker_batches += 1;
@@ -416,20 +419,12 @@ impl Pipeline {
 
     /// Creates a role tagged with its owner team.
     pub async fn create_role(&self, name: &str, owner: Option<&str>) {
-        let mut call = self
-            .iam
-            .create_role()
-            .role_name(name)
-            .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#);
-        if let Some(team) = owner {
-            call = call.tags(
-                aws_sdk_iam::types::Tag::builder()
-                    .key("cutoff:owner")
-                    .value(team)
-                    .build()
-                    .expect("tag"),
-            );
-        }
-        call.send().await.expect("create role");
+        let tags: Vec<(&str, &str)> = owner
+            .map(|team| ("cutoff:owner", team))
+            .into_iter()
+            .collect();
+        crate::seed::create_role(&self.iam, name, &tags)
+            .await
+            .expect("create role");
     }
 }

@@ -15,6 +15,7 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeN
 use chrono::Utc;
 use cutoff_tests::aws::REGION;
 use cutoff_tests::moto::MotoServer;
+use cutoff_tests::pipeline::sqs_record;
 use cutoff_tests::proxy::{FaultPlan, FaultProxy, RecordedRequest};
 use cutoff_tests::runtime::{Answer, LocalLambda};
 use serde::Serialize;
@@ -380,21 +381,8 @@ fn writes_and_last(proxy: &FaultProxy, since: Instant) -> (u64, f64) {
     (writes.len() as u64, ms(last))
 }
 
-fn sqs_record(m: &aws_sdk_sqs::types::Message) -> Value {
-    let attributes: BTreeMap<String, String> = m
-        .attributes
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v))
-        .collect();
-    json!({
-        "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
-        "attributes": attributes, "messageAttributes": {}, "md5OfBody": m.md5_of_body,
-        "eventSource": "aws:sqs",
-        "eventSourceARN": format!("arn:aws:sqs:{REGION}:{HOME}:requests.fifo"),
-        "awsRegion": REGION
-    })
+fn queue_arn(name: &str) -> String {
+    format!("arn:aws:sqs:{REGION}:{HOME}:{name}")
 }
 
 /// cutoff's path, in two phases: every finding to intake (one process), then an
@@ -458,7 +446,8 @@ pub fn storm_cutoff(
             continue;
         }
         empty = 0;
-        let records: Vec<Value> = messages.iter().map(sqs_record).collect();
+        let arn = queue_arn("requests.fifo");
+        let records: Vec<Value> = messages.iter().map(|m| sqs_record(m, &arn)).collect();
         let (answer, took) = call(&mut revoker, &json!({ "Records": records }))?;
         batch_ms.push(ms(took));
         let failed: Vec<&str> = answer["batchItemFailures"]
@@ -745,14 +734,8 @@ fn sweep_pass(
     if messages.len() != 1 {
         bail!("expected one sweep task, found {}", messages.len());
     }
-    let records: Vec<Value> = messages
-        .iter()
-        .map(|m| {
-            let mut r = sqs_record(m);
-            r["eventSourceARN"] = json!(format!("arn:aws:sqs:{REGION}:{HOME}:sweep-tasks"));
-            r
-        })
-        .collect();
+    let arn = queue_arn("sweep-tasks");
+    let records: Vec<Value> = messages.iter().map(|m| sqs_record(m, &arn)).collect();
     let (work, work_took) = call_within(
         &mut sweeper,
         &json!({ "Records": records }),

@@ -14,6 +14,7 @@ use aws_sdk_iam::config::Credentials;
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime, SecondsFormat, Utc};
 use cutoff_tests::aws::{ACCOUNT, REGION, sdk_config, sdk_config_loader};
+use cutoff_tests::seed;
 use serde_json::{Value, json};
 
 /// The account cutoff (and the baseline) run in: moto's default account.
@@ -23,7 +24,6 @@ pub const MEMBER: &str = "111122223333";
 pub const MEMBER_ROLE: &str = "cutoff-member";
 pub const EXTERNAL_ID: &str = "bench-external-id";
 pub const OWNER_TEAM: &str = "payments";
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
 /// The binaries under test.
 #[derive(Debug, Clone)]
@@ -372,78 +372,29 @@ async fn credentials_in(config: &SdkConfig, account: &str) -> Result<Credentials
     ))
 }
 
-/// Whether an SDK error is moto's HTTP 500 (moto's IAM is not thread-safe: a
-/// `CreateRole` racing another one can fail with "dictionary changed size during
-/// iteration" before it changes anything).
-fn is_moto_500<E>(
-    e: &aws_sdk_iam::error::SdkError<E, aws_sdk_iam::config::http::HttpResponse>,
-) -> bool {
-    e.raw_response().is_some_and(|r| r.status().as_u16() == 500)
-}
-
-const SEED_ATTEMPTS: u32 = 8;
-
-/// Creates a role with tags, retrying moto's races.
+/// Creates a role with tags (tests/support/seed.rs, retrying moto's races); the
+/// number of retries.
 pub async fn create_role(
     iam: &aws_sdk_iam::Client,
     name: &str,
     tags: &[(&str, &str)],
 ) -> Result<u64> {
-    let mut retries = 0;
-    for attempt in 1..=SEED_ATTEMPTS {
-        let mut call = iam
-            .create_role()
-            .role_name(name)
-            .assume_role_policy_document(TRUST);
-        for (k, v) in tags {
-            call = call.tags(
-                aws_sdk_iam::types::Tag::builder()
-                    .key(*k)
-                    .value(*v)
-                    .build()
-                    .context("tag")?,
-            );
-        }
-        match call.send().await {
-            Ok(_) => return Ok(retries),
-            Err(e) if is_moto_500(&e) && attempt < SEED_ATTEMPTS => retries += 1,
-            // A retried create whose first attempt got through after all.
-            Err(e)
-                if attempt > 1
-                    && e.as_service_error()
-                        .is_some_and(|s| s.is_entity_already_exists_exception()) =>
-            {
-                return Ok(retries);
-            }
-            Err(e) => bail!("CreateRole {name}: {e:?}"),
-        }
-    }
-    bail!("CreateRole {name}: moto failed {SEED_ATTEMPTS} times")
+    seed::create_role(iam, name, tags)
+        .await
+        .with_context(|| format!("CreateRole {name}"))
 }
 
-/// Puts an inline policy, retrying moto's races.
+/// Puts an inline policy (tests/support/seed.rs, retrying moto's races); the number
+/// of retries.
 pub async fn put_role_policy(
     iam: &aws_sdk_iam::Client,
     role: &str,
     policy: &str,
     document: &str,
 ) -> Result<u64> {
-    let mut retries = 0;
-    for attempt in 1..=SEED_ATTEMPTS {
-        match iam
-            .put_role_policy()
-            .role_name(role)
-            .policy_name(policy)
-            .policy_document(document)
-            .send()
-            .await
-        {
-            Ok(_) => return Ok(retries),
-            Err(e) if is_moto_500(&e) && attempt < SEED_ATTEMPTS => retries += 1,
-            Err(e) => bail!("PutRolePolicy {role}: {e:?}"),
-        }
-    }
-    bail!("PutRolePolicy {role}: moto failed {SEED_ATTEMPTS} times")
+    seed::put_role_policy(iam, role, policy, document)
+        .await
+        .with_context(|| format!("PutRolePolicy {role}"))
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
