@@ -19,6 +19,29 @@ use super::{
 use crate::policy::{ROLE_INLINE_BUDGET, USER_INLINE_BUDGET, policy_size};
 use crate::principal::{AccessKeyId, Account, IamPath, PrincipalName, UniqueId};
 
+/// Failures to inject, per action, in the order they are to happen; shared by the
+/// fakes.
+#[derive(Debug, Default)]
+pub struct InjectedFailures(HashMap<&'static str, VecDeque<ErrorKind>>);
+
+impl InjectedFailures {
+    /// The next calls of `action` fail with `kinds`, one each, in order.
+    pub fn plan(&mut self, action: &'static str, kinds: &[ErrorKind]) {
+        self.0
+            .entry(action)
+            .or_default()
+            .extend(kinds.iter().copied());
+    }
+
+    /// The failure planned for this call of `action`, if any (`context` says where).
+    fn take(&mut self, action: &'static str, context: &str) -> Result<(), AwsError> {
+        match self.0.get_mut(action).and_then(VecDeque::pop_front) {
+            Some(kind) => Err(AwsError::new(kind, action, context, "injected failure")),
+            None => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct FakePrincipal {
     pub path: String,
@@ -43,7 +66,7 @@ pub struct FakeState {
     /// Every call, as the IAM action name.
     pub calls: Vec<&'static str>,
     /// Errors to return, per action, in order.
-    pub failures: HashMap<&'static str, VecDeque<ErrorKind>>,
+    pub failures: InjectedFailures,
     /// Documents to return instead of the stored one on the next reads (to simulate
     /// eventual consistency or a concurrent writer), per policy name.
     pub stale_reads: HashMap<String, VecDeque<Option<String>>>,
@@ -131,11 +154,7 @@ impl FakeIam {
     }
 
     pub fn fail(&self, action: &'static str, kinds: &[ErrorKind]) {
-        self.state()
-            .failures
-            .entry(action)
-            .or_default()
-            .extend(kinds.iter().copied());
+        self.state().failures.plan(action, kinds);
     }
 
     /// The next reads of `policy` return these documents instead of the stored one.
@@ -171,14 +190,7 @@ impl FakeIam {
     ) -> Result<std::sync::MutexGuard<'_, FakeState>, AwsError> {
         let mut state = self.state();
         state.calls.push(action);
-        if let Some(kind) = state.failures.get_mut(action).and_then(VecDeque::pop_front) {
-            return Err(AwsError::new(
-                kind,
-                action,
-                "in the fake",
-                "injected failure",
-            ));
-        }
+        state.failures.take(action, "in the fake")?;
         Ok(state)
     }
 }
@@ -510,7 +522,7 @@ pub struct MessagingState {
     pub published: Vec<(String, super::SnsMessage)>,
     /// (finding id, product arn, status, note)
     pub finding_updates: Vec<(String, String, super::WorkflowStatus, String)>,
-    pub failures: HashMap<&'static str, VecDeque<ErrorKind>>,
+    pub failures: InjectedFailures,
     /// SNS topics that refuse every publish (AccessDenied), as a topic outside the
     /// publisher's permissions does.
     pub refusing_topics: Vec<String>,
@@ -529,11 +541,7 @@ impl FakeMessaging {
     }
 
     pub fn fail(&self, action: &'static str, kinds: &[ErrorKind]) {
-        self.state()
-            .failures
-            .entry(action)
-            .or_default()
-            .extend(kinds.iter().copied());
+        self.state().failures.plan(action, kinds);
     }
 
     fn begin(
@@ -541,14 +549,7 @@ impl FakeMessaging {
         action: &'static str,
     ) -> Result<std::sync::MutexGuard<'_, MessagingState>, AwsError> {
         let mut state = self.state();
-        if let Some(kind) = state.failures.get_mut(action).and_then(VecDeque::pop_front) {
-            return Err(AwsError::new(
-                kind,
-                action,
-                "in the fake",
-                "injected failure",
-            ));
-        }
+        state.failures.take(action, "in the fake")?;
         Ok(state)
     }
 }
@@ -781,7 +782,7 @@ pub struct LedgerState {
     /// Every lease taken, in order: (principal, holder).
     pub acquired: Vec<(String, String)>,
     pub released: Vec<(String, String)>,
-    pub failures: HashMap<&'static str, VecDeque<ErrorKind>>,
+    pub failures: InjectedFailures,
 }
 
 impl FakeLedger {
@@ -790,11 +791,7 @@ impl FakeLedger {
     }
 
     pub fn fail(&self, action: &'static str, kinds: &[ErrorKind]) {
-        self.state()
-            .failures
-            .entry(action)
-            .or_default()
-            .extend(kinds.iter().copied());
+        self.state().failures.plan(action, kinds);
     }
 
     fn begin(
@@ -802,14 +799,7 @@ impl FakeLedger {
         action: &'static str,
     ) -> Result<std::sync::MutexGuard<'_, LedgerState>, AwsError> {
         let mut state = self.state();
-        if let Some(kind) = state.failures.get_mut(action).and_then(VecDeque::pop_front) {
-            return Err(AwsError::new(
-                kind,
-                action,
-                "in the fake ledger",
-                "injected failure",
-            ));
-        }
+        state.failures.take(action, "in the fake ledger")?;
         Ok(state)
     }
 }
