@@ -3,6 +3,7 @@
 //! Exit codes: 0 when the command did its job, 2 for invalid arguments or input
 //! (with a one-line error on stderr), 1 for any other failure.
 
+mod operator;
 mod revoke;
 mod sweep;
 mod triage;

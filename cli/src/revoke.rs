@@ -9,9 +9,13 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{ArgGroup, Args, ValueEnum};
 use cutoff::aws::ledger::{ConfiguredLedger, Ledger};
-use cutoff::aws::sdk::{SdkAccountAccess, SdkOptions, discover_home, load_sdk_config_with};
-use cutoff::clock::SystemClock;
-use cutoff::config::{RevokerConfig, parse_external_id, parse_table_name};
+use cutoff::aws::sdk::{
+    SdkAccountAccess, SdkOptions, discover_home_and_time, load_sdk_config_with,
+};
+use cutoff::clock::OffsetClock;
+use cutoff::config::{
+    TriageConfig, account_scope_from_lookup, parse_external_id, parse_table_name, revoker_env,
+};
 use cutoff::event::{ManualAction, manual};
 use cutoff::outcome::{Outcome, RevocationRequest, Status};
 use cutoff::principal::PrincipalName;
@@ -54,6 +58,11 @@ pub struct AwsArgs {
     /// like the Lambdas do, and answer `cutoff history`.
     #[arg(long, global = true, value_name = "TABLE", env = "CUTOFF_LEDGER_TABLE")]
     ledger_table: Option<String>,
+    /// The revoker's function URL (the stack output OperatorUrl): send the request
+    /// there, signed with your credentials, so that AWS vouches for who asks and the
+    /// deployment locks, audits and notifies it. Without it the request runs here.
+    #[arg(long, global = true, value_name = "URL", env = "CUTOFF_OPERATOR_URL")]
+    url: Option<String>,
 }
 
 /// The principal to act on.
@@ -181,6 +190,73 @@ fn payload(action: ManualAction, p: &PrincipalArgs, scope: Option<ScopeArg>) -> 
     Value::Object(map)
 }
 
+/// The request as the operator path takes it: the manual request, without a
+/// `requested_by` (AWS says who asks), checked here first exactly as the revoker will.
+fn operator_payload(
+    mut value: Value,
+    reason: &Option<String>,
+    dry_run: bool,
+    force: bool,
+) -> Result<Value, String> {
+    if let Value::Object(map) = &mut value {
+        if let Some(reason) = reason {
+            map.insert("reason".into(), json!(reason));
+        }
+        map.insert("dry_run".into(), json!(dry_run));
+        map.insert("force".into(), json!(force));
+    }
+    manual::parse(value.clone()).map_err(|e| e.to_string())?;
+    Ok(value)
+}
+
+/// Sends a request through the operator path and returns the revoker's JSON answer.
+async fn through_operator_path(
+    aws: &AwsArgs,
+    url: &str,
+    payload: Value,
+) -> anyhow::Result<Result<Value, String>> {
+    let url = match crate::operator::OperatorUrl::parse(url) {
+        Ok(url) => url,
+        Err(message) => return Ok(Err(message)),
+    };
+    let settings = match aws.settings() {
+        Ok(settings) => settings,
+        Err(message) => return Ok(Err(message)),
+    };
+    let sdk = match load_sdk_config_with(&settings.options).await {
+        Ok(sdk) => sdk,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    // AWS's time for the signature (and a word when this machine's clock is off).
+    let (_, _, seen) = discover_home_and_time(&sdk)
+        .await
+        .context(DISCOVER_HOME_CONTEXT)?;
+    let clock = aws_clock(seen);
+    crate::operator::send(&url, &payload, &sdk, &clock)
+        .await
+        .map(Ok)
+}
+
+/// A manual request through the operator path, its outcome printed.
+async fn operator_outcome(
+    aws: &AwsArgs,
+    url: &str,
+    payload: Result<Value, String>,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let payload = match payload {
+        Ok(p) => p,
+        Err(message) => return Ok(Exit::Invalid(message)),
+    };
+    let answer = match through_operator_path(aws, url, payload).await? {
+        Ok(answer) => answer,
+        Err(message) => return Ok(Exit::Invalid(message)),
+    };
+    let outcome: Outcome = serde_json::from_value(answer)
+        .context("the operator path answered something that is not an outcome")?;
+    print_outcome(&outcome, json)
+}
+
 fn who(requested_by: &Option<String>) -> String {
     requested_by
         .clone()
@@ -254,9 +330,39 @@ impl AwsArgs {
 pub(crate) const DISCOVER_HOME_CONTEXT: &str =
     "finding the caller's account (sts:GetCallerIdentity); check your AWS credentials";
 
+/// AWS's time, from the `Date` of the STS response: a cutoff taken from a laptop
+/// whose clock runs behind would spare the sessions minted in between. Says so on
+/// standard error when the two clocks differ by more than a minute.
+pub(crate) fn aws_clock(
+    seen: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
+) -> OffsetClock {
+    match seen {
+        Some((aws, received)) => {
+            let clock = OffsetClock::from_aws_date(aws, received);
+            let skew = clock.skew() - chrono::Duration::seconds(1);
+            if skew.num_seconds().abs() > 60 {
+                eprintln!(
+                    "cutoff: this machine's clock is {} {} AWS's; cutoff uses AWS's time",
+                    humanize(skew.abs()),
+                    if skew > chrono::Duration::zero() {
+                        "behind"
+                    } else {
+                        "ahead of"
+                    }
+                );
+            }
+            clock
+        }
+        None => {
+            eprintln!("cutoff: AWS's answer carried no Date header; using this machine's clock");
+            OffsetClock::from_aws_date(chrono::Utc::now(), chrono::Utc::now())
+        }
+    }
+}
+
 async fn revoker(
     aws: &AwsArgs,
-) -> anyhow::Result<Result<Revoker<SdkAccountAccess, SystemClock, ConfiguredLedger>, String>> {
+) -> anyhow::Result<Result<Revoker<SdkAccountAccess, OffsetClock, ConfiguredLedger>, String>> {
     let aws = match aws.settings() {
         Ok(aws) => aws,
         Err(message) => return Ok(Err(message)),
@@ -265,17 +371,26 @@ async fn revoker(
         Ok(sdk) => sdk,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    let (home, partition) = discover_home(&sdk).await.context(DISCOVER_HOME_CONTEXT)?;
-    // Protected names come from the same variables as the Lambdas.
-    let settings = RevokerConfig::from_env().map_err(|e| anyhow::anyhow!(e))?;
+    let (home, partition, seen) = discover_home_and_time(&sdk)
+        .await
+        .context(DISCOVER_HOME_CONTEXT)?;
+    let clock = aws_clock(seen);
+    // Protected principals and accounts come from the same variables as the Lambdas.
+    let lookup = |k: &str| std::env::var(k).ok();
+    let triage = TriageConfig::from_lookup(lookup).map_err(|e| anyhow::anyhow!(e))?;
+    let accounts = account_scope_from_lookup(&lookup).map_err(|e| anyhow::anyhow!(e))?;
+    let honour_protected_tag = std::env::var(revoker_env::HONOUR_PROTECTED_TAG)
+        .is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let ledger = ConfiguredLedger::from_config(&sdk, aws.ledger_table.as_deref());
     let access = SdkAccountAccess::new(&sdk, home, partition, aws.member_role, aws.external_id);
     Ok(Ok(Revoker::new(
         access,
-        SystemClock,
+        clock,
         RevokeConfig {
-            protected: settings.protected,
-            honour_protected_tag: settings.honour_protected_tag,
+            protection: triage.protection,
+            accounts,
+            partition,
+            honour_protected_tag,
             ..RevokeConfig::default()
         },
     )
@@ -411,6 +526,15 @@ fn scope_of(s: ScopeArg) -> Option<ScopeArg> {
 }
 
 pub async fn revoke(args: &RevokeArgs) -> anyhow::Result<Exit> {
+    if let Some(url) = &args.aws.url {
+        let payload = operator_payload(
+            payload(ManualAction::Revoke, &args.principal, scope_of(args.scope)),
+            &args.reason,
+            args.dry_run,
+            false,
+        );
+        return operator_outcome(&args.aws, url, payload, args.json).await;
+    }
     let req = match request(
         payload(ManualAction::Revoke, &args.principal, scope_of(args.scope)),
         &args.requested_by,
@@ -430,6 +554,15 @@ pub async fn revoke(args: &RevokeArgs) -> anyhow::Result<Exit> {
 }
 
 pub async fn release(args: &ReleaseArgs) -> anyhow::Result<Exit> {
+    if let Some(url) = &args.aws.url {
+        let payload = operator_payload(
+            payload(ManualAction::Release, &args.principal, scope_of(args.scope)),
+            &args.reason,
+            args.dry_run,
+            args.force,
+        );
+        return operator_outcome(&args.aws, url, payload, args.json).await;
+    }
     let req = match request(
         payload(ManualAction::Release, &args.principal, scope_of(args.scope)),
         &args.requested_by,
@@ -449,6 +582,30 @@ pub async fn release(args: &ReleaseArgs) -> anyhow::Result<Exit> {
 }
 
 pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
+    if let Some(url) = &args.aws.url {
+        let payload = match operator_payload(
+            payload(ManualAction::Status, &args.principal, None),
+            &None,
+            false,
+            false,
+        ) {
+            Ok(p) => p,
+            Err(message) => return Ok(Exit::Invalid(message)),
+        };
+        let answer = match through_operator_path(&args.aws, url, payload).await? {
+            Ok(answer) => answer,
+            Err(message) => return Ok(Exit::Invalid(message)),
+        };
+        // A refused request is answered with a failed outcome, not a report.
+        if answer.get("status").is_some() {
+            let outcome: Outcome = serde_json::from_value(answer)
+                .context("the operator path answered something that is not an outcome")?;
+            return print_outcome(&outcome, args.json);
+        }
+        let report: StatusReport = serde_json::from_value(answer)
+            .context("the operator path answered something that is not a status report")?;
+        return print_status(&report, args.json);
+    }
     let req = match request(
         payload(ManualAction::Status, &args.principal, None),
         &None,

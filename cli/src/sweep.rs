@@ -14,8 +14,9 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use cutoff::aws::ledger::ConfiguredLedger;
-use cutoff::aws::sdk::{SdkAccountAccess, discover_home, load_sdk_config_with};
+use cutoff::aws::sdk::{SdkAccountAccess, discover_home_and_time, load_sdk_config_with};
 use cutoff::aws::sweep_io::{AccountDirectory, SdkOrganizations};
+use cutoff::clock::Clock;
 use cutoff::config::{self, ConfigError, MAX_SWEEP_CONCURRENCY, TriageConfig, parse_margin};
 use cutoff::outcome::{Outcome, Status};
 use cutoff::principal::{Account, NamePattern};
@@ -26,7 +27,7 @@ use cutoff::sweeper::{AccountReport, SweepConfig, sweep_accounts};
 use serde::Serialize;
 
 use crate::Exit;
-use crate::revoke::{AwsArgs, DISCOVER_HOME_CONTEXT, print_json};
+use crate::revoke::{AwsArgs, DISCOVER_HOME_CONTEXT, aws_clock, print_json};
 
 /// Accounts swept at once unless --concurrency says otherwise.
 const DEFAULT_CONCURRENCY: usize = 4;
@@ -138,17 +139,17 @@ fn plan(args: &SweepArgs, member_role: &str) -> Result<Plan, ConfigError> {
         None => DEFAULT_EXPIRY_MARGIN,
     };
 
-    // The defaults (cutoff-*, the member role) and CUTOFF_PROTECTED, as for revoke.
+    // The member role, CUTOFF_PROTECTED_ARNS and CUTOFF_PROTECTED, as for revoke.
     let lookup = |name: &str| match name {
         config::env::MEMBER_ROLE_NAME => Some(member_role.to_owned()),
-        config::env::PROTECTED => std::env::var(name).ok(),
+        config::env::PROTECTED | config::env::PROTECTED_ARNS => std::env::var(name).ok(),
         _ => None,
     };
-    let mut protected = TriageConfig::from_lookup(lookup)?.protected;
+    let mut protected = TriageConfig::from_lookup(lookup)?.protection;
     for item in &args.protect {
         let pattern = NamePattern::parse(item).map_err(|e| invalid("--protect", item, e.why))?;
-        if !protected.contains(&pattern) {
-            protected.push(pattern);
+        if !protected.patterns.contains(&pattern) {
+            protected.patterns.push(pattern);
         }
     }
 
@@ -200,7 +201,11 @@ pub async fn sweep(args: &SweepArgs) -> anyhow::Result<Exit> {
         Ok(sdk) => sdk,
         Err(e) => return Ok(Exit::Invalid(e.to_string())),
     };
-    let (home, partition) = discover_home(&sdk).await.context(DISCOVER_HOME_CONTEXT)?;
+    let (home, partition, seen) = discover_home_and_time(&sdk)
+        .await
+        .context(DISCOVER_HOME_CONTEXT)?;
+    // A cutoff moved from a clock that runs behind would spare sessions: AWS's time.
+    let clock = aws_clock(seen);
     let (accounts, source) = match plan.scope {
         Scope::Listed(accounts) => {
             let source = format!(
@@ -239,7 +244,7 @@ pub async fn sweep(args: &SweepArgs) -> anyhow::Result<Exit> {
         ..SweepConfig::default()
     };
 
-    let started = Utc::now();
+    let started = clock.now();
     let run_id = run_id(started);
     let ledger = ConfiguredLedger::from_config(&sdk, aws.ledger_table.as_deref());
     let reports = sweep_accounts(
@@ -256,7 +261,7 @@ pub async fn sweep(args: &SweepArgs) -> anyhow::Result<Exit> {
     let summary = SweepSummary::from_records(
         &run_id,
         started,
-        Utc::now(),
+        clock.now(),
         accounts.len() as u64,
         config.dry_run,
         &records,
@@ -306,7 +311,7 @@ fn describe_rules(rules: &SweepRules) -> String {
             patterns.join(", ")
         )
     };
-    let protected: Vec<&str> = rules.protected.iter().map(NamePattern::as_str).collect();
+    let protected = rules.protected.describe();
     format!(
         "{ages}; a revocation older than {} (roles) or {} (users) plus a {} margin is removed; protected: {}",
         humanize(ROLE_MAX_SESSION),

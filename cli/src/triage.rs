@@ -66,13 +66,16 @@ fn configure(args: &TriageArgs) -> Result<TriageConfig, config::ConfigError> {
         config.alert_severity = config::parse_severity("--alert-severity", v)?;
     }
     for name in &args.protect {
-        config.protected.push(NamePattern::parse(name).map_err(|e| {
-            config::ConfigError::Invalid {
-                name: "--protect",
-                excerpt: e.excerpt.clone(),
-                why: e.why.to_owned(),
-            }
-        })?);
+        config
+            .protection
+            .patterns
+            .push(
+                NamePattern::parse(name).map_err(|e| config::ConfigError::Invalid {
+                    name: "--protect",
+                    excerpt: e.excerpt.clone(),
+                    why: e.why.to_owned(),
+                })?,
+            );
     }
     config.securityhub_imported |= args.securityhub_imported;
     for name in &args.cloudtrail_events {

@@ -4,7 +4,10 @@
 //! Values come from environment variables (Lambda) or flags (CLI); both go through
 //! the same parsers here.
 
-use crate::principal::{InvalidValue, NamePattern, PrincipalName, excerpt};
+use crate::principal::{
+    Account, AccountScope, InvalidValue, NamePattern, OrganizationId, Partition, PrincipalName,
+    ProtectedArn, Protection, excerpt,
+};
 
 /// Default severity at or above which a GuardDuty finding revokes (GuardDuty "High").
 pub const DEFAULT_REVOKE_SEVERITY: f64 = 7.0;
@@ -12,10 +15,10 @@ pub const DEFAULT_REVOKE_SEVERITY: f64 = 7.0;
 pub const DEFAULT_ALERT_SEVERITY: f64 = 4.0;
 /// Default name of the role cutoff assumes in member accounts.
 pub const DEFAULT_MEMBER_ROLE_NAME: &str = "cutoff-member";
-/// cutoff's own roles are named `cutoff-*` by its templates. They are always
-/// protected, whatever the configuration says: a responder must not be turned
-/// against itself by a forged or mistaken finding.
-pub const SELF_PROTECTED_PATTERN: &str = "cutoff-*";
+/// Default cap of principals one Security Hub custom action may revoke.
+pub const DEFAULT_MAX_PRINCIPALS_PER_ACTION: usize = 20;
+/// Default cap of automatic revocations per account per hour.
+pub const DEFAULT_MAX_REVOCATIONS_PER_ACCOUNT_HOUR: u32 = 25;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
@@ -48,14 +51,20 @@ pub struct TriageConfig {
     pub revoke_severity: f64,
     /// Findings at or above this severity (and below `revoke_severity`) alert.
     pub alert_severity: f64,
-    /// Principals never revoked: cutoff's own roles, the member role, and any names
-    /// the deployer adds (break-glass roles).
-    pub protected: Vec<NamePattern>,
+    /// Principals never revoked: the member role, cutoff's own roles by exact ARN, and
+    /// whatever the deployer adds (break-glass roles, other stacks' roles).
+    pub protection: Protection,
     /// Act on Security Hub *imported* findings (off: GuardDuty arrives directly, and
     /// other products' findings can be forged by anyone allowed BatchImportFindings).
     pub securityhub_imported: bool,
     /// CloudTrail API calls whose caller is revoked (opt-in; empty by default).
     pub cloudtrail_event_names: Vec<String>,
+    /// The deployment's partition: an ARN of another one is refused, never mapped
+    /// into ours.
+    pub partition: Partition,
+    /// The circuit breaker of custom actions: a Security Hub custom action naming more
+    /// principals than this revokes none of them and alerts the security team.
+    pub max_principals_per_action: usize,
 }
 
 impl Default for TriageConfig {
@@ -63,18 +72,16 @@ impl Default for TriageConfig {
         Self {
             revoke_severity: DEFAULT_REVOKE_SEVERITY,
             alert_severity: DEFAULT_ALERT_SEVERITY,
-            protected: always_protected(DEFAULT_MEMBER_ROLE_NAME),
+            protection: Protection {
+                member_role: PrincipalName::parse(DEFAULT_MEMBER_ROLE_NAME).ok(),
+                ..Protection::default()
+            },
             securityhub_imported: false,
             cloudtrail_event_names: Vec::new(),
+            partition: Partition::Aws,
+            max_principals_per_action: DEFAULT_MAX_PRINCIPALS_PER_ACTION,
         }
     }
-}
-
-fn always_protected(member_role: &str) -> Vec<NamePattern> {
-    [SELF_PROTECTED_PATTERN, member_role]
-        .into_iter()
-        .filter_map(|p| NamePattern::parse(p).ok())
-        .collect()
 }
 
 /// Environment variable names.
@@ -82,6 +89,9 @@ pub mod env {
     pub const REVOKE_SEVERITY: &str = "CUTOFF_REVOKE_SEVERITY";
     pub const ALERT_SEVERITY: &str = "CUTOFF_ALERT_SEVERITY";
     pub const PROTECTED: &str = "CUTOFF_PROTECTED";
+    pub const PROTECTED_ARNS: &str = "CUTOFF_PROTECTED_ARNS";
+    pub const PARTITION: &str = "CUTOFF_PARTITION";
+    pub const MAX_PRINCIPALS_PER_ACTION: &str = "CUTOFF_BREAKER_PER_ACTION";
     pub const MEMBER_ROLE_NAME: &str = "CUTOFF_MEMBER_ROLE_NAME";
     pub const SECURITYHUB_IMPORTED: &str = "CUTOFF_SECURITYHUB_IMPORTED";
     pub const CLOUDTRAIL_EVENTS: &str = "CUTOFF_CLOUDTRAIL_EVENTS";
@@ -98,19 +108,24 @@ impl TriageConfig {
         if let Some(v) = lookup(env::ALERT_SEVERITY) {
             config.alert_severity = parse_severity(env::ALERT_SEVERITY, &v)?;
         }
-        let member_role = match lookup(env::MEMBER_ROLE_NAME) {
-            Some(v) => PrincipalName::parse(&v)
-                .map_err(|e| ConfigError::from_value(env::MEMBER_ROLE_NAME, &v, &e))?
-                .to_string(),
-            None => DEFAULT_MEMBER_ROLE_NAME.to_owned(),
-        };
-        config.protected = always_protected(&member_role);
-        if let Some(v) = lookup(env::PROTECTED) {
-            for item in split_list(&v) {
-                let pattern = NamePattern::parse(item)
-                    .map_err(|e| ConfigError::from_value(env::PROTECTED, item, &e))?;
-                config.protected.push(pattern);
-            }
+        config.protection = protection_from_lookup(&lookup)?;
+        if let Some(v) = lookup(env::PARTITION).filter(|v| !v.trim().is_empty()) {
+            config.partition = Partition::parse(v.trim())
+                .map_err(|e| ConfigError::from_value(env::PARTITION, &v, &e))?;
+        }
+        if let Some(v) = lookup(env::MAX_PRINCIPALS_PER_ACTION) {
+            config.max_principals_per_action = v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        env::MAX_PRINCIPALS_PER_ACTION,
+                        &v,
+                        "expected the most principals one custom action may revoke, 1 to 10000",
+                    )
+                })?;
         }
         if let Some(v) = lookup(env::SECURITYHUB_IMPORTED) {
             config.securityhub_imported = parse_bool(env::SECURITYHUB_IMPORTED, &v)?;
@@ -144,13 +159,50 @@ impl TriageConfig {
         Ok(())
     }
 
-    pub fn is_protected(&self, name: &PrincipalName) -> Option<&NamePattern> {
-        self.protected.iter().find(|p| p.matches(name))
+    /// Why the target must never be revoked, if it must not.
+    pub fn is_protected(&self, target: &crate::principal::Target) -> Option<String> {
+        self.protection.reason_for(target)
     }
 
     pub fn cloudtrail_opted_in(&self, event_name: &str) -> bool {
         self.cloudtrail_event_names.iter().any(|n| n == event_name)
     }
+}
+
+/// The member role (`CUTOFF_MEMBER_ROLE_NAME`, by exact name in every account), the
+/// exact ARNs of `CUTOFF_PROTECTED_ARNS` (the deployment's own roles, set by the
+/// template) and the names or `prefix*` patterns of `CUTOFF_PROTECTED`.
+pub fn protection_from_lookup(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Protection, ConfigError> {
+    let member_role = match lookup(env::MEMBER_ROLE_NAME) {
+        Some(v) => PrincipalName::parse(v.trim())
+            .map_err(|e| ConfigError::from_value(env::MEMBER_ROLE_NAME, &v, &e))?,
+        None => PrincipalName::parse(DEFAULT_MEMBER_ROLE_NAME).map_err(|e| {
+            ConfigError::from_value(env::MEMBER_ROLE_NAME, DEFAULT_MEMBER_ROLE_NAME, &e)
+        })?,
+    };
+    let mut protection = Protection {
+        member_role: Some(member_role),
+        ..Protection::default()
+    };
+    if let Some(v) = lookup(env::PROTECTED_ARNS) {
+        for item in split_list(&v) {
+            protection.arns.push(
+                ProtectedArn::parse(item)
+                    .map_err(|e| ConfigError::from_value(env::PROTECTED_ARNS, item, &e))?,
+            );
+        }
+    }
+    if let Some(v) = lookup(env::PROTECTED) {
+        for item in split_list(&v) {
+            protection.patterns.push(
+                NamePattern::parse(item)
+                    .map_err(|e| ConfigError::from_value(env::PROTECTED, item, &e))?,
+            );
+        }
+    }
+    Ok(protection)
 }
 
 /// What the revoker needs beyond the triage rules.
@@ -161,8 +213,14 @@ pub struct RevokerConfig {
     /// The ExternalId the member role's trust policy requires. Kept out of `Debug`
     /// output by [`RevokerConfig::redacted`]; never logged.
     pub external_id: Option<String>,
-    /// Protected principals (same rules as triage: cutoff's own roles always).
-    pub protected: Vec<NamePattern>,
+    /// Protected principals (the same rules as triage's).
+    pub protection: Protection,
+    /// The accounts cutoff may reach into (required: a deployment names its
+    /// Organization or its accounts).
+    pub accounts: AccountScope,
+    /// The circuit breaker: automatic revocations per account per hour beyond which
+    /// cutoff writes nothing more and alerts the security team.
+    pub max_revocations_per_account_hour: u32,
     /// Compute and report everything, write nothing (a deployment-wide switch).
     pub dry_run: bool,
     /// Our own account and partition when the deployment says so (the template
@@ -186,7 +244,10 @@ pub mod revoker_env {
     pub const EXTERNAL_ID: &str = "CUTOFF_EXTERNAL_ID";
     pub const DRY_RUN: &str = "CUTOFF_DRY_RUN";
     pub const HOME_ACCOUNT: &str = "CUTOFF_HOME_ACCOUNT";
-    pub const PARTITION: &str = "CUTOFF_PARTITION";
+    pub const PARTITION: &str = super::env::PARTITION;
+    pub const ORGANIZATION_ID: &str = "CUTOFF_ORGANIZATION_ID";
+    pub const ACCOUNTS: &str = "CUTOFF_ACCOUNTS";
+    pub const MAX_REVOCATIONS_PER_ACCOUNT_HOUR: &str = "CUTOFF_BREAKER_PER_ACCOUNT_HOUR";
     pub const OUTCOME_BUS: &str = "CUTOFF_OUTCOME_BUS";
     pub const MAX_RECEIVES: &str = "CUTOFF_MAX_RECEIVES";
     pub const HONOUR_PROTECTED_TAG: &str = "CUTOFF_HONOUR_PROTECTED_TAG";
@@ -255,10 +316,39 @@ impl RevokerConfig {
             Some(v) => Some(parse_table_name(revoker_env::LEDGER_TABLE, v.trim())?),
             None => None,
         };
+        let accounts = account_scope_from_lookup(&lookup)?.ok_or_else(|| {
+            ConfigError::invalid(
+                revoker_env::ORGANIZATION_ID,
+                "",
+                format!(
+                    "required, or {}: cutoff reaches only into the accounts of its Organization or of an explicit list",
+                    revoker_env::ACCOUNTS
+                ),
+            )
+        })?;
+        let max_revocations_per_account_hour = match lookup(
+            revoker_env::MAX_REVOCATIONS_PER_ACCOUNT_HOUR,
+        ) {
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        revoker_env::MAX_REVOCATIONS_PER_ACCOUNT_HOUR,
+                        &v,
+                        "expected the most automatic revocations per account and hour, 1 to 100000",
+                    )
+                })?,
+            None => DEFAULT_MAX_REVOCATIONS_PER_ACCOUNT_HOUR,
+        };
         Ok(Self {
             member_role_name,
             external_id,
-            protected: triage.protected,
+            protection: triage.protection,
+            accounts,
+            max_revocations_per_account_hour,
             dry_run,
             home,
             outcome_bus,
@@ -271,6 +361,40 @@ impl RevokerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
+}
+
+/// `CUTOFF_ORGANIZATION_ID` and `CUTOFF_ACCOUNTS`; None when both are unset.
+pub fn account_scope_from_lookup(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<AccountScope>, ConfigError> {
+    let organization = match lookup(revoker_env::ORGANIZATION_ID) {
+        Some(v) if !v.trim().is_empty() => Some(
+            OrganizationId::parse(v.trim())
+                .map_err(|e| ConfigError::from_value(revoker_env::ORGANIZATION_ID, &v, &e))?,
+        ),
+        _ => None,
+    };
+    let accounts = match lookup(revoker_env::ACCOUNTS) {
+        Some(v) if !v.trim().is_empty() => {
+            let mut list: Vec<Account> = Vec::new();
+            for item in split_list(&v) {
+                let account = Account::parse(item)
+                    .map_err(|e| ConfigError::from_value(revoker_env::ACCOUNTS, item, &e))?;
+                if !list.contains(&account) {
+                    list.push(account);
+                }
+            }
+            Some(list)
+        }
+        _ => None,
+    };
+    Ok(match (&organization, &accounts) {
+        (None, None) => None,
+        _ => Some(AccountScope {
+            organization,
+            accounts,
+        }),
+    })
 }
 
 /// Where intake sends what it decided.
@@ -587,10 +711,92 @@ mod tests {
         assert_eq!(config.alert_severity, 4.0);
         assert!(!config.securityhub_imported);
         assert!(config.cloudtrail_event_names.is_empty());
-        let name = |s| PrincipalName::parse(s).unwrap();
-        assert!(config.is_protected(&name("cutoff-member")).is_some());
-        assert!(config.is_protected(&name("cutoff-revoker")).is_some());
-        assert!(config.is_protected(&name("payments-api")).is_none());
+        assert!(
+            config
+                .is_protected(&role("111122223333", "cutoff-member"))
+                .is_some()
+        );
+        assert!(
+            config
+                .is_protected(&role("111122223333", "payments-api"))
+                .is_none()
+        );
+        assert_eq!(config.partition, Partition::Aws);
+        assert_eq!(
+            config.max_principals_per_action,
+            DEFAULT_MAX_PRINCIPALS_PER_ACTION
+        );
+    }
+
+    fn role(account: &str, name: &str) -> crate::principal::Target {
+        crate::principal::Target::new(
+            crate::principal::TargetKind::Role,
+            Account::parse(account).unwrap(),
+            PrincipalName::parse(name).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_role_named_like_cutoff_is_not_protected_by_its_name() {
+        // Anyone allowed iam:CreateRole can choose a name: no prefix protects.
+        let config = from(&[]).unwrap();
+        for name in [
+            "cutoff-backdoor",
+            "cutoff-revoker",
+            "cutoff-us-east-1-revoker",
+        ] {
+            assert!(
+                config.is_protected(&role("111122223333", name)).is_none(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn cutoffs_own_roles_are_protected_by_exact_arn_in_their_account_only() {
+        let config = from(&[(
+            env::PROTECTED_ARNS,
+            "arn:aws:iam::999988887777:role/cutoff-us-east-1-revoker, arn:aws:iam::999988887777:user/ops/break-glass",
+        )])
+        .unwrap();
+        assert!(
+            config
+                .is_protected(&role("999988887777", "cutoff-us-east-1-revoker"))
+                .is_some()
+        );
+        assert!(
+            config
+                .is_protected(&role("999988887777", "Cutoff-US-East-1-Revoker"))
+                .is_some(),
+            "IAM names ignore case"
+        );
+        assert!(
+            config
+                .is_protected(&role("111122223333", "cutoff-us-east-1-revoker"))
+                .is_none(),
+            "the same name in another account is another role"
+        );
+        let user = crate::principal::Target::new(
+            crate::principal::TargetKind::User,
+            Account::parse("999988887777").unwrap(),
+            PrincipalName::parse("break-glass").unwrap(),
+        );
+        assert!(config.is_protected(&user).is_some());
+        assert!(
+            config
+                .is_protected(&role("999988887777", "break-glass"))
+                .is_none(),
+            "a role is not the user of the same name"
+        );
+        for bad in [
+            "arn:aws:iam::999988887777:role/cutoff-*",
+            "arn:aws:iam::999988887777:instance-profile/x",
+            "arn:aws:sts::999988887777:assumed-role/r/s",
+            "cutoff-revoker",
+        ] {
+            let err = from(&[(env::PROTECTED_ARNS, bad)]).unwrap_err().to_string();
+            assert!(err.contains(env::PROTECTED_ARNS), "{bad}: {err}");
+        }
     }
 
     #[test]
@@ -608,15 +814,11 @@ mod tests {
         assert_eq!(config.alert_severity, 2.0);
         assert!(config.securityhub_imported);
         assert!(config.cloudtrail_opted_in("DeleteTrail"));
-        let name = |s| PrincipalName::parse(s).unwrap();
-        for protected in [
-            "break-glass",
-            "admin-x",
-            "SecurityResponder",
-            "cutoff-intake",
-        ] {
+        for protected in ["break-glass", "admin-x", "SecurityResponder"] {
             assert!(
-                config.is_protected(&name(protected)).is_some(),
+                config
+                    .is_protected(&role("111122223333", protected))
+                    .is_some(),
                 "{protected}"
             );
         }
@@ -632,6 +834,8 @@ mod tests {
             (env::MEMBER_ROLE_NAME, "a b"),
             (env::SECURITYHUB_IMPORTED, "maybe"),
             (env::CLOUDTRAIL_EVENTS, "Stop Logging"),
+            (env::PARTITION, "aws-mars"),
+            (env::MAX_PRINCIPALS_PER_ACTION, "0"),
         ] {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(var), "{err}");
@@ -645,6 +849,7 @@ mod tests {
             (revoker_env::EXTERNAL_ID, "cutoff-3f1c9a"),
             (revoker_env::DRY_RUN, "true"),
             (env::PROTECTED, "break-glass"),
+            (revoker_env::ORGANIZATION_ID, "o-a1b2c3d4e5"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -653,9 +858,23 @@ mod tests {
         assert_eq!(config.member_role_name.as_str(), "SecurityResponder");
         assert_eq!(config.external_id.as_deref(), Some("cutoff-3f1c9a"));
         assert!(config.dry_run);
-        assert_eq!(config.protected.len(), 3);
-        let bad = RevokerConfig::from_lookup(|k| {
-            (k == revoker_env::EXTERNAL_ID).then(|| "secret with spaces".to_owned())
+        assert_eq!(
+            config
+                .protection
+                .member_role
+                .as_ref()
+                .map(PrincipalName::as_str),
+            Some("SecurityResponder")
+        );
+        assert_eq!(config.protection.patterns.len(), 1);
+        assert_eq!(
+            config.max_revocations_per_account_hour,
+            DEFAULT_MAX_REVOCATIONS_PER_ACCOUNT_HOUR
+        );
+        let bad = RevokerConfig::from_lookup(|k| match k {
+            revoker_env::EXTERNAL_ID => Some("secret with spaces".to_owned()),
+            revoker_env::ORGANIZATION_ID => Some("o-a1b2c3d4e5".to_owned()),
+            _ => None,
         })
         .unwrap_err()
         .to_string();
@@ -898,7 +1117,7 @@ impl SweeperConfig {
         crate::sweep::SweepRules {
             patterns: self.max_age_patterns.clone(),
             margin: self.margin,
-            protected: self.revoker.protected.clone(),
+            protected: self.revoker.protection.clone(),
         }
     }
 }
@@ -940,12 +1159,46 @@ pub fn parse_margin(name: &'static str, value: &str) -> Result<chrono::Duration,
 mod sweeper_config_tests {
     use super::*;
 
+    /// The pairs, and an Organization unless they name one (a deployment always does).
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: std::collections::HashMap<String, String> = pairs
+        let mut map: std::collections::HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        map.entry(revoker_env::ORGANIZATION_ID.to_owned())
+            .or_insert_with(|| "o-a1b2c3d4e5".to_owned());
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn a_deployment_without_an_organization_or_an_account_list_is_refused() {
+        let err = RevokerConfig::from_lookup(|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(revoker_env::ORGANIZATION_ID), "{err}");
+        assert!(err.contains(revoker_env::ACCOUNTS), "{err}");
+        let listed = RevokerConfig::from_lookup(|k| {
+            (k == revoker_env::ACCOUNTS)
+                .then(|| "111122223333, 444455556666,111122223333".to_owned())
+        })
+        .unwrap();
+        assert_eq!(listed.accounts.organization, None);
+        assert_eq!(
+            listed.accounts.accounts.as_ref().map(Vec::len),
+            Some(2),
+            "deduplicated"
+        );
+        for (name, value) in [
+            (revoker_env::ORGANIZATION_ID, "o-short"),
+            (revoker_env::ORGANIZATION_ID, "r-a1b2c3d4e5"),
+            (revoker_env::ACCOUNTS, "1234"),
+            (revoker_env::MAX_REVOCATIONS_PER_ACCOUNT_HOUR, "0"),
+        ] {
+            let err = RevokerConfig::from_lookup(lookup(&[(name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{name}={value}: {err}");
+        }
     }
 
     #[test]
@@ -955,8 +1208,15 @@ mod sweeper_config_tests {
         assert_eq!(c.margin, chrono::Duration::hours(1));
         assert_eq!(c.concurrency, 4);
         assert!(c.max_age_patterns.is_empty());
-        // cutoff's own roles are protected from the sweeper as from the revoker.
-        assert!(c.rules().protected.iter().any(|p| p.as_str() == "cutoff-*"));
+        // The member role is protected from the sweeper as from the revoker.
+        assert_eq!(
+            c.rules()
+                .protected
+                .member_role
+                .as_ref()
+                .map(PrincipalName::as_str),
+            Some(DEFAULT_MEMBER_ROLE_NAME)
+        );
     }
 
     #[test]

@@ -7,8 +7,10 @@
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod coverage;
 pub mod event;
 pub mod handler;
+pub mod json;
 pub mod notify;
 pub mod outcome;
 pub mod policy;

@@ -35,6 +35,16 @@ pub mod attribute {
     pub const ACCOUNT: &str = "cutoff_account";
     pub const TEAM: &str = "cutoff_team";
     pub const KIND: &str = "cutoff_kind";
+    /// `incident` or `routine`: routine messages (a deny already in force covered a
+    /// finding's update, a rolling cutoff moved) can be filtered away from paging
+    /// subscriptions; everything else is an incident.
+    pub const CLASS: &str = "cutoff_class";
+}
+
+/// Whether an outcome is routine: nothing changed because a deny already in force
+/// covers it, or the sweeper moved a rolling cutoff. Not an incident to page on.
+pub fn is_routine(o: &Outcome) -> bool {
+    o.status == Status::AlreadyRevoked || is_rolling(o)
 }
 
 /// The hours after which no session issued before a cutoff can still be alive: a
@@ -144,6 +154,17 @@ pub fn sanitized(outcome: &Outcome) -> Outcome {
         .take(ACTIONS_MAX)
         .map(|a| clean(a, FIELD_MAX))
         .collect();
+    for still in &mut o.still_works {
+        still.credential = clean(&still.credential, FIELD_MAX);
+        still.why = clean(&still.why, FIELD_MAX);
+    }
+    o.still_works.truncate(ACTIONS_MAX);
+    o.other_access = outcome
+        .other_access
+        .iter()
+        .take(ACTIONS_MAX)
+        .map(|a| clean(a, FIELD_MAX))
+        .collect();
     o
 }
 
@@ -196,7 +217,23 @@ pub fn render(outcome: &Outcome, owner_known: bool) -> SnsMessage {
         deny_lines(&mut body, o);
     }
 
-    if let Some(error) = &o.error {
+    if !o.still_works.is_empty() {
+        section(&mut body, "What still works");
+        for still in &o.still_works {
+            line(&mut body, &format!("{}: {}", still.credential, still.why));
+        }
+    }
+
+    if !o.other_access.is_empty() {
+        section(&mut body, "Other ways in (not touched by cutoff)");
+        for way in &o.other_access {
+            line(&mut body, way);
+        }
+    }
+
+    if let Some(error) = &o.error
+        && o.status != Status::Partial
+    {
         section(&mut body, "What failed");
         field(&mut body, "Error kind", &error.kind);
         field(&mut body, "Message", &error.message);
@@ -230,6 +267,10 @@ pub fn render(outcome: &Outcome, owner_known: bool) -> SnsMessage {
             .as_ref()
             .map_or("unknown", |t| t.kind.as_str())
             .to_owned(),
+    ));
+    attributes.push((
+        attribute::CLASS.to_owned(),
+        if is_routine(o) { "routine" } else { "incident" }.to_owned(),
     ));
 
     SnsMessage {
@@ -315,6 +356,10 @@ fn subject(o: &Outcome) -> String {
         Status::AlreadyRevoked => (
             "cutoff: sessions of ".to_owned(),
             " already revoked".to_owned(),
+        ),
+        Status::Partial => (
+            "cutoff PARTIAL: revoked, NOT fully contained: ".to_owned(),
+            String::new(),
         ),
         Status::DryRun => (
             "cutoff (dry run): would revoke sessions of ".to_owned(),
@@ -426,6 +471,9 @@ fn headline(o: &Outcome) -> String {
             format!("cutoff revoked one session of {who}.")
         }
         Status::Applied => format!("cutoff revoked the active sessions of {who}."),
+        Status::Partial => format!(
+            "ACTION NEEDED: cutoff revoked the sessions of {who}, but NOT everything in scope is stopped."
+        ),
         Status::AlreadyRevoked => format!("The sessions of {who} were already revoked."),
         Status::DryRun => format!("cutoff would revoke the sessions of {who} (dry run)."),
         Status::Protected => format!("cutoff did NOT revoke {who}: it is protected."),
@@ -462,18 +510,25 @@ fn what_happened(o: &Outcome) -> String {
              people that sign in again get fresh, working credentials."
         ),
         Status::AlreadyRevoked => format!(
-            "An existing cutoff ({cutoff}) is later than the activity that triggered this \
-             request, so the session involved is already denied. Nothing was written."
+            "The deny already in force ({cutoff}) covers the credential that triggered \
+             this request (its session was issued before the cutoff), so nothing was \
+             written. This is routine: an update of a finding cutoff already acted on."
+        ),
+        Status::Partial => format!(
+            "cutoff denied every session of this principal issued before {cutoff}, but \
+             something in the request's scope still works (listed below): a long-term \
+             access key is never stopped by a deny on sessions, only by deactivating it."
         ),
         Status::DryRun => format!(
             "Nothing was written. cutoff computed the deny it would write (cutoff {cutoff}), \
              shown below."
         ),
         Status::Protected => "The principal is protected: cutoff never writes a deny on \
-             cutoff's own roles (cutoff-*), its member role, names listed in \
-             CUTOFF_PROTECTED, or principals tagged cutoff:protected=true. This stops a \
-             forged or mistaken finding from locking out the responder or break-glass \
-             access. Nothing was changed, so a person must decide."
+             its member role, its own roles (by exact ARN), principals listed in \
+             CUTOFF_PROTECTED_ARNS or CUTOFF_PROTECTED, or (when the deployment trusts the \
+             tag) principals tagged cutoff:protected=true. This stops a forged or mistaken \
+             finding from locking out the responder or break-glass access. Nothing was \
+             changed, so a person must decide."
             .to_owned(),
         Status::Unmodifiable => {
             "IAM does not let cutoff put a deny on this kind of principal, so nothing was \
@@ -552,7 +607,12 @@ fn trigger_lines(body: &mut String, t: &Trigger) {
         );
     }
     if let Some(v) = &t.requested_by {
-        field(body, "Requested by", v);
+        let how = if t.requested_by_verified {
+            "verified by AWS (IAM-authenticated operator path)"
+        } else {
+            "as the request claims; not verified"
+        };
+        field(body, "Requested by", &format!("{v} ({how})"));
     }
     if let Some(v) = &t.reason {
         field(body, "Reason", v);
@@ -578,7 +638,7 @@ fn policy_location(o: &Outcome) -> Option<String> {
 fn deny_lines(body: &mut String, o: &Outcome) {
     if let Some(c) = o.cutoff {
         let meaning = match o.status {
-            Status::Applied | Status::AlreadyRevoked => {
+            Status::Applied | Status::AlreadyRevoked | Status::Partial => {
                 "sessions issued before this time are denied"
             }
             Status::DryRun => "would deny sessions issued before this time",
@@ -812,6 +872,28 @@ fn error_hint(kind: &str) -> Option<&'static str> {
             "unreadable_policy: an existing AWSRevokeOlderSessions policy could not be \
              parsed and was left alone; inspect it by hand."
         }
+        "principal_mismatch" => {
+            "principal_mismatch: IAM's principal of that name is not the one in the \
+             finding (deleted and recreated since, or another principal): nothing was \
+             written. Find where the finding's principal went; revoke by hand if needed."
+        }
+        "account_not_allowed" => {
+            "account_not_allowed: the account is not one cutoff is configured for \
+             (CUTOFF_ACCOUNTS / the Organization); nothing was done there."
+        }
+        "circuit_open" => {
+            "circuit_open: more automatic revocations in this account this hour than the \
+             circuit breaker allows (CUTOFF_BREAKER_PER_ACCOUNT_HOUR); nothing was written. \
+             Find out why so many findings fire, and revoke by hand what is real."
+        }
+        "key_not_found" => {
+            "key_not_found: the access key is not one of this user's; the deny on the \
+             user stands. Find the key's owner and contain that user."
+        }
+        "ledger_unavailable" => {
+            "ledger_unavailable: a release runs only under the principal lock, and the \
+             ledger could not be reached; nothing was removed. Retry later."
+        }
         _ => return None,
     })
 }
@@ -841,6 +923,17 @@ fn next_steps(o: &Outcome) -> Vec<String> {
         return steps;
     }
     match o.status {
+        Status::Partial => {
+            for still in &o.still_works {
+                steps.push(format!(
+                    "{} still works ({}): stop it by hand now (IAM console, or `aws iam update-access-key --status Inactive`).",
+                    still.credential, still.why
+                ));
+            }
+            steps.push(retry_step(o));
+            steps.push(credentials_step(t));
+            steps.push(investigate(o, t));
+        }
         Status::Applied | Status::AlreadyRevoked => {
             if t.session.is_some() && o.scope == crate::event::Scope::Session {
                 steps.push(format!(
@@ -1171,6 +1264,8 @@ mod tests {
             detail: "denied every session".to_owned(),
             actions: vec!["put inline policy AWSRevokeOlderSessions".to_owned()],
             dry_run: status == Status::DryRun,
+            still_works: Vec::new(),
+            other_access: Vec::new(),
         };
         if status == Status::Failed {
             o = o.failed("access_denied", "iam:PutRolePolicy: not authorized");

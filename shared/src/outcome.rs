@@ -4,13 +4,15 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::event::manual::OperatorText;
 use crate::event::{ManualAction, ManualRequest, Scope};
 use crate::policy::Cutoff;
-use crate::principal::Target;
+use crate::principal::{Target, TargetKind, UniqueId, excerpt};
 use crate::triage::{Decision, Source};
 
 /// What asked for the revocation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Trigger {
     /// `guardduty`, `securityhub`, `cloudtrail`, `manual` or `schedule`.
     pub source: String,
@@ -23,23 +25,37 @@ pub struct Trigger {
     /// `BatchUpdateFindings` needs to update it).
     #[serde(default)]
     pub product_arn: Option<String>,
+    /// Who asked: for a request through the operator path (the revoker's function URL
+    /// with IAM auth) the caller ARN AWS verified; otherwise what the request claimed.
     pub requested_by: Option<String>,
+    /// Whether AWS vouched for `requested_by` (the function URL's IAM authorizer).
+    #[serde(default)]
+    pub requested_by_verified: bool,
     pub reason: Option<String>,
 }
 
 /// One thing for the revoker to do: the SQS message body, and what a manual request
-/// becomes once validated.
+/// becomes once validated. Unknown fields are refused: a message that says more than
+/// cutoff wrote was not written by cutoff.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RevocationRequest {
     pub action: ManualAction,
     pub target: Target,
     #[serde(default)]
     pub scope: Scope,
     pub trigger: Trigger,
-    /// When the activity in the finding was last seen. An existing cutoff after it
-    /// already kills the session seen, so no new write is needed.
+    /// When the activity in the finding was first seen. A session is issued before it
+    /// is first used, so an existing cutoff after this already kills it and no new
+    /// write is needed. (Read from `last_activity` too, which earlier versions queued:
+    /// a cutoff after the last activity is after the first.)
+    #[serde(default, alias = "last_activity")]
+    pub first_activity: Option<DateTime<Utc>>,
+    /// The principal's unique id as the finding names it; the revoker writes only when
+    /// IAM's principal of that name has the same id (not deleted and recreated since,
+    /// not another principal of the same name).
     #[serde(default)]
-    pub last_activity: Option<DateTime<Utc>>,
+    pub expected_unique_id: Option<UniqueId>,
     #[serde(default)]
     pub dry_run: bool,
     /// Release a cutoff that may still stop live sessions.
@@ -71,10 +87,87 @@ impl RevocationRequest {
                 reason: request.reason.as_ref().map(|t| t.to_string()),
                 ..Trigger::default()
             },
-            last_activity: None,
+            first_activity: None,
+            expected_unique_id: None,
             dry_run: request.dry_run,
             force: request.force,
         }
+    }
+
+    /// Checks a request read from the queue as strictly as a manual request is
+    /// checked, and that it asks for what the queue may carry: a revocation. Release,
+    /// status and force come only from the operator path (where AWS says who asked);
+    /// a queue message is only as trustworthy as whoever could send it.
+    pub fn check_queued(&self) -> Result<(), String> {
+        if self.action != ManualAction::Revoke {
+            return Err(format!(
+                "the request queue carries revocations only; {} comes only from the operator path (the revoker's function URL)",
+                self.action.as_str()
+            ));
+        }
+        if self.force {
+            return Err(
+                "the request queue never carries force; it comes only from the operator path"
+                    .to_owned(),
+            );
+        }
+        self.check_shape()
+    }
+
+    /// The rules a manual request is held to, for a request that did not come as one.
+    pub fn check_shape(&self) -> Result<(), String> {
+        let t = &self.target;
+        if !(t.kind.is_role_like() || t.kind == TargetKind::User) {
+            return Err(format!("{} is not a principal cutoff can revoke", t.kind));
+        }
+        if t.session.is_some() && !t.kind.is_role_like() {
+            return Err(format!(
+                "a session applies only to roles, not to a {}",
+                t.kind
+            ));
+        }
+        if t.access_key_id.is_some() && t.kind != TargetKind::User {
+            return Err(format!(
+                "an access key applies only to IAM users, not to a {}",
+                t.kind
+            ));
+        }
+        if self.scope == Scope::Session && t.session.is_none() {
+            return Err("scope session needs a session name".to_owned());
+        }
+        let tr = &self.trigger;
+        if !matches!(
+            tr.source.as_str(),
+            "guardduty" | "securityhub" | "cloudtrail" | "manual"
+        ) {
+            return Err(format!("unknown trigger source {}", excerpt(&tr.source)));
+        }
+        let bounded = |what: &str, value: &Option<String>, max: usize| match value {
+            Some(v)
+                if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) =>
+            {
+                Err(format!(
+                    "{what} {} is empty, too long or has control characters",
+                    excerpt(v)
+                ))
+            }
+            _ => Ok(()),
+        };
+        bounded("finding id", &tr.finding_id, 512)?;
+        bounded("finding type", &tr.finding_type, 256)?;
+        bounded("product ARN", &tr.product_arn, 512)?;
+        for text in [&tr.requested_by, &tr.reason].into_iter().flatten() {
+            OperatorText::parse(text).map_err(|e| e.to_string())?;
+        }
+        if tr.requested_by_verified {
+            return Err(
+                "only the operator path can say who asked; a queued request cannot".to_owned(),
+            );
+        }
+        if tr.severity.is_some_and(|s| !(0.0..=100.0).contains(&s)) {
+            return Err("severity is out of range".to_owned());
+        }
+        Ok(())
     }
 
     /// The request a triage `revoke` decision asks for; None for other decisions.
@@ -100,8 +193,10 @@ impl RevocationRequest {
                 product_arn: decision.evidence.product_arn.clone(),
                 reason: Some(decision.reason.clone()),
                 requested_by: None,
+                requested_by_verified: false,
             },
-            last_activity: decision.evidence.last_activity,
+            first_activity: decision.evidence.first_activity,
+            expected_unique_id: decision.evidence.unique_id.clone(),
             dry_run: false,
             force: false,
         })
@@ -111,8 +206,12 @@ impl RevocationRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
-    /// The deny was written and read back.
+    /// The deny was written and read back, and nothing in the request's scope still
+    /// works (for a user: the keys in scope are inactive too).
     Applied,
+    /// The deny was written, but something in scope still works: `still_works` says
+    /// what and why (a key that could not be deactivated, say).
+    Partial,
     /// An existing cutoff already covers the request; nothing written.
     AlreadyRevoked,
     /// Everything computed, nothing written.
@@ -134,6 +233,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Applied => "applied",
+            Status::Partial => "partial",
             Status::AlreadyRevoked => "already_revoked",
             Status::DryRun => "dry_run",
             Status::Protected => "protected",
@@ -161,8 +261,29 @@ pub struct OutcomeError {
     pub message: String,
 }
 
+/// A credential in the request's scope that still works, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StillWorks {
+    /// `access key AKIA…`, say.
+    pub credential: String,
+    pub why: String,
+}
+
+/// Error kinds that no retry can change: the request itself is at fault, or cutoff
+/// refused it on purpose. A queued request ending so is not sent back to the queue.
+pub const PERMANENT_ERROR_KINDS: &[&str] = &[
+    "invalid_request",
+    "principal_mismatch",
+    "account_not_allowed",
+    "circuit_open",
+    "refused",
+    "key_not_found",
+];
+
 /// The end of every request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Outcome {
     pub status: Status,
     pub target: Option<Target>,
@@ -187,6 +308,14 @@ pub struct Outcome {
     /// The writes made (or, for a dry run, that would be made), in order.
     pub actions: Vec<String>,
     pub dry_run: bool,
+    /// What in the request's scope still works (status `partial`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub still_works: Vec<StillWorks>,
+    /// Other ways into the principal that the deny does not touch and cutoff leaves to
+    /// the owner (a console password, SSH keys, service-specific credentials): listed,
+    /// never counted against `applied`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_access: Vec<String>,
 }
 
 impl Outcome {
@@ -211,6 +340,8 @@ impl Outcome {
             detail: detail.into(),
             actions: Vec::new(),
             dry_run: request.dry_run,
+            still_works: Vec::new(),
+            other_access: Vec::new(),
         }
     }
 
@@ -238,6 +369,8 @@ impl Outcome {
             detail: format!("invalid request: {message}"),
             actions: Vec::new(),
             dry_run: false,
+            still_works: Vec::new(),
+            other_access: Vec::new(),
         }
     }
 
@@ -252,8 +385,14 @@ impl Outcome {
         self
     }
 
-    /// Whether the request reached an end that needs no retry.
-    pub fn is_final(&self) -> bool {
-        self.status != Status::Failed
+    /// Whether a queued request that ended so should go back to the queue: a failure
+    /// or a partial revocation a later attempt could complete, not one that no retry
+    /// can change ([`PERMANENT_ERROR_KINDS`]).
+    pub fn needs_retry(&self) -> bool {
+        matches!(self.status, Status::Failed | Status::Partial)
+            && !self
+                .error
+                .as_ref()
+                .is_some_and(|e| PERMANENT_ERROR_KINDS.contains(&e.kind.as_str()))
     }
 }

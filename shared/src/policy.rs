@@ -51,11 +51,13 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::principal::{InvalidValue, PrincipalName, SessionName, UniqueId, excerpt};
+use crate::json::StrictValue;
+use crate::principal::{
+    InvalidValue, PrincipalName, PrincipalType, SessionName, UniqueId, excerpt,
+};
 
 /// The inline policy name the IAM console uses for "Revoke active sessions"; sharing it
 /// means the console and cutoff see and refresh the same cutoff.
@@ -87,10 +89,24 @@ const DATE_LESS_THAN: &str = "DateLessThan";
 const STRING_EQUALS: &str = "StringEquals";
 
 /// Name of the customer-managed policy used when a role's or user's inline budget is
-/// exhausted. Principal names are at most 64 characters, so this stays well inside the
-/// 128-character limit on policy names.
-pub fn fallback_managed_policy_name(principal: &PrincipalName) -> String {
+/// exhausted: `cutoff-revoke-role-<name>` or `cutoff-revoke-user-<name>`, so that a role
+/// and a user of the same name never share one. Principal names are at most 64
+/// characters, so this stays well inside the 128-character limit on policy names.
+pub fn fallback_managed_policy_name(kind: PrincipalType, principal: &PrincipalName) -> String {
+    format!("cutoff-revoke-{}-{principal}", kind.as_str())
+}
+
+/// The name earlier versions gave the fallback (`cutoff-revoke-<name>`, shared by a role
+/// and a user of the same name). Still read, released and swept; never written.
+pub fn legacy_fallback_managed_policy_name(principal: &PrincipalName) -> String {
     format!("cutoff-revoke-{principal}")
+}
+
+/// Whether a managed policy name (the last segment of its ARN) is a fallback of this
+/// principal, under the current name or the legacy one.
+pub fn is_fallback_of(policy_name: &str, kind: PrincipalType, principal: &PrincipalName) -> bool {
+    policy_name == fallback_managed_policy_name(kind, principal)
+        || policy_name == legacy_fallback_managed_policy_name(principal)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -120,8 +136,9 @@ impl Cutoff {
     }
 
     /// Reads a cutoff as IAM and the console write it: RFC 3339 with `Z` or an offset,
-    /// with or without fractional seconds. A fraction rounds *up*, so the cutoff we act on
-    /// is never weaker than the one IAM enforces.
+    /// with or without fractional seconds, kept exactly. Kept, a merge that finds it
+    /// later than the new cutoff leaves it as it is (never lowered); read down for
+    /// coverage ([`Cutoff::covers`]), it is never taken to deny more than IAM does.
     pub fn parse(input: &str) -> Result<Self, InvalidValue> {
         let parsed = DateTime::parse_from_rfc3339(input).map_err(|_| {
             InvalidValue::new(
@@ -130,24 +147,35 @@ impl Cutoff {
                 "a cutoff is an RFC 3339 time such as 2026-11-23T12:00:00Z",
             )
         })?;
-        Self::from_secs(ceil_secs(parsed.to_utc())).ok_or_else(|| {
-            InvalidValue::new(
+        let exact = parsed.to_utc();
+        if !(MIN_SECS..=MAX_SECS).contains(&exact.timestamp()) {
+            return Err(InvalidValue::new(
                 "cutoff",
                 input,
                 "a cutoff lies between the years 0000 and 9999 in UTC",
-            )
-        })
+            ));
+        }
+        Ok(Self(exact))
     }
 
     pub fn as_datetime(self) -> DateTime<Utc> {
         self.0
     }
 
-    /// Whether a session issued at `issued_at` is denied (`DateLessThan` is strict). A
-    /// session seen active at some time was issued no later than that, so this also says
-    /// whether the session behind a finding's last activity is already dead.
+    /// Whether a session issued at or before `issued_at` is certainly denied, so that
+    /// no new write is needed for it. `DateLessThan` is strict (a session issued exactly
+    /// at the cutoff is allowed) and `aws:TokenIssueTime` has second resolution, so a
+    /// cutoff with a fraction (the console writes milliseconds) counts here only from
+    /// its whole second: rounded down, it never claims a session IAM lets through.
     pub fn covers(self, issued_at: DateTime<Utc>) -> bool {
-        issued_at < self.0
+        // `timestamp()` is the whole second at or before the instant.
+        DateTime::from_timestamp(self.0.timestamp(), 0).is_some_and(|whole| issued_at < whole)
+    }
+
+    /// Whether the cutoff has a fraction of a second (one read from a document the
+    /// console wrote); cutoff writes whole seconds only.
+    pub fn is_whole_second(self) -> bool {
+        self.0.timestamp_subsec_nanos() == 0
     }
 
     fn from_secs(secs: i64) -> Option<Self> {
@@ -170,8 +198,14 @@ fn ceil_secs(t: DateTime<Utc>) -> i64 {
 }
 
 impl fmt::Display for Cutoff {
+    /// `2026-11-23T12:00:00Z`, or with the fraction a document held
+    /// (`2026-11-23T12:00:00.500Z`): a cutoff is shown and written back exactly.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%SZ"))
+        if self.is_whole_second() {
+            write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%SZ"))
+        } else {
+            f.write_str(&self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        }
     }
 }
 
@@ -685,79 +719,6 @@ fn bounded(message: &str) -> String {
     }
 }
 
-/// A JSON value that refuses duplicate object keys. serde_json keeps the last of
-/// duplicates silently; IAM's reading of such a document is not documented, and reading
-/// a different statement than IAM enforces could lower a cutoff or drop a deny.
-/// serde_json's recursion limit still applies: it is enforced by the deserializer.
-struct StrictValue(Value);
-
-impl<'de> Deserialize<'de> for StrictValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a json value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(StrictValue(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut members = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if members.contains_key(&key) {
-                return Err(de::Error::custom(format_args!(
-                    "duplicate key {}",
-                    excerpt(&key)
-                )));
-            }
-            let StrictValue(value) = map.next_value()?;
-            members.insert(key, value);
-        }
-        Ok(Value::Object(members))
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Merge
 // ---------------------------------------------------------------------------------------
@@ -1123,11 +1084,42 @@ mod tests {
     fn fallback_managed_policy_name_is_prefixed_and_within_iam_limits() {
         let name = PrincipalName::parse("payments-api").unwrap();
         assert_eq!(
-            fallback_managed_policy_name(&name),
-            "cutoff-revoke-payments-api"
+            fallback_managed_policy_name(PrincipalType::Role, &name),
+            "cutoff-revoke-role-payments-api"
+        );
+        assert_eq!(
+            fallback_managed_policy_name(PrincipalType::User, &name),
+            "cutoff-revoke-user-payments-api"
         );
         let longest = PrincipalName::parse(&"r".repeat(64)).unwrap();
-        assert!(fallback_managed_policy_name(&longest).len() <= 128);
+        assert!(fallback_managed_policy_name(PrincipalType::User, &longest).len() <= 128);
+    }
+
+    #[test]
+    fn a_role_and_a_user_of_one_name_have_their_own_fallbacks_and_the_legacy_name_is_known() {
+        let name = PrincipalName::parse("ci").unwrap();
+        let (role, user) = (
+            fallback_managed_policy_name(PrincipalType::Role, &name),
+            fallback_managed_policy_name(PrincipalType::User, &name),
+        );
+        assert_ne!(role, user);
+        assert!(is_fallback_of(&role, PrincipalType::Role, &name));
+        assert!(!is_fallback_of(&role, PrincipalType::User, &name));
+        assert!(is_fallback_of(
+            "cutoff-revoke-ci",
+            PrincipalType::User,
+            &name
+        ));
+        assert!(is_fallback_of(
+            "cutoff-revoke-ci",
+            PrincipalType::Role,
+            &name
+        ));
+        assert!(!is_fallback_of(
+            "cutoff-revoke-ci-2",
+            PrincipalType::Role,
+            &name
+        ));
     }
 
     // --- cutoff ------------------------------------------------------------------------
@@ -1192,7 +1184,8 @@ mod tests {
         );
         assert_eq!(
             cutoff("2026-11-23T12:00:00.123Z").to_string(),
-            "2026-11-23T12:00:01Z"
+            "2026-11-23T12:00:00.123Z",
+            "a console cutoff is kept exactly, never rounded"
         );
         assert_eq!(
             cutoff("2026-11-23T12:00:00+00:00").to_string(),
@@ -1308,9 +1301,12 @@ mod tests {
     // --- parsing ---------------------------------------------------------------------------
 
     #[test]
-    fn console_shape_is_recognised_and_its_cutoff_rounded_up() {
+    fn console_shape_is_recognised_and_its_cutoff_kept_exactly() {
         let d = doc(CONSOLE);
-        assert_eq!(d.role_wide_cutoff(), Some(cutoff("2024-03-01T10:20:31Z")));
+        assert_eq!(
+            d.role_wide_cutoff(),
+            Some(cutoff("2024-03-01T10:20:30.123Z"))
+        );
         assert_eq!(d.statements().len(), 1);
         assert_eq!(d.version(), Some("2012-10-17"));
     }
@@ -1328,7 +1324,10 @@ mod tests {
     fn url_encoded_documents_decode() {
         let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%7B%22Effect%22%3A%22Deny%22%2C%22Action%22%3A%5B%22%2A%22%5D%2C%22Resource%22%3A%5B%22%2A%22%5D%2C%22Condition%22%3A%7B%22DateLessThan%22%3A%7B%22aws%3ATokenIssueTime%22%3A%222024-03-01T10%3A20%3A30.123Z%22%7D%7D%7D%7D";
         let d = doc(encoded);
-        assert_eq!(d.role_wide_cutoff(), Some(cutoff("2024-03-01T10:20:31Z")));
+        assert_eq!(
+            d.role_wide_cutoff(),
+            Some(cutoff("2024-03-01T10:20:30.123Z"))
+        );
 
         let with_newlines = percent_encoding::utf8_percent_encode(
             "\n{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": []\n}",
@@ -1613,11 +1612,32 @@ mod tests {
     }
 
     #[test]
+    fn a_later_console_cutoff_with_a_fraction_is_kept_exactly_never_rounded_down() {
+        let console = r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":["*"],"Resource":["*"],"Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-11-23T12:00:00.900Z"}}}}"#;
+        let existing = doc(console);
+        // A new cutoff of 12:00:00 is before 12:00:00.900: nothing to write, and the
+        // document IAM holds stays as it is (rounding it down would lower it).
+        let m = merge_role_wide(Some(&existing), cutoff("2026-11-23T12:00:00Z"));
+        assert!(!m.changed);
+        assert_eq!(m.cutoff, cutoff("2026-11-23T12:00:00.900Z"));
+        assert_eq!(m.document, existing);
+        // A later one replaces it.
+        let m = merge_role_wide(Some(&existing), cutoff("2026-11-23T12:00:01Z"));
+        assert!(m.changed);
+        assert_eq!(m.previous, Some(cutoff("2026-11-23T12:00:00.900Z")));
+        // For coverage it counts only from its whole second.
+        let c = cutoff("2026-11-23T12:00:00.900Z");
+        assert!(c.covers(at("2026-11-23T11:59:59.999Z")));
+        assert!(!c.covers(at("2026-11-23T12:00:00Z")));
+        assert!(!c.covers(at("2026-11-23T12:00:00.500Z")));
+    }
+
+    #[test]
     fn merge_raises_an_earlier_cutoff() {
         let existing = doc(CONSOLE);
         let m = merge_role_wide(Some(&existing), cutoff("2026-11-23T12:00:00Z"));
         assert!(m.changed);
-        assert_eq!(m.previous, Some(cutoff("2024-03-01T10:20:31Z")));
+        assert_eq!(m.previous, Some(cutoff("2024-03-01T10:20:30.123Z")));
         assert_eq!(m.cutoff, cutoff("2026-11-23T12:00:00Z"));
         assert_eq!(
             m.document.to_json(),
@@ -1792,7 +1812,7 @@ mod tests {
     fn removal_returns_none_when_nothing_is_left() {
         let r = remove_role_wide(&doc(CONSOLE));
         assert_eq!(r.remaining, None);
-        assert_eq!(r.removed, vec![cutoff("2024-03-01T10:20:31Z")]);
+        assert_eq!(r.removed, vec![cutoff("2024-03-01T10:20:30.123Z")]);
         assert!(r.changed());
     }
 
@@ -1947,7 +1967,8 @@ mod tests {
             .prop_map(|(secs, millis, with_millis, offset_minutes)| {
                 let millis = if with_millis { millis } else { 0 };
                 let instant = DateTime::from_timestamp(secs, millis * 1_000_000).unwrap();
-                let expected = Cutoff::at_or_after(instant);
+                // Read exactly: a cutoff is kept as the document holds it.
+                let expected = Cutoff(instant);
                 let fraction = if with_millis {
                     format!(".{millis:03}")
                 } else {

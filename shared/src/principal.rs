@@ -338,15 +338,31 @@ pub enum RoleClass {
     IdentityCenter,
 }
 
-/// Classifies a role by name and, when known, path. Either signal is enough: findings
-/// carry only the name, `GetRole` gives the path.
+/// Guesses what kind of role a name (and, when known, a path from an ARN) denotes.
+/// Either signal is enough for a guess: findings carry only the name. A guess is for
+/// triage and messages; anyone allowed `iam:CreateRole` can choose a name such as
+/// `AWSReservedSSO_x`, so what cutoff may write is decided by
+/// [`classify_role_path`] on the path IAM returns.
 pub fn classify_role(name: &PrincipalName, path: Option<&IamPath>) -> RoleClass {
-    let path = path.map(IamPath::as_str).unwrap_or("");
-    if name.as_str().starts_with(SERVICE_LINKED_PREFIX) || path.starts_with(SERVICE_LINKED_PATH) {
+    let by_path = path.map(classify_role_path).unwrap_or(RoleClass::Ordinary);
+    if by_path != RoleClass::Ordinary {
+        by_path
+    } else if name.as_str().starts_with(SERVICE_LINKED_PREFIX) {
         RoleClass::ServiceLinked
-    } else if name.as_str().starts_with(IDENTITY_CENTER_PREFIX)
-        || path.starts_with(IDENTITY_CENTER_PATH)
-    {
+    } else if name.as_str().starts_with(IDENTITY_CENTER_PREFIX) {
+        RoleClass::IdentityCenter
+    } else {
+        RoleClass::Ordinary
+    }
+}
+
+/// What kind of role the path IAM returns (`GetRole`, account authorization details)
+/// says it is. IAM reserves these paths: only the service, or IAM Identity Center, can
+/// create roles under them.
+pub fn classify_role_path(path: &IamPath) -> RoleClass {
+    if path.as_str().starts_with(SERVICE_LINKED_PATH) {
+        RoleClass::ServiceLinked
+    } else if path.as_str().starts_with(IDENTITY_CENTER_PATH) {
         RoleClass::IdentityCenter
     } else {
         RoleClass::Ordinary
@@ -604,6 +620,22 @@ fn parse_sts_resource(input: &str, rest: &str) -> Result<PrincipalResource, Inva
     }
 }
 
+/// A role or an IAM user: the two principals that take inline policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PrincipalType {
+    Role,
+    User,
+}
+
+impl PrincipalType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalType::Role => "role",
+            PrincipalType::User => "user",
+        }
+    }
+}
+
 /// The kind of principal a decision or request is about (DESIGN §2 principals table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -640,6 +672,17 @@ impl TargetKind {
         }
     }
 
+    /// Kinds that name an IAM role (an instance profile is resolved to one).
+    pub fn is_role_like(self) -> bool {
+        matches!(
+            self,
+            TargetKind::Role
+                | TargetKind::ServiceLinkedRole
+                | TargetKind::IdentityCenterRole
+                | TargetKind::InstanceProfile
+        )
+    }
+
     /// The kind of a role with this name and path.
     pub fn of_role(name: &PrincipalName, path: Option<&IamPath>) -> Self {
         match classify_role(name, path) {
@@ -659,6 +702,7 @@ impl fmt::Display for TargetKind {
 /// The principal a decision, request or outcome is about. Serializes to the `target`
 /// object of the triage and outcome contracts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Target {
     pub kind: TargetKind,
     pub account: Account,
@@ -785,6 +829,176 @@ impl From<NamePattern> for String {
 impl fmt::Display for NamePattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// An AWS Organizations id: `o-` and 10 to 32 lowercase letters or digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrganizationId(String);
+
+impl OrganizationId {
+    pub fn parse(input: &str) -> Result<Self, InvalidValue> {
+        let ok = input.strip_prefix("o-").is_some_and(|rest| {
+            (10..=32).contains(&rest.len())
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+        if ok {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(InvalidValue::new(
+                "organization id",
+                input,
+                "an Organizations id is o- and 10 to 32 lowercase letters or digits",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrganizationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The accounts cutoff may reach into: its Organization, an explicit list, or both
+/// (then an account must be on the list, and IAM also holds the member-role
+/// assumption to the Organization). A deployment without either is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountScope {
+    pub organization: Option<OrganizationId>,
+    /// None: every account of the Organization.
+    pub accounts: Option<Vec<Account>>,
+}
+
+impl AccountScope {
+    /// Why cutoff must not reach into `account`, checked before any call. The home
+    /// account is always in scope (cutoff acts there with its own role). Membership
+    /// of the Organization cannot be checked without a call: the revoker's and
+    /// sweeper's roles may assume the member role only with `aws:ResourceOrgID`
+    /// equal to the Organization, so IAM refuses the rest.
+    pub fn refuse(&self, account: &Account, home: &Account) -> Option<String> {
+        if account == home {
+            return None;
+        }
+        match &self.accounts {
+            Some(list) if !list.contains(account) => Some(format!(
+                "account {account} is not one of the {} accounts cutoff is configured for",
+                list.len()
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// A role or user cutoff never writes to, named by its exact ARN (the path is not
+/// part of the match: IAM names are unique in an account whatever the path, and
+/// compared without regard to case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectedArn {
+    pub account: Account,
+    /// True for a role ARN, false for a user ARN.
+    pub role: bool,
+    pub name: PrincipalName,
+    arn: String,
+}
+
+impl ProtectedArn {
+    pub fn parse(input: &str) -> Result<Self, InvalidValue> {
+        let arn = PrincipalArn::parse(input)?;
+        let (role, name) = match &arn.resource {
+            PrincipalResource::Role { name, .. } => (true, name.clone()),
+            PrincipalResource::User { name, .. } => (false, name.clone()),
+            _ => {
+                return Err(InvalidValue::new(
+                    "protected principal ARN",
+                    input,
+                    "only role and user ARNs can be protected",
+                ));
+            }
+        };
+        Ok(Self {
+            account: arn.account.clone(),
+            role,
+            name,
+            arn: arn.to_string(),
+        })
+    }
+
+    fn matches(&self, account: &Account, kind: TargetKind, name: &PrincipalName) -> bool {
+        let kind_matches = if self.role {
+            kind.is_role_like()
+        } else {
+            kind == TargetKind::User
+        };
+        kind_matches
+            && &self.account == account
+            && name.as_str().eq_ignore_ascii_case(self.name.as_str())
+    }
+}
+
+impl fmt::Display for ProtectedArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.arn)
+    }
+}
+
+/// The principals cutoff never writes to: the member role (by its exact name, in every
+/// account), the deployment's own roles and others the deployer names (by exact ARN),
+/// and names or name patterns the deployer adds. There is no built-in prefix: anyone
+/// allowed `iam:CreateRole` could name a role after it and make it unrevocable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Protection {
+    pub member_role: Option<PrincipalName>,
+    pub arns: Vec<ProtectedArn>,
+    pub patterns: Vec<NamePattern>,
+}
+
+impl Protection {
+    /// Why the principal is protected, or None. Role-like kinds (an instance profile
+    /// is checked again once resolved to its role) and users are told apart: a user
+    /// named like the member role is not the member role.
+    pub fn reason(
+        &self,
+        account: &Account,
+        kind: TargetKind,
+        name: &PrincipalName,
+    ) -> Option<String> {
+        if kind.is_role_like()
+            && self
+                .member_role
+                .as_ref()
+                .is_some_and(|m| m.as_str().eq_ignore_ascii_case(name.as_str()))
+        {
+            return Some(format!("it is cutoff's member role `{name}`"));
+        }
+        if let Some(arn) = self.arns.iter().find(|a| a.matches(account, kind, name)) {
+            return Some(format!("it is protected by ARN {arn}"));
+        }
+        self.patterns
+            .iter()
+            .find(|p| p.matches(name))
+            .map(|p| format!("it matches the protected name `{p}`"))
+    }
+
+    /// [`Protection::reason`] for a target.
+    pub fn reason_for(&self, target: &Target) -> Option<String> {
+        self.reason(&target.account, target.kind, &target.name)
+    }
+
+    /// Every rule, for people: `cutoff-member (member role), arn:…, break-glass-*`.
+    pub fn describe(&self) -> Vec<String> {
+        self.member_role
+            .iter()
+            .map(|m| format!("{m} (member role, every account)"))
+            .chain(self.arns.iter().map(ToString::to_string))
+            .chain(self.patterns.iter().map(ToString::to_string))
+            .collect()
     }
 }
 

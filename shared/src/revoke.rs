@@ -7,24 +7,25 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::aws::ledger::{AuditEntry, Ledger, NoLedger, principal_key};
+use crate::aws::ledger::{AuditEntry, KEY_RECORD_DAYS, Ledger, NoLedger, principal_key};
 use crate::aws::retry::{CallCounter, RetryPolicy, with_retries};
 use crate::aws::{
     AccessKeys, AccountAccess, AwsError, ErrorKind, IamApi, IamPrincipal, InlinePolicies,
-    ManagedPolicies, PrincipalInfo, Principals,
+    ManagedPolicies, PrincipalInfo, PrincipalType, Principals,
 };
 use crate::clock::Clock;
+use crate::coverage::{self, KeyRecord};
 use crate::event::{ManualAction, Scope};
-use crate::outcome::{Outcome, OutcomeError, Owner, RevocationRequest, Status};
+use crate::outcome::{Outcome, OutcomeError, Owner, RevocationRequest, Status, StillWorks};
 use crate::policy::{
     self, Budget, Cutoff, MANAGED_POLICY_BUDGET, PolicyDocument, ROLE_INLINE_BUDGET,
     ROLE_WIDE_POLICY_NAME, SESSION_POLICY_NAME, SessionPrincipal, USER_INLINE_BUDGET,
 };
 use crate::principal::{
-    IamPath, NamePattern, PrincipalName, RoleClass, Target, TargetKind, classify_role,
+    AccessKeyId, AccountScope, IamPath, Partition, PrincipalName, Protection, RoleClass, Target,
+    TargetKind, classify_role_path,
 };
 
 /// Tag naming the team that owns a principal.
@@ -41,9 +42,17 @@ pub const USER_MAX_SESSION: chrono::Duration = chrono::Duration::hours(36);
 
 #[derive(Debug, Clone)]
 pub struct RevokeConfig {
-    /// Never revoked, whatever the request says (cutoff's own roles, the member role,
-    /// break-glass roles).
-    pub protected: Vec<NamePattern>,
+    /// Never revoked, whatever the request says (the member role, cutoff's own roles
+    /// by exact ARN, what the deployer adds).
+    pub protection: Protection,
+    /// The accounts cutoff may reach into; None only where the caller's own credentials
+    /// bound it (the CLI's direct mode).
+    pub accounts: Option<AccountScope>,
+    /// The circuit breaker: at most this many automatic revocations per account and
+    /// hour (None: no breaker). Manual requests are never capped.
+    pub max_revocations_per_account_hour: Option<u32>,
+    /// The deployment's partition: a request naming an ARN of another one is refused.
+    pub partition: Partition,
     /// Added to "now" before rounding up to a whole second. STS may round a session's
     /// issue time to the nearest second; one second of margin keeps a session minted
     /// just before the write from landing exactly on the cutoff and surviving.
@@ -69,7 +78,10 @@ pub struct RevokeConfig {
 impl Default for RevokeConfig {
     fn default() -> Self {
         Self {
-            protected: crate::config::TriageConfig::default().protected,
+            protection: crate::config::TriageConfig::default().protection,
+            accounts: None,
+            max_revocations_per_account_hour: None,
+            partition: Partition::Aws,
             margin: chrono::Duration::seconds(1),
             retry: RetryPolicy::default(),
             verify_attempts: 5,
@@ -94,7 +106,7 @@ fn short_hash(text: &str) -> String {
 }
 
 /// The deny state of one principal, for `cutoff status`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DenyState {
     pub cutoff: Cutoff,
     /// Where it lives: an inline policy name or the managed policy ARN.
@@ -105,14 +117,14 @@ pub struct DenyState {
     pub still_effective: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionDenyState {
     pub userid: String,
     #[serde(flatten)]
     pub deny: DenyState,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub target: Target,
     pub owner: Owner,
@@ -178,6 +190,22 @@ impl<C> Default for Prepared<C> {
     }
 }
 
+/// A managed fallback policy as read.
+struct Fallback {
+    arn: String,
+    name: String,
+    document: PolicyDocument,
+}
+
+/// What one deny policy holds before a write.
+struct InForce {
+    /// The stored text (for the size check) and the parsed document.
+    raw: Option<String>,
+    existing: Option<PolicyDocument>,
+    /// The cutoff in force for what the request is about (role-wide, or the session).
+    cutoff: Option<Cutoff>,
+}
+
 /// What a deny step did.
 struct Applied {
     status: Status,
@@ -186,6 +214,18 @@ struct Applied {
     policy: String,
     scope: Scope,
     notes: Vec<String>,
+}
+
+/// A deny already in force that covers the request: nothing to write.
+fn already(cutoff: Cutoff, policy: &str, scope: Scope, why: String) -> Applied {
+    Applied {
+        status: Status::AlreadyRevoked,
+        cutoff,
+        previous: Some(cutoff),
+        policy: policy.to_owned(),
+        scope,
+        notes: vec![why],
+    }
 }
 
 /// The revoker: account access, a clock, and the rules.
@@ -341,30 +381,63 @@ impl<C: IamApi> Run<'_, C> {
         ))
     }
 
-    /// The role-wide deny (`AWSRevokeOlderSessions`), with the managed fallback.
-    async fn role_wide(
+    /// What the role-wide deny (`AWSRevokeOlderSessions`) holds now.
+    async fn read_role_wide(&self, principal: &IamPrincipal) -> Result<InForce, Stop> {
+        let (raw, existing) = self.read_policy(principal, ROLE_WIDE_POLICY_NAME).await?;
+        let cutoff = existing.as_ref().and_then(PolicyDocument::role_wide_cutoff);
+        Ok(InForce {
+            raw,
+            existing,
+            cutoff,
+        })
+    }
+
+    /// The latest cutoff of the managed fallbacks attached to the principal (the
+    /// current name or the legacy one). An unattached fallback denies nothing; an
+    /// unreadable one is taken as no cutoff (the request then writes).
+    async fn attached_fallback_cutoff(
+        &self,
+        principal: &IamPrincipal,
+    ) -> Result<Option<(Cutoff, String)>, Stop> {
+        let attached = with_retries(&self.config.retry, self.calls, || {
+            self.client.attached_policies(principal)
+        })
+        .await?;
+        let mut latest: Option<(Cutoff, String)> = None;
+        for arn in attached.iter().filter(|arn| {
+            arn.rsplit('/')
+                .next()
+                .is_some_and(|name| policy::is_fallback_of(name, principal.kind, &principal.name))
+        }) {
+            let found = with_retries(&self.config.retry, self.calls, || {
+                self.client.get_managed_policy(arn)
+            })
+            .await?;
+            let cutoff = found
+                .and_then(|p| PolicyDocument::parse(&p.document).ok())
+                .and_then(|d| d.role_wide_cutoff());
+            if let Some(c) = cutoff
+                && latest.as_ref().is_none_or(|(l, _)| c > *l)
+            {
+                latest = Some((c, arn.clone()));
+            }
+        }
+        Ok(latest)
+    }
+
+    /// Writes the role-wide deny with a cutoff of now (never lowering the one there),
+    /// falling back to the managed policy when the inline budget is exhausted.
+    async fn write_role_wide(
         &mut self,
         principal: &IamPrincipal,
+        state: InForce,
         limit: usize,
-        last_activity: Option<DateTime<Utc>>,
     ) -> Result<Applied, Stop> {
-        let (raw, existing) = self.read_policy(principal, ROLE_WIDE_POLICY_NAME).await?;
-        let previous = existing.as_ref().and_then(PolicyDocument::role_wide_cutoff);
-        if let (Some(previous), Some(seen)) = (previous, last_activity)
-            && previous.covers(seen)
-        {
-            return Ok(Applied {
-                status: Status::AlreadyRevoked,
-                cutoff: previous,
-                previous: Some(previous),
-                policy: ROLE_WIDE_POLICY_NAME.to_owned(),
-                scope: Scope::Role,
-                notes: vec![format!(
-                    "the existing cutoff {previous} is after the activity last seen at {}; the session in the finding is already denied",
-                    seen.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                )],
-            });
-        }
+        let InForce {
+            raw,
+            existing,
+            cutoff: previous,
+        } = state;
         let new = self.cutoff_now();
         let merge = policy::merge_role_wide(existing.as_ref(), new);
         if !merge.changed {
@@ -432,6 +505,39 @@ impl<C: IamApi> Run<'_, C> {
         self.managed_fallback(principal, new, previous, why).await
     }
 
+    /// The principal's managed fallbacks, under the current and the legacy name,
+    /// read whole (release and status). An unreadable one stops the request: it is
+    /// never reported as released.
+    async fn read_fallbacks(&self, principal: &IamPrincipal) -> Result<Vec<Fallback>, Stop> {
+        let mut found = Vec::new();
+        for name in [
+            policy::fallback_managed_policy_name(principal.kind, &principal.name),
+            policy::legacy_fallback_managed_policy_name(&principal.name),
+        ] {
+            let arn = self
+                .client
+                .managed_policy_arn(&self.config.fallback_path, &name);
+            let policy = with_retries(&self.config.retry, self.calls, || {
+                self.client.get_managed_policy(&arn)
+            })
+            .await?;
+            if let Some(p) = policy {
+                let document = PolicyDocument::parse(&p.document).map_err(|e| {
+                    Stop::failed(
+                        "unreadable_policy",
+                        format!("the managed policy {arn} cannot be read ({e}); not touching it"),
+                    )
+                })?;
+                found.push(Fallback {
+                    arn,
+                    name,
+                    document,
+                });
+            }
+        }
+        Ok(found)
+    }
+
     fn written_status(&self) -> Status {
         if self.dry_run {
             Status::DryRun
@@ -449,7 +555,7 @@ impl<C: IamApi> Run<'_, C> {
         inline_previous: Option<Cutoff>,
         why: String,
     ) -> Result<Applied, Stop> {
-        let name = policy::fallback_managed_policy_name(&principal.name);
+        let name = policy::fallback_managed_policy_name(principal.kind, &principal.name);
         let path = self.config.fallback_path.clone();
         let arn = self.client.managed_policy_arn(&path, &name);
         let existing = with_retries(&self.config.retry, self.calls, || {
@@ -511,8 +617,8 @@ impl<C: IamApi> Run<'_, C> {
                 ));
             }
             let per_principal = match principal.kind {
-                crate::aws::PrincipalType::Role => summary.attached_policies_per_role_quota,
-                crate::aws::PrincipalType::User => summary.attached_policies_per_user_quota,
+                PrincipalType::Role => summary.attached_policies_per_role_quota,
+                PrincipalType::User => summary.attached_policies_per_user_quota,
             };
             if !is_attached && attached.len() as u32 >= per_principal {
                 return Err(Stop::failed(
@@ -577,29 +683,33 @@ impl<C: IamApi> Run<'_, C> {
         ))
     }
 
-    /// The session-scoped deny, escalated to role-wide when it does not fit.
-    async fn session_scoped(
+    /// What the session deny (`CutoffRevokedSessions`) holds for `session`.
+    async fn read_session(
+        &self,
+        principal: &IamPrincipal,
+        session: &SessionPrincipal,
+    ) -> Result<InForce, Stop> {
+        let (raw, existing) = self.read_policy(principal, SESSION_POLICY_NAME).await?;
+        let cutoff = existing.as_ref().and_then(|d| d.session_cutoff(session));
+        Ok(InForce {
+            raw,
+            existing,
+            cutoff,
+        })
+    }
+
+    /// Writes the session-scoped deny, escalated to role-wide when it does not fit.
+    async fn write_session(
         &mut self,
         principal: &IamPrincipal,
         session: SessionPrincipal,
-        last_activity: Option<DateTime<Utc>>,
+        state: InForce,
     ) -> Result<Applied, Stop> {
-        let (raw, existing) = self.read_policy(principal, SESSION_POLICY_NAME).await?;
-        let previous = existing.as_ref().and_then(|d| d.session_cutoff(&session));
-        if let (Some(previous), Some(seen)) = (previous, last_activity)
-            && previous.covers(seen)
-        {
-            return Ok(Applied {
-                status: Status::AlreadyRevoked,
-                cutoff: previous,
-                previous: Some(previous),
-                policy: SESSION_POLICY_NAME.to_owned(),
-                scope: Scope::Session,
-                notes: vec![format!(
-                    "session {session} is already denied from {previous}"
-                )],
-            });
-        }
+        let InForce {
+            raw,
+            existing,
+            cutoff: previous,
+        } = state;
         let new = self.cutoff_now();
         let merge = policy::merge_session(existing.as_ref(), &session, new);
         if !merge.changed {
@@ -622,15 +732,8 @@ impl<C: IamApi> Run<'_, C> {
                 ROLE_INLINE_BUDGET,
             )
             .await?;
-        let escalate = |why: String| {
-            format!("the session deny does not fit ({why}); escalated to a role-wide deny")
-        };
         if !fits {
-            let mut applied = self
-                .role_wide(principal, ROLE_INLINE_BUDGET, last_activity)
-                .await?;
-            applied.notes.insert(0, escalate(why));
-            return Ok(applied);
+            return self.escalate(principal, why).await;
         }
         match self
             .write_inline(principal, SESSION_POLICY_NAME, &document)
@@ -639,11 +742,7 @@ impl<C: IamApi> Run<'_, C> {
             Ok(()) => {}
             Err(err) if err.kind == ErrorKind::Quota => {
                 self.actions.pop();
-                let mut applied = self
-                    .role_wide(principal, ROLE_INLINE_BUDGET, last_activity)
-                    .await?;
-                applied.notes.insert(0, escalate(err.to_string()));
-                return Ok(applied);
+                return self.escalate(principal, err.to_string()).await;
             }
             Err(err) => return Err(err.into()),
         }
@@ -663,6 +762,19 @@ impl<C: IamApi> Run<'_, C> {
             scope: Scope::Session,
             notes: Vec::new(),
         })
+    }
+
+    /// A session deny that does not fit becomes a role-wide one, never nothing.
+    async fn escalate(&mut self, principal: &IamPrincipal, why: String) -> Result<Applied, Stop> {
+        let state = self.read_role_wide(principal).await?;
+        let mut applied = self
+            .write_role_wide(principal, state, ROLE_INLINE_BUDGET)
+            .await?;
+        applied.notes.insert(
+            0,
+            format!("the session deny does not fit ({why}); escalated to a role-wide deny"),
+        );
+        Ok(applied)
     }
 }
 
@@ -712,21 +824,61 @@ pub fn is_sns_topic_arn(s: &str) -> bool {
 
 fn unmodifiable_reason(kind: TargetKind) -> Option<&'static str> {
     Some(match kind {
-        TargetKind::Role | TargetKind::User | TargetKind::InstanceProfile => return None,
+        // A role whose name only looks reserved is a role until IAM's path says
+        // otherwise (anyone allowed iam:CreateRole chooses names).
+        TargetKind::Role
+        | TargetKind::User
+        | TargetKind::InstanceProfile
+        | TargetKind::ServiceLinkedRole
+        | TargetKind::IdentityCenterRole => return None,
         TargetKind::Root => {
             "IAM policies cannot restrict the root user; rotate its credentials and check its MFA"
-        }
-        TargetKind::ServiceLinkedRole => {
-            "service-linked roles are owned by an AWS service and IAM refuses changes to them"
-        }
-        TargetKind::IdentityCenterRole => {
-            "Identity Center roles are managed by their permission set; add the deny to the permission set's inline policy instead"
         }
         TargetKind::FederatedUser => {
             "federated users have no IAM principal to hold a deny; revoke the IAM user that called GetFederationToken"
         }
         TargetKind::Unknown => "cutoff does not know how to revoke this kind of principal",
     })
+}
+
+/// Why a role at this path (as IAM returned it) cannot be written.
+fn reserved_path_reason(class: RoleClass) -> Option<&'static str> {
+    match class {
+        RoleClass::Ordinary => None,
+        RoleClass::ServiceLinked => {
+            Some("service-linked roles are owned by an AWS service and IAM refuses changes to them")
+        }
+        RoleClass::IdentityCenter => Some(
+            "Identity Center roles are managed by their permission set; add the deny to the permission set's inline policy instead",
+        ),
+    }
+}
+
+/// The first 128 bits of SHA-256 of a finding id: how the dedupe marker and the key
+/// records name a finding.
+fn finding_digest(request: &RevocationRequest) -> Option<String> {
+    request.trigger.finding_id.as_deref().map(short_hash)
+}
+
+/// What the ledger knows of a principal's revoked keys, for the skip rule.
+enum KnownKeys {
+    /// No ledger: the skip rule works from the first activity alone.
+    NoLedger,
+    Read(Vec<KeyRecord>),
+    /// The ledger could not be read: whether the finding now names another key than
+    /// it began with is unknown, so its first activity does not count.
+    Unknown,
+}
+
+/// What `revoke` did to a user's keys, beyond the deny.
+#[derive(Default)]
+struct KeysContained {
+    still_works: Vec<StillWorks>,
+    /// The kind of the first failure that left a key working (a retry may help).
+    failure_kind: Option<String>,
+    notes: Vec<String>,
+    /// Set when the request named a key the user does not have.
+    not_the_users: Option<Stop>,
 }
 
 impl<A: AccountAccess, K: Clock> Revoker<A, K> {
@@ -751,14 +903,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         }
     }
 
-    fn is_protected(&self, target: &Target) -> Option<&NamePattern> {
-        self.config
-            .protected
-            .iter()
-            .find(|p| p.matches(&target.name))
-    }
-
-    /// Refuses, before any write, a target IAM cannot restrict or that is protected.
+    /// Refuses, before any call, a target IAM cannot restrict or that is protected.
     fn refuse_unwritable(&self, target: &Target) -> Result<(), Stop> {
         if let Some(reason) = unmodifiable_reason(target.kind) {
             return Err(Stop::with(
@@ -766,13 +911,26 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 format!("{target}: {reason}"),
             ));
         }
-        if let Some(pattern) = self.is_protected(target) {
+        if let Some(why) = self.config.protection.reason_for(target) {
             return Err(Stop::with(
                 Status::Protected,
-                format!("{target} is protected (matches {pattern}); cutoff never revokes it"),
+                format!("{target} is protected ({why}); cutoff never revokes it"),
             ));
         }
         Ok(())
+    }
+
+    /// Refuses an account outside the configured Organization list, before any call.
+    fn refuse_account(&self, request: &RevocationRequest) -> Option<Stop> {
+        let scope = self.config.accounts.as_ref()?;
+        scope
+            .refuse(&request.target.account, self.access.home())
+            .map(|why| {
+                Stop::failed(
+                    "account_not_allowed",
+                    format!("{why}; nothing is done there"),
+                )
+            })
     }
 
     /// Handles a revoke or release request; `status` requests get a
@@ -782,12 +940,26 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// the policy is read until after the write is verified; a finding already applied
     /// to the principal within the dedupe window is not applied again; every request
     /// and its outcome are recorded. A ledger that cannot be reached does not stop a
-    /// revocation (it is written without the lock, and the outcome says so); a lock
-    /// held by another writer past `lock_wait` fails the request so that it is retried.
+    /// revocation (it is written without the lock, and the outcome says so) but does
+    /// stop a release (removals fail closed: retried later); a lock held by another
+    /// writer past `lock_wait` fails the request so that it is retried.
     pub async fn handle(&self, request: &RevocationRequest, request_id: &str) -> Outcome {
+        if let Some(stop) = self.refuse_account(request) {
+            let outcome = Outcome::for_request(request, Status::Failed, "").failed(
+                stop.kind.as_deref().unwrap_or("account_not_allowed"),
+                stop.message,
+            );
+            self.audit(request_id, request, &outcome, None).await;
+            return outcome;
+        }
         if !self.ledger.enabled() {
             return self
-                .handle_unlocked(request, request_id, Prepared::default())
+                .handle_unlocked(
+                    request,
+                    request_id,
+                    Prepared::default(),
+                    KnownKeys::NoLedger,
+                )
                 .await;
         }
         let writes = !request.dry_run && request.action != ManualAction::Status;
@@ -828,6 +1000,20 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                     self.audit(request_id, request, &outcome, None).await;
                     return outcome;
                 }
+                // Removing a deny is not urgent and must not race a revocation:
+                // without the lock it does not run (the caller retries).
+                Err(e) if request.action == ManualAction::Release => {
+                    tracing::warn!(error = %e, "ledger unreachable: release not run");
+                    let mut outcome = Outcome::for_request(request, Status::Failed, "").failed(
+                        "ledger_unavailable",
+                        format!(
+                            "the ledger could not be reached ({}); a release runs only under the principal lock, so nothing was removed; retry later",
+                            e.kind.as_str()
+                        ),
+                    );
+                    outcome.api_calls = prepared.calls.get();
+                    return outcome;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "ledger unreachable: writing without the principal lock");
                     warnings.push(format!(
@@ -857,11 +1043,26 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 outcome.api_calls = prepared.calls.get();
                 outcome
             }
-            None => self.handle_unlocked(request, request_id, prepared).await,
+            None => {
+                let known = if request.action == ManualAction::Revoke {
+                    match self.ledger.key_records(&key, self.clock.now()).await {
+                        Ok(records) => KnownKeys::Read(records),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "ledger unreachable: key records not read");
+                            KnownKeys::Unknown
+                        }
+                    }
+                } else {
+                    KnownKeys::NoLedger
+                };
+                self.handle_unlocked(request, request_id, prepared, known)
+                    .await
+            }
         };
         if !warnings.is_empty() {
             outcome.detail = format!("{} ({})", outcome.detail, warnings.join("; "));
         }
+        self.remember_keys(request, &key, &outcome).await;
         let mark = dedupe
             .as_deref()
             .filter(|_| matches!(outcome.status, Status::Applied | Status::AlreadyRevoked));
@@ -870,6 +1071,36 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             tracing::warn!(error = %e, "principal lock not released; it expires on its own");
         }
         outcome
+    }
+
+    /// Keeps the ledger's key records in step: the key a revocation covered is
+    /// recorded with the cutoff in force; a release drops the principal's records (its
+    /// cutoff no longer covers them).
+    async fn remember_keys(&self, request: &RevocationRequest, key: &str, outcome: &Outcome) {
+        if outcome.dry_run {
+            return;
+        }
+        let result = match (request.action, outcome.status) {
+            (ManualAction::Revoke, Status::Applied | Status::AlreadyRevoked | Status::Partial) => {
+                let (Some(access_key_id), Some(cutoff)) =
+                    (request.target.access_key_id.clone(), outcome.cutoff)
+                else {
+                    return;
+                };
+                let record = KeyRecord {
+                    access_key_id,
+                    cutoff,
+                    finding: finding_digest(request),
+                };
+                let until = self.clock.now() + chrono::Duration::days(KEY_RECORD_DAYS);
+                self.ledger.record_key(key, &record, until).await
+            }
+            (ManualAction::Release, Status::Released) => self.ledger.drop_keys(key).await,
+            _ => return,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "key records not updated in the ledger");
+        }
     }
 
     /// Takes the principal's lock, waiting up to `lock_wait` with backoff.
@@ -898,16 +1129,22 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         }
     }
 
-    /// `<finding id>#<principal>#<scope>#<session>` for a revocation from a finding.
+    /// `<finding>#<updatedAt>#<principal>#<scope>#<session>#<key>` for a revocation
+    /// from a finding: a redelivery of the same event is recognised, while an update of
+    /// the finding (a new `updatedAt`) goes through the skip rule, and one naming a
+    /// new key is revoked at once.
     fn dedupe_key(&self, request: &RevocationRequest) -> Option<String> {
         if request.action != ManualAction::Revoke || request.dry_run {
             return None;
         }
-        let finding = request.trigger.finding_id.as_deref()?;
+        let finding = finding_digest(request)?;
         let t = &request.target;
         Some(format!(
-            "{}#{}#{}#{}#{}",
-            short_hash(finding),
+            "{finding}#{}#{}#{}#{}#{}",
+            request
+                .trigger
+                .updated_at
+                .map_or_else(|| "-".to_owned(), |u| u.timestamp_millis().to_string()),
             principal_key(t),
             request.scope.as_str(),
             t.session.as_ref().map_or("-", |s| s.as_str()),
@@ -926,6 +1163,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         outcome.policy = entry.outcome.policy.clone();
         outcome.owner = entry.outcome.owner.clone();
         outcome.propagation = entry.outcome.propagation.clone();
+        outcome.still_works = entry.outcome.still_works.clone();
+        outcome.other_access = entry.outcome.other_access.clone();
         outcome.detail = format!(
             "finding {} was applied to {} by request {} at {} ({}, cutoff {}); not written again within the {} min window",
             crate::principal::excerpt(request.trigger.finding_id.as_deref().unwrap_or("")),
@@ -999,18 +1238,19 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         })
     }
 
-    /// [`Revoker::handle`] without the ledger.
+    /// [`Revoker::handle`] without the ledger's lock and idempotency.
     async fn handle_unlocked(
         &self,
         request: &RevocationRequest,
         request_id: &str,
         prepared: Prepared<A::Client>,
+        known: KnownKeys,
     ) -> Outcome {
         let Prepared { calls, profile } = prepared;
         let mut outcome = Outcome::for_request(request, Status::Failed, "");
         let result = match request.action {
             ManualAction::Revoke => {
-                self.revoke(request, request_id, &calls, profile, &mut outcome)
+                self.revoke(request, request_id, &calls, profile, known, &mut outcome)
                     .await
             }
             ManualAction::Release => {
@@ -1034,7 +1274,10 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 message: stop.message,
             });
         }
-        if !outcome.actions.is_empty() && !outcome.dry_run && outcome.status != Status::Failed {
+        if !outcome.actions.is_empty()
+            && !outcome.dry_run
+            && !matches!(outcome.status, Status::Failed)
+        {
             outcome.propagation = Some("eventual".to_owned());
         }
         outcome
@@ -1061,7 +1304,10 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         }
     }
 
-    /// Resolves the target to the principal that holds policies and reads it.
+    /// Resolves the target to the principal that holds policies, reads it, and checks
+    /// that it is one cutoff may write: not at a path IAM reserves for AWS services or
+    /// Identity Center, not protected, and, when the finding named its unique id, the
+    /// principal the finding is about (not one deleted and recreated since).
     async fn resolve(
         &self,
         request: &RevocationRequest,
@@ -1094,7 +1340,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                     ));
                 };
                 let resolved = Target {
-                    kind: TargetKind::of_role(&role, None),
+                    kind: TargetKind::Role,
                     name: role.clone(),
                     ..target.clone()
                 };
@@ -1113,30 +1359,36 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         if let Some(note) = note {
             outcome.detail = note;
         }
-        if principal.kind == crate::aws::PrincipalType::Role {
-            match classify_role(&principal.name, Some(&info.path)) {
-                RoleClass::Ordinary => {}
-                RoleClass::ServiceLinked => {
-                    return Err(Stop::with(
-                        Status::Unmodifiable,
-                        format!(
-                            "{principal} (path {}): {}",
-                            info.path,
-                            unmodifiable_reason(TargetKind::ServiceLinkedRole).unwrap_or_default()
-                        ),
-                    ));
-                }
-                RoleClass::IdentityCenter => {
-                    return Err(Stop::with(
-                        Status::Unmodifiable,
-                        format!(
-                            "{principal} (path {}): {}",
-                            info.path,
-                            unmodifiable_reason(TargetKind::IdentityCenterRole).unwrap_or_default()
-                        ),
-                    ));
-                }
+        if principal.kind == PrincipalType::Role {
+            // The path IAM returned decides, never the name: IAM reserves these paths
+            // for the service and for Identity Center.
+            let class = classify_role_path(&info.path);
+            if let Some(reason) = reserved_path_reason(class) {
+                return Err(Stop::with(
+                    Status::Unmodifiable,
+                    format!("{principal} (path {}): {reason}", info.path),
+                ));
             }
+            // A name that only looked reserved: it is a role like any other.
+            if let Some(shown) = outcome.target.as_mut()
+                && matches!(
+                    shown.kind,
+                    TargetKind::ServiceLinkedRole | TargetKind::IdentityCenterRole
+                )
+            {
+                shown.kind = TargetKind::Role;
+            }
+        }
+        if let Some(expected) = &request.expected_unique_id
+            && *expected != info.unique_id
+        {
+            return Err(Stop::failed(
+                "principal_mismatch",
+                format!(
+                    "{principal} in {} has the unique id {} but the finding names {expected}: it was deleted and recreated since, or is not the principal in the finding; nothing written",
+                    target.account, info.unique_id
+                ),
+            ));
         }
         // The tag lives in the member account, where the attacker being revoked may
         // be able to set it; it protects only when the deployment says it can be
@@ -1154,12 +1406,275 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         Ok((principal, info))
     }
 
+    /// The circuit breaker, passed before the first write of an automatic revocation:
+    /// at most `max_revocations_per_account_hour` per account and hour. Beyond it
+    /// nothing is written and the outcome says so loudly. With the ledger unreachable
+    /// the breaker is open to writes (containment first), and the outcome says that.
+    async fn pass_breaker(
+        &self,
+        request: &RevocationRequest,
+        notes: &mut Vec<String>,
+    ) -> Result<(), Stop> {
+        let Some(cap) = self.config.max_revocations_per_account_hour else {
+            return Ok(());
+        };
+        if request.trigger.source == "manual" || request.dry_run || !self.ledger.enabled() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let account = &request.target.account;
+        let bucket = format!("{account}#{}", now.format("%Y-%m-%dT%H"));
+        match self
+            .ledger
+            .take_slot(&bucket, cap, now + chrono::Duration::hours(2))
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Stop::failed(
+                "circuit_open",
+                format!(
+                    "circuit breaker: {cap} automatic revocations in account {account} this hour already; this one is NOT written. A person must look now: revoke by hand (cutoff revoke) if it is real, and find what raises so many findings"
+                ),
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "ledger unreachable: circuit breaker not checked");
+                notes.push(format!(
+                    "the circuit breaker could not be checked ({}); revoked anyway, containment first",
+                    e.kind.as_str()
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    /// The deny step: read what is in force, skip it when it already covers the
+    /// finding's credential, else pass the breaker and write.
+    async fn deny(
+        &self,
+        run: &mut Run<'_, A::Client>,
+        request: &RevocationRequest,
+        principal: &IamPrincipal,
+        info: &PrincipalInfo,
+        known: &KnownKeys,
+        notes: &mut Vec<String>,
+    ) -> Result<Applied, Stop> {
+        let target = &request.target;
+        let digest = finding_digest(request);
+        let (records, first_activity) = match known {
+            KnownKeys::Read(records) => (records.as_slice(), request.first_activity),
+            KnownKeys::NoLedger => (&[][..], request.first_activity),
+            KnownKeys::Unknown => (
+                &[][..],
+                request
+                    .first_activity
+                    .filter(|_| target.access_key_id.is_none()),
+            ),
+        };
+        let evidence = coverage::Evidence {
+            access_key_id: target.access_key_id.as_ref(),
+            finding: digest.as_deref(),
+            first_activity,
+        };
+        // A manual request names no activity: it always writes (a later cutoff).
+        let asks_coverage = evidence.first_activity.is_some()
+            || (evidence.access_key_id.is_some() && !records.is_empty());
+        let session = match (principal.kind, request.scope, &target.session) {
+            (PrincipalType::Role, Scope::Session, Some(s)) => Some(SessionPrincipal {
+                role_id: info.unique_id.clone(),
+                session: s.clone(),
+            }),
+            (PrincipalType::Role, Scope::Session, None) => {
+                return Err(Stop::failed(
+                    "invalid_request",
+                    "scope session needs a session name",
+                ));
+            }
+            _ => None,
+        };
+        let limit = match principal.kind {
+            PrincipalType::Role => ROLE_INLINE_BUDGET,
+            PrincipalType::User => USER_INLINE_BUDGET,
+        };
+        match session {
+            Some(session) => {
+                let state = run.read_session(principal, &session).await?;
+                if asks_coverage
+                    && let Some(cutoff) = state.cutoff
+                    && let Some(why) = coverage::covered(Some(cutoff), evidence, records)
+                {
+                    return Ok(already(cutoff, SESSION_POLICY_NAME, Scope::Session, why));
+                }
+                self.pass_breaker(request, notes).await?;
+                run.write_session(principal, session, state).await
+            }
+            None => {
+                let state = run.read_role_wide(principal).await?;
+                if asks_coverage {
+                    let mut in_force = state.cutoff.map(|c| (c, ROLE_WIDE_POLICY_NAME.to_owned()));
+                    if coverage::covered(state.cutoff, evidence, records).is_none()
+                        && let Some((c, arn)) = run.attached_fallback_cutoff(principal).await?
+                        && in_force.as_ref().is_none_or(|(i, _)| c > *i)
+                    {
+                        in_force = Some((c, arn));
+                    }
+                    if let Some((cutoff, policy)) = &in_force
+                        && let Some(why) = coverage::covered(Some(*cutoff), evidence, records)
+                    {
+                        return Ok(already(*cutoff, policy, Scope::Role, why));
+                    }
+                }
+                self.pass_breaker(request, notes).await?;
+                run.write_role_wide(principal, state, limit).await
+            }
+        }
+    }
+
+    /// A user's keys, after the deny: the finding's long-term key, or every active key
+    /// when the request names none (the whole user). A key that cannot be deactivated
+    /// does not undo the deny; it is reported as still working.
+    async fn contain_keys(
+        &self,
+        run: &mut Run<'_, A::Client>,
+        principal: &IamPrincipal,
+        named: Option<&AccessKeyId>,
+    ) -> KeysContained {
+        let mut result = KeysContained::default();
+        let user = &principal.name;
+        if let Some(key) = named
+            && !key.is_long_term()
+        {
+            result.notes.push(format!(
+                "the finding's key {key} is temporary: the deny above stops it; the long-term key of {principal} that minted it is not in this request's scope (deactivate it too if it is compromised)"
+            ));
+            return result;
+        }
+        let listed = with_retries(&self.config.retry, run.calls, || {
+            run.client.list_access_keys(user)
+        })
+        .await;
+        let to_deactivate: Vec<AccessKeyId> = match (&listed, named) {
+            (Ok(keys), Some(key)) => match keys.iter().find(|k| &k.id == key) {
+                None => {
+                    result.not_the_users = Some(Stop::failed(
+                        "key_not_found",
+                        format!(
+                            "access key {key} is not a key of {principal}; the deny on the user stands, but the key is not stopped: find which user owns it and contain that one"
+                        ),
+                    ));
+                    return result;
+                }
+                Some(k) if !k.active => {
+                    result
+                        .notes
+                        .push(format!("access key {key} was already inactive"));
+                    Vec::new()
+                }
+                Some(_) => vec![key.clone()],
+            },
+            // The listing failed: the named key is still tried (IAM says if it is not
+            // the user's).
+            (Err(_), Some(key)) => vec![key.clone()],
+            (Ok(keys), None) => keys
+                .iter()
+                .filter(|k| k.active)
+                .map(|k| k.id.clone())
+                .collect(),
+            (Err(e), None) => {
+                result.still_works.push(StillWorks {
+                    credential: format!("the access keys of {principal}"),
+                    why: format!(
+                        "they could not be listed ({e}); a long-term key is never stopped by the TokenIssueTime deny"
+                    ),
+                });
+                result.failure_kind = Some(e.kind.as_str().to_owned());
+                return result;
+            }
+        };
+        for key in to_deactivate {
+            run.actions
+                .push(format!("set access key {key} of {principal} Inactive"));
+            if run.dry_run {
+                continue;
+            }
+            match with_retries(&self.config.retry, run.calls, || {
+                run.client.deactivate_access_key(user, &key)
+            })
+            .await
+            {
+                Ok(()) => {}
+                Err(err) if err.kind == ErrorKind::NotFound && named.is_some() => {
+                    run.actions.pop();
+                    result.not_the_users = Some(Stop::failed(
+                        "key_not_found",
+                        format!(
+                            "access key {key} is not a key of {principal}; the deny on the user stands, but the key is not stopped: find which user owns it and contain that one"
+                        ),
+                    ));
+                }
+                Err(err) => {
+                    run.actions.pop();
+                    result.still_works.push(StillWorks {
+                        credential: format!("access key {key}"),
+                        why: format!(
+                            "it could not be set Inactive ({err}); a long-term key is never stopped by the TokenIssueTime deny"
+                        ),
+                    });
+                    result
+                        .failure_kind
+                        .get_or_insert_with(|| err.kind.as_str().to_owned());
+                }
+            }
+        }
+        result
+    }
+
+    /// The ways into a user that neither the deny nor its keys cover, for the owner:
+    /// listed, never counted against `applied`.
+    async fn other_access(
+        &self,
+        run: &Run<'_, A::Client>,
+        principal: &IamPrincipal,
+    ) -> Vec<String> {
+        let user = &principal.name;
+        let retry = &self.config.retry;
+        let mut found = Vec::new();
+        match with_retries(retry, run.calls, || run.client.has_login_profile(user)).await {
+            Ok(true) => found.push("a console password (login profile): signing in to the console mints new sessions; delete or reset it if it may be known".to_owned()),
+            Ok(false) => {}
+            Err(e) => found.push(format!("the console password could not be checked ({e})")),
+        }
+        match with_retries(retry, run.calls, || run.client.active_ssh_public_keys(user)).await {
+            Ok(keys) => found.extend(
+                keys.into_iter()
+                    .map(|k| format!("SSH public key {k} (CodeCommit)")),
+            ),
+            Err(e) => found.push(format!("SSH public keys could not be checked ({e})")),
+        }
+        match with_retries(retry, run.calls, || {
+            run.client.active_service_credentials(user)
+        })
+        .await
+        {
+            Ok(services) => found.extend(
+                services
+                    .into_iter()
+                    .map(|s| format!("a service-specific credential for {s}")),
+            ),
+            Err(e) => found.push(format!(
+                "service-specific credentials could not be checked ({e})"
+            )),
+        }
+        found
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn revoke(
         &self,
         request: &RevocationRequest,
         request_id: &str,
         calls: &CallCounter,
         profile: Option<ProfileLookup<A::Client>>,
+        known: KnownKeys,
         outcome: &mut Outcome,
     ) -> Result<(), Stop> {
         let target = &request.target;
@@ -1181,47 +1696,33 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             dry_run: request.dry_run,
             actions: Vec::new(),
         };
-
-        let result = async {
-            if principal.kind == crate::aws::PrincipalType::User {
-                if let Some(key) = &target.access_key_id {
-                    if key.is_long_term() {
-                        run.actions.push(format!("set access key {key} of {principal} Inactive"));
-                        if !run.dry_run {
-                            match with_retries(&self.config.retry, calls, || client.deactivate_access_key(&principal.name, key)).await {
-                                Ok(()) => {}
-                                Err(err) if err.kind == ErrorKind::NotFound => {
-                                    run.actions.pop();
-                                    notes.push(format!("access key {key} was not found on {principal}; check which user it belongs to"));
-                                }
-                                Err(err) => return Err(Stop::from(err)),
-                            }
-                        }
-                    } else {
-                        notes.push(format!(
-                            "the finding's key {key} is temporary; the deny below stops it, but deactivate the long-term key of {principal} that minted it"
-                        ));
-                    }
-                }
-                return run.role_wide(&principal, USER_INLINE_BUDGET, request.last_activity).await;
+        // The deny first: it stops every session, and nothing after it may delay it.
+        let denied = self
+            .deny(&mut run, request, &principal, &info, &known, &mut notes)
+            .await;
+        let keys = match principal.kind {
+            PrincipalType::User => {
+                let keys = self
+                    .contain_keys(&mut run, &principal, target.access_key_id.as_ref())
+                    .await;
+                outcome.other_access = self.other_access(&run, &principal).await;
+                Some(keys)
             }
-            match (request.scope, &target.session) {
-                (Scope::Session, Some(session)) => {
-                    let session = SessionPrincipal {
-                        role_id: info.unique_id.clone(),
-                        session: session.clone(),
-                    };
-                    run.session_scoped(&principal, session, request.last_activity).await
-                }
-                (Scope::Session, None) => Err(Stop::failed("invalid_request", "scope session needs a session name")),
-                (Scope::Role, _) => run.role_wide(&principal, ROLE_INLINE_BUDGET, request.last_activity).await,
-            }
-        }
-        .await;
+            PrincipalType::Role => None,
+        };
+        let wrote_keys = run.actions.iter().any(|a| a.starts_with("set access key"));
         outcome.actions = run.actions;
-        let applied = result?;
+        let applied = denied?;
+        let keys = keys.unwrap_or_default();
+        if let Some(stop) = keys.not_the_users {
+            return Err(stop);
+        }
         notes.extend(applied.notes);
-        outcome.status = applied.status;
+        notes.extend(keys.notes);
+        outcome.status = match applied.status {
+            Status::AlreadyRevoked if wrote_keys && !request.dry_run => Status::Applied,
+            other => other,
+        };
         outcome.cutoff = Some(applied.cutoff);
         outcome.previous_cutoff = applied.previous;
         outcome.policy = Some(applied.policy);
@@ -1245,6 +1746,22 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         for note in notes {
             detail.push_str("; ");
             detail.push_str(&note);
+        }
+        if !keys.still_works.is_empty() && !request.dry_run {
+            outcome.status = Status::Partial;
+            let kind = keys.failure_kind.unwrap_or_else(|| "transient".to_owned());
+            let what: Vec<String> = keys
+                .still_works
+                .iter()
+                .map(|s| format!("{} still works: {}", s.credential, s.why))
+                .collect();
+            detail.push_str("; NOT fully contained: ");
+            detail.push_str(&what.join("; "));
+            outcome.error = Some(OutcomeError {
+                kind,
+                message: what.join("; "),
+            });
+            outcome.still_works = keys.still_works;
         }
         outcome.detail = detail;
         Ok(())
@@ -1271,8 +1788,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             .await?;
         let now = self.clock.now();
         let max_session = match principal.kind {
-            crate::aws::PrincipalType::Role => ROLE_MAX_SESSION,
-            crate::aws::PrincipalType::User => USER_MAX_SESSION,
+            PrincipalType::Role => ROLE_MAX_SESSION,
+            PrincipalType::User => USER_MAX_SESSION,
         };
         let mut run = Run {
             client: &client,
@@ -1305,33 +1822,14 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         });
         // The managed fallback only ever holds role-wide denies.
         let managed = if session.is_none() {
-            let arn = client.managed_policy_arn(
-                &self.config.fallback_path,
-                &policy::fallback_managed_policy_name(&principal.name),
-            );
-            let found = with_retries(&self.config.retry, calls, || {
-                client.get_managed_policy(&arn)
-            })
-            .await?;
-            match found {
-                // An unreadable fallback is never reported as released.
-                Some(p) => Some((
-                    arn.clone(),
-                    PolicyDocument::parse(&p.document).map_err(|e| {
-                        Stop::failed(
-                            "unreadable_policy",
-                            format!(
-                                "the managed policy {arn} cannot be read ({e}); not touching it"
-                            ),
-                        )
-                    })?,
-                )),
-                None => None,
-            }
+            run.read_fallbacks(&principal).await?
         } else {
-            None
+            Vec::new()
         };
-        let managed_cutoff = managed.as_ref().and_then(|(_, d)| d.role_wide_cutoff());
+        let managed_cutoff = managed
+            .iter()
+            .filter_map(|f| f.document.role_wide_cutoff())
+            .max();
         let Some(latest) = inline_cutoff.max(managed_cutoff) else {
             outcome.status = Status::Released;
             outcome.detail = format!(
@@ -1394,17 +1892,21 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 }
             }
         }
-        if let Some((arn, doc)) = &managed {
+        for Fallback {
+            arn,
+            name,
+            document: doc,
+        } in &managed
+        {
             let removal = policy::remove_role_wide(doc);
             if removal.changed() {
                 match removal.remaining {
                     Some(rest) => {
                         run.actions.push(format!("put managed policy {arn}"));
                         if !run.dry_run {
-                            let name = policy::fallback_managed_policy_name(&principal.name);
                             let json = rest.to_json();
                             with_retries(&self.config.retry, calls, || {
-                                client.put_managed_policy(&self.config.fallback_path, &name, &json)
+                                client.put_managed_policy(&self.config.fallback_path, name, &json)
                             })
                             .await?;
                         }
@@ -1511,8 +2013,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             report.owner = scratch.owner;
             let now = self.clock.now();
             let max_session = match principal.kind {
-                crate::aws::PrincipalType::Role => ROLE_MAX_SESSION,
-                crate::aws::PrincipalType::User => USER_MAX_SESSION,
+                PrincipalType::Role => ROLE_MAX_SESSION,
+                PrincipalType::User => USER_MAX_SESSION,
             };
             let state = |cutoff: Cutoff, policy: String| {
                 let age = now - cutoff.as_datetime();
@@ -1535,23 +2037,15 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             let mut role_wide = inline
                 .and_then(|d| d.role_wide_cutoff())
                 .map(|c| state(c, ROLE_WIDE_POLICY_NAME.to_owned()));
-            let arn = client.managed_policy_arn(
-                &self.config.fallback_path,
-                &policy::fallback_managed_policy_name(&principal.name),
-            );
-            let managed = with_retries(&self.config.retry, &calls, || {
-                client.get_managed_policy(&arn)
-            })
-            .await?;
-            if let Some(c) = managed
-                .and_then(|p| PolicyDocument::parse(&p.document).ok())
-                .and_then(|d| d.role_wide_cutoff())
-                && role_wide.as_ref().is_none_or(|r| c > r.cutoff)
-            {
-                role_wide = Some(state(c, arn));
+            for fallback in run.read_fallbacks(&principal).await? {
+                if let Some(c) = fallback.document.role_wide_cutoff()
+                    && role_wide.as_ref().is_none_or(|r| c > r.cutoff)
+                {
+                    role_wide = Some(state(c, fallback.arn));
+                }
             }
             report.role_wide = role_wide;
-            if principal.kind == crate::aws::PrincipalType::Role {
+            if principal.kind == PrincipalType::Role {
                 let (_, sessions) = run.read_policy(&principal, SESSION_POLICY_NAME).await?;
                 report.sessions = sessions
                     .map(|d| d.session_cutoffs())

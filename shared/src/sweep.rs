@@ -37,12 +37,12 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::aws::PrincipalType;
 use crate::policy::{
-    Budget, Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, SESSION_POLICY_NAME,
-    fallback_managed_policy_name, merge_role_wide, remove_role_wide_older_than,
-    remove_sessions_older_than, stored_policy_size,
+    Budget, Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, SESSION_POLICY_NAME, is_fallback_of,
+    merge_role_wide, remove_role_wide_older_than, remove_sessions_older_than, stored_policy_size,
 };
 use crate::principal::{
-    IamPath, InvalidValue, NamePattern, PrincipalName, RoleClass, UniqueId, classify_role,
+    Account, IamPath, InvalidValue, NamePattern, PrincipalName, Protection, RoleClass, TargetKind,
+    UniqueId, classify_role_path,
 };
 use crate::revoke::{PROTECTED_TAG, ROLE_MAX_SESSION, USER_MAX_SESSION};
 
@@ -182,6 +182,8 @@ impl From<MaxSessionAge> for String {
 /// One role or user as `GetAccountAuthorizationDetails` describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PrincipalSnapshot {
+    /// The account the principal is in.
+    pub account: Account,
     pub kind: PrincipalType,
     pub name: PrincipalName,
     pub path: IamPath,
@@ -210,16 +212,17 @@ impl PrincipalSnapshot {
             .map(|(_, d)| d.as_str())
     }
 
-    /// Attached managed policies named `cutoff-revoke-<name>` (any path), sorted by ARN.
+    /// Attached managed policies that are this principal's fallback (any path, the
+    /// current or the legacy name), sorted by ARN.
     fn fallback_arns(&self) -> Vec<&str> {
-        let name = fallback_managed_policy_name(&self.name);
         let mut arns: Vec<&str> = self
             .attached
             .iter()
             .map(String::as_str)
             .filter(|arn| {
                 arn.split_once(":policy/")
-                    .is_some_and(|(_, rest)| rest.rsplit('/').next() == Some(name.as_str()))
+                    .and_then(|(_, rest)| rest.rsplit('/').next())
+                    .is_some_and(|policy| is_fallback_of(policy, self.kind, &self.name))
             })
             .collect();
         arns.sort_unstable();
@@ -237,7 +240,7 @@ pub struct SweepRules {
     /// margin is treated as zero.
     pub margin: Duration,
     /// Principals the sweeper never writes.
-    pub protected: Vec<NamePattern>,
+    pub protected: Protection,
 }
 
 impl Default for SweepRules {
@@ -245,7 +248,7 @@ impl Default for SweepRules {
         Self {
             patterns: Vec::new(),
             margin: DEFAULT_EXPIRY_MARGIN,
-            protected: Vec::new(),
+            protected: Protection::default(),
         }
     }
 }
@@ -287,8 +290,15 @@ pub struct PrincipalPlan {
 
 /// Why the sweeper must not touch a principal, if it must not.
 fn hands_off(snapshot: &PrincipalSnapshot, rules: &SweepRules) -> Option<String> {
-    if let Some(pattern) = rules.protected.iter().find(|p| p.matches(&snapshot.name)) {
-        return Some(format!("protected by pattern `{}`", pattern.as_str()));
+    let kind = match snapshot.kind {
+        PrincipalType::Role => TargetKind::Role,
+        PrincipalType::User => TargetKind::User,
+    };
+    if let Some(why) = rules
+        .protected
+        .reason(&snapshot.account, kind, &snapshot.name)
+    {
+        return Some(format!("protected: {why}"));
     }
     if snapshot
         .tag(PROTECTED_TAG)
@@ -297,7 +307,8 @@ fn hands_off(snapshot: &PrincipalSnapshot, rules: &SweepRules) -> Option<String>
         return Some(format!("tagged {PROTECTED_TAG}=true"));
     }
     if snapshot.kind == PrincipalType::Role {
-        match classify_role(&snapshot.name, Some(&snapshot.path)) {
+        // By the path IAM returned: a name is anyone's to choose.
+        match classify_role_path(&snapshot.path) {
             RoleClass::Ordinary => {}
             RoleClass::ServiceLinked => {
                 return Some("a service-linked role, which IAM does not let anyone change".into());
@@ -585,6 +596,7 @@ mod tests {
 
     fn snapshot(kind: PrincipalType, name: &str) -> PrincipalSnapshot {
         PrincipalSnapshot {
+            account: Account::parse("111122223333").unwrap(),
             kind,
             name: PrincipalName::parse(name).unwrap(),
             path: IamPath::parse("/").unwrap(),
@@ -799,7 +811,7 @@ mod tests {
         let [Change::MoveCutoff { from, document, .. }] = p.changes.as_slice() else {
             panic!("{p:?}")
         };
-        assert_eq!(*from, Some(cutoff("2026-11-20T10:20:31Z")));
+        assert_eq!(*from, Some(cutoff("2026-11-20T10:20:30.123Z")));
         assert_eq!(role_wide_cutoffs(document), vec![ago(Duration::hours(4))]);
     }
 
@@ -940,7 +952,7 @@ mod tests {
             p.changes,
             vec![Change::RemoveExpired {
                 policy: ROLE_WIDE_POLICY_NAME.into(),
-                removed: vec![cutoff("2026-11-20T10:20:31Z")],
+                removed: vec![cutoff("2026-11-20T10:20:30.123Z")],
                 remaining: None,
             }]
         );
@@ -1140,7 +1152,10 @@ mod tests {
             )
         };
         let protected_rules = SweepRules {
-            protected: vec![NamePattern::parse("payments-*").unwrap()],
+            protected: Protection {
+                patterns: vec![NamePattern::parse("payments-*").unwrap()],
+                ..Protection::default()
+            },
             ..rules()
         };
         let mut sso_path = snapshot(PrincipalType::Role, "ops");
@@ -1155,20 +1170,7 @@ mod tests {
                 &rules(),
                 "protected",
             ),
-            (
-                expired(snapshot(PrincipalType::Role, "AWSServiceRoleForECS")),
-                &rules(),
-                "service-linked",
-            ),
             (expired(slr_path), &rules(), "service-linked"),
-            (
-                expired(snapshot(
-                    PrincipalType::Role,
-                    "AWSReservedSSO_Admin_0123456789abcdef",
-                )),
-                &rules(),
-                "Identity Center",
-            ),
             (expired(sso_path), &rules(), "Identity Center"),
         ];
         for (s, r, why) in cases {
@@ -1176,6 +1178,31 @@ mod tests {
             assert_eq!(p.changes, vec![], "{}", s.name);
             assert_eq!(p.notes.len(), 1, "{}", s.name);
             assert!(p.notes[0].contains(why), "{}: {:?}", s.name, p.notes);
+        }
+    }
+
+    #[test]
+    fn given_a_reserved_looking_name_at_an_ordinary_path_when_swept_then_it_is_a_role_like_any_other()
+     {
+        // Only IAM's path says service-linked or Identity Center; names are anyone's.
+        for name in [
+            "AWSServiceRoleForECS",
+            "AWSReservedSSO_Admin_0123456789abcdef",
+        ] {
+            let s = with_inline(
+                with_tag(
+                    snapshot(PrincipalType::Role, name),
+                    MAX_SESSION_AGE_TAG,
+                    "1h",
+                ),
+                ROLE_WIDE_POLICY_NAME,
+                role_wide(&[ago(Duration::hours(20))]),
+            );
+            let p = plan(&s, &rules(), now());
+            assert!(
+                matches!(p.changes.as_slice(), [Change::MoveCutoff { .. }]),
+                "{name}: {p:?}"
+            );
         }
     }
 

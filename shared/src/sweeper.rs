@@ -297,7 +297,10 @@ where
             ));
             continue;
         }
-        let outcome = work.apply(snapshot, &mut report).await;
+        // Removing a deny must not race a revocation: without the lock only the
+        // rolling cutoffs move (they only ever deny more), and removals wait.
+        let removals = locked != LockState::Unreachable;
+        let outcome = work.apply(snapshot, &mut report, removals).await;
         if locked == LockState::Held
             && let Err(e) = ledger.release(&key, &holder).await
         {
@@ -316,9 +319,11 @@ where
 enum LockState {
     Held,
     Busy,
-    /// A dry run, no ledger, or a ledger that cannot be reached (written without it,
-    /// as the revoker does).
+    /// A dry run, or no ledger.
     NotNeeded,
+    /// A ledger that cannot be reached: rolling cutoffs move without the lock (as the
+    /// revoker writes), removals do not run (they fail closed, for the next sweep).
+    Unreachable,
 }
 
 /// Takes a principal's lock for the sweeper: a few quick tries, no long wait (the
@@ -337,8 +342,8 @@ async fn lock<L: Ledger>(ledger: &L, key: &str, holder: &str, config: &SweepConf
             Ok(true) => return LockState::Held,
             Ok(false) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "ledger unreachable: sweeping without the principal lock");
-                return LockState::NotNeeded;
+                tracing::warn!(error = %e, "ledger unreachable: moving rolling cutoffs without the principal lock, removing nothing");
+                return LockState::Unreachable;
             }
         }
         tokio::time::sleep(delay).await;
@@ -377,16 +382,29 @@ impl<C: IamApi> PrincipalWork<'_, C> {
         &mut self,
         listed: PrincipalSnapshot,
         report: &mut AccountReport,
+        removals: bool,
     ) -> Option<Outcome> {
         let principal = IamPrincipal {
             kind: listed.kind,
             name: listed.name.clone(),
         };
         let mut outcome = self.outcome_for(&listed);
-        let (fresh, planned) = match self.refresh(listed).await {
+        let (fresh, mut planned) = match self.refresh(listed).await {
             Ok(fresh) => fresh,
             Err(f) => return Some(self.fail(outcome, report, f)),
         };
+        if !removals {
+            let before = planned.changes.len();
+            planned
+                .changes
+                .retain(|c| matches!(c, Change::MoveCutoff { .. }));
+            if planned.changes.len() < before {
+                report.notes.push(format!(
+                    "{principal} in {}: expired revocations left for the next sweep: the ledger could not be reached, and a removal runs only under the principal lock",
+                    self.account
+                ));
+            }
+        }
         // The notes of this principal were taken at listing; the re-plan's are the same.
         if planned.changes.is_empty() {
             return None;
@@ -518,6 +536,8 @@ impl<C: IamApi> PrincipalWork<'_, C> {
             detail: String::new(),
             actions: Vec::new(),
             dry_run: self.config.dry_run,
+            still_works: Vec::new(),
+            other_access: Vec::new(),
         }
     }
 

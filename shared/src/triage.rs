@@ -12,12 +12,12 @@ use serde::Serialize;
 
 use crate::config::TriageConfig;
 use crate::event::{
-    self, AsffFinding, CloudTrailEvent, Event, EventError, GuardDutyFinding, Malformed,
+    self, AsffFinding, CloudTrailEvent, Envelope, Event, EventError, GuardDutyFinding, Malformed,
     ManualAction, ManualRequest, ParsedEvent, SecurityHubOrigin,
 };
 use crate::principal::{
-    AccessKeyId, Account, InvalidValue, PrincipalArn, PrincipalName, PrincipalResource,
-    SessionName, Target, TargetKind, excerpt, root_name,
+    AccessKeyId, Account, InvalidValue, Partition, PrincipalArn, PrincipalName, PrincipalResource,
+    SessionName, Target, TargetKind, UniqueId, excerpt, root_name,
 };
 
 /// Where the input came from.
@@ -58,9 +58,12 @@ pub struct FindingRef {
 pub struct Evidence {
     /// When the finding was last updated (deduplication of re-emitted findings).
     pub updated_at: Option<DateTime<Utc>>,
-    /// When the activity was last seen: an existing cutoff after this already covers
-    /// the session in the finding.
-    pub last_activity: Option<DateTime<Utc>>,
+    /// When the activity in the finding was first seen (`eventFirstSeen`): a session
+    /// is issued before it is first used, so an existing cutoff after this covers it.
+    pub first_activity: Option<DateTime<Utc>>,
+    /// The principal's unique id (`AROA…`, `AIDA…`) when the finding names it: the
+    /// revoker writes only if IAM's principal of that name still has this id.
+    pub unique_id: Option<UniqueId>,
     /// The validated manual request, when the input was one.
     pub manual: Option<ManualRequest>,
     /// The Security Hub product that reported the finding (for `BatchUpdateFindings`).
@@ -94,6 +97,11 @@ impl Decision {
 
     fn ignore(reason: impl Into<String>) -> Self {
         Self::new(Verdict::Ignore, reason)
+    }
+
+    /// An input refused whole (a duplicate key, a payload intake must not act on).
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::invalid(message)
     }
 
     fn invalid(message: impl Into<String>) -> Self {
@@ -161,9 +169,13 @@ pub fn triage(parsed: &ParsedEvent, config: &TriageConfig) -> Triage {
         Event::CloudTrail(record) => Triage {
             source: Source::CloudTrail,
             decisions: vec![match record {
-                Ok(r) => cloudtrail(r, config),
+                Ok(r) => cloudtrail(r, parsed.envelope.as_ref(), config),
                 Err(m) => Decision::invalid(m.0.clone()),
             }],
+        },
+        Event::MaybeForged { what } => Triage {
+            source: Source::Unknown,
+            decisions: vec![Decision::ignore(format!("not acted on: {what}"))],
         },
         Event::Scheduled => Triage {
             source: Source::Schedule,
@@ -174,7 +186,10 @@ pub fn triage(parsed: &ParsedEvent, config: &TriageConfig) -> Triage {
         Event::Manual(request) => Triage {
             source: Source::Manual,
             decisions: vec![match request {
-                Ok(r) => manual(r, config),
+                Ok(r) => match r.refuse_partition(config.partition) {
+                    Some(why) => Decision::invalid(why),
+                    None => manual(r, config),
+                },
                 Err(e) => Decision::invalid(e.to_string()),
             }],
         },
@@ -191,17 +206,18 @@ pub fn triage(parsed: &ParsedEvent, config: &TriageConfig) -> Triage {
 // Rules shared by every source
 
 /// The reason an alert-only kind is not revoked, or None for revocable kinds.
+///
+/// A role whose *name* looks service-linked or Identity Center is not alert-only here:
+/// anyone allowed `iam:CreateRole` can choose such a name, so the revoker decides from
+/// the path IAM returns (and only alerts when IAM confirms it).
 fn alert_only_reason(target: &Target) -> Option<String> {
     let why = match target.kind {
-        TargetKind::Role | TargetKind::User => return None,
+        TargetKind::Role
+        | TargetKind::User
+        | TargetKind::ServiceLinkedRole
+        | TargetKind::IdentityCenterRole => return None,
         TargetKind::Root => {
             "the root user cannot be restricted by IAM policies; rotate its credentials and review its MFA"
-        }
-        TargetKind::ServiceLinkedRole => {
-            "service-linked roles are owned by an AWS service and IAM refuses policy changes on them; investigate the service that uses it"
-        }
-        TargetKind::IdentityCenterRole => {
-            "Identity Center roles are managed by their permission set; revoke with an inline deny in the permission set (or the IAM Identity Center console) instead"
         }
         TargetKind::FederatedUser => {
             "federated user sessions have no IAM principal to attach a deny to; revoke on the IAM user that called GetFederationToken"
@@ -215,9 +231,22 @@ fn alert_only_reason(target: &Target) -> Option<String> {
 }
 
 fn protected_reason(target: &Target, config: &TriageConfig) -> Option<String> {
-    config.is_protected(&target.name).map(|pattern| {
-        format!("{target} is protected (matches {pattern}): never revoked automatically; investigate by hand")
+    config.is_protected(target).map(|why| {
+        format!("{target} is protected ({why}): never revoked automatically; investigate by hand")
     })
+}
+
+/// What a revoke reason adds for a role whose name only looks reserved.
+fn reserved_name_note(target: &Target) -> &'static str {
+    match target.kind {
+        TargetKind::ServiceLinkedRole => {
+            " (its name looks service-linked: the revoker asks IAM for its path and only alerts if it is one)"
+        }
+        TargetKind::IdentityCenterRole => {
+            " (its name looks like an Identity Center role: the revoker asks IAM for its path and only alerts if it is one)"
+        }
+        _ => "",
+    }
 }
 
 /// Decision for a finding graded by severity (GuardDuty, Security Hub imported).
@@ -239,8 +268,9 @@ fn graded(severity: f64, target: Target, config: &TriageConfig) -> Decision {
         Decision::new(
             Verdict::Revoke,
             format!(
-                "severity {severity} is at or above the revoke threshold {}: deny sessions of {target} issued before now",
-                config.revoke_severity
+                "severity {severity} is at or above the revoke threshold {}: deny sessions of {target} issued before now{}",
+                config.revoke_severity,
+                reserved_name_note(&target)
             ),
         )
         .with_target(Some(target))
@@ -268,7 +298,10 @@ fn chosen(why: &str, target: Target, config: &TriageConfig) -> Decision {
     }
     Decision::new(
         Verdict::Revoke,
-        format!("{why}: deny sessions of {target} issued before now"),
+        format!(
+            "{why}: deny sessions of {target} issued before now{}",
+            reserved_name_note(&target)
+        ),
     )
     .with_target(Some(target))
 }
@@ -312,15 +345,34 @@ fn non_empty(value: Option<&str>) -> Option<&str> {
     value.filter(|s| !s.is_empty())
 }
 
+/// The unique id in a finding's `principalId`: `AROA…` before the `:` of a role
+/// session, the whole `AIDA…` of a user. Other shapes (federated users' `account:name`,
+/// root) carry none. An id of the right prefix that IAM would not have issued makes
+/// the finding invalid.
+fn unique_id_of(
+    kind: TargetKind,
+    principal_id: Option<&str>,
+) -> Result<Option<UniqueId>, InvalidValue> {
+    let Some(id) = non_empty(principal_id) else {
+        return Ok(None);
+    };
+    let candidate = match kind {
+        k if k.is_role_like() => id.split(':').next().filter(|s| s.starts_with("AROA")),
+        TargetKind::User => Some(id).filter(|s| s.starts_with("AIDA")),
+        _ => None,
+    };
+    candidate.map(UniqueId::parse).transpose()
+}
+
 /// The principal behind an access key, as GuardDuty (`accessKeyDetails`) and Security
-/// Hub (`AwsIamAccessKey`) describe it.
+/// Hub (`AwsIamAccessKey`) describe it, and its unique id when given.
 fn principal_from_access_key(
     account: Option<&str>,
     user_type: Option<&str>,
     user_name: Option<&str>,
     principal_id: Option<&str>,
     access_key_id: Option<&str>,
-) -> Result<Target, InvalidValue> {
+) -> Result<(Target, Option<UniqueId>), InvalidValue> {
     let account = Account::parse(account.unwrap_or(""))?;
     let access_key_id = non_empty(access_key_id)
         .map(AccessKeyId::parse)
@@ -350,11 +402,32 @@ fn principal_from_access_key(
         _ => Target::new(TargetKind::Unknown, account, name()?),
     };
     target.access_key_id = access_key_id;
-    Ok(target)
+    let unique_id = unique_id_of(target.kind, principal_id)?;
+    Ok((target, unique_id))
 }
 
-fn arn_target(arn: &str) -> Result<Target, InvalidValue> {
-    Ok(Target::from_arn(&PrincipalArn::parse(arn)?))
+/// The target an ARN names, if it is in the deployment's partition: an ARN of another
+/// partition names a principal cutoff cannot reach, and is never mapped into ours.
+fn arn_target(arn: &str, partition: Partition) -> Result<Target, InvalidValue> {
+    let parsed = PrincipalArn::parse(arn)?;
+    refuse_partition(&parsed, arn, partition)?;
+    Ok(Target::from_arn(&parsed))
+}
+
+fn refuse_partition(
+    parsed: &PrincipalArn,
+    arn: &str,
+    partition: Partition,
+) -> Result<(), InvalidValue> {
+    if parsed.partition == partition {
+        Ok(())
+    } else {
+        Err(InvalidValue {
+            what: "principal ARN",
+            excerpt: excerpt(arn),
+            why: "it is in another partition than cutoff's deployment",
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -371,9 +444,16 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
         Ok(r) => r,
         Err(m) => return Decision::invalid(m.0),
     };
+    let principal = guardduty_principal(finding, config.partition);
     let evidence = Evidence {
         updated_at: timestamp(finding.updated_at.as_deref()),
-        last_activity: timestamp(finding.event_last_seen()),
+        first_activity: timestamp(finding.event_first_seen()),
+        unique_id: principal
+            .as_ref()
+            .ok()
+            .cloned()
+            .flatten()
+            .and_then(|(_, id)| id),
         manual: None,
         product_arn: None,
     };
@@ -387,8 +467,7 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
             "GuardDuty finding has no id: not a finding cutoff can act on",
         ));
     }
-    let principal = guardduty_principal(finding);
-    let shown = principal.as_ref().ok().cloned().flatten();
+    let shown = principal.as_ref().ok().cloned().flatten().map(|(t, _)| t);
     if finding.is_sample() {
         return decide(
             Decision::ignore("sample finding (generated for testing): never acted on")
@@ -410,11 +489,14 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
         Ok(None) => decide(Decision::ignore(
             "finding names no IAM principal (no accessKeyDetails, no instance profile)",
         )),
-        Ok(Some(target)) => decide(graded(severity, target, config)),
+        Ok(Some((target, _))) => decide(graded(severity, target, config)),
     }
 }
 
-fn guardduty_principal(finding: &GuardDutyFinding) -> Result<Option<Target>, InvalidValue> {
+fn guardduty_principal(
+    finding: &GuardDutyFinding,
+    partition: Partition,
+) -> Result<Option<(Target, Option<UniqueId>)>, InvalidValue> {
     let account = finding.account_id.as_deref();
     if let Some(details) = finding.access_key_details() {
         return principal_from_access_key(
@@ -427,7 +509,7 @@ fn guardduty_principal(finding: &GuardDutyFinding) -> Result<Option<Target>, Inv
         .map(Some);
     }
     if let Some(arn) = finding.instance_profile_arn() {
-        let target = instance_profile_target(arn)?;
+        let target = instance_profile_target(arn, partition)?;
         // The profile's ARN names its own account; it must be the finding's account.
         let finding_account = Account::parse(account.unwrap_or(""))?;
         if target.account != finding_account {
@@ -437,13 +519,14 @@ fn guardduty_principal(finding: &GuardDutyFinding) -> Result<Option<Target>, Inv
                 why: "its account is not the finding's account",
             });
         }
-        return Ok(Some(target));
+        return Ok(Some((target, None)));
     }
     Ok(None)
 }
 
-fn instance_profile_target(arn: &str) -> Result<Target, InvalidValue> {
+fn instance_profile_target(arn: &str, partition: Partition) -> Result<Target, InvalidValue> {
     let parsed = PrincipalArn::parse(arn)?;
+    refuse_partition(&parsed, arn, partition)?;
     match parsed.resource {
         PrincipalResource::InstanceProfile { .. } => Ok(Target::from_arn(&parsed)),
         _ => Err(InvalidValue {
@@ -472,7 +555,38 @@ fn security_hub(
             Err(m) => decisions.push(Decision::invalid(m.0.clone())),
         }
     }
+    if matches!(origin, SecurityHubOrigin::CustomAction { .. }) {
+        trip_action_breaker(&mut decisions, config.max_principals_per_action);
+    }
     decisions
+}
+
+/// The circuit breaker of a custom action: one click that would revoke more principals
+/// than the cap (a mistaken selection, or someone steering cutoff through Security Hub)
+/// revokes none of them; each becomes a loud alert for the security team.
+fn trip_action_breaker(decisions: &mut [Decision], cap: usize) {
+    let mut principals: Vec<(&str, &str, &str)> = decisions
+        .iter()
+        .filter(|d| d.decision == Verdict::Revoke)
+        .filter_map(|d| d.target.as_ref())
+        .map(|t| (t.account.as_str(), t.kind.as_str(), t.name.as_str()))
+        .collect();
+    principals.sort_unstable();
+    principals.dedup();
+    let count = principals.len();
+    if count <= cap {
+        return;
+    }
+    for decision in decisions
+        .iter_mut()
+        .filter(|d| d.decision == Verdict::Revoke)
+    {
+        decision.decision = Verdict::Alert;
+        decision.reason = format!(
+            "circuit breaker: this custom action names {count} principals, more than the {cap} one action may revoke; none is revoked, the security team must look (revoke by hand with cutoff revoke if it is meant): {}",
+            decision.reason
+        );
+    }
 }
 
 fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig) -> Vec<Decision> {
@@ -488,7 +602,8 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
     };
     let evidence = Evidence {
         updated_at: timestamp(finding.updated_at.as_deref()),
-        last_activity: timestamp(finding.last_observed_at.as_deref()),
+        first_activity: timestamp(finding.first_observed_at.as_deref()),
+        unique_id: None,
         manual: None,
         product_arn: finding
             .product_arn
@@ -509,8 +624,8 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
             "Security Hub finding has no Id: not a finding cutoff can act on",
         ));
     }
-    let principals = asff_principals(finding);
-    let shown = || principals.0.first().cloned();
+    let principals = asff_principals(finding, config.partition);
+    let shown = || principals.0.first().map(|(t, _)| t.clone());
     if finding.is_sample() {
         return one(
             Decision::ignore("sample finding (generated for testing): never acted on")
@@ -543,6 +658,17 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
     if targets.is_empty() && errors.is_empty() {
         return one(Decision::ignore("finding names no IAM principal"));
     }
+    // A finding speaks for its own account only: a resource of another account in it
+    // is reported, never revoked (a product, or whoever imports findings, could
+    // otherwise name any principal of the Organization).
+    let finding_account = match Account::parse(finding.aws_account_id.as_deref().unwrap_or("")) {
+        Ok(account) => account,
+        Err(e) => {
+            return one(Decision::invalid(format!(
+                "the finding's AwsAccountId is not an account: {e}"
+            )));
+        }
+    };
     let invalid: Vec<Decision> = errors
         .iter()
         .map(|e| decide(Decision::invalid(e.to_string())))
@@ -557,52 +683,82 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
     };
     targets
         .into_iter()
-        .map(|target| match (custom_action, severity) {
-            (Some(_), _) => decide(chosen(&why, target, config)),
-            (None, Some(severity)) => decide(graded(severity, target, config)),
-            (None, None) => decide(
-                Decision::ignore("finding has no severity: cannot grade it")
+        .map(|(target, unique_id)| {
+            let decide = |d: Decision| {
+                let mut d = decide(d);
+                d.evidence.unique_id = unique_id.clone();
+                d
+            };
+            if target.account != finding_account {
+                return decide(
+                    Decision::new(
+                        Verdict::Alert,
+                        format!(
+                            "{target} is in account {} but the finding is of account {finding_account}: a finding may revoke principals of its own account only; alert only",
+                            target.account
+                        ),
+                    )
                     .with_target(Some(target)),
-            ),
+                );
+            }
+            match (custom_action, severity) {
+                (Some(_), _) => decide(chosen(&why, target, config)),
+                (None, Some(severity)) => decide(graded(severity, target, config)),
+                (None, None) => decide(
+                    Decision::ignore("finding has no severity: cannot grade it")
+                        .with_target(Some(target)),
+                ),
+            }
         })
         .chain(invalid)
         .collect()
 }
 
-/// The principals a finding names, and the resources that name one invalidly. One
-/// bad resource does not hide the valid principals of the same finding.
-fn asff_principals(finding: &AsffFinding) -> (Vec<Target>, Vec<InvalidValue>) {
+type NamedPrincipal = (Target, Option<UniqueId>);
+
+/// The principals a finding names (with their unique ids when given), and the
+/// resources that name one invalidly. One bad resource does not hide the valid
+/// principals of the same finding.
+fn asff_principals(
+    finding: &AsffFinding,
+    partition: Partition,
+) -> (Vec<NamedPrincipal>, Vec<InvalidValue>) {
     const KEY_ID_PREFIX: &str = "AWS::IAM::AccessKey:";
     let finding_account = finding.aws_account_id.as_deref();
-    let mut targets: Vec<Target> = Vec::new();
+    let mut targets: Vec<NamedPrincipal> = Vec::new();
     // One decision per principal: the first resource that names it wins (an access
     // key resource carries the key and session, a role resource does not).
     let mut errors: Vec<InvalidValue> = Vec::new();
     fn push(
-        targets: &mut Vec<Target>,
+        targets: &mut Vec<NamedPrincipal>,
         errors: &mut Vec<InvalidValue>,
-        t: Result<Target, InvalidValue>,
+        t: Result<NamedPrincipal, InvalidValue>,
     ) {
-        let t = match t {
+        let (t, id) = match t {
             Ok(t) => t,
             Err(e) => {
                 errors.push(e);
                 return;
             }
         };
-        let same = |o: &&mut Target| o.account == t.account && o.kind == t.kind && o.name == t.name;
+        let same = |o: &&mut NamedPrincipal| {
+            o.0.account == t.account && o.0.kind == t.kind && o.0.name == t.name
+        };
         match targets.iter_mut().find(same) {
             // Whatever the order of the resources, the key and session survive: a
             // user resource listed before its access key must not lose the key.
-            Some(kept) => {
+            Some((kept, kept_id)) => {
                 if kept.access_key_id.is_none() {
                     kept.access_key_id = t.access_key_id;
                 }
                 if kept.session.is_none() {
                     kept.session = t.session;
                 }
+                if kept_id.is_none() {
+                    *kept_id = id;
+                }
             }
-            None => targets.push(t),
+            None => targets.push((t, id)),
         }
     }
     for resource in &finding.resources {
@@ -641,6 +797,7 @@ fn asff_principals(finding: &AsffFinding) -> (Vec<Target>, Vec<InvalidValue>) {
                         resource.id.as_deref(),
                         by_name,
                         finding_account,
+                        partition,
                         Target::role,
                     ),
                 );
@@ -656,6 +813,7 @@ fn asff_principals(finding: &AsffFinding) -> (Vec<Target>, Vec<InvalidValue>) {
                         resource.id.as_deref(),
                         by_name,
                         finding_account,
+                        partition,
                         |account, name| Target::new(TargetKind::User, account, name),
                     ),
                 );
@@ -671,7 +829,11 @@ fn asff_principals(finding: &AsffFinding) -> (Vec<Target>, Vec<InvalidValue>) {
                 .and_then(|d| d.aws_ec2_instance.as_ref())
                 .and_then(|i| i.iam_instance_profile_arn.as_deref());
             if let Some(arn) = non_empty(profile) {
-                push(&mut targets, &mut errors, instance_profile_target(arn));
+                push(
+                    &mut targets,
+                    &mut errors,
+                    instance_profile_target(arn, partition).map(|t| (t, None)),
+                );
             }
         }
     }
@@ -684,21 +846,27 @@ fn iam_resource_target(
     id: Option<&str>,
     name: Option<&str>,
     finding_account: Option<&str>,
+    partition: Partition,
     build: impl Fn(Account, PrincipalName) -> Target,
-) -> Result<Target, InvalidValue> {
-    match id {
-        Some(arn) if arn.starts_with("arn:") => arn_target(arn),
-        _ => Ok(build(
+) -> Result<NamedPrincipal, InvalidValue> {
+    let target = match id {
+        Some(arn) if arn.starts_with("arn:") => arn_target(arn, partition)?,
+        _ => build(
             Account::parse(finding_account.unwrap_or(""))?,
             PrincipalName::parse(name.unwrap_or(""))?,
-        )),
-    }
+        ),
+    };
+    Ok((target, None))
 }
 
 // ---------------------------------------------------------------------------------
 // CloudTrail
 
-fn cloudtrail(record: &CloudTrailEvent, config: &TriageConfig) -> Decision {
+fn cloudtrail(
+    record: &CloudTrailEvent,
+    envelope: Option<&Envelope>,
+    config: &TriageConfig,
+) -> Decision {
     let reference = match finding_ref(
         record.event_id.as_deref(),
         record.event_name.as_deref(),
@@ -708,9 +876,17 @@ fn cloudtrail(record: &CloudTrailEvent, config: &TriageConfig) -> Decision {
         Ok(r) => r,
         Err(m) => return Decision::invalid(m.0),
     };
+    let principal = cloudtrail_principal(record, config.partition);
     let evidence = Evidence {
         updated_at: timestamp(record.event_time.as_deref()),
-        last_activity: timestamp(record.event_time.as_deref()),
+        // The call was made with the session: it was issued before this.
+        first_activity: timestamp(record.event_time.as_deref()),
+        unique_id: principal
+            .as_ref()
+            .ok()
+            .cloned()
+            .flatten()
+            .and_then(|(_, id)| id),
         manual: None,
         product_arn: None,
     };
@@ -718,8 +894,7 @@ fn cloudtrail(record: &CloudTrailEvent, config: &TriageConfig) -> Decision {
         d.with_finding(reference.clone())
             .with_evidence(evidence.clone())
     };
-    let principal = cloudtrail_principal(record);
-    let shown = principal.as_ref().ok().cloned().flatten();
+    let shown = principal.as_ref().ok().cloned().flatten().map(|(t, _)| t);
     let Some(event_name) = record.event_name.as_deref() else {
         return decide(Decision::ignore("CloudTrail record has no eventName").with_target(shown));
     };
@@ -737,27 +912,52 @@ fn cloudtrail(record: &CloudTrailEvent, config: &TriageConfig) -> Decision {
             "CloudTrail record has no eventID: not a record cutoff can act on",
         ));
     }
-    match principal {
-        Err(e) => decide(Decision::invalid(e.to_string())),
-        Ok(None) => decide(Decision::ignore(
-            "CloudTrail caller is not an IAM principal (AWS service or account)",
-        )),
-        Ok(Some(target)) => decide(chosen(
-            &format!("CloudTrail event {event_name} is opted in for revocation"),
-            target,
-            config,
-        )),
+    let target = match principal {
+        Err(e) => return decide(Decision::invalid(e.to_string())),
+        Ok(None) => {
+            return decide(Decision::ignore(
+                "CloudTrail caller is not an IAM principal (AWS service or account)",
+            ));
+        }
+        Ok(Some((target, _))) => target,
+    };
+    // A record counts only for a caller of the account it was recorded in: the
+    // envelope's account (an EventBridge event), else the record's recipient account.
+    // A cross-account call is recorded in both accounts; the other account's copy
+    // must not revoke our caller, nor a forwarded one someone else's.
+    let recorded_in = envelope
+        .and_then(|e| e.account.as_deref())
+        .or(record.recipient_account_id.as_deref());
+    if recorded_in != Some(target.account.as_str()) {
+        return decide(
+            Decision::new(
+                Verdict::Alert,
+                format!(
+                    "the caller {target} is not of the account the event was recorded in ({}): alert only",
+                    excerpt(recorded_in.unwrap_or("unknown"))
+                ),
+            )
+            .with_target(Some(target)),
+        );
     }
+    decide(chosen(
+        &format!("CloudTrail event {event_name} is opted in for revocation"),
+        target,
+        config,
+    ))
 }
 
-fn cloudtrail_principal(record: &CloudTrailEvent) -> Result<Option<Target>, InvalidValue> {
+fn cloudtrail_principal(
+    record: &CloudTrailEvent,
+    partition: Partition,
+) -> Result<Option<NamedPrincipal>, InvalidValue> {
     let Some(identity) = record.user_identity.as_ref() else {
         return Ok(None);
     };
     let arn = non_empty(identity.arn.as_deref());
     let mut target = match identity.identity_type.as_deref() {
         Some("AssumedRole") => match arn {
-            Some(arn) => arn_target(arn)?,
+            Some(arn) => arn_target(arn, partition)?,
             None => {
                 let issuer = identity
                     .session_context
@@ -781,7 +981,7 @@ fn cloudtrail_principal(record: &CloudTrailEvent) -> Result<Option<Target>, Inva
             Account::parse(identity.account_id.as_deref().unwrap_or(""))?,
             root_name(),
         ),
-        Some("FederatedUser") => arn_target(arn.unwrap_or(""))?,
+        Some("FederatedUser") => arn_target(arn.unwrap_or(""), partition)?,
         _ => return Ok(None),
     };
     if let Some(account) = non_empty(identity.account_id.as_deref()) {
@@ -797,7 +997,8 @@ fn cloudtrail_principal(record: &CloudTrailEvent) -> Result<Option<Target>, Inva
     target.access_key_id = non_empty(identity.access_key_id.as_deref())
         .map(AccessKeyId::parse)
         .transpose()?;
-    Ok(Some(target))
+    let unique_id = unique_id_of(target.kind, identity.principal_id.as_deref())?;
+    Ok(Some((target, unique_id)))
 }
 
 // ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ use cutoff::aws::retry::RetryPolicy;
 use cutoff::aws::sdk::load_sdk_config;
 use cutoff::config::{IntakeConfig, TriageConfig};
 use cutoff::handler::intake::Intake;
+use cutoff::json::Payload;
 use cutoff::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -24,7 +25,8 @@ async fn main() -> Result<(), Error> {
         retry: RetryPolicy::default(),
     };
     let intake = &intake;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    // The payload is read strictly: a duplicate key anywhere is refused by intake.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move {
         // A failure to queue or publish fails the invocation so that Lambda retries
         // the event; bad findings never do (they are logged as ignored).
         let (_, report) = intake.handle(event.payload).await?;

@@ -11,6 +11,7 @@ use cutoff::aws::messaging::{SdkFindings, SdkNotifications};
 use cutoff::aws::sdk::load_sdk_config;
 use cutoff::config::NotifierConfig;
 use cutoff::handler::notifier::Notifier;
+use cutoff::json::Payload;
 use cutoff::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -26,7 +27,7 @@ async fn main() -> Result<(), Error> {
         config,
     );
     let notifier = &notifier;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move {
         match notifier.handle(event.payload).await {
             Ok(report) => {
                 tracing::info!(

@@ -9,6 +9,7 @@ use cutoff::aws::sdk::{SdkAccountAccess, discover_home, load_sdk_config};
 use cutoff::clock::SystemClock;
 use cutoff::config::{RevokerConfig, revoker_env};
 use cutoff::handler::revoker::InvocationSettings;
+use cutoff::json::Payload;
 use cutoff::revoke::{RevokeConfig, Revoker};
 use cutoff::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -47,7 +48,10 @@ async fn main() -> Result<(), Error> {
         access,
         SystemClock,
         RevokeConfig {
-            protected: config.protected.clone(),
+            protection: config.protection.clone(),
+            accounts: Some(config.accounts.clone()),
+            max_revocations_per_account_hour: Some(config.max_revocations_per_account_hour),
+            partition,
             honour_protected_tag: config.honour_protected_tag,
             ..RevokeConfig::default()
         },
@@ -60,7 +64,7 @@ async fn main() -> Result<(), Error> {
         final_receive: config.final_receive,
     };
     let (revoker, bus, retry) = (&revoker, &bus, &retry);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move {
         let request_id = event.context.request_id.clone();
         Ok::<Value, Error>(
             revoker

@@ -11,10 +11,10 @@ use cutoff::aws::sweep_io::{SdkOrganizations, SdkSweepLedger, SdkSweepQueue};
 use cutoff::clock::SystemClock;
 use cutoff::config::{SweeperConfig, revoker_env, sweeper_env};
 use cutoff::handler::sweeper::Sweeper;
+use cutoff::json::Payload;
 use cutoff::sweeper::SweepConfig;
 use cutoff::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
 
 fn required(value: &Option<String>, name: &str, why: &str) -> Result<String, Error> {
     value
@@ -66,12 +66,13 @@ async fn main() -> Result<(), Error> {
             ..SweepConfig::default()
         },
         accounts: config.accounts.clone(),
+        scope: Some(config.revoker.accounts.clone()),
         home,
         concurrency: config.concurrency,
         retry: RetryPolicy::default(),
     };
     let sweeper = &sweeper;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move {
         let request_id = event.context.request_id.clone();
         sweeper
             .handle(event.payload, &request_id)

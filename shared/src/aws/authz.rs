@@ -29,7 +29,7 @@ use aws_sdk_iam::types::{AttachedPolicy, EntityType, ManagedPolicyDetail, Policy
 use super::retry::{CallCounter, RetryPolicy, with_retries};
 use super::sdk::{SdkIam, classify};
 use super::{AwsError, ErrorKind, PrincipalType};
-use crate::principal::{IamPath, PrincipalName, UniqueId};
+use crate::principal::{Account, IamPath, PrincipalName, UniqueId};
 use crate::sweep::PrincipalSnapshot;
 
 /// The operation name in errors and logs.
@@ -285,7 +285,7 @@ struct Raw<'a> {
 /// The snapshot of a principal, or None (with a warning) when IAM returned something
 /// cutoff cannot act on safely.
 fn snapshot(iam: &SdkIam, raw: Raw<'_>) -> Option<PrincipalSnapshot> {
-    match parse_snapshot(&raw) {
+    match parse_snapshot(iam.account(), &raw) {
         Ok(snapshot) => Some(snapshot),
         Err(why) => {
             tracing::warn!(
@@ -301,7 +301,7 @@ fn snapshot(iam: &SdkIam, raw: Raw<'_>) -> Option<PrincipalSnapshot> {
     }
 }
 
-fn parse_snapshot(raw: &Raw<'_>) -> Result<PrincipalSnapshot, String> {
+fn parse_snapshot(account: &Account, raw: &Raw<'_>) -> Result<PrincipalSnapshot, String> {
     let name =
         PrincipalName::parse(raw.name.ok_or("it has no name")?).map_err(|e| e.to_string())?;
     let path = IamPath::parse(raw.path.ok_or("it has no path")?).map_err(|e| e.to_string())?;
@@ -327,6 +327,7 @@ fn parse_snapshot(raw: &Raw<'_>) -> Result<PrincipalSnapshot, String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(PrincipalSnapshot {
+        account: account.clone(),
         kind: raw.kind,
         name,
         path,
@@ -593,6 +594,7 @@ mod tests {
         assert_eq!(
             page.principals,
             vec![PrincipalSnapshot {
+                account: iam.account().clone(),
                 kind: PrincipalType::User,
                 name: PrincipalName::parse("alice").unwrap(),
                 path: IamPath::parse("/people/").unwrap(),

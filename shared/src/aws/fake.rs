@@ -62,6 +62,12 @@ pub struct FakeState {
     pub managed: HashMap<String, Vec<String>>,
     /// (user, key id) → status.
     pub access_keys: HashMap<(String, String), String>,
+    /// Users with a console password.
+    pub login_profiles: Vec<String>,
+    /// (user, SSH public key id), active.
+    pub ssh_keys: Vec<(String, String)>,
+    /// (user, service name), active service-specific credentials.
+    pub service_credentials: Vec<(String, String)>,
     pub summary: AccountSummary,
     /// Every call, as the IAM action name.
     pub calls: Vec<&'static str>,
@@ -124,6 +130,16 @@ impl FakeIam {
                 ..FakePrincipal::default()
             },
         );
+        self
+    }
+
+    /// Gives a principal a new unique id, as deleting and recreating it would.
+    pub fn recreate(&self, principal: &IamPrincipal, unique_id: &str) -> &Self {
+        let mut state = self.state();
+        if let Some(p) = state.principal_mut(principal) {
+            p.unique_id = unique_id.to_owned();
+        }
+        drop(state);
         self
     }
 
@@ -430,6 +446,55 @@ impl ManagedPolicies for FakeIam {
 }
 
 impl AccessKeys for FakeIam {
+    async fn list_access_keys(
+        &self,
+        user: &PrincipalName,
+    ) -> Result<Vec<super::AccessKeyInfo>, AwsError> {
+        let state = self.begin("ListAccessKeys")?;
+        if !state.users.contains_key(user.as_str()) {
+            return Err(not_found("ListAccessKeys", user.as_str()));
+        }
+        let mut keys: Vec<super::AccessKeyInfo> = state
+            .access_keys
+            .iter()
+            .filter(|((u, _), _)| u == user.as_str())
+            .map(|((_, k), status)| super::AccessKeyInfo {
+                id: AccessKeyId::parse(k).expect("fake keys are valid"),
+                active: status == "Active",
+            })
+            .collect();
+        keys.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(keys)
+    }
+
+    async fn has_login_profile(&self, user: &PrincipalName) -> Result<bool, AwsError> {
+        let state = self.begin("GetLoginProfile")?;
+        Ok(state.login_profiles.iter().any(|u| u == user.as_str()))
+    }
+
+    async fn active_ssh_public_keys(&self, user: &PrincipalName) -> Result<Vec<String>, AwsError> {
+        let state = self.begin("ListSSHPublicKeys")?;
+        Ok(state
+            .ssh_keys
+            .iter()
+            .filter(|(u, _)| u == user.as_str())
+            .map(|(_, k)| k.clone())
+            .collect())
+    }
+
+    async fn active_service_credentials(
+        &self,
+        user: &PrincipalName,
+    ) -> Result<Vec<String>, AwsError> {
+        let state = self.begin("ListServiceSpecificCredentials")?;
+        Ok(state
+            .service_credentials
+            .iter()
+            .filter(|(u, _)| u == user.as_str())
+            .map(|(_, s)| s.clone())
+            .collect())
+    }
+
     async fn deactivate_access_key(
         &self,
         user: &PrincipalName,
@@ -455,9 +520,9 @@ impl AccountQuotas for FakeIam {
 }
 
 /// Fake accounts; records which accounts were reached through the member role.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct FakeAccess {
-    pub home: Option<String>,
+    pub home: Account,
     pub accounts: Arc<Mutex<HashMap<String, FakeIam>>>,
     pub assumed: Arc<Mutex<Vec<String>>>,
     /// Errors for the next AssumeRole calls.
@@ -467,8 +532,10 @@ pub struct FakeAccess {
 impl FakeAccess {
     pub fn new(home: &str) -> Self {
         Self {
-            home: Some(home.to_owned()),
-            ..Self::default()
+            home: Account::parse(home).expect("a valid home account"),
+            accounts: Arc::default(),
+            assumed: Arc::default(),
+            assume_failures: Arc::default(),
         }
     }
 
@@ -486,13 +553,17 @@ impl FakeAccess {
 impl AccountAccess for FakeAccess {
     type Client = FakeIam;
 
+    fn home(&self) -> &Account {
+        &self.home
+    }
+
     async fn client_for(
         &self,
         account: &Account,
         _request_id: &str,
         calls: &CallCounter,
     ) -> Result<FakeIam, AwsError> {
-        if self.home.as_deref() != Some(account.as_str()) {
+        if &self.home != account {
             calls.add(1);
             if let Some(kind) = self.assume_failures.lock().unwrap().pop_front() {
                 return Err(AwsError::new(
@@ -630,6 +701,7 @@ impl super::authz::AuthorizationDetails for FakeIam {
         let state = self.begin("GetAccountAuthorizationDetails")?;
         let snapshot = |kind: PrincipalType, name: &str, p: &FakePrincipal| {
             Some(PrincipalSnapshot {
+                account: Account::parse(&state.account).ok()?,
                 kind,
                 name: PrincipalName::parse(name).ok()?,
                 path: IamPath::parse(&p.path).ok()?,
@@ -781,6 +853,10 @@ pub struct LedgerState {
     pub entries: Vec<super::ledger::AuditEntry>,
     /// Every lease taken, in order: (principal, holder).
     pub acquired: Vec<(String, String)>,
+    /// principal → key records (with their expiry).
+    pub keys: HashMap<String, Vec<(crate::coverage::KeyRecord, chrono::DateTime<chrono::Utc>)>>,
+    /// bucket → count.
+    pub slots: HashMap<String, u32>,
     pub released: Vec<(String, String)>,
     pub failures: InjectedFailures,
 }
@@ -886,5 +962,58 @@ impl super::ledger::Ledger for FakeLedger {
         found.reverse();
         found.truncate(limit);
         Ok(found)
+    }
+
+    async fn key_records(
+        &self,
+        principal: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<crate::coverage::KeyRecord>, AwsError> {
+        let state = self.begin("key_records")?;
+        Ok(state
+            .keys
+            .get(principal)
+            .map(|records| {
+                records
+                    .iter()
+                    .filter(|(_, until)| *until > now)
+                    .map(|(r, _)| r.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn record_key(
+        &self,
+        principal: &str,
+        record: &crate::coverage::KeyRecord,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), AwsError> {
+        let mut state = self.begin("record_key")?;
+        let records = state.keys.entry(principal.to_owned()).or_default();
+        records.retain(|(r, _)| r.access_key_id != record.access_key_id);
+        records.push((record.clone(), until));
+        Ok(())
+    }
+
+    async fn drop_keys(&self, principal: &str) -> Result<(), AwsError> {
+        let mut state = self.begin("drop_keys")?;
+        state.keys.remove(principal);
+        Ok(())
+    }
+
+    async fn take_slot(
+        &self,
+        bucket: &str,
+        cap: u32,
+        _until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, AwsError> {
+        let mut state = self.begin("take_slot")?;
+        let count = state.slots.entry(bucket.to_owned()).or_default();
+        if *count >= cap {
+            return Ok(false);
+        }
+        *count += 1;
+        Ok(true)
     }
 }

@@ -158,6 +158,24 @@ pub fn shared_client() -> SharedHttpClient {
         .clone()
 }
 
+/// An HTTP connector outside the SDK's clients, with the same TLS stack and trust
+/// store: for the CLI's signed requests to the revoker's function URL.
+pub fn standalone_connector() -> Connector {
+    let anchors = match TrustSource::for_this_system() {
+        TrustSource::Bundle(path) => Anchors::from_bundle(&path),
+        TrustSource::Platform => None,
+    };
+    let trust = match &anchors {
+        Some(anchors) => TrustStore::empty().with_pem_certificate(anchors.pem()),
+        None => TrustStore::default(),
+    };
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .unwrap_or_default();
+    connector(&context, None, None)
+}
+
 /// An HTTPS client trusting `anchors`, or the platform's store when `None`. Used by
 /// [`shared_client`], and by tests that choose what is trusted.
 pub fn client_trusting(anchors: Option<&Anchors>) -> SharedHttpClient {

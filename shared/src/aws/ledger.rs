@@ -20,6 +20,11 @@
 //!   `expires_at`.
 //! - `pk = lock#<account>#<kind>#<name>`, `sk = lock`: the lease holder until
 //!   `expires_at`.
+//! - `pk = keys#<account>#<kind>#<name>`, `sk = <access key id>`: a key revoked on the
+//!   principal, with the cutoff that covers it and the finding that named it (the skip
+//!   rule, [`crate::coverage`]), until `expires_at`; a release drops them.
+//! - `pk = breaker#<account>#<hour>`, `sk = breaker`: the automatic revocations of an
+//!   account in one hour (`n`), the circuit breaker's count.
 //! - `pk = sweep#<run id>`: sweep runs ([`super::sweep_io`]).
 
 use std::collections::HashMap;
@@ -32,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sdk::classify;
 use super::{AwsError, ErrorKind};
+use crate::coverage::KeyRecord;
 use crate::outcome::Outcome;
 use crate::principal::{Account, Target};
 
@@ -39,6 +45,11 @@ const OP_PUT_ITEM: &str = "dynamodb:PutItem";
 const OP_GET_ITEM: &str = "dynamodb:GetItem";
 const OP_DELETE_ITEM: &str = "dynamodb:DeleteItem";
 const OP_QUERY: &str = "dynamodb:Query";
+const OP_UPDATE_ITEM: &str = "dynamodb:UpdateItem";
+
+/// How long a key record is kept: past the longest a session can live (36 hours), a
+/// record can no longer spare a write that matters.
+pub const KEY_RECORD_DAYS: i64 = 2;
 
 /// How long audit entries are kept (DynamoDB TTL); point-in-time recovery and the
 /// function logs keep them longer.
@@ -115,6 +126,33 @@ pub trait Ledger: Send + Sync {
         name: &str,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<AuditEntry>, AwsError>> + Send;
+
+    /// The keys revoked on `principal` whose records have not expired at `now`.
+    fn key_records(
+        &self,
+        principal: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<KeyRecord>, AwsError>> + Send;
+
+    /// Records (or replaces) a key revoked on `principal`, until `until`.
+    fn record_key(
+        &self,
+        principal: &str,
+        record: &KeyRecord,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// Drops every key record of `principal`: its cutoff was released.
+    fn drop_keys(&self, principal: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// Counts one more in `bucket` unless it already holds `cap`; false when full. The
+    /// count expires at `until`.
+    fn take_slot(
+        &self,
+        bucket: &str,
+        cap: u32,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, AwsError>> + Send;
 }
 
 /// No ledger: no lock, no dedupe, no audit beyond the logs (the CLI without a table,
@@ -161,6 +199,22 @@ impl Ledger for NoLedger {
         _: usize,
     ) -> Result<Vec<AuditEntry>, AwsError> {
         Ok(Vec::new())
+    }
+
+    async fn key_records(&self, _: &str, _: DateTime<Utc>) -> Result<Vec<KeyRecord>, AwsError> {
+        Ok(Vec::new())
+    }
+
+    async fn record_key(&self, _: &str, _: &KeyRecord, _: DateTime<Utc>) -> Result<(), AwsError> {
+        Ok(())
+    }
+
+    async fn drop_keys(&self, _: &str) -> Result<(), AwsError> {
+        Ok(())
+    }
+
+    async fn take_slot(&self, _: &str, _: u32, _: DateTime<Utc>) -> Result<bool, AwsError> {
+        Ok(true)
     }
 }
 
@@ -418,6 +472,118 @@ impl Ledger for SdkLedger {
         entries.truncate(limit);
         Ok(entries)
     }
+
+    async fn key_records(
+        &self,
+        principal: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<KeyRecord>, AwsError> {
+        let mut records = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(format!("keys#{principal}")))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.error(&e, OP_QUERY))?;
+            records.extend(out.items().iter().filter_map(|item| {
+                // TTL deletes lazily: an expired record read is no record.
+                let expires = item
+                    .get("expires_at")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or(0);
+                if expires <= now.timestamp() {
+                    return None;
+                }
+                let json = item.get("record")?.as_s().ok()?;
+                serde_json::from_str::<KeyRecord>(json).ok()
+            }));
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(records)
+    }
+
+    async fn record_key(
+        &self,
+        principal: &str,
+        record: &KeyRecord,
+        until: DateTime<Utc>,
+    ) -> Result<(), AwsError> {
+        let json = serde_json::to_string(record).map_err(|e| {
+            AwsError::new(
+                ErrorKind::Malformed,
+                OP_PUT_ITEM,
+                self.context(),
+                e.to_string(),
+            )
+        })?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("keys#{principal}")))
+            .item("sk", s(record.access_key_id.as_str()))
+            .item("record", s(json))
+            .item("expires_at", n(until.timestamp()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| self.error(&e, OP_PUT_ITEM))
+    }
+
+    async fn drop_keys(&self, principal: &str) -> Result<(), AwsError> {
+        let records = self
+            .key_records(principal, DateTime::<Utc>::MIN_UTC)
+            .await?;
+        for record in records {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("keys#{principal}")))
+                .key("sk", s(record.access_key_id.as_str()))
+                .send()
+                .await
+                .map_err(|e| self.error(&e, OP_DELETE_ITEM))?;
+        }
+        Ok(())
+    }
+
+    async fn take_slot(
+        &self,
+        bucket: &str,
+        cap: u32,
+        until: DateTime<Utc>,
+    ) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("breaker#{bucket}")))
+            .key("sk", s("breaker"))
+            .update_expression("ADD n :one SET expires_at = :until")
+            .condition_expression("attribute_not_exists(n) OR n < :cap")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":cap", n(cap))
+            .expression_attribute_values(":until", n(until.timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => {
+                Ok(false)
+            }
+            Err(e) => Err(self.error(&e, OP_UPDATE_ITEM)),
+        }
+    }
 }
 
 /// A ledger chosen at start-up: the table when one is configured, none otherwise.
@@ -493,6 +659,48 @@ impl Ledger for ConfiguredLedger {
         match self {
             ConfiguredLedger::None => Ok(Vec::new()),
             ConfiguredLedger::Table(t) => t.history(account, kind, name, limit).await,
+        }
+    }
+
+    async fn key_records(
+        &self,
+        principal: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<KeyRecord>, AwsError> {
+        match self {
+            ConfiguredLedger::None => Ok(Vec::new()),
+            ConfiguredLedger::Table(t) => t.key_records(principal, now).await,
+        }
+    }
+
+    async fn record_key(
+        &self,
+        principal: &str,
+        record: &KeyRecord,
+        until: DateTime<Utc>,
+    ) -> Result<(), AwsError> {
+        match self {
+            ConfiguredLedger::None => Ok(()),
+            ConfiguredLedger::Table(t) => t.record_key(principal, record, until).await,
+        }
+    }
+
+    async fn drop_keys(&self, principal: &str) -> Result<(), AwsError> {
+        match self {
+            ConfiguredLedger::None => Ok(()),
+            ConfiguredLedger::Table(t) => t.drop_keys(principal).await,
+        }
+    }
+
+    async fn take_slot(
+        &self,
+        bucket: &str,
+        cap: u32,
+        until: DateTime<Utc>,
+    ) -> Result<bool, AwsError> {
+        match self {
+            ConfiguredLedger::None => Ok(true),
+            ConfiguredLedger::Table(t) => t.take_slot(bucket, cap, until).await,
         }
     }
 }

@@ -19,25 +19,10 @@ pub mod sweep_io;
 
 use std::future::Future;
 
+pub use crate::principal::PrincipalType;
 use crate::principal::{Account, IamPath, PrincipalName, UniqueId};
 
 pub use error::{AwsError, ErrorKind};
-
-/// A role or an IAM user: the two principals that take inline policies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PrincipalType {
-    Role,
-    User,
-}
-
-impl PrincipalType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PrincipalType::Role => "role",
-            PrincipalType::User => "user",
-        }
-    }
-}
 
 /// A role or user by name, in the account of the client it is used with.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -196,13 +181,48 @@ pub trait ManagedPolicies: Send + Sync {
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
-/// `iam:UpdateAccessKey` (to `Inactive` only: keys are evidence and never deleted).
+/// An IAM user's access key, as `ListAccessKeys` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKeyInfo {
+    pub id: crate::principal::AccessKeyId,
+    pub active: bool,
+}
+
+/// A user's keys: `iam:UpdateAccessKey` (to `Inactive` only: keys are evidence and
+/// never deleted) and `iam:ListAccessKeys`; and, read only, the other ways into a user
+/// that a deny on sessions does not touch: `iam:GetLoginProfile`,
+/// `iam:ListSSHPublicKeys`, `iam:ListServiceSpecificCredentials`.
 pub trait AccessKeys: Send + Sync {
     fn deactivate_access_key(
         &self,
         user: &PrincipalName,
         access_key_id: &crate::principal::AccessKeyId,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// Every access key of the user (IAM allows two).
+    fn list_access_keys(
+        &self,
+        user: &PrincipalName,
+    ) -> impl Future<Output = Result<Vec<AccessKeyInfo>, AwsError>> + Send;
+
+    /// Whether the user has a console password.
+    fn has_login_profile(
+        &self,
+        user: &PrincipalName,
+    ) -> impl Future<Output = Result<bool, AwsError>> + Send;
+
+    /// Ids of the user's active SSH public keys (CodeCommit).
+    fn active_ssh_public_keys(
+        &self,
+        user: &PrincipalName,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+
+    /// Services of the user's active service-specific credentials (CodeCommit,
+    /// Keyspaces, Bedrock…).
+    fn active_service_credentials(
+        &self,
+        user: &PrincipalName,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
 }
 
 /// `iam:GetAccountSummary`.
@@ -221,6 +241,9 @@ impl<T: Principals + InlinePolicies + ManagedPolicies + AccessKeys + AccountQuot
 /// (`sts:AssumeRole` with an ExternalId), credentials cached per account.
 pub trait AccountAccess: Send + Sync {
     type Client: IamApi;
+
+    /// The account cutoff runs in (reached with its own role, never the member role).
+    fn home(&self) -> &Account;
 
     /// A client for `account`. `request_id` names the assumed-role session so that
     /// CloudTrail in the member account shows which request acted (a cached session

@@ -26,8 +26,9 @@ use chrono::{DateTime, Utc};
 use super::https;
 use super::retry::{self, CallCounter, RetryPolicy};
 use super::{
-    AccessKeys, AccountAccess, AccountQuotas, AccountSummary, AwsError, ErrorKind, IamPrincipal,
-    InlinePolicies, ManagedPolicies, ManagedPolicy, PrincipalInfo, PrincipalType, Principals,
+    AccessKeyInfo, AccessKeys, AccountAccess, AccountQuotas, AccountSummary, AwsError, ErrorKind,
+    IamPrincipal, InlinePolicies, ManagedPolicies, ManagedPolicy, PrincipalInfo, PrincipalType,
+    Principals,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::principal::{AccessKeyId, Account, IamPath, Partition, PrincipalName, UniqueId};
@@ -132,6 +133,54 @@ fn require_region(config: SdkConfig) -> Result<SdkConfig, SdkConfigError> {
 pub async fn discover_home(config: &SdkConfig) -> Result<(Account, Partition), AwsError> {
     let sts = aws_sdk_sts::Client::new(config);
     discover_home_with(&sts, &RetryPolicy::default(), &CallCounter::default()).await
+}
+
+/// Reads the `Date` header of a response (its time, whole seconds) as it arrives.
+#[derive(Debug, Clone, Default)]
+struct DateHeader(Arc<std::sync::Mutex<Option<(DateTime<Utc>, DateTime<Utc>)>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for DateHeader {
+    fn name(&self) -> &'static str {
+        "cutoff::DateHeader"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let received = Utc::now();
+        let date = context
+            .response()
+            .headers()
+            .get("date")
+            .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+            .map(|d| d.to_utc());
+        if let Some(date) = date
+            && let Ok(mut slot) = self.0.lock()
+        {
+            *slot = Some((date, received));
+        }
+        Ok(())
+    }
+}
+
+/// [`discover_home`], and AWS's time: the `Date` of the STS response with the local
+/// time it arrived (None when the response had no readable `Date`).
+pub async fn discover_home_and_time(
+    config: &SdkConfig,
+) -> Result<(Account, Partition, Option<(DateTime<Utc>, DateTime<Utc>)>), AwsError> {
+    let date = DateHeader::default();
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(config)
+            .interceptor(date.clone())
+            .build(),
+    );
+    let (account, partition) =
+        discover_home_with(&sts, &RetryPolicy::default(), &CallCounter::default()).await?;
+    let seen = date.0.lock().ok().and_then(|slot| *slot);
+    Ok((account, partition, seen))
 }
 
 async fn discover_home_with(
@@ -899,6 +948,107 @@ impl AccessKeys for SdkIam {
                 )
             })
     }
+
+    async fn list_access_keys(&self, user: &PrincipalName) -> Result<Vec<AccessKeyInfo>, AwsError> {
+        let context = || format!("of user `{user}` in {}", self.account);
+        let out = self
+            .client
+            .list_access_keys()
+            .user_name(user.as_str())
+            .send()
+            .await
+            .map_err(|e| classify(&e, "iam:ListAccessKeys", context()))?;
+        // IAM allows two keys per user, one page; a key id IAM would not issue is
+        // a broken answer, and skipping it could report a key as contained.
+        out.access_key_metadata()
+            .iter()
+            .map(|k| {
+                let id = AccessKeyId::parse(k.access_key_id().unwrap_or("")).map_err(|e| {
+                    AwsError::new(
+                        ErrorKind::Malformed,
+                        "iam:ListAccessKeys",
+                        context(),
+                        e.to_string(),
+                    )
+                })?;
+                Ok(AccessKeyInfo {
+                    id,
+                    active: k.status() != Some(&StatusType::Inactive),
+                })
+            })
+            .collect()
+    }
+
+    async fn has_login_profile(&self, user: &PrincipalName) -> Result<bool, AwsError> {
+        match self
+            .client
+            .get_login_profile()
+            .user_name(user.as_str())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = classify(
+                    &e,
+                    "iam:GetLoginProfile",
+                    format!("of user `{user}` in {}", self.account),
+                );
+                if err.kind == ErrorKind::NotFound {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn active_ssh_public_keys(&self, user: &PrincipalName) -> Result<Vec<String>, AwsError> {
+        let out = self
+            .client
+            .list_ssh_public_keys()
+            .user_name(user.as_str())
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    &e,
+                    "iam:ListSSHPublicKeys",
+                    format!("of user `{user}` in {}", self.account),
+                )
+            })?;
+        Ok(out
+            .ssh_public_keys()
+            .iter()
+            .filter(|k| k.status() != &StatusType::Inactive)
+            .map(|k| crate::principal::clean_text(k.ssh_public_key_id(), 128))
+            .collect())
+    }
+
+    async fn active_service_credentials(
+        &self,
+        user: &PrincipalName,
+    ) -> Result<Vec<String>, AwsError> {
+        let out = self
+            .client
+            .list_service_specific_credentials()
+            .user_name(user.as_str())
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    &e,
+                    "iam:ListServiceSpecificCredentials",
+                    format!("of user `{user}` in {}", self.account),
+                )
+            })?;
+        Ok(out
+            .service_specific_credentials()
+            .iter()
+            .filter(|c| c.status() != &StatusType::Inactive)
+            .map(|c| crate::principal::clean_text(c.service_name(), 128))
+            .collect())
+    }
 }
 
 impl AccountQuotas for SdkIam {
@@ -1159,6 +1309,10 @@ impl SdkAccountAccess {
 
 impl AccountAccess for SdkAccountAccess {
     type Client = SdkIam;
+
+    fn home(&self) -> &Account {
+        &self.home.account
+    }
 
     async fn client_for(
         &self,

@@ -110,10 +110,12 @@ impl GuardDutyFinding {
             .as_deref()
     }
 
-    /// When the activity in the finding was last seen: a session issued before this
-    /// and already cut off by an existing deny needs no new write.
-    pub fn event_last_seen(&self) -> Option<&str> {
-        self.service.as_ref()?.event_last_seen.as_deref()
+    /// When the activity in the finding was first seen. A session is issued before it
+    /// is first used, so an existing cutoff after this covers it. (Never compare with
+    /// `eventLastSeen`: a denied session keeps failing, GuardDuty keeps updating the
+    /// finding, and each update would re-revoke the role.)
+    pub fn event_first_seen(&self) -> Option<&str> {
+        self.service.as_ref()?.event_first_seen.as_deref()
     }
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::principal::{
-    AccessKeyId, Account, InvalidValue, PrincipalArn, PrincipalName, PrincipalResource,
+    AccessKeyId, Account, InvalidValue, Partition, PrincipalArn, PrincipalName, PrincipalResource,
     SessionName, Target, TargetKind, excerpt,
 };
 
@@ -115,6 +115,24 @@ pub struct ManualRequest {
     pub requested_by: Option<OperatorText>,
     pub dry_run: bool,
     pub force: bool,
+    /// The partition of `principal_arn`, when the request named the principal by ARN.
+    pub partition: Option<Partition>,
+}
+
+impl ManualRequest {
+    /// Why the request cannot be served by a deployment in `partition`: an ARN of
+    /// another partition names a principal cutoff cannot reach, and is never mapped
+    /// into ours.
+    pub fn refuse_partition(&self, partition: Partition) -> Option<String> {
+        match self.partition {
+            Some(p) if p != partition => Some(format!(
+                "manual request: principal_arn is in partition {}, cutoff runs in {}",
+                p.as_str(),
+                partition.as_str()
+            )),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -205,8 +223,10 @@ pub fn parse(value: Value) -> Result<ManualRequest, ManualError> {
         return Err(ManualError::SeveralPrincipals);
     }
 
+    let mut partition = None;
     let mut target = if let Some(arn) = raw.principal_arn.as_deref() {
         let arn = PrincipalArn::parse(arn)?;
+        partition = Some(arn.partition);
         if let Some(account) = &raw.account
             && account != &arn.account
         {
@@ -281,6 +301,7 @@ pub fn parse(value: Value) -> Result<ManualRequest, ManualError> {
         requested_by: raw.requested_by,
         dry_run: raw.dry_run.unwrap_or(false),
         force: raw.force.unwrap_or(false),
+        partition,
     })
 }
 

@@ -36,7 +36,22 @@ pub enum EventError {
     #[error("input is {0} bytes, more than the 4 MiB an event can be")]
     TooLarge(usize),
     #[error("input is not valid JSON: {0}")]
-    NotJson(#[source] serde_json::Error),
+    NotJson(String),
+    /// Two equal keys in one object: EventBridge's matching and cutoff's reading could
+    /// each take a different one (two `detail.accountId` values, say).
+    #[error("input has a {0}")]
+    DuplicateKey(String),
+}
+
+impl From<crate::json::StrictJsonError> for EventError {
+    fn from(err: crate::json::StrictJsonError) -> Self {
+        match err {
+            crate::json::StrictJsonError::NotJson(m) => EventError::NotJson(m),
+            dup @ crate::json::StrictJsonError::DuplicateKey { .. } => {
+                EventError::DuplicateKey(dup.to_string())
+            }
+        }
+    }
 }
 
 /// Why one finding (or one request) inside an otherwise readable event was rejected.
@@ -96,6 +111,12 @@ pub enum Event {
     CloudTrail(Result<Box<CloudTrailEvent>, Malformed>),
     Scheduled,
     Manual(Result<ManualRequest, ManualError>),
+    /// The detail-type of an AWS service's event from a source that AWS would not have
+    /// sent it with: anyone allowed `events:PutEvents` can write any detail-type, but no
+    /// one can put an event with a source starting with `aws.`.
+    MaybeForged {
+        what: String,
+    },
     Unknown {
         what: String,
     },
@@ -118,8 +139,8 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedEvent, EventError> {
         return Err(EventError::Empty);
     }
     // serde_json's recursion limit (128) turns deeply nested input into an error
-    // rather than a stack overflow.
-    let value: Value = serde_json::from_slice(bytes).map_err(EventError::NotJson)?;
+    // rather than a stack overflow; a duplicate key anywhere refuses the input.
+    let value = crate::json::from_slice(bytes)?;
     Ok(recognise(value))
 }
 
@@ -187,13 +208,79 @@ fn json_kind(value: &Value) -> &'static str {
 }
 
 const CLOUDTRAIL_DETAIL_TYPE_SUFFIX: &str = "via CloudTrail";
+const GUARDDUTY_SOURCE: &str = "aws.guardduty";
+const GUARDDUTY_DETAIL_TYPE: &str = "GuardDuty Finding";
+const SECURITY_HUB_SOURCE: &str = "aws.securityhub";
+const SECURITY_HUB_DETAIL_TYPE_PREFIX: &str = "Security Hub Findings";
+
+/// The EventBridge source AWS gives a CloudTrail event of the service at
+/// `event_source` (`iam.amazonaws.com` → `aws.iam`), or None when `event_source` is not
+/// an AWS service endpoint name.
+fn cloudtrail_source_of(event_source: &str) -> Option<String> {
+    let service = event_source.strip_suffix(".amazonaws.com")?;
+    let valid = !service.is_empty()
+        && service.len() <= 64
+        && service
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    valid.then(|| format!("aws.{service}"))
+}
+
+fn maybe_forged(source: &str, detail_type: &str, why: &str) -> Event {
+    Event::MaybeForged {
+        what: format!(
+            "an event with detail-type {} from source {}: {why}",
+            crate::principal::excerpt(detail_type),
+            crate::principal::excerpt(source),
+        ),
+    }
+}
 
 fn from_envelope(envelope: &Envelope, detail: Value) -> Event {
     let source = envelope.source.as_deref().unwrap_or("");
     let detail_type = envelope.detail_type.as_deref().unwrap_or("");
+    // The source is what proves an event came from AWS: `PutEvents` refuses a source
+    // starting with `aws.`, but takes any detail-type.
+    if detail_type == GUARDDUTY_DETAIL_TYPE && source != GUARDDUTY_SOURCE {
+        return maybe_forged(
+            source,
+            detail_type,
+            "GuardDuty findings come only from aws.guardduty; this one may be forged",
+        );
+    }
+    if detail_type.starts_with(SECURITY_HUB_DETAIL_TYPE_PREFIX) && source != SECURITY_HUB_SOURCE {
+        return maybe_forged(
+            source,
+            detail_type,
+            "Security Hub findings come only from aws.securityhub; this one may be forged",
+        );
+    }
+    if detail_type.ends_with(CLOUDTRAIL_DETAIL_TYPE_SUFFIX) {
+        // A CloudTrail event carries the source of the service that was called
+        // (aws.iam, aws.sts, ...), which must agree with the record's eventSource.
+        if !source.starts_with("aws.") {
+            return maybe_forged(
+                source,
+                detail_type,
+                "CloudTrail events come only from a source starting with aws.; this one may be forged",
+            );
+        }
+        let event_source = detail.get("eventSource").and_then(Value::as_str);
+        if event_source.and_then(cloudtrail_source_of).as_deref() != Some(source) {
+            return maybe_forged(
+                source,
+                detail_type,
+                &format!(
+                    "its detail.eventSource {} does not agree with the source; it may be forged",
+                    crate::principal::excerpt(event_source.unwrap_or(""))
+                ),
+            );
+        }
+        return Event::CloudTrail(cloudtrail::parse(detail));
+    }
     match (source, detail_type) {
-        ("aws.guardduty", "GuardDuty Finding") => Event::GuardDuty(guardduty::parse(detail)),
-        ("aws.securityhub", dt) if dt.starts_with("Security Hub Findings") => {
+        (GUARDDUTY_SOURCE, GUARDDUTY_DETAIL_TYPE) => Event::GuardDuty(guardduty::parse(detail)),
+        (SECURITY_HUB_SOURCE, dt) if dt.starts_with(SECURITY_HUB_DETAIL_TYPE_PREFIX) => {
             let origin = if dt == "Security Hub Findings - Custom Action" {
                 SecurityHubOrigin::CustomAction {
                     action_name: detail
@@ -208,11 +295,6 @@ fn from_envelope(envelope: &Envelope, detail: Value) -> Event {
                 origin,
                 findings: securityhub::parse_findings(detail),
             }
-        }
-        // CloudTrail events keep the source of the service called (aws.iam,
-        // aws.cloudtrail, even aws.guardduty), so they are recognised by detail-type.
-        (_, dt) if dt.ends_with(CLOUDTRAIL_DETAIL_TYPE_SUFFIX) => {
-            Event::CloudTrail(cloudtrail::parse(detail))
         }
         ("aws.events", "Scheduled Event") | ("aws.scheduler", _) => Event::Scheduled,
         _ => Event::Unknown {
@@ -343,11 +425,64 @@ mod tests {
     }
 
     #[test]
-    fn cloudtrail_events_are_recognised_by_detail_type_whatever_the_source() {
-        let parsed = parse_str(
-            r#"{"detail-type":"AWS API Call via CloudTrail","source":"aws.guardduty","detail":{"eventName":"X"}}"#,
+    fn a_cloudtrail_event_counts_only_from_the_aws_source_of_the_service_it_records() {
+        for (source, event_source) in [
+            ("aws.iam", "iam.amazonaws.com"),
+            ("aws.sts", "sts.amazonaws.com"),
+            ("aws.guardduty", "guardduty.amazonaws.com"),
+            ("aws.sso-oauth", "sso-oauth.amazonaws.com"),
+        ] {
+            let parsed = parse_str(&format!(
+                r#"{{"detail-type":"AWS API Call via CloudTrail","source":"{source}","detail":{{"eventName":"X","eventSource":"{event_source}"}}}}"#
+            ));
+            assert!(matches!(parsed.event, Event::CloudTrail(Ok(_))), "{source}");
+        }
+        for (source, event_source) in [
+            // PutEvents takes any source not starting with aws.
+            ("cutoff.forged", "iam.amazonaws.com"),
+            ("iam", "iam.amazonaws.com"),
+            // A real source with another service's record.
+            ("aws.guardduty", "iam.amazonaws.com"),
+            ("aws.iam", "iam.amazonaws.com.evil"),
+            ("aws.iam", ""),
+        ] {
+            let parsed = parse_str(&format!(
+                r#"{{"detail-type":"AWS API Call via CloudTrail","source":"{source}","detail":{{"eventName":"X","eventSource":"{event_source}"}}}}"#
+            ));
+            let Event::MaybeForged { what } = parsed.event else {
+                panic!("{source}/{event_source} accepted: {:?}", parsed.event);
+            };
+            assert!(what.contains("may be forged"), "{what}");
+        }
+        let no_event_source = parse_str(
+            r#"{"detail-type":"AWS API Call via CloudTrail","source":"aws.iam","detail":{"eventName":"X"}}"#,
         );
-        assert!(matches!(parsed.event, Event::CloudTrail(Ok(_))));
+        assert!(matches!(no_event_source.event, Event::MaybeForged { .. }));
+    }
+
+    #[test]
+    fn a_guardduty_or_security_hub_detail_type_from_another_source_may_be_forged() {
+        for event in [
+            r#"{"detail-type":"GuardDuty Finding","source":"guardduty","detail":{"id":"x"}}"#,
+            r#"{"detail-type":"GuardDuty Finding","source":"aws.securityhub","detail":{"id":"x"}}"#,
+            r#"{"detail-type":"Security Hub Findings - Custom Action","source":"custom.app","detail":{"findings":[]}}"#,
+            r#"{"detail-type":"Security Hub Findings - Imported","detail":{"findings":[]}}"#,
+        ] {
+            assert!(
+                matches!(parse_str(event).event, Event::MaybeForged { .. }),
+                "{event}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_event_with_a_duplicate_key_is_refused() {
+        let err = parse(
+            br#"{"detail-type":"GuardDuty Finding","source":"aws.guardduty","detail":{"accountId":"111122223333","accountId":"444455556666"}}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(err, EventError::DuplicateKey(_)), "{err}");
+        assert!(err.to_string().contains("accountId"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub struct AsffFinding {
     /// Bool in ASFF; kept raw because some products write `"true"`.
     pub sample: Option<Value>,
     pub updated_at: Option<String>,
+    pub first_observed_at: Option<String>,
     pub last_observed_at: Option<String>,
 }
 

@@ -122,6 +122,7 @@ pub fn alert_outcome(source: Source, decision: &Decision) -> Option<Outcome> {
                 .as_ref()
                 .and_then(|m| m.requested_by.as_ref())
                 .map(|r| r.to_string()),
+            requested_by_verified: false,
             reason: Some(decision.reason.clone()),
         },
         api_calls: 0,
@@ -130,6 +131,8 @@ pub fn alert_outcome(source: Source, decision: &Decision) -> Option<Outcome> {
         detail: format!("alert only, nothing changed: {}", decision.reason),
         actions: Vec::new(),
         dry_run: false,
+        still_works: Vec::new(),
+        other_access: Vec::new(),
     })
 }
 
@@ -156,13 +159,32 @@ fn log_decision(source: Source, decision: &Decision) {
 }
 
 impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
-    /// Triages one event and sends on what it decided.
+    /// Triages one event and sends on what it decided. Intake acts only on events
+    /// EventBridge delivers from an AWS source: a payload with a duplicate key, one
+    /// without an envelope (a bare finding) or a manual request invoked on intake
+    /// directly is logged and ignored (operators use the revoker's operator path).
     pub async fn handle(
         &self,
-        event: serde_json::Value,
+        payload: impl Into<crate::json::Payload>,
     ) -> Result<(Triage, IntakeReport), IntakeError> {
-        let parsed = event::recognise(event);
-        let triage = triage(&parsed, &self.config);
+        let triage = match payload.into().into_strict() {
+            Ok(value) => {
+                let parsed = event::recognise(value);
+                match (&parsed.envelope, &parsed.event) {
+                    (_, event::Event::Manual(_)) | (None, _) => Triage {
+                        source: Source::Unknown,
+                        decisions: vec![Decision::refused(
+                            "intake acts only on EventBridge events from AWS sources; a manual request or a bare payload invoked on intake is not one (operators use the revoker's operator path)",
+                        )],
+                    },
+                    _ => triage(&parsed, &self.config),
+                }
+            }
+            Err(err) => Triage {
+                source: Source::Unknown,
+                decisions: vec![Decision::refused(err.to_string())],
+            },
+        };
         let mut report = IntakeReport {
             source: source_name(triage.source).to_owned(),
             ..IntakeReport::default()
@@ -197,11 +219,11 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
                         // break-glass role: never revoked, and the loudest message there is
                         // (the responder itself, or the way back in, may be compromised).
                         if let Some(target) = &decision.target
-                            && let Some(pattern) = self.config.is_protected(&target.name)
+                            && let Some(why) = self.config.is_protected(target)
                         {
                             outcome.status = Status::Protected;
                             outcome.detail = format!(
-                                "a finding names {target}, which is protected (matches {pattern}): cutoff never revokes it; a person must investigate now"
+                                "a finding names {target}, which is protected ({why}): cutoff never revokes it; a person must investigate now"
                             );
                         }
                         alerts.push(outcome);
@@ -250,7 +272,8 @@ mod tests {
                 "resource": {"resourceType": "AccessKey", "accessKeyDetails": {
                     "accessKeyId": "ASIAZXCVBNMASDFGHJKL", "principalId": "AROAZXCVBNMASDFGHJKLQ:i-0123456789abcdef0",
                     "userName": role, "userType": "AssumedRole"}},
-                "service": {"serviceName": "guardduty", "archived": false, "eventLastSeen": "2026-11-23T11:55:00.000Z",
+                "service": {"serviceName": "guardduty", "archived": false,
+                            "eventFirstSeen": "2026-11-23T11:50:00.000Z", "eventLastSeen": "2026-11-23T11:55:00.000Z",
                             "additionalInfo": {}},
                 "severity": severity, "updatedAt": updated
             }
@@ -272,7 +295,7 @@ mod tests {
         let request: RevocationRequest = serde_json::from_str(body).unwrap();
         assert_eq!(request.target.name.as_str(), "payments-api");
         assert_eq!(request.trigger.finding_id.as_deref(), Some("f1"));
-        assert!(request.last_activity.is_some());
+        assert!(request.first_activity.is_some());
         assert!(state.outcomes.is_empty());
     }
 
@@ -317,7 +340,13 @@ mod tests {
     async fn a_high_severity_finding_on_cutoffs_own_role_is_a_loud_protected_outcome() {
         for role in ["cutoff-us-east-1-revoker", "cutoff-member"] {
             let fake = FakeMessaging::default();
-            let (_, report) = intake(&fake)
+            let mut i = intake(&fake);
+            i.config = TriageConfig::from_lookup(|k| {
+                (k == crate::config::env::PROTECTED_ARNS)
+                    .then(|| "arn:aws:iam::111122223333:role/cutoff-us-east-1-revoker".to_owned())
+            })
+            .unwrap();
+            let (_, report) = i
                 .handle(finding("f9", role, 8.9, "2026-11-23T11:56:00Z"))
                 .await
                 .unwrap();
@@ -358,8 +387,53 @@ mod tests {
             .unwrap();
         assert_eq!(report.invalid, 1);
         let (_, report) = i.handle(json!({"not": "an event"})).await.unwrap();
-        assert_eq!(report.ignored, 1);
+        assert_eq!(report.invalid, 1);
         assert!(fake.state().queued.is_empty() && fake.state().outcomes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_manual_request_invoked_on_intake_is_never_queued() {
+        // Intake is invoked by EventBridge rules; whoever could invoke it directly must
+        // not be able to queue a revocation (or anything else) through it.
+        let fake = FakeMessaging::default();
+        let i = intake(&fake);
+        for payload in [
+            json!({"action": "revoke", "account": "111122223333", "role": "payments-api"}),
+            json!({"action": "release", "account": "111122223333", "role": "payments-api", "force": true}),
+            // A bare finding, with no envelope to say where it came from.
+            finding("f7", "payments-api", 9.0, "2026-11-23T11:56:00Z")["detail"].clone(),
+        ] {
+            let (triage, report) = i.handle(payload.clone()).await.unwrap();
+            assert_eq!(report.queued, 0, "{payload}");
+            assert!(
+                triage.decisions[0].reason.contains("AWS sources"),
+                "{}",
+                triage.decisions[0].reason
+            );
+        }
+        assert!(fake.state().queued.is_empty() && fake.state().outcomes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_finding_with_two_account_ids_is_refused_not_revoked_in_either() {
+        let fake = FakeMessaging::default();
+        let text = r#"{"version":"0","id":"e","detail-type":"GuardDuty Finding","source":"aws.guardduty",
+            "account":"999988887777","time":"2026-11-23T11:56:00Z","region":"us-east-1","resources":[],
+            "detail":{"schemaVersion":"2.0","accountId":"111122223333","accountId":"444455556666","id":"f8",
+              "type":"UnauthorizedAccess:IAMUser/MaliciousIPCaller","severity":9,
+              "resource":{"resourceType":"AccessKey","accessKeyDetails":{"accessKeyId":"ASIAZXCVBNMASDFGHJKL",
+                "principalId":"AROAZXCVBNMASDFGHJKLQ:s1","userName":"payments-api","userType":"AssumedRole"}},
+              "service":{"serviceName":"guardduty","archived":false,"additionalInfo":{}}}}"#;
+        // What the Lambda runtime hands intake: the payload read strictly.
+        let payload: crate::json::Payload = serde_json::from_str(text).unwrap();
+        let (triage, report) = intake(&fake).handle(payload).await.unwrap();
+        assert_eq!((report.queued, report.invalid), (0, 1));
+        assert!(
+            triage.decisions[0].reason.contains("duplicate key"),
+            "{}",
+            triage.decisions[0].reason
+        );
+        assert!(fake.state().queued.is_empty());
     }
 
     #[tokio::test]

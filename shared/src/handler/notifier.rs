@@ -26,6 +26,8 @@ const SECURITY_HUB_ID_MAX: usize = 512;
 pub enum NotifyError {
     #[error("the input is not an EventBridge event (expected a JSON object)")]
     NotAnEvent,
+    #[error("the event is refused: {0}")]
+    Refused(String),
     #[error(
         "event source is {0}, expected \"cutoff\": the notifier only reads cutoff's outcome events"
     )]
@@ -171,7 +173,14 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
     }
 
     /// Handles one outcome event, or a sweep summary.
-    pub async fn handle(&self, event: Value) -> Result<NotifyReport, NotifyError> {
+    pub async fn handle(
+        &self,
+        payload: impl Into<crate::json::Payload>,
+    ) -> Result<NotifyReport, NotifyError> {
+        let event = payload
+            .into()
+            .into_strict()
+            .map_err(|e| NotifyError::Refused(e.to_string()))?;
         if event.get("source").and_then(Value::as_str) == Some(OUTCOME_SOURCE)
             && event.get("detail-type").and_then(Value::as_str)
                 == Some(crate::aws::sweep_io::SUMMARY_DETAIL_TYPE)
@@ -352,6 +361,8 @@ mod tests {
             detail: format!("denied every session of role `{name}`"),
             actions: Vec::new(),
             dry_run: false,
+            still_works: Vec::new(),
+            other_access: Vec::new(),
         }
     }
 

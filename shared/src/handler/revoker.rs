@@ -1,38 +1,116 @@
-//! The revoker's two inputs: an SQS batch from intake (FIFO, one group per
-//! principal), or a manual request invoked directly (break-glass: answered
-//! synchronously).
+//! The revoker's three inputs: an SQS batch from intake (FIFO, one group per
+//! principal); an operator's request through its function URL, where AWS verified the
+//! caller (IAM auth); or a plain direct invoke, where the caller's name is only
+//! claimed.
+//!
+//! Only the operator path may release a deny or force anything: a plain invoke tells
+//! the function nothing about its caller, and a queue message is only as trustworthy
+//! as whoever could send it. Every queue message is validated as strictly as a manual
+//! request.
 
 use std::collections::BTreeMap;
 
+use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::aws::retry::{CallCounter, RetryPolicy, with_retries};
 use crate::aws::{AccountAccess, OutcomeBus};
 use crate::clock::Clock;
 use crate::event::{ManualAction, manual};
-use crate::outcome::{Outcome, RevocationRequest, Status};
+use crate::json::Payload;
+use crate::outcome::{Outcome, RevocationRequest, Status, Trigger};
+use crate::principal::{PrincipalArn, clean_text};
 use crate::revoke::Revoker;
+
+/// Who sent a manual request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The ARN AWS verified: the IAM authorizer of the function URL.
+    Verified(String),
+    /// A plain invoke: the request's own `requested_by`, if any, unverified.
+    Claimed,
+}
 
 /// What one invocation carried.
 #[derive(Debug)]
 pub enum Invocation {
     /// An SQS batch.
     Queue(SqsEvent),
+    /// A request through the function URL (IAM auth): the caller AWS verified and
+    /// the body, or why the request cannot be served.
+    Operator(Result<(String, Value), String>),
     /// A direct invoke with a manual request (valid or not).
-    Direct(Value),
+    Direct(Result<Value, String>),
+}
+
+/// The HTTP answer to a function URL request: the JSON as the body.
+fn url_response(body: &Value) -> Value {
+    json!({
+        "statusCode": 200,
+        "headers": {"content-type": "application/json"},
+        "body": body.to_string(),
+        "isBase64Encoded": false
+    })
 }
 
 impl Invocation {
-    /// SQS batches are recognised by their records' `eventSource`; anything else is a
-    /// direct invoke and is validated as a manual request.
-    pub fn classify(payload: Value) -> Self {
-        let is_sqs = super::is_sqs_batch(&payload);
-        if is_sqs && let Ok(event) = serde_json::from_value::<SqsEvent>(payload.clone()) {
+    /// SQS batches are recognised by their records' `eventSource`, function URL
+    /// requests by their request context; anything else is a direct invoke and is
+    /// validated as a manual request. A payload with a duplicate key is refused.
+    pub fn classify(payload: impl Into<Payload>) -> Self {
+        let payload = match payload.into().into_strict() {
+            Ok(value) => value,
+            Err(err) => return Invocation::Direct(Err(err.to_string())),
+        };
+        if super::is_sqs_batch(&payload)
+            && let Ok(event) = serde_json::from_value::<SqsEvent>(payload.clone())
+        {
             return Invocation::Queue(event);
         }
-        Invocation::Direct(payload)
+        if is_function_url_request(&payload) {
+            return Invocation::Operator(operator_request(payload));
+        }
+        Invocation::Direct(Ok(payload))
     }
+}
+
+/// A function URL event: `requestContext.http` and a `rawPath`.
+fn is_function_url_request(payload: &Value) -> bool {
+    payload
+        .get("requestContext")
+        .and_then(|c| c.get("http"))
+        .is_some_and(Value::is_object)
+        && payload.get("rawPath").is_some()
+}
+
+/// The verified caller and the JSON body of a function URL request.
+fn operator_request(payload: Value) -> Result<(String, Value), String> {
+    let request: LambdaFunctionUrlRequest = serde_json::from_value(payload).map_err(|e| {
+        format!(
+            "not a function URL request: {}",
+            clean_text(&e.to_string(), 200)
+        )
+    })?;
+    let caller = request
+        .request_context
+        .authorizer
+        .as_ref()
+        .and_then(|a| a.iam.as_ref())
+        .and_then(|iam| iam.user_arn.as_deref())
+        .ok_or("the operator path needs IAM auth: the request carries no verified caller (is the function URL's AuthType AWS_IAM?)")?;
+    // The authorizer's caller is a principal ARN (an assumed-role session, a user).
+    PrincipalArn::parse(caller)
+        .map_err(|e| format!("the verified caller is not a principal ARN: {e}"))?;
+    if request.request_context.http.method.as_deref() != Some("POST") {
+        return Err("send the request as a POST with a JSON body".to_owned());
+    }
+    if request.is_base64_encoded {
+        return Err("send the request body as JSON with content-type application/json".to_owned());
+    }
+    let body = crate::json::from_str(request.body.as_deref().unwrap_or(""))
+        .map_err(|e| format!("the request body: {e}"))?;
+    Ok((caller.to_owned(), body))
 }
 
 /// An outcome for one queue message, with its message id.
@@ -53,19 +131,50 @@ pub struct BatchResult {
     pub runs: usize,
 }
 
+/// A queue message that is not a revocation cutoff would queue, and the request in it
+/// when it could be read at all (so that the outcome names the principal).
+struct Refused {
+    why: String,
+    request: Option<RevocationRequest>,
+}
+
+/// Reads a queue message as strictly as a manual request: strict JSON (no duplicate
+/// keys), no unknown fields, the same shape checks, and only what the queue may carry.
+fn queued_request(body: Option<&str>) -> Result<RevocationRequest, Refused> {
+    let refused = |why: String| Refused { why, request: None };
+    let body = body.ok_or_else(|| refused("the message has no body".to_owned()))?;
+    let value = crate::json::from_str(body).map_err(|e| refused(e.to_string()))?;
+    let request: RevocationRequest =
+        serde_json::from_value(value).map_err(|e| refused(clean_text(&e.to_string(), 300)))?;
+    match request.check_queued() {
+        Ok(()) => Ok(request),
+        Err(why) => Err(Refused {
+            why,
+            request: Some(request),
+        }),
+    }
+}
+
 /// The key requests are coalesced by: one principal, one scope, one session.
 fn coalesce_key(request: &RevocationRequest) -> String {
     let t = &request.target;
     // The access key is part of the key: two findings naming two keys of one user
     // must each get their key deactivated, not just the first one's.
+    // So is the unique id the finding names: a request about a principal since
+    // recreated must fail on its own, not take another's write with it.
     format!(
-        "{}/{}/{}/{}/{}/{}/{}/{}",
+        "{}/{}/{}/{}/{}/{}/{}/{}/{}",
         t.account,
         t.kind,
         t.name,
         request.scope.as_str(),
         t.session.as_ref().map(|s| s.as_str()).unwrap_or("-"),
         t.access_key_id.as_ref().map(|k| k.as_str()).unwrap_or("-"),
+        request
+            .expected_unique_id
+            .as_ref()
+            .map(|id| id.as_str())
+            .unwrap_or("-"),
         request.action.as_str(),
         request.dry_run
     )
@@ -76,16 +185,16 @@ fn coalesce_key(request: &RevocationRequest) -> String {
 fn coalesce(requests: &[&RevocationRequest]) -> Option<RevocationRequest> {
     let first = (*requests.first()?).clone();
     // Skipping a write is only safe if every finding's activity is covered, so the
-    // latest activity wins; a request without one (manual) always writes.
-    let last_activity = requests
+    // latest first activity wins; a request without one (manual) always writes.
+    let first_activity = requests
         .iter()
-        .map(|r| r.last_activity)
+        .map(|r| r.first_activity)
         .try_fold(None, |acc: Option<chrono::DateTime<chrono::Utc>>, t| {
             t.map(|t| Some(acc.map_or(t, |a| a.max(t))))
         })
         .flatten();
     Some(RevocationRequest {
-        last_activity,
+        first_activity,
         force: requests.iter().all(|r| r.force),
         ..first
     })
@@ -103,14 +212,7 @@ impl<A: AccountAccess, K: Clock, L: crate::aws::ledger::Ledger> Revoker<A, K, L>
 
         for record in &event.records {
             let message_id = record.message_id.clone().unwrap_or_default();
-            let parsed = record
-                .body
-                .as_deref()
-                .ok_or_else(|| "message has no body".to_owned())
-                .and_then(|body| {
-                    serde_json::from_str::<RevocationRequest>(body).map_err(|e| e.to_string())
-                });
-            match parsed {
+            match queued_request(record.body.as_deref()) {
                 Ok(mut request) => {
                     request.dry_run |= force_dry_run;
                     let key = coalesce_key(&request);
@@ -119,14 +221,26 @@ impl<A: AccountAccess, K: Clock, L: crate::aws::ledger::Ledger> Revoker<A, K, L>
                     }
                     groups.entry(key).or_default().push((message_id, request));
                 }
-                Err(why) => {
-                    tracing::error!(message_id, error = %why, "unreadable revocation request");
-                    failures.push(message_id.clone());
+                // Refused, notified, and not retried: no attempt can make it valid.
+                Err(refused) => {
+                    tracing::error!(message_id, error = %refused.why, "queue message refused");
+                    let outcome = match refused.request {
+                        Some(request) => Outcome::for_request(&request, Status::Failed, "").failed(
+                            "invalid_request",
+                            format!("queue message refused: {}", refused.why),
+                        ),
+                        None => {
+                            let mut outcome = Outcome::invalid_request(format!(
+                                "queue message is not a revocation request: {}",
+                                refused.why
+                            ));
+                            outcome.trigger.source = "queue".to_owned();
+                            outcome
+                        }
+                    };
                     outcomes.push(MessageOutcome {
                         message_id,
-                        outcome: Outcome::invalid_request(format!(
-                            "queue message is not a revocation request: {why}"
-                        )),
+                        outcome,
                     });
                 }
             }
@@ -154,7 +268,7 @@ impl<A: AccountAccess, K: Clock, L: crate::aws::ledger::Ledger> Revoker<A, K, L>
                     trigger: request.trigger.clone(),
                     ..result.clone()
                 };
-                if outcome.status == Status::Failed {
+                if outcome.needs_retry() {
                     failures.push(message_id.clone());
                 }
                 outcomes.push(MessageOutcome {
@@ -180,22 +294,52 @@ impl<A: AccountAccess, K: Clock, L: crate::aws::ledger::Ledger> Revoker<A, K, L>
         }
     }
 
-    /// Handles a direct invoke: a manual request answered with its outcome (or, for
-    /// `status`, a status report). Invalid requests get a failed outcome, never an
-    /// error: the operator needs to read why.
+    /// Handles a manual request, from the operator path or a plain invoke, answered
+    /// with its outcome (or, for `status`, a status report). Invalid requests get a
+    /// failed outcome, never an error: the operator needs to read why.
+    ///
+    /// Through the operator path AWS verified the caller: that ARN is `requested_by`.
+    /// A plain invoke's `requested_by` is recorded as claimed, and such an invoke may
+    /// only revoke or ask for status: releasing a deny or forcing anything needs the
+    /// verified path.
     pub async fn handle_direct(
         &self,
         payload: Value,
+        caller: Caller,
         request_id: &str,
         force_dry_run: bool,
     ) -> DirectAnswer {
-        let request = match manual::parse(payload) {
-            Ok(r) => r,
-            Err(e) => {
-                return DirectAnswer::Outcome(Box::new(Outcome::invalid_request(e.to_string())));
+        let invalid = |message: String| {
+            let mut outcome = Outcome::invalid_request(message);
+            if let Caller::Verified(arn) = &caller {
+                outcome.trigger.requested_by = Some(arn.clone());
+                outcome.trigger.requested_by_verified = true;
             }
+            DirectAnswer::Outcome(Box::new(outcome))
         };
-        let mut request = RevocationRequest::from_manual(&request);
+        let manual = match manual::parse(payload) {
+            Ok(r) => r,
+            Err(e) => return invalid(e.to_string()),
+        };
+        if let Some(why) = manual.refuse_partition(self.config.partition) {
+            return invalid(why);
+        }
+        if caller == Caller::Claimed && (manual.action == ManualAction::Release || manual.force) {
+            return invalid(format!(
+                "{} comes only from the operator path (the revoker's function URL with IAM auth, `cutoff {}` signs for it), where AWS vouches for who asks; a plain invoke cannot",
+                if manual.force { "force" } else { "release" },
+                manual.action.as_str()
+            ));
+        }
+        let mut request = RevocationRequest::from_manual(&manual);
+        request.trigger = match &caller {
+            Caller::Verified(arn) => Trigger {
+                requested_by: Some(arn.clone()),
+                requested_by_verified: true,
+                ..request.trigger
+            },
+            Caller::Claimed => request.trigger,
+        };
         request.dry_run |= force_dry_run;
         match request.action {
             ManualAction::Status => {
@@ -218,7 +362,7 @@ impl<A: AccountAccess, K: Clock, L: crate::aws::ledger::Ledger> Revoker<A, K, L>
         &self,
         bus: &B,
         retry: &RetryPolicy,
-        payload: Value,
+        payload: impl Into<Payload>,
         request_id: &str,
         settings: InvocationSettings,
     ) -> Value {
@@ -243,12 +387,11 @@ impl<A: AccountAccess, K: Clock, L: crate::aws::ledger::Ledger> Revoker<A, K, L>
                 for message in &result.outcomes {
                     crate::telemetry::log_outcome(&message.outcome);
                     let receive = receives.get(&message.message_id).copied().unwrap_or(1);
-                    let tell = message.outcome.status != Status::Failed
-                        || receive <= 1
-                        || receive >= settings.final_receive;
+                    let retried = message.outcome.needs_retry();
+                    let tell = !retried || receive <= 1 || receive >= settings.final_receive;
                     if tell {
                         let mut outcome = message.outcome.clone();
-                        if outcome.status == Status::Failed {
+                        if retried {
                             outcome.detail = if receive >= settings.final_receive {
                                 format!(
                                     "{} (attempt {receive}, the last: the request is now in the dead-letter queue)",
@@ -283,23 +426,56 @@ impl<A: AccountAccess, K: Clock, L: crate::aws::ledger::Ledger> Revoker<A, K, L>
                 }
                 to_value(&result.response)
             }
-            Invocation::Direct(payload) => match self
-                .handle_direct(payload, request_id, settings.dry_run)
-                .await
-            {
-                DirectAnswer::Status(report) => to_value(&report),
-                DirectAnswer::Outcome(outcome) => {
-                    crate::telemetry::log_outcome(&outcome);
-                    if let Err(err) = with_retries(retry, &calls, || {
-                        bus.publish(std::slice::from_ref(outcome.as_ref()))
-                    })
-                    .await
-                    {
-                        tracing::error!(error = %err, "outcome of a direct invoke not published; the caller has it");
+            Invocation::Operator(request) => {
+                let answer = match request {
+                    Ok((caller, body)) => {
+                        self.handle_direct(
+                            body,
+                            Caller::Verified(caller),
+                            request_id,
+                            settings.dry_run,
+                        )
+                        .await
                     }
-                    to_value(&outcome)
+                    Err(why) => DirectAnswer::Outcome(Box::new(Outcome::invalid_request(why))),
+                };
+                url_response(&self.answer(bus, retry, &calls, answer).await)
+            }
+            Invocation::Direct(payload) => {
+                let answer = match payload {
+                    Ok(payload) => {
+                        self.handle_direct(payload, Caller::Claimed, request_id, settings.dry_run)
+                            .await
+                    }
+                    Err(why) => DirectAnswer::Outcome(Box::new(Outcome::invalid_request(why))),
+                };
+                self.answer(bus, retry, &calls, answer).await
+            }
+        }
+    }
+
+    /// A manual request's answer: an outcome is logged and published (the caller has
+    /// it either way: a publish failure is logged), a status report only returned.
+    async fn answer<B: OutcomeBus>(
+        &self,
+        bus: &B,
+        retry: &RetryPolicy,
+        calls: &CallCounter,
+        answer: DirectAnswer,
+    ) -> Value {
+        match answer {
+            DirectAnswer::Status(report) => to_value(&report),
+            DirectAnswer::Outcome(outcome) => {
+                crate::telemetry::log_outcome(&outcome);
+                if let Err(err) = with_retries(retry, calls, || {
+                    bus.publish(std::slice::from_ref(outcome.as_ref()))
+                })
+                .await
+                {
+                    tracing::error!(error = %err, "outcome of a manual request not published; the caller has it");
                 }
-            },
+                to_value(&outcome)
+            }
         }
     }
 }
@@ -375,7 +551,8 @@ mod tests {
                 finding_id: Some(finding.into()),
                 ..Trigger::default()
             },
-            last_activity: None,
+            first_activity: None,
+            expected_unique_id: None,
             dry_run: false,
             force: false,
         }
@@ -393,7 +570,7 @@ mod tests {
     fn batch(value: Value) -> SqsEvent {
         match Invocation::classify(value) {
             Invocation::Queue(e) => e,
-            Invocation::Direct(v) => panic!("not recognised as SQS: {v}"),
+            other => panic!("not recognised as SQS: {other:?}"),
         }
     }
 
@@ -440,7 +617,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn failures_are_reported_per_message_and_bad_bodies_are_not_dropped() {
+    async fn failures_are_retried_per_message_and_bad_bodies_are_refused_not_dropped() {
         let (r, member) = revoker();
         member.fail("PutRolePolicy", &[crate::aws::ErrorKind::AccessDenied]);
         let bodies = vec![
@@ -456,8 +633,212 @@ mod tests {
             .iter()
             .map(|f| f.item_identifier.as_str())
             .collect();
-        assert_eq!(failed, ["m2", "m0", "m1"]);
+        // The unreadable body is refused with an outcome, and not retried: no attempt
+        // can make it readable.
+        assert_eq!(failed, ["m0", "m1"]);
         assert_eq!(result.outcomes.len(), 4);
+        let refused = result
+            .outcomes
+            .iter()
+            .find(|o| o.message_id == "m2")
+            .unwrap();
+        assert_eq!(refused.outcome.status, Status::Failed);
+        assert_eq!(
+            refused.outcome.error.as_ref().unwrap().kind,
+            "invalid_request"
+        );
+    }
+
+    fn queued_outcome(
+        r: &Revoker<FakeAccess, FixedClock>,
+        body: String,
+    ) -> impl std::future::Future<Output = BatchResult> + '_ {
+        let event = batch(sqs(&[body]));
+        async move { r.handle_batch(&event, false).await }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forced_release_sent_to_the_request_queue_is_refused() {
+        let (r, member) = revoker();
+        // A revocation in force that a forced release would lift.
+        r.handle(&request("payments-api", "f0"), "m-setup").await;
+        let writes = member.writes().len();
+        for (action, force) in [
+            ("release", true),
+            ("release", false),
+            ("status", false),
+            ("revoke", true),
+        ] {
+            let mut body = serde_json::to_value(request("payments-api", "f1")).unwrap();
+            body["action"] = json!(action);
+            body["force"] = json!(force);
+            let result = queued_outcome(&r, body.to_string()).await;
+            let outcome = &result.outcomes[0].outcome;
+            assert_eq!(outcome.status, Status::Failed, "{action}/{force}");
+            assert_eq!(outcome.error.as_ref().unwrap().kind, "invalid_request");
+            assert!(
+                outcome.detail.contains("operator path"),
+                "{}",
+                outcome.detail
+            );
+            assert!(
+                result.response.batch_item_failures.is_empty(),
+                "refused, notified, not retried"
+            );
+            assert_eq!(
+                outcome.target.as_ref().unwrap().name.as_str(),
+                "payments-api"
+            );
+        }
+        assert_eq!(
+            member.writes().len(),
+            writes,
+            "nothing written, nothing lifted"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_message_that_says_more_than_cutoff_writes_is_refused() {
+        let (r, member) = revoker();
+        let good = serde_json::to_value(request("payments-api", "f1")).unwrap();
+        let mut unknown = good.clone();
+        unknown["requested_by_admin"] = json!(true);
+        let mut nested = good.clone();
+        nested["target"]["role_arn"] = json!("arn:aws:iam::111122223333:role/x");
+        let mut claimed = good.clone();
+        claimed["trigger"]["requested_by"] = json!("alice");
+        claimed["trigger"]["requested_by_verified"] = json!(true);
+        let mut key_on_role = good.clone();
+        key_on_role["target"]["access_key_id"] = json!("AKIAZXCVBNMASDFGHJKL");
+        let mut root = good.clone();
+        root["target"]["kind"] = json!("root");
+        let mut long_id = good.clone();
+        long_id["trigger"]["finding_id"] = json!("x".repeat(600));
+        let duplicate = r#"{"action":"revoke","action":"revoke","target":{"kind":"role","account":"111122223333","name":"payments-api","access_key_id":null,"session":null},"trigger":{"source":"guardduty","finding_id":"f1","finding_type":null,"severity":null,"updated_at":null,"requested_by":null,"reason":null}}"#;
+        for body in [
+            unknown.to_string(),
+            nested.to_string(),
+            claimed.to_string(),
+            key_on_role.to_string(),
+            root.to_string(),
+            long_id.to_string(),
+            duplicate.to_owned(),
+        ] {
+            let result = queued_outcome(&r, body.clone()).await;
+            let outcome = &result.outcomes[0].outcome;
+            assert_eq!(outcome.status, Status::Failed, "{body}");
+            assert_eq!(
+                outcome.error.as_ref().unwrap().kind,
+                "invalid_request",
+                "{body}"
+            );
+            assert!(result.response.batch_item_failures.is_empty(), "{body}");
+        }
+        assert!(member.writes().is_empty());
+        // The well-formed message still goes through.
+        let result = queued_outcome(&r, good.to_string()).await;
+        assert_eq!(result.outcomes[0].outcome.status, Status::Applied);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_plain_invoke_cannot_release_or_force_and_its_requester_is_only_claimed() {
+        let (r, member) = revoker();
+        r.handle(&request("payments-api", "f0"), "m-setup").await;
+        let writes = member.writes().len();
+        for payload in [
+            json!({"action": "release", "account": MEMBER, "role": "payments-api", "force": true, "requested_by": "the-ciso"}),
+            json!({"action": "release", "account": MEMBER, "role": "payments-api"}),
+            json!({"action": "revoke", "account": MEMBER, "role": "payments-api", "force": true}),
+        ] {
+            let answer = r
+                .handle_direct(payload.clone(), Caller::Claimed, "req", false)
+                .await
+                .to_json();
+            assert_eq!(answer["status"], "failed", "{payload}");
+            assert_eq!(answer["error"]["kind"], "invalid_request");
+            assert!(
+                answer["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("operator path"),
+                "{answer}"
+            );
+        }
+        assert_eq!(member.writes().len(), writes);
+        let answer = r
+            .handle_direct(
+                json!({"action": "revoke", "account": MEMBER, "role": "ledger", "requested_by": "the-ciso"}),
+                Caller::Claimed,
+                "req",
+                false,
+            )
+            .await
+            .to_json();
+        assert_eq!(answer["status"], "applied");
+        assert_eq!(answer["trigger"]["requested_by"], "the-ciso");
+        assert_eq!(answer["trigger"]["requested_by_verified"], false);
+    }
+
+    fn url_event(caller: Option<&str>, body: &Value) -> Value {
+        let mut authorizer = json!(null);
+        if let Some(arn) = caller {
+            authorizer = json!({"iam": {"accessKey": "ASIAZXCVBNMASDFGHJKL", "accountId": "999988887777",
+                "callerId": "AROAZXCVBNMASDFGHJKLQ:alice", "userArn": arn, "userId": "AROAZXCVBNMASDFGHJKLQ:alice"}});
+        }
+        json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+            "headers": {"content-type": "application/json", "host": "abc.lambda-url.us-east-1.on.aws"},
+            "requestContext": {"accountId": "999988887777", "apiId": "abc", "authorizer": authorizer,
+                "domainName": "abc.lambda-url.us-east-1.on.aws", "domainPrefix": "abc",
+                "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1", "userAgent": "cutoff"},
+                "requestId": "r-1", "routeKey": "$default", "stage": "$default", "time": "23/Nov/2026:12:00:00 +0000", "timeEpoch": 1795435200000i64},
+            "body": body.to_string(), "isBase64Encoded": false
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_operator_path_records_the_caller_aws_verified_not_the_one_claimed() {
+        let (r, member) = revoker();
+        let bus = crate::aws::fake::FakeMessaging::default();
+        let caller = "arn:aws:sts::999988887777:assumed-role/CutoffBreakGlassOperator/alice";
+        r.handle(&request("payments-api", "f0"), "m-setup").await;
+        r.clock.advance(chrono::Duration::hours(13));
+        let body = json!({"action": "release", "account": MEMBER, "role": "payments-api", "requested_by": "someone-else"});
+        let answer = r
+            .handle_invocation(
+                &bus,
+                &RetryPolicy::immediate(2),
+                url_event(Some(caller), &body),
+                "req",
+                settings(),
+            )
+            .await;
+        assert_eq!(answer["statusCode"], 200);
+        let outcome: Outcome = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(outcome.status, Status::Released, "{}", outcome.detail);
+        assert_eq!(outcome.trigger.requested_by.as_deref(), Some(caller));
+        assert!(outcome.trigger.requested_by_verified);
+        assert!(
+            member
+                .inline(
+                    &crate::aws::IamPrincipal::role(PrincipalName::parse("payments-api").unwrap()),
+                    crate::policy::ROLE_WIDE_POLICY_NAME
+                )
+                .is_none()
+        );
+        assert_eq!(bus.state().outcomes.len(), 1, "published");
+        // Without IAM auth there is no verified caller: refused.
+        let answer = r
+            .handle_invocation(
+                &bus,
+                &RetryPolicy::immediate(2),
+                url_event(None, &body),
+                "req",
+                settings(),
+            )
+            .await;
+        let outcome: Outcome = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(outcome.error.unwrap().kind, "invalid_request");
     }
 
     #[tokio::test(start_paused = true)]
@@ -477,12 +858,16 @@ mod tests {
             Invocation::classify(payload.clone()),
             Invocation::Direct(_)
         ));
-        let answer = r.handle_direct(payload, "req", false).await.to_json();
+        let answer = r
+            .handle_direct(payload, Caller::Claimed, "req", false)
+            .await
+            .to_json();
         assert_eq!(answer["status"], "applied");
         assert_eq!(answer["trigger"]["requested_by"], "alice");
         let answer = r
             .handle_direct(
                 json!({"action": "revoke", "account": "nope", "role": "x"}),
+                Caller::Claimed,
                 "req",
                 false,
             )
@@ -493,6 +878,7 @@ mod tests {
         let answer = r
             .handle_direct(
                 json!({"action": "status", "account": MEMBER, "role": "payments-api"}),
+                Caller::Claimed,
                 "req",
                 false,
             )
@@ -642,10 +1028,10 @@ mod tests {
         let t = |h| chrono::Utc.with_ymd_and_hms(2026, 11, 23, h, 0, 0).unwrap();
         let mut a = request("x", "1");
         let mut b = request("x", "2");
-        a.last_activity = Some(t(10));
-        b.last_activity = Some(t(11));
-        assert_eq!(coalesce(&[&a, &b]).unwrap().last_activity, Some(t(11)));
-        b.last_activity = None;
-        assert_eq!(coalesce(&[&a, &b]).unwrap().last_activity, None);
+        a.first_activity = Some(t(10));
+        b.first_activity = Some(t(11));
+        assert_eq!(coalesce(&[&a, &b]).unwrap().first_activity, Some(t(11)));
+        b.first_activity = None;
+        assert_eq!(coalesce(&[&a, &b]).unwrap().first_activity, None);
     }
 }

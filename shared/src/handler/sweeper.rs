@@ -122,6 +122,9 @@ pub struct Sweeper<A, D, Q, L, B, K, P = crate::aws::ledger::NoLedger> {
     pub clock: K,
     pub config: SweepConfig,
     pub accounts: SweepAccounts,
+    /// The accounts cutoff may reach into at all (None: no list to check, as in the
+    /// CLI acting with the operator's own credentials).
+    pub scope: Option<crate::principal::AccountScope>,
     pub home: Account,
     pub concurrency: usize,
     pub retry: RetryPolicy,
@@ -193,6 +196,9 @@ where
                 with_retries(&self.retry, &calls, || self.directory.active_accounts()).await?
             }
         };
+        if let Some(why) = accounts.iter().find_map(|a| self.refuse_account(a)) {
+            return Err(SweepError::Invalid(why));
+        }
         let dry_run = request.dry_run || self.config.dry_run;
         let started_at = self.clock.now();
         let run = SweepRun {
@@ -239,6 +245,14 @@ where
         })
     }
 
+    /// Why an account must not be swept, checked before any call.
+    fn refuse_account(&self, account: &Account) -> Option<String> {
+        self.scope
+            .as_ref()?
+            .refuse(account, &self.home)
+            .map(|why| format!("{why}; it is not swept"))
+    }
+
     /// Works an SQS batch of tasks, `concurrency` accounts at once.
     pub async fn work(&self, event: &SqsEvent) -> WorkResult {
         let mut failures = Vec::new();
@@ -261,6 +275,12 @@ where
                         Err("the task's run id is not valid".to_owned())
                     }
                 });
+            // The queue is only as trustworthy as whoever could send to it: a task for
+            // an account outside cutoff's scope is refused (and not retried).
+            let task = task.and_then(|t| match self.refuse_account(&t.account) {
+                Some(why) => Err(why),
+                None => Ok(t),
+            });
             match task {
                 Ok(task) => tasks.push((message_id, task)),
                 Err(why) => {
@@ -385,7 +405,15 @@ where
     }
 
     /// Handles whatever the invocation carried; the Lambda's answer.
-    pub async fn handle(&self, payload: Value, request_id: &str) -> Result<Value, SweepError> {
+    pub async fn handle(
+        &self,
+        payload: impl Into<crate::json::Payload>,
+        request_id: &str,
+    ) -> Result<Value, SweepError> {
+        let payload = payload
+            .into()
+            .into_strict()
+            .map_err(|e| SweepError::Invalid(e.to_string()))?;
         match SweeperInput::classify(payload) {
             SweeperInput::Tasks(event) => {
                 let result = self.work(&event).await;

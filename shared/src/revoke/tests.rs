@@ -6,7 +6,7 @@ use crate::aws::fake::{FakeAccess, FakeIam};
 use crate::clock::FixedClock;
 use crate::outcome::Trigger;
 use crate::principal::{AccessKeyId, Account, PrincipalName, SessionName};
-use chrono::TimeZone;
+use chrono::{DateTime, TimeZone, Utc};
 
 const HOME: &str = "999988887777";
 const MEMBER: &str = "111122223333";
@@ -40,7 +40,8 @@ fn request(kind: TargetKind, name: &str) -> RevocationRequest {
             finding_id: Some("f1".into()),
             ..Trigger::default()
         },
-        last_activity: None,
+        first_activity: None,
+        expected_unique_id: None,
         dry_run: false,
         force: false,
     }
@@ -155,12 +156,12 @@ async fn a_cutoff_after_the_last_activity_already_covers_the_finding() {
     let earlier = policy::role_wide_document(cutoff("2026-11-23T11:50:00Z")).to_json();
     member.set_inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME, &earlier);
     let mut req = request(TargetKind::Role, "payments-api");
-    req.last_activity = Some(Utc.with_ymd_and_hms(2026, 11, 23, 11, 45, 0).unwrap());
+    req.first_activity = Some(Utc.with_ymd_and_hms(2026, 11, 23, 11, 45, 0).unwrap());
     let out = revoker(access.clone()).handle(&req, "r").await;
     assert_eq!(out.status, Status::AlreadyRevoked, "{}", out.detail);
     assert!(member.writes().is_empty());
     // Activity after the existing cutoff needs a new one.
-    req.last_activity = Some(Utc.with_ymd_and_hms(2026, 11, 23, 11, 55, 0).unwrap());
+    req.first_activity = Some(Utc.with_ymd_and_hms(2026, 11, 23, 11, 55, 0).unwrap());
     let out = revoker(access).handle(&req, "r").await;
     assert_eq!(out.status, Status::Applied);
     assert_eq!(out.previous_cutoff, Some(cutoff("2026-11-23T11:50:00Z")));
@@ -213,7 +214,7 @@ async fn a_nearly_full_inline_budget_falls_back_to_a_managed_policy_and_says_so(
         .handle(&request(TargetKind::Role, "payments-api"), "r")
         .await;
     assert_eq!(out.status, Status::Applied, "{out:#?}");
-    let arn = format!("arn:aws:iam::{MEMBER}:policy/cutoff/cutoff-revoke-payments-api");
+    let arn = format!("arn:aws:iam::{MEMBER}:policy/cutoff/cutoff-revoke-role-payments-api");
     assert_eq!(out.policy.as_deref(), Some(arn.as_str()));
     assert!(out.detail.contains("does not fit inline"), "{}", out.detail);
     assert!(
@@ -243,7 +244,7 @@ async fn an_inline_quota_error_from_iam_also_falls_back() {
     assert!(
         out.policy
             .unwrap()
-            .contains(":policy/cutoff/cutoff-revoke-payments-api")
+            .contains(":policy/cutoff/cutoff-revoke-role-payments-api")
     );
     assert!(out.detail.contains("IAM refused"), "{}", out.detail);
 }
@@ -277,6 +278,16 @@ async fn alert_only_and_protected_targets_are_never_written() {
     let (access, member) = setup();
     member.add_role("cutoff-member", "/", &[]);
     member.add_role("tagged", "/", &[("cutoff:protected", "true")]);
+    member.add_role(
+        "AWSServiceRoleForECS",
+        "/aws-service-role/ecs.amazonaws.com/",
+        &[],
+    );
+    member.add_role(
+        "AWSReservedSSO_Admin_0123456789abcdef",
+        "/aws-reserved/sso.amazonaws.com/eu-west-1/",
+        &[],
+    );
     member.add_role("slr-by-path", "/aws-service-role/ecs.amazonaws.com/", &[]);
     member.add_role(
         "sso-by-path",
@@ -325,7 +336,7 @@ async fn alert_only_and_protected_targets_are_never_written() {
 async fn protected_names_are_refused_before_any_call() {
     let (access, member) = setup();
     let out = revoker(access.clone())
-        .handle(&request(TargetKind::Role, "cutoff-revoker"), "r")
+        .handle(&request(TargetKind::Role, "cutoff-member"), "r")
         .await;
     assert_eq!(out.status, Status::Protected);
     assert_eq!(out.api_calls, 0);
@@ -350,7 +361,14 @@ async fn a_user_key_ends_inactive_and_still_exists_and_the_user_gets_the_deny() 
     );
     let user = IamPrincipal::user(PrincipalName::parse("ci-deployer").unwrap());
     assert!(member.inline(&user, ROLE_WIDE_POLICY_NAME).is_some());
-    assert!(out.actions[0].contains("Inactive"));
+    // The deny first, then the key: a key that cannot be set Inactive must not hold
+    // up the deny.
+    assert!(
+        out.actions[0].contains(ROLE_WIDE_POLICY_NAME),
+        "{:?}",
+        out.actions
+    );
+    assert!(out.actions[1].contains("Inactive"), "{:?}", out.actions);
     assert!(!member.calls().contains(&"DeleteAccessKey"));
 }
 
@@ -376,7 +394,11 @@ async fn user_policies_use_the_user_budget() {
         .handle(&request(TargetKind::User, "ci-deployer"), "r")
         .await;
     assert_eq!(out.status, Status::Applied);
-    assert!(out.policy.unwrap().contains("cutoff-revoke-ci-deployer"));
+    assert!(
+        out.policy
+            .unwrap()
+            .contains("cutoff-revoke-user-ci-deployer")
+    );
     assert!(member.state().users["ci-deployer"].attached.len() == 1);
 }
 
@@ -738,7 +760,7 @@ async fn protection_ignores_the_case_of_the_name_as_iam_does() {
 async fn a_detached_fallback_with_a_later_cutoff_is_attached_not_trusted() {
     let (access, member) = setup();
     member.set_inline(&role("payments-api"), "Existing", &big_policy(10_200));
-    let arn = format!("arn:aws:iam::{MEMBER}:policy/cutoff/cutoff-revoke-payments-api");
+    let arn = format!("arn:aws:iam::{MEMBER}:policy/cutoff/cutoff-revoke-role-payments-api");
     let later = policy::role_wide_document(cutoff("2026-11-23T13:00:00Z")).to_json();
     member.state().managed.insert(arn.clone(), vec![later]);
     let out = revoker(access)
@@ -953,15 +975,27 @@ async fn an_instance_profile_that_fails_to_resolve_fails_as_before_with_the_ledg
 #[tokio::test(start_paused = true)]
 async fn a_protected_instance_profile_name_refuses_revocation_but_release_locks_the_role() {
     let (access, member) = setup();
-    member.add_instance_profile("cutoff-web", &["payments-api"]);
-    let (r, ledger) = ledgered(access.clone());
+    member.add_instance_profile("guarded-web", &["payments-api"]);
+    let ledger = crate::aws::fake::FakeLedger::default();
+    let r = Revoker::new(
+        access.clone(),
+        FixedClock::at(t0()),
+        RevokeConfig {
+            protection: Protection {
+                patterns: vec![crate::principal::NamePattern::parse("guarded-*").unwrap()],
+                ..RevokeConfig::default().protection
+            },
+            ..RevokeConfig::default()
+        },
+    )
+    .with_ledger(ledger.clone());
     let refused = r
-        .handle(&request(TargetKind::InstanceProfile, "cutoff-web"), "r1")
+        .handle(&request(TargetKind::InstanceProfile, "guarded-web"), "r1")
         .await;
     assert_eq!(refused.status, Status::Protected, "{refused:#?}");
     assert_eq!(refused.api_calls, 0);
     assert!(member.calls().is_empty() && access.assumed.lock().unwrap().is_empty());
-    let mut release = request(TargetKind::InstanceProfile, "cutoff-web");
+    let mut release = request(TargetKind::InstanceProfile, "guarded-web");
     release.action = ManualAction::Release;
     release.force = true;
     r.handle(&release, "r2").await;
@@ -1028,4 +1062,527 @@ async fn dry_runs_and_manual_requests_are_audited_but_never_deduplicated() {
     );
     assert!(ledger.state().dedupe.is_empty());
     assert_eq!(ledger.state().entries.len(), 3);
+}
+
+// --- trust boundaries and honest outcomes (issue 8) ------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_role_named_like_a_reserved_one_at_an_ordinary_path_is_revoked() {
+    // IAM reserves the paths, not the names: an attacker's AWSReservedSSO_… or
+    // AWSServiceRoleFor… role at `/` must not be unrevocable.
+    let (access, member) = setup();
+    for (name, guess) in [
+        (
+            "AWSReservedSSO_Admin_0123456789abcdef",
+            TargetKind::IdentityCenterRole,
+        ),
+        ("AWSServiceRoleForBackdoor", TargetKind::ServiceLinkedRole),
+    ] {
+        member.add_role(name, "/", &[]);
+        let out = revoker(access.clone())
+            .handle(&request(guess, name), "r")
+            .await;
+        assert_eq!(out.status, Status::Applied, "{name}: {}", out.detail);
+        assert_eq!(
+            out.target.as_ref().unwrap().kind,
+            TargetKind::Role,
+            "IAM said so"
+        );
+        assert!(stored_cutoff(&member, &role(name)).is_some());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_role_named_cutoff_backdoor_is_revoked_like_any_other() {
+    let (access, member) = setup();
+    member.add_role("cutoff-backdoor", "/", &[]);
+    let out = revoker(access)
+        .handle(&request(TargetKind::Role, "cutoff-backdoor"), "r")
+        .await;
+    assert_eq!(out.status, Status::Applied, "{}", out.detail);
+    assert!(stored_cutoff(&member, &role("cutoff-backdoor")).is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn cutoffs_own_roles_are_protected_by_their_exact_arn_before_any_call() {
+    let (access, member) = setup();
+    member.add_role("cutoff-us-east-1-revoker", "/", &[]);
+    let r = Revoker::new(
+        access.clone(),
+        FixedClock::at(t0()),
+        RevokeConfig {
+            protection: Protection {
+                arns: vec![
+                    crate::principal::ProtectedArn::parse(&format!(
+                        "arn:aws:iam::{MEMBER}:role/cutoff-us-east-1-revoker"
+                    ))
+                    .unwrap(),
+                ],
+                ..RevokeConfig::default().protection
+            },
+            ..RevokeConfig::default()
+        },
+    );
+    let out = r
+        .handle(&request(TargetKind::Role, "cutoff-us-east-1-revoker"), "r")
+        .await;
+    assert_eq!(out.status, Status::Protected);
+    assert_eq!(out.api_calls, 0);
+    assert!(member.calls().is_empty() && access.assumed.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recreated_role_is_not_written_for_a_finding_about_its_predecessor() {
+    let (access, member) = setup();
+    member.recreate(&role("payments-api"), "AROANEWROLEID00000001");
+    let mut req = request(TargetKind::Role, "payments-api");
+    req.expected_unique_id =
+        Some(crate::principal::UniqueId::parse("AROAOLDROLEID00000001").unwrap());
+    let out = revoker(access.clone()).handle(&req, "r").await;
+    assert_eq!(out.status, Status::Failed);
+    let error = out.error.as_ref().unwrap();
+    assert_eq!(error.kind, "principal_mismatch");
+    assert!(error.message.contains("recreated"), "{}", error.message);
+    assert!(
+        !out.needs_retry(),
+        "no retry can make it the same principal"
+    );
+    assert!(member.writes().is_empty());
+    // The principal the finding names is written.
+    req.expected_unique_id =
+        Some(crate::principal::UniqueId::parse("AROANEWROLEID00000001").unwrap());
+    assert_eq!(
+        revoker(access).handle(&req, "r").await.status,
+        Status::Applied
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_account_outside_the_configured_list_is_refused_before_any_call() {
+    let (access, member) = setup();
+    let r = Revoker::new(
+        access.clone(),
+        FixedClock::at(t0()),
+        RevokeConfig {
+            accounts: Some(crate::principal::AccountScope {
+                organization: None,
+                accounts: Some(vec![Account::parse("444455556666").unwrap()]),
+            }),
+            ..RevokeConfig::default()
+        },
+    );
+    let out = r
+        .handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
+    assert_eq!(out.status, Status::Failed);
+    assert_eq!(out.error.as_ref().unwrap().kind, "account_not_allowed");
+    assert_eq!(out.api_calls, 0);
+    assert!(member.calls().is_empty() && access.assumed.lock().unwrap().is_empty());
+    // The home account is always in scope.
+    access.account(HOME).add_role("local-app", "/", &[]);
+    let mut local = request(TargetKind::Role, "local-app");
+    local.target.account = Account::parse(HOME).unwrap();
+    assert_eq!(r.handle(&local, "r").await.status, Status::Applied);
+}
+
+fn user_request(key: Option<&str>) -> RevocationRequest {
+    let mut req = request(TargetKind::User, "ci-deployer");
+    req.target.access_key_id = key.map(|k| AccessKeyId::parse(k).unwrap());
+    req
+}
+
+const KEY1: &str = "AKIAAAAAAAAAAAAAAAA1";
+const KEY2: &str = "AKIAAAAAAAAAAAAAAAA2";
+
+#[tokio::test(start_paused = true)]
+async fn a_key_that_cannot_be_deactivated_no_longer_blocks_the_deny_and_the_outcome_is_partial() {
+    let (access, member) = setup();
+    member
+        .add_user("ci-deployer", &[])
+        .add_access_key("ci-deployer", KEY1);
+    // An SCP (or anything else) refuses UpdateAccessKey.
+    member.fail("UpdateAccessKey", &[ErrorKind::AccessDenied]);
+    let out = revoker(access).handle(&user_request(Some(KEY1)), "r").await;
+    assert_eq!(out.status, Status::Partial, "{out:#?}");
+    let user = IamPrincipal::user(PrincipalName::parse("ci-deployer").unwrap());
+    assert!(
+        member.inline(&user, ROLE_WIDE_POLICY_NAME).is_some(),
+        "the deny is in force"
+    );
+    assert_eq!(
+        member.key_status("ci-deployer", KEY1).as_deref(),
+        Some("Active")
+    );
+    assert_eq!(out.still_works.len(), 1);
+    assert!(out.still_works[0].credential.contains(KEY1));
+    assert!(
+        out.still_works[0]
+            .why
+            .contains("never stopped by the TokenIssueTime deny")
+    );
+    assert_eq!(out.error.as_ref().unwrap().kind, "access_denied");
+    assert!(out.needs_retry(), "a later attempt may deactivate it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_named_key_the_user_does_not_have_is_an_error_not_applied() {
+    let (access, member) = setup();
+    member
+        .add_user("ci-deployer", &[])
+        .add_access_key("ci-deployer", KEY1)
+        .add_user("other", &[])
+        .add_access_key("other", KEY2);
+    let out = revoker(access).handle(&user_request(Some(KEY2)), "r").await;
+    assert_eq!(out.status, Status::Failed, "{out:#?}");
+    assert_eq!(out.error.as_ref().unwrap().kind, "key_not_found");
+    assert!(!out.needs_retry());
+    assert_eq!(member.key_status("other", KEY2).as_deref(), Some("Active"));
+    assert_eq!(
+        member.key_status("ci-deployer", KEY1).as_deref(),
+        Some("Active")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manual_user_request_without_a_key_contains_every_active_key() {
+    let (access, member) = setup();
+    member
+        .add_user("ci-deployer", &[])
+        .add_access_key("ci-deployer", KEY1)
+        .add_access_key("ci-deployer", KEY2);
+    let mut req = user_request(None);
+    req.trigger = Trigger {
+        source: "manual".into(),
+        ..Trigger::default()
+    };
+    let out = revoker(access).handle(&req, "r").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    for key in [KEY1, KEY2] {
+        assert_eq!(
+            member.key_status("ci-deployer", key).as_deref(),
+            Some("Inactive")
+        );
+    }
+    assert!(out.still_works.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_ways_in_are_listed_without_making_it_partial() {
+    let (access, member) = setup();
+    member
+        .add_user("ci-deployer", &[])
+        .add_access_key("ci-deployer", KEY1);
+    {
+        let mut state = member.state();
+        state.login_profiles.push("ci-deployer".into());
+        state
+            .ssh_keys
+            .push(("ci-deployer".into(), "APKAEXAMPLE000000001".into()));
+        state
+            .service_credentials
+            .push(("ci-deployer".into(), "codecommit.amazonaws.com".into()));
+    }
+    let out = revoker(access).handle(&user_request(Some(KEY1)), "r").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert_eq!(out.other_access.len(), 3, "{:?}", out.other_access);
+    assert!(out.other_access[0].contains("console password"));
+    assert!(out.other_access[1].contains("APKAEXAMPLE000000001"));
+    assert!(out.other_access[2].contains("codecommit"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_temporary_key_needs_no_deactivation_and_is_dead_once_the_deny_is_in() {
+    let (access, member) = setup();
+    member
+        .add_user("ci-deployer", &[])
+        .add_access_key("ci-deployer", KEY1);
+    let out = revoker(access)
+        .handle(&user_request(Some("ASIAZXCVBNMASDFGHJKL")), "r")
+        .await;
+    assert_eq!(out.status, Status::Applied);
+    assert_eq!(
+        member.key_status("ci-deployer", KEY1).as_deref(),
+        Some("Active")
+    );
+    assert!(
+        out.detail.contains("not in this request's scope"),
+        "{}",
+        out.detail
+    );
+}
+
+fn gd_update(finding: &str, key: &str, first: &str, updated: &str) -> RevocationRequest {
+    let mut r = request(TargetKind::Role, "payments-api");
+    r.target.access_key_id = Some(AccessKeyId::parse(key).unwrap());
+    r.trigger.finding_id = Some(finding.to_owned());
+    r.trigger.updated_at = Some(DateTime::parse_from_rfc3339(updated).unwrap().to_utc());
+    r.first_activity = Some(DateTime::parse_from_rfc3339(first).unwrap().to_utc());
+    r
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finding_updated_five_times_writes_once_and_a_new_key_writes_again() {
+    let (access, member) = setup();
+    let (r, ledger) = ledgered(access);
+    const SESSION1: &str = "ASIAAAAAAAAAAAAAAAA1";
+    const SESSION2: &str = "ASIAAAAAAAAAAAAAAAA2";
+    // GuardDuty sees the stolen session at 11:40 and reports it at 11:56.
+    let first = r
+        .handle(
+            &gd_update(
+                "gd-1",
+                SESSION1,
+                "2026-11-23T11:40:00Z",
+                "2026-11-23T11:56:00Z",
+            ),
+            "m0",
+        )
+        .await;
+    assert_eq!(first.status, Status::Applied);
+    let cutoff_written = first.cutoff;
+    // The denied session keeps failing; GuardDuty keeps updating the finding, its
+    // last activity moving past the cutoff. Nothing is written again.
+    for i in 1..=5 {
+        r.clock.advance(chrono::Duration::minutes(15));
+        let update = gd_update(
+            "gd-1",
+            SESSION1,
+            "2026-11-23T11:40:00Z",
+            &format!(
+                "2026-11-23T{:02}:{:02}:00Z",
+                12 + (i * 15) / 60,
+                (i * 15) % 60
+            ),
+        );
+        let out = r.handle(&update, &format!("m{i}")).await;
+        assert_eq!(
+            out.status,
+            Status::AlreadyRevoked,
+            "update {i}: {}",
+            out.detail
+        );
+        assert_eq!(out.cutoff, cutoff_written);
+    }
+    assert_eq!(
+        member
+            .writes()
+            .iter()
+            .filter(|w| **w == "PutRolePolicy")
+            .count(),
+        1,
+        "one write for six events"
+    );
+    // The same finding now names a new session: the attacker got back in. Revoked at
+    // once, within the hour of the first.
+    r.clock.advance(chrono::Duration::minutes(5));
+    let again = r
+        .handle(
+            &gd_update(
+                "gd-1",
+                SESSION2,
+                "2026-11-23T11:40:00Z",
+                "2026-11-23T13:25:00Z",
+            ),
+            "m6",
+        )
+        .await;
+    assert_eq!(again.status, Status::Applied, "{}", again.detail);
+    assert!(again.cutoff > cutoff_written);
+    assert_eq!(
+        member
+            .writes()
+            .iter()
+            .filter(|w| **w == "PutRolePolicy")
+            .count(),
+        2
+    );
+    // Both keys are on record with the cutoff that covers them.
+    let records = ledger.state().keys[&format!("{MEMBER}#role#payments-api")].len();
+    assert_eq!(records, 2);
+    // A redelivery of the very same event reports the earlier outcome, no call.
+    let calls = member.calls().len();
+    let redelivered = r
+        .handle(
+            &gd_update(
+                "gd-1",
+                SESSION2,
+                "2026-11-23T11:40:00Z",
+                "2026-11-23T13:25:00Z",
+            ),
+            "m6",
+        )
+        .await;
+    assert_eq!(redelivered.status, Status::Applied);
+    assert_eq!(member.calls().len(), calls);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_skip_rule_reads_the_managed_fallback_too() {
+    let (access, member) = setup();
+    // The deny lives in the attached fallback (the inline budget was full).
+    let arn = format!("arn:aws:iam::{MEMBER}:policy/cutoff/cutoff-revoke-role-payments-api");
+    let doc = policy::role_wide_document(cutoff("2026-11-23T11:50:00Z")).to_json();
+    member.state().managed.insert(arn.clone(), vec![doc]);
+    member
+        .state()
+        .roles
+        .get_mut("payments-api")
+        .unwrap()
+        .attached
+        .push(arn);
+    let mut req = request(TargetKind::Role, "payments-api");
+    req.first_activity = Some(Utc.with_ymd_and_hms(2026, 11, 23, 11, 45, 0).unwrap());
+    let out = revoker(access).handle(&req, "r").await;
+    assert_eq!(out.status, Status::AlreadyRevoked, "{}", out.detail);
+    assert!(
+        out.policy
+            .unwrap()
+            .contains("cutoff-revoke-role-payments-api")
+    );
+    assert!(member.writes().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_legacy_fallback_is_read_released_and_never_written() {
+    let (access, member) = setup();
+    let legacy = format!("arn:aws:iam::{MEMBER}:policy/cutoff/cutoff-revoke-payments-api");
+    let doc = policy::role_wide_document(cutoff("2026-11-22T10:00:00Z")).to_json();
+    member.state().managed.insert(legacy.clone(), vec![doc]);
+    member
+        .state()
+        .roles
+        .get_mut("payments-api")
+        .unwrap()
+        .attached
+        .push(legacy.clone());
+    let mut release = request(TargetKind::Role, "payments-api");
+    release.action = ManualAction::Release;
+    let out = revoker(access).handle(&release, "r").await;
+    assert_eq!(out.status, Status::Released, "{}", out.detail);
+    assert!(!member.state().managed.contains_key(&legacy));
+    assert!(member.state().roles["payments-api"].attached.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_circuit_breaker_stops_automatic_revocations_beyond_the_cap_but_not_manual_ones() {
+    let (access, member) = setup();
+    for name in ["a1", "a2", "a3"] {
+        member.add_role(name, "/", &[]);
+    }
+    let ledger = crate::aws::fake::FakeLedger::default();
+    let r = Revoker::new(
+        access,
+        FixedClock::at(t0()),
+        RevokeConfig {
+            max_revocations_per_account_hour: Some(2),
+            ..RevokeConfig::default()
+        },
+    )
+    .with_ledger(ledger.clone());
+    let statuses: Vec<Status> = {
+        let mut out = Vec::new();
+        for name in ["a1", "a2", "a3"] {
+            out.push(
+                r.handle(&request(TargetKind::Role, name), name)
+                    .await
+                    .status,
+            );
+        }
+        out
+    };
+    assert_eq!(statuses, [Status::Applied, Status::Applied, Status::Failed]);
+    assert!(
+        stored_cutoff(&member, &role("a3")).is_none(),
+        "nothing written past the cap"
+    );
+    let tripped = r.handle(&request(TargetKind::Role, "a3"), "again").await;
+    assert_eq!(tripped.error.as_ref().unwrap().kind, "circuit_open");
+    assert!(
+        tripped.detail.contains("circuit breaker"),
+        "{}",
+        tripped.detail
+    );
+    assert!(!tripped.needs_retry());
+    // An operator's request is never capped.
+    let mut manual = request(TargetKind::Role, "a3");
+    manual.trigger = Trigger {
+        source: "manual".into(),
+        ..Trigger::default()
+    };
+    assert_eq!(r.handle(&manual, "m").await.status, Status::Applied);
+    // The next hour has room again.
+    r.clock.advance(chrono::Duration::hours(1));
+    member.add_role("a4", "/", &[]);
+    assert_eq!(
+        r.handle(&request(TargetKind::Role, "a4"), "n").await.status,
+        Status::Applied
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_the_ledger_unreachable_the_breaker_fails_open_and_says_so() {
+    let (access, member) = setup();
+    let ledger = crate::aws::fake::FakeLedger::default();
+    ledger.fail("take_slot", &[ErrorKind::AccessDenied]);
+    let r = Revoker::new(
+        access,
+        FixedClock::at(t0()),
+        RevokeConfig {
+            max_revocations_per_account_hour: Some(1),
+            ..RevokeConfig::default()
+        },
+    )
+    .with_ledger(ledger);
+    let out = r
+        .handle(&request(TargetKind::Role, "payments-api"), "r")
+        .await;
+    assert_eq!(out.status, Status::Applied);
+    assert!(
+        out.detail.contains("circuit breaker could not be checked"),
+        "{}",
+        out.detail
+    );
+    assert!(stored_cutoff(&member, &role("payments-api")).is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_with_the_ledger_unreachable_does_not_run() {
+    let (access, member) = setup();
+    let old = policy::role_wide_document(cutoff("2026-11-22T10:00:00Z")).to_json();
+    member.set_inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME, &old);
+    let (r, ledger) = ledgered(access);
+    ledger.fail("acquire", &[ErrorKind::Transient; 4]);
+    let mut release = request(TargetKind::Role, "payments-api");
+    release.action = ManualAction::Release;
+    let out = r.handle(&release, "r").await;
+    assert_eq!(out.status, Status::Failed);
+    assert_eq!(out.error.as_ref().unwrap().kind, "ledger_unavailable");
+    assert!(out.needs_retry(), "a later attempt may reach the ledger");
+    assert_eq!(
+        member
+            .inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME)
+            .as_deref(),
+        Some(old.as_str()),
+        "nothing removed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_drops_the_key_records_so_an_old_key_is_revoked_again() {
+    let (access, member) = setup();
+    let (r, ledger) = ledgered(access);
+    let req = gd_update(
+        "gd-2",
+        "ASIAAAAAAAAAAAAAAAA1",
+        "2026-11-23T11:40:00Z",
+        "2026-11-23T11:56:00Z",
+    );
+    assert_eq!(r.handle(&req, "m0").await.status, Status::Applied);
+    assert!(!ledger.state().keys.is_empty());
+    r.clock.advance(chrono::Duration::hours(13));
+    let mut release = request(TargetKind::Role, "payments-api");
+    release.action = ManualAction::Release;
+    assert_eq!(r.handle(&release, "rel").await.status, Status::Released);
+    assert!(ledger.state().keys.is_empty());
+    assert!(stored_cutoff(&member, &role("payments-api")).is_none());
 }

@@ -245,6 +245,8 @@ mod tests {
             detail: detail.to_owned(),
             actions: Vec::new(),
             dry_run: false,
+            still_works: Vec::new(),
+            other_access: Vec::new(),
         }
     }
 

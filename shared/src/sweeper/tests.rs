@@ -312,15 +312,29 @@ async fn protected_roles_are_noted_and_untouched() {
         "/",
         &[(MAX_SESSION_AGE_TAG, "1h")],
     );
+    // Anyone could create a role named like cutoff's: a name protects nothing.
+    member.add_role("cutoff-backdoor", "/", &[(MAX_SESSION_AGE_TAG, "1h")]);
     let config = SweepConfig {
         rules: SweepRules {
-            protected: crate::config::TriageConfig::default().protected,
+            protected: crate::principal::Protection {
+                arns: vec![
+                    crate::principal::ProtectedArn::parse(&format!(
+                        "arn:aws:iam::{MEMBER}:role/cutoff-us-east-1-revoker"
+                    ))
+                    .unwrap(),
+                ],
+                ..crate::config::TriageConfig::default().protection
+            },
             ..SweepRules::default()
         },
         ..SweepConfig::default()
     };
     let report = sweep(&access, &config).await;
     assert!(stored(&member, "cutoff-us-east-1-revoker").is_none());
+    assert!(
+        stored(&member, "cutoff-backdoor").is_some(),
+        "a role named cutoff-* gets its rolling cutoff like any other"
+    );
     assert!(
         report
             .notes

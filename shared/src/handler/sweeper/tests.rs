@@ -60,6 +60,7 @@ fn sweeper(accounts: SweepAccounts) -> (TestSweeper, FakeAccess, FakeMessaging) 
         clock: FixedClock::at(now()),
         config: SweepConfig::default(),
         accounts,
+        scope: None,
         home: account(HOME),
         concurrency: 2,
         retry: RetryPolicy::default(),
