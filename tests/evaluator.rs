@@ -240,3 +240,211 @@ fn an_invalid_document_is_rejected_not_evaluated() {
     let not_json = try_evaluate(&role_session(&[ALLOW_ALL, "{not json"], BEFORE)).unwrap_err();
     assert!(not_json.contains("rejected"), "{not_json}");
 }
+
+// ------------------------------------------------------------------ resource policies
+//
+// The evaluator also takes the resource's own policy and the request context AWS derives
+// from the principal; the template tests (tests/infra.rs) rely on both.
+
+const ACCOUNT: &str = "123456789012";
+const QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:requests.fifo";
+const SQS_ALL: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sqs:*","Resource":"*"}]}"#;
+
+/// A queue policy that lets only `role/writer` send, whoever else may.
+fn only_writer_sends() -> serde_json::Value {
+    json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "OnlyWriterSends", "Effect": "Deny", "Principal": "*",
+        "Action": "sqs:SendMessage", "Resource": QUEUE,
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/writer"}}
+    }]})
+}
+
+#[test]
+fn a_resource_policy_deny_stops_a_same_account_admin_and_spares_the_named_role() {
+    let send = |principal: &str| {
+        EvalRequest::new("sqs:SendMessage", QUEUE, principal)
+            .policy(SQS_ALL)
+            .resource_policy(only_writer_sends())
+            .derive_context()
+    };
+    let results = evaluate_all(&[
+        send("arn:aws:sts::123456789012:assumed-role/admin/alice"),
+        send("arn:aws:sts::123456789012:assumed-role/writer/task"),
+        send("arn:aws:iam::123456789012:user/deployer"),
+    ]);
+    assert_eq!(
+        results[0].decision,
+        Decision::ExplicitlyDenied,
+        "{results:#?}"
+    );
+    assert!(results[0].denied_by("OnlyWriterSends"));
+    assert_eq!(
+        results[0].derived_context["aws:PrincipalArn"], "arn:aws:iam::123456789012:role/admin",
+        "a session's aws:PrincipalArn is its role"
+    );
+    assert_eq!(results[1].decision, Decision::Allowed, "{results:#?}");
+    assert_eq!(
+        results[2].decision,
+        Decision::ExplicitlyDenied,
+        "{results:#?}"
+    );
+    for result in &results {
+        assert!(result.ignored_context_keys.is_empty(), "{result:#?}");
+        assert!(result.absent_condition_keys.is_empty(), "{result:#?}");
+    }
+}
+
+#[test]
+fn a_negated_condition_on_an_absent_key_matches_so_the_deny_applies() {
+    // IAM's rule for ArnNotEquals, StringNotEquals, …: a key missing from the request
+    // matches. Without the derived context even the named role has no aws:PrincipalArn
+    // and is denied; a service principal never has one.
+    let bare = evaluate(
+        &EvalRequest::new(
+            "sqs:SendMessage",
+            QUEUE,
+            "arn:aws:sts::123456789012:assumed-role/writer/task",
+        )
+        .policy(SQS_ALL)
+        .resource_policy(only_writer_sends()),
+    );
+    assert_eq!(bare.decision, Decision::ExplicitlyDenied, "{bare:#?}");
+    assert_eq!(bare.absent_condition_keys, ["aws:PrincipalArn"]);
+
+    let service = EvalRequest::new("sqs:SendMessage", QUEUE, "events.amazonaws.com")
+        .resource_policy(json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "EventBridgeSends", "Effect": "Allow",
+             "Principal": {"Service": "events.amazonaws.com"},
+             "Action": "sqs:SendMessage", "Resource": QUEUE},
+            only_writer_sends()["Statement"][0].clone()
+        ]}))
+        .derive_context();
+    let result = evaluate(&service);
+    assert_eq!(result.decision, Decision::ExplicitlyDenied, "{result:#?}");
+    assert!(!result.derived_context.contains_key("aws:PrincipalArn"));
+    assert_eq!(
+        result.derived_context["aws:PrincipalServiceName"],
+        "events.amazonaws.com"
+    );
+}
+
+#[test]
+fn a_service_principal_is_allowed_only_by_the_resource_policy() {
+    let topic = "arn:aws:sns:us-east-1:123456789012:alerts";
+    let allow = json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "AlarmsOfThisAccount", "Effect": "Allow",
+        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Action": "sns:Publish", "Resource": topic,
+        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    }]});
+    let publish = |source_account: &str| {
+        EvalRequest::new("sns:Publish", topic, "cloudwatch.amazonaws.com")
+            .resource_policy(allow.clone())
+            .context("aws:SourceAccount", source_account)
+            .derive_context()
+    };
+    let results = evaluate_all(&[
+        publish(ACCOUNT),
+        publish("999988887777"),
+        EvalRequest::new("sns:Publish", topic, "cloudwatch.amazonaws.com").derive_context(),
+    ]);
+    assert_eq!(results[0].decision, Decision::Allowed, "{results:#?}");
+    assert!(results[0].allowed_by("AlarmsOfThisAccount"));
+    assert_eq!(
+        results[1].decision,
+        Decision::ImplicitlyDenied,
+        "{results:#?}"
+    );
+    assert_eq!(
+        results[2].decision,
+        Decision::ImplicitlyDenied,
+        "{results:#?}"
+    );
+}
+
+#[test]
+fn a_trust_policy_must_admit_the_caller_even_in_its_own_account() {
+    // STS: unlike a queue, a role does not trust its account's identity policies unless
+    // its trust policy names the account (or the caller).
+    let role = "arn:aws:iam::123456789012:role/target";
+    let assume = |trust: serde_json::Value| {
+        EvalRequest::new(
+            "sts:AssumeRole",
+            role,
+            "arn:aws:sts::123456789012:assumed-role/caller/s",
+        )
+        .policy(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#)
+        .resource_policy(trust)
+        .derive_context()
+    };
+    let results = evaluate_all(&[
+        assume(json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole"}]})),
+        assume(json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": "Account", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"ArnEquals": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/caller"}}}]})),
+    ]);
+    assert_eq!(
+        results[0].decision,
+        Decision::ImplicitlyDenied,
+        "{results:#?}"
+    );
+    assert_eq!(results[1].decision, Decision::Allowed, "{results:#?}");
+}
+
+#[test]
+fn an_scp_deny_wins_over_an_identity_allow() {
+    let deny = json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "NoSends", "Effect": "Deny", "Action": "sqs:SendMessage", "Resource": "*"}]});
+    let request = EvalRequest::new(
+        "sqs:SendMessage",
+        QUEUE,
+        "arn:aws:sts::123456789012:assumed-role/admin/alice",
+    )
+    .policy(SQS_ALL)
+    .derive_context();
+    let results = evaluate_all(&[request.clone(), request.scp(deny)]);
+    assert_eq!(results[0].decision, Decision::Allowed, "{results:#?}");
+    assert_eq!(
+        results[1].decision,
+        Decision::ExplicitlyDenied,
+        "{results:#?}"
+    );
+    assert!(results[1].denied_by("NoSends"));
+}
+
+#[test]
+fn a_given_context_key_wins_over_a_derived_one_and_operators_are_checked_everywhere() {
+    // A role with a path: its session ARN does not carry the path, the test says it.
+    let result = evaluate(
+        &EvalRequest::new(
+            "sqs:SendMessage",
+            QUEUE,
+            "arn:aws:sts::123456789012:assumed-role/writer/task",
+        )
+        .policy(SQS_ALL)
+        .resource_policy(only_writer_sends())
+        .context(
+            "aws:PrincipalArn",
+            "arn:aws:iam::123456789012:role/team/writer",
+        )
+        .derive_context(),
+    );
+    assert_eq!(result.decision, Decision::ExplicitlyDenied, "{result:#?}");
+    assert!(!result.derived_context.contains_key("aws:PrincipalArn"));
+
+    let broken = only_writer_sends()
+        .to_string()
+        .replace("ArnNotEquals", "ArnNotEqual");
+    let err = try_evaluate(
+        &EvalRequest::new("sqs:SendMessage", QUEUE, ROLE)
+            .policy(SQS_ALL)
+            .resource_policy(broken.as_str()),
+    )
+    .unwrap_err();
+    assert!(err.contains("ArnNotEqual"), "{err}");
+}

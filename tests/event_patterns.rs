@@ -148,7 +148,10 @@ async fn the_rules_deliver_the_fixtures_they_exist_for_and_no_others() {
     }
 
     // Send every fixture that is an EventBridge event; custom actions once with the
-    // template's action and once with another team's action.
+    // template's action and once with another team's action; CloudTrail events also with
+    // sources nobody but AWS could give them (`aws.iam`) and with forged ones: PutEvents
+    // refuses a source starting with `aws.` to anyone else, so only the source proves the
+    // event came from CloudTrail (moto does not refuse it, which lets the test send both).
     let mut sent: BTreeMap<String, (String, Value)> = BTreeMap::new();
     let mut expected: BTreeMap<&str, BTreeSet<String>> =
         rules.iter().map(|r| (*r, BTreeSet::new())).collect();
@@ -169,6 +172,13 @@ async fn the_rules_deliver_the_fixtures_they_exist_for_and_no_others() {
             let mut other = event.clone();
             other["resources"] = serde_json::json!([OTHER_ACTION_ARN]);
             variants.push((format!("{file} (another action)"), other));
+        }
+        if event["detail-type"] == "AWS API Call via CloudTrail" {
+            for source in ["aws.iam", "cutoff.forged", "awsfake.cloudtrail", "aws"] {
+                let mut other = event.clone();
+                other["source"] = serde_json::json!(source);
+                variants.push((format!("{file} (source {source})"), other));
+            }
         }
         for (label, event) in variants {
             let resources: Vec<String> = event["resources"]
@@ -202,6 +212,9 @@ async fn the_rules_deliver_the_fixtures_they_exist_for_and_no_others() {
                     .insert(label.clone());
             }
             if event["detail-type"] == "AWS API Call via CloudTrail"
+                && event["source"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("aws."))
                 && CLOUDTRAIL_EVENTS
                     .split(',')
                     .any(|n| event["detail"]["eventName"] == n)
@@ -248,6 +261,23 @@ async fn the_rules_deliver_the_fixtures_they_exist_for_and_no_others() {
         assert!(
             !expected[rule].is_empty(),
             "{rule}: some fixture should match"
+        );
+    }
+    // The CloudTrail rule takes the opted-in calls from AWS, whatever the service, and
+    // none with a forged source.
+    let cloudtrail = &delivered["CloudTrailApiCallRule"];
+    assert!(
+        cloudtrail
+            .iter()
+            .any(|label| label.ends_with("(source aws.iam)")),
+        "{cloudtrail:?}"
+    );
+    for forged in ["cutoff.forged", "awsfake.cloudtrail", "aws"] {
+        assert!(
+            !cloudtrail
+                .iter()
+                .any(|label| label.ends_with(&format!("(source {forged})"))),
+            "a CloudTrail event with source {forged} reached intake: {cloudtrail:?}"
         );
     }
 

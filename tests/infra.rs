@@ -10,6 +10,11 @@ use std::process::Command;
 use cutoff_tests::workspace_root;
 use serde_json::Value;
 
+#[path = "infra/resolve.rs"]
+mod resolve;
+#[path = "infra/trust.rs"]
+mod trust;
+
 /// A template as JSON, intrinsic functions in long form.
 fn template(name: &str) -> Value {
     let root = workspace_root();

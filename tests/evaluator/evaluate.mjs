@@ -13,9 +13,36 @@
 //    "resource_account": "123456789012",          (optional; default: the
 //                                                   resource ARN's account, else
 //                                                   the principal's)
-//    "context": {"aws:TokenIssueTime": "2026-11-23T11:59:00Z", ...}}
+//    "context": {"aws:TokenIssueTime": "2026-11-23T11:59:00Z", ...},
+//    "resource_policy": <policy document, JSON string or object>,   (optional)
+//    "service_control_policies": [<policy document>, ...],          (optional)
+//    "derive_context": true}                                         (optional)
 //   A context key that is absent is absent for the evaluator too (a long-term
 //   access key has no aws:TokenIssueTime).
+//
+//   `principal` is an IAM role or user ARN, an account root ARN, a role session
+//   (arn:aws:sts::123456789012:assumed-role/Role/session) or a service principal
+//   (cloudwatch.amazonaws.com). `resource_policy` is the resource's own policy
+//   (queue, topic, bus, key or function policy, or a role's trust policy): the
+//   library decides same-account and cross-account requests the way the service
+//   does (a KMS key or a role trust policy must name the account or the principal;
+//   a queue trusts the identity policies of its own account). The SCPs, when
+//   given, are attached at one level of the organization together with
+//   FullAWSAccess (the default SCP AWS attaches), as AWS evaluates them.
+//
+//   iam-simulate does not fill in the request context from the principal (its
+//   README lists that as future work). With "derive_context": true this script
+//   adds what AWS would, unless `context` sets the key itself:
+//     IAM principal:     aws:PrincipalArn (for a role session: the role's ARN, as
+//                        AWS sets it; a path is not in a session ARN, so give the
+//                        key in `context` for a role with a path), aws:PrincipalAccount,
+//                        aws:PrincipalType, aws:PrincipalIsAWSService = false
+//     service principal: aws:PrincipalServiceName, aws:PrincipalIsAWSService = true,
+//                        and no aws:PrincipalArn / aws:PrincipalAccount (a service
+//                        principal has none)
+//     every request:     aws:ResourceAccount (the resource's account),
+//                        aws:SecureTransport = true (the SDKs and the CLI use TLS)
+//   The keys added are reported in `derived_context`.
 //
 // stdout: one result object (or an array, in the order of the requests):
 //   {"result": "Allowed" | "ExplicitlyDenied" | "ImplicitlyDenied",
@@ -23,9 +50,11 @@
 //    "allow_statements": [...],
 //    "ignored_context_keys": [...],
 //    "absent_condition_keys": ["aws:TokenIssueTime"],
+//    "derived_context": {"aws:PrincipalArn": ..., ...},
 //    "explanation": <the library's own analysis, as it returned it>}
 //   `result` is iam-simulate's `overallResult`, unchanged. Identity policy i is
-//   named "policy-i". `ignored_context_keys`: context keys the library dropped as
+//   named "policy-i", the resource policy "resource-policy", SCP i "scp-i"; the
+//   statement lists hold the matching statements of all of them. `ignored_context_keys`: context keys the library dropped as
 //   not applicable to the action. `absent_condition_keys`: keys the policies'
 //   conditions name that the context lacks (such a condition sees the key as
 //   missing: DateLessThan on it does not match).
@@ -33,7 +62,8 @@
 //   When the input cannot be evaluated faithfully the output is
 //   {"result": "Error", "errors": {...}} and the exit status is 2: the library
 //   rejects the policy, action or resource (its validation errors are passed on),
-//   a policy is not JSON, or a condition uses an operator that does not exist.
+//   a policy is not JSON, or a condition (of any policy, the resource policy and
+//   SCPs included) uses an operator that does not exist.
 //   The last check is ours: iam-simulate evaluates an unknown operator (a typo
 //   such as "DateLesThan") as a condition that never matches, which would make a
 //   broken deny look like one that correctly lets a request through.
@@ -91,6 +121,52 @@ const statementRefs = (statements) =>
     index: s.statement?.index?.() ?? null
   }))
 
+const parsePolicy = (p) => (typeof p === 'string' ? JSON.parse(p) : p)
+
+// FullAWSAccess: the SCP AWS attaches to every root, OU and account by default.
+const FULL_AWS_ACCESS = {
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }]
+}
+
+const isServicePrincipal = (principal) =>
+  !principal.startsWith('arn:') && /^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$/.test(principal)
+
+// What AWS puts in the request context about the principal and the resource
+// (see the header). `resourceAccount` is the resource's account.
+const derivedContext = (principal, resourceAccount) => {
+  const context = { 'aws:ResourceAccount': resourceAccount, 'aws:SecureTransport': 'true' }
+  if (isServicePrincipal(principal)) {
+    context['aws:PrincipalServiceName'] = principal
+    context['aws:PrincipalIsAWSService'] = 'true'
+    return context
+  }
+  const parts = principal.split(':')
+  if (parts.length < 6 || parts[0] !== 'arn') throw new Error(`cannot derive a context for principal ${principal}`)
+  const [partition, service, account, resource] = [parts[1], parts[2], parts[4], parts.slice(5).join(':')]
+  let arn = principal
+  let type
+  if (service === 'sts' && resource.startsWith('assumed-role/')) {
+    arn = `arn:${partition}:iam::${account}:role/${resource.split('/')[1]}`
+    type = 'AssumedRole'
+  } else if (service === 'sts' && resource.startsWith('federated-user/')) {
+    type = 'FederatedUser'
+  } else if (service === 'iam' && resource === 'root') {
+    type = 'Account'
+  } else if (service === 'iam' && resource.startsWith('user/')) {
+    type = 'User'
+  } else if (service === 'iam' && resource.startsWith('role/')) {
+    type = 'AssumedRole'
+  } else {
+    throw new Error(`cannot derive a context for principal ${principal}`)
+  }
+  context['aws:PrincipalArn'] = arn
+  context['aws:PrincipalAccount'] = account
+  context['aws:PrincipalType'] = type
+  context['aws:PrincipalIsAWSService'] = 'false'
+  return context
+}
+
 const evaluateOne = async (req, index) => {
   if (req === null || typeof req !== 'object') throw new Error(`request ${index} is not an object`)
   for (const field of ['action', 'resource', 'principal']) {
@@ -98,9 +174,15 @@ const evaluateOne = async (req, index) => {
   }
   const identityPolicies = (req.identity_policies ?? []).map((p, i) => ({
     name: `policy-${i}`,
-    policy: typeof p === 'string' ? JSON.parse(p) : p
+    policy: parsePolicy(p)
   }))
-  const conditions = identityPolicies.flatMap((p) => conditionsOf(p.policy))
+  const resourcePolicy = req.resource_policy == null ? undefined : parsePolicy(req.resource_policy)
+  const scps = (req.service_control_policies ?? []).map((p, i) => ({ name: `scp-${i}`, policy: parsePolicy(p) }))
+  const conditions = [
+    ...identityPolicies.map((p) => p.policy),
+    ...(resourcePolicy ? [resourcePolicy] : []),
+    ...scps.map((p) => p.policy)
+  ].flatMap((p) => conditionsOf(p))
   const unknownOperators = [...new Set(conditions.map((c) => c.operator).filter((o) => !isKnownOperator(o)))]
   if (unknownOperators.length > 0) {
     return {
@@ -108,14 +190,23 @@ const evaluateOne = async (req, index) => {
       errors: { message: `unknown condition operator(s): ${unknownOperators.join(', ')}`, unknownOperators }
     }
   }
-  const context = req.context ?? {}
+
+  const resourceAccount =
+    req.resource_account ?? accountOf(req.resource) ?? accountOf(req.principal) ?? '123456789012'
+
+  const given = req.context ?? {}
+  const givenKeys = new Set(Object.keys(given).map((k) => k.toLowerCase()))
+  const derived = {}
+  if (req.derive_context === true) {
+    for (const [key, value] of Object.entries(derivedContext(req.principal, resourceAccount))) {
+      if (!givenKeys.has(key.toLowerCase())) derived[key] = value
+    }
+  }
+  const context = { ...derived, ...given }
   const present = new Set(Object.keys(context).map((k) => k.toLowerCase()))
   const absentConditionKeys = [
     ...new Set(conditions.map((c) => c.key).filter((k) => !present.has(k.toLowerCase())))
   ].sort()
-
-  const resourceAccount =
-    req.resource_account ?? accountOf(req.resource) ?? accountOf(req.principal) ?? '123456789012'
 
   const simulation = {
     request: {
@@ -125,8 +216,12 @@ const evaluateOne = async (req, index) => {
       contextVariables: context
     },
     identityPolicies,
-    serviceControlPolicies: [],
-    resourceControlPolicies: []
+    serviceControlPolicies:
+      scps.length === 0
+        ? []
+        : [{ orgIdentifier: 'o-exampleorgid', policies: [{ name: 'FullAWSAccess', policy: FULL_AWS_ACCESS }, ...scps] }],
+    resourceControlPolicies: [],
+    ...(resourcePolicy ? { resourcePolicy } : {})
   }
   const response = await runSimulation(simulation, { simulationMode: 'Strict' })
 
@@ -136,13 +231,21 @@ const evaluateOne = async (req, index) => {
   // 'single': one resource. 'wildcard': the resource had a wildcard and the
   // library ran one simulation per matching pattern; overallResult combines them.
   const results = response.resultType === 'single' ? [response.result] : response.results
-  const identity = results.map((r) => r.analysis?.identityAnalysis)
+  const analyses = results.map((r) => r.analysis)
+  const named = (statements, name) => statementRefs(statements).map((s) => ({ ...s, policy: name }))
+  const matching = (kind) =>
+    analyses.flatMap((a) => [
+      ...statementRefs(a?.identityAnalysis?.[kind]),
+      ...named(a?.resourceAnalysis?.[kind], 'resource-policy'),
+      ...(a?.scpAnalysis?.ouAnalysis ?? []).flatMap((ou) => statementRefs(ou[kind]))
+    ])
   return {
     result: response.overallResult,
-    deny_statements: identity.flatMap((a) => statementRefs(a?.denyStatements)),
-    allow_statements: identity.flatMap((a) => statementRefs(a?.allowStatements)),
+    deny_statements: matching('denyStatements'),
+    allow_statements: matching('allowStatements'),
     ignored_context_keys: [...new Set(results.flatMap((r) => r.ignoredContextKeys ?? []))],
     absent_condition_keys: absentConditionKeys,
+    derived_context: derived,
     explanation: response.resultType === 'single' ? response.result : response.results
   }
 }

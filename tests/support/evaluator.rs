@@ -3,10 +3,14 @@
 //!
 //! It is not cutoff's code: `tests/evaluator/evaluate.mjs` runs
 //! `@cloud-copilot/iam-simulate` (pinned in the root `package.json`, installed by
-//! `make tools` into `node_modules/`) on the identity policies of a request. Only identity
-//! policies are evaluated (no SCPs, resource or session policies), in the library's
-//! strict mode: a context key that is not given is absent, as it is for a long-term
-//! access key that has no `aws:TokenIssueTime`.
+//! `make tools` into `node_modules/`) on the policies of a request: the principal's
+//! identity policies and, when given, the resource's own policy (a queue, topic, bus, key
+//! or function policy, or a role's trust policy) and SCPs (no session policies or
+//! permission boundaries), in the library's strict mode: a context key that is not given
+//! is absent, as it is for a long-term access key that has no `aws:TokenIssueTime`.
+//! [`EvalRequest::derive_context`] adds the keys AWS itself puts in every request
+//! (`aws:PrincipalArn`, `aws:PrincipalServiceName`, `aws:ResourceAccount`, …), which the
+//! library does not fill in.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,7 +29,9 @@ pub struct EvalRequest {
     pub action: String,
     /// The resource ARN. It must fit the action (the library checks).
     pub resource: String,
-    /// The principal ARN, e.g. `arn:aws:iam::123456789012:role/payments-api`.
+    /// The principal: an IAM role or user ARN, an account root ARN, a role session
+    /// (`arn:aws:sts::123456789012:assumed-role/Role/session`) or a service principal
+    /// (`cloudwatch.amazonaws.com`).
     pub principal: String,
     /// Request context: `aws:TokenIssueTime`, `aws:userid`, `aws:CurrentTime`, … A value
     /// is a string or an array of strings.
@@ -34,6 +40,17 @@ pub struct EvalRequest {
     /// principal's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_account: Option<String>,
+    /// The resource's own policy (queue, topic, bus, key or function policy, or a role's
+    /// trust policy), evaluated as the service does for same- and cross-account requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_policy: Option<Value>,
+    /// SCPs of the principal's account, attached at one level with FullAWSAccess.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub service_control_policies: Vec<Value>,
+    /// Add the context keys AWS derives from the principal and the resource
+    /// (`evaluate.mjs` lists them); keys set with [`EvalRequest::context`] win.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub derive_context: bool,
 }
 
 impl EvalRequest {
@@ -46,7 +63,38 @@ impl EvalRequest {
             principal: principal.to_owned(),
             context: BTreeMap::new(),
             resource_account: None,
+            resource_policy: None,
+            service_control_policies: Vec::new(),
+            derive_context: false,
         }
+    }
+
+    /// Sets the resource's own policy (a JSON document as text or a value).
+    pub fn resource_policy(mut self, policy: impl Into<Value>) -> EvalRequest {
+        self.resource_policy = Some(policy.into());
+        self
+    }
+
+    /// Adds an SCP of the principal's account.
+    pub fn scp(mut self, policy: impl Into<Value>) -> EvalRequest {
+        self.service_control_policies.push(policy.into());
+        self
+    }
+
+    /// Sets the account owning the resource (for ARNs without one: IAM roles have it,
+    /// S3 buckets do not).
+    pub fn resource_account(mut self, account: &str) -> EvalRequest {
+        self.resource_account = Some(account.to_owned());
+        self
+    }
+
+    /// Adds the context keys AWS derives from the principal and the resource:
+    /// `aws:PrincipalArn` (a session's role), `aws:PrincipalAccount`, `aws:PrincipalType`,
+    /// `aws:PrincipalIsAWSService`, for a service principal `aws:PrincipalServiceName`
+    /// instead of the ARN, and `aws:ResourceAccount`, `aws:SecureTransport`.
+    pub fn derive_context(mut self) -> EvalRequest {
+        self.derive_context = true;
+        self
     }
 
     /// Adds an identity policy: a JSON document as text (what IAM stores) or a value.
@@ -75,7 +123,8 @@ pub enum Decision {
 /// A statement that decided, as `evaluate.mjs` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct StatementRef {
-    /// `policy-<i>`: the i-th of [`EvalRequest::identity_policies`].
+    /// `policy-<i>`: the i-th of [`EvalRequest::identity_policies`]; `resource-policy`;
+    /// `scp-<i>`: the i-th of [`EvalRequest::service_control_policies`].
     pub policy: String,
     pub sid: Option<String>,
     /// 1-based position of the statement in its policy, as the library counts.
@@ -96,6 +145,9 @@ pub struct EvalResult {
     /// Condition keys the policies name that the request context lacks (for such a key a
     /// `DateLessThan` does not match: how a long-term key escapes the deny).
     pub absent_condition_keys: Vec<String>,
+    /// The context keys [`EvalRequest::derive_context`] added.
+    #[serde(default)]
+    pub derived_context: BTreeMap<String, Value>,
     /// The library's own analysis, as it returned it (for failure messages).
     pub explanation: Value,
 }
@@ -104,6 +156,13 @@ impl EvalResult {
     /// Whether the statement with this `Sid` is among the matching denies.
     pub fn denied_by(&self, sid: &str) -> bool {
         self.deny_statements
+            .iter()
+            .any(|s| s.sid.as_deref() == Some(sid))
+    }
+
+    /// Whether the statement with this `Sid` is among the matching allows.
+    pub fn allowed_by(&self, sid: &str) -> bool {
+        self.allow_statements
             .iter()
             .any(|s| s.sid.as_deref() == Some(sid))
     }

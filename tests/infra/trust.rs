@@ -1,0 +1,1553 @@
+//! Trust boundaries (issue [8]): who can steer cutoff. Each test instantiates the
+//! templates' policies with concrete values (`resolve.rs`) and asks the independent policy
+//! evaluator (iam-simulate, not cutoff's code) to decide requests the way AWS would: the
+//! resource's own policy, the caller's identity policy and the request context AWS
+//! derives (`aws:PrincipalArn` of a role session, `aws:PrincipalServiceName` of a
+//! service, `aws:ResourceAccount`). The attacker is a principal of the security account
+//! with the realistic broad grant (`sqs:*`, `events:*`, `sns:*`, `kms:*`, `lambda:*`,
+//! `sts:AssumeRole` on `*`); cutoff's own roles act with their real policies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use cutoff_tests::evaluator::{Decision, EvalRequest, evaluate_all};
+use cutoff_tests::workspace_root;
+use serde_json::{Value, json};
+
+use crate::resolve::{ACCOUNT, PARTITION, REGION, Stack, as_list, load, scalar_text};
+
+const ORG: &str = "o-exampleorg1";
+const MEMBER: &str = "444455556666";
+const OTHER_MEMBER: &str = "555566667777";
+const OUTSIDER: &str = "999988887777";
+const EXTERNAL_ID: &str = "cutoff-test-external-id";
+const BREAK_GLASS_ROLE: &str = "arn:aws:iam::111122223333:role/BreakGlass";
+const ONCALL_USER: &str = "arn:aws:iam::111122223333:user/oncall";
+
+fn responder_template() -> &'static Value {
+    static T: OnceLock<Value> = OnceLock::new();
+    T.get_or_init(|| load("template.yaml"))
+}
+
+fn member_template() -> &'static Value {
+    static T: OnceLock<Value> = OnceLock::new();
+    T.get_or_init(|| load("member-role.yaml"))
+}
+
+fn break_glass_template() -> &'static Value {
+    static T: OnceLock<Value> = OnceLock::new();
+    T.get_or_init(|| load("break-glass.yaml"))
+}
+
+/// The responder as the tests deploy it: inside organization ORG, two operators; `extra`
+/// sets or overrides parameters.
+fn responder(extra: &[(&str, &str)]) -> Stack {
+    let mut params: BTreeMap<&str, &str> = BTreeMap::from([
+        ("ExternalId", EXTERNAL_ID),
+        ("OrganizationId", ORG),
+        (
+            "OperatorPrincipalArns",
+            "arn:aws:iam::111122223333:role/BreakGlass,arn:aws:iam::111122223333:user/oncall",
+        ),
+    ]);
+    params.extend(extra.iter().copied());
+    let params: Vec<(&str, &str)> = params.into_iter().collect();
+    Stack::new(responder_template(), &params)
+}
+
+/// The member role of account `account`, trusting the responder in ACCOUNT.
+fn member(account: &str, extra: &[(&str, &str)]) -> Stack {
+    let mut params: BTreeMap<&str, &str> = BTreeMap::from([
+        ("SecurityAccountId", ACCOUNT),
+        ("ResponderRegion", REGION),
+        ("ExternalId", EXTERNAL_ID),
+    ]);
+    params.extend(extra.iter().copied());
+    let params: Vec<(&str, &str)> = params.into_iter().collect();
+    Stack::in_account(member_template(), account, &params)
+}
+
+fn session(role_arn: &str, name: &str) -> String {
+    let (prefix, role) = role_arn.split_once(":role/").unwrap();
+    let account = prefix.rsplit(':').next().unwrap();
+    let role_name = role.rsplit('/').next().unwrap();
+    format!("arn:{PARTITION}:sts::{account}:assumed-role/{role_name}/{name}")
+}
+
+/// A session of an administrator of the security account.
+fn attacker() -> String {
+    format!("arn:{PARTITION}:sts::{ACCOUNT}:assumed-role/Admin/mallory")
+}
+
+/// `service:*` on `*`: what an account administrator typically holds.
+fn broad(services: &[&str]) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Action": services.iter().map(|s| format!("{s}:*")).collect::<Vec<_>>(),
+        "Resource": "*"
+    }]})
+}
+
+/// One request and what AWS must decide; `sid`: the statement that must decide it.
+struct Case {
+    label: String,
+    request: EvalRequest,
+    expected: Decision,
+    sid: Option<&'static str>,
+}
+
+fn case(label: impl Into<String>, request: EvalRequest, expected: Decision) -> Case {
+    Case {
+        label: label.into(),
+        request: request.derive_context(),
+        expected,
+        sid: None,
+    }
+}
+
+impl Case {
+    /// The statement (by Sid) that must have matched: a Deny for ExplicitlyDenied, an
+    /// Allow for Allowed.
+    fn by(mut self, sid: &'static str) -> Case {
+        self.sid = Some(sid);
+        self
+    }
+}
+
+/// Evaluates every case in one run of the evaluator; fails with every mismatch.
+fn check(cases: Vec<Case>) {
+    let requests: Vec<EvalRequest> = cases.iter().map(|c| c.request.clone()).collect();
+    let results = evaluate_all(&requests);
+    let mut failures = Vec::new();
+    for (case, result) in cases.iter().zip(&results) {
+        let by = case.sid.is_none_or(|sid| match case.expected {
+            Decision::ExplicitlyDenied => result.denied_by(sid),
+            Decision::Allowed => result.allowed_by(sid),
+            Decision::ImplicitlyDenied => true,
+        });
+        if result.decision != case.expected || !by {
+            failures.push(format!(
+                "{}: expected {:?}{}, got {:?} (deny {:?}, allow {:?})",
+                case.label,
+                case.expected,
+                case.sid.map(|s| format!(" by {s}")).unwrap_or_default(),
+                result.decision,
+                result.deny_statements,
+                result.allow_statements
+            ));
+        }
+        // A key the library drops as not applicable would make a condition test
+        // nothing: every key a test sets must reach the evaluation.
+        if !result.ignored_context_keys.is_empty() {
+            failures.push(format!(
+                "{}: context keys ignored as not applicable: {:?}",
+                case.label, result.ignored_context_keys
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+fn role_arn(stack: &Stack, role: &str) -> String {
+    stack.arn(role)
+}
+
+// ------------------------------------------------------------------ request queue
+
+#[test]
+fn another_principal_of_the_security_account_cannot_send_to_the_request_queue() {
+    let stack = responder(&[]);
+    let policy = stack.properties("RequestQueuePolicy")["PolicyDocument"].clone();
+    let queue = stack.arn("RequestQueue");
+    let dlq = stack.arn("RequestDeadLetterQueue");
+    let intake = role_arn(&stack, "IntakeRole");
+    let redrive = role_arn(&stack, "RedriveRole");
+    let notifier = role_arn(&stack, "NotifierRole");
+    let send = |queue: &str, principal: &str, identity: Value| {
+        EvalRequest::new("sqs:SendMessage", queue, principal)
+            .policy(identity)
+            .resource_policy(policy.clone())
+    };
+    // A service principal has no identity policy.
+    let service_sends = EvalRequest::new("sqs:SendMessage", &queue, "events.amazonaws.com")
+        .resource_policy(policy.clone());
+    use Decision::*;
+    check(vec![
+        case(
+            "an administrator (sqs:*) sends a forged request",
+            send(&queue, &attacker(), broad(&["sqs"])),
+            ExplicitlyDenied,
+        )
+        .by("OnlyIntakeAndRedriveSendRequests"),
+        case(
+            "an IAM user with sqs:* sends",
+            send(
+                &queue,
+                "arn:aws:iam::111122223333:user/deployer",
+                broad(&["sqs"]),
+            ),
+            ExplicitlyDenied,
+        )
+        .by("OnlyIntakeAndRedriveSendRequests"),
+        case(
+            "the notifier, another cutoff role, given sqs:*",
+            send(&queue, &session(&notifier, "x"), broad(&["sqs"])),
+            ExplicitlyDenied,
+        )
+        .by("OnlyIntakeAndRedriveSendRequests"),
+        case(
+            "a service principal (no aws:PrincipalArn)",
+            service_sends,
+            ExplicitlyDenied,
+        )
+        .by("OnlyIntakeAndRedriveSendRequests"),
+        case(
+            "intake with its own policy",
+            send(
+                &queue,
+                &session(&intake, "cutoff-intake"),
+                stack.role_policy("IntakeRole"),
+            ),
+            Allowed,
+        ),
+        case(
+            "the redrive role with its own policy",
+            send(
+                &queue,
+                &session(&redrive, "alice"),
+                stack.role_policy("RedriveRole"),
+            ),
+            Allowed,
+        ),
+        case(
+            "intake without TLS",
+            send(
+                &queue,
+                &session(&intake, "cutoff-intake"),
+                stack.role_policy("IntakeRole"),
+            )
+            .context("aws:SecureTransport", "false"),
+            ExplicitlyDenied,
+        )
+        .by("DenyInsecureTransport"),
+        case(
+            "an administrator sends to the dead-letter queue",
+            send(&dlq, &attacker(), broad(&["sqs"])),
+            ExplicitlyDenied,
+        )
+        .by("NobodySendsToTheDeadLetterQueue"),
+        case(
+            "intake (given sqs:*) sends to the dead-letter queue",
+            send(&dlq, &session(&intake, "cutoff-intake"), broad(&["sqs"])),
+            ExplicitlyDenied,
+        )
+        .by("NobodySendsToTheDeadLetterQueue"),
+        case(
+            "the redrive role (given sqs:*) sends to the dead-letter queue",
+            send(&dlq, &session(&redrive, "alice"), broad(&["sqs"])),
+            ExplicitlyDenied,
+        )
+        .by("NobodySendsToTheDeadLetterQueue"),
+    ]);
+}
+
+#[test]
+fn only_operators_can_assume_the_redrive_role_and_it_only_moves_requests_back() {
+    let stack = responder(&[]);
+    let redrive = role_arn(&stack, "RedriveRole");
+    let trust = stack.trust_policy("RedriveRole");
+    let assume = |principal: &str| {
+        EvalRequest::new("sts:AssumeRole", &redrive, principal)
+            .policy(broad(&["sts"]))
+            .resource_policy(trust.clone())
+    };
+    let queue = stack.arn("RequestQueue");
+    let dlq = stack.arn("RequestDeadLetterQueue");
+    let policy = stack.role_policy("RedriveRole");
+    let queue_policy = stack.properties("RequestQueuePolicy")["PolicyDocument"].clone();
+    let as_redrive = |action: &str, queue: &str| {
+        EvalRequest::new(action, queue, &session(&redrive, "alice"))
+            .policy(policy.clone())
+            .resource_policy(queue_policy.clone())
+    };
+    use Decision::*;
+    let mut cases = vec![
+        case(
+            "the break-glass role",
+            assume(&session(BREAK_GLASS_ROLE, "alice")),
+            Allowed,
+        )
+        .by("Operators"),
+        case("the on-call user", assume(ONCALL_USER), Allowed).by("Operators"),
+        case(
+            "an administrator with sts:AssumeRole on *",
+            assume(&attacker()),
+            ImplicitlyDenied,
+        ),
+        case(
+            "a BreakGlass role of another account",
+            assume(&format!(
+                "arn:aws:sts::{OUTSIDER}:assumed-role/BreakGlass/alice"
+            )),
+            ImplicitlyDenied,
+        ),
+    ];
+    for action in [
+        "sqs:StartMessageMoveTask",
+        "sqs:ListMessageMoveTasks",
+        "sqs:CancelMessageMoveTask",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    ] {
+        cases.push(case(
+            format!("{action} on the dead-letter queue"),
+            as_redrive(action, &dlq),
+            Allowed,
+        ));
+        cases.push(case(
+            format!("{action} on the request queue"),
+            as_redrive(action, &queue),
+            ImplicitlyDenied,
+        ));
+    }
+    cases.push(case(
+        "send back to the request queue",
+        as_redrive("sqs:SendMessage", &queue),
+        Allowed,
+    ));
+    cases.push(case(
+        "purge the request queue",
+        as_redrive("sqs:PurgeQueue", &queue),
+        ImplicitlyDenied,
+    ));
+    check(cases);
+}
+
+// ------------------------------------------------------------------ outcome bus
+
+#[test]
+fn another_principal_of_the_security_account_cannot_put_events_on_the_outcome_bus() {
+    let stack = responder(&[]);
+    let bus_policy = stack.properties("OutcomeBus")["Policy"].clone();
+    let bus = stack.arn("OutcomeBus");
+    let put = |principal: &str, identity: Value, detail_type: &str| {
+        EvalRequest::new("events:PutEvents", &bus, principal)
+            .policy(identity)
+            .resource_policy(bus_policy.clone())
+            .context("events:source", "cutoff")
+            .context("events:detail-type", detail_type)
+    };
+    use Decision::*;
+    let mut cases = vec![
+        case(
+            "an administrator (events:*) forges an outcome",
+            put(&attacker(), broad(&["events"]), "Revocation Outcome"),
+            ExplicitlyDenied,
+        )
+        .by("OnlyCutoffPutsOutcomes"),
+        case(
+            "the notifier (given events:*), which only reads outcomes",
+            put(
+                &session(&role_arn(&stack, "NotifierRole"), "x"),
+                broad(&["events"]),
+                "Revocation Outcome",
+            ),
+            ExplicitlyDenied,
+        )
+        .by("OnlyCutoffPutsOutcomes"),
+        case(
+            "the sweeper's run summary",
+            put(
+                &session(&role_arn(&stack, "SweeperRole"), "cutoff-sweeper"),
+                stack.role_policy("SweeperRole"),
+                "Sweep Summary",
+            ),
+            Allowed,
+        ),
+        case(
+            "intake's batch with a forged entry among cutoff's",
+            put(
+                &session(&role_arn(&stack, "IntakeRole"), "cutoff-intake"),
+                stack.role_policy("IntakeRole"),
+                "Revocation Outcome",
+            )
+            .context("events:source", json!(["cutoff", "aws.guardduty"])),
+            ImplicitlyDenied,
+        ),
+        case(
+            "intake cannot claim a sweep summary",
+            put(
+                &session(&role_arn(&stack, "IntakeRole"), "cutoff-intake"),
+                stack.role_policy("IntakeRole"),
+                "Sweep Summary",
+            ),
+            ImplicitlyDenied,
+        ),
+    ];
+    for role in ["IntakeRole", "RevokerRole", "SweeperRole"] {
+        cases.push(case(
+            format!("{role} with its own policy"),
+            put(
+                &session(&role_arn(&stack, role), "fn"),
+                stack.role_policy(role),
+                "Revocation Outcome",
+            ),
+            Allowed,
+        ));
+    }
+    check(cases);
+}
+
+// ------------------------------------------------------------------ security topic
+
+#[test]
+fn another_principal_cannot_publish_to_the_security_topic() {
+    let stack = responder(&[]);
+    let topic_policy = stack.properties("SecurityTopicPolicy")["PolicyDocument"].clone();
+    let topic = stack.attribute("SecurityTopic", "TopicArn");
+    let publish = |principal: &str| {
+        EvalRequest::new("sns:Publish", &topic, principal).resource_policy(topic_policy.clone())
+    };
+    let alarm = |account: &str, name: &str| {
+        publish("cloudwatch.amazonaws.com")
+            .context("aws:SourceAccount", account)
+            .context(
+                "aws:SourceArn",
+                format!("arn:aws:cloudwatch:{REGION}:{account}:alarm:{name}"),
+            )
+    };
+    use Decision::*;
+    check(vec![
+        case(
+            "an administrator (sns:*) publishes a forged alert",
+            publish(&attacker()).policy(broad(&["sns"])),
+            ExplicitlyDenied,
+        )
+        .by("OnlyNotifierAndAlarmsPublish"),
+        case(
+            "intake (given sns:*)",
+            publish(&session(&role_arn(&stack, "IntakeRole"), "x")).policy(broad(&["sns"])),
+            ExplicitlyDenied,
+        )
+        .by("OnlyNotifierAndAlarmsPublish"),
+        case(
+            "the notifier with its own policy",
+            publish(&session(
+                &role_arn(&stack, "NotifierRole"),
+                "cutoff-notifier",
+            ))
+            .policy(stack.role_policy("NotifierRole")),
+            Allowed,
+        ),
+        case(
+            "a cutoff alarm of this account",
+            alarm(ACCOUNT, "cutoff-revoker-errors"),
+            Allowed,
+        )
+        .by("CloudWatchAlarmsOfThisAccount"),
+        case(
+            "an alarm of another account",
+            alarm(OUTSIDER, "cutoff-revoker-errors"),
+            ExplicitlyDenied,
+        )
+        .by("OnlyAlarmsOfThisAccountPublish"),
+        case(
+            "another service (EventBridge)",
+            publish("events.amazonaws.com"),
+            ExplicitlyDenied,
+        )
+        .by("OnlyNotifierAndAlarmsPublish"),
+    ]);
+}
+
+#[test]
+fn another_principal_cannot_use_the_security_topic_key() {
+    let stack = responder(&[]);
+    let key_policy = stack.properties("TopicKey")["KeyPolicy"].clone();
+    let key = stack.arn("TopicKey");
+    let via_sns = format!("sns.{REGION}.amazonaws.com");
+    let use_key = |action: &str, principal: &str| {
+        EvalRequest::new(action, &key, principal).resource_policy(key_policy.clone())
+    };
+    let notifier = session(&role_arn(&stack, "NotifierRole"), "cutoff-notifier");
+    use Decision::*;
+    let mut cases = Vec::new();
+    for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+        cases.extend([
+            case(
+                format!("an administrator (kms:* on *): {action}"),
+                use_key(action, &attacker()).policy(broad(&["kms"])),
+                ImplicitlyDenied,
+            ),
+            case(
+                format!("an administrator through SNS: {action}"),
+                use_key(action, &attacker())
+                    .policy(broad(&["kms"]))
+                    .context("kms:ViaService", via_sns.as_str()),
+                ImplicitlyDenied,
+            ),
+            case(
+                format!("the notifier through SNS: {action}"),
+                use_key(action, &notifier)
+                    .policy(stack.role_policy("NotifierRole"))
+                    .context("kms:ViaService", via_sns.as_str()),
+                Allowed,
+            )
+            .by("NotifierPublishes"),
+            case(
+                format!("the notifier calling KMS itself: {action}"),
+                use_key(action, &notifier).policy(stack.role_policy("NotifierRole")),
+                ImplicitlyDenied,
+            ),
+            case(
+                format!("CloudWatch alarms: {action}"),
+                use_key(action, "cloudwatch.amazonaws.com"),
+                Allowed,
+            )
+            .by("CloudWatchAlarmsPublish"),
+        ]);
+    }
+    // The limit infra/README.md states: the account administers the key (so that it is
+    // never unmanageable), and an administrator can rewrite its policy.
+    cases.push(
+        case(
+            "an administrator rewrites the key policy",
+            use_key("kms:PutKeyPolicy", &attacker()).policy(broad(&["kms"])),
+            Allowed,
+        )
+        .by("AccountAdministers"),
+    );
+    check(cases);
+}
+
+// ------------------------------------------------------------------ organization only
+
+#[test]
+fn the_revoker_role_cannot_assume_a_role_outside_the_organization() {
+    let member_trust = member(MEMBER, &[]).trust_policy("MemberRole");
+    let assume = |stack: &Stack, role: &str, account: &str, org: Option<&str>| {
+        let mut request = EvalRequest::new(
+            "sts:AssumeRole",
+            &format!("arn:aws:iam::{account}:role/cutoff-member"),
+            &session(&role_arn(stack, role), "cutoff"),
+        )
+        .policy(stack.role_policy(role))
+        // Whoever owns the target copied the member role's trust policy: the identity
+        // policy alone has to refuse.
+        .resource_policy(member_trust.clone())
+        .context("sts:ExternalId", EXTERNAL_ID);
+        if let Some(org) = org {
+            request = request.context("aws:ResourceOrgID", org);
+        }
+        request
+    };
+    let org_only = responder(&[]);
+    let accounts_only = responder(&[
+        ("OrganizationId", ""),
+        ("AllowedAccounts", &format!("{MEMBER},{OTHER_MEMBER}")),
+    ]);
+    let both = responder(&[("AllowedAccounts", MEMBER)]);
+    use Decision::*;
+    let mut cases = Vec::new();
+    for role in ["RevokerRole", "SweeperRole"] {
+        cases.extend([
+            case(
+                format!("{role}, OrganizationId: a member account"),
+                assume(&org_only, role, MEMBER, Some(ORG)),
+                Allowed,
+            )
+            .by("AssumeMemberRole"),
+            case(
+                format!("{role}, OrganizationId: an account of another organization"),
+                assume(&org_only, role, OUTSIDER, Some("o-otherorg999")),
+                ImplicitlyDenied,
+            ),
+            case(
+                format!("{role}, OrganizationId: an account in no organization"),
+                assume(&org_only, role, OUTSIDER, None),
+                ImplicitlyDenied,
+            ),
+            case(
+                format!("{role}, AllowedAccounts: a listed account"),
+                assume(&accounts_only, role, OTHER_MEMBER, None),
+                Allowed,
+            )
+            .by("AssumeMemberRole"),
+            case(
+                format!("{role}, AllowedAccounts: an unlisted account"),
+                assume(&accounts_only, role, OUTSIDER, Some(ORG)),
+                ImplicitlyDenied,
+            ),
+            case(
+                format!("{role}, both: listed and in the organization"),
+                assume(&both, role, MEMBER, Some(ORG)),
+                Allowed,
+            )
+            .by("AssumeMemberRole"),
+            case(
+                format!("{role}, both: in the organization, not listed"),
+                assume(&both, role, OTHER_MEMBER, Some(ORG)),
+                ImplicitlyDenied,
+            ),
+            case(
+                format!("{role}, both: listed, but no longer in the organization"),
+                assume(&both, role, MEMBER, Some("o-otherorg999")),
+                ImplicitlyDenied,
+            ),
+        ]);
+    }
+    check(cases);
+}
+
+#[test]
+fn a_stack_with_neither_an_organization_nor_accounts_is_refused() {
+    let neither = responder(&[("OrganizationId", ""), ("AllowedAccounts", "")]);
+    assert_eq!(
+        neither.broken_rules().len(),
+        1,
+        "{:?}",
+        neither.broken_rules()
+    );
+    for params in [
+        vec![("OrganizationId", ORG)],
+        vec![("OrganizationId", ""), ("AllowedAccounts", MEMBER)],
+        vec![("AllowedAccounts", MEMBER)],
+    ] {
+        let stack = responder(&params);
+        assert!(stack.broken_rules().is_empty(), "{params:?}");
+    }
+}
+
+/// The revoker and sweeper read the same boundary the IAM condition enforces.
+#[test]
+fn the_organization_and_accounts_reach_the_revoker_and_sweeper() {
+    let stack = responder(&[("AllowedAccounts", &format!("{MEMBER},{OTHER_MEMBER}"))]);
+    for function in ["RevokerFunction", "SweeperFunction"] {
+        let env = &stack.properties(function)["Environment"]["Variables"];
+        assert_eq!(env["CUTOFF_ORGANIZATION_ID"], ORG, "{function}");
+        assert_eq!(
+            env["CUTOFF_ACCOUNTS"],
+            format!("{MEMBER},{OTHER_MEMBER}"),
+            "{function}"
+        );
+    }
+}
+
+// ------------------------------------------------------------------ protection by exact ARN
+
+const OWN_ROLES: [&str; 6] = [
+    "IntakeRole",
+    "RevokerRole",
+    "NotifierRole",
+    "SweeperRole",
+    "SweepSchedulerRole",
+    "RedriveRole",
+];
+
+#[test]
+fn a_role_named_cutoff_backdoor_is_no_longer_protected_but_cutoffs_own_roles_are() {
+    let other_stack = "arn:aws:iam::111122223333:role/cutoff-eu-west-1-revoker";
+    let break_glass_user = "arn:aws:iam::111122223333:user/breakglass";
+    let protected = responder(&[(
+        "ProtectedPrincipalArns",
+        &format!("{other_stack},{break_glass_user}"),
+    )]);
+    let plain = responder(&[]);
+    let iam = |stack: &Stack, role: &str, action: &str, target: &str| {
+        EvalRequest::new(action, target, &session(&role_arn(stack, role), "cutoff"))
+            .policy(stack.role_policy(role))
+    };
+    let home = |name: &str| format!("arn:aws:iam::{ACCOUNT}:{name}");
+    use Decision::*;
+    let mut cases = Vec::new();
+    for role in ["RevokerRole", "SweeperRole"] {
+        for (action, target) in [
+            ("iam:PutRolePolicy", home("role/cutoff-backdoor")),
+            (
+                "iam:PutRolePolicy",
+                home("role/cutoff-us-east-1-revoker-backdoor"),
+            ),
+            ("iam:PutRolePolicy", home("role/team/cutoff-member")),
+            ("iam:PutUserPolicy", home("user/cutoff-backdoor")),
+            ("iam:UpdateAccessKey", home("user/cutoff-backdoor")),
+        ] {
+            cases.push(case(
+                format!("{role}: {action} on {target} (revocable)"),
+                iam(&protected, role, action, &target),
+                Allowed,
+            ));
+        }
+        let mut own: Vec<String> = OWN_ROLES.iter().map(|r| role_arn(&protected, r)).collect();
+        own.push(home("role/cutoff-member"));
+        own.push(other_stack.to_owned());
+        for target in &own {
+            for action in [
+                "iam:PutRolePolicy",
+                "iam:DeleteRolePolicy",
+                "iam:AttachRolePolicy",
+                "iam:UpdateAssumeRolePolicy",
+            ] {
+                let mut request = iam(&protected, role, action, target);
+                if action == "iam:AttachRolePolicy" {
+                    // cutoff's own fallback policy, which the Allow admits elsewhere.
+                    request = request.context(
+                        "iam:PolicyARN",
+                        "arn:aws:iam::111122223333:policy/cutoff/cutoff-revoke-x",
+                    );
+                }
+                cases.push(
+                    case(
+                        format!("{role}: {action} on {target}"),
+                        request,
+                        ExplicitlyDenied,
+                    )
+                    .by("DenyProtectedPrincipals"),
+                );
+            }
+        }
+        for action in ["iam:PutUserPolicy", "iam:UpdateAccessKey"] {
+            cases.push(
+                case(
+                    format!("{role}: {action} on {break_glass_user}"),
+                    iam(&protected, role, action, break_glass_user),
+                    ExplicitlyDenied,
+                )
+                .by("DenyProtectedPrincipals"),
+            );
+        }
+        cases.push(case(
+            format!("{role}: without ProtectedPrincipalArns, {other_stack} is revocable"),
+            iam(&plain, role, "iam:PutRolePolicy", other_stack),
+            Allowed,
+        ));
+    }
+
+    // The member role: itself and ProtectedRoleNames, exactly.
+    let member_stack = member(
+        MEMBER,
+        &[(
+            "ProtectedRoleNames",
+            "cutoff-staging-member,cutoff-dev-member",
+        )],
+    );
+    let in_member = |name: &str| format!("arn:aws:iam::{MEMBER}:{name}");
+    let as_member = |target: &str| {
+        EvalRequest::new(
+            "iam:PutRolePolicy",
+            target,
+            &format!("arn:aws:sts::{MEMBER}:assumed-role/cutoff-member/cutoff"),
+        )
+        .policy(member_stack.role_policy("MemberRole"))
+    };
+    for (target, expected) in [
+        (in_member("role/cutoff-member"), ExplicitlyDenied),
+        (in_member("role/cutoff-staging-member"), ExplicitlyDenied),
+        (in_member("role/cutoff-dev-member"), ExplicitlyDenied),
+        (in_member("role/cutoff-staging-member2"), Allowed),
+        (in_member("role/team/cutoff-staging-member"), Allowed),
+        (in_member("role/cutoff-backdoor"), Allowed),
+    ] {
+        let c = case(
+            format!("member role: PutRolePolicy on {target}"),
+            as_member(&target),
+            expected,
+        );
+        cases.push(if expected == ExplicitlyDenied {
+            c.by("DenyProtectedPrincipals")
+        } else {
+            c
+        });
+    }
+    check(cases);
+}
+
+/// Every Deny that protects principals (DenyProtectedPrincipals) names them exactly: no
+/// wildcard in a role or user name, in either template that has one.
+#[test]
+fn no_principal_is_protected_by_a_name_pattern() {
+    let stacks = [
+        (
+            "template.yaml",
+            responder(&[(
+                "ProtectedPrincipalArns",
+                "arn:aws:iam::111122223333:role/other",
+            )]),
+        ),
+        (
+            "member-role.yaml",
+            member(MEMBER, &[("ProtectedRoleNames", "a,b")]),
+        ),
+    ];
+    let mut checked = 0;
+    for (file, stack) in &stacks {
+        for role in stack.resources_of_type("AWS::IAM::Role") {
+            let policy = stack.role_policy(&role);
+            for st in as_list(&policy["Statement"]) {
+                if st["Effect"] != "Deny" || st["Sid"] != "DenyProtectedPrincipals" {
+                    continue;
+                }
+                for resource in as_list(&st["Resource"]) {
+                    let resource = scalar_text(&resource);
+                    let name = resource.splitn(6, ':').nth(5).unwrap_or("");
+                    if name.starts_with("role/") || name.starts_with("user/") {
+                        assert!(
+                            !name.contains('*') && !name.contains('?'),
+                            "{file} {role} {}: {resource} protects a name pattern",
+                            st["Sid"]
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 10, "only {checked} protected principals found");
+    // Nor does any text say a name prefix protects (the alarms' cutoff-* in the topic
+    // policy is a source pattern, not a principal).
+    for file in ["template.yaml", "member-role.yaml", "break-glass.yaml"] {
+        let text = std::fs::read_to_string(workspace_root().join("infra").join(file)).unwrap();
+        for pattern in [
+            "role/cutoff-*",
+            "user/cutoff-*",
+            "/*/cutoff-*",
+            "protects `cutoff-*`",
+            "cutoff-* principal",
+            "must not start with cutoff-",
+        ] {
+            assert!(!text.contains(pattern), "{file} still has {pattern:?}");
+        }
+    }
+}
+
+/// The list the code reads is the list IAM enforces: CUTOFF_PROTECTED_ARNS of intake,
+/// revoker and sweeper is the Deny's resources without the member role (which the code
+/// protects by name in every account), and names the stack's real roles.
+#[test]
+fn the_protected_arns_the_code_reads_are_the_ones_iam_denies() {
+    for extra in [
+        "",
+        "arn:aws:iam::111122223333:role/other,arn:aws:iam::999988887777:role/x",
+    ] {
+        let stack = responder(&[("ProtectedPrincipalArns", extra)]);
+        let denied: BTreeSet<String> = as_list(
+            &as_list(&stack.role_policy("RevokerRole")["Statement"])
+                .into_iter()
+                .find(|s| s["Sid"] == "DenyProtectedPrincipals")
+                .unwrap()["Resource"],
+        )
+        .iter()
+        .map(scalar_text)
+        .collect();
+        let mut expected: BTreeSet<String> =
+            OWN_ROLES.iter().map(|r| role_arn(&stack, r)).collect();
+        expected.extend(
+            extra
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        );
+        let mut with_member = expected.clone();
+        with_member.insert(format!("arn:aws:iam::{ACCOUNT}:role/cutoff-member"));
+        assert_eq!(denied, with_member, "ProtectedPrincipalArns={extra}");
+        for function in ["IntakeFunction", "RevokerFunction", "SweeperFunction"] {
+            let env = scalar_text(
+                &stack.properties(function)["Environment"]["Variables"]["CUTOFF_PROTECTED_ARNS"],
+            );
+            let listed: Vec<&str> = env.split(',').collect();
+            assert!(listed.iter().all(|a| !a.is_empty()), "{function}: {env}");
+            let listed: BTreeSet<String> = listed.into_iter().map(str::to_owned).collect();
+            assert_eq!(
+                listed, expected,
+                "{function}, ProtectedPrincipalArns={extra}"
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------ member role trust
+
+#[test]
+fn only_the_revoker_and_sweeper_with_the_external_id_can_assume_the_member_role() {
+    let responder = responder(&[]);
+    let member_stack = member(MEMBER, &[]);
+    let target = member_stack.arn("MemberRole");
+    let trust = member_stack.trust_policy("MemberRole");
+    let assume = |principal: &str, identity: Value, external_id: Option<&str>| {
+        let mut request = EvalRequest::new("sts:AssumeRole", &target, principal)
+            .policy(identity)
+            .resource_policy(trust.clone())
+            .context("aws:ResourceOrgID", ORG);
+        if let Some(id) = external_id {
+            request = request.context("sts:ExternalId", id);
+        }
+        request
+    };
+    let cutoff = |role: &str| {
+        (
+            session(&role_arn(&responder, role), "cutoff"),
+            responder.role_policy(role),
+        )
+    };
+    let sts_all = broad(&["sts"]);
+    use Decision::*;
+    let mut cases = Vec::new();
+    for role in ["RevokerRole", "SweeperRole"] {
+        let (principal, policy) = cutoff(role);
+        cases.extend([
+            case(
+                format!("{role} with the ExternalId"),
+                assume(&principal, policy.clone(), Some(EXTERNAL_ID)),
+                Allowed,
+            )
+            .by("CutoffResponder"),
+            case(
+                format!("{role} without the ExternalId"),
+                assume(&principal, policy.clone(), None),
+                ImplicitlyDenied,
+            ),
+            case(
+                format!("{role} with a wrong ExternalId"),
+                assume(&principal, policy, Some("guess")),
+                ImplicitlyDenied,
+            ),
+        ]);
+    }
+    let (intake, _) = cutoff("IntakeRole");
+    cases.extend([
+        case(
+            "intake, given sts:AssumeRole on *",
+            assume(&intake, sts_all.clone(), Some(EXTERNAL_ID)),
+            ImplicitlyDenied,
+        ),
+        case(
+            "an administrator of the security account who knows the ExternalId",
+            assume(&attacker(), sts_all.clone(), Some(EXTERNAL_ID)),
+            ImplicitlyDenied,
+        ),
+        case(
+            "a role named like the revoker in another account",
+            assume(
+                &format!("arn:aws:sts::{OUTSIDER}:assumed-role/cutoff-us-east-1-revoker/x"),
+                sts_all.clone(),
+                Some(EXTERNAL_ID),
+            ),
+            ImplicitlyDenied,
+        ),
+        case(
+            "the revoker of a responder in another region",
+            assume(
+                &format!("arn:aws:sts::{ACCOUNT}:assumed-role/cutoff-eu-west-1-revoker/x"),
+                sts_all.clone(),
+                Some(EXTERNAL_ID),
+            ),
+            ImplicitlyDenied,
+        ),
+        case(
+            "an administrator of the member account",
+            assume(
+                &format!("arn:aws:sts::{MEMBER}:assumed-role/Admin/x"),
+                sts_all,
+                Some(EXTERNAL_ID),
+            ),
+            ImplicitlyDenied,
+        ),
+    ]);
+    check(cases);
+}
+
+// ------------------------------------------------------------------ operators' URL
+
+/// The break-glass principals of `stack`'s function URL, from its resource policy.
+fn url_principals(stack: &Stack) -> Vec<(String, String)> {
+    as_list(&stack.lambda_policy("RevokerFunction")["Statement"])
+        .iter()
+        .filter(|s| s["Principal"]["AWS"].is_string())
+        .map(|s| {
+            (
+                scalar_text(&s["Action"]),
+                scalar_text(&s["Principal"]["AWS"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn only_operator_principals_can_invoke_the_function_url() {
+    let stack = responder(&[]);
+    let function = stack.arn("RevokerFunction");
+    let policy = stack.lambda_policy("RevokerFunction");
+    let call = |action: &str, principal: &str| {
+        let request =
+            EvalRequest::new(action, &function, principal).resource_policy(policy.clone());
+        match action {
+            "lambda:InvokeFunctionUrl" => request.context("lambda:FunctionUrlAuthType", "AWS_IAM"),
+            _ => request,
+        }
+    };
+    let via_url = |principal: &str| {
+        call("lambda:InvokeFunction", principal).context("lambda:InvokedViaFunctionUrl", "true")
+    };
+    use Decision::*;
+    let mut cases = Vec::new();
+    for operator in [session(BREAK_GLASS_ROLE, "alice"), ONCALL_USER.to_owned()] {
+        cases.extend([
+            case(
+                format!("{operator}: the URL"),
+                call("lambda:InvokeFunctionUrl", &operator),
+                Allowed,
+            ),
+            case(
+                format!("{operator}: the invoke behind the URL"),
+                via_url(&operator),
+                Allowed,
+            ),
+            case(
+                format!("{operator}: a plain invoke"),
+                call("lambda:InvokeFunction", &operator),
+                ImplicitlyDenied,
+            ),
+        ]);
+    }
+    cases.extend([
+        case(
+            "another principal of the account, no identity grant",
+            call("lambda:InvokeFunctionUrl", &attacker()),
+            ImplicitlyDenied,
+        ),
+        case(
+            "a principal of another account with lambda:*",
+            call(
+                "lambda:InvokeFunctionUrl",
+                &format!("arn:aws:sts::{OUTSIDER}:assumed-role/Admin/x"),
+            )
+            .policy(broad(&["lambda"])),
+            ImplicitlyDenied,
+        ),
+        case(
+            "a BreakGlass role of another account with lambda:*",
+            via_url(&format!(
+                "arn:aws:sts::{OUTSIDER}:assumed-role/BreakGlass/x"
+            ))
+            .policy(broad(&["lambda"])),
+            ImplicitlyDenied,
+        ),
+    ]);
+    check(cases);
+
+    // Exactly a URL permission and a via-URL invoke per operator, nothing else.
+    let mut principals = url_principals(&stack);
+    principals.sort();
+    assert_eq!(
+        principals,
+        [
+            (
+                "lambda:InvokeFunction".to_owned(),
+                BREAK_GLASS_ROLE.to_owned()
+            ),
+            ("lambda:InvokeFunction".to_owned(), ONCALL_USER.to_owned()),
+            (
+                "lambda:InvokeFunctionUrl".to_owned(),
+                BREAK_GLASS_ROLE.to_owned()
+            ),
+            (
+                "lambda:InvokeFunctionUrl".to_owned(),
+                ONCALL_USER.to_owned()
+            ),
+        ]
+    );
+    for st in as_list(&policy["Statement"]) {
+        if st["Principal"]["AWS"].is_string() {
+            let conditions = st["Condition"].to_string();
+            assert!(
+                conditions.contains("lambda:FunctionUrlAuthType")
+                    || conditions.contains("lambda:InvokedViaFunctionUrl"),
+                "an operator statement without the URL condition: {st}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_function_url_admits_one_to_five_operators_and_only_of_this_account() {
+    let five: Vec<String> = (1..=5)
+        .map(|i| format!("arn:aws:iam::{ACCOUNT}:role/op{i}"))
+        .collect();
+    for n in 1..=5 {
+        let stack = responder(&[("OperatorPrincipalArns", &five[..n].join(","))]);
+        let principals = url_principals(&stack);
+        assert_eq!(principals.len(), 2 * n, "{n} operators: {principals:?}");
+        let named: BTreeSet<&str> = principals.iter().map(|(_, p)| p.as_str()).collect();
+        let expected: BTreeSet<&str> = five[..n].iter().map(String::as_str).collect();
+        assert_eq!(named, expected);
+    }
+    // An ARN of another account is read as this account's: the URL is never granted
+    // across accounts.
+    let stack = responder(&[(
+        "OperatorPrincipalArns",
+        "arn:aws:iam::999988887777:role/team/ops",
+    )]);
+    for (_, principal) in url_principals(&stack) {
+        assert_eq!(principal, format!("arn:aws:iam::{ACCOUNT}:role/team/ops"));
+    }
+}
+
+/// `re.fullmatch` of a parameter's AllowedPattern (CloudFormation matches the whole
+/// value; Python's syntax is the same for these patterns).
+fn pattern_accepts(pattern: &str, value: &str) -> bool {
+    let status = Command::new(workspace_root().join(".venv/bin/python"))
+        .args([
+            "-c",
+            "import re, sys; sys.exit(0 if re.fullmatch(sys.argv[1], sys.argv[2]) else 1)",
+            pattern,
+            value,
+        ])
+        .status()
+        .unwrap();
+    status.success()
+}
+
+#[test]
+fn operator_principals_must_be_one_to_five_exact_role_or_user_arns() {
+    let pattern = responder_template()["Parameters"]["OperatorPrincipalArns"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    let five: Vec<String> = (1..=6)
+        .map(|i| format!("arn:aws:iam::{ACCOUNT}:role/op{i}"))
+        .collect();
+    for ok in [
+        BREAK_GLASS_ROLE.to_owned(),
+        format!("{BREAK_GLASS_ROLE},{ONCALL_USER}"),
+        "arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Ops_0123456789abcdef".to_owned(),
+        five[..5].join(","),
+    ] {
+        assert!(pattern_accepts(pattern, &ok), "refused {ok}");
+    }
+    for bad in [
+        String::new(),
+        five.join(","),
+        "arn:aws:iam::111122223333:role/*".to_owned(),
+        "arn:aws:iam::111122223333:role/BreakGlass*".to_owned(),
+        "arn:aws:iam::111122223333:root".to_owned(),
+        "arn:aws:iam::111122223333:group/ops".to_owned(),
+        format!("{BREAK_GLASS_ROLE}, {ONCALL_USER}"),
+        "111122223333".to_owned(),
+    ] {
+        assert!(!pattern_accepts(pattern, &bad), "accepted {bad:?}");
+    }
+    let accounts = responder_template()["Parameters"]["AllowedAccounts"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    assert!(pattern_accepts(accounts, ""));
+    assert!(pattern_accepts(accounts, "444455556666,555566667777"));
+    assert!(!pattern_accepts(accounts, "444455556666, 555566667777"));
+    assert!(!pattern_accepts(accounts, "*"));
+}
+
+/// The SCP infra/README.md gives, read from the README itself.
+fn readme_scp() -> Value {
+    let readme = std::fs::read_to_string(workspace_root().join("infra/README.md")).unwrap();
+    let start = readme
+        .find("<!-- scp: revoker-plain-invoke")
+        .expect("the SCP marker in infra/README.md");
+    let block = &readme[start..];
+    let json_start = block.find("```json\n").unwrap() + "```json\n".len();
+    let json_end = json_start + block[json_start..].find("```").unwrap();
+    serde_json::from_str(&block[json_start..json_end]).expect("the README's SCP is JSON")
+}
+
+#[test]
+fn the_readme_scp_refuses_a_plain_invoke_of_the_revoker() {
+    let stack = responder(&[]);
+    let function = stack.arn("RevokerFunction");
+    let policy = stack.lambda_policy("RevokerFunction");
+    let scp = readme_scp();
+    let invoke = |principal: &str| {
+        EvalRequest::new("lambda:InvokeFunction", &function, principal)
+            .resource_policy(policy.clone())
+    };
+    use Decision::*;
+    check(vec![
+        // What the SCP is for: Lambda resource policies cannot Deny.
+        case(
+            "an administrator (lambda:*) invokes with any payload, without the SCP",
+            invoke(&attacker()).policy(broad(&["lambda"])),
+            Allowed,
+        ),
+        case(
+            "the same with the SCP",
+            invoke(&attacker())
+                .policy(broad(&["lambda"]))
+                .scp(scp.clone()),
+            ExplicitlyDenied,
+        ),
+        case(
+            "an operator through the URL, with the SCP",
+            invoke(&session(BREAK_GLASS_ROLE, "alice"))
+                .context("lambda:InvokedViaFunctionUrl", "true")
+                .scp(scp.clone()),
+            Allowed,
+        ),
+        case(
+            "an operator's plain invoke, with the SCP",
+            invoke(&session(BREAK_GLASS_ROLE, "alice"))
+                .policy(broad(&["lambda"]))
+                .scp(scp.clone()),
+            ExplicitlyDenied,
+        ),
+        case(
+            "another function is not affected",
+            EvalRequest::new(
+                "lambda:InvokeFunction",
+                &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:payments"),
+                &attacker(),
+            )
+            .policy(broad(&["lambda"]))
+            .scp(scp),
+            Allowed,
+        ),
+    ]);
+}
+
+// ------------------------------------------------------------------ break-glass template
+
+fn break_glass(extra: &[(&str, &str)]) -> Stack {
+    let mut params: BTreeMap<&str, &str> = BTreeMap::from([
+        (
+            "RevokerFunctionArn",
+            "arn:aws:lambda:us-east-1:111122223333:function:cutoff-revoker",
+        ),
+        ("CreateOperatorRole", "true"),
+        ("IdentityCenterPermissionSets", "CutoffOperator,Admin"),
+    ]);
+    params.extend(extra.iter().copied());
+    let params: Vec<(&str, &str)> = params.into_iter().collect();
+    Stack::new(break_glass_template(), &params)
+}
+
+#[test]
+fn the_break_glass_policy_grants_no_plain_invoke() {
+    let stack = break_glass(&[]);
+    let function = "arn:aws:lambda:us-east-1:111122223333:function:cutoff-revoker";
+    let managed = stack.properties("BreakGlassInvokePolicy")["PolicyDocument"].clone();
+    let role_policy = stack.role_policy("OperatorRole");
+    let alice = "arn:aws:iam::111122223333:user/alice";
+    let with_mfa = |r: EvalRequest, age: &str| {
+        r.context("aws:MultiFactorAuthPresent", "true")
+            .context("aws:MultiFactorAuthAge", age)
+    };
+    let invoke = |policy: &Value, principal: &str| {
+        EvalRequest::new("lambda:InvokeFunction", function, principal).policy(policy.clone())
+    };
+    let url = |policy: &Value, principal: &str, auth: &str| {
+        EvalRequest::new("lambda:InvokeFunctionUrl", function, principal)
+            .policy(policy.clone())
+            .context("lambda:FunctionUrlAuthType", auth)
+    };
+    let operator = session(
+        "arn:aws:iam::111122223333:role/CutoffBreakGlassOperator",
+        "alice",
+    );
+    use Decision::*;
+    check(vec![
+        case(
+            "managed policy, MFA: plain invoke",
+            with_mfa(invoke(&managed, alice), "60"),
+            ImplicitlyDenied,
+        ),
+        case(
+            "managed policy, MFA: invoke through the URL",
+            with_mfa(invoke(&managed, alice), "60").context("lambda:InvokedViaFunctionUrl", "true"),
+            Allowed,
+        )
+        .by("InvokeRevokerThroughUrlWithRecentMfa"),
+        case(
+            "managed policy, MFA: the URL",
+            with_mfa(url(&managed, alice, "AWS_IAM"), "60"),
+            Allowed,
+        )
+        .by("CallRevokerUrlWithRecentMfa"),
+        case(
+            "managed policy, MFA: the URL if it were public",
+            with_mfa(url(&managed, alice, "NONE"), "60"),
+            ImplicitlyDenied,
+        ),
+        case(
+            "managed policy, no MFA: the URL",
+            url(&managed, alice, "AWS_IAM"),
+            ImplicitlyDenied,
+        ),
+        case(
+            "managed policy, MFA two hours old: the URL",
+            with_mfa(url(&managed, alice, "AWS_IAM"), "7200"),
+            ImplicitlyDenied,
+        ),
+        case(
+            "operator role: plain invoke",
+            invoke(&role_policy, &operator),
+            ImplicitlyDenied,
+        ),
+        case(
+            "operator role: invoke through the URL",
+            invoke(&role_policy, &operator).context("lambda:InvokedViaFunctionUrl", "true"),
+            Allowed,
+        ),
+        case(
+            "operator role: the URL",
+            url(&role_policy, &operator, "AWS_IAM"),
+            Allowed,
+        ),
+    ]);
+}
+
+#[test]
+fn the_operator_role_admits_mfa_principals_and_the_named_identity_center_sets() {
+    let stack = break_glass(&[]);
+    let restricted = break_glass(&[(
+        "OperatorPrincipalArns",
+        "arn:aws:iam::111122223333:user/alice",
+    )]);
+    let no_sets = break_glass(&[("IdentityCenterPermissionSets", "")]);
+    let role = stack.arn("OperatorRole");
+    let assume = |stack: &Stack, principal: &str| {
+        EvalRequest::new("sts:AssumeRole", &role, principal)
+            .policy(broad(&["sts"]))
+            .resource_policy(stack.trust_policy("OperatorRole"))
+    };
+    let mfa = |r: EvalRequest| {
+        r.context("aws:MultiFactorAuthPresent", "true")
+            .context("aws:MultiFactorAuthAge", "120")
+    };
+    // An Identity Center session: the role's ARN (with its path) is aws:PrincipalArn.
+    let sso = |stack: &Stack, role_name: &str, path: &str| {
+        assume(
+            stack,
+            &format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role_name}/alice@example.com"),
+        )
+        .context(
+            "aws:PrincipalArn",
+            format!("arn:aws:iam::{ACCOUNT}:role{path}{role_name}"),
+        )
+    };
+    let sso_path = "/aws-reserved/sso.amazonaws.com/us-east-1/";
+    let alice = "arn:aws:iam::111122223333:user/alice";
+    let bob = "arn:aws:iam::111122223333:user/bob";
+    use Decision::*;
+    check(vec![
+        case("a user with MFA", mfa(assume(&stack, alice)), Allowed).by("OperatorsWithMfa"),
+        case(
+            "a user without MFA",
+            assume(&stack, alice),
+            ImplicitlyDenied,
+        ),
+        case(
+            "the listed user with MFA",
+            mfa(assume(&restricted, alice)),
+            Allowed,
+        ),
+        case(
+            "an unlisted user with MFA",
+            mfa(assume(&restricted, bob)),
+            ImplicitlyDenied,
+        ),
+        case(
+            "Identity Center set CutoffOperator",
+            sso(
+                &stack,
+                "AWSReservedSSO_CutoffOperator_0123456789abcdef",
+                sso_path,
+            ),
+            Allowed,
+        )
+        .by("IdentityCenterOperators"),
+        case(
+            "Identity Center set Admin, path without region",
+            sso(
+                &stack,
+                "AWSReservedSSO_Admin_fedcba9876543210",
+                "/aws-reserved/sso.amazonaws.com/",
+            ),
+            Allowed,
+        ),
+        case(
+            "Identity Center set Admin_Ops (not listed; Admin is)",
+            sso(
+                &stack,
+                "AWSReservedSSO_Admin_Ops_0123456789abcdef",
+                sso_path,
+            ),
+            ImplicitlyDenied,
+        ),
+        case(
+            "Identity Center set ReadOnly",
+            sso(&stack, "AWSReservedSSO_ReadOnly_0123456789abcdef", sso_path),
+            ImplicitlyDenied,
+        ),
+        case(
+            "a role named like an Identity Center role, outside its path",
+            sso(
+                &stack,
+                "AWSReservedSSO_CutoffOperator_0123456789abcdef",
+                "/",
+            ),
+            ImplicitlyDenied,
+        ),
+        case(
+            "no sets listed",
+            sso(
+                &no_sets,
+                "AWSReservedSSO_CutoffOperator_0123456789abcdef",
+                sso_path,
+            ),
+            ImplicitlyDenied,
+        ),
+    ]);
+}
+
+// ------------------------------------------------------------------ condition keys
+
+/// Every condition key of every policy in the three templates (and the README's SCP)
+/// exists for the action it conditions, according to AWS's catalogue (iam-data, not our
+/// code): a key that does not apply is never in the request, and a condition on it
+/// silently never matches (or, negated, always does).
+#[test]
+fn every_condition_key_applies_to_its_actions() {
+    let responder = responder(&[
+        ("AllowedAccounts", MEMBER),
+        (
+            "TeamTopicKeyArns",
+            "arn:aws:kms:us-east-1:111122223333:key/0000aaaa-0000-4000-8000-00000000abcd",
+        ),
+        ("SecurityHubCustomAction", "true"),
+    ]);
+    let member_stack = member(MEMBER, &[("ProtectedRoleNames", "x")]);
+    let bg = break_glass(&[(
+        "OperatorPrincipalArns",
+        "arn:aws:iam::111122223333:user/alice",
+    )]);
+    let mut policies: Vec<(String, Value)> = Vec::new();
+    for (file, stack) in [
+        ("template.yaml", &responder),
+        ("member-role.yaml", &member_stack),
+        ("break-glass.yaml", &bg),
+    ] {
+        for role in stack.resources_of_type("AWS::IAM::Role") {
+            policies.push((format!("{file} {role} trust"), stack.trust_policy(&role)));
+            policies.push((format!("{file} {role}"), stack.role_policy(&role)));
+        }
+        for id in stack.resources_of_type("AWS::IAM::ManagedPolicy") {
+            policies.push((
+                format!("{file} {id}"),
+                stack.properties(&id)["PolicyDocument"].clone(),
+            ));
+        }
+    }
+    for (id, key) in [
+        ("RequestQueuePolicy", "PolicyDocument"),
+        ("FailureQueuePolicy", "PolicyDocument"),
+        ("SecurityTopicPolicy", "PolicyDocument"),
+        ("TopicKey", "KeyPolicy"),
+        ("OutcomeBus", "Policy"),
+    ] {
+        policies.push((
+            format!("template.yaml {id}"),
+            responder.properties(id)[key].clone(),
+        ));
+    }
+    policies.push((
+        "template.yaml RevokerFunction permissions".to_owned(),
+        responder.lambda_policy("RevokerFunction"),
+    ));
+    policies.push(("infra/README.md SCP".to_owned(), readme_scp()));
+
+    let mut items = Vec::new();
+    let mut labels = Vec::new();
+    for (label, policy) in &policies {
+        for st in as_list(&policy["Statement"]) {
+            let keys: Vec<String> = st["Condition"]
+                .as_object()
+                .into_iter()
+                .flat_map(|ops| ops.values())
+                .flat_map(|keys| keys.as_object().unwrap().keys().cloned())
+                .collect();
+            for action in as_list(&st["Action"]) {
+                let action = scalar_text(&action);
+                assert!(!action.contains('*'), "{label}: wildcard action {action}");
+                items.push(json!({"action": action, "keys": keys}));
+                labels.push(format!("{label} {}", st["Sid"]));
+            }
+        }
+    }
+    let mut child = Command::new("node")
+        .arg(workspace_root().join("tests/evaluator/condition_keys.mjs"))
+        .current_dir(workspace_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node (make tools)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(Value::Array(items).to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let answers: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    // Not IAM actions; another issue corrects the sweeper's grant (SendMessageBatch is
+    // authorized as sqs:SendMessage, TransactWriteItems as the actions it contains).
+    let known_unknown = ["sqs:SendMessageBatch", "dynamodb:TransactWriteItems"];
+    let mut problems = Vec::new();
+    let mut keys_checked = 0;
+    for (answer, label) in answers.iter().zip(&labels) {
+        let action = answer["action"].as_str().unwrap();
+        if answer["known_action"] == false && !known_unknown.contains(&action) {
+            problems.push(format!("{label}: {action} is not an IAM action"));
+        }
+        for key in as_list(&answer["unknown_keys"]) {
+            problems.push(format!("{label}: {key} does not apply to {action}"));
+        }
+        keys_checked += 1;
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+    assert!(keys_checked > 100, "{keys_checked}");
+}
+
+// ------------------------------------------------------------------ rules
+
+/// Every rule that makes intake act matches a source only AWS can give an event
+/// (`aws.…`: PutEvents refuses it to anyone else), so no principal allowed
+/// events:PutEvents on the default bus can forge a finding or an API call.
+#[test]
+fn every_rule_on_the_default_bus_matches_a_source_only_aws_can_use() {
+    let stack = responder(&[
+        ("CloudTrailEventNames", "StopLogging"),
+        ("SecurityHubImported", "true"),
+    ]);
+    let rules = stack.resources_of_type("AWS::Events::Rule");
+    let mut checked = 0;
+    for rule in &rules {
+        let props = stack.properties(rule);
+        if props["EventBusName"] != "default" {
+            continue;
+        }
+        let pattern = match &props["EventPattern"] {
+            Value::String(text) => serde_json::from_str(text).unwrap(),
+            other => other.clone(),
+        };
+        let sources = as_list(&pattern["source"]);
+        assert!(!sources.is_empty(), "{rule} matches any source");
+        for source in sources {
+            let ok = match &source {
+                Value::String(s) => s.starts_with("aws."),
+                Value::Object(m) => m.len() == 1 && m.get("prefix") == Some(&json!("aws.")),
+                _ => false,
+            };
+            assert!(ok, "{rule}: source {source} can be forged");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 4, "{rules:?}");
+}
