@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use cutoff::config::TriageConfig;
-use cutoff::principal::NamePattern;
+use cutoff::principal::{NamePattern, Partition, ProtectedArn};
 use cutoff::triage::triage_bytes;
 use cutoff_tests::{fixture_dir, read_expected};
 use serde_json::Value;
@@ -32,9 +32,21 @@ fn config_for(overrides: &Value) -> TriageConfig {
     if let Some(names) = overrides.get("protected").and_then(Value::as_array) {
         for name in names {
             config
-                .protected
+                .protection
+                .patterns
                 .push(NamePattern::parse(name.as_str().unwrap()).unwrap());
         }
+    }
+    if let Some(arns) = overrides.get("protected_arns").and_then(Value::as_array) {
+        for arn in arns {
+            config
+                .protection
+                .arns
+                .push(ProtectedArn::parse(arn.as_str().unwrap()).unwrap());
+        }
+    }
+    if let Some(partition) = overrides.get("partition").and_then(Value::as_str) {
+        config.partition = Partition::parse(partition).unwrap();
     }
     config
 }

@@ -23,7 +23,7 @@ use chrono::DateTime;
 use cutoff::config::TriageConfig;
 use cutoff::event::Scope;
 use cutoff::notify;
-use cutoff::outcome::{Outcome, OutcomeError, Owner, Status, Trigger};
+use cutoff::outcome::{Outcome, OutcomeError, Owner, Status, StillWorks, Trigger};
 use cutoff::policy::Cutoff;
 use cutoff::principal::{AccessKeyId, Account, PrincipalName, SessionName, Target, TargetKind};
 use cutoff::triage::{Triage, Verdict};
@@ -786,7 +786,7 @@ fn outcome() -> BoxedStrategy<Outcome> {
             (0i64..4_000_000_000).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
         ),
         proptest::option::of(text()),
-        proptest::option::of(text()),
+        (proptest::option::of(text()), any::<bool>()),
         proptest::option::of(text()),
     )
         .prop_map(
@@ -797,7 +797,7 @@ fn outcome() -> BoxedStrategy<Outcome> {
                 severity,
                 updated_at,
                 product_arn,
-                requested_by,
+                (requested_by, requested_by_verified),
                 reason,
             )| {
                 Trigger {
@@ -808,6 +808,7 @@ fn outcome() -> BoxedStrategy<Outcome> {
                     updated_at,
                     product_arn,
                     requested_by,
+                    requested_by_verified,
                     reason,
                 }
             },
@@ -845,11 +846,19 @@ fn outcome() -> BoxedStrategy<Outcome> {
             proptest::collection::vec(text(), 0..30),
             any::<bool>(),
         ),
+        (
+            proptest::collection::vec(
+                (text(), text()).prop_map(|(credential, why)| StillWorks { credential, why }),
+                0..4,
+            ),
+            proptest::collection::vec(text(), 0..4),
+        ),
     )
         .prop_map(
             |(
                 (status, target, cutoff, previous_cutoff, policy, scope),
                 (owner, trigger, api_calls, error, propagation, detail, actions, dry_run),
+                (still_works, other_access),
             )| Outcome {
                 status,
                 target,
@@ -865,6 +874,8 @@ fn outcome() -> BoxedStrategy<Outcome> {
                 detail,
                 actions,
                 dry_run,
+                still_works,
+                other_access,
             },
         )
         .boxed()
@@ -1113,6 +1124,8 @@ fn invisible_characters_beyond_the_bidi_set_are_cleaned() {
         detail: format!("d{hidden}"),
         actions: Vec::new(),
         dry_run: false,
+        still_works: Vec::new(),
+        other_access: Vec::new(),
     };
     o.owner.team = Some(format!("team{hidden}"));
     let m = notify::render(&o, true);

@@ -112,7 +112,8 @@ fn request(account: &str, kind: TargetKind, name: &str) -> RevocationRequest {
             requested_by: Some("integration test".into()),
             ..Trigger::default()
         },
-        last_activity: None,
+        first_activity: None,
+        expected_unique_id: None,
         dry_run: false,
         force: false,
     }

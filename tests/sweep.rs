@@ -739,10 +739,13 @@ async fn expired_statements_go_while_fresh_and_foreign_ones_stay_in_order() {
     assert_eq!(report.api_calls as usize, env.proxy.requests().len());
 }
 
-/// The fallback `cutoff-revoke-<name>` (path `/cutoff/`) with two versions, both
+/// The fallback `cutoff-revoke-role-<name>` (path `/cutoff/`) with two versions, both
 /// expired, attached to `role`; its ARN.
 async fn expired_fallback(iam: &aws_sdk_iam::Client, account: &Account, role: &str) -> String {
-    let name = fallback_managed_policy_name(&PrincipalName::parse(role).unwrap());
+    let name = fallback_managed_policy_name(
+        cutoff::principal::PrincipalType::Role,
+        &PrincipalName::parse(role).unwrap(),
+    );
     let arn = iam
         .create_policy()
         .policy_name(&name)

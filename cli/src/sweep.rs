@@ -485,9 +485,12 @@ mod tests {
         assert_eq!(p.concurrency, 4);
         assert_eq!(p.rules.margin, chrono::Duration::hours(1));
         assert!(p.rules.patterns.is_empty());
-        let protected: Vec<&str> = p.rules.protected.iter().map(|p| p.as_str()).collect();
-        assert!(protected.contains(&"cutoff-*"), "{protected:?}");
-        assert!(protected.contains(&"cutoff-member"), "{protected:?}");
+        // The member role, by exact name; no name prefix protects anything.
+        assert_eq!(
+            p.rules.protected.member_role.as_ref().map(|m| m.as_str()),
+            Some("cutoff-member")
+        );
+        assert!(p.rules.protected.patterns.is_empty());
     }
 
     #[test]
@@ -522,6 +525,7 @@ mod tests {
         assert!(
             p.rules
                 .protected
+                .patterns
                 .iter()
                 .any(|p| p.as_str() == "break-glass")
         );

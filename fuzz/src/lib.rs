@@ -248,13 +248,19 @@ fn check_revoke(source: Source, decision: &Decision, config: &TriageConfig, name
         .target
         .as_ref()
         .unwrap_or_else(|| panic!("a revoke decision has no target: {decision:?}"));
+    // A role whose name only looks service-linked or Identity Center goes to the
+    // revoker, which decides from the path IAM returns.
     assert!(
         target.kind.is_revocable()
+            || matches!(
+                target.kind,
+                TargetKind::ServiceLinkedRole | TargetKind::IdentityCenterRole
+            )
             || (source == Source::Manual && target.kind == TargetKind::InstanceProfile),
         "revoke of an alert-only kind: {target}"
     );
     assert!(
-        config.is_protected(&target.name).is_none(),
+        config.is_protected(target).is_none(),
         "revoke of a protected principal: {target}"
     );
     check_target_values(target);
