@@ -1038,7 +1038,8 @@ proptest! {
         }
         events.push(json!({
             "detail-type": "AWS API Call via CloudTrail", "source": "aws.cloudtrail",
-            "detail": {"eventVersion": "1.09", "eventName": "StopLogging", "eventID": "e-1",
+            "detail": {"eventVersion": "1.09", "eventSource": "cloudtrail.amazonaws.com",
+                "eventName": "StopLogging", "eventID": "e-1",
                 "userIdentity": {"type": if p.user { "IAMUser" } else { "AssumedRole" },
                     "accountId": p.account, "userName": bad,
                     "sessionContext": {"sessionIssuer": {"type": "Role", "userName": bad}}}}

@@ -27,7 +27,15 @@ async fn pipeline() -> Pipeline {
     .await
 }
 
-fn finding(id: &str, user_type: &str, name: &str, severity: f64, sample: bool) -> Value {
+/// A GuardDuty finding about a session of `name`, whose RoleId is `role_id`.
+fn finding(
+    id: &str,
+    user_type: &str,
+    name: &str,
+    severity: f64,
+    sample: bool,
+    role_id: &str,
+) -> Value {
     json!({
         "version": "0", "id": format!("evt-{id}"), "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
         "account": MEMBER, "time": "2026-11-23T11:56:01Z", "region": "us-east-1", "resources": [],
@@ -36,7 +44,7 @@ fn finding(id: &str, user_type: &str, name: &str, severity: f64, sample: bool) -
             "id": id, "arn": format!("arn:aws:guardduty:us-east-1:{MEMBER}:detector/d/finding/{id}"),
             "type": "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
             "resource": {"resourceType": "AccessKey", "accessKeyDetails": {
-                "accessKeyId": "ASIAZXCVBNMASDFGHJKL", "principalId": "AROAZXCVBNMASDFGHJKLQ:i-0123456789abcdef0",
+                "accessKeyId": "ASIAZXCVBNMASDFGHJKL", "principalId": format!("{role_id}:i-0123456789abcdef0"),
                 "userName": name, "userType": user_type}},
             "service": {"serviceName": "guardduty", "archived": false, "count": 1,
                 "eventFirstSeen": "2026-11-23T11:40:00.000Z", "eventLastSeen": "2026-11-23T11:55:00.000Z",
@@ -78,13 +86,14 @@ fn mentions(notes: &[Notification], text: &str) -> bool {
 #[tokio::test]
 async fn a_high_severity_role_finding_is_revoked_and_both_teams_are_told() {
     let mut p = pipeline().await;
-    p.create_role("pay-api", Some("payments")).await;
+    let role_id = p.create_role("pay-api", Some("payments")).await;
     let report = p.send_event(&finding(
         "aaaa0000aaaa0000aaaa0000aaaa0001",
         "AssumedRole",
         "pay-api",
         8.0,
         false,
+        &role_id,
     ));
     assert_eq!(report["queued"], 1, "{report}");
     p.drain_requests(10).await;
@@ -127,13 +136,14 @@ async fn a_high_severity_role_finding_is_revoked_and_both_teams_are_told() {
 #[tokio::test]
 async fn a_medium_finding_alerts_the_owner_and_writes_nothing() {
     let mut p = pipeline().await;
-    p.create_role("pay-batch", Some("payments")).await;
+    let role_id = p.create_role("pay-batch", Some("payments")).await;
     let report = p.send_event(&finding(
         "aaaa0000aaaa0000aaaa0000aaaa0002",
         "AssumedRole",
         "pay-batch",
         5.0,
         false,
+        &role_id,
     ));
     assert_eq!(
         (report["queued"].as_u64(), report["alerted"].as_u64()),
@@ -163,6 +173,7 @@ async fn a_sample_finding_is_ignored_and_nothing_is_sent() {
         "pay-api",
         8.0,
         true,
+        "AROAZXCVBNMASDFGHJKLQ",
     ));
     assert_eq!(report["ignored"], 1, "{report}");
     assert!(p.drain_requests(10).await.is_empty());
@@ -172,18 +183,41 @@ async fn a_sample_finding_is_ignored_and_nothing_is_sent() {
 }
 
 #[tokio::test]
-async fn a_service_linked_role_is_alerted_with_its_remedy() {
+async fn a_service_linked_role_is_found_unmodifiable_by_its_path_and_alerted_with_its_remedy() {
     let mut p = pipeline().await;
+    // A service-linked role lives under /aws-service-role/, a path IAM reserves for the
+    // service. Its name alone proves nothing: the revoker asks IAM.
+    p.iam
+        .create_role()
+        .role_name("AWSServiceRoleForECS")
+        .path("/aws-service-role/ecs.amazonaws.com/")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let role_id = p.role_id("AWSServiceRoleForECS").await;
     p.send_event(&finding(
         "aaaa0000aaaa0000aaaa0000aaaa0004",
         "AssumedRole",
         "AWSServiceRoleForECS",
         9.0,
         false,
+        &role_id,
     ));
-    assert!(p.drain_requests(10).await.is_empty());
+    let answers = p.drain_requests(10).await;
+    assert_eq!(answers.len(), 1);
+    assert!(
+        p.iam
+            .get_role_policy()
+            .role_name("AWSServiceRoleForECS")
+            .policy_name(ROLE_WIDE_POLICY_NAME)
+            .send()
+            .await
+            .is_err(),
+        "nothing written"
+    );
     let outcomes = p.drain_outcomes().await;
-    assert_eq!(statuses(&outcomes), ["alerted"]);
+    assert_eq!(statuses(&outcomes), ["unmodifiable"]);
     let security = p.inbox(&p.security_topic.clone()).await;
     assert_eq!(security.len(), 1);
     assert!(
@@ -205,8 +239,9 @@ async fn a_storm_of_fifty_findings_for_three_roles_writes_three_times() {
     let proxy = FaultProxy::start(moto.endpoint(), FaultPlan::passthrough());
     let mut p = Pipeline::start(moto, &prefix(), &[("AWS_ENDPOINT_URL", proxy.endpoint())]).await;
     let roles = ["pay-storm-a", "pay-storm-b", "pay-storm-c"];
+    let mut ids = Vec::new();
     for role in roles {
-        p.create_role(role, Some("payments")).await;
+        ids.push(p.create_role(role, Some("payments")).await);
     }
     for i in 0..50 {
         let report = p.send_event(&finding(
@@ -215,6 +250,7 @@ async fn a_storm_of_fifty_findings_for_three_roles_writes_three_times() {
             roles[i % 3],
             8.0,
             false,
+            &ids[i % 3],
         ));
         assert_eq!(report["queued"], 1);
     }
@@ -278,6 +314,7 @@ async fn a_failing_request_stays_on_the_queue_and_its_failure_is_notified() {
         "pay-missing",
         8.0,
         false,
+        "AROAZXCVBNMASDFGHJKLQ",
     ));
     let first = p.drain_requests(1).await;
     assert_eq!(first[0]["batchItemFailures"].as_array().unwrap().len(), 1);

@@ -47,7 +47,10 @@ const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 // ---- helpers --------------------------------------------------------------------
 
 /// A high-severity GuardDuty finding for role `role`, last seen at `seen`, with extra
-/// fields merged into `accessKeyDetails` and `additionalInfo`.
+/// fields merged into `accessKeyDetails` and `additionalInfo`. Without a
+/// `principalId` unless `key_extra` adds one: the roles here are created in bulk and
+/// their RoleIds (which a real finding names, and the revoker compares) are not looked
+/// up; the pipeline tests send real ones.
 fn finding(
     id: &str,
     role: &str,
@@ -57,7 +60,7 @@ fn finding(
 ) -> Value {
     let seen = seen.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     let mut key = json!({
-        "accessKeyId": "ASIAZXCVBNMASDFGHJKL", "principalId": "AROAZXCVBNMASDFGHJKLQ:i-0123456789abcdef0",
+        "accessKeyId": "ASIAZXCVBNMASDFGHJKL",
         "userName": role, "userType": "AssumedRole"
     });
     let mut info = json!({"sample": false});
@@ -433,6 +436,7 @@ fn fault_label(fault: &Fault) -> String {
         Fault::Disconnect => "connection dropped before the call".to_owned(),
         Fault::DropAnswer => "connection dropped after the call took effect".to_owned(),
         Fault::Error { status, code, .. } => format!("{status} {code}"),
+        Fault::ShiftDate(seconds) => format!("a Date header {seconds} s off"),
     }
 }
 

@@ -65,6 +65,17 @@ async fn env() -> Env {
         RevokeConfig {
             retry: fast,
             verify_delay: Duration::from_millis(10),
+            // cutoff's own revoker role, protected by its exact ARN as the template
+            // passes it (CUTOFF_PROTECTED_ARNS).
+            protection: cutoff::principal::Protection {
+                arns: vec![
+                    cutoff::principal::ProtectedArn::parse(&format!(
+                        "arn:aws:iam::{HOME}:role/cutoff-revoker"
+                    ))
+                    .unwrap(),
+                ],
+                ..RevokeConfig::default().protection
+            },
             ..RevokeConfig::default()
         },
     );
@@ -352,7 +363,7 @@ async fn a_nearly_full_inline_budget_gets_the_managed_policy_fallback() {
     let arn = out.policy.clone().unwrap();
     assert_eq!(
         arn,
-        format!("arn:aws:iam::{HOME}:policy/cutoff/cutoff-revoke-{role}")
+        format!("arn:aws:iam::{HOME}:policy/cutoff/cutoff-revoke-role-{role}")
     );
     assert!(out.detail.contains("does not fit inline"), "{}", out.detail);
     assert!(
@@ -417,6 +428,21 @@ async fn service_linked_identity_center_protected_and_root_targets_are_never_wri
     )
     .await;
     create_role(&env.iam, "cutoff-revoker", "/", &[]).await;
+    // Real service-linked and Identity Center roles live at the paths IAM reserves.
+    create_role(
+        &env.iam,
+        "AWSServiceRoleForECS",
+        "/aws-service-role/ecs.amazonaws.com/",
+        &[],
+    )
+    .await;
+    create_role(
+        &env.iam,
+        "AWSReservedSSO_Admin_0123456789abcdef",
+        "/aws-reserved/sso.amazonaws.com/eu-west-1/",
+        &[],
+    )
+    .await;
     env.proxy.clear_requests();
     let cases: Vec<(TargetKind, String, Status, &str)> = vec![
         (TargetKind::Role, slr, Status::Unmodifiable, "service"),
@@ -457,6 +483,26 @@ async fn service_linked_identity_center_protected_and_root_targets_are_never_wri
         assert!(out.detail.contains(says), "{name}: {}", out.detail);
     }
     assert!(writes(&env.proxy).is_empty(), "{:?}", writes(&env.proxy));
+}
+
+#[tokio::test]
+async fn a_role_named_like_a_reserved_one_at_an_ordinary_path_is_revoked() {
+    // IAM reserves the paths, not the names: an attacker's role called
+    // AWSReservedSSO_… at `/` is a role like any other.
+    let env = env().await;
+    let name = unique("AWSReservedSSO_Backdoor");
+    create_role(&env.iam, &name, "/", &[]).await;
+    let out = env
+        .revoker
+        .handle(&request(HOME, TargetKind::IdentityCenterRole, &name), "f")
+        .await;
+    assert_eq!(out.status, Status::Applied, "{}", out.detail);
+    assert_eq!(out.target.unwrap().kind, TargetKind::Role);
+    assert!(
+        role_policy(&env.iam, &name, ROLE_WIDE_POLICY_NAME)
+            .await
+            .is_some()
+    );
 }
 
 #[tokio::test]

@@ -333,9 +333,7 @@ pub(crate) const DISCOVER_HOME_CONTEXT: &str =
 /// AWS's time, from the `Date` of the STS response: a cutoff taken from a laptop
 /// whose clock runs behind would spare the sessions minted in between. Says so on
 /// standard error when the two clocks differ by more than a minute.
-pub(crate) fn aws_clock(
-    seen: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
-) -> OffsetClock {
+pub(crate) fn aws_clock(seen: Option<cutoff::aws::sdk::SeenDate>) -> OffsetClock {
     match seen {
         Some((aws, received)) => {
             let clock = OffsetClock::from_aws_date(aws, received);

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use cutoff::config::{self, TriageConfig};
 use cutoff::event::MAX_EVENT_BYTES;
-use cutoff::principal::NamePattern;
+use cutoff::principal::{NamePattern, Partition, ProtectedArn};
 use cutoff::triage::triage_bytes;
 
 use crate::Exit;
@@ -40,9 +40,19 @@ pub struct TriageArgs {
     alert_severity: Option<String>,
 
     /// Never revoke principals with this name (exact, or a prefix ending in *);
-    /// repeatable. cutoff's own roles (cutoff-*) are always protected.
+    /// repeatable. The member role is always protected; no name prefix is.
     #[arg(long = "protect", value_name = "NAME")]
     protect: Vec<String>,
+
+    /// Never revoke this role or user (its exact ARN, as the deployment protects its
+    /// own roles); repeatable.
+    #[arg(long = "protect-arn", value_name = "ARN")]
+    protect_arns: Vec<String>,
+
+    /// The deployment's partition (aws, aws-cn, aws-us-gov…): an ARN of another one is
+    /// refused [default: aws, or CUTOFF_PARTITION].
+    #[arg(long, value_name = "PARTITION")]
+    partition: Option<String>,
 
     /// Act on Security Hub imported findings (ignored by default).
     #[arg(long)]
@@ -76,6 +86,25 @@ fn configure(args: &TriageArgs) -> Result<TriageConfig, config::ConfigError> {
                     why: e.why.to_owned(),
                 })?,
             );
+    }
+    for arn in &args.protect_arns {
+        config
+            .protection
+            .arns
+            .push(
+                ProtectedArn::parse(arn).map_err(|e| config::ConfigError::Invalid {
+                    name: "--protect-arn",
+                    excerpt: e.excerpt.clone(),
+                    why: e.why.to_owned(),
+                })?,
+            );
+    }
+    if let Some(p) = &args.partition {
+        config.partition = Partition::parse(p).map_err(|e| config::ConfigError::Invalid {
+            name: "--partition",
+            excerpt: e.excerpt.clone(),
+            why: e.why.to_owned(),
+        })?;
     }
     config.securityhub_imported |= args.securityhub_imported;
     for name in &args.cloudtrail_events {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use cutoff_tests::aws::iam_client;
 use cutoff_tests::moto::MotoServer;
+use cutoff_tests::proxy::{Fault, FaultPlan, FaultProxy};
 use serde_json::Value;
 
 fn unique(prefix: &str) -> String {
@@ -17,10 +18,13 @@ fn unique(prefix: &str) -> String {
 }
 
 fn cutoff(args: &[&str]) -> Output {
-    let moto = MotoServer::shared();
+    cutoff_at(MotoServer::shared().endpoint(), args)
+}
+
+fn cutoff_at(endpoint: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cutoff"))
         .args(args)
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
@@ -179,8 +183,17 @@ fn a_failed_outcome_exits_one_and_still_prints_it() {
     assert_eq!(outcome["error"]["kind"], "not_found");
 }
 
-#[test]
-fn protected_and_unmodifiable_targets_exit_zero_without_writing() {
+#[tokio::test]
+async fn protected_and_unmodifiable_targets_exit_zero_without_writing() {
+    // A real service-linked role, at the path IAM reserves for it.
+    let iam = iam_client(MotoServer::shared().endpoint()).await;
+    let _ = iam
+        .create_role()
+        .role_name("AWSServiceRoleForECS")
+        .path("/aws-service-role/ecs.amazonaws.com/")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await;
     let out = cutoff(&[
         "revoke",
         "--account",
@@ -251,4 +264,43 @@ fn invalid_arguments_exit_two_with_one_line() {
             assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
         }
     }
+}
+
+#[tokio::test]
+async fn the_cli_takes_now_from_aws_not_from_a_clock_that_runs_behind() {
+    // This machine's clock two hours behind AWS's: a cutoff taken from it would spare
+    // every session minted in those two hours. The proxy answers with AWS's Date.
+    let name = unique("cli-clock");
+    role(&name).await;
+    let proxy = FaultProxy::start(
+        MotoServer::shared().endpoint(),
+        FaultPlan::passthrough().then_for("GetCallerIdentity", Fault::ShiftDate(2 * 3600)),
+    );
+    let before = chrono::Utc::now();
+    let out = cutoff_at(
+        proxy.endpoint(),
+        &[
+            "revoke",
+            "--account",
+            "123456789012",
+            "--role",
+            &name,
+            "--json",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cutoff = chrono::DateTime::parse_from_rfc3339(json(&out)["cutoff"].as_str().unwrap())
+        .unwrap()
+        .to_utc();
+    assert!(
+        cutoff >= before + chrono::Duration::hours(2),
+        "the cutoff {cutoff} follows AWS's clock, not this machine's ({before})"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("behind AWS's"), "says so: {stderr}");
 }

@@ -108,6 +108,12 @@ fn config_flags(config: &Value) -> Vec<String> {
     for name in config["protected"].as_array().into_iter().flatten() {
         flags.extend(["--protect".to_owned(), name.as_str().unwrap().to_owned()]);
     }
+    for arn in config["protected_arns"].as_array().into_iter().flatten() {
+        flags.extend(["--protect-arn".to_owned(), arn.as_str().unwrap().to_owned()]);
+    }
+    if let Some(partition) = config["partition"].as_str() {
+        flags.extend(["--partition".to_owned(), partition.to_owned()]);
+    }
     flags
 }
 
@@ -278,4 +284,25 @@ fn help_explains_the_command() {
     ] {
         assert!(help.contains(needle), "help mentions {needle}");
     }
+}
+
+/// EventBridge's rule matching and cutoff's parser could each take a different one of
+/// two equal keys: a finding with two `detail.accountId` values would be matched in one
+/// account and revoked in the other. Refused, exit 2, whatever else is in it.
+#[test]
+fn an_event_with_a_duplicate_key_is_refused_with_exit_two() {
+    let event = br#"{"version":"0","id":"x","detail-type":"GuardDuty Finding","source":"aws.guardduty",
+        "account":"999988887777","region":"us-east-1","time":"2026-11-23T12:00:00Z","resources":[],
+        "detail":{"accountId":"111122223333","accountId":"444455556666","id":"abc","type":"t","severity":9,
+          "resource":{"accessKeyDetails":{"userType":"AssumedRole","userName":"payments-api","accessKeyId":"ASIAZXCVBNMASDFGHJKL"}},
+          "service":{"serviceName":"guardduty"}}}"#;
+    let out = cutoff(&["triage", "-"], Some(event));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no decision at all");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("duplicate key") && stderr.contains("accountId"),
+        "{stderr}"
+    );
 }

@@ -126,9 +126,14 @@ impl RevocationRequest {
                 t.kind
             ));
         }
-        if t.access_key_id.is_some() && t.kind != TargetKind::User {
+        // A role's findings name the session's temporary key; only a user has a
+        // long-term one.
+        if let Some(key) = &t.access_key_id
+            && t.kind != TargetKind::User
+            && !key.is_temporary()
+        {
             return Err(format!(
-                "an access key applies only to IAM users, not to a {}",
+                "a long-term access key applies only to IAM users, not to a {}",
                 t.kind
             ));
         }

@@ -32,8 +32,8 @@ fn indent(text: &str) -> String {
 }
 
 /// The GuardDuty finding of the fixture corpus for stolen EC2 instance credentials,
-/// aimed at the demo role and dated now.
-fn finding() -> Value {
+/// aimed at the demo role (its RoleId, as GuardDuty names it) and dated now.
+fn finding(role_id: &str) -> Value {
     let text = std::fs::read_to_string(
         fixture_dir().join("events/018-gd-instance-credential-exfiltration.json"),
     )
@@ -48,6 +48,12 @@ fn finding() -> Value {
     let detail = &mut event["detail"];
     detail["accountId"] = ACCOUNT.into();
     detail["resource"]["accessKeyDetails"]["userName"] = ROLE.into();
+    let session = detail["resource"]["accessKeyDetails"]["principalId"]
+        .as_str()
+        .and_then(|id| id.split_once(':'))
+        .map(|(_, session)| session.to_owned())
+        .unwrap_or_default();
+    detail["resource"]["accessKeyDetails"]["principalId"] = format!("{role_id}:{session}").into();
     detail["service"]["eventFirstSeen"] = at(14).into();
     detail["service"]["eventLastSeen"] = at(1).into();
     detail["createdAt"] = at(13).into();
@@ -68,7 +74,7 @@ async fn run() -> Result<(), String> {
     let mut p = Pipeline::start(&moto, "demo", &[]).await;
 
     heading(1, "The account");
-    p.create_role(ROLE, Some("payments")).await;
+    let role_id = p.create_role(ROLE, Some("payments")).await;
     println!("   role {ROLE} in account {ACCOUNT}, tagged cutoff:owner=payments");
     println!(
         "   SNS topics: {} (security team), {} (payments team)",
@@ -79,7 +85,7 @@ async fn run() -> Result<(), String> {
     );
 
     heading(2, "GuardDuty reports a finding");
-    let event = finding();
+    let event = finding(&role_id);
     let detail = &event["detail"];
     println!(
         "   {} (severity {})\n   credentials of role {} (instance {}) used from outside AWS; last seen {}",

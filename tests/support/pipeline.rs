@@ -21,6 +21,8 @@ use crate::runtime::{LocalLambda, function_binary};
 
 pub const BUS: &str = "cutoff-outcomes";
 pub const OWNER_TEAM: &str = "payments";
+/// The Organization the pipeline's revoker is deployed for (a deployment always names one).
+pub const ORGANIZATION_ID: &str = "o-a1b2c3d4e5";
 
 /// The three functions and the resources between them.
 pub struct Pipeline {
@@ -217,6 +219,7 @@ impl Pipeline {
                 ("CUTOFF_PARTITION", "aws".to_owned()),
                 ("CUTOFF_EXTERNAL_ID", "cutoff-demo-external-id".to_owned()),
                 ("CUTOFF_MAX_RECEIVES", "3".to_owned()),
+                ("CUTOFF_ORGANIZATION_ID", ORGANIZATION_ID.to_owned()),
             ]),
         );
         let notifier = LocalLambda::start(
@@ -418,7 +421,9 @@ impl Pipeline {
     }
 
     /// Creates a role tagged with its owner team.
-    pub async fn create_role(&self, name: &str, owner: Option<&str>) {
+    /// Creates a role (tagged with its owner team); its RoleId, which a finding
+    /// about its sessions names (`principalId` is `<RoleId>:<session>`).
+    pub async fn create_role(&self, name: &str, owner: Option<&str>) -> String {
         let tags: Vec<(&str, &str)> = owner
             .map(|team| ("cutoff:owner", team))
             .into_iter()
@@ -426,5 +431,19 @@ impl Pipeline {
         crate::seed::create_role(&self.iam, name, &tags)
             .await
             .expect("create role");
+        self.role_id(name).await
+    }
+
+    /// The RoleId IAM gave a role.
+    pub async fn role_id(&self, name: &str) -> String {
+        self.iam
+            .get_role()
+            .role_name(name)
+            .send()
+            .await
+            .expect("get role")
+            .role
+            .expect("a role")
+            .role_id
     }
 }

@@ -62,6 +62,10 @@ pub enum Fault {
     /// failure of a real network (did my write happen?), for tests of idempotent retries
     /// and at-least-once delivery. The record keeps the upstream's status and answer.
     DropAnswer,
+    /// Forward it, and answer with a `Date` header this many seconds off the real time:
+    /// a machine whose clock is wrong, seen from the AWS side (for the CLI, which takes
+    /// its time from AWS's answers).
+    ShiftDate(i64),
     /// Answer this error instead of forwarding: permanent failures such as
     /// [`Fault::access_denied`] or [`Fault::limit_exceeded`].
     Error {
@@ -120,7 +124,11 @@ impl Fault {
                 code,
                 message,
             } => Some((*status, code, message)),
-            Fault::Pass | Fault::Slow(_) | Fault::Disconnect | Fault::DropAnswer => None,
+            Fault::Pass
+            | Fault::Slow(_)
+            | Fault::Disconnect
+            | Fault::DropAnswer
+            | Fault::ShiftDate(_) => None,
         }
     }
 }
@@ -635,10 +643,17 @@ async fn handle(
     }
 
     match forward(&client, &shared.upstream, parts, body).await {
-        Ok((response, answer)) => {
+        Ok((mut response, answer)) => {
             finish(response.status().as_u16(), None, Some(&answer));
             if fault == Fault::DropAnswer {
                 return Err(Disconnect);
+            }
+            if let Fault::ShiftDate(seconds) = fault {
+                let shifted = chrono::Utc::now() + chrono::Duration::seconds(seconds);
+                let date = shifted.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+                if let Ok(value) = date.parse() {
+                    response.headers_mut().insert("date", value);
+                }
             }
             Ok(response)
         }

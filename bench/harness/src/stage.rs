@@ -23,6 +23,8 @@ pub const HOME: &str = ACCOUNT;
 pub const MEMBER: &str = "111122223333";
 pub const MEMBER_ROLE: &str = "cutoff-member";
 pub const EXTERNAL_ID: &str = "bench-external-id";
+/// The Organization the functions are deployed for (a deployment always names one).
+pub const ORGANIZATION_ID: &str = "o-a1b2c3d4e5";
 pub const OWNER_TEAM: &str = "payments";
 
 /// The binaries under test.
@@ -271,6 +273,12 @@ impl Stage {
                 ("CUTOFF_MEMBER_ROLE_NAME", MEMBER_ROLE.to_owned()),
                 ("CUTOFF_EXTERNAL_ID", EXTERNAL_ID.to_owned()),
                 ("CUTOFF_LEDGER_TABLE", self.table.clone()),
+                ("CUTOFF_ORGANIZATION_ID", ORGANIZATION_ID.to_owned()),
+                // The storm revokes 50 roles of one account within the hour: more than
+                // the circuit breaker's default lets through automatically (25), which
+                // is what the breaker is for. The bench measures throughput, so the cap
+                // is raised past its load.
+                ("CUTOFF_BREAKER_PER_ACCOUNT_HOUR", "100000".to_owned()),
             ],
         )
     }
@@ -303,6 +311,7 @@ impl Stage {
                 ("CUTOFF_SWEEP_QUEUE_URL", self.sweep_queue_url.clone()),
                 ("CUTOFF_LEDGER_TABLE", self.table.clone()),
                 ("CUTOFF_SWEEP_CONCURRENCY", "4".to_owned()),
+                ("CUTOFF_ORGANIZATION_ID", ORGANIZATION_ID.to_owned()),
             ],
         )
     }
@@ -402,7 +411,10 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// A high-severity GuardDuty finding (EventBridge event) on a session of `role` in the
-/// member account, whose activity was last seen at `last_seen`.
+/// member account, whose activity was last seen at `last_seen`. Without a
+/// `principalId`: a real one names the role's RoleId, which the revoker compares with
+/// the RoleId GetRole returns (no extra call); the bench's roles are created in bulk
+/// and their ids are not looked up.
 pub fn finding(id: &str, role: &str, last_seen: DateTime<Utc>) -> Value {
     let updated = rfc3339(Utc::now());
     json!({
@@ -413,7 +425,7 @@ pub fn finding(id: &str, role: &str, last_seen: DateTime<Utc>) -> Value {
             "id": id, "arn": format!("arn:aws:guardduty:{REGION}:{MEMBER}:detector/d/finding/{id}"),
             "type": "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
             "resource": {"resourceType": "AccessKey", "accessKeyDetails": {
-                "accessKeyId": "ASIAZXCVBNMASDFGHJKL", "principalId": "AROAZXCVBNMASDFGHJKLQ:i-0123456789abcdef0",
+                "accessKeyId": "ASIAZXCVBNMASDFGHJKL",
                 "userName": role, "userType": "AssumedRole"}},
             "service": {"serviceName": "guardduty", "archived": false, "count": 1,
                 "eventFirstSeen": rfc3339(last_seen - chrono::Duration::minutes(10)),

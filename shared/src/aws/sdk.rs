@@ -135,9 +135,12 @@ pub async fn discover_home(config: &SdkConfig) -> Result<(Account, Partition), A
     discover_home_with(&sts, &RetryPolicy::default(), &CallCounter::default()).await
 }
 
+/// AWS's time as a response's `Date` header said it, and the local time it arrived.
+pub type SeenDate = (DateTime<Utc>, DateTime<Utc>);
+
 /// Reads the `Date` header of a response (its time, whole seconds) as it arrives.
 #[derive(Debug, Clone, Default)]
-struct DateHeader(Arc<std::sync::Mutex<Option<(DateTime<Utc>, DateTime<Utc>)>>>);
+struct DateHeader(Arc<std::sync::Mutex<Option<SeenDate>>>);
 
 impl aws_smithy_runtime_api::client::interceptors::Intercept for DateHeader {
     fn name(&self) -> &'static str {
@@ -170,7 +173,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for DateHeader {
 /// time it arrived (None when the response had no readable `Date`).
 pub async fn discover_home_and_time(
     config: &SdkConfig,
-) -> Result<(Account, Partition, Option<(DateTime<Utc>, DateTime<Utc>)>), AwsError> {
+) -> Result<(Account, Partition, Option<SeenDate>), AwsError> {
     let date = DateHeader::default();
     let sts = aws_sdk_sts::Client::from_conf(
         aws_sdk_sts::config::Builder::from(config)

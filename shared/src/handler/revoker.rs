@@ -135,7 +135,7 @@ pub struct BatchResult {
 /// when it could be read at all (so that the outcome names the principal).
 struct Refused {
     why: String,
-    request: Option<RevocationRequest>,
+    request: Option<Box<RevocationRequest>>,
 }
 
 /// Reads a queue message as strictly as a manual request: strict JSON (no duplicate
@@ -150,7 +150,7 @@ fn queued_request(body: Option<&str>) -> Result<RevocationRequest, Refused> {
         Ok(()) => Ok(request),
         Err(why) => Err(Refused {
             why,
-            request: Some(request),
+            request: Some(Box::new(request)),
         }),
     }
 }

@@ -545,14 +545,12 @@ fn custom_action_revokes_each_selected_principal_whatever_the_severity() {
 
 #[test]
 fn custom_action_on_alert_only_or_protected_principals_alerts() {
-    for name in ["cutoff-member"] {
-        let t = run(custom_action(vec![asff(
-            access_key_resource("AssumedRole", name),
-            "HIGH",
-            70,
-        )]));
-        assert_eq!(only(&t).decision, Verdict::Alert, "{name}");
-    }
+    let t = run(custom_action(vec![asff(
+        access_key_resource("AssumedRole", "cutoff-member"),
+        "HIGH",
+        70,
+    )]));
+    assert_eq!(only(&t).decision, Verdict::Alert);
 }
 
 #[test]
