@@ -735,9 +735,20 @@ mod tests {
             assert!(result.response.batch_item_failures.is_empty(), "{body}");
         }
         assert!(member.writes().is_empty());
-        // The well-formed message still goes through.
+        // The well-formed message still goes through, and so does a role's finding
+        // naming the session's temporary key (what GuardDuty reports).
         let result = queued_outcome(&r, good.to_string()).await;
         assert_eq!(result.outcomes[0].outcome.status, Status::Applied);
+        let mut session_key = good.clone();
+        session_key["target"]["access_key_id"] = json!("ASIAZXCVBNMASDFGHJKL");
+        session_key["trigger"]["finding_id"] = json!("f2");
+        let result = queued_outcome(&r, session_key.to_string()).await;
+        assert_eq!(
+            result.outcomes[0].outcome.status,
+            Status::AlreadyRevoked,
+            "{}",
+            result.outcomes[0].outcome.detail
+        );
     }
 
     #[tokio::test(start_paused = true)]
