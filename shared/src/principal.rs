@@ -975,15 +975,15 @@ impl Protection {
                 .as_ref()
                 .is_some_and(|m| m.as_str().eq_ignore_ascii_case(name.as_str()))
         {
-            return Some(format!("it is cutoff's member role `{name}`"));
+            return Some("as cutoff's member role".to_owned());
         }
         if let Some(arn) = self.arns.iter().find(|a| a.matches(account, kind, name)) {
-            return Some(format!("it is protected by ARN {arn}"));
+            return Some(format!("by its exact ARN {arn}"));
         }
         self.patterns
             .iter()
             .find(|p| p.matches(name))
-            .map(|p| format!("it matches the protected name `{p}`"))
+            .map(|p| format!("by the name `{p}`"))
     }
 
     /// [`Protection::reason`] for a target.

@@ -298,7 +298,7 @@ fn hands_off(snapshot: &PrincipalSnapshot, rules: &SweepRules) -> Option<String>
         .protected
         .reason(&snapshot.account, kind, &snapshot.name)
     {
-        return Some(format!("protected: {why}"));
+        return Some(format!("protected ({why})"));
     }
     if snapshot
         .tag(PROTECTED_TAG)
