@@ -101,8 +101,8 @@ pub enum ScopeArg {
 /// sessions"), or one session with --scope session.
 ///
 /// Exits 0 when an outcome was reached (applied, already_revoked, dry_run, protected,
-/// unmodifiable), 1 when it failed (the outcome is still printed), 2 for invalid
-/// arguments.
+/// unmodifiable), 1 when it failed or is partial, a credential in scope still working
+/// (the outcome is still printed), 2 for invalid arguments.
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     #[command(flatten)]
@@ -446,9 +446,27 @@ fn print_outcome(outcome: &Outcome, json: bool) -> anyhow::Result<Exit> {
             (None, None) => "unknown (no cutoff:owner tag)".to_owned(),
         };
         line(&mut out, "owner", owner);
+        if let Some(who) = &outcome.trigger.requested_by {
+            let how = if outcome.trigger.requested_by_verified {
+                "verified by AWS"
+            } else {
+                "claimed, not verified"
+            };
+            line(&mut out, "requested by", format!("{who} ({how})"));
+        }
         for action in &outcome.actions {
             let label = if outcome.dry_run { "would" } else { "did" };
             line(&mut out, label, action.clone());
+        }
+        for still in &outcome.still_works {
+            line(
+                &mut out,
+                "still works",
+                format!("{}: {}", still.credential, still.why),
+            );
+        }
+        for other in &outcome.other_access {
+            line(&mut out, "other access", other.clone());
         }
         line(&mut out, "api calls", outcome.api_calls.to_string());
         if outcome.propagation.is_some() {
@@ -461,8 +479,10 @@ fn print_outcome(outcome: &Outcome, json: bool) -> anyhow::Result<Exit> {
         }
         write!(std::io::stdout().lock(), "{out}").context("writing to standard output")?;
     }
+    // `partial` means a credential in the request's scope still works: an operator's
+    // script must not read it as done.
     Ok(match outcome.status {
-        Status::Failed => Exit::Failed,
+        Status::Failed | Status::Partial => Exit::Failed,
         _ => Exit::Ok,
     })
 }

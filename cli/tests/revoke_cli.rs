@@ -304,3 +304,56 @@ async fn the_cli_takes_now_from_aws_not_from_a_clock_that_runs_behind() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("behind AWS's"), "says so: {stderr}");
 }
+
+#[tokio::test]
+async fn a_key_that_could_not_be_deactivated_exits_one_and_says_what_still_works() {
+    // The deny is on the user, but the named long-term key is still Active: an
+    // operator's script must not read this as done.
+    let name = unique("cli-partial");
+    let iam = iam_client(MotoServer::shared().endpoint()).await;
+    iam.create_user().user_name(&name).send().await.unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap()
+        .access_key_id;
+    let proxy = FaultProxy::start(
+        MotoServer::shared().endpoint(),
+        FaultPlan::passthrough().then_for("UpdateAccessKey", Fault::access_denied()),
+    );
+    let out = cutoff_at(
+        proxy.endpoint(),
+        &[
+            "revoke",
+            "--account",
+            "123456789012",
+            "--user",
+            &name,
+            "--access-key-id",
+            &key,
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.starts_with("partial"), "{stdout}");
+    assert!(
+        stdout.contains("still works") && stdout.contains(&key),
+        "names the key that still works: {stdout}"
+    );
+    let keys = iam
+        .list_access_keys()
+        .user_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .access_key_metadata;
+    assert_eq!(
+        keys[0].status,
+        Some(aws_sdk_iam::types::StatusType::Active),
+        "the fault really kept the key active"
+    );
+}
