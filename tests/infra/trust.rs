@@ -254,6 +254,96 @@ fn another_principal_of_the_security_account_cannot_send_to_the_request_queue() 
 }
 
 #[test]
+fn another_principal_cannot_receive_hide_or_delete_revocation_requests() {
+    // An insider who can consume the request queue can drop a revocation (receive and
+    // delete it), delay it (hide it for 12 hours) or purge them all: the attacker stays in.
+    let stack = responder(&[]);
+    let policy = stack.properties("RequestQueuePolicy")["PolicyDocument"].clone();
+    let queue = stack.arn("RequestQueue");
+    let dlq = stack.arn("RequestDeadLetterQueue");
+    let revoker = role_arn(&stack, "RevokerRole");
+    let intake = role_arn(&stack, "IntakeRole");
+    let redrive = role_arn(&stack, "RedriveRole");
+    let request = |action: &str, queue: &str, principal: &str, identity: Value| {
+        EvalRequest::new(action, queue, principal)
+            .policy(identity)
+            .resource_policy(policy.clone())
+    };
+    use Decision::*;
+    let mut cases = Vec::new();
+    for action in [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:PurgeQueue",
+    ] {
+        cases.push(
+            case(
+                format!("an administrator (sqs:*): {action} on the request queue"),
+                request(action, &queue, &attacker(), broad(&["sqs"])),
+                ExplicitlyDenied,
+            )
+            .by("OnlyTheRevokerConsumesRequests"),
+        );
+        cases.push(
+            case(
+                format!("intake, given sqs:*: {action} on the request queue"),
+                request(
+                    action,
+                    &queue,
+                    &session(&intake, "cutoff-intake"),
+                    broad(&["sqs"]),
+                ),
+                ExplicitlyDenied,
+            )
+            .by("OnlyTheRevokerConsumesRequests"),
+        );
+    }
+    for action in [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+    ] {
+        cases.push(case(
+            format!("the revoker's event source mapping: {action}"),
+            request(
+                action,
+                &queue,
+                &session(&revoker, "cutoff-revoker"),
+                stack.role_policy("RevokerRole"),
+            ),
+            Allowed,
+        ));
+    }
+    for action in ["sqs:DeleteMessage", "sqs:PurgeQueue"] {
+        cases.push(
+            case(
+                format!("an administrator (sqs:*): {action} on the dead-letter queue"),
+                request(action, &dlq, &attacker(), broad(&["sqs"])),
+                ExplicitlyDenied,
+            )
+            .by("OnlyTheRedriveRoleRemovesFailedRequests"),
+        );
+    }
+    cases.push(case(
+        "the redrive role's move task deletes what it moved",
+        request(
+            "sqs:DeleteMessage",
+            &dlq,
+            &session(&redrive, "alice"),
+            stack.role_policy("RedriveRole"),
+        ),
+        Allowed,
+    ));
+    cases.push(case(
+        "an administrator reads why a request failed",
+        request("sqs:ReceiveMessage", &dlq, &attacker(), broad(&["sqs"])),
+        Allowed,
+    ));
+    check(cases);
+}
+
+#[test]
 fn only_operators_can_assume_the_redrive_role_and_it_only_moves_requests_back() {
     let stack = responder(&[]);
     let redrive = role_arn(&stack, "RedriveRole");
@@ -307,10 +397,16 @@ fn only_operators_can_assume_the_redrive_role_and_it_only_moves_requests_back() 
             as_redrive(action, &dlq),
             Allowed,
         ));
+        // Consuming the request queue is the revoker's alone: explicitly denied.
+        let on_queue = if matches!(action, "sqs:ReceiveMessage" | "sqs:DeleteMessage") {
+            ExplicitlyDenied
+        } else {
+            ImplicitlyDenied
+        };
         cases.push(case(
             format!("{action} on the request queue"),
             as_redrive(action, &queue),
-            ImplicitlyDenied,
+            on_queue,
         ));
     }
     cases.push(case(
@@ -318,11 +414,14 @@ fn only_operators_can_assume_the_redrive_role_and_it_only_moves_requests_back() 
         as_redrive("sqs:SendMessage", &queue),
         Allowed,
     ));
-    cases.push(case(
-        "purge the request queue",
-        as_redrive("sqs:PurgeQueue", &queue),
-        ImplicitlyDenied,
-    ));
+    cases.push(
+        case(
+            "purge the request queue",
+            as_redrive("sqs:PurgeQueue", &queue),
+            ExplicitlyDenied,
+        )
+        .by("OnlyTheRevokerConsumesRequests"),
+    );
     check(cases);
 }
 
