@@ -8,17 +8,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use aws_sdk_iam::types::StatusType;
+use cutoff::aws::ledger::{Ledger, SdkLedger};
 use cutoff::aws::retry::RetryPolicy;
 use cutoff::aws::sdk::SdkAccountAccess;
-use cutoff::clock::SystemClock;
+use cutoff::clock::{Clock, FixedClock, SystemClock};
 use cutoff::event::{ManualAction, Scope};
 use cutoff::outcome::{Outcome, RevocationRequest, Status, Trigger};
 use cutoff::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, SESSION_POLICY_NAME};
 use cutoff::principal::{
-    AccessKeyId, Account, Partition, PrincipalName, SessionName, Target, TargetKind,
+    AccessKeyId, Account, Partition, PrincipalName, SessionName, Target, TargetKind, UniqueId,
 };
 use cutoff::revoke::{RevokeConfig, Revoker};
-use cutoff_tests::aws::{iam_client, sdk_config, sts_client};
+use cutoff_tests::aws::{iam_client, ledger_table, sdk_config, sts_client};
 use cutoff_tests::evaluator::{Decision, EvalRequest, evaluate};
 use cutoff_tests::moto::MotoServer;
 use cutoff_tests::proxy::{Fault, FaultPlan, FaultProxy};
@@ -42,23 +43,29 @@ struct Env {
     revoker: Revoker<SdkAccountAccess, SystemClock>,
 }
 
-async fn env() -> Env {
-    let moto = MotoServer::shared();
-    let proxy = FaultProxy::start(moto.endpoint(), FaultPlan::passthrough());
-    let config = sdk_config(proxy.endpoint()).await;
-    let fast = RetryPolicy {
-        max_attempts: 6,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(40),
-    };
-    let access = SdkAccountAccess::new(
-        &config,
+const FAST: RetryPolicy = RetryPolicy {
+    max_attempts: 6,
+    base_delay: Duration::from_millis(5),
+    max_delay: Duration::from_millis(40),
+};
+
+fn account_access(config: &aws_config::SdkConfig) -> SdkAccountAccess {
+    SdkAccountAccess::new(
+        config,
         Account::parse(HOME).unwrap(),
         Partition::Aws,
         PrincipalName::parse("cutoff-member").unwrap(),
         Some(EXTERNAL_ID.to_owned()),
     )
-    .with_retry_policy(fast);
+    .with_retry_policy(FAST)
+}
+
+async fn env() -> Env {
+    let moto = MotoServer::shared();
+    let proxy = FaultProxy::start(moto.endpoint(), FaultPlan::passthrough());
+    let config = sdk_config(proxy.endpoint()).await;
+    let fast = FAST;
+    let access = account_access(&config);
     let revoker = Revoker::new(
         access,
         SystemClock,
@@ -712,4 +719,226 @@ async fn release_is_refused_while_the_cutoff_matters_and_removes_it_when_forced(
             .await
             .is_none()
     );
+}
+
+// ------------------------------------------------------------ with the real ledger
+
+/// A revoker with the deployment's ledger: a DynamoDB table of the deployment's shape on
+/// moto, and a clock the test moves.
+async fn with_ledger(
+    table: &str,
+    breaker: Option<u32>,
+    clock: &std::sync::Arc<FixedClock>,
+) -> (
+    Revoker<SdkAccountAccess, std::sync::Arc<FixedClock>, SdkLedger>,
+    SdkLedger,
+) {
+    let moto = MotoServer::shared();
+    ledger_table(moto.endpoint(), table).await;
+    let config = sdk_config(moto.endpoint()).await;
+    let ledger = SdkLedger::from_config(&config, table);
+    let revoker = Revoker::new(
+        account_access(&config),
+        clock.clone(),
+        RevokeConfig {
+            retry: FAST,
+            verify_delay: Duration::from_millis(10),
+            max_revocations_per_account_hour: breaker,
+            ..RevokeConfig::default()
+        },
+    )
+    .with_ledger(ledger.clone());
+    (revoker, ledger)
+}
+
+/// The request intake makes of a GuardDuty finding about a role session.
+fn finding_request(
+    role: &str,
+    role_id: &str,
+    finding: &str,
+    key: &str,
+    updated: chrono::DateTime<chrono::Utc>,
+    first_activity: Option<chrono::DateTime<chrono::Utc>>,
+) -> RevocationRequest {
+    let mut request = request(HOME, TargetKind::Role, role);
+    request.target.access_key_id = Some(AccessKeyId::parse(key).unwrap());
+    request.trigger = Trigger {
+        source: "guardduty".into(),
+        finding_id: Some(finding.into()),
+        finding_type: Some(
+            "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS".into(),
+        ),
+        severity: Some(8.0),
+        updated_at: Some(updated),
+        ..Trigger::default()
+    };
+    request.first_activity = first_activity;
+    request.expected_unique_id = Some(UniqueId::parse(role_id).unwrap());
+    request
+}
+
+fn wall_clock() -> std::sync::Arc<FixedClock> {
+    // Whole seconds, so that the cutoffs below are exact.
+    let now = chrono::Utc::now();
+    std::sync::Arc::new(FixedClock::at(
+        chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap(),
+    ))
+}
+
+#[tokio::test]
+async fn a_finding_guardduty_keeps_updating_is_written_once_and_a_new_key_in_it_at_once() {
+    // The skip rule with the key records in the real table: an update of the same
+    // finding (later `updatedAt`, no first activity) must not re-revoke, or every
+    // update would cut off the sessions the role's workload minted since; the same
+    // finding naming a new key must revoke at once, though its first activity is
+    // before the cutoff in force (that activity was the old key's).
+    let table = unique("cutoff-ledger-keys");
+    let clock = wall_clock();
+    let (revoker, ledger) = with_ledger(&table, None, &clock).await;
+    let iam = iam_client(MotoServer::shared().endpoint()).await;
+    let role = unique("keys-payments");
+    let role_id = create_role(&iam, &role, "/", &[]).await;
+    let t0 = clock.now();
+    let first_seen = Some(t0 - chrono::Duration::minutes(20));
+    const OLD_KEY: &str = "ASIAOLDKEY0000000001";
+    const NEW_KEY: &str = "ASIANEWKEY0000000002";
+
+    let first = revoker
+        .handle(
+            &finding_request(&role, &role_id, "gd-1", OLD_KEY, t0, first_seen),
+            "req-1",
+        )
+        .await;
+    assert_eq!(first.status, Status::Applied, "{first:#?}");
+    let first_cutoff = first.cutoff.unwrap();
+    let principal = cutoff::aws::ledger::principal_key(&first.target.clone().unwrap());
+    let records = ledger.key_records(&principal, clock.now()).await.unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].access_key_id.as_str(), OLD_KEY);
+    assert_eq!(records[0].cutoff, first_cutoff);
+
+    clock.advance(chrono::Duration::minutes(10));
+    let update = revoker
+        .handle(
+            &finding_request(&role, &role_id, "gd-1", OLD_KEY, clock.now(), None),
+            "req-2",
+        )
+        .await;
+    assert_eq!(update.status, Status::AlreadyRevoked, "{update:#?}");
+    assert!(update.detail.contains(OLD_KEY), "{}", update.detail);
+    assert_eq!(
+        role_policy(&iam, &role, ROLE_WIDE_POLICY_NAME)
+            .await
+            .unwrap()
+            .role_wide_cutoff(),
+        Some(first_cutoff),
+        "nothing written"
+    );
+
+    clock.advance(chrono::Duration::minutes(10));
+    let new_key = revoker
+        .handle(
+            &finding_request(&role, &role_id, "gd-1", NEW_KEY, clock.now(), first_seen),
+            "req-3",
+        )
+        .await;
+    assert_eq!(new_key.status, Status::Applied, "{new_key:#?}");
+    let second_cutoff = new_key.cutoff.unwrap();
+    assert!(second_cutoff > first_cutoff);
+    let mut keys: Vec<String> = ledger
+        .key_records(&principal, clock.now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.access_key_id.as_str().to_owned())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, [NEW_KEY, OLD_KEY]);
+
+    // A release drops the records: a cutoff that no longer stands vouches for nothing.
+    let mut release = request(HOME, TargetKind::Role, &role);
+    release.action = ManualAction::Release;
+    release.force = true;
+    let released = revoker.handle(&release, "req-4").await;
+    assert_eq!(released.status, Status::Released, "{released:#?}");
+    assert!(
+        ledger
+            .key_records(&principal, clock.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The audit trail holds all four, newest first, and pages as asked.
+    let history = ledger
+        .history(&Account::parse(HOME).unwrap(), "role", &role, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|e| e.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["req-4", "req-3"]
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_findings_in_one_account_opens_the_circuit_breaker() {
+    // Someone (or a broken detector) makes GuardDuty implicate every role of an account:
+    // past the cap, nothing more is written that hour, and the outcome says so loudly.
+    let table = unique("cutoff-ledger-breaker");
+    let clock = wall_clock();
+    let (revoker, _) = with_ledger(&table, Some(2), &clock).await;
+    let iam = iam_client(MotoServer::shared().endpoint()).await;
+    let mut outcomes = Vec::new();
+    for i in 0..3 {
+        let role = unique("flood");
+        let role_id = create_role(&iam, &role, "/", &[]).await;
+        let request = finding_request(
+            &role,
+            &role_id,
+            &format!("flood-{i}"),
+            "ASIAFLOOD00000000001",
+            clock.now(),
+            None,
+        );
+        outcomes.push((
+            role.clone(),
+            revoker.handle(&request, &format!("f-{i}")).await,
+        ));
+    }
+    assert_eq!(outcomes[0].1.status, Status::Applied);
+    assert_eq!(outcomes[1].1.status, Status::Applied);
+    let (third, open) = &outcomes[2];
+    assert_eq!(open.status, Status::Failed, "{open:#?}");
+    assert_eq!(open.error.as_ref().unwrap().kind, "circuit_open");
+    assert!(
+        role_policy(&iam, third, ROLE_WIDE_POLICY_NAME)
+            .await
+            .is_none(),
+        "the third role is not written"
+    );
+    // A person still can: manual requests are not capped.
+    let manual = revoker
+        .handle(&request(HOME, TargetKind::Role, third), "by-hand")
+        .await;
+    assert_eq!(manual.status, Status::Applied, "{manual:#?}");
+    // The next hour the breaker closes again.
+    clock.advance(chrono::Duration::hours(1));
+    let role = unique("flood");
+    let role_id = create_role(&iam, &role, "/", &[]).await;
+    let later = revoker
+        .handle(
+            &finding_request(
+                &role,
+                &role_id,
+                "flood-4",
+                "ASIAFLOOD00000000001",
+                clock.now(),
+                None,
+            ),
+            "f-4",
+        )
+        .await;
+    assert_eq!(later.status, Status::Applied, "{later:#?}");
 }

@@ -10,11 +10,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use cutoff::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, role_wide_statement};
-use cutoff_tests::aws::{iam_client, sdk_config};
+use cutoff_tests::aws::{iam_client, ledger_table};
 use cutoff_tests::moto::MotoServer;
 use cutoff_tests::proxy::{Fault, FaultPlan, FaultProxy};
 use serde_json::{Value, json};
@@ -39,34 +36,6 @@ fn spawn(args: &[&str], endpoint: &str) -> Child {
         .unwrap()
 }
 
-async fn ledger_table(moto: &MotoServer, name: &str) {
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(moto.endpoint()).await);
-    let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    ddb.create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .send()
-        .await
-        .unwrap();
-}
-
 fn foreign() -> Value {
     json!({"Sid":"KeepBucketsAlive","Effect":"Deny","Action":"s3:DeleteBucket","Resource":"*"})
 }
@@ -76,7 +45,7 @@ async fn fifty_concurrent_revocations_end_with_the_latest_cutoff_and_lose_nothin
     let moto = MotoServer::shared();
     let table = "cutoff-ledger-race";
     let role = "race-target";
-    ledger_table(moto, table).await;
+    ledger_table(moto.endpoint(), table).await;
     let iam = iam_client(moto.endpoint()).await;
     iam.create_role()
         .role_name(role)

@@ -16,6 +16,13 @@ impl Clock for SystemClock {
     }
 }
 
+/// A shared clock: a test keeps one handle to move it while the workflow reads another.
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> DateTime<Utc> {
+        (**self).now()
+    }
+}
+
 /// A clock that stands still unless moved; for tests.
 #[derive(Debug)]
 pub struct FixedClock(std::sync::Mutex<DateTime<Utc>>);

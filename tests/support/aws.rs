@@ -47,3 +47,36 @@ pub async fn iam_client(endpoint: &str) -> aws_sdk_iam::Client {
 pub async fn sts_client(endpoint: &str) -> aws_sdk_sts::Client {
     aws_sdk_sts::Client::new(&sdk_config(endpoint).await)
 }
+
+/// Creates a table shaped like the deployment's ledger (`infra/template.yaml`: string
+/// keys `pk` and `sk`, on demand) at `endpoint`.
+pub async fn ledger_table(endpoint: &str, name: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(endpoint).await);
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("a key has a name and a type")
+    };
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("an attribute has a name and a type")
+    };
+    ddb.create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("creating the ledger table {name}: {e:?}"));
+}

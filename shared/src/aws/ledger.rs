@@ -254,6 +254,51 @@ impl SdkLedger {
     {
         dynamodb_error(err, op, self.context())
     }
+
+    /// Every item of one partition, page after page: `NewestFirst` stops once `limit`
+    /// items are read (the audit trail, sorted by time); `Consistent` reads them all
+    /// with a strongly consistent read (the key records, just written by another run).
+    async fn query_partition(
+        &self,
+        pk: String,
+        order: QueryOrder,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, AwsError> {
+        let mut items = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .set_exclusive_start_key(start.take());
+            let query = match order {
+                QueryOrder::NewestFirst { limit } => query
+                    .scan_index_forward(false)
+                    .limit(i32::try_from(limit.min(1000)).unwrap_or(1000)),
+                QueryOrder::Consistent => query.consistent_read(true),
+            };
+            let out = query.send().await.map_err(|e| self.error(&e, OP_QUERY))?;
+            items.extend(out.items().iter().cloned());
+            let enough = match order {
+                QueryOrder::NewestFirst { limit } => items.len() >= limit,
+                QueryOrder::Consistent => false,
+            };
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() && !enough => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+}
+
+/// How [`SdkLedger::query_partition`] reads a partition.
+#[derive(Debug, Clone, Copy)]
+enum QueryOrder {
+    NewestFirst { limit: usize },
+    Consistent,
 }
 
 /// [`classify`], with DynamoDB's own codes placed: its throttling (provisioned or
@@ -445,30 +490,14 @@ impl Ledger for SdkLedger {
         name: &str,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, AwsError> {
-        let mut entries = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
         let limit = limit.max(1);
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(format!("principal#{account}#{kind}#{name}")))
-                .scan_index_forward(false)
-                .limit(i32::try_from(limit.min(1000)).unwrap_or(1000))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.error(&e, OP_QUERY))?;
-            entries.extend(out.items().iter().filter_map(entry_of));
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() && entries.len() < limit => {
-                    start = Some(key.clone());
-                }
-                _ => break,
-            }
-        }
+        let items = self
+            .query_partition(
+                format!("principal#{account}#{kind}#{name}"),
+                QueryOrder::NewestFirst { limit },
+            )
+            .await?;
+        let mut entries: Vec<AuditEntry> = items.iter().filter_map(entry_of).collect();
         entries.truncate(limit);
         Ok(entries)
     }
@@ -478,21 +507,12 @@ impl Ledger for SdkLedger {
         principal: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<KeyRecord>, AwsError> {
-        let mut records = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(format!("keys#{principal}")))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.error(&e, OP_QUERY))?;
-            records.extend(out.items().iter().filter_map(|item| {
+        let items = self
+            .query_partition(format!("keys#{principal}"), QueryOrder::Consistent)
+            .await?;
+        let records = items
+            .iter()
+            .filter_map(|item| {
                 // TTL deletes lazily: an expired record read is no record.
                 let expires = item
                     .get("expires_at")
@@ -504,12 +524,8 @@ impl Ledger for SdkLedger {
                 }
                 let json = item.get("record")?.as_s().ok()?;
                 serde_json::from_str::<KeyRecord>(json).ok()
-            }));
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
+            })
+            .collect();
         Ok(records)
     }
 
