@@ -81,6 +81,10 @@ fn the_front_end_refuses_what_aws_refuses_before_the_function_runs() {
         headers
     };
     let stranger = Identity::user(ACCOUNT, "eve", "EVE1");
+    let other_token = Identity {
+        session_token: Some("FwoGZXIvYXdzE-another-token".to_owned()),
+        ..alice()
+    };
     let no_token = Identity {
         session_token: None,
         ..alice()
@@ -149,7 +153,13 @@ fn the_front_end_refuses_what_aws_refuses_before_the_function_runs() {
             "more than 5 minutes ahead",
         ),
         (
-            "another session's token",
+            "another session's token, signed",
+            signed(&other_token, scope()),
+            body.clone(),
+            "session token",
+        ),
+        (
+            "another session's token, swapped in after signing",
             replaced(
                 signed(&alice(), scope()),
                 "X-Amz-Security-Token",
