@@ -369,3 +369,48 @@ async fn the_notifier_reports_an_error_when_it_cannot_publish_so_lambda_retries(
         "{failed:?}"
     );
 }
+
+#[tokio::test]
+async fn a_finding_with_two_account_ids_is_refused_by_the_real_intake() {
+    let mut p = pipeline().await;
+    let role_id = p.create_role("pay-twice", Some("payments")).await;
+    let event = finding(
+        "aaaa0000aaaa0000aaaa0000aaaa0006",
+        "AssumedRole",
+        "pay-twice",
+        8.0,
+        false,
+        &role_id,
+    );
+    // The same finding naming two accounts. A reader that keeps the last key (serde_json,
+    // without cutoff's strict reading) would see only this account, where the role is.
+    let single = format!(r#""accountId":"{MEMBER}""#);
+    let text = event.to_string();
+    assert_eq!(text.matches(&single).count(), 1, "{text}");
+    let twice = text.replacen(
+        &single,
+        &format!(r#""accountId":"444455556666",{single}"#),
+        1,
+    );
+    let report = p.intake.invoke_raw(&twice);
+    assert_eq!(
+        (report["queued"].as_u64(), report["invalid"].as_u64()),
+        (Some(0), Some(1)),
+        "{report}"
+    );
+    let decision = p
+        .intake
+        .json_logs()
+        .into_iter()
+        .find(|l| l["message"] == "decision")
+        .expect("the decision is logged");
+    assert!(
+        decision["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("duplicate key")),
+        "{decision}"
+    );
+    assert!(p.drain_requests(10).await.is_empty(), "nothing was queued");
+    assert_eq!(cutoff_of(&p, "pay-twice").await, None);
+    assert!(p.drain_outcomes().await.is_empty(), "nothing was published");
+}

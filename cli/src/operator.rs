@@ -44,7 +44,19 @@ impl OperatorUrl {
         if path.contains('?') || path.contains('#') {
             return Err(bad("the URL takes no query or fragment"));
         }
-        let host = authority.split(':').next().unwrap_or(authority);
+        // The host without the port; an IPv6 literal keeps its brackets (`[::1]:8080`).
+        let host = match authority.find(']') {
+            Some(end) if authority.starts_with('[') => &authority[..=end],
+            _ => authority.split(':').next().unwrap_or(authority),
+        };
+        let port = &authority[host.len()..];
+        if !port.is_empty()
+            && !port
+                .strip_prefix(':')
+                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(bad("expected host or host:port"));
+        }
         let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
         match scheme {
             "https" => {}
@@ -172,6 +184,18 @@ mod tests {
         assert_eq!(url.host, "abcdef123.lambda-url.eu-west-1.on.aws");
         assert!(OperatorUrl::parse("http://abcdef123.lambda-url.eu-west-1.on.aws/").is_err());
         assert!(OperatorUrl::parse("http://127.0.0.1:8080/").is_ok());
+        assert!(OperatorUrl::parse("http://localhost/").is_ok());
+        assert!(OperatorUrl::parse("http://[::1]:8080/").is_ok());
+        assert!(OperatorUrl::parse("http://[::1]/").is_ok());
+        for remote in [
+            "http://127.0.0.1.example.com/",
+            "http://[2001:db8::1]:8080/",
+            "http://localhost.example.com:8080/",
+            "http://[::1]evil.example.com/",
+            "http://localhost:80:90/",
+        ] {
+            assert!(OperatorUrl::parse(remote).is_err(), "{remote}");
+        }
         for bad in [
             "abcdef.lambda-url.eu-west-1.on.aws",
             "https://user@host/",

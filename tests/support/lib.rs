@@ -8,11 +8,15 @@
 //! - [`evaluator::evaluate`]: an independent IAM policy evaluator (not cutoff's code), the
 //!   oracle for "this deny really denies a session issued before the cutoff".
 //! - [`seed`]: roles and inline policies written straight to moto, retrying its races.
+//! - [`function_url::FunctionUrl`]: the revoker's function URL (IAM auth) in front of a
+//!   [`runtime::LocalLambda`]: SigV4 checked by botocore, a resource-policy allow list,
+//!   the function URL event in and the HTTP answer out.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod aws;
 pub mod evaluator;
+pub mod function_url;
 pub mod moto;
 pub mod pipeline;
 pub mod proxy;

@@ -45,6 +45,8 @@ struct Shared {
     init_error: Mutex<Option<Value>>,
     /// When the function first asked for work (`GET …/next`).
     first_poll: Mutex<Option<Instant>>,
+    /// Events handed to the function.
+    delivered: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -150,6 +152,17 @@ impl LocalLambda {
         payload: &Value,
         timeout: Duration,
     ) -> Result<Answer, String> {
+        self.invoke_raw_with_timeout(&payload.to_string(), timeout)
+    }
+
+    /// Invokes the function with `payload` exactly as written (Lambda hands a function
+    /// the bytes it was invoked with: a duplicate key, say, reaches it as sent) and
+    /// waits (up to `timeout`) for its answer.
+    pub fn invoke_raw_with_timeout(
+        &mut self,
+        payload: &str,
+        timeout: Duration,
+    ) -> Result<Answer, String> {
         let id = format!(
             "{}-{:08}",
             self.name,
@@ -157,7 +170,7 @@ impl LocalLambda {
         );
         let (tx, rx) = mpsc::channel();
         lock(&self.shared.waiting).insert(id.clone(), tx);
-        lock(&self.shared.pending).push_back((id.clone(), Bytes::from(payload.to_string())));
+        lock(&self.shared.pending).push_back((id.clone(), Bytes::from(payload.to_owned())));
         self.shared.arrived.notify_one();
         let deadline = Instant::now() + timeout;
         loop {
@@ -189,7 +202,12 @@ impl LocalLambda {
 
     /// Invokes and expects a response (not an error report).
     pub fn invoke(&mut self, payload: &Value) -> Value {
-        match self.invoke_with_timeout(payload, Duration::from_secs(60)) {
+        self.invoke_raw(&payload.to_string())
+    }
+
+    /// Invokes with the payload text as written and expects a response.
+    pub fn invoke_raw(&mut self, payload: &str) -> Value {
+        match self.invoke_raw_with_timeout(payload, Duration::from_secs(60)) {
             Ok(Answer::Response(value)) => value,
             Ok(Answer::Error(error)) => panic!(
                 "{} reported an error: {error}\noutput:\n{}",
@@ -198,6 +216,12 @@ impl LocalLambda {
             ),
             Err(message) => panic!("{message}"),
         }
+    }
+
+    /// How many events the function has taken (`GET …/next` answered with one), whether
+    /// or not it answered them yet.
+    pub fn invocations(&self) -> u64 {
+        self.shared.delivered.load(Ordering::Relaxed)
     }
 
     /// What the function reported through `/init/error`, if anything.
@@ -318,6 +342,7 @@ async fn handle(
         loop {
             let notified = shared.arrived.notified();
             if let Some((id, payload)) = lock(&shared.pending).pop_front() {
+                shared.delivered.fetch_add(1, Ordering::Relaxed);
                 let deadline = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis() + 60_000)

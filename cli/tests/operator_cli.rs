@@ -1,0 +1,403 @@
+//! The operator path end to end: `cutoff revoke|status|release --url` (the real binary)
+//! signs its request with the operator's credentials; a local stand-in for the
+//! revoker's function URL (`cutoff_tests::function_url`) checks the signature with
+//! botocore and the resource policy as AWS does, and hands the real revoker binary the
+//! function URL event with the verified caller; the revoker acts on moto.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use cutoff::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, role_wide_document};
+use cutoff_tests::aws::{ACCOUNT, iam_client};
+use cutoff_tests::function_url::{FunctionUrl, Identity};
+use cutoff_tests::moto::MotoServer;
+use cutoff_tests::runtime::{LocalLambda, function_binary};
+use serde_json::{Value, json};
+
+const OPERATOR_ROLE: &str = "arn:aws:iam::123456789012:role/CutoffBreakGlassOperator";
+const OPERATOR_USER: &str = "arn:aws:iam::123456789012:user/bob";
+
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A break-glass operator: a session of the operator role.
+fn alice() -> Identity {
+    Identity::role_session(ACCOUNT, "CutoffBreakGlassOperator", "alice", "ALICE1")
+}
+
+/// A break-glass operator who is an IAM user (long-term key, no session token).
+fn bob() -> Identity {
+    Identity::user(ACCOUNT, "bob", "BOB1")
+}
+
+/// A principal of the same account with valid credentials, not on the resource policy.
+fn mallory() -> Identity {
+    Identity::role_session(ACCOUNT, "Developer", "mallory", "MALLORY1")
+}
+
+/// The revoker binary as `tests/revoker_lambda.rs` starts it, behind a function URL
+/// that knows alice, bob and mallory and admits the operator role and bob.
+fn function_url() -> FunctionUrl {
+    let moto = MotoServer::shared();
+    let env: Vec<(&str, String)> = vec![
+        ("AWS_ENDPOINT_URL", moto.endpoint().to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("CUTOFF_HOME_ACCOUNT", ACCOUNT.to_owned()),
+        ("CUTOFF_PARTITION", "aws".to_owned()),
+        ("CUTOFF_EXTERNAL_ID", "cutoff-ext-7f3a".to_owned()),
+        ("CUTOFF_OUTCOME_BUS", "default".to_owned()),
+        ("CUTOFF_ORGANIZATION_ID", "o-a1b2c3d4e5".to_owned()),
+    ];
+    let revoker = LocalLambda::start("cutoff-revoker", &function_binary("revoker"), &env);
+    FunctionUrl::start(
+        revoker,
+        vec![alice(), bob(), mallory()],
+        &[OPERATOR_ROLE, OPERATOR_USER],
+    )
+}
+
+/// The CLI as an operator runs it: `identity`'s credentials in the environment, AWS
+/// (for `sts:GetCallerIdentity`, the clock) at moto.
+fn cutoff(identity: &Identity, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cutoff"));
+    command
+        .args(args)
+        .env("AWS_ENDPOINT_URL", MotoServer::shared().endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("CUTOFF_OPERATOR_URL")
+        .env_remove("CUTOFF_PROTECTED")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    for (key, value) in identity.env() {
+        command.env(key, value);
+    }
+    for (key, value) in extra_env {
+        command.env(key, value);
+    }
+    command.output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: stdout {} stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(out)
+        )
+    })
+}
+
+async fn create_role(name: &str) -> aws_sdk_iam::Client {
+    let iam = iam_client(MotoServer::shared().endpoint()).await;
+    cutoff_tests::seed::create_role(&iam, name, &[("cutoff:owner", "payments")])
+        .await
+        .unwrap();
+    iam
+}
+
+async fn cutoff_of(iam: &aws_sdk_iam::Client, role: &str) -> Option<String> {
+    let out = iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name(ROLE_WIDE_POLICY_NAME)
+        .send()
+        .await
+        .ok()?;
+    PolicyDocument::parse(out.policy_document())
+        .ok()?
+        .role_wide_cutoff()
+        .map(|c| c.to_string())
+}
+
+#[tokio::test]
+async fn the_cli_signs_and_the_revoker_records_the_caller_aws_verified() {
+    let role = unique("op-signed");
+    let iam = create_role(&role).await;
+    let url = function_url();
+    let out = cutoff(
+        &alice(),
+        &[
+            "revoke",
+            "--url",
+            &url.url(),
+            "--account",
+            ACCOUNT,
+            "--role",
+            &role,
+            "--reason",
+            "INC-77",
+            "--requested-by",
+            "someone-else",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let outcome = json(&out);
+    assert_eq!(outcome["status"], "applied", "{outcome:#}");
+    assert_eq!(outcome["trigger"]["requested_by"], alice().arn.as_str());
+    assert_eq!(outcome["trigger"]["requested_by_verified"], true);
+    assert_eq!(outcome["trigger"]["reason"], "INC-77");
+    assert_eq!(
+        cutoff_of(&iam, &role).await.as_deref(),
+        outcome["cutoff"].as_str(),
+        "the deny is on the role"
+    );
+    let handled = url.handled();
+    assert_eq!(handled.len(), 1, "{handled:?}");
+    assert_eq!(handled[0].caller.as_deref(), Some(alice().arn.as_str()));
+
+    // A user's long-term key (no session token), the URL from CUTOFF_OPERATOR_URL.
+    let other = unique("op-signed-user");
+    create_role(&other).await;
+    let out = cutoff(
+        &bob(),
+        &["revoke", "--account", ACCOUNT, "--role", &other, "--json"],
+        &[("CUTOFF_OPERATOR_URL", &url.url())],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let outcome = json(&out);
+    assert_eq!(outcome["status"], "applied", "{outcome:#}");
+    assert_eq!(outcome["trigger"]["requested_by"], OPERATOR_USER);
+    assert_eq!(outcome["trigger"]["requested_by_verified"], true);
+}
+
+#[tokio::test]
+async fn a_release_goes_through_the_operator_path_and_not_through_a_plain_invoke() {
+    let role = unique("op-release");
+    let iam = create_role(&role).await;
+    // A revocation 13 hours old: no session it could stop can still be alive, so a
+    // release needs no --force.
+    let old = Cutoff::parse(
+        &(chrono::Utc::now() - chrono::Duration::hours(13))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+    )
+    .unwrap();
+    cutoff_tests::seed::put_role_policy(
+        &iam,
+        &role,
+        ROLE_WIDE_POLICY_NAME,
+        &role_wide_document(old).to_json(),
+    )
+    .await
+    .unwrap();
+    let url = function_url();
+
+    // The same release as a plain invoke of the revoker: refused, whoever it claims to be.
+    let plain = url.lambda().invoke(&json!({
+        "action": "release", "account": ACCOUNT, "role": role, "requested_by": alice().arn
+    }));
+    assert_eq!(plain["status"], "failed", "{plain:#}");
+    assert_eq!(plain["error"]["kind"], "invalid_request");
+    assert!(
+        plain["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("operator path"),
+        "{plain:#}"
+    );
+    assert_eq!(
+        cutoff_of(&iam, &role).await,
+        Some(old.to_string()),
+        "still denied"
+    );
+
+    let out = cutoff(
+        &alice(),
+        &[
+            "release",
+            "--url",
+            &url.url(),
+            "--account",
+            ACCOUNT,
+            "--role",
+            &role,
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let outcome = json(&out);
+    assert_eq!(outcome["status"], "released", "{outcome:#}");
+    assert_eq!(outcome["trigger"]["requested_by"], alice().arn.as_str());
+    assert_eq!(outcome["trigger"]["requested_by_verified"], true);
+    assert_eq!(cutoff_of(&iam, &role).await, None, "the deny is gone");
+}
+
+#[tokio::test]
+async fn a_request_with_a_forged_signature_never_reaches_the_revoker() {
+    let role = unique("op-forged");
+    let iam = create_role(&role).await;
+    let url = function_url();
+    // Alice's key id and session token, but not her secret.
+    let forger = alice().with_secret("a-guessed-secret");
+    let out = cutoff(
+        &forger,
+        &[
+            "revoke",
+            "--url",
+            &url.url(),
+            "--account",
+            ACCOUNT,
+            "--role",
+            &role,
+            "--json",
+        ],
+        &[],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("403"), "{err}");
+    assert!(out.stdout.is_empty(), "no outcome printed");
+    assert_eq!(cutoff_of(&iam, &role).await, None, "nothing written");
+    assert_eq!(url.lambda().invocations(), 0, "the revoker was not invoked");
+    let handled = url.handled();
+    assert_eq!(handled.len(), 1, "{handled:?}");
+    assert_eq!(handled[0].status, 403);
+    assert!(
+        handled[0]
+            .refused
+            .as_deref()
+            .is_some_and(|why| why.contains("signature")),
+        "{handled:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_claimed_requested_by_in_the_body_is_replaced_by_the_verified_caller() {
+    let role = unique("op-claimed");
+    let iam = create_role(&role).await;
+    let url = function_url();
+    // A raw request, signed (by botocore) with alice's credentials, that claims to come
+    // from someone else. The CLI never sends one.
+    let body = json!({
+        "action": "revoke", "account": ACCOUNT, "role": role,
+        "requested_by": "the-ciso", "reason": "INC-78"
+    })
+    .to_string();
+    let answer = url.post_signed(&alice(), &body);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let outcome = answer.json();
+    assert_eq!(outcome["status"], "applied", "{outcome:#}");
+    assert_eq!(outcome["trigger"]["requested_by"], alice().arn.as_str());
+    assert_eq!(outcome["trigger"]["requested_by_verified"], true);
+    assert!(!answer.body.contains("the-ciso"), "{}", answer.body);
+    assert!(cutoff_of(&iam, &role).await.is_some());
+}
+
+#[tokio::test]
+async fn a_principal_not_on_the_resource_policy_is_refused() {
+    let role = unique("op-not-allowed");
+    let iam = create_role(&role).await;
+    let url = function_url();
+    let out = cutoff(
+        &mallory(),
+        &[
+            "revoke",
+            "--url",
+            &url.url(),
+            "--account",
+            ACCOUNT,
+            "--role",
+            &role,
+            "--json",
+        ],
+        &[],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(err.contains("403"), "{err}");
+    assert_eq!(cutoff_of(&iam, &role).await, None, "nothing written");
+    assert_eq!(url.lambda().invocations(), 0, "the revoker was not invoked");
+    // Mallory's signature was good: the resource policy refused her.
+    let handled = url.handled();
+    assert_eq!(handled.len(), 1, "{handled:?}");
+    assert!(
+        handled[0]
+            .refused
+            .as_deref()
+            .is_some_and(|why| why.contains("resource policy")),
+        "{handled:?}"
+    );
+}
+
+#[tokio::test]
+async fn status_through_the_operator_path_prints_the_report() {
+    let role = unique("op-status");
+    create_role(&role).await;
+    let url = function_url();
+    let revoked = cutoff(
+        &alice(),
+        &[
+            "revoke",
+            "--url",
+            &url.url(),
+            "--account",
+            ACCOUNT,
+            "--role",
+            &role,
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(revoked.status.code(), Some(0), "{}", stderr(&revoked));
+    let cutoff_time = json(&revoked)["cutoff"].as_str().unwrap().to_owned();
+
+    let human = cutoff(
+        &bob(),
+        &[
+            "status",
+            "--url",
+            &url.url(),
+            "--account",
+            ACCOUNT,
+            "--role",
+            &role,
+        ],
+        &[],
+    );
+    assert_eq!(human.status.code(), Some(0), "{}", stderr(&human));
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains(&role), "{text}");
+    assert!(
+        text.contains(&format!("role-wide cutoff  {cutoff_time}"))
+            && text.contains("still stops sessions"),
+        "{text}"
+    );
+
+    let report = cutoff(
+        &bob(),
+        &[
+            "status",
+            "--url",
+            &url.url(),
+            "--account",
+            ACCOUNT,
+            "--role",
+            &role,
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(report.status.code(), Some(0), "{}", stderr(&report));
+    let report = json(&report);
+    assert_eq!(report["role_wide"]["cutoff"], cutoff_time.as_str());
+    assert_eq!(report["role_wide"]["still_effective"], true);
+    assert_eq!(url.handled().len(), 3);
+    assert_eq!(url.lambda().invocations(), 3);
+}
