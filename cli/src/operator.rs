@@ -4,7 +4,7 @@
 //! the revoker, which records it as `requested_by`: nobody can claim to be someone
 //! else, as a plain invoke's self-declared name could.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use aws_config::SdkConfig;
@@ -17,6 +17,9 @@ use aws_smithy_types::body::SdkBody;
 use cutoff::clock::Clock;
 use cutoff::principal::clean_text;
 use serde_json::Value;
+
+/// How long the CLI waits for the revoker's answer: its 90 s timeout and some.
+pub const ANSWER_WAIT: Duration = Duration::from_secs(120);
 
 /// The revoker's function URL, checked: HTTPS (plain HTTP only to this machine, for a
 /// local stand-in), a host, no user info, query or fragment.
@@ -93,6 +96,7 @@ pub async fn send(
     body: &Value,
     sdk: &SdkConfig,
     clock: &dyn Clock,
+    wait: Duration,
 ) -> anyhow::Result<Value> {
     let region = url
         .region
@@ -144,16 +148,29 @@ pub async fn send(
         .body(SdkBody::from(text))
         .context("building the request")?;
     let request = HttpRequest::try_from(request).context("building the request")?;
-    let response = cutoff::aws::https::standalone_connector()
-        .call(request)
+    let exchange = async {
+        let response = cutoff::aws::https::standalone_connector()
+            .call(request)
+            .await
+            .map_err(|e| anyhow::anyhow!("sending the request to {}: {e}", url.url))?;
+        let status = response.status().as_u16();
+        let bytes = aws_smithy_types::byte_stream::ByteStream::new(response.into_body())
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the answer of {}: {e}", url.url))?
+            .into_bytes();
+        anyhow::Ok((status, bytes))
+    };
+    // The revoker may take up to its 90 s timeout; past that, nothing more will come.
+    let (status, bytes) = tokio::time::timeout(wait, exchange)
         .await
-        .map_err(|e| anyhow::anyhow!("sending the request to {}: {e}", url.url))?;
-    let status = response.status().as_u16();
-    let bytes = aws_smithy_types::byte_stream::ByteStream::new(response.into_body())
-        .collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the answer of {}: {e}", url.url))?
-        .into_bytes();
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "no answer from {} within {} s: the revoker may still have acted; check with `cutoff status --url` before asking again",
+                url.url,
+                wait.as_secs()
+            )
+        })??;
     let answer = String::from_utf8_lossy(&bytes);
     match status {
         200 => serde_json::from_str(&answer).with_context(|| {
@@ -205,5 +222,40 @@ mod tests {
         ] {
             assert!(OperatorUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_url_that_never_answers_ends_with_a_clear_error_not_a_hang() {
+        // A listener that accepts the connection and never says a word.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url = OperatorUrl::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let sdk = SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new(
+                        "AKIAEXAMPLE",
+                        "secret",
+                        None,
+                        None,
+                        "test",
+                    ),
+                ),
+            )
+            .build();
+        let err = send(
+            &url,
+            &serde_json::json!({"action": "status"}),
+            &sdk,
+            &cutoff::clock::SystemClock,
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("no answer"), "{err}");
+        assert!(err.contains("cutoff status --url"), "{err}");
+        drop(listener);
     }
 }

@@ -232,9 +232,19 @@ async fn through_operator_path(
         .await
         .context(DISCOVER_HOME_CONTEXT)?;
     let clock = aws_clock(seen);
-    crate::operator::send(&url, &payload, &sdk, &clock)
+    crate::operator::send(&url, &payload, &sdk, &clock, crate::operator::ANSWER_WAIT)
         .await
         .map(Ok)
+}
+
+/// Says that a `--requested-by` is not sent on the operator path: the revoker records
+/// the caller AWS verified, and an operator should not believe otherwise.
+fn note_requested_by_unused(requested_by: &Option<String>) {
+    if requested_by.is_some() {
+        eprintln!(
+            "note: --requested-by is not sent with --url: AWS says who asks, and the revoker records the caller it verified"
+        );
+    }
 }
 
 /// A manual request through the operator path, its outcome printed.
@@ -545,6 +555,7 @@ fn scope_of(s: ScopeArg) -> Option<ScopeArg> {
 
 pub async fn revoke(args: &RevokeArgs) -> anyhow::Result<Exit> {
     if let Some(url) = &args.aws.url {
+        note_requested_by_unused(&args.requested_by);
         let payload = operator_payload(
             payload(ManualAction::Revoke, &args.principal, scope_of(args.scope)),
             &args.reason,
@@ -573,6 +584,7 @@ pub async fn revoke(args: &RevokeArgs) -> anyhow::Result<Exit> {
 
 pub async fn release(args: &ReleaseArgs) -> anyhow::Result<Exit> {
     if let Some(url) = &args.aws.url {
+        note_requested_by_unused(&args.requested_by);
         let payload = operator_payload(
             payload(ManualAction::Release, &args.principal, scope_of(args.scope)),
             &args.reason,
