@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use cutoff::policy::{PolicyDocument, ROLE_WIDE_POLICY_NAME};
+use cutoff::policy::ROLE_WIDE_POLICY_NAME;
 use cutoff_tests::moto::MotoServer;
 use cutoff_tests::pipeline::{Notification, Pipeline};
 use cutoff_tests::proxy::{FaultPlan, FaultProxy};
@@ -56,17 +56,8 @@ fn finding(
 }
 
 async fn cutoff_of(p: &Pipeline, role: &str) -> Option<String> {
-    let out = p
-        .iam
-        .get_role_policy()
-        .role_name(role)
-        .policy_name(ROLE_WIDE_POLICY_NAME)
-        .send()
+    cutoff_tests::seed::role_wide_cutoff(&p.iam, role)
         .await
-        .ok()?;
-    PolicyDocument::parse(out.policy_document())
-        .ok()?
-        .role_wide_cutoff()
         .map(|c| c.to_string())
 }
 

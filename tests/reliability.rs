@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime, TimeDelta, Utc};
 use cutoff::notify::SEPARATOR;
-use cutoff::policy::{PolicyDocument, ROLE_WIDE_POLICY_NAME};
 use cutoff_tests::moto::MotoServer;
 use cutoff_tests::pipeline::{DeliveredBatch, Notification, OWNER_TEAM, Pipeline};
 use cutoff_tests::proxy::{Fault, FaultPlan, FaultProxy, RecordedRequest};
@@ -323,17 +322,8 @@ async fn inbox(p: &Pipeline, topic: &str) -> Vec<Notification> {
 }
 
 async fn cutoff_of(p: &Pipeline, role: &str) -> Option<DateTime<Utc>> {
-    let out = p
-        .iam
-        .get_role_policy()
-        .role_name(role)
-        .policy_name(ROLE_WIDE_POLICY_NAME)
-        .send()
+    cutoff_tests::seed::role_wide_cutoff(&p.iam, role)
         .await
-        .ok()?;
-    PolicyDocument::parse(out.policy_document())
-        .ok()?
-        .role_wide_cutoff()
         .map(|c| c.as_datetime())
 }
 

@@ -6,7 +6,6 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use cutoff::policy::{PolicyDocument, ROLE_WIDE_POLICY_NAME};
 use cutoff_tests::aws::iam_client;
 use cutoff_tests::moto::MotoServer;
 use cutoff_tests::runtime::{LocalLambda, function_binary};
@@ -57,16 +56,8 @@ async fn create_role(name: &str) -> aws_sdk_iam::Client {
 }
 
 async fn cutoff_of(iam: &aws_sdk_iam::Client, role: &str) -> Option<String> {
-    let out = iam
-        .get_role_policy()
-        .role_name(role)
-        .policy_name(ROLE_WIDE_POLICY_NAME)
-        .send()
+    cutoff_tests::seed::role_wide_cutoff(iam, role)
         .await
-        .ok()?;
-    PolicyDocument::parse(out.policy_document())
-        .ok()?
-        .role_wide_cutoff()
         .map(|c| c.to_string())
 }
 

@@ -9,7 +9,7 @@
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use cutoff::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, role_wide_document};
+use cutoff::policy::{Cutoff, ROLE_WIDE_POLICY_NAME, role_wide_document};
 use cutoff_tests::aws::{ACCOUNT, iam_client};
 use cutoff_tests::function_url::{FunctionUrl, Identity};
 use cutoff_tests::moto::MotoServer;
@@ -108,16 +108,8 @@ async fn create_role(name: &str) -> aws_sdk_iam::Client {
 }
 
 async fn cutoff_of(iam: &aws_sdk_iam::Client, role: &str) -> Option<String> {
-    let out = iam
-        .get_role_policy()
-        .role_name(role)
-        .policy_name(ROLE_WIDE_POLICY_NAME)
-        .send()
+    cutoff_tests::seed::role_wide_cutoff(iam, role)
         .await
-        .ok()?;
-    PolicyDocument::parse(out.policy_document())
-        .ok()?
-        .role_wide_cutoff()
         .map(|c| c.to_string())
 }
 

@@ -85,3 +85,21 @@ pub async fn put_role_policy(
         }
     }
 }
+
+/// The role-wide cutoff cutoff's inline policy on `role` holds now, if the policy is there
+/// and readable.
+pub async fn role_wide_cutoff(
+    iam: &aws_sdk_iam::Client,
+    role: &str,
+) -> Option<cutoff::policy::Cutoff> {
+    let out = iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name(cutoff::policy::ROLE_WIDE_POLICY_NAME)
+        .send()
+        .await
+        .ok()?;
+    cutoff::policy::PolicyDocument::parse(out.policy_document())
+        .ok()?
+        .role_wide_cutoff()
+}
