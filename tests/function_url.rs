@@ -9,7 +9,7 @@
 use cutoff_tests::aws::ACCOUNT;
 use cutoff_tests::function_url::{FunctionUrl, Identity, SigningScope, botocore_sign};
 use cutoff_tests::moto::MotoServer;
-use cutoff_tests::runtime::{LocalLambda, function_binary};
+use cutoff_tests::runtime::revoker_on_moto;
 use serde_json::json;
 
 fn alice() -> Identity {
@@ -17,18 +17,7 @@ fn alice() -> Identity {
 }
 
 fn function_url() -> FunctionUrl {
-    let moto = MotoServer::shared();
-    let env: Vec<(&str, String)> = vec![
-        ("AWS_ENDPOINT_URL", moto.endpoint().to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("CUTOFF_HOME_ACCOUNT", ACCOUNT.to_owned()),
-        ("CUTOFF_PARTITION", "aws".to_owned()),
-        ("CUTOFF_OUTCOME_BUS", "default".to_owned()),
-        ("CUTOFF_ORGANIZATION_ID", "o-a1b2c3d4e5".to_owned()),
-    ];
-    let revoker = LocalLambda::start("cutoff-revoker", &function_binary("revoker"), &env);
+    let revoker = revoker_on_moto(MotoServer::shared().endpoint(), &[]);
     FunctionUrl::start(
         revoker,
         vec![alice()],

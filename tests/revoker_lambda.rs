@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cutoff_tests::aws::iam_client;
 use cutoff_tests::moto::MotoServer;
-use cutoff_tests::runtime::{LocalLambda, function_binary};
+use cutoff_tests::runtime::{LocalLambda, revoker_on_moto};
 use serde_json::{Value, json};
 
 fn unique(prefix: &str) -> String {
@@ -16,32 +16,8 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-fn env(moto: &MotoServer, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
-    let mut env: Vec<(&'static str, String)> = vec![
-        ("AWS_ENDPOINT_URL", moto.endpoint().to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("CUTOFF_HOME_ACCOUNT", "123456789012".to_owned()),
-        ("CUTOFF_PARTITION", "aws".to_owned()),
-        ("CUTOFF_EXTERNAL_ID", "cutoff-ext-7f3a".to_owned()),
-        ("CUTOFF_OUTCOME_BUS", "default".to_owned()),
-        ("CUTOFF_ORGANIZATION_ID", "o-a1b2c3d4e5".to_owned()),
-    ];
-    for (k, v) in extra {
-        let key: &'static str = Box::leak(k.to_string().into_boxed_str());
-        env.push((key, v.to_string()));
-    }
-    env
-}
-
 fn revoker(extra: &[(&str, &str)]) -> LocalLambda {
-    let moto = MotoServer::shared();
-    LocalLambda::start(
-        "cutoff-revoker",
-        &function_binary("revoker"),
-        &env(moto, extra),
-    )
+    revoker_on_moto(MotoServer::shared().endpoint(), extra)
 }
 
 async fn create_role(name: &str) -> aws_sdk_iam::Client {

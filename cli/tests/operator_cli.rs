@@ -13,7 +13,7 @@ use cutoff::policy::{Cutoff, ROLE_WIDE_POLICY_NAME, role_wide_document};
 use cutoff_tests::aws::{ACCOUNT, iam_client};
 use cutoff_tests::function_url::{FunctionUrl, Identity};
 use cutoff_tests::moto::MotoServer;
-use cutoff_tests::runtime::{LocalLambda, function_binary};
+use cutoff_tests::runtime::revoker_on_moto;
 use serde_json::{Value, json};
 
 const OPERATOR_ROLE: &str = "arn:aws:iam::123456789012:role/CutoffBreakGlassOperator";
@@ -42,19 +42,7 @@ fn mallory() -> Identity {
 /// The revoker binary as `tests/revoker_lambda.rs` starts it, behind a function URL
 /// that knows alice, bob and mallory and admits the operator role and bob.
 fn function_url() -> FunctionUrl {
-    let moto = MotoServer::shared();
-    let env: Vec<(&str, String)> = vec![
-        ("AWS_ENDPOINT_URL", moto.endpoint().to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("CUTOFF_HOME_ACCOUNT", ACCOUNT.to_owned()),
-        ("CUTOFF_PARTITION", "aws".to_owned()),
-        ("CUTOFF_EXTERNAL_ID", "cutoff-ext-7f3a".to_owned()),
-        ("CUTOFF_OUTCOME_BUS", "default".to_owned()),
-        ("CUTOFF_ORGANIZATION_ID", "o-a1b2c3d4e5".to_owned()),
-    ];
-    let revoker = LocalLambda::start("cutoff-revoker", &function_binary("revoker"), &env);
+    let revoker = revoker_on_moto(MotoServer::shared().endpoint(), &[]);
     FunctionUrl::start(
         revoker,
         vec![alice(), bob(), mallory()],

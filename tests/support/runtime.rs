@@ -426,3 +426,22 @@ pub fn function_binary(name: &str) -> PathBuf {
     built.insert(name.to_owned(), path.clone());
     path
 }
+
+/// The real revoker on a local Runtime API, configured as the deployment configures it
+/// for the home account of moto at `moto_endpoint` (Organization set, no ledger, outcomes
+/// on the default bus), plus `extra` variables.
+pub fn revoker_on_moto(moto_endpoint: &str, extra: &[(&str, &str)]) -> LocalLambda {
+    let mut env: Vec<(&str, String)> = vec![
+        ("AWS_ENDPOINT_URL", moto_endpoint.to_owned()),
+        ("AWS_ACCESS_KEY_ID", crate::aws::ACCESS_KEY.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", crate::aws::SECRET_KEY.to_owned()),
+        ("AWS_REGION", crate::aws::REGION.to_owned()),
+        ("CUTOFF_HOME_ACCOUNT", crate::aws::ACCOUNT.to_owned()),
+        ("CUTOFF_PARTITION", "aws".to_owned()),
+        ("CUTOFF_EXTERNAL_ID", "cutoff-ext-7f3a".to_owned()),
+        ("CUTOFF_OUTCOME_BUS", "default".to_owned()),
+        ("CUTOFF_ORGANIZATION_ID", "o-a1b2c3d4e5".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    LocalLambda::start("cutoff-revoker", &function_binary("revoker"), &env)
+}
