@@ -13,6 +13,10 @@
 //!    it, unless the finding has since named another key than the one the ledger saw
 //!    it with: its first activity is then not this key's.
 //!
+//! A long-term (`AKIA…`) key is different: it mints sessions (`GetSessionToken`) at
+//! any time until it is deactivated, so its first activity bounds none of them; only
+//! its record (written once it was inactive and the cutoff after that) covers it.
+//!
 //! Never the last activity: a denied session keeps failing, GuardDuty keeps updating
 //! the finding with a later `eventLastSeen`, and comparing with it would re-revoke the
 //! principal on every update, cutting off the sessions its workload minted since.
@@ -23,6 +27,9 @@ use serde::{Deserialize, Serialize};
 use crate::policy::Cutoff;
 use crate::principal::AccessKeyId;
 
+/// How much later than the moment it was minted a session's recorded issue time may be.
+pub const ISSUE_TIME_SLACK: chrono::Duration = chrono::Duration::seconds(1);
+
 /// An access key cutoff revoked a principal for, as the ledger keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
@@ -31,6 +38,12 @@ pub struct KeyRecord {
     pub cutoff: Cutoff,
     /// A digest of the finding that named the key, if one did.
     pub finding: Option<String>,
+    /// The key was only seen with the finding: the cutoff in force was older than the
+    /// request and its coverage rested on the finding's own claim (its first activity),
+    /// so the record vouches for nothing. It still tells that the finding began with
+    /// this key, should it name another later.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub seen_only: bool,
 }
 
 /// What a request brings to the rule.
@@ -50,13 +63,21 @@ pub fn covered(
 ) -> Option<String> {
     let existing = existing?;
     if let Some(key) = evidence.access_key_id
-        && let Some(record) = records.iter().find(|r| &r.access_key_id == key)
+        && let Some(record) = records
+            .iter()
+            .find(|r| &r.access_key_id == key && !r.seen_only)
         && existing >= record.cutoff
     {
         return Some(format!(
             "access key {key} was revoked with the cutoff {}, which the cutoff in force ({existing}) still covers",
             record.cutoff
         ));
+    }
+    if evidence
+        .access_key_id
+        .is_some_and(AccessKeyId::is_long_term)
+    {
+        return None;
     }
     let first = evidence.first_activity?;
     let key_changed = match (evidence.finding, evidence.access_key_id) {
@@ -68,7 +89,10 @@ pub fn covered(
     if key_changed {
         return None;
     }
-    existing.covers(first).then(|| {
+    // STS may record an issue time up to a second after the instant (the reason new
+    // cutoffs carry a one-second margin): a first activity within that second of the
+    // cutoff does not prove the session was issued before it.
+    existing.covers(first + ISSUE_TIME_SLACK).then(|| {
         format!(
             "the finding's first activity ({}) is before the cutoff in force ({existing}): the session behind it was issued before and is denied",
             first.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -100,6 +124,7 @@ mod tests {
             access_key_id: key(k),
             cutoff: cutoff(c),
             finding: Some(finding.to_owned()),
+            seen_only: false,
         }
     }
 
@@ -139,7 +164,9 @@ mod tests {
             first_activity: Some(at(t)),
         };
         let c = Some(cutoff("2026-11-23T12:00:00Z"));
-        assert!(covered(c, evidence("2026-11-23T11:59:59Z"), &[]).is_some());
+        assert!(covered(c, evidence("2026-11-23T11:59:58Z"), &[]).is_some());
+        // Within the issue-time slack of the cutoff: not proven (see below).
+        assert!(covered(c, evidence("2026-11-23T11:59:59Z"), &[]).is_none());
         assert!(covered(c, evidence("2026-11-23T12:00:00Z"), &[]).is_none());
         assert!(covered(c, evidence("2026-11-23T12:00:01Z"), &[]).is_none());
     }
@@ -152,7 +179,7 @@ mod tests {
             first_activity: Some(at(t)),
         };
         let c = Some(cutoff("2026-11-23T12:00:00.900Z"));
-        assert!(covered(c, evidence("2026-11-23T11:59:59.999Z"), &[]).is_some());
+        assert!(covered(c, evidence("2026-11-23T11:59:58.999Z"), &[]).is_some());
         // Between the whole second and the fraction: IAM might let it through.
         assert!(covered(c, evidence("2026-11-23T12:00:00.500Z"), &[]).is_none());
     }
@@ -174,5 +201,69 @@ mod tests {
             ..same_finding
         };
         assert!(covered(c, other_finding, &records).is_some());
+    }
+
+    #[test]
+    fn a_long_term_keys_first_activity_covers_nothing_its_record_does() {
+        // A leaked AKIA key first used at 09:00 can mint a session (GetSessionToken) at
+        // 11:00, after a 10:00 cutoff: its first activity proves nothing about that
+        // session.
+        let k = key("AKIAAAAAAAAAAAAAAAA1");
+        let evidence = Evidence {
+            access_key_id: Some(&k),
+            finding: Some("f"),
+            first_activity: Some(at("2026-11-23T09:00:00Z")),
+        };
+        assert!(covered(Some(cutoff("2026-11-23T10:00:00Z")), evidence, &[]).is_none());
+        // Once cutoff recorded it (inactive, and the cutoff after that), it is covered.
+        let records = [record("AKIAAAAAAAAAAAAAAAA1", "2026-11-23T10:00:00Z", "f")];
+        assert!(covered(Some(cutoff("2026-11-23T10:00:00Z")), evidence, &records).is_some());
+    }
+
+    #[test]
+    fn a_first_activity_within_the_issue_time_slack_of_the_cutoff_is_not_covered() {
+        let k = key(K1);
+        let at_first = |first: &str| Evidence {
+            access_key_id: Some(&k),
+            finding: Some("f"),
+            first_activity: Some(at(first)),
+        };
+        let existing = Some(cutoff("2026-11-23T12:00:00Z"));
+        // Seen at 11:59:59.5: STS may have recorded 12:00:00, which DateLessThan allows.
+        assert!(covered(existing, at_first("2026-11-23T11:59:59.500Z"), &[]).is_none());
+        assert!(covered(existing, at_first("2026-11-23T11:59:59Z"), &[]).is_none());
+        // A whole second and a hair before: certainly issued before 12:00:00.
+        assert!(covered(existing, at_first("2026-11-23T11:59:58.999Z"), &[]).is_some());
+    }
+
+    #[test]
+    fn a_key_only_seen_with_a_finding_vouches_for_nothing() {
+        // A forged finding claimed an early first activity for the attacker's key; the
+        // key was recorded as seen, not as covered: a real finding about it, first seen
+        // after the cutoff, is not covered.
+        let k = key(K1);
+        let mut seen = record(K1, "2026-11-23T12:00:00Z", "forged");
+        seen.seen_only = true;
+        let real = Evidence {
+            access_key_id: Some(&k),
+            finding: Some("real"),
+            first_activity: Some(at("2026-11-23T12:30:00Z")),
+        };
+        assert!(covered(Some(cutoff("2026-11-23T12:00:00Z")), real, &[seen.clone()]).is_none());
+        // It still says what the forged finding began with.
+        let k2 = key(K2);
+        let same_finding_new_key = Evidence {
+            access_key_id: Some(&k2),
+            finding: Some("forged"),
+            first_activity: Some(at("2026-11-23T11:00:00Z")),
+        };
+        assert!(
+            covered(
+                Some(cutoff("2026-11-23T12:00:00Z")),
+                same_finding_new_key,
+                &[seen]
+            )
+            .is_none()
+        );
     }
 }

@@ -16,7 +16,7 @@ use crate::aws::{
     ManagedPolicies, PrincipalInfo, PrincipalType, Principals,
 };
 use crate::clock::Clock;
-use crate::coverage::{self, KeyRecord};
+use crate::coverage::{self, ISSUE_TIME_SLACK, KeyRecord};
 use crate::event::{ManualAction, Scope};
 use crate::outcome::{Outcome, OutcomeError, Owner, RevocationRequest, Status, StillWorks};
 use crate::policy::{
@@ -245,6 +245,9 @@ struct Run<'r, C> {
     clock: &'r dyn Clock,
     dry_run: bool,
     actions: Vec<String>,
+    /// Added to the margin of a new cutoff: set when the cutoff must also cover what a
+    /// deactivated key could mint while its deactivation propagates.
+    extra_margin: chrono::Duration,
 }
 
 impl<C: IamApi> Run<'_, C> {
@@ -252,7 +255,7 @@ impl<C: IamApi> Run<'_, C> {
     /// before the document is built. Taken earlier, a run slowed by throttling would
     /// write a cutoff older than the write, and sessions minted in between survive.
     fn cutoff_now(&self) -> Cutoff {
-        Cutoff::at_or_after(self.clock.now() + self.config.margin)
+        Cutoff::at_or_after(self.clock.now() + self.config.margin + self.extra_margin)
     }
 
     async fn read_policy(
@@ -879,7 +882,15 @@ struct KeysContained {
     notes: Vec<String>,
     /// Set when the request named a key the user does not have.
     not_the_users: Option<Stop>,
+    /// When the last key this request set Inactive was confirmed inactive: sessions
+    /// the key minted until then (and while that propagates) must be denied too.
+    deactivated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// How long a deactivated key may still mint sessions (`GetSessionToken`) while IAM
+/// propagates the change (eventually consistent, "within seconds"): the cutoff raised
+/// after a deactivation covers this much more.
+pub const KEY_DEACTIVATION_PROPAGATION: chrono::Duration = chrono::Duration::seconds(10);
 
 impl<A: AccountAccess, K: Clock> Revoker<A, K> {
     pub fn new(access: A, clock: K, config: RevokeConfig) -> Self {
@@ -944,6 +955,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// stop a release (removals fail closed: retried later); a lock held by another
     /// writer past `lock_wait` fails the request so that it is retried.
     pub async fn handle(&self, request: &RevocationRequest, request_id: &str) -> Outcome {
+        let started = self.clock.now();
         if let Some(stop) = self.refuse_account(request) {
             let outcome = Outcome::for_request(request, Status::Failed, "").failed(
                 stop.kind.as_deref().unwrap_or("account_not_allowed"),
@@ -1027,6 +1039,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             false
         };
         let dedupe = self.dedupe_key(request);
+        let mut prior_records: Option<Vec<KeyRecord>> = None;
         let earlier = match &dedupe {
             Some(k) => match self.ledger.applied(k, self.clock.now()).await {
                 Ok(found) => found,
@@ -1046,7 +1059,10 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             None => {
                 let known = if request.action == ManualAction::Revoke {
                     match self.ledger.key_records(&key, self.clock.now()).await {
-                        Ok(records) => KnownKeys::Read(records),
+                        Ok(records) => {
+                            prior_records = Some(records.clone());
+                            KnownKeys::Read(records)
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "ledger unreachable: key records not read");
                             KnownKeys::Unknown
@@ -1062,7 +1078,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         if !warnings.is_empty() {
             outcome.detail = format!("{} ({})", outcome.detail, warnings.join("; "));
         }
-        self.remember_keys(request, &key, &outcome).await;
+        self.remember_keys(request, &key, &outcome, started, prior_records.as_deref())
+            .await;
         let mark = dedupe
             .as_deref()
             .filter(|_| matches!(outcome.status, Status::Applied | Status::AlreadyRevoked));
@@ -1076,21 +1093,43 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// Keeps the ledger's key records in step: the key a revocation covered is
     /// recorded with the cutoff in force; a release drops the principal's records (its
     /// cutoff no longer covers them).
-    async fn remember_keys(&self, request: &RevocationRequest, key: &str, outcome: &Outcome) {
+    ///
+    /// A record vouches for the key only when the cutoff in force is at or after the
+    /// moment this request began: the key was in use before then, so that cutoff
+    /// certainly covers it. An older cutoff that covered the request only by the
+    /// finding's claim (its first activity) proves nothing, or a forged finding could
+    /// make cutoff vouch for the attacker's key: such a key is recorded as seen only,
+    /// and only when nothing is recorded for it yet. A `partial` outcome records
+    /// nothing: its key still works.
+    async fn remember_keys(
+        &self,
+        request: &RevocationRequest,
+        key: &str,
+        outcome: &Outcome,
+        started: chrono::DateTime<chrono::Utc>,
+        prior: Option<&[KeyRecord]>,
+    ) {
         if outcome.dry_run {
             return;
         }
         let result = match (request.action, outcome.status) {
-            (ManualAction::Revoke, Status::Applied | Status::AlreadyRevoked | Status::Partial) => {
+            (ManualAction::Revoke, Status::Applied | Status::AlreadyRevoked) => {
                 let (Some(access_key_id), Some(cutoff)) =
                     (request.target.access_key_id.clone(), outcome.cutoff)
                 else {
                     return;
                 };
+                let seen_only = cutoff.as_datetime() < started;
+                let known = prior
+                    .is_none_or(|records| records.iter().any(|r| r.access_key_id == access_key_id));
+                if seen_only && known {
+                    return;
+                }
                 let record = KeyRecord {
                     access_key_id,
                     cutoff,
                     finding: finding_digest(request),
+                    seen_only,
                 };
                 let until = self.clock.now() + chrono::Duration::days(KEY_RECORD_DAYS);
                 self.ledger.record_key(key, &record, until).await
@@ -1150,6 +1189,45 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             t.session.as_ref().map_or("-", |s| s.as_str()),
             t.access_key_id.as_ref().map_or("-", |k| k.as_str()),
         ))
+    }
+
+    /// The earlier outcome of a finding already applied within the window, if it was:
+    /// for a batch, where each message must be checked on its own before messages are
+    /// folded into one write (a redelivered one must not answer for a new one).
+    pub(crate) async fn earlier_outcome(&self, request: &RevocationRequest) -> Option<Outcome> {
+        let key = self.dedupe_key(request)?;
+        match self.ledger.applied(&key, self.clock.now()).await {
+            Ok(Some(entry)) => Some(self.duplicate_of(request, &entry)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "ledger unreachable: idempotency not checked");
+                None
+            }
+        }
+    }
+
+    /// Records a request that shared another's write (folded into it in a batch) as
+    /// if it had run alone: its key, its idempotency mark, its audit entry.
+    pub(crate) async fn settle_shared(
+        &self,
+        request: &RevocationRequest,
+        request_id: &str,
+        outcome: &Outcome,
+        started: chrono::DateTime<chrono::Utc>,
+    ) {
+        self.remember_keys(
+            request,
+            &principal_key(&request.target),
+            outcome,
+            started,
+            None,
+        )
+        .await;
+        let dedupe = self.dedupe_key(request);
+        let mark = dedupe
+            .as_deref()
+            .filter(|_| matches!(outcome.status, Status::Applied | Status::AlreadyRevoked));
+        self.audit(request_id, request, outcome, mark).await;
     }
 
     /// The answer to a finding already applied within the window: the earlier
@@ -1529,6 +1607,47 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         }
     }
 
+    /// Sessions a long-term key minted are not stopped by deactivating it: only the
+    /// deny stops them, and only those issued before its cutoff. The deny is written
+    /// first (nothing may delay it), so a key set Inactive after it could have minted
+    /// sessions in between: the cutoff is raised past the deactivation, and past the
+    /// time IAM takes to propagate it.
+    async fn cover_deactivation(
+        &self,
+        run: &mut Run<'_, A::Client>,
+        principal: &IamPrincipal,
+        applied: Applied,
+        deactivated_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Applied, Stop> {
+        let Some(deactivated) = deactivated_at else {
+            return Ok(applied);
+        };
+        if run.dry_run
+            || applied
+                .cutoff
+                .covers(deactivated + KEY_DEACTIVATION_PROPAGATION + ISSUE_TIME_SLACK)
+        {
+            return Ok(applied);
+        }
+        run.extra_margin = KEY_DEACTIVATION_PROPAGATION;
+        let state = run.read_role_wide(principal).await?;
+        let raised = run
+            .write_role_wide(principal, state, USER_INLINE_BUDGET)
+            .await?;
+        let mut notes = applied.notes;
+        notes.extend(raised.notes);
+        notes.push(format!(
+            "the cutoff was raised to {} once the key was inactive: sessions it minted before (or while IAM propagated that) are denied too",
+            raised.cutoff
+        ));
+        Ok(Applied {
+            status: raised.status,
+            previous: applied.previous,
+            notes,
+            ..raised
+        })
+    }
+
     /// A user's keys, after the deny: the finding's long-term key, or every active key
     /// when the request names none (the whole user). A key that cannot be deactivated
     /// does not undo the deny; it is reported as still working.
@@ -1601,7 +1720,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             })
             .await
             {
-                Ok(()) => {}
+                Ok(()) => result.deactivated_at = Some(self.clock.now()),
                 Err(err) if err.kind == ErrorKind::NotFound && named.is_some() => {
                     run.actions.pop();
                     result.not_the_users = Some(Stop::failed(
@@ -1695,25 +1814,37 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             clock: &self.clock,
             dry_run: request.dry_run,
             actions: Vec::new(),
+            extra_margin: chrono::Duration::zero(),
         };
         // The deny first: it stops every session, and nothing after it may delay it.
         let denied = self
             .deny(&mut run, request, &principal, &info, &known, &mut notes)
             .await;
+        // An open circuit breaker stops every write of this request: setting keys
+        // Inactive is a write that locks a user out as surely as the deny.
+        let breaker_open =
+            matches!(&denied, Err(stop) if stop.kind.as_deref() == Some("circuit_open"));
         let keys = match principal.kind {
-            PrincipalType::User => {
+            PrincipalType::User if !breaker_open => {
                 let keys = self
                     .contain_keys(&mut run, &principal, target.access_key_id.as_ref())
                     .await;
                 outcome.other_access = self.other_access(&run, &principal).await;
                 Some(keys)
             }
-            PrincipalType::Role => None,
+            PrincipalType::User | PrincipalType::Role => None,
         };
         let wrote_keys = run.actions.iter().any(|a| a.starts_with("set access key"));
-        outcome.actions = run.actions;
-        let applied = denied?;
         let keys = keys.unwrap_or_default();
+        let applied = match denied {
+            Ok(applied) => {
+                self.cover_deactivation(&mut run, &principal, applied, keys.deactivated_at)
+                    .await
+            }
+            Err(stop) => Err(stop),
+        };
+        outcome.actions = run.actions;
+        let applied = applied?;
         if let Some(stop) = keys.not_the_users {
             return Err(stop);
         }
@@ -1798,6 +1929,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             clock: &self.clock,
             dry_run: request.dry_run,
             actions: Vec::new(),
+            extra_margin: chrono::Duration::zero(),
         };
         let (policy_name, session) = match (request.scope, &target.session) {
             (Scope::Session, Some(s)) => (
@@ -2002,6 +2134,10 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             error: None,
         };
         let result: Result<(), Stop> = async {
+            // Reading is reaching into an account too: only the configured ones.
+            if let Some(stop) = self.refuse_account(request) {
+                return Err(stop);
+            }
             let client = self
                 .access
                 .client_for(&request.target.account, request_id, &calls)
@@ -2032,6 +2168,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 clock: &self.clock,
                 dry_run: true,
                 actions: Vec::new(),
+                extra_margin: chrono::Duration::zero(),
             };
             let (_, inline) = run.read_policy(&principal, ROLE_WIDE_POLICY_NAME).await?;
             let mut role_wide = inline

@@ -954,7 +954,9 @@ impl super::ledger::Ledger for FakeLedger {
             .iter()
             .filter(|e| {
                 e.outcome.target.as_ref().is_some_and(|t| {
-                    t.account == *account && t.kind.as_str() == kind && t.name.as_str() == name
+                    t.account == *account
+                        && t.kind.as_str() == kind
+                        && t.name.as_str().eq_ignore_ascii_case(name)
                 })
             })
             .cloned()

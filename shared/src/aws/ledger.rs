@@ -69,14 +69,16 @@ pub struct AuditEntry {
     pub outcome: Outcome,
 }
 
-/// The principal a target names, as a key: `<account>#<kind>#<name>`.
+/// The principal a target names, as a key: `<account>#<kind>#<name>`. IAM names are
+/// unique regardless of case (`Payments-API` is `payments-api`), so the name is
+/// lowercased: a request spelling it differently takes the same lock and finds the same
+/// key records and audit trail as the sweeper, which spells it as IAM does.
 pub fn principal_key(target: &Target) -> String {
-    format!(
-        "{}#{}#{}",
-        target.account,
-        target.kind.as_str(),
-        target.name
-    )
+    principal_key_of(&target.account, target.kind.as_str(), target.name.as_str())
+}
+
+fn principal_key_of(account: &Account, kind: &str, name: &str) -> String {
+    format!("{account}#{kind}#{}", name.to_ascii_lowercase())
 }
 
 /// `lock#`, `dedupe#`, `principal#` keys, and what the ledger can do.
@@ -493,7 +495,7 @@ impl Ledger for SdkLedger {
         let limit = limit.max(1);
         let items = self
             .query_partition(
-                format!("principal#{account}#{kind}#{name}"),
+                format!("principal#{}", principal_key_of(account, kind, name)),
                 QueryOrder::NewestFirst { limit },
             )
             .await?;

@@ -251,23 +251,42 @@ impl<A: AccountAccess, K: Clock, L: crate::aws::ledger::Ledger> Revoker<A, K, L>
             let Some(members) = groups.get(&key) else {
                 continue;
             };
-            let requests: Vec<&RevocationRequest> = members.iter().map(|(_, r)| r).collect();
+            // A message already applied (a redelivery) answers with its earlier outcome
+            // on its own: folded in, its idempotency mark would answer for the others.
+            let mut fresh: Vec<&(String, RevocationRequest)> = Vec::new();
+            for member in members {
+                let earlier = if members.len() > 1 {
+                    self.earlier_outcome(&member.1).await
+                } else {
+                    None
+                };
+                match earlier {
+                    Some(outcome) => outcomes.push(MessageOutcome {
+                        message_id: member.0.clone(),
+                        outcome,
+                    }),
+                    None => fresh.push(member),
+                }
+            }
+            let requests: Vec<&RevocationRequest> = fresh.iter().map(|(_, r)| r).collect();
             let Some(combined) = coalesce(&requests) else {
                 continue;
             };
             runs += 1;
-            let request_id = members
-                .first()
-                .map(|(id, _)| id.as_str())
-                .unwrap_or("batch");
+            let request_id = fresh.first().map(|(id, _)| id.as_str()).unwrap_or("batch");
+            let started = self.clock.now();
             let result = self.handle(&combined, request_id).await;
-            for (message_id, request) in members {
+            for (i, (message_id, request)) in fresh.into_iter().enumerate() {
                 // Each message keeps its own trigger so its owner hears about its
                 // finding; the write and its result are shared.
                 let outcome = Outcome {
                     trigger: request.trigger.clone(),
                     ..result.clone()
                 };
+                if i > 0 {
+                    self.settle_shared(request, message_id, &outcome, started)
+                        .await;
+                }
                 if outcome.needs_retry() {
                     failures.push(message_id.clone());
                 }
@@ -647,6 +666,85 @@ mod tests {
             refused.outcome.error.as_ref().unwrap().kind,
             "invalid_request"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_redelivered_finding_does_not_answer_for_a_new_one_folded_in_behind_it() {
+        // A (finding f1) was applied at 12:00; its message comes back (its outcome could
+        // not be published) in one batch with B, a new finding about the same role whose
+        // session was first used at 12:05, after A's cutoff. B must get its own write,
+        // not A's earlier answer.
+        let (r, member) = revoker();
+        let ledger = crate::aws::fake::FakeLedger::default();
+        let r = r.with_ledger(ledger.clone());
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let mut a = request("payments-api", "f1");
+        a.trigger.updated_at = Some(at("2026-11-23T11:59:00Z"));
+        a.first_activity = Some(at("2026-11-23T11:50:00Z"));
+        let a_body = serde_json::to_string(&a).unwrap();
+        let first = r
+            .handle_batch(&batch(sqs(std::slice::from_ref(&a_body))), false)
+            .await;
+        assert_eq!(first.outcomes[0].outcome.status, Status::Applied);
+        let first_cutoff = first.outcomes[0].outcome.cutoff.unwrap();
+        r.clock.advance(chrono::Duration::minutes(10));
+        let mut b = request("payments-api", "f2");
+        b.trigger.updated_at = Some(at("2026-11-23T12:09:00Z"));
+        b.first_activity = Some(at("2026-11-23T12:05:00Z"));
+        let b_body = serde_json::to_string(&b).unwrap();
+        let second = r
+            .handle_batch(&batch(sqs(&[a_body, b_body.clone()])), false)
+            .await;
+        let of = |result: &BatchResult, id: &str| {
+            result
+                .outcomes
+                .iter()
+                .find(|o| o.message_id == id)
+                .unwrap()
+                .outcome
+                .clone()
+        };
+        let redelivered = of(&second, "m0");
+        assert_eq!(redelivered.status, Status::Applied);
+        assert_eq!(redelivered.cutoff, Some(first_cutoff), "A's earlier answer");
+        let new = of(&second, "m1");
+        assert_eq!(new.status, Status::Applied, "{new:#?}");
+        assert!(new.cutoff.unwrap().covers(at("2026-11-23T12:05:00Z")));
+        assert_eq!(
+            member
+                .writes()
+                .iter()
+                .filter(|w| **w == "PutRolePolicy")
+                .count(),
+            2
+        );
+        // B's message, delivered again, now answers with B's outcome and no call.
+        let calls = member.calls().len();
+        let again = r.handle_batch(&batch(sqs(&[b_body])), false).await;
+        assert_eq!(again.outcomes[0].outcome.cutoff, new.cutoff);
+        assert_eq!(member.calls().len(), calls);
+        // Two new findings folded into one write: each is marked applied, so the one
+        // that rode along is recognised on its own redelivery too.
+        r.clock.advance(chrono::Duration::minutes(10));
+        let mut c = request("payments-api", "f3");
+        c.trigger.updated_at = Some(at("2026-11-23T12:19:00Z"));
+        let mut d = request("payments-api", "f4");
+        d.trigger.updated_at = Some(at("2026-11-23T12:19:30Z"));
+        let d_body = serde_json::to_string(&d).unwrap();
+        let folded = r
+            .handle_batch(
+                &batch(sqs(&[serde_json::to_string(&c).unwrap(), d_body.clone()])),
+                false,
+            )
+            .await;
+        assert_eq!(folded.runs, 1);
+        let d_outcome = of(&folded, "m1");
+        assert_eq!(d_outcome.status, Status::Applied);
+        let calls = member.calls().len();
+        let d_again = r.handle_batch(&batch(sqs(&[d_body])), false).await;
+        assert_eq!(d_again.outcomes[0].outcome.status, Status::Applied);
+        assert_eq!(d_again.outcomes[0].outcome.cutoff, d_outcome.cutoff);
+        assert_eq!(member.calls().len(), calls, "answered from the ledger");
     }
 
     fn queued_outcome(

@@ -1586,3 +1586,201 @@ async fn a_release_drops_the_key_records_so_an_old_key_is_revoked_again() {
     assert!(ledger.state().keys.is_empty());
     assert!(stored_cutoff(&member, &role("payments-api")).is_none());
 }
+
+fn user(name: &str) -> IamPrincipal {
+    IamPrincipal::user(PrincipalName::parse(name).unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leaked_long_term_key_first_seen_before_the_cutoff_still_gets_a_cutoff_past_its_deactivation()
+ {
+    // KEY1 leaked; the user already carries a 10:00 cutoff (an earlier incident). The
+    // attacker minted a session with KEY1 (GetSessionToken) at 11:00. A finding about
+    // KEY1 first seen at 09:00 proves nothing about that session: the cutoff must end up
+    // after the moment KEY1 stopped minting.
+    let (access, member) = setup();
+    member
+        .add_user("ci-deployer", &[])
+        .add_access_key("ci-deployer", KEY1);
+    let earlier = policy::role_wide_document(cutoff("2026-11-23T10:00:00Z")).to_json();
+    member.set_inline(&user("ci-deployer"), ROLE_WIDE_POLICY_NAME, &earlier);
+    let mut req = user_request(Some(KEY1));
+    req.first_activity = Some(
+        DateTime::parse_from_rfc3339("2026-11-23T09:00:00Z")
+            .unwrap()
+            .to_utc(),
+    );
+    let r = revoker(access);
+    let out = r.handle(&req, "r").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert_eq!(
+        member.key_status("ci-deployer", KEY1).as_deref(),
+        Some("Inactive")
+    );
+    let deactivated = r.clock.now();
+    let written = stored_cutoff(&member, &user("ci-deployer")).unwrap();
+    assert!(
+        written.covers(deactivated + KEY_DEACTIVATION_PROPAGATION),
+        "{written} must deny sessions the key minted until it was inactive everywhere"
+    );
+    assert_eq!(out.cutoff, Some(written));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_deactivated_on_a_retry_raises_the_cutoff_it_was_partial_under() {
+    // The first attempt wrote the deny but could not deactivate the key (partial); the
+    // key kept minting sessions. The retry deactivates it and must move the cutoff past
+    // that, not report `applied` under the old one.
+    let (access, member) = setup();
+    member
+        .add_user("ci-deployer", &[])
+        .add_access_key("ci-deployer", KEY1);
+    member.fail("UpdateAccessKey", &[ErrorKind::AccessDenied]);
+    let (r, ledger) = ledgered(access);
+    let first = r.handle(&user_request(Some(KEY1)), "m1").await;
+    assert_eq!(first.status, Status::Partial);
+    assert!(
+        ledger.state().keys.is_empty(),
+        "a key that still works is not on record as covered"
+    );
+    r.clock.advance(chrono::Duration::minutes(5));
+    let retry = r.handle(&user_request(Some(KEY1)), "m1-retry").await;
+    assert_eq!(retry.status, Status::Applied, "{retry:#?}");
+    assert!(retry.cutoff > first.cutoff);
+    assert!(
+        retry
+            .cutoff
+            .unwrap()
+            .covers(r.clock.now() + KEY_DEACTIVATION_PROPAGATION)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_forged_finding_with_an_early_first_activity_cannot_vouch_for_a_later_session_key() {
+    // A 10:00 cutoff is in force. A forged finding names the attacker's own session key
+    // with a first activity of 09:00: it is covered by that claim, but must not be put
+    // on record as covered, or GuardDuty's real finding about the key (first seen at
+    // 11:30, after the cutoff) would be skipped.
+    let (access, member) = setup();
+    let earlier = policy::role_wide_document(cutoff("2026-11-23T10:00:00Z")).to_json();
+    member.set_inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME, &earlier);
+    let (r, _) = ledgered(access);
+    const STOLEN: &str = "ASIASTOLEN0000000001";
+    let forged = r
+        .handle(
+            &gd_update(
+                "forged",
+                STOLEN,
+                "2026-11-23T09:00:00Z",
+                "2026-11-23T11:50:00Z",
+            ),
+            "m1",
+        )
+        .await;
+    assert_eq!(forged.status, Status::AlreadyRevoked);
+    r.clock.advance(chrono::Duration::minutes(5));
+    let real = r
+        .handle(
+            &gd_update(
+                "gd-real",
+                STOLEN,
+                "2026-11-23T11:30:00Z",
+                "2026-11-23T11:58:00Z",
+            ),
+            "m2",
+        )
+        .await;
+    assert_eq!(real.status, Status::Applied, "{}", real.detail);
+    assert!(
+        real.cutoff.unwrap().covers(
+            DateTime::parse_from_rfc3339("2026-11-23T11:30:00Z")
+                .unwrap()
+                .to_utc()
+        )
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_status_request_for_an_account_outside_the_list_reaches_nothing() {
+    let (access, _) = setup();
+    let r = Revoker::new(
+        access.clone(),
+        FixedClock::at(t0()),
+        RevokeConfig {
+            accounts: Some(crate::principal::AccountScope {
+                organization: None,
+                accounts: Some(vec![Account::parse("444455556666").unwrap()]),
+            }),
+            ..RevokeConfig::default()
+        },
+    );
+    let mut status = request(TargetKind::Role, "payments-api");
+    status.action = ManualAction::Status;
+    let report = r.status(&status, "s").await;
+    assert_eq!(report.error.as_ref().unwrap().kind, "account_not_allowed");
+    assert!(access.assumed.lock().unwrap().is_empty(), "no AssumeRole");
+    assert_eq!(report.api_calls, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_circuit_breaker_sets_no_key_inactive() {
+    let (access, member) = setup();
+    member
+        .add_user("u1", &[])
+        .add_access_key("u1", KEY1)
+        .add_user("u2", &[])
+        .add_access_key("u2", KEY2);
+    let r = Revoker::new(
+        access,
+        FixedClock::at(t0()),
+        RevokeConfig {
+            max_revocations_per_account_hour: Some(1),
+            ..RevokeConfig::default()
+        },
+    )
+    .with_ledger(crate::aws::fake::FakeLedger::default());
+    let finding_about = |name: &str, key: &str| {
+        let mut req = request(TargetKind::User, name);
+        req.target.access_key_id = Some(AccessKeyId::parse(key).unwrap());
+        req
+    };
+    assert_eq!(
+        r.handle(&finding_about("u1", KEY1), "a").await.status,
+        Status::Applied
+    );
+    let second = r.handle(&finding_about("u2", KEY2), "b").await;
+    assert_eq!(
+        second.error.as_ref().unwrap().kind,
+        "circuit_open",
+        "{second:#?}"
+    );
+    assert_eq!(member.key_status("u2", KEY2).as_deref(), Some("Active"));
+    assert!(member.inline(&user("u2"), ROLE_WIDE_POLICY_NAME).is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_name_spelled_in_another_case_takes_the_same_lock_and_key_records() {
+    // IAM names ignore case: `Payments-API` is `payments-api`. A request spelling it so
+    // must wait for the lock the sweeper (which spells it as IAM does) holds.
+    let (access, member) = setup();
+    let (r, ledger) = ledgered(access);
+    let holder_now = r.clock.now();
+    ledger
+        .acquire(
+            &format!("{MEMBER}#role#payments-api"),
+            "sweeper",
+            holder_now,
+            holder_now + chrono::Duration::minutes(5),
+        )
+        .await
+        .unwrap();
+    let out = r
+        .handle(&request(TargetKind::Role, "Payments-API"), "r")
+        .await;
+    assert_eq!(
+        out.error.as_ref().map(|e| e.kind.as_str()),
+        Some("busy"),
+        "{out:#?}"
+    );
+    assert!(member.writes().is_empty());
+}
