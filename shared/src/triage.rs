@@ -484,6 +484,39 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
             Decision::ignore("finding has no numeric severity: cannot grade it").with_target(shown),
         );
     };
+    // A caller from another account: the finding names a principal of that account by
+    // name only, and a principal of the same name in the finding's account is someone
+    // else. Nor is the caller's account revoked on the word of this one (its owner can
+    // make its own GuardDuty report anyone who touches its resources): alert only.
+    if let Some(remote) = finding.remote_account()
+        && finding.account_id.as_deref() != Some(remote)
+    {
+        // The alert names the caller where it lives, so that someone is told about it.
+        let caller = match finding.access_key_details() {
+            Some(d) => principal_from_access_key(
+                Some(remote),
+                d.user_type.as_deref(),
+                d.user_name.as_deref(),
+                d.principal_id.as_deref(),
+                d.access_key_id.as_deref(),
+            )
+            .map(|(target, _)| Some(target)),
+            None => Ok(None),
+        };
+        let caller = match caller {
+            Ok(caller) => caller,
+            Err(e) => return decide(Decision::invalid(e.to_string())),
+        };
+        return decide(Decision::new(
+            Verdict::Alert,
+            format!(
+                "the call came from account {} (remoteAccountDetails), not the finding's account {}: the principal it names is not one of the finding's account, and cutoff does not revoke in another account on this account's finding; alert only, investigate both",
+                excerpt(remote),
+                excerpt(finding.account_id.as_deref().unwrap_or("?"))
+            ),
+        )
+        .with_target(caller));
+    }
     match principal {
         Err(e) => decide(Decision::invalid(e.to_string())),
         Ok(None) => decide(Decision::ignore(

@@ -73,6 +73,28 @@ pub struct Service {
     pub event_first_seen: Option<String>,
     pub event_last_seen: Option<String>,
     pub count: Option<Value>,
+    pub action: Option<Action>,
+}
+
+/// What the finding saw done; only the caller's account of an API call is read.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Action {
+    pub aws_api_call_action: Option<AwsApiCallAction>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AwsApiCallAction {
+    /// Present when the call came from another account than the finding's.
+    pub remote_account_details: Option<RemoteAccountDetails>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RemoteAccountDetails {
+    pub account_id: Option<String>,
+    pub affiliated: Option<Value>,
 }
 
 impl GuardDutyFinding {
@@ -107,6 +129,21 @@ impl GuardDutyFinding {
             .iam_instance_profile
             .as_ref()?
             .arn
+            .as_deref()
+    }
+
+    /// The account of the caller when GuardDuty saw the call come from another account
+    /// than the finding's (`service.action.awsApiCallAction.remoteAccountDetails`).
+    pub fn remote_account(&self) -> Option<&str> {
+        self.service
+            .as_ref()?
+            .action
+            .as_ref()?
+            .aws_api_call_action
+            .as_ref()?
+            .remote_account_details
+            .as_ref()?
+            .account_id
             .as_deref()
     }
 

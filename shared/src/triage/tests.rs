@@ -1200,3 +1200,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_guardduty_finding_about_a_caller_of_another_account_revokes_nothing_in_the_finding_account() {
+    // An administrator of 444455556666 names a role `payments-api` like the member
+    // account's and touches the member's data with it. The member's finding names
+    // that caller: revoking `payments-api` in the member account would lock out the
+    // wrong team and leave the caller in.
+    let mut e = gd_role(json!(8), "payments-api");
+    set(
+        &mut e,
+        "/detail/service/action",
+        json!({"actionType": "AWS_API_CALL", "awsApiCallAction": {
+            "api": "GetObject", "serviceName": "s3.amazonaws.com",
+            "remoteAccountDetails": {"accountId": "444455556666", "affiliated": false}}}),
+    );
+    let t = run(e.clone());
+    let d = only(&t);
+    assert_eq!(d.decision, Verdict::Alert, "{d:?}");
+    assert!(d.reason.contains("444455556666"), "{}", d.reason);
+    assert_eq!(
+        target_of(d),
+        (TargetKind::Role, "444455556666", "payments-api"),
+        "the alert names the caller where it lives"
+    );
+    // The same call from the finding's own account is an ordinary finding.
+    set(
+        &mut e,
+        "/detail/service/action/awsApiCallAction/remoteAccountDetails/accountId",
+        json!(MEMBER),
+    );
+    assert_eq!(only(&run(e)).decision, Verdict::Revoke);
+}
