@@ -785,7 +785,7 @@ fn outcome() -> BoxedStrategy<Outcome> {
         proptest::option::of(
             (0i64..4_000_000_000).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
         ),
-        proptest::option::of(text()),
+        (proptest::option::of(text()), proptest::option::of(text())),
         (proptest::option::of(text()), any::<bool>()),
         proptest::option::of(text()),
     )
@@ -796,7 +796,7 @@ fn outcome() -> BoxedStrategy<Outcome> {
                 finding_type,
                 severity,
                 updated_at,
-                product_arn,
+                (product_arn, custom_action),
                 (requested_by, requested_by_verified),
                 reason,
             )| {
@@ -809,6 +809,7 @@ fn outcome() -> BoxedStrategy<Outcome> {
                     product_arn,
                     requested_by,
                     requested_by_verified,
+                    custom_action,
                     reason,
                 }
             },

@@ -221,6 +221,9 @@ pub struct RevokerConfig {
     /// The circuit breaker: automatic revocations per account per hour beyond which
     /// cutoff writes nothing more and alerts the security team.
     pub max_revocations_per_account_hour: u32,
+    /// The same per Security Hub custom action and hour (`CUTOFF_BREAKER_PER_ACTION`,
+    /// the cap intake applies to one event, counted here across events).
+    pub max_revocations_per_action_hour: u32,
     /// Compute and report everything, write nothing (a deployment-wide switch).
     pub dry_run: bool,
     /// Our own account and partition when the deployment says so (the template
@@ -349,6 +352,8 @@ impl RevokerConfig {
             protection: triage.protection,
             accounts,
             max_revocations_per_account_hour,
+            max_revocations_per_action_hour: u32::try_from(triage.max_principals_per_action)
+                .unwrap_or(u32::MAX),
             dry_run,
             home,
             outcome_bus,

@@ -31,6 +31,10 @@ pub struct Trigger {
     /// Whether AWS vouched for `requested_by` (the function URL's IAM authorizer).
     #[serde(default)]
     pub requested_by_verified: bool,
+    /// The Security Hub custom action (its ARN) that sent the finding: the revoker caps
+    /// the revocations of one action per hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_action: Option<String>,
     pub reason: Option<String>,
 }
 
@@ -199,6 +203,7 @@ impl RevocationRequest {
                 reason: Some(decision.reason.clone()),
                 requested_by: None,
                 requested_by_verified: false,
+                custom_action: decision.evidence.custom_action.clone(),
             },
             first_activity: decision.evidence.first_activity,
             expected_unique_id: decision.evidence.unique_id.clone(),

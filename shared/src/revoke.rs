@@ -51,6 +51,10 @@ pub struct RevokeConfig {
     /// The circuit breaker: at most this many automatic revocations per account and
     /// hour (None: no breaker). Manual requests are never capped.
     pub max_revocations_per_account_hour: Option<u32>,
+    /// The same for one Security Hub custom action, across the events of its
+    /// selections (Security Hub sends each selected finding in an event of its own, so
+    /// intake, which sees one at a time, cannot count them).
+    pub max_revocations_per_action_hour: Option<u32>,
     /// The deployment's partition: a request naming an ARN of another one is refused.
     pub partition: Partition,
     /// Added to "now" before rounding up to a whole second. STS may round a session's
@@ -81,6 +85,7 @@ impl Default for RevokeConfig {
             protection: crate::config::TriageConfig::default().protection,
             accounts: None,
             max_revocations_per_account_hour: None,
+            max_revocations_per_action_hour: None,
             partition: Partition::Aws,
             margin: chrono::Duration::seconds(1),
             retry: RetryPolicy::default(),
@@ -1493,33 +1498,64 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         request: &RevocationRequest,
         notes: &mut Vec<String>,
     ) -> Result<(), Stop> {
-        let Some(cap) = self.config.max_revocations_per_account_hour else {
-            return Ok(());
-        };
         if request.trigger.source == "manual" || request.dry_run || !self.ledger.enabled() {
             return Ok(());
         }
-        let now = self.clock.now();
+        let hour = self.clock.now().format("%Y-%m-%dT%H").to_string();
         let account = &request.target.account;
-        let bucket = format!("{account}#{}", now.format("%Y-%m-%dT%H"));
-        match self
-            .ledger
-            .take_slot(&bucket, cap, now + chrono::Duration::hours(2))
-            .await
-        {
+        if let Some(cap) = self.config.max_revocations_per_account_hour {
+            self.take_breaker_slot(&format!("{account}#{hour}"), cap, notes, || {
+                format!("{cap} automatic revocations in account {account} this hour already")
+            })
+            .await?;
+        }
+        if let (Some(cap), Some(action)) = (
+            self.config.max_revocations_per_action_hour,
+            request.trigger.custom_action.as_deref(),
+        ) {
+            self.take_breaker_slot(
+                &format!("action#{}#{hour}", short_hash(action)),
+                cap,
+                notes,
+                || {
+                    format!(
+                        "{cap} revocations by the Security Hub custom action {} this hour already (a selection of many findings, or someone steering cutoff through Security Hub)",
+                        crate::principal::excerpt(action)
+                    )
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// One count of the circuit breaker in `bucket`; `full` says what is full.
+    async fn take_breaker_slot(
+        &self,
+        bucket: &str,
+        cap: u32,
+        notes: &mut Vec<String>,
+        full: impl FnOnce() -> String,
+    ) -> Result<(), Stop> {
+        let until = self.clock.now() + chrono::Duration::hours(2);
+        match self.ledger.take_slot(bucket, cap, until).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(Stop::failed(
                 "circuit_open",
                 format!(
-                    "circuit breaker: {cap} automatic revocations in account {account} this hour already; this one is NOT written. A person must look now: revoke by hand (cutoff revoke) if it is real, and find what raises so many findings"
+                    "circuit breaker: {}; this one is NOT written. A person must look now: revoke by hand (cutoff revoke) if it is real, and find what raises so many findings",
+                    full()
                 ),
             )),
             Err(e) => {
                 tracing::warn!(error = %e, "ledger unreachable: circuit breaker not checked");
-                notes.push(format!(
+                let note = format!(
                     "the circuit breaker could not be checked ({}); revoked anyway, containment first",
                     e.kind.as_str()
-                ));
+                );
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
                 Ok(())
             }
         }

@@ -68,6 +68,8 @@ pub struct Evidence {
     pub manual: Option<ManualRequest>,
     /// The Security Hub product that reported the finding (for `BatchUpdateFindings`).
     pub product_arn: Option<String>,
+    /// The Security Hub custom action that sent the finding, when one did.
+    pub custom_action: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -456,6 +458,7 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
             .and_then(|(_, id)| id),
         manual: None,
         product_arn: None,
+        custom_action: None,
     };
     let decide = |d: Decision| {
         d.with_finding(reference.clone())
@@ -645,6 +648,10 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
                 arn.starts_with("arn:") && arn.len() <= 512 && !arn.chars().any(char::is_control)
             })
             .map(str::to_owned),
+        custom_action: match origin {
+            SecurityHubOrigin::CustomAction { action_arn, .. } => action_arn.clone(),
+            SecurityHubOrigin::Imported => None,
+        },
     };
     let decide = |d: Decision| {
         d.with_finding(reference.clone())
@@ -666,7 +673,7 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
         );
     }
     let custom_action = match origin {
-        SecurityHubOrigin::CustomAction { action_name } => Some(action_name),
+        SecurityHubOrigin::CustomAction { action_name, .. } => Some(action_name),
         SecurityHubOrigin::Imported => None,
     };
     if custom_action.is_none() {
@@ -922,6 +929,7 @@ fn cloudtrail(
             .and_then(|(_, id)| id),
         manual: None,
         product_arn: None,
+        custom_action: None,
     };
     let decide = |d: Decision| {
         d.with_finding(reference.clone())

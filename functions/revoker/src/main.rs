@@ -51,6 +51,7 @@ async fn main() -> Result<(), Error> {
             protection: config.protection.clone(),
             accounts: Some(config.accounts.clone()),
             max_revocations_per_account_hour: Some(config.max_revocations_per_account_hour),
+            max_revocations_per_action_hour: Some(config.max_revocations_per_action_hour),
             partition,
             honour_protected_tag: config.honour_protected_tag,
             ..RevokeConfig::default()

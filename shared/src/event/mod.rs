@@ -95,7 +95,13 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecurityHubOrigin {
     /// An operator selected findings and chose a custom action.
-    CustomAction { action_name: Option<String> },
+    CustomAction {
+        action_name: Option<String>,
+        /// The custom action's ARN (the event's `resources`): what the revoker counts
+        /// an action's revocations by, across the events of one selection (Security Hub
+        /// sends each selected finding in an event of its own).
+        action_arn: Option<String>,
+    },
     /// Findings imported from a product (GuardDuty, a partner, a custom integration).
     Imported,
 }
@@ -287,6 +293,11 @@ fn from_envelope(envelope: &Envelope, detail: Value) -> Event {
                         .get("actionName")
                         .and_then(Value::as_str)
                         .map(str::to_owned),
+                    action_arn: envelope
+                        .resources
+                        .iter()
+                        .find(|r| r.contains(":action/custom/"))
+                        .map(|r| crate::principal::clean_text(r, 256)),
                 }
             } else {
                 SecurityHubOrigin::Imported

@@ -141,6 +141,7 @@ pub fn alert_outcome(source: Source, decision: &Decision) -> Option<Outcome> {
                 .and_then(|m| m.requested_by.as_ref())
                 .map(|r| r.to_string()),
             requested_by_verified: false,
+            custom_action: decision.evidence.custom_action.clone(),
             reason: Some(decision.reason.clone()),
         },
         api_calls: 0,

@@ -1784,3 +1784,49 @@ async fn a_name_spelled_in_another_case_takes_the_same_lock_and_key_records() {
     );
     assert!(member.writes().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_custom_action_delivered_one_finding_per_event_still_trips_its_breaker() {
+    // One click on many findings arrives as one event per finding, each naming one
+    // principal: intake's per-event cap never sees more than one. The revoker counts
+    // the action's revocations across them.
+    let (access, member) = setup();
+    for name in ["r1", "r2", "r3", "r4"] {
+        member.add_role(name, "/", &[]);
+    }
+    let r = Revoker::new(
+        access,
+        FixedClock::at(t0()),
+        RevokeConfig {
+            max_revocations_per_account_hour: Some(100),
+            max_revocations_per_action_hour: Some(3),
+            ..RevokeConfig::default()
+        },
+    )
+    .with_ledger(crate::aws::fake::FakeLedger::default());
+    const ACTION: &str = "arn:aws:securityhub:us-east-1:999988887777:action/custom/revoke-sessions";
+    let by_action = |name: &str| {
+        let mut req = request(TargetKind::Role, name);
+        req.trigger.source = "securityhub".into();
+        req.trigger.custom_action = Some(ACTION.into());
+        req
+    };
+    let mut statuses = Vec::new();
+    for name in ["r1", "r2", "r3", "r4"] {
+        statuses.push(r.handle(&by_action(name), name).await);
+    }
+    let kinds: Vec<Option<&str>> = statuses
+        .iter()
+        .map(|o| o.error.as_ref().map(|e| e.kind.as_str()))
+        .collect();
+    assert_eq!(kinds, [None, None, None, Some("circuit_open")]);
+    assert!(
+        statuses[3].detail.contains("custom action"),
+        "{}",
+        statuses[3].detail
+    );
+    assert!(stored_cutoff(&member, &role("r4")).is_none());
+    // A GuardDuty finding about r4 is not held back by the action's count.
+    let gd = r.handle(&request(TargetKind::Role, "r4"), "gd").await;
+    assert_eq!(gd.status, Status::Applied, "{gd:#?}");
+}

@@ -1232,3 +1232,39 @@ fn a_guardduty_finding_about_a_caller_of_another_account_revokes_nothing_in_the_
     );
     assert_eq!(only(&run(e)).decision, Verdict::Revoke);
 }
+
+#[test]
+fn a_custom_action_names_itself_so_the_revoker_can_count_its_revocations_across_events() {
+    // Security Hub sends each selected finding in an event of its own: only the action's
+    // ARN ties them together.
+    let t = run(custom_action(vec![asff(
+        access_key_resource("AssumedRole", "payments-api"),
+        "LOW",
+        10,
+    )]));
+    let d = only(&t);
+    assert_eq!(d.decision, Verdict::Revoke);
+    let request = crate::outcome::RevocationRequest::from_decision(t.source, d).unwrap();
+    assert_eq!(
+        request.trigger.custom_action.as_deref(),
+        Some(
+            format!("arn:aws:securityhub:us-east-1:{ADMIN}:action/custom/revoke-sessions").as_str()
+        )
+    );
+    // An imported finding names no action.
+    let config = TriageConfig {
+        securityhub_imported: true,
+        ..TriageConfig::default()
+    };
+    let imported = run_with(
+        imported(asff(
+            access_key_resource("AssumedRole", "payments-api"),
+            "CRITICAL",
+            90,
+        )),
+        &config,
+    );
+    let request =
+        crate::outcome::RevocationRequest::from_decision(imported.source, only(&imported)).unwrap();
+    assert_eq!(request.trigger.custom_action, None);
+}
