@@ -137,6 +137,7 @@ pub fn sanitized(outcome: &Outcome) -> Outcome {
         &mut t.finding_type,
         &mut t.product_arn,
         &mut t.requested_by,
+        &mut t.custom_action,
         &mut t.reason,
     ] {
         *field = clean_opt(field.as_deref());
