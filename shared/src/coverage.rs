@@ -46,6 +46,23 @@ pub struct KeyRecord {
     pub seen_only: bool,
 }
 
+impl KeyRecord {
+    /// Where the ledger keeps the record among the principal's: one covering record per
+    /// key, and one *seen* record per key and finding (so that each finding that began
+    /// with a key is remembered, whichever names another key later).
+    pub fn sort_key(&self) -> String {
+        if self.seen_only {
+            format!(
+                "{}#seen#{}",
+                self.access_key_id,
+                self.finding.as_deref().unwrap_or("-")
+            )
+        } else {
+            self.access_key_id.as_str().to_owned()
+        }
+    }
+}
+
 /// What a request brings to the rule.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Evidence<'a> {

@@ -960,6 +960,26 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// stop a release (removals fail closed: retried later); a lock held by another
     /// writer past `lock_wait` fails the request so that it is retried.
     pub async fn handle(&self, request: &RevocationRequest, request_id: &str) -> Outcome {
+        self.handle_checked(request, request_id, true).await
+    }
+
+    /// [`Revoker::handle`] for the requests of a batch folded into one, each already
+    /// checked against the idempotency marker on its own: the first one's marker must
+    /// not answer for the others.
+    pub(crate) async fn handle_folded(
+        &self,
+        request: &RevocationRequest,
+        request_id: &str,
+    ) -> Outcome {
+        self.handle_checked(request, request_id, false).await
+    }
+
+    async fn handle_checked(
+        &self,
+        request: &RevocationRequest,
+        request_id: &str,
+        check_earlier: bool,
+    ) -> Outcome {
         let started = self.clock.now();
         if let Some(stop) = self.refuse_account(request) {
             let outcome = Outcome::for_request(request, Status::Failed, "").failed(
@@ -1044,8 +1064,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             false
         };
         let dedupe = self.dedupe_key(request);
-        let mut prior_records: Option<Vec<KeyRecord>> = None;
-        let earlier = match &dedupe {
+        let earlier = match dedupe.as_ref().filter(|_| check_earlier) {
             Some(k) => match self.ledger.applied(k, self.clock.now()).await {
                 Ok(found) => found,
                 Err(e) => {
@@ -1064,10 +1083,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             None => {
                 let known = if request.action == ManualAction::Revoke {
                     match self.ledger.key_records(&key, self.clock.now()).await {
-                        Ok(records) => {
-                            prior_records = Some(records.clone());
-                            KnownKeys::Read(records)
-                        }
+                        Ok(records) => KnownKeys::Read(records),
                         Err(e) => {
                             tracing::warn!(error = %e, "ledger unreachable: key records not read");
                             KnownKeys::Unknown
@@ -1083,8 +1099,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         if !warnings.is_empty() {
             outcome.detail = format!("{} ({})", outcome.detail, warnings.join("; "));
         }
-        self.remember_keys(request, &key, &outcome, started, prior_records.as_deref())
-            .await;
+        self.remember_keys(request, &key, &outcome, started).await;
         let mark = dedupe
             .as_deref()
             .filter(|_| matches!(outcome.status, Status::Applied | Status::AlreadyRevoked));
@@ -1103,16 +1118,15 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// moment this request began: the key was in use before then, so that cutoff
     /// certainly covers it. An older cutoff that covered the request only by the
     /// finding's claim (its first activity) proves nothing, or a forged finding could
-    /// make cutoff vouch for the attacker's key: such a key is recorded as seen only,
-    /// and only when nothing is recorded for it yet. A `partial` outcome records
-    /// nothing: its key still works.
+    /// make cutoff vouch for the attacker's key: such a key is recorded as seen only (one
+    /// record per key and finding, beside any covering record). A `partial` outcome
+    /// records nothing: its key still works.
     async fn remember_keys(
         &self,
         request: &RevocationRequest,
         key: &str,
         outcome: &Outcome,
         started: chrono::DateTime<chrono::Utc>,
-        prior: Option<&[KeyRecord]>,
     ) {
         if outcome.dry_run {
             return;
@@ -1125,11 +1139,6 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                     return;
                 };
                 let seen_only = cutoff.as_datetime() < started;
-                let known = prior
-                    .is_none_or(|records| records.iter().any(|r| r.access_key_id == access_key_id));
-                if seen_only && known {
-                    return;
-                }
                 let record = KeyRecord {
                     access_key_id,
                     cutoff,
@@ -1183,8 +1192,15 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         }
         let finding = finding_digest(request)?;
         let t = &request.target;
+        // The source and product too: whoever imports a Security Hub finding chooses its
+        // id and update time, and must not make a GuardDuty finding look applied.
+        let origin = short_hash(&format!(
+            "{}|{}",
+            request.trigger.source,
+            request.trigger.product_arn.as_deref().unwrap_or("")
+        ));
         Some(format!(
-            "{finding}#{}#{}#{}#{}#{}",
+            "{finding}#{origin}#{}#{}#{}#{}#{}",
             request
                 .trigger
                 .updated_at
@@ -1220,14 +1236,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         outcome: &Outcome,
         started: chrono::DateTime<chrono::Utc>,
     ) {
-        self.remember_keys(
-            request,
-            &principal_key(&request.target),
-            outcome,
-            started,
-            None,
-        )
-        .await;
+        self.remember_keys(request, &principal_key(&request.target), outcome, started)
+            .await;
         let dedupe = self.dedupe_key(request);
         let mark = dedupe
             .as_deref()
@@ -1503,12 +1513,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         }
         let hour = self.clock.now().format("%Y-%m-%dT%H").to_string();
         let account = &request.target.account;
-        if let Some(cap) = self.config.max_revocations_per_account_hour {
-            self.take_breaker_slot(&format!("{account}#{hour}"), cap, notes, || {
-                format!("{cap} automatic revocations in account {account} this hour already")
-            })
-            .await?;
-        }
+        // The action's count first: a selection refused for its size must not use up
+        // the account's slots, or one click would stop GuardDuty's revocations there.
         if let (Some(cap), Some(action)) = (
             self.config.max_revocations_per_action_hour,
             request.trigger.custom_action.as_deref(),
@@ -1524,6 +1530,12 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                     )
                 },
             )
+            .await?;
+        }
+        if let Some(cap) = self.config.max_revocations_per_account_hour {
+            self.take_breaker_slot(&format!("{account}#{hour}"), cap, notes, || {
+                format!("{cap} automatic revocations in account {account} this hour already")
+            })
             .await?;
         }
         Ok(())

@@ -275,13 +275,13 @@ where
             account,
             now,
         };
-        let key = format!(
-            "{account}#{}#{}",
+        let key = crate::aws::ledger::principal_key_of(
+            account,
             match snapshot.kind {
                 PrincipalType::Role => TargetKind::Role.as_str(),
                 PrincipalType::User => TargetKind::User.as_str(),
             },
-            snapshot.name
+            snapshot.name.as_str(),
         );
         let locked = if config.dry_run {
             LockState::NotNeeded

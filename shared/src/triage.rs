@@ -493,6 +493,7 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
     // make its own GuardDuty report anyone who touches its resources): alert only.
     if let Some(remote) = finding.remote_account()
         && finding.account_id.as_deref() != Some(remote)
+        && severity >= config.alert_severity
     {
         // The alert names the caller where it lives, so that someone is told about it.
         let caller = match finding.access_key_details() {

@@ -993,7 +993,7 @@ impl super::ledger::Ledger for FakeLedger {
     ) -> Result<(), AwsError> {
         let mut state = self.begin("record_key")?;
         let records = state.keys.entry(principal.to_owned()).or_default();
-        records.retain(|(r, _)| r.access_key_id != record.access_key_id);
+        records.retain(|(r, _)| r.sort_key() != record.sort_key());
         records.push((record.clone(), until));
         Ok(())
     }

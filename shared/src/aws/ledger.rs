@@ -39,7 +39,7 @@ use super::sdk::classify;
 use super::{AwsError, ErrorKind};
 use crate::coverage::KeyRecord;
 use crate::outcome::Outcome;
-use crate::principal::{Account, Target};
+use crate::principal::{Account, Target, TargetKind};
 
 const OP_PUT_ITEM: &str = "dynamodb:PutItem";
 const OP_GET_ITEM: &str = "dynamodb:GetItem";
@@ -73,11 +73,19 @@ pub struct AuditEntry {
 /// unique regardless of case (`Payments-API` is `payments-api`), so the name is
 /// lowercased: a request spelling it differently takes the same lock and finds the same
 /// key records and audit trail as the sweeper, which spells it as IAM does.
+///
+/// A role whose name only looks service-linked or like Identity Center's is a role:
+/// its kind is `role` here, as the sweeper and a request naming it as a role name it.
 pub fn principal_key(target: &Target) -> String {
-    principal_key_of(&target.account, target.kind.as_str(), target.name.as_str())
+    let kind = match target.kind {
+        TargetKind::ServiceLinkedRole | TargetKind::IdentityCenterRole => TargetKind::Role,
+        other => other,
+    };
+    principal_key_of(&target.account, kind.as_str(), target.name.as_str())
 }
 
-fn principal_key_of(account: &Account, kind: &str, name: &str) -> String {
+/// [`principal_key`] from its parts (`kind` as [`TargetKind::as_str`] spells it).
+pub fn principal_key_of(account: &Account, kind: &str, name: &str) -> String {
     format!("{account}#{kind}#{}", name.to_ascii_lowercase())
 }
 
@@ -549,7 +557,7 @@ impl Ledger for SdkLedger {
             .put_item()
             .table_name(&self.table)
             .item("pk", s(format!("keys#{principal}")))
-            .item("sk", s(record.access_key_id.as_str()))
+            .item("sk", s(record.sort_key()))
             .item("record", s(json))
             .item("expires_at", n(until.timestamp()))
             .send()
@@ -567,7 +575,7 @@ impl Ledger for SdkLedger {
                 .delete_item()
                 .table_name(&self.table)
                 .key("pk", s(format!("keys#{principal}")))
-                .key("sk", s(record.access_key_id.as_str()))
+                .key("sk", s(record.sort_key()))
                 .send()
                 .await
                 .map_err(|e| self.error(&e, OP_DELETE_ITEM))?;

@@ -161,9 +161,13 @@ fn coalesce_key(request: &RevocationRequest) -> String {
     // The access key is part of the key: two findings naming two keys of one user
     // must each get their key deactivated, not just the first one's.
     // So is the unique id the finding names: a request about a principal since
-    // recreated must fail on its own, not take another's write with it.
+    // recreated must fail on its own, not take another's write with it. And the source
+    // and custom action: the circuit breaker counts by them, and a selection whose
+    // action is over its cap must not take a GuardDuty finding's revocation down too.
     format!(
-        "{}/{}/{}/{}/{}/{}/{}/{}/{}",
+        "{}/{}/{}/{}/{}/{}/{}/{}/{}/{}/{}",
+        request.trigger.source,
+        request.trigger.custom_action.as_deref().unwrap_or("-"),
         t.account,
         t.kind,
         t.name,
@@ -275,7 +279,11 @@ impl<A: AccountAccess, K: Clock, L: crate::aws::ledger::Ledger> Revoker<A, K, L>
             runs += 1;
             let request_id = fresh.first().map(|(id, _)| id.as_str()).unwrap_or("batch");
             let started = self.clock.now();
-            let result = self.handle(&combined, request_id).await;
+            let result = if members.len() > 1 {
+                self.handle_folded(&combined, request_id).await
+            } else {
+                self.handle(&combined, request_id).await
+            };
             for (i, (message_id, request)) in fresh.into_iter().enumerate() {
                 // Each message keeps its own trigger so its owner hears about its
                 // finding; the write and its result are shared.
@@ -745,6 +753,54 @@ mod tests {
         assert_eq!(d_again.outcomes[0].outcome.status, Status::Applied);
         assert_eq!(d_again.outcomes[0].outcome.cutoff, d_outcome.cutoff);
         assert_eq!(member.calls().len(), calls, "answered from the ledger");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_guardduty_request_is_not_folded_into_a_custom_action_over_its_cap() {
+        let (r, member) = revoker();
+        let r = Revoker {
+            config: RevokeConfig {
+                max_revocations_per_account_hour: Some(100),
+                max_revocations_per_action_hour: Some(1),
+                ..RevokeConfig::default()
+            },
+            ..r
+        }
+        .with_ledger(crate::aws::fake::FakeLedger::default());
+        const ACTION: &str = "arn:aws:securityhub:us-east-1:999988887777:action/custom/revoke";
+        let by_action = |role: &str, finding: &str| {
+            let mut req = request(role, finding);
+            req.trigger.source = "securityhub".into();
+            req.trigger.custom_action = Some(ACTION.into());
+            serde_json::to_string(&req).unwrap()
+        };
+        // The action's one revocation this hour.
+        r.handle_batch(&batch(sqs(&[by_action("ledger", "sh-0")])), false)
+            .await;
+        let result = r
+            .handle_batch(
+                &batch(sqs(&[
+                    by_action("payments-api", "sh-1"),
+                    serde_json::to_string(&request("payments-api", "gd-1")).unwrap(),
+                ])),
+                false,
+            )
+            .await;
+        let of = |id: &str| {
+            result
+                .outcomes
+                .iter()
+                .find(|o| o.message_id == id)
+                .unwrap()
+                .outcome
+                .clone()
+        };
+        assert_eq!(
+            of("m0").error.map(|e| e.kind),
+            Some("circuit_open".to_owned())
+        );
+        assert_eq!(of("m1").status, Status::Applied, "{:#?}", of("m1"));
+        assert!(member.writes().contains(&"PutRolePolicy"));
     }
 
     fn queued_outcome(

@@ -1396,8 +1396,12 @@ async fn a_finding_updated_five_times_writes_once_and_a_new_key_writes_again() {
             .count(),
         2
     );
-    // Both keys are on record with the cutoff that covers them.
-    let records = ledger.state().keys[&format!("{MEMBER}#role#payments-api")].len();
+    // Both keys are on record with the cutoff that covers them (beside the record that
+    // the covered updates saw the first key).
+    let records = ledger.state().keys[&format!("{MEMBER}#role#payments-api")]
+        .iter()
+        .filter(|(r, _)| !r.seen_only)
+        .count();
     assert_eq!(records, 2);
     // A redelivery of the very same event reports the earlier outcome, no call.
     let calls = member.calls().len();
@@ -1829,4 +1833,103 @@ async fn a_custom_action_delivered_one_finding_per_event_still_trips_its_breaker
     // A GuardDuty finding about r4 is not held back by the action's count.
     let gd = r.handle(&request(TargetKind::Role, "r4"), "gd").await;
     assert_eq!(gd.status, Status::Applied, "{gd:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_selection_refused_for_its_size_does_not_use_up_the_accounts_automatic_revocations() {
+    // One click on many findings: the action's cap refuses most of them. Those must
+    // not count against the account's cap, or GuardDuty could revoke nothing there for
+    // the rest of the hour.
+    let (access, member) = setup();
+    for name in ["r1", "r2", "r3", "r4"] {
+        member.add_role(name, "/", &[]);
+    }
+    let r = Revoker::new(
+        access,
+        FixedClock::at(t0()),
+        RevokeConfig {
+            max_revocations_per_account_hour: Some(2),
+            max_revocations_per_action_hour: Some(1),
+            ..RevokeConfig::default()
+        },
+    )
+    .with_ledger(crate::aws::fake::FakeLedger::default());
+    for name in ["r1", "r2", "r3"] {
+        let mut req = request(TargetKind::Role, name);
+        req.trigger.source = "securityhub".into();
+        req.trigger.custom_action =
+            Some("arn:aws:securityhub:us-east-1:999988887777:action/custom/revoke".into());
+        r.handle(&req, name).await;
+    }
+    let gd = r.handle(&request(TargetKind::Role, "r4"), "gd").await;
+    assert_eq!(gd.status, Status::Applied, "{gd:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_finding_that_began_with_a_key_is_remembered_when_it_names_another() {
+    // A 10:00 cutoff is in force. Findings FA and FB both first name K1 (covered by
+    // their first activity, so K1 is only *seen*); FA then names K2, minted after the
+    // cutoff. FA's first activity was K1's, not K2's: K2 must be revoked, though FB
+    // was the last to name K1.
+    let (access, member) = setup();
+    let earlier = policy::role_wide_document(cutoff("2026-11-23T10:00:00Z")).to_json();
+    member.set_inline(&role("payments-api"), ROLE_WIDE_POLICY_NAME, &earlier);
+    let (r, _) = ledgered(access);
+    const K1: &str = "ASIAKEYONE0000000001";
+    const K2: &str = "ASIAKEYTWO0000000002";
+    for (finding, first) in [
+        ("fa", "2026-11-23T09:00:00Z"),
+        ("fb", "2026-11-23T09:30:00Z"),
+    ] {
+        let out = r
+            .handle(
+                &gd_update(finding, K1, first, "2026-11-23T11:00:00Z"),
+                finding,
+            )
+            .await;
+        assert_eq!(
+            out.status,
+            Status::AlreadyRevoked,
+            "{finding}: {}",
+            out.detail
+        );
+    }
+    let moved = r
+        .handle(
+            &gd_update("fa", K2, "2026-11-23T09:00:00Z", "2026-11-23T12:00:00Z"),
+            "fa-2",
+        )
+        .await;
+    assert_eq!(moved.status, Status::Applied, "{}", moved.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_security_hub_finding_reusing_a_guardduty_id_is_not_taken_for_it_by_the_ledger() {
+    // An imported finding that copies the id and update time of GuardDuty's finding is
+    // applied (or refused) first; GuardDuty's own request must not be answered with its
+    // outcome from the idempotency marker.
+    let (access, member) = setup();
+    let (r, _) = ledgered(access);
+    let real = gd_update(
+        "gd-1",
+        "ASIASTOLEN0000000001",
+        "2026-11-23T11:40:00Z",
+        "2026-11-23T11:56:00Z",
+    );
+    let mut forged = real.clone();
+    forged.trigger.source = "securityhub".into();
+    forged.trigger.product_arn =
+        Some("arn:aws:securityhub:us-east-1:111122223333:product/111122223333/default".into());
+    forged.dry_run = false;
+    let first = r.handle(&forged, "forged").await;
+    assert_eq!(first.status, Status::Applied);
+    r.clock.advance(chrono::Duration::minutes(1));
+    let writes = member.writes().len();
+    let out = r.handle(&real, "real").await;
+    assert!(
+        !out.detail.contains("not written again within"),
+        "answered from the forged finding's marker: {}",
+        out.detail
+    );
+    assert!(member.writes().len() > writes || out.status == Status::AlreadyRevoked);
 }

@@ -408,3 +408,49 @@ async fn a_principal_with_a_note_and_a_change_is_noted_once() {
         "the expired statement went"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_role_spelled_with_capitals_waits_for_the_lock_a_revocation_holds_on_it() {
+    // IAM spells the role `Batch-Worker`; a revocation names it as a finding did and
+    // holds the lock on the name, whatever its case. The sweep must leave it alone, or
+    // its read-modify-write could drop the cutoff the revocation is writing.
+    let access = FakeAccess::new(HOME);
+    let member = access.account(MEMBER);
+    member.add_role("Batch-Worker", "/", &[(MAX_SESSION_AGE_TAG, "4h")]);
+    let ledger = crate::aws::fake::FakeLedger::default();
+    let revoking = crate::principal::Target::role(
+        account(MEMBER),
+        crate::principal::PrincipalName::parse("batch-worker").unwrap(),
+    );
+    assert!(
+        ledger
+            .acquire(
+                &crate::aws::ledger::principal_key(&revoking),
+                "revoker",
+                now(),
+                // The sweeper's lock loop reads the wall clock.
+                Utc::now() + chrono::Duration::minutes(5),
+            )
+            .await
+            .unwrap()
+    );
+    let mut reports = sweep_accounts(
+        &access,
+        &ledger,
+        &[account(MEMBER)],
+        &SweepConfig::default(),
+        now(),
+        "run-1",
+        4,
+    )
+    .await;
+    let report = reports.remove(0);
+    assert!(member.writes().is_empty(), "{report:#?}");
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("being written by another writer")),
+        "{report:#?}"
+    );
+}

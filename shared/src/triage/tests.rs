@@ -1224,6 +1224,10 @@ fn a_guardduty_finding_about_a_caller_of_another_account_revokes_nothing_in_the_
         (TargetKind::Role, "444455556666", "payments-api"),
         "the alert names the caller where it lives"
     );
+    // Below the alert threshold it is noise like any other finding.
+    let mut low = e.clone();
+    set(&mut low, "/detail/severity", json!(1.0));
+    assert_eq!(only(&run(low)).decision, Verdict::Ignore);
     // The same call from the finding's own account is an ordinary finding.
     set(
         &mut e,
