@@ -594,6 +594,16 @@ mod tests {
         })).collect::<Vec<_>>()})
     }
 
+    /// The outcome the batch gave message `id`.
+    fn outcome_of(result: &BatchResult, id: &str) -> Outcome {
+        result
+            .outcomes
+            .iter()
+            .find(|o| o.message_id == id)
+            .map(|o| o.outcome.clone())
+            .unwrap_or_else(|| panic!("no outcome for {id}"))
+    }
+
     fn batch(value: Value) -> SqsEvent {
         match Invocation::classify(value) {
             Invocation::Queue(e) => e,
@@ -703,15 +713,7 @@ mod tests {
         let second = r
             .handle_batch(&batch(sqs(&[a_body, b_body.clone()])), false)
             .await;
-        let of = |result: &BatchResult, id: &str| {
-            result
-                .outcomes
-                .iter()
-                .find(|o| o.message_id == id)
-                .unwrap()
-                .outcome
-                .clone()
-        };
+        let of = outcome_of;
         let redelivered = of(&second, "m0");
         assert_eq!(redelivered.status, Status::Applied);
         assert_eq!(redelivered.cutoff, Some(first_cutoff), "A's earlier answer");
@@ -786,15 +788,7 @@ mod tests {
                 false,
             )
             .await;
-        let of = |id: &str| {
-            result
-                .outcomes
-                .iter()
-                .find(|o| o.message_id == id)
-                .unwrap()
-                .outcome
-                .clone()
-        };
+        let of = |id: &str| outcome_of(&result, id);
         assert_eq!(
             of("m0").error.map(|e| e.kind),
             Some("circuit_open".to_owned())

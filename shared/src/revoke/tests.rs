@@ -1734,15 +1734,7 @@ async fn an_open_circuit_breaker_sets_no_key_inactive() {
         .add_access_key("u1", KEY1)
         .add_user("u2", &[])
         .add_access_key("u2", KEY2);
-    let r = Revoker::new(
-        access,
-        FixedClock::at(t0()),
-        RevokeConfig {
-            max_revocations_per_account_hour: Some(1),
-            ..RevokeConfig::default()
-        },
-    )
-    .with_ledger(crate::aws::fake::FakeLedger::default());
+    let r = with_breaker(access, Some(1), None);
     let finding_about = |name: &str, key: &str| {
         let mut req = request(TargetKind::User, name);
         req.target.access_key_id = Some(AccessKeyId::parse(key).unwrap());
@@ -1789,6 +1781,34 @@ async fn a_name_spelled_in_another_case_takes_the_same_lock_and_key_records() {
     assert!(member.writes().is_empty());
 }
 
+/// A revoker with a ledger and the circuit breaker's caps.
+fn with_breaker(
+    access: FakeAccess,
+    per_account: Option<u32>,
+    per_action: Option<u32>,
+) -> Revoker<FakeAccess, FixedClock, crate::aws::fake::FakeLedger> {
+    Revoker::new(
+        access,
+        FixedClock::at(t0()),
+        RevokeConfig {
+            max_revocations_per_account_hour: per_account,
+            max_revocations_per_action_hour: per_action,
+            ..RevokeConfig::default()
+        },
+    )
+    .with_ledger(crate::aws::fake::FakeLedger::default())
+}
+
+const CUSTOM_ACTION: &str = "arn:aws:securityhub:us-east-1:999988887777:action/custom/revoke";
+
+/// A request from a finding a Security Hub custom action sent.
+fn by_custom_action(name: &str) -> RevocationRequest {
+    let mut req = request(TargetKind::Role, name);
+    req.trigger.source = "securityhub".into();
+    req.trigger.custom_action = Some(CUSTOM_ACTION.into());
+    req
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_custom_action_delivered_one_finding_per_event_still_trips_its_breaker() {
     // One click on many findings arrives as one event per finding, each naming one
@@ -1798,26 +1818,10 @@ async fn a_custom_action_delivered_one_finding_per_event_still_trips_its_breaker
     for name in ["r1", "r2", "r3", "r4"] {
         member.add_role(name, "/", &[]);
     }
-    let r = Revoker::new(
-        access,
-        FixedClock::at(t0()),
-        RevokeConfig {
-            max_revocations_per_account_hour: Some(100),
-            max_revocations_per_action_hour: Some(3),
-            ..RevokeConfig::default()
-        },
-    )
-    .with_ledger(crate::aws::fake::FakeLedger::default());
-    const ACTION: &str = "arn:aws:securityhub:us-east-1:999988887777:action/custom/revoke-sessions";
-    let by_action = |name: &str| {
-        let mut req = request(TargetKind::Role, name);
-        req.trigger.source = "securityhub".into();
-        req.trigger.custom_action = Some(ACTION.into());
-        req
-    };
+    let r = with_breaker(access, Some(100), Some(3));
     let mut statuses = Vec::new();
     for name in ["r1", "r2", "r3", "r4"] {
-        statuses.push(r.handle(&by_action(name), name).await);
+        statuses.push(r.handle(&by_custom_action(name), name).await);
     }
     let kinds: Vec<Option<&str>> = statuses
         .iter()
@@ -1844,22 +1848,9 @@ async fn a_selection_refused_for_its_size_does_not_use_up_the_accounts_automatic
     for name in ["r1", "r2", "r3", "r4"] {
         member.add_role(name, "/", &[]);
     }
-    let r = Revoker::new(
-        access,
-        FixedClock::at(t0()),
-        RevokeConfig {
-            max_revocations_per_account_hour: Some(2),
-            max_revocations_per_action_hour: Some(1),
-            ..RevokeConfig::default()
-        },
-    )
-    .with_ledger(crate::aws::fake::FakeLedger::default());
+    let r = with_breaker(access, Some(2), Some(1));
     for name in ["r1", "r2", "r3"] {
-        let mut req = request(TargetKind::Role, name);
-        req.trigger.source = "securityhub".into();
-        req.trigger.custom_action =
-            Some("arn:aws:securityhub:us-east-1:999988887777:action/custom/revoke".into());
-        r.handle(&req, name).await;
+        r.handle(&by_custom_action(name), name).await;
     }
     let gd = r.handle(&request(TargetKind::Role, "r4"), "gd").await;
     assert_eq!(gd.status, Status::Applied, "{gd:#?}");
