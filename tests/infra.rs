@@ -10,6 +10,8 @@ use std::process::Command;
 use cutoff_tests::workspace_root;
 use serde_json::Value;
 
+#[path = "infra/reference.rs"]
+mod reference;
 #[path = "infra/resolve.rs"]
 mod resolve;
 #[path = "infra/trust.rs"]
@@ -17,18 +19,7 @@ mod trust;
 
 /// A template as JSON, intrinsic functions in long form.
 fn template(name: &str) -> Value {
-    let root = workspace_root();
-    let out = Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("tests/infra/cfn_to_json.py"))
-        .arg(root.join("infra").join(name))
-        .output()
-        .expect("run .venv/bin/python (make tools installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    resolve::load(name)
 }
 
 /// Both branches of a conditional (`Fn::If`), without `AWS::NoValue`: a check must
@@ -113,9 +104,10 @@ fn operations_in(source: &str, is_item: impl Fn(&str) -> bool) -> BTreeSet<Strin
     found
 }
 
-/// The AWS actions a function's code can call: the SDK adapters its `main.rs`
-/// constructs, and what those adapters call.
-fn code_actions(function: &str) -> BTreeSet<String> {
+/// The SDK operations a function's code can call (as `service:Operation`): the SDK
+/// adapters its `main.rs` constructs, and what those adapters call. Each comes with
+/// the source file that calls it.
+fn code_operations(function: &str) -> BTreeMap<String, &'static str> {
     let root = workspace_root();
     let main =
         std::fs::read_to_string(root.join(format!("functions/{function}/src/main.rs"))).unwrap();
@@ -132,7 +124,7 @@ fn code_actions(function: &str) -> BTreeSet<String> {
     if main.contains("ConfiguredLedger") {
         structs.insert("SdkLedger".to_owned());
     }
-    let mut actions = BTreeSet::new();
+    let mut actions = BTreeMap::new();
     let mut files = vec![
         "shared/src/aws/sdk.rs",
         "shared/src/aws/messaging.rs",
@@ -146,21 +138,76 @@ fn code_actions(function: &str) -> BTreeSet<String> {
     }
     for file in files {
         let source = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut found = BTreeSet::new();
         for name in &structs {
             let impl_for = format!(" for {name} {{");
             let impl_self = format!("impl {name} {{");
-            actions.extend(operations_in(&source, |line| {
+            found.extend(operations_in(&source, |line| {
                 line.starts_with("impl")
                     && (line.contains(&impl_for) || line.starts_with(&impl_self))
             }));
         }
         if main.contains("discover_home") {
-            actions.extend(operations_in(&source, |line| {
+            found.extend(operations_in(&source, |line| {
                 line.contains("fn discover_home")
             }));
         }
+        actions.extend(found.into_iter().map(|op| (op, file)));
     }
     actions
+}
+
+/// The IAM actions that authorize an SDK operation. Most operations are authorized by
+/// the action of the same name; these are not, and the service authorization reference
+/// (and each service's API reference) names what is: a batch is authorized as the
+/// single action it repeats, a DynamoDB transaction as the item actions it holds.
+/// `every_operation_the_code_calls_is_authorized_by_an_action_aws_defines` refuses an
+/// operation that is not an action and is not listed here.
+fn authorized_as(operation: &str, source: &str) -> Vec<String> {
+    let one = |action: &str| vec![action.to_owned()];
+    match operation {
+        "sqs:SendMessageBatch" => one("sqs:SendMessage"),
+        "sqs:DeleteMessageBatch" => one("sqs:DeleteMessage"),
+        "sqs:ChangeMessageVisibilityBatch" => one("sqs:ChangeMessageVisibility"),
+        "sns:PublishBatch" => one("sns:Publish"),
+        "dynamodb:TransactGetItems" => one("dynamodb:GetItem"),
+        "dynamodb:TransactWriteItems" => {
+            // The item kinds the code builds (`TransactWriteItem::builder().put(…)`).
+            let actions: Vec<String> = [
+                (".put(", "dynamodb:PutItem"),
+                (".update(", "dynamodb:UpdateItem"),
+                (".delete(", "dynamodb:DeleteItem"),
+                (".condition_check(", "dynamodb:ConditionCheckItem"),
+            ]
+            .into_iter()
+            .filter(|(call, _)| {
+                source
+                    .split("TransactWriteItem::builder()")
+                    .skip(1)
+                    .any(|rest| rest.trim_start().starts_with(call))
+            })
+            .map(|(_, action)| action.to_owned())
+            .collect();
+            assert!(
+                !actions.is_empty(),
+                "a TransactWriteItems call whose items this test cannot read"
+            );
+            actions
+        }
+        other => one(other),
+    }
+}
+
+/// The IAM actions a function's code needs: its operations, as IAM authorizes them.
+fn code_actions(function: &str) -> BTreeSet<String> {
+    let root = workspace_root();
+    code_operations(function)
+        .into_iter()
+        .flat_map(|(op, file)| {
+            let source = std::fs::read_to_string(root.join(file)).unwrap();
+            authorized_as(&op, &source)
+        })
+        .collect()
 }
 
 /// What the Lambda service does with the function's own role, beyond the code's calls.
@@ -308,6 +355,57 @@ fn every_function_role_grants_only_what_its_code_calls() {
         }
     }
     assert!(report.is_empty(), "{}", report.join("\n"));
+}
+
+/// Each SDK operation the functions call is authorized by actions AWS defines: an
+/// operation whose name is not an action (a batch, a transaction) must be mapped in
+/// [`authorized_as`], or the grant the least-privilege test asks for would not exist.
+#[test]
+fn every_operation_the_code_calls_is_authorized_by_an_action_aws_defines() {
+    let root = workspace_root();
+    let mut items = Vec::new();
+    for function in ["intake", "notifier", "revoker", "sweeper"] {
+        for (op, file) in code_operations(function) {
+            let source = std::fs::read_to_string(root.join(file)).unwrap();
+            for action in authorized_as(&op, &source) {
+                items.push((format!("{function} calls {op} ({file})"), action));
+            }
+        }
+    }
+    assert!(items.len() > 40, "{}", items.len());
+    let questions: Vec<(String, Vec<String>)> =
+        items.iter().map(|(_, a)| (a.clone(), Vec::new())).collect();
+    let answers = reference::ask(&questions);
+    let unknown: Vec<String> = answers
+        .iter()
+        .zip(&items)
+        .filter(|(answer, _)| !answer.known || answer.matches.len() != 1)
+        .map(|(_, (place, action))| {
+            format!(
+                "{place}: {action} is not an IAM action; map the operation in authorized_as() to the action(s) the service authorization reference names"
+            )
+        })
+        .collect();
+    assert!(unknown.is_empty(), "\n{}", unknown.join("\n"));
+}
+
+#[test]
+fn batches_and_transactions_are_authorized_as_the_actions_they_repeat() {
+    assert_eq!(
+        authorized_as("sqs:SendMessageBatch", ""),
+        ["sqs:SendMessage"]
+    );
+    let transaction = "client.transact_write_items()\n\
+        .transact_items(TransactWriteItem::builder().put(put).build())\n\
+        .transact_items(TransactWriteItem::builder()\n    .update(update).build())";
+    assert_eq!(
+        authorized_as("dynamodb:TransactWriteItems", transaction),
+        ["dynamodb:PutItem", "dynamodb:UpdateItem"]
+    );
+    assert_eq!(
+        authorized_as("iam:PutRolePolicy", ""),
+        ["iam:PutRolePolicy"]
+    );
 }
 
 /// `*` as a resource is allowed only where the service accepts nothing narrower.

@@ -88,14 +88,14 @@ pub trait AccountDirectory: Send + Sync {
     fn active_accounts(&self) -> impl Future<Output = Result<Vec<Account>, AwsError>> + Send;
 }
 
-/// `sqs:SendMessageBatch` on the sweep queue.
+/// `SendMessageBatch` on the sweep queue (authorized as `sqs:SendMessage`).
 pub trait SweepTasks: Send + Sync {
     /// Sends every task (10 per call); an entry the queue rejects is an error.
     fn send_tasks(&self, tasks: &[SweepTask]) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
-/// `dynamodb:PutItem`, `TransactWriteItems`, `UpdateItem`, `GetItem`, `Query` on the
-/// sweep table.
+/// `dynamodb:PutItem`, `UpdateItem`, `GetItem`, `Query` and a `TransactWriteItems` of
+/// one Put and one Update (authorized as those two) on the sweep table.
 pub trait SweepLedger: Send + Sync {
     /// Creates the run; false when it exists already (the schedule fired twice).
     fn start_run(&self, run: &SweepRun) -> impl Future<Output = Result<bool, AwsError>> + Send;
