@@ -10,6 +10,8 @@ use std::process::Command;
 use cutoff_tests::workspace_root;
 use serde_json::Value;
 
+#[path = "infra/deploy.rs"]
+mod deploy;
 #[path = "infra/reference.rs"]
 mod reference;
 #[path = "infra/resolve.rs"]

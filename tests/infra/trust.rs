@@ -42,7 +42,7 @@ fn break_glass_template() -> &'static Value {
 
 /// The responder as the tests deploy it: inside organization ORG, two operators; `extra`
 /// sets or overrides parameters.
-fn responder(extra: &[(&str, &str)]) -> Stack {
+pub(crate) fn responder(extra: &[(&str, &str)]) -> Stack {
     let mut params: BTreeMap<&str, &str> = BTreeMap::from([
         ("ExternalId", EXTERNAL_ID),
         ("OrganizationId", ORG),
@@ -57,7 +57,7 @@ fn responder(extra: &[(&str, &str)]) -> Stack {
 }
 
 /// The member role of account `account`, trusting the responder in ACCOUNT.
-fn member(account: &str, extra: &[(&str, &str)]) -> Stack {
+pub(crate) fn member(account: &str, extra: &[(&str, &str)]) -> Stack {
     let mut params: BTreeMap<&str, &str> = BTreeMap::from([
         ("SecurityAccountId", ACCOUNT),
         ("ResponderRegion", REGION),
@@ -1514,6 +1514,7 @@ fn every_rule_on_the_default_bus_matches_a_source_only_aws_can_use() {
     let stack = responder(&[
         ("CloudTrailEventNames", "StopLogging"),
         ("SecurityHubImported", "true"),
+        ("SecurityHubCustomAction", "true"),
     ]);
     let rules = stack.resources_of_type("AWS::Events::Rule");
     let mut checked = 0;
