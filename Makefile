@@ -37,7 +37,8 @@ LINT_STAMP := $(LINT_VENV)/.cutoff-lint-tools-stamp
 TEMPLATES := infra/template.yaml infra/member-role.yaml infra/break-glass.yaml
 
 .PHONY: help setup test lint fmt-check clippy unit build build-tools clean tools tools-check demo \
-	cfn-lint lint-tools lint-templates deploy package fuzz fuzz-tools bench bench-tools
+	cfn-lint lint-tools lint-templates deploy package fuzz fuzz-tools bench bench-tools \
+	bundles permissions sam-build build-IntakeFunction build-RevokerFunction build-NotifierFunction build-SweeperFunction
 
 help:
 	@echo "make demo    run a GuardDuty finding through the real functions on a local AWS stand-in"
@@ -166,29 +167,70 @@ lint-templates: cfn-lint lint-tools
 		$(LINT_VENV)/bin/sam validate --lint --template infra/template.yaml --region us-east-1
 	$(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation $(foreach t,$(TEMPLATES),-f $(t))
 
-lint: fmt-check clippy lint-templates
+# The templates held to AWS's definitions (tests/infra.rs, also part of make test):
+# every action, NotAction and condition key exists in the service authorization
+# reference (iam-data, pinned), and each function's role grants exactly the actions
+# that authorize the SDK operations its code calls.
+permissions: setup tools
+	$(CARGO) test $(CARGO_FLAGS) -p cutoff-tests --test infra
+
+# `sam build` as a user runs it, without this Makefile's other targets: four release
+# builds, so lint, not test. It must leave four bootstraps of the architecture
+# target/lambda/ARCH records; an x86_64 fallback is said plainly.
+sam-build: lint-tools
+	rm -rf infra/.aws-sam
+	cd infra && SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(LINT_VENV)/bin:$$PATH" sam build --config-file samconfig.toml
+	@arch=$$(cat target/lambda/ARCH); \
+	case $$arch in arm64) machine=aarch64;; *) machine=x86-64;; esac; \
+	for f in IntakeFunction RevokerFunction NotifierFunction SweeperFunction; do \
+		b=infra/.aws-sam/build/$$f/bootstrap; \
+		test -x $$b || { echo "sam build: no executable $$b"; exit 1; }; \
+		$(PYTHON) tools/elf_machine.py $$b $$machine || exit 1; \
+	done; \
+	echo "sam build: four $$arch bootstraps under infra/.aws-sam/build/"; \
+	if [ $$arch != arm64 ]; then echo "sam build: FELL BACK to x86_64 (the arm64 Rust target is not installed): deploy with Architecture=x86_64"; fi
+
+lint: fmt-check clippy lint-templates permissions sam-build
 
 test: fmt-check clippy cfn-lint unit
 
 # Lambda bundles: target/lambda/<function>/bootstrap, for provided.al2023 on arm64
 # (cross-compiled with cargo-lambda and zig), plus the operator CLI. When the arm64
 # Rust target cannot be installed (no network to rustup), say so and build x86_64
-# bundles instead: deploy those with Architectures: [x86_64].
-build: setup build-tools
-	@if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \
-	    || rustup target add aarch64-unknown-linux-gnu; then \
-		arch=--arm64; \
-	else \
-		echo "make build: could not install the Rust target aarch64-unknown-linux-gnu (rustup target add failed: is the network to rustup reachable?)."; \
-		echo "make build: building x86_64 bundles instead; deploy them with Architectures: [x86_64] (infra/template.yaml expects arm64)."; \
-		arch=--x86-64; \
-	fi; \
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release $$arch $(foreach f,$(FUNCTIONS),-p $(f))
+# bundles instead: deploy those with Architecture=x86_64. target/lambda/ARCH records
+# which was built.
+build: bundles
 	$(CARGO) build $(CARGO_FLAGS) --release -p cutoff-cli
 	@for f in $(FUNCTIONS); do \
 		printf '%-10s %8d bytes  target/lambda/%s/bootstrap\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap) $$f; \
 	done | tee target/lambda/sizes.txt
 	@ls -l target/release/cutoff
+
+bundles: setup build-tools
+	@if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \
+	    || rustup target add aarch64-unknown-linux-gnu; then \
+		arch=arm64; \
+	else \
+		echo "make build: could not install the Rust target aarch64-unknown-linux-gnu (rustup target add failed: is the network to rustup reachable?)."; \
+		echo "make build: building x86_64 bundles instead; deploy them with Architecture=x86_64 (the template's default is arm64)."; \
+		arch=x86_64; \
+	fi; \
+	case $$arch in arm64) flag=--arm64;; *) flag=--x86-64;; esac; \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release $$flag $(foreach f,$(FUNCTIONS),-p $(f)) \
+		&& echo $$arch > target/lambda/ARCH
+
+# `sam build` runs these (infra/template.yaml: BuildMethod makefile; built in source,
+# infra/samconfig.toml), with ARTIFACTS_DIR set to the function's artifact directory.
+# Each reuses the cargo-lambda build above (the second to fourth find it done).
+SAM_TARGETS := build-IntakeFunction build-RevokerFunction build-NotifierFunction build-SweeperFunction
+build-IntakeFunction: SAM_BINARY := intake
+build-RevokerFunction: SAM_BINARY := revoker
+build-NotifierFunction: SAM_BINARY := notifier
+build-SweeperFunction: SAM_BINARY := sweeper
+$(SAM_TARGETS): bundles
+	@test -n "$(ARTIFACTS_DIR)" || { echo "$@: run by sam build, which sets ARTIFACTS_DIR (make build builds the bundles alone)"; exit 1; }
+	cp target/lambda/$(SAM_BINARY)/bootstrap "$(ARTIFACTS_DIR)/bootstrap"
+	@echo "$@: $$(cat target/lambda/ARCH) bootstrap for $(SAM_BINARY)"
 
 clean:
 	$(CARGO) clean
@@ -199,16 +241,19 @@ demo: setup tools
 	$(CARGO) build $(CARGO_FLAGS) --quiet -p intake -p revoker -p notifier -p cutoff-tests --bin intake --bin revoker --bin notifier --bin cutoff-demo
 	./target/debug/cutoff-demo
 
-# Deploy to AWS (needs credentials): the arm64 bundles from `make build`, then a
-# guided `sam deploy` with infra/samconfig.toml. Deploy infra/member-role.yaml as a
-# StackSet first (infra/README.md).
-deploy: build lint-tools
-	cd infra && SAM_CLI_TELEMETRY=0 ../$(LINT_VENV)/bin/sam deploy --guided --config-file samconfig.toml --template-file template.yaml
+# Deploy to AWS (needs credentials): `sam build` (the bundles of `make build`), then a
+# guided `sam deploy` of the built template with infra/samconfig.toml. Deploy
+# infra/member-role.yaml as a StackSet first (infra/README.md).
+deploy: lint-tools
+	cd infra && SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(LINT_VENV)/bin:$$PATH" sam build --config-file samconfig.toml
+	@echo "make deploy: the bundles are $$(cat target/lambda/ARCH): answer Architecture=$$(cat target/lambda/ARCH)"
+	cd infra && SAM_CLI_TELEMETRY=0 ../$(LINT_VENV)/bin/sam deploy --guided --config-file samconfig.toml
 
 # Upload the bundles and write a packaged template (infra/packaged.yaml) for a
 # pipeline or a StackSet-style rollout.
-package: build lint-tools
-	cd infra && SAM_CLI_TELEMETRY=0 ../$(LINT_VENV)/bin/sam package --config-file samconfig.toml --template-file template.yaml --output-template-file packaged.yaml --resolve-s3
+package: lint-tools
+	cd infra && SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(LINT_VENV)/bin:$$PATH" sam build --config-file samconfig.toml
+	cd infra && SAM_CLI_TELEMETRY=0 ../$(LINT_VENV)/bin/sam package --config-file samconfig.toml --template-file .aws-sam/build/template.yaml --output-template-file packaged.yaml --resolve-s3
 
 # Benchmarks (bench/): cutoff's functions beside the Python/boto3 baseline in
 # bench/baseline/, both through the same local Lambda Runtime API against moto.

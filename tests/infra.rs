@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use cutoff_tests::workspace_root;
 use serde_json::Value;
@@ -296,16 +295,12 @@ fn function_roles(template: &Value) -> BTreeMap<String, String> {
                 .as_str()
                 .expect("an explicit role")
                 .to_owned();
-            let binary = resource["Properties"]["CodeUri"]
-                .as_str()
-                .unwrap()
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_owned();
+            // IntakeFunction → the intake binary.
+            let binary = id
+                .strip_suffix("Function")
+                .expect("a function's logical id ends in Function")
+                .to_lowercase();
             roles.insert(binary, role);
-            let _ = id;
         }
     }
     roles
