@@ -490,10 +490,14 @@ fn the_member_role_trusts_only_the_responder_with_the_external_id() {
         .unwrap();
     let trust = role["Properties"]["AssumeRolePolicyDocument"].to_string();
     assert!(trust.contains("sts:ExternalId"), "{trust}");
-    assert!(
-        trust.contains("cutoff-"),
-        "names the responder roles: {trust}"
-    );
+    for function in ["revoker", "sweeper"] {
+        assert!(
+            trust.contains(&format!(
+                "role/${{ResponderNamePrefix}}-${{ResponderRegion}}-{function}"
+            )),
+            "names the responder's {function} role: {trust}"
+        );
+    }
     assert!(!trust.contains(r#""AWS":"*""#), "{trust}");
 }
 

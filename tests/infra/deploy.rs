@@ -80,3 +80,155 @@ fn a_fresh_account_without_security_hub_deploys_nothing_of_security_hub() {
         ]
     );
 }
+
+/// Every name the responder gives a resource, by resource id.
+fn names(stack: &crate::resolve::Stack) -> Vec<(String, String)> {
+    const NAMED: [(&str, &str); 12] = [
+        ("AWS::IAM::Role", "RoleName"),
+        ("AWS::SQS::Queue", "QueueName"),
+        ("AWS::Serverless::Function", "FunctionName"),
+        ("AWS::SNS::Topic", "TopicName"),
+        ("AWS::DynamoDB::Table", "TableName"),
+        ("AWS::Events::EventBus", "Name"),
+        ("AWS::Events::Rule", "Name"),
+        ("AWS::Scheduler::Schedule", "Name"),
+        ("AWS::CloudWatch::Alarm", "AlarmName"),
+        ("AWS::KMS::Alias", "AliasName"),
+        ("AWS::Logs::LogGroup", "LogGroupName"),
+        ("AWS::SecurityHub::ActionTarget", "Id"),
+    ];
+    let mut out = Vec::new();
+    for (kind, property) in NAMED {
+        for id in stack.resources_of_type(kind) {
+            let name = &stack.properties(&id)[property];
+            assert!(!name.is_null(), "{id} ({kind}) has no {property}");
+            out.push((id, scalar_text(name)));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_staging_and_a_production_stack_share_no_name_in_one_account() {
+    let all_on = [
+        ("SecurityHubCustomAction", "true"),
+        ("SecurityHubImported", "true"),
+        ("CloudTrailEventNames", "StopLogging"),
+    ];
+    let production = responder(&all_on);
+    let mut staging_params = all_on.to_vec();
+    staging_params.extend([
+        ("NamePrefix", "cutoff-staging"),
+        ("MemberRoleName", "cutoff-staging-member"),
+        ("SecurityHubActionId", "cutoffstaging"),
+    ]);
+    let staging = responder(&staging_params);
+    let production_names = names(&production);
+    let staging_names = names(&staging);
+    assert!(production_names.len() > 30, "{production_names:?}");
+    assert_eq!(production_names.len(), staging_names.len());
+    for (id, name) in &staging_names {
+        assert!(
+            !production_names.iter().any(|(_, n)| n == name),
+            "{id}: {name} is taken by the production stack"
+        );
+    }
+    // Each name comes from the prefix (bar the action id, its own parameter): a
+    // resource named by hand would collide.
+    for (id, name) in &staging_names {
+        if id != "SecurityHubActionTarget" {
+            assert!(name.contains("cutoff-staging"), "{id}: {name}");
+        }
+    }
+    // What the code is told follows the stack's names.
+    let env = &staging.properties("RevokerFunction")["Environment"]["Variables"];
+    assert_eq!(env["CUTOFF_LEDGER_TABLE"], "cutoff-staging-ledger");
+    assert_eq!(env["CUTOFF_MEMBER_ROLE_NAME"], "cutoff-staging-member");
+    assert!(
+        scalar_text(&env["CUTOFF_PROTECTED_ARNS"])
+            .contains(":role/cutoff-staging-us-east-1-revoker"),
+        "{env}"
+    );
+}
+
+#[test]
+fn the_member_role_trusts_the_revoker_and_sweeper_of_its_responders_prefix() {
+    use crate::resolve::ACCOUNT;
+    let staging = responder(&[("NamePrefix", "cutoff-staging")]);
+    let revoker = staging.arn("RevokerRole");
+    let sweeper = staging.arn("SweeperRole");
+    let trusted = |prefix: &str| {
+        let member = crate::trust::member("444455556666", &[("ResponderNamePrefix", prefix)]);
+        let trust = member.trust_policy("MemberRole").to_string();
+        (trust.contains(&revoker), trust.contains(&sweeper))
+    };
+    assert!(revoker.contains(&format!(":{ACCOUNT}:role/cutoff-staging-")));
+    assert_eq!(trusted("cutoff-staging"), (true, true));
+    assert_eq!(trusted("cutoff"), (false, false));
+}
+
+#[test]
+fn the_member_role_name_is_one_parameter_with_one_default_in_both_templates() {
+    let responder = crate::resolve::load("template.yaml");
+    let member = crate::resolve::load("member-role.yaml");
+    let default = &responder["Parameters"]["MemberRoleName"]["Default"];
+    assert_eq!(default, &member["Parameters"]["MemberRoleName"]["Default"]);
+    // Nowhere else is the name written out: everything refers to the parameter.
+    let text = responder["Resources"].to_string() + &responder["Outputs"].to_string();
+    assert!(
+        !text.contains(default.as_str().unwrap()),
+        "a literal member role name"
+    );
+    let stack = crate::trust::responder(&[("MemberRoleName", "sec-member")]);
+    for function in ["IntakeFunction", "RevokerFunction", "SweeperFunction"] {
+        assert_eq!(
+            stack.properties(function)["Environment"]["Variables"]["CUTOFF_MEMBER_ROLE_NAME"],
+            "sec-member",
+            "{function}"
+        );
+    }
+    assert!(
+        stack
+            .role_policy("RevokerRole")
+            .to_string()
+            .contains(":role/sec-member")
+    );
+}
+
+#[test]
+fn a_redeploy_after_a_delete_reuses_the_retained_ledger_table() {
+    let template = crate::resolve::load("template.yaml");
+    assert_eq!(
+        template["Resources"]["LedgerTable"]["DeletionPolicy"],
+        "Retain"
+    );
+    let fresh = responder(&[]);
+    assert_eq!(
+        fresh.properties("LedgerTable")["TableName"],
+        "cutoff-ledger"
+    );
+    let reused = responder(&[("LedgerTableName", "cutoff-ledger")]);
+    assert!(
+        !reused.exists("LedgerTable"),
+        "a second table of that name would fail the deploy"
+    );
+    let table_arn = format!(
+        "arn:aws:dynamodb:{}:{}:table/cutoff-ledger",
+        crate::resolve::REGION,
+        crate::resolve::ACCOUNT
+    );
+    for (function, role) in [
+        ("RevokerFunction", "RevokerRole"),
+        ("SweeperFunction", "SweeperRole"),
+    ] {
+        assert_eq!(
+            reused.properties(function)["Environment"]["Variables"]["CUTOFF_LEDGER_TABLE"],
+            "cutoff-ledger"
+        );
+        let granted = reused.role_policy(role);
+        assert!(
+            granted.to_string().contains(&table_arn),
+            "{role} is not granted the reused table: {granted}"
+        );
+    }
+}
