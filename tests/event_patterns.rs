@@ -18,11 +18,11 @@ const OTHER_ACTION_ARN: &str =
     "arn:aws:securityhub:us-east-1:123456789012:action/custom/open-ticket";
 const CLOUDTRAIL_EVENTS: &str = "StopLogging,DeleteTrail";
 
-fn template() -> Value {
+fn template(name: &str) -> Value {
     let root = workspace_root();
     let out = Command::new(root.join(".venv/bin/python"))
         .arg(root.join("tests/infra/cfn_to_json.py"))
-        .arg(root.join("infra/template.yaml"))
+        .arg(root.join("infra").join(name))
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -90,10 +90,19 @@ fn guardduty_should_match(event: &Value) -> bool {
             || !d["resource"]["instanceDetails"]["iamInstanceProfile"]["arn"].is_null())
 }
 
+/// The rules of infra/forwarder.yaml, which send other regions' events to the
+/// responder's region unchanged.
+const FORWARD_RULES: [&str; 3] = [
+    "ForwardGuardDuty",
+    "ForwardSecurityHubImportedRule",
+    "ForwardCloudTrailRule",
+];
+
 #[tokio::test]
 async fn the_rules_deliver_the_fixtures_they_exist_for_and_no_others() {
-    let template = template();
-    let params = &template["Parameters"];
+    let forwarder = template("forwarder.yaml");
+    let template = template("template.yaml");
+
     let moto = MotoServer::shared();
     let config = sdk_config(moto.endpoint()).await;
     let events = aws_sdk_eventbridge::Client::new(&config);
@@ -103,16 +112,22 @@ async fn the_rules_deliver_the_fixtures_they_exist_for_and_no_others() {
 
     // moto does not match into arrays of objects (`detail.findings.*`), which the
     // imported-findings rule needs; that rule is checked by cfn-lint only.
-    let rules = [
+    let responder_rules = [
         "GuardDutyRule",
         "SecurityHubActionRule",
         "CloudTrailApiCallRule",
     ];
+    let rules: Vec<&str> = responder_rules.into_iter().chain(FORWARD_RULES).collect();
     let mut queues = BTreeMap::new();
-    for rule in rules {
+    for &rule in &rules {
+        let from = if FORWARD_RULES.contains(&rule) {
+            &forwarder
+        } else {
+            &template
+        };
         let pattern = resolve(
-            &template["Resources"][rule]["Properties"]["EventPattern"],
-            params,
+            &from["Resources"][rule]["Properties"]["EventPattern"],
+            &from["Parameters"],
         );
         let url = sqs
             .create_queue()
@@ -203,6 +218,20 @@ async fn the_rules_deliver_the_fixtures_they_exist_for_and_no_others() {
                     .unwrap()
                     .insert(label.clone());
             }
+            // The forwarder takes every GuardDuty finding and every imported Security
+            // Hub finding: the responder's rules filter them.
+            for (rule, source, detail_type) in [
+                ("ForwardGuardDuty", "aws.guardduty", "GuardDuty Finding"),
+                (
+                    "ForwardSecurityHubImportedRule",
+                    "aws.securityhub",
+                    "Security Hub Findings - Imported",
+                ),
+            ] {
+                if event["source"] == source && event["detail-type"] == detail_type {
+                    expected.get_mut(rule).unwrap().insert(label.clone());
+                }
+            }
             if event["detail-type"] == "Security Hub Findings - Custom Action"
                 && resources == [ACTION_ARN]
             {
@@ -219,10 +248,9 @@ async fn the_rules_deliver_the_fixtures_they_exist_for_and_no_others() {
                     .split(',')
                     .any(|n| event["detail"]["eventName"] == n)
             {
-                expected
-                    .get_mut("CloudTrailApiCallRule")
-                    .unwrap()
-                    .insert(label.clone());
+                for rule in ["CloudTrailApiCallRule", "ForwardCloudTrailRule"] {
+                    expected.get_mut(rule).unwrap().insert(label.clone());
+                }
             }
             sent.insert(id, (label, event));
         }
@@ -256,7 +284,7 @@ async fn the_rules_deliver_the_fixtures_they_exist_for_and_no_others() {
             }
         }
     }
-    for rule in rules {
+    for &rule in &rules {
         assert_eq!(delivered[rule], expected[rule], "{rule}");
         assert!(
             !expected[rule].is_empty(),
@@ -279,6 +307,16 @@ async fn the_rules_deliver_the_fixtures_they_exist_for_and_no_others() {
                 .any(|label| label.ends_with(&format!("(source {forged})"))),
             "a CloudTrail event with source {forged} reached intake: {cloudtrail:?}"
         );
+    }
+
+    // Forwarding never drops what the responder's rule would take, however far from
+    // the responder's region the finding was raised.
+    for (home, forward) in [
+        ("GuardDutyRule", "ForwardGuardDuty"),
+        ("CloudTrailApiCallRule", "ForwardCloudTrailRule"),
+    ] {
+        let dropped: Vec<_> = delivered[home].difference(&delivered[forward]).collect();
+        assert!(dropped.is_empty(), "{forward} drops {dropped:?}");
     }
 
     // Every GuardDuty fixture that triage revokes or alerts on reaches intake.

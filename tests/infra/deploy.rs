@@ -232,3 +232,66 @@ fn a_redeploy_after_a_delete_reuses_the_retained_ledger_table() {
         );
     }
 }
+
+fn forwarder(responder_region: &str, extra: &[(&str, &str)]) -> crate::resolve::Stack {
+    let mut params = vec![("ResponderRegion", responder_region)];
+    params.extend_from_slice(extra);
+    crate::resolve::Stack::new(&crate::resolve::load("forwarder.yaml"), &params)
+}
+
+#[test]
+fn the_forwarder_sends_findings_to_the_responders_default_bus_and_nowhere_else() {
+    use crate::resolve::{ACCOUNT, REGION};
+    // The StackSet instance in the responder's own region creates nothing that
+    // forwards (a rule sending the default bus to itself would loop).
+    let home = forwarder(REGION, &[("CloudTrailEventNames", "StopLogging")]);
+    let created: Vec<String> = crate::resolve::load("forwarder.yaml")["Resources"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|id| home.exists(id))
+        .cloned()
+        .collect();
+    assert_eq!(created, ["Placeholder"]);
+
+    let away = forwarder(
+        "eu-west-1",
+        &[
+            ("CloudTrailEventNames", "StopLogging"),
+            ("ForwardSecurityHubImported", "true"),
+        ],
+    );
+    let bus = format!("arn:aws:events:eu-west-1:{ACCOUNT}:event-bus/default");
+    let rules = away.resources_of_type("AWS::Events::Rule");
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    for rule in &rules {
+        let props = away.properties(rule);
+        assert_eq!(props["EventBusName"], "default", "{rule}");
+        let targets = props["Targets"].as_array().unwrap();
+        assert_eq!(targets.len(), 1, "{rule}");
+        assert_eq!(targets[0]["Arn"], bus.as_str(), "{rule}");
+        assert_eq!(targets[0]["RoleArn"], away.arn("ForwarderRole").as_str());
+        assert!(!targets[0]["DeadLetterConfig"]["Arn"].is_null(), "{rule}");
+        // Only AWS's own sources: an event anyone could put is never forwarded.
+        let sources = props["EventPattern"]["source"].to_string();
+        assert!(
+            sources == r#"["aws.guardduty"]"#
+                || sources == r#"["aws.securityhub"]"#
+                || sources == r#"[{"prefix":"aws."}]"#,
+            "{rule}: {sources}"
+        );
+    }
+    // The role may put events on that one bus, and nothing else.
+    let policy = away.role_policy("ForwarderRole");
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{policy}");
+    assert_eq!(statements[0]["Action"], "events:PutEvents");
+    assert_eq!(statements[0]["Resource"], bus.as_str());
+    // Opt-ins stay off by default.
+    let plain = forwarder("eu-west-1", &[]);
+    assert_eq!(
+        plain.resources_of_type("AWS::Events::Rule"),
+        ["ForwardGuardDuty"]
+    );
+    assert_ne!(REGION, "eu-west-1");
+}

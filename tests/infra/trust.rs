@@ -1541,3 +1541,51 @@ fn every_rule_on_the_default_bus_matches_a_source_only_aws_can_use() {
     }
     assert_eq!(checked, 4, "{rules:?}");
 }
+
+// ------------------------------------------------------------------ forwarder
+
+/// The forwarder's role (infra/forwarder.yaml) is EventBridge's, for this stack's rules:
+/// an insider cannot assume it to put events on the responder's bus (and even if the
+/// role were theirs, an `aws.` source is refused to every PutEvents caller).
+#[test]
+fn only_eventbridge_rules_of_the_forwarder_can_assume_its_role() {
+    let stack = Stack::new(&load("forwarder.yaml"), &[("ResponderRegion", "eu-west-1")]);
+    let trust = stack.trust_policy("ForwarderRole");
+    let role = stack.arn("ForwarderRole");
+    let rule = |name: &str| format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}");
+    let assume = |principal: &str| {
+        EvalRequest::new("sts:AssumeRole", &role, principal).resource_policy(trust.clone())
+    };
+    let by_eventbridge = |source_arn: &str, source_account: &str| {
+        assume("events.amazonaws.com")
+            .context("aws:SourceArn", source_arn)
+            .context("aws:SourceAccount", source_account)
+    };
+    use Decision::*;
+    check(vec![
+        case(
+            "EventBridge, for the forwarder's GuardDuty rule",
+            by_eventbridge(&rule("cutoff-forward-guardduty"), ACCOUNT),
+            Allowed,
+        )
+        .by("EventBridgeRulesOfThisStack"),
+        case(
+            "EventBridge, for a rule someone else made in this account",
+            by_eventbridge(&rule("my-rule"), ACCOUNT),
+            ImplicitlyDenied,
+        ),
+        case(
+            "EventBridge, for a rule of the same name in another account",
+            by_eventbridge(
+                &format!("arn:aws:events:{REGION}:{OUTSIDER}:rule/cutoff-forward-guardduty"),
+                OUTSIDER,
+            ),
+            ImplicitlyDenied,
+        ),
+        case(
+            "an administrator of the account (sts:AssumeRole on *)",
+            assume(&attacker()).policy(broad(&["sts"])),
+            ImplicitlyDenied,
+        ),
+    ]);
+}
