@@ -241,6 +241,9 @@ pub struct RevokerConfig {
     /// The DynamoDB ledger (audit trail, idempotency, per-principal lock, sweep
     /// runs); without it, none of those.
     pub ledger_table: Option<String>,
+    /// The revoker's own role (`CUTOFF_ROLE_ARN`): what the self-check asks the policy
+    /// simulator about in the home account, where cutoff acts with this role.
+    pub role_arn: Option<String>,
 }
 
 pub mod revoker_env {
@@ -255,6 +258,7 @@ pub mod revoker_env {
     pub const MAX_RECEIVES: &str = "CUTOFF_MAX_RECEIVES";
     pub const HONOUR_PROTECTED_TAG: &str = "CUTOFF_HONOUR_PROTECTED_TAG";
     pub const LEDGER_TABLE: &str = "CUTOFF_LEDGER_TABLE";
+    pub const ROLE_ARN: &str = "CUTOFF_ROLE_ARN";
 }
 
 impl RevokerConfig {
@@ -319,6 +323,25 @@ impl RevokerConfig {
             Some(v) => Some(parse_table_name(revoker_env::LEDGER_TABLE, v.trim())?),
             None => None,
         };
+        let role_arn = match lookup(revoker_env::ROLE_ARN) {
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => {
+                let arn = crate::principal::PrincipalArn::parse(v.trim())
+                    .map_err(|e| ConfigError::from_value(revoker_env::ROLE_ARN, &v, &e))?;
+                if !matches!(
+                    arn.resource,
+                    crate::principal::PrincipalResource::Role { .. }
+                ) {
+                    return Err(ConfigError::invalid(
+                        revoker_env::ROLE_ARN,
+                        &v,
+                        "expected the revoker's role ARN (arn:<partition>:iam::<account>:role/<name>)",
+                    ));
+                }
+                Some(v.trim().to_owned())
+            }
+            None => None,
+        };
         let accounts = account_scope_from_lookup(&lookup)?.ok_or_else(|| {
             ConfigError::invalid(
                 revoker_env::ORGANIZATION_ID,
@@ -360,6 +383,7 @@ impl RevokerConfig {
             final_receive,
             honour_protected_tag,
             ledger_table,
+            role_arn,
         })
     }
 

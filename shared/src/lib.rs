@@ -16,6 +16,7 @@ pub mod outcome;
 pub mod policy;
 pub mod principal;
 pub mod revoke;
+pub mod self_check;
 pub mod sweep;
 pub mod sweeper;
 pub mod telemetry;

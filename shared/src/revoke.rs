@@ -77,6 +77,8 @@ pub struct RevokeConfig {
     pub lock_wait: Duration,
     /// A finding applied to a principal is not applied again within this window.
     pub dedupe_window: chrono::Duration,
+    /// Who the revoker is, for the self-check of `cutoff doctor` (None: refused).
+    pub self_check: Option<SelfCheckIdentity>,
 }
 
 impl Default for RevokeConfig {
@@ -96,6 +98,7 @@ impl Default for RevokeConfig {
             lock_lease: chrono::Duration::seconds(60),
             lock_wait: Duration::from_secs(30),
             dedupe_window: chrono::Duration::hours(1),
+            self_check: None,
         }
     }
 }
@@ -2266,6 +2269,9 @@ pub fn humanize(d: chrono::Duration) -> String {
         (h, m) => format!("{h}h {m}m"),
     }
 }
+
+mod self_check;
+pub use self_check::SelfCheckIdentity;
 
 #[cfg(test)]
 mod tests;

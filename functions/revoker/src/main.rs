@@ -10,7 +10,7 @@ use cutoff::clock::SystemClock;
 use cutoff::config::{RevokerConfig, revoker_env};
 use cutoff::handler::revoker::InvocationSettings;
 use cutoff::json::Payload;
-use cutoff::revoke::{RevokeConfig, Revoker};
+use cutoff::revoke::{RevokeConfig, Revoker, SelfCheckIdentity};
 use cutoff::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -54,6 +54,10 @@ async fn main() -> Result<(), Error> {
             max_revocations_per_action_hour: Some(config.max_revocations_per_action_hour),
             partition,
             honour_protected_tag: config.honour_protected_tag,
+            self_check: Some(SelfCheckIdentity {
+                member_role_name: config.member_role_name.clone(),
+                home_role_arn: config.role_arn.clone(),
+            }),
             ..RevokeConfig::default()
         },
     )

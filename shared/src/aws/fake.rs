@@ -69,6 +69,9 @@ pub struct FakeState {
     /// (user, service name), active service-specific credentials.
     pub service_credentials: Vec<(String, String)>,
     pub summary: AccountSummary,
+    /// What the policy simulator answers, by (principal, action, resource); anything
+    /// else is allowed.
+    pub simulated: HashMap<(String, String, String), crate::self_check::Decision>,
     /// Every call, as the IAM action name.
     pub calls: Vec<&'static str>,
     /// Errors to return, per action, in order.
@@ -189,7 +192,11 @@ impl FakeIam {
     pub fn writes(&self) -> Vec<&'static str> {
         self.calls()
             .into_iter()
-            .filter(|c| !c.starts_with("Get") && !c.starts_with("List"))
+            .filter(|c| {
+                ["Get", "List", "Simulate"]
+                    .iter()
+                    .all(|read| !c.starts_with(read))
+            })
             .collect()
     }
 
@@ -507,6 +514,27 @@ impl AccessKeys for FakeIam {
             .ok_or_else(|| not_found("UpdateAccessKey", access_key_id.as_str()))?;
         *status = "Inactive".to_owned();
         Ok(())
+    }
+}
+
+impl super::PolicySimulator for FakeIam {
+    async fn simulate(
+        &self,
+        principal_arn: &str,
+        action: &str,
+        resource: &str,
+    ) -> Result<crate::self_check::Decision, AwsError> {
+        let state = self.begin("SimulatePrincipalPolicy")?;
+        let key = (
+            principal_arn.to_owned(),
+            action.to_owned(),
+            resource.to_owned(),
+        );
+        Ok(state
+            .simulated
+            .get(&key)
+            .copied()
+            .unwrap_or(crate::self_check::Decision::Allowed))
     }
 }
 

@@ -230,6 +230,19 @@ pub trait AccountQuotas: Send + Sync {
     fn account_summary(&self) -> impl Future<Output = Result<AccountSummary, AwsError>> + Send;
 }
 
+/// `iam:SimulatePrincipalPolicy` on the role cutoff acts with in an account: AWS's own
+/// policy simulator (the role's policies, its permissions boundary and the
+/// organization's SCPs) answering whether that role may do `action` on `resource`.
+/// The revoker's self-check ([`crate::self_check`]) asks it.
+pub trait PolicySimulator: Send + Sync {
+    fn simulate(
+        &self,
+        principal_arn: &str,
+        action: &str,
+        resource: &str,
+    ) -> impl Future<Output = Result<crate::self_check::Decision, AwsError>> + Send;
+}
+
 /// Everything the revocation workflow does in one account.
 pub trait IamApi:
     Principals + InlinePolicies + ManagedPolicies + AccessKeys + AccountQuotas

@@ -1054,6 +1054,51 @@ impl AccessKeys for SdkIam {
     }
 }
 
+impl super::PolicySimulator for SdkIam {
+    async fn simulate(
+        &self,
+        principal_arn: &str,
+        action: &str,
+        resource: &str,
+    ) -> Result<crate::self_check::Decision, AwsError> {
+        const OP: &str = "iam:SimulatePrincipalPolicy";
+        let context = || format!("{action} on {resource} as {principal_arn}");
+        let out = self
+            .client
+            .simulate_principal_policy()
+            .policy_source_arn(principal_arn)
+            .action_names(action)
+            .resource_arns(resource)
+            .send()
+            .await
+            .map_err(|e| classify(&e, OP, context()))?;
+        // One action on one resource: one result, whose decision covers the role's
+        // policies, its boundary and the SCPs.
+        let [result] = out.evaluation_results() else {
+            return Err(self.malformed(
+                OP,
+                context(),
+                format!(
+                    "{} results for one action and resource",
+                    out.evaluation_results().len()
+                ),
+            ));
+        };
+        use crate::self_check::Decision;
+        use aws_sdk_iam::types::PolicyEvaluationDecisionType as D;
+        match result.eval_decision() {
+            D::Allowed => Ok(Decision::Allowed),
+            D::ImplicitDeny => Ok(Decision::ImplicitDeny),
+            D::ExplicitDeny => Ok(Decision::ExplicitDeny),
+            other => Err(self.malformed(
+                OP,
+                context(),
+                format!("an unknown decision {}", other.as_str()),
+            )),
+        }
+    }
+}
+
 impl AccountQuotas for SdkIam {
     async fn account_summary(&self) -> Result<AccountSummary, AwsError> {
         const OP: &str = "iam:GetAccountSummary";
@@ -2364,6 +2409,66 @@ mod tests {
             iam.account_summary().await.unwrap_err().kind,
             ErrorKind::Throttled
         );
+    }
+
+    #[tokio::test]
+    async fn the_policy_simulator_answer_is_read_as_the_decision_or_an_error() {
+        use crate::aws::PolicySimulator;
+        use crate::self_check::Decision;
+        use aws_sdk_iam::operation::simulate_principal_policy::SimulatePrincipalPolicyOutput;
+        use aws_sdk_iam::types::{EvaluationResult, PolicyEvaluationDecisionType as D};
+        let answer = |decision: D| {
+            mock!(Iam::simulate_principal_policy)
+                .match_requests(|r| {
+                    r.policy_source_arn() == Some("arn:aws:iam::444455556666:role/cutoff-member")
+                        && r.action_names() == ["iam:PutRolePolicy"]
+                        && r.resource_arns() == ["arn:aws:iam::444455556666:role/sample"]
+                })
+                .then_output(move || {
+                    SimulatePrincipalPolicyOutput::builder()
+                        .evaluation_results(
+                            EvaluationResult::builder()
+                                .eval_action_name("iam:PutRolePolicy")
+                                .eval_decision(decision.clone())
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                })
+        };
+        let (allowed, implicit, explicit) = (
+            answer(D::Allowed),
+            answer(D::ImplicitDeny),
+            answer(D::ExplicitDeny),
+        );
+        let none = mock!(Iam::simulate_principal_policy)
+            .then_output(|| SimulatePrincipalPolicyOutput::builder().build());
+        let refused = mock!(Iam::simulate_principal_policy).then_http_response(|| {
+            http_error(
+                403,
+                "AccessDenied",
+                "not authorized to SimulatePrincipalPolicy",
+            )
+        });
+        let iam = sdk(mocked!(
+            aws_sdk_iam,
+            RuleMode::Sequential,
+            [&allowed, &implicit, &explicit, &none, &refused]
+        ));
+        let ask = || {
+            iam.simulate(
+                "arn:aws:iam::444455556666:role/cutoff-member",
+                "iam:PutRolePolicy",
+                "arn:aws:iam::444455556666:role/sample",
+            )
+        };
+        assert_eq!(ask().await.unwrap(), Decision::Allowed);
+        assert_eq!(ask().await.unwrap(), Decision::ImplicitDeny);
+        assert_eq!(ask().await.unwrap(), Decision::ExplicitDeny);
+        assert_eq!(ask().await.unwrap_err().kind, ErrorKind::Malformed);
+        let err = ask().await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::AccessDenied, "{err}");
+        assert!(err.operation.contains("SimulatePrincipalPolicy"), "{err}");
     }
 
     // ---- classify, beyond service errors ----

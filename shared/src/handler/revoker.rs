@@ -204,7 +204,13 @@ fn coalesce(requests: &[&RevocationRequest]) -> Option<RevocationRequest> {
     })
 }
 
-impl<A: AccountAccess, K: Clock, L: crate::aws::ledger::Ledger> Revoker<A, K, L> {
+impl<A, K, L> Revoker<A, K, L>
+where
+    A: AccountAccess,
+    A::Client: crate::aws::PolicySimulator,
+    K: Clock,
+    L: crate::aws::ledger::Ledger,
+{
     /// Handles an SQS batch. A message whose body is not a request ends in a failed
     /// outcome and is reported as a batch item failure, so it reaches the dead-letter
     /// queue instead of vanishing.
@@ -455,6 +461,11 @@ impl<A: AccountAccess, K: Clock, L: crate::aws::ledger::Ledger> Revoker<A, K, L>
             }
             Invocation::Operator(request) => {
                 let answer = match request {
+                    Ok((caller, body)) if crate::self_check::is_self_check(&body) => {
+                        return url_response(
+                            &self.answer_self_check(body, &caller, request_id).await,
+                        );
+                    }
                     Ok((caller, body)) => {
                         self.handle_direct(
                             body,
@@ -470,6 +481,11 @@ impl<A: AccountAccess, K: Clock, L: crate::aws::ledger::Ledger> Revoker<A, K, L>
             }
             Invocation::Direct(payload) => {
                 let answer = match payload {
+                    Ok(payload) if crate::self_check::is_self_check(&payload) => {
+                        DirectAnswer::Outcome(Box::new(Outcome::invalid_request(
+                            "self_check comes only from the operator path (the revoker's function URL with IAM auth; `cutoff doctor` signs for it)".to_owned(),
+                        )))
+                    }
                     Ok(payload) => {
                         self.handle_direct(payload, Caller::Claimed, request_id, settings.dry_run)
                             .await
@@ -477,6 +493,34 @@ impl<A: AccountAccess, K: Clock, L: crate::aws::ledger::Ledger> Revoker<A, K, L>
                     Err(why) => DirectAnswer::Outcome(Box::new(Outcome::invalid_request(why))),
                 };
                 self.answer(bus, retry, &calls, answer).await
+            }
+        }
+    }
+
+    /// The answer to `cutoff doctor`'s self-check: `{"self_check": report}`, or a failed
+    /// outcome saying why it was refused. It writes nothing, so nothing is published;
+    /// it is logged with the verified caller.
+    async fn answer_self_check(&self, body: Value, caller: &str, request_id: &str) -> Value {
+        let report = match crate::self_check::SelfCheckRequest::parse(body) {
+            Ok(request) => self.self_check(&request, request_id).await,
+            Err(why) => Err(why),
+        };
+        match report {
+            Ok(report) => {
+                tracing::info!(
+                    caller,
+                    passed = report.passed,
+                    accounts = report.accounts.len(),
+                    "self-check"
+                );
+                json!({ "self_check": report })
+            }
+            Err(why) => {
+                tracing::warn!(caller, %why, "self-check refused");
+                let mut outcome = Outcome::invalid_request(why);
+                outcome.trigger.requested_by = Some(caller.to_owned());
+                outcome.trigger.requested_by_verified = true;
+                to_value(&outcome)
             }
         }
     }
@@ -953,6 +997,165 @@ mod tests {
                 "requestId": "r-1", "routeKey": "$default", "stage": "$default", "time": "23/Nov/2026:12:00:00 +0000", "timeEpoch": 1795435200000i64},
             "body": body.to_string(), "isBase64Encoded": false
         })
+    }
+
+    fn self_checking_revoker() -> (Revoker<FakeAccess, FixedClock>, FakeIam) {
+        let (mut r, member) = revoker();
+        r.config.self_check = Some(crate::revoke::SelfCheckIdentity {
+            member_role_name: PrincipalName::parse("cutoff-member").unwrap(),
+            home_role_arn: Some(
+                "arn:aws:iam::999988887777:role/cutoff-us-east-1-revoker".to_owned(),
+            ),
+        });
+        r.config.accounts = Some(crate::principal::AccountScope {
+            organization: None,
+            accounts: Some(vec![
+                Account::parse(MEMBER).unwrap(),
+                Account::parse("444455556666").unwrap(),
+            ]),
+        });
+        (r, member)
+    }
+
+    /// The answer, and how many outcomes were published.
+    async fn self_check(r: &Revoker<FakeAccess, FixedClock>, event: Value) -> (Value, usize) {
+        let bus = crate::aws::fake::FakeMessaging::default();
+        let answer = r
+            .handle_invocation(&bus, &RetryPolicy::immediate(2), event, "req", settings())
+            .await;
+        let published = bus.state().outcomes.len();
+        (answer, published)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_self_check_asks_the_simulator_in_every_account_and_reports_what_fails() {
+        let (r, member) = self_checking_revoker();
+        let operator = "arn:aws:sts::999988887777:assumed-role/CutoffBreakGlassOperator/alice";
+        // An SCP in the member account denies the deny cutoff would write.
+        member.state().simulated.insert(
+            (
+                format!("arn:aws:iam::{MEMBER}:role/cutoff-member"),
+                "iam:PutRolePolicy".to_owned(),
+                format!("arn:aws:iam::{MEMBER}:role/cutoff-doctor-sample"),
+            ),
+            crate::self_check::Decision::ExplicitDeny,
+        );
+        // Cutoff's own roles must be refused: the fake allows everything else.
+        for (account, role) in [
+            (MEMBER, "cutoff-member"),
+            ("444455556666", "cutoff-member"),
+            ("999988887777", "cutoff-us-east-1-revoker"),
+        ] {
+            let iam = r.access.account(account);
+            iam.state().simulated.insert(
+                (
+                    format!("arn:aws:iam::{account}:role/{role}"),
+                    "iam:PutRolePolicy".to_owned(),
+                    format!("arn:aws:iam::{account}:role/{role}"),
+                ),
+                crate::self_check::Decision::ExplicitDeny,
+            );
+            iam.state().simulated.insert(
+                (
+                    format!("arn:aws:iam::{account}:role/{role}"),
+                    "iam:DeleteAccessKey".to_owned(),
+                    format!("arn:aws:iam::{account}:user/cutoff-doctor-sample"),
+                ),
+                crate::self_check::Decision::ImplicitDeny,
+            );
+        }
+        // The third member account's role does not trust the revoker.
+        r.access
+            .assume_failures
+            .lock()
+            .unwrap()
+            .extend([crate::aws::ErrorKind::AccessDenied]);
+        // (The fake fails the next AssumeRole: the first member account asked.)
+        let body = json!({"action": "self_check", "accounts": ["999988887777", "444455556666", MEMBER, "123456789012"]});
+        let (answer, published) = self_check(&r, url_event(Some(operator), &body)).await;
+        assert_eq!(
+            published, 0,
+            "a self-check writes nothing and publishes nothing"
+        );
+        let report: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        let report = &report["self_check"];
+        assert_eq!(report["passed"], false, "{report}");
+        assert_eq!(report["member_role"], "cutoff-member");
+        let accounts = report["accounts"].as_array().unwrap();
+        let by_account = |id: &str| accounts.iter().find(|a| a["account"] == id).unwrap();
+        // Home: the revoker's own role, every probe as expected.
+        let home = by_account("999988887777");
+        assert_eq!(home["passed"], true, "{home}");
+        assert_eq!(home["probes"].as_array().unwrap().len(), 7);
+        // The member account: assumed, one probe denied by the SCP.
+        let scp = by_account(MEMBER);
+        assert_eq!(
+            (scp["passed"].clone(), scp["assumed"].clone()),
+            (json!(false), json!(true))
+        );
+        let failing: Vec<&Value> = scp["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["passed"] == false)
+            .collect();
+        assert_eq!(failing.len(), 1, "{scp}");
+        assert_eq!(failing[0]["action"], "iam:PutRolePolicy");
+        assert_eq!(failing[0]["decision"], "explicit_deny");
+        // Not assumed: no probe, and why.
+        let untrusted = by_account("444455556666");
+        assert_eq!(untrusted["assumed"], false);
+        assert!(untrusted["probes"].as_array().unwrap().is_empty());
+        assert!(
+            untrusted["error"]
+                .as_str()
+                .unwrap()
+                .contains("cannot assume"),
+            "{untrusted}"
+        );
+        // Outside the accounts cutoff may act in: never reached.
+        let outside = by_account("123456789012");
+        assert_eq!(outside["passed"], false);
+        assert!(
+            !r.access
+                .assumed
+                .lock()
+                .unwrap()
+                .contains(&"123456789012".to_owned())
+        );
+        // Nothing was written anywhere.
+        assert!(member.writes().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_self_check_comes_only_through_the_operator_path_and_is_read_strictly() {
+        let (r, _) = self_checking_revoker();
+        let operator = "arn:aws:sts::999988887777:assumed-role/CutoffBreakGlassOperator/alice";
+        // A plain invoke is refused like a plain release: the refusal is published,
+        // so the security team hears of the attempt.
+        let (plain, published) =
+            self_check(&r, json!({"action": "self_check", "accounts": [MEMBER]})).await;
+        assert_eq!(published, 1);
+        assert_eq!(plain["status"], "failed", "{plain}");
+        assert!(plain["detail"].as_str().unwrap().contains("operator path"));
+        let body = json!({"action": "self_check", "accounts": [MEMBER], "force": true});
+        let (answer, _) = self_check(&r, url_event(Some(operator), &body)).await;
+        let outcome: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(outcome["status"], "failed", "{outcome}");
+        assert_eq!(outcome["trigger"]["requested_by"], operator);
+        assert!(r.access.assumed.lock().unwrap().is_empty());
+        // A revoker deployed without its identity says so rather than guessing.
+        let (plain_revoker, _) = revoker();
+        let body = json!({"action": "self_check", "accounts": [MEMBER]});
+        let (answer, _) = self_check(&plain_revoker, url_event(Some(operator), &body)).await;
+        let outcome: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert!(
+            outcome["detail"]
+                .as_str()
+                .unwrap()
+                .contains("not configured"),
+            "{outcome}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

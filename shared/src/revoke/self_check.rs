@@ -1,0 +1,103 @@
+//! The revoker's self-check (see [`crate::self_check`]): in each account, reach IAM as
+//! a revocation would, and ask the policy simulator the probes.
+
+use super::Revoker;
+use crate::aws::ledger::Ledger;
+use crate::aws::retry::{CallCounter, with_retries};
+use crate::aws::{AccountAccess, PolicySimulator};
+use crate::clock::Clock;
+use crate::principal::{Account, PrincipalName};
+use crate::self_check::{AccountCheck, SelfCheckReport, SelfCheckRequest, judge, probes};
+
+/// Who the revoker is where the self-check looks: the member role's name, and its own
+/// role at home (without it, the home account is reported unchecked).
+#[derive(Debug, Clone)]
+pub struct SelfCheckIdentity {
+    pub member_role_name: PrincipalName,
+    pub home_role_arn: Option<String>,
+}
+
+impl<A, K, L> Revoker<A, K, L>
+where
+    A: AccountAccess,
+    A::Client: PolicySimulator,
+    K: Clock,
+    L: Ledger,
+{
+    /// Checks every account of `request` in turn and reports each. Writes nothing.
+    /// Err when this revoker was not configured for it (no member role name).
+    pub async fn self_check(
+        &self,
+        request: &SelfCheckRequest,
+        request_id: &str,
+    ) -> Result<SelfCheckReport, String> {
+        let identity = self
+            .config
+            .self_check
+            .as_ref()
+            .ok_or("this revoker was not configured for a self-check (no member role name)")?;
+        let mut accounts = Vec::with_capacity(request.accounts.len());
+        for account in &request.accounts {
+            accounts.push(self.check_account(account, identity, request_id).await);
+        }
+        Ok(SelfCheckReport::new(
+            identity.member_role_name.as_str(),
+            accounts,
+        ))
+    }
+
+    async fn check_account(
+        &self,
+        account: &Account,
+        identity: &SelfCheckIdentity,
+        request_id: &str,
+    ) -> AccountCheck {
+        let home = self.access.home();
+        if let Some(scope) = &self.config.accounts
+            && let Some(why) = scope.refuse(account, home)
+        {
+            return AccountCheck::unreachable(account, false, why);
+        }
+        let at_home = account == home;
+        let acting_role = if at_home {
+            match &identity.home_role_arn {
+                Some(arn) => arn.clone(),
+                None => {
+                    return AccountCheck::unreachable(
+                        account,
+                        true,
+                        "the revoker was not told its own role (CUTOFF_ROLE_ARN), so the home account cannot be simulated".to_owned(),
+                    );
+                }
+            }
+        } else {
+            format!(
+                "arn:{}:iam::{account}:role/{}",
+                self.config.partition, identity.member_role_name
+            )
+        };
+        let calls = CallCounter::default();
+        let client = match self.access.client_for(account, request_id, &calls).await {
+            Ok(client) => client,
+            Err(e) => {
+                return AccountCheck::unreachable(
+                    account,
+                    false,
+                    format!(
+                        "cannot assume {acting_role}: {e} (its trust policy must name this revoker's role with the ExternalId, and no SCP may deny sts:AssumeRole)"
+                    ),
+                );
+            }
+        };
+        let mut results = Vec::new();
+        for probe in probes(self.config.partition, account, &acting_role) {
+            let answer = with_retries(&self.config.retry, &calls, || {
+                client.simulate(&acting_role, probe.action, &probe.resource)
+            })
+            .await
+            .map_err(|e| e.to_string());
+            results.push(judge(&probe, answer));
+        }
+        AccountCheck::probed(account, true, results)
+    }
+}

@@ -1,0 +1,395 @@
+//! The revoker's self-check (`cutoff doctor`): can it still do its job in each account?
+//!
+//! Member accounts are out of the operator's reach (only the revoker and the sweeper
+//! may assume the member role), so the revoker checks for them. In each account it
+//! assumes the member role, which proves the trust policy and the ExternalId, and asks
+//! AWS's own policy simulator (`iam:SimulatePrincipalPolicy` on the role it acts with)
+//! whether that role may write the deny on a sample principal and may not touch
+//! cutoff's own role. The simulator evaluates the role's policies with its permissions
+//! boundary and the organization's SCPs, which no local test can see.
+//!
+//! This module is the pure part: what to ask, and how to judge the answers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::principal::{Account, Partition};
+
+/// The most accounts one self-check covers (each costs an AssumeRole and a few
+/// simulations, inside the revoker's 90-second timeout).
+pub const MAX_ACCOUNTS: usize = 25;
+
+/// The principal the probes name: it need not exist (the simulator evaluates the ARN).
+pub const SAMPLE_NAME: &str = "cutoff-doctor-sample";
+
+/// What AWS must decide for a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expected {
+    Allowed,
+    Denied,
+}
+
+/// The policy simulator's decision (`EvalDecision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allowed,
+    ImplicitDeny,
+    ExplicitDeny,
+}
+
+/// One question for the simulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub action: &'static str,
+    pub resource: String,
+    pub expected: Expected,
+    pub why: &'static str,
+}
+
+/// The probes for an account whose IAM cutoff reaches as `acting_role_arn` (the member
+/// role, or the revoker's own role at home): the writes a revocation makes on a sample
+/// role and user must be allowed; writing to the acting role itself, and deleting a
+/// key (evidence), must be denied.
+pub fn probes(partition: Partition, account: &Account, acting_role_arn: &str) -> Vec<Probe> {
+    let role = format!("arn:{partition}:iam::{account}:role/{SAMPLE_NAME}");
+    let user = format!("arn:{partition}:iam::{account}:user/{SAMPLE_NAME}");
+    let allowed = |action, resource: &str, why| Probe {
+        action,
+        resource: resource.to_owned(),
+        expected: Expected::Allowed,
+        why,
+    };
+    let denied = |action, resource: &str, why| Probe {
+        action,
+        resource: resource.to_owned(),
+        expected: Expected::Denied,
+        why,
+    };
+    vec![
+        allowed(
+            "iam:PutRolePolicy",
+            &role,
+            "the deny cutoff writes on a revoked role",
+        ),
+        allowed(
+            "iam:GetRolePolicy",
+            &role,
+            "reading the deny back to verify it",
+        ),
+        allowed(
+            "iam:DeleteRolePolicy",
+            &role,
+            "removing an expired or released deny",
+        ),
+        allowed(
+            "iam:PutUserPolicy",
+            &user,
+            "the deny cutoff writes on a revoked user",
+        ),
+        allowed(
+            "iam:UpdateAccessKey",
+            &user,
+            "deactivating a stolen long-term key",
+        ),
+        denied(
+            "iam:DeleteAccessKey",
+            &user,
+            "a stolen key is deactivated, never deleted (evidence)",
+        ),
+        denied(
+            "iam:PutRolePolicy",
+            acting_role_arn,
+            "cutoff must not be able to lock itself out",
+        ),
+    ]
+}
+
+/// One probe and AWS's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    pub action: String,
+    pub resource: String,
+    pub expected: Expected,
+    /// None when the simulator could not be asked (see `error`).
+    pub decision: Option<Decision>,
+    pub passed: bool,
+    pub why: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Judges a probe: an allowed probe passes only when allowed, a denied one on either
+/// kind of deny; a probe the simulator did not answer fails.
+pub fn judge(probe: &Probe, answer: Result<Decision, String>) -> ProbeResult {
+    let (decision, error) = match answer {
+        Ok(d) => (Some(d), None),
+        Err(e) => (None, Some(e)),
+    };
+    let passed = matches!(
+        (probe.expected, decision),
+        (Expected::Allowed, Some(Decision::Allowed))
+            | (
+                Expected::Denied,
+                Some(Decision::ImplicitDeny | Decision::ExplicitDeny)
+            )
+    );
+    ProbeResult {
+        action: probe.action.to_owned(),
+        resource: probe.resource.clone(),
+        expected: probe.expected,
+        decision,
+        passed,
+        why: probe.why.to_owned(),
+        error,
+    }
+}
+
+/// One account's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountCheck {
+    pub account: String,
+    pub passed: bool,
+    /// The account was reached: the member role assumed (at home, the revoker's own
+    /// role is used, and this is true).
+    pub assumed: bool,
+    /// Why the account could not be checked (no probe was asked).
+    pub error: Option<String>,
+    pub probes: Vec<ProbeResult>,
+}
+
+impl AccountCheck {
+    /// An account that could not be reached or asked.
+    pub fn unreachable(account: &Account, assumed: bool, error: String) -> Self {
+        Self {
+            account: account.to_string(),
+            passed: false,
+            assumed,
+            error: Some(error),
+            probes: Vec::new(),
+        }
+    }
+
+    pub fn probed(account: &Account, assumed: bool, probes: Vec<ProbeResult>) -> Self {
+        Self {
+            account: account.to_string(),
+            passed: !probes.is_empty() && probes.iter().all(|p| p.passed),
+            assumed,
+            error: None,
+            probes,
+        }
+    }
+}
+
+/// The answer to a self-check request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelfCheckReport {
+    pub passed: bool,
+    pub member_role: String,
+    pub accounts: Vec<AccountCheck>,
+}
+
+impl SelfCheckReport {
+    pub fn new(member_role: &str, accounts: Vec<AccountCheck>) -> Self {
+        Self {
+            passed: !accounts.is_empty() && accounts.iter().all(|a| a.passed),
+            member_role: member_role.to_owned(),
+            accounts,
+        }
+    }
+}
+
+/// A self-check request: `{"action": "self_check", "accounts": ["444455556666", ...]}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelfCheckRequest {
+    pub accounts: Vec<Account>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequest {
+    action: String,
+    accounts: Vec<String>,
+}
+
+/// Whether a body asks for a self-check (and must then be read as one).
+pub fn is_self_check(body: &serde_json::Value) -> bool {
+    body.get("action").and_then(serde_json::Value::as_str) == Some("self_check")
+}
+
+impl SelfCheckRequest {
+    /// Reads a self-check body strictly: no other field, 1 to [`MAX_ACCOUNTS`]
+    /// distinct valid account ids.
+    pub fn parse(body: serde_json::Value) -> Result<Self, String> {
+        let raw: RawRequest =
+            serde_json::from_value(body).map_err(|e| format!("a self-check request: {e}"))?;
+        if raw.action != "self_check" {
+            return Err(format!(
+                "a self-check request has action self_check, not {}",
+                crate::principal::excerpt(&raw.action)
+            ));
+        }
+        if raw.accounts.is_empty() || raw.accounts.len() > MAX_ACCOUNTS {
+            return Err(format!(
+                "a self-check names 1 to {MAX_ACCOUNTS} accounts, not {}",
+                raw.accounts.len()
+            ));
+        }
+        let mut accounts: Vec<Account> = Vec::with_capacity(raw.accounts.len());
+        for text in &raw.accounts {
+            let account = Account::parse(text).map_err(|e| e.to_string())?;
+            if accounts.contains(&account) {
+                return Err(format!("account {account} is named twice"));
+            }
+            accounts.push(account);
+        }
+        Ok(Self { accounts })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn account() -> Account {
+        Account::parse("444455556666").unwrap()
+    }
+
+    #[test]
+    fn the_probes_ask_for_the_writes_a_revocation_makes_and_against_self_harm() {
+        let member = "arn:aws:iam::444455556666:role/cutoff-member";
+        let probes = probes(Partition::Aws, &account(), member);
+        let allowed: Vec<(&str, &str)> = probes
+            .iter()
+            .filter(|p| p.expected == Expected::Allowed)
+            .map(|p| (p.action, p.resource.as_str()))
+            .collect();
+        assert_eq!(
+            allowed,
+            [
+                (
+                    "iam:PutRolePolicy",
+                    "arn:aws:iam::444455556666:role/cutoff-doctor-sample"
+                ),
+                (
+                    "iam:GetRolePolicy",
+                    "arn:aws:iam::444455556666:role/cutoff-doctor-sample"
+                ),
+                (
+                    "iam:DeleteRolePolicy",
+                    "arn:aws:iam::444455556666:role/cutoff-doctor-sample"
+                ),
+                (
+                    "iam:PutUserPolicy",
+                    "arn:aws:iam::444455556666:user/cutoff-doctor-sample"
+                ),
+                (
+                    "iam:UpdateAccessKey",
+                    "arn:aws:iam::444455556666:user/cutoff-doctor-sample"
+                ),
+            ]
+        );
+        let denied: Vec<(&str, &str)> = probes
+            .iter()
+            .filter(|p| p.expected == Expected::Denied)
+            .map(|p| (p.action, p.resource.as_str()))
+            .collect();
+        assert_eq!(
+            denied,
+            [
+                (
+                    "iam:DeleteAccessKey",
+                    "arn:aws:iam::444455556666:user/cutoff-doctor-sample"
+                ),
+                ("iam:PutRolePolicy", member),
+            ]
+        );
+        let gov = probes_in(Partition::AwsUsGov);
+        assert!(
+            gov.iter()
+                .all(|p| p.resource.starts_with("arn:aws-us-gov:"))
+        );
+    }
+
+    fn probes_in(partition: Partition) -> Vec<Probe> {
+        probes(
+            partition,
+            &account(),
+            &format!("arn:{partition}:iam::444455556666:role/m"),
+        )
+    }
+
+    #[test]
+    fn a_probe_passes_only_on_the_decision_it_expects() {
+        let probes = probes_in(Partition::Aws);
+        let allow = &probes[0];
+        let deny = probes.last().unwrap();
+        assert!(judge(allow, Ok(Decision::Allowed)).passed);
+        assert!(!judge(allow, Ok(Decision::ImplicitDeny)).passed);
+        assert!(!judge(allow, Ok(Decision::ExplicitDeny)).passed);
+        assert!(judge(deny, Ok(Decision::ExplicitDeny)).passed);
+        assert!(judge(deny, Ok(Decision::ImplicitDeny)).passed);
+        assert!(!judge(deny, Ok(Decision::Allowed)).passed);
+        // An unanswered probe fails either way, and says why.
+        for probe in [allow, deny] {
+            let result = judge(probe, Err("AccessDenied".to_owned()));
+            assert!(!result.passed);
+            assert_eq!(result.decision, None);
+            assert_eq!(result.error.as_deref(), Some("AccessDenied"));
+        }
+    }
+
+    #[test]
+    fn an_account_passes_only_when_every_probe_does_and_the_report_only_when_every_account_does() {
+        let probes = probes_in(Partition::Aws);
+        let good: Vec<ProbeResult> = probes
+            .iter()
+            .map(|p| {
+                judge(
+                    p,
+                    Ok(match p.expected {
+                        Expected::Allowed => Decision::Allowed,
+                        Expected::Denied => Decision::ExplicitDeny,
+                    }),
+                )
+            })
+            .collect();
+        let mut bad = good.clone();
+        bad[0] = judge(&probes[0], Ok(Decision::ExplicitDeny));
+        let ok = AccountCheck::probed(&account(), true, good);
+        let failed = AccountCheck::probed(&account(), true, bad);
+        assert!(ok.passed);
+        assert!(!failed.passed);
+        assert!(!AccountCheck::probed(&account(), true, Vec::new()).passed);
+        let unreachable = AccountCheck::unreachable(&account(), false, "AccessDenied".into());
+        assert!(!unreachable.passed);
+        assert!(SelfCheckReport::new("cutoff-member", vec![ok.clone()]).passed);
+        assert!(!SelfCheckReport::new("cutoff-member", vec![ok.clone(), failed]).passed);
+        assert!(!SelfCheckReport::new("cutoff-member", vec![ok, unreachable]).passed);
+        assert!(!SelfCheckReport::new("cutoff-member", Vec::new()).passed);
+    }
+
+    #[test]
+    fn a_self_check_request_is_read_strictly() {
+        let ok = SelfCheckRequest::parse(
+            json!({"action": "self_check", "accounts": ["444455556666", "555566667777"]}),
+        )
+        .unwrap();
+        assert_eq!(ok.accounts.len(), 2);
+        for bad in [
+            json!({"action": "self_check"}),
+            json!({"action": "self_check", "accounts": []}),
+            json!({"action": "self_check", "accounts": ["44445555666"]}),
+            json!({"action": "self_check", "accounts": ["444455556666", "444455556666"]}),
+            json!({"action": "self_check", "accounts": ["444455556666"], "force": true}),
+            json!({"action": "revoke", "accounts": ["444455556666"]}),
+            json!({"action": "self_check", "accounts": "444455556666"}),
+            json!({"action": "self_check", "accounts": vec!["444455556666"; MAX_ACCOUNTS + 1]}),
+        ] {
+            assert!(SelfCheckRequest::parse(bad.clone()).is_err(), "{bad}");
+        }
+        assert!(is_self_check(&json!({"action": "self_check"})));
+        assert!(!is_self_check(&json!({"action": "revoke"})));
+    }
+}
