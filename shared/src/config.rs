@@ -579,6 +579,7 @@ pub struct NotifierConfig {
 pub mod notifier_env {
     pub const SECURITY_TOPIC: &str = "CUTOFF_SECURITY_TOPIC_ARN";
     pub const TEAM_TOPICS: &str = "CUTOFF_TEAM_TOPICS";
+    pub const NOTIFY_TOPICS: &str = "CUTOFF_NOTIFY_TOPIC_ARNS";
     pub const OWNER_PATTERNS: &str = "CUTOFF_OWNER_PATTERNS";
     pub const UPDATE_SECURITY_HUB: &str = "CUTOFF_UPDATE_SECURITY_HUB";
 }
@@ -595,8 +596,13 @@ impl NotifierConfig {
     }
 
     /// Reads `CUTOFF_SECURITY_TOPIC_ARN` (required), `CUTOFF_TEAM_TOPICS`
-    /// (`team=arn,team=arn`), `CUTOFF_OWNER_PATTERNS` (`pattern=team,pattern=team`)
+    /// (`team=topic,…`), `CUTOFF_OWNER_PATTERNS` (`pattern=team,pattern=team`)
     /// and `CUTOFF_UPDATE_SECURITY_HUB` (default true).
+    ///
+    /// `CUTOFF_NOTIFY_TOPIC_ARNS` lists the topics the notifier may publish to (the
+    /// template's grant). When it is set, a team's topic is one of them, named by its
+    /// ARN or by its name alone (`payments=payments-alerts`), so that a deployer enters
+    /// each ARN once; a name that matches none, or two, is refused at start-up.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         use notifier_env::*;
         let security_topic = match lookup(SECURITY_TOPIC) {
@@ -610,11 +616,19 @@ impl NotifierConfig {
             }
         };
         let mut config = Self::new(security_topic);
+        let allowed: Option<Vec<String>> = match lookup(NOTIFY_TOPICS) {
+            Some(v) => Some(
+                split_list(&v)
+                    .map(|arn| parse_topic_arn(NOTIFY_TOPICS, arn))
+                    .collect::<Result<_, _>>()?,
+            ),
+            None => None,
+        };
         if let Some(v) = lookup(TEAM_TOPICS) {
             for item in split_list(&v) {
-                let (team, topic) = split_pair(TEAM_TOPICS, item, "team=topic-arn")?;
+                let (team, topic) = split_pair(TEAM_TOPICS, item, "team=topic")?;
                 let team = parse_team(TEAM_TOPICS, team)?;
-                let topic = parse_topic_arn(TEAM_TOPICS, topic)?;
+                let topic = team_topic_arn(item, topic, allowed.as_deref())?;
                 if config.team_topics.insert(team, topic).is_some() {
                     return Err(ConfigError::invalid(
                         TEAM_TOPICS,
@@ -705,6 +719,47 @@ pub fn parse_team(name: &'static str, value: &str) -> Result<String, ConfigError
             value,
             "a team name has 1 to 64 characters from A-Z a-z 0-9 _ . -",
         ))
+    }
+}
+
+/// A team's topic: an ARN, or (with the allow list) the name of one of its topics.
+fn team_topic_arn(
+    item: &str,
+    topic: &str,
+    allowed: Option<&[String]>,
+) -> Result<String, ConfigError> {
+    use notifier_env::{NOTIFY_TOPICS, TEAM_TOPICS};
+    let Some(allowed) = allowed else {
+        return parse_topic_arn(TEAM_TOPICS, topic);
+    };
+    if topic.starts_with("arn:") {
+        let arn = parse_topic_arn(TEAM_TOPICS, topic)?;
+        return if allowed.contains(&arn) {
+            Ok(arn)
+        } else {
+            Err(ConfigError::invalid(
+                TEAM_TOPICS,
+                item,
+                format!("the topic is not in {NOTIFY_TOPICS}: the notifier may not publish to it"),
+            ))
+        };
+    }
+    let named: Vec<&String> = allowed
+        .iter()
+        .filter(|arn| arn.rsplit(':').next() == Some(topic))
+        .collect();
+    match named.as_slice() {
+        [arn] => Ok((*arn).clone()),
+        [] => Err(ConfigError::invalid(
+            TEAM_TOPICS,
+            item,
+            format!("no topic of that name in {NOTIFY_TOPICS}"),
+        )),
+        _ => Err(ConfigError::invalid(
+            TEAM_TOPICS,
+            item,
+            format!("two topics of that name in {NOTIFY_TOPICS}: give the ARN"),
+        )),
     }
 }
 
@@ -979,6 +1034,58 @@ mod tests {
         assert_eq!(config.pattern_owner(&name("ledger")), Some("ledger.core"));
         assert_eq!(config.pattern_owner(&name("reports")), None);
         assert!(!config.update_security_hub);
+    }
+
+    #[test]
+    fn a_team_topic_is_named_once_in_the_allow_list_and_by_name_in_the_teams() {
+        const PAYMENTS: &str = "arn:aws:sns:us-east-1:111122223333:payments-alerts";
+        const LEDGER_EU: &str = "arn:aws:sns:eu-west-1:111122223333:ledger";
+        const LEDGER_US: &str = "arn:aws:sns:us-east-1:444455556666:ledger";
+        let allowed = format!("{PAYMENTS},{LEDGER_EU},{LEDGER_US}");
+        let config = notifier(&[
+            (notifier_env::SECURITY_TOPIC, SECURITY),
+            (notifier_env::NOTIFY_TOPICS, &allowed),
+            (
+                notifier_env::TEAM_TOPICS,
+                &format!("payments=payments-alerts,ledger={LEDGER_EU}"),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(config.team_topic("payments"), Some(PAYMENTS));
+        assert_eq!(config.team_topic("ledger"), Some(LEDGER_EU));
+        for (teams, why) in [
+            ("payments=unknown-topic", "no topic of that name"),
+            ("ledger=ledger", "two topics of that name"),
+            (
+                "ops=arn:aws:sns:us-east-1:999988887777:elsewhere",
+                "not in CUTOFF_NOTIFY_TOPIC_ARNS",
+            ),
+        ] {
+            let err = notifier(&[
+                (notifier_env::SECURITY_TOPIC, SECURITY),
+                (notifier_env::NOTIFY_TOPICS, &allowed),
+                (notifier_env::TEAM_TOPICS, teams),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(why), "{teams}: {err}");
+            assert!(err.contains(notifier_env::TEAM_TOPICS), "{err}");
+        }
+        // Without the allow list (the CLI, a local run) a team's topic is an ARN.
+        assert!(
+            notifier(&[
+                (notifier_env::SECURITY_TOPIC, SECURITY),
+                (notifier_env::TEAM_TOPICS, "payments=payments-alerts"),
+            ])
+            .is_err()
+        );
+        assert!(
+            notifier(&[
+                (notifier_env::SECURITY_TOPIC, SECURITY),
+                (notifier_env::NOTIFY_TOPICS, "not-an-arn"),
+            ])
+            .is_err()
+        );
     }
 
     #[test]
