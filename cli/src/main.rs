@@ -3,6 +3,7 @@
 //! Exit codes: 0 when the command did its job, 2 for invalid arguments or input
 //! (with a one-line error on stderr), 1 for any other failure.
 
+mod doctor;
 mod operator;
 mod revoke;
 mod sweep;
@@ -29,6 +30,7 @@ enum Command {
     Release(revoke::ReleaseArgs),
     Sweep(sweep::SweepArgs),
     History(revoke::HistoryArgs),
+    Doctor(doctor::DoctorArgs),
 }
 
 /// How a command ended, mapped to the exit code.
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Release(args) => runtime().and_then(|rt| rt.block_on(revoke::release(&args))),
         Command::Sweep(args) => runtime().and_then(|rt| rt.block_on(sweep::sweep(&args))),
         Command::History(args) => runtime().and_then(|rt| rt.block_on(revoke::history(&args))),
+        Command::Doctor(args) => runtime().and_then(|rt| rt.block_on(doctor::doctor(&args))),
     };
     match result {
         Ok(Exit::Ok) => ExitCode::SUCCESS,
