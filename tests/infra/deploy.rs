@@ -295,3 +295,36 @@ fn the_forwarder_sends_findings_to_the_responders_default_bus_and_nowhere_else()
     );
     assert_ne!(REGION, "eu-west-1");
 }
+
+#[test]
+fn make_sam_build_tells_an_arm64_bootstrap_from_an_x86_64_one() {
+    // tools/elf_machine.py is what `make sam-build` trusts to catch a bundle of the
+    // wrong architecture (it would deploy, then fail every invocation). This test's own
+    // binary is an ELF of this machine.
+    let root = cutoff_tests::workspace_root();
+    let run = |path: &std::path::Path, machine: &str| {
+        std::process::Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("tools/elf_machine.py"))
+            .arg(path)
+            .arg(machine)
+            .output()
+            .unwrap()
+    };
+    let me = std::env::current_exe().unwrap();
+    let (this, other) = if cfg!(target_arch = "aarch64") {
+        ("aarch64", "x86-64")
+    } else {
+        ("x86-64", "aarch64")
+    };
+    assert!(run(&me, this).status.success());
+    let wrong = run(&me, other);
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stdout).contains(&format!("built for {this}")),
+        "{wrong:?}"
+    );
+    let script = root.join("tools/elf_machine.py");
+    let not_elf = run(&script, this);
+    assert!(!not_elf.status.success());
+    assert!(String::from_utf8_lossy(&not_elf.stdout).contains("not an ELF"));
+}
