@@ -130,6 +130,8 @@ pub struct Stack {
     pub stack_id: String,
     pub status: String,
     pub outputs: BTreeMap<String, String>,
+    /// The stack's parameters (DryRun among them).
+    pub parameters: BTreeMap<String, String>,
 }
 
 /// The outputs the checks need (infra/template.yaml's `Outputs:`).
@@ -195,6 +197,15 @@ pub fn stack_checks(name: &str, facts: &StackFacts) -> (Vec<Check>, Option<Deplo
         None
     };
     let mut checks = vec![Check::judged(&label, status, fix)];
+    // The first deploy runs in DryRun (infra/samconfig.toml): say so every time, so
+    // that a stack left in it, or switched back to it by a later deploy, is noticed.
+    if stack.parameters.get("DryRun").map(String::as_str) == Some("true") {
+        checks.push(Check::warn(
+            "dry run",
+            "DryRun=true: cutoff computes and reports every revocation and writes none",
+            "once the sample findings and a test revocation look right, deploy with DryRun=false (and set it in infra/samconfig.toml, or the next sam deploy turns it back on)",
+        ));
+    }
     let missing: Vec<&str> = REQUIRED_OUTPUTS
         .into_iter()
         .filter(|k| !stack.outputs.contains_key(*k))
@@ -496,11 +507,15 @@ struct ProbeAnswer {
     why: Option<String>,
     #[serde(default)]
     error: Option<String>,
+    /// Context keys the simulator lacked: its decision may not be a real call's.
+    #[serde(default)]
+    missing_context: Vec<String>,
 }
 
 const OPERATOR_PATH: &str = "operator path";
 const FORMAT_FIX: &str = "the revoker and this CLI disagree on the self-check: use the CLI of the deployed version, or deploy the current infra/template.yaml";
 const MEMBER_ROLE_FIX: &str = "deploy infra/member-role.yaml to the account (the StackSet); check the role's trust policy (the responder's account and NamePrefix), that both sides use the same ExternalId, and that no SCP or permission boundary denies sts:AssumeRole";
+const CONTEXT_FIX: &str = "read the SCPs and permission boundaries that use these keys: the simulated answer assumed them absent, and a real revocation carries them";
 const PROBE_FIX: &str = "the role cannot do what a revocation needs: redeploy infra/member-role.yaml (the StackSet) to the account, and look for an SCP or permission boundary that denies these actions";
 
 /// The revoker's answer to `{"action":"self_check"}`: one check per account. It comes
@@ -610,8 +625,24 @@ fn account_check(a: &AccountAnswer, role: &str) -> Check {
         .filter(|p| !p.passed)
         .map(probe_text)
         .collect();
+    let mut lacking: Vec<String> = a
+        .probes
+        .iter()
+        .flat_map(|p| &p.missing_context)
+        .map(|k| clean_text(k, 80))
+        .collect();
+    lacking.sort();
+    lacking.dedup();
     if failing.is_empty() && a.passed && !a.probes.is_empty() {
-        return Check::pass(label, detail);
+        if lacking.is_empty() {
+            return Check::pass(label, detail);
+        }
+        let _ = write!(
+            detail,
+            "; but a policy in force conditions on {}, which the simulator was not given",
+            lacking.join(", ")
+        );
+        return Check::warn(label, detail, CONTEXT_FIX);
     }
     if !failing.is_empty() {
         let _ = write!(detail, ": {}", failing.join("; "));
@@ -805,11 +836,20 @@ async fn stack_facts(sdk: &SdkConfig, name: &str) -> StackFacts {
         return not_found();
     };
     let outputs = stack.outputs().iter();
+    let parameters = stack.parameters().iter();
     StackFacts::Found(Stack {
         stack_id: stack.stack_id().unwrap_or_default().to_owned(),
         status: stack.stack_status().map_or("", |s| s.as_str()).to_owned(),
         outputs: outputs
             .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+            .collect(),
+        parameters: parameters
+            .filter_map(|p| {
+                Some((
+                    p.parameter_key()?.to_owned(),
+                    p.parameter_value()?.to_owned(),
+                ))
+            })
             .collect(),
     })
 }
@@ -1062,7 +1102,26 @@ mod tests {
             stack_id: "arn:aws:cloudformation:us-east-1:111122223333:stack/cutoff/1a2b".to_owned(),
             status: status.to_owned(),
             outputs: outputs.map(|(k, v)| (k.to_owned(), v)).collect(),
+            parameters: BTreeMap::from([("DryRun".to_owned(), "false".to_owned())]),
         })
+    }
+
+    #[test]
+    fn a_stack_in_dry_run_is_a_warning_every_time() {
+        let mut facts = stack("UPDATE_COMPLETE", &[]);
+        let (checks, _) = stack_checks("cutoff", &facts);
+        assert!(checks.iter().all(|c| c.name != "dry run"), "{checks:?}");
+        if let StackFacts::Found(s) = &mut facts {
+            s.parameters.insert("DryRun".to_owned(), "true".to_owned());
+        }
+        let (checks, deployment) = stack_checks("cutoff", &facts);
+        let dry = checks.iter().find(|c| c.name == "dry run").unwrap();
+        expect(
+            dry,
+            Warn,
+            &["writes none", "DryRun=false", "samconfig.toml"],
+        );
+        assert!(deployment.is_some(), "the other checks still run");
     }
 
     fn deployment() -> Deployment {
@@ -1418,6 +1477,15 @@ mod tests {
             Fail,
             &["1/2 probes as expected", probe, "SCP"],
         );
+        // Every probe as expected, but an SCP conditions on a key the simulator lacked:
+        // the answer may not be a real call's.
+        let mut lacking = account(MEMBER, true, Value::Null, &[allowed()]);
+        lacking["probes"][0]["missing_context"] = json!(["aws:PrincipalTag/team"]);
+        expect(
+            &self_check(&[MEMBER], answer(&[lacking]))[1],
+            Warn,
+            &["aws:PrincipalTag/team", "SCPs and permission boundaries"],
+        );
         let mut unanswered = account(MEMBER, true, Value::Null, &[(false, Value::Null)]);
         unanswered["probes"][0]["error"] = json!("Throttling");
         expect(
@@ -1455,7 +1523,9 @@ mod tests {
     /// the field names and decision words of the contract cannot drift apart unseen.
     #[test]
     fn the_revokers_report_is_read_as_it_is_written() {
-        use cutoff::self_check::{AccountCheck, Decision, SelfCheckReport, judge, probes};
+        use cutoff::self_check::{
+            AccountCheck, Decision, SelfCheckReport, Simulated, judge, probes,
+        };
         let (member, other) = (
             Account::parse(MEMBER).unwrap(),
             Account::parse("777788889999").unwrap(),
@@ -1464,7 +1534,17 @@ mod tests {
         let asked = probes(cutoff::principal::Partition::Aws, &member, acting);
         let results = asked
             .iter()
-            .map(|p| judge(p, Ok(Decision::Allowed)))
+            .map(|p| {
+                let decision = Decision::Allowed;
+                let missing_context = Vec::new();
+                judge(
+                    p,
+                    Ok(Simulated {
+                        decision,
+                        missing_context,
+                    }),
+                )
+            })
             .collect();
         let report = SelfCheckReport::new(
             "cutoff-member",

@@ -38,6 +38,64 @@ pub enum Decision {
     ExplicitDeny,
 }
 
+/// One request-context value the simulator is given, as a real call would carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextValue {
+    pub key: &'static str,
+    pub value: String,
+    /// A boolean key (`aws:SecureTransport`); the rest are strings.
+    pub boolean: bool,
+}
+
+/// The context a revocation's IAM call carries, for the simulator: without it, an SCP
+/// conditioned on these keys would be judged on absent keys (a Deny on
+/// `aws:RequestedRegion` would not match, an exemption by `aws:PrincipalArn` would not
+/// apply), and the answer would not be the one a real call gets.
+pub fn call_context(
+    partition: Partition,
+    account: &Account,
+    acting_role_arn: &str,
+    organization: Option<&str>,
+) -> Vec<ContextValue> {
+    let string = |key, value: &str| ContextValue {
+        key,
+        value: value.to_owned(),
+        boolean: false,
+    };
+    let mut context = vec![
+        string("aws:PrincipalArn", acting_role_arn),
+        string("aws:PrincipalAccount", account.as_str()),
+        ContextValue {
+            key: "aws:SecureTransport",
+            value: "true".to_owned(),
+            boolean: true,
+        },
+    ];
+    // IAM is global: its calls are signed for the partition's IAM region.
+    let iam_region = match partition {
+        Partition::Aws => Some("us-east-1"),
+        Partition::AwsCn => Some("cn-north-1"),
+        Partition::AwsUsGov => Some("us-gov-west-1"),
+        _ => None,
+    };
+    if let Some(region) = iam_region {
+        context.push(string("aws:RequestedRegion", region));
+    }
+    if let Some(org) = organization {
+        context.push(string("aws:PrincipalOrgID", org));
+    }
+    context
+}
+
+/// The simulator's answer to one probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Simulated {
+    pub decision: Decision,
+    /// Context keys a policy in force conditions on that the probe did not give: the
+    /// decision may differ from a real call's.
+    pub missing_context: Vec<String>,
+}
+
 /// One question for the simulator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
@@ -117,14 +175,17 @@ pub struct ProbeResult {
     pub why: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Context keys the simulator said it lacked (see [`Simulated`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_context: Vec<String>,
 }
 
 /// Judges a probe: an allowed probe passes only when allowed, a denied one on either
 /// kind of deny; a probe the simulator did not answer fails.
-pub fn judge(probe: &Probe, answer: Result<Decision, String>) -> ProbeResult {
-    let (decision, error) = match answer {
-        Ok(d) => (Some(d), None),
-        Err(e) => (None, Some(e)),
+pub fn judge(probe: &Probe, answer: Result<Simulated, String>) -> ProbeResult {
+    let (decision, error, missing_context) = match answer {
+        Ok(s) => (Some(s.decision), None, s.missing_context),
+        Err(e) => (None, Some(e), Vec::new()),
     };
     let passed = matches!(
         (probe.expected, decision),
@@ -142,6 +203,7 @@ pub fn judge(probe: &Probe, answer: Result<Decision, String>) -> ProbeResult {
         passed,
         why: probe.why.to_owned(),
         error,
+        missing_context,
     }
 }
 
@@ -312,6 +374,50 @@ mod tests {
         );
     }
 
+    fn sim(decision: Decision) -> Simulated {
+        Simulated {
+            decision,
+            missing_context: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_simulator_is_given_the_context_a_real_call_carries() {
+        let role = "arn:aws:iam::444455556666:role/cutoff-member";
+        let keys = |context: Vec<ContextValue>| -> Vec<(&'static str, String)> {
+            context.into_iter().map(|c| (c.key, c.value)).collect()
+        };
+        assert_eq!(
+            keys(call_context(
+                Partition::Aws,
+                &account(),
+                role,
+                Some("o-a1b2c3d4e5")
+            )),
+            [
+                ("aws:PrincipalArn", role.to_owned()),
+                ("aws:PrincipalAccount", "444455556666".to_owned()),
+                ("aws:SecureTransport", "true".to_owned()),
+                ("aws:RequestedRegion", "us-east-1".to_owned()),
+                ("aws:PrincipalOrgID", "o-a1b2c3d4e5".to_owned()),
+            ]
+        );
+        let gov = keys(call_context(Partition::AwsUsGov, &account(), role, None));
+        assert!(gov.contains(&("aws:RequestedRegion", "us-gov-west-1".to_owned())));
+        assert!(!gov.iter().any(|(k, _)| *k == "aws:PrincipalOrgID"));
+        // A probe whose answer lacked context says so, whatever it decided.
+        let probe = &probes_in(Partition::Aws)[0];
+        let result = judge(
+            probe,
+            Ok(Simulated {
+                decision: Decision::Allowed,
+                missing_context: vec!["aws:PrincipalTag/team".to_owned()],
+            }),
+        );
+        assert!(result.passed);
+        assert_eq!(result.missing_context, ["aws:PrincipalTag/team"]);
+    }
+
     fn probes_in(partition: Partition) -> Vec<Probe> {
         probes(
             partition,
@@ -325,12 +431,12 @@ mod tests {
         let probes = probes_in(Partition::Aws);
         let allow = &probes[0];
         let deny = probes.last().unwrap();
-        assert!(judge(allow, Ok(Decision::Allowed)).passed);
-        assert!(!judge(allow, Ok(Decision::ImplicitDeny)).passed);
-        assert!(!judge(allow, Ok(Decision::ExplicitDeny)).passed);
-        assert!(judge(deny, Ok(Decision::ExplicitDeny)).passed);
-        assert!(judge(deny, Ok(Decision::ImplicitDeny)).passed);
-        assert!(!judge(deny, Ok(Decision::Allowed)).passed);
+        assert!(judge(allow, Ok(sim(Decision::Allowed))).passed);
+        assert!(!judge(allow, Ok(sim(Decision::ImplicitDeny))).passed);
+        assert!(!judge(allow, Ok(sim(Decision::ExplicitDeny))).passed);
+        assert!(judge(deny, Ok(sim(Decision::ExplicitDeny))).passed);
+        assert!(judge(deny, Ok(sim(Decision::ImplicitDeny))).passed);
+        assert!(!judge(deny, Ok(sim(Decision::Allowed))).passed);
         // An unanswered probe fails either way, and says why.
         for probe in [allow, deny] {
             let result = judge(probe, Err("AccessDenied".to_owned()));
@@ -348,15 +454,15 @@ mod tests {
             .map(|p| {
                 judge(
                     p,
-                    Ok(match p.expected {
+                    Ok(sim(match p.expected {
                         Expected::Allowed => Decision::Allowed,
                         Expected::Denied => Decision::ExplicitDeny,
-                    }),
+                    })),
                 )
             })
             .collect();
         let mut bad = good.clone();
-        bad[0] = judge(&probes[0], Ok(Decision::ExplicitDeny));
+        bad[0] = judge(&probes[0], Ok(sim(Decision::ExplicitDeny)));
         let ok = AccountCheck::probed(&account(), true, good);
         let failed = AccountCheck::probed(&account(), true, bad);
         assert!(ok.passed);

@@ -72,6 +72,8 @@ pub struct FakeState {
     /// What the policy simulator answers, by (principal, action, resource); anything
     /// else is allowed.
     pub simulated: HashMap<(String, String, String), crate::self_check::Decision>,
+    /// The context each simulation was given.
+    pub simulation_contexts: Vec<Vec<crate::self_check::ContextValue>>,
     /// Every call, as the IAM action name.
     pub calls: Vec<&'static str>,
     /// Errors to return, per action, in order.
@@ -523,18 +525,23 @@ impl super::PolicySimulator for FakeIam {
         principal_arn: &str,
         action: &str,
         resource: &str,
-    ) -> Result<crate::self_check::Decision, AwsError> {
-        let state = self.begin("SimulatePrincipalPolicy")?;
+        context: &[crate::self_check::ContextValue],
+    ) -> Result<crate::self_check::Simulated, AwsError> {
+        let mut state = self.begin("SimulatePrincipalPolicy")?;
+        state.simulation_contexts.push(context.to_vec());
         let key = (
             principal_arn.to_owned(),
             action.to_owned(),
             resource.to_owned(),
         );
-        Ok(state
-            .simulated
-            .get(&key)
-            .copied()
-            .unwrap_or(crate::self_check::Decision::Allowed))
+        Ok(crate::self_check::Simulated {
+            decision: state
+                .simulated
+                .get(&key)
+                .copied()
+                .unwrap_or(crate::self_check::Decision::Allowed),
+            missing_context: Vec::new(),
+        })
     }
 }
 

@@ -240,7 +240,8 @@ pub trait PolicySimulator: Send + Sync {
         principal_arn: &str,
         action: &str,
         resource: &str,
-    ) -> impl Future<Output = Result<crate::self_check::Decision, AwsError>> + Send;
+        context: &[crate::self_check::ContextValue],
+    ) -> impl Future<Output = Result<crate::self_check::Simulated, AwsError>> + Send;
 }
 
 /// Everything the revocation workflow does in one account.

@@ -1060,15 +1060,32 @@ impl super::PolicySimulator for SdkIam {
         principal_arn: &str,
         action: &str,
         resource: &str,
-    ) -> Result<crate::self_check::Decision, AwsError> {
+        call_context: &[crate::self_check::ContextValue],
+    ) -> Result<crate::self_check::Simulated, AwsError> {
+        use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum};
         const OP: &str = "iam:SimulatePrincipalPolicy";
         let context = || format!("{action} on {resource} as {principal_arn}");
+        let entries = call_context
+            .iter()
+            .map(|c| {
+                ContextEntry::builder()
+                    .context_key_name(c.key)
+                    .context_key_values(c.value.clone())
+                    .context_key_type(if c.boolean {
+                        ContextKeyTypeEnum::Boolean
+                    } else {
+                        ContextKeyTypeEnum::String
+                    })
+                    .build()
+            })
+            .collect();
         let out = self
             .client
             .simulate_principal_policy()
             .policy_source_arn(principal_arn)
             .action_names(action)
             .resource_arns(resource)
+            .set_context_entries(Some(entries))
             .send()
             .await
             .map_err(|e| classify(&e, OP, context()))?;
@@ -1086,16 +1103,22 @@ impl super::PolicySimulator for SdkIam {
         };
         use crate::self_check::Decision;
         use aws_sdk_iam::types::PolicyEvaluationDecisionType as D;
-        match result.eval_decision() {
-            D::Allowed => Ok(Decision::Allowed),
-            D::ImplicitDeny => Ok(Decision::ImplicitDeny),
-            D::ExplicitDeny => Ok(Decision::ExplicitDeny),
-            other => Err(self.malformed(
-                OP,
-                context(),
-                format!("an unknown decision {}", other.as_str()),
-            )),
-        }
+        let decision = match result.eval_decision() {
+            D::Allowed => Decision::Allowed,
+            D::ImplicitDeny => Decision::ImplicitDeny,
+            D::ExplicitDeny => Decision::ExplicitDeny,
+            other => {
+                return Err(self.malformed(
+                    OP,
+                    context(),
+                    format!("an unknown decision {}", other.as_str()),
+                ));
+            }
+        };
+        Ok(crate::self_check::Simulated {
+            decision,
+            missing_context: result.missing_context_values().to_vec(),
+        })
     }
 }
 
@@ -2420,9 +2443,25 @@ mod tests {
         let answer = |decision: D| {
             mock!(Iam::simulate_principal_policy)
                 .match_requests(|r| {
+                    let context: Vec<(&str, &str, &str)> = r
+                        .context_entries()
+                        .iter()
+                        .map(|e| {
+                            (
+                                e.context_key_name().unwrap_or(""),
+                                e.context_key_values().first().map_or("", String::as_str),
+                                e.context_key_type().map_or("", |t| t.as_str()),
+                            )
+                        })
+                        .collect();
                     r.policy_source_arn() == Some("arn:aws:iam::444455556666:role/cutoff-member")
                         && r.action_names() == ["iam:PutRolePolicy"]
                         && r.resource_arns() == ["arn:aws:iam::444455556666:role/sample"]
+                        && context
+                            == [
+                                ("aws:RequestedRegion", "us-east-1", "string"),
+                                ("aws:SecureTransport", "true", "boolean"),
+                            ]
                 })
                 .then_output(move || {
                     SimulatePrincipalPolicyOutput::builder()
@@ -2430,6 +2469,7 @@ mod tests {
                             EvaluationResult::builder()
                                 .eval_action_name("iam:PutRolePolicy")
                                 .eval_decision(decision.clone())
+                                .missing_context_values("aws:PrincipalTag/team")
                                 .build()
                                 .unwrap(),
                         )
@@ -2455,16 +2495,31 @@ mod tests {
             RuleMode::Sequential,
             [&allowed, &implicit, &explicit, &none, &refused]
         ));
+        let context = [
+            crate::self_check::ContextValue {
+                key: "aws:RequestedRegion",
+                value: "us-east-1".to_owned(),
+                boolean: false,
+            },
+            crate::self_check::ContextValue {
+                key: "aws:SecureTransport",
+                value: "true".to_owned(),
+                boolean: true,
+            },
+        ];
         let ask = || {
             iam.simulate(
                 "arn:aws:iam::444455556666:role/cutoff-member",
                 "iam:PutRolePolicy",
                 "arn:aws:iam::444455556666:role/sample",
+                &context,
             )
         };
-        assert_eq!(ask().await.unwrap(), Decision::Allowed);
-        assert_eq!(ask().await.unwrap(), Decision::ImplicitDeny);
-        assert_eq!(ask().await.unwrap(), Decision::ExplicitDeny);
+        let first = ask().await.unwrap();
+        assert_eq!(first.decision, Decision::Allowed);
+        assert_eq!(first.missing_context, ["aws:PrincipalTag/team"]);
+        assert_eq!(ask().await.unwrap().decision, Decision::ImplicitDeny);
+        assert_eq!(ask().await.unwrap().decision, Decision::ExplicitDeny);
         assert_eq!(ask().await.unwrap_err().kind, ErrorKind::Malformed);
         let err = ask().await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::AccessDenied, "{err}");

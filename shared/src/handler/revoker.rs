@@ -1123,6 +1123,15 @@ mod tests {
                 .unwrap()
                 .contains(&"123456789012".to_owned())
         );
+        // Each question carried the context a real call would: the acting role.
+        let contexts = member.state().simulation_contexts.clone();
+        assert_eq!(contexts.len(), 7);
+        assert!(
+            contexts
+                .iter()
+                .all(|c| c.iter().any(|v| v.key == "aws:PrincipalArn"
+                    && v.value == format!("arn:aws:iam::{MEMBER}:role/cutoff-member")))
+        );
         // Nothing was written anywhere.
         assert!(member.writes().is_empty());
     }

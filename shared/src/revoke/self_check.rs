@@ -7,7 +7,9 @@ use crate::aws::retry::{CallCounter, with_retries};
 use crate::aws::{AccountAccess, PolicySimulator};
 use crate::clock::Clock;
 use crate::principal::{Account, PrincipalName};
-use crate::self_check::{AccountCheck, SelfCheckReport, SelfCheckRequest, judge, probes};
+use crate::self_check::{
+    AccountCheck, SelfCheckReport, SelfCheckRequest, call_context, judge, probes,
+};
 
 /// Who the revoker is where the self-check looks: the member role's name, and its own
 /// role at home (without it, the home account is reported unchecked).
@@ -89,10 +91,22 @@ where
                 );
             }
         };
+        let organization = self
+            .config
+            .accounts
+            .as_ref()
+            .and_then(|scope| scope.organization.as_ref())
+            .map(ToString::to_string);
+        let context = call_context(
+            self.config.partition,
+            account,
+            &acting_role,
+            organization.as_deref(),
+        );
         let mut results = Vec::new();
         for probe in probes(self.config.partition, account, &acting_role) {
             let answer = with_retries(&self.config.retry, &calls, || {
-                client.simulate(&acting_role, probe.action, &probe.resource)
+                client.simulate(&acting_role, probe.action, &probe.resource, &context)
             })
             .await
             .map_err(|e| e.to_string());
