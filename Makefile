@@ -177,9 +177,9 @@ permissions: setup tools
 # `sam build` as a user runs it, without this Makefile's other targets: four release
 # builds, so lint, not test. It must leave four bootstraps of the architecture
 # target/lambda/ARCH records; an x86_64 fallback is said plainly.
-sam-build: lint-tools
+sam-build: lint-tools bundles
 	rm -rf infra/.aws-sam
-	cd infra && SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(LINT_VENV)/bin:$$PATH" sam build --config-file samconfig.toml
+	cd infra && ARCHITECTURE=$$(cat ../target/lambda/ARCH) SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(LINT_VENV)/bin:$$PATH" sam build --config-file samconfig.toml
 	@arch=$$(cat target/lambda/ARCH); \
 	case $$arch in arm64) machine=aarch64;; *) machine=x86-64;; esac; \
 	for f in IntakeFunction RevokerFunction NotifierFunction SweeperFunction; do \
@@ -221,7 +221,12 @@ bundles: setup build-tools
 
 # `sam build` runs these (infra/template.yaml: BuildMethod makefile; built in source,
 # infra/samconfig.toml), with ARTIFACTS_DIR set to the function's artifact directory.
-# Each reuses the cargo-lambda build above (the second to fourth find it done).
+# Each reuses the cargo-lambda build above (the second to fourth find it done). SAM does
+# not tell make the template's Architecture, so ARCHITECTURE (default arm64) says what
+# the deploy will use: bundles of another architecture are refused, since they would
+# deploy and then fail every invocation. After an x86_64 fallback, build with
+# `ARCHITECTURE=x86_64 sam build` and deploy with Architecture=x86_64.
+ARCHITECTURE ?= arm64
 SAM_TARGETS := build-IntakeFunction build-RevokerFunction build-NotifierFunction build-SweeperFunction
 build-IntakeFunction: SAM_BINARY := intake
 build-RevokerFunction: SAM_BINARY := revoker
@@ -229,6 +234,8 @@ build-NotifierFunction: SAM_BINARY := notifier
 build-SweeperFunction: SAM_BINARY := sweeper
 $(SAM_TARGETS): bundles
 	@test -n "$(ARTIFACTS_DIR)" || { echo "$@: run by sam build, which sets ARTIFACTS_DIR (make build builds the bundles alone)"; exit 1; }
+	@built=$$(cat target/lambda/ARCH); test "$$built" = "$(ARCHITECTURE)" || { \
+		echo "$@: the bundles are $$built, the deploy expects $(ARCHITECTURE): run ARCHITECTURE=$$built sam build, and deploy with Architecture=$$built"; exit 1; }
 	cp target/lambda/$(SAM_BINARY)/bootstrap "$(ARTIFACTS_DIR)/bootstrap"
 	@echo "$@: $$(cat target/lambda/ARCH) bootstrap for $(SAM_BINARY)"
 
@@ -244,15 +251,15 @@ demo: setup tools
 # Deploy to AWS (needs credentials): `sam build` (the bundles of `make build`), then a
 # guided `sam deploy` of the built template with infra/samconfig.toml. Deploy
 # infra/member-role.yaml as a StackSet first (infra/README.md).
-deploy: lint-tools
-	cd infra && SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(LINT_VENV)/bin:$$PATH" sam build --config-file samconfig.toml
+deploy: lint-tools bundles
+	cd infra && ARCHITECTURE=$$(cat ../target/lambda/ARCH) SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(LINT_VENV)/bin:$$PATH" sam build --config-file samconfig.toml
 	@echo "make deploy: the bundles are $$(cat target/lambda/ARCH): answer Architecture=$$(cat target/lambda/ARCH)"
 	cd infra && SAM_CLI_TELEMETRY=0 ../$(LINT_VENV)/bin/sam deploy --guided --config-file samconfig.toml
 
 # Upload the bundles and write a packaged template (infra/packaged.yaml) for a
 # pipeline or a StackSet-style rollout.
-package: lint-tools
-	cd infra && SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(LINT_VENV)/bin:$$PATH" sam build --config-file samconfig.toml
+package: lint-tools bundles
+	cd infra && ARCHITECTURE=$$(cat ../target/lambda/ARCH) SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(LINT_VENV)/bin:$$PATH" sam build --config-file samconfig.toml
 	cd infra && SAM_CLI_TELEMETRY=0 ../$(LINT_VENV)/bin/sam package --config-file samconfig.toml --template-file .aws-sam/build/template.yaml --output-template-file packaged.yaml --resolve-s3
 
 # Benchmarks (bench/): cutoff's functions beside the Python/boto3 baseline in

@@ -371,7 +371,7 @@ pub enum QueueKind {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Depth {
-    /// ApproximateNumberOfMessages.
+    /// Approximate messages: visible, in flight and delayed.
     Messages(u64),
     Missing,
     Unreadable(String),
@@ -490,6 +490,9 @@ struct AccountAnswer {
     passed: bool,
     assumed: bool,
     error: Option<String>,
+    /// Why it was not probed: out_of_scope, not_assumed, no_own_role.
+    #[serde(default)]
+    unreachable: Option<String>,
     #[serde(default)]
     probes: Vec<ProbeAnswer>,
 }
@@ -515,6 +518,9 @@ struct ProbeAnswer {
 const OPERATOR_PATH: &str = "operator path";
 const FORMAT_FIX: &str = "the revoker and this CLI disagree on the self-check: use the CLI of the deployed version, or deploy the current infra/template.yaml";
 const MEMBER_ROLE_FIX: &str = "deploy infra/member-role.yaml to the account (the StackSet); check the role's trust policy (the responder's account and NamePrefix), that both sides use the same ExternalId, and that no SCP or permission boundary denies sts:AssumeRole";
+const SCOPE_FIX: &str = "the revoker may not act there: add the account to the stack's AllowedAccounts (or move it into its OrganizationId), or drop it from --accounts";
+const OWN_ROLE_FIX: &str =
+    "deploy the current infra/template.yaml: it tells the revoker its own role (CUTOFF_ROLE_ARN)";
 const CONTEXT_FIX: &str = "read the SCPs and permission boundaries that use these keys: the simulated answer assumed them absent, and a real revocation carries them";
 const PROBE_FIX: &str = "the role cannot do what a revocation needs: redeploy infra/member-role.yaml (the StackSet) to the account, and look for an SCP or permission boundary that denies these actions";
 
@@ -606,13 +612,26 @@ pub fn self_check_checks(
 fn account_check(a: &AccountAnswer, role: &str) -> Check {
     let label = format!("self-check account {}", clean_text(&a.account, 40));
     let error = a.error.as_deref().map(|e| clean_text(e, 300));
-    if !a.assumed {
-        let why = error.as_deref().unwrap_or("no error given");
-        return Check::fail(
-            label,
-            format!("could not assume {role}: {why}"),
-            MEMBER_ROLE_FIX,
-        );
+    let why = error.as_deref().unwrap_or("no error given");
+    match a.unreachable.as_deref() {
+        Some("out_of_scope") => {
+            return Check::fail(label, format!("not checked: {why}"), SCOPE_FIX);
+        }
+        Some("no_own_role") => {
+            return Check::fail(label, format!("not checked: {why}"), OWN_ROLE_FIX);
+        }
+        Some("out_of_time") => {
+            let fix = "run cutoff doctor again with fewer --accounts at once";
+            return Check::fail(label, format!("not checked: {why}"), fix);
+        }
+        _ if !a.assumed => {
+            return Check::fail(
+                label,
+                format!("could not assume {role}: {why}"),
+                MEMBER_ROLE_FIX,
+            );
+        }
+        _ => {}
     }
     let good = a.probes.iter().filter(|p| p.passed).count();
     let mut detail = format!(
@@ -890,19 +909,36 @@ async fn rule_facts(sdk: &SdkConfig, prefix: &str) -> RuleFacts {
     Ok(rules)
 }
 
+/// Every message of a queue: visible, in flight (someone is reading it) and delayed. A
+/// dead-letter queue being read at the moment of the check is not empty.
 async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Depth {
-    let attribute = QueueAttributeName::ApproximateNumberOfMessages;
+    let attributes = [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+    ];
     let ask = sqs
         .get_queue_attributes()
         .queue_url(url)
-        .attribute_names(attribute.clone());
+        .set_attribute_names(Some(attributes.to_vec()));
     match ask.send().await {
-        Ok(out) => match out.attributes().and_then(|a| a.get(&attribute)) {
-            Some(n) => n.parse().map(Depth::Messages).unwrap_or_else(|_| {
-                Depth::Unreadable(format!("ApproximateNumberOfMessages {}", excerpt(n)))
-            }),
-            None => Depth::Unreadable("no ApproximateNumberOfMessages in the answer".to_owned()),
-        },
+        Ok(out) => {
+            let mut total = 0u64;
+            for attribute in &attributes {
+                let value = out.attributes().and_then(|a| a.get(attribute));
+                match value.map(|n| n.parse::<u64>()) {
+                    Some(Ok(n)) => total = total.saturating_add(n),
+                    Some(Err(_)) | None => {
+                        return Depth::Unreadable(format!(
+                            "{}: {}",
+                            attribute.as_str(),
+                            value.map_or("missing".to_owned(), |v| excerpt(v))
+                        ));
+                    }
+                }
+            }
+            Depth::Messages(total)
+        }
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_queue_does_not_exist()) =>
@@ -1486,6 +1522,31 @@ mod tests {
             Warn,
             &["aws:PrincipalTag/team", "SCPs and permission boundaries"],
         );
+        let mut outside = account(
+            MEMBER,
+            false,
+            json!("account 444455556666 is not one of the 2 accounts cutoff is configured for"),
+            &[],
+        );
+        outside["unreachable"] = json!("out_of_scope");
+        expect(
+            &self_check(&[MEMBER], answer(&[outside]))[1],
+            Fail,
+            &["not checked", "AllowedAccounts"],
+        );
+        let mut home = account(
+            "111122223333",
+            true,
+            json!("the revoker was not told its own role"),
+            &[],
+        );
+        home["unreachable"] = json!("no_own_role");
+        home["passed"] = json!(false);
+        expect(
+            &self_check(&["111122223333"], answer(&[home]))[1],
+            Fail,
+            &["not checked", "CUTOFF_ROLE_ARN"],
+        );
         let mut unanswered = account(MEMBER, true, Value::Null, &[(false, Value::Null)]);
         unanswered["probes"][0]["error"] = json!("Throttling");
         expect(
@@ -1550,7 +1611,11 @@ mod tests {
             "cutoff-member",
             vec![
                 AccountCheck::probed(&member, true, results),
-                AccountCheck::unreachable(&other, false, "AccessDenied".into()),
+                AccountCheck::unreachable(
+                    &other,
+                    cutoff::self_check::Unreachable::NotAssumed,
+                    "AccessDenied".into(),
+                ),
             ],
         );
         let checks = self_check(&[MEMBER, "777788889999"], json!({"self_check": report}));

@@ -207,6 +207,24 @@ pub fn judge(probe: &Probe, answer: Result<Simulated, String>) -> ProbeResult {
     }
 }
 
+/// Why an account was not probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unreachable {
+    /// Not among the accounts cutoff may act in: never called.
+    OutOfScope,
+    /// The member role could not be assumed.
+    NotAssumed,
+    /// The home account, but the revoker does not know its own role.
+    NoOwnRole,
+    /// Not reached before the time budget ran out ([`TIME_BUDGET`]).
+    OutOfTime,
+}
+
+/// How long a self-check may take before it stops starting accounts: the revoker's
+/// timeout is 90 seconds, and an answer with the rest marked unchecked beats none.
+pub const TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One account's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountCheck {
@@ -217,17 +235,20 @@ pub struct AccountCheck {
     pub assumed: bool,
     /// Why the account could not be checked (no probe was asked).
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<Unreachable>,
     pub probes: Vec<ProbeResult>,
 }
 
 impl AccountCheck {
     /// An account that could not be reached or asked.
-    pub fn unreachable(account: &Account, assumed: bool, error: String) -> Self {
+    pub fn unreachable(account: &Account, why: Unreachable, error: String) -> Self {
         Self {
             account: account.to_string(),
             passed: false,
-            assumed,
+            assumed: why == Unreachable::NoOwnRole,
             error: Some(error),
+            unreachable: Some(why),
             probes: Vec::new(),
         }
     }
@@ -238,6 +259,7 @@ impl AccountCheck {
             passed: !probes.is_empty() && probes.iter().all(|p| p.passed),
             assumed,
             error: None,
+            unreachable: None,
             probes,
         }
     }
@@ -468,7 +490,8 @@ mod tests {
         assert!(ok.passed);
         assert!(!failed.passed);
         assert!(!AccountCheck::probed(&account(), true, Vec::new()).passed);
-        let unreachable = AccountCheck::unreachable(&account(), false, "AccessDenied".into());
+        let unreachable =
+            AccountCheck::unreachable(&account(), Unreachable::NotAssumed, "AccessDenied".into());
         assert!(!unreachable.passed);
         assert!(SelfCheckReport::new("cutoff-member", vec![ok.clone()]).passed);
         assert!(!SelfCheckReport::new("cutoff-member", vec![ok.clone(), failed]).passed);

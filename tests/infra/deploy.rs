@@ -202,6 +202,25 @@ fn a_redeploy_after_a_delete_reuses_the_retained_ledger_table() {
         template["Resources"]["LedgerTable"]["DeletionPolicy"],
         "Retain"
     );
+    // What a delete keeps would block a redeploy under the same names: the ledger has
+    // its parameter, the log groups are named in infra/README.md's redeploy steps;
+    // anything else kept needs one or the other.
+    let mut kept: Vec<(String, String)> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["DeletionPolicy"] == "Retain")
+        .map(|(id, r)| (id.clone(), r["Type"].as_str().unwrap().to_owned()))
+        .collect();
+    kept.retain(|(id, kind)| id != "LedgerTable" && kind != "AWS::Logs::LogGroup");
+    assert!(
+        kept.is_empty(),
+        "kept on delete, and not reusable: {kept:?}"
+    );
+    let readme =
+        std::fs::read_to_string(cutoff_tests::workspace_root().join("infra/README.md")).unwrap();
+    assert!(readme.contains("LedgerTableName=cutoff-ledger"));
+    assert!(readme.contains("The log groups (`/aws/lambda/cutoff-*`) must be gone first"));
     let fresh = responder(&[]);
     assert_eq!(
         fresh.properties("LedgerTable")["TableName"],

@@ -1544,6 +1544,44 @@ fn every_rule_on_the_default_bus_matches_a_source_only_aws_can_use() {
 
 // ------------------------------------------------------------------ forwarder
 
+/// The forwarder's dead-letter queue holds what could not be forwarded, for the security
+/// team to read: only the stack's rules may put anything there.
+#[test]
+fn only_the_forwarders_rules_can_send_to_its_dead_letter_queue() {
+    let stack = Stack::new(&load("forwarder.yaml"), &[("ResponderRegion", "eu-west-1")]);
+    let policy = stack.properties("ForwarderDeadLetterQueuePolicy")["PolicyDocument"].clone();
+    let queue = stack.arn("ForwarderDeadLetterQueue");
+    let rule = |name: &str| format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}");
+    let send = |principal: &str| {
+        EvalRequest::new("sqs:SendMessage", &queue, principal).resource_policy(policy.clone())
+    };
+    use Decision::*;
+    check(vec![
+        case(
+            "EventBridge, for the forwarder's GuardDuty rule",
+            send("events.amazonaws.com")
+                .context("aws:SourceArn", rule("cutoff-forward-guardduty"))
+                .context("aws:SourceAccount", ACCOUNT),
+            Allowed,
+        )
+        .by("OnlyTheForwardingRules"),
+        case(
+            "EventBridge, for another rule of the account",
+            send("events.amazonaws.com")
+                .context("aws:SourceArn", rule("my-rule"))
+                .context("aws:SourceAccount", ACCOUNT),
+            ExplicitlyDenied,
+        )
+        .by("NoOtherSenders"),
+        case(
+            "an administrator (sqs:*) of the account",
+            send(&attacker()).policy(broad(&["sqs"])),
+            ExplicitlyDenied,
+        )
+        .by("NoOtherSenders"),
+    ]);
+}
+
 /// The forwarder's role (infra/forwarder.yaml) is EventBridge's, for this stack's rules:
 /// an insider cannot assume it to put events on the responder's bus (and even if the
 /// role were theirs, an `aws.` source is refused to every PutEvents caller).

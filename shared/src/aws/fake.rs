@@ -74,6 +74,8 @@ pub struct FakeState {
     pub simulated: HashMap<(String, String, String), crate::self_check::Decision>,
     /// The context each simulation was given.
     pub simulation_contexts: Vec<Vec<crate::self_check::ContextValue>>,
+    /// How long each simulation takes (a slow or throttled IAM).
+    pub simulation_delay: std::time::Duration,
     /// Every call, as the IAM action name.
     pub calls: Vec<&'static str>,
     /// Errors to return, per action, in order.
@@ -527,6 +529,8 @@ impl super::PolicySimulator for FakeIam {
         resource: &str,
         context: &[crate::self_check::ContextValue],
     ) -> Result<crate::self_check::Simulated, AwsError> {
+        let delay = self.state().simulation_delay;
+        tokio::time::sleep(delay).await;
         let mut state = self.begin("SimulatePrincipalPolicy")?;
         state.simulation_contexts.push(context.to_vec());
         let key = (

@@ -1137,6 +1137,46 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_slow_self_check_answers_within_the_revokers_timeout() {
+        // The member account answers each question in 15 s: four questions use up the
+        // time budget; the rest of its probes and the accounts after it are reported
+        // unchecked rather than the whole answer lost to the function's timeout.
+        let (mut r, member) = self_checking_revoker();
+        r.config.retry = RetryPolicy::immediate(1);
+        member.state().simulation_delay = std::time::Duration::from_secs(15);
+        let operator = "arn:aws:sts::999988887777:assumed-role/CutoffBreakGlassOperator/alice";
+        let body = json!({"action": "self_check", "accounts": [MEMBER, "444455556666"]});
+        let started = tokio::time::Instant::now();
+        let (answer, _) = self_check(&r, url_event(Some(operator), &body)).await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(90));
+        let report: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        let accounts = report["self_check"]["accounts"].as_array().unwrap();
+        assert_eq!(accounts[0]["account"], MEMBER);
+        assert_eq!(accounts[0]["passed"], false);
+        let probes = accounts[0]["probes"].as_array().unwrap();
+        let asked = probes
+            .iter()
+            .filter(|p| p["decision"] != Value::Null)
+            .count();
+        assert_eq!(asked, 4, "{report}");
+        assert!(
+            probes[4]["error"]
+                .as_str()
+                .unwrap()
+                .contains("time ran out")
+        );
+        assert_eq!(accounts[1]["unreachable"], "out_of_time", "{report}");
+        assert!(
+            !r.access
+                .assumed
+                .lock()
+                .unwrap()
+                .contains(&"444455556666".to_owned()),
+            "not reached"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_self_check_comes_only_through_the_operator_path_and_is_read_strictly() {
         let (r, _) = self_checking_revoker();
         let operator = "arn:aws:sts::999988887777:assumed-role/CutoffBreakGlassOperator/alice";

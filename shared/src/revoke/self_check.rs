@@ -8,7 +8,8 @@ use crate::aws::{AccountAccess, PolicySimulator};
 use crate::clock::Clock;
 use crate::principal::{Account, PrincipalName};
 use crate::self_check::{
-    AccountCheck, SelfCheckReport, SelfCheckRequest, call_context, judge, probes,
+    AccountCheck, SelfCheckReport, SelfCheckRequest, TIME_BUDGET, Unreachable, call_context, judge,
+    probes,
 };
 
 /// Who the revoker is where the self-check looks: the member role's name, and its own
@@ -38,9 +39,24 @@ where
             .self_check
             .as_ref()
             .ok_or("this revoker was not configured for a self-check (no member role name)")?;
+        let deadline = tokio::time::Instant::now() + TIME_BUDGET;
         let mut accounts = Vec::with_capacity(request.accounts.len());
         for account in &request.accounts {
-            accounts.push(self.check_account(account, identity, request_id).await);
+            if tokio::time::Instant::now() >= deadline {
+                accounts.push(AccountCheck::unreachable(
+                    account,
+                    Unreachable::OutOfTime,
+                    format!(
+                        "not reached within the self-check's {} s: ask for fewer accounts at once",
+                        TIME_BUDGET.as_secs()
+                    ),
+                ));
+                continue;
+            }
+            accounts.push(
+                self.check_account(account, identity, request_id, deadline)
+                    .await,
+            );
         }
         Ok(SelfCheckReport::new(
             identity.member_role_name.as_str(),
@@ -53,12 +69,13 @@ where
         account: &Account,
         identity: &SelfCheckIdentity,
         request_id: &str,
+        deadline: tokio::time::Instant,
     ) -> AccountCheck {
         let home = self.access.home();
         if let Some(scope) = &self.config.accounts
             && let Some(why) = scope.refuse(account, home)
         {
-            return AccountCheck::unreachable(account, false, why);
+            return AccountCheck::unreachable(account, Unreachable::OutOfScope, why);
         }
         let at_home = account == home;
         let acting_role = if at_home {
@@ -67,7 +84,7 @@ where
                 None => {
                     return AccountCheck::unreachable(
                         account,
-                        true,
+                        Unreachable::NoOwnRole,
                         "the revoker was not told its own role (CUTOFF_ROLE_ARN), so the home account cannot be simulated".to_owned(),
                     );
                 }
@@ -84,7 +101,7 @@ where
             Err(e) => {
                 return AccountCheck::unreachable(
                     account,
-                    false,
+                    Unreachable::NotAssumed,
                     format!(
                         "cannot assume {acting_role}: {e} (its trust policy must name this revoker's role with the ExternalId, and no SCP may deny sts:AssumeRole)"
                     ),
@@ -105,6 +122,15 @@ where
         );
         let mut results = Vec::new();
         for probe in probes(self.config.partition, account, &acting_role) {
+            // Within an account too: one throttled account must not take the answer
+            // for all of them past the function's timeout.
+            if tokio::time::Instant::now() >= deadline {
+                results.push(judge(
+                    &probe,
+                    Err("not asked: the self-check's time ran out".to_owned()),
+                ));
+                continue;
+            }
             let answer = with_retries(&self.config.retry, &calls, || {
                 client.simulate(&acting_role, probe.action, &probe.resource, &context)
             })
