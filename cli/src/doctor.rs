@@ -154,6 +154,7 @@ pub struct Deployment {
     pub region: String,
     pub account: String,
     pub outputs: BTreeMap<String, String>,
+    pub parameters: BTreeMap<String, String>,
 }
 
 impl Deployment {
@@ -227,6 +228,7 @@ pub fn stack_checks(name: &str, facts: &StackFacts) -> (Vec<Check>, Option<Deplo
                 region: clean_text(region, 40),
                 account: (*account).to_owned(),
                 outputs: outputs.collect(),
+                parameters: stack.parameters.clone(),
             })
         }
         _ => None,
@@ -265,11 +267,22 @@ const CAN_READ_RULES: &str =
     "check that your credentials may call events:ListRules and events:ListTargetsByRule there";
 
 /// infra/template.yaml's opt-in rules: checked when they exist.
-const OPTIONAL_RULES: [&str; 3] = [
-    "securityhub-action",
-    "securityhub-imported",
-    "cloudtrail-calls",
+/// The opt-in rules, and the stack parameter that creates each (a parameter the
+/// stack does not report leaves the rule checked only when it exists).
+const OPTIONAL_RULES: [(&str, &str); 3] = [
+    ("securityhub-action", "SecurityHubCustomAction"),
+    ("securityhub-imported", "SecurityHubImported"),
+    ("cloudtrail-calls", "CloudTrailEventNames"),
 ];
+
+/// Whether the stack's parameters ask for an opt-in rule: "true", or any event name.
+fn opted_in(d: &Deployment, parameter: &str) -> Option<bool> {
+    let value = d.parameters.get(parameter)?;
+    Some(match parameter {
+        "CloudTrailEventNames" => !value.trim().is_empty(),
+        _ => value == "true",
+    })
+}
 
 /// A rule that must exist, be enabled and target `target` (`what`, in words).
 fn rule_check(
@@ -319,9 +332,11 @@ pub fn home_rule_checks(d: &Deployment, rules: &RuleFacts) -> Vec<Check> {
     let intake = d.output("IntakeFunctionArn");
     let check = |name: &str| rule_check(name, &d.region, rules.get(name), intake, "intake", deploy);
     let mut checks = vec![check(&format!("{}-guardduty-findings", d.prefix()))];
-    for suffix in OPTIONAL_RULES {
+    for (suffix, parameter) in OPTIONAL_RULES {
         let name = format!("{}-{suffix}", d.prefix());
-        if rules.contains_key(&name) {
+        // Opted in: the rule must be there. Not opted in (or not known): checked when
+        // someone made it anyway.
+        if opted_in(d, parameter) == Some(true) || rules.contains_key(&name) {
             checks.push(check(&name));
         }
     }
@@ -1300,6 +1315,24 @@ mod tests {
         );
         expect(&checks[1], Fail, &["targets []"]);
         expect(&checks[2], Fail, &["DISABLED"]);
+
+        // A rule the stack's parameters opted into must exist, even if someone deleted it.
+        let mut opted = deployment();
+        opted
+            .parameters
+            .insert("SecurityHubCustomAction".to_owned(), "true".to_owned());
+        opted
+            .parameters
+            .insert("CloudTrailEventNames".to_owned(), String::new());
+        let only_guardduty = rules(&[("cutoff-guardduty-findings", "ENABLED", &[INTAKE])]);
+        let checks = home_rule_checks(&opted, &only_guardduty);
+        assert_eq!(checks.len(), 2, "{checks:?}");
+        assert_eq!(checks[1].name, "rule cutoff-securityhub-action (us-east-1)");
+        expect(
+            &checks[1],
+            Fail,
+            &["does not exist", "deploy infra/template.yaml"],
+        );
     }
 
     fn queue(kind: QueueKind, depth: Depth) -> QueueFacts {
