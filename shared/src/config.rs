@@ -574,6 +574,9 @@ pub struct NotifierConfig {
     /// Set the workflow status of Security Hub findings that triggered a request to
     /// `NOTIFIED`, with a note saying what cutoff did.
     pub update_security_hub: bool,
+    /// Team topics that name no topic the notifier may use: those teams are not
+    /// notified, and every message to the security team says so.
+    pub problems: Vec<String>,
 }
 
 pub mod notifier_env {
@@ -592,6 +595,7 @@ impl NotifierConfig {
             team_topics: std::collections::BTreeMap::new(),
             owner_patterns: Vec::new(),
             update_security_hub: true,
+            problems: Vec::new(),
         }
     }
 
@@ -628,7 +632,13 @@ impl NotifierConfig {
             for item in split_list(&v) {
                 let (team, topic) = split_pair(TEAM_TOPICS, item, "team=topic")?;
                 let team = parse_team(TEAM_TOPICS, team)?;
-                let topic = team_topic_arn(item, topic, allowed.as_deref())?;
+                let topic = match team_topic_arn(item, topic, allowed.as_deref())? {
+                    Ok(topic) => topic,
+                    Err(problem) => {
+                        config.problems.push(problem);
+                        continue;
+                    }
+                };
                 if config.team_topics.insert(team, topic).is_some() {
                     return Err(ConfigError::invalid(
                         TEAM_TOPICS,
@@ -723,42 +733,51 @@ pub fn parse_team(name: &'static str, value: &str) -> Result<String, ConfigError
 }
 
 /// A team's topic: an ARN, or (with the allow list) the name of one of its topics.
+/// A malformed entry is an error (the deployment is wrong); a well-formed one that
+/// names no topic the notifier may use is a problem (the inner `Err`): that team goes
+/// unnotified and every message says so, rather than the notifier not starting and
+/// nobody hearing of anything.
 fn team_topic_arn(
     item: &str,
     topic: &str,
     allowed: Option<&[String]>,
-) -> Result<String, ConfigError> {
+) -> Result<Result<String, String>, ConfigError> {
     use notifier_env::{NOTIFY_TOPICS, TEAM_TOPICS};
     let Some(allowed) = allowed else {
-        return parse_topic_arn(TEAM_TOPICS, topic);
+        return parse_topic_arn(TEAM_TOPICS, topic).map(Ok);
     };
+    let problem = |why: String| Ok(Err(format!("{TEAM_TOPICS} `{}`: {why}", excerpt(item))));
     if topic.starts_with("arn:") {
         let arn = parse_topic_arn(TEAM_TOPICS, topic)?;
         return if allowed.contains(&arn) {
-            Ok(arn)
+            Ok(Ok(arn))
         } else {
-            Err(ConfigError::invalid(
-                TEAM_TOPICS,
-                item,
-                format!("the topic is not in {NOTIFY_TOPICS}: the notifier may not publish to it"),
+            problem(format!(
+                "the topic is not in {NOTIFY_TOPICS}: the notifier may not publish to it"
             ))
         };
+    }
+    let valid_name = !topic.is_empty()
+        && topic.len() <= 256
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid_name {
+        return Err(ConfigError::invalid(
+            TEAM_TOPICS,
+            item,
+            "expected team=topic-name or team=topic-arn",
+        ));
     }
     let named: Vec<&String> = allowed
         .iter()
         .filter(|arn| arn.rsplit(':').next() == Some(topic))
         .collect();
     match named.as_slice() {
-        [arn] => Ok((*arn).clone()),
-        [] => Err(ConfigError::invalid(
-            TEAM_TOPICS,
-            item,
-            format!("no topic of that name in {NOTIFY_TOPICS}"),
-        )),
-        _ => Err(ConfigError::invalid(
-            TEAM_TOPICS,
-            item,
-            format!("two topics of that name in {NOTIFY_TOPICS}: give the ARN"),
+        [arn] => Ok(Ok((*arn).clone())),
+        [] => problem(format!("no topic of that name in {NOTIFY_TOPICS}")),
+        _ => problem(format!(
+            "two topics of that name in {NOTIFY_TOPICS}: give the ARN"
         )),
     }
 }
@@ -1053,6 +1072,9 @@ mod tests {
         .unwrap();
         assert_eq!(config.team_topic("payments"), Some(PAYMENTS));
         assert_eq!(config.team_topic("ledger"), Some(LEDGER_EU));
+        // A well-formed entry that names no usable topic leaves that team unmapped
+        // and is reported, so that the notifier still starts and the security team
+        // still hears (with the problem in every message); the other teams are kept.
         for (teams, why) in [
             ("payments=unknown-topic", "no topic of that name"),
             ("ledger=ledger", "two topics of that name"),
@@ -1061,16 +1083,31 @@ mod tests {
                 "not in CUTOFF_NOTIFY_TOPIC_ARNS",
             ),
         ] {
-            let err = notifier(&[
+            let config = notifier(&[
                 (notifier_env::SECURITY_TOPIC, SECURITY),
                 (notifier_env::NOTIFY_TOPICS, &allowed),
-                (notifier_env::TEAM_TOPICS, teams),
+                (
+                    notifier_env::TEAM_TOPICS,
+                    &format!("{teams},reports=payments-alerts"),
+                ),
             ])
-            .unwrap_err()
-            .to_string();
-            assert!(err.contains(why), "{teams}: {err}");
-            assert!(err.contains(notifier_env::TEAM_TOPICS), "{err}");
+            .unwrap();
+            let team = teams.split('=').next().unwrap();
+            assert_eq!(config.team_topic(team), None, "{teams}");
+            assert_eq!(config.team_topic("reports"), Some(PAYMENTS));
+            assert_eq!(config.problems.len(), 1, "{:?}", config.problems);
+            assert!(config.problems[0].contains(why), "{:?}", config.problems);
+            assert!(config.problems[0].contains(notifier_env::TEAM_TOPICS));
         }
+        // A malformed entry is still refused outright.
+        assert!(
+            notifier(&[
+                (notifier_env::SECURITY_TOPIC, SECURITY),
+                (notifier_env::NOTIFY_TOPICS, &allowed),
+                (notifier_env::TEAM_TOPICS, "payments=pay ments"),
+            ])
+            .is_err()
+        );
         // Without the allow list (the CLI, a local run) a team's topic is an ARN.
         assert!(
             notifier(&[

@@ -20,6 +20,9 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     telemetry::init_lambda();
     let config = NotifierConfig::from_env()?;
+    for problem in &config.problems {
+        tracing::error!(%problem, "a team topic names no topic the notifier may use; that team is not notified");
+    }
     let sdk = load_sdk_config().await?;
     let notifier = Notifier::new(
         SdkNotifications::new(aws_sdk_sns::Client::new(&sdk)),

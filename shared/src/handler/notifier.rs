@@ -194,7 +194,15 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
         if outcome.owner.team.is_none() {
             outcome.owner.team = route.team.clone();
         }
-        let message = notify::render(&outcome, route.owner_known);
+        let mut message = notify::render(&outcome, route.owner_known);
+        // A team topic the deployment names wrongly: the security team hears of it with
+        // every outcome until it is fixed (the owner may not have been told).
+        if !self.config.problems.is_empty() {
+            message.body.push_str(&format!(
+                "\n\nConfiguration problem in cutoff's notifier (the owner team may not have been told): {}\n",
+                self.config.problems.join("; ")
+            ));
+        }
         let calls = CallCounter::default();
         let policy = RetryPolicy::default();
 
@@ -672,6 +680,31 @@ mod tests {
                 .as_deref()
                 .is_some_and(|e| e.contains(TAGGED))
         );
+    }
+
+    #[tokio::test]
+    async fn a_team_topic_the_deployment_names_wrongly_is_told_with_every_outcome() {
+        let mut config = NotifierConfig::new(SECURITY);
+        config.problems.push(
+            "CUTOFF_TEAM_TOPICS `payments=payments-alrets`: no topic of that name".to_owned(),
+        );
+        let (n, fake) = notifier(config);
+        n.handle(event(&outcome(
+            "payments-api",
+            team("payments"),
+            guardduty(),
+        )))
+        .await
+        .unwrap();
+        let sent = fake.state().published.clone();
+        assert_eq!(sent.len(), 1, "the security topic, still");
+        assert_eq!(sent[0].0, SECURITY);
+        assert!(
+            sent[0].1.body.contains("Configuration problem"),
+            "{}",
+            sent[0].1.body
+        );
+        assert!(sent[0].1.body.contains("payments-alrets"));
     }
 
     #[tokio::test]
