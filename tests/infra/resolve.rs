@@ -410,6 +410,12 @@ impl Stack {
             ("AWS::KMS::Key", "Arn") => {
                 format!("arn:{PARTITION}:kms:{REGION}:{account}:key/{KEY_ID}")
             }
+            ("AWS::CloudWatch::Alarm", "Arn") => {
+                format!(
+                    "arn:{PARTITION}:cloudwatch:{REGION}:{account}:alarm:{}",
+                    prop("AlarmName")
+                )
+            }
             ("AWS::DynamoDB::Table", "Arn") => {
                 format!(
                     "arn:{PARTITION}:dynamodb:{REGION}:{account}:table/{}",

@@ -553,6 +553,11 @@ fn another_principal_cannot_publish_to_the_security_topic() {
         )
         .by("OnlyAlarmsOfThisAccountPublish"),
         case(
+            "another alarm of this account whose name starts like cutoff's",
+            alarm(ACCOUNT, "cutoff-staging-revoker-errors"),
+            ImplicitlyDenied,
+        ),
+        case(
             "another service (EventBridge)",
             publish("events.amazonaws.com"),
             ExplicitlyDenied,
