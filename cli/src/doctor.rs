@@ -536,6 +536,7 @@ const MEMBER_ROLE_FIX: &str = "deploy infra/member-role.yaml to the account (the
 const SCOPE_FIX: &str = "the revoker may not act there: add the account to the stack's AllowedAccounts (or move it into its OrganizationId), or drop it from --accounts";
 const OWN_ROLE_FIX: &str =
     "deploy the current infra/template.yaml: it tells the revoker its own role (CUTOFF_ROLE_ARN)";
+const OVERREACH_FIX: &str = "the role may do what it must not (touch itself, grant, delete evidence): redeploy the current infra/member-role.yaml, whose Deny statements forbid it, and look for a policy someone attached to the role";
 const CONTEXT_FIX: &str = "read the SCPs and permission boundaries that use these keys: the simulated answer assumed them absent, and a real revocation carries them";
 const PROBE_FIX: &str = "the role cannot do what a revocation needs: redeploy infra/member-role.yaml (the StackSet) to the account, and look for an SCP or permission boundary that denies these actions";
 
@@ -688,7 +689,19 @@ fn account_check(a: &AccountAnswer, role: &str) -> Check {
         None if failing.is_empty() => detail.push_str("; the revoker reports the account failed"),
         None => {}
     }
-    Check::fail(label, detail, PROBE_FIX)
+    // A write that should work and does not, or one that must not work and does: each
+    // has its own fix.
+    let short = a
+        .probes
+        .iter()
+        .any(|p| !p.passed && p.expected == "allowed");
+    let over = a.probes.iter().any(|p| !p.passed && p.expected == "denied");
+    let fix = match (short, over) {
+        (false, true) => OVERREACH_FIX.to_owned(),
+        (true, true) => format!("{PROBE_FIX}; and {OVERREACH_FIX}"),
+        _ => PROBE_FIX.to_owned(),
+    };
+    Check::fail(label, detail, fix)
 }
 
 fn probe_text(p: &ProbeAnswer) -> String {
@@ -1625,7 +1638,12 @@ mod tests {
             Account::parse("777788889999").unwrap(),
         );
         let acting = "arn:aws:iam::444455556666:role/cutoff-member";
-        let asked = probes(cutoff::principal::Partition::Aws, &member, acting);
+        let asked = probes(
+            cutoff::principal::Partition::Aws,
+            &member,
+            acting,
+            "/cutoff/",
+        );
         let results = asked
             .iter()
             .map(|p| {
@@ -1654,7 +1672,15 @@ mod tests {
         let checks = self_check(&[MEMBER, "777788889999"], json!({"self_check": report}));
         assert_eq!(checks.len(), 3, "{checks:?}");
         // Allowed where a deny was expected: the probes that must be denied fail.
-        let failed = format!("{}/{} probes as expected", asked.len() - 2, asked.len());
+        let must_deny = asked
+            .iter()
+            .filter(|p| p.expected == cutoff::self_check::Expected::Denied)
+            .count();
+        let failed = format!(
+            "{}/{} probes as expected",
+            asked.len() - must_deny,
+            asked.len()
+        );
         expect(
             &checks[1],
             Fail,
@@ -1662,6 +1688,7 @@ mod tests {
                 &failed,
                 "iam:DeleteAccessKey",
                 "expected denied, got allowed",
+                "may do what it must not",
             ],
         );
         expect(

@@ -103,26 +103,48 @@ pub struct Probe {
     pub resource: String,
     pub expected: Expected,
     pub why: &'static str,
+    /// Context the action itself carries (the policy an attachment names).
+    pub context: Vec<ContextValue>,
 }
 
 /// The probes for an account whose IAM cutoff reaches as `acting_role_arn` (the member
 /// role, or the revoker's own role at home): the writes a revocation makes on a sample
-/// role and user must be allowed; writing to the acting role itself, and deleting a
-/// key (evidence), must be denied.
-pub fn probes(partition: Partition, account: &Account, acting_role_arn: &str) -> Vec<Probe> {
+/// role and user must be allowed, the managed fallback (under `fallback_path`) included;
+/// writing to the acting role itself, attaching any other policy, and deleting a key
+/// (evidence), must be denied.
+pub fn probes(
+    partition: Partition,
+    account: &Account,
+    acting_role_arn: &str,
+    fallback_path: &str,
+) -> Vec<Probe> {
     let role = format!("arn:{partition}:iam::{account}:role/{SAMPLE_NAME}");
     let user = format!("arn:{partition}:iam::{account}:user/{SAMPLE_NAME}");
+    let fallback = format!(
+        "arn:{partition}:iam::{account}:policy{fallback_path}cutoff-revoke-role-{SAMPLE_NAME}"
+    );
+    let admin = format!("arn:{partition}:iam::aws:policy/AdministratorAccess");
     let allowed = |action, resource: &str, why| Probe {
         action,
         resource: resource.to_owned(),
         expected: Expected::Allowed,
         why,
+        context: Vec::new(),
     };
     let denied = |action, resource: &str, why| Probe {
         action,
         resource: resource.to_owned(),
         expected: Expected::Denied,
         why,
+        context: Vec::new(),
+    };
+    let naming = |mut probe: Probe, policy: &str| {
+        probe.context.push(ContextValue {
+            key: "iam:PolicyARN",
+            value: policy.to_owned(),
+            boolean: false,
+        });
+        probe
     };
     vec![
         allowed(
@@ -159,6 +181,23 @@ pub fn probes(partition: Partition, account: &Account, acting_role_arn: &str) ->
             "iam:PutRolePolicy",
             acting_role_arn,
             "cutoff must not be able to lock itself out",
+        ),
+        allowed(
+            "iam:CreatePolicy",
+            &fallback,
+            "the managed fallback deny, when a role's inline policies are full",
+        ),
+        naming(
+            allowed("iam:AttachRolePolicy", &role, "attaching the fallback deny"),
+            &fallback,
+        ),
+        naming(
+            denied(
+                "iam:AttachRolePolicy",
+                &role,
+                "cutoff must not be able to grant anything (only its own deny attaches)",
+            ),
+            &admin,
         ),
     ]
 }
@@ -343,7 +382,7 @@ mod tests {
     #[test]
     fn the_probes_ask_for_the_writes_a_revocation_makes_and_against_self_harm() {
         let member = "arn:aws:iam::444455556666:role/cutoff-member";
-        let probes = probes(Partition::Aws, &account(), member);
+        let probes = probes(Partition::Aws, &account(), member, "/cutoff/");
         let allowed: Vec<(&str, &str)> = probes
             .iter()
             .filter(|p| p.expected == Expected::Allowed)
@@ -372,6 +411,14 @@ mod tests {
                     "iam:UpdateAccessKey",
                     "arn:aws:iam::444455556666:user/cutoff-doctor-sample"
                 ),
+                (
+                    "iam:CreatePolicy",
+                    "arn:aws:iam::444455556666:policy/cutoff/cutoff-revoke-role-cutoff-doctor-sample"
+                ),
+                (
+                    "iam:AttachRolePolicy",
+                    "arn:aws:iam::444455556666:role/cutoff-doctor-sample"
+                ),
             ]
         );
         let denied: Vec<(&str, &str)> = probes
@@ -387,6 +434,33 @@ mod tests {
                     "arn:aws:iam::444455556666:user/cutoff-doctor-sample"
                 ),
                 ("iam:PutRolePolicy", member),
+                (
+                    "iam:AttachRolePolicy",
+                    "arn:aws:iam::444455556666:role/cutoff-doctor-sample"
+                ),
+            ]
+        );
+        // The two attachments differ by the policy they name: cutoff's own fallback
+        // may be attached, AWS's AdministratorAccess may not.
+        let attached: Vec<(&Expected, &str)> = probes
+            .iter()
+            .filter(|p| p.action == "iam:AttachRolePolicy")
+            .map(|p| {
+                let policy = p.context.iter().find(|c| c.key == "iam:PolicyARN").unwrap();
+                (&p.expected, policy.value.as_str())
+            })
+            .collect();
+        assert_eq!(
+            attached,
+            [
+                (
+                    &Expected::Allowed,
+                    "arn:aws:iam::444455556666:policy/cutoff/cutoff-revoke-role-cutoff-doctor-sample"
+                ),
+                (
+                    &Expected::Denied,
+                    "arn:aws:iam::aws:policy/AdministratorAccess"
+                ),
             ]
         );
         let gov = probes_in(Partition::AwsUsGov);
@@ -445,6 +519,7 @@ mod tests {
             partition,
             &account(),
             &format!("arn:{partition}:iam::444455556666:role/m"),
+            "/cutoff/",
         )
     }
 

@@ -72,6 +72,9 @@ pub struct FakeState {
     /// What the policy simulator answers, by (principal, action, resource); anything
     /// else is allowed.
     pub simulated: HashMap<(String, String, String), crate::self_check::Decision>,
+    /// What the simulator answers for an attachment, by (principal, the attached
+    /// policy's ARN from the `iam:PolicyARN` context); checked before `simulated`.
+    pub simulated_attachments: HashMap<(String, String), crate::self_check::Decision>,
     /// The context each simulation was given.
     pub simulation_contexts: Vec<Vec<crate::self_check::ContextValue>>,
     /// How long each simulation takes (a slow or throttled IAM).
@@ -538,10 +541,17 @@ impl super::PolicySimulator for FakeIam {
             action.to_owned(),
             resource.to_owned(),
         );
+        let attachment = context
+            .iter()
+            .find(|c| c.key == "iam:PolicyARN")
+            .and_then(|c| {
+                state
+                    .simulated_attachments
+                    .get(&(principal_arn.to_owned(), c.value.clone()))
+            });
         Ok(crate::self_check::Simulated {
-            decision: state
-                .simulated
-                .get(&key)
+            decision: attachment
+                .or_else(|| state.simulated.get(&key))
                 .copied()
                 .unwrap_or(crate::self_check::Decision::Allowed),
             missing_context: Vec::new(),

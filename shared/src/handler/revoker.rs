@@ -1063,6 +1063,13 @@ mod tests {
                 ),
                 crate::self_check::Decision::ImplicitDeny,
             );
+            iam.state().simulated_attachments.insert(
+                (
+                    format!("arn:aws:iam::{account}:role/{role}"),
+                    "arn:aws:iam::aws:policy/AdministratorAccess".to_owned(),
+                ),
+                crate::self_check::Decision::ExplicitDeny,
+            );
         }
         // The third member account's role does not trust the revoker.
         r.access
@@ -1086,7 +1093,7 @@ mod tests {
         // Home: the revoker's own role, every probe as expected.
         let home = by_account("999988887777");
         assert_eq!(home["passed"], true, "{home}");
-        assert_eq!(home["probes"].as_array().unwrap().len(), 7);
+        assert_eq!(home["probes"].as_array().unwrap().len(), 10);
         // The member account: assumed, one probe denied by the SCP.
         let scp = by_account(MEMBER);
         assert_eq!(
@@ -1125,7 +1132,12 @@ mod tests {
         );
         // Each question carried the context a real call would: the acting role.
         let contexts = member.state().simulation_contexts.clone();
-        assert_eq!(contexts.len(), 7);
+        assert_eq!(contexts.len(), 10);
+        assert!(contexts.iter().any(|c| {
+            c.iter().any(|v| {
+                v.key == "iam:PolicyARN" && v.value.ends_with("policy/AdministratorAccess")
+            })
+        }));
         assert!(
             contexts
                 .iter()

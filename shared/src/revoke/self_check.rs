@@ -121,7 +121,8 @@ where
             organization.as_deref(),
         );
         let mut results = Vec::new();
-        for probe in probes(self.config.partition, account, &acting_role) {
+        let fallback_path = self.config.fallback_path.to_string();
+        for probe in probes(self.config.partition, account, &acting_role, &fallback_path) {
             // Within an account too: one throttled account must not take the answer
             // for all of them past the function's timeout.
             if tokio::time::Instant::now() >= deadline {
@@ -131,8 +132,10 @@ where
                 ));
                 continue;
             }
+            let mut asked = context.clone();
+            asked.extend(probe.context.iter().cloned());
             let answer = with_retries(&self.config.retry, &calls, || {
-                client.simulate(&acting_role, probe.action, &probe.resource, &context)
+                client.simulate(&acting_role, probe.action, &probe.resource, &asked)
             })
             .await
             .map_err(|e| e.to_string());
