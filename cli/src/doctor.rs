@@ -19,6 +19,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use clap::Args;
 use cutoff::aws::sdk::{SdkOptions, discover_home_and_time, load_sdk_config_with};
 use cutoff::principal::{Account, clean_text, excerpt};
+use cutoff::self_check::{AccountCheck, Expected, ProbeResult, Unreachable};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -498,38 +499,6 @@ pub fn topic_check(topic_arn: &str, facts: &TopicFacts) -> Check {
     Check::judged(label, detail, fix)
 }
 
-/// One account of the revoker's self-check answer (the contract with the revoker).
-#[derive(Debug, Deserialize)]
-struct AccountAnswer {
-    account: String,
-    passed: bool,
-    assumed: bool,
-    error: Option<String>,
-    /// Why it was not probed: out_of_scope, not_assumed, no_own_role.
-    #[serde(default)]
-    unreachable: Option<String>,
-    #[serde(default)]
-    probes: Vec<ProbeAnswer>,
-}
-
-/// One question the revoker asked IAM's policy simulator, and its answer.
-#[derive(Debug, Deserialize)]
-struct ProbeAnswer {
-    action: String,
-    resource: String,
-    expected: String,
-    /// None when the simulator could not be asked (then `error` says why).
-    decision: Option<String>,
-    passed: bool,
-    #[serde(default)]
-    why: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
-    /// Context keys the simulator lacked: its decision may not be a real call's.
-    #[serde(default)]
-    missing_context: Vec<String>,
-}
-
 const OPERATOR_PATH: &str = "operator path";
 const FORMAT_FIX: &str = "the revoker and this CLI disagree on the self-check: use the CLI of the deployed version, or deploy the current infra/template.yaml";
 const MEMBER_ROLE_FIX: &str = "deploy infra/member-role.yaml to the account (the StackSet); check the role's trust policy (the responder's account and NamePrefix), that both sides use the same ExternalId, and that no SCP or permission boundary denies sts:AssumeRole";
@@ -586,7 +555,9 @@ pub fn self_check_checks(
     let mut checks = vec![Check::pass(OPERATOR_PATH, answered_at)];
     let mut answered = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
-        match AccountAnswer::deserialize(entry) {
+        // The revoker's own type: the contract cannot drift (an answer of another
+        // version that does not read is a failed check, not a panic).
+        match AccountCheck::deserialize(entry) {
             Ok(account) => {
                 // At home the revoker acts with its own role, not the member role.
                 let role = if account.account == home.as_str() {
@@ -625,18 +596,18 @@ pub fn self_check_checks(
     checks
 }
 
-fn account_check(a: &AccountAnswer, role: &str) -> Check {
+fn account_check(a: &AccountCheck, role: &str) -> Check {
     let label = format!("self-check account {}", clean_text(&a.account, 40));
     let error = a.error.as_deref().map(|e| clean_text(e, 300));
     let why = error.as_deref().unwrap_or("no error given");
-    match a.unreachable.as_deref() {
-        Some("out_of_scope") => {
+    match a.unreachable {
+        Some(Unreachable::OutOfScope) => {
             return Check::fail(label, format!("not checked: {why}"), SCOPE_FIX);
         }
-        Some("no_own_role") => {
+        Some(Unreachable::NoOwnRole) => {
             return Check::fail(label, format!("not checked: {why}"), OWN_ROLE_FIX);
         }
-        Some("out_of_time") => {
+        Some(Unreachable::OutOfTime) => {
             let fix = "run cutoff doctor again with fewer --accounts at once";
             return Check::fail(label, format!("not checked: {why}"), fix);
         }
@@ -694,8 +665,11 @@ fn account_check(a: &AccountAnswer, role: &str) -> Check {
     let short = a
         .probes
         .iter()
-        .any(|p| !p.passed && p.expected == "allowed");
-    let over = a.probes.iter().any(|p| !p.passed && p.expected == "denied");
+        .any(|p| !p.passed && p.expected == Expected::Allowed);
+    let over = a
+        .probes
+        .iter()
+        .any(|p| !p.passed && p.expected == Expected::Denied);
     let fix = match (short, over) {
         (false, true) => OVERREACH_FIX.to_owned(),
         (true, true) => format!("{PROBE_FIX}; and {OVERREACH_FIX}"),
@@ -704,19 +678,18 @@ fn account_check(a: &AccountAnswer, role: &str) -> Check {
     Check::fail(label, detail, fix)
 }
 
-fn probe_text(p: &ProbeAnswer) -> String {
-    let decision = match (&p.decision, &p.error) {
-        (Some(decision), _) => clean_text(decision, 20),
+fn probe_text(p: &ProbeResult) -> String {
+    let decision = match (p.decision, &p.error) {
+        (Some(decision), _) => decision.as_str().to_owned(),
         (None, Some(error)) => format!("no decision ({})", clean_text(error, 200)),
         (None, None) => "no decision".to_owned(),
     };
-    let why = p
-        .why
-        .as_deref()
-        .map(|w| format!(" [{}]", clean_text(w, 120)))
-        .unwrap_or_default();
+    let why = match p.why.as_str() {
+        "" => String::new(),
+        why => format!(" [{}]", clean_text(why, 120)),
+    };
     let (action, resource) = (clean_text(&p.action, 80), clean_text(&p.resource, 200));
-    let expected = clean_text(&p.expected, 20);
+    let expected = p.expected.as_str();
     format!("{action} on {resource}: expected {expected}, got {decision}{why}")
 }
 

@@ -29,6 +29,16 @@ pub enum Expected {
     Denied,
 }
 
+impl Expected {
+    /// As the answer spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expected::Allowed => "allowed",
+            Expected::Denied => "denied",
+        }
+    }
+}
+
 /// The policy simulator's decision (`EvalDecision`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,6 +46,17 @@ pub enum Decision {
     Allowed,
     ImplicitDeny,
     ExplicitDeny,
+}
+
+impl Decision {
+    /// As the answer spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allowed => "allowed",
+            Decision::ImplicitDeny => "implicit_deny",
+            Decision::ExplicitDeny => "explicit_deny",
+        }
+    }
 }
 
 /// One request-context value the simulator is given, as a real call would carry it.
@@ -468,6 +489,20 @@ mod tests {
             gov.iter()
                 .all(|p| p.resource.starts_with("arn:aws-us-gov:"))
         );
+    }
+
+    #[test]
+    fn the_names_are_the_ones_serde_writes() {
+        for d in [
+            Decision::Allowed,
+            Decision::ImplicitDeny,
+            Decision::ExplicitDeny,
+        ] {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
+        }
+        for e in [Expected::Allowed, Expected::Denied] {
+            assert_eq!(serde_json::to_value(e).unwrap(), e.as_str());
+        }
     }
 
     fn sim(decision: Decision) -> Simulated {
