@@ -5,12 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
 use cutoff_tests::aws::{ACCOUNT, REGION, sdk_config};
 use cutoff_tests::moto::MotoServer;
-use cutoff_tests::{fixture_dir, read_expected, workspace_root};
+use cutoff_tests::{fixture_dir, read_expected};
 use serde_json::Value;
 
 const ACTION_ARN: &str = "arn:aws:securityhub:us-east-1:123456789012:action/custom/cutoffrevoke";
@@ -19,14 +18,7 @@ const OTHER_ACTION_ARN: &str =
 const CLOUDTRAIL_EVENTS: &str = "StopLogging,DeleteTrail";
 
 fn template(name: &str) -> Value {
-    let root = workspace_root();
-    let out = Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("tests/infra/cfn_to_json.py"))
-        .arg(root.join("infra").join(name))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
+    cutoff_tests::template_json(name)
 }
 
 /// Resolves the intrinsic functions the rules use, with the parameters' defaults

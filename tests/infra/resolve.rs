@@ -13,9 +13,7 @@
 //! there is nothing here to expand it.)
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
-use cutoff_tests::workspace_root;
 use serde_json::{Map, Value, json};
 
 /// The security account the responder is deployed in.
@@ -25,20 +23,9 @@ pub const PARTITION: &str = "aws";
 /// The id every KMS key of a stack gets here.
 pub const KEY_ID: &str = "0000aaaa-1111-4222-8333-444455556666";
 
-/// A template as JSON, intrinsic functions in long form (tests/infra/cfn_to_json.py).
+/// A template as JSON, intrinsic functions in long form.
 pub fn load(name: &str) -> Value {
-    let root = workspace_root();
-    let out = Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("tests/infra/cfn_to_json.py"))
-        .arg(root.join("infra").join(name))
-        .output()
-        .expect("run .venv/bin/python (make tools installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    cutoff_tests::template_json(name)
 }
 
 /// A template with parameter values: what one deployment of it would be.

@@ -48,3 +48,20 @@ pub fn workspace_root() -> &'static Path {
         .parent()
         .expect("tests/ has a parent directory")
 }
+
+/// A template of `infra/` as JSON, intrinsic functions in long form
+/// (tests/infra/cfn_to_json.py, with cfn-lint's YAML loader from `.venv/`).
+pub fn template_json(name: &str) -> Value {
+    let root = workspace_root();
+    let out = std::process::Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("tests/infra/cfn_to_json.py"))
+        .arg(root.join("infra").join(name))
+        .output()
+        .expect("run .venv/bin/python (make tools installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("cfn_to_json.py prints JSON")
+}
