@@ -179,7 +179,7 @@ permissions: setup tools
 # target/lambda/ARCH records; an x86_64 fallback is said plainly.
 sam-build: lint-tools bundles
 	rm -rf infra/.aws-sam
-	cd infra && ARCHITECTURE=$$(cat ../target/lambda/ARCH) SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(LINT_VENV)/bin:$$PATH" sam build --config-file samconfig.toml
+	$(SAM_BUILD)
 	@arch=$$(cat target/lambda/ARCH); \
 	case $$arch in arm64) machine=aarch64;; *) machine=x86-64;; esac; \
 	for f in IntakeFunction RevokerFunction NotifierFunction SweeperFunction; do \
@@ -227,6 +227,11 @@ bundles: setup build-tools
 # deploy and then fail every invocation. After an x86_64 fallback, build with
 # `ARCHITECTURE=x86_64 sam build` and deploy with Architecture=x86_64.
 ARCHITECTURE ?= arm64
+# Where the bundles are (a test points it at a directory of its own).
+LAMBDA_DIR ?= target/lambda
+# `sam build` from infra/, told the architecture `make bundles` built (lint, deploy,
+# package).
+SAM_BUILD = cd infra && ARCHITECTURE=$$(cat ../target/lambda/ARCH) SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(LINT_VENV)/bin:$$PATH" sam build --config-file samconfig.toml
 SAM_TARGETS := build-IntakeFunction build-RevokerFunction build-NotifierFunction build-SweeperFunction
 build-IntakeFunction: SAM_BINARY := intake
 build-RevokerFunction: SAM_BINARY := revoker
@@ -234,10 +239,10 @@ build-NotifierFunction: SAM_BINARY := notifier
 build-SweeperFunction: SAM_BINARY := sweeper
 $(SAM_TARGETS): bundles
 	@test -n "$(ARTIFACTS_DIR)" || { echo "$@: run by sam build, which sets ARTIFACTS_DIR (make build builds the bundles alone)"; exit 1; }
-	@built=$$(cat target/lambda/ARCH); test "$$built" = "$(ARCHITECTURE)" || { \
+	@built=$$(cat $(LAMBDA_DIR)/ARCH); test "$$built" = "$(ARCHITECTURE)" || { \
 		echo "$@: the bundles are $$built, the deploy expects $(ARCHITECTURE): run ARCHITECTURE=$$built sam build, and deploy with Architecture=$$built"; exit 1; }
-	cp target/lambda/$(SAM_BINARY)/bootstrap "$(ARTIFACTS_DIR)/bootstrap"
-	@echo "$@: $$(cat target/lambda/ARCH) bootstrap for $(SAM_BINARY)"
+	cp $(LAMBDA_DIR)/$(SAM_BINARY)/bootstrap "$(ARTIFACTS_DIR)/bootstrap"
+	@echo "$@: $$(cat $(LAMBDA_DIR)/ARCH) bootstrap for $(SAM_BINARY)"
 
 clean:
 	$(CARGO) clean
@@ -252,14 +257,14 @@ demo: setup tools
 # guided `sam deploy` of the built template with infra/samconfig.toml. Deploy
 # infra/member-role.yaml as a StackSet first (infra/README.md).
 deploy: lint-tools bundles
-	cd infra && ARCHITECTURE=$$(cat ../target/lambda/ARCH) SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(LINT_VENV)/bin:$$PATH" sam build --config-file samconfig.toml
+	$(SAM_BUILD)
 	@echo "make deploy: the bundles are $$(cat target/lambda/ARCH): answer Architecture=$$(cat target/lambda/ARCH)"
 	cd infra && SAM_CLI_TELEMETRY=0 ../$(LINT_VENV)/bin/sam deploy --guided --config-file samconfig.toml
 
 # Upload the bundles and write a packaged template (infra/packaged.yaml) for a
 # pipeline or a StackSet-style rollout.
 package: lint-tools bundles
-	cd infra && ARCHITECTURE=$$(cat ../target/lambda/ARCH) SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(LINT_VENV)/bin:$$PATH" sam build --config-file samconfig.toml
+	$(SAM_BUILD)
 	cd infra && SAM_CLI_TELEMETRY=0 ../$(LINT_VENV)/bin/sam package --config-file samconfig.toml --template-file .aws-sam/build/template.yaml --output-template-file packaged.yaml --resolve-s3
 
 # Benchmarks (bench/): cutoff's functions beside the Python/boto3 baseline in

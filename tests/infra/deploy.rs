@@ -347,3 +347,52 @@ fn make_sam_build_tells_an_arm64_bootstrap_from_an_x86_64_one() {
     assert!(!not_elf.status.success());
     assert!(String::from_utf8_lossy(&not_elf.stdout).contains("not an ELF"));
 }
+
+#[test]
+fn sam_build_refuses_bundles_of_another_architecture_than_the_deploys() {
+    // SAM does not tell make the template's Architecture: a build-<LogicalId> target
+    // handed x86_64 bundles for an arm64 deploy would produce a stack whose every
+    // invocation fails. The target refuses unless ARCHITECTURE agrees.
+    let root = cutoff_tests::workspace_root();
+    let dir = std::env::temp_dir().join(format!("cutoff-sam-arch-{}", std::process::id()));
+    let bundles = dir.join("lambda");
+    let artifacts = dir.join("artifacts");
+    std::fs::create_dir_all(bundles.join("intake")).unwrap();
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::write(bundles.join("intake/bootstrap"), b"x86_64 bundle").unwrap();
+    std::fs::write(bundles.join("ARCH"), "x86_64\n").unwrap();
+    let make = |architecture: Option<&str>| {
+        let mut command = std::process::Command::new("make");
+        command
+            .current_dir(root)
+            .args([
+                "--no-print-directory",
+                "-o",
+                "bundles",
+                "build-IntakeFunction",
+            ])
+            .arg(format!("LAMBDA_DIR={}", bundles.display()))
+            .env("ARTIFACTS_DIR", &artifacts)
+            .env_remove("ARCHITECTURE")
+            .env_remove("MAKEFLAGS");
+        if let Some(a) = architecture {
+            command.env("ARCHITECTURE", a);
+        }
+        command.output().unwrap()
+    };
+    let refused = make(None);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stdout)
+            .contains("the bundles are x86_64, the deploy expects arm64"),
+        "{refused:?}"
+    );
+    assert!(!artifacts.join("bootstrap").exists());
+    let agreed = make(Some("x86_64"));
+    assert!(agreed.status.success(), "{agreed:?}");
+    assert_eq!(
+        std::fs::read(artifacts.join("bootstrap")).unwrap(),
+        b"x86_64 bundle"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
