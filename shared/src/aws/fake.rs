@@ -207,6 +207,11 @@ impl FakeIam {
             .collect()
     }
 
+    /// How many calls of `action` (an IAM action name) were made.
+    pub fn calls_of(&self, action: &str) -> usize {
+        self.state().calls.iter().filter(|c| **c == action).count()
+    }
+
     pub fn key_status(&self, user: &str, key: &str) -> Option<String> {
         self.state()
             .access_keys

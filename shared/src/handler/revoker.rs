@@ -669,14 +669,7 @@ mod tests {
             .collect();
         let result = r.handle_batch(&batch(sqs(&bodies)), false).await;
         assert_eq!(result.runs, 3);
-        assert_eq!(
-            member
-                .writes()
-                .iter()
-                .filter(|w| **w == "PutRolePolicy")
-                .count(),
-            3
-        );
+        assert_eq!(member.calls_of("PutRolePolicy"), 3);
         assert!(result.response.batch_item_failures.is_empty());
         assert_eq!(result.outcomes.len(), 50, "every message has an outcome");
         assert!(
@@ -764,14 +757,7 @@ mod tests {
         let new = of(&second, "m1");
         assert_eq!(new.status, Status::Applied, "{new:#?}");
         assert!(new.cutoff.unwrap().covers(at("2026-11-23T12:05:00Z")));
-        assert_eq!(
-            member
-                .writes()
-                .iter()
-                .filter(|w| **w == "PutRolePolicy")
-                .count(),
-            2
-        );
+        assert_eq!(member.calls_of("PutRolePolicy"), 2);
         // B's message, delivered again, now answers with B's outcome and no call.
         let calls = member.calls().len();
         let again = r.handle_batch(&batch(sqs(&[b_body])), false).await;

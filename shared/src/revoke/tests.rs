@@ -1364,11 +1364,7 @@ async fn a_finding_updated_five_times_writes_once_and_a_new_key_writes_again() {
         assert_eq!(out.cutoff, cutoff_written);
     }
     assert_eq!(
-        member
-            .writes()
-            .iter()
-            .filter(|w| **w == "PutRolePolicy")
-            .count(),
+        member.calls_of("PutRolePolicy"),
         1,
         "one write for six events"
     );
@@ -1388,14 +1384,7 @@ async fn a_finding_updated_five_times_writes_once_and_a_new_key_writes_again() {
         .await;
     assert_eq!(again.status, Status::Applied, "{}", again.detail);
     assert!(again.cutoff > cutoff_written);
-    assert_eq!(
-        member
-            .writes()
-            .iter()
-            .filter(|w| **w == "PutRolePolicy")
-            .count(),
-        2
-    );
+    assert_eq!(member.calls_of("PutRolePolicy"), 2);
     // Both keys are on record with the cutoff that covers them (beside the record that
     // the covered updates saw the first key).
     let records = ledger.state().keys[&format!("{MEMBER}#role#payments-api")]
