@@ -105,10 +105,16 @@ fn operations_in(source: &str, is_item: impl Fn(&str) -> bool) -> BTreeSet<Strin
     found
 }
 
+/// An SDK operation the code calls, where, and the IAM actions that authorize it.
+struct Operation {
+    file: &'static str,
+    actions: Vec<String>,
+}
+
 /// The SDK operations a function's code can call (as `service:Operation`): the SDK
-/// adapters its `main.rs` constructs, and what those adapters call. Each comes with
-/// the source file that calls it.
-fn code_operations(function: &str) -> BTreeMap<String, &'static str> {
+/// adapters its `main.rs` constructs, and what those adapters call, each with the
+/// actions that authorize it ([`authorized_as`], read from the file that calls it).
+fn code_operations(function: &str) -> BTreeMap<String, Operation> {
     let root = workspace_root();
     let main =
         std::fs::read_to_string(root.join(format!("functions/{function}/src/main.rs"))).unwrap();
@@ -153,7 +159,16 @@ fn code_operations(function: &str) -> BTreeMap<String, &'static str> {
                 line.contains("fn discover_home")
             }));
         }
-        actions.extend(found.into_iter().map(|op| (op, file)));
+        actions.extend(found.into_iter().map(|op| {
+            let authorized = authorized_as(&op, &source);
+            (
+                op,
+                Operation {
+                    file,
+                    actions: authorized,
+                },
+            )
+        }));
     }
     actions
 }
@@ -201,13 +216,9 @@ fn authorized_as(operation: &str, source: &str) -> Vec<String> {
 
 /// The IAM actions a function's code needs: its operations, as IAM authorizes them.
 fn code_actions(function: &str) -> BTreeSet<String> {
-    let root = workspace_root();
     code_operations(function)
-        .into_iter()
-        .flat_map(|(op, file)| {
-            let source = std::fs::read_to_string(root.join(file)).unwrap();
-            authorized_as(&op, &source)
-        })
+        .into_values()
+        .flat_map(|op| op.actions)
         .collect()
 }
 
@@ -359,12 +370,10 @@ fn every_function_role_grants_only_what_its_code_calls() {
 /// [`authorized_as`], or the grant the least-privilege test asks for would not exist.
 #[test]
 fn every_operation_the_code_calls_is_authorized_by_an_action_aws_defines() {
-    let root = workspace_root();
     let mut items = Vec::new();
     for function in ["intake", "notifier", "revoker", "sweeper"] {
-        for (op, file) in code_operations(function) {
-            let source = std::fs::read_to_string(root.join(file)).unwrap();
-            for action in authorized_as(&op, &source) {
+        for (op, Operation { file, actions }) in code_operations(function) {
+            for action in actions {
                 items.push((format!("{function} calls {op} ({file})"), action));
             }
         }
