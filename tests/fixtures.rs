@@ -6,9 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use cutoff::config::TriageConfig;
-use cutoff::principal::{NamePattern, Partition, ProtectedArn};
-use cutoff::triage::triage_bytes;
+use cutoff_domain::principal::{NamePattern, Partition, ProtectedArn};
+use cutoff_domain::settings::TriageConfig;
+use cutoff_domain::triage::triage_bytes;
 use cutoff_tests::{fixture_dir, read_expected};
 use serde_json::Value;
 

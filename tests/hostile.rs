@@ -20,13 +20,15 @@ mod checks;
 use std::path::PathBuf;
 
 use chrono::DateTime;
-use cutoff::config::TriageConfig;
-use cutoff::event::Scope;
-use cutoff::notify;
-use cutoff::outcome::{Outcome, OutcomeError, Owner, Status, StillWorks, Trigger};
-use cutoff::policy::Cutoff;
-use cutoff::principal::{AccessKeyId, Account, PrincipalName, SessionName, Target, TargetKind};
-use cutoff::triage::{Triage, Verdict};
+use cutoff_domain::event::Scope;
+use cutoff_domain::notify;
+use cutoff_domain::outcome::{Outcome, OutcomeError, Owner, Status, StillWorks, Trigger};
+use cutoff_domain::policy::Cutoff;
+use cutoff_domain::principal::{
+    AccessKeyId, Account, PrincipalName, SessionName, Target, TargetKind,
+};
+use cutoff_domain::settings::TriageConfig;
+use cutoff_domain::triage::{Triage, Verdict};
 use cutoff_tests::fixture_dir;
 use proptest::prelude::*;
 use proptest::strategy::Union;

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use cutoff::policy::ROLE_WIDE_POLICY_NAME;
+use cutoff_domain::policy::ROLE_WIDE_POLICY_NAME;
 use cutoff_tests::moto::MotoServer;
 use cutoff_tests::pipeline::{Notification, Pipeline};
 use cutoff_tests::proxy::{FaultPlan, FaultProxy};

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime, TimeDelta, Utc};
-use cutoff::notify::SEPARATOR;
+use cutoff_domain::notify::SEPARATOR;
 use cutoff_tests::moto::MotoServer;
 use cutoff_tests::pipeline::{DeliveredBatch, Notification, OWNER_TEAM, Pipeline};
 use cutoff_tests::proxy::{Fault, FaultPlan, FaultProxy, RecordedRequest};

@@ -8,17 +8,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use aws_sdk_iam::types::StatusType;
-use cutoff::aws::ledger::{Ledger, SdkLedger};
-use cutoff::aws::retry::RetryPolicy;
-use cutoff::aws::sdk::SdkAccountAccess;
-use cutoff::clock::{Clock, FixedClock, SystemClock};
-use cutoff::event::{ManualAction, Scope};
-use cutoff::outcome::{Outcome, RevocationRequest, Status, Trigger};
-use cutoff::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, SESSION_POLICY_NAME};
-use cutoff::principal::{
+use cutoff::revoke::{RevokeConfig, Revoker};
+use cutoff_aws::ledger::{Ledger, SdkLedger};
+use cutoff_aws::retry::RetryPolicy;
+use cutoff_aws::sdk::SdkAccountAccess;
+use cutoff_domain::clock::{Clock, FixedClock, SystemClock};
+use cutoff_domain::event::{ManualAction, Scope};
+use cutoff_domain::outcome::{Outcome, RevocationRequest, Status, Trigger};
+use cutoff_domain::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, SESSION_POLICY_NAME};
+use cutoff_domain::principal::{
     AccessKeyId, Account, Partition, PrincipalName, SessionName, Target, TargetKind, UniqueId,
 };
-use cutoff::revoke::{RevokeConfig, Revoker};
 use cutoff_tests::aws::{iam_client, ledger_table, sdk_config, sts_client};
 use cutoff_tests::evaluator::{Decision, EvalRequest, evaluate};
 use cutoff_tests::moto::MotoServer;
@@ -74,9 +74,9 @@ async fn env() -> Env {
             verify_delay: Duration::from_millis(10),
             // cutoff's own revoker role, protected by its exact ARN as the template
             // passes it (CUTOFF_PROTECTED_ARNS).
-            protection: cutoff::principal::Protection {
+            protection: cutoff_domain::principal::Protection {
                 arns: vec![
-                    cutoff::principal::ProtectedArn::parse(&format!(
+                    cutoff_domain::principal::ProtectedArn::parse(&format!(
                         "arn:aws:iam::{HOME}:role/cutoff-revoker"
                     ))
                     .unwrap(),
@@ -811,7 +811,7 @@ async fn a_finding_guardduty_keeps_updating_is_written_once_and_a_new_key_in_it_
         .await;
     assert_eq!(first.status, Status::Applied, "{first:#?}");
     let first_cutoff = first.cutoff.unwrap();
-    let principal = cutoff::aws::ledger::principal_key(&first.target.clone().unwrap());
+    let principal = cutoff_aws::ledger::principal_key(&first.target.clone().unwrap());
     let records = ledger.key_records(&principal, clock.now()).await.unwrap();
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].access_key_id.as_str(), OLD_KEY);

@@ -54,17 +54,19 @@ use aws_sdk_iam::error::BoxError;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use cutoff::aws::ledger::NoLedger;
-use cutoff::aws::retry::RetryPolicy;
-use cutoff::aws::sdk::SdkAccountAccess;
-use cutoff::outcome::{Outcome, Status};
-use cutoff::policy::{
+use cutoff::sweeper::{SweepConfig, sweep_accounts};
+use cutoff_aws::ledger::NoLedger;
+use cutoff_aws::retry::RetryPolicy;
+use cutoff_aws::sdk::SdkAccountAccess;
+use cutoff_domain::outcome::SWEEP_SOURCE;
+use cutoff_domain::outcome::{Outcome, Status};
+use cutoff_domain::policy::{
     Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, fallback_managed_policy_name,
     role_wide_statement,
 };
-use cutoff::principal::{Account, Partition, PrincipalName};
-use cutoff::sweep::{MAX_SESSION_AGE_TAG, MaxSessionAge, rolling_cutoff};
-use cutoff::sweeper::{AccountReport, SWEEP_SOURCE, SweepConfig, sweep_accounts};
+use cutoff_domain::principal::{Account, Partition, PrincipalName};
+use cutoff_domain::summary::AccountReport;
+use cutoff_domain::sweep::{MAX_SESSION_AGE_TAG, MaxSessionAge, rolling_cutoff};
 use cutoff_tests::aws::{sdk_config, sdk_config_loader, sts_client};
 use cutoff_tests::evaluator::{Decision, EvalRequest, evaluate_all};
 use cutoff_tests::moto::MotoServer;
@@ -743,7 +745,7 @@ async fn expired_statements_go_while_fresh_and_foreign_ones_stay_in_order() {
 /// expired, attached to `role`; its ARN.
 async fn expired_fallback(iam: &aws_sdk_iam::Client, account: &Account, role: &str) -> String {
     let name = fallback_managed_policy_name(
-        cutoff::principal::PrincipalType::Role,
+        cutoff_domain::principal::PrincipalType::Role,
         &PrincipalName::parse(role).unwrap(),
     );
     let arn = iam

@@ -17,9 +17,9 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use clap::Args;
-use cutoff::aws::sdk::{SdkOptions, discover_home_and_time, load_sdk_config_with};
-use cutoff::principal::{Account, clean_text, excerpt};
-use cutoff::self_check::{AccountCheck, Expected, ProbeResult, Unreachable};
+use cutoff_aws::sdk::{SdkOptions, discover_home_and_time, load_sdk_config_with};
+use cutoff_domain::principal::{Account, clean_text, excerpt};
+use cutoff_domain::self_check::{AccountCheck, Expected, ProbeResult, Unreachable};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -788,7 +788,7 @@ fn plan(args: &DoctorArgs) -> Result<Plan, String> {
         }
     }
     // The revoker refuses more: each account costs time inside its 90 s timeout.
-    let most = cutoff::self_check::MAX_ACCOUNTS;
+    let most = cutoff_domain::self_check::MAX_ACCOUNTS;
     if accounts.len() > most {
         return Err(format!(
             "--accounts: at most {most} accounts per self-check"
@@ -1599,11 +1599,11 @@ mod tests {
         expect(&self_check(&[MEMBER], answer(&[empty]))[1], Fail, &["0/0"]);
     }
 
-    /// The revoker's own report type (cutoff::self_check), serialized as it answers:
+    /// The revoker's own report type (cutoff_domain::self_check), serialized as it answers:
     /// the field names and decision words of the contract cannot drift apart unseen.
     #[test]
     fn the_revokers_report_is_read_as_it_is_written() {
-        use cutoff::self_check::{
+        use cutoff_domain::self_check::{
             AccountCheck, Decision, SelfCheckReport, Simulated, judge, probes,
         };
         let (member, other) = (
@@ -1612,7 +1612,7 @@ mod tests {
         );
         let acting = "arn:aws:iam::444455556666:role/cutoff-member";
         let asked = probes(
-            cutoff::principal::Partition::Aws,
+            cutoff_domain::principal::Partition::Aws,
             &member,
             acting,
             "/cutoff/",
@@ -1637,7 +1637,7 @@ mod tests {
                 AccountCheck::probed(&member, true, results),
                 AccountCheck::unreachable(
                     &other,
-                    cutoff::self_check::Unreachable::NotAssumed,
+                    cutoff_domain::self_check::Unreachable::NotAssumed,
                     "AccessDenied".into(),
                 ),
             ],
@@ -1647,7 +1647,7 @@ mod tests {
         // Allowed where a deny was expected: the probes that must be denied fail.
         let must_deny = asked
             .iter()
-            .filter(|p| p.expected == cutoff::self_check::Expected::Denied)
+            .filter(|p| p.expected == cutoff_domain::self_check::Expected::Denied)
             .count();
         let failed = format!(
             "{}/{} probes as expected",

@@ -14,8 +14,8 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::http::HttpConnector;
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_types::body::SdkBody;
-use cutoff::clock::Clock;
-use cutoff::principal::clean_text;
+use cutoff_domain::clock::Clock;
+use cutoff_domain::principal::clean_text;
 use serde_json::Value;
 
 /// How long the CLI waits for the revoker's answer: its 90 s timeout and some.
@@ -33,7 +33,7 @@ pub struct OperatorUrl {
 
 impl OperatorUrl {
     pub fn parse(input: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("--url {}: {why}", cutoff::principal::excerpt(input));
+        let bad = |why: &str| format!("--url {}: {why}", cutoff_domain::principal::excerpt(input));
         let (scheme, rest) = input
             .split_once("://")
             .ok_or_else(|| bad("expected https://<url-id>.lambda-url.<region>.on.aws/"))?;
@@ -149,7 +149,7 @@ pub async fn send(
         .context("building the request")?;
     let request = HttpRequest::try_from(request).context("building the request")?;
     let exchange = async {
-        let response = cutoff::aws::https::standalone_connector()
+        let response = cutoff_aws::https::standalone_connector()
             .call(request)
             .await
             .map_err(|e| anyhow::anyhow!("sending the request to {}: {e}", url.url))?;
@@ -248,7 +248,7 @@ mod tests {
             &url,
             &serde_json::json!({"action": "status"}),
             &sdk,
-            &cutoff::clock::SystemClock,
+            &cutoff_domain::clock::SystemClock,
             Duration::from_millis(300),
         )
         .await

@@ -8,18 +8,16 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::{ArgGroup, Args, ValueEnum};
-use cutoff::aws::ledger::{ConfiguredLedger, Ledger};
-use cutoff::aws::sdk::{
-    SdkAccountAccess, SdkOptions, discover_home_and_time, load_sdk_config_with,
-};
-use cutoff::clock::OffsetClock;
-use cutoff::config::{
-    TriageConfig, account_scope_from_lookup, parse_external_id, parse_table_name, revoker_env,
-};
-use cutoff::event::{ManualAction, manual};
-use cutoff::outcome::{Outcome, RevocationRequest, Status};
-use cutoff::principal::PrincipalName;
-use cutoff::revoke::{RevokeConfig, Revoker, StatusReport, humanize};
+use cutoff::config::{account_scope_from_lookup, parse_external_id, parse_table_name, revoker_env};
+use cutoff::revoke::{RevokeConfig, Revoker, StatusReport};
+use cutoff_aws::ledger::{ConfiguredLedger, Ledger};
+use cutoff_aws::sdk::{SdkAccountAccess, SdkOptions, discover_home_and_time, load_sdk_config_with};
+use cutoff_domain::clock::OffsetClock;
+use cutoff_domain::event::{ManualAction, manual};
+use cutoff_domain::outcome::{Outcome, RevocationRequest, Status};
+use cutoff_domain::principal::PrincipalName;
+use cutoff_domain::settings::TriageConfig;
+use cutoff_domain::sweep::humanize;
 use serde_json::{Value, json};
 
 use crate::Exit;
@@ -343,7 +341,7 @@ pub(crate) const DISCOVER_HOME_CONTEXT: &str =
 /// AWS's time, from the `Date` of the STS response: a cutoff taken from a laptop
 /// whose clock runs behind would spare the sessions minted in between. Says so on
 /// standard error when the two clocks differ by more than a minute.
-pub(crate) fn aws_clock(seen: Option<cutoff::aws::sdk::SeenDate>) -> OffsetClock {
+pub(crate) fn aws_clock(seen: Option<cutoff_aws::sdk::SeenDate>) -> OffsetClock {
     match seen {
         Some((aws, received)) => {
             let clock = OffsetClock::from_aws_date(aws, received);
@@ -690,7 +688,7 @@ pub struct HistoryArgs {
 }
 
 pub async fn history(args: &HistoryArgs) -> anyhow::Result<Exit> {
-    let account = match cutoff::principal::Account::parse(&args.account) {
+    let account = match cutoff_domain::principal::Account::parse(&args.account) {
         Ok(a) => a,
         Err(e) => return Ok(Exit::Invalid(format!("--account: {e}"))),
     };

@@ -13,17 +13,21 @@ use std::io::Write as _;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Args;
-use cutoff::aws::ledger::ConfiguredLedger;
-use cutoff::aws::sdk::{SdkAccountAccess, discover_home_and_time, load_sdk_config_with};
-use cutoff::aws::sweep_io::{AccountDirectory, SdkOrganizations};
-use cutoff::clock::Clock;
-use cutoff::config::{self, ConfigError, MAX_SWEEP_CONCURRENCY, TriageConfig, parse_margin};
-use cutoff::outcome::{Outcome, Status};
-use cutoff::principal::{Account, NamePattern};
-use cutoff::revoke::{ROLE_MAX_SESSION, USER_MAX_SESSION, humanize};
-use cutoff::sweep::{DEFAULT_EXPIRY_MARGIN, MAX_SESSION_AGE_TAG, MaxSessionAge, SweepRules};
-use cutoff::sweeper::summary::{AccountRecord, SweepSummary};
-use cutoff::sweeper::{AccountReport, SweepConfig, sweep_accounts};
+use cutoff::config::{MAX_SWEEP_CONCURRENCY, parse_margin};
+use cutoff::sweeper::{SweepConfig, sweep_accounts};
+use cutoff_aws::ledger::ConfiguredLedger;
+use cutoff_aws::sdk::{SdkAccountAccess, discover_home_and_time, load_sdk_config_with};
+use cutoff_aws::sweep_io::{AccountDirectory, SdkOrganizations};
+use cutoff_domain::clock::Clock;
+use cutoff_domain::outcome::{Outcome, Status};
+use cutoff_domain::principal::{Account, NamePattern};
+use cutoff_domain::principal::{ROLE_MAX_SESSION, USER_MAX_SESSION};
+use cutoff_domain::settings;
+use cutoff_domain::settings::{ConfigError, TriageConfig};
+use cutoff_domain::summary::AccountReport;
+use cutoff_domain::summary::{AccountRecord, SweepSummary};
+use cutoff_domain::sweep::humanize;
+use cutoff_domain::sweep::{DEFAULT_EXPIRY_MARGIN, MAX_SESSION_AGE_TAG, MaxSessionAge, SweepRules};
 use serde::Serialize;
 
 use crate::Exit;
@@ -100,7 +104,7 @@ struct Plan {
 fn invalid(name: &'static str, value: &str, why: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name,
-        excerpt: cutoff::principal::excerpt(value),
+        excerpt: cutoff_domain::principal::excerpt(value),
         why: why.into(),
     }
 }
@@ -141,8 +145,8 @@ fn plan(args: &SweepArgs, member_role: &str) -> Result<Plan, ConfigError> {
 
     // The member role, CUTOFF_PROTECTED_ARNS and CUTOFF_PROTECTED, as for revoke.
     let lookup = |name: &str| match name {
-        config::env::MEMBER_ROLE_NAME => Some(member_role.to_owned()),
-        config::env::PROTECTED | config::env::PROTECTED_ARNS => std::env::var(name).ok(),
+        settings::env::MEMBER_ROLE_NAME => Some(member_role.to_owned()),
+        settings::env::PROTECTED | settings::env::PROTECTED_ARNS => std::env::var(name).ok(),
         _ => None,
     };
     let mut protected = TriageConfig::from_lookup(lookup)?.protection;

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use cutoff::config::{self, TriageConfig};
-use cutoff::event::MAX_EVENT_BYTES;
-use cutoff::principal::{NamePattern, Partition, ProtectedArn};
-use cutoff::triage::triage_bytes;
+use cutoff_domain::event::MAX_EVENT_BYTES;
+use cutoff_domain::principal::{NamePattern, Partition, ProtectedArn};
+use cutoff_domain::settings::{self, TriageConfig};
+use cutoff_domain::triage::triage_bytes;
 
 use crate::Exit;
 
@@ -67,20 +67,20 @@ pub struct TriageArgs {
     compact: bool,
 }
 
-fn configure(args: &TriageArgs) -> Result<TriageConfig, config::ConfigError> {
+fn configure(args: &TriageArgs) -> Result<TriageConfig, settings::ConfigError> {
     let mut config = TriageConfig::from_env()?;
     if let Some(v) = &args.revoke_severity {
-        config.revoke_severity = config::parse_severity("--revoke-severity", v)?;
+        config.revoke_severity = settings::parse_severity("--revoke-severity", v)?;
     }
     if let Some(v) = &args.alert_severity {
-        config.alert_severity = config::parse_severity("--alert-severity", v)?;
+        config.alert_severity = settings::parse_severity("--alert-severity", v)?;
     }
     for name in &args.protect {
         config
             .protection
             .patterns
             .push(
-                NamePattern::parse(name).map_err(|e| config::ConfigError::Invalid {
+                NamePattern::parse(name).map_err(|e| settings::ConfigError::Invalid {
                     name: "--protect",
                     excerpt: e.excerpt.clone(),
                     why: e.why.to_owned(),
@@ -92,7 +92,7 @@ fn configure(args: &TriageArgs) -> Result<TriageConfig, config::ConfigError> {
             .protection
             .arns
             .push(
-                ProtectedArn::parse(arn).map_err(|e| config::ConfigError::Invalid {
+                ProtectedArn::parse(arn).map_err(|e| settings::ConfigError::Invalid {
                     name: "--protect-arn",
                     excerpt: e.excerpt.clone(),
                     why: e.why.to_owned(),
@@ -100,7 +100,7 @@ fn configure(args: &TriageArgs) -> Result<TriageConfig, config::ConfigError> {
             );
     }
     if let Some(p) = &args.partition {
-        config.partition = Partition::parse(p).map_err(|e| config::ConfigError::Invalid {
+        config.partition = Partition::parse(p).map_err(|e| settings::ConfigError::Invalid {
             name: "--partition",
             excerpt: e.excerpt.clone(),
             why: e.why.to_owned(),
@@ -110,7 +110,7 @@ fn configure(args: &TriageArgs) -> Result<TriageConfig, config::ConfigError> {
     for name in &args.cloudtrail_events {
         config
             .cloudtrail_event_names
-            .push(config::parse_event_name(name)?);
+            .push(settings::parse_event_name(name)?);
     }
     config.check()?;
     Ok(config)

@@ -9,7 +9,7 @@
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use cutoff::policy::{Cutoff, ROLE_WIDE_POLICY_NAME, role_wide_document};
+use cutoff_domain::policy::{Cutoff, ROLE_WIDE_POLICY_NAME, role_wide_document};
 use cutoff_tests::aws::{ACCOUNT, iam_client};
 use cutoff_tests::function_url::{FunctionUrl, Identity};
 use cutoff_tests::moto::MotoServer;

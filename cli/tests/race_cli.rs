@@ -10,7 +10,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use cutoff::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, role_wide_statement};
+use cutoff_domain::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, role_wide_statement};
 use cutoff_tests::aws::{iam_client, ledger_table};
 use cutoff_tests::moto::MotoServer;
 use cutoff_tests::proxy::{Fault, FaultPlan, FaultProxy};

@@ -32,18 +32,20 @@
 //! consecutive characters of any outside string; the JSON part parseable back with
 //! every outside field within its documented cut.
 
-use cutoff::config::TriageConfig;
-use cutoff::event::{self, ManualAction, Scope};
-use cutoff::handler::intake::{alert_outcome, deduplication_id, group_id};
-use cutoff::notify::{self, FIELD_MAX, SEPARATOR};
-use cutoff::outcome::{Outcome, RevocationRequest, Status};
-use cutoff::policy::{self, Cutoff, PolicyDocument, PolicyError, SessionPrincipal, StatementKind};
-use cutoff::principal::{
+use cutoff_domain::event::{self, ManualAction, Scope};
+use cutoff_domain::notify::{self, FIELD_MAX, SEPARATOR};
+use cutoff_domain::outcome::{Outcome, RevocationRequest, Status, alert_outcome};
+use cutoff_domain::policy::{
+    self, Cutoff, PolicyDocument, PolicyError, SessionPrincipal, StatementKind,
+};
+use cutoff_domain::principal::{
     AccessKeyId, Account, IamPath, NamePattern, PrincipalArn, PrincipalName, SessionName, Target,
     TargetKind, UniqueId,
 };
-use cutoff::sweep::MaxSessionAge;
-use cutoff::triage::{self, Decision, Source, Triage, Verdict};
+use cutoff_domain::queue::{deduplication_id, group_id};
+use cutoff_domain::settings::TriageConfig;
+use cutoff_domain::sweep::MaxSessionAge;
+use cutoff_domain::triage::{self, Decision, Source, Triage, Verdict};
 use serde_json::Value;
 
 /// The cutoff merged into every fuzzed policy document.
@@ -444,7 +446,7 @@ pub fn outside_strings(o: &Outcome) -> Vec<(&'static str, &str, usize)> {
     out
 }
 
-fn check_rendered(outcome: &Outcome, m: &cutoff::aws::SnsMessage) {
+fn check_rendered(outcome: &Outcome, m: &cutoff_domain::notify::SnsMessage) {
     // Subject: printable ASCII, shorter than SNS's limit, never empty.
     assert!(
         !m.subject.is_empty()

@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 
 use chrono::{Duration, SecondsFormat, Utc};
-use cutoff::policy::{PolicyDocument, ROLE_WIDE_POLICY_NAME};
+use cutoff_domain::policy::{PolicyDocument, ROLE_WIDE_POLICY_NAME};
 use cutoff_tests::aws::ACCOUNT;
 use cutoff_tests::evaluator::{Decision, EvalRequest, evaluate};
 use cutoff_tests::fixture_dir;
@@ -103,9 +103,9 @@ async fn run() -> Result<(), String> {
 
     heading(3, "intake triages it");
     let report = p.send_event(&event);
-    let triage = cutoff::triage::triage_bytes(
+    let triage = cutoff_domain::triage::triage_bytes(
         event.to_string().as_bytes(),
-        &cutoff::config::TriageConfig::default(),
+        &cutoff_domain::settings::TriageConfig::default(),
     )
     .map_err(|e| e.to_string())?;
     for d in &triage.decisions {
@@ -192,7 +192,7 @@ async fn run() -> Result<(), String> {
         // The first part is for people; the JSON outcome follows it.
         let human = note
             .message
-            .split(cutoff::notify::SEPARATOR)
+            .split(cutoff_domain::notify::SEPARATOR)
             .next()
             .unwrap_or(&note.message);
         println!("{}", indent(human.trim_end()));

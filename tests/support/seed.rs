@@ -91,15 +91,15 @@ pub async fn put_role_policy(
 pub async fn role_wide_cutoff(
     iam: &aws_sdk_iam::Client,
     role: &str,
-) -> Option<cutoff::policy::Cutoff> {
+) -> Option<cutoff_domain::policy::Cutoff> {
     let out = iam
         .get_role_policy()
         .role_name(role)
-        .policy_name(cutoff::policy::ROLE_WIDE_POLICY_NAME)
+        .policy_name(cutoff_domain::policy::ROLE_WIDE_POLICY_NAME)
         .send()
         .await
         .ok()?;
-    cutoff::policy::PolicyDocument::parse(out.policy_document())
+    cutoff_domain::policy::PolicyDocument::parse(out.policy_document())
         .ok()?
         .role_wide_cutoff()
 }

@@ -2,13 +2,14 @@
 //! actions, opted-in CloudTrail calls) in; revocation requests onto the FIFO queue and
 //! alerts onto the outcome bus.
 
-use cutoff::aws::messaging::{SdkOutcomeBus, SdkQueue};
-use cutoff::aws::retry::RetryPolicy;
-use cutoff::aws::sdk::load_sdk_config;
-use cutoff::config::{IntakeConfig, TriageConfig};
+use cutoff::config::IntakeConfig;
 use cutoff::handler::intake::Intake;
-use cutoff::json::Payload;
 use cutoff::telemetry;
+use cutoff_aws::messaging::{SdkOutcomeBus, SdkQueue};
+use cutoff_aws::retry::RetryPolicy;
+use cutoff_aws::sdk::load_sdk_config;
+use cutoff_domain::json::Payload;
+use cutoff_domain::settings::TriageConfig;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 

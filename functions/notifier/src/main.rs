@@ -7,12 +7,12 @@
 //! retries run the event again (a topic may then get the message twice), and the
 //! event finally goes to the function's dead-letter destination.
 
-use cutoff::aws::messaging::{SdkFindings, SdkNotifications};
-use cutoff::aws::sdk::load_sdk_config;
-use cutoff::config::NotifierConfig;
 use cutoff::handler::notifier::Notifier;
-use cutoff::json::Payload;
 use cutoff::telemetry;
+use cutoff_aws::messaging::{SdkFindings, SdkNotifications};
+use cutoff_aws::sdk::load_sdk_config;
+use cutoff_domain::json::Payload;
+use cutoff_domain::settings::NotifierConfig;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 

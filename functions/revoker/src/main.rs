@@ -2,16 +2,16 @@
 //! Configuration and clients are built once per cold start; a bad setting fails the
 //! start, not an invocation.
 
-use cutoff::aws::ledger::{ConfiguredLedger, Ledger};
-use cutoff::aws::messaging::SdkOutcomeBus;
-use cutoff::aws::retry::RetryPolicy;
-use cutoff::aws::sdk::{SdkAccountAccess, discover_home, load_sdk_config};
-use cutoff::clock::SystemClock;
 use cutoff::config::{RevokerConfig, revoker_env};
 use cutoff::handler::revoker::InvocationSettings;
-use cutoff::json::Payload;
 use cutoff::revoke::{RevokeConfig, Revoker, SelfCheckIdentity};
 use cutoff::telemetry;
+use cutoff_aws::ledger::{ConfiguredLedger, Ledger};
+use cutoff_aws::messaging::SdkOutcomeBus;
+use cutoff_aws::retry::RetryPolicy;
+use cutoff_aws::sdk::{SdkAccountAccess, discover_home, load_sdk_config};
+use cutoff_domain::clock::SystemClock;
+use cutoff_domain::json::Payload;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 

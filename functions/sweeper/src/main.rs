@@ -3,17 +3,17 @@
 //! last account's worker publishes the run's summary. Configuration and clients are
 //! built once per cold start; a bad setting fails the start, not an invocation.
 
-use cutoff::aws::ledger::SdkLedger;
-use cutoff::aws::messaging::SdkOutcomeBus;
-use cutoff::aws::retry::RetryPolicy;
-use cutoff::aws::sdk::{SdkAccountAccess, discover_home, load_sdk_config};
-use cutoff::aws::sweep_io::{SdkOrganizations, SdkSweepLedger, SdkSweepQueue};
-use cutoff::clock::SystemClock;
 use cutoff::config::{SweeperConfig, revoker_env, sweeper_env};
 use cutoff::handler::sweeper::Sweeper;
-use cutoff::json::Payload;
 use cutoff::sweeper::SweepConfig;
 use cutoff::telemetry;
+use cutoff_aws::ledger::SdkLedger;
+use cutoff_aws::messaging::SdkOutcomeBus;
+use cutoff_aws::retry::RetryPolicy;
+use cutoff_aws::sdk::{SdkAccountAccess, discover_home, load_sdk_config};
+use cutoff_aws::sweep_io::{SdkOrganizations, SdkSweepLedger, SdkSweepQueue};
+use cutoff_domain::clock::SystemClock;
+use cutoff_domain::json::Payload;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 fn required(value: &Option<String>, name: &str, why: &str) -> Result<String, Error> {

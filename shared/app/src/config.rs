@@ -1,0 +1,672 @@
+//! The functions' own settings (member role, queues, buses, the ledger, the sweep),
+//! parsed once at start-up with the domain's parsers: a bad value fails start-up with
+//! a message naming the variable, never the hundredth invocation.
+
+use cutoff_domain::principal::{
+    Account, AccountScope, NamePattern, OrganizationId, PrincipalName, Protection,
+};
+use cutoff_domain::settings::{
+    ConfigError, DEFAULT_MAX_REVOCATIONS_PER_ACCOUNT_HOUR, DEFAULT_MEMBER_ROLE_NAME, TriageConfig,
+    env, parse_bool, split_list, split_pair,
+};
+
+/// What the revoker needs beyond the triage rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevokerConfig {
+    /// The role assumed in member accounts.
+    pub member_role_name: PrincipalName,
+    /// The ExternalId the member role's trust policy requires. Kept out of `Debug`
+    /// output by [`RevokerConfig::redacted`]; never logged.
+    pub external_id: Option<String>,
+    /// Protected principals (the same rules as triage's).
+    pub protection: Protection,
+    /// The accounts cutoff may reach into (required: a deployment names its
+    /// Organization or its accounts).
+    pub accounts: AccountScope,
+    /// The circuit breaker: automatic revocations per account per hour beyond which
+    /// cutoff writes nothing more and alerts the security team.
+    pub max_revocations_per_account_hour: u32,
+    /// The same per Security Hub custom action and hour (`CUTOFF_BREAKER_PER_ACTION`,
+    /// the cap intake applies to one event, counted here across events).
+    pub max_revocations_per_action_hour: u32,
+    /// Compute and report everything, write nothing (a deployment-wide switch).
+    pub dry_run: bool,
+    /// Our own account and partition when the deployment says so (the template
+    /// passes them); otherwise discovered with `sts:GetCallerIdentity` at start-up.
+    pub home: Option<(
+        cutoff_domain::principal::Account,
+        cutoff_domain::principal::Partition,
+    )>,
+    /// The custom EventBridge bus outcomes are published to.
+    pub outcome_bus: Option<String>,
+    /// The request queue's maxReceiveCount: the attempt after which a failed request
+    /// is in the dead-letter queue (its failure is notified then, and on the first
+    /// attempt).
+    pub final_receive: u32,
+    /// Honour `cutoff:protected=true` tags (off by default: a member account can set
+    /// tags, and so can an attacker with its credentials).
+    pub honour_protected_tag: bool,
+    /// The DynamoDB ledger (audit trail, idempotency, per-principal lock, sweep
+    /// runs); without it, none of those.
+    pub ledger_table: Option<String>,
+    /// The revoker's own role (`CUTOFF_ROLE_ARN`): what the self-check asks the policy
+    /// simulator about in the home account, where cutoff acts with this role.
+    pub role_arn: Option<String>,
+}
+
+pub mod revoker_env {
+    pub const EXTERNAL_ID: &str = "CUTOFF_EXTERNAL_ID";
+    pub const DRY_RUN: &str = "CUTOFF_DRY_RUN";
+    pub const HOME_ACCOUNT: &str = "CUTOFF_HOME_ACCOUNT";
+    pub const PARTITION: &str = super::env::PARTITION;
+    pub const ORGANIZATION_ID: &str = "CUTOFF_ORGANIZATION_ID";
+    pub const ACCOUNTS: &str = "CUTOFF_ACCOUNTS";
+    pub const MAX_REVOCATIONS_PER_ACCOUNT_HOUR: &str = "CUTOFF_BREAKER_PER_ACCOUNT_HOUR";
+    pub const OUTCOME_BUS: &str = "CUTOFF_OUTCOME_BUS";
+    pub const MAX_RECEIVES: &str = "CUTOFF_MAX_RECEIVES";
+    pub const HONOUR_PROTECTED_TAG: &str = "CUTOFF_HONOUR_PROTECTED_TAG";
+    pub const LEDGER_TABLE: &str = "CUTOFF_LEDGER_TABLE";
+    pub const ROLE_ARN: &str = "CUTOFF_ROLE_ARN";
+}
+
+impl RevokerConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let triage = TriageConfig::from_lookup(&lookup)?;
+        let member_role_name = match lookup(env::MEMBER_ROLE_NAME) {
+            Some(v) => PrincipalName::parse(&v)
+                .map_err(|e| ConfigError::from_value(env::MEMBER_ROLE_NAME, &v, &e))?,
+            None => PrincipalName::parse(DEFAULT_MEMBER_ROLE_NAME).map_err(|e| {
+                ConfigError::from_value(env::MEMBER_ROLE_NAME, DEFAULT_MEMBER_ROLE_NAME, &e)
+            })?,
+        };
+        let external_id = match lookup(revoker_env::EXTERNAL_ID) {
+            Some(v) if v.is_empty() => None,
+            Some(v) => Some(parse_external_id(&v)?),
+            None => None,
+        };
+        let dry_run = match lookup(revoker_env::DRY_RUN) {
+            Some(v) => parse_bool(revoker_env::DRY_RUN, &v)?,
+            None => false,
+        };
+        let home = match (
+            lookup(revoker_env::HOME_ACCOUNT),
+            lookup(revoker_env::PARTITION),
+        ) {
+            (Some(account), partition) => {
+                let account = cutoff_domain::principal::Account::parse(&account).map_err(|e| {
+                    ConfigError::from_value(revoker_env::HOME_ACCOUNT, &account, &e)
+                })?;
+                let partition = partition.unwrap_or_else(|| "aws".to_owned());
+                let partition = cutoff_domain::principal::Partition::parse(&partition)
+                    .map_err(|e| ConfigError::from_value(revoker_env::PARTITION, &partition, &e))?;
+                Some((account, partition))
+            }
+            (None, _) => None,
+        };
+        let outcome_bus = lookup(revoker_env::OUTCOME_BUS).filter(|b| !b.is_empty());
+        if let Some(bus) = &outcome_bus {
+            parse_bus_name(revoker_env::OUTCOME_BUS, bus)?;
+        }
+        let final_receive = match lookup(revoker_env::MAX_RECEIVES) {
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        revoker_env::MAX_RECEIVES,
+                        &v,
+                        "expected the queue's maxReceiveCount, 1 to 1000",
+                    )
+                })?,
+            None => 5,
+        };
+        let honour_protected_tag = match lookup(revoker_env::HONOUR_PROTECTED_TAG) {
+            Some(v) => parse_bool(revoker_env::HONOUR_PROTECTED_TAG, &v)?,
+            None => false,
+        };
+        let ledger_table = match lookup(revoker_env::LEDGER_TABLE) {
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => Some(parse_table_name(revoker_env::LEDGER_TABLE, v.trim())?),
+            None => None,
+        };
+        let role_arn = match lookup(revoker_env::ROLE_ARN) {
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => {
+                let arn = cutoff_domain::principal::PrincipalArn::parse(v.trim())
+                    .map_err(|e| ConfigError::from_value(revoker_env::ROLE_ARN, &v, &e))?;
+                if !matches!(
+                    arn.resource,
+                    cutoff_domain::principal::PrincipalResource::Role { .. }
+                ) {
+                    return Err(ConfigError::invalid(
+                        revoker_env::ROLE_ARN,
+                        &v,
+                        "expected the revoker's role ARN (arn:<partition>:iam::<account>:role/<name>)",
+                    ));
+                }
+                Some(v.trim().to_owned())
+            }
+            None => None,
+        };
+        let accounts = account_scope_from_lookup(&lookup)?.ok_or_else(|| {
+            ConfigError::invalid(
+                revoker_env::ORGANIZATION_ID,
+                "",
+                format!(
+                    "required, or {}: cutoff reaches only into the accounts of its Organization or of an explicit list",
+                    revoker_env::ACCOUNTS
+                ),
+            )
+        })?;
+        let max_revocations_per_account_hour = match lookup(
+            revoker_env::MAX_REVOCATIONS_PER_ACCOUNT_HOUR,
+        ) {
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        revoker_env::MAX_REVOCATIONS_PER_ACCOUNT_HOUR,
+                        &v,
+                        "expected the most automatic revocations per account and hour, 1 to 100000",
+                    )
+                })?,
+            None => DEFAULT_MAX_REVOCATIONS_PER_ACCOUNT_HOUR,
+        };
+        Ok(Self {
+            member_role_name,
+            external_id,
+            protection: triage.protection,
+            accounts,
+            max_revocations_per_account_hour,
+            max_revocations_per_action_hour: u32::try_from(triage.max_principals_per_action)
+                .unwrap_or(u32::MAX),
+            dry_run,
+            home,
+            outcome_bus,
+            final_receive,
+            honour_protected_tag,
+            ledger_table,
+            role_arn,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+/// `CUTOFF_ORGANIZATION_ID` and `CUTOFF_ACCOUNTS`; None when both are unset.
+pub fn account_scope_from_lookup(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<AccountScope>, ConfigError> {
+    let organization = match lookup(revoker_env::ORGANIZATION_ID) {
+        Some(v) if !v.trim().is_empty() => Some(
+            OrganizationId::parse(v.trim())
+                .map_err(|e| ConfigError::from_value(revoker_env::ORGANIZATION_ID, &v, &e))?,
+        ),
+        _ => None,
+    };
+    let accounts = match lookup(revoker_env::ACCOUNTS) {
+        Some(v) if !v.trim().is_empty() => {
+            let mut list: Vec<Account> = Vec::new();
+            for item in split_list(&v) {
+                let account = Account::parse(item)
+                    .map_err(|e| ConfigError::from_value(revoker_env::ACCOUNTS, item, &e))?;
+                if !list.contains(&account) {
+                    list.push(account);
+                }
+            }
+            Some(list)
+        }
+        _ => None,
+    };
+    Ok(match (&organization, &accounts) {
+        (None, None) => None,
+        _ => Some(AccountScope {
+            organization,
+            accounts,
+        }),
+    })
+}
+
+/// Where intake sends what it decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeConfig {
+    /// The FIFO request queue (`CUTOFF_REQUEST_QUEUE_URL`).
+    pub request_queue_url: String,
+    /// The custom outcome bus alerts go to (`CUTOFF_OUTCOME_BUS`).
+    pub outcome_bus: String,
+}
+
+pub mod intake_env {
+    pub const REQUEST_QUEUE_URL: &str = "CUTOFF_REQUEST_QUEUE_URL";
+}
+
+impl IntakeConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let request_queue_url = lookup(intake_env::REQUEST_QUEUE_URL)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    intake_env::REQUEST_QUEUE_URL,
+                    "",
+                    "is required: the FIFO queue of revocation requests",
+                )
+            })?;
+        if !(request_queue_url.starts_with("https://") || request_queue_url.starts_with("http://"))
+            || !request_queue_url.ends_with(".fifo")
+        {
+            return Err(ConfigError::invalid(
+                intake_env::REQUEST_QUEUE_URL,
+                &request_queue_url,
+                "expected the URL of a FIFO queue (ending in .fifo)",
+            ));
+        }
+        let outcome_bus = lookup(revoker_env::OUTCOME_BUS)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    revoker_env::OUTCOME_BUS,
+                    "",
+                    "is required: the bus alerts are published to",
+                )
+            })?;
+        parse_bus_name(revoker_env::OUTCOME_BUS, &outcome_bus)?;
+        Ok(Self {
+            request_queue_url,
+            outcome_bus,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+/// An EventBridge bus name (`[/.\-_A-Za-z0-9]{1,256}`) or ARN.
+pub fn parse_bus_name(name: &'static str, value: &str) -> Result<(), ConfigError> {
+    let ok = (1..=1600).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            name,
+            value,
+            "expected an EventBridge bus name or ARN",
+        ))
+    }
+}
+
+/// STS accepts ExternalIds of 2 to 1224 characters from `[\w+=,.@:/-]`.
+pub fn parse_external_id(value: &str) -> Result<String, ConfigError> {
+    let ok = (2..=1224).contains(&value.len())
+        && value.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'_' | b'+' | b'=' | b',' | b'.' | b'@' | b':' | b'/' | b'-'
+                )
+        });
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        // The value is a shared secret of sorts: never echo it.
+        Err(ConfigError::Invalid {
+            name: revoker_env::EXTERNAL_ID,
+            excerpt: "(redacted)".to_owned(),
+            why: "an ExternalId has 2 to 1224 characters from A-Z a-z 0-9 _+=,.@:/-".to_owned(),
+        })
+    }
+}
+
+/// A DynamoDB table name: 3 to 255 of `[A-Za-z0-9_.-]`.
+pub fn parse_table_name(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    if (3..=255).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        Ok(value.to_owned())
+    } else {
+        Err(ConfigError::invalid(
+            name,
+            value,
+            "expected a DynamoDB table name: 3 to 255 letters, digits, `_`, `.` or `-`",
+        ))
+    }
+}
+
+/// Which accounts a sweep covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SweepAccounts {
+    /// Our own account only (the default: nothing is swept that was not asked for).
+    Home,
+    /// Every active account of the Organization (`organizations:ListAccounts`).
+    Organization,
+    /// These accounts.
+    Listed(Vec<cutoff_domain::principal::Account>),
+}
+
+/// What the sweeper needs beyond the revoker's settings (member role, ExternalId,
+/// protected names, dry run, home, outcome bus).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweeperConfig {
+    pub revoker: RevokerConfig,
+    pub accounts: SweepAccounts,
+    /// Name pattern → max session age, for principals without the tag; first match.
+    pub max_age_patterns: Vec<(NamePattern, cutoff_domain::sweep::MaxSessionAge)>,
+    /// Added to the longest session before a revocation counts as expired.
+    pub margin: chrono::Duration,
+    /// The standard SQS queue of per-account sweep tasks (the Lambda's fan-out).
+    pub queue_url: Option<String>,
+    /// Accounts swept at once by one invocation.
+    pub concurrency: usize,
+}
+
+pub mod sweeper_env {
+    pub const ACCOUNTS: &str = "CUTOFF_SWEEP_ACCOUNTS";
+    pub const MAX_AGE_PATTERNS: &str = "CUTOFF_SWEEP_MAX_AGE_PATTERNS";
+    pub const MARGIN: &str = "CUTOFF_SWEEP_MARGIN";
+    pub const QUEUE_URL: &str = "CUTOFF_SWEEP_QUEUE_URL";
+    pub const CONCURRENCY: &str = "CUTOFF_SWEEP_CONCURRENCY";
+}
+
+/// The most accounts one invocation sweeps at once: each holds a page of its
+/// account in memory, and IAM and STS throttle per account and per caller.
+pub const MAX_SWEEP_CONCURRENCY: usize = 32;
+
+impl SweeperConfig {
+    /// Reads the revoker's variables and `CUTOFF_SWEEP_ACCOUNTS` (`home` (default),
+    /// `organization`, or a comma-separated list of account ids),
+    /// `CUTOFF_SWEEP_MAX_AGE_PATTERNS` (`pattern=4h,pattern=30m`),
+    /// `CUTOFF_SWEEP_MARGIN` (`1h` by default; `0`, `30m`, `2h`…),
+    /// `CUTOFF_SWEEP_QUEUE_URL` and `CUTOFF_SWEEP_CONCURRENCY` (the run ledger is the
+    /// revoker's `CUTOFF_LEDGER_TABLE`)
+    /// (1 to 32, default 4).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        use sweeper_env::*;
+        let revoker = RevokerConfig::from_lookup(&lookup)?;
+        let accounts = match lookup(ACCOUNTS).as_deref().map(str::trim) {
+            None | Some("") | Some("home") => SweepAccounts::Home,
+            Some("organization") | Some("organisation") => SweepAccounts::Organization,
+            Some(list) => {
+                let mut accounts = Vec::new();
+                for item in split_list(list) {
+                    let account = cutoff_domain::principal::Account::parse(item)
+                        .map_err(|e| ConfigError::from_value(ACCOUNTS, item, &e))?;
+                    if !accounts.contains(&account) {
+                        accounts.push(account);
+                    }
+                }
+                SweepAccounts::Listed(accounts)
+            }
+        };
+        let mut max_age_patterns = Vec::new();
+        if let Some(v) = lookup(MAX_AGE_PATTERNS) {
+            for item in split_list(&v) {
+                let (pattern, age) = split_pair(MAX_AGE_PATTERNS, item, "name-pattern=4h")?;
+                let pattern = NamePattern::parse(pattern)
+                    .map_err(|e| ConfigError::from_value(MAX_AGE_PATTERNS, item, &e))?;
+                let age = cutoff_domain::sweep::MaxSessionAge::parse(age)
+                    .map_err(|e| ConfigError::from_value(MAX_AGE_PATTERNS, item, &e))?;
+                max_age_patterns.push((pattern, age));
+            }
+        }
+        let margin = match lookup(MARGIN) {
+            Some(v) => parse_margin(MARGIN, &v)?,
+            None => cutoff_domain::sweep::DEFAULT_EXPIRY_MARGIN,
+        };
+        let non_empty = |name| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let concurrency = match lookup(CONCURRENCY) {
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_SWEEP_CONCURRENCY).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::invalid(CONCURRENCY, &v, "expected a number from 1 to 32")
+                })?,
+            None => 4,
+        };
+        Ok(Self {
+            revoker,
+            accounts,
+            max_age_patterns,
+            margin,
+            queue_url: non_empty(QUEUE_URL),
+            concurrency,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The sweep rules this configuration gives.
+    pub fn rules(&self) -> cutoff_domain::sweep::SweepRules {
+        cutoff_domain::sweep::SweepRules {
+            patterns: self.max_age_patterns.clone(),
+            margin: self.margin,
+            protected: self.revoker.protection.clone(),
+        }
+    }
+}
+
+/// `0`, or hours and minutes such as `30m`, `1h`, `2h30m`, at most 24 h.
+pub fn parse_margin(name: &'static str, value: &str) -> Result<chrono::Duration, ConfigError> {
+    let v = value.trim();
+    if v == "0" {
+        return Ok(chrono::Duration::zero());
+    }
+    let why = "expected 0 or hours and minutes such as 30m, 1h or 2h30m, at most 24h";
+    let mut total = 0i64;
+    let mut digits = String::new();
+    let mut units = 0;
+    // Each unit once, hours before minutes: `1h1h` and `30m1h` are typos, not margins.
+    let mut last_unit: Option<char> = None;
+    for c in v.chars() {
+        match c {
+            '0'..='9' if digits.len() < 4 => digits.push(c),
+            'h' | 'm' if !digits.is_empty() && last_unit != Some('m') && last_unit != Some(c) => {
+                last_unit = Some(c);
+                let n: i64 = digits
+                    .parse()
+                    .map_err(|_| ConfigError::invalid(name, value, why))?;
+                total += if c == 'h' { n * 60 } else { n };
+                digits.clear();
+                units += 1;
+            }
+            _ => return Err(ConfigError::invalid(name, value, why)),
+        }
+    }
+    if !digits.is_empty() || units == 0 || units > 2 || total > 24 * 60 {
+        return Err(ConfigError::invalid(name, value, why));
+    }
+    Ok(chrono::Duration::minutes(total))
+}
+
+#[cfg(test)]
+mod sweeper_config_tests {
+    use super::*;
+
+    /// The pairs, and an Organization unless they name one (a deployment always does).
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let mut map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        map.entry(revoker_env::ORGANIZATION_ID.to_owned())
+            .or_insert_with(|| "o-a1b2c3d4e5".to_owned());
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn a_deployment_without_an_organization_or_an_account_list_is_refused() {
+        let err = RevokerConfig::from_lookup(|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(revoker_env::ORGANIZATION_ID), "{err}");
+        assert!(err.contains(revoker_env::ACCOUNTS), "{err}");
+        let listed = RevokerConfig::from_lookup(|k| {
+            (k == revoker_env::ACCOUNTS)
+                .then(|| "111122223333, 444455556666,111122223333".to_owned())
+        })
+        .unwrap();
+        assert_eq!(listed.accounts.organization, None);
+        assert_eq!(
+            listed.accounts.accounts.as_ref().map(Vec::len),
+            Some(2),
+            "deduplicated"
+        );
+        for (name, value) in [
+            (revoker_env::ORGANIZATION_ID, "o-short"),
+            (revoker_env::ORGANIZATION_ID, "r-a1b2c3d4e5"),
+            (revoker_env::ACCOUNTS, "1234"),
+            (revoker_env::MAX_REVOCATIONS_PER_ACCOUNT_HOUR, "0"),
+        ] {
+            let err = RevokerConfig::from_lookup(lookup(&[(name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn defaults_sweep_the_home_account_with_a_one_hour_margin() {
+        let c = SweeperConfig::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(c.accounts, SweepAccounts::Home);
+        assert_eq!(c.margin, chrono::Duration::hours(1));
+        assert_eq!(c.concurrency, 4);
+        assert!(c.max_age_patterns.is_empty());
+        // The member role is protected from the sweeper as from the revoker.
+        assert_eq!(
+            c.rules()
+                .protected
+                .member_role
+                .as_ref()
+                .map(PrincipalName::as_str),
+            Some(DEFAULT_MEMBER_ROLE_NAME)
+        );
+    }
+
+    #[test]
+    fn accounts_patterns_margin_and_concurrency_are_read() {
+        let c = SweeperConfig::from_lookup(lookup(&[
+            (
+                sweeper_env::ACCOUNTS,
+                "111122223333, 444455556666,111122223333",
+            ),
+            (
+                sweeper_env::MAX_AGE_PATTERNS,
+                "batch-*=4h, etl-nightly=1h30m",
+            ),
+            (sweeper_env::MARGIN, "30m"),
+            (sweeper_env::CONCURRENCY, "8"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.accounts,
+            SweepAccounts::Listed(vec![
+                cutoff_domain::principal::Account::parse("111122223333").unwrap(),
+                cutoff_domain::principal::Account::parse("444455556666").unwrap(),
+            ])
+        );
+        assert_eq!(c.max_age_patterns.len(), 2);
+        assert_eq!(c.max_age_patterns[1].1.to_string(), "1h30m");
+        assert_eq!(c.margin, chrono::Duration::minutes(30));
+        assert_eq!(c.concurrency, 8);
+        let org =
+            SweeperConfig::from_lookup(lookup(&[(sweeper_env::ACCOUNTS, "organization")])).unwrap();
+        assert_eq!(org.accounts, SweepAccounts::Organization);
+    }
+
+    #[test]
+    fn bad_values_fail_naming_the_variable() {
+        for (name, value) in [
+            (sweeper_env::ACCOUNTS, "1234"),
+            (sweeper_env::MAX_AGE_PATTERNS, "batch-*=5m"),
+            (sweeper_env::MAX_AGE_PATTERNS, "batch-*"),
+            (sweeper_env::MARGIN, "-1h"),
+            (sweeper_env::MARGIN, "25h"),
+            (sweeper_env::MARGIN, "1h1h1h"),
+            (sweeper_env::MARGIN, "1h1h"),
+            (sweeper_env::MARGIN, "30m1h"),
+            (sweeper_env::MARGIN, "h"),
+            (sweeper_env::CONCURRENCY, "0"),
+            (sweeper_env::CONCURRENCY, "33"),
+        ] {
+            let err = SweeperConfig::from_lookup(lookup(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn margins_parse() {
+        let m = |s| parse_margin("M", s).unwrap().num_minutes();
+        assert_eq!(m("0"), 0);
+        assert_eq!(m("45m"), 45);
+        assert_eq!(m("2h"), 120);
+        assert_eq!(m("2h30m"), 150);
+        assert_eq!(m("24h"), 1440);
+    }
+}
+
+#[cfg(test)]
+mod revoker_config_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn revoker_config_reads_member_role_external_id_and_dry_run() {
+        let map: HashMap<String, String> = [
+            (env::MEMBER_ROLE_NAME, "SecurityResponder"),
+            (revoker_env::EXTERNAL_ID, "cutoff-3f1c9a"),
+            (revoker_env::DRY_RUN, "true"),
+            (env::PROTECTED, "break-glass"),
+            (revoker_env::ORGANIZATION_ID, "o-a1b2c3d4e5"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let config = RevokerConfig::from_lookup(|k| map.get(k).cloned()).unwrap();
+        assert_eq!(config.member_role_name.as_str(), "SecurityResponder");
+        assert_eq!(config.external_id.as_deref(), Some("cutoff-3f1c9a"));
+        assert!(config.dry_run);
+        assert_eq!(
+            config
+                .protection
+                .member_role
+                .as_ref()
+                .map(PrincipalName::as_str),
+            Some("SecurityResponder")
+        );
+        assert_eq!(config.protection.patterns.len(), 1);
+        assert_eq!(
+            config.max_revocations_per_account_hour,
+            DEFAULT_MAX_REVOCATIONS_PER_ACCOUNT_HOUR
+        );
+        let bad = RevokerConfig::from_lookup(|k| match k {
+            revoker_env::EXTERNAL_ID => Some("secret with spaces".to_owned()),
+            revoker_env::ORGANIZATION_ID => Some("o-a1b2c3d4e5".to_owned()),
+            _ => None,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            !bad.contains("secret"),
+            "the ExternalId is not echoed: {bad}"
+        );
+    }
+}

@@ -1,0 +1,396 @@
+//! Intake: one EventBridge event in, triage, then each `revoke` decision onto the FIFO
+//! request queue and each `alert` decision onto the outcome bus as an `alerted`
+//! outcome, so the owner still hears.
+//!
+//! A bad finding never fails the invocation: triage turns it into an `ignore`
+//! decision, logged. Only a failure to queue or publish fails it, so that Lambda's
+//! asynchronous retry runs the event again (safe: the queue deduplicates by finding).
+
+use cutoff_aws::retry::{CallCounter, RetryPolicy, with_retries};
+use cutoff_aws::{AwsError, OutcomeBus, RequestQueue};
+use cutoff_domain::event;
+use cutoff_domain::outcome::{RevocationRequest, Status, alert_outcome};
+use cutoff_domain::queue::{deduplication_id, group_id};
+use cutoff_domain::settings::TriageConfig;
+use cutoff_domain::triage::{Decision, Source, Triage, Verdict, triage};
+
+/// What one event led to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IntakeReport {
+    pub source: String,
+    pub queued: usize,
+    pub alerted: usize,
+    pub ignored: usize,
+    pub invalid: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("queueing the revocation of {target}: {source}")]
+    Queue {
+        target: String,
+        #[source]
+        source: AwsError,
+    },
+    #[error("publishing {count} alert outcome(s): {source}")]
+    Publish {
+        count: usize,
+        #[source]
+        source: AwsError,
+    },
+}
+
+pub struct Intake<Q, B> {
+    pub queue: Q,
+    pub bus: B,
+    pub config: TriageConfig,
+    pub retry: RetryPolicy,
+}
+
+fn log_decision(source: Source, decision: &Decision) {
+    let target = decision.target.as_ref();
+    let finding = decision.finding.as_ref();
+    tracing::info!(
+        source = source.as_str(),
+        decision = match decision.decision {
+            Verdict::Revoke => "revoke",
+            Verdict::Alert => "alert",
+            Verdict::Ignore => "ignore",
+        },
+        reason = decision.reason.as_str(),
+        invalid = decision.invalid.is_some(),
+        finding_id = finding.map(|f| f.id.as_str()),
+        finding_type = finding.and_then(|f| f.finding_type.as_deref()),
+        severity = finding.and_then(|f| f.severity),
+        account = target.map(|t| t.account.as_str()),
+        kind = target.map(|t| t.kind.as_str()),
+        name = target.map(|t| t.name.as_str()),
+        "decision"
+    );
+}
+
+impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
+    /// Triages one event and sends on what it decided. Intake acts only on events
+    /// EventBridge delivers from an AWS source: a payload with a duplicate key, one
+    /// without an envelope (a bare finding) or a manual request invoked on intake
+    /// directly is logged and ignored (operators use the revoker's operator path).
+    pub async fn handle(
+        &self,
+        payload: impl Into<cutoff_domain::json::Payload>,
+    ) -> Result<(Triage, IntakeReport), IntakeError> {
+        let triage = match payload.into().into_strict() {
+            Ok(value) => {
+                let parsed = event::recognise(value);
+                match (&parsed.envelope, &parsed.event) {
+                    (_, event::Event::Manual(_)) | (None, _) => Triage {
+                        source: Source::Unknown,
+                        decisions: vec![Decision::refused(
+                            "intake acts only on EventBridge events from AWS sources; a manual request or a bare payload invoked on intake is not one (operators use the revoker's operator path)",
+                        )],
+                    },
+                    _ => triage(&parsed, &self.config),
+                }
+            }
+            Err(err) => Triage {
+                source: Source::Unknown,
+                decisions: vec![Decision::refused(err.to_string())],
+            },
+        };
+        let mut report = IntakeReport {
+            source: triage.source.as_str().to_owned(),
+            ..IntakeReport::default()
+        };
+        let calls = CallCounter::default();
+        let mut alerts = Vec::new();
+        for decision in &triage.decisions {
+            log_decision(triage.source, decision);
+            match decision.decision {
+                Verdict::Revoke => {
+                    let Some(request) = RevocationRequest::from_decision(triage.source, decision)
+                    else {
+                        continue;
+                    };
+                    // Serializing plain data with string keys cannot fail.
+                    let body = serde_json::to_string(&request).unwrap_or_default();
+                    let group = group_id(&request);
+                    let dedup = deduplication_id(&request, &body);
+                    with_retries(&self.retry, &calls, || {
+                        self.queue.send(&body, &group, &dedup)
+                    })
+                    .await
+                    .map_err(|source| IntakeError::Queue {
+                        target: request.target.to_string(),
+                        source,
+                    })?;
+                    report.queued += 1;
+                }
+                Verdict::Alert => {
+                    if let Some(mut outcome) = alert_outcome(triage.source, decision) {
+                        // A finding against cutoff's own roles, the member role or a
+                        // break-glass role: never revoked, and the loudest message there is
+                        // (the responder itself, or the way back in, may be compromised).
+                        if let Some(target) = &decision.target
+                            && let Some(why) = self.config.is_protected(target)
+                        {
+                            outcome.status = Status::Protected;
+                            outcome.detail = format!(
+                                "a finding names {target}, which is protected ({why}): cutoff never revokes it; a person must investigate now"
+                            );
+                        }
+                        alerts.push(outcome);
+                    }
+                }
+                Verdict::Ignore if decision.invalid.is_some() => report.invalid += 1,
+                Verdict::Ignore => report.ignored += 1,
+            }
+        }
+        if !alerts.is_empty() {
+            with_retries(&self.retry, &calls, || self.bus.publish(&alerts))
+                .await
+                .map_err(|source| IntakeError::Publish {
+                    count: alerts.len(),
+                    source,
+                })?;
+            report.alerted = alerts.len();
+        }
+        Ok((triage, report))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cutoff_aws::ErrorKind;
+    use cutoff_aws::fake::FakeMessaging;
+    use serde_json::json;
+
+    fn intake(fake: &FakeMessaging) -> Intake<FakeMessaging, FakeMessaging> {
+        Intake {
+            queue: fake.clone(),
+            bus: fake.clone(),
+            config: TriageConfig::default(),
+            retry: RetryPolicy::immediate(3),
+        }
+    }
+
+    fn finding(id: &str, role: &str, severity: f64, updated: &str) -> serde_json::Value {
+        json!({
+            "version": "0", "id": "e", "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
+            "account": "999988887777", "time": updated, "region": "us-east-1", "resources": [],
+            "detail": {
+                "schemaVersion": "2.0", "accountId": "111122223333", "region": "us-east-1", "partition": "aws",
+                "id": id, "type": "UnauthorizedAccess:IAMUser/MaliciousIPCaller",
+                "resource": {"resourceType": "AccessKey", "accessKeyDetails": {
+                    "accessKeyId": "ASIAZXCVBNMASDFGHJKL", "principalId": "AROAZXCVBNMASDFGHJKLQ:i-0123456789abcdef0",
+                    "userName": role, "userType": "AssumedRole"}},
+                "service": {"serviceName": "guardduty", "archived": false,
+                            "eventFirstSeen": "2026-11-23T11:50:00.000Z", "eventLastSeen": "2026-11-23T11:55:00.000Z",
+                            "additionalInfo": {}},
+                "severity": severity, "updatedAt": updated
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn a_revoke_decision_is_queued_with_the_principal_as_group() {
+        let fake = FakeMessaging::default();
+        let (_, report) = intake(&fake)
+            .handle(finding("f1", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(report.queued, 1);
+        let state = fake.state();
+        let (body, group, dedup) = &state.queued[0];
+        assert_eq!(group, "111122223333/role/payments-api");
+        assert_eq!(dedup.len(), 64);
+        let request: RevocationRequest = serde_json::from_str(body).unwrap();
+        assert_eq!(request.target.name.as_str(), "payments-api");
+        assert_eq!(request.trigger.finding_id.as_deref(), Some("f1"));
+        assert!(request.first_activity.is_some());
+        assert!(state.outcomes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_re_emitted_finding_has_the_same_deduplication_id_and_an_updated_one_does_not() {
+        let fake = FakeMessaging::default();
+        let i = intake(&fake);
+        i.handle(finding("f1", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
+            .await
+            .unwrap();
+        i.handle(finding("f1", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(fake.state().queued.len(), 1, "SQS drops the duplicate");
+        i.handle(finding("f1", "payments-api", 8.0, "2026-11-23T12:10:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(
+            fake.state().queued.len(),
+            2,
+            "an updated finding is a new message"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_alert_decision_is_published_as_an_alerted_outcome() {
+        let fake = FakeMessaging::default();
+        let (_, report) = intake(&fake)
+            .handle(finding("f2", "reporting", 5.0, "2026-11-23T11:56:00Z"))
+            .await
+            .unwrap();
+        assert_eq!((report.queued, report.alerted), (0, 1));
+        let state = fake.state();
+        let outcome = &state.outcomes[0];
+        assert_eq!(outcome.status, Status::Alerted);
+        assert_eq!(outcome.target.as_ref().unwrap().name.as_str(), "reporting");
+        assert_eq!(outcome.trigger.finding_id.as_deref(), Some("f2"));
+        assert!(state.queued.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_high_severity_finding_on_cutoffs_own_role_is_a_loud_protected_outcome() {
+        for role in ["cutoff-us-east-1-revoker", "cutoff-member"] {
+            let fake = FakeMessaging::default();
+            let mut i = intake(&fake);
+            i.config = TriageConfig::from_lookup(|k| {
+                (k == cutoff_domain::settings::env::PROTECTED_ARNS)
+                    .then(|| "arn:aws:iam::111122223333:role/cutoff-us-east-1-revoker".to_owned())
+            })
+            .unwrap();
+            let (_, report) = i
+                .handle(finding("f9", role, 8.9, "2026-11-23T11:56:00Z"))
+                .await
+                .unwrap();
+            assert_eq!((report.queued, report.alerted), (0, 1), "{role}");
+            let state = fake.state();
+            assert!(
+                state.queued.is_empty(),
+                "{role} must never be queued for revocation"
+            );
+            let outcome = &state.outcomes[0];
+            assert_eq!(outcome.status, Status::Protected, "{role}");
+            assert!(
+                outcome.detail.contains("never revokes"),
+                "{}",
+                outcome.detail
+            );
+            let message = cutoff_domain::notify::render(outcome, false);
+            assert!(
+                message.subject.starts_with("cutoff ALERT: protected"),
+                "{}",
+                message.subject
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn ignored_and_invalid_findings_send_nothing_and_do_not_fail() {
+        let fake = FakeMessaging::default();
+        let i = intake(&fake);
+        let (_, report) = i
+            .handle(finding("f3", "payments-api", 2.0, "2026-11-23T11:56:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(report.ignored, 1);
+        let (_, report) = i
+            .handle(finding("f4", "bad/name", 9.0, "2026-11-23T11:56:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(report.invalid, 1);
+        let (_, report) = i.handle(json!({"not": "an event"})).await.unwrap();
+        assert_eq!(report.invalid, 1);
+        assert!(fake.state().queued.is_empty() && fake.state().outcomes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_manual_request_invoked_on_intake_is_never_queued() {
+        // Intake is invoked by EventBridge rules; whoever could invoke it directly must
+        // not be able to queue a revocation (or anything else) through it.
+        let fake = FakeMessaging::default();
+        let i = intake(&fake);
+        for payload in [
+            json!({"action": "revoke", "account": "111122223333", "role": "payments-api"}),
+            json!({"action": "release", "account": "111122223333", "role": "payments-api", "force": true}),
+            // A bare finding, with no envelope to say where it came from.
+            finding("f7", "payments-api", 9.0, "2026-11-23T11:56:00Z")["detail"].clone(),
+        ] {
+            let (triage, report) = i.handle(payload.clone()).await.unwrap();
+            assert_eq!(report.queued, 0, "{payload}");
+            assert!(
+                triage.decisions[0].reason.contains("AWS sources"),
+                "{}",
+                triage.decisions[0].reason
+            );
+        }
+        assert!(fake.state().queued.is_empty() && fake.state().outcomes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_finding_with_two_account_ids_is_refused_not_revoked_in_either() {
+        let fake = FakeMessaging::default();
+        let text = r#"{"version":"0","id":"e","detail-type":"GuardDuty Finding","source":"aws.guardduty",
+            "account":"999988887777","time":"2026-11-23T11:56:00Z","region":"us-east-1","resources":[],
+            "detail":{"schemaVersion":"2.0","accountId":"111122223333","accountId":"444455556666","id":"f8",
+              "type":"UnauthorizedAccess:IAMUser/MaliciousIPCaller","severity":9,
+              "resource":{"resourceType":"AccessKey","accessKeyDetails":{"accessKeyId":"ASIAZXCVBNMASDFGHJKL",
+                "principalId":"AROAZXCVBNMASDFGHJKLQ:s1","userName":"payments-api","userType":"AssumedRole"}},
+              "service":{"serviceName":"guardduty","archived":false,"additionalInfo":{}}}}"#;
+        // What the Lambda runtime hands intake: the payload read strictly.
+        let payload: cutoff_domain::json::Payload = serde_json::from_str(text).unwrap();
+        let (triage, report) = intake(&fake).handle(payload).await.unwrap();
+        assert_eq!((report.queued, report.invalid), (0, 1));
+        assert!(
+            triage.decisions[0].reason.contains("duplicate key"),
+            "{}",
+            triage.decisions[0].reason
+        );
+        assert!(fake.state().queued.is_empty());
+    }
+
+    #[tokio::test]
+    async fn queue_failures_are_retried_then_fail_the_invocation() {
+        let fake = FakeMessaging::default();
+        fake.fail("SendMessage", &[ErrorKind::Throttled]);
+        assert!(
+            intake(&fake)
+                .handle(finding("f5", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
+                .await
+                .is_ok()
+        );
+        fake.fail("SendMessage", &[ErrorKind::AccessDenied]);
+        let err = intake(&fake)
+            .handle(finding("f6", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("role payments-api in 111122223333"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_custom_action_with_several_findings_queues_each_principal() {
+        let fake = FakeMessaging::default();
+        let asff = |id: &str, name: &str| {
+            json!({
+                "SchemaVersion": "2018-10-08", "Id": id, "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/guardduty",
+                "AwsAccountId": "111122223333", "Types": ["TTPs/x"], "Severity": {"Label": "LOW", "Normalized": 10},
+                "Resources": [{"Type": "AwsIamAccessKey", "Id": "AWS::IAM::AccessKey:ASIAZXCVBNMASDFGHJKL",
+                    "Details": {"AwsIamAccessKey": {"PrincipalType": "AssumedRole", "PrincipalName": name}}}],
+                "UpdatedAt": "2026-11-23T11:56:00Z"
+            })
+        };
+        let event = json!({"version": "0", "id": "c", "detail-type": "Security Hub Findings - Custom Action",
+            "source": "aws.securityhub", "account": "999988887777", "time": "2026-11-23T12:00:00Z", "region": "us-east-1",
+            "resources": [], "detail": {"actionName": "revoke", "findings": [asff("a", "payments-api"), asff("b", "ledger")]}});
+        let (_, report) = intake(&fake).handle(event).await.unwrap();
+        assert_eq!(report.queued, 2);
+        let request: RevocationRequest = serde_json::from_str(&fake.state().queued[0].0).unwrap();
+        assert_eq!(
+            request.trigger.product_arn.as_deref(),
+            Some("arn:aws:securityhub:us-east-1::product/aws/guardduty")
+        );
+        assert_eq!(request.trigger.source, "securityhub");
+    }
+}

@@ -1,0 +1,794 @@
+//! The notifier: one outcome event in, one message to the security topic and (when
+//! the principal has one) to its owner's topic out.
+//!
+//! Delivery is at least once. A publish that still fails after retries fails the
+//! whole invocation, so Lambda's asynchronous retries run the event again and, after
+//! the last one, send it to the dead-letter destination. A rerun publishes to every
+//! topic again: the security topic (published first) may receive a message twice.
+//! Updating the Security Hub finding comes after the messages went out and is best
+//! effort: its failure is logged, never fatal.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use cutoff_aws::messaging::{OUTCOME_DETAIL_TYPE, OUTCOME_SOURCE};
+use cutoff_aws::retry::{CallCounter, RetryPolicy, with_retries};
+use cutoff_aws::{AwsError, FindingsUpdater, Notifications, WorkflowStatus};
+use cutoff_domain::notify::{self, Route};
+use cutoff_domain::outcome::{Outcome, Status};
+use cutoff_domain::principal::excerpt;
+use cutoff_domain::settings::NotifierConfig;
+
+/// Security Hub's bounds on finding ids and product ARNs.
+const SECURITY_HUB_ID_MAX: usize = 512;
+
+#[derive(thiserror::Error)]
+pub enum NotifyError {
+    #[error("the input is not an EventBridge event (expected a JSON object)")]
+    NotAnEvent,
+    #[error("the event is refused: {0}")]
+    Refused(String),
+    #[error(
+        "event source is {0}, expected \"cutoff\": the notifier only reads cutoff's outcome events"
+    )]
+    WrongSource(String),
+    #[error("event detail-type is {0}, expected \"Revocation Outcome\"")]
+    WrongDetailType(String),
+    #[error("event detail is not a cutoff outcome: {0}")]
+    NotAnOutcome(String),
+    /// Some topics may already have the message; the rerun sends it again.
+    #[error(
+        "publishing to {topic} failed after retries: {source}; the event fails so that Lambda retries it (topics already published to will receive the message again)"
+    )]
+    Publish {
+        topic: String,
+        #[source]
+        source: AwsError,
+        published: Vec<Published>,
+    },
+}
+
+/// The Lambda runtime logs a failed invocation's error with `Debug`: the same
+/// sentence as `Display`, already logged once in structured form, not a struct dump.
+impl std::fmt::Debug for NotifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// One message sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Published {
+    pub topic: String,
+    pub message_id: String,
+}
+
+/// What happened to the Security Hub finding behind the outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingUpdate {
+    /// Not a Security Hub request, no finding id or product ARN, or updates are off.
+    Skipped,
+    /// Workflow status set to `NOTIFIED`, with a note.
+    Updated,
+    /// The update failed (logged; the messages went out).
+    Failed,
+}
+
+/// What one notification did: logged as one line by the Lambda.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotifyReport {
+    pub status: Status,
+    pub account: Option<String>,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub team: Option<String>,
+    pub owner_known: bool,
+    pub published: Vec<Published>,
+    pub finding_update: FindingUpdate,
+    /// Why the owner's own topic could not be used (then the team topic was tried).
+    pub owner_topic_error: Option<String>,
+    /// SNS and Security Hub calls, retries included.
+    pub api_calls: u32,
+}
+
+impl NotifyReport {
+    /// The topics published to, in order.
+    pub fn topics(&self) -> Vec<&str> {
+        self.published.iter().map(|p| p.topic.as_str()).collect()
+    }
+}
+
+pub struct Notifier<N: Notifications, F: FindingsUpdater> {
+    pub notifications: N,
+    pub findings: F,
+    pub config: NotifierConfig,
+}
+
+/// Reads an outcome event: envelope `source` `cutoff`, `detail-type` `Revocation
+/// Outcome`, `detail` an [`Outcome`].
+pub fn parse_event(event: Value) -> Result<Outcome, NotifyError> {
+    let Value::Object(mut map) = event else {
+        return Err(NotifyError::NotAnEvent);
+    };
+    let text = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => excerpt(s),
+        Some(other) => excerpt(&other.to_string()),
+        None => "missing".to_owned(),
+    };
+    if map.get("source").and_then(Value::as_str) != Some(OUTCOME_SOURCE) {
+        return Err(NotifyError::WrongSource(text(map.get("source"))));
+    }
+    if map.get("detail-type").and_then(Value::as_str) != Some(OUTCOME_DETAIL_TYPE) {
+        return Err(NotifyError::WrongDetailType(text(map.get("detail-type"))));
+    }
+    let detail = map
+        .remove("detail")
+        .ok_or_else(|| NotifyError::NotAnOutcome("the event has no detail".to_owned()))?;
+    // serde's messages quote at most a short excerpt of the offending value.
+    serde_json::from_value(detail).map_err(|e| NotifyError::NotAnOutcome(e.to_string()))
+}
+
+impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
+    pub fn new(notifications: N, findings: F, config: NotifierConfig) -> Self {
+        Self {
+            notifications,
+            findings,
+            config,
+        }
+    }
+
+    /// Handles one sweep summary event: one message to the security topic.
+    async fn handle_summary(&self, detail: Value) -> Result<NotifyReport, NotifyError> {
+        let summary: cutoff_domain::summary::SweepSummary =
+            serde_json::from_value(detail).map_err(|e| NotifyError::NotAnOutcome(e.to_string()))?;
+        let message = notify::render_summary(&summary);
+        let calls = CallCounter::default();
+        let topic = self.config.security_topic.clone();
+        let result = with_retries(&RetryPolicy::default(), &calls, || {
+            self.notifications.publish(&topic, &message)
+        })
+        .await;
+        let message_id = result.map_err(|source| NotifyError::Publish {
+            topic: topic.clone(),
+            source,
+            published: Vec::new(),
+        })?;
+        Ok(NotifyReport {
+            status: if summary.has_failures() {
+                Status::Failed
+            } else {
+                Status::Released
+            },
+            account: None,
+            kind: Some("sweep".to_owned()),
+            name: Some(summary.run_id.clone()),
+            team: None,
+            owner_known: false,
+            published: vec![Published { topic, message_id }],
+            finding_update: FindingUpdate::Skipped,
+            owner_topic_error: None,
+            api_calls: calls.get(),
+        })
+    }
+
+    /// Handles one outcome event, or a sweep summary.
+    pub async fn handle(
+        &self,
+        payload: impl Into<cutoff_domain::json::Payload>,
+    ) -> Result<NotifyReport, NotifyError> {
+        let event = payload
+            .into()
+            .into_strict()
+            .map_err(|e| NotifyError::Refused(e.to_string()))?;
+        if event.get("source").and_then(Value::as_str) == Some(OUTCOME_SOURCE)
+            && event.get("detail-type").and_then(Value::as_str)
+                == Some(cutoff_aws::sweep_io::SUMMARY_DETAIL_TYPE)
+        {
+            let detail = event.get("detail").cloned().unwrap_or(Value::Null);
+            return self.handle_summary(detail).await;
+        }
+        let mut outcome = parse_event(event)?;
+        let route = notify::route(&outcome, &self.config);
+        // A team found by an owner pattern is the owner too: say so in the message.
+        if outcome.owner.team.is_none() {
+            outcome.owner.team = route.team.clone();
+        }
+        let mut message = notify::render(&outcome, route.owner_known);
+        // A team topic the deployment names wrongly: the security team hears of it with
+        // every outcome until it is fixed (the owner may not have been told).
+        if !self.config.problems.is_empty() {
+            message.body.push_str(&format!(
+                "\n\nConfiguration problem in cutoff's notifier (the owner team may not have been told): {}\n",
+                self.config.problems.join("; ")
+            ));
+        }
+        let calls = CallCounter::default();
+        let policy = RetryPolicy::default();
+
+        let mut published = Vec::new();
+        let mut failure = None;
+        let mut owner_topic_error = None;
+        // Security first: if the owner's topic is broken, the security team still hears.
+        let mut topics: Vec<String> = route.topics().into_iter().map(str::to_owned).collect();
+        let mut index = 0;
+        while let Some(topic) = topics.get(index).cloned() {
+            index += 1;
+            let result = with_retries(&policy, &calls, || {
+                self.notifications.publish(&topic, &message)
+            })
+            .await;
+            match result {
+                Ok(message_id) => published.push(Published {
+                    topic: topic.clone(),
+                    message_id,
+                }),
+                // A topic named by the principal's own `cutoff:notify` tag is set in the
+                // member account (perhaps by the attacker): when it is refused for good
+                // (not allowed, gone), it must not stop the owner team from hearing or
+                // send the event to the dead-letter queue. Fall back to the team topic.
+                Err(err)
+                    if !err.is_retryable()
+                        && topic != route.security_topic
+                        && outcome.owner.topic.as_deref() == Some(topic.as_str()) =>
+                {
+                    tracing::error!(topic, error = %err, "the cutoff:notify topic was refused; falling back to the team topic");
+                    owner_topic_error = Some(format!("{topic}: {err}"));
+                    if let Some(team_topic) = route
+                        .team
+                        .as_deref()
+                        .and_then(|team| self.config.team_topic(team))
+                        .filter(|t| !topics.iter().any(|seen| seen == t))
+                    {
+                        topics.push(team_topic.to_owned());
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(topic, error = %err, "publish failed");
+                    failure.get_or_insert((topic.clone(), err));
+                }
+            }
+        }
+        if let Some((topic, source)) = failure {
+            return Err(NotifyError::Publish {
+                topic,
+                source,
+                published,
+            });
+        }
+
+        let finding_update = self.update_finding(&outcome, &route, &calls).await;
+        let target = outcome.target.as_ref();
+        Ok(NotifyReport {
+            status: outcome.status,
+            account: target.map(|t| t.account.to_string()),
+            kind: target.map(|t| t.kind.as_str().to_owned()),
+            name: target.map(|t| t.name.to_string()),
+            team: route.team.clone(),
+            owner_known: route.owner_known,
+            published,
+            finding_update,
+            owner_topic_error,
+            api_calls: calls.get(),
+        })
+    }
+
+    async fn update_finding(
+        &self,
+        outcome: &Outcome,
+        route: &Route,
+        calls: &CallCounter,
+    ) -> FindingUpdate {
+        let trigger = &outcome.trigger;
+        if !self.config.update_security_hub || trigger.source != "securityhub" {
+            return FindingUpdate::Skipped;
+        }
+        let (Some(id), Some(product)) = (&trigger.finding_id, &trigger.product_arn) else {
+            return FindingUpdate::Skipped;
+        };
+        if id.is_empty()
+            || product.is_empty()
+            || id.len() > SECURITY_HUB_ID_MAX
+            || product.len() > SECURITY_HUB_ID_MAX
+        {
+            tracing::warn!(
+                finding_id = excerpt(id),
+                "finding id or product ARN out of bounds; Security Hub not updated"
+            );
+            return FindingUpdate::Skipped;
+        }
+        let note = notify::finding_note(outcome, route);
+        let result = with_retries(&RetryPolicy::default(), calls, || {
+            self.findings
+                .update_finding(id, product, WorkflowStatus::Notified, &note)
+        })
+        .await;
+        match result {
+            Ok(()) => FindingUpdate::Updated,
+            Err(err) => {
+                tracing::warn!(
+                    finding_id = excerpt(id),
+                    error = %err,
+                    "Security Hub finding not updated; the notifications went out"
+                );
+                FindingUpdate::Failed
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cutoff_aws::ErrorKind;
+    use cutoff_aws::fake::FakeMessaging;
+    use cutoff_domain::event::Scope;
+    use cutoff_domain::notify::{SEPARATOR, attribute};
+    use cutoff_domain::outcome::{Owner, Trigger};
+    use cutoff_domain::principal::{Account, NamePattern, PrincipalName, Target};
+    use serde_json::json;
+
+    const SECURITY: &str = "arn:aws:sns:us-east-1:999988887777:cutoff-security";
+    const PAYMENTS: &str = "arn:aws:sns:us-east-1:111122223333:payments-alerts";
+    const TAGGED: &str = "arn:aws:sns:us-east-1:111122223333:payments-oncall";
+    const PRODUCT: &str = "arn:aws:securityhub:us-east-1::product/aws/guardduty";
+
+    fn notifier(config: NotifierConfig) -> (Notifier<FakeMessaging, FakeMessaging>, FakeMessaging) {
+        let fake = FakeMessaging::default();
+        (Notifier::new(fake.clone(), fake.clone(), config), fake)
+    }
+
+    fn config() -> NotifierConfig {
+        let mut config = NotifierConfig::new(SECURITY);
+        config
+            .team_topics
+            .insert("payments".to_owned(), PAYMENTS.to_owned());
+        config.owner_patterns.push((
+            NamePattern::parse("payments-*").unwrap(),
+            "payments".to_owned(),
+        ));
+        config
+    }
+
+    fn outcome(name: &str, owner: Owner, trigger: Trigger) -> Outcome {
+        Outcome {
+            status: Status::Applied,
+            target: Some(Target::role(
+                Account::parse("111122223333").unwrap(),
+                PrincipalName::parse(name).unwrap(),
+            )),
+            cutoff: Some(cutoff_domain::policy::Cutoff::parse("2026-11-23T12:00:02Z").unwrap()),
+            previous_cutoff: None,
+            policy: Some("AWSRevokeOlderSessions".to_owned()),
+            scope: Scope::Role,
+            owner,
+            trigger,
+            api_calls: 4,
+            error: None,
+            propagation: Some("eventual".to_owned()),
+            detail: format!("denied every session of role `{name}`"),
+            actions: Vec::new(),
+            dry_run: false,
+            still_works: Vec::new(),
+            other_access: Vec::new(),
+        }
+    }
+
+    fn guardduty() -> Trigger {
+        Trigger {
+            source: "guardduty".to_owned(),
+            finding_id: Some("gd-1".to_owned()),
+            severity: Some(8.0),
+            ..Trigger::default()
+        }
+    }
+
+    fn securityhub() -> Trigger {
+        Trigger {
+            source: "securityhub".to_owned(),
+            finding_id: Some("arn:aws:securityhub:us-east-1:111122223333:finding/1".to_owned()),
+            product_arn: Some(PRODUCT.to_owned()),
+            ..Trigger::default()
+        }
+    }
+
+    fn team(team: &str) -> Owner {
+        Owner {
+            team: Some(team.to_owned()),
+            topic: None,
+        }
+    }
+
+    fn event(outcome: &Outcome) -> Value {
+        json!({
+            "version": "0", "id": "e-1", "source": "cutoff", "detail-type": "Revocation Outcome",
+            "account": "999988887777", "time": "2026-11-23T12:00:03Z", "region": "us-east-1",
+            "resources": [], "detail": outcome,
+        })
+    }
+
+    fn topics(fake: &FakeMessaging) -> Vec<String> {
+        fake.state()
+            .published
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn given_an_unknown_owner_when_notified_then_only_the_security_topic_hears_that_the_owner_is_unknown()
+     {
+        let (n, fake) = notifier(config());
+        let report = n
+            .handle(event(&outcome("reports", Owner::default(), guardduty())))
+            .await
+            .unwrap();
+        assert_eq!(topics(&fake), [SECURITY]);
+        assert!(!report.owner_known);
+        assert_eq!(report.team, None);
+        assert_eq!(report.topics(), [SECURITY]);
+        assert_eq!(report.published[0].message_id, "msg-1");
+        let state = fake.state();
+        let body = &state.published[0].1.body;
+        assert!(body.contains("No owner is known"), "{body}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn given_an_owner_team_when_notified_then_security_and_the_team_topic_get_the_same_message()
+     {
+        let (n, fake) = notifier(config());
+        let report = n
+            .handle(event(&outcome(
+                "payments-api",
+                team("payments"),
+                guardduty(),
+            )))
+            .await
+            .unwrap();
+        assert_eq!(topics(&fake), [SECURITY, PAYMENTS]);
+        assert_eq!(report.api_calls, 2);
+        assert_eq!(report.status, Status::Applied);
+        assert_eq!(report.account.as_deref(), Some("111122223333"));
+        assert_eq!(report.name.as_deref(), Some("payments-api"));
+        let state = fake.state();
+        assert_eq!(state.published[0].1, state.published[1].1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn given_a_notify_tag_topic_when_notified_then_it_wins_over_the_team_map() {
+        let (n, fake) = notifier(config());
+        let owner = Owner {
+            team: Some("payments".to_owned()),
+            topic: Some(TAGGED.to_owned()),
+        };
+        n.handle(event(&outcome("payments-api", owner, guardduty())))
+            .await
+            .unwrap();
+        assert_eq!(topics(&fake), [SECURITY, TAGGED]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn given_no_owner_tag_but_a_matching_pattern_when_notified_then_the_pattern_team_is_told_and_named()
+     {
+        let (n, fake) = notifier(config());
+        let report = n
+            .handle(event(&outcome(
+                "payments-worker",
+                Owner::default(),
+                guardduty(),
+            )))
+            .await
+            .unwrap();
+        assert_eq!(topics(&fake), [SECURITY, PAYMENTS]);
+        assert_eq!(report.team.as_deref(), Some("payments"));
+        assert!(report.owner_known);
+        let state = fake.state();
+        let message = &state.published[1].1;
+        assert!(
+            message
+                .attributes
+                .contains(&(attribute::TEAM.to_owned(), "payments".to_owned()))
+        );
+        assert!(!message.body.contains("No owner is known"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn given_a_securityhub_trigger_when_notified_then_the_finding_is_marked_notified_with_a_bounded_note()
+     {
+        let (n, fake) = notifier(config());
+        let mut o = outcome("payments-api", team("payments"), securityhub());
+        o.detail = "x".repeat(4000);
+        let report = n.handle(event(&o)).await.unwrap();
+        assert_eq!(report.finding_update, FindingUpdate::Updated);
+        assert_eq!(report.api_calls, 3);
+        let state = fake.state();
+        let (id, product, status, note) = &state.finding_updates[0];
+        assert_eq!(id, "arn:aws:securityhub:us-east-1:111122223333:finding/1");
+        assert_eq!(product, PRODUCT);
+        assert_eq!(*status, WorkflowStatus::Notified);
+        assert!(note.chars().count() <= 512, "{}", note.len());
+        assert!(note.starts_with("cutoff applied: "));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn given_other_triggers_or_updates_off_when_notified_then_security_hub_is_not_touched() {
+        let (n, fake) = notifier(config());
+        let report = n
+            .handle(event(&outcome(
+                "payments-api",
+                team("payments"),
+                guardduty(),
+            )))
+            .await
+            .unwrap();
+        assert_eq!(report.finding_update, FindingUpdate::Skipped);
+        let mut no_product = securityhub();
+        no_product.product_arn = None;
+        n.handle(event(&outcome(
+            "payments-api",
+            team("payments"),
+            no_product,
+        )))
+        .await
+        .unwrap();
+        assert!(fake.state().finding_updates.is_empty());
+
+        let mut off = config();
+        off.update_security_hub = false;
+        let (n, fake) = notifier(off);
+        let report = n
+            .handle(event(&outcome(
+                "payments-api",
+                team("payments"),
+                securityhub(),
+            )))
+            .await
+            .unwrap();
+        assert_eq!(report.finding_update, FindingUpdate::Skipped);
+        assert!(fake.state().finding_updates.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn given_security_hub_fails_when_notified_then_the_notification_still_succeeds() {
+        let (n, fake) = notifier(config());
+        fake.fail("BatchUpdateFindings", &[ErrorKind::AccessDenied]);
+        let report = n
+            .handle(event(&outcome(
+                "payments-api",
+                team("payments"),
+                securityhub(),
+            )))
+            .await
+            .unwrap();
+        assert_eq!(report.finding_update, FindingUpdate::Failed);
+        assert_eq!(topics(&fake), [SECURITY, PAYMENTS]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn given_a_throttled_publish_when_notified_then_it_is_retried_and_counted() {
+        let (n, fake) = notifier(config());
+        fake.fail("Publish", &[ErrorKind::Throttled, ErrorKind::Transient]);
+        let report = n
+            .handle(event(&outcome(
+                "payments-api",
+                team("payments"),
+                guardduty(),
+            )))
+            .await
+            .unwrap();
+        assert_eq!(report.topics(), [SECURITY, PAYMENTS]);
+        assert_eq!(report.api_calls, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn given_a_publish_that_fails_after_retries_when_notified_then_the_event_fails_after_trying_every_topic()
+     {
+        let (n, fake) = notifier(config());
+        fake.fail("Publish", &[ErrorKind::AccessDenied]);
+        let err = n
+            .handle(event(&outcome(
+                "payments-api",
+                team("payments"),
+                securityhub(),
+            )))
+            .await
+            .unwrap_err();
+        match &err {
+            NotifyError::Publish {
+                topic, published, ..
+            } => {
+                assert_eq!(topic, SECURITY);
+                assert_eq!(published.len(), 1, "the owner still got the message");
+                assert_eq!(published[0].topic, PAYMENTS);
+            }
+            other => panic!("unexpected {other}"),
+        }
+        assert!(err.to_string().contains("Lambda retries"), "{err}");
+        assert!(
+            fake.state().finding_updates.is_empty(),
+            "the finding is updated on the retry that delivers"
+        );
+
+        let (n, fake) = notifier(config());
+        fake.fail("Publish", &[ErrorKind::Throttled; 6]);
+        assert!(matches!(
+            n.handle(event(&outcome("reports", Owner::default(), guardduty())))
+                .await,
+            Err(NotifyError::Publish { .. })
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn given_events_that_are_not_outcome_events_when_handled_then_each_is_an_error_and_nothing_is_sent()
+     {
+        let (n, fake) = notifier(config());
+        let good = event(&outcome("payments-api", team("payments"), guardduty()));
+        let mut wrong_source = good.clone();
+        wrong_source["source"] = json!("aws.guardduty");
+        let mut wrong_type = good.clone();
+        wrong_type["detail-type"] = json!("GuardDuty Finding");
+        let mut bad_detail = good.clone();
+        bad_detail["detail"] = json!({"status": "exploded"});
+        let mut no_detail = good.clone();
+        no_detail.as_object_mut().unwrap().remove("detail");
+        let bare_outcome =
+            serde_json::to_value(outcome("x1", Owner::default(), guardduty())).unwrap();
+        for (input, expected) in [
+            (json!("hello"), "not an EventBridge event"),
+            (json!([good.clone()]), "not an EventBridge event"),
+            (wrong_source, "aws.guardduty"),
+            (wrong_type, "GuardDuty Finding"),
+            (bad_detail, "not a cutoff outcome"),
+            (no_detail, "no detail"),
+            (bare_outcome, "source"),
+        ] {
+            let err = n.handle(input).await.unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+        assert!(fake.state().published.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn given_an_outcome_event_when_notified_then_the_message_carries_the_outcome_json() {
+        let (n, fake) = notifier(config());
+        let o = outcome("payments-api", team("payments"), guardduty());
+        n.handle(event(&o)).await.unwrap();
+        let state = fake.state();
+        let body = &state.published[0].1.body;
+        let json = body.split(SEPARATOR).nth(1).unwrap();
+        let back: Outcome = serde_json::from_str(json).unwrap();
+        assert_eq!(back, o);
+    }
+
+    #[tokio::test]
+    async fn a_refused_notify_tag_topic_falls_back_to_the_team_topic_without_failing() {
+        // The tag is set in the member account; an attacker could point it anywhere.
+        let (n, fake) = notifier(config());
+        fake.state().refusing_topics.push(TAGGED.to_owned());
+        let owner = Owner {
+            team: Some("payments".to_owned()),
+            topic: Some(TAGGED.to_owned()),
+        };
+        let report = n
+            .handle(event(&outcome("payments-api", owner, guardduty())))
+            .await
+            .unwrap();
+        assert_eq!(report.topics(), [SECURITY, PAYMENTS]);
+        assert!(
+            report
+                .owner_topic_error
+                .as_deref()
+                .is_some_and(|e| e.contains(TAGGED))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_team_topic_the_deployment_names_wrongly_is_told_with_every_outcome() {
+        let mut config = NotifierConfig::new(SECURITY);
+        config.problems.push(
+            "CUTOFF_TEAM_TOPICS `payments=payments-alrets`: no topic of that name".to_owned(),
+        );
+        let (n, fake) = notifier(config);
+        n.handle(event(&outcome(
+            "payments-api",
+            team("payments"),
+            guardduty(),
+        )))
+        .await
+        .unwrap();
+        let sent = fake.state().published.clone();
+        assert_eq!(sent.len(), 1, "the security topic, still");
+        assert_eq!(sent[0].0, SECURITY);
+        assert!(
+            sent[0].1.body.contains("Configuration problem"),
+            "{}",
+            sent[0].1.body
+        );
+        assert!(sent[0].1.body.contains("payments-alrets"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_security_topic_still_fails_the_event() {
+        let (n, fake) = notifier(config());
+        fake.state().refusing_topics.push(SECURITY.to_owned());
+        let err = n
+            .handle(event(&outcome(
+                "payments-api",
+                team("payments"),
+                guardduty(),
+            )))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, NotifyError::Publish { .. }), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_summary_goes_to_the_security_topic_only_with_its_totals() {
+        use cutoff_domain::summary::{AccountFailure, SweepSummary};
+        let (n, fake) = notifier(config());
+        let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
+        let mut summary = SweepSummary::from_records(
+            "schedule-abc",
+            at("2026-11-23T12:00:00Z"),
+            at("2026-11-23T12:02:00Z"),
+            3,
+            false,
+            &[],
+        );
+        summary.accounts_reported = 3;
+        summary.accounts_failed = 1;
+        summary.cutoffs_moved = 500;
+        summary.statements_removed = 300;
+        summary.failures.push(AccountFailure {
+            account: Account::parse("444455556666").unwrap(),
+            kind: "access_denied".into(),
+            message: "cannot assume cutoff-member".into(),
+        });
+        let event = json!({"source":"cutoff","detail-type":"Sweep Summary","detail":summary});
+        let report = n.handle(event).await.unwrap();
+        assert_eq!(report.topics(), vec![SECURITY]);
+        let published = fake.state().published.clone();
+        assert_eq!(published.len(), 1);
+        let message = &published[0].1;
+        assert!(
+            message.subject.contains("500 cutoffs moved"),
+            "{}",
+            message.subject
+        );
+        assert!(message.subject.contains("FAILURES"), "{}", message.subject);
+        assert!(message.subject.len() <= 100);
+        assert!(
+            message.body.contains("444455556666 (access_denied)"),
+            "{}",
+            message.body
+        );
+        assert!(message.body.contains(SEPARATOR));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rolling_cutoff_tells_the_owner_it_is_routine_not_an_incident() {
+        let (n, fake) = notifier(config());
+        let trigger = Trigger {
+            source: cutoff_domain::outcome::SWEEP_SOURCE.to_owned(),
+            ..Trigger::default()
+        };
+        let owner = Owner {
+            team: Some("payments".into()),
+            topic: None,
+        };
+        let event = json!({"source":"cutoff","detail-type":"Revocation Outcome","detail":outcome("payments-batch", owner, trigger)});
+        n.handle(event).await.unwrap();
+        let published = fake.state().published.clone();
+        assert_eq!(published.len(), 2);
+        let message = &published[1].1;
+        assert!(
+            message
+                .subject
+                .starts_with("cutoff: rolling cutoff moved on"),
+            "{}",
+            message.subject
+        );
+        assert!(message.body.contains("routine"), "{}", message.body);
+        assert!(!message.body.contains("rotate"), "{}", message.body);
+    }
+}

@@ -1,0 +1,1447 @@
+//! The revoker's three inputs: an SQS batch from intake (FIFO, one group per
+//! principal); an operator's request through its function URL, where AWS verified the
+//! caller (IAM auth); or a plain direct invoke, where the caller's name is only
+//! claimed.
+//!
+//! Only the operator path may release a deny or force anything: a plain invoke tells
+//! the function nothing about its caller, and a queue message is only as trustworthy
+//! as whoever could send it. Every queue message is validated as strictly as a manual
+//! request.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use serde_json::{Value, json};
+
+use crate::revoke::Revoker;
+use cutoff_aws::retry::{CallCounter, RetryPolicy, with_retries};
+use cutoff_aws::{AccountAccess, OutcomeBus};
+use cutoff_domain::clock::Clock;
+use cutoff_domain::event::{ManualAction, manual};
+use cutoff_domain::json::Payload;
+use cutoff_domain::outcome::{Outcome, RevocationRequest, Status, Trigger};
+use cutoff_domain::principal::{PrincipalArn, clean_text};
+
+/// Who sent a manual request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The ARN AWS verified: the IAM authorizer of the function URL.
+    Verified(String),
+    /// A plain invoke: the request's own `requested_by`, if any, unverified.
+    Claimed,
+}
+
+/// What one invocation carried.
+#[derive(Debug)]
+pub enum Invocation {
+    /// An SQS batch.
+    Queue(SqsEvent),
+    /// A request through the function URL (IAM auth): the caller AWS verified and
+    /// the body, or why the request cannot be served.
+    Operator(Result<(String, Value), String>),
+    /// A direct invoke with a manual request (valid or not).
+    Direct(Result<Value, String>),
+}
+
+/// The HTTP answer to a function URL request: the JSON as the body.
+fn url_response(body: &Value) -> Value {
+    json!({
+        "statusCode": 200,
+        "headers": {"content-type": "application/json"},
+        "body": body.to_string(),
+        "isBase64Encoded": false
+    })
+}
+
+impl Invocation {
+    /// SQS batches are recognised by their records' `eventSource`, function URL
+    /// requests by their request context; anything else is a direct invoke and is
+    /// validated as a manual request. A payload with a duplicate key is refused.
+    pub fn classify(payload: impl Into<Payload>) -> Self {
+        let payload = match payload.into().into_strict() {
+            Ok(value) => value,
+            Err(err) => return Invocation::Direct(Err(err.to_string())),
+        };
+        if super::is_sqs_batch(&payload)
+            && let Ok(event) = serde_json::from_value::<SqsEvent>(payload.clone())
+        {
+            return Invocation::Queue(event);
+        }
+        if is_function_url_request(&payload) {
+            return Invocation::Operator(operator_request(payload));
+        }
+        Invocation::Direct(Ok(payload))
+    }
+}
+
+/// A function URL event: `requestContext.http` and a `rawPath`.
+fn is_function_url_request(payload: &Value) -> bool {
+    payload
+        .get("requestContext")
+        .and_then(|c| c.get("http"))
+        .is_some_and(Value::is_object)
+        && payload.get("rawPath").is_some()
+}
+
+/// The verified caller and the JSON body of a function URL request.
+fn operator_request(payload: Value) -> Result<(String, Value), String> {
+    let request: LambdaFunctionUrlRequest = serde_json::from_value(payload).map_err(|e| {
+        format!(
+            "not a function URL request: {}",
+            clean_text(&e.to_string(), 200)
+        )
+    })?;
+    let caller = request
+        .request_context
+        .authorizer
+        .as_ref()
+        .and_then(|a| a.iam.as_ref())
+        .and_then(|iam| iam.user_arn.as_deref())
+        .ok_or("the operator path needs IAM auth: the request carries no verified caller (is the function URL's AuthType AWS_IAM?)")?;
+    // The authorizer's caller is a principal ARN (an assumed-role session, a user).
+    PrincipalArn::parse(caller)
+        .map_err(|e| format!("the verified caller is not a principal ARN: {e}"))?;
+    if request.request_context.http.method.as_deref() != Some("POST") {
+        return Err("send the request as a POST with a JSON body".to_owned());
+    }
+    if request.is_base64_encoded {
+        return Err("send the request body as JSON with content-type application/json".to_owned());
+    }
+    let body = cutoff_domain::json::from_str(request.body.as_deref().unwrap_or(""))
+        .map_err(|e| format!("the request body: {e}"))?;
+    Ok((caller.to_owned(), body))
+}
+
+/// An outcome for one queue message, with its message id.
+#[derive(Debug, Clone)]
+pub struct MessageOutcome {
+    pub message_id: String,
+    pub outcome: Outcome,
+}
+
+/// The result of an SQS batch: what to tell Lambda (failed message ids go back to
+/// the queue and, after `maxReceiveCount`, to the dead-letter queue) and every
+/// message's outcome.
+#[derive(Debug)]
+pub struct BatchResult {
+    pub response: SqsBatchResponse,
+    pub outcomes: Vec<MessageOutcome>,
+    /// Revocation workflows run (one per principal in the batch).
+    pub runs: usize,
+}
+
+/// A queue message that is not a revocation cutoff would queue, and the request in it
+/// when it could be read at all (so that the outcome names the principal).
+struct Refused {
+    why: String,
+    request: Option<Box<RevocationRequest>>,
+}
+
+/// Reads a queue message as strictly as a manual request: strict JSON (no duplicate
+/// keys), no unknown fields, the same shape checks, and only what the queue may carry.
+fn queued_request(body: Option<&str>) -> Result<RevocationRequest, Refused> {
+    let refused = |why: String| Refused { why, request: None };
+    let body = body.ok_or_else(|| refused("the message has no body".to_owned()))?;
+    let value = cutoff_domain::json::from_str(body).map_err(|e| refused(e.to_string()))?;
+    let request: RevocationRequest =
+        serde_json::from_value(value).map_err(|e| refused(clean_text(&e.to_string(), 300)))?;
+    match request.check_queued() {
+        Ok(()) => Ok(request),
+        Err(why) => Err(Refused {
+            why,
+            request: Some(Box::new(request)),
+        }),
+    }
+}
+
+/// The key requests are coalesced by: one principal, one scope, one session.
+fn coalesce_key(request: &RevocationRequest) -> String {
+    let t = &request.target;
+    // The access key is part of the key: two findings naming two keys of one user
+    // must each get their key deactivated, not just the first one's.
+    // So is the unique id the finding names: a request about a principal since
+    // recreated must fail on its own, not take another's write with it. And the source
+    // and custom action: the circuit breaker counts by them, and a selection whose
+    // action is over its cap must not take a GuardDuty finding's revocation down too.
+    format!(
+        "{}/{}/{}/{}/{}/{}/{}/{}/{}/{}/{}",
+        request.trigger.source,
+        request.trigger.custom_action.as_deref().unwrap_or("-"),
+        t.account,
+        t.kind,
+        t.name,
+        request.scope.as_str(),
+        t.session.as_ref().map(|s| s.as_str()).unwrap_or("-"),
+        t.access_key_id.as_ref().map(|k| k.as_str()).unwrap_or("-"),
+        request
+            .expected_unique_id
+            .as_ref()
+            .map(|id| id.as_str())
+            .unwrap_or("-"),
+        request.action.as_str(),
+        request.dry_run
+    )
+}
+
+/// Folds the requests for one principal into the one request that covers them all:
+/// the same write, so a finding storm costs one IAM write per principal.
+fn coalesce(requests: &[&RevocationRequest]) -> Option<RevocationRequest> {
+    let first = (*requests.first()?).clone();
+    // Skipping a write is only safe if every finding's activity is covered, so the
+    // latest first activity wins; a request without one (manual) always writes.
+    let first_activity = requests
+        .iter()
+        .map(|r| r.first_activity)
+        .try_fold(None, |acc: Option<chrono::DateTime<chrono::Utc>>, t| {
+            t.map(|t| Some(acc.map_or(t, |a| a.max(t))))
+        })
+        .flatten();
+    Some(RevocationRequest {
+        first_activity,
+        force: requests.iter().all(|r| r.force),
+        ..first
+    })
+}
+
+impl<A, K, L> Revoker<A, K, L>
+where
+    A: AccountAccess,
+    A::Client: cutoff_aws::PolicySimulator,
+    K: Clock,
+    L: cutoff_aws::ledger::Ledger,
+{
+    /// Handles an SQS batch. A message whose body is not a request ends in a failed
+    /// outcome and is reported as a batch item failure, so it reaches the dead-letter
+    /// queue instead of vanishing.
+    pub async fn handle_batch(&self, event: &SqsEvent, force_dry_run: bool) -> BatchResult {
+        let mut outcomes = Vec::new();
+        let mut failures = Vec::new();
+        let mut groups: BTreeMap<String, Vec<(String, RevocationRequest)>> = BTreeMap::new();
+        let mut order: Vec<String> = Vec::new();
+
+        for record in &event.records {
+            let message_id = record.message_id.clone().unwrap_or_default();
+            match queued_request(record.body.as_deref()) {
+                Ok(mut request) => {
+                    request.dry_run |= force_dry_run;
+                    let key = coalesce_key(&request);
+                    if !groups.contains_key(&key) {
+                        order.push(key.clone());
+                    }
+                    groups.entry(key).or_default().push((message_id, request));
+                }
+                // Refused, notified, and not retried: no attempt can make it valid.
+                Err(refused) => {
+                    tracing::error!(message_id, error = %refused.why, "queue message refused");
+                    let outcome = match refused.request {
+                        Some(request) => Outcome::for_request(&request, Status::Failed, "").failed(
+                            "invalid_request",
+                            format!("queue message refused: {}", refused.why),
+                        ),
+                        None => {
+                            let mut outcome = Outcome::invalid_request(format!(
+                                "queue message is not a revocation request: {}",
+                                refused.why
+                            ));
+                            outcome.trigger.source = "queue".to_owned();
+                            outcome
+                        }
+                    };
+                    outcomes.push(MessageOutcome {
+                        message_id,
+                        outcome,
+                    });
+                }
+            }
+        }
+
+        let mut runs = 0;
+        for key in order {
+            let Some(members) = groups.get(&key) else {
+                continue;
+            };
+            // A message already applied (a redelivery) answers with its earlier outcome
+            // on its own: folded in, its idempotency mark would answer for the others.
+            let mut fresh: Vec<&(String, RevocationRequest)> = Vec::new();
+            for member in members {
+                let earlier = if members.len() > 1 {
+                    self.earlier_outcome(&member.1).await
+                } else {
+                    None
+                };
+                match earlier {
+                    Some(outcome) => outcomes.push(MessageOutcome {
+                        message_id: member.0.clone(),
+                        outcome,
+                    }),
+                    None => fresh.push(member),
+                }
+            }
+            let requests: Vec<&RevocationRequest> = fresh.iter().map(|(_, r)| r).collect();
+            let Some(combined) = coalesce(&requests) else {
+                continue;
+            };
+            runs += 1;
+            let request_id = fresh.first().map(|(id, _)| id.as_str()).unwrap_or("batch");
+            let started = self.clock.now();
+            let result = if members.len() > 1 {
+                self.handle_folded(&combined, request_id).await
+            } else {
+                self.handle(&combined, request_id).await
+            };
+            for (i, (message_id, request)) in fresh.into_iter().enumerate() {
+                // Each message keeps its own trigger so its owner hears about its
+                // finding; the write and its result are shared.
+                let outcome = Outcome {
+                    trigger: request.trigger.clone(),
+                    ..result.clone()
+                };
+                if i > 0 {
+                    self.settle_shared(request, message_id, &outcome, started)
+                        .await;
+                }
+                if outcome.needs_retry() {
+                    failures.push(message_id.clone());
+                }
+                outcomes.push(MessageOutcome {
+                    message_id: message_id.clone(),
+                    outcome,
+                });
+            }
+        }
+
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failures
+            .into_iter()
+            .map(|item_identifier| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = item_identifier;
+                failure
+            })
+            .collect();
+        BatchResult {
+            response,
+            outcomes,
+            runs,
+        }
+    }
+
+    /// Handles a manual request, from the operator path or a plain invoke, answered
+    /// with its outcome (or, for `status`, a status report). Invalid requests get a
+    /// failed outcome, never an error: the operator needs to read why.
+    ///
+    /// Through the operator path AWS verified the caller: that ARN is `requested_by`.
+    /// A plain invoke's `requested_by` is recorded as claimed, and such an invoke may
+    /// only revoke or ask for status: releasing a deny or forcing anything needs the
+    /// verified path.
+    pub async fn handle_direct(
+        &self,
+        payload: Value,
+        caller: Caller,
+        request_id: &str,
+        force_dry_run: bool,
+    ) -> DirectAnswer {
+        let invalid = |message: String| {
+            let mut outcome = Outcome::invalid_request(message);
+            if let Caller::Verified(arn) = &caller {
+                outcome.trigger.requested_by = Some(arn.clone());
+                outcome.trigger.requested_by_verified = true;
+            }
+            DirectAnswer::Outcome(Box::new(outcome))
+        };
+        let manual = match manual::parse(payload) {
+            Ok(r) => r,
+            Err(e) => return invalid(e.to_string()),
+        };
+        if let Some(why) = manual.refuse_partition(self.config.partition) {
+            return invalid(why);
+        }
+        if caller == Caller::Claimed && (manual.action == ManualAction::Release || manual.force) {
+            return invalid(format!(
+                "{} comes only from the operator path (the revoker's function URL with IAM auth, `cutoff {}` signs for it), where AWS vouches for who asks; a plain invoke cannot",
+                if manual.force { "force" } else { "release" },
+                manual.action.as_str()
+            ));
+        }
+        let mut request = RevocationRequest::from_manual(&manual);
+        request.trigger = match &caller {
+            Caller::Verified(arn) => Trigger {
+                requested_by: Some(arn.clone()),
+                requested_by_verified: true,
+                ..request.trigger
+            },
+            Caller::Claimed => request.trigger,
+        };
+        request.dry_run |= force_dry_run;
+        match request.action {
+            ManualAction::Status => {
+                DirectAnswer::Status(Box::new(self.status(&request, request_id).await))
+            }
+            _ => DirectAnswer::Outcome(Box::new(self.handle(&request, request_id).await)),
+        }
+    }
+
+    /// One Lambda invocation, either kind: handles it, logs every outcome, and
+    /// publishes the outcomes to the bus so the owner is told.
+    ///
+    /// On the queue path, an outcome that could not be published turns its message
+    /// into a batch item failure: it is retried (the write is idempotent) until its
+    /// outcome is out. A failed outcome is published on the first attempt and on the
+    /// last one (`final_receive`, the queue's maxReceiveCount), not on every retry in
+    /// between. On the direct path the operator already has the answer; a publish
+    /// failure is logged.
+    pub async fn handle_invocation<B: OutcomeBus>(
+        &self,
+        bus: &B,
+        retry: &RetryPolicy,
+        payload: impl Into<Payload>,
+        request_id: &str,
+        settings: InvocationSettings,
+    ) -> Value {
+        let calls = CallCounter::default();
+        match Invocation::classify(payload) {
+            Invocation::Queue(batch) => {
+                let receives: BTreeMap<String, u32> = batch
+                    .records
+                    .iter()
+                    .map(|r| {
+                        let count = r
+                            .attributes
+                            .get("ApproximateReceiveCount")
+                            .and_then(|c| c.parse().ok())
+                            .unwrap_or(1);
+                        (r.message_id.clone().unwrap_or_default(), count)
+                    })
+                    .collect();
+                let mut result = self.handle_batch(&batch, settings.dry_run).await;
+                let mut to_publish = Vec::new();
+                let mut published_ids = Vec::new();
+                for message in &result.outcomes {
+                    crate::telemetry::log_outcome(&message.outcome);
+                    let receive = receives.get(&message.message_id).copied().unwrap_or(1);
+                    let retried = message.outcome.needs_retry();
+                    let tell = !retried || receive <= 1 || receive >= settings.final_receive;
+                    if tell {
+                        let mut outcome = message.outcome.clone();
+                        if retried {
+                            outcome.detail = if receive >= settings.final_receive {
+                                format!(
+                                    "{} (attempt {receive}, the last: the request is now in the dead-letter queue)",
+                                    outcome.detail
+                                )
+                            } else {
+                                format!(
+                                    "{} (attempt {receive}; it will be retried)",
+                                    outcome.detail
+                                )
+                            };
+                        }
+                        to_publish.push(outcome);
+                        published_ids.push(message.message_id.clone());
+                    }
+                }
+                if !to_publish.is_empty()
+                    && let Err(err) = with_retries(retry, &calls, || bus.publish(&to_publish)).await
+                {
+                    tracing::error!(error = %err, count = to_publish.len(), "outcomes not published; their messages will be retried");
+                    let already: Vec<String> = result
+                        .response
+                        .batch_item_failures
+                        .iter()
+                        .map(|f| f.item_identifier.clone())
+                        .collect();
+                    for id in published_ids.into_iter().filter(|id| !already.contains(id)) {
+                        let mut failure = BatchItemFailure::default();
+                        failure.item_identifier = id;
+                        result.response.batch_item_failures.push(failure);
+                    }
+                }
+                to_value(&result.response)
+            }
+            Invocation::Operator(request) => {
+                let answer = match request {
+                    Ok((caller, body)) if cutoff_domain::self_check::is_self_check(&body) => {
+                        return url_response(
+                            &self.answer_self_check(body, &caller, request_id).await,
+                        );
+                    }
+                    Ok((caller, body)) => {
+                        self.handle_direct(
+                            body,
+                            Caller::Verified(caller),
+                            request_id,
+                            settings.dry_run,
+                        )
+                        .await
+                    }
+                    Err(why) => DirectAnswer::Outcome(Box::new(Outcome::invalid_request(why))),
+                };
+                url_response(&self.answer(bus, retry, &calls, answer).await)
+            }
+            Invocation::Direct(payload) => {
+                let answer = match payload {
+                    Ok(payload) if cutoff_domain::self_check::is_self_check(&payload) => {
+                        DirectAnswer::Outcome(Box::new(Outcome::invalid_request(
+                            "self_check comes only from the operator path (the revoker's function URL with IAM auth; `cutoff doctor` signs for it)".to_owned(),
+                        )))
+                    }
+                    Ok(payload) => {
+                        self.handle_direct(payload, Caller::Claimed, request_id, settings.dry_run)
+                            .await
+                    }
+                    Err(why) => DirectAnswer::Outcome(Box::new(Outcome::invalid_request(why))),
+                };
+                self.answer(bus, retry, &calls, answer).await
+            }
+        }
+    }
+
+    /// The answer to `cutoff doctor`'s self-check: `{"self_check": report}`, or a failed
+    /// outcome saying why it was refused. It writes nothing, so nothing is published;
+    /// it is logged with the verified caller.
+    async fn answer_self_check(&self, body: Value, caller: &str, request_id: &str) -> Value {
+        let report = match cutoff_domain::self_check::SelfCheckRequest::parse(body) {
+            Ok(request) => self.self_check(&request, request_id).await,
+            Err(why) => Err(why),
+        };
+        match report {
+            Ok(report) => {
+                tracing::info!(
+                    caller,
+                    passed = report.passed,
+                    accounts = report.accounts.len(),
+                    "self-check"
+                );
+                json!({ "self_check": report })
+            }
+            Err(why) => {
+                tracing::warn!(caller, %why, "self-check refused");
+                let mut outcome = Outcome::invalid_request(why);
+                outcome.trigger.requested_by = Some(caller.to_owned());
+                outcome.trigger.requested_by_verified = true;
+                to_value(&outcome)
+            }
+        }
+    }
+
+    /// A manual request's answer: an outcome is logged and published (the caller has
+    /// it either way: a publish failure is logged), a status report only returned.
+    async fn answer<B: OutcomeBus>(
+        &self,
+        bus: &B,
+        retry: &RetryPolicy,
+        calls: &CallCounter,
+        answer: DirectAnswer,
+    ) -> Value {
+        match answer {
+            DirectAnswer::Status(report) => to_value(&report),
+            DirectAnswer::Outcome(outcome) => {
+                crate::telemetry::log_outcome(&outcome);
+                if let Err(err) = with_retries(retry, calls, || {
+                    bus.publish(std::slice::from_ref(outcome.as_ref()))
+                })
+                .await
+                {
+                    tracing::error!(error = %err, "outcome of a manual request not published; the caller has it");
+                }
+                to_value(&outcome)
+            }
+        }
+    }
+}
+
+/// The answer to a direct invoke.
+#[derive(Debug, Clone)]
+pub enum DirectAnswer {
+    Outcome(Box<Outcome>),
+    Status(Box<crate::revoke::StatusReport>),
+}
+
+impl DirectAnswer {
+    pub fn to_json(&self) -> Value {
+        match self {
+            DirectAnswer::Outcome(o) => to_value(o),
+            DirectAnswer::Status(s) => to_value(s),
+        }
+    }
+}
+
+/// Deployment settings that shape an invocation.
+#[derive(Debug, Clone, Copy)]
+pub struct InvocationSettings {
+    /// Write nothing, whatever the requests say.
+    pub dry_run: bool,
+    /// The queue's maxReceiveCount: the attempt after which a message goes to the
+    /// dead-letter queue.
+    pub final_receive: u32,
+}
+
+fn to_value<T: serde::Serialize>(value: &T) -> Value {
+    // Outcomes and reports are plain data with string keys.
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::revoke::RevokeConfig;
+    use chrono::TimeZone;
+    use cutoff_aws::fake::{FakeAccess, FakeIam};
+    use cutoff_domain::clock::FixedClock;
+    use cutoff_domain::outcome::Trigger;
+    use cutoff_domain::principal::{Account, PrincipalName, Target};
+    use serde_json::json;
+
+    const MEMBER: &str = "111122223333";
+
+    fn revoker() -> (Revoker<FakeAccess, FixedClock>, FakeIam) {
+        let access = FakeAccess::new("999988887777");
+        let member = access.account(MEMBER);
+        for role in ["payments-api", "ledger", "reports"] {
+            member.add_role(role, "/", &[]);
+        }
+        let clock = FixedClock::at(
+            chrono::Utc
+                .with_ymd_and_hms(2026, 11, 23, 12, 0, 0)
+                .unwrap(),
+        );
+        (Revoker::new(access, clock, RevokeConfig::default()), member)
+    }
+
+    fn request(role: &str, finding: &str) -> RevocationRequest {
+        RevocationRequest {
+            action: ManualAction::Revoke,
+            target: Target::role(
+                Account::parse(MEMBER).unwrap(),
+                PrincipalName::parse(role).unwrap(),
+            ),
+            scope: cutoff_domain::event::Scope::Role,
+            trigger: Trigger {
+                source: "guardduty".into(),
+                finding_id: Some(finding.into()),
+                ..Trigger::default()
+            },
+            first_activity: None,
+            expected_unique_id: None,
+            dry_run: false,
+            force: false,
+        }
+    }
+
+    fn sqs(bodies: &[String]) -> Value {
+        json!({"Records": bodies.iter().enumerate().map(|(i, body)| json!({
+            "messageId": format!("m{i}"), "receiptHandle": "h", "body": body,
+            "attributes": {"MessageGroupId": "g"}, "messageAttributes": {},
+            "md5OfBody": "", "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:999988887777:cutoff-requests.fifo", "awsRegion": "us-east-1"
+        })).collect::<Vec<_>>()})
+    }
+
+    /// The outcome the batch gave message `id`.
+    fn outcome_of(result: &BatchResult, id: &str) -> Outcome {
+        result
+            .outcomes
+            .iter()
+            .find(|o| o.message_id == id)
+            .map(|o| o.outcome.clone())
+            .unwrap_or_else(|| panic!("no outcome for {id}"))
+    }
+
+    fn batch(value: Value) -> SqsEvent {
+        match Invocation::classify(value) {
+            Invocation::Queue(e) => e,
+            other => panic!("not recognised as SQS: {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_storm_for_three_roles_costs_three_writes() {
+        let (r, member) = revoker();
+        let bodies: Vec<String> = (0..50)
+            .map(|i| {
+                serde_json::to_string(&request(
+                    ["payments-api", "ledger", "reports"][i % 3],
+                    &format!("f{i}"),
+                ))
+                .unwrap()
+            })
+            .collect();
+        let result = r.handle_batch(&batch(sqs(&bodies)), false).await;
+        assert_eq!(result.runs, 3);
+        assert_eq!(member.calls_of("PutRolePolicy"), 3);
+        assert!(result.response.batch_item_failures.is_empty());
+        assert_eq!(result.outcomes.len(), 50, "every message has an outcome");
+        assert!(
+            result
+                .outcomes
+                .iter()
+                .all(|o| o.outcome.status == Status::Applied)
+        );
+        let m4 = result
+            .outcomes
+            .iter()
+            .find(|o| o.message_id == "m4")
+            .unwrap();
+        assert_eq!(
+            m4.outcome.trigger.finding_id.as_deref(),
+            Some("f4"),
+            "each message keeps its trigger"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_are_retried_per_message_and_bad_bodies_are_refused_not_dropped() {
+        let (r, member) = revoker();
+        member.fail("PutRolePolicy", &[cutoff_aws::ErrorKind::AccessDenied]);
+        let bodies = vec![
+            serde_json::to_string(&request("payments-api", "f1")).unwrap(),
+            serde_json::to_string(&request("payments-api", "f2")).unwrap(),
+            "{not json".to_owned(),
+            serde_json::to_string(&request("ledger", "f3")).unwrap(),
+        ];
+        let result = r.handle_batch(&batch(sqs(&bodies)), false).await;
+        let failed: Vec<&str> = result
+            .response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        // The unreadable body is refused with an outcome, and not retried: no attempt
+        // can make it readable.
+        assert_eq!(failed, ["m0", "m1"]);
+        assert_eq!(result.outcomes.len(), 4);
+        let refused = result
+            .outcomes
+            .iter()
+            .find(|o| o.message_id == "m2")
+            .unwrap();
+        assert_eq!(refused.outcome.status, Status::Failed);
+        assert_eq!(
+            refused.outcome.error.as_ref().unwrap().kind,
+            "invalid_request"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_redelivered_finding_does_not_answer_for_a_new_one_folded_in_behind_it() {
+        // A (finding f1) was applied at 12:00; its message comes back (its outcome could
+        // not be published) in one batch with B, a new finding about the same role whose
+        // session was first used at 12:05, after A's cutoff. B must get its own write,
+        // not A's earlier answer.
+        let (r, member) = revoker();
+        let ledger = cutoff_aws::fake::FakeLedger::default();
+        let r = r.with_ledger(ledger.clone());
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let mut a = request("payments-api", "f1");
+        a.trigger.updated_at = Some(at("2026-11-23T11:59:00Z"));
+        a.first_activity = Some(at("2026-11-23T11:50:00Z"));
+        let a_body = serde_json::to_string(&a).unwrap();
+        let first = r
+            .handle_batch(&batch(sqs(std::slice::from_ref(&a_body))), false)
+            .await;
+        assert_eq!(first.outcomes[0].outcome.status, Status::Applied);
+        let first_cutoff = first.outcomes[0].outcome.cutoff.unwrap();
+        r.clock.advance(chrono::Duration::minutes(10));
+        let mut b = request("payments-api", "f2");
+        b.trigger.updated_at = Some(at("2026-11-23T12:09:00Z"));
+        b.first_activity = Some(at("2026-11-23T12:05:00Z"));
+        let b_body = serde_json::to_string(&b).unwrap();
+        let second = r
+            .handle_batch(&batch(sqs(&[a_body, b_body.clone()])), false)
+            .await;
+        let of = outcome_of;
+        let redelivered = of(&second, "m0");
+        assert_eq!(redelivered.status, Status::Applied);
+        assert_eq!(redelivered.cutoff, Some(first_cutoff), "A's earlier answer");
+        let new = of(&second, "m1");
+        assert_eq!(new.status, Status::Applied, "{new:#?}");
+        assert!(new.cutoff.unwrap().covers(at("2026-11-23T12:05:00Z")));
+        assert_eq!(member.calls_of("PutRolePolicy"), 2);
+        // B's message, delivered again, now answers with B's outcome and no call.
+        let calls = member.calls().len();
+        let again = r.handle_batch(&batch(sqs(&[b_body])), false).await;
+        assert_eq!(again.outcomes[0].outcome.cutoff, new.cutoff);
+        assert_eq!(member.calls().len(), calls);
+        // Two new findings folded into one write: each is marked applied, so the one
+        // that rode along is recognised on its own redelivery too.
+        r.clock.advance(chrono::Duration::minutes(10));
+        let mut c = request("payments-api", "f3");
+        c.trigger.updated_at = Some(at("2026-11-23T12:19:00Z"));
+        let mut d = request("payments-api", "f4");
+        d.trigger.updated_at = Some(at("2026-11-23T12:19:30Z"));
+        let d_body = serde_json::to_string(&d).unwrap();
+        let folded = r
+            .handle_batch(
+                &batch(sqs(&[serde_json::to_string(&c).unwrap(), d_body.clone()])),
+                false,
+            )
+            .await;
+        assert_eq!(folded.runs, 1);
+        let d_outcome = of(&folded, "m1");
+        assert_eq!(d_outcome.status, Status::Applied);
+        let calls = member.calls().len();
+        let d_again = r.handle_batch(&batch(sqs(&[d_body])), false).await;
+        assert_eq!(d_again.outcomes[0].outcome.status, Status::Applied);
+        assert_eq!(d_again.outcomes[0].outcome.cutoff, d_outcome.cutoff);
+        assert_eq!(member.calls().len(), calls, "answered from the ledger");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_guardduty_request_is_not_folded_into_a_custom_action_over_its_cap() {
+        let (r, member) = revoker();
+        let r = Revoker {
+            config: RevokeConfig {
+                max_revocations_per_account_hour: Some(100),
+                max_revocations_per_action_hour: Some(1),
+                ..RevokeConfig::default()
+            },
+            ..r
+        }
+        .with_ledger(cutoff_aws::fake::FakeLedger::default());
+        const ACTION: &str = "arn:aws:securityhub:us-east-1:999988887777:action/custom/revoke";
+        let by_action = |role: &str, finding: &str| {
+            let mut req = request(role, finding);
+            req.trigger.source = "securityhub".into();
+            req.trigger.custom_action = Some(ACTION.into());
+            serde_json::to_string(&req).unwrap()
+        };
+        // The action's one revocation this hour.
+        r.handle_batch(&batch(sqs(&[by_action("ledger", "sh-0")])), false)
+            .await;
+        let result = r
+            .handle_batch(
+                &batch(sqs(&[
+                    by_action("payments-api", "sh-1"),
+                    serde_json::to_string(&request("payments-api", "gd-1")).unwrap(),
+                ])),
+                false,
+            )
+            .await;
+        let of = |id: &str| outcome_of(&result, id);
+        assert_eq!(
+            of("m0").error.map(|e| e.kind),
+            Some("circuit_open".to_owned())
+        );
+        assert_eq!(of("m1").status, Status::Applied, "{:#?}", of("m1"));
+        assert!(member.writes().contains(&"PutRolePolicy"));
+    }
+
+    fn queued_outcome(
+        r: &Revoker<FakeAccess, FixedClock>,
+        body: String,
+    ) -> impl std::future::Future<Output = BatchResult> + '_ {
+        let event = batch(sqs(&[body]));
+        async move { r.handle_batch(&event, false).await }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forced_release_sent_to_the_request_queue_is_refused() {
+        let (r, member) = revoker();
+        // A revocation in force that a forced release would lift.
+        r.handle(&request("payments-api", "f0"), "m-setup").await;
+        let writes = member.writes().len();
+        for (action, force) in [
+            ("release", true),
+            ("release", false),
+            ("status", false),
+            ("revoke", true),
+        ] {
+            let mut body = serde_json::to_value(request("payments-api", "f1")).unwrap();
+            body["action"] = json!(action);
+            body["force"] = json!(force);
+            let result = queued_outcome(&r, body.to_string()).await;
+            let outcome = &result.outcomes[0].outcome;
+            assert_eq!(outcome.status, Status::Failed, "{action}/{force}");
+            assert_eq!(outcome.error.as_ref().unwrap().kind, "invalid_request");
+            assert!(
+                outcome.detail.contains("operator path"),
+                "{}",
+                outcome.detail
+            );
+            assert!(
+                result.response.batch_item_failures.is_empty(),
+                "refused, notified, not retried"
+            );
+            assert_eq!(
+                outcome.target.as_ref().unwrap().name.as_str(),
+                "payments-api"
+            );
+        }
+        assert_eq!(
+            member.writes().len(),
+            writes,
+            "nothing written, nothing lifted"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_message_that_says_more_than_cutoff_writes_is_refused() {
+        let (r, member) = revoker();
+        let good = serde_json::to_value(request("payments-api", "f1")).unwrap();
+        let mut unknown = good.clone();
+        unknown["requested_by_admin"] = json!(true);
+        let mut nested = good.clone();
+        nested["target"]["role_arn"] = json!("arn:aws:iam::111122223333:role/x");
+        let mut claimed = good.clone();
+        claimed["trigger"]["requested_by"] = json!("alice");
+        claimed["trigger"]["requested_by_verified"] = json!(true);
+        let mut key_on_role = good.clone();
+        key_on_role["target"]["access_key_id"] = json!("AKIAZXCVBNMASDFGHJKL");
+        let mut root = good.clone();
+        root["target"]["kind"] = json!("root");
+        let mut long_id = good.clone();
+        long_id["trigger"]["finding_id"] = json!("x".repeat(600));
+        let duplicate = r#"{"action":"revoke","action":"revoke","target":{"kind":"role","account":"111122223333","name":"payments-api","access_key_id":null,"session":null},"trigger":{"source":"guardduty","finding_id":"f1","finding_type":null,"severity":null,"updated_at":null,"requested_by":null,"reason":null}}"#;
+        for body in [
+            unknown.to_string(),
+            nested.to_string(),
+            claimed.to_string(),
+            key_on_role.to_string(),
+            root.to_string(),
+            long_id.to_string(),
+            duplicate.to_owned(),
+        ] {
+            let result = queued_outcome(&r, body.clone()).await;
+            let outcome = &result.outcomes[0].outcome;
+            assert_eq!(outcome.status, Status::Failed, "{body}");
+            assert_eq!(
+                outcome.error.as_ref().unwrap().kind,
+                "invalid_request",
+                "{body}"
+            );
+            assert!(result.response.batch_item_failures.is_empty(), "{body}");
+        }
+        assert!(member.writes().is_empty());
+        // The well-formed message still goes through, and so does a role's finding
+        // naming the session's temporary key (what GuardDuty reports).
+        let result = queued_outcome(&r, good.to_string()).await;
+        assert_eq!(result.outcomes[0].outcome.status, Status::Applied);
+        let mut session_key = good.clone();
+        session_key["target"]["access_key_id"] = json!("ASIAZXCVBNMASDFGHJKL");
+        session_key["trigger"]["finding_id"] = json!("f2");
+        let result = queued_outcome(&r, session_key.to_string()).await;
+        assert_eq!(
+            result.outcomes[0].outcome.status,
+            Status::AlreadyRevoked,
+            "{}",
+            result.outcomes[0].outcome.detail
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_plain_invoke_cannot_release_or_force_and_its_requester_is_only_claimed() {
+        let (r, member) = revoker();
+        r.handle(&request("payments-api", "f0"), "m-setup").await;
+        let writes = member.writes().len();
+        for payload in [
+            json!({"action": "release", "account": MEMBER, "role": "payments-api", "force": true, "requested_by": "the-ciso"}),
+            json!({"action": "release", "account": MEMBER, "role": "payments-api"}),
+            json!({"action": "revoke", "account": MEMBER, "role": "payments-api", "force": true}),
+        ] {
+            let answer = r
+                .handle_direct(payload.clone(), Caller::Claimed, "req", false)
+                .await
+                .to_json();
+            assert_eq!(answer["status"], "failed", "{payload}");
+            assert_eq!(answer["error"]["kind"], "invalid_request");
+            assert!(
+                answer["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("operator path"),
+                "{answer}"
+            );
+        }
+        assert_eq!(member.writes().len(), writes);
+        let answer = r
+            .handle_direct(
+                json!({"action": "revoke", "account": MEMBER, "role": "ledger", "requested_by": "the-ciso"}),
+                Caller::Claimed,
+                "req",
+                false,
+            )
+            .await
+            .to_json();
+        assert_eq!(answer["status"], "applied");
+        assert_eq!(answer["trigger"]["requested_by"], "the-ciso");
+        assert_eq!(answer["trigger"]["requested_by_verified"], false);
+    }
+
+    fn url_event(caller: Option<&str>, body: &Value) -> Value {
+        let mut authorizer = json!(null);
+        if let Some(arn) = caller {
+            authorizer = json!({"iam": {"accessKey": "ASIAZXCVBNMASDFGHJKL", "accountId": "999988887777",
+                "callerId": "AROAZXCVBNMASDFGHJKLQ:alice", "userArn": arn, "userId": "AROAZXCVBNMASDFGHJKLQ:alice"}});
+        }
+        json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+            "headers": {"content-type": "application/json", "host": "abc.lambda-url.us-east-1.on.aws"},
+            "requestContext": {"accountId": "999988887777", "apiId": "abc", "authorizer": authorizer,
+                "domainName": "abc.lambda-url.us-east-1.on.aws", "domainPrefix": "abc",
+                "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1", "userAgent": "cutoff"},
+                "requestId": "r-1", "routeKey": "$default", "stage": "$default", "time": "23/Nov/2026:12:00:00 +0000", "timeEpoch": 1795435200000i64},
+            "body": body.to_string(), "isBase64Encoded": false
+        })
+    }
+
+    fn self_checking_revoker() -> (Revoker<FakeAccess, FixedClock>, FakeIam) {
+        let (mut r, member) = revoker();
+        r.config.self_check = Some(crate::revoke::SelfCheckIdentity {
+            member_role_name: PrincipalName::parse("cutoff-member").unwrap(),
+            home_role_arn: Some(
+                "arn:aws:iam::999988887777:role/cutoff-us-east-1-revoker".to_owned(),
+            ),
+        });
+        r.config.accounts = Some(cutoff_domain::principal::AccountScope {
+            organization: None,
+            accounts: Some(vec![
+                Account::parse(MEMBER).unwrap(),
+                Account::parse("444455556666").unwrap(),
+            ]),
+        });
+        (r, member)
+    }
+
+    /// The answer, and how many outcomes were published.
+    async fn self_check(r: &Revoker<FakeAccess, FixedClock>, event: Value) -> (Value, usize) {
+        let bus = cutoff_aws::fake::FakeMessaging::default();
+        let answer = r
+            .handle_invocation(&bus, &RetryPolicy::immediate(2), event, "req", settings())
+            .await;
+        let published = bus.state().outcomes.len();
+        (answer, published)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_self_check_asks_the_simulator_in_every_account_and_reports_what_fails() {
+        let (r, member) = self_checking_revoker();
+        let operator = "arn:aws:sts::999988887777:assumed-role/CutoffBreakGlassOperator/alice";
+        // An SCP in the member account denies the deny cutoff would write.
+        member.state().simulated.insert(
+            (
+                format!("arn:aws:iam::{MEMBER}:role/cutoff-member"),
+                "iam:PutRolePolicy".to_owned(),
+                format!("arn:aws:iam::{MEMBER}:role/cutoff-doctor-sample"),
+            ),
+            cutoff_domain::self_check::Decision::ExplicitDeny,
+        );
+        // Cutoff's own roles must be refused: the fake allows everything else.
+        for (account, role) in [
+            (MEMBER, "cutoff-member"),
+            ("444455556666", "cutoff-member"),
+            ("999988887777", "cutoff-us-east-1-revoker"),
+        ] {
+            let iam = r.access.account(account);
+            iam.state().simulated.insert(
+                (
+                    format!("arn:aws:iam::{account}:role/{role}"),
+                    "iam:PutRolePolicy".to_owned(),
+                    format!("arn:aws:iam::{account}:role/{role}"),
+                ),
+                cutoff_domain::self_check::Decision::ExplicitDeny,
+            );
+            iam.state().simulated.insert(
+                (
+                    format!("arn:aws:iam::{account}:role/{role}"),
+                    "iam:DeleteAccessKey".to_owned(),
+                    format!("arn:aws:iam::{account}:user/cutoff-doctor-sample"),
+                ),
+                cutoff_domain::self_check::Decision::ImplicitDeny,
+            );
+            iam.state().simulated_attachments.insert(
+                (
+                    format!("arn:aws:iam::{account}:role/{role}"),
+                    "arn:aws:iam::aws:policy/AdministratorAccess".to_owned(),
+                ),
+                cutoff_domain::self_check::Decision::ExplicitDeny,
+            );
+        }
+        // The third member account's role does not trust the revoker.
+        r.access
+            .assume_failures
+            .lock()
+            .unwrap()
+            .extend([cutoff_aws::ErrorKind::AccessDenied]);
+        // (The fake fails the next AssumeRole: the first member account asked.)
+        let body = json!({"action": "self_check", "accounts": ["999988887777", "444455556666", MEMBER, "123456789012"]});
+        let (answer, published) = self_check(&r, url_event(Some(operator), &body)).await;
+        assert_eq!(
+            published, 0,
+            "a self-check writes nothing and publishes nothing"
+        );
+        let report: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        let report = &report["self_check"];
+        assert_eq!(report["passed"], false, "{report}");
+        assert_eq!(report["member_role"], "cutoff-member");
+        let accounts = report["accounts"].as_array().unwrap();
+        let by_account = |id: &str| accounts.iter().find(|a| a["account"] == id).unwrap();
+        // Home: the revoker's own role, every probe as expected.
+        let home = by_account("999988887777");
+        assert_eq!(home["passed"], true, "{home}");
+        assert_eq!(home["probes"].as_array().unwrap().len(), 10);
+        // The member account: assumed, one probe denied by the SCP.
+        let scp = by_account(MEMBER);
+        assert_eq!(
+            (scp["passed"].clone(), scp["assumed"].clone()),
+            (json!(false), json!(true))
+        );
+        let failing: Vec<&Value> = scp["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["passed"] == false)
+            .collect();
+        assert_eq!(failing.len(), 1, "{scp}");
+        assert_eq!(failing[0]["action"], "iam:PutRolePolicy");
+        assert_eq!(failing[0]["decision"], "explicit_deny");
+        // Not assumed: no probe, and why.
+        let untrusted = by_account("444455556666");
+        assert_eq!(untrusted["assumed"], false);
+        assert!(untrusted["probes"].as_array().unwrap().is_empty());
+        assert!(
+            untrusted["error"]
+                .as_str()
+                .unwrap()
+                .contains("cannot assume"),
+            "{untrusted}"
+        );
+        // Outside the accounts cutoff may act in: never reached.
+        let outside = by_account("123456789012");
+        assert_eq!(outside["passed"], false);
+        assert!(
+            !r.access
+                .assumed
+                .lock()
+                .unwrap()
+                .contains(&"123456789012".to_owned())
+        );
+        // Each question carried the context a real call would: the acting role.
+        let contexts = member.state().simulation_contexts.clone();
+        assert_eq!(contexts.len(), 10);
+        assert!(contexts.iter().any(|c| {
+            c.iter().any(|v| {
+                v.key == "iam:PolicyARN" && v.value.ends_with("policy/AdministratorAccess")
+            })
+        }));
+        assert!(
+            contexts
+                .iter()
+                .all(|c| c.iter().any(|v| v.key == "aws:PrincipalArn"
+                    && v.value == format!("arn:aws:iam::{MEMBER}:role/cutoff-member")))
+        );
+        // Nothing was written anywhere.
+        assert!(member.writes().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_self_check_answers_within_the_revokers_timeout() {
+        // The member account answers each question in 15 s: four questions use up the
+        // time budget; the rest of its probes and the accounts after it are reported
+        // unchecked rather than the whole answer lost to the function's timeout.
+        let (mut r, member) = self_checking_revoker();
+        r.config.retry = RetryPolicy::immediate(1);
+        member.state().simulation_delay = std::time::Duration::from_secs(15);
+        let operator = "arn:aws:sts::999988887777:assumed-role/CutoffBreakGlassOperator/alice";
+        let body = json!({"action": "self_check", "accounts": [MEMBER, "444455556666"]});
+        let started = tokio::time::Instant::now();
+        let (answer, _) = self_check(&r, url_event(Some(operator), &body)).await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(90));
+        let report: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        let accounts = report["self_check"]["accounts"].as_array().unwrap();
+        assert_eq!(accounts[0]["account"], MEMBER);
+        assert_eq!(accounts[0]["passed"], false);
+        let probes = accounts[0]["probes"].as_array().unwrap();
+        let asked = probes
+            .iter()
+            .filter(|p| p["decision"] != Value::Null)
+            .count();
+        assert_eq!(asked, 4, "{report}");
+        assert!(
+            probes[4]["error"]
+                .as_str()
+                .unwrap()
+                .contains("time ran out")
+        );
+        assert_eq!(accounts[1]["unreachable"], "out_of_time", "{report}");
+        assert!(
+            !r.access
+                .assumed
+                .lock()
+                .unwrap()
+                .contains(&"444455556666".to_owned()),
+            "not reached"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_self_check_comes_only_through_the_operator_path_and_is_read_strictly() {
+        let (r, _) = self_checking_revoker();
+        let operator = "arn:aws:sts::999988887777:assumed-role/CutoffBreakGlassOperator/alice";
+        // A plain invoke is refused like a plain release: the refusal is published,
+        // so the security team hears of the attempt.
+        let (plain, published) =
+            self_check(&r, json!({"action": "self_check", "accounts": [MEMBER]})).await;
+        assert_eq!(published, 1);
+        assert_eq!(plain["status"], "failed", "{plain}");
+        assert!(plain["detail"].as_str().unwrap().contains("operator path"));
+        let body = json!({"action": "self_check", "accounts": [MEMBER], "force": true});
+        let (answer, _) = self_check(&r, url_event(Some(operator), &body)).await;
+        let outcome: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(outcome["status"], "failed", "{outcome}");
+        assert_eq!(outcome["trigger"]["requested_by"], operator);
+        assert!(r.access.assumed.lock().unwrap().is_empty());
+        // A revoker deployed without its identity says so rather than guessing.
+        let (plain_revoker, _) = revoker();
+        let body = json!({"action": "self_check", "accounts": [MEMBER]});
+        let (answer, _) = self_check(&plain_revoker, url_event(Some(operator), &body)).await;
+        let outcome: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert!(
+            outcome["detail"]
+                .as_str()
+                .unwrap()
+                .contains("not configured"),
+            "{outcome}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_operator_path_records_the_caller_aws_verified_not_the_one_claimed() {
+        let (r, member) = revoker();
+        let bus = cutoff_aws::fake::FakeMessaging::default();
+        let caller = "arn:aws:sts::999988887777:assumed-role/CutoffBreakGlassOperator/alice";
+        r.handle(&request("payments-api", "f0"), "m-setup").await;
+        r.clock.advance(chrono::Duration::hours(13));
+        let body = json!({"action": "release", "account": MEMBER, "role": "payments-api", "requested_by": "someone-else"});
+        let answer = r
+            .handle_invocation(
+                &bus,
+                &RetryPolicy::immediate(2),
+                url_event(Some(caller), &body),
+                "req",
+                settings(),
+            )
+            .await;
+        assert_eq!(answer["statusCode"], 200);
+        let outcome: Outcome = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(outcome.status, Status::Released, "{}", outcome.detail);
+        assert_eq!(outcome.trigger.requested_by.as_deref(), Some(caller));
+        assert!(outcome.trigger.requested_by_verified);
+        assert!(
+            member
+                .inline(
+                    &cutoff_aws::IamPrincipal::role(PrincipalName::parse("payments-api").unwrap()),
+                    cutoff_domain::policy::ROLE_WIDE_POLICY_NAME
+                )
+                .is_none()
+        );
+        assert_eq!(bus.state().outcomes.len(), 1, "published");
+        // Without IAM auth there is no verified caller: refused.
+        let answer = r
+            .handle_invocation(
+                &bus,
+                &RetryPolicy::immediate(2),
+                url_event(None, &body),
+                "req",
+                settings(),
+            )
+            .await;
+        let outcome: Outcome = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(outcome.error.unwrap().kind, "invalid_request");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_dry_run_switch_applies_to_every_message() {
+        let (r, member) = revoker();
+        let bodies = vec![serde_json::to_string(&request("payments-api", "f1")).unwrap()];
+        let result = r.handle_batch(&batch(sqs(&bodies)), true).await;
+        assert_eq!(result.outcomes[0].outcome.status, Status::DryRun);
+        assert!(member.writes().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn direct_invokes_answer_with_the_outcome_or_an_error_outcome() {
+        let (r, _) = revoker();
+        let payload = json!({"action": "revoke", "account": MEMBER, "role": "payments-api", "requested_by": "alice"});
+        assert!(matches!(
+            Invocation::classify(payload.clone()),
+            Invocation::Direct(_)
+        ));
+        let answer = r
+            .handle_direct(payload, Caller::Claimed, "req", false)
+            .await
+            .to_json();
+        assert_eq!(answer["status"], "applied");
+        assert_eq!(answer["trigger"]["requested_by"], "alice");
+        let answer = r
+            .handle_direct(
+                json!({"action": "revoke", "account": "nope", "role": "x"}),
+                Caller::Claimed,
+                "req",
+                false,
+            )
+            .await
+            .to_json();
+        assert_eq!(answer["status"], "failed");
+        assert_eq!(answer["error"]["kind"], "invalid_request");
+        let answer = r
+            .handle_direct(
+                json!({"action": "status", "account": MEMBER, "role": "payments-api"}),
+                Caller::Claimed,
+                "req",
+                false,
+            )
+            .await
+            .to_json();
+        assert_eq!(answer["role_wide"]["policy"], "AWSRevokeOlderSessions");
+    }
+
+    fn settings() -> InvocationSettings {
+        InvocationSettings {
+            dry_run: false,
+            final_receive: 3,
+        }
+    }
+
+    fn with_receive_count(mut batch: Value, count: u32) -> Value {
+        for record in batch["Records"].as_array_mut().unwrap() {
+            record["attributes"]["ApproximateReceiveCount"] = json!(count.to_string());
+        }
+        batch
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_outcome_of_a_batch_is_published_and_failures_only_on_first_and_last_attempt() {
+        let (r, member) = revoker();
+        let bus = cutoff_aws::fake::FakeMessaging::default();
+        let retry = RetryPolicy::immediate(2);
+        let bodies = vec![
+            serde_json::to_string(&request("payments-api", "f1")).unwrap(),
+            serde_json::to_string(&request("ledger", "f2")).unwrap(),
+        ];
+        member.fail("PutRolePolicy", &[cutoff_aws::ErrorKind::AccessDenied]);
+        let answer = r
+            .handle_invocation(
+                &bus,
+                &retry,
+                with_receive_count(sqs(&bodies), 1),
+                "req",
+                settings(),
+            )
+            .await;
+        assert_eq!(answer["batchItemFailures"].as_array().unwrap().len(), 1);
+        let statuses: Vec<Status> = bus.state().outcomes.iter().map(|o| o.status).collect();
+        assert_eq!(statuses, [Status::Failed, Status::Applied]);
+        assert!(bus.state().outcomes[0].detail.contains("will be retried"));
+
+        bus.state().outcomes.clear();
+        member.fail("PutRolePolicy", &[cutoff_aws::ErrorKind::AccessDenied]);
+        r.handle_invocation(
+            &bus,
+            &retry,
+            with_receive_count(sqs(&bodies[..1]), 2),
+            "req",
+            settings(),
+        )
+        .await;
+        assert!(
+            bus.state().outcomes.is_empty(),
+            "a middle retry is not re-notified"
+        );
+        member.fail("PutRolePolicy", &[cutoff_aws::ErrorKind::AccessDenied]);
+        r.handle_invocation(
+            &bus,
+            &retry,
+            with_receive_count(sqs(&bodies[..1]), 3),
+            "req",
+            settings(),
+        )
+        .await;
+        assert!(bus.state().outcomes[0].detail.contains("dead-letter queue"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unpublished_outcome_sends_its_message_back_for_retry() {
+        let (r, _) = revoker();
+        let bus = cutoff_aws::fake::FakeMessaging::default();
+        bus.fail("PutEvents", &[cutoff_aws::ErrorKind::AccessDenied]);
+        let bodies = vec![serde_json::to_string(&request("payments-api", "f1")).unwrap()];
+        let answer = r
+            .handle_invocation(
+                &bus,
+                &RetryPolicy::immediate(2),
+                sqs(&bodies),
+                "req",
+                settings(),
+            )
+            .await;
+        assert_eq!(answer["batchItemFailures"][0]["itemIdentifier"], "m0");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_direct_invoke_is_answered_and_published() {
+        let (r, _) = revoker();
+        let bus = cutoff_aws::fake::FakeMessaging::default();
+        let answer = r
+            .handle_invocation(
+                &bus,
+                &RetryPolicy::immediate(2),
+                json!({"action": "revoke", "account": MEMBER, "role": "ledger"}),
+                "req",
+                settings(),
+            )
+            .await;
+        assert_eq!(answer["status"], "applied");
+        assert_eq!(bus.state().outcomes.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_keys_of_one_user_in_a_batch_are_both_deactivated() {
+        let (r, member) = revoker();
+        member
+            .add_user("ci-bot", &[])
+            .add_access_key("ci-bot", "AKIAAAAAAAAAAAAAAAA1")
+            .add_access_key("ci-bot", "AKIAAAAAAAAAAAAAAAA2");
+        let user_request = |key: &str, finding: &str| {
+            let mut req = request("payments-api", finding);
+            req.target = Target::new(
+                cutoff_domain::principal::TargetKind::User,
+                Account::parse(MEMBER).unwrap(),
+                PrincipalName::parse("ci-bot").unwrap(),
+            );
+            req.target.access_key_id =
+                Some(cutoff_domain::principal::AccessKeyId::parse(key).unwrap());
+            serde_json::to_string(&req).unwrap()
+        };
+        let bodies = vec![
+            user_request("AKIAAAAAAAAAAAAAAAA1", "f1"),
+            user_request("AKIAAAAAAAAAAAAAAAA2", "f2"),
+        ];
+        let result = r.handle_batch(&batch(sqs(&bodies)), false).await;
+        assert!(result.response.batch_item_failures.is_empty());
+        assert_eq!(
+            member
+                .key_status("ci-bot", "AKIAAAAAAAAAAAAAAAA1")
+                .as_deref(),
+            Some("Inactive")
+        );
+        assert_eq!(
+            member
+                .key_status("ci-bot", "AKIAAAAAAAAAAAAAAAA2")
+                .as_deref(),
+            Some("Inactive")
+        );
+    }
+
+    #[test]
+    fn coalescing_keeps_the_latest_activity_unless_one_request_has_none() {
+        let t = |h| chrono::Utc.with_ymd_and_hms(2026, 11, 23, h, 0, 0).unwrap();
+        let mut a = request("x", "1");
+        let mut b = request("x", "2");
+        a.first_activity = Some(t(10));
+        b.first_activity = Some(t(11));
+        assert_eq!(coalesce(&[&a, &b]).unwrap().first_activity, Some(t(11)));
+        b.first_activity = None;
+        assert_eq!(coalesce(&[&a, &b]).unwrap().first_activity, None);
+    }
+}

@@ -1,0 +1,449 @@
+//! The sweeper Lambda's two inputs: the schedule (or an operator) asks for a sweep,
+//! which *plans* it: one task per account on the sweep queue; and SQS batches of those
+//! tasks, which *work*: each account is swept, its per-principal outcomes published,
+//! its record written to the run ledger, and the last account's worker publishes the
+//! run's summary. See [`cutoff_aws::sweep_io`] for why a ledger.
+//!
+//! Failures: an account that cannot be swept (member role refused, listing failed)
+//! is recorded as failed and reported in the summary; it is not retried. A task whose
+//! outcome or record cannot be written is reported as a batch item failure, so SQS
+//! delivers it again (sweeping is idempotent and the record is written once), and
+//! after `maxReceiveCount` it lands in the dead-letter queue, which alarms.
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::SweepAccounts;
+use crate::sweeper::{SweepConfig, bounded, sweep_one};
+use cutoff_aws::authz::AuthorizationDetails;
+use cutoff_aws::retry::{CallCounter, RetryPolicy, with_retries};
+use cutoff_aws::sweep_io::{
+    AccountDirectory, SummaryBus, SweepLedger, SweepRun, SweepTask, SweepTasks,
+};
+use cutoff_aws::{AccountAccess, AwsError, OutcomeBus};
+use cutoff_domain::clock::Clock;
+use cutoff_domain::outcome::Status;
+use cutoff_domain::principal::Account;
+use cutoff_domain::summary::{AccountRecord, SweepSummary};
+
+/// Run ids are logged and used in keys and session names: letters, digits, `-`, `_`,
+/// `.`, `:`, at most 64.
+const MAX_RUN_ID: usize = 64;
+
+/// An operator's or the schedule's request for a sweep.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepRequest {
+    /// `sweep`.
+    pub action: String,
+    /// Sweep these accounts instead of the configured ones.
+    #[serde(default)]
+    pub accounts: Option<Vec<Account>>,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// A run id chosen by the caller (a retried schedule reuses it and is not
+    /// planned twice).
+    #[serde(default)]
+    pub run_id: Option<String>,
+}
+
+/// What one invocation carried.
+#[derive(Debug)]
+pub enum SweeperInput {
+    Tasks(SqsEvent),
+    Plan(SweepRequest),
+    Invalid(String),
+}
+
+impl SweeperInput {
+    /// SQS batches by their records' `eventSource`; an EventBridge scheduled event
+    /// (its `id` becomes the run id); else a [`SweepRequest`].
+    pub fn classify(payload: Value) -> Self {
+        let is_sqs = super::is_sqs_batch(&payload);
+        if is_sqs {
+            return match serde_json::from_value::<SqsEvent>(payload) {
+                Ok(event) => SweeperInput::Tasks(event),
+                Err(e) => SweeperInput::Invalid(format!("an SQS batch that cannot be read: {e}")),
+            };
+        }
+        if payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
+            return SweeperInput::Plan(SweepRequest {
+                action: "sweep".to_owned(),
+                run_id: payload
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .map(|id| format!("schedule-{id}")),
+                ..SweepRequest::default()
+            });
+        }
+        match serde_json::from_value::<SweepRequest>(payload) {
+            Ok(r) if r.action == "sweep" => SweeperInput::Plan(r),
+            Ok(r) => SweeperInput::Invalid(format!(
+                "action `{}` is not known; the sweeper takes {{\"action\":\"sweep\"}}",
+                cutoff_domain::principal::excerpt(&r.action)
+            )),
+            Err(e) => SweeperInput::Invalid(format!(
+                "not a sweep request ({e}); send {{\"action\":\"sweep\", \"accounts\":[…], \"dry_run\":true}}"
+            )),
+        }
+    }
+}
+
+/// What planning did: the Lambda's answer to a schedule or an operator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanReport {
+    pub run_id: String,
+    pub accounts: usize,
+    /// False when the run was planned before (a retried schedule): nothing sent.
+    pub planned: bool,
+    pub dry_run: bool,
+    pub api_calls: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("invalid sweep request: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Aws(#[from] AwsError),
+}
+
+/// The sweeper's parts: account access, where the accounts come from, the queue, the
+/// ledger, the bus, the rules.
+pub struct Sweeper<A, D, Q, L, B, K, P = cutoff_aws::ledger::NoLedger> {
+    pub access: A,
+    /// Principal locks, shared with the revoker.
+    pub locks: P,
+    pub directory: D,
+    pub queue: Q,
+    pub ledger: L,
+    pub bus: B,
+    pub clock: K,
+    pub config: SweepConfig,
+    pub accounts: SweepAccounts,
+    /// The accounts cutoff may reach into at all (None: no list to check, as in the
+    /// CLI acting with the operator's own credentials).
+    pub scope: Option<cutoff_domain::principal::AccountScope>,
+    pub home: Account,
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+}
+
+/// What one task did, for the log line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskReport {
+    pub message_id: String,
+    pub run_id: String,
+    pub account: Option<String>,
+    pub record: Option<AccountRecord>,
+    pub summary_published: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct WorkResult {
+    pub response: SqsBatchResponse,
+    pub tasks: Vec<TaskReport>,
+}
+
+fn valid_run_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_RUN_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+impl<A, D, Q, L, B, K, P> Sweeper<A, D, Q, L, B, K, P>
+where
+    P: cutoff_aws::ledger::Ledger,
+    A: AccountAccess,
+    A::Client: AuthorizationDetails,
+    D: AccountDirectory,
+    Q: SweepTasks,
+    L: SweepLedger,
+    B: OutcomeBus + SummaryBus,
+    K: Clock,
+{
+    /// Plans a run: the accounts, the run in the ledger, one task per account.
+    pub async fn plan(
+        &self,
+        request: &SweepRequest,
+        request_id: &str,
+    ) -> Result<PlanReport, SweepError> {
+        let calls = CallCounter::default();
+        let run_id = request
+            .run_id
+            .clone()
+            .unwrap_or_else(|| format!("run-{request_id}"));
+        if !valid_run_id(&run_id) {
+            return Err(SweepError::Invalid(format!(
+                "run id `{}` must be 1 to {MAX_RUN_ID} letters, digits, `-`, `_`, `.` or `:`",
+                cutoff_domain::principal::excerpt(&run_id)
+            )));
+        }
+        let accounts = match (&request.accounts, &self.accounts) {
+            (Some(list), _) => {
+                let mut list = list.clone();
+                list.sort();
+                list.dedup();
+                list
+            }
+            (None, SweepAccounts::Home) => vec![self.home.clone()],
+            (None, SweepAccounts::Listed(list)) => list.clone(),
+            (None, SweepAccounts::Organization) => {
+                with_retries(&self.retry, &calls, || self.directory.active_accounts()).await?
+            }
+        };
+        if let Some(why) = accounts.iter().find_map(|a| self.refuse_account(a)) {
+            return Err(SweepError::Invalid(why));
+        }
+        let dry_run = request.dry_run || self.config.dry_run;
+        let started_at = self.clock.now();
+        let run = SweepRun {
+            run_id: run_id.clone(),
+            started_at,
+            dry_run,
+            total: accounts.len() as u64,
+        };
+        let created = with_retries(&self.retry, &calls, || self.ledger.start_run(&run)).await?;
+        if !created {
+            return Ok(PlanReport {
+                run_id,
+                accounts: accounts.len(),
+                planned: false,
+                dry_run,
+                api_calls: calls.get(),
+            });
+        }
+        if accounts.is_empty() {
+            // Nothing to fan out: the run is complete now, and says so.
+            let summary =
+                SweepSummary::from_records(&run_id, started_at, started_at, 0, dry_run, &[]);
+            with_retries(&self.retry, &calls, || self.bus.publish_summary(&summary)).await?;
+        } else {
+            let tasks: Vec<SweepTask> = accounts
+                .iter()
+                .map(|account| SweepTask {
+                    run_id: run_id.clone(),
+                    account: account.clone(),
+                    started_at,
+                    dry_run,
+                })
+                .collect();
+            // Tasks already sent are sent again on a retry: the ledger counts each
+            // account once.
+            with_retries(&self.retry, &calls, || self.queue.send_tasks(&tasks)).await?;
+        }
+        Ok(PlanReport {
+            run_id,
+            accounts: accounts.len(),
+            planned: true,
+            dry_run,
+            api_calls: calls.get(),
+        })
+    }
+
+    /// Why an account must not be swept, checked before any call.
+    fn refuse_account(&self, account: &Account) -> Option<String> {
+        self.scope
+            .as_ref()?
+            .refuse(account, &self.home)
+            .map(|why| format!("{why}; it is not swept"))
+    }
+
+    /// Works an SQS batch of tasks, `concurrency` accounts at once.
+    pub async fn work(&self, event: &SqsEvent) -> WorkResult {
+        let mut failures = Vec::new();
+        let mut reports = Vec::new();
+        let mut tasks = Vec::new();
+        for message in &event.records {
+            let message_id = message.message_id.clone().unwrap_or_default();
+            let task = message
+                .body
+                .as_deref()
+                .ok_or_else(|| "the message has no body".to_owned())
+                .and_then(|b| {
+                    serde_json::from_str::<SweepTask>(b)
+                        .map_err(|e| format!("not a sweep task: {e}"))
+                })
+                .and_then(|t| {
+                    if valid_run_id(&t.run_id) {
+                        Ok(t)
+                    } else {
+                        Err("the task's run id is not valid".to_owned())
+                    }
+                });
+            // The queue is only as trustworthy as whoever could send to it: a task for
+            // an account outside cutoff's scope is refused (and not retried).
+            let task = task.and_then(|t| match self.refuse_account(&t.account) {
+                Some(why) => Err(why),
+                None => Ok(t),
+            });
+            match task {
+                Ok(task) => tasks.push((message_id, task)),
+                Err(why) => {
+                    tracing::error!(message_id, error = %why, "sweep task rejected; it goes to the dead-letter queue after its last receive");
+                    failures.push(message_id.clone());
+                    reports.push(TaskReport {
+                        message_id,
+                        run_id: String::new(),
+                        account: None,
+                        record: None,
+                        summary_published: false,
+                        error: Some(why),
+                    });
+                }
+            }
+        }
+        let work = tasks.iter().map(|(id, task)| self.work_one(id, task));
+        for (report, ok) in bounded(work, self.concurrency).await {
+            if !ok {
+                failures.push(report.message_id.clone());
+            }
+            reports.push(report);
+        }
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failures
+            .into_iter()
+            .map(|id| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failure
+            })
+            .collect();
+        WorkResult {
+            response,
+            tasks: reports,
+        }
+    }
+
+    /// Sweeps one account, publishes its owners' outcomes, records it, and publishes
+    /// the summary if it was the last. False when the task must be retried.
+    async fn work_one(&self, message_id: &str, task: &SweepTask) -> (TaskReport, bool) {
+        let mut config = self.config.clone();
+        config.dry_run = config.dry_run || task.dry_run;
+        let now = self.clock.now();
+        let report = sweep_one(
+            &self.access,
+            &self.locks,
+            &task.account,
+            &config,
+            now,
+            &task.run_id,
+        )
+        .await;
+        let record = AccountRecord::from_report(&report);
+        let mut out = TaskReport {
+            message_id: message_id.to_owned(),
+            run_id: task.run_id.clone(),
+            account: Some(task.account.to_string()),
+            record: Some(record.clone()),
+            summary_published: false,
+            error: None,
+        };
+        let calls = CallCounter::default();
+        // Owners hear about cutoffs moved on their principals (and failures to);
+        // removals of expired statements go in the summary only.
+        let for_owners: Vec<_> = report
+            .outcomes
+            .iter()
+            .filter(|o| {
+                o.status == Status::Failed || (o.status == Status::Applied && o.cutoff.is_some())
+            })
+            .cloned()
+            .collect();
+        let result: Result<bool, AwsError> = async {
+            if !for_owners.is_empty() {
+                with_retries(&self.retry, &calls, || self.bus.publish(&for_owners)).await?;
+            }
+            let progress = with_retries(&self.retry, &calls, || {
+                self.ledger.record_account(&task.run_id, &record)
+            })
+            .await?;
+            if !progress.complete() {
+                return Ok(false);
+            }
+            // The claim names this message: another worker that sees the run complete
+            // (a redelivered task of another account) cannot take it, and this
+            // message, redelivered after a failed publish, can take it again.
+            let claimed = with_retries(&self.retry, &calls, || {
+                self.ledger.claim_summary(&task.run_id, message_id)
+            })
+            .await?;
+            if !claimed {
+                return Ok(false);
+            }
+            let (run, records) = with_retries(&self.retry, &calls, || {
+                self.ledger.run_records(&task.run_id)
+            })
+            .await?;
+            let summary = SweepSummary::from_records(
+                &run.run_id,
+                run.started_at,
+                self.clock.now(),
+                run.total,
+                run.dry_run,
+                &records,
+            );
+            with_retries(&self.retry, &calls, || self.bus.publish_summary(&summary)).await?;
+            Ok(true)
+        }
+        .await;
+        match result {
+            Ok(published) => {
+                out.summary_published = published;
+                (out, true)
+            }
+            Err(e) => {
+                tracing::error!(run_id = %task.run_id, account = %task.account, error = %e, "sweep task not recorded; it will be retried");
+                out.error = Some(e.to_string());
+                (out, false)
+            }
+        }
+    }
+
+    /// Handles whatever the invocation carried; the Lambda's answer.
+    pub async fn handle(
+        &self,
+        payload: impl Into<cutoff_domain::json::Payload>,
+        request_id: &str,
+    ) -> Result<Value, SweepError> {
+        let payload = payload
+            .into()
+            .into_strict()
+            .map_err(|e| SweepError::Invalid(e.to_string()))?;
+        match SweeperInput::classify(payload) {
+            SweeperInput::Tasks(event) => {
+                let result = self.work(&event).await;
+                for task in &result.tasks {
+                    tracing::info!(
+                        target: "cutoff::sweep",
+                        task = %serde_json::to_string(task).unwrap_or_default(),
+                        "sweep task"
+                    );
+                }
+                serde_json::to_value(&result.response)
+                    .map_err(|e| SweepError::Invalid(e.to_string()))
+            }
+            SweeperInput::Plan(request) => {
+                let report = self.plan(&request, request_id).await?;
+                tracing::info!(
+                    target: "cutoff::sweep",
+                    run_id = %report.run_id,
+                    accounts = report.accounts,
+                    planned = report.planned,
+                    dry_run = report.dry_run,
+                    api_calls = report.api_calls,
+                    "sweep planned"
+                );
+                serde_json::to_value(&report).map_err(|e| SweepError::Invalid(e.to_string()))
+            }
+            SweeperInput::Invalid(why) => Err(SweepError::Invalid(why)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

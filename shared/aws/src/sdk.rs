@@ -1,0 +1,2932 @@
+//! SDK implementations of the traits in [`super`]: [`SdkIam`] for one account and
+//! [`SdkAccountAccess`] to reach accounts, plus [`load_sdk_config`], [`discover_home`]
+//! and [`classify`], which maps every SDK failure into [`AwsError`].
+//!
+//! The clients are built with the SDK's own retries disabled: [`retry::with_retries`]
+//! is the one place that retries and counts attempts. Each method makes one API call
+//! unless its documentation says otherwise, so that one attempt of a trait method is
+//! one entry in `api_calls`.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_sdk_iam::config::Credentials;
+use aws_sdk_iam::operation::list_policy_versions::ListPolicyVersionsError;
+use aws_sdk_iam::types::{PolicyVersion, StatusType, SummaryKeyType};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use chrono::{DateTime, Utc};
+
+use super::https;
+use super::retry::{self, CallCounter, RetryPolicy};
+use super::{
+    AccessKeyInfo, AccessKeys, AccountAccess, AccountQuotas, AccountSummary, AwsError, ErrorKind,
+    IamPrincipal, InlinePolicies, ManagedPolicies, ManagedPolicy, PrincipalInfo, PrincipalType,
+    Principals,
+};
+use cutoff_domain::clock::{Clock, SystemClock};
+use cutoff_domain::principal::{AccessKeyId, Account, IamPath, Partition, PrincipalName, UniqueId};
+
+/// A TCP/TLS connection that cannot be set up in this time is not coming: fail fast
+/// and let our retry try again.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// One attempt; IAM answers in well under a second when healthy.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The whole operation. With SDK retries disabled this equals one attempt plus
+/// slack; it bounds the call if retries are ever re-enabled in the config.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Service and SDK messages are bounded in our errors: some echo parts of the input.
+const MAX_MESSAGE: usize = 512;
+
+/// Member-role sessions last one hour: the most STS allows when the caller is itself
+/// an assumed role (role chaining), which a Lambda function always is.
+const SESSION_SECONDS: i32 = 3600;
+/// A cached session is replaced this long before it expires, so no call starts with
+/// credentials that die mid-request.
+const REFRESH_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
+/// The provider name of member-account credentials (visible in SDK debug logs).
+const ASSUME_ROLE_PROVIDER: &str = "cutoff-assume-role";
+const SESSION_PREFIX: &str = "cutoff-";
+/// IAM allows at most 1,000 items per page; asking for the most keeps lists to one call.
+const MAX_ITEMS: i32 = 1000;
+/// IAM keeps at most five versions of a managed policy.
+const MAX_POLICY_VERSIONS: usize = 5;
+
+/// Why the SDK configuration could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdkConfigError {
+    #[error(
+        "no AWS region is configured: set AWS_REGION (Lambda sets it) or `region` in the AWS \
+         profile; cutoff does not guess one"
+    )]
+    NoRegion,
+}
+
+/// Loads the shared SDK configuration: the standard credential and region chains,
+/// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` (read by `aws-config` itself
+/// unless `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is set), SDK retries disabled and
+/// timeouts that turn a stalled connection into a transient error instead of a
+/// Lambda timeout.
+///
+/// Fails when no region is configured: IAM is global but STS, SNS, SQS and
+/// EventBridge are regional, and a silent default would send them to the wrong place.
+pub async fn load_sdk_config() -> Result<SdkConfig, SdkConfigError> {
+    load_sdk_config_with(&SdkOptions::default()).await
+}
+
+/// What an operator can override on the command line; unset fields keep the standard
+/// chains (environment, profile, instance metadata).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SdkOptions {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// As [`load_sdk_config`], with the overrides in `options`.
+pub async fn load_sdk_config_with(options: &SdkOptions) -> Result<SdkConfig, SdkConfigError> {
+    let mut loader = configure(aws_config::defaults(BehaviorVersion::latest()));
+    if let Some(profile) = &options.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &options.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(url) = &options.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    require_region(loader.load().await)
+}
+
+/// The settings cutoff applies on top of the defaults, and the process's one HTTPS
+/// client ([`https::shared_client`]: trust store read once, one TLS configuration).
+fn configure(loader: ConfigLoader) -> ConfigLoader {
+    loader
+        .http_client(https::shared_client())
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+}
+
+fn require_region(config: SdkConfig) -> Result<SdkConfig, SdkConfigError> {
+    if config.region().is_some() {
+        Ok(config)
+    } else {
+        Err(SdkConfigError::NoRegion)
+    }
+}
+
+/// The account and partition of the credentials in `config` (`sts:GetCallerIdentity`,
+/// retried on throttling with the default policy).
+pub async fn discover_home(config: &SdkConfig) -> Result<(Account, Partition), AwsError> {
+    let sts = aws_sdk_sts::Client::new(config);
+    discover_home_with(&sts, &RetryPolicy::default(), &CallCounter::default()).await
+}
+
+/// AWS's time as a response's `Date` header said it, and the local time it arrived.
+pub type SeenDate = (DateTime<Utc>, DateTime<Utc>);
+
+/// Reads the `Date` header of a response (its time, whole seconds) as it arrives.
+#[derive(Debug, Clone, Default)]
+struct DateHeader(Arc<std::sync::Mutex<Option<SeenDate>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for DateHeader {
+    fn name(&self) -> &'static str {
+        "cutoff::DateHeader"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let received = Utc::now();
+        let date = context
+            .response()
+            .headers()
+            .get("date")
+            .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+            .map(|d| d.to_utc());
+        if let Some(date) = date
+            && let Ok(mut slot) = self.0.lock()
+        {
+            *slot = Some((date, received));
+        }
+        Ok(())
+    }
+}
+
+/// [`discover_home`], and AWS's time: the `Date` of the STS response with the local
+/// time it arrived (None when the response had no readable `Date`).
+pub async fn discover_home_and_time(
+    config: &SdkConfig,
+) -> Result<(Account, Partition, Option<SeenDate>), AwsError> {
+    let date = DateHeader::default();
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(config)
+            .interceptor(date.clone())
+            .build(),
+    );
+    let (account, partition) =
+        discover_home_with(&sts, &RetryPolicy::default(), &CallCounter::default()).await?;
+    let seen = date.0.lock().ok().and_then(|slot| *slot);
+    Ok((account, partition, seen))
+}
+
+async fn discover_home_with(
+    sts: &aws_sdk_sts::Client,
+    policy: &RetryPolicy,
+    calls: &CallCounter,
+) -> Result<(Account, Partition), AwsError> {
+    const OP: &str = "sts:GetCallerIdentity";
+    const CONTEXT: &str = "for cutoff's own credentials";
+    let out = retry::with_retries(policy, calls, || async move {
+        sts.get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| classify(&e, OP, CONTEXT.to_owned()))
+    })
+    .await?;
+    let malformed = |message: String| AwsError::new(ErrorKind::Malformed, OP, CONTEXT, message);
+    let account = out
+        .account()
+        .ok_or_else(|| malformed("the response has no account".to_owned()))?;
+    let account = Account::parse(account).map_err(|e| malformed(e.to_string()))?;
+    let arn = out
+        .arn()
+        .ok_or_else(|| malformed("the response has no ARN".to_owned()))?;
+    let partition = arn
+        .split(':')
+        .nth(1)
+        .ok_or_else(|| malformed("the caller ARN has no partition".to_owned()))?;
+    let partition = Partition::parse(partition).map_err(|e| malformed(e.to_string()))?;
+    Ok((account, partition))
+}
+
+/// Maps an SDK failure to an [`AwsError`] of `operation` (e.g. `iam:GetRole`) on
+/// `context` (e.g. "on role `payments-api` in 111122223333").
+///
+/// Service errors are classified by their code ([`ErrorKind::from_code`]); when the
+/// code is missing or unknown the HTTP status decides (429 throttled, 5xx transient).
+/// Timeouts, dropped connections and unreadable responses are transient; a request
+/// the SDK could not build is malformed. The message is the service's code and
+/// message or the SDK's error chain, bounded: never a request body or credentials.
+pub fn classify<E>(
+    err: &SdkError<E, HttpResponse>,
+    operation: &'static str,
+    context: String,
+) -> AwsError
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
+    let (kind, message) = match err {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code();
+            let kind = match code.map(ErrorKind::from_code) {
+                _ if status == 429 => ErrorKind::Throttled,
+                Some(ErrorKind::Malformed) | None if status >= 500 => ErrorKind::Transient,
+                Some(kind) => kind,
+                // A success status without a parseable body is a garbled response.
+                None if (200..300).contains(&status) => ErrorKind::Transient,
+                None if status == 403 => ErrorKind::AccessDenied,
+                // Not an AWS answer (a proxy, a wrong endpoint URL): IAM always sends a
+                // code, so a bare 404 says nothing about the entity.
+                None => ErrorKind::Malformed,
+            };
+            let message = match (code, service.err().message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_owned(),
+                (None, Some(message)) => message.to_owned(),
+                (None, None) => format!("http status {status} without an error code"),
+            };
+            (kind, message)
+        }
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            (ErrorKind::Transient, error_chain(err))
+        }
+        SdkError::DispatchFailure(failure) => {
+            // A "user" connector error is a bad request or configuration (an invalid
+            // endpoint URL): retrying cannot fix it. Everything else (refused or reset
+            // connections, TLS and DNS hiccups, a credential provider that did not
+            // answer) may pass.
+            let kind = if failure.is_user() {
+                ErrorKind::Malformed
+            } else {
+                ErrorKind::Transient
+            };
+            (kind, error_chain(err))
+        }
+        SdkError::ConstructionFailure(_) => (ErrorKind::Malformed, error_chain(err)),
+        // `SdkError` is non-exhaustive; a new variant is something we do not understand.
+        _ => (ErrorKind::Malformed, error_chain(err)),
+    };
+    AwsError::new(kind, operation, context, bound(message))
+}
+
+/// "dispatch failure: io error: …": the error and its sources, which carry the
+/// useful part (connection refused, timed out…).
+fn error_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(next) = source {
+        let text = next.to_string();
+        // Wrappers often repeat their source's text; say it once.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = next.source();
+    }
+    out
+}
+
+/// Cuts an error message to `MAX_MESSAGE` bytes on a character boundary.
+pub(super) fn bound(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+fn is_no_such_entity<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::ServiceError(service) => matches!(
+            service.err().code(),
+            Some("NoSuchEntity" | "NoSuchEntityException")
+        ),
+        _ => false,
+    }
+}
+
+/// IAM in one account, through the SDK.
+#[derive(Debug, Clone)]
+pub struct SdkIam {
+    client: aws_sdk_iam::Client,
+    account: Account,
+    partition: Partition,
+}
+
+impl SdkIam {
+    /// `client` must act in `account`, which is in `partition`, and have SDK retries
+    /// disabled (as [`load_sdk_config`] and [`SdkAccountAccess`] build them) so that
+    /// attempts are counted once, by the caller's [`retry::with_retries`].
+    pub fn new(client: aws_sdk_iam::Client, account: Account, partition: Partition) -> Self {
+        Self {
+            client,
+            account,
+            partition,
+        }
+    }
+
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    pub fn partition(&self) -> Partition {
+        self.partition
+    }
+
+    pub fn client(&self) -> &aws_sdk_iam::Client {
+        &self.client
+    }
+
+    fn on(&self, principal: &IamPrincipal) -> String {
+        format!("on {principal} in {}", self.account)
+    }
+
+    fn on_policy_of(&self, policy_name: &str, principal: &IamPrincipal) -> String {
+        format!(
+            "on policy `{policy_name}` of {principal} in {}",
+            self.account
+        )
+    }
+
+    fn malformed(&self, operation: &'static str, context: String, message: String) -> AwsError {
+        AwsError::new(ErrorKind::Malformed, operation, context, message)
+    }
+
+    fn info(
+        &self,
+        operation: &'static str,
+        principal: &IamPrincipal,
+        path: &str,
+        unique_id: &str,
+        arn: &str,
+        tags: &[aws_sdk_iam::types::Tag],
+    ) -> Result<PrincipalInfo, AwsError> {
+        let invalid = |e: cutoff_domain::principal::InvalidValue| {
+            self.malformed(operation, self.on(principal), format!("iam returned {e}"))
+        };
+        Ok(PrincipalInfo {
+            principal: principal.clone(),
+            path: IamPath::parse(path).map_err(invalid)?,
+            unique_id: UniqueId::parse(unique_id).map_err(invalid)?,
+            arn: arn.to_owned(),
+            tags: tags
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                .collect(),
+        })
+    }
+
+    /// The versions of a managed policy (five at most: one page).
+    async fn policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersion>, ListVersionsError> {
+        let out = self
+            .client
+            .list_policy_versions()
+            .policy_arn(arn)
+            .send()
+            .await?;
+        Ok(out.versions().to_vec())
+    }
+}
+
+type ListVersionsError = SdkError<ListPolicyVersionsError, HttpResponse>;
+
+/// `v12` sorts after `v9`.
+fn version_number(id: &str) -> u64 {
+    id.trim_start_matches('v').parse().unwrap_or(u64::MAX)
+}
+
+impl Principals for SdkIam {
+    async fn get_principal(&self, principal: &IamPrincipal) -> Result<PrincipalInfo, AwsError> {
+        let name = principal.name.as_str();
+        match principal.kind {
+            PrincipalType::Role => {
+                const OP: &str = "iam:GetRole";
+                let out = self
+                    .client
+                    .get_role()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&e, OP, self.on(principal)))?;
+                let role = out.role().ok_or_else(|| {
+                    self.malformed(OP, self.on(principal), "the response has no role".into())
+                })?;
+                self.info(
+                    OP,
+                    principal,
+                    role.path(),
+                    role.role_id(),
+                    role.arn(),
+                    role.tags(),
+                )
+            }
+            PrincipalType::User => {
+                const OP: &str = "iam:GetUser";
+                let out = self
+                    .client
+                    .get_user()
+                    .user_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&e, OP, self.on(principal)))?;
+                let user = out.user().ok_or_else(|| {
+                    self.malformed(OP, self.on(principal), "the response has no user".into())
+                })?;
+                self.info(
+                    OP,
+                    principal,
+                    user.path(),
+                    user.user_id(),
+                    user.arn(),
+                    user.tags(),
+                )
+            }
+        }
+    }
+
+    async fn instance_profile_roles(
+        &self,
+        profile: &PrincipalName,
+    ) -> Result<Vec<PrincipalName>, AwsError> {
+        const OP: &str = "iam:GetInstanceProfile";
+        let context = || format!("on instance profile `{profile}` in {}", self.account);
+        let out = self
+            .client
+            .get_instance_profile()
+            .instance_profile_name(profile.as_str())
+            .send()
+            .await
+            .map_err(|e| classify(&e, OP, context()))?;
+        let Some(instance_profile) = out.instance_profile() else {
+            return Err(self.malformed(
+                OP,
+                context(),
+                "the response has no instance profile".into(),
+            ));
+        };
+        instance_profile
+            .roles()
+            .iter()
+            .map(|role| {
+                PrincipalName::parse(role.role_name())
+                    .map_err(|e| self.malformed(OP, context(), format!("iam returned {e}")))
+            })
+            .collect()
+    }
+}
+
+impl InlinePolicies for SdkIam {
+    async fn get_inline_policy(
+        &self,
+        principal: &IamPrincipal,
+        policy_name: &str,
+    ) -> Result<Option<String>, AwsError> {
+        let name = principal.name.as_str();
+        let context = || self.on_policy_of(policy_name, principal);
+        // NoSuchEntity is how IAM says "no such policy" (or no such principal: the
+        // workflow reads the principal first, so here it means the policy).
+        let document = match principal.kind {
+            PrincipalType::Role => {
+                const OP: &str = "iam:GetRolePolicy";
+                match self
+                    .client
+                    .get_role_policy()
+                    .role_name(name)
+                    .policy_name(policy_name)
+                    .send()
+                    .await
+                {
+                    Ok(out) => out.policy_document().to_owned(),
+                    Err(e) if is_no_such_entity(&e) => return Ok(None),
+                    Err(e) => return Err(classify(&e, OP, context())),
+                }
+            }
+            PrincipalType::User => {
+                const OP: &str = "iam:GetUserPolicy";
+                match self
+                    .client
+                    .get_user_policy()
+                    .user_name(name)
+                    .policy_name(policy_name)
+                    .send()
+                    .await
+                {
+                    Ok(out) => out.policy_document().to_owned(),
+                    Err(e) if is_no_such_entity(&e) => return Ok(None),
+                    Err(e) => return Err(classify(&e, OP, context())),
+                }
+            }
+        };
+        Ok(Some(document))
+    }
+
+    /// One call in practice: a page holds 1,000 names and the inline size quota
+    /// (10,240 characters per role) cannot fit that many policies. Further pages are
+    /// still followed, so a list is never silently cut.
+    async fn list_inline_policies(
+        &self,
+        principal: &IamPrincipal,
+    ) -> Result<Vec<String>, AwsError> {
+        let name = principal.name.as_str();
+        let mut names = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let (page, truncated, next) = match principal.kind {
+                PrincipalType::Role => {
+                    let out = self
+                        .client
+                        .list_role_policies()
+                        .role_name(name)
+                        .max_items(MAX_ITEMS)
+                        .set_marker(marker.take())
+                        .send()
+                        .await
+                        .map_err(|e| classify(&e, "iam:ListRolePolicies", self.on(principal)))?;
+                    (
+                        out.policy_names().to_vec(),
+                        out.is_truncated(),
+                        out.marker().map(str::to_owned),
+                    )
+                }
+                PrincipalType::User => {
+                    let out = self
+                        .client
+                        .list_user_policies()
+                        .user_name(name)
+                        .max_items(MAX_ITEMS)
+                        .set_marker(marker.take())
+                        .send()
+                        .await
+                        .map_err(|e| classify(&e, "iam:ListUserPolicies", self.on(principal)))?;
+                    (
+                        out.policy_names().to_vec(),
+                        out.is_truncated(),
+                        out.marker().map(str::to_owned),
+                    )
+                }
+            };
+            names.extend(page);
+            match next {
+                Some(next) if truncated => marker = Some(next),
+                _ => return Ok(names),
+            }
+        }
+    }
+
+    async fn put_inline_policy(
+        &self,
+        principal: &IamPrincipal,
+        policy_name: &str,
+        document: &str,
+    ) -> Result<(), AwsError> {
+        let name = principal.name.as_str();
+        let context = || self.on_policy_of(policy_name, principal);
+        match principal.kind {
+            PrincipalType::Role => self
+                .client
+                .put_role_policy()
+                .role_name(name)
+                .policy_name(policy_name)
+                .policy_document(document)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| classify(&e, "iam:PutRolePolicy", context())),
+            PrincipalType::User => self
+                .client
+                .put_user_policy()
+                .user_name(name)
+                .policy_name(policy_name)
+                .policy_document(document)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| classify(&e, "iam:PutUserPolicy", context())),
+        }
+    }
+
+    async fn delete_inline_policy(
+        &self,
+        principal: &IamPrincipal,
+        policy_name: &str,
+    ) -> Result<(), AwsError> {
+        let name = principal.name.as_str();
+        let context = || self.on_policy_of(policy_name, principal);
+        match principal.kind {
+            PrincipalType::Role => self
+                .client
+                .delete_role_policy()
+                .role_name(name)
+                .policy_name(policy_name)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| classify(&e, "iam:DeleteRolePolicy", context())),
+            PrincipalType::User => self
+                .client
+                .delete_user_policy()
+                .user_name(name)
+                .policy_name(policy_name)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| classify(&e, "iam:DeleteUserPolicy", context())),
+        }
+    }
+}
+
+impl ManagedPolicies for SdkIam {
+    fn managed_policy_arn(&self, path: &IamPath, name: &str) -> String {
+        format!(
+            "arn:{}:iam::{}:policy{path}{name}",
+            self.partition, self.account
+        )
+    }
+
+    /// Two calls: `GetPolicy` for the default version id, `GetPolicyVersion` for its
+    /// document.
+    async fn get_managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, AwsError> {
+        let context = || format!("on policy `{arn}`");
+        let policy = match self.client.get_policy().policy_arn(arn).send().await {
+            Ok(out) => out,
+            Err(e) if is_no_such_entity(&e) => return Ok(None),
+            Err(e) => return Err(classify(&e, "iam:GetPolicy", context())),
+        };
+        let Some(version) = policy.policy().and_then(|p| p.default_version_id()) else {
+            return Err(self.malformed(
+                "iam:GetPolicy",
+                context(),
+                "the response has no default version".into(),
+            ));
+        };
+        let version = match self
+            .client
+            .get_policy_version()
+            .policy_arn(arn)
+            .version_id(version)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            // Deleted between the two calls.
+            Err(e) if is_no_such_entity(&e) => return Ok(None),
+            Err(e) => return Err(classify(&e, "iam:GetPolicyVersion", context())),
+        };
+        let Some(document) = version.policy_version().and_then(|v| v.document()) else {
+            return Err(self.malformed(
+                "iam:GetPolicyVersion",
+                context(),
+                "the response has no document".into(),
+            ));
+        };
+        Ok(Some(ManagedPolicy {
+            arn: arn.to_owned(),
+            document: document.to_owned(),
+        }))
+    }
+
+    /// `ListPolicyVersions`; then `CreatePolicy` when the policy does not exist, or
+    /// (`DeletePolicyVersion` of the oldest non-default version when all five are
+    /// used, and) `CreatePolicyVersion` as the new default. Two or three calls.
+    async fn put_managed_policy(
+        &self,
+        path: &IamPath,
+        name: &str,
+        document: &str,
+    ) -> Result<String, AwsError> {
+        let arn = self.managed_policy_arn(path, name);
+        let context = || format!("on policy `{arn}`");
+        let versions = match self.policy_versions(&arn).await {
+            Ok(versions) => versions,
+            Err(e) if is_no_such_entity(&e) => {
+                const OP: &str = "iam:CreatePolicy";
+                let out = self
+                    .client
+                    .create_policy()
+                    .path(path.as_str())
+                    .policy_name(name)
+                    .policy_document(document)
+                    .description("cutoff: deny for sessions issued before a revocation cutoff")
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        let mut err = classify(&e, OP, context());
+                        // Created by a concurrent request since we listed: the retry
+                        // will find it and add a version instead.
+                        if matches!(
+                            e.as_service_error().and_then(|s| s.code()),
+                            Some("EntityAlreadyExists")
+                        ) {
+                            err.kind = ErrorKind::Transient;
+                        }
+                        err
+                    })?;
+                return Ok(out
+                    .policy()
+                    .and_then(|p| p.arn())
+                    .map_or(arn.clone(), str::to_owned));
+            }
+            Err(e) => return Err(classify(&e, "iam:ListPolicyVersions", context())),
+        };
+        if versions.len() >= MAX_POLICY_VERSIONS {
+            // Oldest by creation date, then by version number (dates can tie at
+            // second resolution).
+            let oldest = versions
+                .iter()
+                .filter(|v| !v.is_default_version())
+                .filter_map(|v| v.version_id().map(|id| (v.create_date(), id)))
+                .min_by_key(|(created, id)| {
+                    (
+                        created.map(|c| (c.secs(), c.subsec_nanos())),
+                        version_number(id),
+                    )
+                });
+            if let Some((_, id)) = oldest {
+                match self
+                    .client
+                    .delete_policy_version()
+                    .policy_arn(&arn)
+                    .version_id(id)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    // Pruned by a concurrent request: the slot is free all the same.
+                    Err(e) if is_no_such_entity(&e) => {}
+                    Err(e) => return Err(classify(&e, "iam:DeletePolicyVersion", context())),
+                }
+            }
+        }
+        self.client
+            .create_policy_version()
+            .policy_arn(&arn)
+            .policy_document(document)
+            .set_as_default(true)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "iam:CreatePolicyVersion", context()))?;
+        Ok(arn)
+    }
+
+    /// `ListPolicyVersions`, `DeletePolicyVersion` for each non-default version (IAM
+    /// refuses to delete a policy that has any), then `DeletePolicy`. The policy must
+    /// already be detached.
+    async fn delete_managed_policy(&self, arn: &str) -> Result<(), AwsError> {
+        let context = || format!("on policy `{arn}`");
+        let versions = self
+            .policy_versions(arn)
+            .await
+            .map_err(|e| classify(&e, "iam:ListPolicyVersions", context()))?;
+        let old_versions = versions
+            .iter()
+            .filter(|v| !v.is_default_version())
+            .filter_map(PolicyVersion::version_id);
+        for id in old_versions {
+            match self
+                .client
+                .delete_policy_version()
+                .policy_arn(arn)
+                .version_id(id)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_no_such_entity(&e) => {}
+                Err(e) => return Err(classify(&e, "iam:DeletePolicyVersion", context())),
+            }
+        }
+        self.client
+            .delete_policy()
+            .policy_arn(arn)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| classify(&e, "iam:DeletePolicy", context()))
+    }
+
+    /// One call in practice (at most 20 policies can be attached); further pages are
+    /// followed.
+    async fn attached_policies(&self, principal: &IamPrincipal) -> Result<Vec<String>, AwsError> {
+        let name = principal.name.as_str();
+        let mut arns = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let (page, truncated, next) = match principal.kind {
+                PrincipalType::Role => {
+                    let out = self
+                        .client
+                        .list_attached_role_policies()
+                        .role_name(name)
+                        .max_items(MAX_ITEMS)
+                        .set_marker(marker.take())
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            classify(&e, "iam:ListAttachedRolePolicies", self.on(principal))
+                        })?;
+                    (
+                        out.attached_policies()
+                            .iter()
+                            .filter_map(|p| p.policy_arn().map(str::to_owned))
+                            .collect::<Vec<_>>(),
+                        out.is_truncated(),
+                        out.marker().map(str::to_owned),
+                    )
+                }
+                PrincipalType::User => {
+                    let out = self
+                        .client
+                        .list_attached_user_policies()
+                        .user_name(name)
+                        .max_items(MAX_ITEMS)
+                        .set_marker(marker.take())
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            classify(&e, "iam:ListAttachedUserPolicies", self.on(principal))
+                        })?;
+                    (
+                        out.attached_policies()
+                            .iter()
+                            .filter_map(|p| p.policy_arn().map(str::to_owned))
+                            .collect::<Vec<_>>(),
+                        out.is_truncated(),
+                        out.marker().map(str::to_owned),
+                    )
+                }
+            };
+            arns.extend(page);
+            match next {
+                Some(next) if truncated => marker = Some(next),
+                _ => return Ok(arns),
+            }
+        }
+    }
+
+    async fn attach_policy(&self, principal: &IamPrincipal, arn: &str) -> Result<(), AwsError> {
+        let name = principal.name.as_str();
+        let context = || format!("{}, policy `{arn}`", self.on(principal));
+        match principal.kind {
+            PrincipalType::Role => self
+                .client
+                .attach_role_policy()
+                .role_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| classify(&e, "iam:AttachRolePolicy", context())),
+            PrincipalType::User => self
+                .client
+                .attach_user_policy()
+                .user_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| classify(&e, "iam:AttachUserPolicy", context())),
+        }
+    }
+
+    async fn detach_policy(&self, principal: &IamPrincipal, arn: &str) -> Result<(), AwsError> {
+        let name = principal.name.as_str();
+        let context = || format!("{}, policy `{arn}`", self.on(principal));
+        match principal.kind {
+            PrincipalType::Role => self
+                .client
+                .detach_role_policy()
+                .role_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| classify(&e, "iam:DetachRolePolicy", context())),
+            PrincipalType::User => self
+                .client
+                .detach_user_policy()
+                .user_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| classify(&e, "iam:DetachUserPolicy", context())),
+        }
+    }
+}
+
+impl AccessKeys for SdkIam {
+    async fn deactivate_access_key(
+        &self,
+        user: &PrincipalName,
+        access_key_id: &AccessKeyId,
+    ) -> Result<(), AwsError> {
+        self.client
+            .update_access_key()
+            .user_name(user.as_str())
+            .access_key_id(access_key_id.as_str())
+            .status(StatusType::Inactive)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| {
+                classify(
+                    &e,
+                    "iam:UpdateAccessKey",
+                    format!(
+                        "on access key `{access_key_id}` of user `{user}` in {}",
+                        self.account
+                    ),
+                )
+            })
+    }
+
+    async fn list_access_keys(&self, user: &PrincipalName) -> Result<Vec<AccessKeyInfo>, AwsError> {
+        let context = || format!("of user `{user}` in {}", self.account);
+        let out = self
+            .client
+            .list_access_keys()
+            .user_name(user.as_str())
+            .send()
+            .await
+            .map_err(|e| classify(&e, "iam:ListAccessKeys", context()))?;
+        // IAM allows two keys per user, one page; a key id IAM would not issue is
+        // a broken answer, and skipping it could report a key as contained.
+        out.access_key_metadata()
+            .iter()
+            .map(|k| {
+                let id = AccessKeyId::parse(k.access_key_id().unwrap_or("")).map_err(|e| {
+                    AwsError::new(
+                        ErrorKind::Malformed,
+                        "iam:ListAccessKeys",
+                        context(),
+                        e.to_string(),
+                    )
+                })?;
+                Ok(AccessKeyInfo {
+                    id,
+                    active: k.status() != Some(&StatusType::Inactive),
+                })
+            })
+            .collect()
+    }
+
+    async fn has_login_profile(&self, user: &PrincipalName) -> Result<bool, AwsError> {
+        match self
+            .client
+            .get_login_profile()
+            .user_name(user.as_str())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = classify(
+                    &e,
+                    "iam:GetLoginProfile",
+                    format!("of user `{user}` in {}", self.account),
+                );
+                if err.kind == ErrorKind::NotFound {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn active_ssh_public_keys(&self, user: &PrincipalName) -> Result<Vec<String>, AwsError> {
+        let out = self
+            .client
+            .list_ssh_public_keys()
+            .user_name(user.as_str())
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    &e,
+                    "iam:ListSSHPublicKeys",
+                    format!("of user `{user}` in {}", self.account),
+                )
+            })?;
+        Ok(out
+            .ssh_public_keys()
+            .iter()
+            .filter(|k| k.status() != &StatusType::Inactive)
+            .map(|k| cutoff_domain::principal::clean_text(k.ssh_public_key_id(), 128))
+            .collect())
+    }
+
+    async fn active_service_credentials(
+        &self,
+        user: &PrincipalName,
+    ) -> Result<Vec<String>, AwsError> {
+        let out = self
+            .client
+            .list_service_specific_credentials()
+            .user_name(user.as_str())
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    &e,
+                    "iam:ListServiceSpecificCredentials",
+                    format!("of user `{user}` in {}", self.account),
+                )
+            })?;
+        Ok(out
+            .service_specific_credentials()
+            .iter()
+            .filter(|c| c.status() != &StatusType::Inactive)
+            .map(|c| cutoff_domain::principal::clean_text(c.service_name(), 128))
+            .collect())
+    }
+}
+
+impl super::PolicySimulator for SdkIam {
+    async fn simulate(
+        &self,
+        principal_arn: &str,
+        action: &str,
+        resource: &str,
+        call_context: &[cutoff_domain::self_check::ContextValue],
+    ) -> Result<cutoff_domain::self_check::Simulated, AwsError> {
+        use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum};
+        const OP: &str = "iam:SimulatePrincipalPolicy";
+        let context = || format!("{action} on {resource} as {principal_arn}");
+        let entries = call_context
+            .iter()
+            .map(|c| {
+                ContextEntry::builder()
+                    .context_key_name(c.key)
+                    .context_key_values(c.value.clone())
+                    .context_key_type(if c.boolean {
+                        ContextKeyTypeEnum::Boolean
+                    } else {
+                        ContextKeyTypeEnum::String
+                    })
+                    .build()
+            })
+            .collect();
+        let out = self
+            .client
+            .simulate_principal_policy()
+            .policy_source_arn(principal_arn)
+            .action_names(action)
+            .resource_arns(resource)
+            .set_context_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| classify(&e, OP, context()))?;
+        // One action on one resource: one result, whose decision covers the role's
+        // policies, its boundary and the SCPs.
+        let [result] = out.evaluation_results() else {
+            return Err(self.malformed(
+                OP,
+                context(),
+                format!(
+                    "{} results for one action and resource",
+                    out.evaluation_results().len()
+                ),
+            ));
+        };
+        use aws_sdk_iam::types::PolicyEvaluationDecisionType as D;
+        use cutoff_domain::self_check::Decision;
+        let decision = match result.eval_decision() {
+            D::Allowed => Decision::Allowed,
+            D::ImplicitDeny => Decision::ImplicitDeny,
+            D::ExplicitDeny => Decision::ExplicitDeny,
+            other => {
+                return Err(self.malformed(
+                    OP,
+                    context(),
+                    format!("an unknown decision {}", other.as_str()),
+                ));
+            }
+        };
+        Ok(cutoff_domain::self_check::Simulated {
+            decision,
+            missing_context: result.missing_context_values().to_vec(),
+        })
+    }
+}
+
+impl AccountQuotas for SdkIam {
+    async fn account_summary(&self) -> Result<AccountSummary, AwsError> {
+        const OP: &str = "iam:GetAccountSummary";
+        let context = || format!("in {}", self.account);
+        let out = self
+            .client
+            .get_account_summary()
+            .send()
+            .await
+            .map_err(|e| classify(&e, OP, context()))?;
+        let map = out.summary_map();
+        // IAM always returns these keys; a missing one is a broken response, and a
+        // guessed quota could send the fallback into a wall.
+        let get = |key: SummaryKeyType| -> Result<u32, AwsError> {
+            let value = map.and_then(|m| m.get(&key)).ok_or_else(|| {
+                self.malformed(
+                    OP,
+                    context(),
+                    format!("the summary has no {}", key.as_str()),
+                )
+            })?;
+            u32::try_from(*value).map_err(|_| {
+                self.malformed(
+                    OP,
+                    context(),
+                    format!("the summary has a negative {}", key.as_str()),
+                )
+            })
+        };
+        Ok(AccountSummary {
+            policies: get(SummaryKeyType::Policies)?,
+            policies_quota: get(SummaryKeyType::PoliciesQuota)?,
+            attached_policies_per_role_quota: get(SummaryKeyType::AttachedPoliciesPerRoleQuota)?,
+            attached_policies_per_user_quota: get(SummaryKeyType::AttachedPoliciesPerUserQuota)?,
+        })
+    }
+}
+
+/// `cutoff-<request id>`, reduced to what STS accepts in a session name:
+/// `[A-Za-z0-9_+=,.@-]`, at most 64 characters (the prefix makes the minimum of 2).
+pub fn session_name(request_id: &str) -> String {
+    let mut name = String::from(SESSION_PREFIX);
+    name.extend(
+        request_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(64 - SESSION_PREFIX.len()),
+    );
+    name
+}
+
+/// A member-account client and when to stop using it.
+#[derive(Debug)]
+struct Session {
+    iam: SdkIam,
+    refresh_at: DateTime<Utc>,
+}
+
+/// Per account, the cached session; the per-account lock makes concurrent requests
+/// for one account share one `AssumeRole`, without serialising other accounts.
+type SessionSlot = Arc<tokio::sync::Mutex<Option<Session>>>;
+
+/// Access to our own account (the function's credentials) and to member accounts
+/// (`sts:AssumeRole` on the member role with the ExternalId), with member
+/// credentials cached per account until five minutes before they expire.
+pub struct SdkAccountAccess {
+    sts: aws_sdk_sts::Client,
+    /// The base configuration of member-account IAM clients; only the credentials
+    /// are replaced.
+    iam_config: aws_sdk_iam::Config,
+    home: SdkIam,
+    partition: Partition,
+    member_role: PrincipalName,
+    external_id: Option<String>,
+    clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+    sessions: std::sync::Mutex<HashMap<Account, SessionSlot>>,
+}
+
+impl std::fmt::Debug for SdkAccountAccess {
+    // By hand: the clock is not Debug, and the ExternalId stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SdkAccountAccess")
+            .field("home", &self.home.account)
+            .field("partition", &self.partition)
+            .field("member_role", &self.member_role)
+            .field("external_id", &self.external_id.as_ref().map(|_| "…"))
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SdkAccountAccess {
+    /// Clients from `config` (see [`load_sdk_config`]); `home` and `partition` from
+    /// [`discover_home`]. Uses the system clock and the default retry policy.
+    pub fn new(
+        config: &SdkConfig,
+        home: Account,
+        partition: Partition,
+        member_role: PrincipalName,
+        external_id: Option<String>,
+    ) -> Self {
+        Self::from_clients(
+            aws_sdk_sts::Client::new(config),
+            aws_sdk_iam::Config::from(config),
+            home,
+            partition,
+            member_role,
+            external_id,
+        )
+    }
+
+    /// As [`Self::new`], from an STS client and the IAM client configuration that
+    /// member-account clients are derived from (tests pass mocked ones).
+    pub fn from_clients(
+        sts: aws_sdk_sts::Client,
+        iam_config: aws_sdk_iam::Config,
+        home: Account,
+        partition: Partition,
+        member_role: PrincipalName,
+        external_id: Option<String>,
+    ) -> Self {
+        // Whatever the configuration says, the SDK must not retry: every attempt has
+        // to go through `retry::with_retries` to be bounded and counted once.
+        let sts = aws_sdk_sts::Client::from_conf(
+            sts.config()
+                .to_builder()
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        );
+        let iam_config = iam_config
+            .to_builder()
+            .retry_config(RetryConfig::disabled())
+            .build();
+        let home_iam = SdkIam::new(
+            aws_sdk_iam::Client::from_conf(iam_config.clone()),
+            home,
+            partition,
+        );
+        Self {
+            sts,
+            iam_config,
+            home: home_iam,
+            partition,
+            member_role,
+            external_id,
+            clock: Arc::new(SystemClock),
+            retry: RetryPolicy::default(),
+            sessions: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The clock that decides when cached credentials are refreshed.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Retries of `AssumeRole`.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    pub fn home(&self) -> &Account {
+        &self.home.account
+    }
+
+    /// `arn:<partition>:iam::<account>:role/<member role>`.
+    pub fn member_role_arn(&self, account: &Account) -> String {
+        format!(
+            "arn:{}:iam::{account}:role/{}",
+            self.partition, self.member_role
+        )
+    }
+
+    fn slot(&self, account: &Account) -> SessionSlot {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.entry(account.clone()).or_default().clone()
+    }
+
+    async fn assume(
+        &self,
+        account: &Account,
+        request_id: &str,
+        calls: &CallCounter,
+    ) -> Result<Session, AwsError> {
+        const OP: &str = "sts:AssumeRole";
+        let role_arn = self.member_role_arn(account);
+        let session = session_name(request_id);
+        let context = format!("on `{role_arn}`");
+        let (sts, role_arn_ref, session_ref, context_ref) = (
+            &self.sts,
+            role_arn.as_str(),
+            session.as_str(),
+            context.as_str(),
+        );
+        let external_id = self.external_id.as_deref();
+        let out = retry::with_retries(&self.retry, calls, || async move {
+            sts.assume_role()
+                .role_arn(role_arn_ref)
+                .role_session_name(session_ref)
+                .duration_seconds(SESSION_SECONDS)
+                .set_external_id(external_id.map(str::to_owned))
+                .send()
+                .await
+                .map_err(|e| {
+                    let mut err = classify(&e, OP, context_ref.to_owned());
+                    if err.kind == ErrorKind::AccessDenied {
+                        err.message = format!(
+                            "cannot assume {role_arn_ref}: check that the member-role stack is \
+                             deployed in {account} and trusts this account, and that its \
+                             ExternalId matches cutoff's ({})",
+                            err.message
+                        );
+                    }
+                    err
+                })
+        })
+        .await?;
+        let malformed =
+            |message: &str| AwsError::new(ErrorKind::Malformed, OP, context.clone(), message);
+        let creds = out
+            .credentials()
+            .ok_or_else(|| malformed("the response has no credentials"))?;
+        let expiration = *creds.expiration();
+        let expires_at =
+            DateTime::<Utc>::from_timestamp(expiration.secs(), expiration.subsec_nanos())
+                .ok_or_else(|| malformed("the credentials expire at an impossible time"))?;
+        let credentials = Credentials::new(
+            creds.access_key_id(),
+            creds.secret_access_key(),
+            Some(creds.session_token().to_owned()),
+            SystemTime::try_from(expiration).ok(),
+            ASSUME_ROLE_PROVIDER,
+        );
+        let client = aws_sdk_iam::Client::from_conf(
+            self.iam_config
+                .to_builder()
+                .credentials_provider(credentials)
+                .build(),
+        );
+        tracing::debug!(%account, role_arn, session, %expires_at, "assumed member role");
+        Ok(Session {
+            iam: SdkIam::new(client, account.clone(), self.partition),
+            refresh_at: expires_at - REFRESH_MARGIN,
+        })
+    }
+}
+
+impl AccountAccess for SdkAccountAccess {
+    type Client = SdkIam;
+
+    fn home(&self) -> &Account {
+        &self.home.account
+    }
+
+    async fn client_for(
+        &self,
+        account: &Account,
+        request_id: &str,
+        calls: &CallCounter,
+    ) -> Result<SdkIam, AwsError> {
+        if *account == self.home.account {
+            return Ok(self.home.clone());
+        }
+        let slot = self.slot(account);
+        let mut cached = slot.lock().await;
+        if let Some(session) = cached.as_ref()
+            && self.clock.now() < session.refresh_at
+        {
+            return Ok(session.iam.clone());
+        }
+        let session = self.assume(account, request_id, calls).await?;
+        let iam = session.iam.clone();
+        *cached = Some(session);
+        Ok(iam)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_iam::Client as Iam;
+    use aws_sdk_iam::operation::get_role::GetRoleError;
+    use aws_sdk_iam::operation::get_role::GetRoleOutput;
+    use aws_sdk_iam::operation::get_role_policy::{GetRolePolicyError, GetRolePolicyOutput};
+    use aws_sdk_iam::types::error::{LimitExceededException, NoSuchEntityException};
+    use aws_sdk_iam::types::{Role, Tag, User};
+    use aws_sdk_sts::Client as Sts;
+    use aws_sdk_sts::operation::assume_role::AssumeRoleOutput;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_runtime_api::box_error::BoxError;
+    use aws_smithy_runtime_api::client::interceptors::Intercept;
+    use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::config_bag::ConfigBag;
+    use aws_smithy_types::error::ErrorMetadata;
+    use cutoff_domain::clock::FixedClock;
+
+    /// A mocked client with SDK retries off, as [`load_sdk_config`] builds them, so
+    /// that every mocked response reaches our code.
+    macro_rules! mocked {
+        ($sdk:ident, $rules:expr) => {
+            mocked!($sdk, RuleMode::Sequential, $rules)
+        };
+        ($sdk:ident, $mode:expr, $rules:expr) => {
+            mock_client!($sdk, $mode, $rules, |c| c
+                .retry_config(RetryConfig::disabled()))
+        };
+    }
+
+    const HOME: &str = "111122223333";
+    const MEMBER: &str = "444455556666";
+    const MEMBER_ROLE_ARN: &str = "arn:aws:iam::444455556666:role/cutoff-member";
+    const DOC: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"RevokeOlderSessions","Effect":"Deny","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-11-23T12:00:00Z"}}}]}"#;
+
+    fn account(s: &str) -> Account {
+        Account::parse(s).unwrap()
+    }
+
+    fn name(s: &str) -> PrincipalName {
+        PrincipalName::parse(s).unwrap()
+    }
+
+    fn role(s: &str) -> IamPrincipal {
+        IamPrincipal::role(name(s))
+    }
+
+    fn user(s: &str) -> IamPrincipal {
+        IamPrincipal::user(name(s))
+    }
+
+    fn sdk(client: Iam) -> SdkIam {
+        SdkIam::new(client, account(HOME), Partition::Aws)
+    }
+
+    /// An IAM/STS (awsQuery) error response, as the services send it: the real
+    /// deserializer turns it into the modeled error with its code and message.
+    fn http_error(status: u16, code: &str, message: &str) -> HttpResponse {
+        let body = format!(
+            "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">\
+             <Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
+             <RequestId>4b1f7c52-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+        );
+        HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body))
+    }
+
+    fn http_status(status: u16, body: &'static str) -> HttpResponse {
+        HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body))
+    }
+
+    /// Metadata as the deserializer fills it, for modeled errors built in tests.
+    fn meta(code: &str, message: &str) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).message(message).build()
+    }
+
+    fn tag(k: &str, v: &str) -> Tag {
+        Tag::builder().key(k).value(v).build().unwrap()
+    }
+
+    fn payments_role() -> Role {
+        Role::builder()
+            .path("/service/")
+            .role_name("payments-api")
+            .role_id("AROAEXAMPLEROLEID0001")
+            .arn("arn:aws:iam::111122223333:role/service/payments-api")
+            .create_date(aws_smithy_types::DateTime::from_secs(0))
+            .tags(tag("cutoff:owner", "payments"))
+            .tags(tag(
+                "cutoff:notify",
+                "arn:aws:sns:eu-west-1:111122223333:payments",
+            ))
+            .tags(tag("env", "prod"))
+            .build()
+            .unwrap()
+    }
+
+    async fn get_role_error(response: HttpResponse) -> AwsError {
+        let rule = mock!(Iam::get_role).then_http_response(move || {
+            HttpResponse::new(
+                response.status(),
+                SdkBody::from(response.body().bytes().unwrap_or_default()),
+            )
+        });
+        let iam = sdk(mocked!(aws_sdk_iam, [&rule]));
+        iam.get_principal(&role("payments-api")).await.unwrap_err()
+    }
+
+    // ---- Principals ----
+
+    #[tokio::test]
+    async fn get_role_returns_path_id_arn_and_tags_in_order() {
+        let rule = mock!(Iam::get_role)
+            .match_requests(|r| r.role_name() == Some("payments-api"))
+            .then_output(|| GetRoleOutput::builder().role(payments_role()).build());
+        let iam = sdk(mocked!(aws_sdk_iam, [&rule]));
+        let info = iam.get_principal(&role("payments-api")).await.unwrap();
+        assert_eq!(info.principal, role("payments-api"));
+        assert_eq!(info.path.as_str(), "/service/");
+        assert_eq!(info.unique_id.as_str(), "AROAEXAMPLEROLEID0001");
+        assert_eq!(
+            info.arn,
+            "arn:aws:iam::111122223333:role/service/payments-api"
+        );
+        let keys: Vec<_> = info.tags.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["cutoff:owner", "cutoff:notify", "env"]);
+        assert_eq!(info.tag("cutoff:owner"), Some("payments"));
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn get_user_returns_the_user() {
+        let rule = mock!(Iam::get_user)
+            .match_requests(|r| r.user_name() == Some("alice"))
+            .then_output(|| {
+                aws_sdk_iam::operation::get_user::GetUserOutput::builder()
+                    .user(
+                        User::builder()
+                            .path("/")
+                            .user_name("alice")
+                            .user_id("AIDAEXAMPLEUSERID001")
+                            .arn("arn:aws:iam::111122223333:user/alice")
+                            .create_date(aws_smithy_types::DateTime::from_secs(0))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            });
+        let iam = sdk(mocked!(aws_sdk_iam, [&rule]));
+        let info = iam.get_principal(&user("alice")).await.unwrap();
+        assert_eq!(info.unique_id.as_str(), "AIDAEXAMPLEUSERID001");
+        assert_eq!(info.path, IamPath::root());
+        assert!(info.tags.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_missing_role_is_not_found_with_the_entity_and_the_service_message() {
+        let err = get_role_error(http_error(
+            404,
+            "NoSuchEntity",
+            "The role with name payments-api cannot be found.",
+        ))
+        .await;
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        assert_eq!(err.operation, "iam:GetRole");
+        assert_eq!(err.context, "on role `payments-api` in 111122223333");
+        assert_eq!(
+            err.message,
+            "NoSuchEntity: The role with name payments-api cannot be found."
+        );
+        assert_eq!(
+            err.to_string(),
+            "iam:GetRole on role `payments-api` in 111122223333: not_found: NoSuchEntity: \
+             The role with name payments-api cannot be found."
+        );
+    }
+
+    #[tokio::test]
+    async fn service_errors_map_by_code_then_by_status() {
+        for (response, kind) in [
+            (
+                http_error(400, "Throttling", "Rate exceeded"),
+                ErrorKind::Throttled,
+            ),
+            (
+                http_error(403, "AccessDenied", "not authorized"),
+                ErrorKind::AccessDenied,
+            ),
+            (
+                http_error(500, "ServiceFailure", "oops"),
+                ErrorKind::Transient,
+            ),
+            (
+                http_error(503, "SomethingNew", "later"),
+                ErrorKind::Transient,
+            ),
+            (
+                http_error(400, "SomethingNew", "what"),
+                ErrorKind::Malformed,
+            ),
+            (
+                http_status(503, "<html>Service Unavailable</html>"),
+                ErrorKind::Transient,
+            ),
+            (http_status(502, ""), ErrorKind::Transient),
+            (http_status(429, ""), ErrorKind::Throttled),
+            (http_status(403, ""), ErrorKind::AccessDenied),
+            (
+                http_status(404, "<html>Not Found</html>"),
+                ErrorKind::Malformed,
+            ),
+            // A success status with a body that is not the expected XML.
+            (
+                http_status(200, "<GetRoleResponse><GetRoleRe"),
+                ErrorKind::Transient,
+            ),
+        ] {
+            let shown = format!(
+                "{} {:?}",
+                response.status().as_u16(),
+                response.body().bytes()
+            );
+            let err = get_role_error(response).await;
+            assert_eq!(err.kind, kind, "{shown}: {err}");
+            assert_eq!(err.context, "on role `payments-api` in 111122223333");
+        }
+    }
+
+    #[tokio::test]
+    async fn instance_profile_resolves_to_its_role() {
+        let rule = mock!(Iam::get_instance_profile)
+            .match_requests(|r| r.instance_profile_name() == Some("web"))
+            .then_output(|| {
+                aws_sdk_iam::operation::get_instance_profile::GetInstanceProfileOutput::builder()
+                    .instance_profile(
+                        aws_sdk_iam::types::InstanceProfile::builder()
+                            .path("/")
+                            .instance_profile_name("web")
+                            .instance_profile_id("AIPAEXAMPLEPROFILE01")
+                            .arn("arn:aws:iam::111122223333:instance-profile/web")
+                            .create_date(aws_smithy_types::DateTime::from_secs(0))
+                            .roles(payments_role())
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            });
+        let missing = mock!(Iam::get_instance_profile).then_http_response(|| {
+            http_error(
+                404,
+                "NoSuchEntity",
+                "Instance Profile gone cannot be found.",
+            )
+        });
+        let iam = sdk(mocked!(aws_sdk_iam, [&rule, &missing]));
+        assert_eq!(
+            iam.instance_profile_roles(&name("web")).await.unwrap(),
+            vec![name("payments-api")]
+        );
+        let err = iam.instance_profile_roles(&name("gone")).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        assert_eq!(err.context, "on instance profile `gone` in 111122223333");
+    }
+
+    // ---- Inline policies ----
+
+    #[tokio::test]
+    async fn get_inline_policy_returns_the_document_as_iam_sends_it() {
+        let encoded = "%7B%22Version%22%3A%222012-10-17%22%7D";
+        let rule = mock!(Iam::get_role_policy)
+            .match_requests(|r| {
+                r.role_name() == Some("payments-api")
+                    && r.policy_name() == Some("AWSRevokeOlderSessions")
+            })
+            .then_output(move || {
+                GetRolePolicyOutput::builder()
+                    .role_name("payments-api")
+                    .policy_name("AWSRevokeOlderSessions")
+                    .policy_document(encoded)
+                    .build()
+                    .unwrap()
+            });
+        let iam = sdk(mocked!(aws_sdk_iam, [&rule]));
+        let doc = iam
+            .get_inline_policy(&role("payments-api"), "AWSRevokeOlderSessions")
+            .await
+            .unwrap();
+        assert_eq!(doc.as_deref(), Some(encoded));
+    }
+
+    #[tokio::test]
+    async fn a_missing_inline_policy_is_none() {
+        let modeled = mock!(Iam::get_role_policy).then_error(|| {
+            GetRolePolicyError::NoSuchEntityException(
+                NoSuchEntityException::builder()
+                    .message("The role policy with name AWSRevokeOlderSessions cannot be found.")
+                    .meta(meta(
+                        "NoSuchEntity",
+                        "The role policy with name AWSRevokeOlderSessions cannot be found.",
+                    ))
+                    .build(),
+            )
+        });
+        let wire = mock!(Iam::get_user_policy).then_http_response(|| {
+            http_error(404, "NoSuchEntity", "The user policy cannot be found.")
+        });
+        let iam = sdk(mocked!(aws_sdk_iam, [&modeled, &wire]));
+        assert_eq!(
+            iam.get_inline_policy(&role("payments-api"), "AWSRevokeOlderSessions")
+                .await,
+            Ok(None)
+        );
+        assert_eq!(
+            iam.get_inline_policy(&user("alice"), "AWSRevokeOlderSessions")
+                .await,
+            Ok(None)
+        );
+    }
+
+    #[tokio::test]
+    async fn get_inline_policy_errors_other_than_not_found_are_reported() {
+        let denied = mock!(Iam::get_user_policy).then_http_response(|| {
+            http_error(
+                403,
+                "AccessDenied",
+                "User: x is not authorized to perform: iam:GetUserPolicy",
+            )
+        });
+        let throttled = mock!(Iam::get_role_policy)
+            .then_http_response(|| http_error(400, "Throttling", "Rate exceeded"));
+        let iam = sdk(mocked!(aws_sdk_iam, [&denied, &throttled]));
+        let err = iam
+            .get_inline_policy(&user("alice"), "AWSRevokeOlderSessions")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::AccessDenied);
+        assert_eq!(err.operation, "iam:GetUserPolicy");
+        assert_eq!(
+            err.context,
+            "on policy `AWSRevokeOlderSessions` of user `alice` in 111122223333"
+        );
+        let err = iam
+            .get_inline_policy(&role("payments-api"), "AWSRevokeOlderSessions")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Throttled);
+    }
+
+    #[tokio::test]
+    async fn list_inline_policies_follows_pages() {
+        let first = mock!(Iam::list_role_policies)
+            .match_requests(|r| {
+                r.role_name() == Some("payments-api")
+                    && r.marker().is_none()
+                    && r.max_items() == Some(1000)
+            })
+            .then_output(|| {
+                aws_sdk_iam::operation::list_role_policies::ListRolePoliciesOutput::builder()
+                    .policy_names("a")
+                    .policy_names("AWSRevokeOlderSessions")
+                    .is_truncated(true)
+                    .marker("m1")
+                    .build()
+                    .unwrap()
+            });
+        let second = mock!(Iam::list_role_policies)
+            .match_requests(|r| r.marker() == Some("m1"))
+            .then_output(|| {
+                aws_sdk_iam::operation::list_role_policies::ListRolePoliciesOutput::builder()
+                    .policy_names("z")
+                    .is_truncated(false)
+                    .build()
+                    .unwrap()
+            });
+        let users = mock!(Iam::list_user_policies).then_http_response(|| {
+            http_error(
+                404,
+                "NoSuchEntity",
+                "The user with name bob cannot be found.",
+            )
+        });
+        let iam = sdk(mocked!(aws_sdk_iam, [&first, &second, &users]));
+        assert_eq!(
+            iam.list_inline_policies(&role("payments-api"))
+                .await
+                .unwrap(),
+            ["a", "AWSRevokeOlderSessions", "z"]
+        );
+        let err = iam.list_inline_policies(&user("bob")).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn put_inline_policy_sends_the_document() {
+        let rule = mock!(Iam::put_role_policy)
+            .match_requests(|r| {
+                r.role_name() == Some("payments-api")
+                    && r.policy_name() == Some("AWSRevokeOlderSessions")
+                    && r.policy_document() == Some(DOC)
+            })
+            .then_output(|| {
+                aws_sdk_iam::operation::put_role_policy::PutRolePolicyOutput::builder().build()
+            });
+        let users = mock!(Iam::put_user_policy)
+            .match_requests(|r| r.user_name() == Some("alice") && r.policy_document() == Some(DOC))
+            .then_output(|| {
+                aws_sdk_iam::operation::put_user_policy::PutUserPolicyOutput::builder().build()
+            });
+        let iam = sdk(mocked!(aws_sdk_iam, [&rule, &users]));
+        iam.put_inline_policy(&role("payments-api"), "AWSRevokeOlderSessions", DOC)
+            .await
+            .unwrap();
+        iam.put_inline_policy(&user("alice"), "AWSRevokeOlderSessions", DOC)
+            .await
+            .unwrap();
+        assert_eq!((rule.num_calls(), users.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn put_inline_policy_failures_keep_their_meaning_and_never_echo_the_document() {
+        for (response, kind) in [
+            (
+                http_error(
+                    409,
+                    "LimitExceeded",
+                    "Maximum policy size of 10240 bytes exceeded for role payments-api",
+                ),
+                ErrorKind::Quota,
+            ),
+            (
+                http_error(
+                    400,
+                    "UnmodifiableEntity",
+                    "Cannot perform the operation on the protected role",
+                ),
+                ErrorKind::Unmodifiable,
+            ),
+            (
+                http_error(400, "MalformedPolicyDocument", "Syntax errors in policy."),
+                ErrorKind::Malformed,
+            ),
+            (
+                http_error(404, "NoSuchEntity", "The role cannot be found."),
+                ErrorKind::NotFound,
+            ),
+            (
+                http_error(400, "Throttling", "Rate exceeded"),
+                ErrorKind::Throttled,
+            ),
+            (http_status(503, ""), ErrorKind::Transient),
+        ] {
+            let status = response.status().as_u16();
+            let body = response.body().bytes().unwrap_or_default().to_vec();
+            let rule = mock!(Iam::put_role_policy).then_http_response(move || {
+                HttpResponse::new(
+                    StatusCode::try_from(status).unwrap(),
+                    SdkBody::from(body.clone()),
+                )
+            });
+            let iam = sdk(mocked!(aws_sdk_iam, [&rule]));
+            let err = iam
+                .put_inline_policy(&role("payments-api"), "AWSRevokeOlderSessions", DOC)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, kind, "{err}");
+            assert_eq!(err.operation, "iam:PutRolePolicy");
+            assert!(!err.to_string().contains("TokenIssueTime"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_modeled_limit_exceeded_error_is_quota() {
+        let rule = mock!(Iam::put_user_policy).then_error(|| {
+            aws_sdk_iam::operation::put_user_policy::PutUserPolicyError::LimitExceededException(
+                LimitExceededException::builder()
+                    .message("Maximum policy size of 2048 bytes exceeded for user alice")
+                    .meta(meta(
+                        "LimitExceeded",
+                        "Maximum policy size of 2048 bytes exceeded for user alice",
+                    ))
+                    .build(),
+            )
+        });
+        let iam = sdk(mocked!(aws_sdk_iam, [&rule]));
+        let err = iam
+            .put_inline_policy(&user("alice"), "AWSRevokeOlderSessions", DOC)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Quota);
+        assert!(err.message.contains("2048 bytes"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn delete_inline_policy_deletes_or_reports_not_found() {
+        let ok = mock!(Iam::delete_role_policy)
+            .match_requests(|r| {
+                r.role_name() == Some("payments-api")
+                    && r.policy_name() == Some("CutoffRevokedSessions")
+            })
+            .then_output(|| {
+                aws_sdk_iam::operation::delete_role_policy::DeleteRolePolicyOutput::builder()
+                    .build()
+            });
+        let gone = mock!(Iam::delete_user_policy).then_http_response(|| {
+            http_error(404, "NoSuchEntity", "The user policy cannot be found.")
+        });
+        let iam = sdk(mocked!(aws_sdk_iam, [&ok, &gone]));
+        iam.delete_inline_policy(&role("payments-api"), "CutoffRevokedSessions")
+            .await
+            .unwrap();
+        let err = iam
+            .delete_inline_policy(&user("alice"), "CutoffRevokedSessions")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.kind, err.operation),
+            (ErrorKind::NotFound, "iam:DeleteUserPolicy")
+        );
+    }
+
+    // ---- Managed policies ----
+
+    fn version(id: &str, default: bool, created: i64) -> aws_sdk_iam::types::PolicyVersion {
+        aws_sdk_iam::types::PolicyVersion::builder()
+            .version_id(id)
+            .is_default_version(default)
+            .create_date(aws_smithy_types::DateTime::from_secs(created))
+            .build()
+    }
+
+    fn list_versions(
+        versions: Vec<aws_sdk_iam::types::PolicyVersion>,
+    ) -> aws_sdk_iam::operation::list_policy_versions::ListPolicyVersionsOutput {
+        aws_sdk_iam::operation::list_policy_versions::ListPolicyVersionsOutput::builder()
+            .set_versions(Some(versions))
+            .is_truncated(false)
+            .build()
+    }
+
+    const POLICY_ARN: &str = "arn:aws:iam::111122223333:policy/cutoff/cutoff-revoke-payments-api";
+
+    fn cutoff_path() -> IamPath {
+        IamPath::parse("/cutoff/").unwrap()
+    }
+
+    #[tokio::test]
+    async fn managed_policy_arns_use_the_partition_account_and_path() {
+        let rule = mock!(Iam::get_account_summary).then_output(|| {
+            aws_sdk_iam::operation::get_account_summary::GetAccountSummaryOutput::builder().build()
+        });
+        let client = mocked!(aws_sdk_iam, [&rule]);
+        let iam = sdk(client.clone());
+        assert_eq!(
+            iam.managed_policy_arn(&IamPath::root(), "cutoff-revoke-x"),
+            "arn:aws:iam::111122223333:policy/cutoff-revoke-x"
+        );
+        assert_eq!(
+            iam.managed_policy_arn(&cutoff_path(), "cutoff-revoke-payments-api"),
+            POLICY_ARN
+        );
+        let cn = SdkIam::new(client, account(HOME), Partition::AwsCn);
+        assert_eq!(
+            cn.managed_policy_arn(&IamPath::root(), "p"),
+            "arn:aws-cn:iam::111122223333:policy/p"
+        );
+    }
+
+    #[tokio::test]
+    async fn get_managed_policy_reads_the_default_version() {
+        let policy = mock!(Iam::get_policy)
+            .match_requests(|r| r.policy_arn() == Some(POLICY_ARN))
+            .then_output(|| {
+                aws_sdk_iam::operation::get_policy::GetPolicyOutput::builder()
+                    .policy(
+                        aws_sdk_iam::types::Policy::builder()
+                            .arn(POLICY_ARN)
+                            .default_version_id("v3")
+                            .build(),
+                    )
+                    .build()
+            });
+        let version = mock!(Iam::get_policy_version)
+            .match_requests(|r| r.policy_arn() == Some(POLICY_ARN) && r.version_id() == Some("v3"))
+            .then_output(|| {
+                aws_sdk_iam::operation::get_policy_version::GetPolicyVersionOutput::builder()
+                    .policy_version(
+                        aws_sdk_iam::types::PolicyVersion::builder()
+                            .version_id("v3")
+                            .document("%7B%7D")
+                            .is_default_version(true)
+                            .build(),
+                    )
+                    .build()
+            });
+        let iam = sdk(mocked!(aws_sdk_iam, [&policy, &version]));
+        assert_eq!(
+            iam.get_managed_policy(POLICY_ARN).await.unwrap(),
+            Some(ManagedPolicy {
+                arn: POLICY_ARN.to_owned(),
+                document: "%7B%7D".to_owned()
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_managed_policy_is_none_and_other_errors_are_reported() {
+        let missing = mock!(Iam::get_policy).then_http_response(|| {
+            http_error(
+                404,
+                "NoSuchEntity",
+                "Policy does not exist or is not attachable.",
+            )
+        });
+        let denied = mock!(Iam::get_policy).then_http_response(|| {
+            http_error(
+                403,
+                "AccessDenied",
+                "not authorized to perform: iam:GetPolicy",
+            )
+        });
+        let iam = sdk(mocked!(aws_sdk_iam, [&missing, &denied]));
+        assert_eq!(iam.get_managed_policy(POLICY_ARN).await, Ok(None));
+        let err = iam.get_managed_policy(POLICY_ARN).await.unwrap_err();
+        assert_eq!(
+            (err.kind, err.operation),
+            (ErrorKind::AccessDenied, "iam:GetPolicy")
+        );
+        assert_eq!(err.context, format!("on policy `{POLICY_ARN}`"));
+    }
+
+    #[tokio::test]
+    async fn put_managed_policy_creates_it_when_absent() {
+        let list = mock!(Iam::list_policy_versions)
+            .match_requests(|r| r.policy_arn() == Some(POLICY_ARN))
+            .then_http_response(|| http_error(404, "NoSuchEntity", "Policy does not exist."));
+        let create = mock!(Iam::create_policy)
+            .match_requests(|r| {
+                r.path() == Some("/cutoff/")
+                    && r.policy_name() == Some("cutoff-revoke-payments-api")
+                    && r.policy_document() == Some(DOC)
+            })
+            .then_output(|| {
+                aws_sdk_iam::operation::create_policy::CreatePolicyOutput::builder()
+                    .policy(
+                        aws_sdk_iam::types::Policy::builder()
+                            .arn(POLICY_ARN)
+                            .build(),
+                    )
+                    .build()
+            });
+        // Sequential: any other call, or these in another order, fails the test.
+        let iam = sdk(mocked!(aws_sdk_iam, RuleMode::Sequential, [&list, &create]));
+        let arn = iam
+            .put_managed_policy(&cutoff_path(), "cutoff-revoke-payments-api", DOC)
+            .await
+            .unwrap();
+        assert_eq!(arn, POLICY_ARN);
+        assert_eq!((list.num_calls(), create.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_policy_created_concurrently_is_retried_as_transient() {
+        let list = mock!(Iam::list_policy_versions)
+            .then_http_response(|| http_error(404, "NoSuchEntity", "Policy does not exist."));
+        let create = mock!(Iam::create_policy).then_http_response(|| {
+            http_error(
+                409,
+                "EntityAlreadyExists",
+                "A policy called cutoff-revoke-payments-api already exists.",
+            )
+        });
+        let iam = sdk(mocked!(aws_sdk_iam, RuleMode::Sequential, [&list, &create]));
+        let err = iam
+            .put_managed_policy(&cutoff_path(), "cutoff-revoke-payments-api", DOC)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.kind, err.operation),
+            (ErrorKind::Transient, "iam:CreatePolicy")
+        );
+    }
+
+    #[tokio::test]
+    async fn put_managed_policy_adds_a_default_version_when_there_is_room() {
+        let list = mock!(Iam::list_policy_versions)
+            .then_output(|| list_versions(vec![version("v2", true, 20), version("v1", false, 10)]));
+        let create = mock!(Iam::create_policy_version)
+            .match_requests(|r| {
+                r.policy_arn() == Some(POLICY_ARN)
+                    && r.policy_document() == Some(DOC)
+                    && r.set_as_default() == Some(true)
+            })
+            .then_output(|| {
+                aws_sdk_iam::operation::create_policy_version::CreatePolicyVersionOutput::builder()
+                    .build()
+            });
+        let iam = sdk(mocked!(aws_sdk_iam, RuleMode::Sequential, [&list, &create]));
+        let arn = iam
+            .put_managed_policy(&cutoff_path(), "cutoff-revoke-payments-api", DOC)
+            .await
+            .unwrap();
+        assert_eq!(arn, POLICY_ARN);
+        assert_eq!(create.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn put_managed_policy_prunes_the_oldest_non_default_version_when_five_exist() {
+        // The default (v1) is the oldest; v2 is the oldest the policy can lose. v10
+        // and v3 share a second: the lower version number is older.
+        let list = mock!(Iam::list_policy_versions).then_output(|| {
+            list_versions(vec![
+                version("v10", false, 30),
+                version("v1", true, 10),
+                version("v4", false, 40),
+                version("v3", false, 30),
+                version("v2", false, 20),
+            ])
+        });
+        let delete = mock!(Iam::delete_policy_version)
+            .match_requests(|r| r.policy_arn() == Some(POLICY_ARN) && r.version_id() == Some("v2"))
+            .then_output(|| {
+                aws_sdk_iam::operation::delete_policy_version::DeletePolicyVersionOutput::builder()
+                    .build()
+            });
+        let create = mock!(Iam::create_policy_version)
+            .match_requests(|r| {
+                r.set_as_default() == Some(true) && r.policy_document() == Some(DOC)
+            })
+            .then_output(|| {
+                aws_sdk_iam::operation::create_policy_version::CreatePolicyVersionOutput::builder()
+                    .build()
+            });
+        let iam = sdk(mocked!(
+            aws_sdk_iam,
+            RuleMode::Sequential,
+            [&list, &delete, &create]
+        ));
+        iam.put_managed_policy(&cutoff_path(), "cutoff-revoke-payments-api", DOC)
+            .await
+            .unwrap();
+        assert_eq!(
+            (list.num_calls(), delete.num_calls(), create.num_calls()),
+            (1, 1, 1)
+        );
+
+        let tied = mock!(Iam::list_policy_versions).then_output(|| {
+            list_versions(vec![
+                version("v10", false, 30),
+                version("v9", true, 50),
+                version("v4", false, 40),
+                version("v3", false, 30),
+                version("v5", false, 60),
+            ])
+        });
+        let delete_v3 = mock!(Iam::delete_policy_version)
+            .match_requests(|r| r.version_id() == Some("v3"))
+            .then_output(|| {
+                aws_sdk_iam::operation::delete_policy_version::DeletePolicyVersionOutput::builder()
+                    .build()
+            });
+        let create = mock!(Iam::create_policy_version).then_output(|| {
+            aws_sdk_iam::operation::create_policy_version::CreatePolicyVersionOutput::builder()
+                .build()
+        });
+        let iam = sdk(mocked!(
+            aws_sdk_iam,
+            RuleMode::Sequential,
+            [&tied, &delete_v3, &create]
+        ));
+        iam.put_managed_policy(&cutoff_path(), "cutoff-revoke-payments-api", DOC)
+            .await
+            .unwrap();
+        assert_eq!(delete_v3.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_version_that_does_not_fit_is_quota() {
+        let list = mock!(Iam::list_policy_versions)
+            .then_output(|| list_versions(vec![version("v1", true, 10)]));
+        let create = mock!(Iam::create_policy_version).then_http_response(|| {
+            http_error(
+                409,
+                "LimitExceeded",
+                "Cannot exceed quota for PolicySize: 6144",
+            )
+        });
+        let iam = sdk(mocked!(aws_sdk_iam, RuleMode::Sequential, [&list, &create]));
+        let err = iam
+            .put_managed_policy(&cutoff_path(), "cutoff-revoke-payments-api", DOC)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.kind, err.operation),
+            (ErrorKind::Quota, "iam:CreatePolicyVersion")
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_managed_policy_removes_non_default_versions_first() {
+        let list = mock!(Iam::list_policy_versions).then_output(|| {
+            list_versions(vec![
+                version("v3", true, 30),
+                version("v1", false, 10),
+                version("v2", false, 20),
+            ])
+        });
+        let delete_v1 = mock!(Iam::delete_policy_version)
+            .match_requests(|r| r.version_id() == Some("v1"))
+            .then_output(|| {
+                aws_sdk_iam::operation::delete_policy_version::DeletePolicyVersionOutput::builder()
+                    .build()
+            });
+        let delete_v2 = mock!(Iam::delete_policy_version)
+            .match_requests(|r| r.version_id() == Some("v2"))
+            .then_output(|| {
+                aws_sdk_iam::operation::delete_policy_version::DeletePolicyVersionOutput::builder()
+                    .build()
+            });
+        let delete = mock!(Iam::delete_policy)
+            .match_requests(|r| r.policy_arn() == Some(POLICY_ARN))
+            .then_output(|| {
+                aws_sdk_iam::operation::delete_policy::DeletePolicyOutput::builder().build()
+            });
+        let iam = sdk(mocked!(
+            aws_sdk_iam,
+            RuleMode::Sequential,
+            [&list, &delete_v1, &delete_v2, &delete]
+        ));
+        iam.delete_managed_policy(POLICY_ARN).await.unwrap();
+        assert_eq!(delete.num_calls(), 1);
+
+        let missing = mock!(Iam::list_policy_versions)
+            .then_http_response(|| http_error(404, "NoSuchEntity", "Policy does not exist."));
+        let iam = sdk(mocked!(aws_sdk_iam, [&missing]));
+        let err = iam.delete_managed_policy(POLICY_ARN).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn attached_policies_follow_pages() {
+        let attached = |arn: &str| {
+            aws_sdk_iam::types::AttachedPolicy::builder()
+                .policy_arn(arn)
+                .policy_name("p")
+                .build()
+        };
+        let first = mock!(Iam::list_attached_role_policies)
+            .match_requests(|r| r.role_name() == Some("payments-api") && r.marker().is_none())
+            .then_output(move || {
+                aws_sdk_iam::operation::list_attached_role_policies::ListAttachedRolePoliciesOutput::builder()
+                    .attached_policies(attached("arn:aws:iam::aws:policy/ReadOnlyAccess"))
+                    .is_truncated(true)
+                    .marker("next")
+                    .build()
+            });
+        let second = mock!(Iam::list_attached_role_policies)
+            .match_requests(|r| r.marker() == Some("next"))
+            .then_output(move || {
+                aws_sdk_iam::operation::list_attached_role_policies::ListAttachedRolePoliciesOutput::builder()
+                    .attached_policies(attached(POLICY_ARN))
+                    .is_truncated(false)
+                    .build()
+            });
+        let users = mock!(Iam::list_attached_user_policies)
+            .match_requests(|r| r.user_name() == Some("alice"))
+            .then_output(|| {
+                aws_sdk_iam::operation::list_attached_user_policies::ListAttachedUserPoliciesOutput::builder()
+                    .is_truncated(false)
+                    .build()
+            });
+        let iam = sdk(mocked!(
+            aws_sdk_iam,
+            RuleMode::Sequential,
+            [&first, &second, &users]
+        ));
+        assert_eq!(
+            iam.attached_policies(&role("payments-api")).await.unwrap(),
+            ["arn:aws:iam::aws:policy/ReadOnlyAccess", POLICY_ARN]
+        );
+        assert!(
+            iam.attached_policies(&user("alice"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn attach_and_detach_name_the_principal_and_policy() {
+        let attach = mock!(Iam::attach_role_policy)
+            .match_requests(|r| {
+                r.role_name() == Some("payments-api") && r.policy_arn() == Some(POLICY_ARN)
+            })
+            .then_output(|| {
+                aws_sdk_iam::operation::attach_role_policy::AttachRolePolicyOutput::builder()
+                    .build()
+            });
+        let full = mock!(Iam::attach_user_policy).then_http_response(|| {
+            http_error(
+                409,
+                "LimitExceeded",
+                "Cannot exceed quota for PoliciesPerUser: 10",
+            )
+        });
+        let detach = mock!(Iam::detach_role_policy)
+            .match_requests(|r| {
+                r.role_name() == Some("payments-api") && r.policy_arn() == Some(POLICY_ARN)
+            })
+            .then_output(|| {
+                aws_sdk_iam::operation::detach_role_policy::DetachRolePolicyOutput::builder()
+                    .build()
+            });
+        let detach_user = mock!(Iam::detach_user_policy).then_http_response(|| {
+            http_error(404, "NoSuchEntity", "Policy is not attached to user alice.")
+        });
+        let iam = sdk(mocked!(
+            aws_sdk_iam,
+            RuleMode::Sequential,
+            [&attach, &full, &detach, &detach_user]
+        ));
+        iam.attach_policy(&role("payments-api"), POLICY_ARN)
+            .await
+            .unwrap();
+        let err = iam
+            .attach_policy(&user("alice"), POLICY_ARN)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.kind, err.operation),
+            (ErrorKind::Quota, "iam:AttachUserPolicy")
+        );
+        assert_eq!(
+            err.context,
+            format!("on user `alice` in 111122223333, policy `{POLICY_ARN}`")
+        );
+        iam.detach_policy(&role("payments-api"), POLICY_ARN)
+            .await
+            .unwrap();
+        let err = iam
+            .detach_policy(&user("alice"), POLICY_ARN)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound);
+    }
+
+    // ---- Access keys and quotas ----
+
+    #[tokio::test]
+    async fn access_keys_are_set_inactive_never_deleted() {
+        let key = AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap();
+        let update = mock!(Iam::update_access_key)
+            .match_requests(|r| {
+                r.user_name() == Some("alice")
+                    && r.access_key_id() == Some("AKIAIOSFODNN7EXAMPLE")
+                    && r.status() == Some(&StatusType::Inactive)
+            })
+            .then_output(|| {
+                aws_sdk_iam::operation::update_access_key::UpdateAccessKeyOutput::builder().build()
+            });
+        let gone = mock!(Iam::update_access_key).then_http_response(|| {
+            http_error(
+                404,
+                "NoSuchEntity",
+                "The Access Key with id AKIAIOSFODNN7EXAMPLE cannot be found.",
+            )
+        });
+        let iam = sdk(mocked!(aws_sdk_iam, RuleMode::Sequential, [&update, &gone]));
+        iam.deactivate_access_key(&name("alice"), &key)
+            .await
+            .unwrap();
+        let err = iam
+            .deactivate_access_key(&name("alice"), &key)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        assert_eq!(
+            err.context,
+            "on access key `AKIAIOSFODNN7EXAMPLE` of user `alice` in 111122223333"
+        );
+    }
+
+    #[tokio::test]
+    async fn account_summary_reads_the_quota_keys() {
+        let full = mock!(Iam::get_account_summary).then_output(|| {
+            aws_sdk_iam::operation::get_account_summary::GetAccountSummaryOutput::builder()
+                .summary_map(SummaryKeyType::Policies, 42)
+                .summary_map(SummaryKeyType::PoliciesQuota, 1500)
+                .summary_map(SummaryKeyType::AttachedPoliciesPerRoleQuota, 10)
+                .summary_map(SummaryKeyType::AttachedPoliciesPerUserQuota, 20)
+                .summary_map(SummaryKeyType::Roles, 7)
+                .build()
+        });
+        let partial = mock!(Iam::get_account_summary).then_output(|| {
+            aws_sdk_iam::operation::get_account_summary::GetAccountSummaryOutput::builder()
+                .summary_map(SummaryKeyType::Policies, 42)
+                .build()
+        });
+        let throttled = mock!(Iam::get_account_summary)
+            .then_http_response(|| http_error(400, "Throttling", "Rate exceeded"));
+        let iam = sdk(mocked!(
+            aws_sdk_iam,
+            RuleMode::Sequential,
+            [&full, &partial, &throttled]
+        ));
+        assert_eq!(
+            iam.account_summary().await.unwrap(),
+            AccountSummary {
+                policies: 42,
+                policies_quota: 1500,
+                attached_policies_per_role_quota: 10,
+                attached_policies_per_user_quota: 20,
+            }
+        );
+        let err = iam.account_summary().await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed);
+        assert!(err.message.contains("PoliciesQuota"), "{err}");
+        assert_eq!(
+            iam.account_summary().await.unwrap_err().kind,
+            ErrorKind::Throttled
+        );
+    }
+
+    #[tokio::test]
+    async fn the_policy_simulator_answer_is_read_as_the_decision_or_an_error() {
+        use crate::PolicySimulator;
+        use aws_sdk_iam::operation::simulate_principal_policy::SimulatePrincipalPolicyOutput;
+        use aws_sdk_iam::types::{EvaluationResult, PolicyEvaluationDecisionType as D};
+        use cutoff_domain::self_check::Decision;
+        let answer = |decision: D| {
+            mock!(Iam::simulate_principal_policy)
+                .match_requests(|r| {
+                    let context: Vec<(&str, &str, &str)> = r
+                        .context_entries()
+                        .iter()
+                        .map(|e| {
+                            (
+                                e.context_key_name().unwrap_or(""),
+                                e.context_key_values().first().map_or("", String::as_str),
+                                e.context_key_type().map_or("", |t| t.as_str()),
+                            )
+                        })
+                        .collect();
+                    r.policy_source_arn() == Some("arn:aws:iam::444455556666:role/cutoff-member")
+                        && r.action_names() == ["iam:PutRolePolicy"]
+                        && r.resource_arns() == ["arn:aws:iam::444455556666:role/sample"]
+                        && context
+                            == [
+                                ("aws:RequestedRegion", "us-east-1", "string"),
+                                ("aws:SecureTransport", "true", "boolean"),
+                            ]
+                })
+                .then_output(move || {
+                    SimulatePrincipalPolicyOutput::builder()
+                        .evaluation_results(
+                            EvaluationResult::builder()
+                                .eval_action_name("iam:PutRolePolicy")
+                                .eval_decision(decision.clone())
+                                .missing_context_values("aws:PrincipalTag/team")
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                })
+        };
+        let (allowed, implicit, explicit) = (
+            answer(D::Allowed),
+            answer(D::ImplicitDeny),
+            answer(D::ExplicitDeny),
+        );
+        let none = mock!(Iam::simulate_principal_policy)
+            .then_output(|| SimulatePrincipalPolicyOutput::builder().build());
+        let refused = mock!(Iam::simulate_principal_policy).then_http_response(|| {
+            http_error(
+                403,
+                "AccessDenied",
+                "not authorized to SimulatePrincipalPolicy",
+            )
+        });
+        let iam = sdk(mocked!(
+            aws_sdk_iam,
+            RuleMode::Sequential,
+            [&allowed, &implicit, &explicit, &none, &refused]
+        ));
+        let context = [
+            cutoff_domain::self_check::ContextValue {
+                key: "aws:RequestedRegion",
+                value: "us-east-1".to_owned(),
+                boolean: false,
+            },
+            cutoff_domain::self_check::ContextValue {
+                key: "aws:SecureTransport",
+                value: "true".to_owned(),
+                boolean: true,
+            },
+        ];
+        let ask = || {
+            iam.simulate(
+                "arn:aws:iam::444455556666:role/cutoff-member",
+                "iam:PutRolePolicy",
+                "arn:aws:iam::444455556666:role/sample",
+                &context,
+            )
+        };
+        let first = ask().await.unwrap();
+        assert_eq!(first.decision, Decision::Allowed);
+        assert_eq!(first.missing_context, ["aws:PrincipalTag/team"]);
+        assert_eq!(ask().await.unwrap().decision, Decision::ImplicitDeny);
+        assert_eq!(ask().await.unwrap().decision, Decision::ExplicitDeny);
+        assert_eq!(ask().await.unwrap_err().kind, ErrorKind::Malformed);
+        let err = ask().await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::AccessDenied, "{err}");
+        assert!(err.operation.contains("SimulatePrincipalPolicy"), "{err}");
+    }
+
+    // ---- classify, beyond service errors ----
+
+    #[test]
+    fn transport_failures_are_transient_and_construction_failures_malformed() {
+        type E = SdkError<GetRoleError, HttpResponse>;
+        let ctx = || "on role `x` in 111122223333".to_owned();
+        let cases: Vec<(E, ErrorKind, &str)> = vec![
+            (
+                SdkError::timeout_error("operation attempt timeout of 10s"),
+                ErrorKind::Transient,
+                "timed out",
+            ),
+            (
+                SdkError::dispatch_failure(ConnectorError::io(
+                    "Connection refused (os error 111)".into(),
+                )),
+                ErrorKind::Transient,
+                "Connection refused",
+            ),
+            (
+                SdkError::dispatch_failure(ConnectorError::timeout("connect timeout".into())),
+                ErrorKind::Transient,
+                "connect timeout",
+            ),
+            (
+                SdkError::dispatch_failure(ConnectorError::user("invalid endpoint URL".into())),
+                ErrorKind::Malformed,
+                "invalid endpoint URL",
+            ),
+            (
+                SdkError::response_error("unexpected end of body", http_status(200, "<GetRo")),
+                ErrorKind::Transient,
+                "unexpected end of body",
+            ),
+            (
+                SdkError::construction_failure("role_name was not specified"),
+                ErrorKind::Malformed,
+                "role_name was not specified",
+            ),
+        ];
+        for (err, kind, text) in cases {
+            let mapped = classify(&err, "iam:GetRole", ctx());
+            assert_eq!(mapped.kind, kind, "{mapped}");
+            assert!(mapped.message.contains(text), "{mapped}");
+            assert_eq!(mapped.context, ctx());
+        }
+    }
+
+    #[test]
+    fn long_messages_are_bounded() {
+        let err: SdkError<GetRoleError, HttpResponse> =
+            SdkError::construction_failure("é".repeat(2000));
+        let mapped = classify(&err, "iam:GetRole", String::new());
+        assert!(mapped.message.len() <= MAX_MESSAGE + '…'.len_utf8());
+    }
+
+    // ---- SDK configuration ----
+
+    #[tokio::test]
+    async fn the_config_disables_sdk_retries_and_bounds_every_call() {
+        let config = configure(
+            aws_config::defaults(BehaviorVersion::latest())
+                .empty_test_environment()
+                .test_credentials()
+                .region(aws_config::Region::new("eu-west-1"))
+                .endpoint_url("http://127.0.0.1:5000"),
+        )
+        .load()
+        .await;
+        let config = require_region(config).unwrap();
+        assert_eq!(config.retry_config().unwrap().max_attempts(), 1);
+        let timeouts = config.timeout_config().unwrap();
+        assert_eq!(timeouts.connect_timeout(), Some(CONNECT_TIMEOUT));
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        assert_eq!(timeouts.operation_timeout(), Some(OPERATION_TIMEOUT));
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
+        // The clients inherit both.
+        let iam = aws_sdk_iam::Config::from(&config);
+        assert_eq!(iam.retry_config().unwrap().max_attempts(), 1);
+        // And the process's one HTTPS client (https.rs), not one of the SDK's own.
+        let client = format!("{:?}", config.http_client().unwrap());
+        assert!(client.contains("WarmedOnce"), "{client}");
+    }
+
+    #[test]
+    fn a_missing_region_is_an_error_not_a_default() {
+        let err = require_region(SdkConfig::builder().build()).unwrap_err();
+        assert_eq!(err, SdkConfigError::NoRegion);
+        assert!(err.to_string().contains("AWS_REGION"));
+    }
+
+    // ---- STS: home discovery and member accounts ----
+
+    #[tokio::test]
+    async fn discover_home_reads_the_account_and_the_partition_of_the_caller() {
+        let rule = mock!(Sts::get_caller_identity).then_output(|| {
+            aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput::builder()
+                .account(HOME)
+                .arn("arn:aws-us-gov:sts::111122223333:assumed-role/cutoff-revoker/cutoff-revoker")
+                .user_id("AROAEXAMPLE:cutoff-revoker")
+                .build()
+        });
+        let sts = mocked!(aws_sdk_sts, [&rule]);
+        let home = discover_home_with(&sts, &RetryPolicy::immediate(3), &CallCounter::default())
+            .await
+            .unwrap();
+        assert_eq!(home, (account(HOME), Partition::AwsUsGov));
+    }
+
+    fn at(rfc3339: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn assumed(akid: &'static str, expires: DateTime<Utc>) -> AssumeRoleOutput {
+        AssumeRoleOutput::builder()
+            .credentials(
+                aws_sdk_sts::types::Credentials::builder()
+                    .access_key_id(akid)
+                    .secret_access_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+                    .session_token("FwoGZXIvYXdzEXAMPLETOKEN")
+                    .expiration(aws_smithy_types::DateTime::from_secs(expires.timestamp()))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    }
+
+    /// An access key id and, for temporary credentials, the session token.
+    type Signature = (String, Option<String>);
+
+    /// What each IAM request was signed with.
+    #[derive(Debug, Clone, Default)]
+    struct SeenCredentials(Arc<std::sync::Mutex<Vec<Signature>>>);
+
+    impl Intercept for SeenCredentials {
+        fn name(&self) -> &'static str {
+            "SeenCredentials"
+        }
+
+        fn read_before_transmit(
+            &self,
+            context: &BeforeTransmitInterceptorContextRef<'_>,
+            _components: &RuntimeComponents,
+            _cfg: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            let headers = context.request().headers();
+            // `AWS4-HMAC-SHA256 Credential=<key id>/<date>/…`
+            let key = headers
+                .get("authorization")
+                .and_then(|auth| auth.split("Credential=").nth(1))
+                .and_then(|rest| rest.split('/').next())
+                .unwrap_or_default()
+                .to_owned();
+            let token = headers.get("x-amz-security-token").map(str::to_owned);
+            self.0.lock().unwrap().push((key, token));
+            Ok(())
+        }
+    }
+
+    impl SeenCredentials {
+        /// Makes a request with `iam` and returns what it was signed with.
+        async fn of(&self, iam: &SdkIam) -> Signature {
+            let _ = iam.client().get_account_summary().send().await;
+            self.0.lock().unwrap().pop().unwrap()
+        }
+    }
+
+    fn access(
+        sts: Sts,
+        clock: Arc<FixedClock>,
+        external_id: Option<&str>,
+    ) -> (SdkAccountAccess, SeenCredentials) {
+        let any = mock!(Iam::get_account_summary).then_output(|| {
+            aws_sdk_iam::operation::get_account_summary::GetAccountSummaryOutput::builder().build()
+        });
+        let seen = SeenCredentials::default();
+        let interceptor = seen.clone();
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&any], move |c| c
+            .interceptor(interceptor.clone()));
+        let access = SdkAccountAccess::from_clients(
+            sts,
+            iam.config().clone(),
+            account(HOME),
+            Partition::Aws,
+            name("cutoff-member"),
+            external_id.map(str::to_owned),
+        )
+        .with_clock(clock)
+        .with_retry_policy(RetryPolicy::immediate(4));
+        (access, seen)
+    }
+
+    #[tokio::test]
+    async fn member_accounts_are_reached_through_the_member_role_and_cached() {
+        let now = at("2026-11-23T12:00:00Z");
+        let clock = Arc::new(FixedClock::at(now));
+        let expiry = now + chrono::Duration::hours(1);
+        let rule = mock!(Sts::assume_role)
+            .match_requests(|r| {
+                r.role_arn() == Some(MEMBER_ROLE_ARN)
+                    && r.external_id() == Some("ext-7f3a")
+                    && r.role_session_name() == Some("cutoff-3f2a9c1e-req")
+                    && r.duration_seconds() == Some(3600)
+            })
+            .sequence()
+            .output(move || assumed("ASIAFIRSTSESSION0001", expiry))
+            .output(move || assumed("ASIASECONDSESSION001", expiry + chrono::Duration::hours(1)))
+            .build();
+        let sts = mocked!(aws_sdk_sts, RuleMode::MatchAny, [&rule]);
+        let (access, seen) = access(sts, clock.clone(), Some("ext-7f3a"));
+        let calls = CallCounter::default();
+
+        let first = access
+            .client_for(&account(MEMBER), "3f2a9c1e-req", &calls)
+            .await
+            .unwrap();
+        assert_eq!(first.account(), &account(MEMBER));
+        assert_eq!(
+            Some(seen.of(&first).await.0.as_str()),
+            Some("ASIAFIRSTSESSION0001")
+        );
+        assert_eq!(
+            seen.of(&first).await.1.as_deref(),
+            Some("FwoGZXIvYXdzEXAMPLETOKEN")
+        );
+        assert_eq!(rule.num_calls(), 1);
+        assert_eq!(calls.get(), 1);
+
+        // Cached: a later request (another request id) makes no STS call.
+        clock.advance(chrono::Duration::minutes(54));
+        let again = access
+            .client_for(&account(MEMBER), "other-request", &calls)
+            .await
+            .unwrap();
+        assert_eq!(
+            Some(seen.of(&again).await.0.as_str()),
+            Some("ASIAFIRSTSESSION0001")
+        );
+        assert_eq!((rule.num_calls(), calls.get()), (1, 1));
+
+        // Five minutes before expiry the session is renewed.
+        clock.advance(chrono::Duration::minutes(1));
+        let renewed = access
+            .client_for(&account(MEMBER), "3f2a9c1e-req", &calls)
+            .await
+            .unwrap();
+        assert_eq!(
+            Some(seen.of(&renewed).await.0.as_str()),
+            Some("ASIASECONDSESSION001")
+        );
+        assert_eq!((rule.num_calls(), calls.get()), (2, 2));
+    }
+
+    #[tokio::test]
+    async fn the_home_account_uses_our_own_credentials_and_never_calls_sts() {
+        let rule =
+            mock!(Sts::assume_role).then_output(|| assumed("ASIAUNEXPECTED000001", Utc::now()));
+        let sts = mocked!(aws_sdk_sts, RuleMode::MatchAny, [&rule]);
+        let (access, seen) = access(
+            sts,
+            Arc::new(FixedClock::at(at("2026-11-23T12:00:00Z"))),
+            Some("x"),
+        );
+        let calls = CallCounter::default();
+        let home = access
+            .client_for(&account(HOME), "req", &calls)
+            .await
+            .unwrap();
+        assert_eq!(home.account(), &account(HOME));
+        assert_ne!(
+            Some(seen.of(&home).await.0.as_str()),
+            Some("ASIAUNEXPECTED000001")
+        );
+        assert_eq!((rule.num_calls(), calls.get()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn each_account_has_its_own_session_and_the_external_id_is_optional() {
+        let now = at("2026-11-23T12:00:00Z");
+        let expiry = now + chrono::Duration::hours(1);
+        let rule = mock!(Sts::assume_role)
+            .match_requests(|r| r.external_id().is_none())
+            .then_compute_output(move |r| {
+                if r.role_arn() == Some(MEMBER_ROLE_ARN) {
+                    assumed("ASIAMEMBERONE0000001", expiry)
+                } else {
+                    assumed("ASIAMEMBERTWO0000001", expiry)
+                }
+            });
+        let sts = mocked!(aws_sdk_sts, RuleMode::MatchAny, [&rule]);
+        let (access, seen) = access(sts, Arc::new(FixedClock::at(now)), None);
+        let calls = CallCounter::default();
+        let one = access
+            .client_for(&account(MEMBER), "r", &calls)
+            .await
+            .unwrap();
+        let two = access
+            .client_for(&account("999988887777"), "r", &calls)
+            .await
+            .unwrap();
+        assert_eq!(
+            Some(seen.of(&one).await.0.as_str()),
+            Some("ASIAMEMBERONE0000001")
+        );
+        assert_eq!(
+            Some(seen.of(&two).await.0.as_str()),
+            Some("ASIAMEMBERTWO0000001")
+        );
+        assert_eq!(two.account(), &account("999988887777"));
+        assert_eq!((rule.num_calls(), calls.get()), (2, 2));
+    }
+
+    #[tokio::test]
+    async fn throttled_assume_role_is_retried_and_every_attempt_counted() {
+        let now = at("2026-11-23T12:00:00Z");
+        let rule = mock!(Sts::assume_role)
+            .sequence()
+            .http_response(|| http_error(400, "Throttling", "Rate exceeded"))
+            .times(2)
+            .output(move || assumed("ASIAAFTERTHROTTLE001", now + chrono::Duration::hours(1)))
+            .build();
+        let sts = mocked!(aws_sdk_sts, RuleMode::MatchAny, [&rule]);
+        let (access, seen) = access(sts, Arc::new(FixedClock::at(now)), Some("ext"));
+        let calls = CallCounter::default();
+        let iam = access
+            .client_for(&account(MEMBER), "r", &calls)
+            .await
+            .unwrap();
+        assert_eq!(
+            Some(seen.of(&iam).await.0.as_str()),
+            Some("ASIAAFTERTHROTTLE001")
+        );
+        assert_eq!((rule.num_calls(), calls.get()), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn a_denied_assume_role_names_the_role_and_what_to_check() {
+        let rule = mock!(Sts::assume_role).then_http_response(|| {
+            http_error(
+                403,
+                "AccessDenied",
+                "User: arn:aws:sts::111122223333:assumed-role/cutoff-revoker/x is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::444455556666:role/cutoff-member",
+            )
+        });
+        let sts = mocked!(aws_sdk_sts, RuleMode::MatchAny, [&rule]);
+        let (access, _) = access(
+            sts,
+            Arc::new(FixedClock::at(at("2026-11-23T12:00:00Z"))),
+            Some("secret-ext"),
+        );
+        let calls = CallCounter::default();
+        let err = access
+            .client_for(&account(MEMBER), "r", &calls)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.kind, err.operation),
+            (ErrorKind::AccessDenied, "sts:AssumeRole")
+        );
+        assert!(
+            err.message
+                .starts_with(&format!("cannot assume {MEMBER_ROLE_ARN}: ")),
+            "{err}"
+        );
+        assert!(
+            err.message.contains("member-role stack") && err.message.contains("ExternalId"),
+            "{err}"
+        );
+        assert!(
+            !err.to_string().contains("secret-ext"),
+            "the ExternalId stays out of messages"
+        );
+        // Fatal: not retried, and nothing cached.
+        assert_eq!((rule.num_calls(), calls.get()), (1, 1));
+        assert!(
+            access
+                .client_for(&account(MEMBER), "r", &calls)
+                .await
+                .is_err()
+        );
+        assert_eq!(rule.num_calls(), 2);
+    }
+
+    #[test]
+    fn session_names_are_sanitized_and_bounded() {
+        assert_eq!(
+            session_name("3f2a9c1e-0b1d-4c1e"),
+            "cutoff-3f2a9c1e-0b1d-4c1e"
+        );
+        assert_eq!(session_name("a/b c:d"), "cutoff-a-b-c-d");
+        assert_eq!(session_name("ü"), "cutoff--");
+        assert_eq!(session_name(""), "cutoff-");
+        let long = session_name(&"x".repeat(200));
+        assert_eq!(long.len(), 64);
+        for name in [long, session_name("é/…\n"), session_name("")] {
+            assert!(
+                cutoff_domain::principal::SessionName::parse(&name).is_ok(),
+                "{name}"
+            );
+        }
+    }
+}

@@ -1,0 +1,1708 @@
+//! Rendering an outcome into the message people read, and choosing who reads it.
+//!
+//! Pure: no I/O. The notifier Lambda ([`crate::handler::notifier`]) publishes what
+//! [`render`] builds to the topics [`route`] picks.
+//!
+//! A message is written for someone who has never heard of cutoff: what happened, to
+//! which principal, why, where the deny lives, and what to do next. It ends with the
+//! outcome as JSON for tools. Every string that reached cutoff from outside (finding
+//! ids and types, reasons, requesters, error messages, tags) is bounded and stripped
+//! of control characters before it is written into either part, so a finding cannot
+//! forge lines of the message, smuggle terminal escapes, or blow up its size.
+
+use crate::outcome::{Outcome, OutcomeError, Status, Trigger};
+use crate::principal::{Target, TargetKind};
+use crate::principal::{clean_text as clean, is_sns_topic_arn};
+use crate::settings::NotifierConfig;
+
+/// The longest subject cutoff writes. SNS documents subjects as "less than 100
+/// characters", without line breaks or control characters; cutoff writes printable
+/// ASCII only.
+pub const SUBJECT_MAX: usize = 99;
+/// The bound on any one outside string in a message.
+pub const FIELD_MAX: usize = 512;
+/// The bound on a Security Hub note.
+pub const NOTE_MAX: usize = 512;
+/// At most this many `actions` are shown.
+const ACTIONS_MAX: usize = 20;
+/// The line between the human text and the JSON outcome.
+pub const SEPARATOR: &str = "-----BEGIN CUTOFF OUTCOME JSON-----";
+
+/// Message attribute names, for SNS subscription filter policies.
+pub mod attribute {
+    pub const STATUS: &str = "cutoff_status";
+    pub const ACCOUNT: &str = "cutoff_account";
+    pub const TEAM: &str = "cutoff_team";
+    pub const KIND: &str = "cutoff_kind";
+    /// `incident` or `routine`: routine messages (a deny already in force covered a
+    /// finding's update, a rolling cutoff moved) can be filtered away from paging
+    /// subscriptions; everything else is an incident.
+    pub const CLASS: &str = "cutoff_class";
+}
+
+/// Whether an outcome is routine: nothing changed because a deny already in force
+/// covers it, or the sweeper moved a rolling cutoff. Not an incident to page on.
+pub fn is_routine(o: &Outcome) -> bool {
+    o.status == Status::AlreadyRevoked || is_rolling(o)
+}
+
+/// The hours after which no session issued before a cutoff can still be alive: a
+/// role session lasts at most 12 h, `GetSessionToken` credentials 36 h.
+pub const ROLE_SESSION_MAX_HOURS: u32 = 12;
+pub const USER_SESSION_MAX_HOURS: u32 = 36;
+
+/// Who gets an outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The owner team's topic, when one is known (it may equal the security topic).
+    pub owner_topic: Option<String>,
+    /// Always published to.
+    pub security_topic: String,
+    /// Whether anyone owns the principal (a team, or a `cutoff:notify` topic).
+    pub owner_known: bool,
+    /// The owner team, from the `cutoff:owner` tag or an owner pattern.
+    pub team: Option<String>,
+}
+
+impl Route {
+    /// The topics to publish to, security first, without duplicates.
+    pub fn topics(&self) -> Vec<&str> {
+        let mut topics = vec![self.security_topic.as_str()];
+        if let Some(owner) = self.owner_topic.as_deref()
+            && owner != self.security_topic
+        {
+            topics.push(owner);
+        }
+        topics
+    }
+}
+
+/// Picks the topics for an outcome: the `cutoff:notify` tag's topic, else the topic
+/// of the `cutoff:owner` team, else (when the principal has no owner tag) the topic of
+/// the team an owner pattern gives its name. The security topic always.
+pub fn route(outcome: &Outcome, config: &NotifierConfig) -> Route {
+    // The revoker validated the tag, but the event crossed a bus: check again.
+    let tag_topic = outcome
+        .owner
+        .topic
+        .as_deref()
+        .filter(|t| is_sns_topic_arn(t))
+        .map(str::to_owned);
+    let tag_team = outcome
+        .owner
+        .team
+        .as_deref()
+        .map(|t| clean(t, 128))
+        .filter(|t| !t.trim().is_empty());
+    let team = tag_team.or_else(|| {
+        let target = outcome.target.as_ref()?;
+        config.pattern_owner(&target.name).map(str::to_owned)
+    });
+    let owner_topic = tag_topic.clone().or_else(|| {
+        team.as_deref()
+            .and_then(|t| config.team_topic(t))
+            .map(str::to_owned)
+    });
+    Route {
+        owner_known: team.is_some() || tag_topic.is_some(),
+        owner_topic,
+        security_topic: config.security_topic.clone(),
+        team,
+    }
+}
+
+fn clean_opt(input: Option<&str>) -> Option<String> {
+    input.map(|s| clean(s, FIELD_MAX))
+}
+
+/// The outcome with every outside string bounded and cleaned: what the JSON part of
+/// a message carries.
+pub fn sanitized(outcome: &Outcome) -> Outcome {
+    let mut o = outcome.clone();
+    o.policy = clean_opt(outcome.policy.as_deref());
+    o.owner.team = outcome.owner.team.as_deref().map(|s| clean(s, 128));
+    o.owner.topic = clean_opt(outcome.owner.topic.as_deref());
+    let t = &mut o.trigger;
+    t.source = clean(&outcome.trigger.source, 32);
+    for field in [
+        &mut t.finding_id,
+        &mut t.finding_type,
+        &mut t.product_arn,
+        &mut t.requested_by,
+        &mut t.custom_action,
+        &mut t.reason,
+    ] {
+        *field = clean_opt(field.as_deref());
+    }
+    t.severity = t.severity.filter(|s| s.is_finite());
+    if let Some(e) = &mut o.error {
+        e.kind = error_kind(e).to_owned();
+        e.message = clean(&e.message, FIELD_MAX);
+    }
+    o.propagation = outcome.propagation.as_deref().map(|s| clean(s, 32));
+    o.detail = clean(&outcome.detail, FIELD_MAX);
+    o.actions = outcome
+        .actions
+        .iter()
+        .take(ACTIONS_MAX)
+        .map(|a| clean(a, FIELD_MAX))
+        .collect();
+    for still in &mut o.still_works {
+        still.credential = clean(&still.credential, FIELD_MAX);
+        still.why = clean(&still.why, FIELD_MAX);
+    }
+    o.still_works.truncate(ACTIONS_MAX);
+    o.other_access = outcome
+        .other_access
+        .iter()
+        .take(ACTIONS_MAX)
+        .map(|a| clean(a, FIELD_MAX))
+        .collect();
+    o
+}
+
+/// An error kind is a short snake_case word; anything else is shown as `unknown`.
+fn error_kind(error: &OutcomeError) -> &str {
+    let k = error.kind.as_str();
+    if (1..=32).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        k
+    } else {
+        "unknown"
+    }
+}
+
+/// Builds the message for an outcome. `owner_known` says whether anyone owns the
+/// principal; when not, the message says so and asks the security team to find one.
+pub fn render(outcome: &Outcome, owner_known: bool) -> SnsMessage {
+    let clean_outcome = sanitized(outcome);
+    let o = &clean_outcome;
+    let mut body = String::new();
+    body.push_str(&headline(o));
+    body.push_str("\n\n");
+    body.push_str(
+        "This message is from cutoff, the automated responder that cuts off the AWS \
+         sessions of credentials suspected to be compromised. ",
+    );
+    body.push_str(if owner_known {
+        "It goes to the security team and, when it has a topic, to the team that owns \
+         the principal.\n"
+    } else {
+        "It goes to the security team: no owner is known (see Owner below).\n"
+    });
+
+    section(&mut body, "What happened");
+    line(&mut body, &what_happened(o));
+    if !o.detail.is_empty() {
+        line(&mut body, &format!("cutoff's record: {}", o.detail));
+    }
+    if o.dry_run && o.status != Status::DryRun {
+        line(&mut body, "This was a dry run: nothing was written.");
+    }
+
+    section(&mut body, "Principal");
+    principal_lines(&mut body, o);
+
+    section(&mut body, "Why");
+    trigger_lines(&mut body, &o.trigger);
+
+    if o.cutoff.is_some() || o.previous_cutoff.is_some() || o.policy.is_some() {
+        section(&mut body, "The deny");
+        deny_lines(&mut body, o);
+    }
+
+    if !o.still_works.is_empty() {
+        section(&mut body, "What still works");
+        for still in &o.still_works {
+            line(&mut body, &format!("{}: {}", still.credential, still.why));
+        }
+    }
+
+    if !o.other_access.is_empty() {
+        section(&mut body, "Other ways in (not touched by cutoff)");
+        for way in &o.other_access {
+            line(&mut body, way);
+        }
+    }
+
+    if let Some(error) = &o.error
+        && o.status != Status::Partial
+    {
+        section(&mut body, "What failed");
+        field(&mut body, "Error kind", &error.kind);
+        field(&mut body, "Message", &error.message);
+    }
+
+    section(&mut body, "What to do next");
+    for (i, step) in next_steps(o).iter().enumerate() {
+        line(&mut body, &format!("{}. {step}", i + 1));
+    }
+
+    section(&mut body, "Owner");
+    owner_lines(&mut body, o, owner_known);
+
+    body.push('\n');
+    body.push_str(SEPARATOR);
+    body.push('\n');
+    // Plain data with string keys: serialising cannot fail.
+    body.push_str(&serde_json::to_string_pretty(o).unwrap_or_default());
+    body.push('\n');
+
+    let mut attributes = vec![(attribute::STATUS.to_owned(), o.status.as_str().to_owned())];
+    if let Some(target) = &o.target {
+        attributes.push((attribute::ACCOUNT.to_owned(), target.account.to_string()));
+    }
+    if let Some(team) = o.owner.team.as_deref().filter(|t| !t.trim().is_empty()) {
+        attributes.push((attribute::TEAM.to_owned(), team.to_owned()));
+    }
+    attributes.push((
+        attribute::KIND.to_owned(),
+        o.target
+            .as_ref()
+            .map_or("unknown", |t| t.kind.as_str())
+            .to_owned(),
+    ));
+    attributes.push((
+        attribute::CLASS.to_owned(),
+        if is_routine(o) { "routine" } else { "incident" }.to_owned(),
+    ));
+
+    SnsMessage {
+        subject: subject(o),
+        body,
+        attributes,
+    }
+}
+
+/// A ≤512-character note for the Security Hub finding that triggered the request.
+pub fn finding_note(outcome: &Outcome, route: &Route) -> String {
+    let o = sanitized(outcome);
+    let owner_told = route
+        .owner_topic
+        .as_deref()
+        .is_some_and(|t| t != route.security_topic);
+    let who = match (&route.team, owner_told) {
+        (Some(team), true) => format!("owner team {team} and the security team notified"),
+        (None, true) => "the owner's topic and the security team notified".to_owned(),
+        (Some(team), false) => {
+            format!("security team notified (owner team {team} has no topic configured)")
+        }
+        (None, false) => "no owner known; the security team notified".to_owned(),
+    };
+    let text = format!("cutoff {}: {}. {who}.", o.status.as_str(), o.detail);
+    clean(&text, NOTE_MAX)
+}
+
+// ---- subject ---------------------------------------------------------------------
+
+/// ("role ", "payments-api", " in 111122223333") / ("the root user of ",
+/// "111122223333", ""): the name apart, so that only it is ever shortened.
+fn short_principal(target: &Target) -> (String, String, String) {
+    if target.kind == TargetKind::Root {
+        return (
+            "the root user of ".to_owned(),
+            target.account.to_string(),
+            String::new(),
+        );
+    }
+    (
+        format!("{} ", short_kind(target.kind)),
+        target.name.to_string(),
+        format!(" in {}", target.account),
+    )
+}
+
+fn short_kind(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::Role => "role",
+        TargetKind::User => "user",
+        TargetKind::Root => "root user",
+        TargetKind::ServiceLinkedRole => "service-linked role",
+        TargetKind::IdentityCenterRole => "Identity Center role",
+        TargetKind::InstanceProfile => "instance profile",
+        TargetKind::FederatedUser => "federated user",
+        TargetKind::Unknown => "principal",
+    }
+}
+
+fn subject(o: &Outcome) -> String {
+    let Some(target) = &o.target else {
+        let kind = o.error.as_ref().map_or("unknown", error_kind);
+        return fit_subject(
+            &format!("cutoff FAILED: a request could not be read ({kind})"),
+            "",
+            "",
+        );
+    };
+    let (prefix, suffix): (String, String) = match o.status {
+        Status::Applied if is_rolling(o) => (
+            "cutoff: rolling cutoff moved on ".to_owned(),
+            " (max session age)".to_owned(),
+        ),
+        Status::Applied => {
+            let what = if o.scope == crate::event::Scope::Session {
+                "revoked a session of "
+            } else {
+                "revoked sessions of "
+            };
+            (format!("cutoff: {what}"), String::new())
+        }
+        Status::AlreadyRevoked => (
+            "cutoff: sessions of ".to_owned(),
+            " already revoked".to_owned(),
+        ),
+        Status::Partial => (
+            "cutoff PARTIAL: revoked, NOT fully contained: ".to_owned(),
+            String::new(),
+        ),
+        Status::DryRun => (
+            "cutoff (dry run): would revoke sessions of ".to_owned(),
+            String::new(),
+        ),
+        Status::Protected => (
+            "cutoff ALERT: protected ".to_owned(),
+            " named, NOT revoked".to_owned(),
+        ),
+        Status::Unmodifiable => ("cutoff ALERT: act by hand on ".to_owned(), String::new()),
+        Status::Alerted => (
+            "cutoff ALERT: suspicious activity by ".to_owned(),
+            String::new(),
+        ),
+        Status::Released => (
+            "cutoff: released the session deny on ".to_owned(),
+            String::new(),
+        ),
+        Status::Failed => {
+            let kind = o.error.as_ref().map_or("unknown", error_kind);
+            ("cutoff FAILED: ".to_owned(), format!(" not done ({kind})"))
+        }
+    };
+    let (kind, name, place) = short_principal(target);
+    fit_subject(
+        &format!("{prefix}{kind}"),
+        &name,
+        &format!("{place}{suffix}"),
+    )
+}
+
+/// `prefix + middle + suffix` in printable ASCII, at most [`SUBJECT_MAX`] characters;
+/// the middle (the name) is shortened with `...` when the whole does not fit.
+fn fit_subject(prefix: &str, middle: &str, suffix: &str) -> String {
+    let ascii = |s: &str| -> String {
+        s.chars()
+            .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+            .collect()
+    };
+    let (prefix, middle, suffix) = (ascii(prefix), ascii(middle), ascii(suffix));
+    let whole = format!("{prefix}{middle}{suffix}");
+    if whole.len() <= SUBJECT_MAX {
+        return whole;
+    }
+    let room = SUBJECT_MAX.saturating_sub(prefix.len() + suffix.len() + 3);
+    let whole = format!("{prefix}{}...{suffix}", &middle[..room.min(middle.len())]);
+    whole.chars().take(SUBJECT_MAX).collect()
+}
+
+// ---- body ------------------------------------------------------------------------
+
+fn section(body: &mut String, title: &str) {
+    body.push('\n');
+    body.push_str(title);
+    body.push('\n');
+}
+
+fn line(body: &mut String, text: &str) {
+    body.push_str("  ");
+    body.push_str(text);
+    body.push('\n');
+}
+
+fn field(body: &mut String, name: &str, value: &str) {
+    body.push_str(&format!("  {:<18}{value}\n", format!("{name}:")));
+}
+
+fn long_kind(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::Role => "IAM role",
+        TargetKind::User => "IAM user",
+        TargetKind::Root => "root user",
+        TargetKind::ServiceLinkedRole => "service-linked role",
+        TargetKind::IdentityCenterRole => "IAM Identity Center role",
+        TargetKind::InstanceProfile => "instance profile",
+        TargetKind::FederatedUser => "federated user",
+        TargetKind::Unknown => "principal of unknown kind",
+    }
+}
+
+/// "IAM role payments-api in account 111122223333".
+fn describe(target: &Target) -> String {
+    if target.kind == TargetKind::Root {
+        return format!("the root user of account {}", target.account);
+    }
+    format!(
+        "{} {} in account {}",
+        long_kind(target.kind),
+        target.name,
+        target.account
+    )
+}
+
+/// A rolling cutoff moved by the scheduled sweep: routine, not an incident.
+fn is_rolling(o: &Outcome) -> bool {
+    o.trigger.source == crate::outcome::SWEEP_SOURCE && o.status == Status::Applied
+}
+
+fn headline(o: &Outcome) -> String {
+    let Some(t) = &o.target else {
+        return "cutoff could not act on a request: it could not be read.".to_owned();
+    };
+    let who = describe(t);
+    if is_rolling(o) {
+        return format!("cutoff moved the rolling cutoff of {who} (max session age).");
+    }
+    match o.status {
+        Status::Applied if o.scope == crate::event::Scope::Session => {
+            format!("cutoff revoked one session of {who}.")
+        }
+        Status::Applied => format!("cutoff revoked the active sessions of {who}."),
+        Status::Partial => format!(
+            "ACTION NEEDED: cutoff revoked the sessions of {who}, but NOT everything in scope is stopped."
+        ),
+        Status::AlreadyRevoked => format!("The sessions of {who} were already revoked."),
+        Status::DryRun => format!("cutoff would revoke the sessions of {who} (dry run)."),
+        Status::Protected => format!("cutoff did NOT revoke {who}: it is protected."),
+        Status::Unmodifiable => {
+            format!("ACTION NEEDED: cutoff cannot revoke {who}; a person must act.")
+        }
+        Status::Alerted => format!("ALERT: suspicious activity by {who}."),
+        Status::Released => format!("cutoff removed its session deny from {who}."),
+        Status::Failed => format!("cutoff FAILED to complete a request for {who}."),
+    }
+}
+
+fn what_happened(o: &Outcome) -> String {
+    let cutoff = o
+        .cutoff
+        .map_or_else(|| "the cutoff".to_owned(), |c| c.to_string());
+    let session_only = o.scope == crate::event::Scope::Session;
+    if is_rolling(o) {
+        return format!(
+            "The principal opted in to a maximum session age (tag cutoff:max-session-age \
+             or a sweeper pattern). The scheduled sweep denied every session issued before \
+             {cutoff}, so no session lives longer than allowed. This is routine \
+             enforcement, not an incident."
+        );
+    }
+    match o.status {
+        Status::Applied if session_only => format!(
+            "cutoff denied every action to the session named below when it was issued \
+             before {cutoff}. Other sessions of the principal are not affected."
+        ),
+        Status::Applied => format!(
+            "cutoff denied every action to every session of this principal issued before \
+             {cutoff}. Sessions issued after that time work normally, so workloads and \
+             people that sign in again get fresh, working credentials."
+        ),
+        Status::AlreadyRevoked => format!(
+            "The deny already in force ({cutoff}) covers the credential that triggered \
+             this request (its session was issued before the cutoff), so nothing was \
+             written. This is routine: an update of a finding cutoff already acted on."
+        ),
+        Status::Partial => format!(
+            "cutoff denied every session of this principal issued before {cutoff}, but \
+             something in the request's scope still works (listed below): a long-term \
+             access key is never stopped by a deny on sessions, only by deactivating it."
+        ),
+        Status::DryRun => format!(
+            "Nothing was written. cutoff computed the deny it would write (cutoff {cutoff}), \
+             shown below."
+        ),
+        Status::Protected => "The principal is protected: cutoff never writes a deny on \
+             its member role, its own roles (by exact ARN), principals listed in \
+             CUTOFF_PROTECTED_ARNS or CUTOFF_PROTECTED, or (when the deployment trusts the \
+             tag) principals tagged cutoff:protected=true. This stops a forged or mistaken \
+             finding from locking out the responder or break-glass access. Nothing was \
+             changed, so a person must decide."
+            .to_owned(),
+        Status::Unmodifiable => {
+            "IAM does not let cutoff put a deny on this kind of principal, so nothing was \
+             changed and its sessions are still valid."
+                .to_owned()
+        }
+        Status::Alerted => "cutoff raised an alert only: nothing was changed and the \
+             principal's sessions are still valid."
+            .to_owned(),
+        Status::Released => format!(
+            "cutoff removed its deny (the cutoff was {}). Sessions issued before it are \
+             no longer denied by cutoff.",
+            o.previous_cutoff
+                .map_or_else(|| "unknown".to_owned(), |c| c.to_string())
+        ),
+        Status::Failed => "The request did not complete. The principal may NOT be \
+             revoked: check the steps below."
+            .to_owned(),
+    }
+}
+
+fn principal_lines(body: &mut String, o: &Outcome) {
+    let Some(t) = &o.target else {
+        line(body, "Unknown: the request could not be read.");
+        return;
+    };
+    field(body, "Kind", long_kind(t.kind));
+    if t.kind != TargetKind::Root {
+        field(body, "Name", t.name.as_str());
+    }
+    field(body, "Account", t.account.as_str());
+    if let Some(session) = &t.session {
+        field(body, "Session", session.as_str());
+    }
+    if let Some(key) = &t.access_key_id {
+        field(body, "Access key", key.as_str());
+    }
+}
+
+fn source_label(source: &str) -> String {
+    match source {
+        "guardduty" => "Amazon GuardDuty finding".to_owned(),
+        "securityhub" => "AWS Security Hub (an operator chose a custom action)".to_owned(),
+        "cloudtrail" => "CloudTrail API call (opt-in rule)".to_owned(),
+        "manual" => "manual request by an operator".to_owned(),
+        "schedule" => "cutoff's scheduled sweep".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+fn severity_label(severity: f64) -> &'static str {
+    match severity {
+        s if s >= 9.0 => "Critical",
+        s if s >= 7.0 => "High",
+        s if s >= 4.0 => "Medium",
+        _ => "Low",
+    }
+}
+
+fn trigger_lines(body: &mut String, t: &Trigger) {
+    field(body, "Source", &source_label(&t.source));
+    if let Some(v) = &t.finding_type {
+        field(body, "Finding type", v);
+    }
+    if let Some(v) = &t.finding_id {
+        field(body, "Finding id", v);
+    }
+    if let Some(s) = t.severity {
+        field(body, "Severity", &format!("{s:.1} ({})", severity_label(s)));
+    }
+    if let Some(v) = &t.updated_at {
+        field(
+            body,
+            "Finding updated",
+            &v.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+    }
+    if let Some(v) = &t.requested_by {
+        let how = if t.requested_by_verified {
+            "verified by AWS (IAM-authenticated operator path)"
+        } else {
+            "as the request claims; not verified"
+        };
+        field(body, "Requested by", &format!("{v} ({how})"));
+    }
+    if let Some(v) = &t.reason {
+        field(body, "Reason", v);
+    }
+}
+
+fn policy_location(o: &Outcome) -> Option<String> {
+    let policy = o.policy.as_deref()?;
+    let holder = o.target.as_ref().map_or("principal", |t| match t.kind {
+        TargetKind::User => "user",
+        _ => "role",
+    });
+    Some(if policy.starts_with("arn:") {
+        format!(
+            "customer-managed policy {policy}, attached to the {holder} (the inline \
+             policy budget was full)"
+        )
+    } else {
+        format!("inline policy {policy} on the {holder}")
+    })
+}
+
+fn deny_lines(body: &mut String, o: &Outcome) {
+    if let Some(c) = o.cutoff {
+        let meaning = match o.status {
+            Status::Applied | Status::AlreadyRevoked | Status::Partial => {
+                "sessions issued before this time are denied"
+            }
+            Status::DryRun => "would deny sessions issued before this time",
+            Status::Failed => "attempted; NOT confirmed to be in force",
+            Status::Released => "no longer in force",
+            _ => "in force on this principal",
+        };
+        field(body, "Cutoff", &format!("{c} ({meaning})"));
+    }
+    field(
+        body,
+        "Previous cutoff",
+        &o.previous_cutoff
+            .map_or_else(|| "none".to_owned(), |c| c.to_string()),
+    );
+    if let Some(location) = policy_location(o) {
+        field(body, "Where", &location);
+    }
+    field(
+        body,
+        "Scope",
+        match o.scope {
+            crate::event::Scope::Role => "every session of the principal",
+            crate::event::Scope::Session => "one session only",
+        },
+    );
+    if o.propagation.as_deref() == Some("eventual") {
+        field(
+            body,
+            "Propagation",
+            "IAM is eventually consistent: the deny takes a few seconds to reach every endpoint",
+        );
+    }
+    for (i, action) in o.actions.iter().enumerate() {
+        field(body, if i == 0 { "Changes" } else { "" }, action);
+    }
+}
+
+/// `--role NAME` / `--user NAME`, for the CLI commands in a message.
+fn cli_target(t: &Target) -> Option<String> {
+    match t.kind {
+        TargetKind::Role => Some(format!("--account {} --role {}", t.account, t.name)),
+        TargetKind::User => Some(format!("--account {} --user {}", t.account, t.name)),
+        _ => None,
+    }
+}
+
+fn investigate(o: &Outcome, t: &Target) -> String {
+    let mut where_ = Vec::new();
+    if let Some(id) = &o.trigger.finding_id {
+        where_.push(format!("the finding {id}"));
+    }
+    let mut trail = format!(
+        "CloudTrail in account {} for calls made by {}",
+        t.account, t.name
+    );
+    if let Some(s) = &t.session {
+        trail.push_str(&format!(" with session name {s}"));
+    }
+    if let Some(k) = &t.access_key_id {
+        trail.push_str(&format!(" (access key {k})"));
+    }
+    where_.push(trail);
+    format!(
+        "Investigate: read {} to learn how the credentials leaked and what they did.",
+        where_.join(" and ")
+    )
+}
+
+fn revoke_by_hand(t: &Target) -> String {
+    match cli_target(t) {
+        Some(args) => format!(
+            "To revoke by hand: `cutoff revoke {args} --reason \"...\"`, or in the IAM \
+             console choose the {} and \"Revoke active sessions\".",
+            if t.kind == TargetKind::User {
+                "user, deactivate its access keys"
+            } else {
+                "role"
+            }
+        ),
+        None => "To revoke by hand, follow the remedy above for this kind of principal.".to_owned(),
+    }
+}
+
+fn release_step(t: &Target) -> Option<String> {
+    let args = cli_target(t)?;
+    let hours = if t.kind == TargetKind::User {
+        USER_SESSION_MAX_HOURS
+    } else {
+        ROLE_SESSION_MAX_HOURS
+    };
+    Some(format!(
+        "Once the incident is closed, remove the deny with `cutoff release {args}`. \
+         It is refused until {hours} hours after the cutoff (until then a session issued \
+         before it could still be alive); `--force` overrides that once you are sure. \
+         Leaving the deny in place is harmless: new sessions are not affected."
+    ))
+}
+
+/// What the owner should do, for principals IAM cannot restrict.
+fn kind_remedy(t: &Target) -> Option<String> {
+    Some(match t.kind {
+        TargetKind::IdentityCenterRole => {
+            let permission_set = permission_set_name(t.name.as_str());
+            format!(
+                "This role is provisioned by IAM Identity Center from the permission set \
+                 {permission_set}, and Identity Center reverts changes made to it in IAM. \
+                 To cut off its sessions, either (a) add to that permission set an inline \
+                 policy that denies everything to sessions issued before now: \
+                 {{\"Version\":\"2012-10-17\",\"Statement\":[{{\"Effect\":\"Deny\",\
+                 \"Action\":\"*\",\"Resource\":\"*\",\"Condition\":{{\"DateLessThan\":\
+                 {{\"aws:TokenIssueTime\":\"<current UTC time, e.g. 2026-11-23T12:00:00Z>\"}}}}}}]}} \
+                 and re-provision the permission set to account {}; or (b) in IAM \
+                 Identity Center, revoke the active sessions of the user involved{} and \
+                 disable the user while you investigate.",
+                t.account,
+                t.session.as_ref().map_or_else(String::new, |s| format!(
+                    " (the session name, {s}, is their Identity Center user name)"
+                ))
+            )
+        }
+        TargetKind::ServiceLinkedRole => {
+            let service = t
+                .name
+                .as_str()
+                .strip_prefix("AWSServiceRoleFor")
+                .filter(|s| !s.is_empty())
+                .unwrap_or("an AWS service");
+            format!(
+                "This service-linked role belongs to {service}; IAM refuses changes to it. \
+                 Investigate the service: which resources in account {} use it, what the \
+                 role did in CloudTrail, and who changed the service's configuration. Fix \
+                 the configuration that was abused, and contact AWS Support if you believe \
+                 the service itself acted wrongly.",
+                t.account
+            )
+        }
+        TargetKind::Root => format!(
+            "IAM policies cannot restrict the root user. Sign in as root of account {} \
+             (or use your organization's centralized root access), change the password, \
+             delete any root access keys, check that every MFA device is yours, review \
+             CloudTrail for root activity, and contact AWS Support if you cannot regain \
+             control.",
+            t.account
+        ),
+        TargetKind::FederatedUser => format!(
+            "Federated-user sessions (GetFederationToken) have no IAM principal to hold a \
+             deny. Find in CloudTrail the IAM user whose long-term key called \
+             GetFederationToken for {}, then revoke that user: `cutoff revoke --account {} \
+             --user <user>`.",
+            t.name, t.account
+        ),
+        TargetKind::InstanceProfile => format!(
+            "Find the role of instance profile {} (aws iam get-instance-profile) and revoke \
+             it: `cutoff revoke --account {} --role <role>`.",
+            t.name, t.account
+        ),
+        TargetKind::Unknown => "cutoff does not know this kind of principal. Identify it \
+             from the finding and revoke its credentials by hand."
+            .to_owned(),
+        TargetKind::Role | TargetKind::User => return None,
+    })
+}
+
+/// `AWSReservedSSO_<permission set>_<hex>` → the permission set's name.
+fn permission_set_name(role: &str) -> String {
+    role.strip_prefix("AWSReservedSSO_")
+        .and_then(|rest| rest.rsplit_once('_').map(|(set, _)| set))
+        .filter(|set| !set.is_empty())
+        .map_or_else(
+            || "that provisions it".to_owned(),
+            |set| format!("\"{set}\""),
+        )
+}
+
+fn credentials_step(t: &Target) -> String {
+    if t.kind == TargetKind::User {
+        match &t.access_key_id {
+            Some(k) if k.is_long_term() => format!(
+                "The access key {k} was set Inactive (not deleted: it is evidence). \
+                 Create a new key for the legitimate user, update every place that uses \
+                 it, and delete the old key only after the investigation. Rotate any other \
+                 credentials of the user (password, other keys)."
+            ),
+            Some(k) => format!(
+                "The key {k} is temporary and cannot be deactivated: find in CloudTrail \
+                 the long-term AKIA key that minted it (GetSessionToken or \
+                 GetFederationToken), set it Inactive, and rotate it."
+            ),
+            None => "Rotate the user's long-term credentials: set its access keys \
+                 Inactive, create new ones, and change its password."
+                .to_owned(),
+        }
+    } else {
+        "Rotate any long-term credentials involved: access keys of users that could \
+         assume this role, and secrets the role can read (they may have been copied)."
+            .to_owned()
+    }
+}
+
+fn retry_step(o: &Outcome) -> String {
+    if o.trigger.source == "manual" {
+        "This was a direct request and is not retried: fix the cause and run it again.".to_owned()
+    } else {
+        "Queued requests are retried automatically with backoff; after the last attempt \
+         the request goes to cutoff's dead-letter queue (an alarm fires). Check it if this \
+         does not resolve itself within minutes."
+            .to_owned()
+    }
+}
+
+fn error_hint(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "access_denied" => {
+            "access_denied: check that the member role (cutoff-member) exists in the \
+             account, trusts cutoff's account with the right ExternalId, and allows the IAM \
+             actions cutoff needs."
+        }
+        "not_found" => "not_found: the principal or policy no longer exists.",
+        "quota" => {
+            "quota: the principal's policy budget or the account's policy quota is full; \
+             free space and retry."
+        }
+        "throttled" | "transient" => "the AWS API was throttled or unavailable.",
+        "invalid_request" => "invalid_request: the request itself was malformed.",
+        "unverified" => {
+            "unverified: the deny was written but could not be read back; check the \
+             policy by hand."
+        }
+        "unreadable_policy" => {
+            "unreadable_policy: an existing AWSRevokeOlderSessions policy could not be \
+             parsed and was left alone; inspect it by hand."
+        }
+        "principal_mismatch" => {
+            "principal_mismatch: IAM's principal of that name is not the one in the \
+             finding (deleted and recreated since, or another principal): nothing was \
+             written. Find where the finding's principal went; revoke by hand if needed."
+        }
+        "account_not_allowed" => {
+            "account_not_allowed: the account is not one cutoff is configured for \
+             (CUTOFF_ACCOUNTS / the Organization); nothing was done there."
+        }
+        "circuit_open" => {
+            "circuit_open: more automatic revocations in this account this hour than the \
+             circuit breaker allows (CUTOFF_BREAKER_PER_ACCOUNT_HOUR); nothing was written. \
+             Find out why so many findings fire, and revoke by hand what is real."
+        }
+        "key_not_found" => {
+            "key_not_found: the access key is not one of this user's; the deny on the \
+             user stands. Find the key's owner and contain that user."
+        }
+        "ledger_unavailable" => {
+            "ledger_unavailable: a release runs only under the principal lock, and the \
+             ledger could not be reached; nothing was removed. Retry later."
+        }
+        _ => return None,
+    })
+}
+
+fn next_steps(o: &Outcome) -> Vec<String> {
+    let Some(t) = &o.target else {
+        let mut steps = vec![
+            "Nothing was revoked. Read the error above, fix the request, and send it again."
+                .to_owned(),
+        ];
+        steps.push(retry_step(o));
+        return steps;
+    };
+    let mut steps = Vec::new();
+    if is_rolling(o) {
+        steps.push(
+            "Nothing to do if the workload refreshes its credentials within the maximum \
+             session age; a workload that holds a session longer gets AccessDenied and must \
+             assume the role again."
+                .to_owned(),
+        );
+        steps.push(format!(
+            "To change the maximum, edit the tag cutoff:max-session-age on {} (or remove \
+             it to opt out); the next sweep follows it.",
+            t.name
+        ));
+        return steps;
+    }
+    match o.status {
+        Status::Partial => {
+            for still in &o.still_works {
+                steps.push(format!(
+                    "{} still works ({}): stop it by hand now (IAM console, or `aws iam update-access-key --status Inactive`).",
+                    still.credential, still.why
+                ));
+            }
+            steps.push(retry_step(o));
+            steps.push(credentials_step(t));
+            steps.push(investigate(o, t));
+        }
+        Status::Applied | Status::AlreadyRevoked => {
+            if t.session.is_some() && o.scope == crate::event::Scope::Session {
+                steps.push(format!(
+                    "Sessions of {} named {} issued before the cutoff are denied; other \
+                     sessions and new sessions work.",
+                    t.name,
+                    t.session.as_ref().map_or("", |s| s.as_str())
+                ));
+            } else {
+                steps.push(
+                    "Sessions issued before the cutoff are denied; new sessions work. If a \
+                     workload fails now, restarting it gets it fresh credentials."
+                        .to_owned(),
+                );
+            }
+            steps.push(credentials_step(t));
+            steps.push(investigate(o, t));
+            steps.extend(release_step(t));
+        }
+        Status::DryRun => {
+            steps.push(investigate(o, t));
+            if let Some(args) = cli_target(t) {
+                steps.push(format!(
+                    "To write the deny for real: `cutoff revoke {args} --reason \"...\"`."
+                ));
+            }
+        }
+        Status::Protected => {
+            steps.push(
+                "A person must act: decide whether the activity is legitimate. cutoff will \
+                 not revoke a protected principal, whatever the finding."
+                    .to_owned(),
+            );
+            steps.push(investigate(o, t));
+            steps.push(
+                "If the credentials are compromised, revoke by hand in the IAM console \
+                 (\"Revoke active sessions\") and rotate the credentials involved."
+                    .to_owned(),
+            );
+        }
+        Status::Unmodifiable | Status::Alerted => {
+            if o.status == Status::Alerted && t.kind.is_revocable() {
+                let severity = o
+                    .trigger
+                    .severity
+                    .map_or_else(String::new, |s| format!(" ({s:.1})"));
+                steps.push(format!(
+                    "The finding's severity{severity} is below the revoke threshold \
+                     (CUTOFF_REVOKE_SEVERITY, 7 by default), so cutoff only alerted. \
+                     Decide whether this is a real compromise."
+                ));
+            } else if o.status == Status::Alerted {
+                steps.push(
+                    "cutoff only alerts on this kind of principal: IAM cannot restrict it, \
+                     so a person must act."
+                        .to_owned(),
+                );
+            }
+            steps.extend(kind_remedy(t));
+            steps.push(investigate(o, t));
+            if o.status == Status::Alerted && t.kind.is_revocable() {
+                steps.push(revoke_by_hand(t));
+            }
+        }
+        Status::Released => {
+            steps.push(
+                "Nothing to do if this release was expected. If it was not, revoke again \
+                 and find out who released it."
+                    .to_owned(),
+            );
+            if let Some(args) = cli_target(t) {
+                steps.push(format!("To revoke again: `cutoff revoke {args}`."));
+            }
+        }
+        Status::Failed => {
+            let kind = o.error.as_ref().map_or("unknown", error_kind);
+            let message = o.error.as_ref().map_or("", |e| e.message.as_str());
+            steps.push(format!("What failed: {kind}: {message}"));
+            steps.extend(error_hint(kind).map(str::to_owned));
+            steps.push(retry_step(o));
+            steps.extend(kind_remedy(t));
+            if t.kind.is_revocable() {
+                steps.push(revoke_by_hand(t));
+            }
+        }
+    }
+    steps
+}
+
+fn owner_lines(body: &mut String, o: &Outcome, owner_known: bool) {
+    if !owner_known {
+        line(
+            body,
+            "No owner is known for this principal: it has no cutoff:owner tag and no \
+             configured owner (CUTOFF_OWNER_PATTERNS). This message went to the security \
+             team only.",
+        );
+        line(
+            body,
+            "Security team: find the owning team, forward this message to them, and tag \
+             the principal cutoff:owner=<team> (optionally cutoff:notify=<SNS topic ARN>) \
+             so that they are told directly next time.",
+        );
+        return;
+    }
+    match (&o.owner.team, &o.owner.topic) {
+        (Some(team), _) => field(body, "Team", team),
+        (None, Some(_)) => line(
+            body,
+            "The topic named by the principal's cutoff:notify tag.",
+        ),
+        (None, None) => line(body, "Known to the notifier's configuration."),
+    }
+}
+
+/// The security team's message for a sweep run: totals, failed accounts, and the
+/// principals released, moved and failed (names are validated IAM names; messages
+/// are cleaned and cut).
+pub fn render_summary(summary: &crate::summary::SweepSummary) -> SnsMessage {
+    let s = summary;
+    let trouble = s.has_failures();
+    let subject_text = format!(
+        "cutoff sweep{}: {} accounts, {} cutoffs moved, {} expired removed{}",
+        if s.dry_run { " (dry run)" } else { "" },
+        s.accounts_reported,
+        s.cutoffs_moved,
+        s.statements_removed,
+        if trouble { ", FAILURES" } else { "" }
+    );
+    let mut body = String::new();
+    body.push_str(&format!(
+        "cutoff's scheduled sweep {} finished{}.\n",
+        clean(&s.run_id, 64),
+        if trouble {
+            " with failures that need a person"
+        } else {
+            ""
+        }
+    ));
+    if s.dry_run {
+        body.push_str(
+            "This was a dry run: nothing was written; the counts say what would change.\n",
+        );
+    }
+    section(&mut body, "Totals");
+    field(
+        &mut body,
+        "Accounts",
+        &format!("{} of {} reported", s.accounts_reported, s.accounts),
+    );
+    field(&mut body, "Accounts failed", &s.accounts_failed.to_string());
+    field(
+        &mut body,
+        "Principals read",
+        &s.principals_scanned.to_string(),
+    );
+    field(&mut body, "Cutoffs moved", &s.cutoffs_moved.to_string());
+    field(
+        &mut body,
+        "Expired removed",
+        &format!(
+            "{} statements, {} policies deleted",
+            s.statements_removed, s.policies_deleted
+        ),
+    );
+    field(
+        &mut body,
+        "Principals failed",
+        &s.principals_failed.to_string(),
+    );
+    field(&mut body, "API calls", &s.api_calls.to_string());
+    field(
+        &mut body,
+        "Duration",
+        &format!("{:.1} s", s.duration_ms as f64 / 1000.0),
+    );
+    if !s.failures.is_empty() {
+        section(&mut body, "Accounts not swept");
+        for f in &s.failures {
+            line(
+                &mut body,
+                &format!(
+                    "{} ({}): {}",
+                    f.account,
+                    clean(&f.kind, 32),
+                    clean(&f.message, 300)
+                ),
+            );
+        }
+    }
+    let entries =
+        |body: &mut String, title: &str, list: &[crate::summary::PrincipalEntry], total: u64| {
+            if list.is_empty() {
+                return;
+            }
+            section(body, title);
+            for e in list {
+                let cutoffs: Vec<String> = e.cutoffs.iter().map(ToString::to_string).collect();
+                let mut text = format!(
+                    "{} {} in {}",
+                    clean(&e.kind, 16),
+                    clean(&e.name, 64),
+                    e.account
+                );
+                if !cutoffs.is_empty() {
+                    text.push_str(&format!(" ({})", cutoffs.join(", ")));
+                }
+                if let Some(err) = &e.error {
+                    text.push_str(&format!(": {}", clean(err, 300)));
+                }
+                line(body, &text);
+            }
+            if total > list.len() as u64 {
+                line(
+                    body,
+                    &format!(
+                        "... and {} more (see the run's records or `cutoff sweep --json`)",
+                        total - list.len() as u64
+                    ),
+                );
+            }
+        };
+    entries(
+        &mut body,
+        "Failed (retry on the next sweep; read the error)",
+        &s.failed,
+        s.principals_failed,
+    );
+    entries(
+        &mut body,
+        "Rolling cutoffs moved (owners were told)",
+        &s.moved,
+        s.cutoffs_moved,
+    );
+    entries(
+        &mut body,
+        "Expired revocations removed (they could no longer deny a live session)",
+        &s.released,
+        s.released.len() as u64,
+    );
+    if trouble {
+        section(&mut body, "What to do next");
+        line(
+            &mut body,
+            "1. Accounts not swept: check that the member role exists there and trusts the sweeper (infra/member-role.yaml), then run `cutoff sweep --account <id>`.",
+        );
+        line(
+            &mut body,
+            "2. Failed principals: the error says why; the next sweep retries them.",
+        );
+    }
+    body.push('\n');
+    body.push_str(SEPARATOR);
+    body.push('\n');
+    body.push_str(&serde_json::to_string_pretty(s).unwrap_or_default());
+    body.push('\n');
+    SnsMessage {
+        subject: fit_subject(&subject_text, "", ""),
+        body,
+        attributes: vec![(
+            attribute::STATUS.to_owned(),
+            if trouble { "sweep_failed" } else { "swept" }.to_owned(),
+        )],
+    }
+}
+
+/// An SNS message as cutoff sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnsMessage {
+    /// At most 100 printable ASCII characters (SNS's limit for email subjects).
+    pub subject: String,
+    pub body: String,
+    /// String message attributes (for subscription filter policies).
+    pub attributes: Vec<(String, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Scope;
+    use crate::outcome::Owner;
+    use crate::policy::Cutoff;
+    use crate::principal::{AccessKeyId, Account, PrincipalName, SessionName};
+
+    const ACCOUNT: &str = "111122223333";
+    const SECURITY: &str = "arn:aws:sns:us-east-1:999988887777:cutoff-security";
+    const PAYMENTS: &str = "arn:aws:sns:us-east-1:111122223333:payments-alerts";
+    const TAGGED: &str = "arn:aws:sns:us-east-1:111122223333:payments-oncall";
+
+    const ALL_STATUSES: [Status; 8] = [
+        Status::Applied,
+        Status::AlreadyRevoked,
+        Status::DryRun,
+        Status::Protected,
+        Status::Unmodifiable,
+        Status::Alerted,
+        Status::Released,
+        Status::Failed,
+    ];
+
+    fn target(kind: TargetKind, name: &str) -> Target {
+        Target::new(
+            kind,
+            Account::parse(ACCOUNT).unwrap(),
+            PrincipalName::parse(name).unwrap(),
+        )
+    }
+
+    fn outcome(status: Status, target: Target) -> Outcome {
+        let cutoff = Cutoff::parse("2026-11-23T12:00:02Z").unwrap();
+        let mut o = Outcome {
+            status,
+            target: Some(target),
+            cutoff: Some(cutoff),
+            previous_cutoff: None,
+            policy: Some("AWSRevokeOlderSessions".to_owned()),
+            scope: Scope::Role,
+            owner: Owner {
+                team: Some("payments".to_owned()),
+                topic: None,
+            },
+            trigger: Trigger {
+                source: "guardduty".to_owned(),
+                finding_id: Some("f-123".to_owned()),
+                finding_type: Some(
+                    "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"
+                        .to_owned(),
+                ),
+                severity: Some(8.0),
+                reason: Some("severity 8.0 at or above 7".to_owned()),
+                ..Trigger::default()
+            },
+            api_calls: 4,
+            error: None,
+            propagation: Some("eventual".to_owned()),
+            detail: "denied every session".to_owned(),
+            actions: vec!["put inline policy AWSRevokeOlderSessions".to_owned()],
+            dry_run: status == Status::DryRun,
+            still_works: Vec::new(),
+            other_access: Vec::new(),
+        };
+        if status == Status::Failed {
+            o = o.failed("access_denied", "iam:PutRolePolicy: not authorized");
+        }
+        o
+    }
+
+    fn role_outcome(status: Status) -> Outcome {
+        outcome(status, target(TargetKind::Role, "payments-api"))
+    }
+
+    fn human(message: &SnsMessage) -> &str {
+        message
+            .body
+            .split(SEPARATOR)
+            .next()
+            .unwrap_or(&message.body)
+    }
+
+    fn config() -> NotifierConfig {
+        let mut config = NotifierConfig::new(SECURITY);
+        config
+            .team_topics
+            .insert("payments".to_owned(), PAYMENTS.to_owned());
+        config.owner_patterns.push((
+            crate::principal::NamePattern::parse("ledger-*").unwrap(),
+            "payments".to_owned(),
+        ));
+        config
+    }
+
+    #[test]
+    fn given_any_status_and_kind_when_rendered_then_subject_fits_and_body_names_principal_account_and_next_step()
+     {
+        let long = "a".repeat(64);
+        let kinds = [
+            TargetKind::Role,
+            TargetKind::User,
+            TargetKind::Root,
+            TargetKind::ServiceLinkedRole,
+            TargetKind::IdentityCenterRole,
+            TargetKind::InstanceProfile,
+            TargetKind::FederatedUser,
+            TargetKind::Unknown,
+        ];
+        for status in ALL_STATUSES {
+            for kind in kinds {
+                for name in ["payments-api", long.as_str()] {
+                    let name = if kind == TargetKind::Root {
+                        "root"
+                    } else {
+                        name
+                    };
+                    let o = outcome(status, target(kind, name));
+                    let m = render(&o, true);
+                    assert!(m.subject.len() <= SUBJECT_MAX, "{}", m.subject);
+                    assert!(
+                        m.subject.chars().all(|c| (' '..='~').contains(&c)),
+                        "{:?}",
+                        m.subject
+                    );
+                    assert!(m.subject.contains(ACCOUNT), "{}", m.subject);
+                    let body = human(&m);
+                    if kind != TargetKind::Root {
+                        assert!(body.contains(name), "{status:?} {kind:?}: {body}");
+                    }
+                    assert!(body.contains(ACCOUNT), "{body}");
+                    assert!(
+                        body.contains("What to do next\n  1. "),
+                        "{status:?} {kind:?}: {body}"
+                    );
+                    assert!(m.body.contains(SEPARATOR));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn given_each_status_when_rendered_then_the_subject_says_what_happened() {
+        let subject = |s| render(&role_outcome(s), true).subject;
+        assert_eq!(
+            subject(Status::Applied),
+            "cutoff: revoked sessions of role payments-api in 111122223333"
+        );
+        assert!(subject(Status::Alerted).starts_with("cutoff ALERT: "));
+        assert!(subject(Status::Unmodifiable).starts_with("cutoff ALERT: "));
+        assert!(subject(Status::Failed).starts_with("cutoff FAILED: "));
+        assert!(subject(Status::Failed).contains("access_denied"));
+        assert_eq!(
+            subject(Status::Protected),
+            "cutoff ALERT: protected role payments-api in 111122223333 named, NOT revoked"
+        );
+        assert!(subject(Status::AlreadyRevoked).contains("already revoked"));
+        assert!(subject(Status::DryRun).contains("dry run"));
+        assert!(subject(Status::Released).contains("released"));
+    }
+
+    #[test]
+    fn given_a_64_character_name_when_rendered_then_the_subject_is_shortened_but_keeps_the_account()
+    {
+        let o = outcome(
+            Status::Failed,
+            target(TargetKind::IdentityCenterRole, &"b".repeat(64)),
+        );
+        let s = render(&o, true).subject;
+        assert!(s.len() <= SUBJECT_MAX, "{s}");
+        assert!(s.contains("..."), "{s}");
+        assert!(s.ends_with("not done (access_denied)"), "{s}");
+    }
+
+    #[test]
+    fn given_an_applied_role_revocation_when_rendered_then_the_body_explains_cutoff_deny_and_release()
+     {
+        let body = render(&role_outcome(Status::Applied), true).body;
+        for expected in [
+            "cutoff revoked the active sessions of IAM role payments-api in account 111122223333.",
+            "2026-11-23T12:00:02Z (sessions issued before this time are denied)",
+            "inline policy AWSRevokeOlderSessions on the role",
+            "new sessions work",
+            "Rotate any long-term credentials",
+            "the finding f-123",
+            "CloudTrail in account 111122223333",
+            "`cutoff release --account 111122223333 --role payments-api`",
+            "12 hours",
+            "--force",
+            "Amazon GuardDuty finding",
+            "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
+            "8.0 (High)",
+            "Team:             payments",
+        ] {
+            assert!(body.contains(expected), "missing {expected:?} in\n{body}");
+        }
+    }
+
+    #[test]
+    fn given_a_user_with_a_long_term_key_when_revoked_then_the_body_says_the_key_is_inactive_and_release_waits_36_hours()
+     {
+        let mut t = target(TargetKind::User, "ci-deployer");
+        t.access_key_id = Some(AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap());
+        let body = render(&outcome(Status::Applied, t), true).body;
+        for expected in [
+            "Access key:       AKIAIOSFODNN7EXAMPLE",
+            "AKIAIOSFODNN7EXAMPLE was set Inactive",
+            "rotate",
+            "`cutoff release --account 111122223333 --user ci-deployer`",
+            "36 hours",
+            "inline policy AWSRevokeOlderSessions on the user",
+        ] {
+            assert!(
+                body.to_lowercase().contains(&expected.to_lowercase()),
+                "missing {expected:?} in\n{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn given_a_session_scoped_revocation_when_rendered_then_the_session_is_named_and_others_unaffected()
+     {
+        let mut t = target(TargetKind::Role, "web");
+        t.session = Some(SessionName::parse("i-0123456789abcdef0").unwrap());
+        let mut o = outcome(Status::Applied, t);
+        o.scope = Scope::Session;
+        o.policy = Some("CutoffRevokedSessions".to_owned());
+        let m = render(&o, true);
+        assert!(m.subject.contains("a session of role web"), "{}", m.subject);
+        assert!(m.body.contains("Session:          i-0123456789abcdef0"));
+        assert!(
+            m.body
+                .contains("Other sessions of the principal are not affected")
+        );
+        assert!(m.body.contains("with session name i-0123456789abcdef0"));
+    }
+
+    #[test]
+    fn given_an_identity_center_role_when_alerted_then_the_body_gives_the_permission_set_remedy() {
+        for status in [Status::Unmodifiable, Status::Alerted] {
+            let o = outcome(
+                status,
+                target(
+                    TargetKind::IdentityCenterRole,
+                    "AWSReservedSSO_AdministratorAccess_0123456789abcdef",
+                ),
+            );
+            let body = render(&o, true).body;
+            for expected in [
+                "permission set \"AdministratorAccess\"",
+                "aws:TokenIssueTime",
+                "DateLessThan",
+                "re-provision the permission set to account 111122223333",
+                "revoke the active sessions of the user",
+            ] {
+                assert!(body.contains(expected), "missing {expected:?} in\n{body}");
+            }
+        }
+    }
+
+    #[test]
+    fn given_a_service_linked_role_when_alerted_then_the_body_says_to_investigate_the_service() {
+        let o = outcome(
+            Status::Unmodifiable,
+            target(TargetKind::ServiceLinkedRole, "AWSServiceRoleForECS"),
+        );
+        let m = render(&o, true);
+        assert!(
+            m.subject
+                .starts_with("cutoff ALERT: act by hand on service-linked role")
+        );
+        assert!(m.body.contains("belongs to ECS"), "{}", m.body);
+        assert!(m.body.contains("IAM refuses changes"));
+        assert!(m.body.contains("Investigate the service"));
+    }
+
+    #[test]
+    fn given_the_root_user_when_alerted_then_the_body_says_rotate_check_mfa_and_contact_aws() {
+        let o = outcome(Status::Unmodifiable, target(TargetKind::Root, "root"));
+        let m = render(&o, true);
+        assert_eq!(
+            m.subject,
+            "cutoff ALERT: act by hand on the root user of 111122223333"
+        );
+        for expected in [
+            "root access keys",
+            "MFA",
+            "AWS Support",
+            "change the password",
+        ] {
+            assert!(m.body.contains(expected), "missing {expected:?}");
+        }
+    }
+
+    #[test]
+    fn given_an_alert_below_the_threshold_when_rendered_then_the_body_says_so_and_how_to_revoke_by_hand()
+     {
+        let mut o = role_outcome(Status::Alerted);
+        o.trigger.severity = Some(5.0);
+        let body = render(&o, true).body;
+        assert!(body.contains("severity (5.0) is below the revoke threshold"));
+        assert!(body.contains("`cutoff revoke --account 111122223333 --role payments-api"));
+        assert!(body.contains("Investigate"));
+    }
+
+    #[test]
+    fn given_a_protected_role_when_rendered_then_the_body_says_why_and_that_a_person_must_act() {
+        let body = render(&role_outcome(Status::Protected), true).body;
+        assert!(body.contains("cutoff:protected=true"));
+        assert!(body.contains("A person must act"));
+    }
+
+    #[test]
+    fn given_a_failed_queued_request_when_rendered_then_the_body_says_what_failed_retry_dlq_and_manual_revoke()
+     {
+        let body = render(&role_outcome(Status::Failed), true).body;
+        for expected in [
+            "Error kind:       access_denied",
+            "iam:PutRolePolicy: not authorized",
+            "dead-letter queue",
+            "retried automatically",
+            "`cutoff revoke --account 111122223333 --role payments-api",
+            "member role",
+        ] {
+            assert!(body.contains(expected), "missing {expected:?} in\n{body}");
+        }
+        let mut manual = role_outcome(Status::Failed);
+        manual.trigger.source = "manual".to_owned();
+        assert!(render(&manual, true).body.contains("not retried"));
+    }
+
+    #[test]
+    fn given_an_unreadable_request_when_rendered_then_the_message_says_so_without_a_principal() {
+        let o = Outcome::invalid_request("missing field `account`");
+        let m = render(&o, false);
+        assert!(m.subject.starts_with("cutoff FAILED"), "{}", m.subject);
+        assert!(m.subject.len() <= SUBJECT_MAX);
+        assert!(m.body.contains("missing field `account`"));
+        assert!(m.body.contains("What to do next\n  1. "));
+        assert!(!m.attributes.iter().any(|(k, _)| k == attribute::ACCOUNT));
+    }
+
+    #[test]
+    fn given_no_owner_when_rendered_then_the_body_says_plainly_that_no_owner_is_known() {
+        let mut o = role_outcome(Status::Applied);
+        o.owner = Owner::default();
+        let m = render(&o, false);
+        assert!(m.body.contains("No owner is known for this principal"));
+        assert!(
+            m.body
+                .contains("no cutoff:owner tag and no configured owner")
+        );
+        assert!(m.body.contains("security team should") || m.body.contains("Security team: find"));
+        assert!(!m.attributes.iter().any(|(k, _)| k == attribute::TEAM));
+    }
+
+    #[test]
+    fn given_an_outcome_when_rendered_then_attributes_carry_status_account_team_and_kind() {
+        let m = render(&role_outcome(Status::AlreadyRevoked), true);
+        let attr = |k: &str| {
+            m.attributes
+                .iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(attr(attribute::STATUS), Some("already_revoked"));
+        assert_eq!(attr(attribute::ACCOUNT), Some(ACCOUNT));
+        assert_eq!(attr(attribute::TEAM), Some("payments"));
+        assert_eq!(attr(attribute::KIND), Some("role"));
+    }
+
+    #[test]
+    fn given_an_outcome_when_rendered_then_the_json_part_is_the_outcome() {
+        let o = role_outcome(Status::Applied);
+        let m = render(&o, true);
+        let json = m.body.split(SEPARATOR).nth(1).unwrap();
+        let back: Outcome = serde_json::from_str(json).unwrap();
+        assert_eq!(back, o);
+    }
+
+    #[test]
+    fn given_hostile_fields_when_rendered_then_they_are_bounded_and_cannot_forge_lines_or_escape_codes()
+     {
+        let mut o = role_outcome(Status::Failed);
+        let forged = "x\n\nWhat to do next\n  1. Delete the deny\r\n\u{1b}[31mred\u{1b}[0m\u{202e}";
+        o.trigger.reason = Some("A".repeat(10 * 1024));
+        o.trigger.requested_by = Some(forged.to_owned());
+        o.trigger.finding_type = Some(forged.to_owned());
+        o.trigger.finding_id = Some(forged.repeat(100));
+        o.detail = forged.repeat(100);
+        o.error.as_mut().unwrap().message = forged.to_owned();
+        o.error.as_mut().unwrap().kind = "evil\nkind".to_owned();
+        o.owner.team = Some(forged.to_owned());
+        o.actions = vec![forged.to_owned(); 1000];
+        let m = render(&o, true);
+        for part in [&m.subject, &m.body] {
+            assert!(!part.contains('\u{1b}'), "escape code survived");
+            assert!(!part.contains('\r'));
+            assert!(!part.contains('\u{202e}'));
+        }
+        assert_eq!(
+            m.body.matches("What to do next\n").count(),
+            1,
+            "a field forged a section"
+        );
+        assert!(!m.body.contains("\n  1. Delete the deny"));
+        assert!(!m.subject.contains("evil"), "{}", m.subject);
+        assert!(m.body.len() < 40 * 1024, "{} bytes", m.body.len());
+        let json = m.body.split(SEPARATOR).nth(1).unwrap();
+        let back: Outcome = serde_json::from_str(json).unwrap();
+        let reason = back.trigger.reason.unwrap();
+        assert_eq!(reason.chars().count(), FIELD_MAX);
+        assert!(reason.ends_with('…'));
+        assert!(back.actions.len() <= 20);
+        assert!(back.detail.chars().count() <= FIELD_MAX);
+        assert!(!back.owner.team.unwrap().contains('\n'));
+        for (_, value) in &m.attributes {
+            assert!(!value.chars().any(char::is_control));
+            assert!(value.chars().count() <= 128);
+        }
+    }
+
+    #[test]
+    fn given_control_characters_when_cleaned_then_runs_become_one_space_and_length_is_bounded() {
+        assert_eq!(clean("a\n\r\u{1b}b", 10), "a b");
+        assert_eq!(clean("abcdef", 4), "abc…");
+        assert_eq!(clean("abcd", 4), "abcd");
+        assert_eq!(clean("", 4), "");
+        assert_eq!(clean("abc", 0), "");
+    }
+
+    #[test]
+    fn given_a_notify_tag_topic_when_routed_then_it_wins_over_the_team_map() {
+        let mut o = role_outcome(Status::Applied);
+        o.owner.topic = Some(TAGGED.to_owned());
+        let r = route(&o, &config());
+        assert_eq!(r.owner_topic.as_deref(), Some(TAGGED));
+        assert!(r.owner_known);
+        assert_eq!(r.topics(), [SECURITY, TAGGED]);
+    }
+
+    #[test]
+    fn given_an_owner_team_when_routed_then_the_team_map_gives_the_topic() {
+        let r = route(&role_outcome(Status::Applied), &config());
+        assert_eq!(r.owner_topic.as_deref(), Some(PAYMENTS));
+        assert_eq!(r.team.as_deref(), Some("payments"));
+    }
+
+    #[test]
+    fn given_no_owner_tag_when_routed_then_an_owner_pattern_gives_the_team_and_topic() {
+        let mut o = outcome(Status::Applied, target(TargetKind::Role, "ledger-writer"));
+        o.owner = Owner::default();
+        let r = route(&o, &config());
+        assert_eq!(r.team.as_deref(), Some("payments"));
+        assert_eq!(r.owner_topic.as_deref(), Some(PAYMENTS));
+        assert!(r.owner_known);
+    }
+
+    #[test]
+    fn given_an_owner_tag_for_an_unmapped_team_when_routed_then_patterns_are_not_consulted() {
+        let mut o = outcome(Status::Applied, target(TargetKind::Role, "ledger-writer"));
+        o.owner.team = Some("ledger".to_owned());
+        let r = route(&o, &config());
+        assert_eq!(r.team.as_deref(), Some("ledger"));
+        assert_eq!(r.owner_topic, None);
+        assert!(r.owner_known);
+        assert_eq!(r.topics(), [SECURITY]);
+    }
+
+    #[test]
+    fn given_no_owner_at_all_when_routed_then_only_the_security_topic() {
+        let mut o = role_outcome(Status::Applied);
+        o.owner = Owner::default();
+        let r = route(&o, &config());
+        assert!(!r.owner_known);
+        assert_eq!(r.team, None);
+        assert_eq!(r.topics(), [SECURITY]);
+    }
+
+    #[test]
+    fn given_a_forged_tag_topic_when_routed_then_it_is_ignored() {
+        let mut o = role_outcome(Status::Applied);
+        o.owner.topic = Some("https://attacker.example/hook".to_owned());
+        let r = route(&o, &config());
+        assert_eq!(r.owner_topic.as_deref(), Some(PAYMENTS));
+    }
+
+    #[test]
+    fn given_an_owner_topic_equal_to_the_security_topic_when_routed_then_one_publish() {
+        let mut o = role_outcome(Status::Applied);
+        o.owner.topic = Some(SECURITY.to_owned());
+        assert_eq!(route(&o, &config()).topics(), [SECURITY]);
+    }
+
+    #[test]
+    fn given_any_outcome_when_a_finding_note_is_made_then_it_fits_512_characters() {
+        let mut o = role_outcome(Status::Applied);
+        o.detail = "d".repeat(5000);
+        let note = finding_note(&o, &route(&o, &config()));
+        assert!(note.chars().count() <= NOTE_MAX);
+        assert!(note.starts_with("cutoff applied: "));
+    }
+}

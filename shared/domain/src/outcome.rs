@@ -1,0 +1,482 @@
+//! Requests to the revoker and the outcome of each: the stable JSON contracts that
+//! the queue, the outcome bus, the notifier and `cutoff revoke` share.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::manual::OperatorText;
+use crate::event::{ManualAction, ManualRequest, Scope};
+use crate::policy::Cutoff;
+use crate::principal::{Target, TargetKind, UniqueId, excerpt, is_sns_topic_arn};
+use crate::triage::{Decision, Source};
+
+/// What asked for the revocation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// `guardduty`, `securityhub`, `cloudtrail`, `manual` or `schedule`.
+    pub source: String,
+    pub finding_id: Option<String>,
+    pub finding_type: Option<String>,
+    pub severity: Option<f64>,
+    /// When the finding was last updated (part of the queue's deduplication id).
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The Security Hub product of the finding (with its id, what
+    /// `BatchUpdateFindings` needs to update it).
+    #[serde(default)]
+    pub product_arn: Option<String>,
+    /// Who asked: for a request through the operator path (the revoker's function URL
+    /// with IAM auth) the caller ARN AWS verified; otherwise what the request claimed.
+    pub requested_by: Option<String>,
+    /// Whether AWS vouched for `requested_by` (the function URL's IAM authorizer).
+    #[serde(default)]
+    pub requested_by_verified: bool,
+    /// The Security Hub custom action (its ARN) that sent the finding: the revoker caps
+    /// the revocations of one action per hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_action: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// One thing for the revoker to do: the SQS message body, and what a manual request
+/// becomes once validated. Unknown fields are refused: a message that says more than
+/// cutoff wrote was not written by cutoff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationRequest {
+    pub action: ManualAction,
+    pub target: Target,
+    #[serde(default)]
+    pub scope: Scope,
+    pub trigger: Trigger,
+    /// When the activity in the finding was first seen. A session is issued before it
+    /// is first used, so an existing cutoff after this already kills it and no new
+    /// write is needed. (Read from `last_activity` too, which earlier versions queued:
+    /// a cutoff after the last activity is after the first.)
+    #[serde(default, alias = "last_activity")]
+    pub first_activity: Option<DateTime<Utc>>,
+    /// The principal's unique id as the finding names it; the revoker writes only when
+    /// IAM's principal of that name has the same id (not deleted and recreated since,
+    /// not another principal of the same name).
+    #[serde(default)]
+    pub expected_unique_id: Option<UniqueId>,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Release a cutoff that may still stop live sessions.
+    #[serde(default)]
+    pub force: bool,
+}
+
+fn source_name(source: Source) -> &'static str {
+    match source {
+        Source::GuardDuty => "guardduty",
+        Source::SecurityHub => "securityhub",
+        Source::CloudTrail => "cloudtrail",
+        Source::Manual => "manual",
+        Source::Schedule => "schedule",
+        Source::Unknown => "unknown",
+    }
+}
+
+impl RevocationRequest {
+    /// The request an operator's manual payload asks for.
+    pub fn from_manual(request: &ManualRequest) -> Self {
+        Self {
+            action: request.action,
+            target: request.target.clone(),
+            scope: request.scope,
+            trigger: Trigger {
+                source: "manual".to_owned(),
+                requested_by: request.requested_by.as_ref().map(|t| t.to_string()),
+                reason: request.reason.as_ref().map(|t| t.to_string()),
+                ..Trigger::default()
+            },
+            first_activity: None,
+            expected_unique_id: None,
+            dry_run: request.dry_run,
+            force: request.force,
+        }
+    }
+
+    /// Checks a request read from the queue as strictly as a manual request is
+    /// checked, and that it asks for what the queue may carry: a revocation. Release,
+    /// status and force come only from the operator path (where AWS says who asked);
+    /// a queue message is only as trustworthy as whoever could send it.
+    pub fn check_queued(&self) -> Result<(), String> {
+        if self.action != ManualAction::Revoke {
+            return Err(format!(
+                "the request queue carries revocations only; {} comes only from the operator path (the revoker's function URL)",
+                self.action.as_str()
+            ));
+        }
+        if self.force {
+            return Err(
+                "the request queue never carries force; it comes only from the operator path"
+                    .to_owned(),
+            );
+        }
+        self.check_shape()
+    }
+
+    /// The rules a manual request is held to, for a request that did not come as one.
+    pub fn check_shape(&self) -> Result<(), String> {
+        let t = &self.target;
+        if !(t.kind.is_role_like() || t.kind == TargetKind::User) {
+            return Err(format!("{} is not a principal cutoff can revoke", t.kind));
+        }
+        if t.session.is_some() && !t.kind.is_role_like() {
+            return Err(format!(
+                "a session applies only to roles, not to a {}",
+                t.kind
+            ));
+        }
+        // A role's findings name the session's temporary key; only a user has a
+        // long-term one.
+        if let Some(key) = &t.access_key_id
+            && t.kind != TargetKind::User
+            && !key.is_temporary()
+        {
+            return Err(format!(
+                "a long-term access key applies only to IAM users, not to a {}",
+                t.kind
+            ));
+        }
+        if self.scope == Scope::Session && t.session.is_none() {
+            return Err("scope session needs a session name".to_owned());
+        }
+        let tr = &self.trigger;
+        if !matches!(
+            tr.source.as_str(),
+            "guardduty" | "securityhub" | "cloudtrail" | "manual"
+        ) {
+            return Err(format!("unknown trigger source {}", excerpt(&tr.source)));
+        }
+        let bounded = |what: &str, value: &Option<String>, max: usize| match value {
+            Some(v)
+                if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) =>
+            {
+                Err(format!(
+                    "{what} {} is empty, too long or has control characters",
+                    excerpt(v)
+                ))
+            }
+            _ => Ok(()),
+        };
+        bounded("finding id", &tr.finding_id, 512)?;
+        bounded("finding type", &tr.finding_type, 256)?;
+        bounded("product ARN", &tr.product_arn, 512)?;
+        for text in [&tr.requested_by, &tr.reason].into_iter().flatten() {
+            OperatorText::parse(text).map_err(|e| e.to_string())?;
+        }
+        if tr.requested_by_verified {
+            return Err(
+                "only the operator path can say who asked; a queued request cannot".to_owned(),
+            );
+        }
+        if tr.severity.is_some_and(|s| !(0.0..=100.0).contains(&s)) {
+            return Err("severity is out of range".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The request a triage `revoke` decision asks for; None for other decisions.
+    pub fn from_decision(source: Source, decision: &Decision) -> Option<Self> {
+        if decision.decision != crate::triage::Verdict::Revoke {
+            return None;
+        }
+        if let Some(manual) = &decision.evidence.manual {
+            return Some(Self::from_manual(manual));
+        }
+        let target = decision.target.clone()?;
+        let finding = decision.finding.as_ref();
+        Some(Self {
+            action: ManualAction::Revoke,
+            target,
+            scope: Scope::Role,
+            trigger: Trigger {
+                source: source_name(source).to_owned(),
+                finding_id: finding.map(|f| f.id.clone()),
+                finding_type: finding.and_then(|f| f.finding_type.clone()),
+                severity: finding.and_then(|f| f.severity),
+                updated_at: decision.evidence.updated_at,
+                product_arn: decision.evidence.product_arn.clone(),
+                reason: Some(decision.reason.clone()),
+                requested_by: None,
+                requested_by_verified: false,
+                custom_action: decision.evidence.custom_action.clone(),
+            },
+            first_activity: decision.evidence.first_activity,
+            expected_unique_id: decision.evidence.unique_id.clone(),
+            dry_run: false,
+            force: false,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The deny was written and read back, and nothing in the request's scope still
+    /// works (for a user: the keys in scope are inactive too).
+    Applied,
+    /// The deny was written, but something in scope still works: `still_works` says
+    /// what and why (a key that could not be deactivated, say).
+    Partial,
+    /// An existing cutoff already covers the request; nothing written.
+    AlreadyRevoked,
+    /// Everything computed, nothing written.
+    DryRun,
+    /// The principal is protected by configuration or tag; never touched.
+    Protected,
+    /// IAM cannot restrict this principal (root, service-linked, Identity Center,
+    /// federated); the owner is alerted with the remedy.
+    Unmodifiable,
+    /// Triage decided to alert only.
+    Alerted,
+    /// cutoff's deny was removed.
+    Released,
+    /// Something failed; `error` says what.
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Applied => "applied",
+            Status::Partial => "partial",
+            Status::AlreadyRevoked => "already_revoked",
+            Status::DryRun => "dry_run",
+            Status::Protected => "protected",
+            Status::Unmodifiable => "unmodifiable",
+            Status::Alerted => "alerted",
+            Status::Released => "released",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// Who owns the principal, from its `cutoff:owner` and `cutoff:notify` tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub team: Option<String>,
+    pub topic: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeError {
+    /// An AWS error kind (`throttled`, `access_denied`, `quota`, `not_found`,
+    /// `unmodifiable`, `malformed`, `transient`) or one of cutoff's own:
+    /// `invalid_request`, `refused`, `unverified`, `unreadable_policy`.
+    pub kind: String,
+    pub message: String,
+}
+
+/// A credential in the request's scope that still works, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StillWorks {
+    /// `access key AKIA…`, say.
+    pub credential: String,
+    pub why: String,
+}
+
+/// Error kinds that no retry can change: the request itself is at fault, or cutoff
+/// refused it on purpose. A queued request ending so is not sent back to the queue.
+pub const PERMANENT_ERROR_KINDS: &[&str] = &[
+    "invalid_request",
+    "principal_mismatch",
+    "account_not_allowed",
+    "circuit_open",
+    "refused",
+    "key_not_found",
+];
+
+/// The end of every request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    pub status: Status,
+    pub target: Option<Target>,
+    /// The cutoff in force after this request (written, or already there).
+    pub cutoff: Option<Cutoff>,
+    /// The cutoff before this request, if there was one.
+    pub previous_cutoff: Option<Cutoff>,
+    /// Where the deny lives: `AWSRevokeOlderSessions`, `CutoffRevokedSessions`, or the
+    /// ARN of the managed fallback policy.
+    pub policy: Option<String>,
+    pub scope: Scope,
+    pub owner: Owner,
+    pub trigger: Trigger,
+    /// IAM and STS calls made for this request, retries included.
+    pub api_calls: u32,
+    pub error: Option<OutcomeError>,
+    /// `eventual` after a write: IAM is eventually consistent, so the deny may take a
+    /// few seconds to reach every endpoint.
+    pub propagation: Option<String>,
+    /// What happened, in a sentence a person can read.
+    pub detail: String,
+    /// The writes made (or, for a dry run, that would be made), in order.
+    pub actions: Vec<String>,
+    pub dry_run: bool,
+    /// What in the request's scope still works (status `partial`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub still_works: Vec<StillWorks>,
+    /// Other ways into the principal that the deny does not touch and cutoff leaves to
+    /// the owner (a console password, SSH keys, service-specific credentials): listed,
+    /// never counted against `applied`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_access: Vec<String>,
+}
+
+impl Outcome {
+    /// An outcome with nothing filled in beyond the request.
+    pub fn for_request(
+        request: &RevocationRequest,
+        status: Status,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            target: Some(request.target.clone()),
+            cutoff: None,
+            previous_cutoff: None,
+            policy: None,
+            scope: request.scope,
+            owner: Owner::default(),
+            trigger: request.trigger.clone(),
+            api_calls: 0,
+            error: None,
+            propagation: None,
+            detail: detail.into(),
+            actions: Vec::new(),
+            dry_run: request.dry_run,
+            still_works: Vec::new(),
+            other_access: Vec::new(),
+        }
+    }
+
+    /// The outcome of a request that could not even be read.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            status: Status::Failed,
+            target: None,
+            cutoff: None,
+            previous_cutoff: None,
+            policy: None,
+            scope: Scope::Role,
+            owner: Owner::default(),
+            trigger: Trigger {
+                source: "manual".to_owned(),
+                ..Trigger::default()
+            },
+            api_calls: 0,
+            error: Some(OutcomeError {
+                kind: "invalid_request".to_owned(),
+                message: message.clone(),
+            }),
+            propagation: None,
+            detail: format!("invalid request: {message}"),
+            actions: Vec::new(),
+            dry_run: false,
+            still_works: Vec::new(),
+            other_access: Vec::new(),
+        }
+    }
+
+    pub fn failed(mut self, kind: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        self.status = Status::Failed;
+        self.detail = format!("failed: {message}");
+        self.error = Some(OutcomeError {
+            kind: kind.to_owned(),
+            message,
+        });
+        self
+    }
+
+    /// Whether a queued request that ended so should go back to the queue: a failure
+    /// or a partial revocation a later attempt could complete, not one that no retry
+    /// can change ([`PERMANENT_ERROR_KINDS`]).
+    pub fn needs_retry(&self) -> bool {
+        matches!(self.status, Status::Failed | Status::Partial)
+            && !self
+                .error
+                .as_ref()
+                .is_some_and(|e| PERMANENT_ERROR_KINDS.contains(&e.kind.as_str()))
+    }
+}
+
+/// The `trigger.source` of every outcome the sweeper produces.
+pub const SWEEP_SOURCE: &str = "schedule";
+
+/// Tag naming the team that owns a principal.
+pub const OWNER_TAG: &str = "cutoff:owner";
+/// Tag naming an SNS topic to notify for this principal.
+pub const NOTIFY_TAG: &str = "cutoff:notify";
+/// Tag that protects a principal from revocation (`true`).
+pub const PROTECTED_TAG: &str = "cutoff:protected";
+
+/// The owner named by a principal's `cutoff:owner` and `cutoff:notify` tags, and a note
+/// when the notify tag is not a topic ARN (it is then ignored). A team name longer
+/// than 128 characters or with control characters is ignored too: it ends up in
+/// notifications.
+pub fn owner_from_tags(
+    tags: &[(String, String)],
+    principal: &dyn std::fmt::Display,
+) -> (Owner, Option<String>) {
+    let tag = |key: &str| tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let team = tag(OWNER_TAG)
+        .filter(|t| !t.is_empty() && t.len() <= 128 && !t.chars().any(char::is_control))
+        .map(str::to_owned);
+    let notify = tag(NOTIFY_TAG);
+    let topic = notify.filter(|t| is_sns_topic_arn(t)).map(str::to_owned);
+    let note = match (notify, &topic) {
+        (Some(raw), None) => Some(format!(
+            "tag {NOTIFY_TAG} on {principal} is not an SNS topic ARN ({}); ignored",
+            excerpt(raw)
+        )),
+        _ => None,
+    };
+    (Owner { team, topic }, note)
+}
+
+/// The `alerted` outcome of an alert decision.
+pub fn alert_outcome(source: Source, decision: &Decision) -> Option<Outcome> {
+    let target = decision.target.clone()?;
+    let finding = decision.finding.as_ref();
+    Some(Outcome {
+        status: Status::Alerted,
+        target: Some(target),
+        cutoff: None,
+        previous_cutoff: None,
+        policy: None,
+        scope: Scope::Role,
+        owner: Owner::default(),
+        trigger: Trigger {
+            source: source.as_str().to_owned(),
+            finding_id: finding.map(|f| f.id.clone()),
+            finding_type: finding.and_then(|f| f.finding_type.clone()),
+            severity: finding.and_then(|f| f.severity),
+            updated_at: decision.evidence.updated_at,
+            product_arn: decision.evidence.product_arn.clone(),
+            requested_by: decision
+                .evidence
+                .manual
+                .as_ref()
+                .and_then(|m| m.requested_by.as_ref())
+                .map(|r| r.to_string()),
+            requested_by_verified: false,
+            custom_action: decision.evidence.custom_action.clone(),
+            reason: Some(decision.reason.clone()),
+        },
+        api_calls: 0,
+        error: None,
+        propagation: None,
+        detail: format!("alert only, nothing changed: {}", decision.reason),
+        actions: Vec::new(),
+        dry_run: false,
+        still_works: Vec::new(),
+        other_access: Vec::new(),
+    })
+}
