@@ -5,12 +5,14 @@
 //! local stand-in and the in-memory fakes. Every request ends in an [`Outcome`];
 //! nothing here panics or returns early without one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use cutoff_aws::ledger::{AuditEntry, KEY_RECORD_DAYS, Ledger, NoLedger, principal_key};
-use cutoff_aws::retry::{CallCounter, RetryPolicy, with_retries};
+use cutoff_aws::retry::{CallCounter, RetryPolicy};
+use cutoff_aws::retrying::Retrying;
 use cutoff_aws::{
     AccessKeys, AccountAccess, AwsError, ErrorKind, IamApi, IamPrincipal, InlinePolicies,
     ManagedPolicies, PrincipalInfo, PrincipalType, Principals,
@@ -27,8 +29,8 @@ use cutoff_domain::policy::{
     ROLE_WIDE_POLICY_NAME, SESSION_POLICY_NAME, SessionPrincipal, USER_INLINE_BUDGET,
 };
 use cutoff_domain::principal::{
-    AccessKeyId, AccountScope, IamPath, Partition, PrincipalName, Protection, RoleClass, Target,
-    TargetKind, classify_role_path,
+    AccessKeyId, Account, AccountScope, IamPath, Partition, PrincipalName, Protection, RoleClass,
+    Target, TargetKind, classify_role_path,
 };
 
 #[derive(Debug, Clone)]
@@ -168,7 +170,7 @@ impl From<AwsError> for Stop {
 /// the outcome), and for an instance profile what reading its role gave, so that
 /// the workflow neither asks again nor gets a different answer than the lock's.
 struct Prepared<C> {
-    calls: CallCounter,
+    calls: Arc<CallCounter>,
     profile: Option<ProfileLookup<C>>,
 }
 
@@ -183,7 +185,7 @@ enum ProfileLookup<C> {
 impl<C> Default for Prepared<C> {
     fn default() -> Self {
         Self {
-            calls: CallCounter::default(),
+            calls: Arc::default(),
             profile: None,
         }
     }
@@ -239,7 +241,6 @@ pub struct Revoker<A, K, L = NoLedger> {
 /// One request's view: the client for its account and its call counter.
 struct Run<'r, C> {
     client: &'r C,
-    calls: &'r CallCounter,
     config: &'r RevokeConfig,
     clock: &'r dyn Clock,
     dry_run: bool,
@@ -262,10 +263,7 @@ impl<C: IamApi> Run<'_, C> {
         principal: &IamPrincipal,
         name: &str,
     ) -> Result<(Option<String>, Option<PolicyDocument>), Stop> {
-        let raw = with_retries(&self.config.retry, self.calls, || {
-            self.client.get_inline_policy(principal, name)
-        })
-        .await?;
+        let raw = self.client.get_inline_policy(principal, name).await?;
         let doc = match &raw {
             Some(text) => Some(PolicyDocument::parse(text).map_err(|e| {
                 Stop::failed(
@@ -284,16 +282,10 @@ impl<C: IamApi> Run<'_, C> {
         principal: &IamPrincipal,
         except: &str,
     ) -> Result<usize, Stop> {
-        let names = with_retries(&self.config.retry, self.calls, || {
-            self.client.list_inline_policies(principal)
-        })
-        .await?;
+        let names = self.client.list_inline_policies(principal).await?;
         let mut used = 0;
         for name in names.iter().filter(|n| n.as_str() != except) {
-            let raw = with_retries(&self.config.retry, self.calls, || {
-                self.client.get_inline_policy(principal, name)
-            })
-            .await?;
+            let raw = self.client.get_inline_policy(principal, name).await?;
             if let Some(raw) = raw {
                 // An unreadable foreign policy is counted at its encoded length, which
                 // over-estimates: falling back early is safe, overflowing is not.
@@ -352,10 +344,9 @@ impl<C: IamApi> Run<'_, C> {
         if self.dry_run {
             return Ok(());
         }
-        with_retries(&self.config.retry, self.calls, || {
-            self.client.put_inline_policy(principal, name, document)
-        })
-        .await
+        self.client
+            .put_inline_policy(principal, name, document)
+            .await
     }
 
     /// Reads the inline policy back until `check` accepts it.
@@ -401,20 +392,14 @@ impl<C: IamApi> Run<'_, C> {
         &self,
         principal: &IamPrincipal,
     ) -> Result<Option<(Cutoff, String)>, Stop> {
-        let attached = with_retries(&self.config.retry, self.calls, || {
-            self.client.attached_policies(principal)
-        })
-        .await?;
+        let attached = self.client.attached_policies(principal).await?;
         let mut latest: Option<(Cutoff, String)> = None;
         for arn in attached.iter().filter(|arn| {
             arn.rsplit('/')
                 .next()
                 .is_some_and(|name| policy::is_fallback_of(name, principal.kind, &principal.name))
         }) {
-            let found = with_retries(&self.config.retry, self.calls, || {
-                self.client.get_managed_policy(arn)
-            })
-            .await?;
+            let found = self.client.get_managed_policy(arn).await?;
             let cutoff = found
                 .and_then(|p| PolicyDocument::parse(&p.document).ok())
                 .and_then(|d| d.role_wide_cutoff());
@@ -519,10 +504,7 @@ impl<C: IamApi> Run<'_, C> {
             let arn = self
                 .client
                 .managed_policy_arn(&self.config.fallback_path, &name);
-            let policy = with_retries(&self.config.retry, self.calls, || {
-                self.client.get_managed_policy(&arn)
-            })
-            .await?;
+            let policy = self.client.get_managed_policy(&arn).await?;
             if let Some(p) = policy {
                 let document = PolicyDocument::parse(&p.document).map_err(|e| {
                     Stop::failed(
@@ -560,10 +542,7 @@ impl<C: IamApi> Run<'_, C> {
         let name = policy::fallback_managed_policy_name(principal.kind, &principal.name);
         let path = self.config.fallback_path.clone();
         let arn = self.client.managed_policy_arn(&path, &name);
-        let existing = with_retries(&self.config.retry, self.calls, || {
-            self.client.get_managed_policy(&arn)
-        })
-        .await?;
+        let existing = self.client.get_managed_policy(&arn).await?;
         let existing = match existing {
             Some(policy) => Some(PolicyDocument::parse(&policy.document).map_err(|e| {
                 Stop::failed(
@@ -580,10 +559,7 @@ impl<C: IamApi> Run<'_, C> {
             format!("the deny does not fit inline ({why}); it is in the managed policy {arn}");
         // A fallback that exists but is not attached denies nothing: look before
         // declaring the principal already revoked.
-        let attached = with_retries(&self.config.retry, self.calls, || {
-            self.client.attached_policies(principal)
-        })
-        .await?;
+        let attached = self.client.attached_policies(principal).await?;
         let is_attached = attached.iter().any(|a| a == &arn);
         if !merge.changed && is_attached {
             return Ok(Applied {
@@ -605,10 +581,7 @@ impl<C: IamApi> Run<'_, C> {
             ));
         }
         if existing.is_none() || !is_attached {
-            let summary = with_retries(&self.config.retry, self.calls, || {
-                self.client.account_summary()
-            })
-            .await?;
+            let summary = self.client.account_summary().await?;
             if existing.is_none() && summary.policies >= summary.policies_quota {
                 return Err(Stop::failed(
                     "quota",
@@ -640,16 +613,12 @@ impl<C: IamApi> Run<'_, C> {
         }
         if !self.dry_run {
             if merge.changed {
-                with_retries(&self.config.retry, self.calls, || {
-                    self.client.put_managed_policy(&path, &name, &document)
-                })
-                .await?;
+                self.client
+                    .put_managed_policy(&path, &name, &document)
+                    .await?;
             }
             if !is_attached {
-                with_retries(&self.config.retry, self.calls, || {
-                    self.client.attach_policy(principal, &arn)
-                })
-                .await?;
+                self.client.attach_policy(principal, &arn).await?;
             }
             self.verify_managed(&arn, merge.cutoff).await?;
         }
@@ -665,10 +634,7 @@ impl<C: IamApi> Run<'_, C> {
 
     async fn verify_managed(&self, arn: &str, want: Cutoff) -> Result<(), Stop> {
         for attempt in 1..=self.config.verify_attempts {
-            let policy = with_retries(&self.config.retry, self.calls, || {
-                self.client.get_managed_policy(arn)
-            })
-            .await?;
+            let policy = self.client.get_managed_policy(arn).await?;
             let cutoff = policy
                 .and_then(|p| PolicyDocument::parse(&p.document).ok())
                 .and_then(|d| d.role_wide_cutoff());
@@ -1248,6 +1214,21 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         }
     }
 
+    /// The client for `account`, retried and counting into the request's `calls`.
+    async fn client_in(
+        &self,
+        account: &Account,
+        request_id: &str,
+        calls: &Arc<CallCounter>,
+    ) -> Result<Retrying<A::Client>, AwsError> {
+        let client = self.access.client_for(account, request_id, calls).await?;
+        Ok(Retrying::counting_into(
+            client,
+            self.config.retry,
+            Arc::clone(calls),
+        ))
+    }
+
     /// Reads the role behind an instance profile target before the principal lock is
     /// taken, so that the lock is the role's. `None` for a target the workflow
     /// refuses before reaching the account (it then refuses it, with no call made).
@@ -1255,8 +1236,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         &self,
         request: &RevocationRequest,
         request_id: &str,
-        calls: &CallCounter,
-    ) -> Option<ProfileLookup<A::Client>> {
+        calls: &Arc<CallCounter>,
+    ) -> Option<ProfileLookup<Retrying<A::Client>>> {
         let target = &request.target;
         // The workflow's own first checks: a release is not refused for a protected
         // name (lifting a deny never locks anyone out), a revocation is.
@@ -1267,18 +1248,11 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         if refused {
             return None;
         }
-        let client = match self
-            .access
-            .client_for(&target.account, request_id, calls)
-            .await
-        {
+        let client = match self.client_in(&target.account, request_id, calls).await {
             Ok(client) => client,
             Err(err) => return Some(ProfileLookup::Failed(Stop::from(err))),
         };
-        let roles = with_retries(&self.config.retry, calls, || {
-            client.instance_profile_roles(&target.name)
-        })
-        .await;
+        let roles = client.instance_profile_roles(&target.name).await;
         Some(match roles {
             Ok(roles) => ProfileLookup::Read(client, roles.into_iter().next()),
             Err(err) => ProfileLookup::Failed(Stop::from(err)),
@@ -1290,7 +1264,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         &self,
         request: &RevocationRequest,
         request_id: &str,
-        prepared: Prepared<A::Client>,
+        prepared: Prepared<Retrying<A::Client>>,
         known: KnownKeys,
     ) -> Outcome {
         let Prepared { calls, profile } = prepared;
@@ -1336,15 +1310,14 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         &self,
         request: &RevocationRequest,
         request_id: &str,
-        calls: &CallCounter,
-        profile: Option<ProfileLookup<A::Client>>,
-    ) -> Result<(A::Client, Option<Option<PrincipalName>>), Stop> {
+        calls: &Arc<CallCounter>,
+        profile: Option<ProfileLookup<Retrying<A::Client>>>,
+    ) -> Result<(Retrying<A::Client>, Option<Option<PrincipalName>>), Stop> {
         match profile {
             Some(ProfileLookup::Read(client, role)) => Ok((client, Some(role))),
             Some(ProfileLookup::Failed(stop)) => Err(stop),
             None => Ok((
-                self.access
-                    .client_for(&request.target.account, request_id, calls)
+                self.client_in(&request.target.account, request_id, calls)
                     .await?,
                 None,
             )),
@@ -1358,24 +1331,21 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     async fn resolve(
         &self,
         request: &RevocationRequest,
-        client: &A::Client,
-        calls: &CallCounter,
+        client: &Retrying<A::Client>,
         profile_role: Option<Option<PrincipalName>>,
         outcome: &mut Outcome,
     ) -> Result<(IamPrincipal, PrincipalInfo), Stop> {
         let target = &request.target;
         self.refuse_unwritable(target)?;
-        let retry = &self.config.retry;
         let principal = match target.kind {
             TargetKind::InstanceProfile => {
                 let role = match profile_role {
                     Some(read) => read,
-                    None => {
-                        with_retries(retry, calls, || client.instance_profile_roles(&target.name))
-                            .await?
-                            .into_iter()
-                            .next()
-                    }
+                    None => client
+                        .instance_profile_roles(&target.name)
+                        .await?
+                        .into_iter()
+                        .next(),
                 };
                 let Some(role) = role else {
                     return Err(Stop::failed(
@@ -1400,7 +1370,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             TargetKind::User => IamPrincipal::user(target.name.clone()),
             _ => IamPrincipal::role(target.name.clone()),
         };
-        let info = with_retries(retry, calls, || client.get_principal(&principal)).await?;
+        let info = client.get_principal(&principal).await?;
         let (owner, note) = owner_of(&info);
         outcome.owner = owner;
         if let Some(note) = note {
@@ -1531,7 +1501,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// finding's credential, else pass the breaker and write.
     async fn deny(
         &self,
-        run: &mut Run<'_, A::Client>,
+        run: &mut Run<'_, Retrying<A::Client>>,
         request: &RevocationRequest,
         principal: &IamPrincipal,
         info: &PrincipalInfo,
@@ -1616,7 +1586,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// time IAM takes to propagate it.
     async fn cover_deactivation(
         &self,
-        run: &mut Run<'_, A::Client>,
+        run: &mut Run<'_, Retrying<A::Client>>,
         principal: &IamPrincipal,
         applied: Applied,
         deactivated_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -1655,7 +1625,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// does not undo the deny; it is reported as still working.
     async fn contain_keys(
         &self,
-        run: &mut Run<'_, A::Client>,
+        run: &mut Run<'_, Retrying<A::Client>>,
         principal: &IamPrincipal,
         named: Option<&AccessKeyId>,
     ) -> KeysContained {
@@ -1669,10 +1639,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             ));
             return result;
         }
-        let listed = with_retries(&self.config.retry, run.calls, || {
-            run.client.list_access_keys(user)
-        })
-        .await;
+        let listed = run.client.list_access_keys(user).await;
         let to_deactivate: Vec<AccessKeyId> = match (&listed, named) {
             (Ok(keys), Some(key)) => match keys.iter().find(|k| &k.id == key) {
                 None => {
@@ -1717,11 +1684,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             if run.dry_run {
                 continue;
             }
-            match with_retries(&self.config.retry, run.calls, || {
-                run.client.deactivate_access_key(user, &key)
-            })
-            .await
-            {
+            match run.client.deactivate_access_key(user, &key).await {
                 Ok(()) => result.deactivated_at = Some(self.clock.now()),
                 Err(err) if err.kind == ErrorKind::NotFound && named.is_some() => {
                     run.actions.pop();
@@ -1753,29 +1716,24 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// listed, never counted against `applied`.
     async fn other_access(
         &self,
-        run: &Run<'_, A::Client>,
+        run: &Run<'_, Retrying<A::Client>>,
         principal: &IamPrincipal,
     ) -> Vec<String> {
         let user = &principal.name;
-        let retry = &self.config.retry;
         let mut found = Vec::new();
-        match with_retries(retry, run.calls, || run.client.has_login_profile(user)).await {
+        match run.client.has_login_profile(user).await {
             Ok(true) => found.push("a console password (login profile): signing in to the console mints new sessions; delete or reset it if it may be known".to_owned()),
             Ok(false) => {}
             Err(e) => found.push(format!("the console password could not be checked ({e})")),
         }
-        match with_retries(retry, run.calls, || run.client.active_ssh_public_keys(user)).await {
+        match run.client.active_ssh_public_keys(user).await {
             Ok(keys) => found.extend(
                 keys.into_iter()
                     .map(|k| format!("SSH public key {k} (CodeCommit)")),
             ),
             Err(e) => found.push(format!("SSH public keys could not be checked ({e})")),
         }
-        match with_retries(retry, run.calls, || {
-            run.client.active_service_credentials(user)
-        })
-        .await
-        {
+        match run.client.active_service_credentials(user).await {
             Ok(services) => found.extend(
                 services
                     .into_iter()
@@ -1793,8 +1751,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         &self,
         request: &RevocationRequest,
         request_id: &str,
-        calls: &CallCounter,
-        profile: Option<ProfileLookup<A::Client>>,
+        calls: &Arc<CallCounter>,
+        profile: Option<ProfileLookup<Retrying<A::Client>>>,
         known: KnownKeys,
         outcome: &mut Outcome,
     ) -> Result<(), Stop> {
@@ -1803,7 +1761,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         self.refuse_unwritable(target)?;
         let (client, profile_role) = self.client(request, request_id, calls, profile).await?;
         let (principal, info) = self
-            .resolve(request, &client, calls, profile_role, outcome)
+            .resolve(request, &client, profile_role, outcome)
             .await?;
         let mut notes: Vec<String> = (!outcome.detail.is_empty())
             .then(|| outcome.detail.clone())
@@ -1811,7 +1769,6 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             .collect();
         let mut run = Run {
             client: &client,
-            calls,
             config: &self.config,
             clock: &self.clock,
             dry_run: request.dry_run,
@@ -1904,8 +1861,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         &self,
         request: &RevocationRequest,
         request_id: &str,
-        calls: &CallCounter,
-        profile: Option<ProfileLookup<A::Client>>,
+        calls: &Arc<CallCounter>,
+        profile: Option<ProfileLookup<Retrying<A::Client>>>,
         outcome: &mut Outcome,
     ) -> Result<(), Stop> {
         let target = &request.target;
@@ -1917,13 +1874,12 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         }
         let (client, profile_role) = self.client(request, request_id, calls, profile).await?;
         let (principal, info) = self
-            .resolve_for_release(request, &client, calls, profile_role, outcome)
+            .resolve_for_release(request, &client, profile_role, outcome)
             .await?;
         let now = self.clock.now();
         let max_session = principal.kind.max_session();
         let mut run = Run {
             client: &client,
-            calls,
             config: &self.config,
             clock: &self.clock,
             dry_run: request.dry_run,
@@ -2005,10 +1961,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                             "delete inline policy {policy_name} from {principal}"
                         ));
                         if !run.dry_run {
-                            with_retries(&self.config.retry, calls, || {
-                                client.delete_inline_policy(&principal, policy_name)
-                            })
-                            .await?;
+                            client.delete_inline_policy(&principal, policy_name).await?;
                         }
                     }
                 }
@@ -2036,24 +1989,17 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                         run.actions.push(format!("put managed policy {arn}"));
                         if !run.dry_run {
                             let json = rest.to_json();
-                            with_retries(&self.config.retry, calls, || {
-                                client.put_managed_policy(&self.config.fallback_path, name, &json)
-                            })
-                            .await?;
+                            client
+                                .put_managed_policy(&self.config.fallback_path, name, &json)
+                                .await?;
                         }
                     }
                     None => {
                         run.actions
                             .push(format!("detach and delete managed policy {arn}"));
                         if !run.dry_run {
-                            with_retries(&self.config.retry, calls, || {
-                                client.detach_policy(&principal, arn)
-                            })
-                            .await?;
-                            with_retries(&self.config.retry, calls, || {
-                                client.delete_managed_policy(arn)
-                            })
-                            .await?;
+                            client.detach_policy(&principal, arn).await?;
+                            client.delete_managed_policy(arn).await?;
                         }
                     }
                 }
@@ -2084,8 +2030,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     async fn resolve_for_release(
         &self,
         request: &RevocationRequest,
-        client: &A::Client,
-        calls: &CallCounter,
+        client: &Retrying<A::Client>,
         profile_role: Option<Option<PrincipalName>>,
         outcome: &mut Outcome,
     ) -> Result<(IamPrincipal, PrincipalInfo), Stop> {
@@ -2095,12 +2040,11 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             TargetKind::InstanceProfile => {
                 let role = match profile_role {
                     Some(read) => read,
-                    None => with_retries(&self.config.retry, calls, || {
-                        client.instance_profile_roles(&target.name)
-                    })
-                    .await?
-                    .into_iter()
-                    .next(),
+                    None => client
+                        .instance_profile_roles(&target.name)
+                        .await?
+                        .into_iter()
+                        .next(),
                 };
                 let role = role.ok_or_else(|| {
                     Stop::failed(
@@ -2112,10 +2056,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             }
             _ => IamPrincipal::role(target.name.clone()),
         };
-        let info = with_retries(&self.config.retry, calls, || {
-            client.get_principal(&principal)
-        })
-        .await?;
+        let info = client.get_principal(&principal).await?;
         outcome.owner = owner_of(&info).0;
         Ok((principal, info))
     }
@@ -2123,7 +2064,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// The deny state of a principal: cutoffs, where they live, their age, and
     /// whether they still matter.
     pub async fn status(&self, request: &RevocationRequest, request_id: &str) -> StatusReport {
-        let calls = CallCounter::default();
+        let calls: Arc<CallCounter> = Arc::default();
         let mut report = StatusReport {
             target: request.target.clone(),
             owner: Owner::default(),
@@ -2138,12 +2079,11 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 return Err(stop);
             }
             let client = self
-                .access
-                .client_for(&request.target.account, request_id, &calls)
+                .client_in(&request.target.account, request_id, &calls)
                 .await?;
             let mut scratch = Outcome::for_request(request, Status::Failed, "");
             let (principal, _) = self
-                .resolve_for_release(request, &client, &calls, None, &mut scratch)
+                .resolve_for_release(request, &client, None, &mut scratch)
                 .await?;
             report.owner = scratch.owner;
             let now = self.clock.now();
@@ -2159,7 +2099,6 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             };
             let run = Run {
                 client: &client,
-                calls: &calls,
                 config: &self.config,
                 clock: &self.clock,
                 dry_run: true,

@@ -29,8 +29,11 @@ use chrono::{DateTime, Utc};
 
 use cutoff_aws::authz::{AuthorizationDetails, for_each_page};
 use cutoff_aws::ledger::Ledger;
-use cutoff_aws::retry::{CallCounter, RetryPolicy, with_retries};
-use cutoff_aws::{AccountAccess, AwsError, IamApi, IamPrincipal, PrincipalType};
+use cutoff_aws::retry::RetryPolicy;
+use cutoff_aws::retrying::Retrying;
+use cutoff_aws::{
+    AccountAccess, AwsError, IamApi, IamPrincipal, InlinePolicies, ManagedPolicies, PrincipalType,
+};
 use cutoff_domain::event::Scope;
 use cutoff_domain::outcome::owner_from_tags;
 use cutoff_domain::outcome::{Outcome, Owner, SWEEP_SOURCE, Status, Trigger};
@@ -148,27 +151,26 @@ where
     L: Ledger,
 {
     let started = Instant::now();
-    let calls = CallCounter::default();
+    let access = Retrying::new(access, config.retry);
     let session = format!("sweep-{run_id}");
-    let mut report = match access.client_for(account, &session, &calls).await {
-        Ok(client) => sweep_account(&client, ledger, account, config, now, &calls, run_id).await,
+    let mut report = match access.client(account, &session).await {
+        Ok(client) => sweep_account(&client, ledger, account, config, now, run_id).await,
         Err(e) => AccountReport::failed(account.clone(), config.dry_run, e.to_outcome_error()),
     };
-    report.api_calls = u64::from(calls.get());
+    report.api_calls = u64::from(access.calls());
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     report
 }
 
-/// Sweeps one account with `client`, counting calls in `calls`. Each principal that
+/// Sweeps one account with `client` (its calls retried and counted). Each principal that
 /// changes is written under its lock in `ledger` (as the revoker writes), held by
 /// `sweep-<run id>`.
 pub async fn sweep_account<C, L>(
-    client: &C,
+    client: &Retrying<C>,
     ledger: &L,
     account: &Account,
     config: &SweepConfig,
     now: DateTime<Utc>,
-    calls: &CallCounter,
     run_id: &str,
 ) -> AccountReport
 where
@@ -181,7 +183,7 @@ where
     let mut to_change: Vec<PrincipalSnapshot> = Vec::new();
     let mut scanned = 0u64;
     let mut notes = Vec::new();
-    let listed = for_each_page(client, &config.retry, calls, |batch| {
+    let listed = for_each_page(client, |batch| {
         for snapshot in batch {
             scanned += 1;
             let planned = plan(&snapshot, &config.rules, now);
@@ -197,14 +199,13 @@ where
     if let Err(e) = listed {
         // Nothing written: a partial listing is not a reason to act on part of it.
         report.error = Some(e.to_outcome_error());
-        report.api_calls = u64::from(calls.get());
+        report.api_calls = u64::from(client.calls());
         return report;
     }
     for snapshot in to_change {
         let mut work = PrincipalWork {
             client,
             config,
-            calls,
             account,
             now,
         };
@@ -243,7 +244,7 @@ where
             report.outcomes.push(outcome);
         }
     }
-    report.api_calls = u64::from(calls.get());
+    report.api_calls = u64::from(client.calls());
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     report
 }
@@ -286,9 +287,8 @@ async fn lock<L: Ledger>(ledger: &L, key: &str, holder: &str, config: &SweepConf
 }
 
 struct PrincipalWork<'a, C> {
-    client: &'a C,
+    client: &'a Retrying<C>,
     config: &'a SweepConfig,
-    calls: &'a CallCounter,
     account: &'a Account,
     now: DateTime<Utc>,
 }
@@ -512,10 +512,7 @@ impl<C: IamApi> PrincipalWork<'_, C> {
             }
             for policy in stale {
                 if is_policy_arn(&policy) {
-                    let read = with_retries(&self.config.retry, self.calls, || {
-                        self.client.get_managed_policy(&policy)
-                    })
-                    .await?;
+                    let read = self.client.get_managed_policy(&policy).await?;
                     snapshot.managed_documents.retain(|(a, _)| *a != policy);
                     match read {
                         Some(p) => snapshot
@@ -525,10 +522,7 @@ impl<C: IamApi> PrincipalWork<'_, C> {
                         None => snapshot.attached.retain(|a| *a != policy),
                     }
                 } else {
-                    let read = with_retries(&self.config.retry, self.calls, || {
-                        self.client.get_inline_policy(&principal, &policy)
-                    })
-                    .await?;
+                    let read = self.client.get_inline_policy(&principal, &policy).await?;
                     snapshot.inline.retain(|(n, _)| *n != policy);
                     if let Some(text) = read {
                         snapshot.inline.push((policy.clone(), text));
@@ -546,17 +540,15 @@ impl<C: IamApi> PrincipalWork<'_, C> {
         actions: &mut Vec<String>,
     ) -> Result<(), Failure> {
         let dry = self.config.dry_run;
-        let retry = &self.config.retry;
         match change {
             Change::MoveCutoff {
                 policy, document, ..
             } => {
                 actions.push(format!("put inline policy {policy} on {principal}"));
                 if !dry {
-                    with_retries(retry, self.calls, || {
-                        self.client.put_inline_policy(principal, policy, document)
-                    })
-                    .await?;
+                    self.client
+                        .put_inline_policy(principal, policy, document)
+                        .await?;
                 }
             }
             Change::RemoveExpired {
@@ -570,10 +562,9 @@ impl<C: IamApi> PrincipalWork<'_, C> {
                 })?;
                 actions.push(format!("put managed policy {policy}"));
                 if !dry {
-                    with_retries(retry, self.calls, || {
-                        self.client.put_managed_policy(&path, &name, document)
-                    })
-                    .await?;
+                    self.client
+                        .put_managed_policy(&path, &name, document)
+                        .await?;
                 }
             }
             Change::RemoveExpired {
@@ -583,10 +574,9 @@ impl<C: IamApi> PrincipalWork<'_, C> {
             } => {
                 actions.push(format!("put inline policy {policy} on {principal}"));
                 if !dry {
-                    with_retries(retry, self.calls, || {
-                        self.client.put_inline_policy(principal, policy, document)
-                    })
-                    .await?;
+                    self.client
+                        .put_inline_policy(principal, policy, document)
+                        .await?;
                 }
             }
             Change::RemoveExpired {
@@ -596,21 +586,14 @@ impl<C: IamApi> PrincipalWork<'_, C> {
             } => {
                 actions.push(format!("delete inline policy {policy} from {principal}"));
                 if !dry {
-                    with_retries(retry, self.calls, || {
-                        self.client.delete_inline_policy(principal, policy)
-                    })
-                    .await?;
+                    self.client.delete_inline_policy(principal, policy).await?;
                 }
             }
             Change::DetachAndDeleteFallback { arn, .. } => {
                 actions.push(format!("detach and delete managed policy {arn}"));
                 if !dry {
-                    with_retries(retry, self.calls, || {
-                        self.client.detach_policy(principal, arn)
-                    })
-                    .await?;
-                    with_retries(retry, self.calls, || self.client.delete_managed_policy(arn))
-                        .await?;
+                    self.client.detach_policy(principal, arn).await?;
+                    self.client.delete_managed_policy(arn).await?;
                 }
             }
         }
@@ -621,10 +604,7 @@ impl<C: IamApi> PrincipalWork<'_, C> {
     async fn verify_moved(&self, principal: &IamPrincipal, want: Cutoff) -> Result<(), Failure> {
         let name = cutoff_domain::policy::ROLE_WIDE_POLICY_NAME;
         for attempt in 1..=self.config.verify_attempts {
-            let raw = with_retries(&self.config.retry, self.calls, || {
-                self.client.get_inline_policy(principal, name)
-            })
-            .await?;
+            let raw = self.client.get_inline_policy(principal, name).await?;
             let cutoff = raw
                 .as_deref()
                 .and_then(|t| PolicyDocument::parse(t).ok())

@@ -26,7 +26,6 @@ use std::future::Future;
 
 use aws_sdk_iam::types::{AttachedPolicy, EntityType, ManagedPolicyDetail, PolicyDetail, Tag};
 
-use super::retry::{CallCounter, RetryPolicy, with_retries};
 use super::sdk::{SdkIam, classify};
 use super::{AwsError, ErrorKind, PrincipalType};
 use cutoff_domain::principal::{Account, IamPath, PrincipalName, UniqueId};
@@ -69,16 +68,14 @@ pub trait AuthorizationDetails: Send + Sync {
 /// [`for_each_page`] for large accounts.
 pub async fn all_principals<A: AuthorizationDetails>(
     api: &A,
-    retry: &RetryPolicy,
-    calls: &CallCounter,
 ) -> Result<Vec<PrincipalSnapshot>, AwsError> {
     let mut all = Vec::new();
-    for_each_page(api, retry, calls, |batch| all.extend(batch)).await?;
+    for_each_page(api, |batch| all.extend(batch)).await?;
     Ok(all)
 }
 
-/// Reads the account page by page (each call retried with `retry`, every attempt counted
-/// in `calls`) and hands the principals to `deliver` in batches, about one per page, so
+/// Reads the account page by page (one call per page through `api`: wrap it in
+/// [`Retrying`](crate::retrying::Retrying) to retry and count) and hands the principals to `deliver` in batches, about one per page, so
 /// that a sweep of 10,000 roles never holds them all. Empty batches are not delivered.
 ///
 /// A principal that attaches a `cutoff-revoke-*` policy not seen yet is delivered in the
@@ -86,12 +83,7 @@ pub async fn all_principals<A: AuthorizationDetails>(
 /// if it never comes (see the [module documentation](self)). Each principal is
 /// delivered once. On an error nothing more is delivered: principals already handed
 /// out were complete, the rest of the account was not read.
-pub async fn for_each_page<A, F>(
-    api: &A,
-    retry: &RetryPolicy,
-    calls: &CallCounter,
-    mut deliver: F,
-) -> Result<(), AwsError>
+pub async fn for_each_page<A, F>(api: &A, mut deliver: F) -> Result<(), AwsError>
 where
     A: AuthorizationDetails,
     F: FnMut(Vec<PrincipalSnapshot>),
@@ -100,7 +92,7 @@ where
     let mut marker: Option<String> = None;
     loop {
         let current = marker.as_deref();
-        let page = with_retries(retry, calls, || api.page(current)).await?;
+        let page = api.page(current).await?;
         let ready = joiner.add_page(page.principals, page.managed_documents);
         if !ready.is_empty() {
             deliver(ready);
@@ -388,6 +380,8 @@ fn kept_policy(policy: &ManagedPolicyDetail, iam: &SdkIam) -> Option<(String, St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retry::RetryPolicy;
+    use crate::retrying::Retrying;
     use aws_config::retry::RetryConfig;
     use aws_sdk_iam::Client as Iam;
     use aws_sdk_iam::operation::get_account_authorization_details::GetAccountAuthorizationDetailsOutput as Out;
@@ -645,11 +639,9 @@ mod tests {
     async fn all_principals_follows_markers_and_joins_documents_from_later_pages() {
         let [first, second, third] = three_pages();
         let iam = sdk(mocked!([&first, &second, &third]));
-        let calls = CallCounter::default();
-        let all = all_principals(&iam, &RetryPolicy::immediate(3), &calls)
-            .await
-            .unwrap();
-        assert_eq!(calls.get(), 3);
+        let iam = Retrying::new(&iam, RetryPolicy::immediate(3));
+        let all = all_principals(&iam).await.unwrap();
+        assert_eq!(iam.calls(), 3);
         assert_eq!(
             (first.num_calls(), second.num_calls(), third.num_calls()),
             (1, 1, 1)
@@ -671,14 +663,11 @@ mod tests {
     async fn for_each_page_delivers_per_page_and_holds_back_only_principals_awaiting_a_document() {
         let [first, second, third] = three_pages();
         let iam = sdk(mocked!([&first, &second, &third]));
-        let calls = CallCounter::default();
+
         let mut batches: Vec<Vec<PrincipalSnapshot>> = Vec::new();
-        for_each_page(&iam, &RetryPolicy::immediate(3), &calls, |b| {
-            batches.push(b)
-        })
-        .await
-        .unwrap();
-        assert_eq!(calls.get(), 3);
+        let iam = Retrying::new(&iam, RetryPolicy::immediate(3));
+        for_each_page(&iam, |b| batches.push(b)).await.unwrap();
+        assert_eq!(iam.calls(), 3);
         let batch_names: Vec<Vec<&str>> = batches.iter().map(|b| names(b)).collect();
         assert_eq!(
             batch_names,
@@ -704,14 +693,7 @@ mod tests {
         });
         let iam = sdk(mocked!([&rule]));
         let mut batches = Vec::new();
-        for_each_page(
-            &iam,
-            &RetryPolicy::immediate(3),
-            &CallCounter::default(),
-            |b| batches.push(b),
-        )
-        .await
-        .unwrap();
+        for_each_page(&iam, |b| batches.push(b)).await.unwrap();
         assert_eq!(batches.len(), 1);
         assert_eq!(names(&batches[0]), ["payments-api"]);
         assert!(batches[0][0].managed_documents.is_empty());
@@ -740,12 +722,10 @@ mod tests {
                     .build()
             });
         let iam = sdk(mocked!([&first, &throttled, &second]));
-        let calls = CallCounter::default();
-        let all = all_principals(&iam, &RetryPolicy::default(), &calls)
-            .await
-            .unwrap();
+        let iam = Retrying::new(&iam, RetryPolicy::default());
+        let all = all_principals(&iam).await.unwrap();
         assert_eq!(names(&all), ["first-a", "second-a"]);
-        assert_eq!(calls.get(), 3);
+        assert_eq!(iam.calls(), 3);
         assert_eq!(throttled.num_calls(), 1);
     }
 
@@ -759,17 +739,16 @@ mod tests {
             )
         });
         let iam = sdk(mocked!([&denied]));
-        let calls = CallCounter::default();
+
         let mut delivered = 0;
-        let err = for_each_page(&iam, &RetryPolicy::immediate(5), &calls, |b| {
-            delivered += b.len()
-        })
-        .await
-        .unwrap_err();
+        let iam = Retrying::new(&iam, RetryPolicy::immediate(5));
+        let err = for_each_page(&iam, |b| delivered += b.len())
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::AccessDenied);
         assert_eq!(err.operation, "iam:GetAccountAuthorizationDetails");
         assert_eq!(err.context, "in 111122223333");
-        assert_eq!(calls.get(), 1);
+        assert_eq!(iam.calls(), 1);
         assert_eq!(delivered, 0);
     }
 
@@ -830,12 +809,10 @@ mod tests {
         let again = mock!(Iam::get_account_authorization_details)
             .then_output(|| Out::builder().is_truncated(true).marker("m1").build());
         let iam = sdk(mocked!([&first, &again]));
-        let calls = CallCounter::default();
-        let err = all_principals(&iam, &RetryPolicy::immediate(3), &calls)
-            .await
-            .unwrap_err();
+        let iam = Retrying::new(&iam, RetryPolicy::immediate(3));
+        let err = all_principals(&iam).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Malformed);
-        assert_eq!(calls.get(), 2);
+        assert_eq!(iam.calls(), 2);
     }
 
     #[test]

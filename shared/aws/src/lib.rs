@@ -4,7 +4,7 @@
 //! Each trait lists the IAM actions its implementation calls; a function's trait
 //! bounds therefore match the permissions its role is granted. Adapters make exactly
 //! one API call per method and map every failure to [`AwsError`]; retries and call
-//! counting happen once, in [`retry`].
+//! counting happen once, in the [`retrying::Retrying`] decorator.
 
 pub mod authz;
 pub mod error;
@@ -14,6 +14,7 @@ pub mod https;
 pub mod ledger;
 pub mod messaging;
 pub mod retry;
+pub mod retrying;
 pub mod sdk;
 pub mod sweep_io;
 

@@ -6,7 +6,8 @@
 //! decision, logged. Only a failure to queue or publish fails it, so that Lambda's
 //! asynchronous retry runs the event again (safe: the queue deduplicates by finding).
 
-use cutoff_aws::retry::{CallCounter, RetryPolicy, with_retries};
+use cutoff_aws::retry::RetryPolicy;
+use cutoff_aws::retrying::Retrying;
 use cutoff_aws::{AwsError, OutcomeBus, RequestQueue};
 use cutoff_domain::event;
 use cutoff_domain::outcome::{RevocationRequest, Status, alert_outcome};
@@ -100,7 +101,8 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
             source: triage.source.as_str().to_owned(),
             ..IntakeReport::default()
         };
-        let calls = CallCounter::default();
+        let queue = Retrying::new(&self.queue, self.retry);
+        let bus = Retrying::new(&self.bus, self.retry);
         let mut alerts = Vec::new();
         for decision in &triage.decisions {
             log_decision(triage.source, decision);
@@ -114,13 +116,11 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
                     let body = serde_json::to_string(&request).unwrap_or_default();
                     let group = group_id(&request);
                     let dedup = deduplication_id(&request, &body);
-                    with_retries(&self.retry, &calls, || {
-                        self.queue.send(&body, &group, &dedup)
-                    })
-                    .await
-                    .map_err(|source| IntakeError::Queue {
-                        target: request.target.to_string(),
-                        source,
+                    queue.send(&body, &group, &dedup).await.map_err(|source| {
+                        IntakeError::Queue {
+                            target: request.target.to_string(),
+                            source,
+                        }
                     })?;
                     report.queued += 1;
                 }
@@ -145,7 +145,7 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
             }
         }
         if !alerts.is_empty() {
-            with_retries(&self.retry, &calls, || self.bus.publish(&alerts))
+            bus.publish(&alerts)
                 .await
                 .map_err(|source| IntakeError::Publish {
                     count: alerts.len(),

@@ -12,12 +12,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 use cutoff_aws::messaging::{OUTCOME_DETAIL_TYPE, OUTCOME_SOURCE};
-use cutoff_aws::retry::{CallCounter, RetryPolicy, with_retries};
+use cutoff_aws::retry::{CallCounter, RetryPolicy};
+use cutoff_aws::retrying::Retrying;
 use cutoff_aws::{AwsError, FindingsUpdater, Notifications, WorkflowStatus};
 use cutoff_domain::notify::{self, Route};
 use cutoff_domain::outcome::{Outcome, Status};
 use cutoff_domain::principal::excerpt;
 use cutoff_domain::settings::NotifierConfig;
+use std::sync::Arc;
 
 /// Security Hub's bounds on finding ids and product ARNs.
 const SECURITY_HUB_ID_MAX: usize = 512;
@@ -103,6 +105,8 @@ pub struct Notifier<N: Notifications, F: FindingsUpdater> {
     pub notifications: N,
     pub findings: F,
     pub config: NotifierConfig,
+    /// How SNS and Security Hub calls are retried.
+    pub retry: RetryPolicy,
 }
 
 /// Reads an outcome event: envelope `source` `cutoff`, `detail-type` `Revocation
@@ -135,6 +139,7 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
             notifications,
             findings,
             config,
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -143,12 +148,9 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
         let summary: cutoff_domain::summary::SweepSummary =
             serde_json::from_value(detail).map_err(|e| NotifyError::NotAnOutcome(e.to_string()))?;
         let message = notify::render_summary(&summary);
-        let calls = CallCounter::default();
+        let sns = Retrying::new(&self.notifications, self.retry);
         let topic = self.config.security_topic.clone();
-        let result = with_retries(&RetryPolicy::default(), &calls, || {
-            self.notifications.publish(&topic, &message)
-        })
-        .await;
+        let result = sns.publish(&topic, &message).await;
         let message_id = result.map_err(|source| NotifyError::Publish {
             topic: topic.clone(),
             source,
@@ -168,7 +170,7 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
             published: vec![Published { topic, message_id }],
             finding_update: FindingUpdate::Skipped,
             owner_topic_error: None,
-            api_calls: calls.get(),
+            api_calls: sns.calls(),
         })
     }
 
@@ -203,8 +205,7 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
                 self.config.problems.join("; ")
             ));
         }
-        let calls = CallCounter::default();
-        let policy = RetryPolicy::default();
+        let sns = Retrying::new(&self.notifications, self.retry);
 
         let mut published = Vec::new();
         let mut failure = None;
@@ -214,10 +215,7 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
         let mut index = 0;
         while let Some(topic) = topics.get(index).cloned() {
             index += 1;
-            let result = with_retries(&policy, &calls, || {
-                self.notifications.publish(&topic, &message)
-            })
-            .await;
+            let result = sns.publish(&topic, &message).await;
             match result {
                 Ok(message_id) => published.push(Published {
                     topic: topic.clone(),
@@ -257,7 +255,7 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
             });
         }
 
-        let finding_update = self.update_finding(&outcome, &route, &calls).await;
+        let finding_update = self.update_finding(&outcome, &route, sns.counter()).await;
         let target = outcome.target.as_ref();
         Ok(NotifyReport {
             status: outcome.status,
@@ -269,7 +267,7 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
             published,
             finding_update,
             owner_topic_error,
-            api_calls: calls.get(),
+            api_calls: sns.calls(),
         })
     }
 
@@ -277,7 +275,7 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
         &self,
         outcome: &Outcome,
         route: &Route,
-        calls: &CallCounter,
+        calls: &Arc<CallCounter>,
     ) -> FindingUpdate {
         let trigger = &outcome.trigger;
         if !self.config.update_security_hub || trigger.source != "securityhub" {
@@ -298,11 +296,10 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
             return FindingUpdate::Skipped;
         }
         let note = notify::finding_note(outcome, route);
-        let result = with_retries(&RetryPolicy::default(), calls, || {
-            self.findings
-                .update_finding(id, product, WorkflowStatus::Notified, &note)
-        })
-        .await;
+        let findings = Retrying::counting_into(&self.findings, self.retry, Arc::clone(calls));
+        let result = findings
+            .update_finding(id, product, WorkflowStatus::Notified, &note)
+            .await;
         match result {
             Ok(()) => FindingUpdate::Updated,
             Err(err) => {

@@ -15,7 +15,8 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde_json::{Value, json};
 
 use crate::revoke::Revoker;
-use cutoff_aws::retry::{CallCounter, RetryPolicy, with_retries};
+use cutoff_aws::retry::RetryPolicy;
+use cutoff_aws::retrying::Retrying;
 use cutoff_aws::{AccountAccess, OutcomeBus};
 use cutoff_domain::clock::Clock;
 use cutoff_domain::event::{ManualAction, manual};
@@ -399,7 +400,7 @@ where
         request_id: &str,
         settings: InvocationSettings,
     ) -> Value {
-        let calls = CallCounter::default();
+        let bus = &Retrying::new(bus, *retry);
         match Invocation::classify(payload) {
             Invocation::Queue(batch) => {
                 let receives: BTreeMap<String, u32> = batch
@@ -442,7 +443,7 @@ where
                     }
                 }
                 if !to_publish.is_empty()
-                    && let Err(err) = with_retries(retry, &calls, || bus.publish(&to_publish)).await
+                    && let Err(err) = bus.publish(&to_publish).await
                 {
                     tracing::error!(error = %err, count = to_publish.len(), "outcomes not published; their messages will be retried");
                     let already: Vec<String> = result
@@ -477,7 +478,7 @@ where
                     }
                     Err(why) => DirectAnswer::Outcome(Box::new(Outcome::invalid_request(why))),
                 };
-                url_response(&self.answer(bus, retry, &calls, answer).await)
+                url_response(&self.answer(bus, answer).await)
             }
             Invocation::Direct(payload) => {
                 let answer = match payload {
@@ -492,7 +493,7 @@ where
                     }
                     Err(why) => DirectAnswer::Outcome(Box::new(Outcome::invalid_request(why))),
                 };
-                self.answer(bus, retry, &calls, answer).await
+                self.answer(bus, answer).await
             }
         }
     }
@@ -527,22 +528,12 @@ where
 
     /// A manual request's answer: an outcome is logged and published (the caller has
     /// it either way: a publish failure is logged), a status report only returned.
-    async fn answer<B: OutcomeBus>(
-        &self,
-        bus: &B,
-        retry: &RetryPolicy,
-        calls: &CallCounter,
-        answer: DirectAnswer,
-    ) -> Value {
+    async fn answer<B: OutcomeBus>(&self, bus: &B, answer: DirectAnswer) -> Value {
         match answer {
             DirectAnswer::Status(report) => to_value(&report),
             DirectAnswer::Outcome(outcome) => {
                 crate::telemetry::log_outcome(&outcome);
-                if let Err(err) = with_retries(retry, calls, || {
-                    bus.publish(std::slice::from_ref(outcome.as_ref()))
-                })
-                .await
-                {
+                if let Err(err) = bus.publish(std::slice::from_ref(outcome.as_ref())).await {
                     tracing::error!(error = %err, "outcome of a manual request not published; the caller has it");
                 }
                 to_value(&outcome)

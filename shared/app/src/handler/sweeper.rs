@@ -17,7 +17,8 @@ use serde_json::Value;
 use crate::config::SweepAccounts;
 use crate::sweeper::{SweepConfig, bounded, sweep_one};
 use cutoff_aws::authz::AuthorizationDetails;
-use cutoff_aws::retry::{CallCounter, RetryPolicy, with_retries};
+use cutoff_aws::retry::RetryPolicy;
+use cutoff_aws::retrying::Retrying;
 use cutoff_aws::sweep_io::{
     AccountDirectory, SummaryBus, SweepLedger, SweepRun, SweepTask, SweepTasks,
 };
@@ -172,7 +173,12 @@ where
         request: &SweepRequest,
         request_id: &str,
     ) -> Result<PlanReport, SweepError> {
-        let calls = CallCounter::default();
+        let directory = Retrying::new(&self.directory, self.retry);
+        let (ledger, bus, queue) = (
+            directory.alongside(&self.ledger),
+            directory.alongside(&self.bus),
+            directory.alongside(&self.queue),
+        );
         let run_id = request
             .run_id
             .clone()
@@ -192,9 +198,7 @@ where
             }
             (None, SweepAccounts::Home) => vec![self.home.clone()],
             (None, SweepAccounts::Listed(list)) => list.clone(),
-            (None, SweepAccounts::Organization) => {
-                with_retries(&self.retry, &calls, || self.directory.active_accounts()).await?
-            }
+            (None, SweepAccounts::Organization) => directory.active_accounts().await?,
         };
         if let Some(why) = accounts.iter().find_map(|a| self.refuse_account(a)) {
             return Err(SweepError::Invalid(why));
@@ -207,21 +211,21 @@ where
             dry_run,
             total: accounts.len() as u64,
         };
-        let created = with_retries(&self.retry, &calls, || self.ledger.start_run(&run)).await?;
+        let created = ledger.start_run(&run).await?;
         if !created {
             return Ok(PlanReport {
                 run_id,
                 accounts: accounts.len(),
                 planned: false,
                 dry_run,
-                api_calls: calls.get(),
+                api_calls: directory.calls(),
             });
         }
         if accounts.is_empty() {
             // Nothing to fan out: the run is complete now, and says so.
             let summary =
                 SweepSummary::from_records(&run_id, started_at, started_at, 0, dry_run, &[]);
-            with_retries(&self.retry, &calls, || self.bus.publish_summary(&summary)).await?;
+            bus.publish_summary(&summary).await?;
         } else {
             let tasks: Vec<SweepTask> = accounts
                 .iter()
@@ -234,14 +238,14 @@ where
                 .collect();
             // Tasks already sent are sent again on a retry: the ledger counts each
             // account once.
-            with_retries(&self.retry, &calls, || self.queue.send_tasks(&tasks)).await?;
+            queue.send_tasks(&tasks).await?;
         }
         Ok(PlanReport {
             run_id,
             accounts: accounts.len(),
             planned: true,
             dry_run,
-            api_calls: calls.get(),
+            api_calls: directory.calls(),
         })
     }
 
@@ -343,7 +347,8 @@ where
             summary_published: false,
             error: None,
         };
-        let calls = CallCounter::default();
+        let bus = Retrying::new(&self.bus, self.retry);
+        let ledger = bus.alongside(&self.ledger);
         // Owners hear about cutoffs moved on their principals (and failures to);
         // removals of expired statements go in the summary only.
         let for_owners: Vec<_> = report
@@ -356,29 +361,20 @@ where
             .collect();
         let result: Result<bool, AwsError> = async {
             if !for_owners.is_empty() {
-                with_retries(&self.retry, &calls, || self.bus.publish(&for_owners)).await?;
+                bus.publish(&for_owners).await?;
             }
-            let progress = with_retries(&self.retry, &calls, || {
-                self.ledger.record_account(&task.run_id, &record)
-            })
-            .await?;
+            let progress = ledger.record_account(&task.run_id, &record).await?;
             if !progress.complete() {
                 return Ok(false);
             }
             // The claim names this message: another worker that sees the run complete
             // (a redelivered task of another account) cannot take it, and this
             // message, redelivered after a failed publish, can take it again.
-            let claimed = with_retries(&self.retry, &calls, || {
-                self.ledger.claim_summary(&task.run_id, message_id)
-            })
-            .await?;
+            let claimed = ledger.claim_summary(&task.run_id, message_id).await?;
             if !claimed {
                 return Ok(false);
             }
-            let (run, records) = with_retries(&self.retry, &calls, || {
-                self.ledger.run_records(&task.run_id)
-            })
-            .await?;
+            let (run, records) = ledger.run_records(&task.run_id).await?;
             let summary = SweepSummary::from_records(
                 &run.run_id,
                 run.started_at,
@@ -387,7 +383,7 @@ where
                 run.dry_run,
                 &records,
             );
-            with_retries(&self.retry, &calls, || self.bus.publish_summary(&summary)).await?;
+            bus.publish_summary(&summary).await?;
             Ok(true)
         }
         .await;

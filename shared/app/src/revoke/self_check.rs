@@ -3,7 +3,7 @@
 
 use super::Revoker;
 use cutoff_aws::ledger::Ledger;
-use cutoff_aws::retry::{CallCounter, with_retries};
+use cutoff_aws::retrying::Retrying;
 use cutoff_aws::{AccountAccess, PolicySimulator};
 use cutoff_domain::clock::Clock;
 use cutoff_domain::principal::{Account, PrincipalName};
@@ -95,8 +95,8 @@ where
                 self.config.partition, identity.member_role_name
             )
         };
-        let calls = CallCounter::default();
-        let client = match self.access.client_for(account, request_id, &calls).await {
+        let access = Retrying::new(&self.access, self.config.retry);
+        let client = match access.client(account, request_id).await {
             Ok(client) => client,
             Err(e) => {
                 return AccountCheck::unreachable(
@@ -134,11 +134,10 @@ where
             }
             let mut asked = context.clone();
             asked.extend(probe.context.iter().cloned());
-            let answer = with_retries(&self.config.retry, &calls, || {
-                client.simulate(&acting_role, probe.action, &probe.resource, &asked)
-            })
-            .await
-            .map_err(|e| e.to_string());
+            let answer = client
+                .simulate(&acting_role, probe.action, &probe.resource, &asked)
+                .await
+                .map_err(|e| e.to_string());
             results.push(judge(&probe, answer));
         }
         AccountCheck::probed(account, true, results)
