@@ -111,13 +111,33 @@ struct Operation {
     actions: Vec<String>,
 }
 
+/// How a function's handler is built when deployed: its `Deployed…` type (if it has
+/// one) and its `from_env`, from the handler's file.
+fn deployed_construction(function: &str) -> String {
+    let root = workspace_root();
+    let handler =
+        std::fs::read_to_string(root.join(format!("shared/app/src/handler/{function}.rs")))
+            .unwrap();
+    let from_env = handler
+        .find("fn from_env(")
+        .unwrap_or_else(|| panic!("{function}: the handler has no from_env"));
+    let start = handler
+        .find("pub type Deployed")
+        .filter(|at| *at < from_env)
+        .or_else(|| handler[..from_env].rfind("\nimpl "))
+        .unwrap();
+    let end = from_env + handler[from_env..].find("\n    }\n").unwrap();
+    handler[start..end].to_owned()
+}
+
 /// The SDK operations a function's code can call (as `service:Operation`): the SDK
-/// adapters its `main.rs` constructs, and what those adapters call, each with the
-/// actions that authorize it ([`authorized_as`], read from the file that calls it).
+/// adapters its handler's `from_env` constructs, and what those adapters call, each
+/// with the actions that authorize it ([`authorized_as`], read from the file that
+/// calls it).
 fn code_operations(function: &str) -> BTreeMap<String, Operation> {
     let root = workspace_root();
-    let main =
-        std::fs::read_to_string(root.join(format!("functions/{function}/src/main.rs"))).unwrap();
+    let main = deployed_construction(function);
+    assert!(main.contains("Sdk"), "{function}: {main}");
     let mut structs: BTreeSet<String> = main
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
         .filter(|w| w.starts_with("Sdk") && w.len() > 3 && w != &"SdkConfig")
@@ -140,7 +160,7 @@ fn code_operations(function: &str) -> BTreeMap<String, Operation> {
     ];
     // The paged account read is an SdkIam method too, but only the sweeper's handler
     // calls it: counting it for every SdkIam user would ask the revoker to hold it.
-    if main.contains("handler::sweeper") {
+    if function == "sweeper" {
         files.push("shared/aws/src/authz.rs");
     }
     for file in files {

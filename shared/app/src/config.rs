@@ -38,7 +38,7 @@ pub struct RevokerConfig {
         cutoff_domain::principal::Partition,
     )>,
     /// The custom EventBridge bus outcomes are published to.
-    pub outcome_bus: Option<String>,
+    pub outcome_bus: String,
     /// The request queue's maxReceiveCount: the attempt after which a failed request
     /// is in the dead-letter queue (its failure is notified then, and on the first
     /// attempt).
@@ -103,10 +103,13 @@ impl RevokerConfig {
             }
             (None, _) => None,
         };
-        let outcome_bus = lookup(revoker_env::OUTCOME_BUS).filter(|b| !b.is_empty());
-        if let Some(bus) = &outcome_bus {
-            parse_bus_name(revoker_env::OUTCOME_BUS, bus)?;
-        }
+        let outcome_bus = match lookup(revoker_env::OUTCOME_BUS).filter(|b| !b.trim().is_empty()) {
+            Some(bus) => {
+                parse_bus_name(revoker_env::OUTCOME_BUS, bus.trim())?;
+                Some(bus.trim().to_owned())
+            }
+            None => None,
+        };
         let final_receive = match lookup(revoker_env::MAX_RECEIVES) {
             Some(v) => v
                 .trim()
@@ -177,6 +180,14 @@ impl RevokerConfig {
                 })?,
             None => DEFAULT_MAX_REVOCATIONS_PER_ACCOUNT_HOUR,
         };
+        // Checked last: a deployment missing its scope hears of that first.
+        let outcome_bus = outcome_bus.ok_or_else(|| {
+            ConfigError::invalid(
+                revoker_env::OUTCOME_BUS,
+                "",
+                "required: every outcome is published there, so that its owner is told",
+            )
+        })?;
         Ok(Self {
             member_role_name,
             external_id,
@@ -366,7 +377,10 @@ pub struct SweeperConfig {
     /// Added to the longest session before a revocation counts as expired.
     pub margin: chrono::Duration,
     /// The standard SQS queue of per-account sweep tasks (the Lambda's fan-out).
-    pub queue_url: Option<String>,
+    pub queue_url: String,
+    /// The ledger table (the revoker's `CUTOFF_LEDGER_TABLE`): the sweeper counts
+    /// each run's accounts there and takes the principal locks the revoker takes.
+    pub ledger_table: String,
     /// Accounts swept at once by one invocation.
     pub concurrency: usize,
 }
@@ -388,9 +402,9 @@ impl SweeperConfig {
     /// `organization`, or a comma-separated list of account ids),
     /// `CUTOFF_SWEEP_MAX_AGE_PATTERNS` (`pattern=4h,pattern=30m`),
     /// `CUTOFF_SWEEP_MARGIN` (`1h` by default; `0`, `30m`, `2h`…),
-    /// `CUTOFF_SWEEP_QUEUE_URL` and `CUTOFF_SWEEP_CONCURRENCY` (the run ledger is the
-    /// revoker's `CUTOFF_LEDGER_TABLE`)
-    /// (1 to 32, default 4).
+    /// `CUTOFF_SWEEP_QUEUE_URL` (required), `CUTOFF_SWEEP_CONCURRENCY` (1 to 32,
+    /// default 4), and the revoker's `CUTOFF_LEDGER_TABLE`, required here: the run
+    /// ledger and the principal locks.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         use sweeper_env::*;
         let revoker = RevokerConfig::from_lookup(&lookup)?;
@@ -440,12 +454,27 @@ impl SweeperConfig {
                 })?,
             None => 4,
         };
+        let queue_url = non_empty(QUEUE_URL).ok_or_else(|| {
+            ConfigError::invalid(
+                QUEUE_URL,
+                "",
+                "required: a run fans out through it, one task per account",
+            )
+        })?;
+        let ledger_table = revoker.ledger_table.clone().ok_or_else(|| {
+            ConfigError::invalid(
+                revoker_env::LEDGER_TABLE,
+                "",
+                "required: the sweeper counts each run's accounts in the ledger",
+            )
+        })?;
         Ok(Self {
             revoker,
             accounts,
             max_age_patterns,
             margin,
-            queue_url: non_empty(QUEUE_URL),
+            queue_url,
+            ledger_table,
             concurrency,
         })
     }
@@ -507,8 +536,18 @@ mod sweeper_config_tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        map.entry(revoker_env::ORGANIZATION_ID.to_owned())
-            .or_insert_with(|| "o-a1b2c3d4e5".to_owned());
+        for (name, value) in [
+            (revoker_env::ORGANIZATION_ID, "o-a1b2c3d4e5"),
+            (revoker_env::OUTCOME_BUS, "cutoff-outcomes"),
+            (revoker_env::LEDGER_TABLE, "cutoff-ledger"),
+            (
+                sweeper_env::QUEUE_URL,
+                "https://sqs.us-east-1.amazonaws.com/111122223333/cutoff-sweep",
+            ),
+        ] {
+            map.entry(name.to_owned())
+                .or_insert_with(|| value.to_owned());
+        }
         move |k| map.get(k).cloned()
     }
 
@@ -519,9 +558,10 @@ mod sweeper_config_tests {
             .to_string();
         assert!(err.contains(revoker_env::ORGANIZATION_ID), "{err}");
         assert!(err.contains(revoker_env::ACCOUNTS), "{err}");
-        let listed = RevokerConfig::from_lookup(|k| {
-            (k == revoker_env::ACCOUNTS)
-                .then(|| "111122223333, 444455556666,111122223333".to_owned())
+        let listed = RevokerConfig::from_lookup(|k| match k {
+            revoker_env::ACCOUNTS => Some("111122223333, 444455556666,111122223333".to_owned()),
+            revoker_env::OUTCOME_BUS => Some("cutoff-outcomes".to_owned()),
+            _ => None,
         })
         .unwrap();
         assert_eq!(listed.accounts.organization, None);
@@ -541,6 +581,31 @@ mod sweeper_config_tests {
                 .to_string();
             assert!(err.contains(name), "{name}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn a_function_without_the_queue_table_or_bus_it_needs_does_not_start() {
+        for (config, name) in [
+            ("revoker", revoker_env::OUTCOME_BUS),
+            ("sweeper", revoker_env::OUTCOME_BUS),
+            ("sweeper", revoker_env::LEDGER_TABLE),
+            ("sweeper", sweeper_env::QUEUE_URL),
+        ] {
+            let all = lookup(&[]);
+            let without = |k: &str| if k == name { None } else { all(k) };
+            let err = match config {
+                "revoker" => RevokerConfig::from_lookup(without).map(|_| ()),
+                _ => SweeperConfig::from_lookup(without).map(|_| ()),
+            }
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains(name) && err.contains("required"),
+                "{config}: {err}"
+            );
+        }
+        assert!(RevokerConfig::from_lookup(lookup(&[])).is_ok());
+        assert!(SweeperConfig::from_lookup(lookup(&[])).is_ok());
     }
 
     #[test]
@@ -636,6 +701,7 @@ mod revoker_config_tests {
             (revoker_env::DRY_RUN, "true"),
             (env::PROTECTED, "break-glass"),
             (revoker_env::ORGANIZATION_ID, "o-a1b2c3d4e5"),
+            (revoker_env::OUTCOME_BUS, "cutoff-outcomes"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -29,6 +29,8 @@ use chrono::{DateTime, Utc};
 
 use cutoff_aws::authz::{AuthorizationDetails, for_each_page};
 use cutoff_aws::ledger::Ledger;
+use futures_util::stream::{self, StreamExt};
+
 use cutoff_aws::retry::RetryPolicy;
 use cutoff_aws::retrying::Retrying;
 use cutoff_aws::{
@@ -92,48 +94,14 @@ where
     bounded(sweeps, concurrency).await
 }
 
-/// Runs the futures with at most `limit` in flight (at least one), polling them on the
-/// current task (no spawn, so they may borrow), and returns their outputs in order.
-/// A new one starts as soon as one finishes.
+/// Runs the futures with at most `limit` in flight (at least one), on the current
+/// task (no spawn, so they may borrow), and returns their outputs in order; a new one
+/// starts as soon as one finishes.
 pub async fn bounded<F: Future>(
     futures: impl IntoIterator<Item = F>,
     limit: usize,
 ) -> Vec<F::Output> {
-    let limit = limit.max(1);
-    let mut waiting = futures.into_iter().enumerate();
-    let mut running: Vec<(usize, std::pin::Pin<Box<F>>)> = Vec::new();
-    let mut done: Vec<(usize, F::Output)> = Vec::new();
-    std::future::poll_fn(|cx| {
-        loop {
-            while running.len() < limit {
-                match waiting.next() {
-                    Some((i, f)) => running.push((i, Box::pin(f))),
-                    None => break,
-                }
-            }
-            if running.is_empty() {
-                return std::task::Poll::Ready(());
-            }
-            let before = running.len();
-            let mut i = 0;
-            while i < running.len() {
-                if let std::task::Poll::Ready(out) = running[i].1.as_mut().poll(cx) {
-                    let (index, _) = running.swap_remove(i);
-                    done.push((index, out));
-                } else {
-                    i += 1;
-                }
-            }
-            // Nothing finished: every future has registered a wake-up. Something
-            // finished: start the next ones now rather than on the next wake-up.
-            if running.len() == before {
-                return std::task::Poll::Pending;
-            }
-        }
-    })
-    .await;
-    done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, out)| out).collect()
+    stream::iter(futures).buffered(limit.max(1)).collect().await
 }
 
 /// Sweeps one account reached through `access` (the member role for other accounts).

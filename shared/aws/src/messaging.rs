@@ -125,6 +125,11 @@ pub struct SdkQueue {
 }
 
 impl SdkQueue {
+    /// A client of `config` for the queue at `queue_url`.
+    pub fn from_config(config: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
+        Self::new(aws_sdk_sqs::Client::new(config), queue_url)
+    }
+
     /// `queue_url` is the FIFO queue's URL (`https://sqs.<region>.amazonaws.com/<account>/<name>.fifo`).
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
         Self {
@@ -172,6 +177,11 @@ pub struct SdkOutcomeBus {
 }
 
 impl SdkOutcomeBus {
+    /// A client of `config` for the bus `bus_name`.
+    pub fn from_config(config: &aws_config::SdkConfig, bus_name: impl Into<String>) -> Self {
+        Self::new(aws_sdk_eventbridge::Client::new(config), bus_name)
+    }
+
     /// `bus_name` is the name (or ARN) of the custom event bus.
     pub fn new(client: aws_sdk_eventbridge::Client, bus_name: impl Into<String>) -> Self {
         Self {
@@ -357,6 +367,10 @@ pub struct SdkNotifications {
 }
 
 impl SdkNotifications {
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(aws_sdk_sns::Client::new(config))
+    }
+
     pub fn new(client: aws_sdk_sns::Client) -> Self {
         Self { client }
     }
@@ -412,6 +426,10 @@ pub struct SdkFindings {
 }
 
 impl SdkFindings {
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(aws_sdk_securityhub::Client::new(config))
+    }
+
     pub fn new(client: aws_sdk_securityhub::Client) -> Self {
         Self { client }
     }

@@ -211,6 +211,11 @@ pub struct SdkSweepQueue {
 }
 
 impl SdkSweepQueue {
+    /// A client of `config` for the sweep queue at `queue_url`.
+    pub fn from_config(config: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
+        Self::new(aws_sdk_sqs::Client::new(config), queue_url)
+    }
+
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
         Self {
             client,
@@ -290,6 +295,11 @@ pub struct SdkSweepLedger {
 }
 
 impl SdkSweepLedger {
+    /// A client of `config` for the ledger table `table`.
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(config), table)
+    }
+
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self {
             client,

@@ -6,10 +6,18 @@
 //! decision, logged. Only a failure to queue or publish fails it, so that Lambda's
 //! asynchronous retry runs the event again (safe: the queue deduplicates by finding).
 
+use aws_config::SdkConfig;
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+
+use super::{Failure, Handler, StartError};
+use crate::config::IntakeConfig;
+use cutoff_aws::messaging::{SdkOutcomeBus, SdkQueue};
 use cutoff_aws::retry::RetryPolicy;
 use cutoff_aws::retrying::Retrying;
 use cutoff_aws::{AwsError, OutcomeBus, RequestQueue};
 use cutoff_domain::event;
+use cutoff_domain::json::Payload;
 use cutoff_domain::outcome::{RevocationRequest, Status, alert_outcome};
 use cutoff_domain::queue::{deduplication_id, group_id};
 use cutoff_domain::settings::TriageConfig;
@@ -75,7 +83,7 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
     /// EventBridge delivers from an AWS source: a payload with a duplicate key, one
     /// without an envelope (a bare finding) or a manual request invoked on intake
     /// directly is logged and ignored (operators use the revoker's operator path).
-    pub async fn handle(
+    pub async fn accept(
         &self,
         payload: impl Into<cutoff_domain::json::Payload>,
     ) -> Result<(Triage, IntakeReport), IntakeError> {
@@ -157,6 +165,38 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
     }
 }
 
+impl Intake<SdkQueue, SdkOutcomeBus> {
+    /// The deployed intake: the triage rules and the queue and bus from the
+    /// environment, the clients from `sdk`.
+    pub fn from_env(sdk: &SdkConfig) -> Result<Self, StartError> {
+        let config = IntakeConfig::from_env()?;
+        Ok(Intake {
+            queue: SdkQueue::from_config(sdk, config.request_queue_url),
+            bus: SdkOutcomeBus::from_config(sdk, config.outcome_bus),
+            config: TriageConfig::from_env()?,
+            retry: RetryPolicy::default(),
+        })
+    }
+}
+
+/// A failure to queue or publish fails the invocation so that Lambda runs the event
+/// again (the queue deduplicates by finding); a bad finding never does (it is logged
+/// as ignored).
+impl<Q: RequestQueue, B: OutcomeBus> Handler for Intake<Q, B> {
+    async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Value, Failure> {
+        let (_, report) = self.accept(event.payload).await.map_err(Failure::retry)?;
+        tracing::info!(
+            source = report.source.as_str(),
+            queued = report.queued,
+            alerted = report.alerted,
+            ignored = report.ignored,
+            invalid = report.invalid,
+            "event triaged"
+        );
+        serde_json::to_value(&report).map_err(Failure::refused)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,7 +235,7 @@ mod tests {
     async fn a_revoke_decision_is_queued_with_the_principal_as_group() {
         let fake = FakeMessaging::default();
         let (_, report) = intake(&fake)
-            .handle(finding("f1", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
+            .accept(finding("f1", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
             .await
             .unwrap();
         assert_eq!(report.queued, 1);
@@ -214,14 +254,14 @@ mod tests {
     async fn a_re_emitted_finding_has_the_same_deduplication_id_and_an_updated_one_does_not() {
         let fake = FakeMessaging::default();
         let i = intake(&fake);
-        i.handle(finding("f1", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
+        i.accept(finding("f1", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
             .await
             .unwrap();
-        i.handle(finding("f1", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
+        i.accept(finding("f1", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
             .await
             .unwrap();
         assert_eq!(fake.state().queued.len(), 1, "SQS drops the duplicate");
-        i.handle(finding("f1", "payments-api", 8.0, "2026-11-23T12:10:00Z"))
+        i.accept(finding("f1", "payments-api", 8.0, "2026-11-23T12:10:00Z"))
             .await
             .unwrap();
         assert_eq!(
@@ -235,7 +275,7 @@ mod tests {
     async fn an_alert_decision_is_published_as_an_alerted_outcome() {
         let fake = FakeMessaging::default();
         let (_, report) = intake(&fake)
-            .handle(finding("f2", "reporting", 5.0, "2026-11-23T11:56:00Z"))
+            .accept(finding("f2", "reporting", 5.0, "2026-11-23T11:56:00Z"))
             .await
             .unwrap();
         assert_eq!((report.queued, report.alerted), (0, 1));
@@ -258,7 +298,7 @@ mod tests {
             })
             .unwrap();
             let (_, report) = i
-                .handle(finding("f9", role, 8.9, "2026-11-23T11:56:00Z"))
+                .accept(finding("f9", role, 8.9, "2026-11-23T11:56:00Z"))
                 .await
                 .unwrap();
             assert_eq!((report.queued, report.alerted), (0, 1), "{role}");
@@ -288,16 +328,16 @@ mod tests {
         let fake = FakeMessaging::default();
         let i = intake(&fake);
         let (_, report) = i
-            .handle(finding("f3", "payments-api", 2.0, "2026-11-23T11:56:00Z"))
+            .accept(finding("f3", "payments-api", 2.0, "2026-11-23T11:56:00Z"))
             .await
             .unwrap();
         assert_eq!(report.ignored, 1);
         let (_, report) = i
-            .handle(finding("f4", "bad/name", 9.0, "2026-11-23T11:56:00Z"))
+            .accept(finding("f4", "bad/name", 9.0, "2026-11-23T11:56:00Z"))
             .await
             .unwrap();
         assert_eq!(report.invalid, 1);
-        let (_, report) = i.handle(json!({"not": "an event"})).await.unwrap();
+        let (_, report) = i.accept(json!({"not": "an event"})).await.unwrap();
         assert_eq!(report.invalid, 1);
         assert!(fake.state().queued.is_empty() && fake.state().outcomes.is_empty());
     }
@@ -314,7 +354,7 @@ mod tests {
             // A bare finding, with no envelope to say where it came from.
             finding("f7", "payments-api", 9.0, "2026-11-23T11:56:00Z")["detail"].clone(),
         ] {
-            let (triage, report) = i.handle(payload.clone()).await.unwrap();
+            let (triage, report) = i.accept(payload.clone()).await.unwrap();
             assert_eq!(report.queued, 0, "{payload}");
             assert!(
                 triage.decisions[0].reason.contains("AWS sources"),
@@ -337,7 +377,7 @@ mod tests {
               "service":{"serviceName":"guardduty","archived":false,"additionalInfo":{}}}}"#;
         // What the Lambda runtime hands intake: the payload read strictly.
         let payload: cutoff_domain::json::Payload = serde_json::from_str(text).unwrap();
-        let (triage, report) = intake(&fake).handle(payload).await.unwrap();
+        let (triage, report) = intake(&fake).accept(payload).await.unwrap();
         assert_eq!((report.queued, report.invalid), (0, 1));
         assert!(
             triage.decisions[0].reason.contains("duplicate key"),
@@ -353,13 +393,13 @@ mod tests {
         fake.fail("SendMessage", &[ErrorKind::Throttled]);
         assert!(
             intake(&fake)
-                .handle(finding("f5", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
+                .accept(finding("f5", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
                 .await
                 .is_ok()
         );
         fake.fail("SendMessage", &[ErrorKind::AccessDenied]);
         let err = intake(&fake)
-            .handle(finding("f6", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
+            .accept(finding("f6", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
             .await
             .unwrap_err();
         assert!(
@@ -384,7 +424,7 @@ mod tests {
         let event = json!({"version": "0", "id": "c", "detail-type": "Security Hub Findings - Custom Action",
             "source": "aws.securityhub", "account": "999988887777", "time": "2026-11-23T12:00:00Z", "region": "us-east-1",
             "resources": [], "detail": {"actionName": "revoke", "findings": [asff("a", "payments-api"), asff("b", "ledger")]}});
-        let (_, report) = intake(&fake).handle(event).await.unwrap();
+        let (_, report) = intake(&fake).accept(event).await.unwrap();
         assert_eq!(report.queued, 2);
         let request: RevocationRequest = serde_json::from_str(&fake.state().queued[0].0).unwrap();
         assert_eq!(

@@ -11,10 +11,15 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use cutoff_aws::messaging::{OUTCOME_DETAIL_TYPE, OUTCOME_SOURCE};
+use aws_config::SdkConfig;
+use lambda_runtime::LambdaEvent;
+
+use super::{Failure, Handler, StartError};
+use cutoff_aws::messaging::{OUTCOME_DETAIL_TYPE, OUTCOME_SOURCE, SdkFindings, SdkNotifications};
 use cutoff_aws::retry::{CallCounter, RetryPolicy};
 use cutoff_aws::retrying::Retrying;
 use cutoff_aws::{AwsError, FindingsUpdater, Notifications, WorkflowStatus};
+use cutoff_domain::json::Payload;
 use cutoff_domain::notify::{self, Route};
 use cutoff_domain::outcome::{Outcome, Status};
 use cutoff_domain::principal::excerpt;
@@ -48,6 +53,15 @@ pub enum NotifyError {
         source: AwsError,
         published: Vec<Published>,
     },
+}
+
+impl NotifyError {
+    /// Whether Lambda's retry of the event may succeed: a publish that failed for a
+    /// reason that passes (throttled, unreachable). An event that is not an outcome
+    /// never will.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, NotifyError::Publish { source, .. } if source.is_retryable())
+    }
 }
 
 /// The Lambda runtime logs a failed invocation's error with `Debug`: the same
@@ -175,7 +189,7 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
     }
 
     /// Handles one outcome event, or a sweep summary.
-    pub async fn handle(
+    pub async fn notify(
         &self,
         payload: impl Into<cutoff_domain::json::Payload>,
     ) -> Result<NotifyReport, NotifyError> {
@@ -314,6 +328,49 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
     }
 }
 
+impl Notifier<SdkNotifications, SdkFindings> {
+    /// The deployed notifier: topics, teams and patterns from the environment (a team
+    /// topic it may not use is reported with every message, not a failed start), the
+    /// clients from `sdk`.
+    pub fn from_env(sdk: &SdkConfig) -> Result<Self, StartError> {
+        let config = NotifierConfig::from_env()?;
+        for problem in &config.problems {
+            tracing::error!(%problem, "a team topic names no topic the notifier may use; that team is not notified");
+        }
+        Ok(Notifier::new(
+            SdkNotifications::from_config(sdk),
+            SdkFindings::from_config(sdk),
+            config,
+        ))
+    }
+}
+
+/// A publish that fails after retries fails the invocation: Lambda runs the event
+/// again (a topic may then get the message twice), and finally dead-letters it.
+impl<N: Notifications, F: FindingsUpdater> Handler for Notifier<N, F> {
+    async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Value, Failure> {
+        match self.notify(event.payload).await {
+            Ok(report) => {
+                tracing::info!(
+                    status = report.status.as_str(),
+                    account = report.account.as_deref(),
+                    kind = report.kind.as_deref(),
+                    name = report.name.as_deref(),
+                    team = report.team.as_deref(),
+                    owner_known = report.owner_known,
+                    topics = ?report.topics(),
+                    finding_update = ?report.finding_update,
+                    api_calls = report.api_calls,
+                    "notified"
+                );
+                serde_json::to_value(&report).map_err(Failure::refused)
+            }
+            Err(err) if err.is_retryable() => Err(Failure::retry(err)),
+            Err(err) => Err(Failure::refused(err)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,7 +474,7 @@ mod tests {
      {
         let (n, fake) = notifier(config());
         let report = n
-            .handle(event(&outcome("reports", Owner::default(), guardduty())))
+            .notify(event(&outcome("reports", Owner::default(), guardduty())))
             .await
             .unwrap();
         assert_eq!(topics(&fake), [SECURITY]);
@@ -435,7 +492,7 @@ mod tests {
      {
         let (n, fake) = notifier(config());
         let report = n
-            .handle(event(&outcome(
+            .notify(event(&outcome(
                 "payments-api",
                 team("payments"),
                 guardduty(),
@@ -458,7 +515,7 @@ mod tests {
             team: Some("payments".to_owned()),
             topic: Some(TAGGED.to_owned()),
         };
-        n.handle(event(&outcome("payments-api", owner, guardduty())))
+        n.notify(event(&outcome("payments-api", owner, guardduty())))
             .await
             .unwrap();
         assert_eq!(topics(&fake), [SECURITY, TAGGED]);
@@ -469,7 +526,7 @@ mod tests {
      {
         let (n, fake) = notifier(config());
         let report = n
-            .handle(event(&outcome(
+            .notify(event(&outcome(
                 "payments-worker",
                 Owner::default(),
                 guardduty(),
@@ -495,7 +552,7 @@ mod tests {
         let (n, fake) = notifier(config());
         let mut o = outcome("payments-api", team("payments"), securityhub());
         o.detail = "x".repeat(4000);
-        let report = n.handle(event(&o)).await.unwrap();
+        let report = n.notify(event(&o)).await.unwrap();
         assert_eq!(report.finding_update, FindingUpdate::Updated);
         assert_eq!(report.api_calls, 3);
         let state = fake.state();
@@ -511,7 +568,7 @@ mod tests {
     async fn given_other_triggers_or_updates_off_when_notified_then_security_hub_is_not_touched() {
         let (n, fake) = notifier(config());
         let report = n
-            .handle(event(&outcome(
+            .notify(event(&outcome(
                 "payments-api",
                 team("payments"),
                 guardduty(),
@@ -521,7 +578,7 @@ mod tests {
         assert_eq!(report.finding_update, FindingUpdate::Skipped);
         let mut no_product = securityhub();
         no_product.product_arn = None;
-        n.handle(event(&outcome(
+        n.notify(event(&outcome(
             "payments-api",
             team("payments"),
             no_product,
@@ -534,7 +591,7 @@ mod tests {
         off.update_security_hub = false;
         let (n, fake) = notifier(off);
         let report = n
-            .handle(event(&outcome(
+            .notify(event(&outcome(
                 "payments-api",
                 team("payments"),
                 securityhub(),
@@ -550,7 +607,7 @@ mod tests {
         let (n, fake) = notifier(config());
         fake.fail("BatchUpdateFindings", &[ErrorKind::AccessDenied]);
         let report = n
-            .handle(event(&outcome(
+            .notify(event(&outcome(
                 "payments-api",
                 team("payments"),
                 securityhub(),
@@ -566,7 +623,7 @@ mod tests {
         let (n, fake) = notifier(config());
         fake.fail("Publish", &[ErrorKind::Throttled, ErrorKind::Transient]);
         let report = n
-            .handle(event(&outcome(
+            .notify(event(&outcome(
                 "payments-api",
                 team("payments"),
                 guardduty(),
@@ -583,7 +640,7 @@ mod tests {
         let (n, fake) = notifier(config());
         fake.fail("Publish", &[ErrorKind::AccessDenied]);
         let err = n
-            .handle(event(&outcome(
+            .notify(event(&outcome(
                 "payments-api",
                 team("payments"),
                 securityhub(),
@@ -609,7 +666,7 @@ mod tests {
         let (n, fake) = notifier(config());
         fake.fail("Publish", &[ErrorKind::Throttled; 6]);
         assert!(matches!(
-            n.handle(event(&outcome("reports", Owner::default(), guardduty())))
+            n.notify(event(&outcome("reports", Owner::default(), guardduty())))
                 .await,
             Err(NotifyError::Publish { .. })
         ));
@@ -639,7 +696,7 @@ mod tests {
             (no_detail, "no detail"),
             (bare_outcome, "source"),
         ] {
-            let err = n.handle(input).await.unwrap_err().to_string();
+            let err = n.notify(input).await.unwrap_err().to_string();
             assert!(err.contains(expected), "{err}");
         }
         assert!(fake.state().published.is_empty());
@@ -649,7 +706,7 @@ mod tests {
     async fn given_an_outcome_event_when_notified_then_the_message_carries_the_outcome_json() {
         let (n, fake) = notifier(config());
         let o = outcome("payments-api", team("payments"), guardduty());
-        n.handle(event(&o)).await.unwrap();
+        n.notify(event(&o)).await.unwrap();
         let state = fake.state();
         let body = &state.published[0].1.body;
         let json = body.split(SEPARATOR).nth(1).unwrap();
@@ -667,7 +724,7 @@ mod tests {
             topic: Some(TAGGED.to_owned()),
         };
         let report = n
-            .handle(event(&outcome("payments-api", owner, guardduty())))
+            .notify(event(&outcome("payments-api", owner, guardduty())))
             .await
             .unwrap();
         assert_eq!(report.topics(), [SECURITY, PAYMENTS]);
@@ -686,7 +743,7 @@ mod tests {
             "CUTOFF_TEAM_TOPICS `payments=payments-alrets`: no topic of that name".to_owned(),
         );
         let (n, fake) = notifier(config);
-        n.handle(event(&outcome(
+        n.notify(event(&outcome(
             "payments-api",
             team("payments"),
             guardduty(),
@@ -709,7 +766,7 @@ mod tests {
         let (n, fake) = notifier(config());
         fake.state().refusing_topics.push(SECURITY.to_owned());
         let err = n
-            .handle(event(&outcome(
+            .notify(event(&outcome(
                 "payments-api",
                 team("payments"),
                 guardduty(),
@@ -742,7 +799,7 @@ mod tests {
             message: "cannot assume cutoff-member".into(),
         });
         let event = json!({"source":"cutoff","detail-type":"Sweep Summary","detail":summary});
-        let report = n.handle(event).await.unwrap();
+        let report = n.notify(event).await.unwrap();
         assert_eq!(report.topics(), vec![SECURITY]);
         let published = fake.state().published.clone();
         assert_eq!(published.len(), 1);
@@ -774,7 +831,7 @@ mod tests {
             topic: None,
         };
         let event = json!({"source":"cutoff","detail-type":"Revocation Outcome","detail":outcome("payments-batch", owner, trigger)});
-        n.handle(event).await.unwrap();
+        n.notify(event).await.unwrap();
         let published = fake.state().published.clone();
         assert_eq!(published.len(), 2);
         let message = &published[1].1;

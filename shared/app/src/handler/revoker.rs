@@ -14,11 +14,20 @@ use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde_json::{Value, json};
 
-use crate::revoke::Revoker;
+use aws_config::SdkConfig;
+use lambda_runtime::LambdaEvent;
+
+use super::{Failure, Handler, StartError};
+use crate::config::{RevokerConfig, revoker_env};
+use crate::revoke::{RevokeConfig, Revoker, SelfCheckIdentity};
+use cutoff_aws::ledger::{ConfiguredLedger, Ledger};
+use cutoff_aws::messaging::SdkOutcomeBus;
 use cutoff_aws::retry::RetryPolicy;
 use cutoff_aws::retrying::Retrying;
+use cutoff_aws::sdk::{SdkAccountAccess, discover_home};
 use cutoff_aws::{AccountAccess, OutcomeBus};
 use cutoff_domain::clock::Clock;
+use cutoff_domain::clock::SystemClock;
 use cutoff_domain::event::{ManualAction, manual};
 use cutoff_domain::json::Payload;
 use cutoff_domain::outcome::{Outcome, RevocationRequest, Status, Trigger};
@@ -566,6 +575,97 @@ pub struct InvocationSettings {
     /// The queue's maxReceiveCount: the attempt after which a message goes to the
     /// dead-letter queue.
     pub final_receive: u32,
+}
+
+/// The revoker Lambda: the workflow, the bus every outcome goes to, and the
+/// deployment's settings for an invocation.
+pub struct RevokerFunction<A, K, L, B> {
+    pub revoker: Revoker<A, K, L>,
+    pub bus: B,
+    pub retry: RetryPolicy,
+    pub settings: InvocationSettings,
+}
+
+/// The deployed revoker, with the SDK's clients.
+pub type DeployedRevoker =
+    RevokerFunction<SdkAccountAccess, SystemClock, ConfiguredLedger, SdkOutcomeBus>;
+
+impl DeployedRevoker {
+    /// Settings from the environment, clients from `sdk`; the home account and
+    /// partition from `CUTOFF_HOME_ACCOUNT` or, unset, STS `GetCallerIdentity`.
+    pub async fn from_env(sdk: &SdkConfig) -> Result<Self, StartError> {
+        let config = RevokerConfig::from_env()?;
+        let (home, partition) = match config.home.clone() {
+            Some(home) => home,
+            None => discover_home(sdk).await?,
+        };
+        let access = SdkAccountAccess::new(
+            sdk,
+            home,
+            partition,
+            config.member_role_name.clone(),
+            config.external_id.clone(),
+        );
+        let ledger = ConfiguredLedger::from_config(sdk, config.ledger_table.as_deref());
+        if !ledger.enabled() {
+            tracing::warn!(
+                "{} is not set: no audit trail, no idempotency, no principal lock",
+                revoker_env::LEDGER_TABLE
+            );
+        }
+        let revoker = Revoker::new(
+            access,
+            SystemClock,
+            RevokeConfig {
+                protection: config.protection.clone(),
+                accounts: Some(config.accounts.clone()),
+                max_revocations_per_account_hour: Some(config.max_revocations_per_account_hour),
+                max_revocations_per_action_hour: Some(config.max_revocations_per_action_hour),
+                partition,
+                honour_protected_tag: config.honour_protected_tag,
+                self_check: Some(SelfCheckIdentity {
+                    member_role_name: config.member_role_name.clone(),
+                    home_role_arn: config.role_arn.clone(),
+                }),
+                ..RevokeConfig::default()
+            },
+        )
+        .with_ledger(ledger);
+        Ok(RevokerFunction {
+            revoker,
+            bus: SdkOutcomeBus::from_config(sdk, config.outcome_bus),
+            retry: RetryPolicy::default(),
+            settings: InvocationSettings {
+                dry_run: config.dry_run,
+                final_receive: config.final_receive,
+            },
+        })
+    }
+}
+
+/// Every invocation ends in an answer: a failed request is a failed outcome (and,
+/// on the queue path, a batch item failure), never a failed invocation.
+impl<A, K, L, B> Handler for RevokerFunction<A, K, L, B>
+where
+    A: AccountAccess,
+    A::Client: cutoff_aws::PolicySimulator,
+    K: Clock,
+    L: cutoff_aws::ledger::Ledger,
+    B: OutcomeBus,
+{
+    async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Value, Failure> {
+        let request_id = event.context.request_id;
+        Ok(self
+            .revoker
+            .handle_invocation(
+                &self.bus,
+                &self.retry,
+                event.payload,
+                &request_id,
+                self.settings,
+            )
+            .await)
+    }
 }
 
 fn to_value<T: serde::Serialize>(value: &T) -> Value {

@@ -14,16 +14,26 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::SweepAccounts;
+use aws_config::SdkConfig;
+use lambda_runtime::LambdaEvent;
+
+use super::{Failure, Handler, StartError};
+use crate::config::{SweepAccounts, SweeperConfig};
 use crate::sweeper::{SweepConfig, bounded, sweep_one};
 use cutoff_aws::authz::AuthorizationDetails;
+use cutoff_aws::ledger::SdkLedger;
+use cutoff_aws::messaging::SdkOutcomeBus;
 use cutoff_aws::retry::RetryPolicy;
 use cutoff_aws::retrying::Retrying;
+use cutoff_aws::sdk::{SdkAccountAccess, discover_home};
 use cutoff_aws::sweep_io::{
     AccountDirectory, SummaryBus, SweepLedger, SweepRun, SweepTask, SweepTasks,
 };
+use cutoff_aws::sweep_io::{SdkOrganizations, SdkSweepLedger, SdkSweepQueue};
 use cutoff_aws::{AccountAccess, AwsError, OutcomeBus};
 use cutoff_domain::clock::Clock;
+use cutoff_domain::clock::SystemClock;
+use cutoff_domain::json::Payload;
 use cutoff_domain::outcome::Status;
 use cutoff_domain::principal::Account;
 use cutoff_domain::summary::{AccountRecord, SweepSummary};
@@ -108,6 +118,14 @@ pub enum SweepError {
     Invalid(String),
     #[error("{0}")]
     Aws(#[from] AwsError),
+}
+
+impl SweepError {
+    /// Whether Lambda's retry may succeed: an AWS call that failed for a passing
+    /// reason. An invalid request never will.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SweepError::Aws(e) if e.is_retryable())
+    }
 }
 
 /// The sweeper's parts: account access, where the accounts come from, the queue, the
@@ -301,7 +319,12 @@ where
                 }
             }
         }
-        let work = tasks.iter().map(|(id, task)| self.work_one(id, task));
+        // Collected first: a future that holds the closure instead cannot be proven
+        // `Send` for every lifetime of its argument (a limitation of the compiler).
+        let work: Vec<_> = tasks
+            .iter()
+            .map(|(id, task)| self.work_one(id, task))
+            .collect();
         for (report, ok) in bounded(work, self.concurrency).await {
             if !ok {
                 failures.push(report.message_id.clone());
@@ -401,7 +424,7 @@ where
     }
 
     /// Handles whatever the invocation carried; the Lambda's answer.
-    pub async fn handle(
+    pub async fn dispatch(
         &self,
         payload: impl Into<cutoff_domain::json::Payload>,
         request_id: &str,
@@ -438,6 +461,79 @@ where
             }
             SweeperInput::Invalid(why) => Err(SweepError::Invalid(why)),
         }
+    }
+}
+
+/// The deployed sweeper, with the SDK's clients.
+pub type DeployedSweeper = Sweeper<
+    SdkAccountAccess,
+    SdkOrganizations,
+    SdkSweepQueue,
+    SdkSweepLedger,
+    SdkOutcomeBus,
+    SystemClock,
+    SdkLedger,
+>;
+
+impl DeployedSweeper {
+    /// Settings from the environment (the revoker's, and the sweep's own), clients
+    /// from `sdk`; the home account and partition from `CUTOFF_HOME_ACCOUNT` or, unset,
+    /// STS `GetCallerIdentity`.
+    pub async fn from_env(sdk: &SdkConfig) -> Result<Self, StartError> {
+        let config = SweeperConfig::from_env()?;
+        let (home, partition) = match config.revoker.home.clone() {
+            Some(home) => home,
+            None => discover_home(sdk).await?,
+        };
+        Ok(Sweeper {
+            locks: SdkLedger::from_config(sdk, config.ledger_table.clone()),
+            access: SdkAccountAccess::new(
+                sdk,
+                home.clone(),
+                partition,
+                config.revoker.member_role_name.clone(),
+                config.revoker.external_id.clone(),
+            ),
+            directory: SdkOrganizations::from_config(sdk),
+            queue: SdkSweepQueue::from_config(sdk, config.queue_url.clone()),
+            ledger: SdkSweepLedger::from_config(sdk, config.ledger_table.clone()),
+            bus: SdkOutcomeBus::from_config(sdk, config.revoker.outcome_bus.clone()),
+            clock: SystemClock,
+            config: SweepConfig {
+                rules: config.rules(),
+                dry_run: config.revoker.dry_run,
+                ..SweepConfig::default()
+            },
+            accounts: config.accounts.clone(),
+            scope: Some(config.revoker.accounts.clone()),
+            home,
+            concurrency: config.concurrency,
+            retry: RetryPolicy::default(),
+        })
+    }
+}
+
+impl<A, D, Q, L, B, K, P> Handler for Sweeper<A, D, Q, L, B, K, P>
+where
+    P: cutoff_aws::ledger::Ledger,
+    A: AccountAccess,
+    A::Client: AuthorizationDetails,
+    D: AccountDirectory,
+    Q: SweepTasks,
+    L: SweepLedger,
+    B: OutcomeBus + SummaryBus,
+    K: Clock,
+{
+    async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Value, Failure> {
+        self.dispatch(event.payload, &event.context.request_id)
+            .await
+            .map_err(|e| {
+                if e.is_retryable() {
+                    Failure::retry(e)
+                } else {
+                    Failure::refused(e)
+                }
+            })
     }
 }
 

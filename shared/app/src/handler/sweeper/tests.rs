@@ -91,7 +91,7 @@ fn request() -> SweepRequest {
 async fn a_scheduled_event_plans_one_task_per_organization_account() {
     let (s, _, messaging) = sweeper(SweepAccounts::Organization);
     let event = json!({"version":"0","id":"abc-123","detail-type":"Scheduled Event","source":"aws.events","account":HOME,"time":"2026-11-23T12:00:00Z","region":"us-east-1","resources":[],"detail":{}});
-    let answer = s.handle(event.clone(), "req-1").await.unwrap();
+    let answer = s.dispatch(event.clone(), "req-1").await.unwrap();
     assert_eq!(answer["run_id"], "schedule-abc-123");
     assert_eq!(answer["accounts"], 2);
     let tasks = messaging.state().sweep_tasks.clone();
@@ -105,7 +105,7 @@ async fn a_scheduled_event_plans_one_task_per_organization_account() {
             .all(|t| t.run_id == "schedule-abc-123" && !t.dry_run)
     );
     // The schedule retried: same event id, not planned twice.
-    let again = s.handle(event, "req-2").await.unwrap();
+    let again = s.dispatch(event, "req-2").await.unwrap();
     assert_eq!(again["planned"], false);
     assert_eq!(messaging.state().sweep_tasks.len(), 2);
 }
