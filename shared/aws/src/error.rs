@@ -39,8 +39,9 @@ impl ErrorKind {
         }
     }
 
-    /// Classifies an AWS error code (the `Code` of a query-protocol error, or the
-    /// `__type` of a JSON one). Unknown codes are fatal: retrying what we do not
+    /// Classifies an AWS error code (the `Code` of a query-protocol error, the
+    /// `__type` of a JSON one, or the code of a rejected batch entry) of any service
+    /// cutoff calls: the one table. Unknown codes are fatal: retrying what we do not
     /// understand only delays the outcome.
     pub fn from_code(code: &str) -> Self {
         match code {
@@ -52,7 +53,12 @@ impl ErrorKind {
             | "RequestThrottled"
             | "RequestThrottledException"
             | "SlowDown"
-            | "PriorRequestNotComplete" => ErrorKind::Throttled,
+            | "PriorRequestNotComplete"
+            // SNS (awsQuery codes), SQS (JSON and query-compatible codes), KMS behind them.
+            | "Throttled"
+            | "KMSThrottling"
+            | "KmsThrottled"
+            | "KMS.ThrottlingException" => ErrorKind::Throttled,
             "ServiceFailure"
             | "ServiceFailureException"
             | "InternalFailure"
@@ -63,7 +69,10 @@ impl ErrorKind {
             | "ConcurrentModificationException"
             | "RequestTimeout"
             | "RequestTimeoutException"
-            | "IDPCommunicationError" => ErrorKind::Transient,
+            | "IDPCommunicationError"
+            // EventBridge and Security Hub 500s; Security Hub per-finding conflicts.
+            | "InternalException"
+            | "ConcurrentUpdateError" => ErrorKind::Transient,
             "AccessDenied"
             | "AccessDeniedException"
             | "UnauthorizedOperation"
@@ -72,12 +81,30 @@ impl ErrorKind {
             | "ExpiredToken"
             | "ExpiredTokenException"
             | "SignatureDoesNotMatch"
-            | "RegionDisabledException" => ErrorKind::AccessDenied,
-            "NoSuchEntity" | "NoSuchEntityException" | "ResourceNotFoundException" => {
-                ErrorKind::NotFound
-            }
+            | "RegionDisabledException"
+            // SNS; Security Hub when it is not enabled or the caller is not allowed;
+            // EventBridge entries whose source or detail-type the caller may not use.
+            | "AuthorizationError"
+            | "KMSAccessDenied"
+            | "KmsAccessDenied"
+            | "KMS.AccessDeniedException"
+            | "InvalidAccessException"
+            | "NotAuthorizedForSourceException"
+            | "NotAuthorizedForDetailTypeException" => ErrorKind::AccessDenied,
+            "NoSuchEntity"
+            | "NoSuchEntityException"
+            | "ResourceNotFoundException"
+            // SNS topic, SQS queue, Security Hub finding.
+            | "NotFound"
+            | "QueueDoesNotExist"
+            | "AWS.SimpleQueueService.NonExistentQueue"
+            | "FindingNotFound" => ErrorKind::NotFound,
             "UnmodifiableEntity" | "UnmodifiableEntityException" => ErrorKind::Unmodifiable,
-            "LimitExceeded" | "LimitExceededException" | "PackedPolicyTooLarge" => ErrorKind::Quota,
+            "LimitExceeded"
+            | "LimitExceededException"
+            | "PackedPolicyTooLarge"
+            | "OverLimit"
+            | "FindingSizeExceeded" => ErrorKind::Quota,
             _ => ErrorKind::Malformed,
         }
     }
@@ -147,6 +174,15 @@ mod tests {
             ("LimitExceeded", ErrorKind::Quota),
             ("MalformedPolicyDocument", ErrorKind::Malformed),
             ("SomethingNew", ErrorKind::Malformed),
+            // The messaging services' codes are in the same table.
+            ("Throttled", ErrorKind::Throttled),
+            ("KMS.ThrottlingException", ErrorKind::Throttled),
+            ("InternalException", ErrorKind::Transient),
+            ("AuthorizationError", ErrorKind::AccessDenied),
+            ("NotAuthorizedForSourceException", ErrorKind::AccessDenied),
+            ("AWS.SimpleQueueService.NonExistentQueue", ErrorKind::NotFound),
+            ("FindingNotFound", ErrorKind::NotFound),
+            ("OverLimit", ErrorKind::Quota),
         ] {
             assert_eq!(ErrorKind::from_code(code), kind, "{code}");
         }

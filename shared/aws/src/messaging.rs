@@ -10,16 +10,12 @@
 //! is an error, never a silent drop.
 
 use std::borrow::Cow;
-use std::error::Error as StdError;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_securityhub::types::{
     AwsSecurityFindingIdentifier, NoteUpdate, WorkflowStatus as HubWorkflowStatus, WorkflowUpdate,
 };
 use aws_sdk_sns::types::MessageAttributeValue;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::sdk::{bound, classify};
 use cutoff_domain::notify::SnsMessage;
@@ -45,67 +41,6 @@ const MAX_EVENTS_BYTES: usize = 256 * 1024;
 const MAX_NOTE_CHARS: usize = 512;
 /// The `UpdatedBy` of cutoff's notes.
 const NOTE_AUTHOR: &str = "cutoff";
-
-/// Error codes of SQS, SNS, EventBridge and Security Hub (service errors and
-/// per-entry codes of batch calls) that [`ErrorKind::from_code`] does not know.
-fn messaging_kind(code: &str) -> Option<ErrorKind> {
-    Some(match code {
-        // EventBridge and Security Hub 500s; Security Hub per-finding conflicts.
-        "InternalException" | "ConcurrentUpdateError" => ErrorKind::Transient,
-        // SNS (awsQuery codes), SQS (JSON and query-compatible codes).
-        "Throttled" | "KMSThrottling" | "KmsThrottled" | "KMS.ThrottlingException" => {
-            ErrorKind::Throttled
-        }
-        // SNS; Security Hub when it is not enabled or the caller is not allowed;
-        // EventBridge entries whose source or detail-type the caller may not use.
-        "AuthorizationError"
-        | "KMSAccessDenied"
-        | "KmsAccessDenied"
-        | "KMS.AccessDeniedException"
-        | "InvalidAccessException"
-        | "NotAuthorizedForSourceException"
-        | "NotAuthorizedForDetailTypeException" => ErrorKind::AccessDenied,
-        // SNS topic, SQS queue, Security Hub finding.
-        "NotFound"
-        | "QueueDoesNotExist"
-        | "AWS.SimpleQueueService.NonExistentQueue"
-        | "FindingNotFound" => ErrorKind::NotFound,
-        "OverLimit" | "FindingSizeExceeded" => ErrorKind::Quota,
-        _ => return None,
-    })
-}
-
-/// The kind of an error code: [`ErrorKind::from_code`], refined by the codes of the
-/// messaging services.
-fn kind_of(code: &str) -> ErrorKind {
-    match ErrorKind::from_code(code) {
-        ErrorKind::Malformed => messaging_kind(code).unwrap_or(ErrorKind::Malformed),
-        kind => kind,
-    }
-}
-
-/// [`classify`], with the messaging services' own codes recognised: `classify` is
-/// authoritative (HTTP status, transport failures); only a service code it could
-/// not place is looked up in [`messaging_kind`].
-fn classify_messaging<E>(
-    err: &SdkError<E, HttpResponse>,
-    operation: &'static str,
-    context: String,
-) -> AwsError
-where
-    E: ProvideErrorMetadata + StdError + 'static,
-{
-    let mut out = classify(err, operation, context);
-    if out.kind == ErrorKind::Malformed
-        && let Some(kind) = err
-            .as_service_error()
-            .and_then(ProvideErrorMetadata::code)
-            .and_then(messaging_kind)
-    {
-        out.kind = kind;
-    }
-    out
-}
 
 /// "code: message" of a rejected batch entry.
 fn entry_message(code: Option<&str>, message: Option<&str>) -> String {
@@ -160,7 +95,7 @@ impl RequestQueue for SdkQueue {
             .await
             .map(drop)
             .map_err(|e| {
-                classify_messaging(
+                classify(
                     &e,
                     "sqs:SendMessage",
                     format!("on queue `{}`", self.queue_url),
@@ -224,10 +159,12 @@ impl SdkOutcomeBus {
             .entries(entry)
             .send()
             .await
-            .map_err(|e| classify_messaging(&e, OP_PUT_EVENTS, self.context()))?;
+            .map_err(|e| classify(&e, OP_PUT_EVENTS, self.context()))?;
         match out.entries().iter().find(|e| e.error_code().is_some()) {
             Some(rejected) => Err(AwsError::new(
-                rejected.error_code().map_or(ErrorKind::Transient, kind_of),
+                rejected
+                    .error_code()
+                    .map_or(ErrorKind::Transient, ErrorKind::from_code),
                 OP_PUT_EVENTS,
                 self.context(),
                 bound(entry_message(
@@ -319,7 +256,7 @@ impl OutcomeBus for SdkOutcomeBus {
                 .set_entries(Some(batch))
                 .send()
                 .await
-                .map_err(|e| classify_messaging(&e, OP_PUT_EVENTS, self.context()))?;
+                .map_err(|e| classify(&e, OP_PUT_EVENTS, self.context()))?;
             let rejected: Vec<_> = out
                 .entries()
                 .iter()
@@ -331,7 +268,10 @@ impl OutcomeBus for SdkOutcomeBus {
             if failed > 0 {
                 // A fatal rejection decides the kind: retrying cannot fix it. An
                 // entry count with no entry saying why is a garbled answer.
-                let kinds = rejected.iter().filter_map(|e| e.error_code()).map(kind_of);
+                let kinds = rejected
+                    .iter()
+                    .filter_map(|e| e.error_code())
+                    .map(ErrorKind::from_code);
                 let kind = kinds
                     .clone()
                     .find(|k| !k.is_retryable())
@@ -339,7 +279,7 @@ impl OutcomeBus for SdkOutcomeBus {
                     .unwrap_or(ErrorKind::Transient);
                 let first = rejected
                     .iter()
-                    .find(|e| e.error_code().map(kind_of) == Some(kind))
+                    .find(|e| e.error_code().map(ErrorKind::from_code) == Some(kind))
                     .map_or_else(
                         || "no entry says why".to_owned(),
                         |e| entry_message(e.error_code(), e.error_message()),
@@ -407,7 +347,7 @@ impl Notifications for SdkNotifications {
         let out = request
             .send()
             .await
-            .map_err(|e| classify_messaging(&e, OP, context()))?;
+            .map_err(|e| classify(&e, OP, context()))?;
         out.message_id().map(str::to_owned).ok_or_else(|| {
             AwsError::new(
                 ErrorKind::Malformed,
@@ -484,14 +424,14 @@ impl FindingsUpdater for SdkFindings {
         let out = request
             .send()
             .await
-            .map_err(|e| classify_messaging(&e, OP, context()))?;
+            .map_err(|e| classify(&e, OP, context()))?;
         match out.unprocessed_findings().first() {
             None => Ok(()),
             Some(unprocessed) => {
                 // Without a code the answer is garbled: worth another try.
                 let kind = unprocessed
                     .error_code()
-                    .map_or(ErrorKind::Transient, kind_of);
+                    .map_or(ErrorKind::Transient, ErrorKind::from_code);
                 Err(AwsError::new(
                     kind,
                     OP,
@@ -523,6 +463,7 @@ mod tests {
     use aws_sdk_sqs::Client as Sqs;
     use aws_sdk_sqs::operation::send_message::SendMessageOutput;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
     use aws_smithy_runtime_api::http::StatusCode;
     use aws_smithy_types::body::SdkBody;
 
