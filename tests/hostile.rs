@@ -17,6 +17,7 @@
 #[path = "../fuzz/src/lib.rs"]
 mod checks;
 
+use cutoff_domain::triage::Source;
 use std::path::PathBuf;
 
 use chrono::DateTime;
@@ -769,12 +770,15 @@ fn outcome() -> BoxedStrategy<Outcome> {
         ])
     };
     let trigger = (
-        known(&[
-            "guardduty",
-            "securityhub",
-            "cloudtrail",
-            "manual",
-            "schedule",
+        // A source is an enum now: text outside it cannot be an outcome's.
+        proptest::sample::select(vec![
+            Source::GuardDuty,
+            Source::SecurityHub,
+            Source::CloudTrail,
+            Source::Manual,
+            Source::Schedule,
+            Source::Queue,
+            Source::Unknown,
         ]),
         proptest::option::of(text()),
         proptest::option::of(text()),
@@ -1117,7 +1121,7 @@ fn invisible_characters_beyond_the_bidi_set_are_cleaned() {
         scope: Scope::Role,
         owner: Owner::default(),
         trigger: Trigger {
-            source: "guardduty".to_owned(),
+            source: Source::GuardDuty,
             finding_id: Some(format!("f{hidden}")),
             finding_type: Some(format!("t{hidden}")),
             ..Trigger::default()

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use cutoff_domain::triage::Source;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -126,7 +127,7 @@ fn request(account: &str, kind: TargetKind, name: &str) -> RevocationRequest {
         ),
         scope: Scope::Role,
         trigger: Trigger {
-            source: "manual".into(),
+            source: Source::Manual,
             requested_by: Some("integration test".into()),
             ..Trigger::default()
         },
@@ -763,7 +764,7 @@ fn finding_request(
     let mut request = request(HOME, TargetKind::Role, role);
     request.target.access_key_id = Some(AccessKeyId::parse(key).unwrap());
     request.trigger = Trigger {
-        source: "guardduty".into(),
+        source: Source::GuardDuty,
         finding_id: Some(finding.into()),
         finding_type: Some(
             "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS".into(),

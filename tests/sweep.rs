@@ -40,6 +40,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use cutoff_domain::triage::Source;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -58,7 +59,6 @@ use cutoff::sweeper::{SweepConfig, sweep_accounts};
 use cutoff_aws::ledger::NoLedger;
 use cutoff_aws::retry::RetryPolicy;
 use cutoff_aws::sdk::SdkAccountAccess;
-use cutoff_domain::outcome::SWEEP_SOURCE;
 use cutoff_domain::outcome::{Outcome, Status};
 use cutoff_domain::policy::{
     Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, fallback_managed_policy_name,
@@ -561,7 +561,7 @@ async fn an_opted_in_role_gets_the_rolling_cutoff_and_it_never_moves_backwards()
     assert_eq!(moved.previous_cutoff, None);
     assert_eq!(moved.policy.as_deref(), Some(ROLE_WIDE_POLICY_NAME));
     assert_eq!(moved.owner.team.as_deref(), Some("data"));
-    assert_eq!(moved.trigger.source, SWEEP_SOURCE);
+    assert_eq!(moved.trigger.source, Source::Schedule);
     assert_eq!(moved.propagation.as_deref(), Some("eventual"));
     assert!(
         moved.detail.contains("max session age 4h"),

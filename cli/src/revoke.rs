@@ -744,7 +744,7 @@ pub async fn history(args: &HistoryArgs) -> anyhow::Result<Exit> {
             .requested_by
             .clone()
             .or_else(|| o.trigger.finding_id.clone().map(|f| format!("finding {f}")))
-            .unwrap_or_else(|| o.trigger.source.clone());
+            .unwrap_or_else(|| o.trigger.source.to_string());
         let cutoffs = match (o.previous_cutoff, o.cutoff) {
             (Some(p), Some(c)) if p != c => format!("cutoff {p} -> {c}"),
             (_, Some(c)) => format!("cutoff {c}"),

@@ -5,6 +5,7 @@
 //! local stand-in and the in-memory fakes. Every request ends in an [`Outcome`];
 //! nothing here panics or returns early without one.
 
+use cutoff_domain::triage::Source;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1432,7 +1433,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         request: &RevocationRequest,
         notes: &mut Vec<String>,
     ) -> Result<(), Stop> {
-        if request.trigger.source == "manual" || request.dry_run || !self.ledger.enabled() {
+        if request.trigger.source == Source::Manual || request.dry_run || !self.ledger.enabled() {
             return Ok(());
         }
         let hour = self.clock.now().format("%Y-%m-%dT%H").to_string();

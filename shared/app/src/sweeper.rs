@@ -23,6 +23,7 @@
 //! the pages of the listing, plus for each changed principal one fresh read per policy
 //! it changes, the writes, and one read-back per moved cutoff.
 
+use cutoff_domain::triage::Source;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -38,7 +39,7 @@ use cutoff_aws::{
 };
 use cutoff_domain::event::Scope;
 use cutoff_domain::outcome::owner_from_tags;
-use cutoff_domain::outcome::{Outcome, Owner, SWEEP_SOURCE, Status, Trigger};
+use cutoff_domain::outcome::{Outcome, Owner, Status, Trigger};
 use cutoff_domain::policy::{Cutoff, PolicyDocument};
 use cutoff_domain::principal::{Account, IamPath, Target, TargetKind};
 use cutoff_domain::summary::AccountReport;
@@ -427,7 +428,7 @@ impl<C: IamApi> PrincipalWork<'_, C> {
                 topic: owner.topic,
             },
             trigger: Trigger {
-                source: SWEEP_SOURCE.to_owned(),
+                source: Source::Schedule,
                 reason: Some("scheduled sweep".to_owned()),
                 ..Trigger::default()
             },

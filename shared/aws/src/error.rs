@@ -180,7 +180,10 @@ mod tests {
             ("InternalException", ErrorKind::Transient),
             ("AuthorizationError", ErrorKind::AccessDenied),
             ("NotAuthorizedForSourceException", ErrorKind::AccessDenied),
-            ("AWS.SimpleQueueService.NonExistentQueue", ErrorKind::NotFound),
+            (
+                "AWS.SimpleQueueService.NonExistentQueue",
+                ErrorKind::NotFound,
+            ),
             ("FindingNotFound", ErrorKind::NotFound),
             ("OverLimit", ErrorKind::Quota),
         ] {

@@ -14,6 +14,7 @@ use crate::outcome::{Outcome, OutcomeError, Status, Trigger};
 use crate::principal::{Target, TargetKind};
 use crate::principal::{clean_text as clean, is_sns_topic_arn};
 use crate::settings::NotifierConfig;
+use crate::triage::Source;
 
 /// The longest subject cutoff writes. SNS documents subjects as "less than 100
 /// characters", without line breaks or control characters; cutoff writes printable
@@ -123,7 +124,6 @@ pub fn sanitized(outcome: &Outcome) -> Outcome {
     o.owner.team = outcome.owner.team.as_deref().map(|s| clean(s, 128));
     o.owner.topic = clean_opt(outcome.owner.topic.as_deref());
     let t = &mut o.trigger;
-    t.source = clean(&outcome.trigger.source, 32);
     for field in [
         &mut t.finding_id,
         &mut t.finding_type,
@@ -448,7 +448,7 @@ fn describe(target: &Target) -> String {
 
 /// A rolling cutoff moved by the scheduled sweep: routine, not an incident.
 fn is_rolling(o: &Outcome) -> bool {
-    o.trigger.source == crate::outcome::SWEEP_SOURCE && o.status == Status::Applied
+    o.trigger.source == Source::Schedule && o.status == Status::Applied
 }
 
 fn headline(o: &Outcome) -> String {
@@ -561,14 +561,14 @@ fn principal_lines(body: &mut String, o: &Outcome) {
     }
 }
 
-fn source_label(source: &str) -> String {
+fn source_label(source: Source) -> &'static str {
     match source {
-        "guardduty" => "Amazon GuardDuty finding".to_owned(),
-        "securityhub" => "AWS Security Hub (an operator chose a custom action)".to_owned(),
-        "cloudtrail" => "CloudTrail API call (opt-in rule)".to_owned(),
-        "manual" => "manual request by an operator".to_owned(),
-        "schedule" => "cutoff's scheduled sweep".to_owned(),
-        other => other.to_owned(),
+        Source::GuardDuty => "Amazon GuardDuty finding",
+        Source::SecurityHub => "AWS Security Hub (an operator chose a custom action)",
+        Source::CloudTrail => "CloudTrail API call (opt-in rule)",
+        Source::Manual => "manual request by an operator",
+        Source::Schedule => "cutoff's scheduled sweep",
+        Source::Queue | Source::Unknown => source.as_str(),
     }
 }
 
@@ -582,7 +582,7 @@ fn severity_label(severity: f64) -> &'static str {
 }
 
 fn trigger_lines(body: &mut String, t: &Trigger) {
-    field(body, "Source", &source_label(&t.source));
+    field(body, "Source", source_label(t.source));
     if let Some(v) = &t.finding_type {
         field(body, "Finding type", v);
     }
@@ -833,7 +833,7 @@ fn credentials_step(t: &Target) -> String {
 }
 
 fn retry_step(o: &Outcome) -> String {
-    if o.trigger.source == "manual" {
+    if o.trigger.source == Source::Manual {
         "This was a direct request and is not retried: fix the cause and run it again.".to_owned()
     } else {
         "Queued requests are retried automatically with backoff; after the last attempt \
@@ -1249,7 +1249,7 @@ mod tests {
                 topic: None,
             },
             trigger: Trigger {
-                source: "guardduty".to_owned(),
+                source: Source::GuardDuty,
                 finding_id: Some("f-123".to_owned()),
                 finding_type: Some(
                     "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"
@@ -1530,7 +1530,7 @@ mod tests {
             assert!(body.contains(expected), "missing {expected:?} in\n{body}");
         }
         let mut manual = role_outcome(Status::Failed);
-        manual.trigger.source = "manual".to_owned();
+        manual.trigger.source = Source::Manual;
         assert!(render(&manual, true).body.contains("not retried"));
     }
 

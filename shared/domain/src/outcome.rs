@@ -14,8 +14,9 @@ use crate::triage::{Decision, Source};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Trigger {
-    /// `guardduty`, `securityhub`, `cloudtrail`, `manual` or `schedule`.
-    pub source: String,
+    /// `guardduty`, `securityhub`, `cloudtrail`, `manual`, `schedule` (or `queue`,
+    /// for a queue message that was not a request).
+    pub source: Source,
     pub finding_id: Option<String>,
     pub finding_type: Option<String>,
     pub severity: Option<f64>,
@@ -67,17 +68,6 @@ pub struct RevocationRequest {
     pub force: bool,
 }
 
-fn source_name(source: Source) -> &'static str {
-    match source {
-        Source::GuardDuty => "guardduty",
-        Source::SecurityHub => "securityhub",
-        Source::CloudTrail => "cloudtrail",
-        Source::Manual => "manual",
-        Source::Schedule => "schedule",
-        Source::Unknown => "unknown",
-    }
-}
-
 impl RevocationRequest {
     /// The request an operator's manual payload asks for.
     pub fn from_manual(request: &ManualRequest) -> Self {
@@ -86,7 +76,7 @@ impl RevocationRequest {
             target: request.target.clone(),
             scope: request.scope,
             trigger: Trigger {
-                source: "manual".to_owned(),
+                source: Source::Manual,
                 requested_by: request.requested_by.as_ref().map(|t| t.to_string()),
                 reason: request.reason.as_ref().map(|t| t.to_string()),
                 ..Trigger::default()
@@ -146,10 +136,10 @@ impl RevocationRequest {
         }
         let tr = &self.trigger;
         if !matches!(
-            tr.source.as_str(),
-            "guardduty" | "securityhub" | "cloudtrail" | "manual"
+            tr.source,
+            Source::GuardDuty | Source::SecurityHub | Source::CloudTrail | Source::Manual
         ) {
-            return Err(format!("unknown trigger source {}", excerpt(&tr.source)));
+            return Err(format!("a request from source {} is not queued", tr.source));
         }
         let bounded = |what: &str, value: &Option<String>, max: usize| match value {
             Some(v)
@@ -194,7 +184,7 @@ impl RevocationRequest {
             target,
             scope: Scope::Role,
             trigger: Trigger {
-                source: source_name(source).to_owned(),
+                source,
                 finding_id: finding.map(|f| f.id.clone()),
                 finding_type: finding.and_then(|f| f.finding_type.clone()),
                 severity: finding.and_then(|f| f.severity),
@@ -367,7 +357,7 @@ impl Outcome {
             scope: Scope::Role,
             owner: Owner::default(),
             trigger: Trigger {
-                source: "manual".to_owned(),
+                source: Source::Manual,
                 ..Trigger::default()
             },
             api_calls: 0,
@@ -406,9 +396,6 @@ impl Outcome {
                 .is_some_and(|e| PERMANENT_ERROR_KINDS.contains(&e.kind.as_str()))
     }
 }
-
-/// The `trigger.source` of every outcome the sweeper produces.
-pub const SWEEP_SOURCE: &str = "schedule";
 
 /// Tag naming the team that owns a principal.
 pub const OWNER_TAG: &str = "cutoff:owner";
@@ -454,7 +441,7 @@ pub fn alert_outcome(source: Source, decision: &Decision) -> Option<Outcome> {
         scope: Scope::Role,
         owner: Owner::default(),
         trigger: Trigger {
-            source: source.as_str().to_owned(),
+            source,
             finding_id: finding.map(|f| f.id.clone()),
             finding_type: finding.and_then(|f| f.finding_type.clone()),
             severity: finding.and_then(|f| f.severity),
@@ -479,4 +466,39 @@ pub fn alert_outcome(source: Source, decision: &Decision) -> Option<Outcome> {
         still_works: Vec::new(),
         other_access: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn queued(source: &str) -> serde_json::Value {
+        json!({
+            "action": "revoke",
+            "target": {"kind": "role", "account": "111122223333", "name": "payments-api"},
+            "scope": "role",
+            "trigger": {"source": source, "finding_id": "f1"}
+        })
+    }
+
+    #[test]
+    fn a_queued_request_names_a_source_that_may_queue_requests() {
+        for source in ["guardduty", "securityhub", "cloudtrail", "manual"] {
+            let request: RevocationRequest = serde_json::from_value(queued(source)).unwrap();
+            assert_eq!(request.trigger.source.as_str(), source);
+            assert_eq!(request.check_queued(), Ok(()), "{source}");
+        }
+        for source in ["schedule", "queue", "unknown"] {
+            let request: RevocationRequest = serde_json::from_value(queued(source)).unwrap();
+            let err = request.check_queued().unwrap_err();
+            assert!(err.contains(source), "{source}: {err}");
+        }
+        for source in ["GuardDuty", "guardduty ", "", "sqs"] {
+            assert!(
+                serde_json::from_value::<RevocationRequest>(queued(source)).is_err(),
+                "{source:?} is no source"
+            );
+        }
+    }
 }

@@ -64,6 +64,7 @@ pub fn deduplication_id(request: &RevocationRequest, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::triage::Source;
     use serde_json::json;
 
     #[test]
@@ -84,14 +85,14 @@ mod tests {
         .unwrap();
         let id = |r: &RevocationRequest| deduplication_id(r, "");
         let mut forged = real.clone();
-        forged.trigger.source = "securityhub".into();
+        forged.trigger.source = Source::SecurityHub;
         forged.trigger.product_arn =
             Some("arn:aws:securityhub:us-east-1:111122223333:product/111122223333/default".into());
         forged.expected_unique_id =
             Some(crate::principal::UniqueId::parse("AROAFORGEDFORGEDFORGE").unwrap());
         assert_ne!(id(&real), id(&forged));
         for change in [
-            |r: &mut RevocationRequest| r.trigger.source = "securityhub".into(),
+            |r: &mut RevocationRequest| r.trigger.source = Source::SecurityHub,
             |r: &mut RevocationRequest| {
                 r.expected_unique_id =
                     Some(crate::principal::UniqueId::parse("AROAOTHEROTHEROTHERO").unwrap())

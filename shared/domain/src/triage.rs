@@ -8,7 +8,7 @@
 //! never yields `revoke`.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::{
     self, AsffFinding, CloudTrailEvent, Envelope, Event, EventError, GuardDutyFinding, Malformed,
@@ -20,15 +20,21 @@ use crate::principal::{
 };
 use crate::settings::TriageConfig;
 
-/// Where the input came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where the input came from: a decision's source, and an outcome's
+/// `trigger.source`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     GuardDuty,
     SecurityHub,
     CloudTrail,
     Manual,
+    /// The sweeper's schedule (or an operator's sweep).
     Schedule,
+    /// A request-queue message that is not a request at all: it came through the
+    /// queue, from whom it does not say.
+    Queue,
+    #[default]
     Unknown,
 }
 
@@ -41,8 +47,15 @@ impl Source {
             Source::CloudTrail => "cloudtrail",
             Source::Manual => "manual",
             Source::Schedule => "schedule",
+            Source::Queue => "queue",
             Source::Unknown => "unknown",
         }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

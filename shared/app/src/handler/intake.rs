@@ -431,6 +431,9 @@ mod tests {
             request.trigger.product_arn.as_deref(),
             Some("arn:aws:securityhub:us-east-1::product/aws/guardduty")
         );
-        assert_eq!(request.trigger.source, "securityhub");
+        assert_eq!(
+            request.trigger.source,
+            cutoff_domain::triage::Source::SecurityHub
+        );
     }
 }

@@ -8,6 +8,7 @@
 //! Updating the Security Hub finding comes after the messages went out and is best
 //! effort: its failure is logged, never fatal.
 
+use cutoff_domain::triage::Source;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -292,7 +293,7 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
         calls: &Arc<CallCounter>,
     ) -> FindingUpdate {
         let trigger = &outcome.trigger;
-        if !self.config.update_security_hub || trigger.source != "securityhub" {
+        if !self.config.update_security_hub || trigger.source != Source::SecurityHub {
             return FindingUpdate::Skipped;
         }
         let (Some(id), Some(product)) = (&trigger.finding_id, &trigger.product_arn) else {
@@ -430,7 +431,7 @@ mod tests {
 
     fn guardduty() -> Trigger {
         Trigger {
-            source: "guardduty".to_owned(),
+            source: Source::GuardDuty,
             finding_id: Some("gd-1".to_owned()),
             severity: Some(8.0),
             ..Trigger::default()
@@ -439,7 +440,7 @@ mod tests {
 
     fn securityhub() -> Trigger {
         Trigger {
-            source: "securityhub".to_owned(),
+            source: Source::SecurityHub,
             finding_id: Some("arn:aws:securityhub:us-east-1:111122223333:finding/1".to_owned()),
             product_arn: Some(PRODUCT.to_owned()),
             ..Trigger::default()
@@ -823,7 +824,7 @@ mod tests {
     async fn a_rolling_cutoff_tells_the_owner_it_is_routine_not_an_incident() {
         let (n, fake) = notifier(config());
         let trigger = Trigger {
-            source: cutoff_domain::outcome::SWEEP_SOURCE.to_owned(),
+            source: Source::Schedule,
             ..Trigger::default()
         };
         let owner = Owner {

@@ -8,6 +8,7 @@
 //! as whoever could send it. Every queue message is validated as strictly as a manual
 //! request.
 
+use cutoff_domain::triage::Source;
 use std::collections::BTreeMap;
 
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
@@ -254,7 +255,7 @@ where
                                 "queue message is not a revocation request: {}",
                                 refused.why
                             ));
-                            outcome.trigger.source = "queue".to_owned();
+                            outcome.trigger.source = Source::Queue;
                             outcome
                         }
                     };
@@ -709,7 +710,7 @@ mod tests {
             ),
             scope: cutoff_domain::event::Scope::Role,
             trigger: Trigger {
-                source: "guardduty".into(),
+                source: Source::GuardDuty,
                 finding_id: Some(finding.into()),
                 ..Trigger::default()
             },
@@ -893,7 +894,7 @@ mod tests {
         const ACTION: &str = "arn:aws:securityhub:us-east-1:999988887777:action/custom/revoke";
         let by_action = |role: &str, finding: &str| {
             let mut req = request(role, finding);
-            req.trigger.source = "securityhub".into();
+            req.trigger.source = Source::SecurityHub;
             req.trigger.custom_action = Some(ACTION.into());
             serde_json::to_string(&req).unwrap()
         };

@@ -36,7 +36,7 @@ fn request(kind: TargetKind, name: &str) -> RevocationRequest {
         ),
         scope: Scope::Role,
         trigger: Trigger {
-            source: "guardduty".into(),
+            source: Source::GuardDuty,
             finding_id: Some("f1".into()),
             ..Trigger::default()
         },
@@ -1026,7 +1026,7 @@ async fn dry_runs_and_manual_requests_are_audited_but_never_deduplicated() {
     );
     let mut manual = request(TargetKind::Role, "payments-api");
     manual.trigger = Trigger {
-        source: "manual".into(),
+        source: Source::Manual,
         requested_by: Some("alice".into()),
         ..Trigger::default()
     };
@@ -1231,7 +1231,7 @@ async fn a_manual_user_request_without_a_key_contains_every_active_key() {
         .add_access_key("ci-deployer", KEY2);
     let mut req = user_request(None);
     req.trigger = Trigger {
-        source: "manual".into(),
+        source: Source::Manual,
         ..Trigger::default()
     };
     let out = revoker(access).handle(&req, "r").await;
@@ -1478,7 +1478,7 @@ async fn the_circuit_breaker_stops_automatic_revocations_beyond_the_cap_but_not_
     // An operator's request is never capped.
     let mut manual = request(TargetKind::Role, "a3");
     manual.trigger = Trigger {
-        source: "manual".into(),
+        source: Source::Manual,
         ..Trigger::default()
     };
     assert_eq!(r.handle(&manual, "m").await.status, Status::Applied);
@@ -1772,7 +1772,7 @@ const CUSTOM_ACTION: &str = "arn:aws:securityhub:us-east-1:999988887777:action/c
 /// A request from a finding a Security Hub custom action sent.
 fn by_custom_action(name: &str) -> RevocationRequest {
     let mut req = request(TargetKind::Role, name);
-    req.trigger.source = "securityhub".into();
+    req.trigger.source = Source::SecurityHub;
     req.trigger.custom_action = Some(CUSTOM_ACTION.into());
     req
 }
@@ -1876,7 +1876,7 @@ async fn a_security_hub_finding_reusing_a_guardduty_id_is_not_taken_for_it_by_th
         "2026-11-23T11:56:00Z",
     );
     let mut forged = real.clone();
-    forged.trigger.source = "securityhub".into();
+    forged.trigger.source = Source::SecurityHub;
     forged.trigger.product_arn =
         Some("arn:aws:securityhub:us-east-1:111122223333:product/111122223333/default".into());
     forged.dry_run = false;

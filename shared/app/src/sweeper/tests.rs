@@ -108,7 +108,7 @@ async fn opted_in_role_gets_the_rolling_cutoff_and_expired_statements_go_foreign
     assert_eq!(moved.status, Status::Applied);
     assert_eq!(moved.cutoff, Some(ago(4)));
     assert_eq!(moved.owner.team.as_deref(), Some("data"));
-    assert_eq!(moved.trigger.source, SWEEP_SOURCE);
+    assert_eq!(moved.trigger.source, Source::Schedule);
     assert!(
         moved.detail.contains("max session age 4h"),
         "{}",
