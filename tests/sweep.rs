@@ -1,4 +1,4 @@
-//! The sweep workflow (`cutoff::sweeper`) with the real SDK against the local AWS
+//! The sweep workflow (`cutoff::sweep_run`) with the real SDK against the local AWS
 //! stand-in (moto): rolling cutoffs, cleanup of expired revocations, dry run, a member
 //! account through the member role, an independent policy evaluator as the oracle for
 //! the rolling cutoff, and a scale test of 10,000 roles that pins the cost in IAM calls
@@ -55,7 +55,7 @@ use aws_sdk_iam::error::BoxError;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use cutoff::sweeper::{SweepConfig, sweep_accounts};
+use cutoff::sweep_run::{SweepConfig, sweep_accounts};
 use cutoff_aws::ledger::NoLedger;
 use cutoff_aws::retry::RetryPolicy;
 use cutoff_aws::sdk::SdkAccountAccess;
@@ -66,7 +66,7 @@ use cutoff_domain::policy::{
 };
 use cutoff_domain::principal::{Account, Partition, PrincipalName};
 use cutoff_domain::summary::AccountReport;
-use cutoff_domain::sweep::{MAX_SESSION_AGE_TAG, MaxSessionAge, rolling_cutoff};
+use cutoff_domain::sweep_rules::{MAX_SESSION_AGE_TAG, MaxSessionAge, rolling_cutoff};
 use cutoff_tests::aws::{sdk_config, sdk_config_loader, sts_client};
 use cutoff_tests::evaluator::{Decision, EvalRequest, evaluate_all};
 use cutoff_tests::moto::MotoServer;

@@ -17,7 +17,7 @@ use cutoff_domain::event::{ManualAction, manual};
 use cutoff_domain::outcome::{Outcome, RevocationRequest, Status};
 use cutoff_domain::principal::PrincipalName;
 use cutoff_domain::settings::TriageConfig;
-use cutoff_domain::sweep::humanize;
+use cutoff_domain::sweep_rules::humanize;
 use serde_json::{Value, json};
 
 use crate::Exit;

@@ -1,4 +1,4 @@
-//! `cutoff sweep`: the sweeper's workflow (`cutoff::sweeper::sweep_accounts`), run in
+//! `cutoff sweep`: the sweeper's workflow (`cutoff::sweep_run::sweep_accounts`), run in
 //! this process from an operator's machine with the standard AWS credential chain.
 //!
 //! The same rules and the same code as the scheduled sweep: rolling cutoffs for
@@ -14,7 +14,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use cutoff::config::{MAX_SWEEP_CONCURRENCY, parse_margin};
-use cutoff::sweeper::{SweepConfig, sweep_accounts};
+use cutoff::sweep_run::{SweepConfig, sweep_accounts};
 use cutoff_aws::ledger::ConfiguredLedger;
 use cutoff_aws::sdk::{SdkAccountAccess, discover_home_and_time, load_sdk_config_with};
 use cutoff_aws::sweep_io::{AccountDirectory, SdkOrganizations};
@@ -26,8 +26,10 @@ use cutoff_domain::settings;
 use cutoff_domain::settings::{ConfigError, TriageConfig};
 use cutoff_domain::summary::AccountReport;
 use cutoff_domain::summary::{AccountRecord, SweepSummary};
-use cutoff_domain::sweep::humanize;
-use cutoff_domain::sweep::{DEFAULT_EXPIRY_MARGIN, MAX_SESSION_AGE_TAG, MaxSessionAge, SweepRules};
+use cutoff_domain::sweep_rules::humanize;
+use cutoff_domain::sweep_rules::{
+    DEFAULT_EXPIRY_MARGIN, MAX_SESSION_AGE_TAG, MaxSessionAge, SweepRules,
+};
 use serde::Serialize;
 
 use crate::Exit;

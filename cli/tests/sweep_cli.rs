@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use aws_sdk_iam::config::Credentials;
 use chrono::{Duration, Utc};
 use cutoff_domain::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, role_wide_document};
-use cutoff_domain::sweep::MAX_SESSION_AGE_TAG;
+use cutoff_domain::sweep_rules::MAX_SESSION_AGE_TAG;
 use cutoff_tests::aws::{ACCESS_KEY, SECRET_KEY, sdk_config_loader, sts_client};
 use cutoff_tests::moto::MotoServer;
 use cutoff_tests::proxy::{Fault, FaultPlan, FaultProxy};

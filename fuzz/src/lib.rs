@@ -44,7 +44,7 @@ use cutoff_domain::principal::{
 };
 use cutoff_domain::queue::{deduplication_id, group_id};
 use cutoff_domain::settings::TriageConfig;
-use cutoff_domain::sweep::MaxSessionAge;
+use cutoff_domain::sweep_rules::MaxSessionAge;
 use cutoff_domain::triage::{self, Decision, Source, Triage, Verdict};
 use serde_json::Value;
 

@@ -373,7 +373,7 @@ pub struct SweeperConfig {
     pub revoker: RevokerConfig,
     pub accounts: SweepAccounts,
     /// Name pattern → max session age, for principals without the tag; first match.
-    pub max_age_patterns: Vec<(NamePattern, cutoff_domain::sweep::MaxSessionAge)>,
+    pub max_age_patterns: Vec<(NamePattern, cutoff_domain::sweep_rules::MaxSessionAge)>,
     /// Added to the longest session before a revocation counts as expired.
     pub margin: chrono::Duration,
     /// The standard SQS queue of per-account sweep tasks (the Lambda's fan-out).
@@ -429,14 +429,14 @@ impl SweeperConfig {
                 let (pattern, age) = split_pair(MAX_AGE_PATTERNS, item, "name-pattern=4h")?;
                 let pattern = NamePattern::parse(pattern)
                     .map_err(|e| ConfigError::from_value(MAX_AGE_PATTERNS, item, &e))?;
-                let age = cutoff_domain::sweep::MaxSessionAge::parse(age)
+                let age = cutoff_domain::sweep_rules::MaxSessionAge::parse(age)
                     .map_err(|e| ConfigError::from_value(MAX_AGE_PATTERNS, item, &e))?;
                 max_age_patterns.push((pattern, age));
             }
         }
         let margin = match lookup(MARGIN) {
             Some(v) => parse_margin(MARGIN, &v)?,
-            None => cutoff_domain::sweep::DEFAULT_EXPIRY_MARGIN,
+            None => cutoff_domain::sweep_rules::DEFAULT_EXPIRY_MARGIN,
         };
         let non_empty = |name| {
             lookup(name)
@@ -484,8 +484,8 @@ impl SweeperConfig {
     }
 
     /// The sweep rules this configuration gives.
-    pub fn rules(&self) -> cutoff_domain::sweep::SweepRules {
-        cutoff_domain::sweep::SweepRules {
+    pub fn rules(&self) -> cutoff_domain::sweep_rules::SweepRules {
+        cutoff_domain::sweep_rules::SweepRules {
             patterns: self.max_age_patterns.clone(),
             margin: self.margin,
             protected: self.revoker.protection.clone(),

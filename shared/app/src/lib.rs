@@ -5,5 +5,5 @@
 pub mod config;
 pub mod handler;
 pub mod revoke;
-pub mod sweeper;
+pub mod sweep_run;
 pub mod telemetry;

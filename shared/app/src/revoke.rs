@@ -1933,7 +1933,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 "refused",
                 format!(
                     "the cutoff {latest} on {principal} is {} old and sessions issued before it can live up to {} h; releasing now could let a stolen session back in (release with force, `cutoff release --force`, to do it anyway)",
-                    cutoff_domain::sweep::humanize(age),
+                    cutoff_domain::sweep_rules::humanize(age),
                     max_session.num_hours()
                 ),
             ));
@@ -2020,7 +2020,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             } else {
                 "released"
             },
-            cutoff_domain::sweep::humanize(age),
+            cutoff_domain::sweep_rules::humanize(age),
             target.account
         );
         Ok(())

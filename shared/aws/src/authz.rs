@@ -18,7 +18,7 @@
 //! the end with whatever documents were found. So every principal handed out has all
 //! the fallback documents IAM returned, while memory holds one page, the fallback
 //! documents and the few principals waiting for theirs. A fallback deleted while the
-//! account is read leaves its document missing, which [`cutoff_domain::sweep::plan`] notes and
+//! account is read leaves its document missing, which [`cutoff_domain::sweep_rules::plan`] notes and
 //! leaves alone. [`all_principals`] collects what [`for_each_page`] hands out.
 
 use std::collections::HashMap;
@@ -29,7 +29,7 @@ use aws_sdk_iam::types::{AttachedPolicy, EntityType, ManagedPolicyDetail, Policy
 use super::sdk::{SdkIam, classify};
 use super::{AwsError, ErrorKind, PrincipalType};
 use cutoff_domain::principal::{Account, IamPath, PrincipalName, UniqueId};
-use cutoff_domain::sweep::PrincipalSnapshot;
+use cutoff_domain::sweep_rules::PrincipalSnapshot;
 
 /// The operation name in errors and logs.
 pub const OPERATION: &str = "iam:GetAccountAuthorizationDetails";

@@ -751,7 +751,7 @@ impl super::FindingsUpdater for FakeMessaging {
 /// The whole account on one page, as moto answers (IAM would page).
 impl super::authz::AuthorizationDetails for FakeIam {
     async fn page(&self, _marker: Option<&str>) -> Result<super::authz::DetailsPage, AwsError> {
-        use cutoff_domain::sweep::PrincipalSnapshot;
+        use cutoff_domain::sweep_rules::PrincipalSnapshot;
         let state = self.begin("GetAccountAuthorizationDetails")?;
         let snapshot = |kind: PrincipalType, name: &str, p: &FakePrincipal| {
             Some(PrincipalSnapshot {

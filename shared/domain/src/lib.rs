@@ -18,5 +18,5 @@ pub mod queue;
 pub mod self_check;
 pub mod settings;
 pub mod summary;
-pub mod sweep;
+pub mod sweep_rules;
 pub mod triage;

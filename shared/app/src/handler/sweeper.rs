@@ -19,7 +19,7 @@ use lambda_runtime::LambdaEvent;
 
 use super::{Failure, Handler, StartError};
 use crate::config::{SweepAccounts, SweeperConfig};
-use crate::sweeper::{SweepConfig, bounded, sweep_one};
+use crate::sweep_run::{SweepConfig, bounded, sweep_one};
 use cutoff_aws::authz::AuthorizationDetails;
 use cutoff_aws::ledger::SdkLedger;
 use cutoff_aws::messaging::SdkOutcomeBus;

@@ -9,7 +9,7 @@ use cutoff_aws::fake::{FakeAccess, FakeMessaging};
 use cutoff_domain::clock::FixedClock;
 use cutoff_domain::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, role_wide_statement};
 use cutoff_domain::principal::PrincipalName;
-use cutoff_domain::sweep::MAX_SESSION_AGE_TAG;
+use cutoff_domain::sweep_rules::MAX_SESSION_AGE_TAG;
 use serde_json::json;
 
 const HOME: &str = "999988887777";

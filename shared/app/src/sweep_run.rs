@@ -1,5 +1,5 @@
 //! The sweep workflow: read one account with `GetAccountAuthorizationDetails`, plan
-//! each principal with the pure rules of [`cutoff_domain::sweep`], and carry out the changes.
+//! each principal with the pure rules of [`cutoff_domain::sweep_rules`], and carry out the changes.
 //!
 //! Written against the traits in [`cutoff_aws`], like the revoker.
 //!
@@ -43,7 +43,7 @@ use cutoff_domain::outcome::{Outcome, Owner, Status, Trigger};
 use cutoff_domain::policy::{Cutoff, PolicyDocument};
 use cutoff_domain::principal::{Account, IamPath, Target, TargetKind};
 use cutoff_domain::summary::AccountReport;
-use cutoff_domain::sweep::{Change, PrincipalSnapshot, SweepRules, plan};
+use cutoff_domain::sweep_rules::{Change, PrincipalSnapshot, SweepRules, plan};
 
 /// How the sweeper works.
 #[derive(Debug, Clone)]
@@ -457,7 +457,7 @@ impl<C: IamApi> PrincipalWork<'_, C> {
     async fn refresh(
         &self,
         mut snapshot: PrincipalSnapshot,
-    ) -> Result<(PrincipalSnapshot, cutoff_domain::sweep::PrincipalPlan), Failure> {
+    ) -> Result<(PrincipalSnapshot, cutoff_domain::sweep_rules::PrincipalPlan), Failure> {
         let principal = IamPrincipal {
             kind: snapshot.kind,
             name: snapshot.name.clone(),
@@ -596,7 +596,7 @@ impl<C: IamApi> PrincipalWork<'_, C> {
 }
 
 fn max_age_text(snapshot: &PrincipalSnapshot, rules: &SweepRules) -> String {
-    match snapshot.tag(cutoff_domain::sweep::MAX_SESSION_AGE_TAG) {
+    match snapshot.tag(cutoff_domain::sweep_rules::MAX_SESSION_AGE_TAG) {
         Some(tag) => format!("max session age {tag} from its tag"),
         None => rules
             .patterns

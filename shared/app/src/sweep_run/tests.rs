@@ -7,7 +7,7 @@ use cutoff_aws::fake::{FakeAccess, FakeIam};
 use cutoff_aws::ledger::NoLedger;
 use cutoff_domain::policy::{ROLE_WIDE_POLICY_NAME, role_wide_statement};
 use cutoff_domain::principal::PrincipalName;
-use cutoff_domain::sweep::MAX_SESSION_AGE_TAG;
+use cutoff_domain::sweep_rules::MAX_SESSION_AGE_TAG;
 use serde_json::json;
 
 const HOME: &str = "999988887777";
