@@ -1,8 +1,14 @@
-# cutoff: build, test and lint.
+# cutoff: build, test, lint, benchmark and deploy.
 #
-#   make test    format check, clippy (-D warnings) and every test
-#   make lint    format check and clippy
-#   make build   release build of the workspace
+#   make demo    a real-shaped GuardDuty finding through the real functions on moto:
+#                the deny applied, read back, and the owner's notification
+#   make test    format check, clippy (-D warnings), cfn-lint and every test (the crates'
+#                unit tests, then one integration binary per package against moto)
+#   make lint    format check and clippy, cfn-lint, `sam validate --lint` and checkov
+#   make build   the Lambda bundles (target/lambda/<function>/bootstrap, arm64 for
+#                provided.al2023, x86_64 when the arm64 target cannot be installed)
+#                and the CLI
+#   make permissions  the least-privilege and trust tests of the templates alone
 #   make tools   install the test tools: moto (local AWS stand-in) into .venv/ and the
 #                IAM policy evaluator into node_modules/ (stamped: a no-op when done)
 #   make fuzz    fuzz the event, manual-request, policy and principal parsers with
@@ -10,6 +16,8 @@
 #   make bench   measure cutoff beside a Python/boto3 baseline (cold start, latency, calls,
 #                storm, 10,000-role sweep, memory, bundle sizes) and check the budgets;
 #                writes bench/results.json and bench/results.md (not part of make test)
+#   make deploy  build, `sam build`, then a guided `sam deploy` (needs AWS credentials);
+#                `make package` uploads the bundles and writes infra/packaged.yaml
 #
 # Everything this file needs is installed by it or comes with Rust (cargo, rustfmt,
 # clippy), python3 (with its venv module) or Node.js (node, npm); `make setup` and
