@@ -26,7 +26,8 @@ use std::future::Future;
 
 use aws_sdk_iam::types::{AttachedPolicy, EntityType, ManagedPolicyDetail, PolicyDetail, Tag};
 
-use super::sdk::{SdkIam, classify};
+use super::error::classify;
+use super::sdk::SdkIam;
 use super::{AwsError, ErrorKind, PrincipalType};
 use cutoff_domain::principal::{Account, IamPath, PrincipalName, UniqueId};
 use cutoff_domain::sweep::PrincipalSnapshot;

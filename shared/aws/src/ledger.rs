@@ -35,7 +35,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::sdk::classify;
+use super::error::classify;
 use super::{AwsError, ErrorKind};
 use cutoff_domain::coverage::KeyRecord;
 use cutoff_domain::outcome::Outcome;

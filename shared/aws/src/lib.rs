@@ -7,6 +7,7 @@
 //! counting happen once, in the [`retrying::Retrying`] decorator.
 
 pub mod authz;
+pub mod config;
 pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;

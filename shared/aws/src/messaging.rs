@@ -3,7 +3,7 @@
 //! (Security Hub).
 //!
 //! As in [`super::sdk`], clients are expected to have SDK retries disabled (as
-//! [`super::sdk::load_sdk_config`] builds them): [`super::retry::with_retries`] is the
+//! [`super::config::load_sdk_config`] builds them): [`super::retry::with_retries`] is the
 //! one place that retries. Each method makes one API call unless its documentation
 //! says otherwise. Batch APIs that answer 200 while rejecting some entries
 //! (`PutEvents`, `BatchUpdateFindings`) are checked entry by entry: a rejected entry
@@ -17,7 +17,7 @@ use aws_sdk_securityhub::types::{
 };
 use aws_sdk_sns::types::MessageAttributeValue;
 
-use super::sdk::{bound, classify};
+use super::error::{bound, classify, entry_message};
 use cutoff_domain::notify::SnsMessage;
 
 use super::{
@@ -41,16 +41,6 @@ const MAX_EVENTS_BYTES: usize = 256 * 1024;
 const MAX_NOTE_CHARS: usize = 512;
 /// The `UpdatedBy` of cutoff's notes.
 const NOTE_AUTHOR: &str = "cutoff";
-
-/// "code: message" of a rejected batch entry.
-fn entry_message(code: Option<&str>, message: Option<&str>) -> String {
-    match (code, message) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_owned(),
-        (None, Some(message)) => message.to_owned(),
-        (None, None) => "no error code".to_owned(),
-    }
-}
 
 /// The FIFO request queue, through the SDK.
 #[derive(Debug, Clone)]

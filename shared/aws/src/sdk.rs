@@ -1,6 +1,6 @@
 //! SDK implementations of the traits in [`super`]: [`SdkIam`] for one account and
-//! [`SdkAccountAccess`] to reach accounts, plus [`load_sdk_config`], [`discover_home`]
-//! and [`classify`], which maps every SDK failure into [`AwsError`].
+//! [`SdkAccountAccess`] to reach accounts, plus [`discover_home`]. Every SDK failure
+//! is mapped into [`AwsError`] by [`classify`].
 //!
 //! The clients are built with the SDK's own retries disabled: [`retry::with_retries`]
 //! is the one place that retries and counts attempts. Each method makes one API call
@@ -8,13 +8,11 @@
 //! one entry in `api_calls`.
 
 use std::collections::HashMap;
-use std::error::Error as StdError;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_sdk_iam::config::Credentials;
 use aws_sdk_iam::operation::list_policy_versions::ListPolicyVersionsError;
 use aws_sdk_iam::types::{PolicyVersion, StatusType, SummaryKeyType};
@@ -23,7 +21,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 
-use super::https;
+use super::error::classify;
 use super::retry::{self, CallCounter, RetryPolicy};
 use super::{
     AccessKeyInfo, AccessKeys, AccountAccess, AccountQuotas, AccountSummary, AwsError, ErrorKind,
@@ -32,18 +30,6 @@ use super::{
 };
 use cutoff_domain::clock::{Clock, SystemClock};
 use cutoff_domain::principal::{AccessKeyId, Account, IamPath, Partition, PrincipalName, UniqueId};
-
-/// A TCP/TLS connection that cannot be set up in this time is not coming: fail fast
-/// and let our retry try again.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// One attempt; IAM answers in well under a second when healthy.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The whole operation. With SDK retries disabled this equals one attempt plus
-/// slack; it bounds the call if retries are ever re-enabled in the config.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Service and SDK messages are bounded in our errors: some echo parts of the input.
-const MAX_MESSAGE: usize = 512;
 
 /// Member-role sessions last one hour: the most STS allows when the caller is itself
 /// an assumed role (role chaining), which a Lambda function always is.
@@ -58,75 +44,6 @@ const SESSION_PREFIX: &str = "cutoff-";
 const MAX_ITEMS: i32 = 1000;
 /// IAM keeps at most five versions of a managed policy.
 const MAX_POLICY_VERSIONS: usize = 5;
-
-/// Why the SDK configuration could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SdkConfigError {
-    #[error(
-        "no AWS region is configured: set AWS_REGION (Lambda sets it) or `region` in the AWS \
-         profile; cutoff does not guess one"
-    )]
-    NoRegion,
-}
-
-/// Loads the shared SDK configuration: the standard credential and region chains,
-/// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` (read by `aws-config` itself
-/// unless `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is set), SDK retries disabled and
-/// timeouts that turn a stalled connection into a transient error instead of a
-/// Lambda timeout.
-///
-/// Fails when no region is configured: IAM is global but STS, SNS, SQS and
-/// EventBridge are regional, and a silent default would send them to the wrong place.
-pub async fn load_sdk_config() -> Result<SdkConfig, SdkConfigError> {
-    load_sdk_config_with(&SdkOptions::default()).await
-}
-
-/// What an operator can override on the command line; unset fields keep the standard
-/// chains (environment, profile, instance metadata).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SdkOptions {
-    pub profile: Option<String>,
-    pub region: Option<String>,
-    pub endpoint_url: Option<String>,
-}
-
-/// As [`load_sdk_config`], with the overrides in `options`.
-pub async fn load_sdk_config_with(options: &SdkOptions) -> Result<SdkConfig, SdkConfigError> {
-    let mut loader = configure(aws_config::defaults(BehaviorVersion::latest()));
-    if let Some(profile) = &options.profile {
-        loader = loader.profile_name(profile);
-    }
-    if let Some(region) = &options.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
-    if let Some(url) = &options.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    require_region(loader.load().await)
-}
-
-/// The settings cutoff applies on top of the defaults, and the process's one HTTPS
-/// client ([`https::shared_client`]: trust store read once, one TLS configuration).
-fn configure(loader: ConfigLoader) -> ConfigLoader {
-    loader
-        .http_client(https::shared_client())
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
-                .build(),
-        )
-}
-
-fn require_region(config: SdkConfig) -> Result<SdkConfig, SdkConfigError> {
-    if config.region().is_some() {
-        Ok(config)
-    } else {
-        Err(SdkConfigError::NoRegion)
-    }
-}
 
 /// The account and partition of the credentials in `config` (`sts:GetCallerIdentity`,
 /// retried on throttling with the default policy).
@@ -216,97 +133,6 @@ async fn discover_home_with(
     Ok((account, partition))
 }
 
-/// Maps an SDK failure to an [`AwsError`] of `operation` (e.g. `iam:GetRole`) on
-/// `context` (e.g. "on role `payments-api` in 111122223333").
-///
-/// Service errors are classified by their code ([`ErrorKind::from_code`]); when the
-/// code is missing or unknown the HTTP status decides (429 throttled, 5xx transient).
-/// Timeouts, dropped connections and unreadable responses are transient; a request
-/// the SDK could not build is malformed. The message is the service's code and
-/// message or the SDK's error chain, bounded: never a request body or credentials.
-pub fn classify<E>(
-    err: &SdkError<E, HttpResponse>,
-    operation: &'static str,
-    context: String,
-) -> AwsError
-where
-    E: ProvideErrorMetadata + StdError + 'static,
-{
-    let (kind, message) = match err {
-        SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            let code = service.err().code();
-            let kind = match code.map(ErrorKind::from_code) {
-                _ if status == 429 => ErrorKind::Throttled,
-                Some(ErrorKind::Malformed) | None if status >= 500 => ErrorKind::Transient,
-                Some(kind) => kind,
-                // A success status without a parseable body is a garbled response.
-                None if (200..300).contains(&status) => ErrorKind::Transient,
-                None if status == 403 => ErrorKind::AccessDenied,
-                // Not an AWS answer (a proxy, a wrong endpoint URL): IAM always sends a
-                // code, so a bare 404 says nothing about the entity.
-                None => ErrorKind::Malformed,
-            };
-            let message = match (code, service.err().message()) {
-                (Some(code), Some(message)) => format!("{code}: {message}"),
-                (Some(code), None) => code.to_owned(),
-                (None, Some(message)) => message.to_owned(),
-                (None, None) => format!("http status {status} without an error code"),
-            };
-            (kind, message)
-        }
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            (ErrorKind::Transient, error_chain(err))
-        }
-        SdkError::DispatchFailure(failure) => {
-            // A "user" connector error is a bad request or configuration (an invalid
-            // endpoint URL): retrying cannot fix it. Everything else (refused or reset
-            // connections, TLS and DNS hiccups, a credential provider that did not
-            // answer) may pass.
-            let kind = if failure.is_user() {
-                ErrorKind::Malformed
-            } else {
-                ErrorKind::Transient
-            };
-            (kind, error_chain(err))
-        }
-        SdkError::ConstructionFailure(_) => (ErrorKind::Malformed, error_chain(err)),
-        // `SdkError` is non-exhaustive; a new variant is something we do not understand.
-        _ => (ErrorKind::Malformed, error_chain(err)),
-    };
-    AwsError::new(kind, operation, context, bound(message))
-}
-
-/// "dispatch failure: io error: …": the error and its sources, which carry the
-/// useful part (connection refused, timed out…).
-fn error_chain(err: &(dyn StdError + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(next) = source {
-        let text = next.to_string();
-        // Wrappers often repeat their source's text; say it once.
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = next.source();
-    }
-    out
-}
-
-/// Cuts an error message to `MAX_MESSAGE` bytes on a character boundary.
-pub(super) fn bound(mut message: String) -> String {
-    if message.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        message.truncate(cut);
-        message.push('…');
-    }
-    message
-}
-
 fn is_no_such_entity<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     match err {
         SdkError::ServiceError(service) => matches!(
@@ -327,8 +153,9 @@ pub struct SdkIam {
 
 impl SdkIam {
     /// `client` must act in `account`, which is in `partition`, and have SDK retries
-    /// disabled (as [`load_sdk_config`] and [`SdkAccountAccess`] build them) so that
-    /// attempts are counted once, by the caller's [`retry::with_retries`].
+    /// disabled (as [`load_sdk_config`](crate::config::load_sdk_config) and
+    /// [`SdkAccountAccess`] build them) so that attempts are counted once, by the
+    /// caller's [`retry::with_retries`].
     pub fn new(client: aws_sdk_iam::Client, account: Account, partition: Partition) -> Self {
         Self {
             client,
@@ -1221,8 +1048,9 @@ impl std::fmt::Debug for SdkAccountAccess {
 }
 
 impl SdkAccountAccess {
-    /// Clients from `config` (see [`load_sdk_config`]); `home` and `partition` from
-    /// [`discover_home`]. Uses the system clock and the default retry policy.
+    /// Clients from `config` (see [`load_sdk_config`](crate::config::load_sdk_config));
+    /// `home` and `partition` from [`discover_home`]. Uses the system clock and the
+    /// default retry policy.
     pub fn new(
         config: &SdkConfig,
         home: Account,
@@ -1412,7 +1240,6 @@ impl AccountAccess for SdkAccountAccess {
 mod tests {
     use super::*;
     use aws_sdk_iam::Client as Iam;
-    use aws_sdk_iam::operation::get_role::GetRoleError;
     use aws_sdk_iam::operation::get_role::GetRoleOutput;
     use aws_sdk_iam::operation::get_role_policy::{GetRolePolicyError, GetRolePolicyOutput};
     use aws_sdk_iam::types::error::{LimitExceededException, NoSuchEntityException};
@@ -1423,7 +1250,6 @@ mod tests {
     use aws_smithy_runtime_api::box_error::BoxError;
     use aws_smithy_runtime_api::client::interceptors::Intercept;
     use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-    use aws_smithy_runtime_api::client::result::ConnectorError;
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
     use aws_smithy_runtime_api::http::StatusCode;
     use aws_smithy_types::body::SdkBody;
@@ -1431,8 +1257,9 @@ mod tests {
     use aws_smithy_types::error::ErrorMetadata;
     use cutoff_domain::clock::FixedClock;
 
-    /// A mocked client with SDK retries off, as [`load_sdk_config`] builds them, so
-    /// that every mocked response reaches our code.
+    /// A mocked client with SDK retries off, as
+    /// [`load_sdk_config`](crate::config::load_sdk_config) builds them, so that every
+    /// mocked response reaches our code.
     macro_rules! mocked {
         ($sdk:ident, $rules:expr) => {
             mocked!($sdk, RuleMode::Sequential, $rules)
@@ -2524,97 +2351,6 @@ mod tests {
         let err = ask().await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::AccessDenied, "{err}");
         assert!(err.operation.contains("SimulatePrincipalPolicy"), "{err}");
-    }
-
-    // ---- classify, beyond service errors ----
-
-    #[test]
-    fn transport_failures_are_transient_and_construction_failures_malformed() {
-        type E = SdkError<GetRoleError, HttpResponse>;
-        let ctx = || "on role `x` in 111122223333".to_owned();
-        let cases: Vec<(E, ErrorKind, &str)> = vec![
-            (
-                SdkError::timeout_error("operation attempt timeout of 10s"),
-                ErrorKind::Transient,
-                "timed out",
-            ),
-            (
-                SdkError::dispatch_failure(ConnectorError::io(
-                    "Connection refused (os error 111)".into(),
-                )),
-                ErrorKind::Transient,
-                "Connection refused",
-            ),
-            (
-                SdkError::dispatch_failure(ConnectorError::timeout("connect timeout".into())),
-                ErrorKind::Transient,
-                "connect timeout",
-            ),
-            (
-                SdkError::dispatch_failure(ConnectorError::user("invalid endpoint URL".into())),
-                ErrorKind::Malformed,
-                "invalid endpoint URL",
-            ),
-            (
-                SdkError::response_error("unexpected end of body", http_status(200, "<GetRo")),
-                ErrorKind::Transient,
-                "unexpected end of body",
-            ),
-            (
-                SdkError::construction_failure("role_name was not specified"),
-                ErrorKind::Malformed,
-                "role_name was not specified",
-            ),
-        ];
-        for (err, kind, text) in cases {
-            let mapped = classify(&err, "iam:GetRole", ctx());
-            assert_eq!(mapped.kind, kind, "{mapped}");
-            assert!(mapped.message.contains(text), "{mapped}");
-            assert_eq!(mapped.context, ctx());
-        }
-    }
-
-    #[test]
-    fn long_messages_are_bounded() {
-        let err: SdkError<GetRoleError, HttpResponse> =
-            SdkError::construction_failure("é".repeat(2000));
-        let mapped = classify(&err, "iam:GetRole", String::new());
-        assert!(mapped.message.len() <= MAX_MESSAGE + '…'.len_utf8());
-    }
-
-    // ---- SDK configuration ----
-
-    #[tokio::test]
-    async fn the_config_disables_sdk_retries_and_bounds_every_call() {
-        let config = configure(
-            aws_config::defaults(BehaviorVersion::latest())
-                .empty_test_environment()
-                .test_credentials()
-                .region(aws_config::Region::new("eu-west-1"))
-                .endpoint_url("http://127.0.0.1:5000"),
-        )
-        .load()
-        .await;
-        let config = require_region(config).unwrap();
-        assert_eq!(config.retry_config().unwrap().max_attempts(), 1);
-        let timeouts = config.timeout_config().unwrap();
-        assert_eq!(timeouts.connect_timeout(), Some(CONNECT_TIMEOUT));
-        assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
-        assert_eq!(timeouts.operation_timeout(), Some(OPERATION_TIMEOUT));
-        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
-        // The clients inherit both.
-        let iam = aws_sdk_iam::Config::from(&config);
-        assert_eq!(iam.retry_config().unwrap().max_attempts(), 1);
-        // And the process's one HTTPS client (https.rs), not one of the SDK's own.
-        let client = format!("{:?}", config.http_client().unwrap());
-        assert!(client.contains("WarmedOnce"), "{client}");
-    }
-
-    #[test]
-    fn a_missing_region_is_an_error_not_a_default() {
-        let err = require_region(SdkConfig::builder().build()).unwrap_err();
-        assert_eq!(err, SdkConfigError::NoRegion);
-        assert!(err.to_string().contains("AWS_REGION"));
     }
 
     // ---- STS: home discovery and member accounts ----

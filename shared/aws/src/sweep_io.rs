@@ -28,8 +28,8 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::error::{bound, classify};
 use super::ledger::{dynamodb_error, is_condition_failure, n, s};
-use super::sdk::{bound, classify};
 use super::{AwsError, ErrorKind};
 use cutoff_domain::principal::Account;
 use cutoff_domain::summary::{AccountRecord, SweepSummary};
