@@ -55,7 +55,7 @@ use aws_sdk_iam::error::BoxError;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use cutoff::sweeper::{SweepConfig, sweep_accounts};
-use cutoff_aws::ledger::NoLedger;
+use cutoff_aws::dynamodb::NoLedger;
 use cutoff_aws::retry::RetryPolicy;
 use cutoff_aws::sdk::SdkAccountAccess;
 use cutoff_domain::outcome::SWEEP_SOURCE;

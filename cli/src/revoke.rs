@@ -11,7 +11,7 @@ use clap::{ArgGroup, Args, ValueEnum};
 use cutoff::config::{account_scope_from_lookup, parse_external_id, parse_table_name, revoker_env};
 use cutoff::revoke::{RevokeConfig, Revoker, StatusReport};
 use cutoff_aws::config::{SdkOptions, load_sdk_config_with};
-use cutoff_aws::ledger::{ConfiguredLedger, Ledger};
+use cutoff_aws::dynamodb::{ConfiguredLedger, Ledger};
 use cutoff_aws::sdk::{SdkAccountAccess, discover_home_and_time};
 use cutoff_domain::clock::OffsetClock;
 use cutoff_domain::event::{ManualAction, manual};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use cutoff_aws::ledger::{AuditEntry, KEY_RECORD_DAYS, Ledger, NoLedger, principal_key};
+use cutoff_aws::dynamodb::{AuditEntry, KEY_RECORD_DAYS, Ledger, NoLedger, principal_key};
 use cutoff_aws::retry::{CallCounter, RetryPolicy};
 use cutoff_aws::retrying::Retrying;
 use cutoff_aws::{

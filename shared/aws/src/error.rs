@@ -1,7 +1,8 @@
 //! The small error vocabulary every AWS adapter maps into: what went wrong
 //! ([`ErrorKind`], with the one table of every service's error codes,
 //! [`ErrorKind::from_code`]) and on what ([`AwsError`]). [`classify`] maps every SDK
-//! failure into it.
+//! failure into it; the in-memory fakes make theirs with `InjectedFailures` (feature
+//! `test-support`).
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -268,6 +269,47 @@ pub(crate) fn entry_message(code: Option<&str>, message: Option<&str>) -> String
         (None, Some(message)) => message.to_owned(),
         (None, None) => "no error code".to_owned(),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// For the in-memory fakes of each service (feature `test-support`)
+// ---------------------------------------------------------------------------------------
+
+/// Failures to inject, per action, in the order they are to happen; shared by the
+/// fakes.
+#[cfg(any(test, feature = "test-support"))]
+#[derive(Debug, Default)]
+pub struct InjectedFailures(
+    std::collections::HashMap<&'static str, std::collections::VecDeque<ErrorKind>>,
+);
+
+#[cfg(any(test, feature = "test-support"))]
+impl InjectedFailures {
+    /// The next calls of `action` fail with `kinds`, one each, in order.
+    pub fn plan(&mut self, action: &'static str, kinds: &[ErrorKind]) {
+        self.0
+            .entry(action)
+            .or_default()
+            .extend(kinds.iter().copied());
+    }
+
+    /// The failure planned for this call of `action`, if any (`context` says where).
+    pub(crate) fn take(&mut self, action: &'static str, context: &str) -> Result<(), AwsError> {
+        match self
+            .0
+            .get_mut(action)
+            .and_then(std::collections::VecDeque::pop_front)
+        {
+            Some(kind) => Err(AwsError::new(kind, action, context, "injected failure")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a fake answers for an entity it does not hold.
+#[cfg(any(test, feature = "test-support"))]
+pub(crate) fn not_found(action: &'static str, what: &str) -> AwsError {
+    AwsError::new(ErrorKind::NotFound, action, what.to_owned(), "not found")
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! One small trait per AWS capability the workflow needs, with the SDK implementation
-//! beside it ([`sdk`]) and an in-memory fake for tests ([`fake`]).
+//! cutoff's AWS adapters, one module per service: each holds the small traits (the
+//! ports) the workflows use of that service, their SDK implementation, and in-memory
+//! fakes for tests (its `fake` module, feature `test-support`).
 //!
 //! Each trait lists the IAM actions its implementation calls; a function's trait
 //! bounds therefore match the permissions its role is granted. Adapters make exactly
@@ -8,25 +9,30 @@
 
 pub mod authz;
 pub mod config;
+pub mod dynamodb;
 pub mod error;
+pub mod eventbridge;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 pub mod https;
-pub mod ledger;
-pub mod messaging;
+pub mod organizations;
 pub mod retry;
 pub mod retrying;
 pub mod sdk;
-pub mod sweep_io;
+pub mod securityhub;
+pub mod sns;
+pub mod sqs;
 
 use std::future::Future;
-
-use cutoff_domain::notify::SnsMessage;
 
 pub use cutoff_domain::principal::PrincipalType;
 use cutoff_domain::principal::{Account, IamPath, PrincipalName, UniqueId};
 
 pub use error::{AwsError, ErrorKind};
+pub use eventbridge::OutcomeBus;
+pub use securityhub::{FindingsUpdater, WorkflowStatus};
+pub use sns::Notifications;
+pub use sqs::RequestQueue;
 
 /// A role or user by name, in the account of the client it is used with.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -273,57 +279,4 @@ pub trait AccountAccess: Send + Sync {
         request_id: &str,
         calls: &retry::CallCounter,
     ) -> impl Future<Output = Result<Self::Client, AwsError>> + Send;
-}
-
-/// `sqs:SendMessage` on the FIFO request queue.
-pub trait RequestQueue: Send + Sync {
-    /// Sends one message. `group_id` keeps one principal's requests in order and on
-    /// one consumer; `deduplication_id` drops a re-emitted finding within SQS's
-    /// five-minute window.
-    fn send(
-        &self,
-        body: &str,
-        group_id: &str,
-        deduplication_id: &str,
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
-}
-
-/// `events:PutEvents` on the custom outcome bus (source `cutoff`, detail-type
-/// `Revocation Outcome`).
-pub trait OutcomeBus: Send + Sync {
-    /// Publishes every outcome; fails unless every entry was accepted (a partial
-    /// failure reported in `FailedEntryCount` is an error, not a silent drop).
-    fn publish(
-        &self,
-        outcomes: &[cutoff_domain::outcome::Outcome],
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
-}
-
-/// `sns:Publish`.
-pub trait Notifications: Send + Sync {
-    /// Publishes to `topic_arn`; returns the message id.
-    fn publish(
-        &self,
-        topic_arn: &str,
-        message: &SnsMessage,
-    ) -> impl Future<Output = Result<String, AwsError>> + Send;
-}
-
-/// Security Hub workflow states cutoff sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkflowStatus {
-    Notified,
-    Resolved,
-}
-
-/// `securityhub:BatchUpdateFindings`.
-pub trait FindingsUpdater: Send + Sync {
-    /// Sets the finding's workflow status and adds a note (at most 512 characters).
-    fn update_finding(
-        &self,
-        finding_id: &str,
-        product_arn: &str,
-        status: WorkflowStatus,
-        note: &str,
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
