@@ -118,7 +118,7 @@ struct Operation {
 /// sweeper's handler calls it: counting it for every SdkIam user would ask the
 /// revoker to hold it.
 fn adapter_files(function: &str) -> Vec<String> {
-    const PAGED_READ: &str = "shared/aws/src/authz.rs";
+    const PAGED_READ: &str = "shared/aws/src/iam/paged.rs";
     fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();

@@ -11,7 +11,7 @@ use aws_sdk_iam::types::StatusType;
 use cutoff::revoke::{RevokeConfig, Revoker};
 use cutoff_aws::dynamodb::{Ledger, SdkLedger};
 use cutoff_aws::retry::RetryPolicy;
-use cutoff_aws::sdk::SdkAccountAccess;
+use cutoff_aws::sts::SdkAccountAccess;
 use cutoff_domain::clock::{Clock, FixedClock, SystemClock};
 use cutoff_domain::event::{ManualAction, Scope};
 use cutoff_domain::outcome::{Outcome, RevocationRequest, Status, Trigger};

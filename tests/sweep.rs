@@ -57,7 +57,7 @@ use chrono::{DateTime, Utc};
 use cutoff::sweeper::{SweepConfig, sweep_accounts};
 use cutoff_aws::dynamodb::NoLedger;
 use cutoff_aws::retry::RetryPolicy;
-use cutoff_aws::sdk::SdkAccountAccess;
+use cutoff_aws::sts::SdkAccountAccess;
 use cutoff_domain::outcome::SWEEP_SOURCE;
 use cutoff_domain::outcome::{Outcome, Status};
 use cutoff_domain::policy::{

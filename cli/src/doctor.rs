@@ -18,7 +18,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use clap::Args;
 use cutoff_aws::config::{SdkOptions, load_sdk_config_with};
-use cutoff_aws::sdk::discover_home_and_time;
+use cutoff_aws::sts::discover_home_and_time;
 use cutoff_domain::principal::{Account, clean_text, excerpt};
 use cutoff_domain::self_check::{AccountCheck, Expected, ProbeResult, Unreachable};
 use serde::{Deserialize, Serialize};

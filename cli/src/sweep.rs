@@ -18,7 +18,7 @@ use cutoff::sweeper::{SweepConfig, sweep_accounts};
 use cutoff_aws::config::load_sdk_config_with;
 use cutoff_aws::dynamodb::ConfiguredLedger;
 use cutoff_aws::organizations::{AccountDirectory, SdkOrganizations};
-use cutoff_aws::sdk::{SdkAccountAccess, discover_home_and_time};
+use cutoff_aws::sts::{SdkAccountAccess, discover_home_and_time};
 use cutoff_domain::clock::Clock;
 use cutoff_domain::outcome::{Outcome, Status};
 use cutoff_domain::principal::{Account, NamePattern};

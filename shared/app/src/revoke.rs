@@ -234,7 +234,7 @@ pub struct Revoker<A, K, L = NoLedger> {
     pub access: A,
     pub clock: K,
     pub config: RevokeConfig,
-    /// Audit trail, idempotency and the per-principal lock ([`cutoff_aws::ledger`]).
+    /// Audit trail, idempotency and the per-principal lock ([`cutoff_aws::dynamodb`]).
     pub ledger: L,
 }
 

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use cutoff_aws::authz::{AuthorizationDetails, for_each_page};
 use cutoff_aws::dynamodb::Ledger;
+use cutoff_aws::iam::paged::{AuthorizationDetails, for_each_page};
 use futures_util::stream::{self, StreamExt};
 
 use cutoff_aws::retry::RetryPolicy;

@@ -17,19 +17,20 @@ use cutoff_domain::principal::{AccessKeyId, Account, IamPath, PrincipalName};
 use cutoff_domain::self_check::{ContextValue, Simulated};
 use cutoff_domain::summary::{AccountRecord, SweepSummary};
 
-use crate::authz::{AuthorizationDetails, DetailsPage};
 use crate::dynamodb::{RunProgress, SweepLedger, SweepRun};
 use crate::error::AwsError;
 use crate::eventbridge::{OutcomeBus, SummaryBus};
+use crate::iam::paged::{AuthorizationDetails, DetailsPage};
+use crate::iam::{
+    AccessKeyInfo, AccessKeys, AccountQuotas, AccountSummary, IamPrincipal, InlinePolicies,
+    ManagedPolicies, ManagedPolicy, PolicySimulator, PrincipalInfo, Principals,
+};
 use crate::organizations::AccountDirectory;
 use crate::retry::{CallCounter, RetryPolicy, with_retries};
 use crate::securityhub::{FindingsUpdater, WorkflowStatus};
 use crate::sns::Notifications;
 use crate::sqs::{RequestQueue, SweepTask, SweepTasks};
-use crate::{
-    AccessKeyInfo, AccessKeys, AccountAccess, AccountQuotas, AccountSummary, IamPrincipal,
-    InlinePolicies, ManagedPolicies, ManagedPolicy, PolicySimulator, PrincipalInfo, Principals,
-};
+use crate::sts::AccountAccess;
 
 /// An adapter whose every call is retried under `policy` and counted.
 #[derive(Debug, Clone)]
@@ -258,7 +259,7 @@ mod tests {
     use super::*;
     use crate::ErrorKind;
     use crate::eventbridge::fake::FakeOutcomeBus;
-    use crate::fake::FakeAccess;
+    use crate::sts::fake::FakeAccess;
 
     #[tokio::test(start_paused = true)]
     async fn a_throttled_call_is_retried_and_every_attempt_counts() {

@@ -24,7 +24,7 @@ use cutoff_aws::dynamodb::{ConfiguredLedger, Ledger};
 use cutoff_aws::eventbridge::SdkOutcomeBus;
 use cutoff_aws::retry::RetryPolicy;
 use cutoff_aws::retrying::Retrying;
-use cutoff_aws::sdk::{SdkAccountAccess, discover_home};
+use cutoff_aws::sts::{SdkAccountAccess, discover_home};
 use cutoff_aws::{AccountAccess, OutcomeBus};
 use cutoff_domain::clock::Clock;
 use cutoff_domain::clock::SystemClock;
@@ -678,7 +678,8 @@ mod tests {
     use super::*;
     use crate::revoke::RevokeConfig;
     use chrono::TimeZone;
-    use cutoff_aws::fake::{FakeAccess, FakeIam};
+    use cutoff_aws::iam::fake::FakeIam;
+    use cutoff_aws::sts::fake::FakeAccess;
     use cutoff_domain::clock::FixedClock;
     use cutoff_domain::outcome::Trigger;
     use cutoff_domain::principal::{Account, PrincipalName, Target};

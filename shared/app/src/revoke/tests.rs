@@ -3,7 +3,8 @@
 
 use super::*;
 use chrono::{DateTime, TimeZone, Utc};
-use cutoff_aws::fake::{FakeAccess, FakeIam};
+use cutoff_aws::iam::fake::FakeIam;
+use cutoff_aws::sts::fake::FakeAccess;
 use cutoff_domain::clock::FixedClock;
 use cutoff_domain::outcome::Trigger;
 use cutoff_domain::principal::{AccessKeyId, Account, PrincipalName, SessionName};

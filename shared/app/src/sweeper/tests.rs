@@ -4,7 +4,8 @@
 use super::*;
 use cutoff_aws::ErrorKind;
 use cutoff_aws::dynamodb::NoLedger;
-use cutoff_aws::fake::{FakeAccess, FakeIam};
+use cutoff_aws::iam::fake::FakeIam;
+use cutoff_aws::sts::fake::FakeAccess;
 use cutoff_domain::policy::{ROLE_WIDE_POLICY_NAME, role_wide_statement};
 use cutoff_domain::principal::PrincipalName;
 use cutoff_domain::sweep::MAX_SESSION_AGE_TAG;

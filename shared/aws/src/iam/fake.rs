@@ -1,4 +1,4 @@
-//! In-memory fakes of the AWS traits, for unit tests of the workflow.
+//! The in-memory fake of IAM, for unit tests of the workflow.
 //!
 //! [`FakeIam`] keeps one account's roles, users, policies and keys, returns inline
 //! documents URL-encoded as IAM does, enforces the inline size quotas that IAM
@@ -11,14 +11,16 @@ use std::sync::{Arc, Mutex};
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::error::{InjectedFailures, not_found};
-use super::retry::CallCounter;
+use super::paged::{AuthorizationDetails, DetailsPage};
 use super::{
-    AccessKeys, AccountAccess, AccountQuotas, AccountSummary, AwsError, ErrorKind, IamPrincipal,
-    InlinePolicies, ManagedPolicies, ManagedPolicy, PrincipalInfo, PrincipalType, Principals,
+    AccessKeyInfo, AccessKeys, AccountQuotas, AccountSummary, IamPrincipal, InlinePolicies,
+    ManagedPolicies, ManagedPolicy, PolicySimulator, PrincipalInfo, Principals,
 };
+use crate::error::{AwsError, ErrorKind, InjectedFailures, not_found};
 use cutoff_domain::policy::{ROLE_INLINE_BUDGET, USER_INLINE_BUDGET, policy_size};
-use cutoff_domain::principal::{AccessKeyId, Account, IamPath, PrincipalName, UniqueId};
+use cutoff_domain::principal::{
+    AccessKeyId, Account, IamPath, PrincipalName, PrincipalType, UniqueId,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct FakePrincipal {
@@ -439,19 +441,16 @@ impl ManagedPolicies for FakeIam {
 }
 
 impl AccessKeys for FakeIam {
-    async fn list_access_keys(
-        &self,
-        user: &PrincipalName,
-    ) -> Result<Vec<super::AccessKeyInfo>, AwsError> {
+    async fn list_access_keys(&self, user: &PrincipalName) -> Result<Vec<AccessKeyInfo>, AwsError> {
         let state = self.begin("ListAccessKeys")?;
         if !state.users.contains_key(user.as_str()) {
             return Err(not_found("ListAccessKeys", user.as_str()));
         }
-        let mut keys: Vec<super::AccessKeyInfo> = state
+        let mut keys: Vec<AccessKeyInfo> = state
             .access_keys
             .iter()
             .filter(|((u, _), _)| u == user.as_str())
-            .map(|((_, k), status)| super::AccessKeyInfo {
+            .map(|((_, k), status)| AccessKeyInfo {
                 id: AccessKeyId::parse(k).expect("fake keys are valid"),
                 active: status == "Active",
             })
@@ -503,7 +502,7 @@ impl AccessKeys for FakeIam {
     }
 }
 
-impl super::PolicySimulator for FakeIam {
+impl PolicySimulator for FakeIam {
     async fn simulate(
         &self,
         principal_arn: &str,
@@ -547,69 +546,9 @@ impl AccountQuotas for FakeIam {
     }
 }
 
-/// Fake accounts; records which accounts were reached through the member role.
-#[derive(Debug, Clone)]
-pub struct FakeAccess {
-    pub home: Account,
-    pub accounts: Arc<Mutex<HashMap<String, FakeIam>>>,
-    pub assumed: Arc<Mutex<Vec<String>>>,
-    /// Errors for the next AssumeRole calls.
-    pub assume_failures: Arc<Mutex<VecDeque<ErrorKind>>>,
-}
-
-impl FakeAccess {
-    pub fn new(home: &str) -> Self {
-        Self {
-            home: Account::parse(home).expect("a valid home account"),
-            accounts: Arc::default(),
-            assumed: Arc::default(),
-            assume_failures: Arc::default(),
-        }
-    }
-
-    /// The fake for `account`, created on first use.
-    pub fn account(&self, account: &str) -> FakeIam {
-        self.accounts
-            .lock()
-            .unwrap()
-            .entry(account.to_owned())
-            .or_insert_with(|| FakeIam::new(account))
-            .clone()
-    }
-}
-
-impl AccountAccess for FakeAccess {
-    type Client = FakeIam;
-
-    fn home(&self) -> &Account {
-        &self.home
-    }
-
-    async fn client_for(
-        &self,
-        account: &Account,
-        _request_id: &str,
-        calls: &CallCounter,
-    ) -> Result<FakeIam, AwsError> {
-        if &self.home != account {
-            calls.add(1);
-            if let Some(kind) = self.assume_failures.lock().unwrap().pop_front() {
-                return Err(AwsError::new(
-                    kind,
-                    "sts:AssumeRole",
-                    account.to_string(),
-                    "injected failure",
-                ));
-            }
-            self.assumed.lock().unwrap().push(account.to_string());
-        }
-        Ok(self.account(account.as_str()))
-    }
-}
-
 /// The whole account on one page, as moto answers (IAM would page).
-impl super::authz::AuthorizationDetails for FakeIam {
-    async fn page(&self, _marker: Option<&str>) -> Result<super::authz::DetailsPage, AwsError> {
+impl AuthorizationDetails for FakeIam {
+    async fn page(&self, _marker: Option<&str>) -> Result<DetailsPage, AwsError> {
         use cutoff_domain::sweep::PrincipalSnapshot;
         let state = self.begin("GetAccountAuthorizationDetails")?;
         let snapshot = |kind: PrincipalType, name: &str, p: &FakePrincipal| {
@@ -646,7 +585,7 @@ impl super::authz::AuthorizationDetails for FakeIam {
             .iter()
             .filter_map(|(arn, versions)| Some((arn.clone(), encode(versions.last()?))))
             .collect();
-        Ok(super::authz::DetailsPage {
+        Ok(DetailsPage {
             principals,
             managed_documents,
             next_marker: None,
