@@ -107,8 +107,39 @@ fn operations_in(source: &str, is_item: impl Fn(&str) -> bool) -> BTreeSet<Strin
 
 /// An SDK operation the code calls, where, and the IAM actions that authorize it.
 struct Operation {
-    file: &'static str,
+    file: String,
     actions: Vec<String>,
+}
+
+/// The AWS crate's source files a function's adapters may call from, relative to the
+/// workspace root: every file under `shared/aws/src` (one module per service, each
+/// with its SDK implementation), so that a new service module is read without being
+/// listed here. The paged account read is an SdkIam method too, but only the
+/// sweeper's handler calls it: counting it for every SdkIam user would ask the
+/// revoker to hold it.
+fn adapter_files(function: &str) -> Vec<String> {
+    const PAGED_READ: &str = "shared/aws/src/iam/paged.rs";
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let relative = path.strip_prefix(root).unwrap();
+                out.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let root = workspace_root();
+    let mut files = Vec::new();
+    walk(&root.join("shared/aws/src"), root, &mut files);
+    assert!(
+        files.iter().any(|f| f == PAGED_READ),
+        "the paged account read is no longer {PAGED_READ}: update adapter_files"
+    );
+    files.retain(|f| function == "sweeper" || f != PAGED_READ);
+    files.sort();
+    files
 }
 
 /// How a function's handler is built when deployed: its `Deployed…` type (if it has
@@ -152,19 +183,8 @@ fn code_operations(function: &str) -> BTreeMap<String, Operation> {
         structs.insert("SdkLedger".to_owned());
     }
     let mut actions = BTreeMap::new();
-    let mut files = vec![
-        "shared/aws/src/sdk.rs",
-        "shared/aws/src/messaging.rs",
-        "shared/aws/src/sweep_io.rs",
-        "shared/aws/src/ledger.rs",
-    ];
-    // The paged account read is an SdkIam method too, but only the sweeper's handler
-    // calls it: counting it for every SdkIam user would ask the revoker to hold it.
-    if function == "sweeper" {
-        files.push("shared/aws/src/authz.rs");
-    }
-    for file in files {
-        let source = std::fs::read_to_string(root.join(file)).unwrap();
+    for file in adapter_files(function) {
+        let source = std::fs::read_to_string(root.join(&file)).unwrap();
         let mut found = BTreeSet::new();
         for name in &structs {
             let impl_for = format!(" for {name} {{");
@@ -184,7 +204,7 @@ fn code_operations(function: &str) -> BTreeMap<String, Operation> {
             (
                 op,
                 Operation {
-                    file,
+                    file: file.clone(),
                     actions: authorized,
                 },
             )

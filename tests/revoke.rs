@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use aws_sdk_iam::types::StatusType;
 use cutoff::revoke::{RevokeConfig, Revoker};
-use cutoff_aws::ledger::{Ledger, SdkLedger};
+use cutoff_aws::dynamodb::{Ledger, SdkLedger};
 use cutoff_aws::retry::RetryPolicy;
-use cutoff_aws::sdk::SdkAccountAccess;
+use cutoff_aws::sts::SdkAccountAccess;
 use cutoff_domain::clock::{Clock, FixedClock, SystemClock};
 use cutoff_domain::event::{ManualAction, Scope};
 use cutoff_domain::outcome::{Outcome, RevocationRequest, Status, Trigger};
@@ -812,7 +812,7 @@ async fn a_finding_guardduty_keeps_updating_is_written_once_and_a_new_key_in_it_
         .await;
     assert_eq!(first.status, Status::Applied, "{first:#?}");
     let first_cutoff = first.cutoff.unwrap();
-    let principal = cutoff_aws::ledger::principal_key(&first.target.clone().unwrap());
+    let principal = cutoff_aws::dynamodb::principal_key(&first.target.clone().unwrap());
     let records = ledger.key_records(&principal, clock.now()).await.unwrap();
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].access_key_id.as_str(), OLD_KEY);

@@ -56,9 +56,9 @@ use aws_sdk_iam::error::BoxError;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use cutoff::sweep_run::{SweepConfig, sweep_accounts};
-use cutoff_aws::ledger::NoLedger;
+use cutoff_aws::dynamodb::NoLedger;
 use cutoff_aws::retry::RetryPolicy;
-use cutoff_aws::sdk::SdkAccountAccess;
+use cutoff_aws::sts::SdkAccountAccess;
 use cutoff_domain::outcome::{Outcome, Status};
 use cutoff_domain::policy::{
     Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, fallback_managed_policy_name,

@@ -10,8 +10,9 @@ use anyhow::Context;
 use clap::{ArgGroup, Args, ValueEnum};
 use cutoff::config::{account_scope_from_lookup, parse_external_id, parse_table_name, revoker_env};
 use cutoff::revoke::{RevokeConfig, Revoker, StatusReport};
-use cutoff_aws::ledger::{ConfiguredLedger, Ledger};
-use cutoff_aws::sdk::{SdkAccountAccess, SdkOptions, discover_home_and_time, load_sdk_config_with};
+use cutoff_aws::config::{SdkOptions, load_sdk_config_with};
+use cutoff_aws::dynamodb::{ConfiguredLedger, Ledger};
+use cutoff_aws::sts::{SdkAccountAccess, discover_home_and_time};
 use cutoff_domain::clock::OffsetClock;
 use cutoff_domain::event::{ManualAction, manual};
 use cutoff_domain::outcome::{Outcome, RevocationRequest, Status};
@@ -341,7 +342,7 @@ pub(crate) const DISCOVER_HOME_CONTEXT: &str =
 /// AWS's time, from the `Date` of the STS response: a cutoff taken from a laptop
 /// whose clock runs behind would spare the sessions minted in between. Says so on
 /// standard error when the two clocks differ by more than a minute.
-pub(crate) fn aws_clock(seen: Option<cutoff_aws::sdk::SeenDate>) -> OffsetClock {
+pub(crate) fn aws_clock(seen: Option<cutoff_aws::sts::SeenDate>) -> OffsetClock {
     match seen {
         Some((aws, received)) => {
             let clock = OffsetClock::from_aws_date(aws, received);

@@ -261,7 +261,7 @@ fn run() -> Result<bool> {
         .collect();
 
     // ---- where a cold start goes: the TLS trust store (diagnostic, no budget) ----
-    // cutoff's HTTPS client (shared/src/aws/https.rs) trusts the system's CA bundle
+    // cutoff's HTTPS client (shared/aws/src/https.rs) trusts the system's CA bundle
     // file alone, read once, with one TLS configuration for all its SDK clients. The same binaries again with SSL_CERT_FILE and
     // SSL_CERT_DIR naming the bundle and its directory (the SDK then reads both, as
     // its default loading does unasked) and with an empty store show what the trust
@@ -869,7 +869,7 @@ impl Results {
         // Where a cold start goes.
         if !self.trust_store.is_empty() {
             md.push_str(&format!(
-                "\nWhere a cutoff cold start goes (diagnostic, no budget): loading the TLS trust store, before the first poll. cutoff's HTTPS client trusts the system's CA bundle file, read and checked once per process, with one TLS configuration for all its SDK clients (shared/src/aws/https.rs). The SDK's default loading also reads every file of the certificate directories and parses the store again for each SDK client; this machine's `/etc/ssl/certs` holds {} files (the bundle, and each certificate again as a file of its own), Lambda's provided.al2023 keeps only bundles there. The same binaries with `SSL_CERT_FILE` and `SSL_CERT_DIR` naming the bundle and that directory (cutoff then leaves the loading to the SDK, still with one TLS configuration for all SDK clients), and with an empty store, first poll, median (min–max):\n\n",
+                "\nWhere a cutoff cold start goes (diagnostic, no budget): loading the TLS trust store, before the first poll. cutoff's HTTPS client trusts the system's CA bundle file, read and checked once per process, with one TLS configuration for all its SDK clients (shared/aws/src/https.rs). The SDK's default loading also reads every file of the certificate directories and parses the store again for each SDK client; this machine's `/etc/ssl/certs` holds {} files (the bundle, and each certificate again as a file of its own), Lambda's provided.al2023 keeps only bundles there. The same binaries with `SSL_CERT_FILE` and `SSL_CERT_DIR` naming the bundle and that directory (cutoff then leaves the loading to the SDK, still with one TLS configuration for all SDK clients), and with an empty store, first poll, median (min–max):\n\n",
                 report::field(&self.machine, "ssl_certs_files")
             ));
             let mut rows = Vec::new();

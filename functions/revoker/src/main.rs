@@ -4,7 +4,7 @@
 use cutoff::handler::revoker::DeployedRevoker;
 use cutoff::handler::run;
 use cutoff::telemetry;
-use cutoff_aws::sdk::load_sdk_config;
+use cutoff_aws::config::load_sdk_config;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -5,7 +5,7 @@
 use cutoff::handler::run;
 use cutoff::handler::sweeper::DeployedSweeper;
 use cutoff::telemetry;
-use cutoff_aws::sdk::load_sdk_config;
+use cutoff_aws::config::load_sdk_config;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

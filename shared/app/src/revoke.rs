@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use cutoff_aws::ledger::{AuditEntry, KEY_RECORD_DAYS, Ledger, NoLedger, principal_key};
+use cutoff_aws::dynamodb::{AuditEntry, KEY_RECORD_DAYS, Ledger, NoLedger, principal_key};
 use cutoff_aws::retry::{CallCounter, RetryPolicy};
 use cutoff_aws::retrying::Retrying;
 use cutoff_aws::{
@@ -235,7 +235,7 @@ pub struct Revoker<A, K, L = NoLedger> {
     pub access: A,
     pub clock: K,
     pub config: RevokeConfig,
-    /// Audit trail, idempotency and the per-principal lock ([`cutoff_aws::ledger`]).
+    /// Audit trail, idempotency and the per-principal lock ([`cutoff_aws::dynamodb`]).
     pub ledger: L,
 }
 

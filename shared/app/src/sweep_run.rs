@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use cutoff_aws::authz::{AuthorizationDetails, for_each_page};
-use cutoff_aws::ledger::Ledger;
+use cutoff_aws::dynamodb::Ledger;
+use cutoff_aws::iam::paged::{AuthorizationDetails, for_each_page};
 use futures_util::stream::{self, StreamExt};
 
 use cutoff_aws::retry::RetryPolicy;
@@ -178,7 +178,7 @@ where
             account,
             now,
         };
-        let key = cutoff_aws::ledger::principal_key_of(
+        let key = cutoff_aws::dynamodb::principal_key_of(
             account,
             match snapshot.kind {
                 PrincipalType::Role => TargetKind::Role.as_str(),

@@ -1,6 +1,18 @@
-//! The small error vocabulary every AWS adapter maps into.
+//! The small error vocabulary every AWS adapter maps into: what went wrong
+//! ([`ErrorKind`], with the one table of every service's error codes,
+//! [`ErrorKind::from_code`]) and on what ([`AwsError`]). [`classify`] maps every SDK
+//! failure into it; the in-memory fakes make theirs with `InjectedFailures` (feature
+//! `test-support`).
 
+use std::error::Error as StdError;
 use std::fmt;
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Service and SDK messages are bounded in our errors: some echo parts of the input.
+const MAX_MESSAGE: usize = 512;
 
 /// What went wrong, grouped by what the caller can do about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -158,9 +170,159 @@ impl AwsError {
     }
 }
 
+/// Maps an SDK failure to an [`AwsError`] of `operation` (e.g. `iam:GetRole`) on
+/// `context` (e.g. "on role `payments-api` in 111122223333").
+///
+/// Service errors are classified by their code ([`ErrorKind::from_code`]); when the
+/// code is missing or unknown the HTTP status decides (429 throttled, 5xx transient).
+/// Timeouts, dropped connections and unreadable responses are transient; a request
+/// the SDK could not build is malformed. The message is the service's code and
+/// message or the SDK's error chain, bounded: never a request body or credentials.
+pub fn classify<E>(
+    err: &SdkError<E, HttpResponse>,
+    operation: &'static str,
+    context: String,
+) -> AwsError
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
+    let (kind, message) = match err {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code();
+            let kind = match code.map(ErrorKind::from_code) {
+                _ if status == 429 => ErrorKind::Throttled,
+                Some(ErrorKind::Malformed) | None if status >= 500 => ErrorKind::Transient,
+                Some(kind) => kind,
+                // A success status without a parseable body is a garbled response.
+                None if (200..300).contains(&status) => ErrorKind::Transient,
+                None if status == 403 => ErrorKind::AccessDenied,
+                // Not an AWS answer (a proxy, a wrong endpoint URL): IAM always sends a
+                // code, so a bare 404 says nothing about the entity.
+                None => ErrorKind::Malformed,
+            };
+            let message = match (code, service.err().message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_owned(),
+                (None, Some(message)) => message.to_owned(),
+                (None, None) => format!("http status {status} without an error code"),
+            };
+            (kind, message)
+        }
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            (ErrorKind::Transient, error_chain(err))
+        }
+        SdkError::DispatchFailure(failure) => {
+            // A "user" connector error is a bad request or configuration (an invalid
+            // endpoint URL): retrying cannot fix it. Everything else (refused or reset
+            // connections, TLS and DNS hiccups, a credential provider that did not
+            // answer) may pass.
+            let kind = if failure.is_user() {
+                ErrorKind::Malformed
+            } else {
+                ErrorKind::Transient
+            };
+            (kind, error_chain(err))
+        }
+        SdkError::ConstructionFailure(_) => (ErrorKind::Malformed, error_chain(err)),
+        // `SdkError` is non-exhaustive; a new variant is something we do not understand.
+        _ => (ErrorKind::Malformed, error_chain(err)),
+    };
+    AwsError::new(kind, operation, context, bound(message))
+}
+
+/// "dispatch failure: io error: …": the error and its sources, which carry the
+/// useful part (connection refused, timed out…).
+fn error_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(next) = source {
+        let text = next.to_string();
+        // Wrappers often repeat their source's text; say it once.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = next.source();
+    }
+    out
+}
+
+/// Cuts an error message to `MAX_MESSAGE` bytes on a character boundary.
+pub(crate) fn bound(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+/// "code: message" of a rejected batch entry.
+pub(crate) fn entry_message(code: Option<&str>, message: Option<&str>) -> String {
+    match (code, message) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        (None, Some(message)) => message.to_owned(),
+        (None, None) => "no error code".to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// For the in-memory fakes of each service (feature `test-support`)
+// ---------------------------------------------------------------------------------------
+
+/// Failures to inject, per action, in the order they are to happen; shared by the
+/// fakes.
+#[cfg(any(test, feature = "test-support"))]
+#[derive(Debug, Default)]
+pub struct InjectedFailures(
+    std::collections::HashMap<&'static str, std::collections::VecDeque<ErrorKind>>,
+);
+
+#[cfg(any(test, feature = "test-support"))]
+impl InjectedFailures {
+    /// The next calls of `action` fail with `kinds`, one each, in order.
+    pub fn plan(&mut self, action: &'static str, kinds: &[ErrorKind]) {
+        self.0
+            .entry(action)
+            .or_default()
+            .extend(kinds.iter().copied());
+    }
+
+    /// The failure planned for this call of `action`, if any (`context` says where).
+    pub(crate) fn take(&mut self, action: &'static str, context: &str) -> Result<(), AwsError> {
+        match self
+            .0
+            .get_mut(action)
+            .and_then(std::collections::VecDeque::pop_front)
+        {
+            Some(kind) => Err(AwsError::new(kind, action, context, "injected failure")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a fake answers for an entity it does not hold.
+#[cfg(any(test, feature = "test-support"))]
+pub(crate) fn not_found(action: &'static str, what: &str) -> AwsError {
+    AwsError::new(ErrorKind::NotFound, action, what.to_owned(), "not found")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_iam::operation::get_role::GetRoleError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    fn http_status(status: u16, body: &'static str) -> HttpResponse {
+        HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body))
+    }
 
     #[test]
     fn codes_map_to_kinds_and_retryability() {
@@ -191,5 +353,59 @@ mod tests {
         }
         assert!(ErrorKind::Throttled.is_retryable() && ErrorKind::Transient.is_retryable());
         assert!(!ErrorKind::AccessDenied.is_retryable() && !ErrorKind::Quota.is_retryable());
+    }
+
+    #[test]
+    fn transport_failures_are_transient_and_construction_failures_malformed() {
+        type E = SdkError<GetRoleError, HttpResponse>;
+        let ctx = || "on role `x` in 111122223333".to_owned();
+        let cases: Vec<(E, ErrorKind, &str)> = vec![
+            (
+                SdkError::timeout_error("operation attempt timeout of 10s"),
+                ErrorKind::Transient,
+                "timed out",
+            ),
+            (
+                SdkError::dispatch_failure(ConnectorError::io(
+                    "Connection refused (os error 111)".into(),
+                )),
+                ErrorKind::Transient,
+                "Connection refused",
+            ),
+            (
+                SdkError::dispatch_failure(ConnectorError::timeout("connect timeout".into())),
+                ErrorKind::Transient,
+                "connect timeout",
+            ),
+            (
+                SdkError::dispatch_failure(ConnectorError::user("invalid endpoint URL".into())),
+                ErrorKind::Malformed,
+                "invalid endpoint URL",
+            ),
+            (
+                SdkError::response_error("unexpected end of body", http_status(200, "<GetRo")),
+                ErrorKind::Transient,
+                "unexpected end of body",
+            ),
+            (
+                SdkError::construction_failure("role_name was not specified"),
+                ErrorKind::Malformed,
+                "role_name was not specified",
+            ),
+        ];
+        for (err, kind, text) in cases {
+            let mapped = classify(&err, "iam:GetRole", ctx());
+            assert_eq!(mapped.kind, kind, "{mapped}");
+            assert!(mapped.message.contains(text), "{mapped}");
+            assert_eq!(mapped.context, ctx());
+        }
+    }
+
+    #[test]
+    fn long_messages_are_bounded() {
+        let err: SdkError<GetRoleError, HttpResponse> =
+            SdkError::construction_failure("é".repeat(2000));
+        let mapped = classify(&err, "iam:GetRole", String::new());
+        assert!(mapped.message.len() <= MAX_MESSAGE + '…'.len_utf8());
     }
 }

@@ -17,16 +17,20 @@ use cutoff_domain::principal::{AccessKeyId, Account, IamPath, PrincipalName};
 use cutoff_domain::self_check::{ContextValue, Simulated};
 use cutoff_domain::summary::{AccountRecord, SweepSummary};
 
-use crate::authz::{AuthorizationDetails, DetailsPage};
+use crate::dynamodb::{RunProgress, SweepLedger, SweepRun};
+use crate::error::AwsError;
+use crate::eventbridge::{OutcomeBus, SummaryBus};
+use crate::iam::paged::{AuthorizationDetails, DetailsPage};
+use crate::iam::{
+    AccessKeyInfo, AccessKeys, AccountQuotas, AccountSummary, IamPrincipal, InlinePolicies,
+    ManagedPolicies, ManagedPolicy, PolicySimulator, PrincipalInfo, Principals,
+};
+use crate::organizations::AccountDirectory;
 use crate::retry::{CallCounter, RetryPolicy, with_retries};
-use crate::sweep_io::{
-    AccountDirectory, RunProgress, SummaryBus, SweepLedger, SweepRun, SweepTask, SweepTasks,
-};
-use crate::{
-    AccessKeyInfo, AccessKeys, AccountAccess, AccountQuotas, AccountSummary, AwsError,
-    FindingsUpdater, IamPrincipal, InlinePolicies, ManagedPolicies, ManagedPolicy, Notifications,
-    OutcomeBus, PolicySimulator, PrincipalInfo, Principals, RequestQueue, WorkflowStatus,
-};
+use crate::securityhub::{FindingsUpdater, WorkflowStatus};
+use crate::sns::Notifications;
+use crate::sqs::{RequestQueue, SweepTask, SweepTasks};
+use crate::sts::AccountAccess;
 
 /// An adapter whose every call is retried under `policy` and counted.
 #[derive(Debug, Clone)]
@@ -254,11 +258,12 @@ impl<T: AccountAccess> Retrying<T> {
 mod tests {
     use super::*;
     use crate::ErrorKind;
-    use crate::fake::{FakeAccess, FakeMessaging};
+    use crate::eventbridge::fake::FakeOutcomeBus;
+    use crate::sts::fake::FakeAccess;
 
     #[tokio::test(start_paused = true)]
     async fn a_throttled_call_is_retried_and_every_attempt_counts() {
-        let bus = FakeMessaging::default();
+        let bus = FakeOutcomeBus::default();
         bus.fail("PutEvents", &[ErrorKind::Throttled, ErrorKind::Transient]);
         let retrying = Retrying::new(&bus, RetryPolicy::default());
         OutcomeBus::publish(&retrying, &[]).await.unwrap();
@@ -267,7 +272,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_fatal_error_is_returned_at_once() {
-        let bus = FakeMessaging::default();
+        let bus = FakeOutcomeBus::default();
         bus.fail("PutEvents", &[ErrorKind::AccessDenied]);
         let retrying = Retrying::new(&bus, RetryPolicy::default());
         let err = OutcomeBus::publish(&retrying, &[]).await.unwrap_err();
@@ -277,7 +282,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn attempts_run_out_at_the_policy_s_limit() {
-        let bus = FakeMessaging::default();
+        let bus = FakeOutcomeBus::default();
         bus.fail("PutEvents", &[ErrorKind::Throttled; 5]);
         let retrying = Retrying::new(&bus, RetryPolicy::immediate(3));
         let err = OutcomeBus::publish(&retrying, &[]).await.unwrap_err();
@@ -300,7 +305,7 @@ mod tests {
             3,
             "one throttled GetAccountSummary, retried"
         );
-        let bus = FakeMessaging::default();
+        let bus = FakeOutcomeBus::default();
         OutcomeBus::publish(&retrying.alongside(&bus), &[])
             .await
             .unwrap();

@@ -12,9 +12,10 @@ use serde_json::Value;
 
 use super::{Failure, Handler, StartError};
 use crate::config::IntakeConfig;
-use cutoff_aws::messaging::{SdkOutcomeBus, SdkQueue};
+use cutoff_aws::eventbridge::SdkOutcomeBus;
 use cutoff_aws::retry::RetryPolicy;
 use cutoff_aws::retrying::Retrying;
+use cutoff_aws::sqs::SdkQueue;
 use cutoff_aws::{AwsError, OutcomeBus, RequestQueue};
 use cutoff_domain::event;
 use cutoff_domain::json::Payload;
@@ -201,13 +202,21 @@ impl<Q: RequestQueue, B: OutcomeBus> Handler for Intake<Q, B> {
 mod tests {
     use super::*;
     use cutoff_aws::ErrorKind;
-    use cutoff_aws::fake::FakeMessaging;
+    use cutoff_aws::eventbridge::fake::FakeOutcomeBus;
+    use cutoff_aws::sqs::fake::FakeQueue;
     use serde_json::json;
 
-    fn intake(fake: &FakeMessaging) -> Intake<FakeMessaging, FakeMessaging> {
+    /// What intake sends to: the request queue and the outcome bus.
+    #[derive(Default)]
+    struct Fakes {
+        queue: FakeQueue,
+        bus: FakeOutcomeBus,
+    }
+
+    fn intake(fake: &Fakes) -> Intake<FakeQueue, FakeOutcomeBus> {
         Intake {
-            queue: fake.clone(),
-            bus: fake.clone(),
+            queue: fake.queue.clone(),
+            bus: fake.bus.clone(),
             config: TriageConfig::default(),
             retry: RetryPolicy::immediate(3),
         }
@@ -233,26 +242,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_revoke_decision_is_queued_with_the_principal_as_group() {
-        let fake = FakeMessaging::default();
+        let fake = Fakes::default();
         let (_, report) = intake(&fake)
             .accept(finding("f1", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
             .await
             .unwrap();
         assert_eq!(report.queued, 1);
-        let state = fake.state();
-        let (body, group, dedup) = &state.queued[0];
+        let (queue, bus) = (fake.queue.state(), fake.bus.state());
+        let (body, group, dedup) = &queue.queued[0];
         assert_eq!(group, "111122223333/role/payments-api");
         assert_eq!(dedup.len(), 64);
         let request: RevocationRequest = serde_json::from_str(body).unwrap();
         assert_eq!(request.target.name.as_str(), "payments-api");
         assert_eq!(request.trigger.finding_id.as_deref(), Some("f1"));
         assert!(request.first_activity.is_some());
-        assert!(state.outcomes.is_empty());
+        assert!(bus.outcomes.is_empty());
     }
 
     #[tokio::test]
     async fn a_re_emitted_finding_has_the_same_deduplication_id_and_an_updated_one_does_not() {
-        let fake = FakeMessaging::default();
+        let fake = Fakes::default();
         let i = intake(&fake);
         i.accept(finding("f1", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
             .await
@@ -260,12 +269,16 @@ mod tests {
         i.accept(finding("f1", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
             .await
             .unwrap();
-        assert_eq!(fake.state().queued.len(), 1, "SQS drops the duplicate");
+        assert_eq!(
+            fake.queue.state().queued.len(),
+            1,
+            "SQS drops the duplicate"
+        );
         i.accept(finding("f1", "payments-api", 8.0, "2026-11-23T12:10:00Z"))
             .await
             .unwrap();
         assert_eq!(
-            fake.state().queued.len(),
+            fake.queue.state().queued.len(),
             2,
             "an updated finding is a new message"
         );
@@ -273,24 +286,24 @@ mod tests {
 
     #[tokio::test]
     async fn an_alert_decision_is_published_as_an_alerted_outcome() {
-        let fake = FakeMessaging::default();
+        let fake = Fakes::default();
         let (_, report) = intake(&fake)
             .accept(finding("f2", "reporting", 5.0, "2026-11-23T11:56:00Z"))
             .await
             .unwrap();
         assert_eq!((report.queued, report.alerted), (0, 1));
-        let state = fake.state();
-        let outcome = &state.outcomes[0];
+        let (queue, bus) = (fake.queue.state(), fake.bus.state());
+        let outcome = &bus.outcomes[0];
         assert_eq!(outcome.status, Status::Alerted);
         assert_eq!(outcome.target.as_ref().unwrap().name.as_str(), "reporting");
         assert_eq!(outcome.trigger.finding_id.as_deref(), Some("f2"));
-        assert!(state.queued.is_empty());
+        assert!(queue.queued.is_empty());
     }
 
     #[tokio::test]
     async fn a_high_severity_finding_on_cutoffs_own_role_is_a_loud_protected_outcome() {
         for role in ["cutoff-us-east-1-revoker", "cutoff-member"] {
-            let fake = FakeMessaging::default();
+            let fake = Fakes::default();
             let mut i = intake(&fake);
             i.config = TriageConfig::from_lookup(|k| {
                 (k == cutoff_domain::settings::env::PROTECTED_ARNS)
@@ -302,12 +315,12 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!((report.queued, report.alerted), (0, 1), "{role}");
-            let state = fake.state();
+            let (queue, bus) = (fake.queue.state(), fake.bus.state());
             assert!(
-                state.queued.is_empty(),
+                queue.queued.is_empty(),
                 "{role} must never be queued for revocation"
             );
-            let outcome = &state.outcomes[0];
+            let outcome = &bus.outcomes[0];
             assert_eq!(outcome.status, Status::Protected, "{role}");
             assert!(
                 outcome.detail.contains("never revokes"),
@@ -325,7 +338,7 @@ mod tests {
 
     #[tokio::test]
     async fn ignored_and_invalid_findings_send_nothing_and_do_not_fail() {
-        let fake = FakeMessaging::default();
+        let fake = Fakes::default();
         let i = intake(&fake);
         let (_, report) = i
             .accept(finding("f3", "payments-api", 2.0, "2026-11-23T11:56:00Z"))
@@ -339,14 +352,14 @@ mod tests {
         assert_eq!(report.invalid, 1);
         let (_, report) = i.accept(json!({"not": "an event"})).await.unwrap();
         assert_eq!(report.invalid, 1);
-        assert!(fake.state().queued.is_empty() && fake.state().outcomes.is_empty());
+        assert!(fake.queue.state().queued.is_empty() && fake.bus.state().outcomes.is_empty());
     }
 
     #[tokio::test]
     async fn a_manual_request_invoked_on_intake_is_never_queued() {
         // Intake is invoked by EventBridge rules; whoever could invoke it directly must
         // not be able to queue a revocation (or anything else) through it.
-        let fake = FakeMessaging::default();
+        let fake = Fakes::default();
         let i = intake(&fake);
         for payload in [
             json!({"action": "revoke", "account": "111122223333", "role": "payments-api"}),
@@ -362,12 +375,12 @@ mod tests {
                 triage.decisions[0].reason
             );
         }
-        assert!(fake.state().queued.is_empty() && fake.state().outcomes.is_empty());
+        assert!(fake.queue.state().queued.is_empty() && fake.bus.state().outcomes.is_empty());
     }
 
     #[tokio::test]
     async fn a_finding_with_two_account_ids_is_refused_not_revoked_in_either() {
-        let fake = FakeMessaging::default();
+        let fake = Fakes::default();
         let text = r#"{"version":"0","id":"e","detail-type":"GuardDuty Finding","source":"aws.guardduty",
             "account":"999988887777","time":"2026-11-23T11:56:00Z","region":"us-east-1","resources":[],
             "detail":{"schemaVersion":"2.0","accountId":"111122223333","accountId":"444455556666","id":"f8",
@@ -384,20 +397,20 @@ mod tests {
             "{}",
             triage.decisions[0].reason
         );
-        assert!(fake.state().queued.is_empty());
+        assert!(fake.queue.state().queued.is_empty());
     }
 
     #[tokio::test]
     async fn queue_failures_are_retried_then_fail_the_invocation() {
-        let fake = FakeMessaging::default();
-        fake.fail("SendMessage", &[ErrorKind::Throttled]);
+        let fake = Fakes::default();
+        fake.queue.fail("SendMessage", &[ErrorKind::Throttled]);
         assert!(
             intake(&fake)
                 .accept(finding("f5", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
                 .await
                 .is_ok()
         );
-        fake.fail("SendMessage", &[ErrorKind::AccessDenied]);
+        fake.queue.fail("SendMessage", &[ErrorKind::AccessDenied]);
         let err = intake(&fake)
             .accept(finding("f6", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
             .await
@@ -411,7 +424,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_custom_action_with_several_findings_queues_each_principal() {
-        let fake = FakeMessaging::default();
+        let fake = Fakes::default();
         let asff = |id: &str, name: &str| {
             json!({
                 "SchemaVersion": "2018-10-08", "Id": id, "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/guardduty",
@@ -426,7 +439,8 @@ mod tests {
             "resources": [], "detail": {"actionName": "revoke", "findings": [asff("a", "payments-api"), asff("b", "ledger")]}});
         let (_, report) = intake(&fake).accept(event).await.unwrap();
         assert_eq!(report.queued, 2);
-        let request: RevocationRequest = serde_json::from_str(&fake.state().queued[0].0).unwrap();
+        let request: RevocationRequest =
+            serde_json::from_str(&fake.queue.state().queued[0].0).unwrap();
         assert_eq!(
             request.trigger.product_arn.as_deref(),
             Some("arn:aws:securityhub:us-east-1::product/aws/guardduty")

@@ -16,9 +16,11 @@ use aws_config::SdkConfig;
 use lambda_runtime::LambdaEvent;
 
 use super::{Failure, Handler, StartError};
-use cutoff_aws::messaging::{OUTCOME_DETAIL_TYPE, OUTCOME_SOURCE, SdkFindings, SdkNotifications};
+use cutoff_aws::eventbridge::{OUTCOME_DETAIL_TYPE, OUTCOME_SOURCE};
 use cutoff_aws::retry::{CallCounter, RetryPolicy};
 use cutoff_aws::retrying::Retrying;
+use cutoff_aws::securityhub::SdkFindings;
+use cutoff_aws::sns::SdkNotifications;
 use cutoff_aws::{AwsError, FindingsUpdater, Notifications, WorkflowStatus};
 use cutoff_domain::json::Payload;
 use cutoff_domain::notify::{self, Route};
@@ -200,7 +202,7 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
             .map_err(|e| NotifyError::Refused(e.to_string()))?;
         if event.get("source").and_then(Value::as_str) == Some(OUTCOME_SOURCE)
             && event.get("detail-type").and_then(Value::as_str)
-                == Some(cutoff_aws::sweep_io::SUMMARY_DETAIL_TYPE)
+                == Some(cutoff_aws::eventbridge::SUMMARY_DETAIL_TYPE)
         {
             let detail = event.get("detail").cloned().unwrap_or(Value::Null);
             return self.handle_summary(detail).await;
@@ -376,7 +378,8 @@ impl<N: Notifications, F: FindingsUpdater> Handler for Notifier<N, F> {
 mod tests {
     use super::*;
     use cutoff_aws::ErrorKind;
-    use cutoff_aws::fake::FakeMessaging;
+    use cutoff_aws::securityhub::fake::FakeFindings;
+    use cutoff_aws::sns::fake::FakeNotifications;
     use cutoff_domain::event::Scope;
     use cutoff_domain::notify::{SEPARATOR, attribute};
     use cutoff_domain::outcome::{Owner, Trigger};
@@ -388,9 +391,17 @@ mod tests {
     const TAGGED: &str = "arn:aws:sns:us-east-1:111122223333:payments-oncall";
     const PRODUCT: &str = "arn:aws:securityhub:us-east-1::product/aws/guardduty";
 
-    fn notifier(config: NotifierConfig) -> (Notifier<FakeMessaging, FakeMessaging>, FakeMessaging) {
-        let fake = FakeMessaging::default();
-        (Notifier::new(fake.clone(), fake.clone(), config), fake)
+    /// What the notifier tells: the topics and the findings.
+    #[derive(Default)]
+    struct Fakes {
+        notifications: FakeNotifications,
+        findings: FakeFindings,
+    }
+
+    fn notifier(config: NotifierConfig) -> (Notifier<FakeNotifications, FakeFindings>, Fakes) {
+        let fake = Fakes::default();
+        let notifier = Notifier::new(fake.notifications.clone(), fake.findings.clone(), config);
+        (notifier, fake)
     }
 
     fn config() -> NotifierConfig {
@@ -462,8 +473,9 @@ mod tests {
         })
     }
 
-    fn topics(fake: &FakeMessaging) -> Vec<String> {
-        fake.state()
+    fn topics(fake: &Fakes) -> Vec<String> {
+        fake.notifications
+            .state()
             .published
             .iter()
             .map(|(t, _)| t.clone())
@@ -483,7 +495,7 @@ mod tests {
         assert_eq!(report.team, None);
         assert_eq!(report.topics(), [SECURITY]);
         assert_eq!(report.published[0].message_id, "msg-1");
-        let state = fake.state();
+        let state = fake.notifications.state();
         let body = &state.published[0].1.body;
         assert!(body.contains("No owner is known"), "{body}");
     }
@@ -505,7 +517,7 @@ mod tests {
         assert_eq!(report.status, Status::Applied);
         assert_eq!(report.account.as_deref(), Some("111122223333"));
         assert_eq!(report.name.as_deref(), Some("payments-api"));
-        let state = fake.state();
+        let state = fake.notifications.state();
         assert_eq!(state.published[0].1, state.published[1].1);
     }
 
@@ -537,7 +549,7 @@ mod tests {
         assert_eq!(topics(&fake), [SECURITY, PAYMENTS]);
         assert_eq!(report.team.as_deref(), Some("payments"));
         assert!(report.owner_known);
-        let state = fake.state();
+        let state = fake.notifications.state();
         let message = &state.published[1].1;
         assert!(
             message
@@ -556,7 +568,7 @@ mod tests {
         let report = n.notify(event(&o)).await.unwrap();
         assert_eq!(report.finding_update, FindingUpdate::Updated);
         assert_eq!(report.api_calls, 3);
-        let state = fake.state();
+        let state = fake.findings.state();
         let (id, product, status, note) = &state.finding_updates[0];
         assert_eq!(id, "arn:aws:securityhub:us-east-1:111122223333:finding/1");
         assert_eq!(product, PRODUCT);
@@ -586,7 +598,7 @@ mod tests {
         )))
         .await
         .unwrap();
-        assert!(fake.state().finding_updates.is_empty());
+        assert!(fake.findings.state().finding_updates.is_empty());
 
         let mut off = config();
         off.update_security_hub = false;
@@ -600,13 +612,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(report.finding_update, FindingUpdate::Skipped);
-        assert!(fake.state().finding_updates.is_empty());
+        assert!(fake.findings.state().finding_updates.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
     async fn given_security_hub_fails_when_notified_then_the_notification_still_succeeds() {
         let (n, fake) = notifier(config());
-        fake.fail("BatchUpdateFindings", &[ErrorKind::AccessDenied]);
+        fake.findings
+            .fail("BatchUpdateFindings", &[ErrorKind::AccessDenied]);
         let report = n
             .notify(event(&outcome(
                 "payments-api",
@@ -622,7 +635,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn given_a_throttled_publish_when_notified_then_it_is_retried_and_counted() {
         let (n, fake) = notifier(config());
-        fake.fail("Publish", &[ErrorKind::Throttled, ErrorKind::Transient]);
+        fake.notifications
+            .fail("Publish", &[ErrorKind::Throttled, ErrorKind::Transient]);
         let report = n
             .notify(event(&outcome(
                 "payments-api",
@@ -639,7 +653,8 @@ mod tests {
     async fn given_a_publish_that_fails_after_retries_when_notified_then_the_event_fails_after_trying_every_topic()
      {
         let (n, fake) = notifier(config());
-        fake.fail("Publish", &[ErrorKind::AccessDenied]);
+        fake.notifications
+            .fail("Publish", &[ErrorKind::AccessDenied]);
         let err = n
             .notify(event(&outcome(
                 "payments-api",
@@ -660,12 +675,13 @@ mod tests {
         }
         assert!(err.to_string().contains("Lambda retries"), "{err}");
         assert!(
-            fake.state().finding_updates.is_empty(),
+            fake.findings.state().finding_updates.is_empty(),
             "the finding is updated on the retry that delivers"
         );
 
         let (n, fake) = notifier(config());
-        fake.fail("Publish", &[ErrorKind::Throttled; 6]);
+        fake.notifications
+            .fail("Publish", &[ErrorKind::Throttled; 6]);
         assert!(matches!(
             n.notify(event(&outcome("reports", Owner::default(), guardduty())))
                 .await,
@@ -700,7 +716,7 @@ mod tests {
             let err = n.notify(input).await.unwrap_err().to_string();
             assert!(err.contains(expected), "{err}");
         }
-        assert!(fake.state().published.is_empty());
+        assert!(fake.notifications.state().published.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -708,7 +724,7 @@ mod tests {
         let (n, fake) = notifier(config());
         let o = outcome("payments-api", team("payments"), guardduty());
         n.notify(event(&o)).await.unwrap();
-        let state = fake.state();
+        let state = fake.notifications.state();
         let body = &state.published[0].1.body;
         let json = body.split(SEPARATOR).nth(1).unwrap();
         let back: Outcome = serde_json::from_str(json).unwrap();
@@ -719,7 +735,10 @@ mod tests {
     async fn a_refused_notify_tag_topic_falls_back_to_the_team_topic_without_failing() {
         // The tag is set in the member account; an attacker could point it anywhere.
         let (n, fake) = notifier(config());
-        fake.state().refusing_topics.push(TAGGED.to_owned());
+        fake.notifications
+            .state()
+            .refusing_topics
+            .push(TAGGED.to_owned());
         let owner = Owner {
             team: Some("payments".to_owned()),
             topic: Some(TAGGED.to_owned()),
@@ -751,7 +770,7 @@ mod tests {
         )))
         .await
         .unwrap();
-        let sent = fake.state().published.clone();
+        let sent = fake.notifications.state().published.clone();
         assert_eq!(sent.len(), 1, "the security topic, still");
         assert_eq!(sent[0].0, SECURITY);
         assert!(
@@ -765,7 +784,10 @@ mod tests {
     #[tokio::test]
     async fn a_refused_security_topic_still_fails_the_event() {
         let (n, fake) = notifier(config());
-        fake.state().refusing_topics.push(SECURITY.to_owned());
+        fake.notifications
+            .state()
+            .refusing_topics
+            .push(SECURITY.to_owned());
         let err = n
             .notify(event(&outcome(
                 "payments-api",
@@ -802,7 +824,7 @@ mod tests {
         let event = json!({"source":"cutoff","detail-type":"Sweep Summary","detail":summary});
         let report = n.notify(event).await.unwrap();
         assert_eq!(report.topics(), vec![SECURITY]);
-        let published = fake.state().published.clone();
+        let published = fake.notifications.state().published.clone();
         assert_eq!(published.len(), 1);
         let message = &published[0].1;
         assert!(
@@ -833,7 +855,7 @@ mod tests {
         };
         let event = json!({"source":"cutoff","detail-type":"Revocation Outcome","detail":outcome("payments-batch", owner, trigger)});
         n.notify(event).await.unwrap();
-        let published = fake.state().published.clone();
+        let published = fake.notifications.state().published.clone();
         assert_eq!(published.len(), 2);
         let message = &published[1].1;
         assert!(

@@ -21,11 +21,11 @@ use lambda_runtime::LambdaEvent;
 use super::{Failure, Handler, StartError};
 use crate::config::{RevokerConfig, revoker_env};
 use crate::revoke::{RevokeConfig, Revoker, SelfCheckIdentity};
-use cutoff_aws::ledger::{ConfiguredLedger, Ledger};
-use cutoff_aws::messaging::SdkOutcomeBus;
+use cutoff_aws::dynamodb::{ConfiguredLedger, Ledger};
+use cutoff_aws::eventbridge::SdkOutcomeBus;
 use cutoff_aws::retry::RetryPolicy;
 use cutoff_aws::retrying::Retrying;
-use cutoff_aws::sdk::{SdkAccountAccess, discover_home};
+use cutoff_aws::sts::{SdkAccountAccess, discover_home};
 use cutoff_aws::{AccountAccess, OutcomeBus};
 use cutoff_domain::clock::Clock;
 use cutoff_domain::clock::SystemClock;
@@ -220,7 +220,7 @@ where
     A: AccountAccess,
     A::Client: cutoff_aws::PolicySimulator,
     K: Clock,
-    L: cutoff_aws::ledger::Ledger,
+    L: cutoff_aws::dynamodb::Ledger,
 {
     /// Handles an SQS batch. A message whose body is not a request ends in a failed
     /// outcome and is reported as a batch item failure, so it reaches the dead-letter
@@ -651,7 +651,7 @@ where
     A: AccountAccess,
     A::Client: cutoff_aws::PolicySimulator,
     K: Clock,
-    L: cutoff_aws::ledger::Ledger,
+    L: cutoff_aws::dynamodb::Ledger,
     B: OutcomeBus,
 {
     async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Value, Failure> {
@@ -679,7 +679,8 @@ mod tests {
     use super::*;
     use crate::revoke::RevokeConfig;
     use chrono::TimeZone;
-    use cutoff_aws::fake::{FakeAccess, FakeIam};
+    use cutoff_aws::iam::fake::FakeIam;
+    use cutoff_aws::sts::fake::FakeAccess;
     use cutoff_domain::clock::FixedClock;
     use cutoff_domain::outcome::Trigger;
     use cutoff_domain::principal::{Account, PrincipalName, Target};
@@ -822,7 +823,7 @@ mod tests {
         // session was first used at 12:05, after A's cutoff. B must get its own write,
         // not A's earlier answer.
         let (r, member) = revoker();
-        let ledger = cutoff_aws::fake::FakeLedger::default();
+        let ledger = cutoff_aws::dynamodb::fake::FakeLedger::default();
         let r = r.with_ledger(ledger.clone());
         let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
         let mut a = request("payments-api", "f1");
@@ -890,7 +891,7 @@ mod tests {
             },
             ..r
         }
-        .with_ledger(cutoff_aws::fake::FakeLedger::default());
+        .with_ledger(cutoff_aws::dynamodb::fake::FakeLedger::default());
         const ACTION: &str = "arn:aws:securityhub:us-east-1:999988887777:action/custom/revoke";
         let by_action = |role: &str, finding: &str| {
             let mut req = request(role, finding);
@@ -1097,7 +1098,7 @@ mod tests {
 
     /// The answer, and how many outcomes were published.
     async fn self_check(r: &Revoker<FakeAccess, FixedClock>, event: Value) -> (Value, usize) {
-        let bus = cutoff_aws::fake::FakeMessaging::default();
+        let bus = cutoff_aws::eventbridge::fake::FakeOutcomeBus::default();
         let answer = r
             .handle_invocation(&bus, &RetryPolicy::immediate(2), event, "req", settings())
             .await;
@@ -1300,7 +1301,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_operator_path_records_the_caller_aws_verified_not_the_one_claimed() {
         let (r, member) = revoker();
-        let bus = cutoff_aws::fake::FakeMessaging::default();
+        let bus = cutoff_aws::eventbridge::fake::FakeOutcomeBus::default();
         let caller = "arn:aws:sts::999988887777:assumed-role/CutoffBreakGlassOperator/alice";
         r.handle(&request("payments-api", "f0"), "m-setup").await;
         r.clock.advance(chrono::Duration::hours(13));
@@ -1405,7 +1406,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn every_outcome_of_a_batch_is_published_and_failures_only_on_first_and_last_attempt() {
         let (r, member) = revoker();
-        let bus = cutoff_aws::fake::FakeMessaging::default();
+        let bus = cutoff_aws::eventbridge::fake::FakeOutcomeBus::default();
         let retry = RetryPolicy::immediate(2);
         let bodies = vec![
             serde_json::to_string(&request("payments-api", "f1")).unwrap(),
@@ -1455,7 +1456,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_unpublished_outcome_sends_its_message_back_for_retry() {
         let (r, _) = revoker();
-        let bus = cutoff_aws::fake::FakeMessaging::default();
+        let bus = cutoff_aws::eventbridge::fake::FakeOutcomeBus::default();
         bus.fail("PutEvents", &[cutoff_aws::ErrorKind::AccessDenied]);
         let bodies = vec![serde_json::to_string(&request("payments-api", "f1")).unwrap()];
         let answer = r
@@ -1473,7 +1474,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_direct_invoke_is_answered_and_published() {
         let (r, _) = revoker();
-        let bus = cutoff_aws::fake::FakeMessaging::default();
+        let bus = cutoff_aws::eventbridge::fake::FakeOutcomeBus::default();
         let answer = r
             .handle_invocation(
                 &bus,

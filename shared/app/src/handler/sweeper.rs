@@ -2,7 +2,7 @@
 //! which *plans* it: one task per account on the sweep queue; and SQS batches of those
 //! tasks, which *work*: each account is swept, its per-principal outcomes published,
 //! its record written to the run ledger, and the last account's worker publishes the
-//! run's summary. See [`cutoff_aws::sweep_io`] for why a ledger.
+//! run's summary. See [`cutoff_aws::dynamodb`] for why a run ledger.
 //!
 //! Failures: an account that cannot be swept (member role refused, listing failed)
 //! is recorded as failed and reported in the summary; it is not retried. A task whose
@@ -20,16 +20,14 @@ use lambda_runtime::LambdaEvent;
 use super::{Failure, Handler, StartError};
 use crate::config::{SweepAccounts, SweeperConfig};
 use crate::sweep_run::{SweepConfig, bounded, sweep_one};
-use cutoff_aws::authz::AuthorizationDetails;
-use cutoff_aws::ledger::SdkLedger;
-use cutoff_aws::messaging::SdkOutcomeBus;
+use cutoff_aws::dynamodb::{SdkLedger, SdkSweepLedger, SweepLedger, SweepRun};
+use cutoff_aws::eventbridge::{SdkOutcomeBus, SummaryBus};
+use cutoff_aws::iam::paged::AuthorizationDetails;
+use cutoff_aws::organizations::{AccountDirectory, SdkOrganizations};
 use cutoff_aws::retry::RetryPolicy;
 use cutoff_aws::retrying::Retrying;
-use cutoff_aws::sdk::{SdkAccountAccess, discover_home};
-use cutoff_aws::sweep_io::{
-    AccountDirectory, SummaryBus, SweepLedger, SweepRun, SweepTask, SweepTasks,
-};
-use cutoff_aws::sweep_io::{SdkOrganizations, SdkSweepLedger, SdkSweepQueue};
+use cutoff_aws::sqs::{SdkSweepQueue, SweepTask, SweepTasks};
+use cutoff_aws::sts::{SdkAccountAccess, discover_home};
 use cutoff_aws::{AccountAccess, AwsError, OutcomeBus};
 use cutoff_domain::clock::Clock;
 use cutoff_domain::clock::SystemClock;
@@ -130,7 +128,7 @@ impl SweepError {
 
 /// The sweeper's parts: account access, where the accounts come from, the queue, the
 /// ledger, the bus, the rules.
-pub struct Sweeper<A, D, Q, L, B, K, P = cutoff_aws::ledger::NoLedger> {
+pub struct Sweeper<A, D, Q, L, B, K, P = cutoff_aws::dynamodb::NoLedger> {
     pub access: A,
     /// Principal locks, shared with the revoker.
     pub locks: P,
@@ -176,7 +174,7 @@ fn valid_run_id(id: &str) -> bool {
 
 impl<A, D, Q, L, B, K, P> Sweeper<A, D, Q, L, B, K, P>
 where
-    P: cutoff_aws::ledger::Ledger,
+    P: cutoff_aws::dynamodb::Ledger,
     A: AccountAccess,
     A::Client: AuthorizationDetails,
     D: AccountDirectory,
@@ -515,7 +513,7 @@ impl DeployedSweeper {
 
 impl<A, D, Q, L, B, K, P> Handler for Sweeper<A, D, Q, L, B, K, P>
 where
-    P: cutoff_aws::ledger::Ledger,
+    P: cutoff_aws::dynamodb::Ledger,
     A: AccountAccess,
     A::Client: AuthorizationDetails,
     D: AccountDirectory,

@@ -2,7 +2,7 @@
 //! a revocation would, and ask the policy simulator the probes.
 
 use super::Revoker;
-use cutoff_aws::ledger::Ledger;
+use cutoff_aws::dynamodb::Ledger;
 use cutoff_aws::retrying::Retrying;
 use cutoff_aws::{AccountAccess, PolicySimulator};
 use cutoff_domain::clock::Clock;

@@ -3,7 +3,8 @@
 
 use super::*;
 use chrono::{DateTime, TimeZone, Utc};
-use cutoff_aws::fake::{FakeAccess, FakeIam};
+use cutoff_aws::iam::fake::FakeIam;
+use cutoff_aws::sts::fake::FakeAccess;
 use cutoff_domain::clock::FixedClock;
 use cutoff_domain::outcome::Trigger;
 use cutoff_domain::principal::{AccessKeyId, Account, PrincipalName, SessionName};
@@ -764,10 +765,10 @@ fn finding_request(finding: &str) -> RevocationRequest {
 fn ledgered(
     access: FakeAccess,
 ) -> (
-    Revoker<FakeAccess, FixedClock, cutoff_aws::fake::FakeLedger>,
-    cutoff_aws::fake::FakeLedger,
+    Revoker<FakeAccess, FixedClock, cutoff_aws::dynamodb::fake::FakeLedger>,
+    cutoff_aws::dynamodb::fake::FakeLedger,
 ) {
-    let ledger = cutoff_aws::fake::FakeLedger::default();
+    let ledger = cutoff_aws::dynamodb::fake::FakeLedger::default();
     (revoker(access).with_ledger(ledger.clone()), ledger)
 }
 
@@ -955,7 +956,7 @@ async fn an_instance_profile_that_fails_to_resolve_fails_as_before_with_the_ledg
 async fn a_protected_instance_profile_name_refuses_revocation_but_release_locks_the_role() {
     let (access, member) = setup();
     member.add_instance_profile("guarded-web", &["payments-api"]);
-    let ledger = cutoff_aws::fake::FakeLedger::default();
+    let ledger = cutoff_aws::dynamodb::fake::FakeLedger::default();
     let r = Revoker::new(
         access.clone(),
         FixedClock::at(t0()),
@@ -1441,7 +1442,7 @@ async fn the_circuit_breaker_stops_automatic_revocations_beyond_the_cap_but_not_
     for name in ["a1", "a2", "a3"] {
         member.add_role(name, "/", &[]);
     }
-    let ledger = cutoff_aws::fake::FakeLedger::default();
+    let ledger = cutoff_aws::dynamodb::fake::FakeLedger::default();
     let r = Revoker::new(
         access,
         FixedClock::at(t0()),
@@ -1494,7 +1495,7 @@ async fn the_circuit_breaker_stops_automatic_revocations_beyond_the_cap_but_not_
 #[tokio::test(start_paused = true)]
 async fn with_the_ledger_unreachable_the_breaker_fails_open_and_says_so() {
     let (access, member) = setup();
-    let ledger = cutoff_aws::fake::FakeLedger::default();
+    let ledger = cutoff_aws::dynamodb::fake::FakeLedger::default();
     ledger.fail("take_slot", &[ErrorKind::AccessDenied]);
     let r = Revoker::new(
         access,
@@ -1754,7 +1755,7 @@ fn with_breaker(
     access: FakeAccess,
     per_account: Option<u32>,
     per_action: Option<u32>,
-) -> Revoker<FakeAccess, FixedClock, cutoff_aws::fake::FakeLedger> {
+) -> Revoker<FakeAccess, FixedClock, cutoff_aws::dynamodb::fake::FakeLedger> {
     Revoker::new(
         access,
         FixedClock::at(t0()),
@@ -1764,7 +1765,7 @@ fn with_breaker(
             ..RevokeConfig::default()
         },
     )
-    .with_ledger(cutoff_aws::fake::FakeLedger::default())
+    .with_ledger(cutoff_aws::dynamodb::fake::FakeLedger::default())
 }
 
 const CUSTOM_ACTION: &str = "arn:aws:securityhub:us-east-1:999988887777:action/custom/revoke";

@@ -3,8 +3,9 @@
 
 use super::*;
 use cutoff_aws::ErrorKind;
-use cutoff_aws::fake::{FakeAccess, FakeIam};
-use cutoff_aws::ledger::NoLedger;
+use cutoff_aws::dynamodb::NoLedger;
+use cutoff_aws::iam::fake::FakeIam;
+use cutoff_aws::sts::fake::FakeAccess;
 use cutoff_domain::policy::{ROLE_WIDE_POLICY_NAME, role_wide_statement};
 use cutoff_domain::principal::PrincipalName;
 use cutoff_domain::sweep_rules::MAX_SESSION_AGE_TAG;
@@ -417,7 +418,7 @@ async fn a_role_spelled_with_capitals_waits_for_the_lock_a_revocation_holds_on_i
     let access = FakeAccess::new(HOME);
     let member = access.account(MEMBER);
     member.add_role("Batch-Worker", "/", &[(MAX_SESSION_AGE_TAG, "4h")]);
-    let ledger = cutoff_aws::fake::FakeLedger::default();
+    let ledger = cutoff_aws::dynamodb::fake::FakeLedger::default();
     let revoking = cutoff_domain::principal::Target::role(
         account(MEMBER),
         cutoff_domain::principal::PrincipalName::parse("batch-worker").unwrap(),
@@ -425,7 +426,7 @@ async fn a_role_spelled_with_capitals_waits_for_the_lock_a_revocation_holds_on_i
     assert!(
         ledger
             .acquire(
-                &cutoff_aws::ledger::principal_key(&revoking),
+                &cutoff_aws::dynamodb::principal_key(&revoking),
                 "revoker",
                 now(),
                 // The sweeper's lock loop reads the wall clock.

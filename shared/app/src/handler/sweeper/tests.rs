@@ -5,7 +5,11 @@ use super::*;
 use aws_lambda_events::sqs::SqsMessage;
 use chrono::{DateTime, Utc};
 use cutoff_aws::ErrorKind;
-use cutoff_aws::fake::{FakeAccess, FakeMessaging};
+use cutoff_aws::dynamodb::fake::FakeSweepLedger;
+use cutoff_aws::eventbridge::fake::FakeOutcomeBus;
+use cutoff_aws::organizations::fake::FakeOrganizations;
+use cutoff_aws::sqs::fake::FakeSweepQueue;
+use cutoff_aws::sts::fake::FakeAccess;
 use cutoff_domain::clock::FixedClock;
 use cutoff_domain::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, role_wide_statement};
 use cutoff_domain::principal::PrincipalName;
@@ -26,10 +30,25 @@ fn account(id: &str) -> Account {
     Account::parse(id).unwrap()
 }
 
-type TestSweeper =
-    Sweeper<FakeAccess, FakeMessaging, FakeMessaging, FakeMessaging, FakeMessaging, FixedClock>;
+type TestSweeper = Sweeper<
+    FakeAccess,
+    FakeOrganizations,
+    FakeSweepQueue,
+    FakeSweepLedger,
+    FakeOutcomeBus,
+    FixedClock,
+>;
 
-fn sweeper(accounts: SweepAccounts) -> (TestSweeper, FakeAccess, FakeMessaging) {
+/// The sweeper's fakes besides IAM, as its fields name them.
+#[derive(Default)]
+struct Messaging {
+    directory: FakeOrganizations,
+    queue: FakeSweepQueue,
+    ledger: FakeSweepLedger,
+    bus: FakeOutcomeBus,
+}
+
+fn sweeper(accounts: SweepAccounts) -> (TestSweeper, FakeAccess, Messaging) {
     let access = FakeAccess::new(HOME);
     let a = access.account(A);
     a.add_role(
@@ -48,15 +67,15 @@ fn sweeper(accounts: SweepAccounts) -> (TestSweeper, FakeAccess, FakeMessaging) 
         &expired,
     );
     access.account(B).add_role("quiet", "/", &[]);
-    let messaging = FakeMessaging::default();
-    messaging.state().organization = vec![account(A), account(B)];
+    let messaging = Messaging::default();
+    messaging.directory.state().organization = vec![account(A), account(B)];
     let s = Sweeper {
         access: access.clone(),
-        locks: cutoff_aws::ledger::NoLedger,
-        directory: messaging.clone(),
-        queue: messaging.clone(),
-        ledger: messaging.clone(),
-        bus: messaging.clone(),
+        locks: cutoff_aws::dynamodb::NoLedger,
+        directory: messaging.directory.clone(),
+        queue: messaging.queue.clone(),
+        ledger: messaging.ledger.clone(),
+        bus: messaging.bus.clone(),
         clock: FixedClock::at(now()),
         config: SweepConfig::default(),
         accounts,
@@ -94,7 +113,7 @@ async fn a_scheduled_event_plans_one_task_per_organization_account() {
     let answer = s.dispatch(event.clone(), "req-1").await.unwrap();
     assert_eq!(answer["run_id"], "schedule-abc-123");
     assert_eq!(answer["accounts"], 2);
-    let tasks = messaging.state().sweep_tasks.clone();
+    let tasks = messaging.queue.state().sweep_tasks.clone();
     assert_eq!(
         tasks.iter().map(|t| t.account.clone()).collect::<Vec<_>>(),
         vec![account(A), account(B)]
@@ -107,14 +126,17 @@ async fn a_scheduled_event_plans_one_task_per_organization_account() {
     // The schedule retried: same event id, not planned twice.
     let again = s.dispatch(event, "req-2").await.unwrap();
     assert_eq!(again["planned"], false);
-    assert_eq!(messaging.state().sweep_tasks.len(), 2);
+    assert_eq!(messaging.queue.state().sweep_tasks.len(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_home_account_is_the_default_and_an_operator_can_name_accounts() {
     let (s, _, messaging) = sweeper(SweepAccounts::Home);
     s.plan(&request(), "r1").await.unwrap();
-    assert_eq!(messaging.state().sweep_tasks[0].account, account(HOME));
+    assert_eq!(
+        messaging.queue.state().sweep_tasks[0].account,
+        account(HOME)
+    );
     let named = SweepRequest {
         accounts: Some(vec![account(B), account(B)]),
         dry_run: true,
@@ -123,7 +145,7 @@ async fn the_home_account_is_the_default_and_an_operator_can_name_accounts() {
     };
     let report = s.plan(&named, "r2").await.unwrap();
     assert_eq!(report.accounts, 1);
-    let last = messaging.state().sweep_tasks.last().cloned().unwrap();
+    let last = messaging.queue.state().sweep_tasks.last().cloned().unwrap();
     assert_eq!((last.account, last.dry_run), (account(B), true));
 }
 
@@ -139,26 +161,26 @@ async fn workers_sweep_record_once_and_the_last_publishes_one_summary() {
     )
     .await
     .unwrap();
-    let tasks = messaging.state().sweep_tasks.clone();
+    let tasks = messaging.queue.state().sweep_tasks.clone();
     let first = s.work(&batch(&[("m-a", &tasks[0])])).await;
     assert!(first.response.batch_item_failures.is_empty());
     assert!(
-        messaging.state().summaries.is_empty(),
+        messaging.bus.state().summaries.is_empty(),
         "one account of two reported"
     );
     // The owner of the moved cutoff heard; the released one goes in the summary only.
-    let published = messaging.state().outcomes.clone();
+    let published = messaging.bus.state().outcomes.clone();
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].owner.team.as_deref(), Some("data"));
     assert_eq!(published[0].status, Status::Applied);
 
     // A redelivery of the first task is not counted twice.
     s.work(&batch(&[("m-a", &tasks[0])])).await;
-    assert!(messaging.state().summaries.is_empty());
+    assert!(messaging.bus.state().summaries.is_empty());
 
     let last = s.work(&batch(&[("m-b", &tasks[1])])).await;
     assert!(last.tasks[0].summary_published);
-    let summaries = messaging.state().summaries.clone();
+    let summaries = messaging.bus.state().summaries.clone();
     assert_eq!(summaries.len(), 1);
     let summary = &summaries[0];
     assert_eq!(summary.run_id, "run-7");
@@ -172,7 +194,7 @@ async fn workers_sweep_record_once_and_the_last_publishes_one_summary() {
 
     // Another account's redelivery after the end publishes nothing more.
     s.work(&batch(&[("m-a2", &tasks[0])])).await;
-    assert_eq!(messaging.state().summaries.len(), 1);
+    assert_eq!(messaging.bus.state().summaries.len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -184,10 +206,10 @@ async fn an_unreachable_account_is_a_reported_failure_not_a_retry() {
         .unwrap()
         .push_back(ErrorKind::AccessDenied);
     s.plan(&request(), "r").await.unwrap();
-    let tasks = messaging.state().sweep_tasks.clone();
+    let tasks = messaging.queue.state().sweep_tasks.clone();
     let result = s.work(&batch(&[("m", &tasks[0])])).await;
     assert!(result.response.batch_item_failures.is_empty());
-    let summary = messaging.state().summaries[0].clone();
+    let summary = messaging.bus.state().summaries[0].clone();
     assert_eq!(summary.accounts_failed, 1);
     assert_eq!(summary.failures[0].kind, "access_denied");
     assert!(summary.has_failures());
@@ -197,21 +219,21 @@ async fn an_unreachable_account_is_a_reported_failure_not_a_retry() {
 async fn a_summary_that_cannot_be_published_fails_the_task_and_its_redelivery_publishes_it() {
     let (s, _, messaging) = sweeper(SweepAccounts::Listed(vec![account(B)]));
     s.plan(&request(), "r").await.unwrap();
-    let tasks = messaging.state().sweep_tasks.clone();
-    messaging.fail("PutEvents", &[ErrorKind::AccessDenied]);
+    let tasks = messaging.queue.state().sweep_tasks.clone();
+    messaging.bus.fail("PutEvents", &[ErrorKind::AccessDenied]);
     let failed = s.work(&batch(&[("m", &tasks[0])])).await;
     assert_eq!(failed.response.batch_item_failures[0].item_identifier, "m");
-    assert!(messaging.state().summaries.is_empty());
+    assert!(messaging.bus.state().summaries.is_empty());
     let retried = s.work(&batch(&[("m", &tasks[0])])).await;
     assert!(retried.response.batch_item_failures.is_empty());
-    assert_eq!(messaging.state().summaries.len(), 1);
+    assert_eq!(messaging.bus.state().summaries.len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_bad_task_body_is_a_batch_item_failure_and_the_others_are_worked() {
     let (s, _, messaging) = sweeper(SweepAccounts::Listed(vec![account(B)]));
     s.plan(&request(), "r").await.unwrap();
-    let task = messaging.state().sweep_tasks[0].clone();
+    let task = messaging.queue.state().sweep_tasks[0].clone();
     let mut event = batch(&[("good", &task)]);
     let mut bad = SqsMessage::default();
     bad.message_id = Some("bad".into());
@@ -225,17 +247,17 @@ async fn a_bad_task_body_is_a_batch_item_failure_and_the_others_are_worked() {
         .map(|f| f.item_identifier.clone())
         .collect();
     assert_eq!(failed, vec!["bad".to_owned()]);
-    assert_eq!(messaging.state().summaries.len(), 1);
+    assert_eq!(messaging.bus.state().summaries.len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_empty_organization_publishes_an_empty_summary_at_once() {
     let (s, _, messaging) = sweeper(SweepAccounts::Organization);
-    messaging.state().organization.clear();
+    messaging.directory.state().organization.clear();
     let report = s.plan(&request(), "r").await.unwrap();
     assert_eq!(report.accounts, 0);
-    assert!(messaging.state().sweep_tasks.is_empty());
-    assert_eq!(messaging.state().summaries[0].accounts, 0);
+    assert!(messaging.queue.state().sweep_tasks.is_empty());
+    assert_eq!(messaging.bus.state().summaries[0].accounts, 0);
 }
 
 #[test]
@@ -271,5 +293,5 @@ async fn a_run_id_that_could_inject_into_keys_or_logs_is_refused() {
         s.plan(&bad, "r").await,
         Err(SweepError::Invalid(_))
     ));
-    assert!(messaging.state().sweep_tasks.is_empty());
+    assert!(messaging.queue.state().sweep_tasks.is_empty());
 }

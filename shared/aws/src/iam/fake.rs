@@ -1,4 +1,4 @@
-//! In-memory fakes of the AWS traits, for unit tests of the workflow.
+//! The in-memory fake of IAM, for unit tests of the workflow.
 //!
 //! [`FakeIam`] keeps one account's roles, users, policies and keys, returns inline
 //! documents URL-encoded as IAM does, enforces the inline size quotas that IAM
@@ -11,36 +11,16 @@ use std::sync::{Arc, Mutex};
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::retry::CallCounter;
+use super::paged::{AuthorizationDetails, DetailsPage};
 use super::{
-    AccessKeys, AccountAccess, AccountQuotas, AccountSummary, AwsError, ErrorKind, IamPrincipal,
-    InlinePolicies, ManagedPolicies, ManagedPolicy, PrincipalInfo, PrincipalType, Principals,
+    AccessKeyInfo, AccessKeys, AccountQuotas, AccountSummary, IamPrincipal, InlinePolicies,
+    ManagedPolicies, ManagedPolicy, PolicySimulator, PrincipalInfo, Principals,
 };
+use crate::error::{AwsError, ErrorKind, InjectedFailures, not_found};
 use cutoff_domain::policy::{ROLE_INLINE_BUDGET, USER_INLINE_BUDGET, policy_size};
-use cutoff_domain::principal::{AccessKeyId, Account, IamPath, PrincipalName, UniqueId};
-
-/// Failures to inject, per action, in the order they are to happen; shared by the
-/// fakes.
-#[derive(Debug, Default)]
-pub struct InjectedFailures(HashMap<&'static str, VecDeque<ErrorKind>>);
-
-impl InjectedFailures {
-    /// The next calls of `action` fail with `kinds`, one each, in order.
-    pub fn plan(&mut self, action: &'static str, kinds: &[ErrorKind]) {
-        self.0
-            .entry(action)
-            .or_default()
-            .extend(kinds.iter().copied());
-    }
-
-    /// The failure planned for this call of `action`, if any (`context` says where).
-    fn take(&mut self, action: &'static str, context: &str) -> Result<(), AwsError> {
-        match self.0.get_mut(action).and_then(VecDeque::pop_front) {
-            Some(kind) => Err(AwsError::new(kind, action, context, "injected failure")),
-            None => Ok(()),
-        }
-    }
-}
+use cutoff_domain::principal::{
+    AccessKeyId, Account, IamPath, PrincipalName, PrincipalType, UniqueId,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct FakePrincipal {
@@ -244,10 +224,6 @@ impl FakeState {
             PrincipalType::User => self.users.get_mut(p.name.as_str()),
         }
     }
-}
-
-fn not_found(action: &'static str, what: &str) -> AwsError {
-    AwsError::new(ErrorKind::NotFound, action, what.to_owned(), "not found")
 }
 
 fn encode(document: &str) -> String {
@@ -465,19 +441,16 @@ impl ManagedPolicies for FakeIam {
 }
 
 impl AccessKeys for FakeIam {
-    async fn list_access_keys(
-        &self,
-        user: &PrincipalName,
-    ) -> Result<Vec<super::AccessKeyInfo>, AwsError> {
+    async fn list_access_keys(&self, user: &PrincipalName) -> Result<Vec<AccessKeyInfo>, AwsError> {
         let state = self.begin("ListAccessKeys")?;
         if !state.users.contains_key(user.as_str()) {
             return Err(not_found("ListAccessKeys", user.as_str()));
         }
-        let mut keys: Vec<super::AccessKeyInfo> = state
+        let mut keys: Vec<AccessKeyInfo> = state
             .access_keys
             .iter()
             .filter(|((u, _), _)| u == user.as_str())
-            .map(|((_, k), status)| super::AccessKeyInfo {
+            .map(|((_, k), status)| AccessKeyInfo {
                 id: AccessKeyId::parse(k).expect("fake keys are valid"),
                 active: status == "Active",
             })
@@ -529,7 +502,7 @@ impl AccessKeys for FakeIam {
     }
 }
 
-impl super::PolicySimulator for FakeIam {
+impl PolicySimulator for FakeIam {
     async fn simulate(
         &self,
         principal_arn: &str,
@@ -573,184 +546,9 @@ impl AccountQuotas for FakeIam {
     }
 }
 
-/// Fake accounts; records which accounts were reached through the member role.
-#[derive(Debug, Clone)]
-pub struct FakeAccess {
-    pub home: Account,
-    pub accounts: Arc<Mutex<HashMap<String, FakeIam>>>,
-    pub assumed: Arc<Mutex<Vec<String>>>,
-    /// Errors for the next AssumeRole calls.
-    pub assume_failures: Arc<Mutex<VecDeque<ErrorKind>>>,
-}
-
-impl FakeAccess {
-    pub fn new(home: &str) -> Self {
-        Self {
-            home: Account::parse(home).expect("a valid home account"),
-            accounts: Arc::default(),
-            assumed: Arc::default(),
-            assume_failures: Arc::default(),
-        }
-    }
-
-    /// The fake for `account`, created on first use.
-    pub fn account(&self, account: &str) -> FakeIam {
-        self.accounts
-            .lock()
-            .unwrap()
-            .entry(account.to_owned())
-            .or_insert_with(|| FakeIam::new(account))
-            .clone()
-    }
-}
-
-impl AccountAccess for FakeAccess {
-    type Client = FakeIam;
-
-    fn home(&self) -> &Account {
-        &self.home
-    }
-
-    async fn client_for(
-        &self,
-        account: &Account,
-        _request_id: &str,
-        calls: &CallCounter,
-    ) -> Result<FakeIam, AwsError> {
-        if &self.home != account {
-            calls.add(1);
-            if let Some(kind) = self.assume_failures.lock().unwrap().pop_front() {
-                return Err(AwsError::new(
-                    kind,
-                    "sts:AssumeRole",
-                    account.to_string(),
-                    "injected failure",
-                ));
-            }
-            self.assumed.lock().unwrap().push(account.to_string());
-        }
-        Ok(self.account(account.as_str()))
-    }
-}
-
-/// Records queue messages, published outcomes, SNS messages and finding updates;
-/// fails the next calls on demand.
-#[derive(Debug, Clone, Default)]
-pub struct FakeMessaging(pub Arc<Mutex<MessagingState>>);
-
-#[derive(Debug, Default)]
-pub struct MessagingState {
-    /// (body, group id, deduplication id)
-    pub queued: Vec<(String, String, String)>,
-    pub outcomes: Vec<cutoff_domain::outcome::Outcome>,
-    /// (topic, message)
-    pub published: Vec<(String, cutoff_domain::notify::SnsMessage)>,
-    /// (finding id, product arn, status, note)
-    pub finding_updates: Vec<(String, String, super::WorkflowStatus, String)>,
-    pub failures: InjectedFailures,
-    /// SNS topics that refuse every publish (AccessDenied), as a topic outside the
-    /// publisher's permissions does.
-    pub refusing_topics: Vec<String>,
-    /// Sweep tasks sent, summaries published, the Organization's accounts.
-    pub sweep_tasks: Vec<super::sweep_io::SweepTask>,
-    pub summaries: Vec<cutoff_domain::summary::SweepSummary>,
-    pub organization: Vec<Account>,
-    /// Sweep runs: run → (run, done, summary claimant); (run, account) → record.
-    pub runs: HashMap<String, (super::sweep_io::SweepRun, u64, Option<String>)>,
-    pub records: BTreeMap<(String, String), cutoff_domain::summary::AccountRecord>,
-}
-
-impl FakeMessaging {
-    pub fn state(&self) -> std::sync::MutexGuard<'_, MessagingState> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn fail(&self, action: &'static str, kinds: &[ErrorKind]) {
-        self.state().failures.plan(action, kinds);
-    }
-
-    fn begin(
-        &self,
-        action: &'static str,
-    ) -> Result<std::sync::MutexGuard<'_, MessagingState>, AwsError> {
-        let mut state = self.state();
-        state.failures.take(action, "in the fake")?;
-        Ok(state)
-    }
-}
-
-impl super::RequestQueue for FakeMessaging {
-    async fn send(
-        &self,
-        body: &str,
-        group_id: &str,
-        deduplication_id: &str,
-    ) -> Result<(), AwsError> {
-        let mut state = self.begin("SendMessage")?;
-        // SQS FIFO drops a message whose deduplication id it has seen (five minutes).
-        if !state.queued.iter().any(|(_, _, d)| d == deduplication_id) {
-            state.queued.push((
-                body.to_owned(),
-                group_id.to_owned(),
-                deduplication_id.to_owned(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl super::OutcomeBus for FakeMessaging {
-    async fn publish(&self, outcomes: &[cutoff_domain::outcome::Outcome]) -> Result<(), AwsError> {
-        let mut state = self.begin("PutEvents")?;
-        state.outcomes.extend(outcomes.iter().cloned());
-        Ok(())
-    }
-}
-
-impl super::Notifications for FakeMessaging {
-    async fn publish(
-        &self,
-        topic_arn: &str,
-        message: &cutoff_domain::notify::SnsMessage,
-    ) -> Result<String, AwsError> {
-        let mut state = self.begin("Publish")?;
-        if state.refusing_topics.iter().any(|t| t == topic_arn) {
-            return Err(AwsError::new(
-                ErrorKind::AccessDenied,
-                "sns:Publish",
-                topic_arn.to_owned(),
-                "not authorized",
-            ));
-        }
-        state
-            .published
-            .push((topic_arn.to_owned(), message.clone()));
-        Ok(format!("msg-{}", state.published.len()))
-    }
-}
-
-impl super::FindingsUpdater for FakeMessaging {
-    async fn update_finding(
-        &self,
-        finding_id: &str,
-        product_arn: &str,
-        status: super::WorkflowStatus,
-        note: &str,
-    ) -> Result<(), AwsError> {
-        let mut state = self.begin("BatchUpdateFindings")?;
-        state.finding_updates.push((
-            finding_id.to_owned(),
-            product_arn.to_owned(),
-            status,
-            note.to_owned(),
-        ));
-        Ok(())
-    }
-}
-
 /// The whole account on one page, as moto answers (IAM would page).
-impl super::authz::AuthorizationDetails for FakeIam {
-    async fn page(&self, _marker: Option<&str>) -> Result<super::authz::DetailsPage, AwsError> {
+impl AuthorizationDetails for FakeIam {
+    async fn page(&self, _marker: Option<&str>) -> Result<DetailsPage, AwsError> {
         use cutoff_domain::sweep_rules::PrincipalSnapshot;
         let state = self.begin("GetAccountAuthorizationDetails")?;
         let snapshot = |kind: PrincipalType, name: &str, p: &FakePrincipal| {
@@ -787,295 +585,10 @@ impl super::authz::AuthorizationDetails for FakeIam {
             .iter()
             .filter_map(|(arn, versions)| Some((arn.clone(), encode(versions.last()?))))
             .collect();
-        Ok(super::authz::DetailsPage {
+        Ok(DetailsPage {
             principals,
             managed_documents,
             next_marker: None,
         })
-    }
-}
-
-impl super::sweep_io::AccountDirectory for FakeMessaging {
-    async fn active_accounts(&self) -> Result<Vec<Account>, AwsError> {
-        Ok(self.begin("ListAccounts")?.organization.clone())
-    }
-}
-
-impl super::sweep_io::SweepTasks for FakeMessaging {
-    async fn send_tasks(&self, tasks: &[super::sweep_io::SweepTask]) -> Result<(), AwsError> {
-        self.begin("SendMessageBatch")?
-            .sweep_tasks
-            .extend(tasks.iter().cloned());
-        Ok(())
-    }
-}
-
-impl super::sweep_io::SummaryBus for FakeMessaging {
-    async fn publish_summary(
-        &self,
-        summary: &cutoff_domain::summary::SweepSummary,
-    ) -> Result<(), AwsError> {
-        self.begin("PutEvents")?.summaries.push(summary.clone());
-        Ok(())
-    }
-}
-
-impl super::sweep_io::SweepLedger for FakeMessaging {
-    async fn start_run(&self, run: &super::sweep_io::SweepRun) -> Result<bool, AwsError> {
-        let mut state = self.begin("PutItem")?;
-        if state.runs.contains_key(&run.run_id) {
-            return Ok(false);
-        }
-        state
-            .runs
-            .insert(run.run_id.clone(), (run.clone(), 0, None));
-        Ok(true)
-    }
-
-    async fn record_account(
-        &self,
-        run_id: &str,
-        record: &cutoff_domain::summary::AccountRecord,
-    ) -> Result<super::sweep_io::RunProgress, AwsError> {
-        let mut state = self.begin("TransactWriteItems")?;
-        let key = (run_id.to_owned(), record.account.to_string());
-        let recorded = !state.records.contains_key(&key);
-        if recorded {
-            state.records.insert(key, record.clone());
-        }
-        let (run, done, _) = state
-            .runs
-            .get_mut(run_id)
-            .ok_or_else(|| not_found("TransactWriteItems", run_id))?;
-        if recorded {
-            *done += 1;
-        }
-        Ok(super::sweep_io::RunProgress {
-            recorded,
-            done: *done,
-            total: run.total,
-        })
-    }
-
-    async fn claim_summary(&self, run_id: &str, claimant: &str) -> Result<bool, AwsError> {
-        let mut state = self.begin("UpdateItem")?;
-        let (run, done, claimed_by) = state
-            .runs
-            .get_mut(run_id)
-            .ok_or_else(|| not_found("UpdateItem", run_id))?;
-        if *done < run.total || claimed_by.as_deref().is_some_and(|c| c != claimant) {
-            return Ok(false);
-        }
-        *claimed_by = Some(claimant.to_owned());
-        Ok(true)
-    }
-
-    async fn run_records(
-        &self,
-        run_id: &str,
-    ) -> Result<
-        (
-            super::sweep_io::SweepRun,
-            Vec<cutoff_domain::summary::AccountRecord>,
-        ),
-        AwsError,
-    > {
-        let state = self.begin("Query")?;
-        let (run, _, _) = state
-            .runs
-            .get(run_id)
-            .ok_or_else(|| not_found("Query", run_id))?;
-        let records = state
-            .records
-            .iter()
-            .filter(|((r, _), _)| r == run_id)
-            .map(|(_, rec)| rec.clone())
-            .collect();
-        Ok((run.clone(), records))
-    }
-}
-
-/// An in-memory ledger: leases, dedupe markers and audit entries; fails on demand.
-#[derive(Debug, Clone, Default)]
-pub struct FakeLedger(pub Arc<Mutex<LedgerState>>);
-
-#[derive(Debug, Default)]
-pub struct LedgerState {
-    /// principal → (holder, until)
-    pub locks: HashMap<String, (String, chrono::DateTime<chrono::Utc>)>,
-    pub dedupe: HashMap<String, (super::ledger::AuditEntry, chrono::DateTime<chrono::Utc>)>,
-    pub entries: Vec<super::ledger::AuditEntry>,
-    /// Every lease taken, in order: (principal, holder).
-    pub acquired: Vec<(String, String)>,
-    /// principal → key records (with their expiry).
-    pub keys: HashMap<
-        String,
-        Vec<(
-            cutoff_domain::coverage::KeyRecord,
-            chrono::DateTime<chrono::Utc>,
-        )>,
-    >,
-    /// bucket → count.
-    pub slots: HashMap<String, u32>,
-    pub released: Vec<(String, String)>,
-    pub failures: InjectedFailures,
-}
-
-impl FakeLedger {
-    pub fn state(&self) -> std::sync::MutexGuard<'_, LedgerState> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn fail(&self, action: &'static str, kinds: &[ErrorKind]) {
-        self.state().failures.plan(action, kinds);
-    }
-
-    fn begin(
-        &self,
-        action: &'static str,
-    ) -> Result<std::sync::MutexGuard<'_, LedgerState>, AwsError> {
-        let mut state = self.state();
-        state.failures.take(action, "in the fake ledger")?;
-        Ok(state)
-    }
-}
-
-impl super::ledger::Ledger for FakeLedger {
-    async fn acquire(
-        &self,
-        principal: &str,
-        holder: &str,
-        now: chrono::DateTime<chrono::Utc>,
-        until: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, AwsError> {
-        let mut state = self.begin("acquire")?;
-        let free = match state.locks.get(principal) {
-            None => true,
-            Some((h, expires)) => h == holder || *expires < now,
-        };
-        if free {
-            state
-                .locks
-                .insert(principal.to_owned(), (holder.to_owned(), until));
-            state
-                .acquired
-                .push((principal.to_owned(), holder.to_owned()));
-        }
-        Ok(free)
-    }
-
-    async fn release(&self, principal: &str, holder: &str) -> Result<(), AwsError> {
-        let mut state = self.begin("release")?;
-        if state.locks.get(principal).is_some_and(|(h, _)| h == holder) {
-            state.locks.remove(principal);
-            state
-                .released
-                .push((principal.to_owned(), holder.to_owned()));
-        }
-        Ok(())
-    }
-
-    async fn applied(
-        &self,
-        key: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<super::ledger::AuditEntry>, AwsError> {
-        let state = self.begin("applied")?;
-        Ok(state
-            .dedupe
-            .get(key)
-            .filter(|(_, until)| *until > now)
-            .map(|(e, _)| e.clone()))
-    }
-
-    async fn record(
-        &self,
-        entry: &super::ledger::AuditEntry,
-        dedupe: Option<(&str, chrono::DateTime<chrono::Utc>)>,
-    ) -> Result<(), AwsError> {
-        let mut state = self.begin("record")?;
-        state.entries.push(entry.clone());
-        if let Some((key, until)) = dedupe {
-            state.dedupe.insert(key.to_owned(), (entry.clone(), until));
-        }
-        Ok(())
-    }
-
-    async fn history(
-        &self,
-        account: &Account,
-        kind: &str,
-        name: &str,
-        limit: usize,
-    ) -> Result<Vec<super::ledger::AuditEntry>, AwsError> {
-        let state = self.begin("history")?;
-        let mut found: Vec<_> = state
-            .entries
-            .iter()
-            .filter(|e| {
-                e.outcome.target.as_ref().is_some_and(|t| {
-                    t.account == *account
-                        && t.kind.as_str() == kind
-                        && t.name.as_str().eq_ignore_ascii_case(name)
-                })
-            })
-            .cloned()
-            .collect();
-        found.reverse();
-        found.truncate(limit);
-        Ok(found)
-    }
-
-    async fn key_records(
-        &self,
-        principal: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<cutoff_domain::coverage::KeyRecord>, AwsError> {
-        let state = self.begin("key_records")?;
-        Ok(state
-            .keys
-            .get(principal)
-            .map(|records| {
-                records
-                    .iter()
-                    .filter(|(_, until)| *until > now)
-                    .map(|(r, _)| r.clone())
-                    .collect()
-            })
-            .unwrap_or_default())
-    }
-
-    async fn record_key(
-        &self,
-        principal: &str,
-        record: &cutoff_domain::coverage::KeyRecord,
-        until: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), AwsError> {
-        let mut state = self.begin("record_key")?;
-        let records = state.keys.entry(principal.to_owned()).or_default();
-        records.retain(|(r, _)| r.sort_key() != record.sort_key());
-        records.push((record.clone(), until));
-        Ok(())
-    }
-
-    async fn drop_keys(&self, principal: &str) -> Result<(), AwsError> {
-        let mut state = self.begin("drop_keys")?;
-        state.keys.remove(principal);
-        Ok(())
-    }
-
-    async fn take_slot(
-        &self,
-        bucket: &str,
-        cap: u32,
-        _until: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, AwsError> {
-        let mut state = self.begin("take_slot")?;
-        let count = state.slots.entry(bucket.to_owned()).or_default();
-        if *count >= cap {
-            return Ok(false);
-        }
-        *count += 1;
-        Ok(true)
     }
 }

@@ -1,232 +1,27 @@
-//! The ledger: one DynamoDB table that holds the audit trail (every request and its
-//! outcome), the idempotency markers (a finding applied once within a window), and a
-//! lock per principal that serializes read-modify-write on its deny policy.
-//!
-//! # Why a lock
-//!
-//! IAM has no conditional put: two writers that read a principal's policy before
-//! either writes can each write a document built from the old read, and the later
-//! write drops the earlier one's cutoff (or a statement someone added). SQS FIFO keeps
-//! one principal's queued requests in order, but an operator's direct invoke or
-//! `cutoff revoke`, and the sweeper, write outside the queue. Every writer takes the
-//! principal's lease (a conditional put on `lock#…`) before reading and releases it
-//! after verifying; a lease expires on its own (`expires_at`), so a crashed holder
-//! blocks others for at most the lease.
-//!
-//! Items (string keys `pk`, `sk`; TTL attribute `expires_at`, epoch seconds):
-//! - `pk = principal#<account>#<kind>#<name>`, `sk = <RFC 3339 time>#<request id>`:
-//!   the audit entry (the outcome as JSON), newest last.
-//! - `pk = dedupe#<key>`, `sk = dedupe`: a finding applied to a principal, until
-//!   `expires_at`.
-//! - `pk = lock#<account>#<kind>#<name>`, `sk = lock`: the lease holder until
-//!   `expires_at`.
-//! - `pk = keys#<account>#<kind>#<name>`, `sk = <access key id>`: a key revoked on the
-//!   principal, with the cutoff that covers it and the finding that named it (the skip
-//!   rule, [`cutoff_domain::coverage`]), until `expires_at`; a release drops them.
-//! - `pk = breaker#<account>#<hour>`, `sk = breaker`: the automatic revocations of an
-//!   account in one hour (`n`), the circuit breaker's count.
-//! - `pk = sweep#<run id>`: sweep runs ([`super::sweep_io`]).
+//! The ledger table through the SDK: [`SdkLedger`] (and [`ConfiguredLedger`], the
+//! table when one is configured) and [`SdkSweepLedger`], the sweep runs in it.
 
 use std::collections::HashMap;
-use std::future::Future;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::sdk::classify;
-use super::{AwsError, ErrorKind};
+use super::{
+    AUDIT_RETENTION_DAYS, AuditEntry, Ledger, NoLedger, RUN_RETENTION_DAYS, RunProgress,
+    SweepLedger, SweepRun, principal_key, principal_key_of,
+};
+use crate::error::{AwsError, ErrorKind, classify};
 use cutoff_domain::coverage::KeyRecord;
-use cutoff_domain::outcome::Outcome;
-use cutoff_domain::principal::{Account, Target, TargetKind};
+use cutoff_domain::principal::Account;
+use cutoff_domain::summary::AccountRecord;
 
 const OP_PUT_ITEM: &str = "dynamodb:PutItem";
 const OP_GET_ITEM: &str = "dynamodb:GetItem";
 const OP_DELETE_ITEM: &str = "dynamodb:DeleteItem";
 const OP_QUERY: &str = "dynamodb:Query";
 const OP_UPDATE_ITEM: &str = "dynamodb:UpdateItem";
-
-/// How long a key record is kept: past the longest a session can live (36 hours), a
-/// record can no longer spare a write that matters.
-pub const KEY_RECORD_DAYS: i64 = 2;
-
-/// How long audit entries are kept (DynamoDB TTL); point-in-time recovery and the
-/// function logs keep them longer.
-pub const AUDIT_RETENTION_DAYS: i64 = 400;
-
-/// One request and its outcome, as the audit trail keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// When the request ended.
-    pub at: DateTime<Utc>,
-    /// The Lambda request id or SQS message id (CLI: `cli-…`).
-    pub request_id: String,
-    /// `revoke`, `release` or `sweep`.
-    pub action: String,
-    /// Who or what asked, the finding, the target, the cutoff before and after, the
-    /// result: all in the outcome.
-    pub outcome: Outcome,
-}
-
-/// The principal a target names, as a key: `<account>#<kind>#<name>`. IAM names are
-/// unique regardless of case (`Payments-API` is `payments-api`), so the name is
-/// lowercased: a request spelling it differently takes the same lock and finds the same
-/// key records and audit trail as the sweeper, which spells it as IAM does.
-///
-/// A role whose name only looks service-linked or like Identity Center's is a role:
-/// its kind is `role` here, as the sweeper and a request naming it as a role name it.
-pub fn principal_key(target: &Target) -> String {
-    let kind = match target.kind {
-        TargetKind::ServiceLinkedRole | TargetKind::IdentityCenterRole => TargetKind::Role,
-        other => other,
-    };
-    principal_key_of(&target.account, kind.as_str(), target.name.as_str())
-}
-
-/// [`principal_key`] from its parts (`kind` as [`TargetKind::as_str`] spells it).
-pub fn principal_key_of(account: &Account, kind: &str, name: &str) -> String {
-    format!("{account}#{kind}#{}", name.to_ascii_lowercase())
-}
-
-/// `lock#`, `dedupe#`, `principal#` keys, and what the ledger can do.
-pub trait Ledger: Send + Sync {
-    /// Whether there is a ledger at all ([`NoLedger`] says no).
-    fn enabled(&self) -> bool {
-        true
-    }
-
-    /// Takes the lease on `principal` for `holder` until `until`; false when someone
-    /// else holds an unexpired lease. Taking a lease the holder already has renews it.
-    fn acquire(
-        &self,
-        principal: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> impl Future<Output = Result<bool, AwsError>> + Send;
-
-    /// Gives the lease back if `holder` still has it.
-    fn release(
-        &self,
-        principal: &str,
-        holder: &str,
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
-
-    /// The entry that applied `dedupe_key` if it has not expired at `now`.
-    fn applied(
-        &self,
-        dedupe_key: &str,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<AuditEntry>, AwsError>> + Send;
-
-    /// Writes the audit entry and, with `dedupe`, marks that key applied until the
-    /// given time.
-    fn record(
-        &self,
-        entry: &AuditEntry,
-        dedupe: Option<(&str, DateTime<Utc>)>,
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
-
-    /// The newest `limit` entries for a principal, newest first.
-    fn history(
-        &self,
-        account: &Account,
-        kind: &str,
-        name: &str,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<AuditEntry>, AwsError>> + Send;
-
-    /// The keys revoked on `principal` whose records have not expired at `now`.
-    fn key_records(
-        &self,
-        principal: &str,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Vec<KeyRecord>, AwsError>> + Send;
-
-    /// Records (or replaces) a key revoked on `principal`, until `until`.
-    fn record_key(
-        &self,
-        principal: &str,
-        record: &KeyRecord,
-        until: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
-
-    /// Drops every key record of `principal`: its cutoff was released.
-    fn drop_keys(&self, principal: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
-
-    /// Counts one more in `bucket` unless it already holds `cap`; false when full. The
-    /// count expires at `until`.
-    fn take_slot(
-        &self,
-        bucket: &str,
-        cap: u32,
-        until: DateTime<Utc>,
-    ) -> impl Future<Output = Result<bool, AwsError>> + Send;
-}
-
-/// No ledger: no lock, no dedupe, no audit beyond the logs (the CLI without a table,
-/// tests of the workflow alone).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoLedger;
-
-impl Ledger for NoLedger {
-    fn enabled(&self) -> bool {
-        false
-    }
-
-    async fn acquire(
-        &self,
-        _: &str,
-        _: &str,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-    ) -> Result<bool, AwsError> {
-        Ok(true)
-    }
-
-    async fn release(&self, _: &str, _: &str) -> Result<(), AwsError> {
-        Ok(())
-    }
-
-    async fn applied(&self, _: &str, _: DateTime<Utc>) -> Result<Option<AuditEntry>, AwsError> {
-        Ok(None)
-    }
-
-    async fn record(
-        &self,
-        _: &AuditEntry,
-        _: Option<(&str, DateTime<Utc>)>,
-    ) -> Result<(), AwsError> {
-        Ok(())
-    }
-
-    async fn history(
-        &self,
-        _: &Account,
-        _: &str,
-        _: &str,
-        _: usize,
-    ) -> Result<Vec<AuditEntry>, AwsError> {
-        Ok(Vec::new())
-    }
-
-    async fn key_records(&self, _: &str, _: DateTime<Utc>) -> Result<Vec<KeyRecord>, AwsError> {
-        Ok(Vec::new())
-    }
-
-    async fn record_key(&self, _: &str, _: &KeyRecord, _: DateTime<Utc>) -> Result<(), AwsError> {
-        Ok(())
-    }
-
-    async fn drop_keys(&self, _: &str) -> Result<(), AwsError> {
-        Ok(())
-    }
-
-    async fn take_slot(&self, _: &str, _: u32, _: DateTime<Utc>) -> Result<bool, AwsError> {
-        Ok(true)
-    }
-}
+const OP_TRANSACT: &str = "dynamodb:TransactWriteItems";
 
 /// The ledger table, through the SDK.
 #[derive(Debug, Clone)]
@@ -313,7 +108,7 @@ enum QueryOrder {
 
 /// [`classify`], with DynamoDB's own codes placed: its throttling (provisioned or
 /// account request limits), transaction conflicts (retryable) and a missing table.
-pub(super) fn dynamodb_error<E>(
+fn dynamodb_error<E>(
     err: &aws_smithy_runtime_api::client::result::SdkError<
         E,
         aws_smithy_runtime_api::client::orchestrator::HttpResponse,
@@ -338,15 +133,15 @@ where
     out
 }
 
-pub(super) fn s(v: impl Into<String>) -> AttributeValue {
+fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-pub(super) fn n(v: impl ToString) -> AttributeValue {
+fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-pub(super) fn is_condition_failure(code: Option<&str>) -> bool {
+fn is_condition_failure(code: Option<&str>) -> bool {
     code == Some("ConditionalCheckFailedException")
 }
 
@@ -728,5 +523,258 @@ impl Ledger for ConfiguredLedger {
             ConfiguredLedger::None => Ok(true),
             ConfiguredLedger::Table(t) => t.take_slot(bucket, cap, until).await,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sweep runs
+// ---------------------------------------------------------------------------------------
+
+/// The runs of the sweep in the ledger table, through the SDK.
+#[derive(Debug, Clone)]
+pub struct SdkSweepLedger {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl SdkSweepLedger {
+    /// A client of `config` for the ledger table `table`.
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(config), table)
+    }
+
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn context(&self) -> String {
+        format!("on table `{}`", self.table)
+    }
+}
+
+fn run_key(run_id: &str) -> String {
+    format!("sweep#{run_id}")
+}
+
+fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Option<u64> {
+    item.get(key)?.as_n().ok()?.parse().ok()
+}
+
+fn malformed(op: &'static str, context: String, message: impl Into<String>) -> AwsError {
+    AwsError::new(ErrorKind::Malformed, op, context, message)
+}
+
+impl SdkSweepLedger {
+    async fn progress(&self, run_id: &str) -> Result<(u64, u64), AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(run_key(run_id)))
+            .key("sk", s("run"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| dynamodb_error(&e, OP_GET_ITEM, self.context()))?;
+        let item = out.item().ok_or_else(|| {
+            malformed(
+                OP_GET_ITEM,
+                self.context(),
+                format!("run {run_id} is not in the table"),
+            )
+        })?;
+        Ok((
+            number(item, "done").unwrap_or(0),
+            number(item, "total").unwrap_or(0),
+        ))
+    }
+}
+
+impl SweepLedger for SdkSweepLedger {
+    async fn start_run(&self, run: &SweepRun) -> Result<bool, AwsError> {
+        let expires = run.started_at + chrono::Duration::days(RUN_RETENTION_DAYS);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(run_key(&run.run_id)))
+            .item("sk", s("run"))
+            .item("total", n(run.total))
+            .item("done", n(0))
+            .item("started_at", s(run.started_at.to_rfc3339()))
+            .item("dry_run", AttributeValue::Bool(run.dry_run))
+            .item("expires_at", n(expires.timestamp()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => {
+                Ok(false)
+            }
+            Err(e) => Err(dynamodb_error(&e, OP_PUT_ITEM, self.context())),
+        }
+    }
+
+    async fn record_account(
+        &self,
+        run_id: &str,
+        record: &AccountRecord,
+    ) -> Result<RunProgress, AwsError> {
+        let json = serde_json::to_string(record)
+            .map_err(|e| malformed(OP_TRANSACT, self.context(), e.to_string()))?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(run_key(run_id)))
+            .item("sk", s(format!("account#{}", record.account)))
+            .item("record", s(json))
+            .item(
+                "expires_at",
+                n((Utc::now() + chrono::Duration::days(RUN_RETENTION_DAYS)).timestamp()),
+            )
+            .condition_expression("attribute_not_exists(sk)")
+            .build()
+            .map_err(|e| malformed(OP_TRANSACT, self.context(), e.to_string()))?;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(run_key(run_id)))
+            .key("sk", s("run"))
+            .update_expression("ADD #done :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#done", "done")
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(|e| malformed(OP_TRANSACT, self.context(), e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        let recorded = match result {
+            Ok(_) => true,
+            Err(e) => {
+                let reasons: Vec<Option<String>> = e
+                    .as_service_error()
+                    .and_then(|se| match se {
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(
+                            c.cancellation_reasons()
+                                .iter()
+                                .map(|r| r.code().map(str::to_owned))
+                                .collect(),
+                        ),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                match reasons.as_slice() {
+                    // The record is there already: a redelivered task, counted before.
+                    [Some(first), ..] if first == "ConditionalCheckFailed" => false,
+                    [_, Some(second)] if second == "ConditionalCheckFailed" => {
+                        return Err(malformed(
+                            OP_TRANSACT,
+                            self.context(),
+                            format!("run {run_id} is not in the table"),
+                        ));
+                    }
+                    _ => return Err(dynamodb_error(&e, OP_TRANSACT, self.context())),
+                }
+            }
+        };
+        let (done, total) = self.progress(run_id).await?;
+        Ok(RunProgress {
+            recorded,
+            done,
+            total,
+        })
+    }
+
+    async fn claim_summary(&self, run_id: &str, claimant: &str) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(run_key(run_id)))
+            .key("sk", s("run"))
+            .update_expression("SET claimed_by = :me")
+            .condition_expression(
+                "attribute_exists(pk) AND #done >= #total AND (attribute_not_exists(claimed_by) OR claimed_by = :me)",
+            )
+            .expression_attribute_names("#done", "done")
+            .expression_attribute_names("#total", "total")
+            .expression_attribute_values(":me", s(claimant))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => {
+                Ok(false)
+            }
+            Err(e) => Err(dynamodb_error(&e, OP_UPDATE_ITEM, self.context())),
+        }
+    }
+
+    async fn run_records(&self, run_id: &str) -> Result<(SweepRun, Vec<AccountRecord>), AwsError> {
+        let mut run = None;
+        let mut records = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(run_key(run_id)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| dynamodb_error(&e, OP_QUERY, self.context()))?;
+            for item in out.items() {
+                let sk = item.get("sk").and_then(|v| v.as_s().ok());
+                if sk.map(String::as_str) == Some("run") {
+                    let started_at = item
+                        .get("started_at")
+                        .and_then(|v| v.as_s().ok())
+                        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.to_utc())
+                        .ok_or_else(|| {
+                            malformed(OP_QUERY, self.context(), "run item without started_at")
+                        })?;
+                    run = Some(SweepRun {
+                        run_id: run_id.to_owned(),
+                        started_at,
+                        dry_run: item
+                            .get("dry_run")
+                            .and_then(|v| v.as_bool().ok())
+                            .copied()
+                            .unwrap_or(false),
+                        total: number(item, "total").unwrap_or(0),
+                    });
+                } else if let Some(json) = item.get("record").and_then(|v| v.as_s().ok()) {
+                    match serde_json::from_str::<AccountRecord>(json) {
+                        Ok(r) => records.push(r),
+                        Err(e) => {
+                            tracing::warn!(run_id, error = %e, "unreadable account record skipped")
+                        }
+                    }
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        let run = run.ok_or_else(|| {
+            malformed(
+                OP_QUERY,
+                self.context(),
+                format!("run {run_id} is not in the table"),
+            )
+        })?;
+        Ok((run, records))
     }
 }

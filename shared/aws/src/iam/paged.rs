@@ -26,9 +26,9 @@ use std::future::Future;
 
 use aws_sdk_iam::types::{AttachedPolicy, EntityType, ManagedPolicyDetail, PolicyDetail, Tag};
 
-use super::sdk::{SdkIam, classify};
-use super::{AwsError, ErrorKind, PrincipalType};
-use cutoff_domain::principal::{Account, IamPath, PrincipalName, UniqueId};
+use super::SdkIam;
+use crate::error::{AwsError, ErrorKind, classify};
+use cutoff_domain::principal::{Account, IamPath, PrincipalName, PrincipalType, UniqueId};
 use cutoff_domain::sweep_rules::PrincipalSnapshot;
 
 /// The operation name in errors and logs.

@@ -1,0 +1,354 @@
+//! Security Hub: the workflow status and note of the finding an outcome answers
+//! ([`FindingsUpdater`], [`SdkFindings`]); its in-memory fake is in `fake` (feature
+//! `test-support`).
+//!
+//! `BatchUpdateFindings` answers 200 while leaving some findings unprocessed: the
+//! answer is checked, and an unprocessed finding is an error, never a silent drop.
+
+use std::borrow::Cow;
+use std::future::Future;
+
+use aws_sdk_securityhub::types::{
+    AwsSecurityFindingIdentifier, NoteUpdate, WorkflowStatus as HubWorkflowStatus, WorkflowUpdate,
+};
+
+use crate::error::{AwsError, ErrorKind, bound, classify, entry_message};
+
+/// Security Hub accepts notes of at most 512 characters.
+const MAX_NOTE_CHARS: usize = 512;
+/// The `UpdatedBy` of cutoff's notes.
+const NOTE_AUTHOR: &str = "cutoff";
+
+/// Security Hub workflow states cutoff sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkflowStatus {
+    Notified,
+    Resolved,
+}
+
+/// `securityhub:BatchUpdateFindings`.
+pub trait FindingsUpdater: Send + Sync {
+    /// Sets the finding's workflow status and adds a note (at most 512 characters).
+    fn update_finding(
+        &self,
+        finding_id: &str,
+        product_arn: &str,
+        status: WorkflowStatus,
+        note: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// Security Hub findings, through the SDK.
+#[derive(Debug, Clone)]
+pub struct SdkFindings {
+    client: aws_sdk_securityhub::Client,
+}
+
+impl SdkFindings {
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(aws_sdk_securityhub::Client::new(config))
+    }
+
+    pub fn new(client: aws_sdk_securityhub::Client) -> Self {
+        Self { client }
+    }
+}
+
+/// `note`, cut on a character boundary to Security Hub's 512 characters, the last
+/// one then an ellipsis.
+fn note_text(note: &str) -> Cow<'_, str> {
+    if note.chars().nth(MAX_NOTE_CHARS).is_none() {
+        return Cow::Borrowed(note);
+    }
+    let cut = note
+        .char_indices()
+        .nth(MAX_NOTE_CHARS - 1)
+        .map_or(note.len(), |(i, _)| i);
+    Cow::Owned(format!("{}…", &note[..cut]))
+}
+
+impl FindingsUpdater for SdkFindings {
+    /// An empty note is left out (Security Hub requires a non-empty `Text`).
+    async fn update_finding(
+        &self,
+        finding_id: &str,
+        product_arn: &str,
+        status: WorkflowStatus,
+        note: &str,
+    ) -> Result<(), AwsError> {
+        const OP: &str = "securityhub:BatchUpdateFindings";
+        let context = || format!("on finding `{finding_id}`");
+        let status = match status {
+            WorkflowStatus::Notified => HubWorkflowStatus::Notified,
+            WorkflowStatus::Resolved => HubWorkflowStatus::Resolved,
+        };
+        let mut request = self
+            .client
+            .batch_update_findings()
+            .finding_identifiers(
+                AwsSecurityFindingIdentifier::builder()
+                    .id(finding_id)
+                    .product_arn(product_arn)
+                    .build(),
+            )
+            .workflow(WorkflowUpdate::builder().status(status).build());
+        if !note.is_empty() {
+            request = request.note(
+                NoteUpdate::builder()
+                    .text(note_text(note))
+                    .updated_by(NOTE_AUTHOR)
+                    .build(),
+            );
+        }
+        let out = request
+            .send()
+            .await
+            .map_err(|e| classify(&e, OP, context()))?;
+        match out.unprocessed_findings().first() {
+            None => Ok(()),
+            Some(unprocessed) => {
+                // Without a code the answer is garbled: worth another try.
+                let kind = unprocessed
+                    .error_code()
+                    .map_or(ErrorKind::Transient, ErrorKind::from_code);
+                Err(AwsError::new(
+                    kind,
+                    OP,
+                    context(),
+                    bound(format!(
+                        "the finding was not updated: {}",
+                        entry_message(unprocessed.error_code(), unprocessed.error_message())
+                    )),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake {
+    //! In-memory Security Hub findings.
+
+    use std::sync::{Arc, Mutex, MutexGuard};
+
+    use crate::error::{AwsError, ErrorKind, InjectedFailures};
+
+    use super::{FindingsUpdater, WorkflowStatus};
+
+    /// Records the finding updates; fails the next calls on demand.
+    #[derive(Debug, Clone, Default)]
+    pub struct FakeFindings(pub Arc<Mutex<FindingsState>>);
+
+    #[derive(Debug, Default)]
+    pub struct FindingsState {
+        /// (finding id, product arn, status, note)
+        pub finding_updates: Vec<(String, String, WorkflowStatus, String)>,
+        pub failures: InjectedFailures,
+    }
+
+    impl FakeFindings {
+        pub fn state(&self) -> MutexGuard<'_, FindingsState> {
+            self.0.lock().unwrap_or_else(|p| p.into_inner())
+        }
+
+        pub fn fail(&self, action: &'static str, kinds: &[ErrorKind]) {
+            self.state().failures.plan(action, kinds);
+        }
+
+        fn begin(&self, action: &'static str) -> Result<MutexGuard<'_, FindingsState>, AwsError> {
+            let mut state = self.state();
+            state.failures.take(action, "in the fake")?;
+            Ok(state)
+        }
+    }
+
+    impl FindingsUpdater for FakeFindings {
+        async fn update_finding(
+            &self,
+            finding_id: &str,
+            product_arn: &str,
+            status: WorkflowStatus,
+            note: &str,
+        ) -> Result<(), AwsError> {
+            let mut state = self.begin("BatchUpdateFindings")?;
+            state.finding_updates.push((
+                finding_id.to_owned(),
+                product_arn.to_owned(),
+                status,
+                note.to_owned(),
+            ));
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use aws_config::retry::RetryConfig;
+    use aws_sdk_securityhub::Client as Hub;
+    use aws_sdk_securityhub::operation::batch_update_findings::BatchUpdateFindingsOutput;
+    use aws_sdk_securityhub::types::BatchUpdateFindingsUnprocessedFinding;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    /// A mocked client with SDK retries off, so that every response reaches our code.
+    macro_rules! mocked {
+        ($sdk:ident, $rules:expr) => {
+            mock_client!($sdk, RuleMode::Sequential, $rules, |c| c
+                .retry_config(RetryConfig::disabled()))
+        };
+    }
+
+    const FINDING: &str = "arn:aws:guardduty:eu-west-1:111122223333:detector/d1/finding/f1";
+    const PRODUCT: &str = "arn:aws:securityhub:eu-west-1::product/aws/guardduty";
+
+    fn response(status: u16, body: &str, headers: &[(&'static str, &'static str)]) -> HttpResponse {
+        let mut response =
+            HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body));
+        for (name, value) in headers {
+            response.headers_mut().insert(*name, *value);
+        }
+        response
+    }
+
+    /// A restJson error, as Security Hub sends it.
+    fn json_error(code: &str, message: &str) -> String {
+        format!(r#"{{"__type":"{code}","message":"{message}"}}"#)
+    }
+
+    #[tokio::test]
+    async fn update_finding_sends_identifier_status_and_note() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let rule = mock!(Hub::batch_update_findings).then_compute_output({
+            let seen = seen.clone();
+            move |r| {
+                seen.lock().unwrap().push(r.clone());
+                BatchUpdateFindingsOutput::builder().build()
+            }
+        });
+        let hub = SdkFindings::new(mock_client!(
+            aws_sdk_securityhub,
+            RuleMode::MatchAny,
+            [&rule],
+            |c| c.retry_config(RetryConfig::disabled())
+        ));
+        hub.update_finding(FINDING, PRODUCT, WorkflowStatus::Notified, "owner alerted")
+            .await
+            .unwrap();
+        hub.update_finding(FINDING, PRODUCT, WorkflowStatus::Resolved, &"é".repeat(600))
+            .await
+            .unwrap();
+        hub.update_finding(FINDING, PRODUCT, WorkflowStatus::Resolved, &"a".repeat(512))
+            .await
+            .unwrap();
+        hub.update_finding(FINDING, PRODUCT, WorkflowStatus::Resolved, "")
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 4);
+        for request in seen.iter() {
+            let [id] = request.finding_identifiers() else {
+                panic!("one identifier expected: {request:?}")
+            };
+            assert_eq!((id.id(), id.product_arn()), (Some(FINDING), Some(PRODUCT)));
+        }
+        let status = |i: usize| seen[i].workflow().and_then(|w| w.status()).cloned();
+        assert_eq!(status(0), Some(HubWorkflowStatus::Notified));
+        assert_eq!(status(1), Some(HubWorkflowStatus::Resolved));
+        let note = |i: usize| seen[i].note().cloned();
+        let first = note(0).unwrap();
+        assert_eq!(
+            (first.text(), first.updated_by()),
+            (Some("owner alerted"), Some("cutoff"))
+        );
+        let cut = note(1).unwrap();
+        let cut = cut.text().unwrap();
+        assert_eq!(cut.chars().count(), 512);
+        assert!(cut.starts_with("éé") && cut.ends_with("é…"), "{cut}");
+        assert_eq!(note(2).unwrap().text(), Some("a".repeat(512).as_str()));
+        assert!(note(3).is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unprocessed_finding_is_an_error_of_its_code() {
+        let cases = [
+            (Some("FindingNotFound"), ErrorKind::NotFound),
+            (Some("ConcurrentUpdateError"), ErrorKind::Transient),
+            (Some("InternalFailure"), ErrorKind::Transient),
+            (Some("InvalidInput"), ErrorKind::Malformed),
+            (None, ErrorKind::Transient),
+        ];
+        for (code, kind) in cases {
+            let rule = mock!(Hub::batch_update_findings).then_output(move || {
+                BatchUpdateFindingsOutput::builder()
+                    .unprocessed_findings(
+                        BatchUpdateFindingsUnprocessedFinding::builder()
+                            .finding_identifier(
+                                AwsSecurityFindingIdentifier::builder()
+                                    .id(FINDING)
+                                    .product_arn(PRODUCT)
+                                    .build(),
+                            )
+                            .set_error_code(code.map(str::to_owned))
+                            .error_message("Finding Not Found")
+                            .build(),
+                    )
+                    .build()
+            });
+            let hub = SdkFindings::new(mocked!(aws_sdk_securityhub, [&rule]));
+            let err = hub
+                .update_finding(FINDING, PRODUCT, WorkflowStatus::Resolved, "note")
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, kind, "{code:?}: {err}");
+            assert_eq!(err.operation, "securityhub:BatchUpdateFindings");
+            assert_eq!(err.context, format!("on finding `{FINDING}`"));
+            assert!(
+                err.message.starts_with("the finding was not updated: "),
+                "{err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn batch_update_findings_failures_are_classified() {
+        let cases = [
+            (429, "LimitExceededException", ErrorKind::Throttled),
+            (500, "InternalException", ErrorKind::Transient),
+            (403, "AccessDeniedException", ErrorKind::AccessDenied),
+            (401, "InvalidAccessException", ErrorKind::AccessDenied),
+            (400, "InvalidInputException", ErrorKind::Malformed),
+        ];
+        for (status, code, kind) in cases {
+            let rule = mock!(Hub::batch_update_findings).then_http_response(move || {
+                let headers = [
+                    ("content-type", "application/json"),
+                    ("x-amzn-errortype", code),
+                ];
+                response(status, &json_error(code, "Security Hub says no"), &headers)
+            });
+            let hub = SdkFindings::new(mocked!(aws_sdk_securityhub, [&rule]));
+            let err = hub
+                .update_finding(FINDING, PRODUCT, WorkflowStatus::Notified, "note")
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, kind, "{code}: {err}");
+            assert!(err.message.starts_with(code), "{err}");
+        }
+    }
+
+    #[test]
+    fn notes_are_cut_on_character_boundaries() {
+        assert_eq!(note_text("short"), "short");
+        let long = "ü".repeat(1000);
+        let cut = note_text(&long);
+        assert_eq!(cut.chars().count(), MAX_NOTE_CHARS);
+        assert!(cut.ends_with("ü…"));
+        assert!(matches!(note_text(&"x".repeat(512)), Cow::Borrowed(_)));
+    }
+}
