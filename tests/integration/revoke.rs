@@ -436,10 +436,12 @@ async fn service_linked_identity_center_protected_and_root_targets_are_never_wri
     .await;
     create_role(&env.iam, "cutoff-revoker", "/", &[]).await;
     // Real service-linked and Identity Center roles live at the paths IAM reserves.
+    // (AWSServiceRoleForECS is the pipeline tests' one, in the same account of the
+    // shared moto server.)
     create_role(
         &env.iam,
-        "AWSServiceRoleForECS",
-        "/aws-service-role/ecs.amazonaws.com/",
+        "AWSServiceRoleForAutoScaling",
+        "/aws-service-role/autoscaling.amazonaws.com/",
         &[],
     )
     .await;
@@ -467,7 +469,7 @@ async fn service_linked_identity_center_protected_and_root_targets_are_never_wri
         ),
         (
             TargetKind::ServiceLinkedRole,
-            "AWSServiceRoleForECS".into(),
+            "AWSServiceRoleForAutoScaling".into(),
             Status::Unmodifiable,
             "service",
         ),
