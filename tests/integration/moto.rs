@@ -133,16 +133,20 @@ fn helper_hold_a_server_until_killed() {
     }
 }
 
+/// libtest's name of `test`, a test of this module: its path within the test crate
+/// (`moto::…` when this file is a module of the integration binary).
+fn test_name(test: &str) -> String {
+    match module_path!().split_once("::") {
+        Some((_crate, module)) => format!("{module}::{test}"),
+        None => test.to_owned(),
+    }
+}
+
 #[test]
 fn a_killed_test_process_leaves_no_server() {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "helper_hold_a_server_until_killed",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .arg(test_name("helper_hold_a_server_until_killed"))
+        .args(["--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env("CUTOFF_TESTS_HOLD_MOTO", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -152,7 +156,7 @@ fn a_killed_test_process_leaves_no_server() {
     let mut port = None;
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
-        // libtest prints "test helper_… ... " on the same line first.
+        // libtest prints "test moto::helper_… ... " on the same line first.
         if let Some((_, p)) = line.split_once("MOTO_PORT=") {
             port = Some(p.trim().parse::<u16>().unwrap());
             break;

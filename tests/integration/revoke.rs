@@ -31,7 +31,8 @@ const EXTERNAL_ID: &str = "cutoff-ext-7f3a";
 const ALLOW_ALL: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
-/// A name no other test in this binary uses (they share one moto server).
+/// A name no other test of this module uses. The tests of the integration binary share
+/// one moto server; the other modules keep to other names in this account.
 fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
