@@ -401,30 +401,49 @@ async fn handle(
     Ok(reply(StatusCode::NOT_FOUND, "{}"))
 }
 
-/// The path of a function binary of this workspace, built (debug) on first use so
-/// tests never run a stale one.
+/// The function binaries of this workspace: the Makefile's `FUNCTIONS`.
+pub const FUNCTIONS: [&str; 4] = ["intake", "revoker", "notifier", "sweeper"];
+
+/// The path of a function binary of this workspace (one of [`FUNCTIONS`]), built (debug)
+/// on first use so tests never run a stale one.
+///
+/// The first call in a process builds all four with one `cargo build -p intake -p
+/// revoker -p notifier -p sweeper`; later calls, from any test, reuse that. It is the
+/// command `make unit` runs before the tests, so under make it finds them built and
+/// builds nothing; and since both select the same packages, both resolve the same
+/// features, so neither build undoes the other (building one function alone could
+/// resolve its dependencies' features differently and relink it).
 pub fn function_binary(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut built = lock(built);
-    if let Some(path) = built.get(name) {
-        return path.clone();
-    }
+    assert!(
+        FUNCTIONS.contains(&name),
+        "{name} is not a function binary of this workspace ({FUNCTIONS:?})"
+    );
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(build_functions).join(name)
+}
+
+/// Builds [`FUNCTIONS`] (see [`function_binary`]); returns the directory they are in.
+fn build_functions() -> PathBuf {
     let root = crate::workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args(["build", "--quiet", "-p", name, "--bin", name])
+    let mut command = Command::new(cargo);
+    command.current_dir(root).args(["build", "--quiet"]);
+    for function in FUNCTIONS {
+        command.args(["-p", function]);
+    }
+    let status = command
         .status()
-        .unwrap_or_else(|e| panic!("running cargo build -p {name}: {e}"));
-    assert!(status.success(), "cargo build -p {name} failed");
+        .unwrap_or_else(|e| panic!("running cargo build of {FUNCTIONS:?}: {e}"));
+    assert!(status.success(), "cargo build of {FUNCTIONS:?} failed");
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
-    let path = target.join("debug").join(name);
-    assert!(path.exists(), "{} was not built", path.display());
-    built.insert(name.to_owned(), path.clone());
-    path
+    let dir = target.join("debug");
+    for function in FUNCTIONS {
+        let path = dir.join(function);
+        assert!(path.exists(), "{} was not built", path.display());
+    }
+    dir
 }
 
 /// The real revoker on a local Runtime API, configured as the deployment configures it
