@@ -103,8 +103,9 @@ impl MotoServer {
 
     /// One moto server for the whole test binary, started on first use. It is never
     /// dropped (statics are not); the stdin watchdog stops it when the test process exits.
-    /// Tests sharing it run in parallel: keep to names of your own, or use
-    /// [`MotoServer::start`] for a private server.
+    /// Tests sharing it run in parallel, and every module of an integration test binary
+    /// shares it: keep to names (or accounts) no other test uses, in any module, and never
+    /// [`reset`](MotoServer::reset) it; use [`MotoServer::start`] for a private server.
     pub fn shared() -> &'static MotoServer {
         static SHARED: OnceLock<MotoServer> = OnceLock::new();
         SHARED.get_or_init(MotoServer::start)
