@@ -117,6 +117,14 @@ fn the_shared_server_is_started_once() {
     assert!(accepts_connections(first.port()));
 }
 
+/// Every module of the test binary uses the shared server at once: a reset would wipe
+/// what they set up, so it is refused (before anything is sent).
+#[test]
+#[should_panic(expected = "reset() of the shared moto server")]
+fn the_shared_server_refuses_a_reset() {
+    MotoServer::shared().reset();
+}
+
 /// Run by `a_killed_test_process_leaves_no_server` in a child process: starts moto, says
 /// where, and waits to be killed.
 #[test]
