@@ -112,7 +112,7 @@ $(NODE_STAMP): package.json $(wildcard package-lock.json)
 # from the fixtures and tests/fuzz-corpus/<target>/ and grows fuzz/corpus/<target>/
 # (ignored by git); a crash stops the run with its input in fuzz/artifacts/<target>/.
 # Minimise it (cargo fuzz tmin) into tests/fuzz-corpus/<target>/, where `make test`
-# (tests/hostile.rs) replays every file through the same checks.
+# (tests/integration/hostile.rs) replays every file through the same checks.
 FUZZ_TOOLS := .tools
 CARGO_FUZZ_VERSION := 0.13.2
 FUZZ_STAMP := $(FUZZ_TOOLS)/.cutoff-cargo-fuzz-$(CARGO_FUZZ_VERSION)-stamp
@@ -148,7 +148,12 @@ fmt-check: setup
 clippy: setup
 	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
 
+# The function binaries the integration tests run (function_binary in
+# tests/support/runtime.rs) are built first, once, by the very command the tests would
+# run: they find them built. The tests are two binaries, tests/integration/ and
+# cli/tests/integration/, each one process with one moto server.
 unit: setup tools
+	$(CARGO) build $(CARGO_FLAGS) $(foreach f,$(FUNCTIONS),-p $(f))
 	$(CARGO) test $(CARGO_FLAGS) --workspace
 
 # cfn-lint comes with moto (pinned in tools/requirements.txt), so every `make test`
@@ -160,7 +165,8 @@ cfn-lint: tools
 # `sam validate --lint` (SAM's own rules; fake credentials, nothing is called) and
 # checkov (security scanner; every skip is justified in the resource's Metadata).
 # cfn-lint does not check IAM action names under the SAM transform (W3037); the
-# least-privilege test (tests/infra.rs) checks each granted action against the code.
+# least-privilege test (tests/integration/infra.rs) checks each granted action against
+# the code.
 lint-tools: $(LINT_STAMP)
 
 $(LINT_STAMP): $(LINT_REQUIREMENTS)
@@ -175,12 +181,13 @@ lint-templates: cfn-lint lint-tools
 		$(LINT_VENV)/bin/sam validate --lint --template infra/template.yaml --region us-east-1
 	$(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation $(foreach t,$(TEMPLATES),-f $(t))
 
-# The templates held to AWS's definitions (tests/infra.rs, also part of make test):
-# every action, NotAction and condition key exists in the service authorization
-# reference (iam-data, pinned), and each function's role grants exactly the actions
-# that authorize the SDK operations its code calls.
+# The templates held to AWS's definitions (tests/integration/infra.rs, also part of
+# make test): every action, NotAction and condition key exists in the service
+# authorization reference (iam-data, pinned), and each function's role grants exactly
+# the actions that authorize the SDK operations its code calls. The infra:: module of
+# the integration test binary.
 permissions: setup tools
-	$(CARGO) test $(CARGO_FLAGS) -p cutoff-tests --test infra
+	$(CARGO) test $(CARGO_FLAGS) -p cutoff-tests --test integration -- infra::
 
 # `sam build` as a user runs it, without this Makefile's other targets: four release
 # builds, so lint, not test. It must leave four bootstraps of the architecture
@@ -256,9 +263,12 @@ clean:
 	$(CARGO) clean
 
 # The demo: moto and the three function binaries on this machine, one finding through
-# intake -> queue -> revoker -> bus -> notifier. It stops everything it started.
+# intake -> queue -> revoker -> bus -> notifier. It stops everything it started. The
+# functions are built as for the tests (all four in one cargo build, the command
+# function_binary runs), so the demo finds them built.
 demo: setup tools
-	$(CARGO) build $(CARGO_FLAGS) --quiet -p intake -p revoker -p notifier -p cutoff-tests --bin intake --bin revoker --bin notifier --bin cutoff-demo
+	$(CARGO) build $(CARGO_FLAGS) --quiet $(foreach f,$(FUNCTIONS),-p $(f))
+	$(CARGO) build $(CARGO_FLAGS) --quiet -p cutoff-tests --bin cutoff-demo
 	./target/debug/cutoff-demo
 
 # Deploy to AWS (needs credentials): `sam build` (the bundles of `make build`), then a

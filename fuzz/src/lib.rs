@@ -1,7 +1,7 @@
 //! The invariants behind cutoff's fuzz targets.
 //!
 //! Each `pub fn <target>(data: &[u8])` is what `fuzz/fuzz_targets/<target>.rs` runs under
-//! libFuzzer (`make fuzz`), and what `tests/hostile.rs` runs on every file of
+//! libFuzzer (`make fuzz`), and what `tests/integration/hostile.rs` runs on every file of
 //! `tests/fuzz-corpus/<target>/` on the stable toolchain (`make test`). A broken
 //! invariant panics with a message that names it: a crash with the input saved under
 //! libFuzzer, a failed test naming the corpus file under `cargo test`.
@@ -373,7 +373,8 @@ pub fn is_unsafe_char(c: char) -> bool {
 /// the Arabic letter mark (U+061C, a bidirectional control like U+200F), the soft
 /// hyphen, the Mongolian vowel separator, the combining grapheme joiner, Hangul fillers
 /// and the tag characters (U+E0000–U+E007F, invisible ASCII look-alikes). See the
-/// report in tests/hostile.rs (`invisible_characters_beyond_the_documented_set`).
+/// report in tests/integration/hostile.rs
+/// (`invisible_characters_beyond_the_documented_set`).
 pub fn is_invisible_beyond_documented(c: char) -> bool {
     matches!(
         c,

@@ -50,11 +50,11 @@ pub fn workspace_root() -> &'static Path {
 }
 
 /// A template of `infra/` as JSON, intrinsic functions in long form
-/// (tests/infra/cfn_to_json.py, with cfn-lint's YAML loader from `.venv/`).
+/// (tests/support/cfn_to_json.py, with cfn-lint's YAML loader from `.venv/`).
 pub fn template_json(name: &str) -> Value {
     let root = workspace_root();
     let out = std::process::Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("tests/infra/cfn_to_json.py"))
+        .arg(root.join("tests/support/cfn_to_json.py"))
         .arg(root.join("infra").join(name))
         .output()
         .expect("run .venv/bin/python (make tools installs it)");

@@ -68,6 +68,9 @@ exec 3<&-
 wait "$moto"
 "#;
 
+/// The server of [`MotoServer::shared`], once started.
+static SHARED: OnceLock<MotoServer> = OnceLock::new();
+
 /// A running moto server; stopped (and reaped) on drop.
 pub struct MotoServer {
     port: u16,
@@ -103,10 +106,10 @@ impl MotoServer {
 
     /// One moto server for the whole test binary, started on first use. It is never
     /// dropped (statics are not); the stdin watchdog stops it when the test process exits.
-    /// Tests sharing it run in parallel: keep to names of your own, or use
-    /// [`MotoServer::start`] for a private server.
+    /// Tests sharing it run in parallel, and every module of an integration test binary
+    /// shares it: keep to names (or accounts) no other test uses, in any module, and never
+    /// [`reset`](MotoServer::reset) it; use [`MotoServer::start`] for a private server.
     pub fn shared() -> &'static MotoServer {
-        static SHARED: OnceLock<MotoServer> = OnceLock::new();
         SHARED.get_or_init(MotoServer::start)
     }
 
@@ -125,8 +128,17 @@ impl MotoServer {
         self.child.id()
     }
 
-    /// Forgets every resource of every service (`POST /moto-api/reset`).
+    /// Forgets every resource of every service (`POST /moto-api/reset`). Only for a server
+    /// of one's own: on the shared one it would pull the resources from under the tests
+    /// running beside, so it panics there instead.
     pub fn reset(&self) {
+        assert!(
+            !SHARED
+                .get()
+                .is_some_and(|shared| std::ptr::eq(shared, self)),
+            "reset() of the shared moto server would wipe what the tests running beside this \
+             one set up: start a server of your own (MotoServer::start)"
+        );
         let status = http_status(
             self.port,
             "POST",

@@ -4,10 +4,15 @@
 //!
 //! Only the Runtime API is emulated (next, response, error, init error); the Lambda
 //! service around it (scaling, timeouts, retries) is not.
+//!
+//! The function's stdout and stderr go to a file (see [`LocalLambda::logs`]), not to a
+//! pipe: what the function wrote before it answered an invocation is in the file when
+//! the answer arrives, so a test can read the log lines of that invocation at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Read};
+use std::fs::{File, OpenOptions};
+use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener as StdTcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -59,9 +64,8 @@ pub struct LocalLambda {
     shared: Arc<Shared>,
     child: Child,
     started: Instant,
-    log: Arc<Mutex<Vec<String>>>,
-    /// The threads copying the function's stdout and stderr into `log`.
-    readers: Vec<JoinHandle<()>>,
+    /// The function's stdout and stderr.
+    output: Mutex<Output>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     next_id: AtomicU64,
@@ -91,6 +95,7 @@ impl LocalLambda {
                 })
                 .expect("spawn runtime API thread")
         };
+        let (output_file, output) = Output::create(name);
         let started = Instant::now();
         let mut command = Command::new(binary);
         command
@@ -103,43 +108,22 @@ impl LocalLambda {
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdout(Stdio::from(
+                output_file.try_clone().expect("clone the output file"),
+            ))
+            .stderr(Stdio::from(output_file));
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut child = command
+        let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let mut readers = Vec::new();
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let log = Arc::clone(&log);
-            readers.push(thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    lock(&log).push(line);
-                }
-            }));
-        }
         LocalLambda {
             name: name.to_owned(),
             shared,
             child,
             started,
-            log,
-            readers,
+            output: Mutex::new(output),
             shutdown: Some(shutdown),
             thread: Some(thread),
             next_id: AtomicU64::new(1),
@@ -182,7 +166,6 @@ impl LocalLambda {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                self.drain_output();
                 return Err(format!(
                     "{} exited with {status} before answering; init error: {:?}; output:\n{}",
                     self.name,
@@ -248,7 +231,6 @@ impl LocalLambda {
                 return Ok(t);
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                self.drain_output();
                 return Err(format!(
                     "{} exited with {status} during init; output:\n{}",
                     self.name,
@@ -265,22 +247,17 @@ impl LocalLambda {
         }
     }
 
-    /// After the process has exited: waits until everything it printed is in the log
-    /// (its pipes close when it exits, so the readers end).
-    fn drain_output(&mut self) {
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
-    }
-
-    /// Everything the function printed (its JSON log lines).
+    /// Everything the function has printed so far (its JSON log lines), stdout and stderr
+    /// in the order written. Complete up to the moment of the call: every line the
+    /// function wrote before answering an invocation is there once the answer is.
     pub fn logs(&self) -> String {
-        lock(&self.log).join("\n")
+        lock(&self.output).lines().join("\n")
     }
 
-    /// The log lines that parse as JSON.
+    /// The log lines that parse as JSON (see [`LocalLambda::logs`]).
     pub fn json_logs(&self) -> Vec<Value> {
-        lock(&self.log)
+        lock(&self.output)
+            .lines()
             .iter()
             .filter_map(|line| serde_json::from_str(line).ok())
             .collect()
@@ -301,6 +278,61 @@ impl Drop for LocalLambda {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// Where a function's stdout and stderr go: a file of its own, opened for appending (so
+/// the two streams' writes never overwrite each other) and removed from its directory at
+/// once, so that nothing is left behind however the test process ends; the descriptors
+/// keep it. A regular file, unlike a pipe, needs no reader thread: a line the function
+/// has written is readable the moment its `write` returns.
+struct Output {
+    file: File,
+    lines: Vec<String>,
+    /// What follows the last newline read so far.
+    partial: Vec<u8>,
+}
+
+impl Output {
+    /// The file to hand to the function (for its stdout and stderr), and its reader.
+    fn create(name: &str) -> (File, Output) {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "cutoff-local-lambda-{}-{}-{name}.log",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let writer = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        let file = File::open(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        let _ = std::fs::remove_file(&path);
+        let output = Output {
+            file,
+            lines: Vec::new(),
+            partial: Vec::new(),
+        };
+        (writer, output)
+    }
+
+    /// Every line written so far, a last one without its newline included.
+    fn lines(&mut self) -> Vec<String> {
+        let mut read = Vec::new();
+        // From where the last call stopped to the current end of the file.
+        let _ = self.file.read_to_end(&mut read);
+        self.partial.extend_from_slice(&read);
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line[..end]);
+            self.lines.push(text.trim_end_matches('\r').to_owned());
+        }
+        let mut lines = self.lines.clone();
+        if !self.partial.is_empty() {
+            lines.push(String::from_utf8_lossy(&self.partial).into_owned());
+        }
+        lines
     }
 }
 
@@ -401,30 +433,49 @@ async fn handle(
     Ok(reply(StatusCode::NOT_FOUND, "{}"))
 }
 
-/// The path of a function binary of this workspace, built (debug) on first use so
-/// tests never run a stale one.
+/// The function binaries of this workspace: the Makefile's `FUNCTIONS`.
+pub const FUNCTIONS: [&str; 4] = ["intake", "revoker", "notifier", "sweeper"];
+
+/// The path of a function binary of this workspace (one of [`FUNCTIONS`]), built (debug)
+/// on first use so tests never run a stale one.
+///
+/// The first call in a process builds all four with one `cargo build -p intake -p
+/// revoker -p notifier -p sweeper`; later calls, from any test, reuse that. It is the
+/// command `make unit` runs before the tests, so under make it finds them built and
+/// builds nothing; and since both select the same packages, both resolve the same
+/// features, so neither build undoes the other (building one function alone could
+/// resolve its dependencies' features differently and relink it).
 pub fn function_binary(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut built = lock(built);
-    if let Some(path) = built.get(name) {
-        return path.clone();
-    }
+    assert!(
+        FUNCTIONS.contains(&name),
+        "{name} is not a function binary of this workspace ({FUNCTIONS:?})"
+    );
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(build_functions).join(name)
+}
+
+/// Builds [`FUNCTIONS`] (see [`function_binary`]); returns the directory they are in.
+fn build_functions() -> PathBuf {
     let root = crate::workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args(["build", "--quiet", "-p", name, "--bin", name])
+    let mut command = Command::new(cargo);
+    command.current_dir(root).args(["build", "--quiet"]);
+    for function in FUNCTIONS {
+        command.args(["-p", function]);
+    }
+    let status = command
         .status()
-        .unwrap_or_else(|e| panic!("running cargo build -p {name}: {e}"));
-    assert!(status.success(), "cargo build -p {name} failed");
+        .unwrap_or_else(|e| panic!("running cargo build of {FUNCTIONS:?}: {e}"));
+    assert!(status.success(), "cargo build of {FUNCTIONS:?} failed");
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
-    let path = target.join("debug").join(name);
-    assert!(path.exists(), "{} was not built", path.display());
-    built.insert(name.to_owned(), path.clone());
-    path
+    let dir = target.join("debug");
+    for function in FUNCTIONS {
+        let path = dir.join(function);
+        assert!(path.exists(), "{} was not built", path.display());
+    }
+    dir
 }
 
 /// The real revoker on a local Runtime API, configured as the deployment configures it

@@ -579,8 +579,8 @@ pub struct SweepResult {
     pub paged: SweepPass,
     /// A dry run before it, with moto's own answer: the whole account in one page.
     pub unpaged_dry_run: SweepPass,
-    /// What the scale test in tests/sweep.rs pins: pages + 3 per moved cutoff + 2 per
-    /// removed revocation.
+    /// What the scale test in tests/integration/sweep.rs pins: pages + 3 per moved cutoff +
+    /// 2 per removed revocation.
     pub expected_iam_calls: u64,
 }
 
@@ -604,8 +604,8 @@ pub struct SweepPass {
 
 const SEED_IN_FLIGHT: usize = 32;
 
-/// Role `i` of the sweep, as in tests/sweep.rs: every 20th opts in (max session age
-/// 2h), every 20th plus one carries only an expired revocation.
+/// Role `i` of the sweep, as in tests/integration/sweep.rs: every 20th opts in (max session
+/// age 2h), every 20th plus one carries only an expired revocation.
 fn sweep_role(i: usize, opted_in: usize, expired: usize) -> (String, bool, bool) {
     (
         format!("svc-{i:05}"),

@@ -9,13 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use cutoff_tests::workspace_root;
 use serde_json::Value;
 
-#[path = "infra/deploy.rs"]
 mod deploy;
-#[path = "infra/reference.rs"]
 mod reference;
-#[path = "infra/resolve.rs"]
 mod resolve;
-#[path = "infra/trust.rs"]
 mod trust;
 
 /// A template as JSON, intrinsic functions in long form.

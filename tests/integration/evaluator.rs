@@ -244,7 +244,7 @@ fn an_invalid_document_is_rejected_not_evaluated() {
 // ------------------------------------------------------------------ resource policies
 //
 // The evaluator also takes the resource's own policy and the request context AWS derives
-// from the principal; the template tests (tests/infra.rs) rely on both.
+// from the principal; the template tests (tests/integration/infra.rs) rely on both.
 
 const ACCOUNT: &str = "123456789012";
 const QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:requests.fifo";

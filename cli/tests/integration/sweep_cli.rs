@@ -26,7 +26,8 @@ use cutoff_tests::proxy::{Fault, FaultPlan, FaultProxy};
 use cutoff_tests::seed;
 use serde_json::Value;
 
-/// A number no other test in this binary uses.
+/// A number no other test of this module uses (the other CLI modules keep out of these
+/// accounts).
 fn next_id() -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)

@@ -15,7 +15,7 @@ use cutoff_tests::evaluator::{Decision, EvalRequest, evaluate_all};
 use cutoff_tests::workspace_root;
 use serde_json::{Value, json};
 
-use crate::resolve::{ACCOUNT, PARTITION, REGION, Stack, as_list, load, scalar_text};
+use super::resolve::{ACCOUNT, PARTITION, REGION, Stack, as_list, load, scalar_text};
 
 const ORG: &str = "o-exampleorg1";
 const MEMBER: &str = "444455556666";

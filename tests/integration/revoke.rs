@@ -32,7 +32,8 @@ const EXTERNAL_ID: &str = "cutoff-ext-7f3a";
 const ALLOW_ALL: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
-/// A name no other test in this binary uses (they share one moto server).
+/// A name no other test of this module uses. The tests of the integration binary share
+/// one moto server; the other modules keep to other names in this account.
 fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
@@ -437,10 +438,12 @@ async fn service_linked_identity_center_protected_and_root_targets_are_never_wri
     .await;
     create_role(&env.iam, "cutoff-revoker", "/", &[]).await;
     // Real service-linked and Identity Center roles live at the paths IAM reserves.
+    // (AWSServiceRoleForECS is the pipeline tests' one, in the same account of the
+    // shared moto server.)
     create_role(
         &env.iam,
-        "AWSServiceRoleForECS",
-        "/aws-service-role/ecs.amazonaws.com/",
+        "AWSServiceRoleForAutoScaling",
+        "/aws-service-role/autoscaling.amazonaws.com/",
         &[],
     )
     .await;
@@ -468,7 +471,7 @@ async fn service_linked_identity_center_protected_and_root_targets_are_never_wri
         ),
         (
             TargetKind::ServiceLinkedRole,
-            "AWSServiceRoleForECS".into(),
+            "AWSServiceRoleForAutoScaling".into(),
             Status::Unmodifiable,
             "service",
         ),

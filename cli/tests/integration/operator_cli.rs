@@ -39,8 +39,8 @@ fn mallory() -> Identity {
     Identity::role_session(ACCOUNT, "Developer", "mallory", "MALLORY1")
 }
 
-/// The revoker binary as `tests/revoker_lambda.rs` starts it, behind a function URL
-/// that knows alice, bob and mallory and admits the operator role and bob.
+/// The revoker binary as `tests/integration/revoker_lambda.rs` starts it, behind a function
+/// URL that knows alice, bob and mallory and admits the operator role and bob.
 fn function_url() -> FunctionUrl {
     let revoker = revoker_on_moto(MotoServer::shared().endpoint(), &[]);
     FunctionUrl::start(

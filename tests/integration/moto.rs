@@ -117,6 +117,14 @@ fn the_shared_server_is_started_once() {
     assert!(accepts_connections(first.port()));
 }
 
+/// Every module of the test binary uses the shared server at once: a reset would wipe
+/// what they set up, so it is refused (before anything is sent).
+#[test]
+#[should_panic(expected = "reset() of the shared moto server")]
+fn the_shared_server_refuses_a_reset() {
+    MotoServer::shared().reset();
+}
+
 /// Run by `a_killed_test_process_leaves_no_server` in a child process: starts moto, says
 /// where, and waits to be killed.
 #[test]
@@ -133,16 +141,20 @@ fn helper_hold_a_server_until_killed() {
     }
 }
 
+/// libtest's name of `test`, a test of this module: its path within the test crate
+/// (`moto::…` when this file is a module of the integration binary).
+fn test_name(test: &str) -> String {
+    match module_path!().split_once("::") {
+        Some((_crate, module)) => format!("{module}::{test}"),
+        None => test.to_owned(),
+    }
+}
+
 #[test]
 fn a_killed_test_process_leaves_no_server() {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "helper_hold_a_server_until_killed",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .arg(test_name("helper_hold_a_server_until_killed"))
+        .args(["--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env("CUTOFF_TESTS_HOLD_MOTO", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -152,7 +164,7 @@ fn a_killed_test_process_leaves_no_server() {
     let mut port = None;
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
-        // libtest prints "test helper_… ... " on the same line first.
+        // libtest prints "test moto::helper_… ... " on the same line first.
         if let Some((_, p)) = line.split_once("MOTO_PORT=") {
             port = Some(p.trim().parse::<u16>().unwrap());
             break;

@@ -1,7 +1,7 @@
 //! Reliability of the whole pipeline: the three function binaries on local Lambda
 //! Runtime APIs, wired through moto's SQS, EventBridge and SNS as in
-//! `tests/pipeline.rs`, with every AWS call the functions make going through the
-//! fault-injecting proxy (`AWS_ENDPOINT_URL` of all three points at it; the test's own
+//! `tests/integration/pipeline.rs`, with every AWS call the functions make going through
+//! the fault-injecting proxy (`AWS_ENDPOINT_URL` of all three points at it; the test's own
 //! set-up and read-back calls go to moto directly and are never faulted).
 //!
 //! - 200 revocations under 20% injected faults (throttling, 500/503, slow answers,

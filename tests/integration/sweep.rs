@@ -106,7 +106,8 @@ fn age(text: &str) -> MaxSessionAge {
     MaxSessionAge::parse(text).unwrap()
 }
 
-/// A number no other test in this binary uses (they share one moto server).
+/// A number no other test of this module uses (the tests of the integration binary
+/// share one moto server; the other modules keep out of these accounts).
 fn next_id() -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -1025,7 +1026,8 @@ async fn a_member_account_is_swept_through_the_member_role() {
     )
     .await;
 
-    // cutoff's own account is moto's default one, the only test here that uses it.
+    // cutoff's own account is moto's default one: the only test of this module that uses
+    // it (other modules' tests do, with names of their own; nothing here lists it).
     let proxy = FaultProxy::start(policy_name_shim(), FaultPlan::passthrough());
     let access = SdkAccountAccess::new(
         &sdk_config(proxy.endpoint()).await,

@@ -1,8 +1,8 @@
 //! The local function URL (`cutoff_tests::function_url`) refuses what AWS refuses
-//! before the function runs, so that the operator-path tests (`cli/tests/operator_cli.rs`)
-//! mean something: every request here is signed by botocore (not by cutoff's signer),
-//! all but the last one wrongly in one way, and none of the wrong ones reaches the
-//! revoker.
+//! before the function runs, so that the operator-path tests
+//! (`cli/tests/integration/operator_cli.rs`) mean something: every request here is signed
+//! by botocore (not by cutoff's signer), all but the last one wrongly in one way, and none
+//! of the wrong ones reaches the revoker.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

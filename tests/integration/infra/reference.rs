@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use cutoff_tests::workspace_root;
 use serde_json::{Value, json};
 
-use crate::resolve::load;
-use crate::trust::readme_scp;
+use super::resolve::load;
+use super::trust::readme_scp;
 
 /// What the catalogue says of one action (or pattern) and the condition keys used with it.
 #[derive(Debug, Clone)]

@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use crate::resolve::scalar_text;
-use crate::trust::responder;
+use super::resolve::scalar_text;
+use super::trust::responder;
 
 const FUNCTIONS: [(&str, &str); 4] = [
     ("IntakeFunction", "IntakeReservedConcurrency"),
@@ -13,7 +13,7 @@ const FUNCTIONS: [(&str, &str); 4] = [
     ("SweeperFunction", "SweeperReservedConcurrency"),
 ];
 
-fn reserved(stack: &crate::resolve::Stack, function: &str) -> Option<u32> {
+fn reserved(stack: &super::resolve::Stack, function: &str) -> Option<u32> {
     match &stack.properties(function)["ReservedConcurrentExecutions"] {
         Value::Null => None,
         v => Some(scalar_text(v).parse().unwrap()),
@@ -55,7 +55,7 @@ fn a_fresh_account_without_security_hub_deploys_nothing_of_security_hub() {
     // Without Security Hub enabled, AWS refuses to create an action target, so the
     // default stack creates none of it; opting in creates the action, its rule, the
     // notifier's permission to mark findings, and the output.
-    let security_hub = |stack: &crate::resolve::Stack| {
+    let security_hub = |stack: &super::resolve::Stack| {
         let mut found = stack.resources_of_type("AWS::SecurityHub::ActionTarget");
         found.extend(
             stack
@@ -82,7 +82,7 @@ fn a_fresh_account_without_security_hub_deploys_nothing_of_security_hub() {
 }
 
 /// Every name the responder gives a resource, by resource id.
-fn names(stack: &crate::resolve::Stack) -> Vec<(String, String)> {
+fn names(stack: &super::resolve::Stack) -> Vec<(String, String)> {
     const NAMED: [(&str, &str); 12] = [
         ("AWS::IAM::Role", "RoleName"),
         ("AWS::SQS::Queue", "QueueName"),
@@ -153,12 +153,12 @@ fn a_staging_and_a_production_stack_share_no_name_in_one_account() {
 
 #[test]
 fn the_member_role_trusts_the_revoker_and_sweeper_of_its_responders_prefix() {
-    use crate::resolve::ACCOUNT;
+    use super::resolve::ACCOUNT;
     let staging = responder(&[("NamePrefix", "cutoff-staging")]);
     let revoker = staging.arn("RevokerRole");
     let sweeper = staging.arn("SweeperRole");
     let trusted = |prefix: &str| {
-        let member = crate::trust::member("444455556666", &[("ResponderNamePrefix", prefix)]);
+        let member = super::trust::member("444455556666", &[("ResponderNamePrefix", prefix)]);
         let trust = member.trust_policy("MemberRole").to_string();
         (trust.contains(&revoker), trust.contains(&sweeper))
     };
@@ -169,8 +169,8 @@ fn the_member_role_trusts_the_revoker_and_sweeper_of_its_responders_prefix() {
 
 #[test]
 fn the_member_role_name_is_one_parameter_with_one_default_in_both_templates() {
-    let responder = crate::resolve::load("template.yaml");
-    let member = crate::resolve::load("member-role.yaml");
+    let responder = super::resolve::load("template.yaml");
+    let member = super::resolve::load("member-role.yaml");
     let default = &responder["Parameters"]["MemberRoleName"]["Default"];
     assert_eq!(default, &member["Parameters"]["MemberRoleName"]["Default"]);
     // Nowhere else is the name written out: everything refers to the parameter.
@@ -179,7 +179,7 @@ fn the_member_role_name_is_one_parameter_with_one_default_in_both_templates() {
         !text.contains(default.as_str().unwrap()),
         "a literal member role name"
     );
-    let stack = crate::trust::responder(&[("MemberRoleName", "sec-member")]);
+    let stack = super::trust::responder(&[("MemberRoleName", "sec-member")]);
     for function in ["IntakeFunction", "RevokerFunction", "SweeperFunction"] {
         assert_eq!(
             stack.properties(function)["Environment"]["Variables"]["CUTOFF_MEMBER_ROLE_NAME"],
@@ -197,7 +197,7 @@ fn the_member_role_name_is_one_parameter_with_one_default_in_both_templates() {
 
 #[test]
 fn a_redeploy_after_a_delete_reuses_the_retained_ledger_table() {
-    let template = crate::resolve::load("template.yaml");
+    let template = super::resolve::load("template.yaml");
     assert_eq!(
         template["Resources"]["LedgerTable"]["DeletionPolicy"],
         "Retain"
@@ -233,8 +233,8 @@ fn a_redeploy_after_a_delete_reuses_the_retained_ledger_table() {
     );
     let table_arn = format!(
         "arn:aws:dynamodb:{}:{}:table/cutoff-ledger",
-        crate::resolve::REGION,
-        crate::resolve::ACCOUNT
+        super::resolve::REGION,
+        super::resolve::ACCOUNT
     );
     for (function, role) in [
         ("RevokerFunction", "RevokerRole"),
@@ -252,19 +252,19 @@ fn a_redeploy_after_a_delete_reuses_the_retained_ledger_table() {
     }
 }
 
-fn forwarder(responder_region: &str, extra: &[(&str, &str)]) -> crate::resolve::Stack {
+fn forwarder(responder_region: &str, extra: &[(&str, &str)]) -> super::resolve::Stack {
     let mut params = vec![("ResponderRegion", responder_region)];
     params.extend_from_slice(extra);
-    crate::resolve::Stack::new(&crate::resolve::load("forwarder.yaml"), &params)
+    super::resolve::Stack::new(&super::resolve::load("forwarder.yaml"), &params)
 }
 
 #[test]
 fn the_forwarder_sends_findings_to_the_responders_default_bus_and_nowhere_else() {
-    use crate::resolve::{ACCOUNT, REGION};
+    use super::resolve::{ACCOUNT, REGION};
     // The StackSet instance in the responder's own region creates nothing that
     // forwards (a rule sending the default bus to itself would loop).
     let home = forwarder(REGION, &[("CloudTrailEventNames", "StopLogging")]);
-    let created: Vec<String> = crate::resolve::load("forwarder.yaml")["Resources"]
+    let created: Vec<String> = super::resolve::load("forwarder.yaml")["Resources"]
         .as_object()
         .unwrap()
         .keys()
