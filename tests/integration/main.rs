@@ -11,6 +11,7 @@
 //!
 //! [`MotoServer::start`]: cutoff_tests::moto::MotoServer::start
 
+mod architecture;
 mod evaluator;
 mod event_patterns;
 mod fixtures;
