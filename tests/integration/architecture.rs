@@ -272,3 +272,74 @@ fn the_cycle_finder_finds_a_cycle_and_the_reader_sees_grouped_imports() {
     acyclic.get_mut("c").unwrap().clear();
     assert_eq!(find_cycle(&acyclic), None);
 }
+
+/// The documents a reader follows from the README: every file they name in
+/// backticks exists, and every test they name after a file is in that file (the
+/// documents cite tests as the proof of a claim; a moved or renamed test must take
+/// its citation along).
+#[test]
+fn the_docs_name_files_that_exist_and_tests_that_are_in_them() {
+    let root = workspace_root();
+    let mut documents: Vec<PathBuf> = [
+        "README.md",
+        "infra/README.md",
+        "functions/README.md",
+        "tests/fixtures/README.md",
+        "bench/README.md",
+    ]
+    .iter()
+    .map(|p| root.join(p))
+    .collect();
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            documents.push(path);
+        }
+    }
+    let is_path = |t: &str| {
+        t.contains('/')
+            && !t.starts_with('.')
+            && !t.contains(['<', '*', '{', ' '])
+            && [".rs", ".md", ".yaml", ".py", ".mjs", ".json", ".toml"]
+                .iter()
+                .any(|ext| t.ends_with(ext))
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "./_-".contains(c))
+    };
+    let is_test_name = |t: &str| {
+        t.len() > 20
+            && t.starts_with(|c: char| c.is_ascii_lowercase())
+            && t.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    let mut problems = Vec::new();
+    let mut cited = 0;
+    for document in &documents {
+        let text = std::fs::read_to_string(document).unwrap();
+        let name = document.strip_prefix(root).unwrap().display().to_string();
+        for (number, line) in text.lines().enumerate() {
+            let mut file: Option<String> = None;
+            for token in line.split('`').skip(1).step_by(2) {
+                let token = token.trim_end_matches([':', ',']);
+                if is_path(token) {
+                    if root.join(token).exists() {
+                        file = Some(token.to_owned());
+                    } else {
+                        problems.push(format!("{name}:{}: no file {token}", number + 1));
+                        file = None;
+                    }
+                } else if is_test_name(token)
+                    && let Some(file) = file.as_ref().filter(|f| f.ends_with(".rs"))
+                {
+                    cited += 1;
+                    let source = std::fs::read_to_string(root.join(file)).unwrap();
+                    if !source.contains(&format!("fn {token}(")) {
+                        problems.push(format!("{name}:{}: no test {token} in {file}", number + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(cited > 50, "the citations were read: {cited}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
