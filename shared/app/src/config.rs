@@ -11,12 +11,12 @@ use cutoff_domain::settings::{
 };
 
 /// What the revoker needs beyond the triage rules.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct RevokerConfig {
     /// The role assumed in member accounts.
     pub member_role_name: PrincipalName,
-    /// The ExternalId the member role's trust policy requires. Kept out of `Debug`
-    /// output by [`RevokerConfig::redacted`]; never logged.
+    /// The ExternalId the member role's trust policy requires. Kept out of the
+    /// `Debug` output (a configuration printed in a panic or a log line).
     pub external_id: Option<String>,
     /// Protected principals (the same rules as triage's).
     pub protection: Protection,
@@ -52,6 +52,35 @@ pub struct RevokerConfig {
     /// The revoker's own role (`CUTOFF_ROLE_ARN`): what the self-check asks the policy
     /// simulator about in the home account, where cutoff acts with this role.
     pub role_arn: Option<String>,
+}
+
+impl std::fmt::Debug for RevokerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevokerConfig")
+            .field("member_role_name", &self.member_role_name)
+            .field(
+                "external_id",
+                &self.external_id.as_ref().map(|_| "(redacted)"),
+            )
+            .field("protection", &self.protection)
+            .field("accounts", &self.accounts)
+            .field(
+                "max_revocations_per_account_hour",
+                &self.max_revocations_per_account_hour,
+            )
+            .field(
+                "max_revocations_per_action_hour",
+                &self.max_revocations_per_action_hour,
+            )
+            .field("dry_run", &self.dry_run)
+            .field("home", &self.home)
+            .field("outcome_bus", &self.outcome_bus)
+            .field("final_receive", &self.final_receive)
+            .field("honour_protected_tag", &self.honour_protected_tag)
+            .field("ledger_table", &self.ledger_table)
+            .field("role_arn", &self.role_arn)
+            .finish()
+    }
 }
 
 pub mod revoker_env {
@@ -733,6 +762,11 @@ mod revoker_config_tests {
         assert!(
             !bad.contains("secret"),
             "the ExternalId is not echoed: {bad}"
+        );
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("cutoff-3f1c9a") && shown.contains("(redacted)"),
+            "the ExternalId is not in Debug output: {shown}"
         );
     }
 }

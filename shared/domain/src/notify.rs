@@ -1,6 +1,6 @@
 //! Rendering an outcome into the message people read, and choosing who reads it.
 //!
-//! Pure: no I/O. The notifier Lambda ([`crate::handler::notifier`]) publishes what
+//! Pure: no I/O. The notifier Lambda (`cutoff::handler::notifier`) publishes what
 //! [`render`] builds to the topics [`route`] picks.
 //!
 //! A message is written for someone who has never heard of cutoff: what happened, to
