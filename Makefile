@@ -148,13 +148,15 @@ fmt-check: setup
 clippy: setup
 	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
 
-# The function binaries the integration tests run (function_binary in
-# tests/support/runtime.rs) are built first, once, by the very command the tests would
-# run: they find them built. The tests are two binaries, tests/integration/ and
+# Everything is built first, in one build whose features are the test build's: the
+# function binaries the integration tests run (function_binary in
+# tests/support/runtime.rs, told by CUTOFF_FUNCTIONS_BUILD to expect this build) come
+# out of it too, so the SDK is compiled once, not a second time without its
+# test-only features. The tests are two binaries, tests/integration/ and
 # cli/tests/integration/, each one process with one moto server.
 unit: setup tools
-	$(CARGO) build $(CARGO_FLAGS) $(foreach f,$(FUNCTIONS),-p $(f))
-	$(CARGO) test $(CARGO_FLAGS) --workspace
+	$(CARGO) build $(CARGO_FLAGS) --workspace --all-targets
+	CUTOFF_FUNCTIONS_BUILD=workspace $(CARGO) test $(CARGO_FLAGS) --workspace
 
 # cfn-lint comes with moto (pinned in tools/requirements.txt), so every `make test`
 # lints the templates too: zero errors and zero warnings.

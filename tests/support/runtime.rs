@@ -439,12 +439,21 @@ pub const FUNCTIONS: [&str; 4] = ["intake", "revoker", "notifier", "sweeper"];
 /// The path of a function binary of this workspace (one of [`FUNCTIONS`]), built (debug)
 /// on first use so tests never run a stale one.
 ///
-/// The first call in a process builds all four with one `cargo build -p intake -p
-/// revoker -p notifier -p sweeper`; later calls, from any test, reuse that. It is the
-/// command `make unit` runs before the tests, so under make it finds them built and
-/// builds nothing; and since both select the same packages, both resolve the same
-/// features, so neither build undoes the other (building one function alone could
-/// resolve its dependencies' features differently and relink it).
+/// The first call in a process builds all four; later calls, from any test, reuse
+/// that. Which build, [`FUNCTIONS_BUILD`] says:
+///
+/// - `workspace` (what `make unit` sets): `cargo build --workspace --all-targets`,
+///   the command `make unit` runs before `cargo test --workspace`. It resolves the
+///   dependencies' features as the test build does (dev-dependencies included: the
+///   SDK's and tokio's `test-util`), so the functions link against the very
+///   dependencies the tests were built with and a fresh clone compiles the SDK once,
+///   not twice. The binaries are the functions' own `main.rs`; the extra features
+///   add test helpers and change no default.
+/// - unset (`make demo`, or `cargo test` run by hand): `cargo build -p intake -p
+///   revoker -p notifier -p sweeper`, production features only.
+///
+/// Either way the command is the one make ran first, so under make it builds nothing
+/// and neither build undoes the other.
 pub fn function_binary(name: &str) -> PathBuf {
     assert!(
         FUNCTIONS.contains(&name),
@@ -454,14 +463,22 @@ pub fn function_binary(name: &str) -> PathBuf {
     BUILT.get_or_init(build_functions).join(name)
 }
 
+/// How [`function_binary`] builds the functions: `workspace` for the build `make unit`
+/// runs before the tests, anything else for the functions alone.
+pub const FUNCTIONS_BUILD: &str = "CUTOFF_FUNCTIONS_BUILD";
+
 /// Builds [`FUNCTIONS`] (see [`function_binary`]); returns the directory they are in.
 fn build_functions() -> PathBuf {
     let root = crate::workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
     command.current_dir(root).args(["build", "--quiet"]);
-    for function in FUNCTIONS {
-        command.args(["-p", function]);
+    if std::env::var(FUNCTIONS_BUILD).as_deref() == Ok("workspace") {
+        command.args(["--workspace", "--all-targets"]);
+    } else {
+        for function in FUNCTIONS {
+            command.args(["-p", function]);
+        }
     }
     let status = command
         .status()
