@@ -259,7 +259,7 @@ pub async fn sweep(args: &SweepArgs) -> anyhow::Result<Exit> {
         &ledger,
         &accounts,
         &config,
-        started,
+        &clock,
         &run_id,
         plan.concurrency,
     )

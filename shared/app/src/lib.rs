@@ -3,7 +3,9 @@
 //! and the AWS adapters (`cutoff-aws`: how it talks to AWS).
 
 pub mod config;
+pub mod deny_writer;
 pub mod handler;
+pub mod principal_lock;
 pub mod revoke;
 pub mod sweep_run;
 pub mod telemetry;

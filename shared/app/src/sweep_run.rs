@@ -23,7 +23,6 @@
 //! the pages of the listing, plus for each changed principal one fresh read per policy
 //! it changes, the writes, and one read-back per moved cutoff.
 
-use cutoff_domain::triage::Source;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -37,9 +36,14 @@ use cutoff_aws::retrying::Retrying;
 use cutoff_aws::{
     AccountAccess, AwsError, IamApi, IamPrincipal, InlinePolicies, ManagedPolicies, PrincipalType,
 };
+use cutoff_domain::clock::Clock;
 use cutoff_domain::event::Scope;
 use cutoff_domain::outcome::owner_from_tags;
-use cutoff_domain::outcome::{Outcome, Owner, Status, Trigger};
+use cutoff_domain::outcome::{FailureKind, Outcome, Owner, Status, Trigger};
+use cutoff_domain::triage::Source;
+
+use crate::deny_writer::{DenyWriter, ReadBack};
+use crate::principal_lock::{self, LockRequest};
 use cutoff_domain::policy::{Cutoff, PolicyDocument};
 use cutoff_domain::principal::{Account, IamPath, Target, TargetKind};
 use cutoff_domain::summary::AccountReport;
@@ -55,8 +59,10 @@ pub struct SweepConfig {
     /// Read-backs of a moved cutoff before it is declared unverified.
     pub verify_attempts: u32,
     pub verify_delay: Duration,
-    /// How long the sweeper holds a principal's lock at most.
+    /// How long the sweeper holds a principal's lock at most, and how long it waits
+    /// for one another writer holds (not long: the next sweep comes back to it).
     pub lock_lease: chrono::Duration,
+    pub lock_wait: Duration,
 }
 
 impl Default for SweepConfig {
@@ -68,6 +74,7 @@ impl Default for SweepConfig {
             verify_attempts: 5,
             verify_delay: Duration::from_millis(250),
             lock_lease: chrono::Duration::seconds(60),
+            lock_wait: Duration::from_millis(750),
         }
     }
 }
@@ -80,7 +87,7 @@ pub async fn sweep_accounts<A, L>(
     ledger: &L,
     accounts: &[Account],
     config: &SweepConfig,
-    now: DateTime<Utc>,
+    clock: &dyn Clock,
     run_id: &str,
     concurrency: usize,
 ) -> Vec<AccountReport>
@@ -91,7 +98,7 @@ where
 {
     let sweeps = accounts
         .iter()
-        .map(|account| sweep_one(access, ledger, account, config, now, run_id));
+        .map(|account| sweep_one(access, ledger, account, config, clock, run_id));
     bounded(sweeps, concurrency).await
 }
 
@@ -111,7 +118,7 @@ pub async fn sweep_one<A, L>(
     ledger: &L,
     account: &Account,
     config: &SweepConfig,
-    now: DateTime<Utc>,
+    clock: &dyn Clock,
     run_id: &str,
 ) -> AccountReport
 where
@@ -123,7 +130,7 @@ where
     let access = Retrying::new(access, config.retry);
     let session = format!("sweep-{run_id}");
     let mut report = match access.client(account, &session).await {
-        Ok(client) => sweep_account(&client, ledger, account, config, now, run_id).await,
+        Ok(client) => sweep_account(&client, ledger, account, config, clock, run_id).await,
         Err(e) => AccountReport::failed(account.clone(), config.dry_run, e.to_outcome_error()),
     };
     report.api_calls = u64::from(access.calls());
@@ -131,21 +138,22 @@ where
     report
 }
 
-/// Sweeps one account with `client` (its calls retried and counted). Each principal that
-/// changes is written under its lock in `ledger` (as the revoker writes), held by
-/// `sweep-<run id>`.
+/// Sweeps one account with `client` (its calls retried and counted), planned at
+/// `clock`'s now. Each principal that changes is written under its lock in `ledger`
+/// (taken as the revoker takes it), held by `sweep-<run id>`.
 pub async fn sweep_account<C, L>(
     client: &Retrying<C>,
     ledger: &L,
     account: &Account,
     config: &SweepConfig,
-    now: DateTime<Utc>,
+    clock: &dyn Clock,
     run_id: &str,
 ) -> AccountReport
 where
     C: IamApi + AuthorizationDetails,
     L: Ledger,
 {
+    let now = clock.now();
     let holder = format!("sweep-{run_id}");
     let started = Instant::now();
     let mut report = AccountReport::new(account.clone(), config.dry_run);
@@ -189,7 +197,7 @@ where
         let locked = if config.dry_run {
             LockState::NotNeeded
         } else {
-            lock(ledger, &key, &holder, config).await
+            lock(ledger, clock, &key, &holder, config).await
         };
         if locked == LockState::Busy {
             // Someone is revoking it right now; the next sweep comes back to it.
@@ -229,30 +237,31 @@ enum LockState {
     Unreachable,
 }
 
-/// Takes a principal's lock for the sweeper: a few quick tries, no long wait (the
-/// next sweep comes back to a busy principal).
-async fn lock<L: Ledger>(ledger: &L, key: &str, holder: &str, config: &SweepConfig) -> LockState {
+/// Takes a principal's lock for the sweeper: the revoker's loop, with a short wait.
+async fn lock<L: Ledger>(
+    ledger: &L,
+    clock: &dyn Clock,
+    key: &str,
+    holder: &str,
+    config: &SweepConfig,
+) -> LockState {
     if !ledger.enabled() {
         return LockState::NotNeeded;
     }
-    let mut delay = Duration::from_millis(50);
-    for _ in 0..4 {
-        let now = Utc::now();
-        match ledger
-            .acquire(key, holder, now, now + config.lock_lease)
-            .await
-        {
-            Ok(true) => return LockState::Held,
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "ledger unreachable: moving rolling cutoffs without the principal lock, removing nothing");
-                return LockState::Unreachable;
-            }
+    let request = LockRequest {
+        key,
+        holder,
+        lease: config.lock_lease,
+        wait: config.lock_wait,
+    };
+    match principal_lock::acquire(ledger, clock, &request).await {
+        Ok(true) => LockState::Held,
+        Ok(false) => LockState::Busy,
+        Err(e) => {
+            tracing::warn!(error = %e, "ledger unreachable: moving rolling cutoffs without the principal lock, removing nothing");
+            LockState::Unreachable
         }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
     }
-    LockState::Busy
 }
 
 struct PrincipalWork<'a, C> {
@@ -264,14 +273,14 @@ struct PrincipalWork<'a, C> {
 
 /// A stop in the middle of a principal's changes.
 struct Failure {
-    kind: String,
+    kind: FailureKind,
     message: String,
 }
 
 impl From<AwsError> for Failure {
     fn from(e: AwsError) -> Self {
         Self {
-            kind: e.kind.as_str().to_owned(),
+            kind: e.kind.into(),
             message: e.to_string(),
         }
     }
@@ -315,10 +324,13 @@ impl<C: IamApi> PrincipalWork<'_, C> {
         let mut removed: Vec<Cutoff> = Vec::new();
         let mut deleted = 0u64;
         let mut failure = None;
+        let read_back = ReadBack {
+            attempts: self.config.verify_attempts,
+            delay: self.config.verify_delay,
+        };
+        let mut writer = DenyWriter::new(self.client, self.config.dry_run, read_back);
         for change in &planned.changes {
-            let step = self
-                .carry_out(&principal, change, &mut outcome.actions)
-                .await;
+            let step = self.carry_out(&mut writer, &principal, change).await;
             if let Err(f) = step {
                 failure = Some(f);
                 break;
@@ -345,11 +357,11 @@ impl<C: IamApi> PrincipalWork<'_, C> {
         report.policies_deleted += deleted;
         if failure.is_none()
             && let Some((_, to)) = moved
-            && !self.config.dry_run
-            && let Err(f) = self.verify_moved(&principal, to).await
+            && let Err(f) = self.verify_moved(&writer, &principal, to).await
         {
             failure = Some(f);
         }
+        outcome.actions = writer.into_actions();
         if let Some(f) = failure {
             let mut failed = self.fail(outcome, report, f);
             if let Some((from, to)) = moved {
@@ -445,7 +457,7 @@ impl<C: IamApi> PrincipalWork<'_, C> {
 
     fn fail(&self, outcome: Outcome, report: &mut AccountReport, f: Failure) -> Outcome {
         report.principals_failed += 1;
-        let mut outcome = outcome.failed(&f.kind, f.message);
+        let mut outcome = outcome.failed(f.kind.as_str(), f.message);
         outcome.dry_run = self.config.dry_run;
         outcome
     }
@@ -504,89 +516,61 @@ impl<C: IamApi> PrincipalWork<'_, C> {
 
     async fn carry_out(
         &self,
+        writer: &mut DenyWriter<'_, Retrying<C>>,
         principal: &IamPrincipal,
         change: &Change,
-        actions: &mut Vec<String>,
     ) -> Result<(), Failure> {
-        let dry = self.config.dry_run;
         match change {
             Change::MoveCutoff {
                 policy, document, ..
-            } => {
-                actions.push(format!("put inline policy {policy} on {principal}"));
-                if !dry {
-                    self.client
-                        .put_inline_policy(principal, policy, document)
-                        .await?;
-                }
-            }
+            } => writer.put_inline(principal, policy, document).await?,
             Change::RemoveExpired {
                 policy,
                 remaining: Some(document),
                 ..
-            } if is_policy_arn(policy) => {
+            } if !is_policy_arn(policy) => writer.put_inline(principal, policy, document).await?,
+            Change::RemoveExpired {
+                policy,
+                remaining: Some(document),
+                ..
+            } => {
                 let (path, name) = split_policy_arn(policy).ok_or_else(|| Failure {
-                    kind: "malformed".to_owned(),
+                    kind: FailureKind::Malformed,
                     message: format!("cannot take the path and name out of {policy}"),
                 })?;
-                actions.push(format!("put managed policy {policy}"));
-                if !dry {
-                    self.client
-                        .put_managed_policy(&path, &name, document)
-                        .await?;
-                }
-            }
-            Change::RemoveExpired {
-                policy,
-                remaining: Some(document),
-                ..
-            } => {
-                actions.push(format!("put inline policy {policy} on {principal}"));
-                if !dry {
-                    self.client
-                        .put_inline_policy(principal, policy, document)
-                        .await?;
-                }
+                writer.put_managed(&path, &name, document).await?;
             }
             Change::RemoveExpired {
                 policy,
                 remaining: None,
                 ..
-            } => {
-                actions.push(format!("delete inline policy {policy} from {principal}"));
-                if !dry {
-                    self.client.delete_inline_policy(principal, policy).await?;
-                }
-            }
+            } => writer.delete_inline(principal, policy).await?,
             Change::DetachAndDeleteFallback { arn, .. } => {
-                actions.push(format!("detach and delete managed policy {arn}"));
-                if !dry {
-                    self.client.detach_policy(principal, arn).await?;
-                    self.client.delete_managed_policy(arn).await?;
-                }
+                writer.detach_and_delete(principal, arn).await?;
             }
         }
         Ok(())
     }
 
     /// Reads the role-wide policy back until it holds `want` or later.
-    async fn verify_moved(&self, principal: &IamPrincipal, want: Cutoff) -> Result<(), Failure> {
+    async fn verify_moved(
+        &self,
+        writer: &DenyWriter<'_, Retrying<C>>,
+        principal: &IamPrincipal,
+        want: Cutoff,
+    ) -> Result<(), Failure> {
         let name = cutoff_domain::policy::ROLE_WIDE_POLICY_NAME;
-        for attempt in 1..=self.config.verify_attempts {
-            let raw = self.client.get_inline_policy(principal, name).await?;
-            let cutoff = raw
-                .as_deref()
-                .and_then(|t| PolicyDocument::parse(t).ok())
-                .and_then(|d| d.role_wide_cutoff());
-            if cutoff.is_some_and(|c| c >= want) {
-                return Ok(());
-            }
-            if attempt < self.config.verify_attempts {
-                tokio::time::sleep(self.config.verify_delay * attempt).await;
-            }
+        let seen = writer
+            .inline_shows(principal, name, |doc| {
+                doc.and_then(PolicyDocument::role_wide_cutoff)
+                    .is_some_and(|c| c >= want)
+            })
+            .await?;
+        if seen {
+            return Ok(());
         }
         Err(Failure {
-            kind: "unverified".to_owned(),
+            kind: FailureKind::Unverified,
             message: format!(
                 "wrote the rolling cutoff {want} to {name} on {principal} but {} read-backs did not show it; the next sweep tries again",
                 self.config.verify_attempts

@@ -128,6 +128,22 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// AWS's kinds are the first of the outcome's failure kinds.
+impl From<ErrorKind> for cutoff_domain::outcome::FailureKind {
+    fn from(kind: ErrorKind) -> Self {
+        use cutoff_domain::outcome::FailureKind;
+        match kind {
+            ErrorKind::Throttled => FailureKind::Throttled,
+            ErrorKind::Transient => FailureKind::Transient,
+            ErrorKind::AccessDenied => FailureKind::AccessDenied,
+            ErrorKind::NotFound => FailureKind::NotFound,
+            ErrorKind::Unmodifiable => FailureKind::Unmodifiable,
+            ErrorKind::Quota => FailureKind::Quota,
+            ErrorKind::Malformed => FailureKind::Malformed,
+        }
+    }
+}
+
 /// An AWS call that failed, with what was being done. Messages never carry
 /// credentials: adapters build them from the operation, the entity and the service's
 /// error message only.
@@ -353,6 +369,25 @@ mod tests {
         }
         assert!(ErrorKind::Throttled.is_retryable() && ErrorKind::Transient.is_retryable());
         assert!(!ErrorKind::AccessDenied.is_retryable() && !ErrorKind::Quota.is_retryable());
+    }
+
+    #[test]
+    fn each_aws_kind_is_the_outcome_kind_of_the_same_name_and_never_permanent() {
+        use cutoff_domain::outcome::FailureKind;
+        for kind in [
+            ErrorKind::Throttled,
+            ErrorKind::Transient,
+            ErrorKind::AccessDenied,
+            ErrorKind::NotFound,
+            ErrorKind::Unmodifiable,
+            ErrorKind::Quota,
+            ErrorKind::Malformed,
+        ] {
+            let outcome_kind = FailureKind::from(kind);
+            assert_eq!(outcome_kind.as_str(), kind.as_str());
+            // What AWS answered may change on a later attempt (a fixed permission).
+            assert!(!outcome_kind.is_permanent(), "{kind:?}");
+        }
     }
 
     #[test]

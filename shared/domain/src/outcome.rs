@@ -261,6 +261,100 @@ pub struct OutcomeError {
     pub message: String,
 }
 
+/// Why a request failed: the kind in [`OutcomeError::kind`]. AWS's answers (one
+/// table, in `cutoff-aws`, maps every error code to one of the first seven) and
+/// cutoff's own refusals and checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// AWS: rate exceeded. Retryable.
+    Throttled,
+    /// AWS: 5xx, timeouts, dropped connections. Retryable.
+    Transient,
+    /// AWS: the caller lacks permission, or the member role cannot be assumed.
+    AccessDenied,
+    /// AWS: the principal, policy or key does not exist.
+    NotFound,
+    /// AWS: IAM refuses changes to this entity.
+    Unmodifiable,
+    /// AWS: a quota would be exceeded (policy size, attachments, policy count).
+    Quota,
+    /// AWS: IAM rejected what was sent.
+    Malformed,
+    /// The request itself is invalid: no attempt can make it valid.
+    InvalidRequest,
+    /// The principal is not the one the finding names (deleted and recreated).
+    PrincipalMismatch,
+    /// The account is outside the configured Organization list.
+    AccountNotAllowed,
+    /// The circuit breaker is open: too many automatic revocations this hour.
+    CircuitOpen,
+    /// cutoff refused on purpose (a release of a cutoff still in effect).
+    Refused,
+    /// The request named an access key the user does not have.
+    KeyNotFound,
+    /// A write was not seen in the read-backs.
+    Unverified,
+    /// A policy cutoff would change cannot be parsed: not overwritten.
+    UnreadablePolicy,
+    /// Another writer held the principal's lock for the whole wait.
+    Busy,
+    /// The ledger (lock, audit) could not be reached where it is required.
+    LedgerUnavailable,
+    /// A principal that cutoff never revokes (a status report's read of one).
+    Protected,
+    /// A kind this version does not know (an outcome from a newer one, or a forged
+    /// one on the bus): read, never trusted to mean anything.
+    #[serde(other)]
+    Unknown,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Throttled => "throttled",
+            FailureKind::Transient => "transient",
+            FailureKind::AccessDenied => "access_denied",
+            FailureKind::NotFound => "not_found",
+            FailureKind::Unmodifiable => "unmodifiable",
+            FailureKind::Quota => "quota",
+            FailureKind::Malformed => "malformed",
+            FailureKind::InvalidRequest => "invalid_request",
+            FailureKind::PrincipalMismatch => "principal_mismatch",
+            FailureKind::AccountNotAllowed => "account_not_allowed",
+            FailureKind::CircuitOpen => "circuit_open",
+            FailureKind::Refused => "refused",
+            FailureKind::KeyNotFound => "key_not_found",
+            FailureKind::Unverified => "unverified",
+            FailureKind::UnreadablePolicy => "unreadable_policy",
+            FailureKind::Busy => "busy",
+            FailureKind::LedgerUnavailable => "ledger_unavailable",
+            FailureKind::Protected => "protected",
+            FailureKind::Unknown => "unknown",
+        }
+    }
+
+    /// Kinds that no retry can change: the request itself is at fault, or cutoff
+    /// refused it on purpose. A queued request ending so is not sent back to the queue.
+    pub fn is_permanent(self) -> bool {
+        matches!(
+            self,
+            FailureKind::InvalidRequest
+                | FailureKind::PrincipalMismatch
+                | FailureKind::AccountNotAllowed
+                | FailureKind::CircuitOpen
+                | FailureKind::Refused
+                | FailureKind::KeyNotFound
+        )
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A credential in the request's scope that still works, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -349,13 +349,12 @@ where
     async fn work_one(&self, message_id: &str, task: &SweepTask) -> (TaskReport, bool) {
         let mut config = self.config.clone();
         config.dry_run = config.dry_run || task.dry_run;
-        let now = self.clock.now();
         let report = sweep_one(
             &self.access,
             &self.locks,
             &task.account,
             &config,
-            now,
+            &self.clock,
             &task.run_id,
         )
         .await;

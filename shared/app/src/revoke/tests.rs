@@ -5,9 +5,12 @@ use super::*;
 use chrono::{DateTime, TimeZone, Utc};
 use cutoff_aws::iam::fake::FakeIam;
 use cutoff_aws::sts::fake::FakeAccess;
+use cutoff_aws::{ErrorKind, IamPrincipal};
 use cutoff_domain::clock::FixedClock;
 use cutoff_domain::outcome::Trigger;
+use cutoff_domain::policy::{self, PolicyDocument, ROLE_WIDE_POLICY_NAME, SESSION_POLICY_NAME};
 use cutoff_domain::principal::{AccessKeyId, Account, PrincipalName, SessionName};
+use cutoff_domain::triage::Source;
 
 const HOME: &str = "999988887777";
 const MEMBER: &str = "111122223333";

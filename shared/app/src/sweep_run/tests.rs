@@ -6,6 +6,7 @@ use cutoff_aws::ErrorKind;
 use cutoff_aws::dynamodb::NoLedger;
 use cutoff_aws::iam::fake::FakeIam;
 use cutoff_aws::sts::fake::FakeAccess;
+use cutoff_domain::clock::FixedClock;
 use cutoff_domain::policy::{ROLE_WIDE_POLICY_NAME, role_wide_statement};
 use cutoff_domain::principal::PrincipalName;
 use cutoff_domain::sweep_rules::MAX_SESSION_AGE_TAG;
@@ -72,7 +73,7 @@ async fn sweep(access: &FakeAccess, config: &SweepConfig) -> AccountReport {
         &NoLedger,
         &[account(MEMBER)],
         config,
-        now(),
+        &FixedClock::at(now()),
         "run-1",
         4,
     )
@@ -267,7 +268,7 @@ async fn an_account_that_cannot_be_reached_is_reported_and_the_others_are_swept(
         &NoLedger,
         &[account(MEMBER), account("444455556666")],
         &SweepConfig::default(),
-        now(),
+        &FixedClock::at(now()),
         "run-2",
         1,
     )
@@ -440,7 +441,7 @@ async fn a_role_spelled_with_capitals_waits_for_the_lock_a_revocation_holds_on_i
         &ledger,
         &[account(MEMBER)],
         &SweepConfig::default(),
-        now(),
+        &FixedClock::at(now()),
         "run-1",
         4,
     )

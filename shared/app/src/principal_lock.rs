@@ -1,0 +1,151 @@
+//! The per-principal lock, taken the same way by every writer of deny policies: the
+//! revoker (which waits for it: a revocation must land) and the sweeper (which does not
+//! wait long: the next sweep comes back to a busy principal).
+//!
+//! The lock itself lives in the ledger ([`Ledger::acquire`]); this is the loop around
+//! it. The lease is stamped by the injected clock, so a test that moves its clock
+//! moves the lease; the wait is tokio's, so a test with paused time waits for nothing.
+
+use std::time::Duration;
+
+use cutoff_aws::AwsError;
+use cutoff_aws::dynamodb::Ledger;
+use cutoff_domain::clock::Clock;
+
+/// The lock a writer asks for: whose it is and for how long.
+pub struct LockRequest<'a> {
+    /// The principal's key in the ledger ([`cutoff_aws::dynamodb::principal_key`]).
+    pub key: &'a str,
+    /// Who holds it: a request id, or `sweep-<run id>`.
+    pub holder: &'a str,
+    /// How long it is held at most: it expires on its own if the writer dies.
+    pub lease: chrono::Duration,
+    /// How long to keep trying while another writer holds it.
+    pub wait: Duration,
+}
+
+/// A ledger error that is retryable is tried again this many times before the lock
+/// is reported unreachable.
+const TRANSIENT_RETRIES: u32 = 3;
+
+/// The first pause between tries, doubled up to [`MAX_PAUSE`], with jitter so that
+/// writers waiting on one principal do not try in step.
+const FIRST_PAUSE: Duration = Duration::from_millis(25);
+const MAX_PAUSE: Duration = Duration::from_secs(1);
+
+/// Takes the lock described by `request`: `Ok(true)` held, `Ok(false)` another writer
+/// held it for all of `request.wait`, `Err` the ledger could not be reached (after
+/// [`TRANSIENT_RETRIES`] for a retryable error). Each writer decides what an
+/// unreachable ledger means for it.
+pub async fn acquire<L: Ledger + ?Sized>(
+    ledger: &L,
+    clock: &dyn Clock,
+    request: &LockRequest<'_>,
+) -> Result<bool, AwsError> {
+    let started = tokio::time::Instant::now();
+    let mut pause = FIRST_PAUSE;
+    let mut transient = 0;
+    loop {
+        let now = clock.now();
+        match ledger
+            .acquire(request.key, request.holder, now, now + request.lease)
+            .await
+        {
+            Ok(true) => return Ok(true),
+            Ok(false) => {}
+            Err(e) if e.is_retryable() && transient < TRANSIENT_RETRIES => transient += 1,
+            Err(e) => return Err(e),
+        }
+        if started.elapsed() >= request.wait {
+            return Ok(false);
+        }
+        let jitter = Duration::from_millis(fastrand::u64(0..=pause.as_millis() as u64));
+        tokio::time::sleep(pause / 2 + jitter / 2).await;
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use cutoff_aws::ErrorKind;
+    use cutoff_aws::dynamodb::fake::FakeLedger;
+    use cutoff_domain::clock::FixedClock;
+
+    fn clock() -> FixedClock {
+        FixedClock::at(Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap())
+    }
+
+    fn request<'a>(holder: &'a str, wait: Duration) -> LockRequest<'a> {
+        LockRequest {
+            key: "111122223333#role#payments-api",
+            holder,
+            lease: chrono::Duration::seconds(60),
+            wait,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_free_lock_is_taken_at_once_and_a_held_one_is_refused_after_the_wait() {
+        let ledger = FakeLedger::default();
+        let clock = clock();
+        let wait = Duration::from_secs(2);
+        assert!(
+            acquire(&ledger, &clock, &request("first", wait))
+                .await
+                .unwrap()
+        );
+        let started = tokio::time::Instant::now();
+        assert!(
+            !acquire(&ledger, &clock, &request("second", wait))
+                .await
+                .unwrap()
+        );
+        assert!(started.elapsed() >= wait, "it waited the whole wait");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lease_is_stamped_by_the_injected_clock() {
+        let ledger = FakeLedger::default();
+        let clock = clock();
+        let zero = Duration::ZERO;
+        assert!(
+            acquire(&ledger, &clock, &request("first", zero))
+                .await
+                .unwrap()
+        );
+        // Within the lease by the injected clock: still held, whatever the wall says.
+        clock.advance(chrono::Duration::seconds(59));
+        assert!(
+            !acquire(&ledger, &clock, &request("second", zero))
+                .await
+                .unwrap()
+        );
+        // Past it: expired, so another writer takes it.
+        clock.advance(chrono::Duration::seconds(2));
+        assert!(
+            acquire(&ledger, &clock, &request("second", zero))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_ledger_error_is_retried_and_a_lasting_one_is_returned() {
+        let ledger = FakeLedger::default();
+        ledger.fail("acquire", &[ErrorKind::Throttled, ErrorKind::Throttled]);
+        let clock = clock();
+        assert!(
+            acquire(&ledger, &clock, &request("first", Duration::from_secs(1)))
+                .await
+                .unwrap()
+        );
+        let ledger = FakeLedger::default();
+        ledger.fail("acquire", &[ErrorKind::AccessDenied]);
+        let err = acquire(&ledger, &clock, &request("first", Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::AccessDenied);
+    }
+}

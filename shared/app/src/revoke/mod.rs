@@ -1,0 +1,433 @@
+//! The revocation workflow, one step per module, each a function with a typed result:
+//!
+//! 1. [`resolve`]: the account (only those configured), the principal that holds
+//!    policies (an instance profile's role), read and checked (not reserved, not
+//!    protected, the one the finding names): [`resolve::Resolved`].
+//! 2. [`guard`]: the principal's lock, the idempotency marker, the key records:
+//!    [`guard::Admitted`]; later the circuit breaker, before the first write; and the
+//!    audit entry at the end.
+//! 3. [`act`]: the deny (inline, the managed fallback, or the session's), then a
+//!    user's keys, each write through the [`crate::deny_writer::DenyWriter`] and read
+//!    back before it counts: a [`Done`]. [`release`] lifts a deny the same way, and
+//!    [`status`] only reads.
+//! 4. [`Revoker::report`]: the [`Outcome`], from the [`Done`] or the [`Stop`] and
+//!    what the steps recorded on the way ([`Record`]).
+//!
+//! [`Revoker::handle`] runs them in that order. Written against the traits in
+//! [`cutoff_aws`], so it runs the same against IAM, the local stand-in and the
+//! in-memory fakes. Every request ends in an [`Outcome`]; nothing here panics or
+//! returns early without one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use cutoff_aws::AccountAccess;
+use cutoff_aws::AwsError;
+use cutoff_aws::dynamodb::{Ledger, NoLedger};
+use cutoff_aws::retry::{CallCounter, RetryPolicy};
+use cutoff_domain::clock::Clock;
+use cutoff_domain::event::{ManualAction, Scope};
+use cutoff_domain::outcome::{
+    FailureKind, Outcome, OutcomeError, Owner, RevocationRequest, Status, StillWorks,
+};
+use cutoff_domain::policy::Cutoff;
+use cutoff_domain::principal::{AccountScope, IamPath, Partition, Protection, Target, TargetKind};
+
+mod act;
+mod guard;
+mod release;
+mod resolve;
+mod self_check;
+mod status;
+
+use guard::LockTarget;
+use resolve::Purpose;
+pub use self_check::SelfCheckIdentity;
+
+#[derive(Debug, Clone)]
+pub struct RevokeConfig {
+    /// Never revoked, whatever the request says (the member role, cutoff's own roles
+    /// by exact ARN, what the deployer adds).
+    pub protection: Protection,
+    /// The accounts cutoff may reach into; None only where the caller's own credentials
+    /// bound it (the CLI's direct mode).
+    pub accounts: Option<AccountScope>,
+    /// The circuit breaker: at most this many automatic revocations per account and
+    /// hour (None: no breaker). Manual requests are never capped.
+    pub max_revocations_per_account_hour: Option<u32>,
+    /// The same for one Security Hub custom action, across the events of its
+    /// selections (Security Hub sends each selected finding in an event of its own, so
+    /// intake, which sees one at a time, cannot count them).
+    pub max_revocations_per_action_hour: Option<u32>,
+    /// The deployment's partition: a request naming an ARN of another one is refused.
+    pub partition: Partition,
+    /// Added to "now" before rounding up to a whole second. STS may round a session's
+    /// issue time to the nearest second; one second of margin keeps a session minted
+    /// just before the write from landing exactly on the cutoff and surviving.
+    pub margin: chrono::Duration,
+    pub retry: RetryPolicy,
+    /// Read-backs before a write is declared unverified (IAM is eventually consistent).
+    pub verify_attempts: u32,
+    pub verify_delay: Duration,
+    /// Path of the managed fallback policies.
+    pub fallback_path: IamPath,
+    /// Honour the tag `cutoff:protected=true` on a principal. Off by default: the
+    /// tag is set in the member account, possibly by the attacker being revoked.
+    pub honour_protected_tag: bool,
+    /// How long a writer holds a principal's lock at most (it expires on its own if
+    /// the writer dies), and how long a writer waits for it before failing (the
+    /// request is then retried).
+    pub lock_lease: chrono::Duration,
+    pub lock_wait: Duration,
+    /// A finding applied to a principal is not applied again within this window.
+    pub dedupe_window: chrono::Duration,
+    /// Who the revoker is, for the self-check of `cutoff doctor` (None: refused).
+    pub self_check: Option<SelfCheckIdentity>,
+}
+
+impl Default for RevokeConfig {
+    fn default() -> Self {
+        Self {
+            protection: cutoff_domain::settings::TriageConfig::default().protection,
+            accounts: None,
+            max_revocations_per_account_hour: None,
+            max_revocations_per_action_hour: None,
+            partition: Partition::Aws,
+            margin: chrono::Duration::seconds(1),
+            retry: RetryPolicy::default(),
+            verify_attempts: 5,
+            verify_delay: Duration::from_millis(250),
+            fallback_path: IamPath::parse("/cutoff/").unwrap_or_else(|_| IamPath::root()),
+            honour_protected_tag: false,
+            lock_lease: chrono::Duration::seconds(60),
+            lock_wait: Duration::from_secs(30),
+            dedupe_window: chrono::Duration::hours(1),
+            self_check: None,
+        }
+    }
+}
+
+/// The first 128 bits of SHA-256, in hex: a bounded key for an unbounded id.
+fn short_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The deny state of one principal, for `cutoff status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DenyState {
+    pub cutoff: Cutoff,
+    /// Where it lives: an inline policy name or the managed policy ARN.
+    pub policy: String,
+    pub age_seconds: i64,
+    /// Whether a session issued before the cutoff could still be alive, i.e. whether
+    /// the deny still matters.
+    pub still_effective: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionDenyState {
+    pub userid: String,
+    #[serde(flatten)]
+    pub deny: DenyState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub target: Target,
+    pub owner: Owner,
+    pub role_wide: Option<DenyState>,
+    pub sessions: Vec<SessionDenyState>,
+    pub api_calls: u32,
+    pub error: Option<OutcomeError>,
+}
+
+/// Why a step stopped the workflow.
+pub(super) struct Stop {
+    status: Status,
+    /// Why it failed; None for a stop that is not a failure (protected, unmodifiable).
+    kind: Option<FailureKind>,
+    message: String,
+}
+
+impl Stop {
+    fn failed(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            status: Status::Failed,
+            kind: Some(kind),
+            message: message.into(),
+        }
+    }
+
+    fn with(status: Status, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<AwsError> for Stop {
+    fn from(err: AwsError) -> Self {
+        Stop::failed(err.kind.into(), err.to_string())
+    }
+}
+
+/// What the outcome reports however the request ends, filled in by the steps as they
+/// learn it: a refusal or a failure still names the principal resolved, tells its
+/// owner, and lists what was written before it.
+#[derive(Default)]
+pub(super) struct Record {
+    /// The target as the outcome names it, when not the request's (an instance
+    /// profile's role).
+    shown: Option<Target>,
+    owner: Owner,
+    /// The cutoff in force before, once read.
+    previous: Option<Cutoff>,
+    actions: Vec<String>,
+    other_access: Vec<String>,
+}
+
+/// What a request that went through did: the fields of its outcome.
+pub(super) struct Done {
+    status: Status,
+    detail: String,
+    cutoff: Option<Cutoff>,
+    previous: Option<Cutoff>,
+    policy: Option<String>,
+    scope: Scope,
+    still_works: Vec<StillWorks>,
+    /// A partial revocation's error: what still works.
+    error: Option<OutcomeError>,
+}
+
+impl Done {
+    /// Nothing of the fields but the scope: for `..Done::nothing(scope)`.
+    fn nothing(scope: Scope) -> Self {
+        Self {
+            status: Status::Released,
+            detail: String::new(),
+            cutoff: None,
+            previous: None,
+            policy: None,
+            scope,
+            still_works: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+/// The revoker: account access, a clock, and the rules.
+pub struct Revoker<A, K, L = NoLedger> {
+    pub access: A,
+    pub clock: K,
+    pub config: RevokeConfig,
+    /// Audit trail, idempotency and the per-principal lock ([`cutoff_aws::dynamodb`]).
+    pub ledger: L,
+}
+
+/// How long a deactivated key may still mint sessions (`GetSessionToken`) while IAM
+/// propagates the change (eventually consistent, "within seconds"): the cutoff raised
+/// after a deactivation covers this much more.
+pub const KEY_DEACTIVATION_PROPAGATION: chrono::Duration = chrono::Duration::seconds(10);
+
+impl<A: AccountAccess, K: Clock> Revoker<A, K> {
+    pub fn new(access: A, clock: K, config: RevokeConfig) -> Self {
+        Self {
+            access,
+            clock,
+            config,
+            ledger: NoLedger,
+        }
+    }
+}
+
+impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
+    /// The same revoker, writing through `ledger`: audit, idempotency, lock.
+    pub fn with_ledger<M: Ledger>(self, ledger: M) -> Revoker<A, K, M> {
+        Revoker {
+            access: self.access,
+            clock: self.clock,
+            config: self.config,
+            ledger,
+        }
+    }
+
+    /// Handles a revoke or release request; `status` requests get a
+    /// [`StatusReport`] from [`Revoker::status`] instead.
+    ///
+    /// With a ledger: a request that writes holds the principal's lock from before
+    /// the policy is read until after the write is verified; a finding already applied
+    /// to the principal within the dedupe window is not applied again; every request
+    /// and its outcome are recorded. A ledger that cannot be reached does not stop a
+    /// revocation (it is written without the lock, and the outcome says so) but does
+    /// stop a release (removals fail closed: retried later); a lock held by another
+    /// writer past `lock_wait` fails the request so that it is retried.
+    pub async fn handle(&self, request: &RevocationRequest, request_id: &str) -> Outcome {
+        self.handle_checked(request, request_id, true).await
+    }
+
+    /// [`Revoker::handle`] for the requests of a batch folded into one, each already
+    /// checked against the idempotency marker on its own: the first one's marker must
+    /// not answer for the others.
+    pub(crate) async fn handle_folded(
+        &self,
+        request: &RevocationRequest,
+        request_id: &str,
+    ) -> Outcome {
+        self.handle_checked(request, request_id, false).await
+    }
+
+    /// The pipeline: scope, resolve, guard, act, report, close.
+    async fn handle_checked(
+        &self,
+        request: &RevocationRequest,
+        request_id: &str,
+        check_earlier: bool,
+    ) -> Outcome {
+        let started = self.clock.now();
+        let calls: Arc<CallCounter> = Arc::default();
+        let mut record = Record::default();
+        let purpose = match request.action {
+            ManualAction::Revoke => Purpose::Revoke,
+            ManualAction::Release => Purpose::Lift,
+            ManualAction::Status => {
+                let stop = Stop::failed(
+                    FailureKind::InvalidRequest,
+                    "status requests are answered with a status report, not an outcome",
+                );
+                let outcome = self.report(request, &calls, record, Err(stop));
+                self.audit(request_id, request, &outcome, None).await;
+                return outcome;
+            }
+        };
+        // Scope: an account outside the configured list is refused before any call.
+        if let Err(stop) = self.refuse_account(request) {
+            let outcome = self.report(request, &calls, record, Err(stop));
+            self.audit(request_id, request, &outcome, None).await;
+            return outcome;
+        }
+        // Resolve, the part the lock needs first: the lock of an instance profile
+        // is its role's, the principal the sweeper and a revocation by name lock.
+        let writes = !request.dry_run && request.action != ManualAction::Status;
+        let located_early = if writes
+            && self.ledger.enabled()
+            && request.target.kind == TargetKind::InstanceProfile
+        {
+            Some(
+                self.locate(request, request_id, &calls, purpose, &mut record)
+                    .await,
+            )
+        } else {
+            None
+        };
+        let lock = match &located_early {
+            Some(Ok(located)) => LockTarget::role_behind(&request.target, &located.principal.name),
+            // Refused or failed: the request reports that without writing, and the
+            // lock on the profile's own name is as good as any.
+            _ => LockTarget::of(&request.target),
+        };
+        // Guard: the lock, the idempotency marker, the key records.
+        let admitted = match self.guard(request, request_id, lock, check_earlier).await {
+            Ok(admitted) => admitted,
+            Err(stop) => {
+                let outcome = self.report(request, &calls, record, Err(stop));
+                self.audit(request_id, request, &outcome, None).await;
+                return outcome;
+            }
+        };
+        // Act: unless the finding was already applied, which answers with no call.
+        let mut outcome = match &admitted.earlier {
+            Some(entry) => {
+                let mut outcome = self.duplicate_of(request, entry);
+                outcome.api_calls = calls.get();
+                outcome
+            }
+            None => {
+                let result = async {
+                    let located = match located_early {
+                        Some(located) => located?,
+                        None => {
+                            self.locate(request, request_id, &calls, purpose, &mut record)
+                                .await?
+                        }
+                    };
+                    let resolved = self.inspect(request, located, purpose, &mut record).await?;
+                    match purpose {
+                        Purpose::Revoke => {
+                            self.revoke(request, resolved, &admitted.known, &mut record)
+                                .await
+                        }
+                        Purpose::Lift => self.release(request, resolved, &mut record).await,
+                    }
+                }
+                .await;
+                self.report(request, &calls, record, result)
+            }
+        };
+        // Close: the key records, the audit entry, the lock.
+        self.close(admitted, request, request_id, &mut outcome, started)
+            .await;
+        outcome
+    }
+
+    /// The outcome of a request: what it did, or why it stopped, with what the steps
+    /// recorded on the way.
+    fn report(
+        &self,
+        request: &RevocationRequest,
+        calls: &CallCounter,
+        record: Record,
+        result: Result<Done, Stop>,
+    ) -> Outcome {
+        let mut outcome = Outcome::for_request(request, Status::Failed, "");
+        if let Some(shown) = record.shown {
+            outcome.target = Some(shown);
+        }
+        outcome.owner = record.owner;
+        outcome.previous_cutoff = record.previous;
+        outcome.actions = record.actions;
+        outcome.other_access = record.other_access;
+        outcome.api_calls = calls.get();
+        match result {
+            Ok(done) => {
+                outcome.status = done.status;
+                outcome.detail = done.detail;
+                outcome.cutoff = done.cutoff;
+                outcome.previous_cutoff = done.previous.or(outcome.previous_cutoff);
+                outcome.policy = done.policy;
+                outcome.scope = done.scope;
+                outcome.still_works = done.still_works;
+                outcome.error = done.error;
+            }
+            Err(stop) => {
+                outcome.status = stop.status;
+                outcome.detail = match stop.status {
+                    Status::Failed => format!("failed: {}", stop.message),
+                    _ => stop.message.clone(),
+                };
+                outcome.error = stop.kind.map(|kind| OutcomeError {
+                    kind: kind.as_str().to_owned(),
+                    message: stop.message,
+                });
+            }
+        }
+        if !outcome.actions.is_empty()
+            && !outcome.dry_run
+            && !matches!(outcome.status, Status::Failed)
+        {
+            outcome.propagation = Some("eventual".to_owned());
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests;
