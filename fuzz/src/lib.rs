@@ -34,7 +34,7 @@
 
 use cutoff_domain::event::{self, ManualAction, Scope};
 use cutoff_domain::notify::{self, FIELD_MAX, SEPARATOR};
-use cutoff_domain::outcome::{Outcome, RevocationRequest, Status, alert_outcome};
+use cutoff_domain::outcome::{FailureKind, Outcome, RevocationRequest, Status, alert_outcome};
 use cutoff_domain::policy::{
     self, Cutoff, PolicyDocument, PolicyError, SessionPrincipal, StatementKind,
 };
@@ -292,7 +292,8 @@ fn check_revoke(source: Source, decision: &Decision, config: &TriageConfig, name
         check_message(&Outcome::for_request(&request, status, "fuzzed"));
     }
     check_message(
-        &Outcome::for_request(&request, Status::Applied, "fuzzed").failed("access_denied", "x"),
+        &Outcome::for_request(&request, Status::Applied, "fuzzed")
+            .failed(FailureKind::AccessDenied, "x"),
     );
 }
 

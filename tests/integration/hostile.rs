@@ -23,7 +23,9 @@ use std::path::PathBuf;
 use chrono::DateTime;
 use cutoff_domain::event::Scope;
 use cutoff_domain::notify;
-use cutoff_domain::outcome::{Outcome, OutcomeError, Owner, Status, StillWorks, Trigger};
+use cutoff_domain::outcome::{
+    FailureKind, Outcome, OutcomeError, Owner, Status, StillWorks, Trigger,
+};
 use cutoff_domain::policy::Cutoff;
 use cutoff_domain::principal::{
     AccessKeyId, Account, PrincipalName, SessionName, Target, TargetKind,
@@ -829,7 +831,13 @@ fn outcome() -> BoxedStrategy<Outcome> {
         .prop_map(|(team, topic)| Owner { team, topic });
     let error = proptest::option::of(
         (
-            known(&["access_denied", "throttled", "unreadable_policy", "refused"]),
+            proptest::sample::select(vec![
+                FailureKind::AccessDenied,
+                FailureKind::Throttled,
+                FailureKind::UnreadablePolicy,
+                FailureKind::Refused,
+                FailureKind::Unknown,
+            ]),
             text(),
         )
             .prop_map(|(kind, message)| OutcomeError { kind, message }),

@@ -15,7 +15,7 @@ use cutoff_aws::retry::RetryPolicy;
 use cutoff_aws::sts::SdkAccountAccess;
 use cutoff_domain::clock::{Clock, FixedClock, SystemClock};
 use cutoff_domain::event::{ManualAction, Scope};
-use cutoff_domain::outcome::{Outcome, RevocationRequest, Status, Trigger};
+use cutoff_domain::outcome::{FailureKind, Outcome, RevocationRequest, Status, Trigger};
 use cutoff_domain::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, SESSION_POLICY_NAME};
 use cutoff_domain::principal::{
     AccessKeyId, Account, Partition, PrincipalName, SessionName, Target, TargetKind, UniqueId,
@@ -665,7 +665,7 @@ async fn a_fatal_error_yields_a_failed_outcome_with_its_kind() {
         .handle(&request(HOME, TargetKind::Role, &role), "i")
         .await;
     assert_eq!(out.status, Status::Failed);
-    assert_eq!(out.error.as_ref().unwrap().kind, "access_denied");
+    assert_eq!(out.error.as_ref().unwrap().kind, FailureKind::AccessDenied);
     assert_eq!(
         env.proxy.count("PutRolePolicy"),
         1,
@@ -675,7 +675,7 @@ async fn a_fatal_error_yields_a_failed_outcome_with_its_kind() {
         .revoker
         .handle(&request(HOME, TargetKind::Role, &unique("missing")), "j")
         .await;
-    assert_eq!(missing.error.unwrap().kind, "not_found");
+    assert_eq!(missing.error.unwrap().kind, FailureKind::NotFound);
 }
 
 #[tokio::test]
@@ -709,7 +709,7 @@ async fn release_is_refused_while_the_cutoff_matters_and_removes_it_when_forced(
     let mut release = request(HOME, TargetKind::Role, &role);
     release.action = ManualAction::Release;
     let refused = env.revoker.handle(&release, "m").await;
-    assert_eq!(refused.error.as_ref().unwrap().kind, "refused");
+    assert_eq!(refused.error.as_ref().unwrap().kind, FailureKind::Refused);
     assert!(
         role_policy(&env.iam, &role, ROLE_WIDE_POLICY_NAME)
             .await
@@ -920,7 +920,7 @@ async fn a_flood_of_findings_in_one_account_opens_the_circuit_breaker() {
     assert_eq!(outcomes[1].1.status, Status::Applied);
     let (third, open) = &outcomes[2];
     assert_eq!(open.status, Status::Failed, "{open:#?}");
-    assert_eq!(open.error.as_ref().unwrap().kind, "circuit_open");
+    assert_eq!(open.error.as_ref().unwrap().kind, FailureKind::CircuitOpen);
     assert!(
         role_policy(&iam, third, ROLE_WIDE_POLICY_NAME)
             .await

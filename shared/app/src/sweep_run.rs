@@ -457,7 +457,7 @@ impl<C: IamApi> PrincipalWork<'_, C> {
 
     fn fail(&self, outcome: Outcome, report: &mut AccountReport, f: Failure) -> Outcome {
         report.principals_failed += 1;
-        let mut outcome = outcome.failed(f.kind.as_str(), f.message);
+        let mut outcome = outcome.failed(f.kind, f.message);
         outcome.dry_run = self.config.dry_run;
         outcome
     }

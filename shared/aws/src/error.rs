@@ -162,7 +162,7 @@ impl AwsError {
     /// The error as an outcome records it: its kind, and what happened.
     pub fn to_outcome_error(&self) -> cutoff_domain::outcome::OutcomeError {
         cutoff_domain::outcome::OutcomeError {
-            kind: self.kind.as_str().to_owned(),
+            kind: self.kind.into(),
             message: self.to_string(),
         }
     }

@@ -10,7 +10,7 @@
 //! of control characters before it is written into either part, so a finding cannot
 //! forge lines of the message, smuggle terminal escapes, or blow up its size.
 
-use crate::outcome::{Outcome, OutcomeError, Status, Trigger};
+use crate::outcome::{FailureKind, Outcome, Status, Trigger};
 use crate::principal::{Target, TargetKind};
 use crate::principal::{clean_text as clean, is_sns_topic_arn};
 use crate::settings::NotifierConfig;
@@ -135,8 +135,9 @@ pub fn sanitized(outcome: &Outcome) -> Outcome {
         *field = clean_opt(field.as_deref());
     }
     t.severity = t.severity.filter(|s| s.is_finite());
+    // The error's kind is one of a closed set (an unknown one is read as `unknown`):
+    // only its message is text from outside.
     if let Some(e) = &mut o.error {
-        e.kind = error_kind(e).to_owned();
         e.message = clean(&e.message, FIELD_MAX);
     }
     o.propagation = outcome.propagation.as_deref().map(|s| clean(s, 32));
@@ -159,16 +160,6 @@ pub fn sanitized(outcome: &Outcome) -> Outcome {
         .map(|a| clean(a, FIELD_MAX))
         .collect();
     o
-}
-
-/// An error kind is a short snake_case word; anything else is shown as `unknown`.
-fn error_kind(error: &OutcomeError) -> &str {
-    let k = error.kind.as_str();
-    if (1..=32).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-        k
-    } else {
-        "unknown"
-    }
 }
 
 /// Builds the message for an outcome. `owner_known` says whether anyone owns the
@@ -228,7 +219,7 @@ pub fn render(outcome: &Outcome, owner_known: bool) -> SnsMessage {
         && o.status != Status::Partial
     {
         section(&mut body, "What failed");
-        field(&mut body, "Error kind", &error.kind);
+        field(&mut body, "Error kind", error.kind.as_str());
         field(&mut body, "Message", &error.message);
     }
 
@@ -326,7 +317,7 @@ fn short_kind(kind: TargetKind) -> &'static str {
 
 fn subject(o: &Outcome) -> String {
     let Some(target) = &o.target else {
-        let kind = o.error.as_ref().map_or("unknown", error_kind);
+        let kind = o.error.as_ref().map_or("unknown", |e| e.kind.as_str());
         return fit_subject(
             &format!("cutoff FAILED: a request could not be read ({kind})"),
             "",
@@ -372,7 +363,7 @@ fn subject(o: &Outcome) -> String {
             String::new(),
         ),
         Status::Failed => {
-            let kind = o.error.as_ref().map_or("unknown", error_kind);
+            let kind = o.error.as_ref().map_or("unknown", |e| e.kind.as_str());
             ("cutoff FAILED: ".to_owned(), format!(" not done ({kind})"))
         }
     };
@@ -843,47 +834,49 @@ fn retry_step(o: &Outcome) -> String {
     }
 }
 
-fn error_hint(kind: &str) -> Option<&'static str> {
+fn error_hint(kind: FailureKind) -> Option<&'static str> {
     Some(match kind {
-        "access_denied" => {
+        FailureKind::AccessDenied => {
             "access_denied: check that the member role (cutoff-member) exists in the \
              account, trusts cutoff's account with the right ExternalId, and allows the IAM \
              actions cutoff needs."
         }
-        "not_found" => "not_found: the principal or policy no longer exists.",
-        "quota" => {
+        FailureKind::NotFound => "not_found: the principal or policy no longer exists.",
+        FailureKind::Quota => {
             "quota: the principal's policy budget or the account's policy quota is full; \
              free space and retry."
         }
-        "throttled" | "transient" => "the AWS API was throttled or unavailable.",
-        "invalid_request" => "invalid_request: the request itself was malformed.",
-        "unverified" => {
+        FailureKind::Throttled | FailureKind::Transient => {
+            "the AWS API was throttled or unavailable."
+        }
+        FailureKind::InvalidRequest => "invalid_request: the request itself was malformed.",
+        FailureKind::Unverified => {
             "unverified: the deny was written but could not be read back; check the \
              policy by hand."
         }
-        "unreadable_policy" => {
+        FailureKind::UnreadablePolicy => {
             "unreadable_policy: an existing AWSRevokeOlderSessions policy could not be \
              parsed and was left alone; inspect it by hand."
         }
-        "principal_mismatch" => {
+        FailureKind::PrincipalMismatch => {
             "principal_mismatch: IAM's principal of that name is not the one in the \
              finding (deleted and recreated since, or another principal): nothing was \
              written. Find where the finding's principal went; revoke by hand if needed."
         }
-        "account_not_allowed" => {
+        FailureKind::AccountNotAllowed => {
             "account_not_allowed: the account is not one cutoff is configured for \
              (CUTOFF_ACCOUNTS / the Organization); nothing was done there."
         }
-        "circuit_open" => {
+        FailureKind::CircuitOpen => {
             "circuit_open: more automatic revocations in this account this hour than the \
              circuit breaker allows (CUTOFF_BREAKER_PER_ACCOUNT_HOUR); nothing was written. \
              Find out why so many findings fire, and revoke by hand what is real."
         }
-        "key_not_found" => {
+        FailureKind::KeyNotFound => {
             "key_not_found: the access key is not one of this user's; the deny on the \
              user stands. Find the key's owner and contain that user."
         }
-        "ledger_unavailable" => {
+        FailureKind::LedgerUnavailable => {
             "ledger_unavailable: a release runs only under the principal lock, and the \
              ledger could not be reached; nothing was removed. Retry later."
         }
@@ -1002,10 +995,15 @@ fn next_steps(o: &Outcome) -> Vec<String> {
             }
         }
         Status::Failed => {
-            let kind = o.error.as_ref().map_or("unknown", error_kind);
+            let kind = o.error.as_ref().map_or("unknown", |e| e.kind.as_str());
             let message = o.error.as_ref().map_or("", |e| e.message.as_str());
             steps.push(format!("What failed: {kind}: {message}"));
-            steps.extend(error_hint(kind).map(str::to_owned));
+            steps.extend(
+                o.error
+                    .as_ref()
+                    .and_then(|e| error_hint(e.kind))
+                    .map(str::to_owned),
+            );
             steps.push(retry_step(o));
             steps.extend(kind_remedy(t));
             if t.kind.is_revocable() {
@@ -1111,7 +1109,7 @@ pub fn render_summary(summary: &crate::summary::SweepSummary) -> SnsMessage {
                 &format!(
                     "{} ({}): {}",
                     f.account,
-                    clean(&f.kind, 32),
+                    f.kind.as_str(),
                     clean(&f.message, 300)
                 ),
             );
@@ -1127,7 +1125,7 @@ pub fn render_summary(summary: &crate::summary::SweepSummary) -> SnsMessage {
                 let cutoffs: Vec<String> = e.cutoffs.iter().map(ToString::to_string).collect();
                 let mut text = format!(
                     "{} {} in {}",
-                    clean(&e.kind, 16),
+                    e.kind.as_str(),
                     clean(&e.name, 64),
                     e.account
                 );
@@ -1269,7 +1267,10 @@ mod tests {
             other_access: Vec::new(),
         };
         if status == Status::Failed {
-            o = o.failed("access_denied", "iam:PutRolePolicy: not authorized");
+            o = o.failed(
+                FailureKind::AccessDenied,
+                "iam:PutRolePolicy: not authorized",
+            );
         }
         o
     }
@@ -1594,7 +1595,11 @@ mod tests {
         o.trigger.finding_id = Some(forged.repeat(100));
         o.detail = forged.repeat(100);
         o.error.as_mut().unwrap().message = forged.to_owned();
-        o.error.as_mut().unwrap().kind = "evil\nkind".to_owned();
+        // A forged kind on the bus is read as `unknown`, never shown as it came.
+        let mut forged_kind = serde_json::to_value(&o).unwrap();
+        forged_kind["error"]["kind"] = "evil\nkind".into();
+        o = serde_json::from_value(forged_kind).unwrap();
+        assert_eq!(o.error.as_ref().unwrap().kind, FailureKind::Unknown);
         o.owner.team = Some(forged.to_owned());
         o.actions = vec![forged.to_owned(); 1000];
         let m = render(&o, true);

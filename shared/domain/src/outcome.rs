@@ -254,10 +254,7 @@ pub struct Owner {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutcomeError {
-    /// An AWS error kind (`throttled`, `access_denied`, `quota`, `not_found`,
-    /// `unmodifiable`, `malformed`, `transient`) or one of cutoff's own:
-    /// `invalid_request`, `refused`, `unverified`, `unreadable_policy`.
-    pub kind: String,
+    pub kind: FailureKind,
     pub message: String,
 }
 
@@ -364,17 +361,6 @@ pub struct StillWorks {
     pub why: String,
 }
 
-/// Error kinds that no retry can change: the request itself is at fault, or cutoff
-/// refused it on purpose. A queued request ending so is not sent back to the queue.
-pub const PERMANENT_ERROR_KINDS: &[&str] = &[
-    "invalid_request",
-    "principal_mismatch",
-    "account_not_allowed",
-    "circuit_open",
-    "refused",
-    "key_not_found",
-];
-
 /// The end of every request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -456,7 +442,7 @@ impl Outcome {
             },
             api_calls: 0,
             error: Some(OutcomeError {
-                kind: "invalid_request".to_owned(),
+                kind: FailureKind::InvalidRequest,
                 message: message.clone(),
             }),
             propagation: None,
@@ -468,26 +454,20 @@ impl Outcome {
         }
     }
 
-    pub fn failed(mut self, kind: &str, message: impl Into<String>) -> Self {
+    pub fn failed(mut self, kind: FailureKind, message: impl Into<String>) -> Self {
         let message = message.into();
         self.status = Status::Failed;
         self.detail = format!("failed: {message}");
-        self.error = Some(OutcomeError {
-            kind: kind.to_owned(),
-            message,
-        });
+        self.error = Some(OutcomeError { kind, message });
         self
     }
 
     /// Whether a queued request that ended so should go back to the queue: a failure
     /// or a partial revocation a later attempt could complete, not one that no retry
-    /// can change ([`PERMANENT_ERROR_KINDS`]).
+    /// can change ([`FailureKind::is_permanent`]).
     pub fn needs_retry(&self) -> bool {
         matches!(self.status, Status::Failed | Status::Partial)
-            && !self
-                .error
-                .as_ref()
-                .is_some_and(|e| PERMANENT_ERROR_KINDS.contains(&e.kind.as_str()))
+            && !self.error.as_ref().is_some_and(|e| e.kind.is_permanent())
     }
 }
 

@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::outcome::{Outcome, OutcomeError, Status};
+use crate::outcome::{FailureKind, Outcome, OutcomeError, Status};
 use crate::policy::Cutoff;
-use crate::principal::{Account, Target};
+use crate::principal::{Account, Target, TargetKind};
 
 /// Principals listed by name per account record and in the summary; the counts are
 /// always complete.
@@ -20,7 +20,7 @@ const MAX_MESSAGE: usize = 300;
 pub struct PrincipalEntry {
     pub account: Account,
     /// `role` or `user`.
-    pub kind: String,
+    pub kind: TargetKind,
     pub name: String,
     /// The cutoffs removed (released) or the cutoff moved to (moved).
     #[serde(default)]
@@ -62,7 +62,7 @@ impl AccountRecord {
             let target = o.target.as_ref()?;
             Some(PrincipalEntry {
                 account: target.account.clone(),
-                kind: target.kind.as_str().to_owned(),
+                kind: target.kind,
                 name: target.name.to_string(),
                 cutoffs,
                 error: o.error.as_ref().map(|e| cut(&e.message)),
@@ -83,7 +83,7 @@ impl AccountRecord {
             .take(MAX_LISTED)
             .map(|(target, cutoffs)| PrincipalEntry {
                 account: target.account.clone(),
-                kind: target.kind.as_str().to_owned(),
+                kind: target.kind,
                 name: target.name.to_string(),
                 cutoffs: cutoffs.clone(),
                 error: None,
@@ -103,7 +103,7 @@ impl AccountRecord {
             duration_ms: report.duration_ms,
             notes: report.notes.len() as u64,
             error: report.error.as_ref().map(|e| OutcomeError {
-                kind: e.kind.clone(),
+                kind: e.kind,
                 message: cut(&e.message),
             }),
             released,
@@ -117,7 +117,7 @@ impl AccountRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccountFailure {
     pub account: Account,
-    pub kind: String,
+    pub kind: FailureKind,
     pub message: String,
 }
 
@@ -173,7 +173,7 @@ impl SweepSummary {
             .filter_map(|r| {
                 r.error.as_ref().map(|e| AccountFailure {
                     account: r.account.clone(),
-                    kind: e.kind.clone(),
+                    kind: e.kind,
                     message: e.message.clone(),
                 })
             })
@@ -335,7 +335,7 @@ mod tests {
             vec![Cutoff::parse("2026-11-22T08:00:00Z").unwrap()],
         ));
         let failed = outcome("111122223333", "etl", Status::Failed, "failed")
-            .failed("access_denied", "x".repeat(1000));
+            .failed(FailureKind::AccessDenied, "x".repeat(1000));
         r.outcomes = vec![moved, released, failed];
         let record = AccountRecord::from_report(&r);
         assert_eq!(record.moved.len(), 1);
@@ -383,7 +383,7 @@ mod tests {
         b.statements_removed = 3;
         let mut failed = report("333344445555");
         failed.error = Some(OutcomeError {
-            kind: "access_denied".into(),
+            kind: FailureKind::AccessDenied,
             message: "cannot assume the member role".into(),
         });
         let c = AccountRecord::from_report(&failed);

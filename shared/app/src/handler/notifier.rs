@@ -382,7 +382,7 @@ mod tests {
     use cutoff_aws::sns::fake::FakeNotifications;
     use cutoff_domain::event::Scope;
     use cutoff_domain::notify::{SEPARATOR, attribute};
-    use cutoff_domain::outcome::{Owner, Trigger};
+    use cutoff_domain::outcome::{FailureKind, Owner, Trigger};
     use cutoff_domain::principal::{Account, NamePattern, PrincipalName, Target};
     use serde_json::json;
 
@@ -818,7 +818,7 @@ mod tests {
         summary.statements_removed = 300;
         summary.failures.push(AccountFailure {
             account: Account::parse("444455556666").unwrap(),
-            kind: "access_denied".into(),
+            kind: FailureKind::AccessDenied,
             message: "cannot assume cutoff-member".into(),
         });
         let event = json!({"source":"cutoff","detail-type":"Sweep Summary","detail":summary});

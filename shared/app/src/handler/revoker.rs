@@ -31,7 +31,7 @@ use cutoff_domain::clock::Clock;
 use cutoff_domain::clock::SystemClock;
 use cutoff_domain::event::{ManualAction, manual};
 use cutoff_domain::json::Payload;
-use cutoff_domain::outcome::{Outcome, RevocationRequest, Status, Trigger};
+use cutoff_domain::outcome::{FailureKind, Outcome, RevocationRequest, Status, Trigger};
 use cutoff_domain::principal::{PrincipalArn, clean_text};
 
 /// Who sent a manual request.
@@ -247,7 +247,7 @@ where
                     tracing::error!(message_id, error = %refused.why, "queue message refused");
                     let outcome = match refused.request {
                         Some(request) => Outcome::for_request(&request, Status::Failed, "").failed(
-                            "invalid_request",
+                            FailureKind::InvalidRequest,
                             format!("queue message refused: {}", refused.why),
                         ),
                         None => {
@@ -812,7 +812,7 @@ mod tests {
         assert_eq!(refused.outcome.status, Status::Failed);
         assert_eq!(
             refused.outcome.error.as_ref().unwrap().kind,
-            "invalid_request"
+            FailureKind::InvalidRequest
         );
     }
 
@@ -914,7 +914,7 @@ mod tests {
         let of = |id: &str| outcome_of(&result, id);
         assert_eq!(
             of("m0").error.map(|e| e.kind),
-            Some("circuit_open".to_owned())
+            Some(FailureKind::CircuitOpen)
         );
         assert_eq!(of("m1").status, Status::Applied, "{:#?}", of("m1"));
         assert!(member.writes().contains(&"PutRolePolicy"));
@@ -946,7 +946,10 @@ mod tests {
             let result = queued_outcome(&r, body.to_string()).await;
             let outcome = &result.outcomes[0].outcome;
             assert_eq!(outcome.status, Status::Failed, "{action}/{force}");
-            assert_eq!(outcome.error.as_ref().unwrap().kind, "invalid_request");
+            assert_eq!(
+                outcome.error.as_ref().unwrap().kind,
+                FailureKind::InvalidRequest
+            );
             assert!(
                 outcome.detail.contains("operator path"),
                 "{}",
@@ -1000,7 +1003,7 @@ mod tests {
             assert_eq!(outcome.status, Status::Failed, "{body}");
             assert_eq!(
                 outcome.error.as_ref().unwrap().kind,
-                "invalid_request",
+                FailureKind::InvalidRequest,
                 "{body}"
             );
             assert!(result.response.batch_item_failures.is_empty(), "{body}");
@@ -1340,7 +1343,7 @@ mod tests {
             )
             .await;
         let outcome: Outcome = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
-        assert_eq!(outcome.error.unwrap().kind, "invalid_request");
+        assert_eq!(outcome.error.unwrap().kind, FailureKind::InvalidRequest);
     }
 
     #[tokio::test(start_paused = true)]

@@ -910,11 +910,7 @@ fn revoked(
         detail.push_str("; NOT fully contained: ");
         detail.push_str(&what.join("; "));
         error = Some(OutcomeError {
-            kind: keys
-                .failure_kind
-                .unwrap_or(FailureKind::Transient)
-                .as_str()
-                .to_owned(),
+            kind: keys.failure_kind.unwrap_or(FailureKind::Transient),
             message: what.join("; "),
         });
         still_works = keys.still_works;

@@ -414,7 +414,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                     _ => stop.message.clone(),
                 };
                 outcome.error = stop.kind.map(|kind| OutcomeError {
-                    kind: kind.as_str().to_owned(),
+                    kind,
                     message: stop.message,
                 });
             }

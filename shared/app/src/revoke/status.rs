@@ -35,14 +35,10 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         report.api_calls = calls.get();
         if let Err(stop) = result {
             report.error = Some(OutcomeError {
-                kind: stop
-                    .kind
-                    .unwrap_or(match stop.status {
-                        cutoff_domain::outcome::Status::Protected => FailureKind::Protected,
-                        _ => FailureKind::Unmodifiable,
-                    })
-                    .as_str()
-                    .to_owned(),
+                kind: stop.kind.unwrap_or(match stop.status {
+                    cutoff_domain::outcome::Status::Protected => FailureKind::Protected,
+                    _ => FailureKind::Unmodifiable,
+                }),
                 message: stop.message,
             });
         }

@@ -269,7 +269,7 @@ async fn no_room_anywhere_fails_with_a_quota_error_that_says_why() {
         .await;
     assert_eq!(out.status, Status::Failed);
     let error = out.error.unwrap();
-    assert_eq!(error.kind, "quota");
+    assert_eq!(error.kind, FailureKind::Quota);
     assert!(
         error.message.contains("10 of 10 managed policies"),
         "{}",
@@ -443,9 +443,17 @@ async fn throttling_is_retried_and_counted() {
 #[tokio::test(start_paused = true)]
 async fn fatal_errors_end_in_a_failed_outcome_with_the_error_kind() {
     for (action, kind, want) in [
-        ("PutRolePolicy", ErrorKind::AccessDenied, "access_denied"),
-        ("GetRole", ErrorKind::NotFound, "not_found"),
-        ("GetRolePolicy", ErrorKind::Malformed, "malformed"),
+        (
+            "PutRolePolicy",
+            ErrorKind::AccessDenied,
+            FailureKind::AccessDenied,
+        ),
+        ("GetRole", ErrorKind::NotFound, FailureKind::NotFound),
+        (
+            "GetRolePolicy",
+            ErrorKind::Malformed,
+            FailureKind::Malformed,
+        ),
     ] {
         let (access, member) = setup();
         member.fail(action, &[kind]);
@@ -466,7 +474,7 @@ async fn exhausted_retries_fail_as_throttled() {
     let out = revoker(access)
         .handle(&request(TargetKind::Role, "payments-api"), "r")
         .await;
-    assert_eq!(out.error.unwrap().kind, "throttled");
+    assert_eq!(out.error.unwrap().kind, FailureKind::Throttled);
 }
 
 #[tokio::test(start_paused = true)]
@@ -481,7 +489,7 @@ async fn a_member_role_that_cannot_be_assumed_fails_as_access_denied() {
         .handle(&request(TargetKind::Role, "payments-api"), "r")
         .await;
     assert_eq!(out.status, Status::Failed);
-    assert_eq!(out.error.unwrap().kind, "access_denied");
+    assert_eq!(out.error.unwrap().kind, FailureKind::AccessDenied);
     assert!(member.calls().is_empty());
 }
 
@@ -496,7 +504,7 @@ async fn an_unreadable_existing_policy_is_never_overwritten() {
     let out = revoker(access)
         .handle(&request(TargetKind::Role, "payments-api"), "r")
         .await;
-    assert_eq!(out.error.unwrap().kind, "unreadable_policy");
+    assert_eq!(out.error.unwrap().kind, FailureKind::UnreadablePolicy);
     assert!(member.writes().is_empty());
 }
 
@@ -516,7 +524,7 @@ async fn a_stale_read_back_is_retried_and_a_persistent_one_fails_unverified() {
         .handle(&request(TargetKind::Role, "payments-api"), "r")
         .await;
     assert_eq!(out.status, Status::Failed);
-    assert_eq!(out.error.unwrap().kind, "unverified");
+    assert_eq!(out.error.unwrap().kind, FailureKind::Unverified);
 }
 
 fn session_request(session: &str) -> RevocationRequest {
@@ -607,7 +615,7 @@ async fn release_refuses_a_young_cutoff_unless_forced_and_keeps_foreign_statemen
     let r = revoker(access);
     let out = r.handle(&release_request(), "r").await;
     assert_eq!(out.status, Status::Failed);
-    assert_eq!(out.error.as_ref().unwrap().kind, "refused");
+    assert_eq!(out.error.as_ref().unwrap().kind, FailureKind::Refused);
     assert!(
         out.detail.contains("2h old") && out.detail.contains("12 h"),
         "{}",
@@ -655,7 +663,7 @@ async fn user_cutoffs_stay_protected_for_thirty_six_hours() {
     let mut req = request(TargetKind::User, "ci-deployer");
     req.action = ManualAction::Release;
     let out = revoker(access).handle(&req, "r").await;
-    assert_eq!(out.error.unwrap().kind, "refused", "26 h < 36 h");
+    assert_eq!(out.error.unwrap().kind, FailureKind::Refused, "26 h < 36 h");
 }
 
 #[tokio::test(start_paused = true)]
@@ -833,7 +841,7 @@ async fn a_lock_held_by_another_writer_fails_the_request_for_a_retry_and_writes_
     );
     let out = r.handle(&finding_request("gd-9"), "msg-9").await;
     assert_eq!(out.status, Status::Failed);
-    assert_eq!(out.error.as_ref().unwrap().kind, "busy");
+    assert_eq!(out.error.as_ref().unwrap().kind, FailureKind::Busy);
     assert!(member.writes().is_empty());
     assert_eq!(
         ledger.state().entries.len(),
@@ -897,7 +905,7 @@ async fn an_instance_profile_revocation_waits_for_a_sweep_holding_its_role() {
         .handle(&request(TargetKind::InstanceProfile, "web-tier"), "r1")
         .await;
     assert_eq!(out.status, Status::Failed, "{out:#?}");
-    assert_eq!(out.error.as_ref().unwrap().kind, "busy");
+    assert_eq!(out.error.as_ref().unwrap().kind, FailureKind::Busy);
     assert!(
         out.detail
             .contains("lock on role `payments-api` (behind instance_profile web-tier"),
@@ -914,8 +922,12 @@ async fn an_instance_profile_revocation_waits_for_a_sweep_holding_its_role() {
 #[tokio::test(start_paused = true)]
 async fn an_instance_profile_that_fails_to_resolve_fails_as_before_with_the_ledger() {
     for (profile, injected, kind) in [
-        ("empty-profile", None, "not_found"),
-        ("web-tier", Some(ErrorKind::AccessDenied), "access_denied"),
+        ("empty-profile", None, FailureKind::NotFound),
+        (
+            "web-tier",
+            Some(ErrorKind::AccessDenied),
+            FailureKind::AccessDenied,
+        ),
     ] {
         let run = |ledger: bool| async move {
             let (access, member) = setup();
@@ -1124,7 +1136,7 @@ async fn a_recreated_role_is_not_written_for_a_finding_about_its_predecessor() {
     let out = revoker(access.clone()).handle(&req, "r").await;
     assert_eq!(out.status, Status::Failed);
     let error = out.error.as_ref().unwrap();
-    assert_eq!(error.kind, "principal_mismatch");
+    assert_eq!(error.kind, FailureKind::PrincipalMismatch);
     assert!(error.message.contains("recreated"), "{}", error.message);
     assert!(
         !out.needs_retry(),
@@ -1158,7 +1170,10 @@ async fn an_account_outside_the_configured_list_is_refused_before_any_call() {
         .handle(&request(TargetKind::Role, "payments-api"), "r")
         .await;
     assert_eq!(out.status, Status::Failed);
-    assert_eq!(out.error.as_ref().unwrap().kind, "account_not_allowed");
+    assert_eq!(
+        out.error.as_ref().unwrap().kind,
+        FailureKind::AccountNotAllowed
+    );
     assert_eq!(out.api_calls, 0);
     assert!(member.calls().is_empty() && access.assumed.lock().unwrap().is_empty());
     // The home account is always in scope.
@@ -1203,7 +1218,7 @@ async fn a_key_that_cannot_be_deactivated_no_longer_blocks_the_deny_and_the_outc
             .why
             .contains("never stopped by the TokenIssueTime deny")
     );
-    assert_eq!(out.error.as_ref().unwrap().kind, "access_denied");
+    assert_eq!(out.error.as_ref().unwrap().kind, FailureKind::AccessDenied);
     assert!(out.needs_retry(), "a later attempt may deactivate it");
 }
 
@@ -1217,7 +1232,7 @@ async fn a_named_key_the_user_does_not_have_is_an_error_not_applied() {
         .add_access_key("other", KEY2);
     let out = revoker(access).handle(&user_request(Some(KEY2)), "r").await;
     assert_eq!(out.status, Status::Failed, "{out:#?}");
-    assert_eq!(out.error.as_ref().unwrap().kind, "key_not_found");
+    assert_eq!(out.error.as_ref().unwrap().kind, FailureKind::KeyNotFound);
     assert!(!out.needs_retry());
     assert_eq!(member.key_status("other", KEY2).as_deref(), Some("Active"));
     assert_eq!(
@@ -1472,7 +1487,10 @@ async fn the_circuit_breaker_stops_automatic_revocations_beyond_the_cap_but_not_
         "nothing written past the cap"
     );
     let tripped = r.handle(&request(TargetKind::Role, "a3"), "again").await;
-    assert_eq!(tripped.error.as_ref().unwrap().kind, "circuit_open");
+    assert_eq!(
+        tripped.error.as_ref().unwrap().kind,
+        FailureKind::CircuitOpen
+    );
     assert!(
         tripped.detail.contains("circuit breaker"),
         "{}",
@@ -1532,7 +1550,10 @@ async fn a_release_with_the_ledger_unreachable_does_not_run() {
     release.action = ManualAction::Release;
     let out = r.handle(&release, "r").await;
     assert_eq!(out.status, Status::Failed);
-    assert_eq!(out.error.as_ref().unwrap().kind, "ledger_unavailable");
+    assert_eq!(
+        out.error.as_ref().unwrap().kind,
+        FailureKind::LedgerUnavailable
+    );
     assert!(out.needs_retry(), "a later attempt may reach the ledger");
     assert_eq!(
         member
@@ -1693,7 +1714,10 @@ async fn a_status_request_for_an_account_outside_the_list_reaches_nothing() {
     let mut status = request(TargetKind::Role, "payments-api");
     status.action = ManualAction::Status;
     let report = r.status(&status, "s").await;
-    assert_eq!(report.error.as_ref().unwrap().kind, "account_not_allowed");
+    assert_eq!(
+        report.error.as_ref().unwrap().kind,
+        FailureKind::AccountNotAllowed
+    );
     assert!(access.assumed.lock().unwrap().is_empty(), "no AssumeRole");
     assert_eq!(report.api_calls, 0);
 }
@@ -1719,7 +1743,7 @@ async fn an_open_circuit_breaker_sets_no_key_inactive() {
     let second = r.handle(&finding_about("u2", KEY2), "b").await;
     assert_eq!(
         second.error.as_ref().unwrap().kind,
-        "circuit_open",
+        FailureKind::CircuitOpen,
         "{second:#?}"
     );
     assert_eq!(member.key_status("u2", KEY2).as_deref(), Some("Active"));
@@ -1795,11 +1819,11 @@ async fn a_custom_action_delivered_one_finding_per_event_still_trips_its_breaker
     for name in ["r1", "r2", "r3", "r4"] {
         statuses.push(r.handle(&by_custom_action(name), name).await);
     }
-    let kinds: Vec<Option<&str>> = statuses
+    let kinds: Vec<Option<FailureKind>> = statuses
         .iter()
-        .map(|o| o.error.as_ref().map(|e| e.kind.as_str()))
+        .map(|o| o.error.as_ref().map(|e| e.kind))
         .collect();
-    assert_eq!(kinds, [None, None, None, Some("circuit_open")]);
+    assert_eq!(kinds, [None, None, None, Some(FailureKind::CircuitOpen)]);
     assert!(
         statuses[3].detail.contains("custom action"),
         "{}",

@@ -7,6 +7,7 @@ use cutoff_aws::dynamodb::NoLedger;
 use cutoff_aws::iam::fake::FakeIam;
 use cutoff_aws::sts::fake::FakeAccess;
 use cutoff_domain::clock::FixedClock;
+use cutoff_domain::outcome::FailureKind;
 use cutoff_domain::policy::{ROLE_WIDE_POLICY_NAME, role_wide_statement};
 use cutoff_domain::principal::PrincipalName;
 use cutoff_domain::sweep_rules::MAX_SESSION_AGE_TAG;
@@ -246,7 +247,10 @@ async fn a_failed_write_is_reported_for_that_principal_and_the_others_are_swept(
         .filter(|o| o.status == Status::Failed)
         .collect();
     assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].error.as_ref().unwrap().kind, "access_denied");
+    assert_eq!(
+        failed[0].error.as_ref().unwrap().kind,
+        FailureKind::AccessDenied
+    );
     assert_eq!(
         report.statements_removed, 1,
         "payments-api was still cleaned"
@@ -274,7 +278,10 @@ async fn an_account_that_cannot_be_reached_is_reported_and_the_others_are_swept(
     )
     .await;
     assert_eq!(reports[0].account, account(MEMBER));
-    assert_eq!(reports[0].error.as_ref().unwrap().kind, "access_denied");
+    assert_eq!(
+        reports[0].error.as_ref().unwrap().kind,
+        FailureKind::AccessDenied
+    );
     assert_eq!(reports[0].api_calls, 1);
     assert!(reports[1].error.is_none());
     assert_eq!(reports[1].cutoffs_moved, 1);
@@ -285,7 +292,10 @@ async fn a_listing_that_fails_writes_nothing() {
     let (access, member) = setup();
     member.fail("GetAccountAuthorizationDetails", &[ErrorKind::AccessDenied]);
     let report = sweep(&access, &SweepConfig::default()).await;
-    assert_eq!(report.error.as_ref().unwrap().kind, "access_denied");
+    assert_eq!(
+        report.error.as_ref().unwrap().kind,
+        FailureKind::AccessDenied
+    );
     assert!(member.writes().is_empty());
     assert!(report.outcomes.is_empty());
 }
@@ -381,7 +391,7 @@ async fn a_cutoff_written_but_not_read_back_is_counted_and_reported_failed() {
         .iter()
         .find(|o| o.status == Status::Failed)
         .unwrap();
-    assert_eq!(failed.error.as_ref().unwrap().kind, "unverified");
+    assert_eq!(failed.error.as_ref().unwrap().kind, FailureKind::Unverified);
     assert_eq!(failed.cutoff, Some(ago(4)));
     assert_eq!(
         report.statements_removed, 1,

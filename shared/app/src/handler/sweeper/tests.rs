@@ -11,6 +11,7 @@ use cutoff_aws::organizations::fake::FakeOrganizations;
 use cutoff_aws::sqs::fake::FakeSweepQueue;
 use cutoff_aws::sts::fake::FakeAccess;
 use cutoff_domain::clock::FixedClock;
+use cutoff_domain::outcome::FailureKind;
 use cutoff_domain::policy::{Cutoff, PolicyDocument, ROLE_WIDE_POLICY_NAME, role_wide_statement};
 use cutoff_domain::principal::PrincipalName;
 use cutoff_domain::sweep_rules::MAX_SESSION_AGE_TAG;
@@ -211,7 +212,7 @@ async fn an_unreachable_account_is_a_reported_failure_not_a_retry() {
     assert!(result.response.batch_item_failures.is_empty());
     let summary = messaging.bus.state().summaries[0].clone();
     assert_eq!(summary.accounts_failed, 1);
-    assert_eq!(summary.failures[0].kind, "access_denied");
+    assert_eq!(summary.failures[0].kind, FailureKind::AccessDenied);
     assert!(summary.has_failures());
 }
 
