@@ -800,7 +800,7 @@ async fn an_expired_managed_fallback_is_detached_and_deleted() {
         released
             .actions
             .iter()
-            .any(|a| a.contains("detach and delete") && a.contains(&arn)),
+            .any(|a| a == &format!("delete managed policy {arn}")),
         "{:?}",
         released.actions
     );

@@ -1,6 +1,6 @@
 //! The one writer of cutoff's changes to a principal: every put, attach, detach and
 //! delete of a deny policy (and the access keys a revocation sets Inactive), said in
-//! words as it is done, and the read-back that proves a write landed. The revoker and
+//! words as it is done, and the read-back that shows a deny landed. The revoker and
 //! the sweeper both write through it, so both say the same thing for the same change,
 //! and a dry run of either writes nothing.
 //!
@@ -52,24 +52,20 @@ impl<'a, C> DenyWriter<'a, C> {
         self.dry_run
     }
 
-    pub fn actions(&self) -> &[String] {
-        &self.actions
-    }
-
     pub fn into_actions(self) -> Vec<String> {
         self.actions
     }
 
-    /// Runs `write` unless this is a dry run, and records `action` once it is done: a
-    /// write that failed is reported by its error, not listed as done.
-    async fn change(
+    /// Makes the write unless this is a dry run (the write is not even built then),
+    /// and records `action` once it is done: a write that failed is reported by its
+    /// error, not listed as done.
+    async fn change<F: Future<Output = Result<(), AwsError>>>(
         &mut self,
         action: String,
-        write: impl Future<Output = Result<(), AwsError>>,
+        write: impl FnOnce(&'a C) -> F,
     ) -> Result<(), AwsError> {
-        // A future does nothing until awaited: in a dry run it is dropped unrun.
         if !self.dry_run {
-            write.await?;
+            write(self.client).await?;
         }
         self.actions.push(action);
         Ok(())
@@ -114,10 +110,9 @@ impl<'a, C: InlinePolicies> DenyWriter<'a, C> {
         name: &str,
         document: &str,
     ) -> Result<(), AwsError> {
-        let client = self.client;
         self.change(
             format!("put inline policy {name} on {principal}"),
-            client.put_inline_policy(principal, name, document),
+            |client| client.put_inline_policy(principal, name, document),
         )
         .await
     }
@@ -127,10 +122,9 @@ impl<'a, C: InlinePolicies> DenyWriter<'a, C> {
         principal: &IamPrincipal,
         name: &str,
     ) -> Result<(), AwsError> {
-        let client = self.client;
         self.change(
             format!("delete inline policy {name} from {principal}"),
-            client.delete_inline_policy(principal, name),
+            |client| client.delete_inline_policy(principal, name),
         )
         .await
     }
@@ -161,8 +155,7 @@ impl<'a, C: ManagedPolicies> DenyWriter<'a, C> {
         document: &str,
     ) -> Result<(), AwsError> {
         let arn = self.client.managed_policy_arn(path, name);
-        let client = self.client;
-        self.change(format!("put managed policy {arn}"), async {
+        self.change(format!("put managed policy {arn}"), async |client| {
             client
                 .put_managed_policy(path, name, document)
                 .await
@@ -172,25 +165,27 @@ impl<'a, C: ManagedPolicies> DenyWriter<'a, C> {
     }
 
     pub async fn attach(&mut self, principal: &IamPrincipal, arn: &str) -> Result<(), AwsError> {
-        let client = self.client;
-        self.change(
-            format!("attach {arn} to {principal}"),
-            client.attach_policy(principal, arn),
-        )
+        self.change(format!("attach {arn} to {principal}"), |client| {
+            client.attach_policy(principal, arn)
+        })
         .await
     }
 
     /// Detaches the managed policy from the principal and deletes it (a fallback is
-    /// cutoff's own and attached to one principal only).
+    /// cutoff's own and attached to one principal only): two changes, each listed once
+    /// done, since the detach alone already lifts the deny.
     pub async fn detach_and_delete(
         &mut self,
         principal: &IamPrincipal,
         arn: &str,
     ) -> Result<(), AwsError> {
-        let client = self.client;
-        self.change(format!("detach and delete managed policy {arn}"), async {
-            client.detach_policy(principal, arn).await?;
-            client.delete_managed_policy(arn).await
+        self.change(
+            format!("detach managed policy {arn} from {principal}"),
+            |client| client.detach_policy(principal, arn),
+        )
+        .await?;
+        self.change(format!("delete managed policy {arn}"), |client| {
+            client.delete_managed_policy(arn)
         })
         .await
     }
@@ -222,10 +217,9 @@ impl<'a, C: AccessKeys> DenyWriter<'a, C> {
         user: &IamPrincipal,
         key: &AccessKeyId,
     ) -> Result<(), AwsError> {
-        let client = self.client;
         self.change(
             format!("set access key {key} of {user} Inactive"),
-            client.deactivate_access_key(&user.name, key),
+            |client| client.deactivate_access_key(&user.name, key),
         )
         .await
     }
@@ -301,7 +295,8 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert_eq!(writer.actions().len(), 6, "{:?}", writer.actions());
+        let actions = writer.into_actions();
+        assert_eq!(actions.len(), 7, "{actions:?}");
         assert!(
             iam.calls()
                 .iter()
@@ -327,7 +322,6 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Quota);
-        assert!(writer.actions().is_empty());
         writer
             .put_inline(&role, ROLE_WIDE_POLICY_NAME, &document)
             .await
@@ -339,6 +333,34 @@ mod tests {
             )]
         );
         assert_eq!(iam.inline(&role, ROLE_WIDE_POLICY_NAME), Some(document));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_detach_that_worked_is_listed_when_the_delete_after_it_fails() {
+        let (iam, role) = setup();
+        let path = IamPath::parse("/cutoff/").unwrap();
+        let (_, document) = deny_at(0);
+        let mut writer = DenyWriter::new(&iam, false, read_back());
+        writer
+            .put_managed(&path, "cutoff-revoke-role-payments-api", &document)
+            .await
+            .unwrap();
+        let arn = iam.managed_policy_arn(&path, "cutoff-revoke-role-payments-api");
+        writer.attach(&role, &arn).await.unwrap();
+        iam.fail("DeletePolicy", &[ErrorKind::AccessDenied]);
+        let err = writer.detach_and_delete(&role, &arn).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::AccessDenied);
+        let actions = writer.into_actions();
+        // The detach alone lifted the deny: it is listed, the delete is not.
+        assert_eq!(
+            actions.last().map(String::as_str),
+            Some(format!("detach managed policy {arn} from {role}").as_str()),
+            "{actions:?}"
+        );
+        assert!(
+            !actions.iter().any(|a| a.starts_with("delete")),
+            "{actions:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -34,9 +34,9 @@ const FIRST_PAUSE: Duration = Duration::from_millis(25);
 const MAX_PAUSE: Duration = Duration::from_secs(1);
 
 /// Takes the lock described by `request`: `Ok(true)` held, `Ok(false)` another writer
-/// held it for all of `request.wait`, `Err` the ledger could not be reached (after
-/// [`TRANSIENT_RETRIES`] for a retryable error). Each writer decides what an
-/// unreachable ledger means for it.
+/// held it when the wait ran out, `Err` the ledger could not be reached (a lasting
+/// error, [`TRANSIENT_RETRIES`] retryable ones, or a retryable one as the wait ran
+/// out). Each writer decides what an unreachable ledger means for it.
 pub async fn acquire<L: Ledger + ?Sized>(
     ledger: &L,
     clock: &dyn Clock,
@@ -47,17 +47,24 @@ pub async fn acquire<L: Ledger + ?Sized>(
     let mut transient = 0;
     loop {
         let now = clock.now();
-        match ledger
+        // What the last try said: only a lock another writer held is "busy".
+        let last_error = match ledger
             .acquire(request.key, request.holder, now, now + request.lease)
             .await
         {
             Ok(true) => return Ok(true),
-            Ok(false) => {}
-            Err(e) if e.is_retryable() && transient < TRANSIENT_RETRIES => transient += 1,
+            Ok(false) => None,
+            Err(e) if e.is_retryable() && transient < TRANSIENT_RETRIES => {
+                transient += 1;
+                Some(e)
+            }
             Err(e) => return Err(e),
-        }
+        };
         if started.elapsed() >= request.wait {
-            return Ok(false);
+            return match last_error {
+                Some(e) => Err(e),
+                None => Ok(false),
+            };
         }
         let jitter = Duration::from_millis(fastrand::u64(0..=pause.as_millis() as u64));
         tokio::time::sleep(pause / 2 + jitter / 2).await;
@@ -141,6 +148,14 @@ mod tests {
                 .await
                 .unwrap()
         );
+        // A throttled ledger as the wait runs out is unreachable, not busy: the
+        // sweeper then moves rolling cutoffs without the lock rather than skip them.
+        let ledger = FakeLedger::default();
+        ledger.fail("acquire", &[ErrorKind::Throttled]);
+        let err = acquire(&ledger, &clock, &request("first", Duration::ZERO))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Throttled);
         let ledger = FakeLedger::default();
         ledger.fail("acquire", &[ErrorKind::AccessDenied]);
         let err = acquire(&ledger, &clock, &request("first", Duration::from_secs(5)))

@@ -1125,7 +1125,7 @@ pub fn render_summary(summary: &crate::summary::SweepSummary) -> SnsMessage {
                 let cutoffs: Vec<String> = e.cutoffs.iter().map(ToString::to_string).collect();
                 let mut text = format!(
                     "{} {} in {}",
-                    e.kind.as_str(),
+                    clean(&e.kind, 16),
                     clean(&e.name, 64),
                     e.account
                 );

@@ -298,8 +298,6 @@ pub enum FailureKind {
     Busy,
     /// The ledger (lock, audit) could not be reached where it is required.
     LedgerUnavailable,
-    /// A principal that cutoff never revokes (a status report's read of one).
-    Protected,
     /// A kind this version does not know (an outcome from a newer one, or a forged
     /// one on the bus): read, never trusted to mean anything.
     #[serde(other)]
@@ -326,7 +324,6 @@ impl FailureKind {
             FailureKind::UnreadablePolicy => "unreadable_policy",
             FailureKind::Busy => "busy",
             FailureKind::LedgerUnavailable => "ledger_unavailable",
-            FailureKind::Protected => "protected",
             FailureKind::Unknown => "unknown",
         }
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::outcome::{FailureKind, Outcome, OutcomeError, Status};
 use crate::policy::Cutoff;
-use crate::principal::{Account, Target, TargetKind};
+use crate::principal::{Account, Target};
 
 /// Principals listed by name per account record and in the summary; the counts are
 /// always complete.
@@ -19,8 +19,8 @@ const MAX_MESSAGE: usize = 300;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrincipalEntry {
     pub account: Account,
-    /// `role` or `user`.
-    pub kind: TargetKind,
+    /// `role` or `user`: text, so that a summary from a newer version still reads.
+    pub kind: String,
     pub name: String,
     /// The cutoffs removed (released) or the cutoff moved to (moved).
     #[serde(default)]
@@ -62,7 +62,7 @@ impl AccountRecord {
             let target = o.target.as_ref()?;
             Some(PrincipalEntry {
                 account: target.account.clone(),
-                kind: target.kind,
+                kind: target.kind.as_str().to_owned(),
                 name: target.name.to_string(),
                 cutoffs,
                 error: o.error.as_ref().map(|e| cut(&e.message)),
@@ -83,7 +83,7 @@ impl AccountRecord {
             .take(MAX_LISTED)
             .map(|(target, cutoffs)| PrincipalEntry {
                 account: target.account.clone(),
-                kind: target.kind,
+                kind: target.kind.as_str().to_owned(),
                 name: target.name.to_string(),
                 cutoffs: cutoffs.clone(),
                 error: None,

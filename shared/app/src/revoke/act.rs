@@ -1,5 +1,5 @@
-//! Act and verify: the deny, then a user's keys. Every write goes through the
-//! [`DenyWriter`] and is read back before it counts.
+//! Act and verify: the deny, read back before it counts, then a user's keys. Every
+//! write goes through the [`DenyWriter`].
 //!
 //! - [`Revoker::deny`]: read what is in force; skip when it already covers the
 //!   finding's credential; else pass the circuit breaker and write the role-wide deny
@@ -37,6 +37,30 @@ pub(super) struct InForce {
     existing: Option<PolicyDocument>,
     /// The cutoff in force for what the request is about (role-wide, or the session).
     cutoff: Option<Cutoff>,
+}
+
+/// A deny merged with what is in force, ready to be written inline.
+struct Merged {
+    name: &'static str,
+    scope: Scope,
+    document: String,
+    cutoff: Cutoff,
+    /// False when what is in force already covers it: nothing to write.
+    changed: bool,
+    /// Said when nothing is written.
+    unchanged_note: Option<String>,
+}
+
+/// What writing a merged deny inline came to.
+enum Inline {
+    /// Written and read back, or already in force.
+    Written(Applied),
+    /// It does not fit inline, and why; the cutoff in force before, for the deny
+    /// written elsewhere.
+    DoesNotFit {
+        why: String,
+        previous: Option<Cutoff>,
+    },
 }
 
 /// What a deny step did.
@@ -79,8 +103,9 @@ pub(super) struct KeysContained {
     set_inactive: usize,
     /// Set when the request named a key the user does not have.
     not_the_users: Option<Stop>,
-    /// When the last key this request set Inactive was confirmed inactive: sessions
-    /// the key minted until then (and while that propagates) must be denied too.
+    /// When IAM answered that the last key this request set Inactive is inactive:
+    /// sessions the key minted until then (and while that propagates) must be denied
+    /// too.
     deactivated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
@@ -266,73 +291,107 @@ impl<'r, C: IamApi> Run<'r, C> {
         state: InForce,
         limit: usize,
     ) -> Result<Applied, Stop> {
+        let new = self.cutoff_now();
+        let merge = policy::merge_role_wide(state.existing.as_ref(), new);
+        let merged = Merged {
+            name: ROLE_WIDE_POLICY_NAME,
+            scope: Scope::Role,
+            document: merge.document.to_json(),
+            cutoff: merge.cutoff,
+            changed: merge.changed,
+            unchanged_note: Some(format!(
+                "the existing cutoff {} is already at or after {new}",
+                merge.cutoff
+            )),
+        };
+        let want = merge.cutoff;
+        let shows = |doc: Option<&PolicyDocument>| {
+            doc.and_then(PolicyDocument::role_wide_cutoff)
+                .is_some_and(|c| c >= want)
+        };
+        match self
+            .write_merged(principal, state, merged, limit, shows)
+            .await?
+        {
+            Inline::Written(applied) => Ok(applied),
+            Inline::DoesNotFit { why, previous } => {
+                self.managed_fallback(principal, new, previous, why).await
+            }
+        }
+    }
+
+    /// Writes a merged deny as its inline policy and reads it back, unless it does
+    /// not fit (by the budget, or by IAM's own answer): the caller then puts it
+    /// elsewhere, never nowhere.
+    async fn write_merged(
+        &mut self,
+        principal: &IamPrincipal,
+        state: InForce,
+        merged: Merged,
+        limit: usize,
+        shows: impl Fn(Option<&PolicyDocument>) -> bool,
+    ) -> Result<Inline, Stop> {
         let InForce {
             raw,
-            existing,
             cutoff: previous,
+            ..
         } = state;
-        let new = self.cutoff_now();
-        let merge = policy::merge_role_wide(existing.as_ref(), new);
-        if !merge.changed {
-            return Ok(Applied {
-                status: Status::AlreadyRevoked,
-                cutoff: merge.cutoff,
-                previous,
-                policy: ROLE_WIDE_POLICY_NAME.to_owned(),
-                scope: Scope::Role,
-                notes: vec![format!(
-                    "the existing cutoff {} is already at or after {new}",
-                    merge.cutoff
-                )],
-            });
+        let Merged {
+            name,
+            scope,
+            document,
+            cutoff,
+            changed,
+            unchanged_note,
+        } = merged;
+        let applied = |status, notes| Applied {
+            status,
+            cutoff,
+            previous,
+            policy: name.to_owned(),
+            scope,
+            notes,
+        };
+        if !changed {
+            let notes = unchanged_note.into_iter().collect();
+            return Ok(Inline::Written(applied(Status::AlreadyRevoked, notes)));
         }
-        let document = merge.document.to_json();
         let (fits, why) = self
-            .fits_inline(
-                principal,
-                ROLE_WIDE_POLICY_NAME,
-                raw.as_deref(),
-                &document,
-                limit,
-            )
+            .fits_inline(principal, name, raw.as_deref(), &document, limit)
             .await?;
         if !fits {
-            return self.managed_fallback(principal, new, previous, why).await;
+            return Ok(Inline::DoesNotFit { why, previous });
         }
-        match self
-            .writer
-            .put_inline(principal, ROLE_WIDE_POLICY_NAME, &document)
-            .await
-        {
+        match self.writer.put_inline(principal, name, &document).await {
             Ok(()) => {}
             // IAM is the authority on its quota; if it disagrees with our count,
-            // fall back rather than drop the revocation.
+            // the deny goes elsewhere rather than nowhere.
             Err(err) if err.kind == ErrorKind::Quota => {
-                return self
-                    .managed_fallback(
-                        principal,
-                        new,
-                        previous,
-                        format!("IAM refused the inline write ({err})"),
-                    )
-                    .await;
+                return Ok(Inline::DoesNotFit {
+                    why: format!("IAM refused the inline write ({err})"),
+                    previous,
+                });
             }
             Err(err) => return Err(err.into()),
         }
-        let want = merge.cutoff;
-        self.verify_inline(principal, ROLE_WIDE_POLICY_NAME, |doc| {
-            doc.and_then(PolicyDocument::role_wide_cutoff)
-                .is_some_and(|c| c >= want)
-        })
-        .await?;
-        Ok(Applied {
-            status: self.written_status(),
-            cutoff: merge.cutoff,
-            previous,
-            policy: ROLE_WIDE_POLICY_NAME.to_owned(),
-            scope: Scope::Role,
-            notes: Vec::new(),
-        })
+        self.verify_inline(principal, name, shows).await?;
+        Ok(Inline::Written(applied(self.written_status(), Vec::new())))
+    }
+
+    /// A managed policy's default version, parsed; one that cannot be parsed stops
+    /// the request (it is never overwritten, nor reported released).
+    async fn read_managed(&self, arn: &str) -> Result<Option<PolicyDocument>, Stop> {
+        let Some(policy) = self.client().get_managed_policy(arn).await? else {
+            return Ok(None);
+        };
+        PolicyDocument::parse(&policy.document)
+            .map(Some)
+            .map_err(|e| {
+                Stop::failed(
+                    FailureKind::UnreadablePolicy,
+                    format!("the managed policy {arn} cannot be read ({e}); not changing it"),
+                )
+            })
     }
 
     /// The principal's managed fallbacks, under the current and the legacy name,
@@ -347,14 +406,7 @@ impl<'r, C: IamApi> Run<'r, C> {
             let arn = self
                 .client()
                 .managed_policy_arn(&self.config.fallback_path, &name);
-            let policy = self.client().get_managed_policy(&arn).await?;
-            if let Some(p) = policy {
-                let document = PolicyDocument::parse(&p.document).map_err(|e| {
-                    Stop::failed(
-                        FailureKind::UnreadablePolicy,
-                        format!("the managed policy {arn} cannot be read ({e}); not touching it"),
-                    )
-                })?;
+            if let Some(document) = self.read_managed(&arn).await? {
                 found.push(Fallback {
                     arn,
                     name,
@@ -385,16 +437,7 @@ impl<'r, C: IamApi> Run<'r, C> {
         let name = policy::fallback_managed_policy_name(principal.kind, &principal.name);
         let path = self.config.fallback_path.clone();
         let arn = self.client().managed_policy_arn(&path, &name);
-        let existing = self.client().get_managed_policy(&arn).await?;
-        let existing = match existing {
-            Some(policy) => Some(PolicyDocument::parse(&policy.document).map_err(|e| {
-                Stop::failed(
-                    FailureKind::UnreadablePolicy,
-                    format!("the managed policy {arn} cannot be read ({e}); not overwriting it"),
-                )
-            })?),
-            None => None,
-        };
+        let existing = self.read_managed(&arn).await?;
         let managed_previous = existing.as_ref().and_then(PolicyDocument::role_wide_cutoff);
         let previous = inline_previous.max(managed_previous);
         let merge = policy::merge_role_wide(existing.as_ref(), new);
@@ -500,61 +543,27 @@ impl<'r, C: IamApi> Run<'r, C> {
         session: SessionPrincipal,
         state: InForce,
     ) -> Result<Applied, Stop> {
-        let InForce {
-            raw,
-            existing,
-            cutoff: previous,
-        } = state;
-        let new = self.cutoff_now();
-        let merge = policy::merge_session(existing.as_ref(), &session, new);
-        if !merge.changed {
-            return Ok(Applied {
-                status: Status::AlreadyRevoked,
-                cutoff: merge.cutoff,
-                previous,
-                policy: SESSION_POLICY_NAME.to_owned(),
-                scope: Scope::Session,
-                notes: Vec::new(),
-            });
-        }
-        let document = merge.document.to_json();
-        let (fits, why) = self
-            .fits_inline(
-                principal,
-                SESSION_POLICY_NAME,
-                raw.as_deref(),
-                &document,
-                ROLE_INLINE_BUDGET,
-            )
-            .await?;
-        if !fits {
-            return self.escalate(principal, why).await;
-        }
-        match self
-            .writer
-            .put_inline(principal, SESSION_POLICY_NAME, &document)
-            .await
-        {
-            Ok(()) => {}
-            Err(err) if err.kind == ErrorKind::Quota => {
-                return self.escalate(principal, err.to_string()).await;
-            }
-            Err(err) => return Err(err.into()),
-        }
+        let merge = policy::merge_session(state.existing.as_ref(), &session, self.cutoff_now());
+        let merged = Merged {
+            name: SESSION_POLICY_NAME,
+            scope: Scope::Session,
+            document: merge.document.to_json(),
+            cutoff: merge.cutoff,
+            changed: merge.changed,
+            unchanged_note: None,
+        };
         let want = merge.cutoff;
-        self.verify_inline(principal, SESSION_POLICY_NAME, |doc| {
+        let shows = |doc: Option<&PolicyDocument>| {
             doc.and_then(|d| d.session_cutoff(&session))
                 .is_some_and(|c| c >= want)
-        })
-        .await?;
-        Ok(Applied {
-            status: self.written_status(),
-            cutoff: merge.cutoff,
-            previous,
-            policy: SESSION_POLICY_NAME.to_owned(),
-            scope: Scope::Session,
-            notes: Vec::new(),
-        })
+        };
+        match self
+            .write_merged(principal, state, merged, ROLE_INLINE_BUDGET, shows)
+            .await?
+        {
+            Inline::Written(applied) => Ok(applied),
+            Inline::DoesNotFit { why, .. } => self.escalate(principal, why).await,
+        }
     }
 
     /// A session deny that does not fit becomes a role-wide one, never nothing.
@@ -629,7 +638,6 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         if let Some(stop) = keys.not_the_users {
             return Err(stop);
         }
-        notes.extend(applied.notes.iter().cloned());
         Ok(revoked(request, &principal, applied, keys, notes))
     }
 
@@ -894,7 +902,7 @@ fn revoked(
         "{verb} {scope} of {principal} in {} issued before {}",
         target.account, applied.cutoff
     );
-    for note in notes.iter().chain(&keys.notes) {
+    for note in notes.iter().chain(&applied.notes).chain(&keys.notes) {
         detail.push_str("; ");
         detail.push_str(note);
     }

@@ -90,9 +90,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         lock: LockTarget,
         check_earlier: bool,
     ) -> Result<Admitted, Stop> {
-        let writes = !request.dry_run && request.action != ManualAction::Status;
         let mut warnings = Vec::new();
-        let locked = if writes && self.ledger.enabled() {
+        let locked = if !request.dry_run && self.ledger.enabled() {
             let asked = LockRequest {
                 key: &lock.key,
                 holder: request_id,
@@ -149,6 +148,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 }
             }
         } else {
+            // A release or a duplicate reads no key records: none to weigh.
             KnownKeys::Read(Vec::new())
         };
         Ok(Admitted {

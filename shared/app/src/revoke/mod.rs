@@ -1,16 +1,19 @@
 //! The revocation workflow, one step per module, each a function with a typed result:
 //!
-//! 1. [`resolve`]: the account (only those configured), the principal that holds
-//!    policies (an instance profile's role), read and checked (not reserved, not
-//!    protected, the one the finding names): [`resolve::Resolved`].
-//! 2. [`guard`]: the principal's lock, the idempotency marker, the key records:
-//!    [`guard::Admitted`]; later the circuit breaker, before the first write; and the
-//!    audit entry at the end.
-//! 3. [`act`]: the deny (inline, the managed fallback, or the session's), then a
-//!    user's keys, each write through the [`crate::deny_writer::DenyWriter`] and read
-//!    back before it counts: a [`Done`]. [`release`] lifts a deny the same way, and
-//!    [`status`] only reads.
-//! 4. [`Revoker::report`]: the [`Outcome`], from the [`Done`] or the [`Stop`] and
+//! 1. Scope ([`Revoker::refuse_account`]): only the configured accounts, before any
+//!    call.
+//! 2. [`guard`]: the principal's lock (for an instance profile, its role is found
+//!    first: the lock is the role's), the idempotency marker, the key records:
+//!    [`guard::Admitted`]; the circuit breaker just before the first write; the key
+//!    records, the audit entry and the unlock at the end ([`Revoker::close`]).
+//! 3. [`resolve`]: the member role, the principal that holds policies, read and
+//!    checked (not at a reserved path, not protected, the one the finding names):
+//!    [`resolve::Resolved`].
+//! 4. [`act`]: the deny (inline, the managed fallback, or the session's), read back
+//!    before it counts, then a user's keys, every write through the
+//!    [`crate::deny_writer::DenyWriter`]: a [`Done`]. [`release`] lifts a deny the
+//!    same way, and [`status`] only reads.
+//! 5. [`Revoker::report`]: the [`Outcome`], from the [`Done`] or the [`Stop`] and
 //!    what the steps recorded on the way ([`Record`]).
 //!
 //! [`Revoker::handle`] runs them in that order. Written against the traits in
@@ -189,7 +192,7 @@ pub(super) struct Record {
     /// profile's role).
     shown: Option<Target>,
     owner: Owner,
-    /// The cutoff in force before, once read.
+    /// The cutoff in force before, once read (by a release, which may then refuse).
     previous: Option<Cutoff>,
     actions: Vec<String>,
     other_access: Vec<String>,
@@ -209,11 +212,12 @@ pub(super) struct Done {
 }
 
 impl Done {
-    /// Nothing of the fields but the scope: for `..Done::nothing(scope)`.
-    fn nothing(scope: Scope) -> Self {
+    /// A status and its words, with no cutoff in force, no policy, nothing still
+    /// working: what a release comes to.
+    fn said(status: Status, detail: String, scope: Scope) -> Self {
         Self {
-            status: Status::Released,
-            detail: String::new(),
+            status,
+            detail,
             cutoff: None,
             previous: None,
             policy: None,
@@ -285,7 +289,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         self.handle_checked(request, request_id, false).await
     }
 
-    /// The pipeline: scope, resolve, guard, act, report, close.
+    /// The pipeline: scope, guard, resolve, act, report, close.
     async fn handle_checked(
         &self,
         request: &RevocationRequest,
@@ -295,29 +299,29 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         let started = self.clock.now();
         let calls: Arc<CallCounter> = Arc::default();
         let mut record = Record::default();
-        let purpose = match request.action {
-            ManualAction::Revoke => Purpose::Revoke,
-            ManualAction::Release => Purpose::Lift,
-            ManualAction::Status => {
-                let stop = Stop::failed(
+        // Scope: an account outside the configured list is refused before any call.
+        let scoped = self
+            .refuse_account(request)
+            .and_then(|()| match request.action {
+                ManualAction::Revoke => Ok(Purpose::Revoke),
+                ManualAction::Release => Ok(Purpose::LiftOrRead),
+                ManualAction::Status => Err(Stop::failed(
                     FailureKind::InvalidRequest,
                     "status requests are answered with a status report, not an outcome",
-                );
+                )),
+            });
+        let purpose = match scoped {
+            Ok(purpose) => purpose,
+            Err(stop) => {
                 let outcome = self.report(request, &calls, record, Err(stop));
                 self.audit(request_id, request, &outcome, None).await;
                 return outcome;
             }
         };
-        // Scope: an account outside the configured list is refused before any call.
-        if let Err(stop) = self.refuse_account(request) {
-            let outcome = self.report(request, &calls, record, Err(stop));
-            self.audit(request_id, request, &outcome, None).await;
-            return outcome;
-        }
-        // Resolve, the part the lock needs first: the lock of an instance profile
-        // is its role's, the principal the sweeper and a revocation by name lock.
-        let writes = !request.dry_run && request.action != ManualAction::Status;
-        let located_early = if writes
+        // The part of resolving the lock needs first: the lock of an instance
+        // profile is its role's, the principal the sweeper and a revocation by name
+        // lock.
+        let located_early = if !request.dry_run
             && self.ledger.enabled()
             && request.target.kind == TargetKind::InstanceProfile
         {
@@ -343,7 +347,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 return outcome;
             }
         };
-        // Act: unless the finding was already applied, which answers with no call.
+        // Resolve and act, unless the finding was already applied: the earlier
+        // outcome answers then, with no call.
         let mut outcome = match &admitted.earlier {
             Some(entry) => {
                 let mut outcome = self.duplicate_of(request, entry);
@@ -365,7 +370,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                             self.revoke(request, resolved, &admitted.known, &mut record)
                                 .await
                         }
-                        Purpose::Lift => self.release(request, resolved, &mut record).await,
+                        Purpose::LiftOrRead => self.release(request, resolved, &mut record).await,
                     }
                 }
                 .await;

@@ -65,14 +65,11 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             .filter_map(|f| f.document.role_wide_cutoff())
             .max();
         let Some(latest) = inline_cutoff.max(managed_cutoff) else {
-            return Ok(Done {
-                status: Status::Released,
-                detail: format!(
-                    "{principal} in {} has no cutoff deny; nothing to release",
-                    target.account
-                ),
-                ..Done::nothing(request.scope)
-            });
+            let detail = format!(
+                "{principal} in {} has no cutoff deny; nothing to release",
+                target.account
+            );
+            return Ok(Done::said(Status::Released, detail, request.scope));
         };
         record.previous = Some(latest);
         let age = now - latest.as_datetime();
@@ -140,25 +137,20 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         .await;
         record.actions = run.writer.into_actions();
         removed?;
+        let (status, verb) = if request.dry_run {
+            (Status::DryRun, "would release")
+        } else {
+            (Status::Released, "released")
+        };
+        let detail = format!(
+            "{verb} the cutoff {latest} ({} old) on {principal} in {}",
+            humanize(age),
+            target.account
+        );
         Ok(Done {
-            status: if request.dry_run {
-                Status::DryRun
-            } else {
-                Status::Released
-            },
-            detail: format!(
-                "{} the cutoff {latest} ({} old) on {principal} in {}",
-                if request.dry_run {
-                    "would release"
-                } else {
-                    "released"
-                },
-                humanize(age),
-                target.account
-            ),
             previous: Some(latest),
             policy: Some(policy_name.to_owned()),
-            ..Done::nothing(request.scope)
+            ..Done::said(status, detail, request.scope)
         })
     }
 }

@@ -23,7 +23,7 @@ use cutoff_aws::dynamodb::Ledger;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Purpose {
     Revoke,
-    Lift,
+    LiftOrRead,
 }
 
 /// The target reached: its account's client and the principal whose policies are
@@ -62,6 +62,18 @@ pub(super) fn unmodifiable_reason(kind: TargetKind) -> Option<&'static str> {
         }
         TargetKind::Unknown => "cutoff does not know how to revoke this kind of principal",
     })
+}
+
+/// Refuses a role at a path IAM reserves. The path IAM returned decides, never the
+/// name: IAM reserves these paths for the service and for Identity Center.
+fn refuse_reserved_path(principal: &IamPrincipal, info: &PrincipalInfo) -> Result<(), Stop> {
+    match reserved_path_reason(classify_role_path(&info.path)) {
+        None => Ok(()),
+        Some(reason) => Err(Stop::with(
+            Status::Unmodifiable,
+            format!("{principal} (path {}): {reason}", info.path),
+        )),
+    }
 }
 
 /// Why a role at this path (as IAM returned it) cannot be written.
@@ -172,7 +184,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                     }
                     // A release is about the target it names; the role only holds
                     // the policies.
-                    Purpose::Lift => (IamPrincipal::role(role), Vec::new()),
+                    Purpose::LiftOrRead => (IamPrincipal::role(role), Vec::new()),
                 }
             }
             TargetKind::User => (IamPrincipal::user(target.name.clone()), Vec::new()),
@@ -207,18 +219,19 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         // The owner is told whatever the end, a refusal included.
         record.owner = owner;
         if purpose == Purpose::Revoke {
-            self.check_writable(request, &principal, &info)?;
-            notes.extend(tag_note);
-            // A name that only looked reserved: it is a role like any other.
-            let shown = record.shown.get_or_insert_with(|| request.target.clone());
-            if principal.kind == PrincipalType::Role
-                && matches!(
+            if principal.kind == PrincipalType::Role {
+                refuse_reserved_path(&principal, &info)?;
+                // A name that only looked reserved: it is a role like any other.
+                let shown = record.shown.get_or_insert_with(|| request.target.clone());
+                if matches!(
                     shown.kind,
                     TargetKind::ServiceLinkedRole | TargetKind::IdentityCenterRole
-                )
-            {
-                shown.kind = TargetKind::Role;
+                ) {
+                    shown.kind = TargetKind::Role;
+                }
             }
+            self.check_identity(request, &principal, &info)?;
+            notes.extend(tag_note);
         }
         Ok(Resolved {
             client,
@@ -228,23 +241,13 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         })
     }
 
-    /// The checks of [`Revoker::inspect`] on what IAM returned.
-    fn check_writable(
+    /// That the principal IAM returned is the finding's, and not protected by tag.
+    fn check_identity(
         &self,
         request: &RevocationRequest,
         principal: &IamPrincipal,
         info: &PrincipalInfo,
     ) -> Result<(), Stop> {
-        if principal.kind == PrincipalType::Role {
-            // The path IAM returned decides, never the name: IAM reserves these paths
-            // for the service and for Identity Center.
-            if let Some(reason) = reserved_path_reason(classify_role_path(&info.path)) {
-                return Err(Stop::with(
-                    Status::Unmodifiable,
-                    format!("{principal} (path {}): {reason}", info.path),
-                ));
-            }
-        }
         if let Some(expected) = &request.expected_unique_id
             && *expected != info.unique_id
         {

@@ -1,5 +1,6 @@
-//! Status: the deny state of a principal, read with the same resolution and reads as
-//! a revocation, writing nothing.
+//! Status: the deny state of a principal, resolved as a release resolves it (no
+//! protection check: reading locks no one out) and read as a revocation reads it,
+//! writing nothing.
 
 use std::sync::Arc;
 
@@ -35,10 +36,9 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         report.api_calls = calls.get();
         if let Err(stop) = result {
             report.error = Some(OutcomeError {
-                kind: stop.kind.unwrap_or(match stop.status {
-                    cutoff_domain::outcome::Status::Protected => FailureKind::Protected,
-                    _ => FailureKind::Unmodifiable,
-                }),
+                // A read refuses nothing for protection: a stop that is not a
+                // failure is a kind of principal IAM cannot restrict.
+                kind: stop.kind.unwrap_or(FailureKind::Unmodifiable),
                 message: stop.message,
             });
         }
@@ -56,10 +56,10 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         // Reading is reaching into an account too: only the configured ones.
         self.refuse_account(request)?;
         let located = self
-            .locate(request, request_id, calls, Purpose::Lift, record)
+            .locate(request, request_id, calls, Purpose::LiftOrRead, record)
             .await?;
         let resolved = self
-            .inspect(request, located, Purpose::Lift, record)
+            .inspect(request, located, Purpose::LiftOrRead, record)
             .await?;
         let principal = &resolved.principal;
         let now = self.clock.now();

@@ -1920,3 +1920,72 @@ async fn a_security_hub_finding_reusing_a_guardduty_id_is_not_taken_for_it_by_th
     );
     assert!(member.writes().len() > writes || out.status == Status::AlreadyRevoked);
 }
+
+#[tokio::test(start_paused = true)]
+async fn through_an_instance_profile_both_the_role_and_an_unusable_notify_tag_are_said() {
+    let (access, member) = setup();
+    member.add_role(
+        "tagged-app",
+        "/",
+        &[("cutoff:owner", "web"), ("cutoff:notify", "not-an-arn")],
+    );
+    member.add_instance_profile("web-tier", &["tagged-app"]);
+    let out = revoker(access)
+        .handle(&request(TargetKind::InstanceProfile, "web-tier"), "r")
+        .await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert!(
+        out.detail
+            .contains("instance profile web-tier resolves to role tagged-app"),
+        "{}",
+        out.detail
+    );
+    assert!(
+        out.detail.contains("not an SNS topic ARN"),
+        "{}",
+        out.detail
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_lock_behind_an_instance_profile_names_the_role_it_waited_for() {
+    let (access, member) = setup();
+    member.add_instance_profile("web-tier", &["payments-api"]);
+    let (r, ledger) = ledgered(access);
+    ledger.state().locks.insert(
+        format!("{MEMBER}#role#payments-api"),
+        (
+            "someone-else".to_owned(),
+            t0() + chrono::Duration::minutes(5),
+        ),
+    );
+    let out = r
+        .handle(&request(TargetKind::InstanceProfile, "web-tier"), "r")
+        .await;
+    assert_eq!(out.error.as_ref().unwrap().kind, FailureKind::Busy);
+    assert!(
+        out.detail.contains("role `payments-api` (behind"),
+        "{}",
+        out.detail
+    );
+    let shown = out.target.unwrap();
+    assert_eq!(
+        (shown.kind, shown.name.as_str()),
+        (TargetKind::Role, "payments-api")
+    );
+    assert!(member.writes().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_status_of_a_kind_iam_cannot_restrict_is_refused_without_a_call() {
+    let (access, member) = setup();
+    let mut req = request(TargetKind::Root, "root");
+    req.action = ManualAction::Status;
+    let report = revoker(access).status(&req, "r").await;
+    assert_eq!(
+        report.error.as_ref().map(|e| e.kind),
+        Some(FailureKind::Unmodifiable)
+    );
+    assert_eq!(report.api_calls, 0);
+    assert!(member.calls().is_empty(), "{:?}", member.calls());
+}

@@ -440,8 +440,8 @@ async fn a_role_spelled_with_capitals_waits_for_the_lock_a_revocation_holds_on_i
                 &cutoff_aws::dynamodb::principal_key(&revoking),
                 "revoker",
                 now(),
-                // The sweeper's lock loop reads the wall clock.
-                Utc::now() + chrono::Duration::minutes(5),
+                // The sweeper stamps and compares leases with its injected clock.
+                now() + chrono::Duration::minutes(5),
             )
             .await
             .unwrap()
@@ -465,4 +465,31 @@ async fn a_role_spelled_with_capitals_waits_for_the_lock_a_revocation_holds_on_i
             .any(|n| n.contains("being written by another writer")),
         "{report:#?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_ledger_is_waited_out_and_the_removal_still_runs_under_the_lock() {
+    let (access, member) = setup();
+    let ledger = cutoff_aws::dynamodb::fake::FakeLedger::default();
+    ledger.fail("acquire", &[ErrorKind::Throttled, ErrorKind::Throttled]);
+    let report = sweep_accounts(
+        &access,
+        &ledger,
+        &[account(MEMBER)],
+        &SweepConfig::default(),
+        &FixedClock::at(now()),
+        "run-1",
+        4,
+    )
+    .await
+    .remove(0);
+    assert!(report.error.is_none(), "{report:#?}");
+    // A removal runs only under the lock: it ran, so the lock was taken.
+    assert_eq!(report.statements_removed, 1, "{report:#?}");
+    assert_eq!(report.cutoffs_moved, 1);
+    assert_eq!(
+        stored(&member, "payments-api").unwrap().role_wide_cutoff(),
+        Some(ago(2))
+    );
+    assert!(ledger.state().locks.is_empty(), "every lock given back");
 }
