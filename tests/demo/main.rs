@@ -87,6 +87,10 @@ async fn run() -> Result<(), String> {
     heading(2, "GuardDuty reports a finding");
     let event = finding(&role_id);
     let detail = &event["detail"];
+    let instance = detail["resource"]["instanceDetails"]["instanceId"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
     println!(
         "   {} (severity {})\n   credentials of role {} (instance {}) used from outside AWS; last seen {}",
         detail["type"].as_str().unwrap_or(""),
@@ -136,43 +140,77 @@ async fn run() -> Result<(), String> {
         outcome["api_calls"]
     );
     println!("   {}", outcome["detail"].as_str().unwrap_or(""));
+    // The outcome names the policy: the instance's sessions only (CutoffRevokedSessions)
+    // for this finding, every session of the role (AWSRevokeOlderSessions) otherwise.
+    let policy_name = outcome["policy"]
+        .as_str()
+        .unwrap_or(ROLE_WIDE_POLICY_NAME)
+        .to_owned();
     let stored = p
         .iam
         .get_role_policy()
         .role_name(ROLE)
-        .policy_name(ROLE_WIDE_POLICY_NAME)
+        .policy_name(&policy_name)
         .send()
         .await
         .map_err(|e| format!("reading the policy back: {e}"))?;
     let document = PolicyDocument::parse(stored.policy_document()).map_err(|e| e.to_string())?;
-    println!("   the inline policy {ROLE_WIDE_POLICY_NAME} now on role {ROLE}:");
+    println!("   the inline policy {policy_name} now on role {ROLE}:");
     println!("{}", indent(&indent(&document.to_pretty_json())));
 
     heading(5, "An independent IAM policy evaluator checks the deny");
-    let cutoff = document
-        .role_wide_cutoff()
-        .ok_or("the policy has no cutoff")?;
+    // Whose sessions the cutoff applies to: the role's, or one instance's.
+    let (cutoff, denied_userid) = match document.role_wide_cutoff() {
+        Some(cutoff) => (cutoff, None),
+        None => {
+            let (session, cutoff) = document
+                .session_cutoffs()
+                .into_iter()
+                .next()
+                .ok_or("the policy has no cutoff")?;
+            (cutoff, Some(session.to_string()))
+        }
+    };
     println!(
         "   (@cloud-copilot/iam-simulate, not cutoff's code; the role also has an allow-all policy)"
     );
-    for (label, minutes) in [
-        ("stolen session, issued 1 minute before the cutoff", -1),
-        ("new session, issued 1 minute after", 1),
-    ] {
+    let stolen = format!("{role_id}:{instance}");
+    let neighbour = format!("{role_id}:i-0fedcba9876543210");
+    let mut cases = vec![
+        (
+            "the stolen session, issued 1 minute before the cutoff",
+            -1,
+            stolen.clone(),
+        ),
+        (
+            "a new session of that instance, issued 1 minute after",
+            1,
+            stolen.clone(),
+        ),
+    ];
+    if denied_userid.is_some() {
+        cases.push((
+            "another instance's session of the role, issued 1 minute before",
+            -1,
+            neighbour,
+        ));
+    }
+    for (label, minutes, userid) in cases {
         let issued = (cutoff.as_datetime() + Duration::minutes(minutes))
             .to_rfc3339_opts(SecondsFormat::Secs, true);
         let result = evaluate(
             &EvalRequest::new("s3:GetObject", "arn:aws:s3:::payments-exports/cards.csv", &format!("arn:aws:iam::{ACCOUNT}:role/{ROLE}"))
                 .policy(serde_json::json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}))
                 .policy(serde_json::from_str::<Value>(&document.to_json()).map_err(|e| e.to_string())?)
-                .context("aws:TokenIssueTime", issued.clone()),
+                .context("aws:TokenIssueTime", issued.clone())
+                .context("aws:userid", userid.clone()),
         );
         let verdict = match result.decision {
             Decision::Allowed => "\x1b[32mAllowed\x1b[0m",
             Decision::ExplicitlyDenied => "\x1b[31mExplicitly denied\x1b[0m",
             Decision::ImplicitlyDenied => "Implicitly denied",
         };
-        println!("   {label} ({issued}): s3:GetObject → {verdict}");
+        println!("   {label} ({userid}, issued {issued}): s3:GetObject → {verdict}");
     }
 
     heading(6, "The outcome event reaches the notifier");

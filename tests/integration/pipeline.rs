@@ -405,3 +405,94 @@ async fn a_finding_with_two_account_ids_is_refused_by_the_real_intake() {
     assert_eq!(cutoff_of(&p, "pay-twice").await, None);
     assert!(p.drain_outcomes().await.is_empty(), "nothing was published");
 }
+
+#[tokio::test]
+async fn an_instance_credential_finding_denies_that_instances_sessions_and_no_others() {
+    let mut p = pipeline().await;
+    let role_id = p.create_role("pay-fleet", Some("payments")).await;
+    let instance = "i-0123456789abcdef0";
+    let mut event = finding(
+        "aaaa0000aaaa0000aaaa0000aaaa0009",
+        "AssumedRole",
+        "pay-fleet",
+        8.0,
+        false,
+        &role_id,
+    );
+    event["detail"]["resource"]["instanceDetails"] =
+        json!({"instanceId": instance, "instanceType": "m6i.large"});
+    let report = p.send_event(&event);
+    assert_eq!(report["queued"], 1, "{report}");
+    p.drain_requests(10).await;
+
+    // The instance's sessions only: no role-wide deny, the session's statement instead.
+    assert_eq!(cutoff_of(&p, "pay-fleet").await, None, "no role-wide deny");
+    let stored = p
+        .iam
+        .get_role_policy()
+        .role_name("pay-fleet")
+        .policy_name(cutoff_domain::policy::SESSION_POLICY_NAME)
+        .send()
+        .await
+        .expect("the session deny is on the role");
+    let document = cutoff_domain::policy::PolicyDocument::parse(stored.policy_document()).unwrap();
+    let sessions = document.session_cutoffs();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let (session, cutoff) = &sessions[0];
+    assert_eq!(session.to_string(), format!("{role_id}:{instance}"));
+
+    // What IAM would decide, by an evaluator that is not cutoff's code.
+    let decide = |userid: String, minutes: i64| {
+        let issued = (cutoff.as_datetime() + chrono::Duration::minutes(minutes))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        cutoff_tests::evaluator::evaluate(
+            &cutoff_tests::evaluator::EvalRequest::new(
+                "s3:GetObject",
+                "arn:aws:s3:::payments-exports/cards.csv",
+                &format!("arn:aws:iam::{MEMBER}:role/pay-fleet"),
+            )
+            .policy(json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}))
+            .policy(serde_json::from_str::<Value>(&document.to_json()).unwrap())
+            .context("aws:TokenIssueTime", issued)
+            .context("aws:userid", userid),
+        )
+        .decision
+    };
+    use cutoff_tests::evaluator::Decision;
+    let stolen = format!("{role_id}:{instance}");
+    assert_eq!(decide(stolen.clone(), -1), Decision::ExplicitlyDenied);
+    assert_eq!(
+        decide(stolen, 1),
+        Decision::Allowed,
+        "a new session of it works"
+    );
+    assert_eq!(
+        decide(format!("{role_id}:i-0fedcba9876543210"), -1),
+        Decision::Allowed,
+        "another instance of the fleet keeps working"
+    );
+
+    // The outcome and the owner's message say what was scoped and why.
+    let outcomes = p.drain_outcomes().await;
+    assert_eq!(statuses(&outcomes), ["applied"]);
+    let (event, _) = &outcomes[0];
+    assert_eq!(event["detail"]["scope"], "session");
+    assert_eq!(
+        event["detail"]["policy"],
+        cutoff_domain::policy::SESSION_POLICY_NAME
+    );
+    let reason = event["detail"]["trigger"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("only the sessions of instance {instance}")),
+        "{reason}"
+    );
+    let owner = p.inbox(&p.payments_topic.clone()).await;
+    assert_eq!(owner.len(), 1);
+    assert!(
+        owner[0]
+            .message
+            .contains(&format!("only the sessions of instance {instance}")),
+        "{}",
+        owner[0].message
+    );
+}

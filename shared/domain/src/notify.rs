@@ -641,14 +641,15 @@ fn deny_lines(body: &mut String, o: &Outcome) {
     if let Some(location) = policy_location(o) {
         field(body, "Where", &location);
     }
-    field(
-        body,
-        "Scope",
-        match o.scope {
-            crate::event::Scope::Role => "every session of the principal",
-            crate::event::Scope::Session => "one session only",
-        },
-    );
+    let session = o.target.as_ref().and_then(|t| t.session.as_ref());
+    let scope = match (o.scope, session) {
+        (crate::event::Scope::Role, _) => "every session of the principal".to_owned(),
+        (crate::event::Scope::Session, Some(session)) => format!(
+            "only its sessions named {session}; other sessions of the principal keep working"
+        ),
+        (crate::event::Scope::Session, None) => "one session only".to_owned(),
+    };
+    field(body, "Scope", &scope);
     if o.propagation.as_deref() == Some("eventual") {
         field(
             body,

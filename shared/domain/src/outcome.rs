@@ -182,7 +182,7 @@ impl RevocationRequest {
         Some(Self {
             action: ManualAction::Revoke,
             target,
-            scope: Scope::Role,
+            scope: decision.evidence.scope,
             trigger: Trigger {
                 source,
                 finding_id: finding.map(|f| f.id.clone()),

@@ -6,6 +6,7 @@
 //! (queues, tables, member role) are parsed by the application crate with these same
 //! parsers.
 
+use crate::event::Scope;
 use crate::principal::{
     InvalidValue, NamePattern, Partition, PrincipalName, ProtectedArn, Protection, excerpt,
 };
@@ -66,6 +67,10 @@ pub struct TriageConfig {
     /// The circuit breaker of custom actions: a Security Hub custom action naming more
     /// principals than this revokes none of them and alerts the security team.
     pub max_principals_per_action: usize,
+    /// How much of a role an instance-credential finding denies when its session is
+    /// the instance's own: that instance's sessions (`Session`, the default) or every
+    /// session of the role (`Role`).
+    pub instance_finding_scope: Scope,
 }
 
 impl Default for TriageConfig {
@@ -81,6 +86,7 @@ impl Default for TriageConfig {
             cloudtrail_event_names: Vec::new(),
             partition: Partition::Aws,
             max_principals_per_action: DEFAULT_MAX_PRINCIPALS_PER_ACTION,
+            instance_finding_scope: Scope::Session,
         }
     }
 }
@@ -96,6 +102,7 @@ pub mod env {
     pub const MEMBER_ROLE_NAME: &str = "CUTOFF_MEMBER_ROLE_NAME";
     pub const SECURITYHUB_IMPORTED: &str = "CUTOFF_SECURITYHUB_IMPORTED";
     pub const CLOUDTRAIL_EVENTS: &str = "CUTOFF_CLOUDTRAIL_EVENTS";
+    pub const INSTANCE_FINDING_SCOPE: &str = "CUTOFF_INSTANCE_FINDING_SCOPE";
 }
 
 impl TriageConfig {
@@ -130,6 +137,19 @@ impl TriageConfig {
         }
         if let Some(v) = lookup(env::SECURITYHUB_IMPORTED) {
             config.securityhub_imported = parse_bool(env::SECURITYHUB_IMPORTED, &v)?;
+        }
+        if let Some(v) = lookup(env::INSTANCE_FINDING_SCOPE) {
+            config.instance_finding_scope = match v.trim() {
+                "session" => Scope::Session,
+                "role" => Scope::Role,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        env::INSTANCE_FINDING_SCOPE,
+                        &v,
+                        "expected session (deny the instance's sessions) or role (every session of the role)",
+                    ));
+                }
+            };
         }
         if let Some(v) = lookup(env::CLOUDTRAIL_EVENTS) {
             for item in split_list(&v) {

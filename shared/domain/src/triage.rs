@@ -10,6 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::event::Scope;
 use crate::event::{
     self, AsffFinding, CloudTrailEvent, Envelope, Event, EventError, GuardDutyFinding, Malformed,
     ManualAction, ManualRequest, ParsedEvent, SecurityHubOrigin,
@@ -97,6 +98,10 @@ pub struct Evidence {
     pub product_arn: Option<String>,
     /// The Security Hub custom action that sent the finding, when one did.
     pub custom_action: Option<String>,
+    /// How much of the principal a revocation denies: every session (`Role`), or only
+    /// the sessions of the instance an instance-credential finding is about
+    /// ([`instance_scope`]).
+    pub scope: Scope,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -486,6 +491,7 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
         manual: None,
         product_arn: None,
         custom_action: None,
+        scope: Scope::Role,
     };
     let decide = |d: Decision| {
         d.with_finding(reference.clone())
@@ -553,8 +559,82 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
         Ok(None) => decide(Decision::ignore(
             "finding names no IAM principal (no accessKeyDetails, no instance profile)",
         )),
-        Ok(Some((target, _))) => decide(graded(severity, target, config)),
+        Ok(Some((target, _))) => {
+            let decision = decide(graded(severity, target, config));
+            instance_scope(decision, finding, config)
+        }
     }
+}
+
+/// GuardDuty's findings about an EC2 instance's role credentials used elsewhere: the
+/// session they name is the instance's own.
+const INSTANCE_CREDENTIAL_FINDINGS: [&str; 2] = [
+    "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
+    "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.InsideAWS",
+];
+
+/// An EC2 instance id: `i-` and 8 or 17 lowercase hex digits.
+fn is_instance_id(id: &str) -> bool {
+    id.strip_prefix("i-").is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// The blast radius of a GuardDuty revocation. A role's credentials that an instance
+/// got from its profile are sessions named for the instance; a finding that they were
+/// used elsewhere is about that instance's sessions, and denying the whole role would
+/// stop every other instance of the fleet. So such a revocation denies only the
+/// instance's sessions issued before now, when the finding is an instance-credential
+/// finding *and* its session is named exactly as the instance the finding itself
+/// reports. Anyone allowed `sts:AssumeRole` can name a session `i-…`: a session name
+/// alone never narrows the deny, nor does another finding type, and the setting can
+/// make it role-wide always. The reason says which, and why.
+fn instance_scope(
+    mut decision: Decision,
+    finding: &GuardDutyFinding,
+    config: &TriageConfig,
+) -> Decision {
+    let is_instance_finding = finding
+        .finding_type
+        .as_deref()
+        .is_some_and(|t| INSTANCE_CREDENTIAL_FINDINGS.contains(&t));
+    let role_session = decision
+        .target
+        .as_ref()
+        .filter(|t| t.kind.is_role_like())
+        .and_then(|t| t.session.as_ref());
+    let (Verdict::Revoke, true, Some(session)) =
+        (decision.decision, is_instance_finding, role_session)
+    else {
+        return decision;
+    };
+    let instance = finding
+        .resource
+        .as_ref()
+        .and_then(|r| r.instance_details.as_ref())
+        .and_then(|d| d.instance_id.as_deref())
+        .filter(|id| is_instance_id(id));
+    let note = match (instance, config.instance_finding_scope) {
+        (Some(id), Scope::Session) if session.as_str() == id => {
+            decision.evidence.scope = Scope::Session;
+            format!(
+                "; only the sessions of instance {id}: the finding is about that instance's credentials and the session is named for it, so other sessions of the role keep working ({}=role denies them all)",
+                crate::settings::env::INSTANCE_FINDING_SCOPE
+            )
+        }
+        (Some(_), Scope::Role) => format!(
+            "; every session of the role, as {}=role says",
+            crate::settings::env::INSTANCE_FINDING_SCOPE
+        ),
+        (Some(id), Scope::Session) => format!(
+            "; every session of the role: the session {} is not named for the instance the finding reports ({id}), so the finding does not say which sessions are the instance's",
+            session.as_str()
+        ),
+        // No instance to scope to: the role, as for any other finding.
+        (None, _) => return decision,
+    };
+    decision.reason.push_str(&note);
+    decision
 }
 
 fn guardduty_principal(
@@ -680,6 +760,7 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
             SecurityHubOrigin::CustomAction { action_arn, .. } => action_arn.clone(),
             SecurityHubOrigin::Imported => None,
         },
+        scope: Scope::Role,
     };
     let decide = |d: Decision| {
         d.with_finding(reference.clone())
@@ -958,6 +1039,7 @@ fn cloudtrail(
         manual: None,
         product_arn: None,
         custom_action: None,
+        scope: Scope::Role,
     };
     let decide = |d: Decision| {
         d.with_finding(reference.clone())

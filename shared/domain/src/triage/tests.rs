@@ -1272,3 +1272,166 @@ fn a_custom_action_names_itself_so_the_revoker_can_count_its_revocations_across_
         crate::outcome::RevocationRequest::from_decision(imported.source, only(&imported)).unwrap();
     assert_eq!(request.trigger.custom_action, None);
 }
+
+// --- GuardDuty: the blast radius of an instance-credential finding --------------------
+
+const INSTANCE: &str = "i-0123456789abcdef0";
+
+/// An instance-credential finding about role `web-fleet`, its session `session`, and
+/// the instance GuardDuty reports (none when `instance` is None).
+fn instance_finding(session: &str, instance: Option<&str>) -> Value {
+    let mut v = gd(
+        json!(8),
+        json!({
+            "accessKeyId": "ASIAZXCVBNMASDFGHJKL",
+            "principalId": format!("AROAZXCVBNMASDFGHJKLQ:{session}"),
+            "userName": "web-fleet", "userType": "AssumedRole"
+        }),
+    );
+    if let Some(id) = instance {
+        set(
+            &mut v,
+            "/detail/resource/instanceDetails",
+            json!({"instanceId": id, "instanceType": "m6i.large"}),
+        );
+    }
+    v
+}
+
+#[test]
+fn an_instance_credential_finding_on_the_instances_own_session_denies_that_instances_sessions() {
+    for finding_type in INSTANCE_CREDENTIAL_FINDINGS {
+        let mut v = instance_finding(INSTANCE, Some(INSTANCE));
+        set(&mut v, "/detail/type", json!(finding_type));
+        let t = run(v);
+        let d = only(&t);
+        assert_eq!(d.decision, Verdict::Revoke);
+        assert_eq!(d.evidence.scope, Scope::Session, "{finding_type}");
+        assert!(
+            d.reason
+                .contains(&format!("only the sessions of instance {INSTANCE}")),
+            "{}",
+            d.reason
+        );
+        let request =
+            crate::outcome::RevocationRequest::from_decision(Source::GuardDuty, d).unwrap();
+        assert_eq!(request.scope, Scope::Session);
+        assert_eq!(request.target.session.as_ref().unwrap().as_str(), INSTANCE);
+        assert_eq!(request.check_queued(), Ok(()));
+    }
+}
+
+#[test]
+fn anyone_can_name_a_session_for_an_instance_so_the_name_alone_never_narrows_the_deny() {
+    let cases = [
+        // The session names another instance than the one the finding reports.
+        (
+            instance_finding("i-0aaaaaaaaaaaaaaaa", Some(INSTANCE)),
+            Some("not named for the instance"),
+        ),
+        // The finding reports no instance: the name says nothing.
+        (instance_finding(INSTANCE, None), None),
+        // An instance id that is not one (upper case, wrong length, no prefix).
+        (
+            instance_finding("i-0123456789ABCDEF0", Some("i-0123456789ABCDEF0")),
+            None,
+        ),
+        (instance_finding("i-0123", Some("i-0123")), None),
+        (
+            instance_finding("0123456789abcdef0", Some("0123456789abcdef0")),
+            None,
+        ),
+        // Another finding type about the same session.
+        (
+            {
+                let mut v = instance_finding(INSTANCE, Some(INSTANCE));
+                set(
+                    &mut v,
+                    "/detail/type",
+                    json!("CredentialAccess:IAMUser/AnomalousBehavior"),
+                );
+                v
+            },
+            None,
+        ),
+    ];
+    for (event, note) in cases {
+        let t = run(event);
+        let d = only(&t);
+        assert_eq!(d.decision, Verdict::Revoke, "{}", d.reason);
+        assert_eq!(d.evidence.scope, Scope::Role, "{}", d.reason);
+        assert!(!d.reason.contains("only the sessions"), "{}", d.reason);
+        if let Some(note) = note {
+            assert!(d.reason.contains(note), "{}", d.reason);
+        }
+        let request =
+            crate::outcome::RevocationRequest::from_decision(Source::GuardDuty, d).unwrap();
+        assert_eq!(request.scope, Scope::Role);
+    }
+}
+
+#[test]
+fn the_setting_makes_instance_findings_role_wide_and_says_so() {
+    let config = TriageConfig::from_lookup(|k| {
+        (k == "CUTOFF_INSTANCE_FINDING_SCOPE").then(|| "role".to_owned())
+    })
+    .unwrap();
+    let t = run_with(instance_finding(INSTANCE, Some(INSTANCE)), &config);
+    let d = only(&t);
+    assert_eq!(d.evidence.scope, Scope::Role);
+    assert!(
+        d.reason.contains("CUTOFF_INSTANCE_FINDING_SCOPE=role says"),
+        "{}",
+        d.reason
+    );
+    let bad = TriageConfig::from_lookup(|k| {
+        (k == "CUTOFF_INSTANCE_FINDING_SCOPE").then(|| "instance".to_owned())
+    });
+    assert!(
+        bad.unwrap_err()
+            .to_string()
+            .contains("CUTOFF_INSTANCE_FINDING_SCOPE")
+    );
+}
+
+#[test]
+fn a_security_hub_copy_of_an_instance_finding_stays_role_wide() {
+    // Whoever may import findings writes their fields; only GuardDuty's own event,
+    // whose source no one else can send, narrows the deny.
+    let finding = json!({
+        "SchemaVersion": "2018-10-08", "Id": "sh-1", "AwsAccountId": MEMBER,
+        "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/guardduty",
+        "GeneratorId": "x", "CreatedAt": "2026-11-23T11:41:00Z", "UpdatedAt": "2026-11-23T11:56:00Z",
+        "Types": ["TTPs/UnauthorizedAccess:IAMUser-InstanceCredentialExfiltration.OutsideAWS"],
+        "Title": "t", "Description": "d",
+        "Severity": {"Label": "HIGH", "Normalized": 70},
+        "Resources": [
+            {"Type": "AwsIamAccessKey", "Id": "ASIAZXCVBNMASDFGHJKL",
+             "Details": {"AwsIamAccessKey": {"PrincipalType": "AssumedRole", "PrincipalName": "web-fleet",
+                "PrincipalId": format!("AROAZXCVBNMASDFGHJKLQ:{INSTANCE}")}}},
+            {"Type": "AwsEc2Instance", "Id": format!("arn:aws:ec2:us-east-1:{MEMBER}:instance/{INSTANCE}")}
+        ]
+    });
+    let config = TriageConfig {
+        securityhub_imported: true,
+        ..TriageConfig::default()
+    };
+    let t = run_with(imported(finding), &config);
+    let revoked: Vec<&Decision> = t
+        .decisions
+        .iter()
+        .filter(|d| d.decision == Verdict::Revoke)
+        .collect();
+    assert_eq!(revoked.len(), 1, "{:#?}", t.decisions);
+    assert_eq!(
+        revoked[0]
+            .target
+            .as_ref()
+            .unwrap()
+            .session
+            .as_ref()
+            .map(|s| s.as_str()),
+        Some(INSTANCE)
+    );
+    assert_eq!(revoked[0].evidence.scope, Scope::Role);
+}
