@@ -21,6 +21,10 @@ pub struct CloudTrailEvent {
     #[serde(rename = "eventID")]
     pub event_id: Option<String>,
     pub recipient_account_id: Option<String>,
+    /// What the caller asked (written by the caller), and what AWS answered: kept as
+    /// JSON, read only where a record's meaning depends on them ([`crate::chain`]).
+    pub request_parameters: Option<Value>,
+    pub response_elements: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
