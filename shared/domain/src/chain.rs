@@ -303,6 +303,117 @@ pub fn footprint(record: &CloudTrailEvent) -> Result<Option<Footprint>, Unreadab
     }))
 }
 
+/// How far a walk down the chain goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Links followed from the finding's credential (1: only what it minted itself).
+    pub max_depth: u32,
+    /// Footprints recorded in all; beyond it the walk stops and says so.
+    pub max_hops: usize,
+}
+
+impl Default for Limits {
+    /// Deep enough for a pivot through a few accounts, small enough that a forged
+    /// or runaway chain cannot keep the follow-up busy.
+    fn default() -> Self {
+        Self {
+            max_depth: 5,
+            max_hops: 100,
+        }
+    }
+}
+
+/// One link: what a credential, `depth` links from the finding's, was seen to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    pub by: AccessKeyId,
+    pub depth: u32,
+    pub found: Footprint,
+}
+
+/// A breadth-first walk down the chain of credentials, from the finding's. The caller
+/// asks [`Walk::next_key`] which key to look up, looks it up (CloudTrail), and gives
+/// what it found to [`Walk::record`]; the walk decides what is followed. Each key is
+/// looked up once, so a loop ends; depth and count are bounded, and a walk cut short
+/// says so ([`Walk::cut_short`]).
+#[derive(Debug, Clone)]
+pub struct Walk {
+    limits: Limits,
+    queue: std::collections::VecDeque<(AccessKeyId, u32)>,
+    seen: std::collections::HashSet<AccessKeyId>,
+    hops: Vec<Hop>,
+    cut_short: Option<String>,
+}
+
+impl Walk {
+    pub fn new(start: AccessKeyId, limits: Limits) -> Self {
+        let mut seen = std::collections::HashSet::new();
+        seen.insert(start.clone());
+        Self {
+            limits,
+            queue: std::collections::VecDeque::from([(start, 0)]),
+            seen,
+            hops: Vec::new(),
+            cut_short: None,
+        }
+    }
+
+    /// The next key to look up, and how many links it is from the finding's.
+    pub fn next_key(&mut self) -> Option<(AccessKeyId, u32)> {
+        self.queue.pop_front()
+    }
+
+    /// What `by` (looked up at `depth`) was seen to do. The keys it minted are
+    /// followed (a role session's, a session or federation token's, a created key's),
+    /// each once, while within the limits.
+    pub fn record(&mut self, by: &AccessKeyId, depth: u32, found: Vec<Footprint>) {
+        for footprint in found {
+            if self.hops.len() >= self.limits.max_hops {
+                self.cut_short = Some(format!(
+                    "more than {} links: the walk stopped there; look at CloudTrail for the rest",
+                    self.limits.max_hops
+                ));
+                self.queue.clear();
+                return;
+            }
+            let minted = match &footprint {
+                Footprint::Session(s) => Some(&s.access_key_id),
+                Footprint::SessionToken { access_key_id, .. }
+                | Footprint::FederationToken { access_key_id, .. }
+                | Footprint::AccessKey { access_key_id, .. } => Some(access_key_id),
+                Footprint::RootSession { .. } | Footprint::Persistence { .. } => None,
+            };
+            if let Some(key) = minted
+                && self.seen.insert(key.clone())
+            {
+                if depth + 1 < self.limits.max_depth {
+                    self.queue.push_back((key.clone(), depth + 1));
+                } else if self.cut_short.is_none() {
+                    self.cut_short = Some(format!(
+                        "the chain goes on past {} links (from key {key}): the walk stopped there; look at CloudTrail for the rest",
+                        self.limits.max_depth
+                    ));
+                }
+            }
+            self.hops.push(Hop {
+                by: by.clone(),
+                depth: depth + 1,
+                found: footprint,
+            });
+        }
+    }
+
+    /// Everything found so far, in the order found.
+    pub fn hops(&self) -> &[Hop] {
+        &self.hops
+    }
+
+    /// Why the walk did not follow everything, when it did not.
+    pub fn cut_short(&self) -> Option<&str> {
+        self.cut_short.as_deref()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,5 +570,118 @@ mod tests {
         assert_eq!(regions_to_search(Partition::Aws, "../evil").len(), 1);
         assert_eq!(regions_to_search(Partition::Aws, "EU-WEST-1").len(), 1);
         assert!(regions_to_search(Partition::AwsIso, "us-iso-east-1").is_empty());
+    }
+
+    fn key(k: &str) -> AccessKeyId {
+        AccessKeyId::parse(k).unwrap()
+    }
+
+    fn session(account: &str, role: &str, minted: &str) -> Footprint {
+        Footprint::Session(MintedSession {
+            account: Account::parse(account).unwrap(),
+            role: PrincipalName::parse(role).unwrap(),
+            role_id: UniqueId::parse("AROAEXAMPLEROLEID0001").unwrap(),
+            session: SessionName::parse("pivot").unwrap(),
+            access_key_id: key(minted),
+        })
+    }
+
+    #[test]
+    fn a_chain_of_three_sessions_across_two_accounts_is_walked_to_its_end() {
+        let start = key("ASIASTOLENKEY0000001");
+        let mut walk = Walk::new(start.clone(), Limits::default());
+        // What CloudTrail would say each key did.
+        let did = |k: &AccessKeyId| -> Vec<Footprint> {
+            match k.as_str() {
+                "ASIASTOLENKEY0000001" => {
+                    vec![session("111122223333", "deploy", "ASIALINKONEKEY000001")]
+                }
+                "ASIALINKONEKEY000001" => {
+                    vec![session("444455556666", "admin", "ASIALINKTWOKEY000001")]
+                }
+                "ASIALINKTWOKEY000001" => vec![
+                    session("444455556666", "break-glass", "ASIALINKTHREEKEY0001"),
+                    Footprint::AccessKey {
+                        user: Some(PrincipalName::parse("backdoor").unwrap()),
+                        access_key_id: key("AKIABACKDOORKEY00001"),
+                    },
+                ],
+                _ => Vec::new(),
+            }
+        };
+        let mut looked_up = Vec::new();
+        while let Some((k, depth)) = walk.next_key() {
+            looked_up.push(k.as_str().to_owned());
+            walk.record(&k, depth, did(&k));
+        }
+        assert_eq!(walk.cut_short(), None);
+        let sessions: Vec<(&str, &str, u32)> = walk
+            .hops()
+            .iter()
+            .filter_map(|h| match &h.found {
+                Footprint::Session(s) => Some((s.account.as_str(), s.role.as_str(), h.depth)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            sessions,
+            [
+                ("111122223333", "deploy", 1),
+                ("444455556666", "admin", 2),
+                ("444455556666", "break-glass", 3)
+            ]
+        );
+        // The created key is followed too: it can mint sessions of its own.
+        assert!(looked_up.contains(&"AKIABACKDOORKEY00001".to_owned()));
+        assert_eq!(looked_up.len(), 5, "{looked_up:?}");
+    }
+
+    #[test]
+    fn a_loop_ends_each_key_is_looked_up_once_and_depth_and_count_are_bounded() {
+        // Two keys that (in a forged or replayed history) minted each other.
+        let a = key("ASIALOOPKEYA00000001");
+        let b = key("ASIALOOPKEYB00000001");
+        let mut walk = Walk::new(a.clone(), Limits::default());
+        let mut lookups = 0;
+        while let Some((k, depth)) = walk.next_key() {
+            lookups += 1;
+            let other = if k == a { b.as_str() } else { a.as_str() };
+            walk.record(&k, depth, vec![session("111122223333", "r", other)]);
+        }
+        assert_eq!(lookups, 2);
+        assert_eq!(walk.cut_short(), None);
+
+        // A role assuming itself with a new key each time: cut at the depth.
+        let limits = Limits {
+            max_depth: 3,
+            max_hops: 100,
+        };
+        let mut walk = Walk::new(key("ASIACHAIN00000000000"), limits);
+        let mut n = 0;
+        while let Some((k, depth)) = walk.next_key() {
+            n += 1;
+            walk.record(
+                &k,
+                depth,
+                vec![session("111122223333", "r", &format!("ASIACHAIN{n:011}"))],
+            );
+        }
+        assert_eq!(n, 3);
+        assert!(walk.cut_short().unwrap().contains("past 3 links"));
+
+        // A flood of footprints from one key: cut at the count.
+        let limits = Limits {
+            max_depth: 5,
+            max_hops: 10,
+        };
+        let mut walk = Walk::new(key("ASIAFLOOD00000000000"), limits);
+        let (k, depth) = walk.next_key().unwrap();
+        let flood = (0..50)
+            .map(|i| session("111122223333", "r", &format!("ASIAFLOODED{i:09}")))
+            .collect();
+        walk.record(&k, depth, flood);
+        assert_eq!(walk.hops().len(), 10);
+        assert!(walk.cut_short().unwrap().contains("more than 10 links"));
+        assert_eq!(walk.next_key(), None);
     }
 }
