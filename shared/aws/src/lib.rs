@@ -1,8 +1,8 @@
 //! cutoff's AWS adapters, one module per service: each holds the small traits (the
 //! ports) the workflows use of that service, their SDK implementation, and in-memory
 //! fakes for tests (its `fake` module, feature `test-support`): [`iam`], [`sts`],
-//! [`sqs`], [`eventbridge`], [`sns`], [`securityhub`], [`dynamodb`] and
-//! [`organizations`]. Beside them: [`error`] (the one error table, and
+//! [`sqs`], [`eventbridge`], [`sns`], [`securityhub`], [`dynamodb`],
+//! [`organizations`] and [`cloudtrail`]. Beside them: [`error`] (the one error table, and
 //! [`error::classify`], which maps every SDK failure into it), [`retry`] and
 //! [`retrying`] (backoff, and the decorator that retries and counts for any port),
 //! [`https`] (the one TLS client) and [`config`] (the SDK configuration every client
@@ -21,6 +21,7 @@
 //!
 //! The ports the workflows hold most are re-exported here too.
 
+pub mod cloudtrail;
 pub mod config;
 pub mod dynamodb;
 pub mod error;

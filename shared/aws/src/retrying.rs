@@ -27,6 +27,9 @@ use crate::iam::{
 };
 use crate::organizations::AccountDirectory;
 use crate::retry::{CallCounter, RetryPolicy, with_retries};
+use chrono::{DateTime, Utc};
+
+use crate::cloudtrail::{EventHistory, EventPage};
 use crate::securityhub::{FindingsUpdater, WorkflowStatus};
 use crate::sns::Notifications;
 use crate::sqs::{RequestQueue, SweepTask, SweepTasks};
@@ -169,6 +172,9 @@ ports! {
     }
     AuthorizationDetails {
         fn page(&self, marker: Option<&str>) -> DetailsPage;
+    }
+    EventHistory {
+        fn lookup_page(&self, access_key_id: &AccessKeyId, from: DateTime<Utc>, to: DateTime<Utc>, next_token: Option<&str>) -> EventPage;
     }
 }
 
