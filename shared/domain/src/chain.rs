@@ -323,12 +323,23 @@ impl Default for Limits {
     }
 }
 
-/// One link: what a credential, `depth` links from the finding's, was seen to do.
+/// One link: what a credential, `depth` links from the finding's, was seen to do in
+/// `account` (where its calls were recorded, and where what it made lives).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hop {
     pub by: AccessKeyId,
+    pub account: Account,
     pub depth: u32,
     pub found: Footprint,
+}
+
+/// A key to look up, in the account whose CloudTrail records its calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    pub key: AccessKeyId,
+    pub account: Account,
+    /// Links from the finding's credential (0: the finding's own).
+    pub depth: u32,
 }
 
 /// A breadth-first walk down the chain of credentials, from the finding's. The caller
@@ -339,34 +350,40 @@ pub struct Hop {
 #[derive(Debug, Clone)]
 pub struct Walk {
     limits: Limits,
-    queue: std::collections::VecDeque<(AccessKeyId, u32)>,
+    queue: std::collections::VecDeque<Lookup>,
     seen: std::collections::HashSet<AccessKeyId>,
     hops: Vec<Hop>,
     cut_short: Option<String>,
 }
 
 impl Walk {
-    pub fn new(start: AccessKeyId, limits: Limits) -> Self {
+    /// A walk from the finding's key, used in `account`.
+    pub fn new(start: AccessKeyId, account: Account, limits: Limits) -> Self {
         let mut seen = std::collections::HashSet::new();
         seen.insert(start.clone());
         Self {
             limits,
-            queue: std::collections::VecDeque::from([(start, 0)]),
+            queue: std::collections::VecDeque::from([Lookup {
+                key: start,
+                account,
+                depth: 0,
+            }]),
             seen,
             hops: Vec::new(),
             cut_short: None,
         }
     }
 
-    /// The next key to look up, and how many links it is from the finding's.
-    pub fn next_key(&mut self) -> Option<(AccessKeyId, u32)> {
+    /// The next key to look up.
+    pub fn next_key(&mut self) -> Option<Lookup> {
         self.queue.pop_front()
     }
 
-    /// What `by` (looked up at `depth`) was seen to do. The keys it minted are
-    /// followed (a role session's, a session or federation token's, a created key's),
-    /// each once, while within the limits.
-    pub fn record(&mut self, by: &AccessKeyId, depth: u32, found: Vec<Footprint>) {
+    /// What the key of `lookup` was seen to do. The keys it minted are followed (a
+    /// role session's, in the role's account; a session or federation token's and a
+    /// created key's, in the same account), each once, while within the limits.
+    pub fn record(&mut self, lookup: &Lookup, found: Vec<Footprint>) {
+        let (by, depth) = (&lookup.key, lookup.depth);
         for footprint in found {
             if self.hops.len() >= self.limits.max_hops {
                 self.cut_short = Some(format!(
@@ -377,17 +394,23 @@ impl Walk {
                 return;
             }
             let minted = match &footprint {
-                Footprint::Session(s) => Some(&s.access_key_id),
+                Footprint::Session(s) => Some((&s.access_key_id, &s.account)),
                 Footprint::SessionToken { access_key_id, .. }
                 | Footprint::FederationToken { access_key_id, .. }
-                | Footprint::AccessKey { access_key_id, .. } => Some(access_key_id),
+                | Footprint::AccessKey { access_key_id, .. } => {
+                    Some((access_key_id, &lookup.account))
+                }
                 Footprint::RootSession { .. } | Footprint::Persistence { .. } => None,
             };
-            if let Some(key) = minted
+            if let Some((key, account)) = minted
                 && self.seen.insert(key.clone())
             {
                 if depth + 1 < self.limits.max_depth {
-                    self.queue.push_back((key.clone(), depth + 1));
+                    self.queue.push_back(Lookup {
+                        key: key.clone(),
+                        account: account.clone(),
+                        depth: depth + 1,
+                    });
                 } else if self.cut_short.is_none() {
                     self.cut_short = Some(format!(
                         "the chain goes on past {} links (from key {key}): the walk stopped there; look at CloudTrail for the rest",
@@ -397,6 +420,7 @@ impl Walk {
             }
             self.hops.push(Hop {
                 by: by.clone(),
+                account: lookup.account.clone(),
                 depth: depth + 1,
                 found: footprint,
             });
@@ -576,6 +600,10 @@ mod tests {
         AccessKeyId::parse(k).unwrap()
     }
 
+    fn account(id: &str) -> Account {
+        Account::parse(id).unwrap()
+    }
+
     fn session(account: &str, role: &str, minted: &str) -> Footprint {
         Footprint::Session(MintedSession {
             account: Account::parse(account).unwrap(),
@@ -589,7 +617,7 @@ mod tests {
     #[test]
     fn a_chain_of_three_sessions_across_two_accounts_is_walked_to_its_end() {
         let start = key("ASIASTOLENKEY0000001");
-        let mut walk = Walk::new(start.clone(), Limits::default());
+        let mut walk = Walk::new(start.clone(), account("111122223333"), Limits::default());
         // What CloudTrail would say each key did.
         let did = |k: &AccessKeyId| -> Vec<Footprint> {
             match k.as_str() {
@@ -610,9 +638,12 @@ mod tests {
             }
         };
         let mut looked_up = Vec::new();
-        while let Some((k, depth)) = walk.next_key() {
-            looked_up.push(k.as_str().to_owned());
-            walk.record(&k, depth, did(&k));
+        while let Some(lookup) = walk.next_key() {
+            looked_up.push((
+                lookup.key.as_str().to_owned(),
+                lookup.account.as_str().to_owned(),
+            ));
+            walk.record(&lookup, did(&lookup.key));
         }
         assert_eq!(walk.cut_short(), None);
         let sessions: Vec<(&str, &str, u32)> = walk
@@ -631,8 +662,18 @@ mod tests {
                 ("444455556666", "break-glass", 3)
             ]
         );
-        // The created key is followed too: it can mint sessions of its own.
-        assert!(looked_up.contains(&"AKIABACKDOORKEY00001".to_owned()));
+        // Each key is looked up where its calls are recorded: a session's in its role's
+        // account, a created key's where it was created. The created key is followed
+        // too: it can mint sessions of its own.
+        let at = |k: &str| {
+            looked_up
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, account)| account.as_str())
+        };
+        assert_eq!(at("ASIALINKONEKEY000001"), Some("111122223333"));
+        assert_eq!(at("ASIALINKTWOKEY000001"), Some("444455556666"));
+        assert_eq!(at("AKIABACKDOORKEY00001"), Some("444455556666"));
         assert_eq!(looked_up.len(), 5, "{looked_up:?}");
     }
 
@@ -641,12 +682,16 @@ mod tests {
         // Two keys that (in a forged or replayed history) minted each other.
         let a = key("ASIALOOPKEYA00000001");
         let b = key("ASIALOOPKEYB00000001");
-        let mut walk = Walk::new(a.clone(), Limits::default());
+        let mut walk = Walk::new(a.clone(), account("111122223333"), Limits::default());
         let mut lookups = 0;
-        while let Some((k, depth)) = walk.next_key() {
+        while let Some(lookup) = walk.next_key() {
             lookups += 1;
-            let other = if k == a { b.as_str() } else { a.as_str() };
-            walk.record(&k, depth, vec![session("111122223333", "r", other)]);
+            let other = if lookup.key == a {
+                b.as_str()
+            } else {
+                a.as_str()
+            };
+            walk.record(&lookup, vec![session("111122223333", "r", other)]);
         }
         assert_eq!(lookups, 2);
         assert_eq!(walk.cut_short(), None);
@@ -656,15 +701,12 @@ mod tests {
             max_depth: 3,
             max_hops: 100,
         };
-        let mut walk = Walk::new(key("ASIACHAIN00000000000"), limits);
+        let mut walk = Walk::new(key("ASIACHAIN00000000000"), account("111122223333"), limits);
         let mut n = 0;
-        while let Some((k, depth)) = walk.next_key() {
+        while let Some(lookup) = walk.next_key() {
             n += 1;
-            walk.record(
-                &k,
-                depth,
-                vec![session("111122223333", "r", &format!("ASIACHAIN{n:011}"))],
-            );
+            let next = format!("ASIACHAIN{n:011}");
+            walk.record(&lookup, vec![session("111122223333", "r", &next)]);
         }
         assert_eq!(n, 3);
         assert!(walk.cut_short().unwrap().contains("past 3 links"));
@@ -674,12 +716,12 @@ mod tests {
             max_depth: 5,
             max_hops: 10,
         };
-        let mut walk = Walk::new(key("ASIAFLOOD00000000000"), limits);
-        let (k, depth) = walk.next_key().unwrap();
+        let mut walk = Walk::new(key("ASIAFLOOD00000000000"), account("111122223333"), limits);
+        let lookup = walk.next_key().unwrap();
         let flood = (0..50)
             .map(|i| session("111122223333", "r", &format!("ASIAFLOODED{i:09}")))
             .collect();
-        walk.record(&k, depth, flood);
+        walk.record(&lookup, flood);
         assert_eq!(walk.hops().len(), 10);
         assert!(walk.cut_short().unwrap().contains("more than 10 links"));
         assert_eq!(walk.next_key(), None);
