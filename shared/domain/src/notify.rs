@@ -1440,6 +1440,13 @@ mod tests {
                 .contains("Other sessions of the principal are not affected")
         );
         assert!(m.body.contains("with session name i-0123456789abcdef0"));
+        assert!(
+            m.body.contains(
+                "Scope:            only its sessions named i-0123456789abcdef0; other sessions of the principal keep working"
+            ),
+            "{}",
+            m.body
+        );
     }
 
     #[test]
