@@ -166,6 +166,8 @@ pub enum Footprint {
     /// long-term key `with_key`; the deny on the user covers them, and that key must
     /// be deactivated too.
     SessionToken {
+        /// The user who called, as the record names it.
+        user: Option<PrincipalName>,
         access_key_id: AccessKeyId,
         with_key: AccessKeyId,
     },
@@ -255,12 +257,18 @@ pub fn footprint(record: &CloudTrailEvent) -> Result<Option<Footprint>, Unreadab
             }
         }
         "GetSessionToken" => {
-            let with = record
-                .user_identity
-                .as_ref()
+            let identity = record.user_identity.as_ref();
+            let with = identity
                 .and_then(|u| u.access_key_id.as_deref())
                 .ok_or_else(|| unreadable("the caller's key is not recorded".to_owned()))?;
+            let user = match identity.and_then(|u| u.user_name.as_deref()) {
+                Some(name) => {
+                    Some(PrincipalName::parse(name).map_err(|e| unreadable(e.to_string()))?)
+                }
+                None => None,
+            };
             Footprint::SessionToken {
+                user,
                 access_key_id: key_at("/credentials/accessKeyId")?,
                 with_key: AccessKeyId::parse(with).map_err(|e| unreadable(e.to_string()))?,
             }
@@ -512,6 +520,7 @@ mod tests {
         assert_eq!(
             found,
             Some(Footprint::SessionToken {
+                user: Some(PrincipalName::parse("ci").unwrap()),
                 access_key_id: AccessKeyId::parse("ASIATOKENKEY00000001").unwrap(),
                 with_key: AccessKeyId::parse("AKIALONGTERMKEY00001").unwrap(),
             })
