@@ -125,7 +125,11 @@ impl EventHistory for SdkEventHistory {
             .lookup_events()
             .lookup_attributes(attribute)
             .start_time(aws_smithy_types::DateTime::from_secs(from.timestamp()))
-            .end_time(aws_smithy_types::DateTime::from_secs(to.timestamp()))
+            // Whole seconds: the end rounded up, so that nothing in its last second is
+            // left out.
+            .end_time(aws_smithy_types::DateTime::from_secs(
+                to.timestamp() + i64::from(to.timestamp_subsec_nanos() > 0),
+            ))
             .max_results(PAGE_SIZE)
             .set_next_token(next_token.map(str::to_owned))
             .send()

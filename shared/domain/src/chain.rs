@@ -23,8 +23,18 @@ pub const EVENT_HISTORY: Duration = Duration::days(90);
 /// The API calls that mint or keep access, as `LookupEvents` names them
 /// (`EventName`). IAM's are recorded in the partition's IAM region only; STS's in the
 /// region of the endpoint called ([`regions_to_search`]).
-pub const IAM_EVENT_NAMES: [&str; 13] = [
+pub const IAM_EVENT_NAMES: [&str; 23] = [
     "CreateAccessKey",
+    "UpdateAccessKey",
+    "CreateServiceSpecificCredential",
+    "UploadSSHPublicKey",
+    "UploadSigningCertificate",
+    "CreateVirtualMFADevice",
+    "CreatePolicyVersion",
+    "SetDefaultPolicyVersion",
+    "AddRoleToInstanceProfile",
+    "DeleteRolePermissionsBoundary",
+    "DeleteUserPermissionsBoundary",
     "CreateUser",
     "CreateLoginProfile",
     "UpdateLoginProfile",
@@ -135,9 +145,15 @@ fn is_region_name(region: &str) -> bool {
         && parts[..parts.len() - 1]
             .iter()
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1]
-            .parse::<u8>()
-            .is_ok_and(|n| (1..=20).contains(&n))
+        && {
+            // `1` to `20`, digits only: no sign, no leading zero.
+            let n = parts[parts.len() - 1];
+            !n.is_empty()
+                && n.len() <= 2
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && !n.starts_with('0')
+                && n.parse::<u8>().is_ok_and(|n| n <= 20)
+        }
 }
 
 /// A session the credential minted with `AssumeRole`.
@@ -159,8 +175,8 @@ pub struct MintedSession {
 pub enum Footprint {
     /// A role session: revoked (session scope on that role) and followed.
     Session(MintedSession),
-    /// A root session of a member account (`AssumeRoot`): IAM policies cannot
-    /// restrict root, so it is reported.
+    /// A root session of a member account (`AssumeRoot`), or root's own session
+    /// token: IAM policies cannot restrict root, so it is reported.
     RootSession { account: Account },
     /// `GetSessionToken`: temporary credentials of the same user, minted with the
     /// long-term key `with_key`; the deny on the user covers them, and that key must
@@ -254,6 +270,22 @@ pub fn footprint(record: &CloudTrailEvent) -> Result<Option<Footprint>, Unreadab
                 .ok_or_else(|| unreadable("the request names no target account".to_owned()))?;
             Footprint::RootSession {
                 account: Account::parse(&target).map_err(|e| unreadable(e.to_string()))?,
+            }
+        }
+        "GetSessionToken"
+            if record
+                .user_identity
+                .as_ref()
+                .and_then(|u| u.identity_type.as_deref())
+                == Some("Root") =>
+        {
+            let account = record
+                .user_identity
+                .as_ref()
+                .and_then(|u| u.account_id.as_deref())
+                .ok_or_else(|| unreadable("root's account is not recorded".to_owned()))?;
+            Footprint::RootSession {
+                account: Account::parse(account).map_err(|e| unreadable(e.to_string()))?,
             }
         }
         "GetSessionToken" => {
@@ -517,6 +549,19 @@ mod tests {
             "responseElements": {"credentials": {"accessKeyId": "ASIATOKENKEY00000001"}}
         })))
         .unwrap();
+        // Root's own session token: no IAM deny restricts root; reported as such.
+        let root = footprint(&record(json!({
+            "eventName": "GetSessionToken", "eventSource": "sts.amazonaws.com",
+            "userIdentity": {"type": "Root", "accountId": "111122223333", "accessKeyId": "AKIAROOTKEY000000001"},
+            "responseElements": {"credentials": {"accessKeyId": "ASIATOKENKEY00000002"}}
+        })))
+        .unwrap();
+        assert_eq!(
+            root,
+            Some(Footprint::RootSession {
+                account: Account::parse("111122223333").unwrap()
+            })
+        );
         assert_eq!(
             found,
             Some(Footprint::SessionToken {
@@ -602,6 +647,9 @@ mod tests {
         // A region the finding made up is not searched; an unknown partition, nothing.
         assert_eq!(regions_to_search(Partition::Aws, "../evil").len(), 1);
         assert_eq!(regions_to_search(Partition::Aws, "EU-WEST-1").len(), 1);
+        assert_eq!(regions_to_search(Partition::Aws, "eu-west-+1").len(), 1);
+        assert_eq!(regions_to_search(Partition::Aws, "eu-west-01").len(), 1);
+        assert_eq!(regions_to_search(Partition::Aws, "ap-southeast-2").len(), 2);
         assert!(regions_to_search(Partition::AwsIso, "us-iso-east-1").is_empty());
     }
 

@@ -524,9 +524,19 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
     // name only, and a principal of the same name in the finding's account is someone
     // else. Nor is the caller's account revoked on the word of this one (its owner can
     // make its own GuardDuty report anyone who touches its resources): alert only.
+    // The exception: an instance-credential finding about a session named for the
+    // finding account's own instance. There the remote account is where those
+    // credentials were used from (`.InsideAWS`), and the principal is the finding
+    // account's instance role: revoked like any role of it.
+    let own_instance_session = principal
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
+        .is_some_and(|(target, _)| reported_instance_session(finding, target).is_some());
     if let Some(remote) = finding.remote_account()
         && finding.account_id.as_deref() != Some(remote)
         && severity >= config.alert_severity
+        && !own_instance_session
     {
         // The alert names the caller where it lives, so that someone is told about it.
         let caller = match finding.access_key_details() {
@@ -572,6 +582,32 @@ const INSTANCE_CREDENTIAL_FINDINGS: [&str; 2] = [
     "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
     "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.InsideAWS",
 ];
+
+/// The instance id, when `finding` is an instance-credential finding, `target` a
+/// role session, and the session is named exactly for the (valid) instance the
+/// finding reports: the credentials are that instance's.
+fn reported_instance_session<'f>(
+    finding: &'f GuardDutyFinding,
+    target: &Target,
+) -> Option<&'f str> {
+    let is_instance_finding = finding
+        .finding_type
+        .as_deref()
+        .is_some_and(|t| INSTANCE_CREDENTIAL_FINDINGS.contains(&t));
+    let session = target
+        .session
+        .as_ref()
+        .filter(|_| target.kind.is_role_like())?;
+    let instance = finding
+        .resource
+        .as_ref()?
+        .instance_details
+        .as_ref()?
+        .instance_id
+        .as_deref()
+        .filter(|id| is_instance_id(id))?;
+    (is_instance_finding && session.as_str() == instance).then_some(instance)
+}
 
 /// An EC2 instance id: `i-` and 8 or 17 lowercase hex digits.
 fn is_instance_id(id: &str) -> bool {

@@ -1435,3 +1435,38 @@ fn a_security_hub_copy_of_an_instance_finding_stays_role_wide() {
     );
     assert_eq!(revoked[0].evidence.scope, Scope::Role);
 }
+
+#[test]
+fn instance_credentials_used_from_another_account_are_revoked_not_only_alerted() {
+    // `.InsideAWS`: the finding account's own instance credentials, used from another
+    // AWS account (`remoteAccountDetails`). The remote account is the thief's, not the
+    // principal's: the role is the finding account's, and it is revoked, scoped to the
+    // instance when the session is the instance's.
+    let mut v = instance_finding(INSTANCE, Some(INSTANCE));
+    set(
+        &mut v,
+        "/detail/type",
+        json!("UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.InsideAWS"),
+    );
+    set(
+        &mut v,
+        "/detail/service/action",
+        json!({"actionType": "AWS_API_CALL", "awsApiCallAction": {
+            "api": "ListBuckets", "serviceName": "s3.amazonaws.com",
+            "remoteAccountDetails": {"accountId": "777788889999", "affiliated": false}}}),
+    );
+    let t = run(v.clone());
+    let d = only(&t);
+    assert_eq!(d.decision, Verdict::Revoke, "{}", d.reason);
+    assert_eq!(target_of(d), (TargetKind::Role, MEMBER, "web-fleet"));
+    assert_eq!(d.evidence.scope, Scope::Session);
+
+    // Any other finding with a caller from another account still only alerts.
+    set(
+        &mut v,
+        "/detail/type",
+        json!("Discovery:S3/AnomalousBehavior"),
+    );
+    let t = run(v);
+    assert_eq!(only(&t).decision, Verdict::Alert);
+}
