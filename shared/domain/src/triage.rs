@@ -532,7 +532,7 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
         .as_ref()
         .ok()
         .and_then(Option::as_ref)
-        .is_some_and(|(target, _)| reported_instance_session(finding, target).is_some());
+        .is_some_and(|(target, _)| is_reported_instance_session(finding, target));
     if let Some(remote) = finding.remote_account()
         && finding.account_id.as_deref() != Some(remote)
         && severity >= config.alert_severity
@@ -583,30 +583,37 @@ const INSTANCE_CREDENTIAL_FINDINGS: [&str; 2] = [
     "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.InsideAWS",
 ];
 
-/// The instance id, when `finding` is an instance-credential finding, `target` a
-/// role session, and the session is named exactly for the (valid) instance the
-/// finding reports: the credentials are that instance's.
-fn reported_instance_session<'f>(
-    finding: &'f GuardDutyFinding,
-    target: &Target,
-) -> Option<&'f str> {
-    let is_instance_finding = finding
-        .finding_type
-        .as_deref()
-        .is_some_and(|t| INSTANCE_CREDENTIAL_FINDINGS.contains(&t));
-    let session = target
-        .session
-        .as_ref()
-        .filter(|_| target.kind.is_role_like())?;
-    let instance = finding
+/// The (valid) instance id an instance-credential finding reports; None for any other
+/// finding, or one that reports no valid id.
+fn reported_instance(finding: &GuardDutyFinding) -> Option<&str> {
+    let finding_type = finding.finding_type.as_deref()?;
+    if !INSTANCE_CREDENTIAL_FINDINGS.contains(&finding_type) {
+        return None;
+    }
+    finding
         .resource
         .as_ref()?
         .instance_details
         .as_ref()?
         .instance_id
         .as_deref()
-        .filter(|id| is_instance_id(id))?;
-    (is_instance_finding && session.as_str() == instance).then_some(instance)
+        .filter(|id| is_instance_id(id))
+}
+
+/// A role session of `target`, when there is one.
+fn role_session(target: &Target) -> Option<&SessionName> {
+    target
+        .session
+        .as_ref()
+        .filter(|_| target.kind.is_role_like())
+}
+
+/// Whether `target` is a role session named exactly for the instance an
+/// instance-credential finding reports: the credentials are that instance's.
+fn is_reported_instance_session(finding: &GuardDutyFinding, target: &Target) -> bool {
+    reported_instance(finding)
+        .zip(role_session(target))
+        .is_some_and(|(instance, session)| session.as_str() == instance)
 }
 
 /// An EC2 instance id: `i-` and 8 or 17 lowercase hex digits.
@@ -630,44 +637,31 @@ fn instance_scope(
     finding: &GuardDutyFinding,
     config: &TriageConfig,
 ) -> Decision {
-    let is_instance_finding = finding
-        .finding_type
-        .as_deref()
-        .is_some_and(|t| INSTANCE_CREDENTIAL_FINDINGS.contains(&t));
-    let role_session = decision
-        .target
-        .as_ref()
-        .filter(|t| t.kind.is_role_like())
-        .and_then(|t| t.session.as_ref());
-    let (Verdict::Revoke, true, Some(session)) =
-        (decision.decision, is_instance_finding, role_session)
-    else {
+    let session = decision.target.as_ref().and_then(role_session);
+    let (Verdict::Revoke, Some(session)) = (decision.decision, session) else {
         return decision;
     };
-    let instance = finding
-        .resource
-        .as_ref()
-        .and_then(|r| r.instance_details.as_ref())
-        .and_then(|d| d.instance_id.as_deref())
-        .filter(|id| is_instance_id(id));
-    let note = match (instance, config.instance_finding_scope) {
-        (Some(id), Scope::Session) if session.as_str() == id => {
+    // Another finding type, or no valid instance to scope to: the role, as for any
+    // other finding.
+    let Some(instance) = reported_instance(finding) else {
+        return decision;
+    };
+    let note = match config.instance_finding_scope {
+        Scope::Session if session.as_str() == instance => {
             decision.evidence.scope = Scope::Session;
             format!(
-                "; only the sessions of instance {id}: the finding is about that instance's credentials and the session is named for it, so other sessions of the role keep working ({}=role denies them all)",
+                "; only the sessions of instance {instance}: the finding is about that instance's credentials and the session is named for it, so other sessions of the role keep working ({}=role denies them all)",
                 crate::settings::env::INSTANCE_FINDING_SCOPE
             )
         }
-        (Some(_), Scope::Role) => format!(
+        Scope::Role => format!(
             "; every session of the role, as {}=role says",
             crate::settings::env::INSTANCE_FINDING_SCOPE
         ),
-        (Some(id), Scope::Session) => format!(
-            "; every session of the role: the session {} is not named for the instance the finding reports ({id}), so the finding does not say which sessions are the instance's",
+        Scope::Session => format!(
+            "; every session of the role: the session {} is not named for the instance the finding reports ({instance}), so the finding does not say which sessions are the instance's",
             session.as_str()
         ),
-        // No instance to scope to: the role, as for any other finding.
-        (None, _) => return decision,
     };
     decision.reason.push_str(&note);
     decision
