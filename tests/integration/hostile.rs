@@ -1142,6 +1142,7 @@ fn invisible_characters_beyond_the_bidi_set_are_cleaned() {
         dry_run: false,
         still_works: Vec::new(),
         other_access: Vec::new(),
+        chain: None,
     };
     o.owner.team = Some(format!("team{hidden}"));
     let m = notify::render(&o, true);

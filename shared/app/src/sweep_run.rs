@@ -452,6 +452,7 @@ impl<C: IamApi> PrincipalWork<'_, C> {
             dry_run: self.config.dry_run,
             still_works: Vec::new(),
             other_access: Vec::new(),
+            chain: None,
         }
     }
 

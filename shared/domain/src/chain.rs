@@ -138,7 +138,7 @@ pub fn regions_to_search(partition: Partition, activity_region: &str) -> Vec<Sea
 }
 
 /// `us-east-1`, `ap-southeast-2`, `us-gov-west-1`: lowercase words and a number.
-fn is_region_name(region: &str) -> bool {
+pub fn is_region_name(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
     (3..=4).contains(&parts.len())
         && region.len() <= 32
@@ -188,8 +188,10 @@ pub enum Footprint {
         with_key: AccessKeyId,
     },
     /// `GetFederationToken`: a federated session bounded by the calling user's
-    /// policies; the deny on the user covers it. Followed by its key.
+    /// policies; the deny on that user covers it. Followed by its key.
     FederationToken {
+        /// The user who called, as the record names it.
+        user: Option<PrincipalName>,
         name: String,
         access_key_id: AccessKeyId,
     },
@@ -289,23 +291,19 @@ pub fn footprint(record: &CloudTrailEvent) -> Result<Option<Footprint>, Unreadab
             }
         }
         "GetSessionToken" => {
-            let identity = record.user_identity.as_ref();
-            let with = identity
+            let with = record
+                .user_identity
+                .as_ref()
                 .and_then(|u| u.access_key_id.as_deref())
                 .ok_or_else(|| unreadable("the caller's key is not recorded".to_owned()))?;
-            let user = match identity.and_then(|u| u.user_name.as_deref()) {
-                Some(name) => {
-                    Some(PrincipalName::parse(name).map_err(|e| unreadable(e.to_string()))?)
-                }
-                None => None,
-            };
             Footprint::SessionToken {
-                user,
+                user: caller_user(record).map_err(|e| unreadable(e.to_string()))?,
                 access_key_id: key_at("/credentials/accessKeyId")?,
                 with_key: AccessKeyId::parse(with).map_err(|e| unreadable(e.to_string()))?,
             }
         }
         "GetFederationToken" => Footprint::FederationToken {
+            user: caller_user(record).map_err(|e| unreadable(e.to_string()))?,
             name: excerpt(&text(request, "/name").unwrap_or_default()),
             access_key_id: key_at("/credentials/accessKeyId")?,
         },
@@ -343,6 +341,60 @@ pub fn footprint(record: &CloudTrailEvent) -> Result<Option<Footprint>, Unreadab
     }))
 }
 
+/// The IAM user who made the call, when the record names one.
+fn caller_user(
+    record: &CloudTrailEvent,
+) -> Result<Option<PrincipalName>, crate::principal::InvalidValue> {
+    match record
+        .user_identity
+        .as_ref()
+        .and_then(|u| u.user_name.as_deref())
+    {
+        Some(name) => PrincipalName::parse(name).map(Some),
+        None => Ok(None),
+    }
+}
+
+impl Footprint {
+    /// What it is, in a phrase for the owner.
+    pub fn describe(&self) -> String {
+        match self {
+            Footprint::Session(s) => format!(
+                "assumed role {} in {} as session `{}` (key {})",
+                s.role, s.account, s.session, s.access_key_id
+            ),
+            Footprint::RootSession { account } => format!(
+                "a root session of account {account}: no IAM policy restricts root; \
+                 secure the account's root user (reset its password and MFA, and delete its keys)"
+            ),
+            Footprint::SessionToken {
+                user,
+                access_key_id,
+                with_key,
+            } => format!(
+                "session token {access_key_id} of user {} minted with key {with_key}",
+                user.as_ref().map_or("(not recorded)", |u| u.as_str())
+            ),
+            Footprint::FederationToken {
+                user,
+                name,
+                access_key_id,
+            } => format!(
+                "federation token {access_key_id} (`{name}`) from user {}",
+                user.as_ref().map_or("(not recorded)", |u| u.as_str())
+            ),
+            Footprint::AccessKey {
+                user,
+                access_key_id,
+            } => format!(
+                "created access key {access_key_id} for user {}",
+                user.as_ref().map_or("(its caller)", |u| u.as_str())
+            ),
+            Footprint::Persistence { call, on } => format!("{call} on {on}"),
+        }
+    }
+}
+
 /// How far a walk down the chain goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -371,6 +423,42 @@ pub struct Hop {
     pub account: Account,
     pub depth: u32,
     pub found: Footprint,
+    /// The CloudTrail record it was read from, and when the call was made.
+    pub event_id: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// A footprint as read from its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub found: Footprint,
+    pub event_id: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl Seen {
+    /// The footprint of `record`, with its event id and time.
+    pub fn read(record: &CloudTrailEvent) -> Result<Option<Seen>, Unreadable> {
+        Ok(footprint(record)?.map(|found| Seen {
+            found,
+            event_id: record.event_id.as_deref().map(excerpt),
+            at: record
+                .event_time
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.to_utc()),
+        }))
+    }
+}
+
+impl From<Footprint> for Seen {
+    fn from(found: Footprint) -> Self {
+        Seen {
+            found,
+            event_id: None,
+            at: None,
+        }
+    }
 }
 
 /// A key to look up, in the account whose CloudTrail records its calls.
@@ -422,9 +510,14 @@ impl Walk {
     /// What the key of `lookup` was seen to do. The keys it minted are followed (a
     /// role session's, in the role's account; a session or federation token's and a
     /// created key's, in the same account), each once, while within the limits.
-    pub fn record(&mut self, lookup: &Lookup, found: Vec<Footprint>) {
+    pub fn record<S: Into<Seen>>(&mut self, lookup: &Lookup, found: impl IntoIterator<Item = S>) {
         let (by, depth) = (&lookup.key, lookup.depth);
-        for footprint in found {
+        for seen in found {
+            let Seen {
+                found: footprint,
+                event_id,
+                at,
+            } = seen.into();
             if self.hops.len() >= self.limits.max_hops {
                 self.cut_short = Some(format!(
                     "more than {} links: the walk stopped there; look at CloudTrail for the rest",
@@ -433,18 +526,29 @@ impl Walk {
                 self.queue.clear();
                 return;
             }
-            let minted = match &footprint {
-                Footprint::Session(s) => Some((&s.access_key_id, &s.account)),
-                Footprint::SessionToken { access_key_id, .. }
-                | Footprint::FederationToken { access_key_id, .. }
+            // A session token's long-term key is followed too: whoever minted the
+            // token holds it (it is the key looked up, or the one behind the
+            // finding's own session token).
+            let minted: Vec<(&AccessKeyId, &Account)> = match &footprint {
+                Footprint::Session(s) => vec![(&s.access_key_id, &s.account)],
+                Footprint::SessionToken {
+                    access_key_id,
+                    with_key,
+                    ..
+                } => vec![
+                    (access_key_id, &lookup.account),
+                    (with_key, &lookup.account),
+                ],
+                Footprint::FederationToken { access_key_id, .. }
                 | Footprint::AccessKey { access_key_id, .. } => {
-                    Some((access_key_id, &lookup.account))
+                    vec![(access_key_id, &lookup.account)]
                 }
-                Footprint::RootSession { .. } | Footprint::Persistence { .. } => None,
+                Footprint::RootSession { .. } | Footprint::Persistence { .. } => Vec::new(),
             };
-            if let Some((key, account)) = minted
-                && self.seen.insert(key.clone())
-            {
+            for (key, account) in minted {
+                if !self.seen.insert(key.clone()) {
+                    continue;
+                }
                 if depth + 1 < self.limits.max_depth {
                     self.queue.push_back(Lookup {
                         key: key.clone(),
@@ -463,6 +567,8 @@ impl Walk {
                 account: lookup.account.clone(),
                 depth: depth + 1,
                 found: footprint,
+                event_id,
+                at,
             });
         }
     }
@@ -775,7 +881,7 @@ mod tests {
         };
         let mut walk = Walk::new(key("ASIAFLOOD00000000000"), account("111122223333"), limits);
         let lookup = walk.next_key().unwrap();
-        let flood = (0..50)
+        let flood: Vec<Footprint> = (0..50)
             .map(|i| session("111122223333", "r", &format!("ASIAFLOODED{i:09}")))
             .collect();
         walk.record(&lookup, flood);

@@ -10,6 +10,7 @@ pub mod chain;
 pub mod clock;
 pub mod coverage;
 pub mod event;
+pub mod follow_up;
 pub mod json;
 pub mod notify;
 pub mod outcome;

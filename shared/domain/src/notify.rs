@@ -559,6 +559,7 @@ fn source_label(source: Source) -> &'static str {
         Source::CloudTrail => "CloudTrail API call (opt-in rule)",
         Source::Manual => "manual request by an operator",
         Source::Schedule => "cutoff's scheduled sweep",
+        Source::Chain => "cutoff's follow-up: CloudTrail shows the stolen credential made this",
         Source::Queue | Source::Unknown => source.as_str(),
     }
 }
@@ -1266,6 +1267,7 @@ mod tests {
             dry_run: status == Status::DryRun,
             still_works: Vec::new(),
             other_access: Vec::new(),
+            chain: None,
         };
         if status == Status::Failed {
             o = o.failed(

@@ -61,6 +61,10 @@ pub struct RevocationRequest {
     /// not another principal of the same name).
     #[serde(default)]
     pub expected_unique_id: Option<UniqueId>,
+    /// The region where the finding's activity was seen: the follow-up reads regional
+    /// STS calls there ([`crate::follow_up`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity_region: Option<String>,
     #[serde(default)]
     pub dry_run: bool,
     /// Release a cutoff that may still stop live sessions.
@@ -83,6 +87,7 @@ impl RevocationRequest {
             },
             first_activity: None,
             expected_unique_id: None,
+            activity_region: None,
             dry_run: request.dry_run,
             force: request.force,
         }
@@ -152,6 +157,11 @@ impl RevocationRequest {
             }
             _ => Ok(()),
         };
+        if let Some(region) = &self.activity_region
+            && !crate::chain::is_region_name(region)
+        {
+            return Err(format!("{} is not a region", excerpt(region)));
+        }
         bounded("finding id", &tr.finding_id, 512)?;
         bounded("finding type", &tr.finding_type, 256)?;
         bounded("product ARN", &tr.product_arn, 512)?;
@@ -197,6 +207,7 @@ impl RevocationRequest {
             },
             first_activity: decision.evidence.first_activity,
             expected_unique_id: decision.evidence.unique_id.clone(),
+            activity_region: decision.evidence.activity_region.clone(),
             dry_run: false,
             force: false,
         })
@@ -393,6 +404,10 @@ pub struct Outcome {
     /// never counted against `applied`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_access: Vec<String>,
+    /// A follow-up run's report: what the stolen credential was found to have done
+    /// and what cutoff did about each link ([`crate::follow_up`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<crate::follow_up::ChainReport>,
 }
 
 impl Outcome {
@@ -419,6 +434,7 @@ impl Outcome {
             dry_run: request.dry_run,
             still_works: Vec::new(),
             other_access: Vec::new(),
+            chain: None,
         }
     }
 
@@ -448,6 +464,7 @@ impl Outcome {
             dry_run: false,
             still_works: Vec::new(),
             other_access: Vec::new(),
+            chain: None,
         }
     }
 
@@ -536,6 +553,7 @@ pub fn alert_outcome(source: Source, decision: &Decision) -> Option<Outcome> {
         dry_run: false,
         still_works: Vec::new(),
         other_access: Vec::new(),
+        chain: None,
     })
 }
 

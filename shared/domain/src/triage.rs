@@ -32,6 +32,9 @@ pub enum Source {
     Manual,
     /// The sweeper's schedule (or an operator's sweep).
     Schedule,
+    /// The follow-up of a revocation: a link of the stolen credential's chain, found
+    /// in CloudTrail ([`crate::follow_up`]). Never queued.
+    Chain,
     /// A request-queue message that is not a request at all: it came through the
     /// queue, from whom it does not say.
     Queue,
@@ -48,6 +51,7 @@ impl Source {
             Source::CloudTrail => "cloudtrail",
             Source::Manual => "manual",
             Source::Schedule => "schedule",
+            Source::Chain => "chain",
             Source::Queue => "queue",
             Source::Unknown => "unknown",
         }
@@ -102,6 +106,9 @@ pub struct Evidence {
     /// the sessions of the instance an instance-credential finding is about
     /// ([`instance_scope`]).
     pub scope: Scope,
+    /// The region where the activity was seen (a region name, else None): the
+    /// follow-up reads regional STS calls there.
+    pub activity_region: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -467,6 +474,13 @@ fn refuse_partition(
 // ---------------------------------------------------------------------------------
 // GuardDuty
 
+/// A region name as a finding states it, kept only when it is one.
+fn region_of(region: Option<&str>) -> Option<String> {
+    region
+        .filter(|r| crate::chain::is_region_name(r))
+        .map(str::to_owned)
+}
+
 fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
     let severity = finding.severity();
     let reference = match finding_ref(
@@ -492,6 +506,7 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
         product_arn: None,
         custom_action: None,
         scope: Scope::Role,
+        activity_region: region_of(finding.region.as_deref()),
     };
     let decide = |d: Decision| {
         d.with_finding(reference.clone())
@@ -791,6 +806,7 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
             SecurityHubOrigin::Imported => None,
         },
         scope: Scope::Role,
+        activity_region: None,
     };
     let decide = |d: Decision| {
         d.with_finding(reference.clone())
@@ -1070,6 +1086,7 @@ fn cloudtrail(
         product_arn: None,
         custom_action: None,
         scope: Scope::Role,
+        activity_region: region_of(record.aws_region.as_deref()),
     };
     let decide = |d: Decision| {
         d.with_finding(reference.clone())

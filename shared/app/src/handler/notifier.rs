@@ -437,6 +437,7 @@ mod tests {
             dry_run: false,
             still_works: Vec::new(),
             other_access: Vec::new(),
+            chain: None,
         }
     }
 
