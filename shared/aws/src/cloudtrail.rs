@@ -14,9 +14,10 @@ use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use chrono::{DateTime, Utc};
 
 use cutoff_domain::event::CloudTrailEvent;
-use cutoff_domain::principal::AccessKeyId;
+use cutoff_domain::principal::{AccessKeyId, Account};
 
 use crate::error::{AwsError, classify};
+use crate::retry::CallCounter;
 
 const OP: &str = "cloudtrail:LookupEvents";
 /// Events per page: `LookupEvents`' most.
@@ -37,16 +38,66 @@ pub struct EventPage {
     pub next_token: Option<String>,
 }
 
+/// The one lookup attribute a `LookupEvents` call takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// The calls made with this key.
+    Key(AccessKeyId),
+    /// Every call of this name (for the `GetSessionToken` that minted a key: the
+    /// record of a call is found by the key that made it, not the key it returned).
+    EventName(&'static str),
+}
+
+impl std::fmt::Display for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Query::Key(key) => write!(f, "key {key}"),
+            Query::EventName(name) => write!(f, "calls to {name}"),
+        }
+    }
+}
+
 /// `cloudtrail:LookupEvents` in one account and region.
 pub trait EventHistory: Send + Sync {
-    /// One page of the events made with `access_key_id` between `from` and `to`.
+    /// One page of the events `query` selects between `from` and `to`.
     fn lookup_page(
         &self,
-        access_key_id: &AccessKeyId,
+        query: &Query,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         next_token: Option<&str>,
     ) -> impl Future<Output = Result<EventPage, AwsError>> + Send;
+}
+
+/// Keeps the calls to one account and region's `LookupEvents` [`PAGE_INTERVAL`]
+/// apart, whichever key they are for: its rate limit is the account's and region's.
+#[derive(Debug, Default)]
+pub struct Pacer(tokio::sync::Mutex<Option<tokio::time::Instant>>);
+
+impl Pacer {
+    /// Waits until a call may be made, and counts it made.
+    pub async fn wait(&self) {
+        let mut last = self.0.lock().await;
+        if let Some(at) = *last {
+            tokio::time::sleep_until(at + PAGE_INTERVAL).await;
+        }
+        *last = Some(tokio::time::Instant::now());
+    }
+}
+
+/// `LookupEvents` in the accounts cutoff reaches: an [`EventHistory`] per account and
+/// region, through the member role (which allows `cloudtrail:LookupEvents` and no
+/// other CloudTrail action).
+pub trait HistoryAccess: Send + Sync {
+    type History: EventHistory;
+
+    fn history_for(
+        &self,
+        account: &Account,
+        region: &str,
+        request_id: &str,
+        calls: &CallCounter,
+    ) -> impl Future<Output = Result<Self::History, AwsError>> + Send;
 }
 
 /// Everything one key was recorded doing in the window.
@@ -58,22 +109,21 @@ pub struct KeyHistory {
     pub truncated: bool,
 }
 
-/// Reads every page of `access_key_id`'s events between `from` and `to`, at most
-/// [`MAX_PAGES`], one page each [`PAGE_INTERVAL`] at most.
-pub async fn calls_by_key<H: EventHistory>(
+/// Reads every page of what `query` selects between `from` and `to`, at most
+/// [`MAX_PAGES`], each call paced by `pacer` (the account and region's).
+pub async fn read_history<H: EventHistory>(
     history: &H,
-    access_key_id: &AccessKeyId,
+    query: &Query,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    pacer: &Pacer,
 ) -> Result<KeyHistory, AwsError> {
     let mut out = KeyHistory::default();
     let mut token: Option<String> = None;
-    for page in 0..MAX_PAGES {
-        if page > 0 {
-            tokio::time::sleep(PAGE_INTERVAL).await;
-        }
+    for _ in 0..MAX_PAGES {
+        pacer.wait().await;
         let read = history
-            .lookup_page(access_key_id, from, to, token.as_deref())
+            .lookup_page(query, from, to, token.as_deref())
             .await?;
         out.records.extend(read.records);
         out.unreadable += read.unreadable;
@@ -109,15 +159,19 @@ impl SdkEventHistory {
 impl EventHistory for SdkEventHistory {
     async fn lookup_page(
         &self,
-        access_key_id: &AccessKeyId,
+        query: &Query,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         next_token: Option<&str>,
     ) -> Result<EventPage, AwsError> {
-        let context = || format!("for key {access_key_id}");
+        let context = || format!("for {query}");
+        let (key, value) = match query {
+            Query::Key(key) => (LookupAttributeKey::AccessKeyId, key.as_str()),
+            Query::EventName(name) => (LookupAttributeKey::EventName, *name),
+        };
         let attribute = LookupAttribute::builder()
-            .attribute_key(LookupAttributeKey::AccessKeyId)
-            .attribute_value(access_key_id.as_str())
+            .attribute_key(key)
+            .attribute_value(value)
             .build()
             .map_err(|e| classify_build(e, context()))?;
         let out = self
@@ -174,10 +228,12 @@ pub mod fake {
     use chrono::{DateTime, Utc};
     use serde_json::Value;
 
-    use cutoff_domain::principal::AccessKeyId;
+    use std::collections::HashMap;
 
-    use super::{EventHistory, EventPage};
+    use super::{EventHistory, EventPage, HistoryAccess, Query};
     use crate::error::{AwsError, ErrorKind, InjectedFailures};
+    use crate::retry::CallCounter;
+    use cutoff_domain::principal::Account;
 
     /// Records by key and time; pages of `page_size`; fails on demand.
     #[derive(Debug, Clone, Default)]
@@ -189,7 +245,7 @@ pub mod fake {
         pub records: Vec<(String, DateTime<Utc>, Value)>,
         /// Records per page (0: all in one).
         pub page_size: usize,
-        /// Every lookup made: (key, page token).
+        /// Every lookup made: (what was asked, page token).
         pub lookups: Vec<(String, Option<String>)>,
         pub failures: InjectedFailures,
     }
@@ -212,23 +268,29 @@ pub mod fake {
     impl EventHistory for FakeEventHistory {
         async fn lookup_page(
             &self,
-            access_key_id: &AccessKeyId,
+            query: &Query,
             from: DateTime<Utc>,
             to: DateTime<Utc>,
             next_token: Option<&str>,
         ) -> Result<EventPage, AwsError> {
             let mut state = self.state();
             state.failures.take("LookupEvents", "in the fake")?;
-            state.lookups.push((
-                access_key_id.as_str().to_owned(),
-                next_token.map(str::to_owned),
-            ));
-            let matching: Vec<Value> = state
+            state
+                .lookups
+                .push((query.to_string(), next_token.map(str::to_owned)));
+            let selects = |key: &str, record: &Value| match query {
+                Query::Key(k) => k.as_str() == key,
+                Query::EventName(name) => record["eventName"].as_str() == Some(name),
+            };
+            // Newest first, as CloudTrail answers.
+            let mut matching: Vec<(DateTime<Utc>, Value)> = state
                 .records
                 .iter()
-                .filter(|(k, at, _)| k == access_key_id.as_str() && *at >= from && *at <= to)
-                .map(|(_, _, r)| r.clone())
+                .filter(|(k, at, r)| selects(k, r) && *at >= from && *at <= to)
+                .map(|(_, at, r)| (*at, r.clone()))
                 .collect();
+            matching.sort_by(|a, b| b.0.cmp(&a.0));
+            let matching: Vec<Value> = matching.into_iter().map(|(_, r)| r).collect();
             let start: usize = next_token.and_then(|t| t.parse().ok()).unwrap_or(0);
             let size = if state.page_size == 0 {
                 matching.len().max(1)
@@ -247,6 +309,72 @@ pub mod fake {
                 }
             }
             Ok(page)
+        }
+    }
+
+    /// An event history per account and region, as the member role reaches them.
+    #[derive(Debug, Clone, Default)]
+    pub struct FakeHistories {
+        pub histories: Arc<Mutex<HashMap<(String, String), FakeEventHistory>>>,
+        /// Accounts whose member role cannot be assumed.
+        pub unreachable: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl FakeHistories {
+        /// The history of `account` in `region` (made empty on first use).
+        pub fn of(&self, account: &str, region: &str) -> FakeEventHistory {
+            self.histories
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry((account.to_owned(), region.to_owned()))
+                .or_default()
+                .clone()
+        }
+
+        /// Every lookup made, as `<account> <region> <query>`.
+        pub fn lookups(&self) -> Vec<String> {
+            let histories = self.histories.lock().unwrap_or_else(|p| p.into_inner());
+            let mut all: Vec<String> = histories
+                .iter()
+                .flat_map(|((account, region), h)| {
+                    h.state()
+                        .lookups
+                        .iter()
+                        .map(|(q, _)| format!("{account} {region} {q}"))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            all.sort();
+            all
+        }
+    }
+
+    impl HistoryAccess for FakeHistories {
+        type History = FakeEventHistory;
+
+        async fn history_for(
+            &self,
+            account: &Account,
+            region: &str,
+            _: &str,
+            calls: &CallCounter,
+        ) -> Result<FakeEventHistory, AwsError> {
+            if self
+                .unreachable
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|a| a == account.as_str())
+            {
+                calls.add(1);
+                return Err(AwsError::new(
+                    ErrorKind::AccessDenied,
+                    "sts:AssumeRole",
+                    format!("on the member role of {account}"),
+                    "not authorized",
+                ));
+            }
+            Ok(self.of(account.as_str(), region))
         }
     }
 }
@@ -309,7 +437,9 @@ mod tests {
         let from = Utc.with_ymd_and_hms(2026, 12, 3, 0, 0, 0).unwrap();
         let to = Utc.with_ymd_and_hms(2026, 12, 5, 0, 0, 0).unwrap();
         let started = tokio::time::Instant::now();
-        let read = calls_by_key(&history, &key(), from, to).await.unwrap();
+        let read = read_history(&history, &Query::Key(key()), from, to, &Pacer::default())
+            .await
+            .unwrap();
         assert!(started.elapsed() >= PAGE_INTERVAL, "the second page waited");
         let names: Vec<&str> = read
             .records
@@ -347,9 +477,15 @@ mod tests {
             |c| c.retry_config(RetryConfig::disabled())
         ));
         let now = Utc.with_ymd_and_hms(2026, 12, 5, 0, 0, 0).unwrap();
-        let read = calls_by_key(&history, &key(), now - chrono::Duration::days(1), now)
-            .await
-            .unwrap();
+        let read = read_history(
+            &history,
+            &Query::Key(key()),
+            now - chrono::Duration::days(1),
+            now,
+            &Pacer::default(),
+        )
+        .await
+        .unwrap();
         assert!(read.truncated);
         assert_eq!(read.records.len(), MAX_PAGES);
     }
@@ -372,11 +508,37 @@ mod tests {
         ));
         let now = Utc.with_ymd_and_hms(2026, 12, 5, 0, 0, 0).unwrap();
         let err = history
-            .lookup_page(&key(), now - chrono::Duration::days(1), now, None)
+            .lookup_page(
+                &Query::Key(key()),
+                now - chrono::Duration::days(1),
+                now,
+                None,
+            )
             .await
             .unwrap_err();
         assert_eq!(err.kind, crate::error::ErrorKind::Throttled);
         assert!(err.is_retryable());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_pacer_keeps_every_call_to_an_account_and_region_apart_whichever_key() {
+        let fake = fake::FakeEventHistory::default();
+        let pacer = Pacer::default();
+        let at = Utc.with_ymd_and_hms(2026, 12, 4, 0, 0, 0).unwrap();
+        let started = tokio::time::Instant::now();
+        for k in [
+            "ASIAFIRSTKEY00000001",
+            "ASIASECONDKEY0000001",
+            "ASIATHIRDKEY00000001",
+        ] {
+            let query = Query::Key(AccessKeyId::parse(k).unwrap());
+            read_history(&fake, &query, at, at, &pacer).await.unwrap();
+        }
+        assert!(
+            started.elapsed() >= PAGE_INTERVAL * 2,
+            "three one-page lookups of three keys are two intervals apart: {:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -401,16 +563,27 @@ mod tests {
             at - chrono::Duration::days(10),
             serde_json::json!({"eventName": "TooOld"}),
         );
-        let read = calls_by_key(
+        let read = read_history(
             &fake,
-            &key(),
+            &Query::Key(key()),
             at - chrono::Duration::days(1),
             at + chrono::Duration::days(1),
+            &Pacer::default(),
         )
         .await
         .unwrap();
         assert_eq!(read.records.len(), 5);
         assert_eq!(fake.state().lookups.len(), 3);
+        let by_name = read_history(
+            &fake,
+            &Query::EventName("Other"),
+            at - chrono::Duration::days(1),
+            at + chrono::Duration::days(1),
+            &Pacer::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(by_name.records.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -430,9 +603,15 @@ mod tests {
             ],
         );
         let retrying = crate::retrying::Retrying::new(&fake, crate::retry::RetryPolicy::default());
-        let read = calls_by_key(&retrying, &key(), at - chrono::Duration::hours(1), at)
-            .await
-            .unwrap();
+        let read = read_history(
+            &retrying,
+            &Query::Key(key()),
+            at - chrono::Duration::hours(1),
+            at,
+            &Pacer::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(read.records.len(), 1);
         assert_eq!(retrying.calls(), 3, "two throttled attempts and the answer");
     }

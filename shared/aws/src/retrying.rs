@@ -29,7 +29,8 @@ use crate::organizations::AccountDirectory;
 use crate::retry::{CallCounter, RetryPolicy, with_retries};
 use chrono::{DateTime, Utc};
 
-use crate::cloudtrail::{EventHistory, EventPage};
+use crate::cloudtrail::{EventHistory, EventPage, Query};
+use crate::scheduler::{FollowUps, Scheduled};
 use crate::securityhub::{FindingsUpdater, WorkflowStatus};
 use crate::sns::Notifications;
 use crate::sqs::{RequestQueue, SweepTask, SweepTasks};
@@ -173,8 +174,11 @@ ports! {
     AuthorizationDetails {
         fn page(&self, marker: Option<&str>) -> DetailsPage;
     }
+    FollowUps {
+        fn schedule(&self, name: &str, at: DateTime<Utc>, payload: &str) -> Scheduled;
+    }
     EventHistory {
-        fn lookup_page(&self, access_key_id: &AccessKeyId, from: DateTime<Utc>, to: DateTime<Utc>, next_token: Option<&str>) -> EventPage;
+        fn lookup_page(&self, query: &Query, from: DateTime<Utc>, to: DateTime<Utc>, next_token: Option<&str>) -> EventPage;
     }
 }
 
@@ -257,6 +261,27 @@ impl<T: AccountAccess> Retrying<T> {
 
     pub fn home(&self) -> &Account {
         self.inner.home()
+    }
+}
+
+impl<T: crate::cloudtrail::HistoryAccess> Retrying<T> {
+    /// The event history of `account` in `region`, decorated too and counting into
+    /// the same counter.
+    pub async fn history(
+        &self,
+        account: &Account,
+        region: &str,
+        request_id: &str,
+    ) -> Result<Retrying<T::History>, AwsError> {
+        let history = self
+            .inner
+            .history_for(account, region, request_id, &self.calls)
+            .await?;
+        Ok(Retrying::counting_into(
+            history,
+            self.policy,
+            Arc::clone(&self.calls),
+        ))
     }
 }
 

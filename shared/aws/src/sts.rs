@@ -157,9 +157,11 @@ pub fn session_name(request_id: &str) -> String {
 }
 
 /// A member-account client and when to stop using it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Session {
     iam: SdkIam,
+    /// For the other clients of the account (CloudTrail's event history).
+    credentials: Credentials,
     refresh_at: DateTime<Utc>,
 }
 
@@ -176,6 +178,8 @@ pub struct SdkAccountAccess {
     /// are replaced.
     iam_config: aws_sdk_iam::Config,
     home: SdkIam,
+    /// The base configuration of CloudTrail clients (None: event history not wired).
+    cloudtrail_config: Option<aws_sdk_cloudtrail::Config>,
     partition: Partition,
     member_role: PrincipalName,
     external_id: Option<String>,
@@ -216,6 +220,19 @@ impl SdkAccountAccess {
             member_role,
             external_id,
         )
+        .with_cloudtrail_config(aws_sdk_cloudtrail::Config::from(config))
+    }
+
+    /// The configuration CloudTrail clients are derived from (region and credentials
+    /// replaced per call); retries off, as for IAM.
+    pub fn with_cloudtrail_config(mut self, config: aws_sdk_cloudtrail::Config) -> Self {
+        self.cloudtrail_config = Some(
+            config
+                .to_builder()
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        );
+        self
     }
 
     /// As [`Self::new`], from an STS client and the IAM client configuration that
@@ -249,6 +266,7 @@ impl SdkAccountAccess {
             sts,
             iam_config,
             home: home_iam,
+            cloudtrail_config: None,
             partition,
             member_role,
             external_id,
@@ -345,14 +363,65 @@ impl SdkAccountAccess {
         let client = aws_sdk_iam::Client::from_conf(
             self.iam_config
                 .to_builder()
-                .credentials_provider(credentials)
+                .credentials_provider(credentials.clone())
                 .build(),
         );
         tracing::debug!(%account, role_arn, session, %expires_at, "assumed member role");
         Ok(Session {
             iam: SdkIam::new(client, account.clone(), self.partition),
+            credentials,
             refresh_at: expires_at - REFRESH_MARGIN,
         })
+    }
+
+    /// The member-role session of `account`, cached or assumed.
+    async fn session(
+        &self,
+        account: &Account,
+        request_id: &str,
+        calls: &CallCounter,
+    ) -> Result<Session, AwsError> {
+        let slot = self.slot(account);
+        let mut cached = slot.lock().await;
+        if let Some(session) = cached.as_ref()
+            && self.clock.now() < session.refresh_at
+        {
+            return Ok(session.clone());
+        }
+        let session = self.assume(account, request_id, calls).await?;
+        *cached = Some(session.clone());
+        Ok(session)
+    }
+}
+
+impl crate::cloudtrail::HistoryAccess for SdkAccountAccess {
+    type History = crate::cloudtrail::SdkEventHistory;
+
+    async fn history_for(
+        &self,
+        account: &Account,
+        region: &str,
+        request_id: &str,
+        calls: &CallCounter,
+    ) -> Result<crate::cloudtrail::SdkEventHistory, AwsError> {
+        let base = self.cloudtrail_config.as_ref().ok_or_else(|| {
+            AwsError::new(
+                ErrorKind::Malformed,
+                "cloudtrail:LookupEvents",
+                format!("in {account}"),
+                "this deployment reads no event history (no CloudTrail client configured)",
+            )
+        })?;
+        let mut config = base
+            .to_builder()
+            .region(aws_config::Region::new(region.to_owned()));
+        if account != self.home.account() {
+            let session = self.session(account, request_id, calls).await?;
+            config = config.credentials_provider(session.credentials);
+        }
+        Ok(crate::cloudtrail::SdkEventHistory::new(
+            aws_sdk_cloudtrail::Client::from_conf(config.build()),
+        ))
     }
 }
 
@@ -372,17 +441,7 @@ impl AccountAccess for SdkAccountAccess {
         if account == self.home.account() {
             return Ok(self.home.clone());
         }
-        let slot = self.slot(account);
-        let mut cached = slot.lock().await;
-        if let Some(session) = cached.as_ref()
-            && self.clock.now() < session.refresh_at
-        {
-            return Ok(session.iam.clone());
-        }
-        let session = self.assume(account, request_id, calls).await?;
-        let iam = session.iam.clone();
-        *cached = Some(session);
-        Ok(iam)
+        Ok(self.session(account, request_id, calls).await?.iam)
     }
 }
 
