@@ -52,6 +52,19 @@ pub struct RevokerConfig {
     /// The revoker's own role (`CUTOFF_ROLE_ARN`): what the self-check asks the policy
     /// simulator about in the home account, where cutoff acts with this role.
     pub role_arn: Option<String>,
+    /// Where the follow-up runs of a revocation are scheduled (None: not followed).
+    pub follow_up: Option<FollowUpConfig>,
+}
+
+/// The EventBridge Scheduler settings of the follow-up (`CUTOFF_FOLLOW_UP_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUpConfig {
+    /// The schedule group the revoker may create schedules in.
+    pub group: String,
+    /// The role Scheduler assumes to invoke the revoker.
+    pub role_arn: String,
+    /// Where Scheduler sends a run it could not deliver.
+    pub dead_letter_arn: Option<String>,
 }
 
 impl std::fmt::Debug for RevokerConfig {
@@ -96,6 +109,9 @@ pub mod revoker_env {
     pub const HONOUR_PROTECTED_TAG: &str = "CUTOFF_HONOUR_PROTECTED_TAG";
     pub const LEDGER_TABLE: &str = "CUTOFF_LEDGER_TABLE";
     pub const ROLE_ARN: &str = "CUTOFF_ROLE_ARN";
+    pub const FOLLOW_UP_GROUP: &str = "CUTOFF_FOLLOW_UP_GROUP";
+    pub const FOLLOW_UP_ROLE_ARN: &str = "CUTOFF_FOLLOW_UP_ROLE_ARN";
+    pub const FOLLOW_UP_DLQ_ARN: &str = "CUTOFF_FOLLOW_UP_DLQ_ARN";
 }
 
 impl RevokerConfig {
@@ -209,6 +225,59 @@ impl RevokerConfig {
                 })?,
             None => DEFAULT_MAX_REVOCATIONS_PER_ACCOUNT_HOUR,
         };
+        let follow_up = match (
+            lookup(revoker_env::FOLLOW_UP_GROUP).filter(|v| !v.is_empty()),
+            lookup(revoker_env::FOLLOW_UP_ROLE_ARN).filter(|v| !v.is_empty()),
+        ) {
+            (None, None) => None,
+            (Some(group), Some(role_arn)) => {
+                let valid_group = !group.is_empty()
+                    && group.len() <= 64
+                    && group
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+                if !valid_group {
+                    return Err(ConfigError::invalid(
+                        revoker_env::FOLLOW_UP_GROUP,
+                        &group,
+                        "expected a schedule group name: 1 to 64 of [0-9A-Za-z-_.]",
+                    ));
+                }
+                for (name, arn) in [
+                    (revoker_env::FOLLOW_UP_ROLE_ARN, Some(&role_arn)),
+                    (
+                        revoker_env::FOLLOW_UP_DLQ_ARN,
+                        lookup(revoker_env::FOLLOW_UP_DLQ_ARN).as_ref(),
+                    ),
+                ] {
+                    if let Some(arn) = arn
+                        && !arn.is_empty()
+                        && (!arn.starts_with("arn:")
+                            || arn.len() > 2048
+                            || arn.chars().any(char::is_whitespace))
+                    {
+                        return Err(ConfigError::invalid(name, arn, "expected an ARN"));
+                    }
+                }
+                Some(FollowUpConfig {
+                    group,
+                    role_arn,
+                    dead_letter_arn: lookup(revoker_env::FOLLOW_UP_DLQ_ARN)
+                        .filter(|v| !v.is_empty()),
+                })
+            }
+            (group, _) => {
+                return Err(ConfigError::invalid(
+                    if group.is_some() {
+                        revoker_env::FOLLOW_UP_ROLE_ARN
+                    } else {
+                        revoker_env::FOLLOW_UP_GROUP
+                    },
+                    "",
+                    "the follow-up needs both its schedule group and the role Scheduler invokes the revoker with",
+                ));
+            }
+        };
         // Checked last: a deployment missing its scope hears of that first.
         let outcome_bus = outcome_bus.ok_or_else(|| {
             ConfigError::invalid(
@@ -232,6 +301,7 @@ impl RevokerConfig {
             honour_protected_tag,
             ledger_table,
             role_arn,
+            follow_up,
         })
     }
 

@@ -289,7 +289,7 @@ pub mod fake {
                 .filter(|(k, at, r)| selects(k, r) && *at >= from && *at <= to)
                 .map(|(_, at, r)| (*at, r.clone()))
                 .collect();
-            matching.sort_by(|a, b| b.0.cmp(&a.0));
+            matching.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
             let matching: Vec<Value> = matching.into_iter().map(|(_, r)| r).collect();
             let start: usize = next_token.and_then(|t| t.parse().ok()).unwrap_or(0);
             let size = if state.page_size == 0 {

@@ -30,6 +30,11 @@ pub enum Scheduled {
 
 /// One-time schedules that deliver a payload to the revoker.
 pub trait FollowUps: Send + Sync {
+    /// Whether follow-ups are scheduled at all ([`NoFollowUps`], `None` say no).
+    fn enabled(&self) -> bool {
+        true
+    }
+
     /// Delivers `payload` (JSON) to the revoker at `at` (to the minute), once.
     fn schedule(
         &self,
@@ -37,6 +42,44 @@ pub trait FollowUps: Send + Sync {
         at: DateTime<Utc>,
         payload: &str,
     ) -> impl Future<Output = Result<Scheduled, AwsError>> + Send;
+}
+
+/// No follow-ups: where none are configured (the CLI, tests of other paths).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFollowUps;
+
+impl FollowUps for NoFollowUps {
+    fn enabled(&self) -> bool {
+        false
+    }
+
+    async fn schedule(&self, _: &str, _: DateTime<Utc>, _: &str) -> Result<Scheduled, AwsError> {
+        Err(AwsError::new(
+            ErrorKind::Malformed,
+            OP,
+            "in this deployment",
+            "no follow-up schedules are configured",
+        ))
+    }
+}
+
+/// Follow-ups where the deployment configures them.
+impl<T: FollowUps> FollowUps for Option<T> {
+    fn enabled(&self) -> bool {
+        self.as_ref().is_some_and(T::enabled)
+    }
+
+    async fn schedule(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+        payload: &str,
+    ) -> Result<Scheduled, AwsError> {
+        match self {
+            Some(inner) => inner.schedule(name, at, payload).await,
+            None => NoFollowUps.schedule(name, at, payload).await,
+        }
+    }
 }
 
 /// `at(yyyy-mm-ddThh:mm:ss)`, in UTC, rounded up to the next whole minute: a schedule
@@ -66,6 +109,26 @@ pub struct SdkFollowUps {
 }
 
 impl SdkFollowUps {
+    /// A client from `config` (retries off: the decorator retries and counts).
+    pub fn from_config(
+        config: &aws_config::SdkConfig,
+        group: String,
+        target_arn: String,
+        role_arn: String,
+        dead_letter_arn: Option<String>,
+    ) -> Self {
+        let conf = aws_sdk_scheduler::config::Builder::from(config)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        Self::new(
+            aws_sdk_scheduler::Client::from_conf(conf),
+            group,
+            target_arn,
+            role_arn,
+            dead_letter_arn,
+        )
+    }
+
     pub fn new(
         client: aws_sdk_scheduler::Client,
         group: String,

@@ -468,6 +468,8 @@ pub mod fake {
         pub assumed: Arc<Mutex<Vec<String>>>,
         /// Errors for the next AssumeRole calls.
         pub assume_failures: Arc<Mutex<VecDeque<ErrorKind>>>,
+        /// CloudTrail's event history of each account and region.
+        pub histories: crate::cloudtrail::fake::FakeHistories,
     }
 
     impl FakeAccess {
@@ -477,6 +479,7 @@ pub mod fake {
                 accounts: Arc::default(),
                 assumed: Arc::default(),
                 assume_failures: Arc::default(),
+                histories: Default::default(),
             }
         }
 
@@ -488,6 +491,22 @@ pub mod fake {
                 .entry(account.to_owned())
                 .or_insert_with(|| FakeIam::new(account))
                 .clone()
+        }
+    }
+
+    impl crate::cloudtrail::HistoryAccess for FakeAccess {
+        type History = crate::cloudtrail::fake::FakeEventHistory;
+
+        async fn history_for(
+            &self,
+            account: &Account,
+            region: &str,
+            request_id: &str,
+            calls: &CallCounter,
+        ) -> Result<Self::History, AwsError> {
+            self.histories
+                .history_for(account, region, request_id, calls)
+                .await
         }
     }
 

@@ -480,6 +480,9 @@ pub struct Walk {
     limits: Limits,
     queue: std::collections::VecDeque<Lookup>,
     seen: std::collections::HashSet<AccessKeyId>,
+    /// The records already made into links: a record read twice (by the key that
+    /// made the call, and by the call's name) is one link.
+    events: std::collections::HashSet<String>,
     hops: Vec<Hop>,
     cut_short: Option<String>,
 }
@@ -497,6 +500,7 @@ impl Walk {
                 depth: 0,
             }]),
             seen,
+            events: std::collections::HashSet::new(),
             hops: Vec::new(),
             cut_short: None,
         }
@@ -518,6 +522,11 @@ impl Walk {
                 event_id,
                 at,
             } = seen.into();
+            if let Some(id) = &event_id
+                && !self.events.insert(id.clone())
+            {
+                continue;
+            }
             if self.hops.len() >= self.limits.max_hops {
                 self.cut_short = Some(format!(
                     "more than {} links: the walk stopped there; look at CloudTrail for the rest",

@@ -20,16 +20,20 @@ use lambda_runtime::LambdaEvent;
 
 use super::{Failure, Handler, StartError};
 use crate::config::{RevokerConfig, revoker_env};
+use crate::revoke::FollowedUp;
 use crate::revoke::{RevokeConfig, Revoker, SelfCheckIdentity};
+use cutoff_aws::cloudtrail::HistoryAccess;
 use cutoff_aws::dynamodb::{ConfiguredLedger, Ledger};
 use cutoff_aws::eventbridge::SdkOutcomeBus;
 use cutoff_aws::retry::RetryPolicy;
 use cutoff_aws::retrying::Retrying;
+use cutoff_aws::scheduler::{FollowUps, NoFollowUps, SdkFollowUps};
 use cutoff_aws::sts::{SdkAccountAccess, discover_home};
 use cutoff_aws::{AccountAccess, OutcomeBus};
 use cutoff_domain::clock::Clock;
 use cutoff_domain::clock::SystemClock;
 use cutoff_domain::event::{ManualAction, manual};
+use cutoff_domain::follow_up::{FollowUpTask, RUNS, run_delay};
 use cutoff_domain::json::Payload;
 use cutoff_domain::outcome::{FailureKind, Outcome, RevocationRequest, Status, Trigger};
 use cutoff_domain::principal::{PrincipalArn, clean_text};
@@ -53,6 +57,9 @@ pub enum Invocation {
     Operator(Result<(String, Value), String>),
     /// A direct invoke with a manual request (valid or not).
     Direct(Result<Value, String>),
+    /// A follow-up run, from its one-time schedule (a plain invoke: checked against
+    /// the ledger before it is run).
+    FollowUp(Result<FollowUpTask, String>),
 }
 
 /// The HTTP answer to a function URL request: the JSON as the body.
@@ -81,6 +88,9 @@ impl Invocation {
         }
         if is_function_url_request(&payload) {
             return Invocation::Operator(operator_request(payload));
+        }
+        if let Some(task) = FollowUpTask::from_payload(&payload) {
+            return Invocation::FollowUp(task);
         }
         Invocation::Direct(Ok(payload))
     }
@@ -129,6 +139,8 @@ fn operator_request(payload: Value) -> Result<(String, Value), String> {
 pub struct MessageOutcome {
     pub message_id: String,
     pub outcome: Outcome,
+    /// The request the message carried, when it could be read.
+    pub request: Option<RevocationRequest>,
 }
 
 /// The result of an SQS batch: what to tell Lambda (failed message ids go back to
@@ -217,7 +229,7 @@ fn coalesce(requests: &[&RevocationRequest]) -> Option<RevocationRequest> {
 
 impl<A, K, L> Revoker<A, K, L>
 where
-    A: AccountAccess,
+    A: AccountAccess + HistoryAccess,
     A::Client: cutoff_aws::PolicySimulator,
     K: Clock,
     L: cutoff_aws::dynamodb::Ledger,
@@ -262,6 +274,7 @@ where
                     outcomes.push(MessageOutcome {
                         message_id,
                         outcome,
+                        request: None,
                     });
                 }
             }
@@ -285,6 +298,7 @@ where
                     Some(outcome) => outcomes.push(MessageOutcome {
                         message_id: member.0.clone(),
                         outcome,
+                        request: Some(member.1.clone()),
                     }),
                     None => fresh.push(member),
                 }
@@ -318,6 +332,7 @@ where
                 outcomes.push(MessageOutcome {
                     message_id: message_id.clone(),
                     outcome,
+                    request: Some(request.clone()),
                 });
             }
         }
@@ -410,8 +425,47 @@ where
         request_id: &str,
         settings: InvocationSettings,
     ) -> Value {
+        self.handle_invocation_with(bus, &NoFollowUps, retry, payload, request_id, settings)
+            .await
+    }
+
+    /// [`Self::handle_invocation`], scheduling the follow-up runs of every revocation
+    /// from the queue that names a key ([`FollowUpTask`]) through `follow_ups`.
+    pub async fn handle_invocation_with<B: OutcomeBus, F: FollowUps>(
+        &self,
+        bus: &B,
+        follow_ups: &F,
+        retry: &RetryPolicy,
+        payload: impl Into<Payload>,
+        request_id: &str,
+        settings: InvocationSettings,
+    ) -> Value {
         let bus = &Retrying::new(bus, *retry);
+        let scheduling = follow_ups.enabled();
+        let follow_ups = &Retrying::new(follow_ups, *retry);
         match Invocation::classify(payload) {
+            Invocation::FollowUp(task) => {
+                let done = match task {
+                    Ok(task) => self.follow_up(&task, request_id).await,
+                    Err(why) => {
+                        let mut outcome = Outcome::invalid_request(why);
+                        outcome.trigger.source = Source::Chain;
+                        FollowedUp {
+                            outcome,
+                            contained: Vec::new(),
+                        }
+                    }
+                };
+                let mut all = done.contained;
+                all.push(done.outcome);
+                for outcome in &all {
+                    crate::telemetry::log_outcome(outcome);
+                }
+                if let Err(err) = bus.publish(&all).await {
+                    tracing::error!(error = %err, count = all.len(), "follow-up outcomes not published (they are in the ledger's audit trail and the log)");
+                }
+                all.last().map(to_value).unwrap_or(Value::Null)
+            }
             Invocation::Queue(batch) => {
                 let receives: BTreeMap<String, u32> = batch
                     .records
@@ -426,6 +480,9 @@ where
                     })
                     .collect();
                 let mut result = self.handle_batch(&batch, settings.dry_run).await;
+                if scheduling {
+                    self.schedule_follow_ups(follow_ups, &mut result).await;
+                }
                 let mut to_publish = Vec::new();
                 let mut published_ids = Vec::new();
                 for message in &result.outcomes {
@@ -508,6 +565,69 @@ where
         }
     }
 
+    /// Schedules the follow-up runs of each revocation in `result` that names a key
+    /// and ended with the key covered. A schedule that cannot be made turns its message
+    /// into a batch item failure (redelivered, the revocation answers from the ledger
+    /// and the schedules are made again; those made already are kept), and its outcome
+    /// says so.
+    async fn schedule_follow_ups<F: FollowUps>(&self, follow_ups: &F, result: &mut BatchResult) {
+        let now = self.clock.now();
+        for message in &mut result.outcomes {
+            let outcome = &mut message.outcome;
+            let (Some(request), Some(revoked)) = (&message.request, &outcome.target) else {
+                continue;
+            };
+            if !matches!(outcome.status, Status::Applied | Status::AlreadyRevoked)
+                || outcome.dry_run
+            {
+                continue;
+            }
+            let mut failed = None;
+            let mut made = 0;
+            for run in 1..=RUNS {
+                let (Some(task), Some(delay)) = (
+                    FollowUpTask::after(request, revoked, now, run),
+                    run_delay(run),
+                ) else {
+                    continue;
+                };
+                let payload = task.to_payload().to_string();
+                match follow_ups
+                    .schedule(&task.schedule_name(), now + delay, &payload)
+                    .await
+                {
+                    Ok(_) => made += 1,
+                    Err(err) => {
+                        failed = Some(err);
+                        break;
+                    }
+                }
+            }
+            if let Some(err) = failed {
+                tracing::error!(message_id = message.message_id, error = %err, "follow-up not scheduled; the message will be retried");
+                outcome.detail = format!(
+                    "{}; the follow-up through CloudTrail could not be scheduled ({err}): the message is retried to schedule it",
+                    outcome.detail
+                );
+                if !result
+                    .response
+                    .batch_item_failures
+                    .iter()
+                    .any(|f| f.item_identifier == message.message_id)
+                {
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = message.message_id.clone();
+                    result.response.batch_item_failures.push(failure);
+                }
+            } else if made > 0 {
+                outcome.detail = format!(
+                    "{}; what the key did is followed through CloudTrail in {RUNS} runs over the next hour",
+                    outcome.detail
+                );
+            }
+        }
+    }
+
     /// The answer to `cutoff doctor`'s self-check: `{"self_check": report}`, or a failed
     /// outcome saying why it was refused. It writes nothing, so nothing is published;
     /// it is logged with the verified caller.
@@ -580,16 +700,23 @@ pub struct InvocationSettings {
 
 /// The revoker Lambda: the workflow, the bus every outcome goes to, and the
 /// deployment's settings for an invocation.
-pub struct RevokerFunction<A, K, L, B> {
+pub struct RevokerFunction<A, K, L, B, F = NoFollowUps> {
     pub revoker: Revoker<A, K, L>,
     pub bus: B,
+    /// Where the follow-up runs of a revocation are scheduled.
+    pub follow_ups: F,
     pub retry: RetryPolicy,
     pub settings: InvocationSettings,
 }
 
 /// The deployed revoker, with the SDK's clients.
-pub type DeployedRevoker =
-    RevokerFunction<SdkAccountAccess, SystemClock, ConfiguredLedger, SdkOutcomeBus>;
+pub type DeployedRevoker = RevokerFunction<
+    SdkAccountAccess,
+    SystemClock,
+    ConfiguredLedger,
+    SdkOutcomeBus,
+    Option<SdkFollowUps>,
+>;
 
 impl DeployedRevoker {
     /// Settings from the environment, clients from `sdk`; the home account and
@@ -632,9 +759,30 @@ impl DeployedRevoker {
             },
         )
         .with_ledger(ledger);
+        let follow_ups = match (&config.follow_up, std::env::var("AWS_LAMBDA_FUNCTION_NAME")) {
+            (Some(f), Ok(function)) => Some(SdkFollowUps::from_config(
+                sdk,
+                f.group.clone(),
+                format!(
+                    "arn:{partition}:lambda:{}:{}:function:{function}",
+                    sdk.region().map(|r| r.as_ref()).unwrap_or_default(),
+                    revoker.access.home()
+                ),
+                f.role_arn.clone(),
+                f.dead_letter_arn.clone(),
+            )),
+            _ => {
+                tracing::warn!(
+                    "{} is not set: revocations are not followed through CloudTrail",
+                    revoker_env::FOLLOW_UP_GROUP
+                );
+                None
+            }
+        };
         Ok(RevokerFunction {
             revoker,
             bus: SdkOutcomeBus::from_config(sdk, config.outcome_bus),
+            follow_ups,
             retry: RetryPolicy::default(),
             settings: InvocationSettings {
                 dry_run: config.dry_run,
@@ -646,20 +794,22 @@ impl DeployedRevoker {
 
 /// Every invocation ends in an answer: a failed request is a failed outcome (and,
 /// on the queue path, a batch item failure), never a failed invocation.
-impl<A, K, L, B> Handler for RevokerFunction<A, K, L, B>
+impl<A, K, L, B, F> Handler for RevokerFunction<A, K, L, B, F>
 where
-    A: AccountAccess,
+    A: AccountAccess + HistoryAccess,
     A::Client: cutoff_aws::PolicySimulator,
     K: Clock,
     L: cutoff_aws::dynamodb::Ledger,
     B: OutcomeBus,
+    F: FollowUps,
 {
     async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Value, Failure> {
         let request_id = event.context.request_id;
         Ok(self
             .revoker
-            .handle_invocation(
+            .handle_invocation_with(
                 &self.bus,
+                &self.follow_ups,
                 &self.retry,
                 event.payload,
                 &request_id,
@@ -717,6 +867,7 @@ mod tests {
             },
             first_activity: None,
             expected_unique_id: None,
+            activity_region: None,
             dry_run: false,
             force: false,
         }

@@ -39,12 +39,14 @@ use cutoff_domain::policy::Cutoff;
 use cutoff_domain::principal::{AccountScope, IamPath, Partition, Protection, Target, TargetKind};
 
 mod act;
+mod follow_up;
 mod guard;
 mod release;
 mod resolve;
 mod self_check;
 mod status;
 
+pub use follow_up::{FOLLOW_UP_ACTION, FollowedUp};
 use guard::LockTarget;
 use resolve::Purpose;
 pub use self_check::SelfCheckIdentity;

@@ -46,6 +46,7 @@ fn request(kind: TargetKind, name: &str) -> RevocationRequest {
         },
         first_activity: None,
         expected_unique_id: None,
+        activity_region: None,
         dry_run: false,
         force: false,
     }

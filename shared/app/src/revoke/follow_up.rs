@@ -1,0 +1,600 @@
+//! The follow-up of a revocation (issue [11]): one run reads CloudTrail for what the
+//! revoked key did ([`cutoff_domain::chain`]) and contains each link
+//! ([`cutoff_domain::follow_up::containment`]): a minted session is revoked through
+//! this same pipeline (scope, lock, protections, audit, its owner told), a created key
+//! is set Inactive, the rest is reported. The run ends in an outcome of its own with a
+//! [`ChainReport`], recorded in the ledger with the origin's audit trail.
+//!
+//! The task is only as trustworthy as whoever could invoke the revoker, so it is run
+//! only for a key the ledger says cutoff revoked on that principal for that finding
+//! (the key record the revocation wrote), and it acts only on what CloudTrail says the
+//! key did.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use cutoff_aws::AccountAccess;
+use cutoff_aws::IamPrincipal;
+use cutoff_aws::cloudtrail::{HistoryAccess, Pacer, Query, read_history};
+use cutoff_aws::dynamodb::{AuditEntry, Ledger, principal_key};
+use cutoff_aws::retry::CallCounter;
+use cutoff_aws::retrying::Retrying;
+use cutoff_domain::chain::{
+    Footprint, Hop, Limits, Lookup, Seen, Walk, regions_to_search, search_from,
+};
+use cutoff_domain::clock::Clock;
+use cutoff_domain::event::{ManualAction, Scope};
+use cutoff_domain::follow_up::{
+    ChainLink, ChainReport, Containment, FollowUpTask, RUNS, containment,
+};
+use cutoff_domain::outcome::{FailureKind, Outcome, RevocationRequest, Status, StillWorks};
+use cutoff_domain::principal::{AccessKeyId, Account, PrincipalName, Target, TargetKind};
+
+use super::resolve::Purpose;
+use super::{Record, Revoker, Stop, short_hash};
+use crate::deny_writer::{DenyWriter, ReadBack};
+
+/// What one run did: its own outcome, and the outcomes of what it revoked or
+/// deactivated that changed something (each told to its owner).
+#[derive(Debug)]
+pub struct FollowedUp {
+    pub outcome: Outcome,
+    pub contained: Vec<Outcome>,
+}
+
+/// The audit entries of a follow-up are kept as `follow_up`.
+pub const FOLLOW_UP_ACTION: &str = "follow_up";
+
+/// What a walk read, besides the links.
+#[derive(Default)]
+struct Reading {
+    searched: BTreeSet<String>,
+    gaps: Vec<String>,
+    /// The user each key belongs to, where known (for a record that names none).
+    users: HashMap<AccessKeyId, PrincipalName>,
+}
+
+impl<A, K, L> Revoker<A, K, L>
+where
+    A: AccountAccess + HistoryAccess,
+    A::Client: cutoff_aws::PolicySimulator,
+    K: Clock,
+    L: Ledger,
+{
+    /// One run of a follow-up.
+    pub async fn follow_up(&self, task: &FollowUpTask, request_id: &str) -> FollowedUp {
+        let calls: Arc<CallCounter> = Arc::default();
+        let request = RevocationRequest {
+            action: ManualAction::Revoke,
+            target: task.origin.clone(),
+            scope: Scope::Role,
+            trigger: task.trigger(format!("follow-up run {} of {RUNS}", task.run)),
+            first_activity: Some(task.first_activity),
+            expected_unique_id: None,
+            activity_region: task.activity_region.clone(),
+            dry_run: false,
+            force: false,
+        };
+        let (mut outcome, contained) = match self.admit(task, &request).await {
+            Ok(key) => {
+                let (report, contained) = self.run(task, &key, request_id, &calls).await;
+                (self.run_outcome(&request, report, &contained), contained)
+            }
+            Err(stop) => (
+                self.report(&request, &calls, Record::default(), Err(stop)),
+                Vec::new(),
+            ),
+        };
+        outcome.api_calls = calls.get() + contained.iter().map(|o| o.api_calls).sum::<u32>();
+        self.record_run(request_id, &outcome).await;
+        FollowedUp { outcome, contained }
+    }
+
+    /// The task's checks, the account scope, and the ledger's word that cutoff revoked
+    /// this key on this principal for this finding.
+    async fn admit(
+        &self,
+        task: &FollowUpTask,
+        request: &RevocationRequest,
+    ) -> Result<AccessKeyId, Stop> {
+        let now = self.clock.now();
+        task.check(now)
+            .map_err(|why| Stop::failed(FailureKind::InvalidRequest, why))?;
+        self.refuse_account(request)?;
+        let key = task
+            .key()
+            .cloned()
+            .ok_or_else(|| Stop::failed(FailureKind::InvalidRequest, "no key to follow"))?;
+        let records = self
+            .ledger
+            .key_records(&principal_key(&task.origin), now)
+            .await
+            .map_err(|e| {
+                Stop::failed(
+                    FailureKind::LedgerUnavailable,
+                    format!("the ledger could not say whether cutoff revoked {key}: {e}"),
+                )
+            })?;
+        let finding = short_hash(&task.finding_id);
+        if !records
+            .iter()
+            .any(|r| r.access_key_id == key && r.finding.as_deref() == Some(finding.as_str()))
+        {
+            return Err(Stop::failed(
+                FailureKind::Refused,
+                format!(
+                    "the ledger records no revocation of key {key} on {} for this finding: a follow-up runs only after one",
+                    task.origin
+                ),
+            ));
+        }
+        Ok(key)
+    }
+
+    /// The walk and what is done about each link.
+    async fn run(
+        &self,
+        task: &FollowUpTask,
+        key: &AccessKeyId,
+        request_id: &str,
+        calls: &Arc<CallCounter>,
+    ) -> (ChainReport, Vec<Outcome>) {
+        let now = self.clock.now();
+        let from = search_from(
+            task.first_activity,
+            cutoff_domain::chain::CredentialKind::of(key),
+            now,
+        );
+        let (walk, mut reading) = self.walk(task, key, from, request_id, calls).await;
+        let earlier = self.earlier_links(task, key).await;
+        let origin_user = (task.origin.kind == TargetKind::User).then_some(&task.origin.name);
+        let mut links = Vec::new();
+        let mut contained = Vec::new();
+        for (i, hop) in walk.hops().iter().enumerate() {
+            let caller =
+                reading
+                    .users
+                    .get(&hop.by)
+                    .or(if hop.by == *key { origin_user } else { None });
+            let id = ChainLink::id_of(hop);
+            let new = !earlier.contains(&id);
+            // The owner hears of a link once, when it is found, and again only if
+            // containing it fails.
+            let tell = |o: &Outcome| {
+                o.status != Status::AlreadyRevoked
+                    && (new || matches!(o.status, Status::Failed | Status::Partial))
+            };
+            let result = match containment(hop, task, caller) {
+                Containment::Revoke(request) => {
+                    let outcome = self.handle(&request, &format!("{request_id}-{i}")).await;
+                    let said = self.said(&outcome, &mut reading.gaps);
+                    if tell(&outcome) {
+                        contained.push(outcome);
+                    }
+                    said
+                }
+                Containment::Deactivate { account, user, key } => {
+                    let outcome = self
+                        .deactivate_created(task, hop, &account, &user, &key, request_id)
+                        .await;
+                    let said = self.said(&outcome, &mut reading.gaps);
+                    if tell(&outcome) {
+                        contained.push(outcome);
+                    }
+                    said
+                }
+                Containment::Report(text) => format!("reported: {text}"),
+            };
+            links.push(ChainLink {
+                new,
+                id,
+                depth: hop.depth,
+                by: hop.by.to_string(),
+                account: hop.account.to_string(),
+                found: hop.found.describe(),
+                result,
+            });
+        }
+        if let Some(why) = walk.cut_short() {
+            reading.gaps.push(why.to_owned());
+        }
+        let report = ChainReport {
+            run: task.run,
+            runs: RUNS,
+            key: key.to_string(),
+            searched: reading.searched.into_iter().collect(),
+            from,
+            to: now,
+            links,
+            complete: reading.gaps.is_empty(),
+            gaps: reading.gaps,
+        };
+        (report, contained)
+    }
+
+    /// What a containment's outcome says, for its link; a failure or a partial
+    /// containment is a gap too.
+    fn said(&self, outcome: &Outcome, gaps: &mut Vec<String>) -> String {
+        if matches!(outcome.status, Status::Failed | Status::Partial) {
+            gaps.push(format!(
+                "{}: {}",
+                outcome
+                    .target
+                    .as_ref()
+                    .map_or_else(|| "?".to_owned(), |t| t.to_string()),
+                outcome.detail
+            ));
+        }
+        format!("{}: {}", outcome.status.as_str(), outcome.detail)
+    }
+
+    /// Reads CloudTrail down the chain from `key`.
+    async fn walk(
+        &self,
+        task: &FollowUpTask,
+        key: &AccessKeyId,
+        from: chrono::DateTime<chrono::Utc>,
+        request_id: &str,
+        calls: &Arc<CallCounter>,
+    ) -> (Walk, Reading) {
+        let now = self.clock.now();
+        let mut reading = Reading::default();
+        if task.origin.kind == TargetKind::User {
+            reading.users.insert(key.clone(), task.origin.name.clone());
+        }
+        let home_region = cutoff_domain::chain::iam_region(self.config.partition);
+        let activity = task
+            .activity_region
+            .as_deref()
+            .or(home_region)
+            .unwrap_or_default();
+        let regions = regions_to_search(self.config.partition, activity);
+        if regions.is_empty() {
+            reading.gaps.push(format!(
+                "the partition {} has no known IAM region: CloudTrail was not read",
+                self.config.partition
+            ));
+        }
+        let mut pacers: HashMap<(Account, String), Arc<Pacer>> = HashMap::new();
+        let mut walk = Walk::new(key.clone(), task.origin.account.clone(), Limits::default());
+        while let Some(lookup) = walk.next_key() {
+            if let Some(why) = self
+                .config
+                .accounts
+                .as_ref()
+                .and_then(|scope| scope.refuse(&lookup.account, self.access.home()))
+            {
+                reading.gaps.push(format!(
+                    "key {} was used in account {}: {why}; its calls there were not read",
+                    lookup.key, lookup.account
+                ));
+                continue;
+            }
+            let mut seen = Vec::new();
+            for region in &regions {
+                let pacer = Arc::clone(
+                    pacers
+                        .entry((lookup.account.clone(), region.region.clone()))
+                        .or_default(),
+                );
+                let mut queries =
+                    vec![(Query::Key(lookup.key.clone()), region.event_names.clone())];
+                // A user's session token: the `GetSessionToken` that minted it names the
+                // long-term key behind it (the record is found by the key that made
+                // the call, so by the call's name here).
+                if lookup.depth == 0
+                    && task.origin.kind == TargetKind::User
+                    && lookup.key.is_temporary()
+                {
+                    queries.push((Query::EventName("GetSessionToken"), vec!["GetSessionToken"]));
+                }
+                for (query, names) in queries {
+                    let read = self
+                        .read_region(
+                            &lookup,
+                            &region.region,
+                            &query,
+                            from,
+                            now,
+                            &pacer,
+                            request_id,
+                            calls,
+                        )
+                        .await;
+                    match read {
+                        Ok(records) => {
+                            reading
+                                .searched
+                                .insert(format!("{} {}", lookup.account, region.region));
+                            for record in records.records {
+                                if !record
+                                    .event_name
+                                    .as_deref()
+                                    .is_some_and(|n| names.contains(&n))
+                                {
+                                    continue;
+                                }
+                                // By call name: only the call that minted this key.
+                                if let Query::EventName(_) = query
+                                    && record
+                                        .response_elements
+                                        .as_ref()
+                                        .and_then(|r| r.pointer("/credentials/accessKeyId"))
+                                        .and_then(|k| k.as_str())
+                                        != Some(lookup.key.as_str())
+                                {
+                                    continue;
+                                }
+                                match Seen::read(&record) {
+                                    Ok(Some(s)) => seen.push(s),
+                                    Ok(None) => {}
+                                    Err(u) => reading.gaps.push(format!(
+                                        "a record of {} could not be read (event {}): {}",
+                                        lookup.key,
+                                        u.event_id.as_deref().unwrap_or("without an id"),
+                                        u.why
+                                    )),
+                                }
+                            }
+                            if records.unreadable > 0 {
+                                reading.gaps.push(format!(
+                                    "{} records of {query} in {} {} could not be read",
+                                    records.unreadable, lookup.account, region.region
+                                ));
+                            }
+                            if records.truncated {
+                                reading.gaps.push(format!(
+                                    "{query} made more calls in {} {} than cutoff reads ({} pages); CloudTrail answers newest first, so the oldest were not read: look at them there",
+                                    lookup.account,
+                                    region.region,
+                                    cutoff_aws::cloudtrail::MAX_PAGES
+                                ));
+                            }
+                        }
+                        Err(e) => reading.gaps.push(format!(
+                            "CloudTrail of {} {} could not be read for {query}: {e}",
+                            lookup.account, region.region
+                        )),
+                    }
+                }
+            }
+            remember_users(&mut reading.users, &lookup, &seen);
+            walk.record(&lookup, seen);
+        }
+        (walk, reading)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn read_region(
+        &self,
+        lookup: &Lookup,
+        region: &str,
+        query: &Query,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        pacer: &Pacer,
+        request_id: &str,
+        calls: &Arc<CallCounter>,
+    ) -> Result<cutoff_aws::cloudtrail::KeyHistory, cutoff_aws::AwsError> {
+        let history = self
+            .access
+            .history_for(&lookup.account, region, request_id, calls)
+            .await?;
+        let history = Retrying::counting_into(history, self.config.retry, Arc::clone(calls));
+        read_history(&history, query, from, to, pacer).await
+    }
+
+    /// The links earlier runs of this follow-up reported.
+    async fn earlier_links(&self, task: &FollowUpTask, key: &AccessKeyId) -> BTreeSet<String> {
+        let origin = &task.origin;
+        let kind = match origin.kind {
+            TargetKind::User => "user",
+            _ => "role",
+        };
+        match self
+            .ledger
+            .history(&origin.account, kind, origin.name.as_str(), 50)
+            .await
+        {
+            Ok(entries) => entries
+                .iter()
+                .filter(|e| e.action == FOLLOW_UP_ACTION)
+                .filter_map(|e| e.outcome.chain.as_ref())
+                .filter(|c| c.key == key.as_str())
+                .flat_map(|c| c.links.iter().map(|l| l.id.clone()))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "earlier follow-ups could not be read: every link is reported as new");
+                BTreeSet::new()
+            }
+        }
+    }
+
+    /// A key the stolen credential created, set Inactive: its user checked as a
+    /// revocation's would be (account scope, protected names and tag, IAM's reserved
+    /// paths), not denied.
+    async fn deactivate_created(
+        &self,
+        task: &FollowUpTask,
+        hop: &Hop,
+        account: &Account,
+        user: &PrincipalName,
+        key: &AccessKeyId,
+        request_id: &str,
+    ) -> Outcome {
+        let calls: Arc<CallCounter> = Arc::default();
+        let request = RevocationRequest {
+            action: ManualAction::Revoke,
+            target: Target {
+                access_key_id: Some(key.clone()),
+                ..Target::new(TargetKind::User, account.clone(), user.clone())
+            },
+            scope: Scope::Role,
+            trigger: task.trigger(format!(
+                "{}, found in CloudTrail {} links from key {}; followed by cutoff",
+                hop.found.describe(),
+                hop.depth,
+                hop.by
+            )),
+            first_activity: hop.at,
+            expected_unique_id: None,
+            activity_region: None,
+            dry_run: false,
+            force: false,
+        };
+        let mut record = Record::default();
+        let result = async {
+            self.refuse_account(&request)?;
+            let located = self
+                .locate(&request, request_id, &calls, Purpose::Revoke, &mut record)
+                .await?;
+            let resolved = self
+                .inspect(&request, located, Purpose::Revoke, &mut record)
+                .await?;
+            self.set_inactive(&resolved.client, &resolved.principal, key, &mut record)
+                .await
+        }
+        .await;
+        let outcome = self.report(&request, &calls, record, result);
+        self.audit(request_id, &request, &outcome, None).await;
+        outcome
+    }
+
+    /// Sets `key` of `user` Inactive (and says so when it already was).
+    async fn set_inactive<C: cutoff_aws::IamApi>(
+        &self,
+        client: &C,
+        user: &IamPrincipal,
+        key: &AccessKeyId,
+        record: &mut Record,
+    ) -> Result<super::Done, Stop> {
+        let keys = client.list_access_keys(&user.name).await?;
+        let Some(found) = keys.iter().find(|k| &k.id == key) else {
+            return Err(Stop::failed(
+                FailureKind::KeyNotFound,
+                format!("{user} has no access key {key} (deleted since?)"),
+            ));
+        };
+        if !found.active {
+            return Ok(super::Done::said(
+                Status::AlreadyRevoked,
+                format!("access key {key} of {user} was already inactive"),
+                Scope::Role,
+            ));
+        }
+        let mut writer = DenyWriter::new(
+            client,
+            false,
+            ReadBack {
+                attempts: self.config.verify_attempts,
+                delay: self.config.verify_delay,
+            },
+        );
+        let written = writer.deactivate_key(user, key).await;
+        record.actions = writer.into_actions();
+        written?;
+        Ok(super::Done::said(
+            Status::Applied,
+            format!(
+                "access key {key} of {user}, created with the stolen credential, was set Inactive; the user is not denied (sessions the key minted are followed as links of their own)"
+            ),
+            Scope::Role,
+        ))
+    }
+
+    /// The run's outcome: applied when every link found is contained or reported and
+    /// everything was read; partial, with what was not, otherwise.
+    fn run_outcome(
+        &self,
+        request: &RevocationRequest,
+        report: ChainReport,
+        contained: &[Outcome],
+    ) -> Outcome {
+        let mut outcome = Outcome::for_request(request, Status::Applied, "");
+        let new = report.new_links().count();
+        let sessions = report
+            .links
+            .iter()
+            .filter(|l| l.found.starts_with("assumed role"))
+            .count();
+        outcome.detail = format!(
+            "follow-up run {} of {}: key {} was followed through CloudTrail ({}); {} links found ({new} new, {sessions} minted sessions){}",
+            report.run,
+            report.runs,
+            report.key,
+            if report.searched.is_empty() {
+                "nothing could be read".to_owned()
+            } else {
+                report.searched.join(", ")
+            },
+            report.links.len(),
+            if report.complete {
+                String::new()
+            } else {
+                format!("; not everything was followed: {}", report.gaps.join("; "))
+            }
+        );
+        outcome.actions = contained
+            .iter()
+            .flat_map(|o| o.actions.iter().cloned())
+            .collect();
+        if !report.complete {
+            outcome.status = Status::Partial;
+            outcome.still_works = report
+                .gaps
+                .iter()
+                .map(|gap| StillWorks {
+                    credential: format!("what key {} may have made", report.key),
+                    why: gap.clone(),
+                })
+                .collect();
+        }
+        outcome.chain = Some(report);
+        outcome
+    }
+
+    /// The run's audit entry, beside the origin's.
+    async fn record_run(&self, request_id: &str, outcome: &Outcome) {
+        let entry = AuditEntry {
+            at: self.clock.now(),
+            request_id: request_id.to_owned(),
+            action: FOLLOW_UP_ACTION.to_owned(),
+            outcome: outcome.clone(),
+        };
+        if let Err(e) = self.ledger.record(&entry, None).await {
+            tracing::error!(error = %e, "follow-up audit entry not written (the outcome is still logged and published)");
+        }
+    }
+}
+
+/// The user behind each key a link minted, for the records of that key that name
+/// none.
+fn remember_users(users: &mut HashMap<AccessKeyId, PrincipalName>, lookup: &Lookup, seen: &[Seen]) {
+    let caller = users.get(&lookup.key).cloned();
+    for s in seen {
+        match &s.found {
+            Footprint::SessionToken {
+                user,
+                access_key_id,
+                with_key,
+            } => {
+                if let Some(user) = user.clone().or_else(|| caller.clone()) {
+                    users.insert(access_key_id.clone(), user.clone());
+                    users.insert(with_key.clone(), user);
+                }
+            }
+            Footprint::AccessKey {
+                user,
+                access_key_id,
+            } => {
+                if let Some(user) = user.clone().or_else(|| caller.clone()) {
+                    users.insert(access_key_id.clone(), user);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
