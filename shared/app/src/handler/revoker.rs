@@ -1608,6 +1608,114 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_revocation_naming_a_key_schedules_three_follow_ups_once_and_a_fired_one_runs() {
+        let (r, _) = revoker();
+        let r = r.with_ledger(cutoff_aws::dynamodb::fake::FakeLedger::default());
+        let bus = cutoff_aws::eventbridge::fake::FakeOutcomeBus::default();
+        let follow_ups = cutoff_aws::scheduler::fake::FakeFollowUps::default();
+        let retry = RetryPolicy::immediate(2);
+        let mut with_key = request("payments-api", "f1");
+        with_key.target.access_key_id =
+            Some(cutoff_domain::principal::AccessKeyId::parse("ASIASTOLENKEY0000001").unwrap());
+        let bodies = vec![
+            serde_json::to_string(&with_key).unwrap(),
+            serde_json::to_string(&request("ledger", "f2")).unwrap(),
+        ];
+        let answer = r
+            .handle_invocation_with(&bus, &follow_ups, &retry, sqs(&bodies), "req", settings())
+            .await;
+        assert!(answer["batchItemFailures"].as_array().unwrap().is_empty());
+        let now = r.clock.now();
+        let schedules = follow_ups.state().schedules.clone();
+        // Only the revocation that names a key is followed: +1, +15 and +60 minutes.
+        let due: Vec<i64> = schedules
+            .iter()
+            .map(|(_, at, _)| (*at - now).num_minutes())
+            .collect();
+        assert_eq!(due, [1, 15, 60]);
+        let outcomes = bus.state().outcomes.clone();
+        assert!(
+            outcomes[0].detail.contains("followed through CloudTrail"),
+            "{}",
+            outcomes[0].detail
+        );
+        assert!(!outcomes[1].detail.contains("CloudTrail"));
+
+        // Redelivered: nothing is scheduled twice.
+        r.handle_invocation_with(
+            &bus,
+            &follow_ups,
+            &retry,
+            sqs(&bodies[..1]),
+            "req",
+            settings(),
+        )
+        .await;
+        assert_eq!(follow_ups.state().schedules.len(), 3);
+
+        // What Scheduler delivers at +1 minute is a follow-up run of that key.
+        let payload: Value = serde_json::from_str(&schedules[0].2).unwrap();
+        bus.state().outcomes.clear();
+        let answer = r
+            .handle_invocation_with(&bus, &follow_ups, &retry, payload, "run-1", settings())
+            .await;
+        assert_eq!(answer["trigger"]["source"], "chain", "{answer}");
+        assert_eq!(answer["chain"]["run"], 1, "{answer}");
+        assert_eq!(answer["chain"]["key"], "ASIASTOLENKEY0000001");
+        assert_eq!(bus.state().outcomes.len(), 1);
+        // A payload that is a follow-up in name only is refused, and told.
+        let answer = r
+            .handle_invocation_with(
+                &bus,
+                &follow_ups,
+                &retry,
+                json!({"cutoff_follow_up": {"run": 1}}),
+                "forged",
+                settings(),
+            )
+            .await;
+        assert_eq!(answer["status"], "failed");
+        assert_eq!(answer["error"]["kind"], "invalid_request");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_follow_up_that_cannot_be_scheduled_sends_its_message_back_and_says_so() {
+        let (r, _) = revoker();
+        let r = r.with_ledger(cutoff_aws::dynamodb::fake::FakeLedger::default());
+        let bus = cutoff_aws::eventbridge::fake::FakeOutcomeBus::default();
+        let follow_ups = cutoff_aws::scheduler::fake::FakeFollowUps::default();
+        follow_ups
+            .state()
+            .failures
+            .plan("CreateSchedule", &[cutoff_aws::ErrorKind::AccessDenied]);
+        let mut with_key = request("payments-api", "f1");
+        with_key.target.access_key_id =
+            Some(cutoff_domain::principal::AccessKeyId::parse("ASIASTOLENKEY0000001").unwrap());
+        let answer = r
+            .handle_invocation_with(
+                &bus,
+                &follow_ups,
+                &RetryPolicy::immediate(2),
+                sqs(&[serde_json::to_string(&with_key).unwrap()]),
+                "req",
+                settings(),
+            )
+            .await;
+        assert_eq!(answer["batchItemFailures"][0]["itemIdentifier"], "m0");
+        let outcome = &bus.state().outcomes[0];
+        assert_eq!(
+            outcome.status,
+            Status::Applied,
+            "the deny itself is not undone"
+        );
+        assert!(
+            outcome.detail.contains("could not be scheduled"),
+            "{}",
+            outcome.detail
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_unpublished_outcome_sends_its_message_back_for_retry() {
         let (r, _) = revoker();
         let bus = cutoff_aws::eventbridge::fake::FakeOutcomeBus::default();

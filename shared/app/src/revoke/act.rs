@@ -777,7 +777,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             && !key.is_long_term()
         {
             result.notes.push(format!(
-                "the finding's key {key} is temporary: the deny above stops it; the long-term key of {principal} that minted it is not in this request's scope (deactivate it too if it is compromised)"
+                "the finding's key {key} is temporary: the deny above stops it; the long-term key of {principal} that minted it is not in this request's scope: the follow-up finds it in CloudTrail (the GetSessionToken that returned this key) and sets it Inactive"
             ));
             return result;
         }
