@@ -891,6 +891,7 @@ fn outcome() -> BoxedStrategy<Outcome> {
                 dry_run,
                 still_works,
                 other_access,
+                chain: None,
             },
         )
         .boxed()

@@ -51,7 +51,8 @@ fn operations_in(source: &str, is_item: impl Fn(&str) -> bool) -> BTreeSet<Strin
             let rest = line
                 .trim()
                 .strip_prefix("const ")
-                .or_else(|| line.trim().strip_prefix("pub const "))?;
+                .or_else(|| line.trim().strip_prefix("pub const "))
+                .or_else(|| line.trim().strip_prefix("pub(crate) const "))?;
             let (name, value) = rest.split_once(": &str = \"")?;
             Some((name.to_owned(), value.trim_end_matches("\";").to_owned()))
         })
@@ -88,6 +89,8 @@ fn operations_in(source: &str, is_item: impl Fn(&str) -> bool) -> BTreeSet<Strin
                         "securityhub",
                         "dynamodb",
                         "organizations",
+                        "cloudtrail",
+                        "scheduler",
                     ]
                     .contains(&service)
                     && !action.is_empty()
@@ -173,6 +176,11 @@ fn code_operations(function: &str) -> BTreeMap<String, Operation> {
     // Member-account clients are SdkIam clients.
     if structs.contains("SdkAccountAccess") {
         structs.insert("SdkIam".to_owned());
+    }
+    // The function that schedules follow-up runs runs them (they come back to it): its
+    // account access reads CloudTrail's event history too.
+    if structs.contains("SdkFollowUps") {
+        structs.insert("SdkEventHistory".to_owned());
     }
     // A configured ledger is the SDK ledger when a table is set.
     if main.contains("ConfiguredLedger") {
@@ -291,6 +299,16 @@ fn service_actions(function: &str) -> BTreeMap<&'static str, &'static str> {
             );
         }
         _ => {}
+    }
+    if function == "revoker" {
+        extra.insert(
+            "sqs:SendMessage",
+            "the asynchronous-invoke OnFailure destination (follow-up runs) sends with the function's role",
+        );
+        extra.insert(
+            "iam:PassRole",
+            "scheduler:CreateSchedule passes the follow-up scheduler role to Scheduler",
+        );
     }
     if function == "notifier" {
         extra.insert(
@@ -453,10 +471,11 @@ fn batches_and_transactions_are_authorized_as_the_actions_they_repeat() {
 /// `*` as a resource is allowed only where the service accepts nothing narrower.
 #[test]
 fn resources_are_named_wherever_the_service_allows() {
-    const STAR_ONLY: [&str; 3] = [
+    const STAR_ONLY: [&str; 4] = [
         "iam:GetAccountSummary",
         "iam:GetAccountAuthorizationDetails",
         "organizations:ListAccounts",
+        "cloudtrail:LookupEvents",
     ];
     let template = template("template.yaml");
     for role in function_roles(&template).values() {
@@ -495,7 +514,9 @@ fn the_member_role_grants_and_denies_what_the_revoker_does_at_home() {
             })
             .collect()
     };
-    let home = iam_statements(role_statements(&responder, "RevokerRole"));
+    let mut home = iam_statements(role_statements(&responder, "RevokerRole"));
+    // Passing the follow-up's scheduler role to Scheduler happens at home only.
+    assert!(home.remove("PassFollowUpSchedulerRole").is_some());
     let member_role_id = member["Resources"]
         .as_object()
         .unwrap()
@@ -522,6 +543,20 @@ fn the_member_role_grants_and_denies_what_the_revoker_does_at_home() {
         remote.values().any(|s| s[0] == "Deny"),
         "the member role denies writes to cutoff's own roles"
     );
+    // The follow-up reads CloudTrail's event history where the revoker acts: at home
+    // with its own role, in member accounts through this one; nothing else of
+    // CloudTrail.
+    for (template, role) in [
+        (&responder, "RevokerRole"),
+        (&member, member_role_id.as_str()),
+    ] {
+        let cloudtrail: Vec<String> = role_statements(template, role)
+            .into_iter()
+            .flat_map(|(actions, ..)| actions)
+            .filter(|a| a.starts_with("cloudtrail:"))
+            .collect();
+        assert_eq!(cloudtrail, ["cloudtrail:LookupEvents"], "{role}");
+    }
 }
 
 #[test]

@@ -19,7 +19,7 @@ use cutoff_domain::principal::{AccessKeyId, Account};
 use crate::error::{AwsError, classify};
 use crate::retry::CallCounter;
 
-const OP: &str = "cloudtrail:LookupEvents";
+pub(crate) const OP: &str = "cloudtrail:LookupEvents";
 /// Events per page: `LookupEvents`' most.
 const PAGE_SIZE: i32 = 50;
 /// Pages read for one key at most (1,000 events): a credential that made more calls

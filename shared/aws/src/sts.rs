@@ -407,7 +407,7 @@ impl crate::cloudtrail::HistoryAccess for SdkAccountAccess {
         let base = self.cloudtrail_config.as_ref().ok_or_else(|| {
             AwsError::new(
                 ErrorKind::Malformed,
-                "cloudtrail:LookupEvents",
+                crate::cloudtrail::OP,
                 format!("in {account}"),
                 "this deployment reads no event history (no CloudTrail client configured)",
             )

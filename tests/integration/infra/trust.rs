@@ -741,12 +741,13 @@ fn the_organization_and_accounts_reach_the_revoker_and_sweeper() {
 
 // ------------------------------------------------------------------ protection by exact ARN
 
-const OWN_ROLES: [&str; 6] = [
+const OWN_ROLES: [&str; 7] = [
     "IntakeRole",
     "RevokerRole",
     "NotifierRole",
     "SweeperRole",
     "SweepSchedulerRole",
+    "FollowUpSchedulerRole",
     "RedriveRole",
 ];
 

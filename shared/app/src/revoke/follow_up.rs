@@ -257,7 +257,16 @@ where
         }
         let mut pacers: HashMap<(Account, String), Arc<Pacer>> = HashMap::new();
         let mut walk = Walk::new(key.clone(), task.origin.account.clone(), Limits::default());
+        let started = tokio::time::Instant::now();
         while let Some(lookup) = walk.next_key() {
+            if started.elapsed() >= self.config.follow_up_budget {
+                reading.gaps.push(format!(
+                    "the run read CloudTrail for its {} s and stopped with key {} and others unread; the next run reads them",
+                    self.config.follow_up_budget.as_secs(),
+                    lookup.key
+                ));
+                break;
+            }
             if let Some(why) = self
                 .config
                 .accounts

@@ -90,6 +90,10 @@ pub struct RevokeConfig {
     pub dedupe_window: chrono::Duration,
     /// Who the revoker is, for the self-check of `cutoff doctor` (None: refused).
     pub self_check: Option<SelfCheckIdentity>,
+    /// How long a follow-up run reads CloudTrail at most (the function's timeout is
+    /// 90 s, and the containments come after the reading): keys left unread then are
+    /// a gap the run reports, and the next run starts over.
+    pub follow_up_budget: Duration,
 }
 
 impl Default for RevokeConfig {
@@ -110,6 +114,7 @@ impl Default for RevokeConfig {
             lock_wait: Duration::from_secs(30),
             dedupe_window: chrono::Duration::hours(1),
             self_check: None,
+            follow_up_budget: Duration::from_secs(45),
         }
     }
 }

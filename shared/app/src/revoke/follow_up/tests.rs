@@ -466,3 +466,45 @@ async fn what_could_not_be_read_makes_the_run_partial_and_says_what() {
             .any(|l| l.starts_with("777788889999"))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_walk_that_outgrows_its_time_budget_stops_and_says_so() {
+    let access = FakeAccess::new(HOME);
+    let member = access.account(MEMBER);
+    member.add_role("deploy", "/", &[]);
+    member.add_role("fan", "/", &[]);
+    let mut r = revoker(&access);
+    r.config.follow_up_budget = std::time::Duration::from_secs(10);
+    let origin = revoke_origin(&r, TargetKind::Role, "deploy").await;
+    let m = access.histories.of(MEMBER, IAM_REGION);
+    let id = role_id(&member, "fan");
+    // A wide chain in one account: every lookup waits for the account's pacer.
+    for i in 0..90 {
+        m.add(
+            STOLEN,
+            minutes_ago(50),
+            assume_role(
+                &format!("e{i}"),
+                MEMBER,
+                "fan",
+                &id,
+                &format!("s{i:02}"),
+                &format!("ASIAFANOUT{i:010}"),
+            ),
+        );
+    }
+    let done = r.follow_up(&task(&origin, 1), "run-1").await;
+    assert_eq!(done.outcome.status, Status::Partial);
+    let gaps = done.outcome.chain.as_ref().unwrap().gaps.join("\n");
+    assert!(gaps.contains("the next run reads them"), "{gaps}");
+    // What was found is still contained (ninety sessions of one role outgrow its
+    // session policy: escalated to the whole role, as any session deny is).
+    let links = &done.outcome.chain.as_ref().unwrap().links;
+    assert_eq!(links.len(), 90);
+    assert!(
+        links
+            .iter()
+            .all(|l| l.result.starts_with("applied") || l.result.starts_with("already_revoked")),
+        "{links:#?}"
+    );
+}
