@@ -12,6 +12,7 @@
 //! [`MotoServer::start`]: cutoff_tests::moto::MotoServer::start
 
 mod architecture;
+mod chain;
 mod evaluator;
 mod event_patterns;
 mod fixtures;

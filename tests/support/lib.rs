@@ -16,6 +16,7 @@
 
 pub mod aws;
 pub mod evaluator;
+pub mod event_history;
 pub mod function_url;
 pub mod moto;
 pub mod pipeline;

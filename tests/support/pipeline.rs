@@ -40,6 +40,12 @@ pub struct Pipeline {
     pub notifier: LocalLambda,
     /// Revoker invocations made (one per SQS batch).
     pub revoker_batches: usize,
+    /// CloudTrail's event history, as the revoker's follow-up reads it (moto serves
+    /// no `LookupEvents`).
+    pub event_history: crate::event_history::EventHistoryServer,
+    /// moto's EventBridge Scheduler, where the revoker makes its follow-up schedules.
+    pub scheduler: aws_sdk_scheduler::Client,
+    pub follow_up_group: String,
 }
 
 /// One request message as the revoker received it in a batch.
@@ -190,6 +196,19 @@ impl Pipeline {
         }
         let (security_topic, payments_topic) = (topics[0].clone(), topics[1].clone());
 
+        // The follow-up: the revoker's schedules go to moto's Scheduler (which stores
+        // them and fires none: [`Pipeline::fire_follow_ups`] does what it would), its
+        // lookups to the event history stand-in.
+        let event_history = crate::event_history::EventHistoryServer::start(&endpoint);
+        let scheduler = aws_sdk_scheduler::Client::new(&config);
+        let follow_up_group = format!("{prefix}-follow-ups");
+        scheduler
+            .create_schedule_group()
+            .name(&follow_up_group)
+            .send()
+            .await
+            .expect("create the follow-up schedule group");
+
         let aws_env = |extra: &[(&'static str, String)]| {
             let mut env: Vec<(&'static str, String)> = vec![
                 ("AWS_ENDPOINT_URL", endpoint.clone()),
@@ -220,6 +239,15 @@ impl Pipeline {
                 ("CUTOFF_EXTERNAL_ID", "cutoff-demo-external-id".to_owned()),
                 ("CUTOFF_MAX_RECEIVES", "3".to_owned()),
                 ("CUTOFF_ORGANIZATION_ID", ORGANIZATION_ID.to_owned()),
+                ("CUTOFF_FOLLOW_UP_GROUP", follow_up_group.clone()),
+                (
+                    "CUTOFF_FOLLOW_UP_ROLE_ARN",
+                    format!("arn:aws:iam::{ACCOUNT}:role/{prefix}-follow-up-scheduler"),
+                ),
+                (
+                    "AWS_ENDPOINT_URL_CLOUDTRAIL",
+                    event_history.endpoint().to_owned(),
+                ),
             ]),
         );
         let notifier = LocalLambda::start(
@@ -247,7 +275,64 @@ impl Pipeline {
             revoker,
             notifier,
             revoker_batches: 0,
+            event_history,
+            scheduler,
+            follow_up_group,
         }
+    }
+
+    /// The follow-up schedules the revoker made: (name, `at(…)` expression, target
+    /// ARN, input).
+    pub async fn follow_up_schedules(&self) -> Vec<(String, String, String, String)> {
+        let listed = self
+            .scheduler
+            .list_schedules()
+            .group_name(&self.follow_up_group)
+            .send()
+            .await
+            .expect("list the follow-up schedules");
+        let mut out = Vec::new();
+        for summary in listed.schedules() {
+            let name = summary.name().unwrap_or_default().to_owned();
+            let schedule = self
+                .scheduler
+                .get_schedule()
+                .group_name(&self.follow_up_group)
+                .name(&name)
+                .send()
+                .await
+                .expect("get a follow-up schedule");
+            let target = schedule.target().expect("a target");
+            out.push((
+                name,
+                schedule
+                    .schedule_expression()
+                    .unwrap_or_default()
+                    .to_owned(),
+                target.arn().to_owned(),
+                target.input().unwrap_or_default().to_owned(),
+            ));
+        }
+        out.sort();
+        out
+    }
+
+    /// Does what Scheduler does when run `run` of each follow-up is due: invokes the
+    /// revoker with the schedule's input. Returns the revoker's answers.
+    pub async fn fire_follow_ups(&mut self, run: u8) -> Vec<Value> {
+        let due: Vec<String> = self
+            .follow_up_schedules()
+            .await
+            .into_iter()
+            .filter(|(name, ..)| name.ends_with(&format!("-{run}")))
+            .map(|(.., input)| input)
+            .collect();
+        due.iter()
+            .map(|input| {
+                let payload: Value = serde_json::from_str(input).expect("the input is JSON");
+                self.revoker.invoke(&payload)
+            })
+            .collect()
     }
 
     /// Sends one EventBridge event to intake; returns its report.

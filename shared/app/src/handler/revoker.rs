@@ -480,7 +480,9 @@ where
                     })
                     .collect();
                 let mut result = self.handle_batch(&batch, settings.dry_run).await;
-                if scheduling {
+                // A follow-up is checked against the ledger's key records: without a
+                // ledger none could run.
+                if scheduling && self.ledger.enabled() {
                     self.schedule_follow_ups(follow_ups, &mut result).await;
                 }
                 let mut to_publish = Vec::new();
