@@ -18,6 +18,9 @@ use cutoff_tests::pipeline::Pipeline;
 use serde_json::Value;
 
 const ROLE: &str = "payments-api";
+/// The role the thief moved to with the stolen session, and the session name it chose.
+const ADMIN_ROLE: &str = "payments-admin";
+const PIVOT_SESSION: &str = "backup-job";
 const ADMIN_ACCOUNT: &str = "999988887777";
 
 fn heading(step: u32, text: &str) {
@@ -71,7 +74,8 @@ async fn run() -> Result<(), String> {
     );
 
     let moto = MotoServer::start();
-    let mut p = Pipeline::start(&moto, "demo", &[]).await;
+    cutoff_tests::aws::ledger_table(moto.endpoint(), "demo-ledger").await;
+    let mut p = Pipeline::start(&moto, "demo", &[("CUTOFF_LEDGER_TABLE", "demo-ledger")]).await;
 
     heading(1, "The account");
     let role_id = p.create_role(ROLE, Some("payments")).await;
@@ -84,8 +88,40 @@ async fn run() -> Result<(), String> {
         "   each topic has an SQS queue subscribed, so the demo can read what the teams receive"
     );
 
-    heading(2, "GuardDuty reports a finding");
+    // What the thief did with the stolen session before GuardDuty noticed: assumed a
+    // more powerful role. CloudTrail holds the record (the demo's CloudTrail is a
+    // stand-in that serves LookupEvents from these records: moto has none).
+    let admin_id = p.create_role(ADMIN_ROLE, Some("payments")).await;
     let event = finding(&role_id);
+    let stolen_key = event["detail"]["resource"]["accessKeyDetails"]["accessKeyId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let pivot_at = Utc::now() - Duration::minutes(10);
+    p.event_history.add(
+        ACCOUNT,
+        cutoff_tests::aws::REGION,
+        &stolen_key,
+        pivot_at,
+        serde_json::json!({
+            "eventVersion": "1.08", "eventID": "7f9e0d6c-demo-pivot", "eventTime": pivot_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole", "awsRegion": cutoff_tests::aws::REGION,
+            "userIdentity": {"type": "AssumedRole", "accessKeyId": stolen_key},
+            "requestParameters": {"roleArn": format!("arn:aws:iam::{ACCOUNT}:role/{ADMIN_ROLE}"), "roleSessionName": PIVOT_SESSION},
+            "responseElements": {
+                "credentials": {"accessKeyId": "ASIAQ7PIVOTDEMOKEY01"},
+                "assumedRoleUser": {
+                    "assumedRoleId": format!("{admin_id}:{PIVOT_SESSION}"),
+                    "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/{ADMIN_ROLE}/{PIVOT_SESSION}")
+                }
+            }
+        }),
+    );
+    println!(
+        "   role {ADMIN_ROLE} too; CloudTrail (a local stand-in) records that the stolen session assumed it 10 minutes ago"
+    );
+
+    heading(2, "GuardDuty reports a finding");
     let detail = &event["detail"];
     let instance = detail["resource"]["instanceDetails"]["instanceId"]
         .as_str()
@@ -246,7 +282,93 @@ async fn run() -> Result<(), String> {
         security.len()
     );
 
-    let ok = outcome["status"] == "applied" && owner.len() == 1 && security.len() == 1;
+    heading(
+        8,
+        "The follow-up finds the session the thief minted, and revokes it",
+    );
+    let schedules = p.follow_up_schedules().await;
+    println!(
+        "   the revoker made {} one-time schedules (EventBridge Scheduler, here moto's):",
+        schedules.len()
+    );
+    for (name, expression, ..) in &schedules {
+        println!("     {name} {expression}");
+    }
+    println!(
+        "   run 1 is due a minute after the deny; the demo delivers it now, as Scheduler would:"
+    );
+    let runs = p.fire_follow_ups(1).await;
+    let run = runs.first().ok_or("no follow-up was scheduled")?;
+    println!(
+        "   outcome: {} ({} API calls)",
+        run["status"].as_str().unwrap_or("?"),
+        run["api_calls"]
+    );
+    let links = run["chain"]["links"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for link in &links {
+        println!(
+            "   found: {}\n     → {}",
+            link["found"].as_str().unwrap_or(""),
+            link["result"].as_str().unwrap_or("")
+        );
+    }
+    let stored = p
+        .iam
+        .get_role_policy()
+        .role_name(ADMIN_ROLE)
+        .policy_name(cutoff_domain::policy::SESSION_POLICY_NAME)
+        .send()
+        .await
+        .map_err(|e| format!("reading the minted session's deny: {e}"))?;
+    let document = PolicyDocument::parse(stored.policy_document()).map_err(|e| e.to_string())?;
+    let (_, pivot_cutoff) = document
+        .session_cutoffs()
+        .into_iter()
+        .next()
+        .ok_or("no session deny on the role the thief assumed")?;
+    let mut chain_denied = false;
+    for (label, session) in [
+        ("the minted session", PIVOT_SESSION),
+        ("another session of the role", "nightly-report"),
+    ] {
+        let userid = format!("{admin_id}:{session}");
+        let issued = (pivot_cutoff.as_datetime() - Duration::minutes(1))
+            .to_rfc3339_opts(SecondsFormat::Secs, true);
+        let result = evaluate(
+            &EvalRequest::new("s3:GetObject", "arn:aws:s3:::payments-exports/cards.csv", &format!("arn:aws:iam::{ACCOUNT}:role/{ADMIN_ROLE}"))
+                .policy(serde_json::json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}))
+                .policy(serde_json::from_str::<Value>(&document.to_json()).map_err(|e| e.to_string())?)
+                .context("aws:TokenIssueTime", issued.clone())
+                .context("aws:userid", userid.clone()),
+        );
+        if session == PIVOT_SESSION {
+            chain_denied = result.decision == Decision::ExplicitlyDenied;
+        }
+        let verdict = match result.decision {
+            Decision::Allowed => "\x1b[32mAllowed\x1b[0m",
+            Decision::ExplicitlyDenied => "\x1b[31mExplicitly denied\x1b[0m",
+            Decision::ImplicitlyDenied => "Implicitly denied",
+        };
+        println!("   evaluator: {label} ({userid}, issued {issued}): s3:GetObject → {verdict}");
+    }
+    p.drain_outcomes().await;
+    let follow_up_notes = p.inbox(&payments_topic).await;
+    for note in &follow_up_notes {
+        println!("   the payments team received: {}", note.subject);
+    }
+    let told = follow_up_notes.len() == 2;
+    println!("   runs 2 and 3 (+15 and +60 minutes) look again for what CloudTrail delivers late.");
+
+    let ok = outcome["status"] == "applied"
+        && owner.len() == 1
+        && security.len() == 1
+        && run["status"] == "applied"
+        && links.len() == 1
+        && chain_denied
+        && told;
     drop(p);
     drop(moto);
     println!("\nStopped moto and the three functions; nothing is left running.");

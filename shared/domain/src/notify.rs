@@ -42,9 +42,14 @@ pub mod attribute {
 }
 
 /// Whether an outcome is routine: nothing changed because a deny already in force
-/// covers it, or the sweeper moved a rolling cutoff. Not an incident to page on.
+/// covers it, the sweeper moved a rolling cutoff, or a follow-up run read everything
+/// and found nothing new. Not an incident to page on.
 pub fn is_routine(o: &Outcome) -> bool {
-    o.status == Status::AlreadyRevoked || is_rolling(o)
+    o.status == Status::AlreadyRevoked
+        || is_rolling(o)
+        || o.chain.as_ref().is_some_and(|c| {
+            c.complete && c.new_links().next().is_none() && o.status == Status::Applied
+        })
 }
 
 /// The hours after which no session issued before a cutoff can still be alive: a
@@ -159,7 +164,119 @@ pub fn sanitized(outcome: &Outcome) -> Outcome {
         .take(ACTIONS_MAX)
         .map(|a| clean(a, FIELD_MAX))
         .collect();
+    // What a follow-up found is read from CloudTrail records the attacker's calls
+    // wrote: every string of it is cleaned too.
+    if let Some(chain) = &mut o.chain {
+        chain.key = clean(&chain.key, 32);
+        for text in chain.searched.iter_mut().chain(chain.gaps.iter_mut()) {
+            *text = clean(text, FIELD_MAX);
+        }
+        chain.searched.truncate(ACTIONS_MAX);
+        chain.gaps.truncate(ACTIONS_MAX);
+        chain.links.truncate(LINKS_MAX);
+        for link in &mut chain.links {
+            for text in [
+                &mut link.id,
+                &mut link.by,
+                &mut link.account,
+                &mut link.found,
+                &mut link.result,
+            ] {
+                *text = clean(text, FIELD_MAX);
+            }
+        }
+    }
     o
+}
+
+/// Links of a follow-up listed in one message at most (the JSON part holds as many).
+const LINKS_MAX: usize = 100;
+
+/// The message of a follow-up run: what the stolen credential was found to have done
+/// and what cutoff did about each link.
+fn render_chain(o: &Outcome, chain: &crate::follow_up::ChainReport, body: &mut String) {
+    let new = chain.new_links().count();
+    section(body, "What happened");
+    line(
+        body,
+        &format!(
+            "After revoking the principal below, cutoff read CloudTrail for what its key {}              did since {} (run {} of {}: CloudTrail delivers events late, so it looks again).              Every session the key minted is denied on its own session, keys it created are              set Inactive, and what it cannot undo is listed for you.",
+            chain.key,
+            chain.from.format("%Y-%m-%d %H:%M UTC"),
+            chain.run,
+            chain.runs
+        ),
+    );
+    line(
+        body,
+        &format!(
+            "Read: {}.",
+            if chain.searched.is_empty() {
+                "nothing".to_owned()
+            } else {
+                chain.searched.join(", ")
+            }
+        ),
+    );
+    section(body, "What the stolen credential did");
+    if chain.links.is_empty() {
+        line(body, "Nothing that mints or keeps access, so far.");
+    }
+    for link in &chain.links {
+        line(
+            body,
+            &format!(
+                "- {}{} (link {}, by key {} in {}): {}",
+                if link.new { "NEW: " } else { "" },
+                link.found,
+                link.depth,
+                link.by,
+                link.account,
+                link.result
+            ),
+        );
+    }
+    if !chain.gaps.is_empty() {
+        section(body, "Not followed (look in CloudTrail)");
+        for gap in &chain.gaps {
+            line(body, gap);
+        }
+    }
+    section(body, "Principal");
+    principal_lines(body, o);
+    if new > 0 || !chain.gaps.is_empty() {
+        section(body, "What to do next");
+        line(
+            body,
+            "1. Read each new link above: the revocations it made have messages of their own, sent to the owners of those principals.",
+        );
+        line(
+            body,
+            "2. Remove what is listed as reported (users, login profiles, roles, trust and policy changes) once investigated: cutoff keeps them as evidence.",
+        );
+    }
+}
+
+fn chain_subject(o: &Outcome, chain: &crate::follow_up::ChainReport) -> String {
+    let prefix = match o.status {
+        Status::Partial => "cutoff PARTIAL: follow-up",
+        Status::Failed => "cutoff FAILED: follow-up",
+        _ => "cutoff: follow-up",
+    };
+    let new = chain.new_links().count();
+    let name = o
+        .target
+        .as_ref()
+        .map_or_else(String::new, |t| format!(" of {}", t.name));
+    fit_subject(
+        &format!("{prefix} {}/{}", chain.run, chain.runs),
+        &name,
+        &format!(
+            ": {} link{}, {new} new",
+            chain.links.len(),
+            if chain.links.len() == 1 { "" } else { "s" }
+        ),
+    )
 }
 
 /// Builds the message for an outcome. `owner_known` says whether anyone owns the
@@ -180,6 +297,20 @@ pub fn render(outcome: &Outcome, owner_known: bool) -> SnsMessage {
     } else {
         "It goes to the security team: no owner is known (see Owner below).\n"
     });
+
+    if let Some(chain) = &o.chain {
+        render_chain(o, chain, &mut body);
+        body.push('\n');
+        body.push_str(SEPARATOR);
+        body.push('\n');
+        body.push_str(&serde_json::to_string_pretty(o).unwrap_or_default());
+        body.push('\n');
+        return SnsMessage {
+            subject: chain_subject(o, chain),
+            body,
+            attributes: message_attributes(o),
+        };
+    }
 
     section(&mut body, "What happened");
     line(&mut body, &what_happened(o));
@@ -238,6 +369,15 @@ pub fn render(outcome: &Outcome, owner_known: bool) -> SnsMessage {
     body.push_str(&serde_json::to_string_pretty(o).unwrap_or_default());
     body.push('\n');
 
+    SnsMessage {
+        subject: subject(o),
+        body,
+        attributes: message_attributes(o),
+    }
+}
+
+/// The attributes subscription filters read.
+fn message_attributes(o: &Outcome) -> Vec<(String, String)> {
     let mut attributes = vec![(attribute::STATUS.to_owned(), o.status.as_str().to_owned())];
     if let Some(target) = &o.target {
         attributes.push((attribute::ACCOUNT.to_owned(), target.account.to_string()));
@@ -256,12 +396,7 @@ pub fn render(outcome: &Outcome, owner_known: bool) -> SnsMessage {
         attribute::CLASS.to_owned(),
         if is_routine(o) { "routine" } else { "incident" }.to_owned(),
     ));
-
-    SnsMessage {
-        subject: subject(o),
-        body,
-        attributes,
-    }
+    attributes
 }
 
 /// A ≤512-character note for the Security Hub finding that triggered the request.
@@ -1719,5 +1854,87 @@ mod tests {
         let note = finding_note(&o, &route(&o, &config()));
         assert!(note.chars().count() <= NOTE_MAX);
         assert!(note.starts_with("cutoff applied: "));
+    }
+
+    fn follow_up_run(new: bool, gaps: Vec<String>) -> Outcome {
+        let mut o: Outcome = serde_json::from_value(serde_json::json!({
+            "status": if gaps.is_empty() { "applied" } else { "partial" },
+            "target": {"kind": "role", "account": "111122223333", "name": "pay-ci",
+                       "access_key_id": "ASIASTOLENKEY0000001", "session": null},
+            "cutoff": null, "previous_cutoff": null, "policy": null, "scope": "role",
+            "owner": {"team": "payments", "topic": null},
+            "trigger": {"source": "chain", "finding_id": "f-1", "finding_type": null, "severity": null,
+                        "updated_at": null, "requested_by": null, "reason": null},
+            "api_calls": 4, "error": null, "propagation": null, "detail": "run", "actions": [], "dry_run": false
+        }))
+        .unwrap();
+        o.chain = Some(crate::follow_up::ChainReport {
+            run: 2,
+            runs: 3,
+            key: "ASIASTOLENKEY0000001".to_owned(),
+            searched: vec!["111122223333 us-east-1".to_owned()],
+            from: chrono::Utc::now(),
+            to: chrono::Utc::now(),
+            links: vec![crate::follow_up::ChainLink {
+                id: "111122223333:e1".to_owned(),
+                depth: 1,
+                by: "ASIASTOLENKEY0000001".to_owned(),
+                account: "111122223333".to_owned(),
+                found: "assumed role admin in 444455556666 as session `hop\u{1b}[31m`".to_owned(),
+                result: "applied: revoked".to_owned(),
+                new,
+            }],
+            complete: gaps.is_empty(),
+            gaps,
+        });
+        o
+    }
+
+    #[test]
+    fn a_follow_up_run_says_what_the_credential_did_and_what_is_new_and_cleans_what_the_attacker_wrote()
+     {
+        let message = render(&follow_up_run(true, Vec::new()), true);
+        assert!(
+            message.subject.starts_with("cutoff: follow-up 2/3"),
+            "{}",
+            message.subject
+        );
+        assert!(
+            message.subject.ends_with(": 1 link, 1 new"),
+            "{}",
+            message.subject
+        );
+        assert!(
+            message.body.contains("NEW: assumed role admin"),
+            "{}",
+            message.body
+        );
+        assert!(
+            !message.body.contains('\u{1b}'),
+            "control characters from a record are cleaned"
+        );
+        let class = |o: &Outcome| {
+            render(o, true)
+                .attributes
+                .into_iter()
+                .find(|(k, _)| k == attribute::CLASS)
+                .unwrap()
+                .1
+        };
+        assert_eq!(class(&follow_up_run(true, Vec::new())), "incident");
+        // A repeat that found nothing new is routine; one that could not read is not.
+        assert_eq!(class(&follow_up_run(false, Vec::new())), "routine");
+        let partial = follow_up_run(
+            false,
+            vec!["CloudTrail of 111122223333 eu-west-1 could not be read".to_owned()],
+        );
+        assert_eq!(class(&partial), "incident");
+        let message = render(&partial, true);
+        assert!(
+            message.subject.starts_with("cutoff PARTIAL: follow-up"),
+            "{}",
+            message.subject
+        );
+        assert!(message.body.contains("Not followed"), "{}", message.body);
     }
 }

@@ -77,8 +77,10 @@ where
         };
         let (mut outcome, contained) = match self.admit(task, &request).await {
             Ok(key) => {
-                let (report, contained) = self.run(task, &key, request_id, &calls).await;
-                (self.run_outcome(&request, report, &contained), contained)
+                let (report, owner, contained) = self.run(task, &key, request_id, &calls).await;
+                let mut outcome = self.run_outcome(&request, report, &contained);
+                outcome.owner = owner.unwrap_or_default();
+                (outcome, contained)
             }
             Err(stop) => (
                 self.report(&request, &calls, Record::default(), Err(stop)),
@@ -138,7 +140,11 @@ where
         key: &AccessKeyId,
         request_id: &str,
         calls: &Arc<CallCounter>,
-    ) -> (ChainReport, Vec<Outcome>) {
+    ) -> (
+        ChainReport,
+        Option<cutoff_domain::outcome::Owner>,
+        Vec<Outcome>,
+    ) {
         let now = self.clock.now();
         let from = search_from(
             task.first_activity,
@@ -146,7 +152,7 @@ where
             now,
         );
         let (walk, mut reading) = self.walk(task, key, from, request_id, calls).await;
-        let earlier = self.earlier_links(task, key).await;
+        let (earlier, owner) = self.origin_history(task, key).await;
         let origin_user = (task.origin.kind == TargetKind::User).then_some(&task.origin.name);
         let mut links = Vec::new();
         let mut contained = Vec::new();
@@ -209,7 +215,7 @@ where
             complete: reading.gaps.is_empty(),
             gaps: reading.gaps,
         };
-        (report, contained)
+        (report, owner, contained)
     }
 
     /// What a containment's outcome says, for its link; a failure or a partial
@@ -393,8 +399,13 @@ where
         read_history(&history, query, from, to, pacer).await
     }
 
-    /// The links earlier runs of this follow-up reported.
-    async fn earlier_links(&self, task: &FollowUpTask, key: &AccessKeyId) -> BTreeSet<String> {
+    /// The links earlier runs of this follow-up reported, and the origin's owner as its
+    /// revocation found it (the run's message goes to them too).
+    async fn origin_history(
+        &self,
+        task: &FollowUpTask,
+        key: &AccessKeyId,
+    ) -> (BTreeSet<String>, Option<cutoff_domain::outcome::Owner>) {
         let origin = &task.origin;
         let kind = match origin.kind {
             TargetKind::User => "user",
@@ -405,16 +416,29 @@ where
             .history(&origin.account, kind, origin.name.as_str(), 50)
             .await
         {
-            Ok(entries) => entries
-                .iter()
-                .filter(|e| e.action == FOLLOW_UP_ACTION)
-                .filter_map(|e| e.outcome.chain.as_ref())
-                .filter(|c| c.key == key.as_str())
-                .flat_map(|c| c.links.iter().map(|l| l.id.clone()))
-                .collect(),
+            Ok(entries) => (
+                entries
+                    .iter()
+                    .filter(|e| e.action == FOLLOW_UP_ACTION)
+                    .filter_map(|e| e.outcome.chain.as_ref())
+                    .filter(|c| c.key == key.as_str())
+                    .flat_map(|c| c.links.iter().map(|l| l.id.clone()))
+                    .collect(),
+                entries
+                    .iter()
+                    .find(|e| {
+                        e.action == ManualAction::Revoke.as_str()
+                            && e.outcome
+                                .target
+                                .as_ref()
+                                .and_then(|t| t.access_key_id.as_ref())
+                                == Some(key)
+                    })
+                    .map(|e| e.outcome.owner.clone()),
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "earlier follow-ups could not be read: every link is reported as new");
-                BTreeSet::new()
+                (BTreeSet::new(), None)
             }
         }
     }
