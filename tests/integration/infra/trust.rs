@@ -1309,10 +1309,74 @@ fn the_readme_scp_refuses_a_plain_invoke_of_the_revoker() {
                 &attacker(),
             )
             .policy(broad(&["lambda"]))
-            .scp(scp),
+            .scp(scp.clone()),
+            Allowed,
+        ),
+        // The follow-up's runs: Scheduler invokes with the follow-up scheduler role.
+        case(
+            "Scheduler's session of the follow-up scheduler role delivers a run, with the SCP",
+            invoke(&session(
+                &role_arn(&stack, "FollowUpSchedulerRole"),
+                "scheduler",
+            ))
+            .policy(stack.role_policy("FollowUpSchedulerRole"))
+            .scp(scp.clone()),
             Allowed,
         ),
     ]);
+    // Nobody but the revoker makes, changes or deletes a follow-up schedule (which could
+    // invoke the revoker with any payload, or stop a follow-up), or passes that role.
+    let schedule = format!(
+        "arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/cutoff-follow-ups/cutoff-chain-0123-1"
+    );
+    let revoker = session(&role_arn(&stack, "RevokerRole"), "r");
+    let scheduler_role = role_arn(&stack, "FollowUpSchedulerRole");
+    let mut cases = Vec::new();
+    for action in [
+        "scheduler:CreateSchedule",
+        "scheduler:UpdateSchedule",
+        "scheduler:DeleteSchedule",
+    ] {
+        cases.push(case(
+            format!("an administrator's {action} in cutoff's group, with the SCP"),
+            EvalRequest::new(action, &schedule, &attacker())
+                .policy(broad(&["scheduler"]))
+                .scp(scp.clone()),
+            ExplicitlyDenied,
+        ));
+    }
+    cases.push(case(
+        "an administrator passes the follow-up scheduler role, with the SCP",
+        EvalRequest::new("iam:PassRole", &scheduler_role, &attacker())
+            .policy(broad(&["iam"]))
+            .context("iam:PassedToService", "scheduler.amazonaws.com")
+            .scp(scp.clone()),
+        ExplicitlyDenied,
+    ));
+    cases.push(case(
+        "the revoker makes its schedule, with the SCP",
+        EvalRequest::new("scheduler:CreateSchedule", &schedule, &revoker)
+            .policy(stack.role_policy("RevokerRole"))
+            .scp(scp.clone()),
+        Allowed,
+    ));
+    cases.push(case(
+        "the revoker passes the follow-up scheduler role to Scheduler, with the SCP",
+        EvalRequest::new("iam:PassRole", &scheduler_role, &revoker)
+            .policy(stack.role_policy("RevokerRole"))
+            .context("iam:PassedToService", "scheduler.amazonaws.com")
+            .scp(scp.clone()),
+        Allowed,
+    ));
+    cases.push(case(
+        "the revoker cannot pass it to another service",
+        EvalRequest::new("iam:PassRole", &scheduler_role, &revoker)
+            .policy(stack.role_policy("RevokerRole"))
+            .context("iam:PassedToService", "lambda.amazonaws.com")
+            .scp(scp),
+        ImplicitlyDenied,
+    ));
+    check(cases);
 }
 
 // ------------------------------------------------------------------ break-glass template
