@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Value, json};
 
 use cutoff_domain::policy::{PolicyDocument, SESSION_POLICY_NAME};
@@ -26,8 +26,19 @@ fn prefix() -> String {
     format!("chain{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// `minute` minutes into the last hour: the sessions a run denies must still be able
+/// to be alive (a role session lives 12 hours at most).
 fn at(minute: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 11, minute, 0).unwrap()
+    let hour_ago = Utc::now() - chrono::Duration::hours(1);
+    hour_ago
+        .with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(hour_ago)
+        + chrono::Duration::minutes(i64::from(minute))
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// An IAM client of `account` (moto answers for the account of the session's key).
@@ -97,7 +108,7 @@ fn assume_role(
 fn finding(role: &str, role_id: &str) -> Value {
     json!({
         "version": "0", "id": "evt-chain", "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
-        "account": ACCOUNT, "time": "2026-11-23T11:56:01Z", "region": REGION, "resources": [],
+        "account": ACCOUNT, "time": time(at(56)), "region": REGION, "resources": [],
         "detail": {
             "schemaVersion": "2.0", "accountId": ACCOUNT, "region": REGION, "partition": "aws",
             "id": "cccc0000cccc0000cccc0000cccc0001",
@@ -107,9 +118,9 @@ fn finding(role: &str, role_id: &str) -> Value {
                 "accessKeyId": STOLEN, "principalId": format!("{role_id}:build-42"),
                 "userName": role, "userType": "AssumedRole"}},
             "service": {"serviceName": "guardduty", "archived": false, "count": 1,
-                "eventFirstSeen": "2026-11-23T11:40:00.000Z", "eventLastSeen": "2026-11-23T11:55:00.000Z",
+                "eventFirstSeen": time(at(40)), "eventLastSeen": time(at(55)),
                 "additionalInfo": {"sample": false}},
-            "severity": 8.0, "createdAt": "2026-11-23T11:41:00.000Z", "updatedAt": "2026-11-23T11:56:00.000Z",
+            "severity": 8.0, "createdAt": time(at(41)), "updatedAt": time(at(56)),
             "title": "APIs commonly used to discover and persist were invoked by a stolen session."
         }
     })

@@ -8,6 +8,7 @@
 //! validated types and a record that does not parse is reported, never guessed at.
 
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::CloudTrailEvent;
@@ -590,6 +591,60 @@ impl Walk {
     /// Why the walk did not follow everything, when it did not.
     pub fn cut_short(&self) -> Option<&str> {
         self.cut_short.as_deref()
+    }
+}
+
+/// A link as the outcome reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainLink {
+    /// The same link has the same id in every run (the record's event id, else what it
+    /// found): a later run says which links are new.
+    pub id: String,
+    pub depth: u32,
+    /// The key that made the call.
+    pub by: String,
+    /// The account whose CloudTrail recorded it.
+    pub account: String,
+    pub found: String,
+    /// What cutoff did about it.
+    pub result: String,
+    /// Not reported by an earlier run of this follow-up.
+    pub new: bool,
+}
+
+impl ChainLink {
+    /// The id of a link: the CloudTrail event it was read from.
+    pub fn id_of(hop: &Hop) -> String {
+        match &hop.event_id {
+            Some(id) => format!("{}:{id}", hop.account),
+            None => format!("{}:{}", hop.account, hop.found.describe()),
+        }
+    }
+}
+
+/// What one run of a follow-up found and did: the `chain` of its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainReport {
+    pub run: u8,
+    pub runs: u8,
+    /// The key followed.
+    pub key: String,
+    /// Where and since when CloudTrail was read (`<account> <region>`).
+    pub searched: Vec<String>,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub links: Vec<ChainLink>,
+    /// Whether everything the key could have done was read and followed; when not,
+    /// `gaps` says what was not.
+    pub complete: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<String>,
+}
+
+impl ChainReport {
+    /// The links no earlier run reported.
+    pub fn new_links(&self) -> impl Iterator<Item = &ChainLink> {
+        self.links.iter().filter(|l| l.new)
     }
 }
 

@@ -14,6 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::chain::{ChainLink, ChainReport};
 use crate::chain::{Footprint, Hop, is_region_name};
 use crate::event::{ManualAction, Scope};
 use crate::outcome::{RevocationRequest, Trigger};
@@ -225,7 +226,20 @@ pub enum Containment {
 
 /// What one link calls for. `caller` is the user whose key made the call, when the
 /// key followed is a user's (for a record that does not name its user).
-pub fn containment(hop: &Hop, task: &FollowUpTask, caller: Option<&PrincipalName>) -> Containment {
+///
+/// Two rules keep the follow-up from locking out the principal's owner, who used the
+/// same key before the thief did (an instance's own credentials, say):
+/// - a link made before the finding's first activity is reported, not contained (it
+///   may be the owner's own use), except the `GetSessionToken` that minted the
+///   finding's own key: that key is the thief's, so is the one behind it;
+/// - a credential that cannot be alive any more (a role session after 12 hours, a
+///   session or federation token after 36) is not denied: nothing of it works.
+pub fn containment(
+    hop: &Hop,
+    task: &FollowUpTask,
+    caller: Option<&PrincipalName>,
+    now: DateTime<Utc>,
+) -> Containment {
     let why = |what: String| {
         format!(
             "{what}, found in CloudTrail {} links from key {} (finding {}); followed by cutoff",
@@ -239,7 +253,12 @@ pub fn containment(hop: &Hop, task: &FollowUpTask, caller: Option<&PrincipalName
             action: ManualAction::Revoke,
             target,
             scope,
-            trigger: task.trigger(why(what)),
+            trigger: Trigger {
+                // Each run asks afresh (the idempotency marker is per update time):
+                // a deny released since the last run is written again, and told.
+                updated_at: Some(now),
+                ..task.trigger(why(what))
+            },
             // The link was made then: a cutoff after it covers it.
             first_activity: hop.at,
             expected_unique_id: expected,
@@ -249,6 +268,69 @@ pub fn containment(hop: &Hop, task: &FollowUpTask, caller: Option<&PrincipalName
         }))
     };
     let user_of = |named: &Option<PrincipalName>| named.clone().or_else(|| caller.cloned());
+    let mints_the_findings_key = matches!(
+        &hop.found,
+        Footprint::SessionToken { access_key_id, .. } if Some(access_key_id) == task.key()
+    );
+    let contained = matches!(
+        &hop.found,
+        Footprint::Session(_)
+            | Footprint::SessionToken { .. }
+            | Footprint::FederationToken { .. }
+            | Footprint::AccessKey { .. }
+    );
+    if contained && !mints_the_findings_key {
+        match hop.at {
+            Some(at) if at >= task.first_activity => {}
+            Some(at) => {
+                return Containment::Report(format!(
+                    "{} at {}, before the finding's first activity ({}): it may be the owner's own use of the key, so cutoff leaves it; revoke it by hand if it is the thief's",
+                    hop.found.describe(),
+                    at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    task.first_activity.format("%Y-%m-%d %H:%M:%S UTC")
+                ));
+            }
+            None => {
+                return Containment::Report(format!(
+                    "{}: the record has no time, so whether it came after the finding's first activity is unknown; cutoff leaves it",
+                    hop.found.describe()
+                ));
+            }
+        }
+    }
+    let expired = |lifetime: Duration| hop.at.is_some_and(|at| at + lifetime < now);
+    match &hop.found {
+        Footprint::Session(_) if expired(crate::principal::ROLE_MAX_SESSION) => {
+            return Containment::Report(format!(
+                "{}: expired (a role session lives at most 12 hours), nothing to deny",
+                hop.found.describe()
+            ));
+        }
+        // A token that expired needs no deny; the long-term key that minted it is still
+        // the thief's.
+        Footprint::SessionToken { user, with_key, .. }
+            if expired(crate::principal::USER_MAX_SESSION) && with_key.is_long_term() =>
+        {
+            return match user_of(user) {
+                Some(user) => Containment::Deactivate {
+                    account: hop.account.clone(),
+                    user,
+                    key: with_key.clone(),
+                },
+                None => Containment::Report(format!(
+                    "{}: the record names no user; deactivate the key by hand",
+                    hop.found.describe()
+                )),
+            };
+        }
+        Footprint::FederationToken { .. } if expired(crate::principal::USER_MAX_SESSION) => {
+            return Containment::Report(format!(
+                "{}: expired (36 hours at most), nothing to deny",
+                hop.found.describe()
+            ));
+        }
+        _ => {}
+    }
     match &hop.found {
         Footprint::Session(s) => request(
             Target {
@@ -310,60 +392,6 @@ pub fn containment(hop: &Hop, task: &FollowUpTask, caller: Option<&PrincipalName
             hop.found.describe(),
             hop.account
         )),
-    }
-}
-
-/// A link as the outcome reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChainLink {
-    /// The same link has the same id in every run (the record's event id, else what it
-    /// found): a later run says which links are new.
-    pub id: String,
-    pub depth: u32,
-    /// The key that made the call.
-    pub by: String,
-    /// The account whose CloudTrail recorded it.
-    pub account: String,
-    pub found: String,
-    /// What cutoff did about it.
-    pub result: String,
-    /// Not reported by an earlier run of this follow-up.
-    pub new: bool,
-}
-
-impl ChainLink {
-    /// The id of a link: the CloudTrail event it was read from.
-    pub fn id_of(hop: &Hop) -> String {
-        match &hop.event_id {
-            Some(id) => format!("{}:{id}", hop.account),
-            None => format!("{}:{}", hop.account, hop.found.describe()),
-        }
-    }
-}
-
-/// What one run of a follow-up found and did: the `chain` of its outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChainReport {
-    pub run: u8,
-    pub runs: u8,
-    /// The key followed.
-    pub key: String,
-    /// Where and since when CloudTrail was read (`<account> <region>`).
-    pub searched: Vec<String>,
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub links: Vec<ChainLink>,
-    /// Whether everything the key could have done was read and followed; when not,
-    /// `gaps` says what was not.
-    pub complete: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub gaps: Vec<String>,
-}
-
-impl ChainReport {
-    /// The links no earlier run reported.
-    pub fn new_links(&self) -> impl Iterator<Item = &ChainLink> {
-        self.links.iter().filter(|l| l.new)
     }
 }
 

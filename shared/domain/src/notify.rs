@@ -194,7 +194,7 @@ const LINKS_MAX: usize = 100;
 
 /// The message of a follow-up run: what the stolen credential was found to have done
 /// and what cutoff did about each link.
-fn render_chain(o: &Outcome, chain: &crate::follow_up::ChainReport, body: &mut String) {
+fn render_chain(o: &Outcome, chain: &crate::chain::ChainReport, body: &mut String) {
     let new = chain.new_links().count();
     section(body, "What happened");
     line(
@@ -257,7 +257,7 @@ fn render_chain(o: &Outcome, chain: &crate::follow_up::ChainReport, body: &mut S
     }
 }
 
-fn chain_subject(o: &Outcome, chain: &crate::follow_up::ChainReport) -> String {
+fn chain_subject(o: &Outcome, chain: &crate::chain::ChainReport) -> String {
     let prefix = match o.status {
         Status::Partial => "cutoff PARTIAL: follow-up",
         Status::Failed => "cutoff FAILED: follow-up",
@@ -1868,14 +1868,14 @@ mod tests {
             "api_calls": 4, "error": null, "propagation": null, "detail": "run", "actions": [], "dry_run": false
         }))
         .unwrap();
-        o.chain = Some(crate::follow_up::ChainReport {
+        o.chain = Some(crate::chain::ChainReport {
             run: 2,
             runs: 3,
             key: "ASIASTOLENKEY0000001".to_owned(),
             searched: vec!["111122223333 us-east-1".to_owned()],
             from: chrono::Utc::now(),
             to: chrono::Utc::now(),
-            links: vec![crate::follow_up::ChainLink {
+            links: vec![crate::chain::ChainLink {
                 id: "111122223333:e1".to_owned(),
                 depth: 1,
                 by: "ASIASTOLENKEY0000001".to_owned(),

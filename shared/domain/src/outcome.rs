@@ -62,7 +62,7 @@ pub struct RevocationRequest {
     #[serde(default)]
     pub expected_unique_id: Option<UniqueId>,
     /// The region where the finding's activity was seen: the follow-up reads regional
-    /// STS calls there ([`crate::follow_up`]).
+    /// STS calls there (the follow-up of a revocation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity_region: Option<String>,
     #[serde(default)]
@@ -405,9 +405,9 @@ pub struct Outcome {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_access: Vec<String>,
     /// A follow-up run's report: what the stolen credential was found to have done
-    /// and what cutoff did about each link ([`crate::follow_up`]).
+    /// and what cutoff did about each link (the follow-up of a revocation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chain: Option<crate::follow_up::ChainReport>,
+    pub chain: Option<crate::chain::ChainReport>,
 }
 
 impl Outcome {

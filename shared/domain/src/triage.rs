@@ -33,7 +33,7 @@ pub enum Source {
     /// The sweeper's schedule (or an operator's sweep).
     Schedule,
     /// The follow-up of a revocation: a link of the stolen credential's chain, found
-    /// in CloudTrail ([`crate::follow_up`]). Never queued.
+    /// in CloudTrail (the follow-up of a revocation). Never queued.
     Chain,
     /// A request-queue message that is not a request at all: it came through the
     /// queue, from whom it does not say.

@@ -1346,6 +1346,17 @@ fn the_readme_scp_refuses_a_plain_invoke_of_the_revoker() {
         ));
     }
     cases.push(case(
+        "an administrator deletes cutoff's schedule group, with the SCP",
+        EvalRequest::new(
+            "scheduler:DeleteScheduleGroup",
+            &format!("arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/cutoff-follow-ups"),
+            &attacker(),
+        )
+        .policy(broad(&["scheduler"]))
+        .scp(scp.clone()),
+        ExplicitlyDenied,
+    ));
+    cases.push(case(
         "an administrator passes the follow-up scheduler role, with the SCP",
         EvalRequest::new("iam:PassRole", &scheduler_role, &attacker())
             .policy(broad(&["iam"]))

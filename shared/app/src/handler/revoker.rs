@@ -446,7 +446,7 @@ where
         match Invocation::classify(payload) {
             Invocation::FollowUp(task) => {
                 let done = match task {
-                    Ok(task) => self.follow_up(&task, request_id).await,
+                    Ok(task) => self.follow_up(&task, request_id, settings.dry_run).await,
                     Err(why) => {
                         let mut outcome = Outcome::invalid_request(why);
                         outcome.trigger.source = Source::Chain;

@@ -62,7 +62,14 @@ where
     L: Ledger,
 {
     /// One run of a follow-up.
-    pub async fn follow_up(&self, task: &FollowUpTask, request_id: &str) -> FollowedUp {
+    /// One run of a follow-up. With `dry_run` (the deployment's `CUTOFF_DRY_RUN`),
+    /// everything is read and computed and nothing written.
+    pub async fn follow_up(
+        &self,
+        task: &FollowUpTask,
+        request_id: &str,
+        dry_run: bool,
+    ) -> FollowedUp {
         let calls: Arc<CallCounter> = Arc::default();
         let request = RevocationRequest {
             action: ManualAction::Revoke,
@@ -72,12 +79,13 @@ where
             first_activity: Some(task.first_activity),
             expected_unique_id: None,
             activity_region: task.activity_region.clone(),
-            dry_run: false,
+            dry_run,
             force: false,
         };
         let (mut outcome, contained) = match self.admit(task, &request).await {
             Ok(key) => {
-                let (report, owner, contained) = self.run(task, &key, request_id, &calls).await;
+                let (report, owner, contained) =
+                    self.run(task, &key, request_id, &calls, dry_run).await;
                 let mut outcome = self.run_outcome(&request, report, &contained);
                 outcome.owner = owner.unwrap_or_default();
                 (outcome, contained)
@@ -118,10 +126,11 @@ where
                 )
             })?;
         let finding = short_hash(&task.finding_id);
-        if !records
-            .iter()
-            .any(|r| r.access_key_id == key && r.finding.as_deref() == Some(finding.as_str()))
-        {
+        // A record kept as *seen only* vouches for nothing (the cutoff in force was
+        // older than the request, and coverage rested on the finding's own claim).
+        if !records.iter().any(|r| {
+            r.access_key_id == key && r.finding.as_deref() == Some(finding.as_str()) && !r.seen_only
+        }) {
             return Err(Stop::failed(
                 FailureKind::Refused,
                 format!(
@@ -140,6 +149,7 @@ where
         key: &AccessKeyId,
         request_id: &str,
         calls: &Arc<CallCounter>,
+        dry_run: bool,
     ) -> (
         ChainReport,
         Option<cutoff_domain::outcome::Owner>,
@@ -151,7 +161,8 @@ where
             cutoff_domain::chain::CredentialKind::of(key),
             now,
         );
-        let (walk, mut reading) = self.walk(task, key, from, request_id, calls).await;
+        let started = tokio::time::Instant::now();
+        let (walk, mut reading) = self.walk(task, key, request_id, calls).await;
         let (earlier, owner) = self.origin_history(task, key).await;
         let origin_user = (task.origin.kind == TargetKind::User).then_some(&task.origin.name);
         let mut links = Vec::new();
@@ -164,14 +175,30 @@ where
                     .or(if hop.by == *key { origin_user } else { None });
             let id = ChainLink::id_of(hop);
             let new = !earlier.contains(&id);
-            // The owner hears of a link once, when it is found, and again only if
-            // containing it fails.
+            // The owner hears of a link when it is found, and again when containing it
+            // fails or writes anything (a deny released or a key reactivated since).
             let tell = |o: &Outcome| {
                 o.status != Status::AlreadyRevoked
-                    && (new || matches!(o.status, Status::Failed | Status::Partial))
+                    && (new
+                        || matches!(o.status, Status::Failed | Status::Partial)
+                        || (!o.actions.is_empty() && !o.dry_run))
             };
-            let result = match containment(hop, task, caller) {
-                Containment::Revoke(request) => {
+            let mut containment = containment(hop, task, caller, now);
+            // Containing comes after reading, within the function's time: what is left
+            // is contained by the next run.
+            if !matches!(containment, Containment::Report(_))
+                && started.elapsed() >= self.config.follow_up_deadline
+            {
+                reading.gaps.push(format!(
+                    "{}: not contained in this run (out of time); the next run contains it",
+                    hop.found.describe()
+                ));
+                containment =
+                    Containment::Report("not contained in this run (out of time)".to_owned());
+            }
+            let result = match containment {
+                Containment::Revoke(mut request) => {
+                    request.dry_run = dry_run;
                     let outcome = self.handle(&request, &format!("{request_id}-{i}")).await;
                     let said = self.said(&outcome, &mut reading.gaps);
                     if tell(&outcome) {
@@ -181,7 +208,7 @@ where
                 }
                 Containment::Deactivate { account, user, key } => {
                     let outcome = self
-                        .deactivate_created(task, hop, &account, &user, &key, request_id)
+                        .deactivate_created(task, hop, (&account, &user, &key), request_id, dry_run)
                         .await;
                     let said = self.said(&outcome, &mut reading.gaps);
                     if tell(&outcome) {
@@ -239,7 +266,6 @@ where
         &self,
         task: &FollowUpTask,
         key: &AccessKeyId,
-        from: chrono::DateTime<chrono::Utc>,
         request_id: &str,
         calls: &Arc<CallCounter>,
     ) -> (Walk, Reading) {
@@ -267,12 +293,19 @@ where
         while let Some(lookup) = walk.next_key() {
             if started.elapsed() >= self.config.follow_up_budget {
                 reading.gaps.push(format!(
-                    "the run read CloudTrail for its {} s and stopped with key {} and others unread; the next run reads them",
+                    "the run read CloudTrail for its {} s and stopped with key {} and others unread (each run starts again from the finding's key): look in CloudTrail for what they did",
                     self.config.follow_up_budget.as_secs(),
                     lookup.key
                 ));
                 break;
             }
+            // Each key from as long ago as it can have lived: a long-term key found on
+            // the way is read over CloudTrail's whole history, not the session's 36 h.
+            let from = search_from(
+                task.first_activity,
+                cutoff_domain::chain::CredentialKind::of(&lookup.key),
+                now,
+            );
             if let Some(why) = self
                 .config
                 .accounts
@@ -329,16 +362,30 @@ where
                                 {
                                     continue;
                                 }
-                                // By call name: only the call that minted this key.
-                                if let Query::EventName(_) = query
-                                    && record
+                                // By call name: only the call that minted this key, and
+                                // only when the finding's own user made it. The finding
+                                // says whose key this is; a call of another user that
+                                // returned it is a contradiction to report, never a
+                                // reason to deny that other user.
+                                if let Query::EventName(_) = query {
+                                    if record
                                         .response_elements
                                         .as_ref()
                                         .and_then(|r| r.pointer("/credentials/accessKeyId"))
                                         .and_then(|k| k.as_str())
                                         != Some(lookup.key.as_str())
-                                {
-                                    continue;
+                                    {
+                                        continue;
+                                    }
+                                    if !made_by(&record, &task.origin) {
+                                        reading.gaps.push(format!(
+                                            "the GetSessionToken that returned key {} (event {}) was not made by {}: the key behind it is not deactivated; look at that event",
+                                            lookup.key,
+                                            record.event_id.as_deref().map(cutoff_domain::principal::excerpt).unwrap_or_default(),
+                                            task.origin
+                                        ));
+                                        continue;
+                                    }
                                 }
                                 match Seen::read(&record) {
                                     Ok(Some(s)) => seen.push(s),
@@ -450,10 +497,9 @@ where
         &self,
         task: &FollowUpTask,
         hop: &Hop,
-        account: &Account,
-        user: &PrincipalName,
-        key: &AccessKeyId,
+        (account, user, key): (&Account, &PrincipalName, &AccessKeyId),
         request_id: &str,
+        dry_run: bool,
     ) -> Outcome {
         let calls: Arc<CallCounter> = Arc::default();
         let request = RevocationRequest {
@@ -472,7 +518,7 @@ where
             first_activity: hop.at,
             expected_unique_id: None,
             activity_region: None,
-            dry_run: false,
+            dry_run,
             force: false,
         };
         let mut record = Record::default();
@@ -484,8 +530,14 @@ where
             let resolved = self
                 .inspect(&request, located, Purpose::Revoke, &mut record)
                 .await?;
-            self.set_inactive(&resolved.client, &resolved.principal, key, &mut record)
-                .await
+            self.set_inactive(
+                &resolved.client,
+                &resolved.principal,
+                key,
+                dry_run,
+                &mut record,
+            )
+            .await
         }
         .await;
         let outcome = self.report(&request, &calls, record, result);
@@ -499,6 +551,7 @@ where
         client: &C,
         user: &IamPrincipal,
         key: &AccessKeyId,
+        dry_run: bool,
         record: &mut Record,
     ) -> Result<super::Done, Stop> {
         let keys = client.list_access_keys(&user.name).await?;
@@ -517,7 +570,7 @@ where
         }
         let mut writer = DenyWriter::new(
             client,
-            false,
+            dry_run,
             ReadBack {
                 attempts: self.config.verify_attempts,
                 delay: self.config.verify_delay,
@@ -526,6 +579,15 @@ where
         let written = writer.deactivate_key(user, key).await;
         record.actions = writer.into_actions();
         written?;
+        if dry_run {
+            return Ok(super::Done::said(
+                Status::DryRun,
+                format!(
+                    "access key {key} of {user}, created with the stolen credential, would be set Inactive (dry run)"
+                ),
+                Scope::Role,
+            ));
+        }
         Ok(super::Done::said(
             Status::Applied,
             format!(
@@ -598,6 +660,23 @@ where
             tracing::error!(error = %e, "follow-up audit entry not written (the outcome is still logged and published)");
         }
     }
+}
+
+/// Whether `record` is a call of `origin` (a user): its name, in its account.
+fn made_by(record: &cutoff_domain::event::CloudTrailEvent, origin: &Target) -> bool {
+    let Some(identity) = record.user_identity.as_ref() else {
+        return false;
+    };
+    identity.identity_type.as_deref() == Some("IAMUser")
+        && identity
+            .user_name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(origin.name.as_str()))
+        && identity
+            .account_id
+            .as_deref()
+            .or(record.recipient_account_id.as_deref())
+            .is_some_and(|a| a == origin.account.as_str())
 }
 
 /// The user behind each key a link minted, for the records of that key that name

@@ -362,6 +362,26 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         }
         let hour = self.clock.now().format("%Y-%m-%dT%H").to_string();
         let account = &request.target.account;
+        // The follow-up's revocations count against their finding's own budget, not
+        // the account's: a thief who mints many sessions must not use up the slots of
+        // every other finding in the account. The walk bounds a finding's links.
+        if request.trigger.source == Source::Chain {
+            let cap =
+                u32::try_from(cutoff_domain::chain::Limits::default().max_hops).unwrap_or(u32::MAX);
+            let finding = request.trigger.finding_id.as_deref().unwrap_or("-");
+            return self
+                .take_breaker_slot(
+                    &format!("chain#{}#{hour}", short_hash(finding)),
+                    cap,
+                    notes,
+                    || {
+                        format!(
+                            "{cap} revocations following the chain of one finding this hour already"
+                        )
+                    },
+                )
+                .await;
+        }
         // The action's count first: a selection refused for its size must not use up
         // the account's slots, or one click would stop GuardDuty's revocations there.
         if let (Some(cap), Some(action)) = (

@@ -94,6 +94,9 @@ pub struct RevokeConfig {
     /// 90 s, and the containments come after the reading): keys left unread then are
     /// a gap the run reports, and the next run starts over.
     pub follow_up_budget: Duration,
+    /// When a follow-up run stops containing (what is left, the next run contains),
+    /// within the function's 90 s.
+    pub follow_up_deadline: Duration,
 }
 
 impl Default for RevokeConfig {
@@ -115,6 +118,7 @@ impl Default for RevokeConfig {
             dedupe_window: chrono::Duration::hours(1),
             self_check: None,
             follow_up_budget: Duration::from_secs(45),
+            follow_up_deadline: Duration::from_secs(75),
         }
     }
 }

@@ -180,9 +180,12 @@ fn a_minted_session_is_revoked_in_its_own_account_on_its_own_session_only() {
         session: SessionName::parse("pivot").unwrap(),
         access_key_id: key("ASIALINKONEKEY000001"),
     });
-    let Containment::Revoke(request) =
-        containment(&hop(found, "ASIASTOLENKEY0000001", 1), &task(), None)
-    else {
+    let Containment::Revoke(request) = containment(
+        &hop(found, "ASIASTOLENKEY0000001", 1),
+        &task(),
+        None,
+        t(2, 0),
+    ) else {
         panic!()
     };
     assert_eq!(request.target.account.as_str(), "444455556666");
@@ -216,6 +219,7 @@ fn a_session_token_denies_its_user_and_deactivates_the_long_term_key_behind_it()
         &hop(found, "AKIALONGTERMKEY00001", 1),
         &task(),
         Some(&name("ci")),
+        t(2, 0),
     ) else {
         panic!()
     };
@@ -233,7 +237,12 @@ fn a_session_token_denies_its_user_and_deactivates_the_long_term_key_behind_it()
         with_key: key("AKIALONGTERMKEY00001"),
     };
     assert!(matches!(
-        containment(&hop(unnamed, "AKIALONGTERMKEY00001", 1), &task(), None),
+        containment(
+            &hop(unnamed, "AKIALONGTERMKEY00001", 1),
+            &task(),
+            None,
+            t(2, 0)
+        ),
         Containment::Report(_)
     ));
 }
@@ -245,9 +254,12 @@ fn a_federation_token_denies_the_user_who_minted_it_and_that_users_key() {
         name: "x".to_owned(),
         access_key_id: key("ASIAFEDERATIONKEY001"),
     };
-    let Containment::Revoke(request) =
-        containment(&hop(found, "AKIALONGTERMKEY00001", 2), &task(), None)
-    else {
+    let Containment::Revoke(request) = containment(
+        &hop(found, "AKIALONGTERMKEY00001", 2),
+        &task(),
+        None,
+        t(2, 0),
+    ) else {
         panic!()
     };
     assert_eq!(request.target.name.as_str(), "ci");
@@ -264,7 +276,12 @@ fn a_created_key_is_deactivated_without_denying_its_user_and_the_rest_is_reporte
         access_key_id: key("AKIANEWBACKDOORKEY01"),
     };
     assert_eq!(
-        containment(&hop(found, "ASIASTOLENKEY0000001", 1), &task(), None),
+        containment(
+            &hop(found, "ASIASTOLENKEY0000001", 1),
+            &task(),
+            None,
+            t(2, 0)
+        ),
         Containment::Deactivate {
             account: account("111122223333"),
             user: name("backdoor"),
@@ -284,6 +301,7 @@ fn a_created_key_is_deactivated_without_denying_its_user_and_the_rest_is_reporte
             &hop(found.clone(), "ASIASTOLENKEY0000001", 1),
             &task(),
             None,
+            t(2, 0),
         ) else {
             panic!("{found:?}")
         };
@@ -302,4 +320,107 @@ fn a_link_has_the_same_id_in_every_run() {
     other_event.event_id = Some("e-8".to_owned());
     assert_eq!(ChainLink::id_of(&one), ChainLink::id_of(&one.clone()));
     assert_ne!(ChainLink::id_of(&one), ChainLink::id_of(&other_event));
+}
+
+#[test]
+fn a_link_made_before_the_findings_first_activity_is_reported_not_contained() {
+    // The owner used the key before the thief did (an instance's own credentials):
+    // what it did then is not the thief's for sure.
+    let session = || {
+        Footprint::Session(MintedSession {
+            account: account("444455556666"),
+            role: name("admin"),
+            role_id: UniqueId::parse("AROAEXAMPLEROLEID0001").unwrap(),
+            session: SessionName::parse("nightly").unwrap(),
+            access_key_id: key("ASIALINKONEKEY000001"),
+        })
+    };
+    let mut early = hop(session(), "ASIASTOLENKEY0000001", 1);
+    early.at = Some(t(0, 59));
+    let Containment::Report(text) = containment(&early, &task(), None, t(2, 0)) else {
+        panic!()
+    };
+    assert!(
+        text.contains("before the finding's first activity"),
+        "{text}"
+    );
+    let mut timeless = early.clone();
+    timeless.at = None;
+    assert!(matches!(
+        containment(&timeless, &task(), None, t(2, 0)),
+        Containment::Report(_)
+    ));
+    // At the first activity exactly: the thief's.
+    let mut at_first = early;
+    at_first.at = Some(t(1, 0));
+    assert!(matches!(
+        containment(&at_first, &task(), None, t(2, 0)),
+        Containment::Revoke(_)
+    ));
+    // The call that minted the finding's own key is the thief's whenever it was made.
+    let mut user_task = task();
+    user_task.origin.kind = TargetKind::User;
+    user_task.origin.name = name("ci");
+    let mut minted = hop(
+        Footprint::SessionToken {
+            user: Some(name("ci")),
+            access_key_id: key("ASIASTOLENKEY0000001"),
+            with_key: key("AKIALONGTERMKEY00001"),
+        },
+        "ASIASTOLENKEY0000001",
+        1,
+    );
+    minted.at = Some(t(0, 10));
+    assert!(matches!(
+        containment(&minted, &user_task, None, t(2, 0)),
+        Containment::Revoke(_)
+    ));
+}
+
+#[test]
+fn a_credential_that_cannot_be_alive_is_not_denied_but_the_key_behind_it_is_deactivated() {
+    let mut old_session = hop(
+        Footprint::Session(MintedSession {
+            account: account("444455556666"),
+            role: name("admin"),
+            role_id: UniqueId::parse("AROAEXAMPLEROLEID0001").unwrap(),
+            session: SessionName::parse("pivot").unwrap(),
+            access_key_id: key("ASIALINKONEKEY000001"),
+        }),
+        "ASIASTOLENKEY0000001",
+        1,
+    );
+    let mut long_ago = task();
+    long_ago.first_activity = t(0, 0) - chrono::Duration::hours(30);
+    old_session.at = Some(t(0, 0) - chrono::Duration::hours(13));
+    let Containment::Report(text) = containment(&old_session, &long_ago, None, t(0, 0)) else {
+        panic!()
+    };
+    assert!(text.contains("expired"), "{text}");
+    // Twelve hours exactly: it may still be alive.
+    old_session.at = Some(t(0, 0) - chrono::Duration::hours(12));
+    assert!(matches!(
+        containment(&old_session, &long_ago, None, t(0, 0)),
+        Containment::Revoke(_)
+    ));
+    let mut old_token = hop(
+        Footprint::SessionToken {
+            user: Some(name("ci")),
+            access_key_id: key("ASIATOKENKEY00000001"),
+            with_key: key("AKIALONGTERMKEY00001"),
+        },
+        "AKIALONGTERMKEY00001",
+        1,
+    );
+    old_token.at = Some(t(0, 0) - chrono::Duration::hours(37));
+    let mut older = task();
+    older.first_activity = t(0, 0) - chrono::Duration::hours(40);
+    assert_eq!(
+        containment(&old_token, &older, None, t(0, 0)),
+        Containment::Deactivate {
+            account: account("111122223333"),
+            user: name("ci"),
+            key: key("AKIALONGTERMKEY00001"),
+        }
+    );
 }

@@ -202,7 +202,7 @@ async fn a_chain_of_three_sessions_across_two_accounts_is_revoked_and_a_created_
         }),
     );
 
-    let done = r.follow_up(&task(&origin, 1), "run-1").await;
+    let done = r.follow_up(&task(&origin, 1), "run-1", false).await;
     let outcome = &done.outcome;
     assert_eq!(outcome.status, Status::Applied, "{outcome:#?}");
     let chain = outcome.chain.as_ref().unwrap();
@@ -285,7 +285,7 @@ async fn a_loop_ends_and_late_events_are_found_by_a_later_run_and_nothing_is_new
     let origin = revoke_origin(&r, TargetKind::Role, "deploy").await;
 
     // Run 1: CloudTrail has not delivered anything yet.
-    let first = r.follow_up(&task(&origin, 1), "run-1").await;
+    let first = r.follow_up(&task(&origin, 1), "run-1", false).await;
     assert_eq!(first.outcome.status, Status::Applied);
     assert!(first.outcome.chain.as_ref().unwrap().links.is_empty());
     assert!(first.contained.is_empty());
@@ -312,7 +312,7 @@ async fn a_loop_ends_and_late_events_are_found_by_a_later_run_and_nothing_is_new
         assume_role("e2", MEMBER, "self-trusting", &id, "loop", STOLEN),
     );
 
-    let second = r.follow_up(&task(&origin, 2), "run-2").await;
+    let second = r.follow_up(&task(&origin, 2), "run-2", false).await;
     let chain = second.outcome.chain.as_ref().unwrap();
     assert_eq!(chain.links.len(), 2, "{chain:#?}");
     assert!(chain.links.iter().all(|l| l.new));
@@ -326,7 +326,7 @@ async fn a_loop_ends_and_late_events_are_found_by_a_later_run_and_nothing_is_new
 
     // Run 3: the same links, none new, nothing written or told again.
     let writes_before = member.writes().len();
-    let third = r.follow_up(&task(&origin, 3), "run-3").await;
+    let third = r.follow_up(&task(&origin, 3), "run-3", false).await;
     let chain = third.outcome.chain.as_ref().unwrap();
     assert_eq!(chain.links.len(), 2);
     assert!(chain.links.iter().all(|l| !l.new), "{chain:#?}");
@@ -358,7 +358,7 @@ async fn a_users_session_token_leads_to_the_long_term_key_behind_it_which_ends_i
         json!({
             "eventID": id, "eventName": "GetSessionToken", "eventSource": "sts.amazonaws.com",
             "eventTime": "2026-12-05T09:00:00Z",
-            "userIdentity": {"type": "IAMUser", "userName": "ci", "accessKeyId": with},
+            "userIdentity": {"type": "IAMUser", "userName": "ci", "accountId": MEMBER, "accessKeyId": with},
             "responseElements": {"credentials": {"accessKeyId": minted}}
         })
     };
@@ -373,7 +373,7 @@ async fn a_users_session_token_leads_to_the_long_term_key_behind_it_which_ends_i
         token("t2", "AKIAOTHERUSERKEY0001", "ASIAOTHERTOKEN000001"),
     );
 
-    let done = r.follow_up(&task(&origin, 1), "run-1").await;
+    let done = r.follow_up(&task(&origin, 1), "run-1", false).await;
     assert_eq!(done.outcome.status, Status::Applied, "{:#?}", done.outcome);
     assert_eq!(
         member.key_status("ci", "AKIALONGTERMKEY00001").as_deref(),
@@ -408,7 +408,7 @@ async fn a_forged_task_for_a_key_cutoff_never_revoked_reads_nothing_and_changes_
     let mut other_key = task(&origin, 1);
     other_key.origin.access_key_id = Some(AccessKeyId::parse("ASIAVICTIMSKEY000001").unwrap());
     for forged in [other_principal, other_finding, other_key] {
-        let done = r.follow_up(&forged, "forged").await;
+        let done = r.follow_up(&forged, "forged", false).await;
         assert_eq!(done.outcome.status, Status::Failed, "{forged:?}");
         assert_eq!(
             done.outcome.error.as_ref().unwrap().kind,
@@ -451,7 +451,7 @@ async fn what_could_not_be_read_makes_the_run_partial_and_says_what() {
         .of(MEMBER, "eu-west-1")
         .fail("LookupEvents", &[cutoff_aws::ErrorKind::AccessDenied]);
 
-    let done = r.follow_up(&task(&origin, 1), "run-1").await;
+    let done = r.follow_up(&task(&origin, 1), "run-1", false).await;
     assert_eq!(done.outcome.status, Status::Partial, "{:#?}", done.outcome);
     let gaps = done.outcome.chain.as_ref().unwrap().gaps.join("\n");
     assert!(gaps.contains("777788889999"), "{gaps}");
@@ -493,10 +493,10 @@ async fn a_walk_that_outgrows_its_time_budget_stops_and_says_so() {
             ),
         );
     }
-    let done = r.follow_up(&task(&origin, 1), "run-1").await;
+    let done = r.follow_up(&task(&origin, 1), "run-1", false).await;
     assert_eq!(done.outcome.status, Status::Partial);
     let gaps = done.outcome.chain.as_ref().unwrap().gaps.join("\n");
-    assert!(gaps.contains("the next run reads them"), "{gaps}");
+    assert!(gaps.contains("look in CloudTrail"), "{gaps}");
     // What was found is still contained (ninety sessions of one role outgrow its
     // session policy: escalated to the whole role, as any session deny is).
     let links = &done.outcome.chain.as_ref().unwrap().links;
@@ -507,4 +507,146 @@ async fn a_walk_that_outgrows_its_time_budget_stops_and_says_so() {
             .all(|l| l.result.starts_with("applied") || l.result.starts_with("already_revoked")),
         "{links:#?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_token_record_of_another_user_never_turns_the_follow_up_on_that_user() {
+    // A forged finding names a throwaway user and a victim's key: the record that
+    // minted the key was the victim's call, which contradicts the finding.
+    let access = FakeAccess::new(HOME);
+    let member = access.account(MEMBER);
+    member.add_user("throwaway", &[]);
+    member.add_user("victim", &[]);
+    member.add_access_key("victim", "AKIAVICTIMSKEY000001");
+    let r = revoker(&access);
+    let origin = revoke_origin(&r, TargetKind::User, "throwaway").await;
+    access.histories.of(MEMBER, IAM_REGION).add(
+        "AKIAVICTIMSKEY000001",
+        minutes_ago(180),
+        json!({
+            "eventID": "t9", "eventName": "GetSessionToken", "eventSource": "sts.amazonaws.com",
+            "eventTime": "2026-12-05T09:00:00Z",
+            "userIdentity": {"type": "IAMUser", "userName": "victim", "accountId": MEMBER, "accessKeyId": "AKIAVICTIMSKEY000001"},
+            "responseElements": {"credentials": {"accessKeyId": STOLEN}}
+        }),
+    );
+    let done = r.follow_up(&task(&origin, 1), "run-1", false).await;
+    assert_eq!(done.outcome.status, Status::Partial, "{:#?}", done.outcome);
+    let chain = done.outcome.chain.as_ref().unwrap();
+    assert!(chain.links.is_empty(), "{chain:#?}");
+    assert!(
+        chain.gaps.join(" ").contains("was not made by"),
+        "{chain:#?}"
+    );
+    assert_eq!(
+        member
+            .key_status("victim", "AKIAVICTIMSKEY000001")
+            .as_deref(),
+        Some("Active")
+    );
+    let victim = IamPrincipal::user(PrincipalName::parse("victim").unwrap());
+    assert!(
+        member
+            .inline(&victim, cutoff_domain::policy::ROLE_WIDE_POLICY_NAME)
+            .is_none()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_deployment_follows_the_chain_and_writes_nothing() {
+    let access = FakeAccess::new(HOME);
+    let member = access.account(MEMBER);
+    member.add_role("deploy", "/", &[]);
+    member.add_role("deploy-admin", "/", &[]);
+    member.add_user("backdoor", &[]);
+    member.add_access_key("backdoor", "AKIABACKDOORKEY00001");
+    let r = revoker(&access);
+    let origin = revoke_origin(&r, TargetKind::Role, "deploy").await;
+    let m = access.histories.of(MEMBER, IAM_REGION);
+    let admin = role_id(&member, "deploy-admin");
+    m.add(
+        STOLEN,
+        minutes_ago(90),
+        assume_role(
+            "e1",
+            MEMBER,
+            "deploy-admin",
+            &admin,
+            "hop-1",
+            "ASIALINKONEKEY000001",
+        ),
+    );
+    m.add(
+        STOLEN,
+        minutes_ago(80),
+        json!({
+            "eventID": "e2", "eventName": "CreateAccessKey", "eventSource": "iam.amazonaws.com",
+            "eventTime": "2026-12-05T11:00:00Z",
+            "responseElements": {"accessKey": {"accessKeyId": "AKIABACKDOORKEY00001", "userName": "backdoor", "status": "Active"}}
+        }),
+    );
+    let writes = member.writes().len();
+    let done = r.follow_up(&task(&origin, 1), "run-1", true).await;
+    let chain = done.outcome.chain.as_ref().unwrap();
+    assert_eq!(chain.links.len(), 2, "{chain:#?}");
+    assert_eq!(member.writes().len(), writes, "a dry run writes nothing");
+    assert_eq!(done.contained.len(), 2);
+    assert!(
+        done.contained.iter().all(|o| o.status == Status::DryRun),
+        "{:#?}",
+        done.contained
+    );
+    assert_eq!(
+        member
+            .key_status("backdoor", "AKIABACKDOORKEY00001")
+            .as_deref(),
+        Some("Active")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deny_released_since_the_last_run_is_written_again_and_its_owner_told() {
+    let access = FakeAccess::new(HOME);
+    let member = access.account(MEMBER);
+    member.add_role("deploy", "/", &[]);
+    member.add_role("deploy-admin", "/", &[]);
+    let r = revoker(&access);
+    let origin = revoke_origin(&r, TargetKind::Role, "deploy").await;
+    let admin = role_id(&member, "deploy-admin");
+    access.histories.of(MEMBER, IAM_REGION).add(
+        STOLEN,
+        minutes_ago(90),
+        assume_role(
+            "e1",
+            MEMBER,
+            "deploy-admin",
+            &admin,
+            "hop-1",
+            "ASIALINKONEKEY000001",
+        ),
+    );
+    let first = r.follow_up(&task(&origin, 1), "run-1", false).await;
+    assert_eq!(first.contained.len(), 1);
+    // Someone removes the session deny; the next run finds the link again (not new).
+    member
+        .state()
+        .roles
+        .get_mut("deploy-admin")
+        .unwrap()
+        .inline
+        .clear();
+    r.clock.advance(chrono::Duration::minutes(14));
+    let second = r.follow_up(&task(&origin, 2), "run-2", false).await;
+    let chain = second.outcome.chain.as_ref().unwrap();
+    assert!(chain.links.iter().all(|l| !l.new), "{chain:#?}");
+    assert!(session_cutoff(&member, "deploy-admin", "hop-1").is_some());
+    assert_eq!(
+        second.contained.len(),
+        1,
+        "a write is told even for a known link"
+    );
+    // Left alone, the next run writes nothing and tells nobody.
+    r.clock.advance(chrono::Duration::minutes(45));
+    let third = r.follow_up(&task(&origin, 3), "run-3", false).await;
+    assert!(third.contained.is_empty(), "{:#?}", third.contained);
 }
