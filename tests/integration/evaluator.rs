@@ -448,3 +448,40 @@ fn a_given_context_key_wins_over_a_derived_one_and_operators_are_checked_everywh
     .unwrap_err();
     assert!(err.contains("ArnNotEqual"), "{err}");
 }
+
+/// Identity Center (issue [11] item 6): the deny cutoff adds to a permission set's
+/// inline policy, provisioned as the reserved role's, denies that user's sessions
+/// whenever they were issued (a fresh one from the access portal too) and no other
+/// user of the same permission set.
+#[test]
+fn the_permission_set_deny_denies_one_identity_center_user_whenever_their_session_was_issued() {
+    use cutoff_domain::identity_center::{IdentityStoreUserId, InlineChange, add_user_deny};
+    let alice =
+        IdentityStoreUserId::parse("906752c4e2-6c7cd5b2-1051-70b2-1d66-2a5b36ecd0a2").unwrap();
+    let InlineChange::Put(document) = add_user_deny(Some(ALLOW_ALL), &alice).unwrap() else {
+        panic!("the deny is added")
+    };
+    let role = "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_0123456789abcdef";
+    let request = |user_id: &str, issued: &str| {
+        EvalRequest::new("s3:GetObject", "arn:aws:s3:::bucket/key", role)
+            .policy(document.as_str())
+            .context("identitystore:userId", user_id)
+            .context("aws:TokenIssueTime", issued)
+    };
+    let results = evaluate_all(&[
+        request(alice.as_str(), BEFORE),
+        request(alice.as_str(), AFTER),
+        request("b8e1f3a0-5c2d-4e6f-8a9b-0c1d2e3f4a5b", BEFORE),
+    ]);
+    assert_eq!(decision(&results[0]), Decision::ExplicitlyDenied);
+    assert_eq!(
+        decision(&results[1]),
+        Decision::ExplicitlyDenied,
+        "a session minted after the deny is denied too"
+    );
+    assert_eq!(
+        decision(&results[2]),
+        Decision::Allowed,
+        "another user of the permission set keeps working"
+    );
+}

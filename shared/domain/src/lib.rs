@@ -11,6 +11,7 @@ pub mod clock;
 pub mod coverage;
 pub mod event;
 pub mod follow_up;
+pub mod identity_center;
 pub mod json;
 pub mod notify;
 pub mod outcome;

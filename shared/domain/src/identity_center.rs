@@ -1,0 +1,255 @@
+//! Identity Center users (issue [11] item 6), pure: who an `AWSReservedSSO_…` session
+//! is, and the deny AWS's guidance puts in the inline policy of every permission set
+//! the user can use: `Deny *` when `identitystore:userId` is theirs, with no time
+//! condition, since whoever holds their access-portal session or cached SSO token
+//! mints fresh role credentials after any cutoff.
+//!
+//! `identitystore:userId` rather than `aws:userid`: it is the identity store's own id
+//! for the person, which does not change when their user name or email does.
+//!
+//! The permission set's inline policy has two limits: `PutInlinePolicyToPermissionSet`
+//! takes at most 32,768 characters, and Identity Center provisions it into each
+//! account as the inline policy of the reserved role, where IAM's role budget applies
+//! (10,240 characters, whitespace not counted). A deny that would not fit is refused
+//! here, before any call, rather than failing in provisioning account by account.
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::principal::{InvalidValue, PrincipalName, SessionName, excerpt};
+
+/// `PutInlinePolicyToPermissionSet`'s most.
+pub const PERMISSION_SET_INLINE_MAX: usize = 32_768;
+/// IAM's budget for a role's inline policies (whitespace not counted): the
+/// provisioned role holds the permission set's inline policy.
+pub const PROVISIONED_ROLE_INLINE_MAX: usize = 10_240;
+/// The condition key AWS's guidance names.
+pub const USER_ID_KEY: &str = "identitystore:userId";
+const SID_PREFIX: &str = "CutoffDenyIdentityCenterUser";
+const RESERVED_PREFIX: &str = "AWSReservedSSO_";
+
+fn invalid(what: &'static str, input: &str, why: &'static str) -> InvalidValue {
+    InvalidValue {
+        what,
+        excerpt: excerpt(input),
+        why,
+    }
+}
+
+/// An identity store user id: a UUID, optionally behind a ten-hex-digit prefix and a
+/// dash (the identity store API's pattern).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IdentityStoreUserId(String);
+
+impl IdentityStoreUserId {
+    pub fn parse(input: &str) -> Result<Self, InvalidValue> {
+        let uuid = match input.len() {
+            36 => input,
+            47 if input.as_bytes()[10] == b'-'
+                && input[..10]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+            {
+                &input[11..]
+            }
+            _ => {
+                return Err(invalid(
+                    "identity store user id",
+                    input,
+                    "a UUID, optionally after ten hex digits and a dash",
+                ));
+            }
+        };
+        let groups: Vec<&str> = uuid.split('-').collect();
+        let shaped = groups.len() == 5
+            && groups
+                .iter()
+                .zip([8, 4, 4, 4, 12])
+                .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !shaped {
+            return Err(invalid(
+                "identity store user id",
+                input,
+                "a UUID, optionally after ten hex digits and a dash",
+            ));
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for IdentityStoreUserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whose session an `AWSReservedSSO_<permission set>_<hex>` role session is: the
+/// permission set's name, and the user name the session is named for (Identity Center
+/// names each session after the user who signed in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoSession {
+    pub permission_set: String,
+    pub user_name: String,
+}
+
+/// The Identity Center user and permission set behind a role session, when the role
+/// is a permission set's (`AWSReservedSSO_<name>_<16 hex digits>`). The name only says
+/// what to look up: the user is resolved through the identity store, never trusted
+/// from the name alone.
+pub fn sso_session(role: &PrincipalName, session: &SessionName) -> Option<SsoSession> {
+    let rest = role.as_str().strip_prefix(RESERVED_PREFIX)?;
+    let (name, suffix) = rest.rsplit_once('_')?;
+    let hex = suffix.len() == 16 && suffix.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex || name.is_empty() {
+        return None;
+    }
+    Some(SsoSession {
+        permission_set: name.to_owned(),
+        user_name: session.as_str().to_owned(),
+    })
+}
+
+/// The statement's Sid for `user`: one per user, letters and digits only.
+fn sid(user: &IdentityStoreUserId) -> String {
+    let digest: String = Sha256::digest(user.as_str().as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{SID_PREFIX}{digest}")
+}
+
+/// `Deny *` for one Identity Center user, whatever session they use: no time
+/// condition (a cutoff would let the tokens they still hold mint new sessions).
+pub fn user_deny_statement(user: &IdentityStoreUserId) -> Value {
+    json!({
+        "Sid": sid(user),
+        "Effect": "Deny",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {"StringEquals": {USER_ID_KEY: user.as_str()}}
+    })
+}
+
+/// Why a permission set's inline policy cannot take the deny.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InlineError {
+    #[error(
+        "the permission set's inline policy cannot be read ({0}): cutoff does not overwrite what it cannot read"
+    )]
+    Unreadable(String),
+    #[error(
+        "with the deny, the permission set's inline policy would be {size} characters, over {limit} ({which}); make room, or use the SCP variant"
+    )]
+    TooLarge {
+        size: usize,
+        limit: usize,
+        which: &'static str,
+    },
+}
+
+/// What adding or removing the deny comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InlineChange {
+    /// The document to put.
+    Put(String),
+    /// The inline policy would be empty: delete it.
+    Delete,
+    /// Nothing to write.
+    Unchanged,
+}
+
+fn statements(existing: Option<&str>) -> Result<(Map<String, Value>, Vec<Value>), InlineError> {
+    let Some(text) = existing.filter(|t| !t.trim().is_empty()) else {
+        return Ok((
+            Map::from_iter([("Version".to_owned(), json!("2012-10-17"))]),
+            Vec::new(),
+        ));
+    };
+    let mut document = match crate::json::from_str(text) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(InlineError::Unreadable("not a JSON object".to_owned())),
+        Err(e) => return Err(InlineError::Unreadable(e.to_string())),
+    };
+    let list = match document.remove("Statement") {
+        None => Vec::new(),
+        Some(Value::Array(list)) => list,
+        Some(one @ Value::Object(_)) => vec![one],
+        Some(_) => {
+            return Err(InlineError::Unreadable(
+                "Statement is neither a statement nor a list of them".to_owned(),
+            ));
+        }
+    };
+    Ok((document, list))
+}
+
+fn finish(mut document: Map<String, Value>, list: Vec<Value>) -> Result<InlineChange, InlineError> {
+    if list.is_empty() {
+        return Ok(InlineChange::Delete);
+    }
+    document.insert("Statement".to_owned(), Value::Array(list));
+    let text = Value::Object(document).to_string();
+    let raw = text.chars().count();
+    if raw > PERMISSION_SET_INLINE_MAX {
+        return Err(InlineError::TooLarge {
+            size: raw,
+            limit: PERMISSION_SET_INLINE_MAX,
+            which: "PutInlinePolicyToPermissionSet's limit",
+        });
+    }
+    let compact = text.chars().filter(|c| !c.is_whitespace()).count();
+    if compact > PROVISIONED_ROLE_INLINE_MAX {
+        return Err(InlineError::TooLarge {
+            size: compact,
+            limit: PROVISIONED_ROLE_INLINE_MAX,
+            which: "IAM's inline budget of the role it is provisioned as",
+        });
+    }
+    Ok(InlineChange::Put(text))
+}
+
+/// The permission set's inline policy with `user` denied; every other statement kept
+/// as it is. A statement carrying cutoff's Sid for the user but saying something else
+/// is replaced by the deny: the Sid is cutoff's.
+pub fn add_user_deny(
+    existing: Option<&str>,
+    user: &IdentityStoreUserId,
+) -> Result<InlineChange, InlineError> {
+    let (document, mut list) = statements(existing)?;
+    let ours = user_deny_statement(user);
+    let sid = sid(user);
+    if list.contains(&ours) {
+        return Ok(InlineChange::Unchanged);
+    }
+    list.retain(|s| s.get("Sid").and_then(Value::as_str) != Some(sid.as_str()));
+    list.push(ours);
+    finish(document, list)
+}
+
+/// The permission set's inline policy without cutoff's deny of `user`.
+pub fn remove_user_deny(
+    existing: Option<&str>,
+    user: &IdentityStoreUserId,
+) -> Result<InlineChange, InlineError> {
+    let (document, mut list) = statements(existing)?;
+    let sid = sid(user);
+    let before = list.len();
+    list.retain(|s| s.get("Sid").and_then(Value::as_str) != Some(sid.as_str()));
+    if list.len() == before {
+        return Ok(InlineChange::Unchanged);
+    }
+    finish(document, list)
+}
+
+/// Whether the document denies `user` as cutoff writes it (the read-back).
+pub fn denies_user(document: &str, user: &IdentityStoreUserId) -> bool {
+    statements(Some(document)).is_ok_and(|(_, list)| list.contains(&user_deny_statement(user)))
+}
+
+#[cfg(test)]
+mod tests;
