@@ -101,7 +101,9 @@ pub fn at_expression(at: DateTime<Utc>) -> String {
 /// revoker and to send to `dead_letter_arn`).
 #[derive(Debug, Clone)]
 pub struct SdkFollowUps {
-    client: aws_sdk_scheduler::Client,
+    /// Built when the first schedule is made, not at start: most invocations make none.
+    client: std::sync::Arc<std::sync::OnceLock<aws_sdk_scheduler::Client>>,
+    config: Option<aws_config::SdkConfig>,
     group: String,
     target_arn: String,
     role_arn: String,
@@ -117,16 +119,30 @@ impl SdkFollowUps {
         role_arn: String,
         dead_letter_arn: Option<String>,
     ) -> Self {
-        let conf = aws_sdk_scheduler::config::Builder::from(config)
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .build();
-        Self::new(
-            aws_sdk_scheduler::Client::from_conf(conf),
+        Self {
+            client: Default::default(),
+            config: Some(config.clone()),
             group,
             target_arn,
             role_arn,
             dead_letter_arn,
-        )
+        }
+    }
+
+    fn client(&self) -> &aws_sdk_scheduler::Client {
+        self.client.get_or_init(|| {
+            // `new` fills the cell with its client: only `from_config` gets here, with
+            // its configuration (the default builder is never the one used).
+            let conf = match &self.config {
+                Some(config) => aws_sdk_scheduler::config::Builder::from(config),
+                None => aws_sdk_scheduler::config::Builder::default()
+                    .behavior_version(aws_config::BehaviorVersion::latest()),
+            };
+            aws_sdk_scheduler::Client::from_conf(
+                conf.retry_config(aws_config::retry::RetryConfig::disabled())
+                    .build(),
+            )
+        })
     }
 
     pub fn new(
@@ -137,7 +153,8 @@ impl SdkFollowUps {
         dead_letter_arn: Option<String>,
     ) -> Self {
         Self {
-            client,
+            client: std::sync::Arc::new(std::sync::OnceLock::from(client)),
+            config: None,
             group,
             target_arn,
             role_arn,
@@ -176,7 +193,7 @@ impl FollowUps for SdkFollowUps {
             .build()
             .map_err(build)?;
         let result = self
-            .client
+            .client()
             .create_schedule()
             .name(name)
             .group_name(&self.group)

@@ -178,8 +178,10 @@ pub struct SdkAccountAccess {
     /// are replaced.
     iam_config: aws_sdk_iam::Config,
     home: SdkIam,
-    /// The base configuration of CloudTrail clients (None: event history not wired).
-    cloudtrail_config: Option<aws_sdk_cloudtrail::Config>,
+    /// What CloudTrail clients are built from, when a run first needs one (None: event
+    /// history not wired). Built on demand, not at start: the cold start of every
+    /// invocation pays for nothing only a follow-up uses.
+    history_base: Option<SdkConfig>,
     partition: Partition,
     member_role: PrincipalName,
     external_id: Option<String>,
@@ -220,18 +222,13 @@ impl SdkAccountAccess {
             member_role,
             external_id,
         )
-        .with_cloudtrail_config(aws_sdk_cloudtrail::Config::from(config))
+        .with_event_history(config)
     }
 
     /// The configuration CloudTrail clients are derived from (region and credentials
-    /// replaced per call); retries off, as for IAM.
-    pub fn with_cloudtrail_config(mut self, config: aws_sdk_cloudtrail::Config) -> Self {
-        self.cloudtrail_config = Some(
-            config
-                .to_builder()
-                .retry_config(RetryConfig::disabled())
-                .build(),
-        );
+    /// replaced per call; retries off, as for IAM).
+    pub fn with_event_history(mut self, config: &SdkConfig) -> Self {
+        self.history_base = Some(config.clone());
         self
     }
 
@@ -266,7 +263,7 @@ impl SdkAccountAccess {
             sts,
             iam_config,
             home: home_iam,
-            cloudtrail_config: None,
+            history_base: None,
             partition,
             member_role,
             external_id,
@@ -404,7 +401,7 @@ impl crate::cloudtrail::HistoryAccess for SdkAccountAccess {
         request_id: &str,
         calls: &CallCounter,
     ) -> Result<crate::cloudtrail::SdkEventHistory, AwsError> {
-        let base = self.cloudtrail_config.as_ref().ok_or_else(|| {
+        let base = self.history_base.as_ref().ok_or_else(|| {
             AwsError::new(
                 ErrorKind::Malformed,
                 crate::cloudtrail::OP,
@@ -412,8 +409,8 @@ impl crate::cloudtrail::HistoryAccess for SdkAccountAccess {
                 "this deployment reads no event history (no CloudTrail client configured)",
             )
         })?;
-        let mut config = base
-            .to_builder()
+        let mut config = aws_sdk_cloudtrail::config::Builder::from(base)
+            .retry_config(RetryConfig::disabled())
             .region(aws_config::Region::new(region.to_owned()));
         if account != self.home.account() {
             let session = self.session(account, request_id, calls).await?;
