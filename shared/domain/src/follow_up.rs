@@ -51,8 +51,10 @@ pub struct FollowUpTask {
     pub finding_id: String,
     #[serde(default)]
     pub finding_type: Option<String>,
-    /// When the finding's activity was first seen (now, when it said nothing).
-    pub first_activity: DateTime<Utc>,
+    /// When the finding's activity was first seen (None: it did not say; the search
+    /// then starts from the run's time, and no link is taken for the owner's own use).
+    #[serde(default)]
+    pub first_activity: Option<DateTime<Utc>>,
     /// The region where the activity was seen: regional STS calls are recorded there.
     #[serde(default)]
     pub activity_region: Option<String>,
@@ -83,7 +85,7 @@ impl FollowUpTask {
             source: request.trigger.source,
             finding_id: request.trigger.finding_id.clone()?,
             finding_type: request.trigger.finding_type.clone(),
-            first_activity: request.first_activity.unwrap_or(now).min(now),
+            first_activity: request.first_activity.map(|t| t.min(now)),
             activity_region: request.activity_region.clone(),
             run,
         })
@@ -138,7 +140,7 @@ impl FollowUpTask {
         {
             return Err(format!("{} is not a region", excerpt(region)));
         }
-        if self.first_activity > now {
+        if self.first_activity.is_some_and(|t| t > now) {
             return Err("the first activity is in the future".to_owned());
         }
         Ok(())
@@ -232,8 +234,10 @@ pub enum Containment {
 /// - a link made before the finding's first activity is reported, not contained (it
 ///   may be the owner's own use), except the `GetSessionToken` that minted the
 ///   finding's own key: that key is the thief's, so is the one behind it;
-/// - a credential that cannot be alive any more (a role session after 12 hours, a
-///   session or federation token after 36) is not denied: nothing of it works.
+/// - a role session that cannot be alive any more (after 12 hours) is not denied:
+///   nothing of it works. A session or federation token is handled as a live one
+///   whatever its age: the deny on its user costs the owner little and also covers
+///   other tokens the key minted that CloudTrail has not delivered yet.
 pub fn containment(
     hop: &Hop,
     task: &FollowUpTask,
@@ -279,15 +283,18 @@ pub fn containment(
             | Footprint::FederationToken { .. }
             | Footprint::AccessKey { .. }
     );
-    if contained && !mints_the_findings_key {
+    if contained
+        && !mints_the_findings_key
+        && let Some(first_activity) = task.first_activity
+    {
         match hop.at {
-            Some(at) if at >= task.first_activity => {}
+            Some(at) if at >= first_activity => {}
             Some(at) => {
                 return Containment::Report(format!(
                     "{} at {}, before the finding's first activity ({}): it may be the owner's own use of the key, so cutoff leaves it; revoke it by hand if it is the thief's",
                     hop.found.describe(),
                     at.format("%Y-%m-%d %H:%M:%S UTC"),
-                    task.first_activity.format("%Y-%m-%d %H:%M:%S UTC")
+                    first_activity.format("%Y-%m-%d %H:%M:%S UTC")
                 ));
             }
             None => {
@@ -303,29 +310,6 @@ pub fn containment(
         Footprint::Session(_) if expired(crate::principal::ROLE_MAX_SESSION) => {
             return Containment::Report(format!(
                 "{}: expired (a role session lives at most 12 hours), nothing to deny",
-                hop.found.describe()
-            ));
-        }
-        // A token that expired needs no deny; the long-term key that minted it is still
-        // the thief's.
-        Footprint::SessionToken { user, with_key, .. }
-            if expired(crate::principal::USER_MAX_SESSION) && with_key.is_long_term() =>
-        {
-            return match user_of(user) {
-                Some(user) => Containment::Deactivate {
-                    account: hop.account.clone(),
-                    user,
-                    key: with_key.clone(),
-                },
-                None => Containment::Report(format!(
-                    "{}: the record names no user; deactivate the key by hand",
-                    hop.found.describe()
-                )),
-            };
-        }
-        Footprint::FederationToken { .. } if expired(crate::principal::USER_MAX_SESSION) => {
-            return Containment::Report(format!(
-                "{}: expired (36 hours at most), nothing to deny",
                 hop.found.describe()
             ));
         }

@@ -73,7 +73,9 @@ impl IdentityStoreUserId {
                 "a UUID, optionally after ten hex digits and a dash",
             ));
         }
-        Ok(Self(input.to_owned()))
+        // The identity store writes them in lowercase, and `StringEquals` compares
+        // case-sensitively: an uppercase spelling would deny nobody.
+        Ok(Self(input.to_ascii_lowercase()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -76,7 +76,7 @@ where
             target: task.origin.clone(),
             scope: Scope::Role,
             trigger: task.trigger(format!("follow-up run {} of {RUNS}", task.run)),
-            first_activity: Some(task.first_activity),
+            first_activity: task.first_activity,
             expected_unique_id: None,
             activity_region: task.activity_region.clone(),
             dry_run,
@@ -126,20 +126,36 @@ where
                 )
             })?;
         let finding = short_hash(&task.finding_id);
-        // A record kept as *seen only* vouches for nothing (the cutoff in force was
-        // older than the request, and coverage rested on the finding's own claim).
-        if !records.iter().any(|r| {
-            r.access_key_id == key && r.finding.as_deref() == Some(finding.as_str()) && !r.seen_only
-        }) {
-            return Err(Stop::failed(
-                FailureKind::Refused,
+        // A covering record says cutoff revoked this key on this principal (for this
+        // finding or an earlier one about the same key: GuardDuty often raises
+        // several). A record kept as *seen only* vouches for nothing (the cutoff in
+        // force was older than the request, and coverage rested on the finding's own
+        // claim).
+        if records
+            .iter()
+            .any(|r| r.access_key_id == key && !r.seen_only)
+        {
+            return Ok(key);
+        }
+        if records
+            .iter()
+            .any(|r| r.access_key_id == key && r.finding.as_deref() == Some(finding.as_str()))
+        {
+            return Err(Stop::with(
+                Status::Alerted,
                 format!(
-                    "the ledger records no revocation of key {key} on {} for this finding: a follow-up runs only after one",
+                    "key {key} is not followed: the deny on {} covers it only by the finding's own word (its first activity is before a cutoff already in force), which is not enough to act on what the key did; look at CloudTrail for it",
                     task.origin
                 ),
             ));
         }
-        Ok(key)
+        Err(Stop::failed(
+            FailureKind::Refused,
+            format!(
+                "the ledger records no revocation of key {key} on {}: a follow-up runs only after one",
+                task.origin
+            ),
+        ))
     }
 
     /// The walk and what is done about each link.
@@ -157,7 +173,7 @@ where
     ) {
         let now = self.clock.now();
         let from = search_from(
-            task.first_activity,
+            task.first_activity.unwrap_or(now),
             cutoff_domain::chain::CredentialKind::of(key),
             now,
         );
@@ -190,7 +206,7 @@ where
                 && started.elapsed() >= self.config.follow_up_deadline
             {
                 reading.gaps.push(format!(
-                    "{}: not contained in this run (out of time); the next run contains it",
+                    "{}: not contained in this run (out of time); a later run contains it, or after the last one a person must",
                     hop.found.describe()
                 ));
                 containment =
@@ -302,7 +318,7 @@ where
             // Each key from as long ago as it can have lived: a long-term key found on
             // the way is read over CloudTrail's whole history, not the session's 36 h.
             let from = search_from(
-                task.first_activity,
+                task.first_activity.unwrap_or(now),
                 cutoff_domain::chain::CredentialKind::of(&lookup.key),
                 now,
             );
@@ -524,6 +540,8 @@ where
         let mut record = Record::default();
         let result = async {
             self.refuse_account(&request)?;
+            // A write like any other of the follow-up: its finding's breaker budget.
+            self.pass_breaker(&request, &mut Vec::new()).await?;
             let located = self
                 .locate(&request, request_id, &calls, Purpose::Revoke, &mut record)
                 .await?;
@@ -605,7 +623,15 @@ where
         report: ChainReport,
         contained: &[Outcome],
     ) -> Outcome {
-        let mut outcome = Outcome::for_request(request, Status::Applied, "");
+        let mut outcome = Outcome::for_request(
+            request,
+            if request.dry_run {
+                Status::DryRun
+            } else {
+                Status::Applied
+            },
+            "",
+        );
         let new = report.new_links().count();
         let sessions = report
             .links

@@ -94,8 +94,9 @@ pub struct RevokeConfig {
     /// 90 s, and the containments come after the reading): keys left unread then are
     /// a gap the run reports, and the next run starts over.
     pub follow_up_budget: Duration,
-    /// When a follow-up run stops containing (what is left, the next run contains),
-    /// within the function's 90 s.
+    /// When a follow-up run starts no more containments (a later run contains what is
+    /// left): the function's 90 s, less the longest a containment may wait for a
+    /// principal's lock (`lock_wait`, 30 s) and a margin for its calls.
     pub follow_up_deadline: Duration,
 }
 
@@ -117,8 +118,8 @@ impl Default for RevokeConfig {
             lock_wait: Duration::from_secs(30),
             dedupe_window: chrono::Duration::hours(1),
             self_check: None,
-            follow_up_budget: Duration::from_secs(45),
-            follow_up_deadline: Duration::from_secs(75),
+            follow_up_budget: Duration::from_secs(30),
+            follow_up_deadline: Duration::from_secs(50),
         }
     }
 }

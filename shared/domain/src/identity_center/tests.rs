@@ -14,6 +14,11 @@ fn a_user_id_is_the_identity_stores_shape_and_nothing_else() {
     for good in [ALICE, BOB] {
         assert_eq!(user(good).as_str(), good);
     }
+    assert_eq!(
+        user(&BOB.to_ascii_uppercase()),
+        user(BOB),
+        "one user, one spelling"
+    );
     for bad in [
         "",
         "alice@example.com",

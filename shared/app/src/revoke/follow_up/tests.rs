@@ -403,11 +403,9 @@ async fn a_forged_task_for_a_key_cutoff_never_revoked_reads_nothing_and_changes_
     // key with another finding.
     let mut other_principal = task(&origin, 1);
     other_principal.origin.name = PrincipalName::parse("victim").unwrap();
-    let mut other_finding = task(&origin, 1);
-    other_finding.finding_id = "finding-2".into();
     let mut other_key = task(&origin, 1);
     other_key.origin.access_key_id = Some(AccessKeyId::parse("ASIAVICTIMSKEY000001").unwrap());
-    for forged in [other_principal, other_finding, other_key] {
+    for forged in [other_principal, other_key] {
         let done = r.follow_up(&forged, "forged", false).await;
         assert_eq!(done.outcome.status, Status::Failed, "{forged:?}");
         assert_eq!(
@@ -649,4 +647,48 @@ async fn a_deny_released_since_the_last_run_is_written_again_and_its_owner_told(
     r.clock.advance(chrono::Duration::minutes(45));
     let third = r.follow_up(&task(&origin, 3), "run-3", false).await;
     assert!(third.contained.is_empty(), "{:#?}", third.contained);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_finding_about_a_covered_key_is_followed_and_a_key_covered_only_by_a_claim_is_not()
+{
+    let access = FakeAccess::new(HOME);
+    let member = access.account(MEMBER);
+    member.add_role("deploy", "/", &[]);
+    let r = revoker(&access);
+    let origin = revoke_origin(&r, TargetKind::Role, "deploy").await;
+    // GuardDuty raised a second finding about the same key: its revocation found the
+    // key covered already, and its follow-up runs on the first one's record.
+    let mut second = task(&origin, 1);
+    second.finding_id = "finding-2".into();
+    let done = r.follow_up(&second, "run-1", false).await;
+    assert_eq!(done.outcome.status, Status::Applied, "{:#?}", done.outcome);
+
+    // A key the ledger holds only as *seen* with a finding (covered by its claim):
+    // told, not followed, and not a failure.
+    let other = FakeAccess::new(HOME);
+    other.account(MEMBER).add_role("deploy", "/", &[]);
+    let r = revoker(&other);
+    let key = AccessKeyId::parse(STOLEN).unwrap();
+    r.ledger
+        .record_key(
+            &principal_key(&origin.target),
+            &cutoff_domain::coverage::KeyRecord {
+                access_key_id: key,
+                cutoff: cutoff_domain::policy::Cutoff::parse("2026-12-05T09:00:00Z").unwrap(),
+                finding: Some(crate::revoke::short_hash("finding-1")),
+                seen_only: true,
+            },
+            now() + chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+    let done = r.follow_up(&task(&origin, 1), "run-1", false).await;
+    assert_eq!(done.outcome.status, Status::Alerted, "{:#?}", done.outcome);
+    assert!(
+        done.outcome.detail.contains("not followed"),
+        "{}",
+        done.outcome.detail
+    );
+    assert!(other.histories.lookups().is_empty());
 }
