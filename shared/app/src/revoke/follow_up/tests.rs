@@ -692,3 +692,79 @@ async fn a_second_finding_about_a_covered_key_is_followed_and_a_key_covered_only
     );
     assert!(other.histories.lookups().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_chains_revocations_use_their_findings_budget_not_the_accounts() {
+    // The account allows one automatic revocation an hour: the finding's own. The
+    // sessions its key minted are still revoked, on the finding's budget; a thief who
+    // mints cheap sessions cannot use up the account's slots for other findings.
+    let access = FakeAccess::new(HOME);
+    let member = access.account(MEMBER);
+    for role in ["deploy", "admin-a", "admin-b", "other"] {
+        member.add_role(role, "/", &[]);
+    }
+    let mut r = revoker(&access);
+    r.config.max_revocations_per_account_hour = Some(1);
+    let origin = revoke_origin(&r, TargetKind::Role, "deploy").await;
+    let m = access.histories.of(MEMBER, IAM_REGION);
+    for (event, role, key) in [
+        ("e1", "admin-a", "ASIALINKONEKEY000001"),
+        ("e2", "admin-b", "ASIALINKTWOKEY000001"),
+    ] {
+        let id = role_id(&member, role);
+        m.add(
+            STOLEN,
+            minutes_ago(50),
+            assume_role(event, MEMBER, role, &id, "hop", key),
+        );
+    }
+    let done = r.follow_up(&task(&origin, 1), "run-1", false).await;
+    assert_eq!(done.outcome.status, Status::Applied, "{:#?}", done.outcome);
+    assert!(session_cutoff(&member, "admin-a", "hop").is_some());
+    assert!(session_cutoff(&member, "admin-b", "hop").is_some());
+    // The account's own budget is as the finding left it: spent, for anything else.
+    let mut another = origin.clone();
+    another.target.name = PrincipalName::parse("other").unwrap();
+    another.target.access_key_id = None;
+    another.trigger.finding_id = Some("finding-9".into());
+    let refused = r.handle(&another, "another").await;
+    assert_eq!(
+        refused.error.as_ref().map(|e| e.kind),
+        Some(FailureKind::CircuitOpen),
+        "{refused:#?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_its_deadline_a_run_starts_no_containment_and_says_what_is_left() {
+    let access = FakeAccess::new(HOME);
+    let member = access.account(MEMBER);
+    member.add_role("deploy", "/", &[]);
+    member.add_role("deploy-admin", "/", &[]);
+    let mut r = revoker(&access);
+    r.config.follow_up_deadline = std::time::Duration::ZERO;
+    let origin = revoke_origin(&r, TargetKind::Role, "deploy").await;
+    let id = role_id(&member, "deploy-admin");
+    access.histories.of(MEMBER, IAM_REGION).add(
+        STOLEN,
+        minutes_ago(50),
+        assume_role(
+            "e1",
+            MEMBER,
+            "deploy-admin",
+            &id,
+            "hop-1",
+            "ASIALINKONEKEY000001",
+        ),
+    );
+    let done = r.follow_up(&task(&origin, 1), "run-1", false).await;
+    assert_eq!(done.outcome.status, Status::Partial, "{:#?}", done.outcome);
+    let chain = done.outcome.chain.as_ref().unwrap();
+    assert!(chain.gaps.join(" ").contains("out of time"), "{chain:#?}");
+    assert!(session_cutoff(&member, "deploy-admin", "hop-1").is_none());
+    // The next run, in time, contains it.
+    r.config.follow_up_deadline = std::time::Duration::from_secs(50);
+    let next = r.follow_up(&task(&origin, 2), "run-2", false).await;
+    assert_eq!(next.outcome.status, Status::Applied, "{:#?}", next.outcome);
+    assert!(session_cutoff(&member, "deploy-admin", "hop-1").is_some());
+}
