@@ -226,6 +226,18 @@ pub enum Containment {
     Report(String),
 }
 
+/// Why a link is contained, for its revocation's trigger: what it is and where the
+/// follow-up found it.
+pub fn link_reason(hop: &Hop, task: &FollowUpTask) -> String {
+    format!(
+        "{}, found in CloudTrail {} links from key {} (finding {}); followed by cutoff",
+        hop.found.describe(),
+        hop.depth,
+        task.key().map(AccessKeyId::as_str).unwrap_or("-"),
+        excerpt(&task.finding_id)
+    )
+}
+
 /// What one link calls for. `caller` is the user whose key made the call, when the
 /// key followed is a user's (for a record that does not name its user).
 ///
@@ -244,15 +256,7 @@ pub fn containment(
     caller: Option<&PrincipalName>,
     now: DateTime<Utc>,
 ) -> Containment {
-    let why = |what: String| {
-        format!(
-            "{what}, found in CloudTrail {} links from key {} (finding {}); followed by cutoff",
-            hop.depth,
-            task.key().map(AccessKeyId::as_str).unwrap_or("-"),
-            excerpt(&task.finding_id)
-        )
-    };
-    let request = |target: Target, scope: Scope, expected, what: String| {
+    let request = |target: Target, scope: Scope, expected| {
         Containment::Revoke(Box::new(RevocationRequest {
             action: ManualAction::Revoke,
             target,
@@ -261,7 +265,7 @@ pub fn containment(
                 // Each run asks afresh (the idempotency marker is per update time):
                 // a deny released since the last run is written again, and told.
                 updated_at: Some(now),
-                ..task.trigger(why(what))
+                ..task.trigger(link_reason(hop, task))
             },
             // The link was made then: a cutoff after it covers it.
             first_activity: hop.at,
@@ -272,6 +276,22 @@ pub fn containment(
         }))
     };
     let user_of = |named: &Option<PrincipalName>| named.clone().or_else(|| caller.cloned());
+    // The user who minted a token is denied (its tokens, this one included), with the
+    // long-term key it minted it with.
+    let deny_token_user = |named: &Option<PrincipalName>, key: &AccessKeyId| match user_of(named) {
+        Some(user) => request(
+            Target {
+                access_key_id: Some(key.clone()).filter(|k| k.is_long_term()),
+                ..Target::new(TargetKind::User, hop.account.clone(), user)
+            },
+            Scope::Role,
+            None,
+        ),
+        None => Containment::Report(format!(
+            "{}: the record names no user to deny",
+            hop.found.describe()
+        )),
+    };
     let mints_the_findings_key = matches!(
         &hop.found,
         Footprint::SessionToken { access_key_id, .. } if Some(access_key_id) == task.key()
@@ -305,17 +325,17 @@ pub fn containment(
             }
         }
     }
-    let expired = |lifetime: Duration| hop.at.is_some_and(|at| at + lifetime < now);
     match &hop.found {
-        Footprint::Session(_) if expired(crate::principal::ROLE_MAX_SESSION) => {
-            return Containment::Report(format!(
+        Footprint::Session(_)
+            if hop
+                .at
+                .is_some_and(|at| at + crate::principal::ROLE_MAX_SESSION < now) =>
+        {
+            Containment::Report(format!(
                 "{}: expired (a role session lives at most 12 hours), nothing to deny",
                 hop.found.describe()
-            ));
+            ))
         }
-        _ => {}
-    }
-    match &hop.found {
         Footprint::Session(s) => request(
             Target {
                 session: Some(s.session.clone()),
@@ -324,38 +344,9 @@ pub fn containment(
             },
             Scope::Session,
             Some(s.role_id.clone()),
-            hop.found.describe(),
         ),
-        Footprint::SessionToken { user, with_key, .. } => match user_of(user) {
-            Some(user) => request(
-                Target {
-                    access_key_id: Some(with_key.clone()).filter(|k| k.is_long_term()),
-                    ..Target::new(TargetKind::User, hop.account.clone(), user)
-                },
-                Scope::Role,
-                None,
-                hop.found.describe(),
-            ),
-            None => Containment::Report(format!(
-                "{}: the record names no user to deny",
-                hop.found.describe()
-            )),
-        },
-        Footprint::FederationToken { user, .. } => match user_of(user) {
-            Some(user) => request(
-                Target {
-                    access_key_id: Some(hop.by.clone()).filter(|k| k.is_long_term()),
-                    ..Target::new(TargetKind::User, hop.account.clone(), user)
-                },
-                Scope::Role,
-                None,
-                hop.found.describe(),
-            ),
-            None => Containment::Report(format!(
-                "{}: the record names no user to deny",
-                hop.found.describe()
-            )),
-        },
+        Footprint::SessionToken { user, with_key, .. } => deny_token_user(user, with_key),
+        Footprint::FederationToken { user, .. } => deny_token_user(user, &hop.by),
         Footprint::AccessKey {
             user,
             access_key_id,

@@ -45,6 +45,12 @@ pub struct FollowedUp {
 /// The audit entries of a follow-up are kept as `follow_up`.
 pub const FOLLOW_UP_ACTION: &str = "follow_up";
 
+/// One account and region's event history, as a run reads it.
+struct Reader<H> {
+    history: Retrying<H>,
+    pacer: Pacer,
+}
+
 /// What a walk read, besides the links.
 #[derive(Default)]
 struct Reading {
@@ -191,6 +197,15 @@ where
                     .or(if hop.by == *key { origin_user } else { None });
             let id = ChainLink::id_of(hop);
             let new = !earlier.contains(&id);
+            let link = |result: String| ChainLink {
+                new,
+                id: id.clone(),
+                depth: hop.depth,
+                by: hop.by.to_string(),
+                account: hop.account.to_string(),
+                found: hop.found.describe(),
+                result,
+            };
             // The owner hears of a link when it is found, and again when containing it
             // fails or writes anything (a deny released or a key reactivated since).
             let tell = |o: &Outcome| {
@@ -212,37 +227,25 @@ where
                 containment =
                     Containment::Report("not contained in this run (out of time)".to_owned());
             }
-            let result = match containment {
+            let outcome = match containment {
                 Containment::Revoke(mut request) => {
                     request.dry_run = dry_run;
-                    let outcome = self.handle(&request, &format!("{request_id}-{i}")).await;
-                    let said = self.said(&outcome, &mut reading.gaps);
-                    if tell(&outcome) {
-                        contained.push(outcome);
-                    }
-                    said
+                    self.handle(&request, &format!("{request_id}-{i}")).await
                 }
                 Containment::Deactivate { account, user, key } => {
-                    let outcome = self
-                        .deactivate_created(task, hop, (&account, &user, &key), request_id, dry_run)
-                        .await;
-                    let said = self.said(&outcome, &mut reading.gaps);
-                    if tell(&outcome) {
-                        contained.push(outcome);
-                    }
-                    said
+                    self.deactivate_created(task, hop, (&account, &user, &key), request_id, dry_run)
+                        .await
                 }
-                Containment::Report(text) => format!("reported: {text}"),
+                Containment::Report(text) => {
+                    links.push(link(format!("reported: {text}")));
+                    continue;
+                }
             };
-            links.push(ChainLink {
-                new,
-                id,
-                depth: hop.depth,
-                by: hop.by.to_string(),
-                account: hop.account.to_string(),
-                found: hop.found.describe(),
-                result,
-            });
+            let result = self.said(&outcome, &mut reading.gaps);
+            if tell(&outcome) {
+                contained.push(outcome);
+            }
+            links.push(link(result));
         }
         if let Some(why) = walk.cut_short() {
             reading.gaps.push(why.to_owned());
@@ -303,7 +306,9 @@ where
                 self.config.partition
             ));
         }
-        let mut pacers: HashMap<(Account, String), Arc<Pacer>> = HashMap::new();
+        // One reader per account and region for the whole run: its member-role client
+        // made once, and every call to it paced as one, whichever key it is for.
+        let mut readers: HashMap<(Account, String), Reader<A::History>> = HashMap::new();
         let mut walk = Walk::new(key.clone(), task.origin.account.clone(), Limits::default());
         let started = tokio::time::Instant::now();
         while let Some(lookup) = walk.next_key() {
@@ -336,11 +341,32 @@ where
             }
             let mut seen = Vec::new();
             for region in &regions {
-                let pacer = Arc::clone(
-                    pacers
-                        .entry((lookup.account.clone(), region.region.clone()))
-                        .or_default(),
-                );
+                let reader = match readers.entry((lookup.account.clone(), region.region.clone())) {
+                    std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(new) => {
+                        match self
+                            .access
+                            .history_for(&lookup.account, &region.region, request_id, calls)
+                            .await
+                        {
+                            Ok(history) => new.insert(Reader {
+                                history: Retrying::counting_into(
+                                    history,
+                                    self.config.retry,
+                                    Arc::clone(calls),
+                                ),
+                                pacer: Pacer::default(),
+                            }),
+                            Err(e) => {
+                                reading.gaps.push(format!(
+                                    "CloudTrail of {} {} could not be read for key {}: {e}",
+                                    lookup.account, region.region, lookup.key
+                                ));
+                                continue;
+                            }
+                        }
+                    }
+                };
                 let mut queries =
                     vec![(Query::Key(lookup.key.clone()), region.event_names.clone())];
                 // A user's session token: the `GetSessionToken` that minted it names the
@@ -353,18 +379,8 @@ where
                     queries.push((Query::EventName("GetSessionToken"), vec!["GetSessionToken"]));
                 }
                 for (query, names) in queries {
-                    let read = self
-                        .read_region(
-                            &lookup,
-                            &region.region,
-                            &query,
-                            from,
-                            now,
-                            &pacer,
-                            request_id,
-                            calls,
-                        )
-                        .await;
+                    let read =
+                        read_history(&reader.history, &query, from, now, &reader.pacer).await;
                     match read {
                         Ok(records) => {
                             reading
@@ -442,26 +458,6 @@ where
         (walk, reading)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn read_region(
-        &self,
-        lookup: &Lookup,
-        region: &str,
-        query: &Query,
-        from: chrono::DateTime<chrono::Utc>,
-        to: chrono::DateTime<chrono::Utc>,
-        pacer: &Pacer,
-        request_id: &str,
-        calls: &Arc<CallCounter>,
-    ) -> Result<cutoff_aws::cloudtrail::KeyHistory, cutoff_aws::AwsError> {
-        let history = self
-            .access
-            .history_for(&lookup.account, region, request_id, calls)
-            .await?;
-        let history = Retrying::counting_into(history, self.config.retry, Arc::clone(calls));
-        read_history(&history, query, from, to, pacer).await
-    }
-
     /// The links earlier runs of this follow-up reported, and the origin's owner as its
     /// revocation found it (the run's message goes to them too).
     async fn origin_history(
@@ -525,12 +521,7 @@ where
                 ..Target::new(TargetKind::User, account.clone(), user.clone())
             },
             scope: Scope::Role,
-            trigger: task.trigger(format!(
-                "{}, found in CloudTrail {} links from key {}; followed by cutoff",
-                hop.found.describe(),
-                hop.depth,
-                hop.by
-            )),
+            trigger: task.trigger(cutoff_domain::follow_up::link_reason(hop, task)),
             first_activity: hop.at,
             expected_unique_id: None,
             activity_region: None,
