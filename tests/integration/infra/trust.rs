@@ -1708,3 +1708,57 @@ fn only_eventbridge_rules_of_the_forwarder_can_assume_its_role() {
         ),
     ]);
 }
+
+/// The follow-up's runs reach the revoker only through Scheduler, for schedules of
+/// cutoff's own group: Scheduler names the schedule group as the source, so a trust
+/// policy keyed on a schedule's ARN would refuse every run.
+#[test]
+fn only_scheduler_for_cutoffs_schedule_group_can_assume_the_follow_up_role() {
+    let stack = responder(&[]);
+    let trust = stack.trust_policy("FollowUpSchedulerRole");
+    let role = role_arn(&stack, "FollowUpSchedulerRole");
+    let group = |account: &str, name: &str| {
+        format!("arn:aws:scheduler:{REGION}:{account}:schedule-group/{name}")
+    };
+    let assume = |principal: &str| {
+        EvalRequest::new("sts:AssumeRole", &role, principal).resource_policy(trust.clone())
+    };
+    let by_scheduler = |source_arn: &str, source_account: &str| {
+        assume("scheduler.amazonaws.com")
+            .context("aws:SourceArn", source_arn)
+            .context("aws:SourceAccount", source_account)
+    };
+    use Decision::*;
+    check(vec![
+        case(
+            "Scheduler, for a schedule of cutoff's group (the group is the source)",
+            by_scheduler(&group(ACCOUNT, "cutoff-follow-ups"), ACCOUNT),
+            Allowed,
+        ),
+        case(
+            "Scheduler, naming a schedule instead of its group",
+            by_scheduler(
+                &format!(
+                    "arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/cutoff-follow-ups/cutoff-chain-1"
+                ),
+                ACCOUNT,
+            ),
+            ImplicitlyDenied,
+        ),
+        case(
+            "Scheduler, for another group of this account",
+            by_scheduler(&group(ACCOUNT, "default"), ACCOUNT),
+            ImplicitlyDenied,
+        ),
+        case(
+            "Scheduler, for a group of the same name in another account",
+            by_scheduler(&group(OUTSIDER, "cutoff-follow-ups"), OUTSIDER),
+            ImplicitlyDenied,
+        ),
+        case(
+            "an administrator of the account (sts:AssumeRole on *)",
+            assume(&attacker()).policy(broad(&["sts"])),
+            ImplicitlyDenied,
+        ),
+    ]);
+}
