@@ -28,6 +28,7 @@ pub mod error;
 pub mod eventbridge;
 pub mod https;
 pub mod iam;
+pub mod identity_center;
 pub mod organizations;
 pub mod retry;
 pub mod retrying;
