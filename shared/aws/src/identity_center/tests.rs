@@ -77,7 +77,7 @@ async fn a_user_is_found_by_user_name_and_an_unknown_one_is_none() {
         .unwrap()
         .unwrap();
     assert_eq!(user.as_str(), "906752d1-b1a2-4c3d-8e9f-0a1b2c3d4e5f");
-    let request = &seen.lock().unwrap()[0];
+    let request = seen.lock().unwrap()[0].clone();
     assert_eq!(request.identity_store_id(), Some("d-9067a1b2c3"));
     let Some(aws_sdk_identitystore::types::AlternateIdentifier::UniqueAttribute(attribute)) =
         request.alternate_identifier()
