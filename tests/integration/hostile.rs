@@ -892,6 +892,7 @@ fn outcome() -> BoxedStrategy<Outcome> {
                 still_works,
                 other_access,
                 chain: None,
+                identity_center: None,
             },
         )
         .boxed()
@@ -1144,6 +1145,7 @@ fn invisible_characters_beyond_the_bidi_set_are_cleaned() {
         still_works: Vec::new(),
         other_access: Vec::new(),
         chain: None,
+        identity_center: None,
     };
     o.owner.team = Some(format!("team{hidden}"));
     let m = notify::render(&o, true);

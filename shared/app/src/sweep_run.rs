@@ -453,6 +453,7 @@ impl<C: IamApi> PrincipalWork<'_, C> {
             still_works: Vec::new(),
             other_access: Vec::new(),
             chain: None,
+            identity_center: None,
         }
     }
 

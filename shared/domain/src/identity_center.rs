@@ -13,6 +13,7 @@
 //! (10,240 characters, whitespace not counted). A deny that would not fit is refused
 //! here, before any call, rather than failing in provisioning account by account.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -252,6 +253,49 @@ pub fn remove_user_deny(
 pub fn denies_user(document: &str, user: &IdentityStoreUserId) -> bool {
     statements(Some(document)).is_ok_and(|(_, list)| list.contains(&user_deny_statement(user)))
 }
+
+/// Where the deny of one permission set stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PermissionSetState {
+    /// In its inline policy, read back, and provisioned to every account listed.
+    Denied,
+    /// Written, but Identity Center had not finished provisioning it when cutoff
+    /// stopped waiting: the accounts listed may still let the user in.
+    Provisioning,
+    /// Not written, or not provisioned: `note` says why.
+    Failed,
+    /// Removed again (a release).
+    Released,
+    /// A dry run: what would be written.
+    WouldDeny,
+}
+
+/// One permission set the user can use, and what cutoff did to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionSetDeny {
+    pub arn: String,
+    pub name: String,
+    /// The accounts the user can use it in (directly or through a group).
+    pub accounts: Vec<crate::principal::Account>,
+    pub state: PermissionSetState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What an Identity Center user's containment did, for the outcome and the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoContainment {
+    pub user_name: String,
+    pub user_id: String,
+    pub instance_arn: String,
+    pub permission_sets: Vec<PermissionSetDeny>,
+    /// What only a person can do: the user stays enabled in their identity source.
+    pub to_do: String,
+}
+
+/// What cutoff cannot do: AWS offers no API call for it to disable a user.
+pub const DISABLE_USER: &str = "disable the user in their identity source: in the IAM Identity Center console (Users, the user, Disable user access) when Identity Center is the identity source, or at your external identity provider when it is connected to one (a user re-enabled there is re-enabled by the next SCIM sync); the deny stays until an operator releases it";
 
 #[cfg(test)]
 mod tests;

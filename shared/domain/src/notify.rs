@@ -1403,6 +1403,7 @@ mod tests {
             still_works: Vec::new(),
             other_access: Vec::new(),
             chain: None,
+            identity_center: None,
         };
         if status == Status::Failed {
             o = o.failed(

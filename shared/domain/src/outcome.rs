@@ -408,6 +408,10 @@ pub struct Outcome {
     /// and what cutoff did about each link (the follow-up of a revocation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<crate::chain::ChainReport>,
+    /// An Identity Center user's containment: the permission sets whose inline policy
+    /// denies them, where each was provisioned, and what is left to a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_center: Option<crate::identity_center::SsoContainment>,
 }
 
 impl Outcome {
@@ -435,6 +439,7 @@ impl Outcome {
             still_works: Vec::new(),
             other_access: Vec::new(),
             chain: None,
+            identity_center: None,
         }
     }
 
@@ -465,6 +470,7 @@ impl Outcome {
             still_works: Vec::new(),
             other_access: Vec::new(),
             chain: None,
+            identity_center: None,
         }
     }
 
@@ -554,6 +560,7 @@ pub fn alert_outcome(source: Source, decision: &Decision) -> Option<Outcome> {
         still_works: Vec::new(),
         other_access: Vec::new(),
         chain: None,
+        identity_center: None,
     })
 }
 

@@ -438,6 +438,7 @@ mod tests {
             still_works: Vec::new(),
             other_access: Vec::new(),
             chain: None,
+            identity_center: None,
         }
     }
 

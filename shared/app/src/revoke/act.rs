@@ -606,6 +606,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             principal,
             info,
             mut notes,
+            ..
         } = resolved;
         let mut run = Run::new(&client, &self.config, &self.clock, request.dry_run);
         // The deny first: it stops every session, and nothing after it may delay it.
@@ -932,5 +933,6 @@ fn revoked(
         scope: applied.scope,
         still_works,
         error,
+        identity_center: None,
     }
 }

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use cutoff_aws::AccountAccess;
 use cutoff_aws::AwsError;
 use cutoff_aws::dynamodb::{Ledger, NoLedger};
+use cutoff_aws::identity_center::Directory;
 use cutoff_aws::retry::{CallCounter, RetryPolicy};
 use cutoff_domain::clock::Clock;
 use cutoff_domain::event::{ManualAction, Scope};
@@ -41,6 +42,7 @@ use cutoff_domain::principal::{AccountScope, IamPath, Partition, Protection, Tar
 mod act;
 mod follow_up;
 mod guard;
+mod identity_center;
 mod release;
 mod resolve;
 mod self_check;
@@ -98,6 +100,12 @@ pub struct RevokeConfig {
     /// left): the function's 90 s, less the longest a containment may wait for a
     /// principal's lock (`lock_wait`, 30 s) and a margin for its calls.
     pub follow_up_deadline: Duration,
+    /// How long an Identity Center containment waits for its provisioning (it takes
+    /// seconds to minutes); what is still provisioning then is reported `partial`, and
+    /// the request retried.
+    pub identity_center_wait: Duration,
+    /// Between two reads of a provisioning's status.
+    pub identity_center_poll: Duration,
 }
 
 impl Default for RevokeConfig {
@@ -120,6 +128,8 @@ impl Default for RevokeConfig {
             self_check: None,
             follow_up_budget: Duration::from_secs(30),
             follow_up_deadline: Duration::from_secs(50),
+            identity_center_wait: Duration::from_secs(40),
+            identity_center_poll: Duration::from_secs(2),
         }
     }
 }
@@ -221,6 +231,8 @@ pub(super) struct Done {
     still_works: Vec<StillWorks>,
     /// A partial revocation's error: what still works.
     error: Option<OutcomeError>,
+    /// An Identity Center user's containment.
+    identity_center: Option<cutoff_domain::identity_center::SsoContainment>,
 }
 
 impl Done {
@@ -236,6 +248,7 @@ impl Done {
             scope,
             still_works: Vec::new(),
             error: None,
+            identity_center: None,
         }
     }
 }
@@ -247,6 +260,9 @@ pub struct Revoker<A, K, L = NoLedger> {
     pub config: RevokeConfig,
     /// Audit trail, idempotency and the per-principal lock ([`cutoff_aws::dynamodb`]).
     pub ledger: L,
+    /// The opt-in Identity Center integration (None: an Identity Center user's
+    /// finding is an alert with the remedy).
+    pub identity_center: Option<Arc<dyn Directory>>,
 }
 
 /// How long a deactivated key may still mint sessions (`GetSessionToken`) while IAM
@@ -261,6 +277,7 @@ impl<A: AccountAccess, K: Clock> Revoker<A, K> {
             clock,
             config,
             ledger: NoLedger,
+            identity_center: None,
         }
     }
 }
@@ -273,7 +290,14 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             clock: self.clock,
             config: self.config,
             ledger,
+            identity_center: self.identity_center,
         }
+    }
+
+    /// The same revoker, containing Identity Center users through `directory`.
+    pub fn with_identity_center(mut self, directory: Arc<dyn Directory>) -> Self {
+        self.identity_center = Some(directory);
+        self
     }
 
     /// Handles a revoke or release request; `status` requests get a
@@ -378,6 +402,17 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                     };
                     let resolved = self.inspect(request, located, purpose, &mut record).await?;
                     match purpose {
+                        _ if resolved.identity_center => {
+                            self.contain_sso_user(
+                                request,
+                                request_id,
+                                &resolved,
+                                purpose,
+                                &calls,
+                                &mut record,
+                            )
+                            .await
+                        }
                         Purpose::Revoke => {
                             self.revoke(request, resolved, &admitted.known, &mut record)
                                 .await
@@ -423,6 +458,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 outcome.scope = done.scope;
                 outcome.still_works = done.still_works;
                 outcome.error = done.error;
+                outcome.identity_center = done.identity_center;
             }
             Err(stop) => {
                 outcome.status = stop.status;

@@ -42,6 +42,10 @@ pub(super) struct Resolved<C> {
     pub info: PrincipalInfo,
     /// What resolving it says, for the outcome's detail.
     pub notes: Vec<String>,
+    /// A permission set's role (at the path IAM reserves for Identity Center) with
+    /// the integration on: the user is contained through the permission sets, not
+    /// this role.
+    pub identity_center: bool,
 }
 
 /// Why IAM cannot restrict this kind of principal at all (None: it can).
@@ -218,6 +222,24 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         let (owner, tag_note) = owner_from_tags(&info.tags, &principal);
         // The owner is told whatever the end, a refusal included.
         record.owner = owner;
+        let identity_center = principal.kind == PrincipalType::Role
+            && self.identity_center.is_some()
+            && classify_role_path(&info.path) == RoleClass::IdentityCenter;
+        if identity_center {
+            // Not refused: the user behind it is denied in their permission sets
+            // (the path IAM returned says it is one; the name alone would not).
+            if purpose == Purpose::Revoke {
+                self.check_identity(request, &principal, &info)?;
+            }
+            notes.extend(tag_note);
+            return Ok(Resolved {
+                client,
+                principal,
+                info,
+                notes,
+                identity_center,
+            });
+        }
         if purpose == Purpose::Revoke {
             if principal.kind == PrincipalType::Role {
                 refuse_reserved_path(&principal, &info)?;
@@ -238,6 +260,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             principal,
             info,
             notes,
+            identity_center,
         })
     }
 

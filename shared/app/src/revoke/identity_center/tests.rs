@@ -1,0 +1,354 @@
+//! An Identity Center user's containment against the in-memory directory and IAM.
+//! Time is paused: the provisioning waits take none.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use cutoff_aws::dynamodb::Ledger;
+use cutoff_aws::dynamodb::fake::FakeLedger;
+use cutoff_aws::iam::fake::FakeIam;
+use cutoff_aws::identity_center::fake::{FakeDirectory, ProvisionPlan};
+use cutoff_aws::sts::fake::FakeAccess;
+use cutoff_domain::clock::FixedClock;
+use cutoff_domain::event::{ManualAction, Scope};
+use cutoff_domain::identity_center::{PermissionSetState, denies_user};
+use cutoff_domain::outcome::{FailureKind, RevocationRequest, Status, Trigger};
+use cutoff_domain::principal::{Account, PrincipalName, SessionName, Target, TargetKind};
+use cutoff_domain::triage::Source;
+
+use crate::revoke::{RevokeConfig, Revoker};
+
+const HOME: &str = "999988887777";
+const MEMBER: &str = "111122223333";
+const OTHER: &str = "444455556666";
+const ROLE: &str = "AWSReservedSSO_Admin_0123456789abcdef";
+const SSO_PATH: &str = "/aws-reserved/sso.amazonaws.com/eu-west-1/";
+const ADMIN: &str = "arn:aws:sso:::permissionSet/ssoins-7223a4f1b1a8e2c0/ps-admin0000000001";
+const READ: &str = "arn:aws:sso:::permissionSet/ssoins-7223a4f1b1a8e2c0/ps-read00000000002";
+const BILLING: &str = "arn:aws:sso:::permissionSet/ssoins-7223a4f1b1a8e2c0/ps-bill00000000003";
+const ALICE: &str = "906752d1-b1a2-4c3d-8e9f-0a1b2c3d4e5f";
+const BOB: &str = "90675abc-0000-4c3d-8e9f-0a1b2c3d4e5f";
+/// A statement the administrators wrote: kept as it is.
+const THEIRS: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"NoLeavingTheOrg","Effect":"Deny","Action":"organizations:LeaveOrganization","Resource":"*"}]}"#;
+
+type TestRevoker = Revoker<FakeAccess, FixedClock, FakeLedger>;
+
+struct World {
+    access: FakeAccess,
+    member: FakeIam,
+    directory: FakeDirectory,
+    ledger: FakeLedger,
+}
+
+/// Alice holds Admin in the member account directly, and ReadOnly in two accounts
+/// through her group; Bob holds ReadOnly only. Billing is nobody's.
+fn world() -> World {
+    let access = FakeAccess::new(HOME);
+    let member = access.account(MEMBER);
+    member.add_role(ROLE, SSO_PATH, &[("cutoff:owner", "platform")]);
+    let directory = FakeDirectory::default();
+    directory.add_permission_set(ADMIN, "Admin", Some(THEIRS));
+    directory.add_permission_set(READ, "ReadOnly", None);
+    directory.add_permission_set(BILLING, "Billing", None);
+    let alice = directory.add_user("alice@example.com", ALICE);
+    directory.add_user("bob@example.com", BOB);
+    directory.assign(ALICE, MEMBER, ADMIN);
+    directory.join(&alice, "g-engineers");
+    directory.assign("g-engineers", MEMBER, READ);
+    directory.assign("g-engineers", OTHER, READ);
+    directory.assign(BOB, MEMBER, READ);
+    World {
+        access,
+        member,
+        directory,
+        ledger: FakeLedger::default(),
+    }
+}
+
+fn t0() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 5, 9, 0, 0).unwrap()
+}
+
+fn revoker(w: &World) -> TestRevoker {
+    Revoker::new(
+        w.access.clone(),
+        FixedClock::at(t0()),
+        RevokeConfig::default(),
+    )
+    .with_ledger(w.ledger.clone())
+    .with_identity_center(Arc::new(w.directory.clone()))
+}
+
+fn request(action: ManualAction, session: Option<&str>) -> RevocationRequest {
+    let mut target = Target::new(
+        TargetKind::IdentityCenterRole,
+        Account::parse(MEMBER).unwrap(),
+        PrincipalName::parse(ROLE).unwrap(),
+    );
+    target.session = session.map(|s| SessionName::parse(s).unwrap());
+    RevocationRequest {
+        action,
+        target,
+        scope: Scope::Role,
+        trigger: Trigger {
+            source: Source::GuardDuty,
+            finding_id: Some("gd-sso-1".into()),
+            ..Trigger::default()
+        },
+        first_activity: None,
+        expected_unique_id: None,
+        activity_region: None,
+        dry_run: false,
+        force: false,
+    }
+}
+
+fn revoke(session: &str) -> RevocationRequest {
+    request(ManualAction::Revoke, Some(session))
+}
+
+fn alice() -> cutoff_domain::identity_center::IdentityStoreUserId {
+    cutoff_domain::identity_center::IdentityStoreUserId::parse(ALICE).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_users_every_permission_set_denies_them_where_they_use_it_and_nothing_else_changes() {
+    let w = world();
+    let out = revoker(&w)
+        .handle(&revoke("alice@example.com"), "req-1")
+        .await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    let report = out.identity_center.as_ref().unwrap();
+    assert_eq!(report.user_id, ALICE);
+    let states: Vec<(&str, PermissionSetState, usize)> = report
+        .permission_sets
+        .iter()
+        .map(|s| (s.name.as_str(), s.state, s.accounts.len()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("Admin", PermissionSetState::Denied, 1),
+            ("ReadOnly", PermissionSetState::Denied, 2)
+        ]
+    );
+    // The administrators' statement is kept beside the deny.
+    let admin = w.directory.inline(ADMIN).unwrap();
+    assert!(denies_user(&admin, &alice()));
+    assert!(admin.contains("NoLeavingTheOrg"));
+    // Provisioned where she uses each set, and so in force there.
+    for (set, account) in [(ADMIN, MEMBER), (READ, MEMBER), (READ, OTHER)] {
+        let provisioned = w.directory.provisioned(set, account).unwrap();
+        assert!(denies_user(&provisioned, &alice()), "{set} in {account}");
+    }
+    assert_eq!(
+        w.directory.writes(),
+        [
+            format!("put {ADMIN}"),
+            format!("provision {ADMIN} {MEMBER}"),
+            format!("put {READ}"),
+            format!("provision {READ} {MEMBER}"),
+            format!("provision {READ} {OTHER}"),
+        ]
+    );
+    // Nobody else's set, and never the reserved role itself (IAM refuses it).
+    assert_eq!(w.directory.inline(BILLING), None);
+    assert!(w.member.writes().is_empty(), "{:?}", w.member.writes());
+    assert_eq!(out.owner.team.as_deref(), Some("platform"));
+    assert!(out.detail.contains("disable the user"), "{}", out.detail);
+    // Another finding about her (or a retry after a provisioning that did not
+    // finish): no second put, but provisioned again, since only that says the
+    // accounts hold it.
+    let mut second = revoke("alice@example.com");
+    second.trigger.finding_id = Some("gd-sso-2".into());
+    let again = revoker(&w).handle(&second, "req-2").await;
+    assert_eq!(again.status, Status::Applied, "{again:#?}");
+    let writes = w.directory.writes();
+    assert_eq!(writes.iter().filter(|w| w.starts_with("put")).count(), 2);
+    assert_eq!(
+        writes.iter().filter(|w| w.starts_with("provision")).count(),
+        6
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_name_that_names_nobody_entitled_there_writes_nothing() {
+    let w = world();
+    // Bob exists, but does not hold Admin in this account: a session of the Admin
+    // role named after him is not his, whoever wrote the finding.
+    let bob = revoker(&w).handle(&revoke("bob@example.com"), "r1").await;
+    assert_eq!(bob.status, Status::Failed, "{bob:#?}");
+    assert_eq!(bob.error.unwrap().kind, FailureKind::PrincipalMismatch);
+    let nobody = revoker(&w).handle(&revoke("mallory"), "r2").await;
+    assert_eq!(nobody.status, Status::Failed);
+    assert_eq!(nobody.error.unwrap().kind, FailureKind::NotFound);
+    let no_session = revoker(&w)
+        .handle(&request(ManualAction::Revoke, None), "r3")
+        .await;
+    assert_eq!(no_session.status, Status::Unmodifiable, "{no_session:#?}");
+    assert!(w.directory.writes().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_role_that_only_looks_reserved_is_a_role_and_the_directory_is_not_asked() {
+    let w = world();
+    w.member
+        .add_role("AWSReservedSSO_Fake_0123456789abcdef", "/", &[]);
+    let mut r = revoke("alice@example.com");
+    r.target.name = PrincipalName::parse("AWSReservedSSO_Fake_0123456789abcdef").unwrap();
+    let out = revoker(&w).handle(&r, "r").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert!(out.identity_center.is_none());
+    assert!(w.directory.writes().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_integration_the_finding_stays_an_alert_with_the_remedy() {
+    let w = world();
+    let r = Revoker::new(
+        w.access.clone(),
+        FixedClock::at(t0()),
+        RevokeConfig::default(),
+    );
+    let out = r.handle(&revoke("alice@example.com"), "r").await;
+    assert_eq!(out.status, Status::Unmodifiable);
+    assert!(out.detail.contains("permission set"), "{}", out.detail);
+    assert!(w.directory.writes().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn provisioning_is_awaited_and_what_is_still_running_is_partial() {
+    let w = world();
+    w.directory.state().plan = ProvisionPlan::After(3);
+    let out = revoker(&w).handle(&revoke("alice@example.com"), "r1").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+
+    let w = world();
+    w.directory.state().plan = ProvisionPlan::Never;
+    let out = revoker(&w).handle(&revoke("alice@example.com"), "r2").await;
+    assert_eq!(out.status, Status::Partial, "{out:#?}");
+    assert_eq!(out.still_works.len(), 2, "{:?}", out.still_works);
+    let report = out.identity_center.unwrap();
+    assert!(
+        report
+            .permission_sets
+            .iter()
+            .all(|s| s.state == PermissionSetState::Provisioning)
+    );
+    assert!(out.error.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_provisioning_or_a_set_with_no_room_is_named_and_the_rest_applied() {
+    let w = world();
+    // Admin's inline policy has no room for the deny.
+    let big = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Action":"s3:GetObject","Resource":"arn:aws:s3:::{}/*"}}]}}"#,
+        "b".repeat(10_300)
+    );
+    w.directory
+        .state()
+        .permission_sets
+        .get_mut(ADMIN)
+        .unwrap()
+        .inline = Some(big.clone());
+    let out = revoker(&w).handle(&revoke("alice@example.com"), "r1").await;
+    assert_eq!(out.status, Status::Partial, "{out:#?}");
+    let report = out.identity_center.unwrap();
+    let admin = report
+        .permission_sets
+        .iter()
+        .find(|s| s.name == "Admin")
+        .unwrap();
+    assert_eq!(admin.state, PermissionSetState::Failed);
+    assert!(
+        admin.note.as_deref().unwrap().contains("10240"),
+        "{admin:?}"
+    );
+    assert_eq!(w.directory.inline(ADMIN), Some(big), "left as it was");
+
+    let w = world();
+    w.directory.state().plan = ProvisionPlan::Fails("quota".to_owned());
+    let out = revoker(&w).handle(&revoke("alice@example.com"), "r2").await;
+    assert_eq!(out.status, Status::Failed, "{out:#?}");
+    assert!(out.detail.contains("Admin") && out.detail.contains("ReadOnly"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_says_what_it_would_write_and_writes_nothing() {
+    let w = world();
+    let mut r = revoke("alice@example.com");
+    r.dry_run = true;
+    let out = revoker(&w).handle(&r, "r").await;
+    assert_eq!(out.status, Status::DryRun, "{out:#?}");
+    assert!(w.directory.writes().is_empty());
+    assert_eq!(out.actions.len(), 2, "{:?}", out.actions);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_removes_the_deny_wherever_it_is_and_provisions_every_account() {
+    let w = world();
+    revoker(&w).handle(&revoke("alice@example.com"), "r1").await;
+    // Her group membership ended since: the deny in ReadOnly must go all the same.
+    w.directory.state().groups.clear();
+    let released = revoker(&w)
+        .handle(
+            &request(ManualAction::Release, Some("alice@example.com")),
+            "r2",
+        )
+        .await;
+    assert_eq!(released.status, Status::Released, "{released:#?}");
+    let admin = w.directory.inline(ADMIN).unwrap();
+    assert!(!denies_user(&admin, &alice()) && admin.contains("NoLeavingTheOrg"));
+    // ReadOnly held only the deny: its inline policy is deleted, not left empty.
+    assert_eq!(w.directory.inline(READ), None);
+    let writes = w.directory.writes();
+    assert!(writes.contains(&format!("delete {READ}")), "{writes:?}");
+    assert!(
+        writes.contains(&format!("provision {READ} all")),
+        "{writes:?}"
+    );
+    for account in [MEMBER, OTHER] {
+        assert_eq!(w.directory.provisioned(READ, account), None, "{account}");
+    }
+    let names: Vec<String> = released
+        .identity_center
+        .unwrap()
+        .permission_sets
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["Admin", "ReadOnly"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_lock_does_not_delay_containment_but_stops_a_release() {
+    let w = world();
+    for set in [ADMIN, READ] {
+        let key = format!("identity-center#{set}");
+        let until = t0() + chrono::Duration::minutes(10);
+        assert!(
+            w.ledger
+                .acquire(&key, "someone-else", t0(), until)
+                .await
+                .unwrap()
+        );
+    }
+    let config = RevokeConfig {
+        lock_wait: std::time::Duration::from_secs(1),
+        ..RevokeConfig::default()
+    };
+    let r = Revoker::new(w.access.clone(), FixedClock::at(t0()), config)
+        .with_ledger(w.ledger.clone())
+        .with_identity_center(Arc::new(w.directory.clone()));
+    let out = r.handle(&revoke("alice@example.com"), "r1").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    let out = r
+        .handle(
+            &request(ManualAction::Release, Some("alice@example.com")),
+            "r2",
+        )
+        .await;
+    assert_eq!(out.status, Status::Failed, "{out:#?}");
+    assert!(denies_user(&w.directory.inline(ADMIN).unwrap(), &alice()));
+}
