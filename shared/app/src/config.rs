@@ -54,6 +54,17 @@ pub struct RevokerConfig {
     pub role_arn: Option<String>,
     /// Where the follow-up runs of a revocation are scheduled (None: not followed).
     pub follow_up: Option<FollowUpConfig>,
+    /// The opt-in Identity Center integration (None: Identity Center users are
+    /// alerted with the remedy).
+    pub identity_center: Option<IdentityCenterConfig>,
+}
+
+/// Where Identity Center is administered (`CUTOFF_IDENTITY_CENTER_*`): the role
+/// cutoff assumes there (with the deployment's ExternalId) and the instance's region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityCenterConfig {
+    pub role_arn: String,
+    pub region: String,
 }
 
 /// The EventBridge Scheduler settings of the follow-up (`CUTOFF_FOLLOW_UP_*`).
@@ -92,6 +103,8 @@ impl std::fmt::Debug for RevokerConfig {
             .field("honour_protected_tag", &self.honour_protected_tag)
             .field("ledger_table", &self.ledger_table)
             .field("role_arn", &self.role_arn)
+            .field("follow_up", &self.follow_up)
+            .field("identity_center", &self.identity_center)
             .finish()
     }
 }
@@ -112,6 +125,61 @@ pub mod revoker_env {
     pub const FOLLOW_UP_GROUP: &str = "CUTOFF_FOLLOW_UP_GROUP";
     pub const FOLLOW_UP_ROLE_ARN: &str = "CUTOFF_FOLLOW_UP_ROLE_ARN";
     pub const FOLLOW_UP_DLQ_ARN: &str = "CUTOFF_FOLLOW_UP_DLQ_ARN";
+    pub const IDENTITY_CENTER_ROLE_ARN: &str = "CUTOFF_IDENTITY_CENTER_ROLE_ARN";
+    pub const IDENTITY_CENTER_REGION: &str = "CUTOFF_IDENTITY_CENTER_REGION";
+}
+
+/// `arn:<partition>:iam::<account>:role/<path/>name`, whole.
+fn is_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [scheme, partition, service, region, account, resource] = parts[..] else {
+        return false;
+    };
+    scheme == "arn"
+        && cutoff_domain::principal::Partition::parse(partition).is_ok()
+        && service == "iam"
+        && region.is_empty()
+        && cutoff_domain::principal::Account::parse(account).is_ok()
+        && resource.strip_prefix("role/").is_some_and(|path_and_name| {
+            let name = path_and_name.rsplit('/').next().unwrap_or_default();
+            PrincipalName::parse(name).is_ok() && path_and_name.len() <= 512
+        })
+}
+
+fn identity_center_from(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<IdentityCenterConfig>, ConfigError> {
+    let role = lookup(revoker_env::IDENTITY_CENTER_ROLE_ARN).filter(|v| !v.is_empty());
+    let region = lookup(revoker_env::IDENTITY_CENTER_REGION).filter(|v| !v.is_empty());
+    match (role, region) {
+        (None, None) => Ok(None),
+        (Some(role_arn), Some(region)) => {
+            if !is_role_arn(&role_arn) {
+                return Err(ConfigError::invalid(
+                    revoker_env::IDENTITY_CENTER_ROLE_ARN,
+                    &role_arn,
+                    "expected a role ARN, arn:aws:iam::<account>:role/<name>",
+                ));
+            }
+            if !cutoff_domain::chain::is_region_name(&region) {
+                return Err(ConfigError::invalid(
+                    revoker_env::IDENTITY_CENTER_REGION,
+                    &region,
+                    "expected a region name, like eu-west-1",
+                ));
+            }
+            Ok(Some(IdentityCenterConfig { role_arn, region }))
+        }
+        (role, _) => Err(ConfigError::invalid(
+            if role.is_some() {
+                revoker_env::IDENTITY_CENTER_REGION
+            } else {
+                revoker_env::IDENTITY_CENTER_ROLE_ARN
+            },
+            "",
+            "the Identity Center integration needs both the role in the Identity Center account and the instance's region",
+        )),
+    }
 }
 
 impl RevokerConfig {
@@ -278,6 +346,7 @@ impl RevokerConfig {
                 ));
             }
         };
+        let identity_center = identity_center_from(&lookup)?;
         // Checked last: a deployment missing its scope hears of that first.
         let outcome_bus = outcome_bus.ok_or_else(|| {
             ConfigError::invalid(
@@ -302,6 +371,7 @@ impl RevokerConfig {
             ledger_table,
             role_arn,
             follow_up,
+            identity_center,
         })
     }
 
@@ -838,5 +908,66 @@ mod revoker_config_tests {
             !shown.contains("cutoff-3f1c9a") && shown.contains("(redacted)"),
             "the ExternalId is not in Debug output: {shown}"
         );
+    }
+
+    #[test]
+    fn the_identity_center_integration_needs_a_role_arn_and_a_region_or_neither() {
+        let with = |pairs: &[(&str, &str)]| {
+            let map: HashMap<String, String> = [
+                (revoker_env::ORGANIZATION_ID, "o-a1b2c3d4e5"),
+                (revoker_env::OUTCOME_BUS, "cutoff-outcomes"),
+            ]
+            .iter()
+            .chain(pairs)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            RevokerConfig::from_lookup(move |k| map.get(k).cloned())
+        };
+        assert_eq!(with(&[]).unwrap().identity_center, None);
+        let on = with(&[
+            (
+                revoker_env::IDENTITY_CENTER_ROLE_ARN,
+                "arn:aws:iam::123456789012:role/cutoff-identity-center",
+            ),
+            (revoker_env::IDENTITY_CENTER_REGION, "eu-west-1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            on.identity_center,
+            Some(IdentityCenterConfig {
+                role_arn: "arn:aws:iam::123456789012:role/cutoff-identity-center".to_owned(),
+                region: "eu-west-1".to_owned(),
+            })
+        );
+        for bad in [
+            vec![(
+                revoker_env::IDENTITY_CENTER_ROLE_ARN,
+                "arn:aws:iam::123456789012:role/cutoff-identity-center",
+            )],
+            vec![(revoker_env::IDENTITY_CENTER_REGION, "eu-west-1")],
+            vec![
+                (
+                    revoker_env::IDENTITY_CENTER_ROLE_ARN,
+                    "arn:aws:iam::123:role/x",
+                ),
+                (revoker_env::IDENTITY_CENTER_REGION, "eu-west-1"),
+            ],
+            vec![
+                (
+                    revoker_env::IDENTITY_CENTER_ROLE_ARN,
+                    "arn:aws:iam::123456789012:user/cutoff",
+                ),
+                (revoker_env::IDENTITY_CENTER_REGION, "eu-west-1"),
+            ],
+            vec![
+                (
+                    revoker_env::IDENTITY_CENTER_ROLE_ARN,
+                    "arn:aws:iam::123456789012:role/cutoff-identity-center",
+                ),
+                (revoker_env::IDENTITY_CENTER_REGION, "Europe"),
+            ],
+        ] {
+            assert!(with(&bad).is_err(), "{bad:?}");
+        }
     }
 }

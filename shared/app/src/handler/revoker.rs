@@ -761,6 +761,20 @@ impl DeployedRevoker {
             },
         )
         .with_ledger(ledger);
+        let revoker = match &config.identity_center {
+            Some(ic) => {
+                let directory = cutoff_aws::identity_center::SdkDirectory::assuming(
+                    sdk,
+                    &ic.role_arn,
+                    config.external_id.as_deref(),
+                    &ic.region,
+                    "cutoff-identity-center",
+                )
+                .await;
+                revoker.with_identity_center(std::sync::Arc::new(directory))
+            }
+            None => revoker,
+        };
         let follow_ups = match (&config.follow_up, std::env::var("AWS_LAMBDA_FUNCTION_NAME")) {
             (Some(f), Ok(function)) => Some(SdkFollowUps::from_config(
                 sdk,
