@@ -164,6 +164,22 @@ pub fn sanitized(outcome: &Outcome) -> Outcome {
         .take(ACTIONS_MAX)
         .map(|a| clean(a, FIELD_MAX))
         .collect();
+    if let Some(sso) = &mut o.identity_center {
+        for text in [
+            &mut sso.user_name,
+            &mut sso.user_id,
+            &mut sso.instance_arn,
+            &mut sso.to_do,
+        ] {
+            *text = clean(text, FIELD_MAX);
+        }
+        sso.permission_sets.truncate(LINKS_MAX);
+        for set in &mut sso.permission_sets {
+            set.arn = clean(&set.arn, FIELD_MAX);
+            set.name = clean(&set.name, FIELD_MAX);
+            set.note = clean_opt(set.note.as_deref());
+        }
+    }
     // What a follow-up found is read from CloudTrail records the attacker's calls
     // wrote: every string of it is cleaned too.
     if let Some(chain) = &mut o.chain {
@@ -187,6 +203,72 @@ pub fn sanitized(outcome: &Outcome) -> Outcome {
         }
     }
     o
+}
+
+/// An Identity Center user's containment: who, and each permission set.
+fn render_sso(sso: &crate::identity_center::SsoContainment, body: &mut String) {
+    use crate::identity_center::PermissionSetState as State;
+    section(body, "Identity Center user");
+    field(
+        body,
+        "User",
+        &format!("{} ({})", sso.user_name, sso.user_id),
+    );
+    field(body, "Instance", &sso.instance_arn);
+    for set in &sso.permission_sets {
+        let state = match set.state {
+            State::Denied => "denied, provisioned and read back",
+            State::Provisioning => "written, still provisioning",
+            State::Failed => "NOT denied",
+            State::Released => "deny removed",
+            State::WouldDeny => "would be denied (dry run)",
+        };
+        let accounts: Vec<&str> = set.accounts.iter().map(|a| a.as_str()).collect();
+        let mut text = format!("Permission set {}: {state}", set.name);
+        if !accounts.is_empty() {
+            text.push_str(&format!(" (used in {})", accounts.join(", ")));
+        }
+        if let Some(note) = &set.note {
+            text.push_str(&format!("; {note}"));
+        }
+        line(body, &text);
+    }
+}
+
+/// What to do after an Identity Center user's containment.
+fn sso_steps(o: &Outcome, t: &Target, sso: &crate::identity_center::SsoContainment) -> Vec<String> {
+    use crate::identity_center::PermissionSetState as State;
+    if o.status == Status::Released {
+        return vec![format!(
+            "{} can use their permission sets again, if their identity source lets them sign in.",
+            sso.user_name
+        )];
+    }
+    let mut steps = vec![format!("Now: {}.", sso.to_do)];
+    for set in sso
+        .permission_sets
+        .iter()
+        .filter(|s| matches!(s.state, State::Failed | State::Provisioning))
+    {
+        steps.push(format!(
+            "Permission set {} is not yet denying {}: add to its inline policy a statement denying Action * on Resource * when identitystore:userId equals {} and provision it, or remove the user's assignments of it.",
+            set.name, sso.user_name, sso.user_id
+        ));
+    }
+    if matches!(o.status, Status::Partial | Status::Failed) {
+        steps.push(retry_step(o));
+    }
+    steps.push(format!(
+        "Review what {} did in each account they use (CloudTrail, sessions of their permission sets' roles), and end their access-portal sessions.",
+        sso.user_name
+    ));
+    steps.push(format!(
+        "When they are safe again: cutoff release --account {} --role {} --session {} removes the deny from every permission set.",
+        t.account,
+        t.name,
+        t.session.as_ref().map_or(sso.user_name.as_str(), |s| s.as_str())
+    ));
+    steps
 }
 
 /// Links of a follow-up listed in one message at most (the JSON part holds as many).
@@ -327,9 +409,15 @@ pub fn render(outcome: &Outcome, owner_known: bool) -> SnsMessage {
     section(&mut body, "Why");
     trigger_lines(&mut body, &o.trigger);
 
-    if o.cutoff.is_some() || o.previous_cutoff.is_some() || o.policy.is_some() {
+    if o.identity_center.is_none()
+        && (o.cutoff.is_some() || o.previous_cutoff.is_some() || o.policy.is_some())
+    {
         section(&mut body, "The deny");
         deny_lines(&mut body, o);
+    }
+
+    if let Some(sso) = &o.identity_center {
+        render_sso(sso, &mut body);
     }
 
     if !o.still_works.is_empty() {
@@ -582,6 +670,24 @@ fn headline(o: &Outcome) -> String {
         return "cutoff could not act on a request: it could not be read.".to_owned();
     };
     let who = describe(t);
+    if let Some(sso) = &o.identity_center {
+        let user = format!("Identity Center user {}", sso.user_name);
+        return match o.status {
+            Status::Applied => format!(
+                "cutoff denied {user} everything in every permission set they use (their session of {who} was in a finding)."
+            ),
+            Status::Partial => {
+                format!("ACTION NEEDED: cutoff denied {user} in some permission sets, NOT all yet.")
+            }
+            Status::DryRun => {
+                format!("cutoff would deny {user} in their permission sets (dry run).")
+            }
+            Status::Released => {
+                format!("cutoff removed its deny of {user} from the permission sets.")
+            }
+            _ => format!("cutoff FAILED to deny {user} in their permission sets."),
+        };
+    }
     if is_rolling(o) {
         return format!("cutoff moved the rolling cutoff of {who} (max session age).");
     }
@@ -606,6 +712,15 @@ fn headline(o: &Outcome) -> String {
 }
 
 fn what_happened(o: &Outcome) -> String {
+    if o.identity_center.is_some() && o.status != Status::Released {
+        return "A finding named a session of a permission set's role, which belongs to an \
+                IAM Identity Center user. A cutoff on the role would not stop them: their \
+                access-portal session mints fresh credentials. cutoff denies the user \
+                everything, whatever session they use and with no time condition, in the \
+                inline policy of each permission set they can use (listed below), and \
+                provisions it to the accounts they use it in."
+            .to_owned();
+    }
     let cutoff = o
         .cutoff
         .map_or_else(|| "the cutoff".to_owned(), |c| c.to_string());
@@ -1030,6 +1145,9 @@ fn next_steps(o: &Outcome) -> Vec<String> {
         steps.push(retry_step(o));
         return steps;
     };
+    if let Some(sso) = &o.identity_center {
+        return sso_steps(o, t, sso);
+    }
     let mut steps = Vec::new();
     if is_rolling(o) {
         steps.push(
@@ -1608,6 +1726,63 @@ mod tests {
                 assert!(body.contains(expected), "missing {expected:?} in\n{body}");
             }
         }
+    }
+
+    #[test]
+    fn given_an_identity_center_user_contained_then_the_body_lists_each_permission_set_and_the_disable_step()
+     {
+        use crate::identity_center::{
+            DISABLE_USER, PermissionSetDeny, PermissionSetState, SsoContainment,
+        };
+        let mut t = target(
+            TargetKind::IdentityCenterRole,
+            "AWSReservedSSO_Admin_0123456789abcdef",
+        );
+        t.session = Some(SessionName::parse("alice@example.com").unwrap());
+        let mut o = outcome(Status::Partial, t);
+        // As the revoker reports it: no role deny, no cutoff.
+        o.cutoff = None;
+        o.policy = Some("the permission sets' inline policies".to_owned());
+        o.actions = vec!["deny Identity Center user 906752d1-b1a2-4c3d-8e9f-0a1b2c3d4e5f in the inline policy of permission set Admin".to_owned()];
+        o.identity_center = Some(SsoContainment {
+            user_name: "alice@example.com".to_owned(),
+            user_id: "906752d1-b1a2-4c3d-8e9f-0a1b2c3d4e5f".to_owned(),
+            instance_arn: "arn:aws:sso:::instance/ssoins-7223a4f1b1a8e2c0".to_owned(),
+            permission_sets: vec![
+                PermissionSetDeny {
+                    arn: "arn:aws:sso:::permissionSet/ssoins-7223a4f1b1a8e2c0/ps-1".to_owned(),
+                    name: "Admin".to_owned(),
+                    accounts: vec![Account::parse(ACCOUNT).unwrap()],
+                    state: PermissionSetState::Denied,
+                    note: None,
+                },
+                PermissionSetDeny {
+                    arn: "arn:aws:sso:::permissionSet/ssoins-7223a4f1b1a8e2c0/ps-2".to_owned(),
+                    name: "ReadOnly\u{1b}[31m".to_owned(),
+                    accounts: vec![Account::parse(ACCOUNT).unwrap()],
+                    state: PermissionSetState::Provisioning,
+                    note: Some("still provisioning to 111122223333 after 40 s".to_owned()),
+                },
+            ],
+            to_do: DISABLE_USER.to_owned(),
+        });
+        let body = render(&sanitized(&o), true).body;
+        for expected in [
+            "Identity Center user",
+            "alice@example.com (906752d1-b1a2-4c3d-8e9f-0a1b2c3d4e5f)",
+            "Permission set Admin: denied, provisioned and read back (used in 111122223333)",
+            "written, still provisioning",
+            "Now: disable the user in their identity source",
+            "cutoff release --account 111122223333 --role AWSReservedSSO_Admin_0123456789abcdef --session alice@example.com",
+        ] {
+            assert!(body.contains(expected), "missing {expected:?} in\n{body}");
+        }
+        assert!(!body.contains('\u{1b}'), "control characters are cleaned");
+        let text = body.split(SEPARATOR).next().unwrap();
+        assert!(
+            !text.contains("AWSRevokeOlderSessions") && !text.contains("Cutoff:"),
+            "no role deny is claimed: {text}"
+        );
     }
 
     #[test]
