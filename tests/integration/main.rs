@@ -18,6 +18,7 @@ mod event_patterns;
 mod fixtures;
 mod function_url;
 mod hostile;
+mod identity_center;
 mod infra;
 mod moto;
 mod pipeline;

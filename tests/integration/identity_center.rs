@@ -1,0 +1,358 @@
+//! Identity Center users (issue [11] item 6) through the real functions: a GuardDuty
+//! finding on a permission set's role session into intake, the revoker (with the
+//! integration on) assuming the Identity Center role and denying the user in every
+//! permission set they can use in moto's SSO admin and identity store, the owner's
+//! message, and a release by direct invoke. The independent evaluator decides that
+//! the permission set's inline policy, as read back from moto, denies that user and
+//! no other.
+//!
+//! What moto cannot show: it provisions at once (`SUCCEEDED` in the response, so the
+//! status polling runs only against the fake and the SDK's mock client), does not put
+//! the policy on the reserved roles in the accounts, lists only direct assignments of
+//! a principal (groups are asked one by one, as cutoff does), and enforces no IAM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+
+use cutoff_domain::identity_center::{IdentityStoreUserId, denies_user};
+use cutoff_tests::aws::{ACCOUNT, REGION, sdk_config};
+use cutoff_tests::evaluator::{Decision, EvalRequest, evaluate};
+use cutoff_tests::function_url::{FunctionUrl, Identity};
+use cutoff_tests::moto::MotoServer;
+use cutoff_tests::pipeline::Pipeline;
+use cutoff_tests::runtime::revoker_on_moto;
+
+/// The account that administers Identity Center (the Organization's management
+/// account): its own moto backends, so no other test shares its instance.
+const IDENTITY_ACCOUNT: &str = "333344445555";
+const ROLE: &str = "AWSReservedSSO_Admin_0123456789abcdef";
+const SSO_PATH: &str = "/aws-reserved/sso.amazonaws.com/us-east-1/";
+const THEIRS: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"NoLeavingTheOrg","Effect":"Deny","Action":"organizations:LeaveOrganization","Resource":"*"}]}"#;
+
+/// The SDK configuration of a session in `account` (moto answers for the account
+/// of the session's key).
+async fn config_in(endpoint: &str, account: &str) -> aws_config::SdkConfig {
+    let config = sdk_config(endpoint).await;
+    let assumed = aws_sdk_sts::Client::new(&config)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/test-setup"))
+        .role_session_name("test-setup")
+        .send()
+        .await
+        .expect("a session in the identity account");
+    let c = assumed.credentials().unwrap();
+    config
+        .to_builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    c.access_key_id(),
+                    c.secret_access_key(),
+                    Some(c.session_token().to_owned()),
+                    None,
+                    "test",
+                ),
+            ),
+        )
+        .build()
+}
+
+struct Directory {
+    sso: aws_sdk_ssoadmin::Client,
+    instance: String,
+    alice: String,
+    bob: String,
+    admin: String,
+    read_only: String,
+}
+
+/// Alice holds Admin in the finding's account directly and ReadOnly through her
+/// group; Bob holds ReadOnly only.
+async fn directory(endpoint: &str) -> Directory {
+    let config = config_in(endpoint, IDENTITY_ACCOUNT).await;
+    let sso = aws_sdk_ssoadmin::Client::new(&config);
+    let store = aws_sdk_identitystore::Client::new(&config);
+    let instances = sso.list_instances().send().await.unwrap();
+    let instance = &instances.instances()[0];
+    let (instance_arn, store_id) = (
+        instance.instance_arn().unwrap().to_owned(),
+        instance.identity_store_id().unwrap().to_owned(),
+    );
+    let user = |name: &'static str| {
+        let (store, store_id) = (store.clone(), store_id.clone());
+        async move {
+            store
+                .create_user()
+                .identity_store_id(store_id)
+                .user_name(name)
+                .display_name(name)
+                .name(
+                    aws_sdk_identitystore::types::Name::builder()
+                        .given_name(name)
+                        .family_name("Example")
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap()
+                .user_id()
+                .to_owned()
+        }
+    };
+    let (alice, bob) = (
+        user("alice@example.com").await,
+        user("bob@example.com").await,
+    );
+    let group = store
+        .create_group()
+        .identity_store_id(&store_id)
+        .display_name("engineers")
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .to_owned();
+    store
+        .create_group_membership()
+        .identity_store_id(&store_id)
+        .group_id(&group)
+        .member_id(aws_sdk_identitystore::types::MemberId::UserId(
+            alice.clone(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let permission_set = |name: &'static str| {
+        let (sso, instance_arn) = (sso.clone(), instance_arn.clone());
+        async move {
+            sso.create_permission_set()
+                .instance_arn(instance_arn)
+                .name(name)
+                // moto echoes its default as a number, which the SDK refuses: given
+                // as AWS writes it, it is echoed so.
+                .session_duration("PT1H")
+                .send()
+                .await
+                .unwrap()
+                .permission_set()
+                .unwrap()
+                .permission_set_arn()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (admin, read_only) = (
+        permission_set("Admin").await,
+        permission_set("ReadOnly").await,
+    );
+    sso.put_inline_policy_to_permission_set()
+        .instance_arn(&instance_arn)
+        .permission_set_arn(&admin)
+        .inline_policy(THEIRS)
+        .send()
+        .await
+        .unwrap();
+    for (principal, kind, set) in [
+        (&alice, aws_sdk_ssoadmin::types::PrincipalType::User, &admin),
+        (
+            &group,
+            aws_sdk_ssoadmin::types::PrincipalType::Group,
+            &read_only,
+        ),
+        (
+            &bob,
+            aws_sdk_ssoadmin::types::PrincipalType::User,
+            &read_only,
+        ),
+    ] {
+        sso.create_account_assignment()
+            .instance_arn(&instance_arn)
+            .target_id(ACCOUNT)
+            .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+            .permission_set_arn(set)
+            .principal_type(kind)
+            .principal_id(principal)
+            .send()
+            .await
+            .unwrap();
+    }
+    Directory {
+        sso,
+        instance: instance_arn,
+        alice,
+        bob,
+        admin,
+        read_only,
+    }
+}
+
+impl Directory {
+    async fn inline(&self, set: &str) -> Option<String> {
+        self.sso
+            .get_inline_policy_for_permission_set()
+            .instance_arn(&self.instance)
+            .permission_set_arn(set)
+            .send()
+            .await
+            .unwrap()
+            .inline_policy()
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+    }
+}
+
+fn finding(role_id: &str, session: &str) -> Value {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    json!({
+        "version": "0", "id": "evt-sso", "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
+        "account": ACCOUNT, "time": now, "region": REGION, "resources": [],
+        "detail": {
+            "schemaVersion": "2.0", "accountId": ACCOUNT, "region": REGION, "partition": "aws",
+            "id": "55550000555500005555000055550001",
+            "arn": format!("arn:aws:guardduty:{REGION}:{ACCOUNT}:detector/d/finding/55550000555500005555000055550001"),
+            "type": "CredentialAccess:IAMUser/AnomalousBehavior",
+            "resource": {"resourceType": "AccessKey", "accessKeyDetails": {
+                "accessKeyId": "ASIASSOSESSIONKEY001", "principalId": format!("{role_id}:{session}"),
+                "userName": ROLE, "userType": "AssumedRole"}},
+            "service": {"serviceName": "guardduty", "archived": false, "count": 1,
+                "eventFirstSeen": now, "eventLastSeen": now,
+                "additionalInfo": {"sample": false}},
+            "severity": 8.0, "createdAt": now, "updatedAt": now,
+            "title": "APIs commonly used to access credentials were invoked by a user's session."
+        }
+    })
+}
+
+/// What the evaluator decides for a session of `user_id` under the set's policy.
+fn decide(document: &str, user_id: &str) -> Decision {
+    evaluate(
+        &EvalRequest::new(
+            "s3:GetObject",
+            "arn:aws:s3:::payments-exports/cards.csv",
+            &format!("arn:aws:iam::{ACCOUNT}:role{SSO_PATH}{ROLE}"),
+        )
+        .policy(json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}))
+        .policy(serde_json::from_str::<Value>(document).unwrap())
+        .context("identitystore:userId", user_id),
+    )
+    .decision
+}
+
+#[tokio::test]
+async fn an_identity_center_user_is_denied_in_every_permission_set_by_the_real_functions_and_released()
+ {
+    let moto = MotoServer::shared();
+    let d = directory(moto.endpoint()).await;
+    let mut p = Pipeline::start(
+        moto,
+        "sso0",
+        &[
+            (
+                "CUTOFF_IDENTITY_CENTER_ROLE_ARN",
+                &*format!("arn:aws:iam::{IDENTITY_ACCOUNT}:role/cutoff-identity-center"),
+            ),
+            ("CUTOFF_IDENTITY_CENTER_REGION", REGION),
+        ],
+    )
+    .await;
+    p.iam
+        .create_role()
+        .role_name(ROLE)
+        .path(SSO_PATH)
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:saml-provider/AWSSSO_0123456789abcdef_DO_NOT_DELETE"},"Action":["sts:AssumeRoleWithSAML","sts:TagSession"]}]}"#,
+        )
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("cutoff:owner")
+                .value("payments")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let role_id = p.role_id(ROLE).await;
+
+    let report = p.send_event(&finding(&role_id, "alice@example.com"));
+    assert_eq!(report["queued"], 1, "{report}");
+    p.drain_requests(10).await;
+    let outcomes = p.drain_outcomes().await;
+    let outcome = outcomes
+        .iter()
+        .map(|(event, _)| &event["detail"])
+        .find(|o| o["identity_center"].is_object())
+        .unwrap_or_else(|| panic!("an Identity Center outcome: {outcomes:#?}"));
+    assert_eq!(outcome["status"], "applied", "{outcome:#}");
+    assert_eq!(outcome["identity_center"]["user_id"], d.alice.as_str());
+    let sets: Vec<(&str, &str)> = outcome["identity_center"]["permission_sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(sets, [("Admin", "denied"), ("ReadOnly", "denied")]);
+
+    // Read back from moto: the deny in both of her sets, their statement kept, and
+    // by the evaluator her sessions are denied, Bob's (in ReadOnly too) are not.
+    let alice = IdentityStoreUserId::parse(&d.alice).unwrap();
+    let admin = d.inline(&d.admin).await.unwrap();
+    let read_only = d.inline(&d.read_only).await.unwrap();
+    assert!(denies_user(&admin, &alice) && admin.contains("NoLeavingTheOrg"));
+    assert!(denies_user(&read_only, &alice));
+    assert_eq!(decide(&read_only, &d.alice), Decision::ExplicitlyDenied);
+    assert_eq!(decide(&read_only, &d.bob), Decision::Allowed);
+    // The reserved role itself is never written (IAM refuses it).
+    let role_policies = p
+        .iam
+        .list_role_policies()
+        .role_name(ROLE)
+        .send()
+        .await
+        .unwrap();
+    assert!(role_policies.policy_names().is_empty());
+
+    // The owner is told, with the step only a person can take.
+    let inbox = p.inbox(&p.payments_topic.clone()).await;
+    let message = inbox
+        .iter()
+        .find(|n| n.message.contains("Identity Center user"))
+        .unwrap_or_else(|| panic!("the owner's message: {inbox:#?}"));
+    assert!(
+        message.message.contains("disable the user"),
+        "{}",
+        message.message
+    );
+
+    // Released by an operator, through the operator path (the function URL with IAM
+    // auth; a plain invoke may not release): gone from both sets, theirs kept.
+    let operator = Identity::role_session(ACCOUNT, "CutoffBreakGlassOperator", "carol", "CAROL1");
+    let url = FunctionUrl::start(
+        revoker_on_moto(
+            moto.endpoint(),
+            &[
+                (
+                    "CUTOFF_IDENTITY_CENTER_ROLE_ARN",
+                    &*format!("arn:aws:iam::{IDENTITY_ACCOUNT}:role/cutoff-identity-center"),
+                ),
+                ("CUTOFF_IDENTITY_CENTER_REGION", REGION),
+            ],
+        ),
+        vec![operator.clone()],
+        &["arn:aws:iam::123456789012:role/CutoffBreakGlassOperator"],
+    );
+    let body = json!({
+        "action": "release", "account": ACCOUNT, "role": ROLE, "session": "alice@example.com",
+        "reason": "INC-77 closed"
+    });
+    let released = url.post_signed(&operator, &body.to_string()).json();
+    assert_eq!(released["status"], "released", "{released:#}");
+    assert_eq!(
+        released["trigger"]["requested_by"],
+        operator.arn.as_str(),
+        "{released:#}"
+    );
+    let admin = d.inline(&d.admin).await.unwrap();
+    assert!(!denies_user(&admin, &alice) && admin.contains("NoLeavingTheOrg"));
+    assert_eq!(d.inline(&d.read_only).await, None);
+}
