@@ -2,7 +2,7 @@
 //! ports) the workflows use of that service, their SDK implementation, and in-memory
 //! fakes for tests (its `fake` module, feature `test-support`): [`iam`], [`sts`],
 //! [`sqs`], [`eventbridge`], [`sns`], [`securityhub`], [`dynamodb`],
-//! [`organizations`], [`cloudtrail`] and [`scheduler`]. Beside them: [`error`] (the one error table, and
+//! [`organizations`], [`cloudtrail`], [`scheduler`] and [`identity_center`]. Beside them: [`error`] (the one error table, and
 //! [`error::classify`], which maps every SDK failure into it), [`retry`] and
 //! [`retrying`] (backoff, and the decorator that retries and counts for any port),
 //! [`https`] (the one TLS client) and [`config`] (the SDK configuration every client
