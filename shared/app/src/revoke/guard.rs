@@ -14,6 +14,7 @@ use cutoff_domain::clock::Clock;
 use cutoff_domain::coverage::KeyRecord;
 use cutoff_domain::event::ManualAction;
 use cutoff_domain::outcome::{FailureKind, Outcome, RevocationRequest, Status};
+use cutoff_domain::policy::Cutoff;
 use cutoff_domain::principal::{Target, TargetKind};
 use cutoff_domain::triage::Source;
 
@@ -220,8 +221,17 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         }
         let result = match (request.action, outcome.status) {
             (ManualAction::Revoke, Status::Applied | Status::AlreadyRevoked) => {
+                // An Identity Center user's deny has no time condition: every session
+                // of theirs, this key's included, is denied from the moment it was
+                // read back, which is what the record vouches for.
+                let in_force = outcome.cutoff.or_else(|| {
+                    outcome
+                        .identity_center
+                        .as_ref()
+                        .map(|_| Cutoff::at_or_after(self.clock.now()))
+                });
                 let (Some(access_key_id), Some(cutoff)) =
-                    (request.target.access_key_id.clone(), outcome.cutoff)
+                    (request.target.access_key_id.clone(), in_force)
                 else {
                     return;
                 };

@@ -172,6 +172,24 @@ async fn a_users_every_permission_set_denies_them_where_they_use_it_and_nothing_
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_sessions_key_is_recorded_covered_so_that_its_chain_is_followed() {
+    let w = world();
+    let mut r = revoke("alice@example.com");
+    r.target.access_key_id =
+        Some(cutoff_domain::principal::AccessKeyId::parse("ASIASSOSESSIONKEY001").unwrap());
+    let out = revoker(&w).handle(&r, "r1").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    // No time condition: every session of hers is denied from the read-back on, so
+    // the key is covered (not merely seen), and a follow-up run is admitted.
+    let keys = w.ledger.state().keys.clone();
+    let records: Vec<_> = keys.values().flatten().map(|(record, _)| record).collect();
+    assert_eq!(records.len(), 1, "{keys:?}");
+    assert_eq!(records[0].access_key_id.as_str(), "ASIASSOSESSIONKEY001");
+    assert!(!records[0].seen_only);
+    assert!(records[0].cutoff.as_datetime() >= t0());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_session_name_that_names_nobody_entitled_there_writes_nothing() {
     let w = world();
     // Bob exists, but does not hold Admin in this account: a session of the Admin
