@@ -256,11 +256,23 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                     .collect()
             }
         };
+        // One budget for the whole containment (after the role's own lock wait): the
+        // locks of many sets, then the provisioning, within the function's timeout.
+        let deadline = tokio::time::Instant::now() + self.config.identity_center_wait;
+        let locks_until = deadline - self.config.identity_center_wait / 2;
         for set in &mut work {
-            self.write_set(set, &user, purpose, request, request_id, calls, record)
-                .await;
+            let wait = if tokio::time::Instant::now() < locks_until {
+                self.config.identity_center_lock_wait
+            } else {
+                std::time::Duration::ZERO
+            };
+            self.write_set(
+                set, &user, purpose, request, request_id, wait, calls, record,
+            )
+            .await;
         }
-        self.await_provisioning(&mut work, &instance, calls).await;
+        self.await_provisioning(&mut work, &instance, deadline, calls)
+            .await;
         if !request.dry_run {
             self.read_sets_back(&mut work, &user, purpose, calls).await;
         }
@@ -277,6 +289,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         purpose: Purpose,
         request: &RevocationRequest,
         request_id: &str,
+        lock_wait: std::time::Duration,
         calls: &CallCounter,
         record: &mut Record,
     ) {
@@ -290,7 +303,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 key: &key,
                 holder: request_id,
                 lease: self.config.lock_lease,
-                wait: self.config.lock_wait,
+                wait: lock_wait,
             };
             match principal_lock::acquire(&self.ledger, &self.clock, &lock).await {
                 Ok(true) => true,
@@ -437,12 +450,17 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         }
     }
 
-    /// Waits for the provisionings, within `identity_center_wait`.
-    async fn await_provisioning(&self, work: &mut [SetWork], instance: &str, calls: &CallCounter) {
+    /// Waits for the provisionings, until `deadline`.
+    async fn await_provisioning(
+        &self,
+        work: &mut [SetWork],
+        instance: &str,
+        deadline: tokio::time::Instant,
+        calls: &CallCounter,
+    ) {
         let Ok(directory) = self.directory() else {
             return;
         };
-        let deadline = tokio::time::Instant::now() + self.config.identity_center_wait;
         while work.iter().any(|s| !s.pending.is_empty()) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(self.config.identity_center_poll).await;
             for set in work.iter_mut() {
@@ -472,9 +490,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             }
             let labels: Vec<&str> = set.pending.iter().map(|(l, _)| l.as_str()).collect();
             set.note = Some(format!(
-                "still provisioning to {} after {} s",
-                labels.join(", "),
-                self.config.identity_center_wait.as_secs()
+                "still provisioning to {} when cutoff stopped waiting",
+                labels.join(", ")
             ));
         }
     }

@@ -100,10 +100,15 @@ pub struct RevokeConfig {
     /// left): the function's 90 s, less the longest a containment may wait for a
     /// principal's lock (`lock_wait`, 30 s) and a margin for its calls.
     pub follow_up_deadline: Duration,
-    /// How long an Identity Center containment waits for its provisioning (it takes
-    /// seconds to minutes); what is still provisioning then is reported `partial`, and
-    /// the request retried.
+    /// How long an Identity Center containment takes at most, from its first call:
+    /// the function's 90 s, less the role's lock wait before it (`lock_wait`, 30 s)
+    /// and a margin. What is still provisioning then is reported `partial`, and the
+    /// request retried (a retry provisions again).
     pub identity_center_wait: Duration,
+    /// How long it waits for one permission set's lock; past half of
+    /// `identity_center_wait` it waits for none (a revocation then writes without the
+    /// lock and reads back; a release fails and is retried).
+    pub identity_center_lock_wait: Duration,
     /// Between two reads of a provisioning's status.
     pub identity_center_poll: Duration,
 }
@@ -128,7 +133,8 @@ impl Default for RevokeConfig {
             self_check: None,
             follow_up_budget: Duration::from_secs(30),
             follow_up_deadline: Duration::from_secs(50),
-            identity_center_wait: Duration::from_secs(40),
+            identity_center_wait: Duration::from_secs(45),
+            identity_center_lock_wait: Duration::from_secs(5),
             identity_center_poll: Duration::from_secs(2),
         }
     }

@@ -370,3 +370,37 @@ async fn a_held_lock_does_not_delay_containment_but_stops_a_release() {
     assert_eq!(out.status, Status::Failed, "{out:#?}");
     assert!(denies_user(&w.directory.inline(ADMIN).unwrap(), &alice()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn many_busy_permission_sets_and_a_slow_provisioning_stay_within_the_functions_timeout() {
+    let w = world();
+    let alice = alice();
+    for n in 0..12 {
+        let arn = format!("arn:aws:sso:::permissionSet/ssoins-7223a4f1b1a8e2c0/ps-extra{n:011}");
+        w.directory
+            .add_permission_set(&arn, &format!("Extra{n:02}"), None);
+        w.directory.assign(alice.as_str(), OTHER, &arn);
+        let until = t0() + chrono::Duration::minutes(10);
+        let key = format!("identity-center#{arn}");
+        assert!(
+            w.ledger
+                .acquire(&key, "someone-else", t0(), until)
+                .await
+                .unwrap()
+        );
+    }
+    w.directory.state().plan = ProvisionPlan::Never;
+    let started = tokio::time::Instant::now();
+    let out = revoker(&w).handle(&revoke("alice@example.com"), "r").await;
+    // The role's own lock was free: the containment's budget is the whole of it.
+    assert!(
+        started.elapsed()
+            <= RevokeConfig::default().identity_center_wait + std::time::Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status, Status::Partial, "{out:#?}");
+    // Written without the busy locks (containment first), every set.
+    assert_eq!(out.identity_center.unwrap().permission_sets.len(), 14);
+    assert!(denies_user(&w.directory.inline(ADMIN).unwrap(), &alice));
+}
