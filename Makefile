@@ -42,7 +42,7 @@ FUNCTIONS := intake revoker notifier sweeper
 LINT_VENV := .venv-lint
 LINT_REQUIREMENTS := tools/lint-requirements.txt
 LINT_STAMP := $(LINT_VENV)/.cutoff-lint-tools-stamp
-TEMPLATES := infra/template.yaml infra/member-role.yaml infra/break-glass.yaml infra/forwarder.yaml
+TEMPLATES := infra/template.yaml infra/member-role.yaml infra/identity-center-role.yaml infra/break-glass.yaml infra/forwarder.yaml
 
 .PHONY: help setup test lint fmt-check clippy unit build build-tools clean tools tools-check demo \
 	cfn-lint lint-tools lint-templates deploy package fuzz fuzz-tools bench bench-tools \
