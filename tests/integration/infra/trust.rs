@@ -35,6 +35,11 @@ fn member_template() -> &'static Value {
     T.get_or_init(|| load("member-role.yaml"))
 }
 
+fn identity_center_template() -> &'static Value {
+    static T: OnceLock<Value> = OnceLock::new();
+    T.get_or_init(|| load("identity-center-role.yaml"))
+}
+
 fn break_glass_template() -> &'static Value {
     static T: OnceLock<Value> = OnceLock::new();
     T.get_or_init(|| load("break-glass.yaml"))
@@ -66,6 +71,38 @@ pub(crate) fn member(account: &str, extra: &[(&str, &str)]) -> Stack {
     params.extend(extra.iter().copied());
     let params: Vec<(&str, &str)> = params.into_iter().collect();
     Stack::in_account(member_template(), account, &params)
+}
+
+/// The account that administers Identity Center (a delegated administrator), its
+/// instance and identity store.
+const IDENTITY_CENTER_ACCOUNT: &str = "666677778888";
+const INSTANCE_ID: &str = "ssoins-1234567890abcdef";
+const IDENTITY_STORE_ID: &str = "d-1234567890";
+const IDENTITY_CENTER_ROLE: &str = "arn:aws:iam::666677778888:role/cutoff-identity-center";
+
+/// infra/identity-center-role.yaml in IDENTITY_CENTER_ACCOUNT, trusting the responder in
+/// ACCOUNT.
+pub(crate) fn identity_center(extra: &[(&str, &str)]) -> Stack {
+    let mut params: BTreeMap<&str, &str> = BTreeMap::from([
+        ("SecurityAccountId", ACCOUNT),
+        ("ResponderRegion", REGION),
+        ("ExternalId", EXTERNAL_ID),
+        ("InstanceId", INSTANCE_ID),
+        ("IdentityStoreId", IDENTITY_STORE_ID),
+    ]);
+    params.extend(extra.iter().copied());
+    let params: Vec<(&str, &str)> = params.into_iter().collect();
+    Stack::in_account(identity_center_template(), IDENTITY_CENTER_ACCOUNT, &params)
+}
+
+/// The responder with the Identity Center integration configured.
+fn responder_with_identity_center(extra: &[(&str, &str)]) -> Stack {
+    let mut params = vec![
+        ("IdentityCenterRoleArn", IDENTITY_CENTER_ROLE),
+        ("IdentityCenterRegion", "eu-west-1"),
+    ];
+    params.extend(extra.iter().copied());
+    responder(&params)
 }
 
 fn session(role_arn: &str, name: &str) -> String {
@@ -931,11 +968,20 @@ fn no_principal_is_protected_by_a_name_pattern() {
 /// protects by name in every account), and names the stack's real roles.
 #[test]
 fn the_protected_arns_the_code_reads_are_the_ones_iam_denies() {
-    for extra in [
-        "",
-        "arn:aws:iam::111122223333:role/other,arn:aws:iam::999988887777:role/x",
+    for (extra, identity_center) in [
+        ("", false),
+        (
+            "arn:aws:iam::111122223333:role/other,arn:aws:iam::999988887777:role/x",
+            false,
+        ),
+        ("", true),
+        ("arn:aws:iam::111122223333:role/other", true),
     ] {
-        let stack = responder(&[("ProtectedPrincipalArns", extra)]);
+        let stack = if identity_center {
+            responder_with_identity_center(&[("ProtectedPrincipalArns", extra)])
+        } else {
+            responder(&[("ProtectedPrincipalArns", extra)])
+        };
         let denied: BTreeSet<String> = as_list(
             &as_list(&stack.role_policy("RevokerRole")["Statement"])
                 .into_iter()
@@ -947,6 +993,10 @@ fn the_protected_arns_the_code_reads_are_the_ones_iam_denies() {
         .collect();
         let mut expected: BTreeSet<String> =
             OWN_ROLES.iter().map(|r| role_arn(&stack, r)).collect();
+        // The Identity Center role is cutoff's own too, when there is one.
+        if identity_center {
+            expected.insert(IDENTITY_CENTER_ROLE.to_owned());
+        }
         expected.extend(
             extra
                 .split(',')
@@ -955,7 +1005,22 @@ fn the_protected_arns_the_code_reads_are_the_ones_iam_denies() {
         );
         let mut with_member = expected.clone();
         with_member.insert(format!("arn:aws:iam::{ACCOUNT}:role/cutoff-member"));
-        assert_eq!(denied, with_member, "ProtectedPrincipalArns={extra}");
+        assert_eq!(
+            denied, with_member,
+            "ProtectedPrincipalArns={extra}, Identity Center: {identity_center}"
+        );
+        for role in ["RevokerRole", "SweeperRole"] {
+            let denied_here: BTreeSet<String> = as_list(
+                &as_list(&stack.role_policy(role)["Statement"])
+                    .into_iter()
+                    .find(|s| s["Sid"] == "DenyProtectedPrincipals")
+                    .unwrap()["Resource"],
+            )
+            .iter()
+            .map(scalar_text)
+            .collect();
+            assert_eq!(denied_here, with_member, "{role}");
+        }
         for function in ["IntakeFunction", "RevokerFunction", "SweeperFunction"] {
             let env = scalar_text(
                 &stack.properties(function)["Environment"]["Variables"]["CUTOFF_PROTECTED_ARNS"],
@@ -1761,4 +1826,311 @@ fn only_scheduler_for_cutoffs_schedule_group_can_assume_the_follow_up_role() {
             ImplicitlyDenied,
         ),
     ]);
+}
+
+// ------------------------------------------------------------------ Identity Center role
+
+#[test]
+fn only_the_revoker_with_the_external_id_can_assume_the_identity_center_role() {
+    let responder = responder_with_identity_center(&[]);
+    let ic = identity_center(&[]);
+    let target = ic.arn("IdentityCenterRole");
+    assert_eq!(target, IDENTITY_CENTER_ROLE);
+    let trust = ic.trust_policy("IdentityCenterRole");
+    let assume = |principal: &str, identity: Value, external_id: Option<&str>| {
+        let mut request = EvalRequest::new("sts:AssumeRole", &target, principal)
+            .policy(identity)
+            .resource_policy(trust.clone());
+        if let Some(id) = external_id {
+            request = request.context("sts:ExternalId", id);
+        }
+        request
+    };
+    let revoker = session(
+        &role_arn(&responder, "RevokerRole"),
+        "cutoff-identity-center",
+    );
+    let revoker_policy = responder.role_policy("RevokerRole");
+    let sts_all = broad(&["sts"]);
+    use Decision::*;
+    let mut cases = vec![
+        case(
+            "the revoker with the ExternalId",
+            assume(&revoker, revoker_policy.clone(), Some(EXTERNAL_ID)),
+            Allowed,
+        )
+        .by("CutoffRevoker"),
+        case(
+            "the revoker without the ExternalId",
+            assume(&revoker, revoker_policy.clone(), None),
+            ImplicitlyDenied,
+        ),
+        case(
+            "the revoker with a wrong ExternalId",
+            assume(&revoker, revoker_policy, Some("guess")),
+            ImplicitlyDenied,
+        ),
+    ];
+    for role in ["SweeperRole", "IntakeRole", "NotifierRole"] {
+        cases.push(case(
+            format!("{role}, given sts:AssumeRole on *, with the ExternalId"),
+            assume(
+                &session(&role_arn(&responder, role), "cutoff"),
+                sts_all.clone(),
+                Some(EXTERNAL_ID),
+            ),
+            ImplicitlyDenied,
+        ));
+    }
+    cases.extend([
+        case(
+            "an administrator of the security account who knows the ExternalId",
+            assume(&attacker(), sts_all.clone(), Some(EXTERNAL_ID)),
+            ImplicitlyDenied,
+        ),
+        case(
+            "a role named like the revoker in another account",
+            assume(
+                &format!("arn:aws:sts::{OUTSIDER}:assumed-role/cutoff-us-east-1-revoker/x"),
+                sts_all.clone(),
+                Some(EXTERNAL_ID),
+            ),
+            ImplicitlyDenied,
+        ),
+        case(
+            "the revoker of a responder in another region",
+            assume(
+                &format!("arn:aws:sts::{ACCOUNT}:assumed-role/cutoff-eu-west-1-revoker/x"),
+                sts_all.clone(),
+                Some(EXTERNAL_ID),
+            ),
+            ImplicitlyDenied,
+        ),
+        case(
+            "an administrator of the Identity Center account itself",
+            assume(
+                &format!("arn:aws:sts::{IDENTITY_CENTER_ACCOUNT}:assumed-role/Admin/x"),
+                sts_all,
+                Some(EXTERNAL_ID),
+            ),
+            ImplicitlyDenied,
+        ),
+    ]);
+    check(cases);
+}
+
+#[test]
+fn the_revoker_may_assume_only_the_configured_identity_center_role() {
+    // Whoever owns a target may copy a trust policy that admits the security account:
+    // the revoker's identity policy alone has to refuse what is not configured.
+    let open_trust = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
+        "Action": "sts:AssumeRole"
+    }]});
+    let assume = |stack: &Stack, role: &str, target: &str| {
+        EvalRequest::new(
+            "sts:AssumeRole",
+            target,
+            &session(&role_arn(stack, role), "cutoff-identity-center"),
+        )
+        .policy(stack.role_policy(role))
+        .resource_policy(open_trust.clone())
+        .context("sts:ExternalId", EXTERNAL_ID)
+    };
+    let configured = responder_with_identity_center(&[]);
+    let plain = responder(&[]);
+    let other = |name: &str| format!("arn:aws:iam::{IDENTITY_CENTER_ACCOUNT}:role/{name}");
+    use Decision::*;
+    check(vec![
+        case(
+            "configured: the revoker, the Identity Center role",
+            assume(&configured, "RevokerRole", IDENTITY_CENTER_ROLE),
+            Allowed,
+        )
+        .by("AssumeIdentityCenterRole"),
+        case(
+            "configured: the revoker, another role of the Identity Center account",
+            assume(&configured, "RevokerRole", &other("Admin")),
+            ImplicitlyDenied,
+        ),
+        case(
+            "configured: the revoker, a role named like it",
+            assume(
+                &configured,
+                "RevokerRole",
+                &other("cutoff-identity-center-2"),
+            ),
+            ImplicitlyDenied,
+        ),
+        case(
+            "configured: the sweeper, the Identity Center role",
+            assume(&configured, "SweeperRole", IDENTITY_CENTER_ROLE),
+            ImplicitlyDenied,
+        ),
+        case(
+            "not configured: the revoker, the Identity Center role",
+            assume(&plain, "RevokerRole", IDENTITY_CENTER_ROLE),
+            ImplicitlyDenied,
+        ),
+    ]);
+
+    // The grant, the settings the revoker reads and the protection come and go
+    // together, and name the same role.
+    let policy_id = "RevokerIdentityCenterPolicy";
+    assert!(!plain.exists(policy_id));
+    let env = &plain.properties("RevokerFunction")["Environment"]["Variables"];
+    for var in [
+        "CUTOFF_IDENTITY_CENTER_ROLE_ARN",
+        "CUTOFF_IDENTITY_CENTER_REGION",
+    ] {
+        assert!(env.get(var).is_none(), "{var} set without the integration");
+    }
+    assert!(configured.exists(policy_id));
+    let env = &configured.properties("RevokerFunction")["Environment"]["Variables"];
+    assert_eq!(env["CUTOFF_IDENTITY_CENTER_ROLE_ARN"], IDENTITY_CENTER_ROLE);
+    assert_eq!(env["CUTOFF_IDENTITY_CENTER_REGION"], "eu-west-1");
+    for function in ["IntakeFunction", "NotifierFunction", "SweeperFunction"] {
+        let env = configured.properties(function)["Environment"]["Variables"].to_string();
+        assert!(!env.contains("CUTOFF_IDENTITY_CENTER"), "{function}: {env}");
+    }
+    let grant = configured.properties(policy_id);
+    assert_eq!(grant["RoleName"], "cutoff-us-east-1-revoker");
+    let statements = as_list(&grant["PolicyDocument"]["Statement"]);
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Action"], "sts:AssumeRole");
+    assert_eq!(statements[0]["Resource"], IDENTITY_CENTER_ROLE);
+}
+
+#[test]
+fn the_identity_center_settings_are_set_together_or_not_at_all() {
+    for (role, region, refused) in [
+        ("", "", false),
+        (IDENTITY_CENTER_ROLE, "eu-west-1", false),
+        (IDENTITY_CENTER_ROLE, "", true),
+        ("", "eu-west-1", true),
+    ] {
+        let stack = responder(&[
+            ("IdentityCenterRoleArn", role),
+            ("IdentityCenterRegion", region),
+        ]);
+        assert_eq!(
+            !stack.broken_rules().is_empty(),
+            refused,
+            "{role:?} {region:?}: {:?}",
+            stack.broken_rules()
+        );
+    }
+    // The ARN is a role's, whole, at path / (the template's role): no wildcard.
+    let pattern = responder_template()["Parameters"]["IdentityCenterRoleArn"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    for (value, accepted) in [
+        ("", true),
+        (IDENTITY_CENTER_ROLE, true),
+        (
+            "arn:aws-us-gov:iam::666677778888:role/cutoff-identity-center",
+            true,
+        ),
+        ("arn:aws:iam::666677778888:role/*", false),
+        ("arn:aws:iam::*:role/cutoff-identity-center", false),
+        (
+            "arn:aws:iam::666677778888:user/cutoff-identity-center",
+            false,
+        ),
+        (
+            "arn:aws:iam::666677778888:role/cutoff-identity-center,arn:aws:iam::1:role/x",
+            false,
+        ),
+    ] {
+        assert_eq!(pattern_accepts(pattern, value), accepted, "{value}");
+    }
+}
+
+/// A sample ARN of a resource type: its variables filled in with `instance`, `store`
+/// and fixed ids.
+fn sample(pattern: &str, instance: &str, store: &str) -> String {
+    pattern
+        .replace("${Partition}", PARTITION)
+        .replace("${InstanceId}", instance)
+        .replace("${PermissionSetId}", "ps-0123456789abcdef")
+        .replace("${AccountId}", MEMBER)
+        .replace("${Account}", IDENTITY_CENTER_ACCOUNT)
+        .replace("${IdentityStoreId}", store)
+        .replace("${UserId}", "94482488-3041-7026-18f3-be45837cd0e4")
+        .replace("${GroupId}", "a4b8d4f8-8031-70a2-7a35-2a1a30b0d3f1")
+        .replace("${MembershipId}", "c4e81418-2081-704b-d1a7-0bdbd6a5b7f2")
+}
+
+#[test]
+fn the_identity_center_role_reaches_only_its_instance_and_identity_store() {
+    let ic = identity_center(&[]);
+    let policy = ic.role_policy("IdentityCenterRole");
+    let principal = session(&ic.arn("IdentityCenterRole"), "cutoff-identity-center");
+    let granted: Vec<String> = as_list(&policy["Statement"])
+        .iter()
+        .flat_map(|s| as_list(&s["Action"]))
+        .map(|a| scalar_text(&a))
+        .collect();
+    // What a role that could administer Identity Center would also hold: none of it.
+    let refused = [
+        "sso:CreateAccountAssignment",
+        "sso:DeleteAccountAssignment",
+        "sso:CreatePermissionSet",
+        "sso:UpdatePermissionSet",
+        "sso:DeletePermissionSet",
+        "sso:AttachManagedPolicyToPermissionSet",
+        "sso:AttachCustomerManagedPolicyReferenceToPermissionSet",
+        "sso:PutPermissionsBoundaryToPermissionSet",
+        "identitystore:CreateUser",
+        "identitystore:UpdateUser",
+        "identitystore:DeleteUser",
+        "identitystore:CreateGroupMembership",
+    ]
+    .map(str::to_owned);
+    let all: Vec<String> = granted.iter().chain(&refused).cloned().collect();
+    let types = super::reference::resource_types(&all);
+    let request = |action: &str, resource: &str| {
+        EvalRequest::new(action, resource, &principal).policy(policy.clone())
+    };
+    use Decision::*;
+    let mut cases = Vec::new();
+    for (action, types) in all.iter().zip(&types) {
+        let is_granted = granted.contains(action);
+        if types.is_empty() {
+            cases.push(case(
+                format!("{action} on *"),
+                request(action, "*"),
+                if is_granted {
+                    Allowed
+                } else {
+                    ImplicitlyDenied
+                },
+            ));
+            continue;
+        }
+        for t in types.iter().filter(|t| t.required) {
+            let own = sample(&t.arn, INSTANCE_ID, IDENTITY_STORE_ID);
+            cases.push(case(
+                format!("{action} on its {} {own}", t.name),
+                request(action, &own),
+                if is_granted {
+                    Allowed
+                } else {
+                    ImplicitlyDenied
+                },
+            ));
+            // Another instance's or identity store's resource of the same type.
+            let foreign = sample(&t.arn, "ssoins-fedcba9876543210", "d-0987654321");
+            if foreign != own {
+                cases.push(case(
+                    format!("{action} on another {} {foreign}", t.name),
+                    request(action, &foreign),
+                    ImplicitlyDenied,
+                ));
+            }
+        }
+    }
+    assert!(cases.len() > 40, "{}", cases.len());
+    check(cases);
 }
