@@ -205,6 +205,26 @@ impl SdkDirectory {
     }
 }
 
+/// [`classify`], with Identity Center's `ConflictException` retryable: it answers so
+/// while a permission set is being provisioned or changed, and AWS says to retry.
+fn classified<E>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+    operation: &'static str,
+    context: String,
+) -> AwsError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut classified = classify(err, operation, context);
+    if err.as_service_error().and_then(|e| e.code()) == Some("ConflictException") {
+        classified.kind = ErrorKind::Transient;
+    }
+    classified
+}
+
 fn malformed(op: &'static str, context: String, message: &str) -> AwsError {
     AwsError::new(ErrorKind::Malformed, op, context, message)
 }
@@ -247,7 +267,7 @@ impl Directory for SdkDirectory {
                 .set_next_token(next)
                 .send()
                 .await
-                .map_err(|e| classify(&e, OP, String::new()))?;
+                .map_err(|e| classified(&e, OP, String::new()))?;
             let items = out
                 .instances()
                 .iter()
@@ -291,7 +311,7 @@ impl Directory for SdkDirectory {
                     .map(Some)
                     .map_err(|e| malformed(OP, context, &e.to_string())),
                 Err(e) => {
-                    let err = classify(&e, OP, context);
+                    let err = classified(&e, OP, context);
                     if err.kind == ErrorKind::NotFound {
                         Ok(None)
                     } else {
@@ -319,7 +339,7 @@ impl Directory for SdkDirectory {
                 .set_next_token(next)
                 .send()
                 .await
-                .map_err(|e| classify(&e, OP, format!("for user {user}")))?;
+                .map_err(|e| classified(&e, OP, format!("for user {user}")))?;
             Ok(Page {
                 items: out
                     .group_memberships()
@@ -354,7 +374,7 @@ impl Directory for SdkDirectory {
                 .set_next_token(next)
                 .send()
                 .await
-                .map_err(|e| classify(&e, OP, context.clone()))?;
+                .map_err(|e| classified(&e, OP, context.clone()))?;
             let mut items = Vec::new();
             for assignment in out.account_assignments() {
                 let (Some(account), Some(permission_set)) =
@@ -392,7 +412,7 @@ impl Directory for SdkDirectory {
                 .set_next_token(next)
                 .send()
                 .await
-                .map_err(|e| classify(&e, OP, String::new()))?;
+                .map_err(|e| classified(&e, OP, String::new()))?;
             Ok(Page {
                 items: out.permission_sets().to_vec(),
                 next: out.next_token().map(str::to_owned),
@@ -415,7 +435,7 @@ impl Directory for SdkDirectory {
                 .permission_set_arn(permission_set)
                 .send()
                 .await
-                .map_err(|e| classify(&e, OP, context.clone()))?;
+                .map_err(|e| classified(&e, OP, context.clone()))?;
             out.permission_set()
                 .and_then(|p| p.name())
                 .map(str::to_owned)
@@ -437,7 +457,7 @@ impl Directory for SdkDirectory {
                 .permission_set_arn(permission_set)
                 .send()
                 .await
-                .map_err(|e| classify(&e, OP, format!("on {permission_set}")))?;
+                .map_err(|e| classified(&e, OP, format!("on {permission_set}")))?;
             Ok(out
                 .inline_policy()
                 .filter(|p| !p.trim().is_empty())
@@ -460,7 +480,7 @@ impl Directory for SdkDirectory {
                 .inline_policy(document)
                 .send()
                 .await
-                .map_err(|e| classify(&e, OP, format!("on {permission_set}")))?;
+                .map_err(|e| classified(&e, OP, format!("on {permission_set}")))?;
             Ok(())
         })
     }
@@ -478,7 +498,7 @@ impl Directory for SdkDirectory {
                 .permission_set_arn(permission_set)
                 .send()
                 .await
-                .map_err(|e| classify(&e, OP, format!("on {permission_set}")))?;
+                .map_err(|e| classified(&e, OP, format!("on {permission_set}")))?;
             Ok(())
         })
     }
@@ -510,7 +530,7 @@ impl Directory for SdkDirectory {
             let out = request
                 .send()
                 .await
-                .map_err(|e| classify(&e, OP, context.clone()))?;
+                .map_err(|e| classified(&e, OP, context.clone()))?;
             provisioning_of(OP, context, out.permission_set_provisioning_status())
         })
     }
@@ -530,7 +550,7 @@ impl Directory for SdkDirectory {
                 .provision_permission_set_request_id(request_id)
                 .send()
                 .await
-                .map_err(|e| classify(&e, OP, context.clone()))?;
+                .map_err(|e| classified(&e, OP, context.clone()))?;
             provisioning_of(OP, context, out.permission_set_provisioning_status())
         })
     }

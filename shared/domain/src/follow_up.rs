@@ -77,8 +77,15 @@ impl FollowUpTask {
         if request.dry_run || request.action != ManualAction::Revoke || run_delay(run).is_none() {
             return None;
         }
+        // A permission set's role is a role to the run: the ledger keys its records
+        // so, and what its session minted is followed as any role session's.
+        let kind = match revoked.kind {
+            TargetKind::IdentityCenterRole => TargetKind::Role,
+            kind => kind,
+        };
         Some(Self {
             origin: Target {
+                kind,
                 access_key_id: Some(key),
                 ..revoked.clone()
             },

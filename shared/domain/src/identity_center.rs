@@ -249,6 +249,16 @@ pub fn remove_user_deny(
     finish(document, list)
 }
 
+/// Whether the document holds cutoff's statement for `user`, whatever it says now
+/// (what a release removes); an unreadable document may, and is looked at again.
+pub fn holds_user_statement(document: &str, user: &IdentityStoreUserId) -> bool {
+    let sid = sid(user);
+    statements(Some(document)).map_or(true, |(_, list)| {
+        list.iter()
+            .any(|s| s.get("Sid").and_then(Value::as_str) == Some(sid.as_str()))
+    })
+}
+
 /// Whether the document denies `user` as cutoff writes it (the read-back).
 pub fn denies_user(document: &str, user: &IdentityStoreUserId) -> bool {
     statements(Some(document)).is_ok_and(|(_, list)| list.contains(&user_deny_statement(user)))
@@ -271,13 +281,29 @@ pub enum PermissionSetState {
     WouldDeny,
 }
 
-/// One permission set the user can use, and what cutoff did to it.
+/// What a containment of an Identity Center user did: deny them, or lift the deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SsoAction {
+    Deny,
+    Release,
+}
+
+/// Accounts listed per permission set at most (the outcome travels through
+/// EventBridge, 256 KB an event): `accounts_total` says how many there are.
+pub const ACCOUNTS_LISTED: usize = 20;
+
+/// One permission set, and what cutoff did to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermissionSetDeny {
     pub arn: String,
     pub name: String,
-    /// The accounts the user can use it in (directly or through a group).
+    /// The accounts the user can use it in (directly or through a group), the first
+    /// [`ACCOUNTS_LISTED`] of them.
     pub accounts: Vec<crate::principal::Account>,
+    /// How many accounts the user can use it in.
+    #[serde(default)]
+    pub accounts_total: usize,
     pub state: PermissionSetState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -286,6 +312,7 @@ pub struct PermissionSetDeny {
 /// What an Identity Center user's containment did, for the outcome and the message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SsoContainment {
+    pub action: SsoAction,
     pub user_name: String,
     pub user_id: String,
     pub instance_arn: String,

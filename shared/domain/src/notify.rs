@@ -219,6 +219,9 @@ fn render_sso(sso: &crate::identity_center::SsoContainment, body: &mut String) {
         let state = match set.state {
             State::Denied => "denied, provisioned and read back",
             State::Provisioning => "written, still provisioning",
+            State::Failed if sso.action == crate::identity_center::SsoAction::Release => {
+                "deny NOT removed"
+            }
             State::Failed => "NOT denied",
             State::Released => "deny removed",
             State::WouldDeny => "would be denied (dry run)",
@@ -226,7 +229,13 @@ fn render_sso(sso: &crate::identity_center::SsoContainment, body: &mut String) {
         let accounts: Vec<&str> = set.accounts.iter().map(|a| a.as_str()).collect();
         let mut text = format!("Permission set {}: {state}", set.name);
         if !accounts.is_empty() {
-            text.push_str(&format!(" (used in {})", accounts.join(", ")));
+            let more = set.accounts_total.saturating_sub(accounts.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            text.push_str(&format!(" (used in {}{more})", accounts.join(", ")));
         }
         if let Some(note) = &set.note {
             text.push_str(&format!("; {note}"));
@@ -237,10 +246,28 @@ fn render_sso(sso: &crate::identity_center::SsoContainment, body: &mut String) {
 
 /// What to do after an Identity Center user's containment.
 fn sso_steps(o: &Outcome, t: &Target, sso: &crate::identity_center::SsoContainment) -> Vec<String> {
-    use crate::identity_center::PermissionSetState as State;
-    if o.status == Status::Released {
+    use crate::identity_center::{PermissionSetState as State, SsoAction};
+    if sso.action == SsoAction::Release {
+        return match o.status {
+            Status::Released => vec![format!(
+                "{} can use their permission sets again, if their identity source lets them sign in.",
+                sso.user_name
+            )],
+            Status::DryRun => {
+                vec!["Nothing was written: run the release without dry run.".to_owned()]
+            }
+            _ => vec![
+                format!(
+                    "The deny of {} may still be in the permission sets listed above, or still in their accounts until provisioning finishes: read the error, then run the release again (it provisions again).",
+                    sso.user_name
+                ),
+                retry_step(o),
+            ],
+        };
+    }
+    if o.status == Status::DryRun {
         return vec![format!(
-            "{} can use their permission sets again, if their identity source lets them sign in.",
+            "Nothing was written. Without dry run, cutoff would deny {} in the permission sets listed above.",
             sso.user_name
         )];
     }
@@ -671,21 +698,30 @@ fn headline(o: &Outcome) -> String {
     };
     let who = describe(t);
     if let Some(sso) = &o.identity_center {
+        use crate::identity_center::SsoAction;
         let user = format!("Identity Center user {}", sso.user_name);
-        return match o.status {
-            Status::Applied => format!(
+        return match (sso.action, o.status) {
+            (SsoAction::Deny, Status::Applied) => format!(
                 "cutoff denied {user} everything in every permission set they use (their session of {who} was in a finding)."
             ),
-            Status::Partial => {
+            (SsoAction::Deny, Status::Partial) => {
                 format!("ACTION NEEDED: cutoff denied {user} in some permission sets, NOT all yet.")
             }
-            Status::DryRun => {
+            (SsoAction::Deny, Status::DryRun) => {
                 format!("cutoff would deny {user} in their permission sets (dry run).")
             }
-            Status::Released => {
+            (SsoAction::Deny, _) => {
+                format!("ACTION NEEDED: cutoff FAILED to deny {user} in their permission sets.")
+            }
+            (SsoAction::Release, Status::Released) => {
                 format!("cutoff removed its deny of {user} from the permission sets.")
             }
-            _ => format!("cutoff FAILED to deny {user} in their permission sets."),
+            (SsoAction::Release, Status::DryRun) => format!(
+                "cutoff would remove its deny of {user} from the permission sets (dry run)."
+            ),
+            (SsoAction::Release, _) => format!(
+                "cutoff FAILED to complete the release of {user}: the deny may still be in force."
+            ),
         };
     }
     if is_rolling(o) {
@@ -712,7 +748,10 @@ fn headline(o: &Outcome) -> String {
 }
 
 fn what_happened(o: &Outcome) -> String {
-    if o.identity_center.is_some() && o.status != Status::Released {
+    if o.identity_center
+        .as_ref()
+        .is_some_and(|sso| sso.action == crate::identity_center::SsoAction::Deny)
+    {
         return "A finding named a session of a permission set's role, which belongs to an \
                 IAM Identity Center user. A cutoff on the role would not stop them: their \
                 access-portal session mints fresh credentials. cutoff denies the user \
@@ -1745,6 +1784,7 @@ mod tests {
         o.policy = Some("the permission sets' inline policies".to_owned());
         o.actions = vec!["deny Identity Center user 906752d1-b1a2-4c3d-8e9f-0a1b2c3d4e5f in the inline policy of permission set Admin".to_owned()];
         o.identity_center = Some(SsoContainment {
+            action: crate::identity_center::SsoAction::Deny,
             user_name: "alice@example.com".to_owned(),
             user_id: "906752d1-b1a2-4c3d-8e9f-0a1b2c3d4e5f".to_owned(),
             instance_arn: "arn:aws:sso:::instance/ssoins-7223a4f1b1a8e2c0".to_owned(),
@@ -1753,6 +1793,7 @@ mod tests {
                     arn: "arn:aws:sso:::permissionSet/ssoins-7223a4f1b1a8e2c0/ps-1".to_owned(),
                     name: "Admin".to_owned(),
                     accounts: vec![Account::parse(ACCOUNT).unwrap()],
+                    accounts_total: 1,
                     state: PermissionSetState::Denied,
                     note: None,
                 },
@@ -1760,8 +1801,9 @@ mod tests {
                     arn: "arn:aws:sso:::permissionSet/ssoins-7223a4f1b1a8e2c0/ps-2".to_owned(),
                     name: "ReadOnly\u{1b}[31m".to_owned(),
                     accounts: vec![Account::parse(ACCOUNT).unwrap()],
+                    accounts_total: 1,
                     state: PermissionSetState::Provisioning,
-                    note: Some("still provisioning to 111122223333 after 40 s".to_owned()),
+                    note: Some("still provisioning when cutoff stopped waiting".to_owned()),
                 },
             ],
             to_do: DISABLE_USER.to_owned(),
@@ -1783,6 +1825,50 @@ mod tests {
             !text.contains("AWSRevokeOlderSessions") && !text.contains("Cutoff:"),
             "no role deny is claimed: {text}"
         );
+    }
+
+    #[test]
+    fn given_an_identity_center_release_that_failed_then_the_body_does_not_speak_of_denying() {
+        use crate::identity_center::{
+            DISABLE_USER, PermissionSetDeny, PermissionSetState, SsoAction, SsoContainment,
+        };
+        let mut t = target(
+            TargetKind::IdentityCenterRole,
+            "AWSReservedSSO_Admin_0123456789abcdef",
+        );
+        t.session = Some(SessionName::parse("alice@example.com").unwrap());
+        let mut o = outcome(Status::Failed, t);
+        o.cutoff = None;
+        o.identity_center = Some(SsoContainment {
+            action: SsoAction::Release,
+            user_name: "alice@example.com".to_owned(),
+            user_id: "906752d1-b1a2-4c3d-8e9f-0a1b2c3d4e5f".to_owned(),
+            instance_arn: "arn:aws:sso:::instance/ssoins-7223a4f1b1a8e2c0".to_owned(),
+            permission_sets: vec![PermissionSetDeny {
+                arn: "arn:aws:sso:::permissionSet/ssoins-7223a4f1b1a8e2c0/ps-1".to_owned(),
+                name: "Admin".to_owned(),
+                accounts: Vec::new(),
+                accounts_total: 0,
+                state: PermissionSetState::Failed,
+                note: Some("another writer holds its lock".to_owned()),
+            }],
+            to_do: DISABLE_USER.to_owned(),
+        });
+        let body = render(&sanitized(&o), true).body;
+        let text = body.split(SEPARATOR).next().unwrap();
+        assert!(text.contains("FAILED to complete the release"), "{text}");
+        assert!(
+            text.contains("Permission set Admin: deny NOT removed"),
+            "{text}"
+        );
+        assert!(text.contains("run the release again"), "{text}");
+        for wrong in [
+            "disable the user",
+            "not yet denying",
+            "cutoff denies the user",
+        ] {
+            assert!(!text.contains(wrong), "{wrong:?} in\n{text}");
+        }
     }
 
     #[test]

@@ -321,6 +321,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         outcome.propagation = entry.outcome.propagation.clone();
         outcome.still_works = entry.outcome.still_works.clone();
         outcome.other_access = entry.outcome.other_access.clone();
+        outcome.identity_center = entry.outcome.identity_center.clone();
         outcome.detail = format!(
             "finding {} was applied to {} by request {} at {} ({}, cutoff {}); not written again within the {} min window",
             cutoff_domain::principal::excerpt(request.trigger.finding_id.as_deref().unwrap_or("")),

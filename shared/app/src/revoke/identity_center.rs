@@ -26,11 +26,12 @@ use cutoff_aws::{AccountAccess, AwsError};
 use cutoff_domain::clock::Clock;
 use cutoff_domain::event::Scope;
 use cutoff_domain::identity_center::{
-    self as ic, DISABLE_USER, IdentityStoreUserId, InlineChange, PermissionSetDeny,
-    PermissionSetState, SsoContainment,
+    self as ic, ACCOUNTS_LISTED, DISABLE_USER, IdentityStoreUserId, InlineChange,
+    PermissionSetDeny, PermissionSetState, SsoAction, SsoContainment,
 };
 use cutoff_domain::outcome::{FailureKind, RevocationRequest, Status, StillWorks};
 use cutoff_domain::principal::Account;
+use cutoff_domain::triage::Source;
 
 use super::resolve::{Purpose, Resolved};
 use super::{Done, Record, Revoker, Stop};
@@ -54,8 +55,30 @@ struct SetWork {
     accounts: Vec<Account>,
     state: PermissionSetState,
     note: Option<String>,
-    /// Provisionings not yet finished: (account or all, request id).
-    pending: Vec<(String, String)>,
+    /// Why it failed, as the outcome's error kind says it.
+    kind: Option<FailureKind>,
+    /// A provisioning not yet finished: its request id.
+    pending: Option<String>,
+}
+
+/// The circuit breaker, passed once per request, before its first write.
+#[derive(Default)]
+struct Breaker {
+    passed: bool,
+    /// What it could not check (the ledger unreachable), for the outcome.
+    notes: Vec<String>,
+}
+
+/// Who may have an Identity Center user denied everywhere: sources no member account
+/// can write. A Security Hub finding can be imported by any account of the
+/// Organization (naming a real permission-set role and any user entitled there), and
+/// a plain invoke's requester is only claimed.
+fn trusted_for_identity_center(request: &RevocationRequest) -> bool {
+    match request.trigger.source {
+        Source::GuardDuty | Source::CloudTrail => true,
+        Source::Manual => request.trigger.requested_by_verified,
+        _ => false,
+    }
 }
 
 impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
@@ -197,32 +220,46 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         Ok(sets)
     }
 
-    /// An Identity Center user's containment (a revocation) or its release.
+    /// An Identity Center user's containment (a revocation) or its release, within
+    /// `deadline` (the request's start plus `identity_center_wait`).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn contain_sso_user<C>(
         &self,
         request: &RevocationRequest,
         request_id: &str,
         resolved: &Resolved<C>,
         purpose: Purpose,
+        deadline: tokio::time::Instant,
         calls: &Arc<CallCounter>,
         record: &mut Record,
     ) -> Result<Done, Stop> {
+        if purpose == Purpose::Revoke && !trusted_for_identity_center(request) {
+            return Err(Stop::with(
+                Status::Alerted,
+                format!(
+                    "{}: an Identity Center user is denied everywhere only on GuardDuty's or CloudTrail's word, or an operator's through the operator path; this request came from {} (which any member account can write, or whose requester is only claimed): alert only; contain the user by hand, or with `cutoff revoke` through the operator path",
+                    request.target,
+                    request.trigger.source.as_str()
+                ),
+            ));
+        }
         let (user, sso) = self
             .sso_user(request, &resolved.principal.name, calls)
             .await?;
         let directory = self.directory()?;
         let instance = user.instance.arn.clone();
+        let assigned = self.sso_assignments(&user, calls).await?;
         let mut work = match purpose {
             Purpose::Revoke => {
-                let sets = self.sso_assignments(&user, calls).await?;
                 let mut work = Vec::new();
-                let mut finding_set = false;
-                for (arn, accounts) in sets {
+                let mut finding_set = None;
+                for (arn, accounts) in assigned {
                     let name = self
                         .ask(calls, || directory.permission_set_name(&instance, &arn))
                         .await?;
-                    finding_set |=
-                        name == sso.permission_set && accounts.contains(&request.target.account);
+                    if name == sso.permission_set && accounts.contains(&request.target.account) {
+                        finding_set = Some(work.len());
+                    }
                     work.push(SetWork::new(
                         arn,
                         name,
@@ -230,57 +267,98 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                         purpose,
                     ));
                 }
-                if !finding_set {
+                let Some(first) = finding_set else {
                     return Err(Stop::failed(
                         FailureKind::PrincipalMismatch,
                         format!(
-                            "Identity Center user `{}` ({}) is not assigned the permission set {} in {}, whose role's session the finding names: the session name does not match the user entitled there; nothing written",
+                            "Identity Center user `{}` ({}) is not assigned the permission set {} in {}, whose role's session the finding names: either the session is not theirs, or the assignment was removed since (then the session may still work until it expires: deny the user by hand); nothing written",
                             user.name, user.id, sso.permission_set, request.target.account
                         ),
                     ));
-                }
-                // A write that locks a person out of every account they use: the
-                // finding's breaker budget, as any other revocation.
-                self.pass_breaker(request, &mut Vec::new()).await?;
+                };
+                // The set the finding is about first: it is the one in use.
+                work.swap(0, first);
                 work
             }
-            // Wherever the deny is, whatever the user's assignments are now.
+            // Wherever the deny is, and every set the user holds now (an earlier
+            // release's provisioning may not have finished: provisioned again).
             Purpose::LiftOrRead => {
                 let all = self
                     .every_page(calls, "sso:ListPermissionSets", |next| {
                         directory.permission_sets(&instance, next)
                     })
                     .await?;
-                all.into_iter()
-                    .map(|arn| SetWork::new(arn, String::new(), Vec::new(), purpose))
-                    .collect()
+                let mut work = Vec::new();
+                for arn in all {
+                    let holds = match self
+                        .ask(calls, || directory.inline_policy(&instance, &arn))
+                        .await
+                    {
+                        Ok(document) => {
+                            document.is_some_and(|d| ic::holds_user_statement(&d, &user.id))
+                        }
+                        // Read again under the lock: a set it cannot read is one to try.
+                        Err(_) => true,
+                    };
+                    if holds || assigned.contains_key(&arn) {
+                        let accounts = assigned.get(&arn).cloned().unwrap_or_default();
+                        work.push(SetWork::new(
+                            arn,
+                            String::new(),
+                            accounts.into_iter().collect(),
+                            purpose,
+                        ));
+                    }
+                }
+                work
             }
         };
-        // One budget for the whole containment (after the role's own lock wait): the
-        // locks of many sets, then the provisioning, within the function's timeout.
-        let deadline = tokio::time::Instant::now() + self.config.identity_center_wait;
         let locks_until = deadline - self.config.identity_center_wait / 2;
+        let mut breaker = Breaker::default();
         for set in &mut work {
-            let wait = if tokio::time::Instant::now() < locks_until {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                set.fail_as(
+                    FailureKind::Transient,
+                    "not reached before cutoff's time ran out; the request is retried",
+                );
+                continue;
+            }
+            let lock_wait = if now < locks_until {
                 self.config.identity_center_lock_wait
             } else {
                 std::time::Duration::ZERO
             };
-            self.write_set(
-                set, &user, purpose, request, request_id, wait, calls, record,
-            )
-            .await;
+            let written = self
+                .write_set(
+                    set,
+                    &user,
+                    purpose,
+                    request,
+                    (request_id, lock_wait),
+                    &mut breaker,
+                    calls,
+                    record,
+                )
+                .await;
+            // Err: the breaker refused before the first write, so nothing is written.
+            written?;
         }
         self.await_provisioning(&mut work, &instance, deadline, calls)
             .await;
         if !request.dry_run {
             self.read_sets_back(&mut work, &user, purpose, calls).await;
         }
-        Ok(self.sso_done(request, &user, work, purpose))
+        let mut done = self.sso_done(request, &user, work, purpose);
+        if !breaker.notes.is_empty() {
+            done.detail = format!("{} ({})", done.detail, breaker.notes.join("; "));
+        }
+        Ok(done)
     }
 
     /// Writes (or, for a release, removes) the deny in one permission set under its
-    /// lock, and provisions it.
+    /// lock, and provisions it to every account it is provisioned to. Err only when
+    /// the circuit breaker refuses the request's first write.
     #[allow(clippy::too_many_arguments)]
     async fn write_set(
         &self,
@@ -288,14 +366,12 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         user: &SsoUser,
         purpose: Purpose,
         request: &RevocationRequest,
-        request_id: &str,
-        lock_wait: std::time::Duration,
+        (request_id, lock_wait): (&str, std::time::Duration),
+        breaker: &mut Breaker,
         calls: &CallCounter,
         record: &mut Record,
-    ) {
-        let Ok(directory) = self.directory() else {
-            return;
-        };
+    ) -> Result<(), Stop> {
+        let directory = self.directory()?;
         let instance = &user.instance.arn;
         let key = format!("identity-center#{}", set.arn);
         let locked = if self.ledger.enabled() && !request.dry_run {
@@ -307,74 +383,80 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             };
             match principal_lock::acquire(&self.ledger, &self.clock, &lock).await {
                 Ok(true) => true,
-                Ok(false) | Err(_) if purpose == Purpose::LiftOrRead => {
+                // Another containment or release writes this set: a put now could
+                // overwrite its statement after its read-back. Not written; retried.
+                Ok(false) => {
+                    set.fail_as(
+                        FailureKind::Transient,
+                        "another writer holds its lock: not written; the request is retried",
+                    );
+                    return Ok(());
+                }
+                Err(_) if purpose == Purpose::LiftOrRead => {
                     // Removals fail closed: the release is retried.
-                    set.fail("another writer holds its lock, or the ledger is unreachable: not released; retried");
-                    return;
+                    set.fail_as(
+                        FailureKind::Transient,
+                        "the ledger is unreachable, so its lock cannot be taken: not released",
+                    );
+                    return Ok(());
                 }
                 // Containment first: written without the lock, and read back after.
-                Ok(false) | Err(_) => false,
+                Err(_) => false,
             }
         } else {
             false
         };
         let written = self
-            .change_set(set, user, purpose, request, calls, record)
+            .change_set(set, user, purpose, request, breaker, calls, record)
             .await;
         if locked && let Err(e) = self.ledger.release(&key, request_id).await {
             tracing::warn!(error = %e, key, "could not give back a permission set's lock; it expires");
         }
-        let Some(changed) = written else {
-            return;
+        let Some(changed) = written? else {
+            return Ok(());
         };
-        // A deny already in the set is provisioned again all the same: an earlier
-        // attempt's provisioning may have failed or still be running, and the read
-        // of the set cannot tell whether the accounts hold it.
-        if (!changed && purpose == Purpose::LiftOrRead) || request.dry_run {
-            return;
+        // A set is provisioned again when its deny was already there (a revocation:
+        // an earlier provisioning may have failed or still run) or it is one the user
+        // holds (a release: likewise). Every account it is provisioned to, in one
+        // call: the user's, and any where a live session outlived its assignment.
+        let wanted = changed || purpose == Purpose::Revoke || !set.accounts.is_empty();
+        if !wanted || request.dry_run {
+            return Ok(());
         }
-        // A revocation reaches the accounts the user uses it in; a release every
-        // account it is provisioned to, so none keeps the deny.
-        let targets: Vec<Option<&Account>> = match purpose {
-            Purpose::Revoke => set.accounts.iter().map(Some).collect(),
-            Purpose::LiftOrRead => vec![None],
-        };
-        let mut failures = Vec::new();
-        for account in targets {
-            let label = account.map_or("every account".to_owned(), ToString::to_string);
-            match self
-                .ask(calls, || directory.provision(instance, &set.arn, account))
-                .await
-            {
-                Ok(Provisioning::Succeeded) => {}
-                Ok(Provisioning::InProgress { request_id }) => {
-                    set.pending.push((label.clone(), request_id));
-                }
-                Ok(Provisioning::Failed { reason }) => failures.push(format!("{label}: {reason}")),
-                Err(e) => failures.push(format!("{label}: {e}")),
-            }
-            record.actions.push(format!(
-                "provision permission set {} to {label}",
-                set.shown()
-            ));
+        record.actions.push(format!(
+            "provision permission set {} to every account it is provisioned to",
+            set.shown()
+        ));
+        match self
+            .ask(calls, || directory.provision(instance, &set.arn, None))
+            .await
+        {
+            Ok(Provisioning::Succeeded) => {}
+            Ok(Provisioning::InProgress { request_id }) => set.pending = Some(request_id),
+            Ok(Provisioning::Failed { reason }) => set.fail_as(
+                FailureKind::Transient,
+                &format!("provisioning failed: {reason}"),
+            ),
+            Err(e) => set.fail_as(e.kind.into(), &format!("provisioning failed: {e}")),
         }
-        if !failures.is_empty() {
-            set.fail(&format!("provisioning failed ({})", failures.join("; ")));
-        }
+        Ok(())
     }
 
-    /// Reads, changes and puts one permission set's inline policy: Some(whether it
-    /// changed), None when it could not (the set says why).
+    /// Reads, changes and puts one permission set's inline policy: Ok(Some(whether
+    /// it changed)), Ok(None) when it could not (the set says why), Err when the
+    /// breaker refuses the first write.
+    #[allow(clippy::too_many_arguments)]
     async fn change_set(
         &self,
         set: &mut SetWork,
         user: &SsoUser,
         purpose: Purpose,
         request: &RevocationRequest,
+        breaker: &mut Breaker,
         calls: &CallCounter,
         record: &mut Record,
-    ) -> Option<bool> {
-        let directory = self.directory().ok()?;
+    ) -> Result<Option<bool>, Stop> {
+        let directory = self.directory()?;
         let instance = &user.instance.arn;
         let existing = match self
             .ask(calls, || directory.inline_policy(instance, &set.arn))
@@ -382,8 +464,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         {
             Ok(existing) => existing,
             Err(e) => {
-                set.fail(&e.to_string());
-                return None;
+                set.fail_as(e.kind.into(), &e.to_string());
+                return Ok(None);
             }
         };
         let change = match purpose {
@@ -393,25 +475,33 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         let change = match change {
             Ok(change) => change,
             Err(e) => {
-                set.fail(&e.to_string());
-                return None;
+                let kind = match e {
+                    ic::InlineError::TooLarge { .. } => FailureKind::Quota,
+                    ic::InlineError::Unreadable(_) => FailureKind::UnreadablePolicy,
+                };
+                set.fail_as(kind, &e.to_string());
+                return Ok(None);
             }
         };
-        if change == InlineChange::Unchanged {
-            if purpose == Purpose::LiftOrRead {
-                set.state = PermissionSetState::Released;
-                set.note = Some("no deny of this user".to_owned());
-            } else {
-                set.note = Some("already denied this user".to_owned());
-            }
-            return Some(false);
-        }
-        if purpose == Purpose::LiftOrRead && set.name.is_empty() {
-            // Named only where it matters: the sets that held the deny.
+        if set.name.is_empty() {
             set.name = self
                 .ask(calls, || directory.permission_set_name(instance, &set.arn))
                 .await
                 .unwrap_or_default();
+        }
+        if change == InlineChange::Unchanged {
+            set.note = Some(match purpose {
+                Purpose::Revoke => "already denied this user".to_owned(),
+                Purpose::LiftOrRead => "held no deny of this user".to_owned(),
+            });
+            return Ok(Some(false));
+        }
+        // A write that locks a person out of every account they use: the finding's
+        // breaker budget, once, and only when something is to be written (a retry
+        // that finds the deny in place spends none).
+        if purpose == Purpose::Revoke && !breaker.passed {
+            self.pass_breaker(request, &mut breaker.notes).await?;
+            breaker.passed = true;
         }
         let verb = match purpose {
             Purpose::Revoke => "deny",
@@ -426,7 +516,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             if purpose == Purpose::Revoke {
                 set.state = PermissionSetState::WouldDeny;
             }
-            return Some(true);
+            return Ok(Some(true));
         }
         let result = match &change {
             InlineChange::Put(document) => {
@@ -441,16 +531,17 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             }
             InlineChange::Unchanged => Ok(()),
         };
-        match result {
+        Ok(match result {
             Ok(()) => Some(true),
             Err(e) => {
-                set.fail(&e.to_string());
+                set.fail_as(e.kind.into(), &e.to_string());
                 None
             }
-        }
+        })
     }
 
-    /// Waits for the provisionings, until `deadline`.
+    /// Waits for the provisionings, until `deadline`: each round asks each pending
+    /// one once, and none after the deadline.
     async fn await_provisioning(
         &self,
         work: &mut [SetWork],
@@ -461,38 +552,49 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         let Ok(directory) = self.directory() else {
             return;
         };
-        while work.iter().any(|s| !s.pending.is_empty()) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(self.config.identity_center_poll).await;
+        while work.iter().any(|s| s.pending.is_some()) {
+            let next = tokio::time::Instant::now() + self.config.identity_center_poll;
+            if next >= deadline {
+                break;
+            }
+            tokio::time::sleep_until(next).await;
             for set in work.iter_mut() {
-                let mut still = Vec::new();
-                for (label, id) in std::mem::take(&mut set.pending) {
-                    match self
-                        .ask(calls, || directory.provisioning(instance, &id))
-                        .await
-                    {
-                        Ok(Provisioning::Succeeded) => {}
-                        Ok(Provisioning::InProgress { request_id }) => {
-                            still.push((label, request_id))
-                        }
-                        Ok(Provisioning::Failed { reason }) => {
-                            set.fail(&format!("provisioning to {label} failed: {reason}"));
-                        }
-                        // Asked again next round; the wait bounds it.
-                        Err(_) => still.push((label, id)),
-                    }
+                let Some(id) = set.pending.take() else {
+                    continue;
+                };
+                if tokio::time::Instant::now() >= deadline {
+                    set.pending = Some(id);
+                    continue;
                 }
-                set.pending = still;
+                match self
+                    .ask(calls, || directory.provisioning(instance, &id))
+                    .await
+                {
+                    Ok(Provisioning::Succeeded) => {}
+                    Ok(Provisioning::InProgress { request_id }) => {
+                        set.pending = Some(request_id);
+                    }
+                    Ok(Provisioning::Failed { reason }) => set.fail_as(
+                        FailureKind::Transient,
+                        &format!("provisioning failed: {reason}"),
+                    ),
+                    // Retryable errors were retried: what is left is not a state.
+                    Err(e) if !e.is_retryable() => {
+                        set.fail_as(e.kind.into(), &format!("provisioning status: {e}"));
+                    }
+                    Err(_) => set.pending = Some(id),
+                }
             }
         }
-        for set in work.iter_mut().filter(|s| !s.pending.is_empty()) {
+        for set in work.iter_mut().filter(|s| s.pending.is_some()) {
             if set.state != PermissionSetState::Failed {
                 set.state = PermissionSetState::Provisioning;
+                set.kind = Some(FailureKind::Unverified);
+                set.note = Some(
+                    "still provisioning when cutoff stopped waiting; the request is retried"
+                        .to_owned(),
+                );
             }
-            let labels: Vec<&str> = set.pending.iter().map(|(l, _)| l.as_str()).collect();
-            set.note = Some(format!(
-                "still provisioning to {} when cutoff stopped waiting",
-                labels.join(", ")
-            ));
         }
     }
 
@@ -521,22 +623,20 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 Ok(Some(document)) => ic::denies_user(document, &user.id),
                 Ok(None) => false,
                 Err(e) => {
-                    set.fail(&format!("could not be read back: {e}"));
+                    set.fail_as(e.kind.into(), &format!("could not be read back: {e}"));
                     continue;
                 }
             };
             match purpose {
-                Purpose::Revoke if !denies => set.fail(
+                Purpose::Revoke if !denies => set.fail_as(
+                    FailureKind::Unverified,
                     "read back without the deny (another writer replaced the inline policy?)",
                 ),
                 Purpose::LiftOrRead if denies => {
-                    set.fail("read back with the deny still in it");
-                }
-                Purpose::Revoke if set.state != PermissionSetState::Provisioning => {
-                    set.state = PermissionSetState::Denied;
-                }
-                Purpose::LiftOrRead if set.state != PermissionSetState::Provisioning => {
-                    set.state = PermissionSetState::Released;
+                    set.fail_as(
+                        FailureKind::Unverified,
+                        "read back with the deny still in it",
+                    );
                 }
                 _ => {}
             }
@@ -551,22 +651,11 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         work: Vec<SetWork>,
         purpose: Purpose,
     ) -> Done {
-        let mut sets: Vec<PermissionSetDeny> = work
-            .into_iter()
-            // A release lists the sets it changed, not every set of the instance.
-            .filter(|s| {
-                purpose == Purpose::Revoke || s.note.as_deref() != Some("no deny of this user")
-            })
-            .map(|s| PermissionSetDeny {
-                arn: s.arn,
-                name: s.name,
-                accounts: s.accounts,
-                state: s.state,
-                note: s.note,
-            })
-            .collect();
-        sets.sort_by(|a, b| a.name.cmp(&b.name).then(a.arn.cmp(&b.arn)));
-        let open: Vec<&PermissionSetDeny> = sets
+        let action = match purpose {
+            Purpose::Revoke => SsoAction::Deny,
+            Purpose::LiftOrRead => SsoAction::Release,
+        };
+        let open: Vec<&SetWork> = work
             .iter()
             .filter(|s| {
                 matches!(
@@ -575,29 +664,35 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 )
             })
             .collect();
-        let names = |list: &[&PermissionSetDeny]| {
+        let names = |list: &[&SetWork]| {
             list.iter()
                 .map(|s| s.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let all: Vec<&PermissionSetDeny> = sets.iter().collect();
+        let all: Vec<&SetWork> = work.iter().collect();
+        let changed: Vec<&SetWork> = work
+            .iter()
+            .filter(|s| s.note.as_deref() != Some("held no deny of this user"))
+            .collect();
+        let any_written = work.iter().any(|s| s.state != PermissionSetState::Failed);
         let who = format!("Identity Center user `{}` ({})", user.name, user.id);
-        let (status, detail) = match (purpose, request.dry_run, open.is_empty()) {
-            (_, true, _) => (
+        let (status, detail) = match (action, request.dry_run, open.is_empty()) {
+            (SsoAction::Deny, true, _) => (
                 Status::DryRun,
-                match purpose {
-                    Purpose::Revoke => format!(
-                        "dry run: would deny {who} in permission sets {}",
-                        names(&all)
-                    ),
-                    Purpose::LiftOrRead => format!(
-                        "dry run: would remove the deny of {who} from {}",
-                        names(&all)
-                    ),
-                },
+                format!(
+                    "dry run: would deny {who} in permission sets {}",
+                    names(&all)
+                ),
             ),
-            (Purpose::Revoke, false, true) => (
+            (SsoAction::Release, true, _) => (
+                Status::DryRun,
+                format!(
+                    "dry run: would remove the deny of {who} from {}",
+                    names(&changed)
+                ),
+            ),
+            (SsoAction::Deny, false, true) => (
                 Status::Applied,
                 format!(
                     "{who} denied everything, with no time condition, in the inline policy of every permission set they can use ({}), provisioned and read back; {DISABLE_USER}",
@@ -605,56 +700,95 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 ),
             ),
             // Written but still provisioning counts as written: partial.
-            (Purpose::Revoke, false, false)
-                if sets.iter().any(|s| s.state != PermissionSetState::Failed) =>
-            {
-                (
-                    Status::Partial,
-                    format!(
-                        "{who} denied in some of their permission sets; not yet in {}; {DISABLE_USER}",
-                        names(&open)
-                    ),
-                )
-            }
-            (Purpose::Revoke, false, false) => (
+            (SsoAction::Deny, false, false) if any_written => (
+                Status::Partial,
+                format!(
+                    "{who} denied in some of their permission sets; not yet in {}; {DISABLE_USER}",
+                    names(&open)
+                ),
+            ),
+            (SsoAction::Deny, false, false) => (
                 Status::Failed,
                 format!("failed: {who} could not be denied in {}", names(&open)),
             ),
-            (Purpose::LiftOrRead, false, true) => (
+            (SsoAction::Release, false, true) => (
                 Status::Released,
+                if changed.is_empty() {
+                    format!("no permission set held cutoff's deny of {who}")
+                } else {
+                    format!("cutoff's deny of {who} removed from {}", names(&changed))
+                },
+            ),
+            (SsoAction::Release, false, false) => (
+                Status::Failed,
                 format!(
-                    "cutoff's deny of {who} removed from {}",
-                    if all.is_empty() {
-                        "no permission set (none held it)".to_owned()
-                    } else {
-                        names(&all)
-                    }
+                    "failed: the release of {who} is not complete in {}",
+                    names(&open)
                 ),
             ),
-            (Purpose::LiftOrRead, false, false) => (
-                Status::Failed,
-                format!("failed: the deny of {who} is still in {}", names(&open)),
-            ),
         };
-        let still_works: Vec<StillWorks> = open
+        let still_works: Vec<StillWorks> = if action == SsoAction::Deny {
+            open.iter()
+                .map(|s| StillWorks {
+                    credential: format!("permission set {} for {}", s.name, user.name),
+                    why: s.note.clone().unwrap_or_default(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Still provisioning is retried (a retry provisions again); otherwise the
+        // first failure's kind says whether a retry can help.
+        let kind = if open
             .iter()
-            .filter(|_| purpose == Purpose::Revoke)
-            .map(|s| StillWorks {
-                credential: format!("permission set {} for {}", s.name, user.name),
-                why: s.note.clone().unwrap_or_default(),
-            })
-            .collect();
-        let error = (status == Status::Partial || status == Status::Failed).then(|| {
+            .any(|s| s.state == PermissionSetState::Provisioning)
+        {
+            FailureKind::Unverified
+        } else {
+            open.iter()
+                .find_map(|s| s.kind)
+                .unwrap_or(FailureKind::Unverified)
+        };
+        let error = matches!(status, Status::Partial | Status::Failed).then(|| {
             cutoff_domain::outcome::OutcomeError {
-                kind: FailureKind::Unverified,
+                kind,
                 message: detail.clone(),
             }
+        });
+        let mut sets: Vec<PermissionSetDeny> = work
+            .into_iter()
+            .filter(|s| {
+                action == SsoAction::Deny || s.note.as_deref() != Some("held no deny of this user")
+            })
+            .map(|s| {
+                let accounts_total = s.accounts.len();
+                PermissionSetDeny {
+                    arn: s.arn,
+                    name: s.name,
+                    accounts: s.accounts.into_iter().take(ACCOUNTS_LISTED).collect(),
+                    accounts_total,
+                    state: s.state,
+                    note: s.note,
+                }
+            })
+            .collect();
+        // What is not done first: a message that lists only so many shows those.
+        sets.sort_by_key(|s| {
+            (
+                !matches!(
+                    s.state,
+                    PermissionSetState::Failed | PermissionSetState::Provisioning
+                ),
+                s.name.clone(),
+                s.arn.clone(),
+            )
         });
         let mut done = Done::said(status, detail, Scope::Role);
         done.policy = Some("the permission sets' inline policies".to_owned());
         done.still_works = still_works;
         done.error = error;
         done.identity_center = Some(SsoContainment {
+            action,
             user_name: user.name.clone(),
             user_id: user.id.to_string(),
             instance_arn: user.instance.arn.clone(),
@@ -678,13 +812,16 @@ impl SetWork {
                 Purpose::LiftOrRead => PermissionSetState::Released,
             },
             note: None,
-            pending: Vec::new(),
+            kind: None,
+            pending: None,
         }
     }
 
-    fn fail(&mut self, why: &str) {
+    fn fail_as(&mut self, kind: FailureKind, why: &str) {
         self.state = PermissionSetState::Failed;
+        self.kind = Some(kind);
         self.note = Some(why.to_owned());
+        self.pending = None;
     }
 
     fn shown(&self) -> String {

@@ -100,10 +100,11 @@ pub struct RevokeConfig {
     /// left): the function's 90 s, less the longest a containment may wait for a
     /// principal's lock (`lock_wait`, 30 s) and a margin for its calls.
     pub follow_up_deadline: Duration,
-    /// How long an Identity Center containment takes at most, from its first call:
-    /// the function's 90 s, less the role's lock wait before it (`lock_wait`, 30 s)
-    /// and a margin. What is still provisioning then is reported `partial`, and the
-    /// request retried (a retry provisions again).
+    /// How long an Identity Center containment takes at most, from the request's
+    /// start (the role's lock wait included): within the function's 90 s, with room
+    /// for the outcome's publishing and a batch's earlier requests (the batch starts
+    /// none after `BATCH_START_BUDGET`). What is still provisioning then is reported
+    /// `partial`, and the request retried (a retry provisions again).
     pub identity_center_wait: Duration,
     /// How long it waits for one permission set's lock; past half of
     /// `identity_center_wait` it waits for none (a revocation then writes without the
@@ -133,7 +134,7 @@ impl Default for RevokeConfig {
             self_check: None,
             follow_up_budget: Duration::from_secs(30),
             follow_up_deadline: Duration::from_secs(50),
-            identity_center_wait: Duration::from_secs(45),
+            identity_center_wait: Duration::from_secs(50),
             identity_center_lock_wait: Duration::from_secs(5),
             identity_center_poll: Duration::from_secs(2),
         }
@@ -339,6 +340,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         check_earlier: bool,
     ) -> Outcome {
         let started = self.clock.now();
+        let deadline = tokio::time::Instant::now() + self.config.identity_center_wait;
         let calls: Arc<CallCounter> = Arc::default();
         let mut record = Record::default();
         // Scope: an account outside the configured list is refused before any call.
@@ -414,6 +416,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                                 request_id,
                                 &resolved,
                                 purpose,
+                                deadline,
                                 &calls,
                                 &mut record,
                             )

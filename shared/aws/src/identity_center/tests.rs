@@ -254,3 +254,21 @@ async fn an_empty_inline_policy_is_none_and_access_denied_is_classified() {
     assert_eq!(err.kind, ErrorKind::AccessDenied);
     assert_eq!(err.operation, "sso:GetInlinePolicyForPermissionSet");
 }
+
+#[tokio::test]
+async fn a_conflict_while_a_permission_set_is_busy_is_retryable() {
+    let busy = mock!(Sso::provision_permission_set).then_http_response(|| {
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+            aws_smithy_types::body::SdkBody::from(
+                r#"{"__type":"ConflictException","Message":"a provisioning is in progress"}"#,
+            ),
+        )
+    });
+    let err = directory(&[&busy], &[])
+        .provision(INSTANCE, PS, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Transient);
+    assert!(err.is_retryable());
+}

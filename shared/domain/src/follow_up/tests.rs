@@ -76,6 +76,16 @@ fn a_revocation_with_a_key_and_a_finding_is_followed_three_times_and_nothing_els
 }
 
 #[test]
+fn an_identity_center_sessions_follow_up_is_a_roles_and_passes_the_check() {
+    let mut request = revocation();
+    request.target.kind = TargetKind::IdentityCenterRole;
+    request.target.name = name("AWSReservedSSO_Admin_0123456789abcdef");
+    let task = FollowUpTask::after(&request, &request.target, t(2, 0), 1).unwrap();
+    assert_eq!(task.origin.kind, TargetKind::Role);
+    assert_eq!(task.check(t(2, 0)), Ok(()));
+}
+
+#[test]
 fn a_finding_that_says_its_activity_is_later_than_now_is_looked_up_from_now() {
     let mut request = revocation();
     request.first_activity = Some(t(9, 0));

@@ -107,6 +107,18 @@ fn revoke(session: &str) -> RevocationRequest {
     request(ManualAction::Revoke, Some(session))
 }
 
+/// A release, as the operator path sends it.
+fn release(session: &str) -> RevocationRequest {
+    let mut r = request(ManualAction::Release, Some(session));
+    r.trigger = Trigger {
+        source: Source::Manual,
+        requested_by: Some("arn:aws:sts::999988887777:assumed-role/Oncall/carol".into()),
+        requested_by_verified: true,
+        ..Trigger::default()
+    };
+    r
+}
+
 fn alice() -> cutoff_domain::identity_center::IdentityStoreUserId {
     cutoff_domain::identity_center::IdentityStoreUserId::parse(ALICE).unwrap()
 }
@@ -141,14 +153,15 @@ async fn a_users_every_permission_set_denies_them_where_they_use_it_and_nothing_
         let provisioned = w.directory.provisioned(set, account).unwrap();
         assert!(denies_user(&provisioned, &alice()), "{set} in {account}");
     }
+    // The finding's set first; each provisioned, in one call, to every account it is
+    // provisioned to (hers, and any where a session outlived its assignment).
     assert_eq!(
         w.directory.writes(),
         [
             format!("put {ADMIN}"),
-            format!("provision {ADMIN} {MEMBER}"),
+            format!("provision {ADMIN} all"),
             format!("put {READ}"),
-            format!("provision {READ} {MEMBER}"),
-            format!("provision {READ} {OTHER}"),
+            format!("provision {READ} all"),
         ]
     );
     // Nobody else's set, and never the reserved role itself (IAM refuses it).
@@ -167,7 +180,7 @@ async fn a_users_every_permission_set_denies_them_where_they_use_it_and_nothing_
     assert_eq!(writes.iter().filter(|w| w.starts_with("put")).count(), 2);
     assert_eq!(
         writes.iter().filter(|w| w.starts_with("provision")).count(),
-        6
+        4
     );
 }
 
@@ -340,35 +353,136 @@ async fn a_release_removes_the_deny_wherever_it_is_and_provisions_every_account(
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_held_lock_does_not_delay_containment_but_stops_a_release() {
+async fn a_set_another_writer_holds_is_not_written_over_and_the_request_is_retried() {
     let w = world();
-    for set in [ADMIN, READ] {
-        let key = format!("identity-center#{set}");
-        let until = t0() + chrono::Duration::minutes(10);
-        assert!(
-            w.ledger
-                .acquire(&key, "someone-else", t0(), until)
-                .await
-                .unwrap()
-        );
-    }
-    let config = RevokeConfig {
-        lock_wait: std::time::Duration::from_secs(1),
-        ..RevokeConfig::default()
-    };
-    let r = Revoker::new(w.access.clone(), FixedClock::at(t0()), config)
-        .with_ledger(w.ledger.clone())
-        .with_identity_center(Arc::new(w.directory.clone()));
-    let out = r.handle(&revoke("alice@example.com"), "r1").await;
+    // Another containment holds ReadOnly: a put now could drop its statement after
+    // its read-back.
+    let key = format!("identity-center#{READ}");
+    let until = t0() + chrono::Duration::minutes(10);
+    assert!(
+        w.ledger
+            .acquire(&key, "someone-else", t0(), until)
+            .await
+            .unwrap()
+    );
+    let out = revoker(&w).handle(&revoke("alice@example.com"), "r1").await;
+    assert_eq!(out.status, Status::Partial, "{out:#?}");
+    assert!(out.needs_retry());
+    assert_eq!(w.directory.inline(READ), None, "not written over");
+    assert!(denies_user(&w.directory.inline(ADMIN).unwrap(), &alice()));
+    // The lock given back: the retry completes it.
+    w.ledger.release(&key, "someone-else").await.unwrap();
+    let mut again = revoke("alice@example.com");
+    again.trigger.updated_at = Some(t0() + chrono::Duration::minutes(1));
+    let out = revoker(&w).handle(&again, "r1-retry").await;
     assert_eq!(out.status, Status::Applied, "{out:#?}");
-    let out = r
-        .handle(
-            &request(ManualAction::Release, Some("alice@example.com")),
-            "r2",
-        )
+    // A release fails closed on a held lock.
+    assert!(
+        w.ledger
+            .acquire(&key, "someone-else", t0(), until)
+            .await
+            .unwrap()
+    );
+    let out = revoker(&w)
+        .handle(&release("alice@example.com"), "r2")
         .await;
     assert_eq!(out.status, Status::Failed, "{out:#?}");
-    assert!(denies_user(&w.directory.inline(ADMIN).unwrap(), &alice()));
+    assert!(denies_user(&w.directory.inline(READ).unwrap(), &alice()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_sources_no_member_account_can_write_deny_a_person_everywhere() {
+    let w = world();
+    // A Security Hub finding can be imported by any account of the Organization,
+    // naming the real permission-set role and whomever is entitled there.
+    let mut imported = revoke("alice@example.com");
+    imported.trigger.source = Source::SecurityHub;
+    let out = revoker(&w).handle(&imported, "r1").await;
+    assert_eq!(out.status, Status::Alerted, "{out:#?}");
+    // A plain invoke's requester is only claimed.
+    let mut claimed = revoke("alice@example.com");
+    claimed.trigger.source = Source::Manual;
+    claimed.trigger.finding_id = None;
+    let out = revoker(&w).handle(&claimed, "r2").await;
+    assert_eq!(out.status, Status::Alerted, "{out:#?}");
+    assert!(w.directory.writes().is_empty());
+    // An operator AWS vouched for (the function URL), or GuardDuty: contained.
+    claimed.trigger.requested_by_verified = true;
+    let out = revoker(&w).handle(&claimed, "r3").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_that_finds_the_deny_in_place_provisions_again_and_spends_no_breaker_slot() {
+    let w = world();
+    let r = Revoker::new(
+        w.access.clone(),
+        FixedClock::at(t0()),
+        RevokeConfig {
+            max_revocations_per_account_hour: Some(1),
+            ..RevokeConfig::default()
+        },
+    )
+    .with_ledger(w.ledger.clone())
+    .with_identity_center(Arc::new(w.directory.clone()));
+    w.directory.state().plan = ProvisionPlan::Never;
+    let first = r.handle(&revoke("alice@example.com"), "r1").await;
+    assert_eq!(first.status, Status::Partial, "{first:#?}");
+    assert!(first.needs_retry());
+    // The retry (the queue redelivers the message): provisioning finishes now.
+    w.directory.state().plan = ProvisionPlan::AtOnce;
+    let retry = r.handle(&revoke("alice@example.com"), "r1").await;
+    assert_eq!(retry.status, Status::Applied, "{retry:#?}");
+    let writes = w.directory.writes();
+    assert_eq!(writes.iter().filter(|w| w.starts_with("put")).count(), 2);
+    assert_eq!(
+        writes.iter().filter(|w| w.starts_with("provision")).count(),
+        4
+    );
+    for account in [MEMBER, OTHER] {
+        assert!(denies_user(
+            &w.directory.provisioned(READ, account).unwrap(),
+            &alice()
+        ));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_retried_after_its_provisioning_did_not_finish_provisions_again() {
+    let w = world();
+    revoker(&w).handle(&revoke("alice@example.com"), "r1").await;
+    w.directory.state().plan = ProvisionPlan::Never;
+    let first = revoker(&w)
+        .handle(&release("alice@example.com"), "r2")
+        .await;
+    assert_eq!(first.status, Status::Failed, "{first:#?}");
+    assert!(denies_user(
+        &w.directory.provisioned(ADMIN, MEMBER).unwrap(),
+        &alice()
+    ));
+    // The statement is gone from the sets, but the accounts still hold it: the
+    // retry must provision again, not say there was nothing to release.
+    w.directory.state().plan = ProvisionPlan::AtOnce;
+    let retry = revoker(&w)
+        .handle(&release("alice@example.com"), "r3")
+        .await;
+    assert_eq!(retry.status, Status::Released, "{retry:#?}");
+    for (set, account) in [(ADMIN, MEMBER), (READ, MEMBER), (READ, OTHER)] {
+        let held = w.directory.provisioned(set, account).unwrap_or_default();
+        assert!(!denies_user(&held, &alice()), "{set} in {account}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_redelivered_finding_answers_with_the_earlier_containment() {
+    let w = world();
+    let first = revoker(&w).handle(&revoke("alice@example.com"), "m1").await;
+    assert_eq!(first.status, Status::Applied);
+    let again = revoker(&w)
+        .handle(&revoke("alice@example.com"), "m1-again")
+        .await;
+    assert_eq!(again.status, Status::Applied);
+    assert_eq!(again.identity_center, first.identity_center, "{again:#?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -400,7 +514,9 @@ async fn many_busy_permission_sets_and_a_slow_provisioning_stay_within_the_funct
         started.elapsed()
     );
     assert_eq!(out.status, Status::Partial, "{out:#?}");
-    // Written without the busy locks (containment first), every set.
-    assert_eq!(out.identity_center.unwrap().permission_sets.len(), 14);
+    // The busy sets are not written over (retried); hers are, the finding's first.
+    assert!(out.needs_retry());
+    let report = out.identity_center.unwrap();
+    assert_eq!(report.permission_sets.len(), 14);
     assert!(denies_user(&w.directory.inline(ADMIN).unwrap(), &alice));
 }
