@@ -65,6 +65,9 @@ pub struct RevokerConfig {
 pub struct IdentityCenterConfig {
     pub role_arn: String,
     pub region: String,
+    /// The SCP variant: cutoff's own service control policy, where the deny goes
+    /// instead of the permission sets (`CUTOFF_IDENTITY_CENTER_SCP_ID`).
+    pub scp_id: Option<String>,
 }
 
 /// The EventBridge Scheduler settings of the follow-up (`CUTOFF_FOLLOW_UP_*`).
@@ -127,6 +130,7 @@ pub mod revoker_env {
     pub const FOLLOW_UP_DLQ_ARN: &str = "CUTOFF_FOLLOW_UP_DLQ_ARN";
     pub const IDENTITY_CENTER_ROLE_ARN: &str = "CUTOFF_IDENTITY_CENTER_ROLE_ARN";
     pub const IDENTITY_CENTER_REGION: &str = "CUTOFF_IDENTITY_CENTER_REGION";
+    pub const IDENTITY_CENTER_SCP_ID: &str = "CUTOFF_IDENTITY_CENTER_SCP_ID";
 }
 
 /// `arn:<partition>:iam::<account>:role/<path/>name`, whole.
@@ -152,6 +156,15 @@ fn identity_center_from(
     let role = lookup(revoker_env::IDENTITY_CENTER_ROLE_ARN).filter(|v| !v.is_empty());
     let region = lookup(revoker_env::IDENTITY_CENTER_REGION).filter(|v| !v.is_empty());
     match (role, region) {
+        (None, None)
+            if lookup(revoker_env::IDENTITY_CENTER_SCP_ID).is_some_and(|v| !v.is_empty()) =>
+        {
+            Err(ConfigError::invalid(
+                revoker_env::IDENTITY_CENTER_SCP_ID,
+                "",
+                "the SCP variant needs the Identity Center integration (its role and region)",
+            ))
+        }
         (None, None) => Ok(None),
         (Some(role_arn), Some(region)) => {
             if !is_role_arn(&role_arn) {
@@ -168,7 +181,29 @@ fn identity_center_from(
                     "expected a region name, like eu-west-1",
                 ));
             }
-            Ok(Some(IdentityCenterConfig { role_arn, region }))
+            let scp_id = lookup(revoker_env::IDENTITY_CENTER_SCP_ID).filter(|v| !v.is_empty());
+            // Organizations' pattern for a policy id: `p-` and 8 to 128 lowercase
+            // letters, digits or underscores.
+            if let Some(id) = &scp_id {
+                let valid = id.strip_prefix("p-").is_some_and(|rest| {
+                    (8..=128).contains(&rest.len())
+                        && rest
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                });
+                if !valid {
+                    return Err(ConfigError::invalid(
+                        revoker_env::IDENTITY_CENTER_SCP_ID,
+                        id,
+                        "expected a policy id, p- and 8 to 128 of [a-z0-9_]",
+                    ));
+                }
+            }
+            Ok(Some(IdentityCenterConfig {
+                role_arn,
+                region,
+                scp_id,
+            }))
         }
         (role, _) => Err(ConfigError::invalid(
             if role.is_some() {
@@ -937,7 +972,21 @@ mod revoker_config_tests {
             Some(IdentityCenterConfig {
                 role_arn: "arn:aws:iam::123456789012:role/cutoff-identity-center".to_owned(),
                 region: "eu-west-1".to_owned(),
+                scp_id: None,
             })
+        );
+        let scp = with(&[
+            (
+                revoker_env::IDENTITY_CENTER_ROLE_ARN,
+                "arn:aws:iam::123456789012:role/cutoff-identity-center",
+            ),
+            (revoker_env::IDENTITY_CENTER_REGION, "eu-west-1"),
+            (revoker_env::IDENTITY_CENTER_SCP_ID, "p-cutoff0001"),
+        ])
+        .unwrap();
+        assert_eq!(
+            scp.identity_center.unwrap().scp_id.as_deref(),
+            Some("p-cutoff0001")
         );
         for bad in [
             vec![(
@@ -965,6 +1014,15 @@ mod revoker_config_tests {
                     "arn:aws:iam::123456789012:role/cutoff-identity-center",
                 ),
                 (revoker_env::IDENTITY_CENTER_REGION, "Europe"),
+            ],
+            vec![(revoker_env::IDENTITY_CENTER_SCP_ID, "p-cutoff0001")],
+            vec![
+                (
+                    revoker_env::IDENTITY_CENTER_ROLE_ARN,
+                    "arn:aws:iam::123456789012:role/cutoff-identity-center",
+                ),
+                (revoker_env::IDENTITY_CENTER_REGION, "eu-west-1"),
+                (revoker_env::IDENTITY_CENTER_SCP_ID, "p-FullAWSAccess"),
             ],
         ] {
             assert!(with(&bad).is_err(), "{bad:?}");

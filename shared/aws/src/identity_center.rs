@@ -17,7 +17,8 @@
 //! `sso:ListAccountAssignmentsForPrincipal`, `sso:DescribePermissionSet`,
 //! `sso:ListPermissionSets`, `sso:GetInlinePolicyForPermissionSet`,
 //! `sso:PutInlinePolicyToPermissionSet`, `sso:DeleteInlinePolicyFromPermissionSet`,
-//! `sso:ProvisionPermissionSet`, `sso:DescribePermissionSetProvisioningStatus`.
+//! `sso:ProvisionPermissionSet`, `sso:DescribePermissionSetProvisioningStatus`; for the
+//! SCP variant, `organizations:DescribePolicy` and `organizations:UpdatePolicy`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -145,6 +146,17 @@ pub trait Directory: Send + Sync {
     /// `sso:DescribePermissionSetProvisioningStatus`.
     fn provisioning<'a>(&'a self, instance: &'a str, request_id: &'a str)
     -> Call<'a, Provisioning>;
+
+    /// `organizations:DescribePolicy`: a service control policy's content (the SCP
+    /// variant: cutoff's own policy, attached by the deployer).
+    fn service_control_policy<'a>(&'a self, policy_id: &'a str) -> Call<'a, String>;
+
+    /// `organizations:UpdatePolicy`: its new content.
+    fn update_service_control_policy<'a>(
+        &'a self,
+        policy_id: &'a str,
+        content: &'a str,
+    ) -> Call<'a, ()>;
 }
 
 /// Identity Center through the SDK, in the instance's region, with the credentials of
@@ -154,6 +166,7 @@ pub trait Directory: Send + Sync {
 pub struct SdkDirectory {
     sso: aws_sdk_ssoadmin::Client,
     store: aws_sdk_identitystore::Client,
+    organizations: aws_sdk_organizations::Client,
 }
 
 impl std::fmt::Debug for SdkDirectory {
@@ -189,6 +202,11 @@ impl SdkDirectory {
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .build();
         let store = aws_sdk_identitystore::config::Builder::from(config)
+            .region(region.clone())
+            .credentials_provider(provider.clone())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        let organizations = aws_sdk_organizations::config::Builder::from(config)
             .region(region)
             .credentials_provider(provider)
             .retry_config(aws_config::retry::RetryConfig::disabled())
@@ -196,12 +214,21 @@ impl SdkDirectory {
         Self::new(
             aws_sdk_ssoadmin::Client::from_conf(sso),
             aws_sdk_identitystore::Client::from_conf(store),
+            aws_sdk_organizations::Client::from_conf(organizations),
         )
     }
 
     /// From clients (tests pass mocked ones).
-    pub fn new(sso: aws_sdk_ssoadmin::Client, store: aws_sdk_identitystore::Client) -> Self {
-        Self { sso, store }
+    pub fn new(
+        sso: aws_sdk_ssoadmin::Client,
+        store: aws_sdk_identitystore::Client,
+        organizations: aws_sdk_organizations::Client,
+    ) -> Self {
+        Self {
+            sso,
+            store,
+            organizations,
+        }
     }
 }
 
@@ -552,6 +579,55 @@ impl Directory for SdkDirectory {
                 .await
                 .map_err(|e| classified(&e, OP, context.clone()))?;
             provisioning_of(OP, context, out.permission_set_provisioning_status())
+        })
+    }
+
+    fn service_control_policy<'a>(&'a self, policy_id: &'a str) -> Call<'a, String> {
+        Box::pin(async move {
+            const OP: &str = "organizations:DescribePolicy";
+            let context = format!("on {policy_id}");
+            let out = self
+                .organizations
+                .describe_policy()
+                .policy_id(policy_id)
+                .send()
+                .await
+                .map_err(|e| classified(&e, OP, context.clone()))?;
+            let policy = out
+                .policy()
+                .ok_or_else(|| malformed(OP, context.clone(), "the response has no policy"))?;
+            // Only a service control policy: cutoff's deny means nothing in another
+            // type, and a misconfigured id must not be written as if it did.
+            let kind = policy.policy_summary().and_then(|s| s.r#type());
+            if kind != Some(&aws_sdk_organizations::types::PolicyType::ServiceControlPolicy) {
+                return Err(malformed(
+                    OP,
+                    context,
+                    "the policy is not a service control policy",
+                ));
+            }
+            policy
+                .content()
+                .map(str::to_owned)
+                .ok_or_else(|| malformed(OP, context, "the policy has no content"))
+        })
+    }
+
+    fn update_service_control_policy<'a>(
+        &'a self,
+        policy_id: &'a str,
+        content: &'a str,
+    ) -> Call<'a, ()> {
+        Box::pin(async move {
+            const OP: &str = "organizations:UpdatePolicy";
+            self.organizations
+                .update_policy()
+                .policy_id(policy_id)
+                .content(content)
+                .send()
+                .await
+                .map_err(|e| classified(&e, OP, format!("on {policy_id}")))?;
+            Ok(())
         })
     }
 }

@@ -249,6 +249,81 @@ pub fn remove_user_deny(
     finish(document, list)
 }
 
+/// The most a service control policy holds, in characters.
+pub const SCP_MAX: usize = 5_120;
+/// The Sid of the statement cutoff's service control policy keeps when it denies
+/// nobody: a policy needs a statement, and an `Allow` would widen an Organization
+/// whose SCPs allow only what they list.
+pub const SCP_PLACEHOLDER_SID: &str = "CutoffDeniesNobody";
+
+/// The statement of cutoff's service control policy when it denies nobody: a deny no
+/// identity store id can match (ids are UUIDs). The template creates the policy so.
+pub fn scp_placeholder() -> Value {
+    json!({
+        "Sid": SCP_PLACEHOLDER_SID,
+        "Effect": "Deny",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {"StringEquals": {USER_ID_KEY: "no-identity-store-user"}}
+    })
+}
+
+fn finish_scp(
+    mut document: Map<String, Value>,
+    mut list: Vec<Value>,
+) -> Result<InlineChange, InlineError> {
+    if list.is_empty() {
+        list.push(scp_placeholder());
+    }
+    document.insert("Statement".to_owned(), Value::Array(list));
+    let text = Value::Object(document).to_string();
+    let size = text.chars().count();
+    if size > SCP_MAX {
+        return Err(InlineError::TooLarge {
+            size,
+            limit: SCP_MAX,
+            which: "a service control policy's most",
+        });
+    }
+    Ok(InlineChange::Put(text))
+}
+
+/// The SCP variant: cutoff's own service control policy with `user` denied (the
+/// placeholder dropped once someone is), every other statement kept.
+pub fn scp_with_user_denied(
+    existing: &str,
+    user: &IdentityStoreUserId,
+) -> Result<InlineChange, InlineError> {
+    let (document, mut list) = statements(Some(existing))?;
+    let ours = user_deny_statement(user);
+    if list.contains(&ours) {
+        return Ok(InlineChange::Unchanged);
+    }
+    let sid = sid(user);
+    list.retain(|s| {
+        let this = s.get("Sid").and_then(Value::as_str);
+        this != Some(sid.as_str()) && this != Some(SCP_PLACEHOLDER_SID)
+    });
+    list.push(ours);
+    finish_scp(document, list)
+}
+
+/// The SCP variant: cutoff's service control policy without its deny of `user` (the
+/// placeholder back when nobody is left).
+pub fn scp_without_user(
+    existing: &str,
+    user: &IdentityStoreUserId,
+) -> Result<InlineChange, InlineError> {
+    let (document, mut list) = statements(Some(existing))?;
+    let sid = sid(user);
+    let before = list.len();
+    list.retain(|s| s.get("Sid").and_then(Value::as_str) != Some(sid.as_str()));
+    if list.len() == before {
+        return Ok(InlineChange::Unchanged);
+    }
+    finish_scp(document, list)
+}
+
 /// Whether the document holds cutoff's statement for `user`, whatever it says now
 /// (what a release removes); an unreadable document may, and is looked at again.
 pub fn holds_user_statement(document: &str, user: &IdentityStoreUserId) -> bool {
@@ -317,8 +392,20 @@ pub struct SsoContainment {
     pub user_id: String,
     pub instance_arn: String,
     pub permission_sets: Vec<PermissionSetDeny>,
+    /// The SCP variant: cutoff's service control policy, and where its deny stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_control_policy: Option<ScpDeny>,
     /// What only a person can do: the user stays enabled in their identity source.
     pub to_do: String,
+}
+
+/// The deny in cutoff's service control policy (the SCP variant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScpDeny {
+    pub policy_id: String,
+    pub state: PermissionSetState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// What cutoff cannot do: AWS offers no API call for it to disable a user.

@@ -215,6 +215,21 @@ fn render_sso(sso: &crate::identity_center::SsoContainment, body: &mut String) {
         &format!("{} ({})", sso.user_name, sso.user_id),
     );
     field(body, "Instance", &sso.instance_arn);
+    if let Some(scp) = &sso.service_control_policy {
+        let state = match (scp.state, sso.action) {
+            (State::Denied, _) => {
+                "denies the user in every member account (read back; no SCP reaches the management account)"
+            }
+            (State::Released, _) => "deny removed",
+            (State::WouldDeny, _) => "would change (dry run)",
+            (_, crate::identity_center::SsoAction::Release) => "deny NOT removed",
+            _ => "NOT denying the user",
+        };
+        line(
+            body,
+            &format!("Service control policy {}: {state}", scp.policy_id),
+        );
+    }
     for set in &sso.permission_sets {
         let state = match set.state {
             State::Denied => "denied, provisioned and read back",
@@ -701,6 +716,9 @@ fn headline(o: &Outcome) -> String {
         use crate::identity_center::SsoAction;
         let user = format!("Identity Center user {}", sso.user_name);
         return match (sso.action, o.status) {
+            (SsoAction::Deny, Status::Applied) if sso.service_control_policy.is_some() => format!(
+                "cutoff denied {user} everything in every member account (their session of {who} was in a finding)."
+            ),
             (SsoAction::Deny, Status::Applied) => format!(
                 "cutoff denied {user} everything in every permission set they use (their session of {who} was in a finding)."
             ),
@@ -748,17 +766,24 @@ fn headline(o: &Outcome) -> String {
 }
 
 fn what_happened(o: &Outcome) -> String {
-    if o.identity_center
+    if let Some(sso) = o
+        .identity_center
         .as_ref()
-        .is_some_and(|sso| sso.action == crate::identity_center::SsoAction::Deny)
+        .filter(|sso| sso.action == crate::identity_center::SsoAction::Deny)
     {
-        return "A finding named a session of a permission set's role, which belongs to an \
-                IAM Identity Center user. A cutoff on the role would not stop them: their \
-                access-portal session mints fresh credentials. cutoff denies the user \
-                everything, whatever session they use and with no time condition, in the \
-                inline policy of each permission set they can use (listed below), and \
-                provisions it to the accounts they use it in."
-            .to_owned();
+        let how = if sso.service_control_policy.is_some() {
+            "in cutoff's service control policy, which reaches every member account of \
+             the Organization (no SCP reaches the management account)"
+        } else {
+            "in the inline policy of each permission set they can use (listed below), \
+             provisioned to every account it is provisioned to"
+        };
+        return format!(
+            "A finding named a session of a permission set's role, which belongs to an \
+             IAM Identity Center user. A cutoff on the role would not stop them: their \
+             access-portal session mints fresh credentials. cutoff denies the user \
+             everything, whatever session they use and with no time condition, {how}."
+        );
     }
     let cutoff = o
         .cutoff
@@ -1806,6 +1831,7 @@ mod tests {
                     note: Some("still provisioning when cutoff stopped waiting".to_owned()),
                 },
             ],
+            service_control_policy: None,
             to_do: DISABLE_USER.to_owned(),
         });
         let body = render(&sanitized(&o), true).body;
@@ -1852,6 +1878,7 @@ mod tests {
                 state: PermissionSetState::Failed,
                 note: Some("another writer holds its lock".to_owned()),
             }],
+            service_control_policy: None,
             to_do: DISABLE_USER.to_owned(),
         });
         let body = render(&sanitized(&o), true).body;

@@ -771,6 +771,10 @@ impl DeployedRevoker {
                 max_revocations_per_action_hour: Some(config.max_revocations_per_action_hour),
                 partition,
                 honour_protected_tag: config.honour_protected_tag,
+                identity_center_scp: config
+                    .identity_center
+                    .as_ref()
+                    .and_then(|ic| ic.scp_id.clone()),
                 self_check: Some(SelfCheckIdentity {
                     member_role_name: config.member_role_name.clone(),
                     home_role_arn: config.role_arn.clone(),

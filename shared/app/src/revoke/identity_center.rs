@@ -69,6 +69,23 @@ struct Breaker {
     notes: Vec<String>,
 }
 
+/// Why nothing is written when the user does not hold the finding's permission set
+/// in the finding's account.
+fn not_entitled(request: &RevocationRequest, user: &SsoUser, sso: &ic::SsoSession) -> Stop {
+    Stop::failed(
+        FailureKind::PrincipalMismatch,
+        format!(
+            "Identity Center user `{}` ({}) is not assigned the permission set {} in {}, whose role's session the finding names: either the session is not theirs, or the assignment was removed since (then the session may still work until it expires: deny the user by hand); nothing written",
+            user.name, user.id, sso.permission_set, request.target.account
+        ),
+    )
+}
+
+/// The lock of cutoff's service control policy (the SCP variant).
+fn scp_lock_key(policy_id: &str) -> String {
+    format!("identity-center#scp#{policy_id}")
+}
+
 /// Who may have an Identity Center user denied everywhere: sources no member account
 /// can write. A Security Hub finding can be imported by any account of the
 /// Organization (naming a real permission-set role and any user entitled there), and
@@ -249,6 +266,22 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         let directory = self.directory()?;
         let instance = user.instance.arn.clone();
         let assigned = self.sso_assignments(&user, calls).await?;
+        if let Some(policy_id) = self.config.identity_center_scp.clone() {
+            if purpose == Purpose::Revoke {
+                self.check_entitled(request, &user, &sso, &assigned, calls)
+                    .await?;
+            }
+            return self
+                .contain_in_scp(
+                    request,
+                    (request_id, &policy_id),
+                    &user,
+                    purpose,
+                    calls,
+                    record,
+                )
+                .await;
+        }
         let mut work = match purpose {
             Purpose::Revoke => {
                 let mut work = Vec::new();
@@ -268,13 +301,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                     ));
                 }
                 let Some(first) = finding_set else {
-                    return Err(Stop::failed(
-                        FailureKind::PrincipalMismatch,
-                        format!(
-                            "Identity Center user `{}` ({}) is not assigned the permission set {} in {}, whose role's session the finding names: either the session is not theirs, or the assignment was removed since (then the session may still work until it expires: deny the user by hand); nothing written",
-                            user.name, user.id, sso.permission_set, request.target.account
-                        ),
-                    ));
+                    return Err(not_entitled(request, &user, &sso));
                 };
                 // The set the finding is about first: it is the one in use.
                 work.swap(0, first);
@@ -353,6 +380,196 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         if !breaker.notes.is_empty() {
             done.detail = format!("{} ({})", done.detail, breaker.notes.join("; "));
         }
+        Ok(done)
+    }
+
+    /// That the user holds the finding's permission set in the finding's account
+    /// (the SCP variant asks it apart from the permission sets' work).
+    async fn check_entitled(
+        &self,
+        request: &RevocationRequest,
+        user: &SsoUser,
+        sso: &ic::SsoSession,
+        assigned: &BTreeMap<String, BTreeSet<Account>>,
+        calls: &CallCounter,
+    ) -> Result<(), Stop> {
+        let directory = self.directory()?;
+        for (arn, accounts) in assigned {
+            if !accounts.contains(&request.target.account) {
+                continue;
+            }
+            let name = self
+                .ask(calls, || {
+                    directory.permission_set_name(&user.instance.arn, arn)
+                })
+                .await?;
+            if name == sso.permission_set {
+                return Ok(());
+            }
+        }
+        Err(not_entitled(request, user, sso))
+    }
+
+    /// The SCP variant: the user's deny in (or out of) cutoff's service control
+    /// policy, under its lock, read back. No provisioning: Organizations applies it to
+    /// every member account (never to the management account: no SCP reaches it).
+    async fn contain_in_scp(
+        &self,
+        request: &RevocationRequest,
+        (request_id, policy_id): (&str, &str),
+        user: &SsoUser,
+        purpose: Purpose,
+        calls: &CallCounter,
+        record: &mut Record,
+    ) -> Result<Done, Stop> {
+        let directory = self.directory()?;
+        let key = scp_lock_key(policy_id);
+        let locked = if self.ledger.enabled() && !request.dry_run {
+            let lock = LockRequest {
+                key: &key,
+                holder: request_id,
+                lease: self.config.lock_lease,
+                wait: self.config.identity_center_lock_wait,
+            };
+            match principal_lock::acquire(&self.ledger, &self.clock, &lock).await {
+                Ok(true) => true,
+                Ok(false) => {
+                    return Err(Stop::failed(
+                        FailureKind::Transient,
+                        format!(
+                            "another writer holds the lock of {policy_id}: not written; the request is retried"
+                        ),
+                    ));
+                }
+                Err(e) if purpose == Purpose::LiftOrRead => {
+                    return Err(Stop::failed(
+                        FailureKind::Transient,
+                        format!(
+                            "the ledger is unreachable, so the lock of {policy_id} cannot be taken: not released ({e})"
+                        ),
+                    ));
+                }
+                // Containment first: written without the lock, and read back after.
+                Err(_) => false,
+            }
+        } else {
+            false
+        };
+        let mut notes = Vec::new();
+        let written = async {
+            let existing = self
+                .ask(calls, || directory.service_control_policy(policy_id))
+                .await?;
+            let change = match purpose {
+                Purpose::Revoke => ic::scp_with_user_denied(&existing, &user.id),
+                Purpose::LiftOrRead => ic::scp_without_user(&existing, &user.id),
+            }
+            .map_err(|e| {
+                let kind = match e {
+                    ic::InlineError::TooLarge { .. } => FailureKind::Quota,
+                    ic::InlineError::Unreadable(_) => FailureKind::UnreadablePolicy,
+                };
+                Stop::failed(kind, format!("{policy_id}: {e}; nothing written"))
+            })?;
+            let InlineChange::Put(document) = change else {
+                return Ok(false);
+            };
+            if purpose == Purpose::Revoke {
+                self.pass_breaker(request, &mut notes).await?;
+            }
+            let verb = match purpose {
+                Purpose::Revoke => "deny",
+                Purpose::LiftOrRead => "remove the deny of",
+            };
+            record.actions.push(format!(
+                "{verb} Identity Center user {} in service control policy {policy_id}",
+                user.id
+            ));
+            if !request.dry_run {
+                self.ask(calls, || {
+                    directory.update_service_control_policy(policy_id, &document)
+                })
+                .await?;
+            }
+            Ok::<bool, Stop>(true)
+        }
+        .await;
+        if locked && let Err(e) = self.ledger.release(&key, request_id).await {
+            tracing::warn!(error = %e, key, "could not give back the SCP's lock; it expires");
+        }
+        let changed = written?;
+        let action = match purpose {
+            Purpose::Revoke => SsoAction::Deny,
+            Purpose::LiftOrRead => SsoAction::Release,
+        };
+        let who = format!("Identity Center user `{}` ({})", user.name, user.id);
+        let (status, state, mut detail) = if request.dry_run {
+            (
+                Status::DryRun,
+                PermissionSetState::WouldDeny,
+                format!("dry run: service control policy {policy_id} would change for {who}"),
+            )
+        } else {
+            let after = self
+                .ask(calls, || directory.service_control_policy(policy_id))
+                .await?;
+            let denies = ic::denies_user(&after, &user.id);
+            match (purpose, denies) {
+                (Purpose::Revoke, true) => (
+                    Status::Applied,
+                    PermissionSetState::Denied,
+                    format!(
+                        "{who} denied everything, with no time condition, in every member account by cutoff's service control policy {policy_id}{} (read back; no SCP reaches the management account); {DISABLE_USER}",
+                        if changed { "" } else { ", which already did" }
+                    ),
+                ),
+                (Purpose::LiftOrRead, false) => (
+                    Status::Released,
+                    PermissionSetState::Released,
+                    if changed {
+                        format!(
+                            "cutoff's deny of {who} removed from service control policy {policy_id}"
+                        )
+                    } else {
+                        format!("service control policy {policy_id} held no deny of {who}")
+                    },
+                ),
+                (Purpose::Revoke, false) => {
+                    return Err(Stop::failed(
+                        FailureKind::Unverified,
+                        format!(
+                            "{policy_id} read back without the deny of {who} (another writer replaced it?); retried"
+                        ),
+                    ));
+                }
+                (Purpose::LiftOrRead, true) => {
+                    return Err(Stop::failed(
+                        FailureKind::Unverified,
+                        format!(
+                            "{policy_id} read back with the deny of {who} still in it; retried"
+                        ),
+                    ));
+                }
+            }
+        };
+        if !notes.is_empty() {
+            detail = format!("{detail} ({})", notes.join("; "));
+        }
+        let mut done = Done::said(status, detail, Scope::Role);
+        done.policy = Some(format!("service control policy {policy_id}"));
+        done.identity_center = Some(SsoContainment {
+            action,
+            user_name: user.name.clone(),
+            user_id: user.id.to_string(),
+            instance_arn: user.instance.arn.clone(),
+            permission_sets: Vec::new(),
+            service_control_policy: Some(ic::ScpDeny {
+                policy_id: policy_id.to_owned(),
+                state,
+                note: None,
+            }),
+            to_do: DISABLE_USER.to_owned(),
+        });
         Ok(done)
     }
 
@@ -793,6 +1010,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             user_id: user.id.to_string(),
             instance_arn: user.instance.arn.clone(),
             permission_sets: sets,
+            service_control_policy: None,
             to_do: DISABLE_USER.to_owned(),
         });
         done

@@ -106,6 +106,10 @@ pub struct RevokeConfig {
     /// none after `BATCH_START_BUDGET`). What is still provisioning then is reported
     /// `partial`, and the request retried (a retry provisions again).
     pub identity_center_wait: Duration,
+    /// The SCP variant: the id of cutoff's own service control policy, where an
+    /// Identity Center user's deny goes instead of the permission sets' inline
+    /// policies (None: the permission sets).
+    pub identity_center_scp: Option<String>,
     /// How long it waits for one permission set's lock; past half of
     /// `identity_center_wait` it waits for none (a revocation then writes without the
     /// lock and reads back; a release fails and is retried).
@@ -136,6 +140,7 @@ impl Default for RevokeConfig {
             follow_up_deadline: Duration::from_secs(50),
             identity_center_wait: Duration::from_secs(50),
             identity_center_lock_wait: Duration::from_secs(5),
+            identity_center_scp: None,
             identity_center_poll: Duration::from_secs(2),
         }
     }

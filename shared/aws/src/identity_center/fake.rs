@@ -55,6 +55,8 @@ pub struct DirectoryState {
     /// Every write, in order: `put <ps>`, `delete <ps>`, `provision <ps> <account|all>`.
     pub writes: Vec<String>,
     pub failures: InjectedFailures,
+    /// policy id → content (the SCP variant).
+    pub scps: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -360,6 +362,35 @@ impl Directory for FakeDirectory {
             let (set, accounts) = (set.clone(), accounts.clone());
             state.land(&set, &accounts);
             Ok(Provisioning::Succeeded)
+        })
+    }
+
+    fn service_control_policy<'a>(&'a self, policy_id: &'a str) -> Call<'a, String> {
+        Box::pin(async move {
+            let mut state = self.state();
+            state.failures.take("DescribePolicy", policy_id)?;
+            state
+                .scps
+                .get(policy_id)
+                .cloned()
+                .ok_or_else(|| not_found("DescribePolicy", policy_id))
+        })
+    }
+
+    fn update_service_control_policy<'a>(
+        &'a self,
+        policy_id: &'a str,
+        content: &'a str,
+    ) -> Call<'a, ()> {
+        Box::pin(async move {
+            let mut state = self.state();
+            state.failures.take("UpdatePolicy", policy_id)?;
+            if !state.scps.contains_key(policy_id) {
+                return Err(not_found("UpdatePolicy", policy_id));
+            }
+            state.scps.insert(policy_id.to_owned(), content.to_owned());
+            state.writes.push(format!("update {policy_id}"));
+            Ok(())
         })
     }
 }

@@ -26,11 +26,21 @@ const INSTANCE: &str = "arn:aws:sso:::instance/ssoins-7223a4f1b1a8e2c0";
 const PS: &str = "arn:aws:sso:::permissionSet/ssoins-7223a4f1b1a8e2c0/ps-1a2b3c4d5e6f7a8b";
 
 fn directory(sso: &[&Rule], store: &[&Rule]) -> SdkDirectory {
+    directory_with(sso, store, &[])
+}
+
+fn directory_with(sso: &[&Rule], store: &[&Rule], organizations: &[&Rule]) -> SdkDirectory {
     SdkDirectory::new(
         mock_client!(aws_sdk_ssoadmin, RuleMode::MatchAny, sso, |c| c
             .retry_config(RetryConfig::disabled())),
         mock_client!(aws_sdk_identitystore, RuleMode::MatchAny, store, |c| c
             .retry_config(RetryConfig::disabled())),
+        mock_client!(
+            aws_sdk_organizations,
+            RuleMode::MatchAny,
+            organizations,
+            |c| c.retry_config(RetryConfig::disabled())
+        ),
     )
 }
 
@@ -271,4 +281,59 @@ async fn a_conflict_while_a_permission_set_is_busy_is_retryable() {
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient);
     assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn the_scp_variant_reads_only_a_service_control_policy_and_updates_it() {
+    use aws_sdk_organizations::Client as Organizations;
+    use aws_sdk_organizations::operation::describe_policy::DescribePolicyOutput;
+    use aws_sdk_organizations::operation::update_policy::UpdatePolicyOutput;
+    use aws_sdk_organizations::types::{Policy, PolicySummary, PolicyType};
+    let policy = |kind: PolicyType| {
+        DescribePolicyOutput::builder()
+            .policy(
+                Policy::builder()
+                    .policy_summary(PolicySummary::builder().r#type(kind).build())
+                    .content(r#"{"Version":"2012-10-17","Statement":[]}"#)
+                    .build(),
+            )
+            .build()
+    };
+    let scp = mock!(Organizations::describe_policy)
+        .match_requests(|r| r.policy_id() == Some("p-scp00001"))
+        .then_output(move || policy(PolicyType::ServiceControlPolicy));
+    let tags =
+        mock!(Organizations::describe_policy).then_output(move || policy(PolicyType::TagPolicy));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let update = mock!(Organizations::update_policy).then_compute_output({
+        let seen = seen.clone();
+        move |r| {
+            seen.lock().unwrap().push(r.clone());
+            UpdatePolicyOutput::builder().build()
+        }
+    });
+    let directory = directory_with(&[], &[], &[&scp, &tags, &update]);
+    assert!(
+        directory
+            .service_control_policy("p-scp00001")
+            .await
+            .unwrap()
+            .contains("Statement")
+    );
+    let err = directory
+        .service_control_policy("p-tags0001")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind,
+        ErrorKind::Malformed,
+        "a tag policy is never written"
+    );
+    directory
+        .update_service_control_policy("p-scp00001", "{}")
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].policy_id(), Some("p-scp00001"));
+    assert_eq!(seen[0].content(), Some("{}"));
 }

@@ -158,3 +158,68 @@ fn what_cannot_be_read_is_never_overwritten_and_what_would_not_fit_is_refused() 
         })
     ));
 }
+
+/// The SCP as the template creates it: the placeholder only.
+fn fresh_scp() -> String {
+    json!({"Version": "2012-10-17", "Statement": [scp_placeholder()]}).to_string()
+}
+
+#[test]
+fn the_scp_variant_replaces_its_placeholder_keeps_every_user_and_gets_it_back_when_empty() {
+    let alice = user("906752d1-b1a2-4c3d-8e9f-0a1b2c3d4e5f");
+    let bob = user("90675abc-0000-4c3d-8e9f-0a1b2c3d4e5f");
+    let InlineChange::Put(one) = scp_with_user_denied(&fresh_scp(), &alice).unwrap() else {
+        panic!("alice is added")
+    };
+    assert!(denies_user(&one, &alice));
+    assert!(
+        !one.contains(SCP_PLACEHOLDER_SID),
+        "the placeholder goes: {one}"
+    );
+    assert_eq!(
+        scp_with_user_denied(&one, &alice).unwrap(),
+        InlineChange::Unchanged
+    );
+    let InlineChange::Put(two) = scp_with_user_denied(&one, &bob).unwrap() else {
+        panic!("bob is added")
+    };
+    assert!(denies_user(&two, &alice) && denies_user(&two, &bob));
+    let InlineChange::Put(back) = scp_without_user(&two, &alice).unwrap() else {
+        panic!("alice is removed")
+    };
+    assert!(!denies_user(&back, &alice) && denies_user(&back, &bob));
+    let InlineChange::Put(empty) = scp_without_user(&back, &bob).unwrap() else {
+        panic!("bob is removed")
+    };
+    // Never an empty policy (AWS refuses it), never an Allow (it would widen an
+    // allow-list Organization): the placeholder deny that matches nobody.
+    let parsed: Value = serde_json::from_str(&empty).unwrap();
+    assert_eq!(parsed["Statement"], json!([scp_placeholder()]));
+    assert_eq!(
+        scp_without_user(&empty, &bob).unwrap(),
+        InlineChange::Unchanged
+    );
+}
+
+#[test]
+fn the_scp_variant_refuses_what_would_not_fit_in_5120_characters() {
+    let mut scp = fresh_scp();
+    let mut added = 0;
+    let refused = loop {
+        let id = format!("{:08x}-b1a2-4c3d-8e9f-0a1b2c3d4e5f", added);
+        match scp_with_user_denied(&scp, &user(&id)) {
+            Ok(InlineChange::Put(next)) => {
+                assert!(next.chars().count() <= SCP_MAX);
+                scp = next;
+                added += 1;
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => break e,
+        }
+    };
+    assert!(added > 10, "room for {added} users only");
+    assert!(
+        matches!(refused, InlineError::TooLarge { limit: SCP_MAX, .. }),
+        "{refused:?}"
+    );
+}

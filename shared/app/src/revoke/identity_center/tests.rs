@@ -520,3 +520,101 @@ async fn many_busy_permission_sets_and_a_slow_provisioning_stay_within_the_funct
     assert_eq!(report.permission_sets.len(), 14);
     assert!(denies_user(&w.directory.inline(ADMIN).unwrap(), &alice));
 }
+
+// ---------------------------------------------------------------------------------
+// The SCP variant
+
+const SCP: &str = "p-cutoff0001";
+
+fn scp_revoker(w: &World) -> TestRevoker {
+    w.directory.state().scps.insert(
+        SCP.to_owned(),
+        serde_json::json!({"Version": "2012-10-17", "Statement": [cutoff_domain::identity_center::scp_placeholder()]})
+            .to_string(),
+    );
+    Revoker::new(
+        w.access.clone(),
+        FixedClock::at(t0()),
+        RevokeConfig {
+            identity_center_scp: Some(SCP.to_owned()),
+            ..RevokeConfig::default()
+        },
+    )
+    .with_ledger(w.ledger.clone())
+    .with_identity_center(Arc::new(w.directory.clone()))
+}
+
+fn scp(w: &World) -> String {
+    w.directory.state().scps[SCP].clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_scp_variant_denies_the_user_in_cutoffs_policy_and_touches_no_permission_set() {
+    let w = world();
+    let r = scp_revoker(&w);
+    let out = r.handle(&revoke("alice@example.com"), "r1").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert!(denies_user(&scp(&w), &alice()));
+    assert_eq!(w.directory.writes(), [format!("update {SCP}")]);
+    let report = out.identity_center.unwrap();
+    assert_eq!(
+        report.service_control_policy.unwrap().state,
+        PermissionSetState::Denied
+    );
+    assert!(out.detail.contains("management account"), "{}", out.detail);
+    // The same checks first: nobody entitled there, nothing written.
+    let bob = r.handle(&revoke("bob@example.com"), "r2").await;
+    assert_eq!(bob.error.unwrap().kind, FailureKind::PrincipalMismatch);
+    assert_eq!(w.directory.writes().len(), 1);
+    // Released: the placeholder back, nothing else changed.
+    let released = r.handle(&release("alice@example.com"), "r3").await;
+    assert_eq!(released.status, Status::Released, "{released:#?}");
+    assert!(!denies_user(&scp(&w), &alice()));
+    assert!(scp(&w).contains(cutoff_domain::identity_center::SCP_PLACEHOLDER_SID));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_scp_variant_is_not_written_over_while_another_writer_holds_it_nor_past_its_size() {
+    let w = world();
+    let r = scp_revoker(&w);
+    let key = format!("identity-center#scp#{SCP}");
+    let until = t0() + chrono::Duration::minutes(10);
+    assert!(
+        w.ledger
+            .acquire(&key, "someone-else", t0(), until)
+            .await
+            .unwrap()
+    );
+    let busy = r.handle(&revoke("alice@example.com"), "r1").await;
+    assert_eq!(busy.status, Status::Failed, "{busy:#?}");
+    assert!(busy.needs_retry());
+    assert!(w.directory.writes().is_empty());
+    w.ledger.release(&key, "someone-else").await.unwrap();
+    // Full: refused, never truncated.
+    let statements: Vec<serde_json::Value> = (0..30)
+        .map(|n| {
+            cutoff_domain::identity_center::user_deny_statement(
+                &cutoff_domain::identity_center::IdentityStoreUserId::parse(&format!(
+                    "{n:08x}-0000-4c3d-8e9f-0a1b2c3d4e5f"
+                ))
+                .unwrap(),
+            )
+        })
+        .take_while({
+            let mut size = 40;
+            move |s| {
+                size += s.to_string().len() + 1;
+                size < 5_100
+            }
+        })
+        .collect();
+    let full = serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string();
+    w.directory
+        .state()
+        .scps
+        .insert(SCP.to_owned(), full.clone());
+    let out = r.handle(&revoke("alice@example.com"), "r2").await;
+    assert_eq!(out.status, Status::Failed, "{out:#?}");
+    assert_eq!(out.error.unwrap().kind, FailureKind::Quota);
+    assert_eq!(scp(&w), full);
+}
