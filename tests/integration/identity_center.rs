@@ -58,6 +58,7 @@ async fn config_in(endpoint: &str, account: &str) -> aws_config::SdkConfig {
 }
 
 struct Directory {
+    config: aws_config::SdkConfig,
     sso: aws_sdk_ssoadmin::Client,
     instance: String,
     alice: String,
@@ -68,8 +69,8 @@ struct Directory {
 
 /// Alice holds Admin in the finding's account directly and ReadOnly through her
 /// group; Bob holds ReadOnly only.
-async fn directory(endpoint: &str) -> Directory {
-    let config = config_in(endpoint, IDENTITY_ACCOUNT).await;
+async fn directory(endpoint: &str, account: &str) -> Directory {
+    let config = config_in(endpoint, account).await;
     let sso = aws_sdk_ssoadmin::Client::new(&config);
     let store = aws_sdk_identitystore::Client::new(&config);
     let instances = sso.list_instances().send().await.unwrap();
@@ -177,6 +178,7 @@ async fn directory(endpoint: &str) -> Directory {
             .unwrap();
     }
     Directory {
+        config,
         sso,
         instance: instance_arn,
         alice,
@@ -201,7 +203,7 @@ impl Directory {
     }
 }
 
-fn finding(role_id: &str, session: &str) -> Value {
+fn finding(role: &str, role_id: &str, session: &str) -> Value {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     json!({
         "version": "0", "id": "evt-sso", "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
@@ -213,7 +215,7 @@ fn finding(role_id: &str, session: &str) -> Value {
             "type": "CredentialAccess:IAMUser/AnomalousBehavior",
             "resource": {"resourceType": "AccessKey", "accessKeyDetails": {
                 "accessKeyId": "ASIASSOSESSIONKEY001", "principalId": format!("{role_id}:{session}"),
-                "userName": ROLE, "userType": "AssumedRole"}},
+                "userName": role, "userType": "AssumedRole"}},
             "service": {"serviceName": "guardduty", "archived": false, "count": 1,
                 "eventFirstSeen": now, "eventLastSeen": now,
                 "additionalInfo": {"sample": false}},
@@ -242,7 +244,7 @@ fn decide(document: &str, user_id: &str) -> Decision {
 async fn an_identity_center_user_is_denied_in_every_permission_set_by_the_real_functions_and_released()
  {
     let moto = MotoServer::shared();
-    let d = directory(moto.endpoint()).await;
+    let d = directory(moto.endpoint(), IDENTITY_ACCOUNT).await;
     let mut p = Pipeline::start(
         moto,
         "sso0",
@@ -274,7 +276,7 @@ async fn an_identity_center_user_is_denied_in_every_permission_set_by_the_real_f
         .unwrap();
     let role_id = p.role_id(ROLE).await;
 
-    let report = p.send_event(&finding(&role_id, "alice@example.com"));
+    let report = p.send_event(&finding(ROLE, &role_id, "alice@example.com"));
     assert_eq!(report["queued"], 1, "{report}");
     p.drain_requests(10).await;
     let outcomes = p.drain_outcomes().await;
@@ -355,4 +357,113 @@ async fn an_identity_center_user_is_denied_in_every_permission_set_by_the_real_f
     let admin = d.inline(&d.admin).await.unwrap();
     assert!(!denies_user(&admin, &alice) && admin.contains("NoLeavingTheOrg"));
     assert_eq!(d.inline(&d.read_only).await, None);
+}
+
+/// The SCP variant through the real functions: the user's deny in cutoff's service
+/// control policy in moto's Organizations (its placeholder gone while she is denied,
+/// back after the release), and no permission set touched.
+#[tokio::test]
+async fn the_scp_variant_denies_the_user_in_cutoffs_service_control_policy_through_the_real_functions()
+ {
+    const MANAGEMENT: &str = "333344446666";
+    let moto = MotoServer::shared();
+    let d = directory(moto.endpoint(), MANAGEMENT).await;
+    let organizations = aws_sdk_organizations::Client::new(&d.config);
+    organizations
+        .create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await
+        .unwrap();
+    let placeholder = json!({"Version": "2012-10-17", "Statement": [cutoff_domain::identity_center::scp_placeholder()]});
+    let policy_id = organizations
+        .create_policy()
+        .name("cutoff-identity-center-deny")
+        .description("written by cutoff")
+        .r#type(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+        .content(placeholder.to_string())
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .and_then(|p| p.policy_summary())
+        .and_then(|s| s.id())
+        .unwrap()
+        .to_owned();
+    let content = |organizations: aws_sdk_organizations::Client, id: String| async move {
+        organizations
+            .describe_policy()
+            .policy_id(id)
+            .send()
+            .await
+            .unwrap()
+            .policy()
+            .and_then(|p| p.content())
+            .unwrap()
+            .to_owned()
+    };
+    let role_arn = format!("arn:aws:iam::{MANAGEMENT}:role/cutoff-identity-center");
+    let env = [
+        ("CUTOFF_IDENTITY_CENTER_ROLE_ARN", role_arn.as_str()),
+        ("CUTOFF_IDENTITY_CENTER_REGION", REGION),
+        ("CUTOFF_IDENTITY_CENTER_SCP_ID", policy_id.as_str()),
+    ];
+    let mut p = Pipeline::start(moto, "sso1", &env).await;
+    // A role of its own (the first test's is beside it in the same account): the
+    // same permission set, another suffix.
+    const SCP_ROLE: &str = "AWSReservedSSO_Admin_0fedcba987654321";
+    p.iam
+        .create_role()
+        .role_name(SCP_ROLE)
+        .path(SSO_PATH)
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    let role_id = p.role_id(SCP_ROLE).await;
+    let report = p.send_event(&finding(SCP_ROLE, &role_id, "alice@example.com"));
+    assert_eq!(report["queued"], 1, "{report}");
+    p.drain_requests(10).await;
+    let outcomes = p.drain_outcomes().await;
+    let outcome = outcomes
+        .iter()
+        .map(|(event, _)| &event["detail"])
+        .find(|o| o["identity_center"].is_object())
+        .unwrap_or_else(|| panic!("an Identity Center outcome: {outcomes:#?}"));
+    assert_eq!(outcome["status"], "applied", "{outcome:#}");
+    assert_eq!(
+        outcome["identity_center"]["service_control_policy"]["policy_id"],
+        policy_id.as_str()
+    );
+    let alice = IdentityStoreUserId::parse(&d.alice).unwrap();
+    let denied = content(organizations.clone(), policy_id.clone()).await;
+    assert!(denies_user(&denied, &alice), "{denied}");
+    assert!(!denied.contains(cutoff_domain::identity_center::SCP_PLACEHOLDER_SID));
+    // By the evaluator, the statement read back from Organizations denies her
+    // sessions and not Bob's.
+    assert_eq!(decide(&denied, &d.alice), Decision::ExplicitlyDenied);
+    assert_eq!(decide(&denied, &d.bob), Decision::Allowed);
+    // No permission set touched.
+    assert!(
+        !d.inline(&d.admin)
+            .await
+            .unwrap()
+            .contains("CutoffDenyIdentityCenterUser")
+    );
+    assert_eq!(d.inline(&d.read_only).await, None);
+
+    let operator = Identity::role_session(ACCOUNT, "CutoffBreakGlassOperator", "dave", "DAVE01");
+    let url = FunctionUrl::start(
+        revoker_on_moto(moto.endpoint(), &env),
+        vec![operator.clone()],
+        &["arn:aws:iam::123456789012:role/CutoffBreakGlassOperator"],
+    );
+    let body = json!({
+        "action": "release", "account": ACCOUNT, "role": SCP_ROLE, "session": "alice@example.com",
+        "reason": "INC-78 closed"
+    });
+    let released = url.post_signed(&operator, &body.to_string()).json();
+    assert_eq!(released["status"], "released", "{released:#}");
+    let after = content(organizations, policy_id).await;
+    assert_eq!(serde_json::from_str::<Value>(&after).unwrap(), placeholder);
 }
