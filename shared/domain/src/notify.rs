@@ -297,7 +297,12 @@ fn sso_steps(o: &Outcome, t: &Target, sso: &crate::identity_center::SsoContainme
             set.name, sso.user_name, sso.user_id
         ));
     }
-    if matches!(o.status, Status::Partial | Status::Failed) {
+    if sso.service_control_policy.is_some() {
+        for still in &o.still_works {
+            steps.push(format!("{} still work: {}.", still.credential, still.why));
+        }
+    }
+    if o.needs_retry() {
         steps.push(retry_step(o));
     }
     steps.push(format!(

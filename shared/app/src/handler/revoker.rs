@@ -775,6 +775,14 @@ impl DeployedRevoker {
                     .identity_center
                     .as_ref()
                     .and_then(|ic| ic.scp_id.clone()),
+                // The SCP variant's role is in the management account (SCPs are
+                // written there): its ARN says which account that is.
+                management_account: config
+                    .identity_center
+                    .as_ref()
+                    .filter(|ic| ic.scp_id.is_some())
+                    .and_then(|ic| ic.role_arn.split(':').nth(4))
+                    .and_then(|a| cutoff_domain::principal::Account::parse(a).ok()),
                 self_check: Some(SelfCheckIdentity {
                     member_role_name: config.member_role_name.clone(),
                     home_role_arn: config.role_arn.clone(),

@@ -555,7 +555,36 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         if !notes.is_empty() {
             detail = format!("{detail} ({})", notes.join("; "));
         }
+        // No SCP reaches the management account: a session there is not stopped.
+        let in_management = purpose == Purpose::Revoke
+            && self.config.management_account.as_ref() == Some(&request.target.account);
+        let (status, still_works, error) = if in_management && status == Status::Applied {
+            let why = "no service control policy reaches the Organization's management account: deny the user there by hand (the inline policy of the permission set), and disable them";
+            detail = format!(
+                "{detail}; but the finding is in the management account ({}), which no SCP reaches",
+                request.target.account
+            );
+            (
+                Status::Partial,
+                vec![StillWorks {
+                    credential: format!(
+                        "{}'s sessions in the management account {}",
+                        user.name, request.target.account
+                    ),
+                    why: why.to_owned(),
+                }],
+                // Not retried: no retry makes an SCP reach the management account.
+                Some(cutoff_domain::outcome::OutcomeError {
+                    kind: FailureKind::Refused,
+                    message: why.to_owned(),
+                }),
+            )
+        } else {
+            (status, Vec::new(), None)
+        };
         let mut done = Done::said(status, detail, Scope::Role);
+        done.still_works = still_works;
+        done.error = error;
         done.policy = Some(format!("service control policy {policy_id}"));
         done.identity_center = Some(SsoContainment {
             action,

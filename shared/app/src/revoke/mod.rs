@@ -110,6 +110,9 @@ pub struct RevokeConfig {
     /// Identity Center user's deny goes instead of the permission sets' inline
     /// policies (None: the permission sets).
     pub identity_center_scp: Option<String>,
+    /// The Organization's management account, where the SCP variant's role lives: no
+    /// SCP reaches it, so a finding there is not contained by the SCP.
+    pub management_account: Option<cutoff_domain::principal::Account>,
     /// How long it waits for one permission set's lock; past half of
     /// `identity_center_wait` it waits for none (a revocation then writes without the
     /// lock and reads back; a release fails and is retried).
@@ -141,6 +144,7 @@ impl Default for RevokeConfig {
             identity_center_wait: Duration::from_secs(50),
             identity_center_lock_wait: Duration::from_secs(5),
             identity_center_scp: None,
+            management_account: None,
             identity_center_poll: Duration::from_secs(2),
         }
     }

@@ -618,3 +618,19 @@ async fn the_scp_variant_is_not_written_over_while_another_writer_holds_it_nor_p
     assert_eq!(out.error.unwrap().kind, FailureKind::Quota);
     assert_eq!(scp(&w), full);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_scp_variant_is_partial_for_a_finding_in_the_management_account() {
+    let w = world();
+    let mut r = scp_revoker(&w);
+    r.config.management_account = Some(Account::parse(MEMBER).unwrap());
+    let out = r.handle(&revoke("alice@example.com"), "r1").await;
+    assert_eq!(out.status, Status::Partial, "{out:#?}");
+    assert!(
+        denies_user(&scp(&w), &alice()),
+        "the other accounts are covered"
+    );
+    assert_eq!(out.still_works.len(), 1);
+    // Not retried: no retry makes an SCP reach the management account.
+    assert!(!out.needs_retry());
+}
