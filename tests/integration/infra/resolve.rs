@@ -3,11 +3,11 @@
 //! be handed to the policy evaluator as the documents AWS would store.
 //!
 //! It evaluates the `Conditions` from the parameters (`Fn::Equals`, `Fn::Not`, `Fn::And`,
-//! `Fn::Or`, `Condition`), the `Rules` assertions, and resolves `Ref` (parameters,
-//! pseudo parameters, resources: what `Ref` returns for each type), `Fn::GetAtt` (the ARN
-//! or attribute the resource would have), `Fn::Sub` (both forms), `Fn::If` (`AWS::NoValue`
-//! removes the element or key, as CloudFormation does), `Fn::Join`, `Fn::Split`,
-//! `Fn::Select` and `Fn::FindInMap`. Anything else panics, naming what is missing: a test
+//! `Fn::Or`, `Condition`), the `Rules` assertions (with `Fn::EachMemberEquals` too), and
+//! resolves `Ref` (parameters, pseudo parameters, resources: what `Ref` returns for each
+//! type), `Fn::GetAtt` (the ARN or attribute the resource would have), `Fn::Sub` (both
+//! forms), `Fn::If` (`AWS::NoValue` removes the element or key, as CloudFormation does),
+//! `Fn::Join`, `Fn::Split`, `Fn::Select` and `Fn::FindInMap`. Anything else panics, naming what is missing: a test
 //! must not pass on a document the resolver only half understood. (The templates use no
 //! `Fn::ForEach`: see the function URL permissions in infra/template.yaml for why, so
 //! there is nothing here to expand it.)
@@ -22,6 +22,11 @@ pub const REGION: &str = "us-east-1";
 pub const PARTITION: &str = "aws";
 /// The id every KMS key of a stack gets here.
 pub const KEY_ID: &str = "0000aaaa-1111-4222-8333-444455556666";
+/// The Organization every stack here belongs to.
+pub const ORGANIZATION_ID: &str = "o-exampleorg1";
+/// The id every Organizations policy of a stack gets here (Organizations' own form:
+/// `p-` and lowercase letters and digits).
+pub const POLICY_ID: &str = "p-0cutoffscp1";
 
 /// A template as JSON, intrinsic functions in long form.
 pub fn load(name: &str) -> Value {
@@ -100,6 +105,15 @@ impl Stack {
             "Fn::And" => args.as_array().unwrap().iter().all(|e| self.truth(e)),
             "Fn::Or" => args.as_array().unwrap().iter().any(|e| self.truth(e)),
             "Condition" | "Fn::Condition" => self.condition(args.as_str().unwrap()),
+            // A rule function: every member of a list is the string.
+            "Fn::EachMemberEquals" => {
+                let list = self.resolve(&args[0]);
+                let value = scalar_text(&self.resolve(&args[1]));
+                list.as_array()
+                    .unwrap_or_else(|| panic!("Fn::EachMemberEquals of {list}"))
+                    .iter()
+                    .all(|member| scalar_text(member) == value)
+            }
             other => panic!("unsupported condition function {other}"),
         }
     }
@@ -329,6 +343,7 @@ impl Stack {
             "AWS::DynamoDB::Table" => prop("TableName"),
             "AWS::Logs::LogGroup" => prop("LogGroupName"),
             "AWS::KMS::Key" => KEY_ID.to_owned(),
+            "AWS::Organizations::Policy" => POLICY_ID.to_owned(),
             "AWS::SecurityHub::ActionTarget" => format!(
                 "arn:{PARTITION}:securityhub:{REGION}:{}:action/custom/{}",
                 self.account,
@@ -397,6 +412,12 @@ impl Stack {
             ("AWS::KMS::Key", "Arn") => {
                 format!("arn:{PARTITION}:kms:{REGION}:{account}:key/{KEY_ID}")
             }
+            // The management account's: the stack is deployed there.
+            ("AWS::Organizations::Policy", "Arn") => format!(
+                "arn:{PARTITION}:organizations::{account}:policy/{ORGANIZATION_ID}/{}/{POLICY_ID}",
+                prop("Type").to_lowercase()
+            ),
+            ("AWS::Organizations::Policy", "Id") => POLICY_ID.to_owned(),
             ("AWS::CloudWatch::Alarm", "Arn") => {
                 format!(
                     "arn:{PARTITION}:cloudwatch:{REGION}:{account}:alarm:{}",

@@ -15,9 +15,11 @@ use cutoff_tests::evaluator::{Decision, EvalRequest, evaluate_all};
 use cutoff_tests::workspace_root;
 use serde_json::{Value, json};
 
-use super::resolve::{ACCOUNT, PARTITION, REGION, Stack, as_list, load, scalar_text};
+use super::resolve::{
+    ACCOUNT, ORGANIZATION_ID, PARTITION, POLICY_ID, REGION, Stack, as_list, load, scalar_text,
+};
 
-const ORG: &str = "o-exampleorg1";
+const ORG: &str = ORGANIZATION_ID;
 const MEMBER: &str = "444455556666";
 const OTHER_MEMBER: &str = "555566667777";
 const OUTSIDER: &str = "999988887777";
@@ -80,9 +82,24 @@ const INSTANCE_ID: &str = "ssoins-1234567890abcdef";
 const IDENTITY_STORE_ID: &str = "d-1234567890";
 const IDENTITY_CENTER_ROLE: &str = "arn:aws:iam::666677778888:role/cutoff-identity-center";
 
+/// The Organization's management account: where the SCP variant is deployed.
+const MANAGEMENT_ACCOUNT: &str = "777788889999";
+
 /// infra/identity-center-role.yaml in IDENTITY_CENTER_ACCOUNT, trusting the responder in
 /// ACCOUNT.
 pub(crate) fn identity_center(extra: &[(&str, &str)]) -> Stack {
+    identity_center_in(IDENTITY_CENTER_ACCOUNT, extra)
+}
+
+/// infra/identity-center-role.yaml with the SCP variant (ServiceControlPolicy=true), in
+/// MANAGEMENT_ACCOUNT.
+pub(crate) fn identity_center_scp(extra: &[(&str, &str)]) -> Stack {
+    let mut params = vec![("ServiceControlPolicy", "true")];
+    params.extend(extra.iter().copied());
+    identity_center_in(MANAGEMENT_ACCOUNT, &params)
+}
+
+fn identity_center_in(account: &str, extra: &[(&str, &str)]) -> Stack {
     let mut params: BTreeMap<&str, &str> = BTreeMap::from([
         ("SecurityAccountId", ACCOUNT),
         ("ResponderRegion", REGION),
@@ -92,7 +109,7 @@ pub(crate) fn identity_center(extra: &[(&str, &str)]) -> Stack {
     ]);
     params.extend(extra.iter().copied());
     let params: Vec<(&str, &str)> = params.into_iter().collect();
-    Stack::in_account(identity_center_template(), IDENTITY_CENTER_ACCOUNT, &params)
+    Stack::in_account(identity_center_template(), account, &params)
 }
 
 /// The responder with the Identity Center integration configured.
@@ -2047,6 +2064,110 @@ fn the_identity_center_settings_are_set_together_or_not_at_all() {
     }
 }
 
+/// The revoker's configuration, read by the revoker's own code from the environment the
+/// stack gives it.
+fn revoker_config(stack: &Stack) -> Result<cutoff::config::RevokerConfig, String> {
+    let env = stack.properties("RevokerFunction")["Environment"]["Variables"].clone();
+    cutoff::config::RevokerConfig::from_lookup(|name| env.get(name).map(scalar_text))
+        .map_err(|e| e.to_string())
+}
+
+/// The SCP variant's setting (`IdentityCenterScpId`): only together with the integration
+/// (a Rules assertion: the revoker refuses it alone), on the revoker alone and only when
+/// set, and the parameter admits exactly what the revoker accepts.
+#[test]
+fn the_identity_center_scp_id_comes_only_with_the_integration() {
+    for (role, region, scp, refused) in [
+        ("", "", "", false),
+        (IDENTITY_CENTER_ROLE, "eu-west-1", "", false),
+        (IDENTITY_CENTER_ROLE, "eu-west-1", POLICY_ID, false),
+        ("", "", POLICY_ID, true),
+        (IDENTITY_CENTER_ROLE, "", POLICY_ID, true),
+        ("", "eu-west-1", POLICY_ID, true),
+    ] {
+        let stack = responder(&[
+            ("IdentityCenterRoleArn", role),
+            ("IdentityCenterRegion", region),
+            ("IdentityCenterScpId", scp),
+        ]);
+        let broken = stack.broken_rules();
+        assert_eq!(
+            !broken.is_empty(),
+            refused,
+            "{role:?} {region:?} {scp:?}: {broken:?}"
+        );
+        if !scp.is_empty() && refused {
+            assert!(
+                broken.iter().any(|b| b.contains("IdentityCenterScpId")),
+                "{role:?} {region:?}: {broken:?}"
+            );
+        }
+    }
+
+    // On the revoker alone, only when set; the revoker's code reads it from there.
+    let with = responder_with_identity_center(&[("IdentityCenterScpId", POLICY_ID)]);
+    let without = responder_with_identity_center(&[]);
+    let env = &with.properties("RevokerFunction")["Environment"]["Variables"];
+    assert_eq!(env["CUTOFF_IDENTITY_CENTER_SCP_ID"], POLICY_ID);
+    for function in ["IntakeFunction", "NotifierFunction", "SweeperFunction"] {
+        let env = with.properties(function)["Environment"]["Variables"].to_string();
+        assert!(!env.contains("CUTOFF_IDENTITY_CENTER"), "{function}: {env}");
+    }
+    for stack in [&without, &responder(&[])] {
+        let env = &stack.properties("RevokerFunction")["Environment"]["Variables"];
+        assert!(env.get("CUTOFF_IDENTITY_CENTER_SCP_ID").is_none(), "{env}");
+    }
+    let scp_of = |stack: &Stack| {
+        revoker_config(stack)
+            .unwrap()
+            .identity_center
+            .and_then(|ic| ic.scp_id)
+    };
+    assert_eq!(scp_of(&with).as_deref(), Some(POLICY_ID));
+    assert_eq!(scp_of(&without), None);
+    // The revoker's own role gains nothing with it: the Identity Center role writes.
+    assert_eq!(
+        with.role_policy("RevokerRole"),
+        without.role_policy("RevokerRole")
+    );
+
+    // The parameter's pattern and the revoker's check agree: a policy id as
+    // Organizations makes them for a customer's policy (an AWS managed one, such as
+    // p-FullAWSAccess, cannot be written), whole, one.
+    let pattern = responder_template()["Parameters"]["IdentityCenterScpId"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    let long = format!("p-{}", "a".repeat(128));
+    let too_long = format!("p-{}", "a".repeat(129));
+    for (value, accepted) in [
+        ("", true),
+        (POLICY_ID, true),
+        ("p-examplepolicyid111", true),
+        ("p-abc_defg", true),
+        (long.as_str(), true),
+        ("p-FullAWSAccess", false),
+        ("p-short", false),
+        ("p-", false),
+        (too_long.as_str(), false),
+        ("P-EXAMPLEPOLICYID111", false),
+        (" p-examplepolicyid111", false),
+        ("p-examplepolicyid111,p-examplepolicyid222", false),
+        (
+            "arn:aws:organizations::777788889999:policy/o-exampleorg1/service_control_policy/p-examplepolicyid111",
+            false,
+        ),
+    ] {
+        assert_eq!(pattern_accepts(pattern, value), accepted, "{value:?}");
+        let stack = responder_with_identity_center(&[("IdentityCenterScpId", value)]);
+        assert_eq!(
+            revoker_config(&stack).is_ok(),
+            accepted,
+            "{value:?}: {:?}",
+            revoker_config(&stack)
+        );
+    }
+}
+
 /// A sample ARN of a resource type: its variables filled in with `instance`, `store`
 /// and fixed ids.
 fn sample(pattern: &str, instance: &str, store: &str) -> String {
@@ -2132,5 +2253,158 @@ fn the_identity_center_role_reaches_only_its_instance_and_identity_store() {
         }
     }
     assert!(cases.len() > 40, "{}", cases.len());
+    check(cases);
+}
+
+/// A sample ARN of an Organizations resource type, in ORG of MANAGEMENT_ACCOUNT, with
+/// fixed ids (the policy's: POLICY_ID, the id cutoff's own policy has here).
+fn organizations_sample(pattern: &str) -> String {
+    let arn = pattern
+        .replace("${Partition}", PARTITION)
+        .replace("${Account}", MANAGEMENT_ACCOUNT)
+        .replace("o-${OrganizationId}", ORG)
+        .replace("${PolicyType}", "service_control_policy")
+        .replace("p-${PolicyId}", POLICY_ID)
+        .replace("${RootId}", "ab12")
+        .replace("${OrganizationalUnitId}", "ab12-cdefgh34")
+        .replace("${AccountId}", MEMBER)
+        .replace("${ResourcePolicyId}", "0123abcd")
+        .replace("${HandshakeType}", "invite")
+        .replace("${HandshakeId}", "0123abcd");
+    assert!(!arn.contains("${"), "{arn}: fill in its variables");
+    arn
+}
+
+/// The SCP variant: the Identity Center role reads and writes cutoff's own service
+/// control policy, and nothing else of Organizations (no other policy, of any type; no
+/// attaching, detaching, creating or deleting); without the variant, nothing of
+/// Organizations at all.
+#[test]
+fn the_identity_center_role_writes_only_cutoffs_service_control_policy() {
+    const WRITE: [&str; 2] = ["organizations:DescribePolicy", "organizations:UpdatePolicy"];
+    let on = identity_center_scp(&[]);
+    let own = on.attribute("IdentityCenterServiceControlPolicy", "Arn");
+    assert_eq!(
+        own,
+        format!(
+            "arn:aws:organizations::{MANAGEMENT_ACCOUNT}:policy/{ORG}/service_control_policy/{POLICY_ID}"
+        )
+    );
+    let organizations_actions = |stack: &Stack| -> BTreeSet<String> {
+        as_list(&stack.role_policy("IdentityCenterRole")["Statement"])
+            .iter()
+            .flat_map(|s| as_list(&s["Action"]))
+            .map(|a| scalar_text(&a))
+            .filter(|a| a.starts_with("organizations:"))
+            .collect()
+    };
+    assert_eq!(organizations_actions(&on), WRITE.map(str::to_owned).into());
+    let request = |stack: &Stack, action: &str, resource: &str| {
+        EvalRequest::new(
+            action,
+            resource,
+            &session(&stack.arn("IdentityCenterRole"), "cutoff-identity-center"),
+        )
+        .policy(stack.role_policy("IdentityCenterRole"))
+    };
+    let policy_arn = |kind: &str, id: &str| {
+        format!("arn:aws:organizations::{MANAGEMENT_ACCOUNT}:policy/{ORG}/{kind}/{id}")
+    };
+    use Decision::*;
+    let mut cases = Vec::new();
+    for action in WRITE {
+        cases.push(
+            case(
+                format!("{action} on cutoff's SCP"),
+                request(&on, action, &own),
+                Allowed,
+            )
+            .by("WriteServiceControlPolicy"),
+        );
+        for (what, other) in [
+            (
+                "another SCP of the Organization",
+                policy_arn("service_control_policy", "p-0otherscp01"),
+            ),
+            // An AWS managed policy's own ARN (arn:aws:organizations::aws:policy/…) is
+            // not a resource type of these actions in the reference, and iam-simulate
+            // refuses to be asked about it; its id in the Organization's form is.
+            (
+                "FullAWSAccess, in the Organization's form",
+                policy_arn("service_control_policy", "p-FullAWSAccess"),
+            ),
+            (
+                "a resource control policy",
+                policy_arn("resource_control_policy", "p-0otherrcp01"),
+            ),
+            ("a tag policy", policy_arn("tag_policy", "p-0othertag01")),
+            (
+                "the same id in another Organization",
+                format!(
+                    "arn:aws:organizations::{OUTSIDER}:policy/o-otherorg001/service_control_policy/{POLICY_ID}"
+                ),
+            ),
+        ] {
+            cases.push(case(
+                format!("{action} on {what}"),
+                request(&on, action, &other),
+                ImplicitlyDenied,
+            ));
+        }
+    }
+    // What an Organizations administrator would also hold: none of it, on cutoff's own
+    // policy and root, an OU and an account of the Organization.
+    let refused = [
+        "organizations:AttachPolicy",
+        "organizations:DetachPolicy",
+        "organizations:DeletePolicy",
+        "organizations:CreatePolicy",
+        "organizations:ListPolicies",
+        "organizations:ListTargetsForPolicy",
+        "organizations:EnablePolicyType",
+        "organizations:DisablePolicyType",
+        "organizations:PutResourcePolicy",
+        "organizations:DescribeOrganization",
+    ]
+    .map(str::to_owned);
+    let types = super::reference::resource_types(&refused);
+    for (action, types) in refused.iter().zip(&types) {
+        if types.is_empty() {
+            cases.push(case(
+                format!("{action} on *"),
+                request(&on, action, "*"),
+                ImplicitlyDenied,
+            ));
+        }
+        for t in types {
+            let resource = organizations_sample(&t.arn);
+            cases.push(case(
+                format!("{action} on its {} {resource}", t.name),
+                request(&on, action, &resource),
+                ImplicitlyDenied,
+            ));
+        }
+    }
+    // Without the variant, in the management account or a delegated administrator:
+    // no policy, no grant, no Organizations action at all.
+    for off in [
+        identity_center_in(MANAGEMENT_ACCOUNT, &[]),
+        identity_center(&[("ServiceControlPolicy", "false")]),
+    ] {
+        assert!(!off.exists("IdentityCenterServiceControlPolicy"));
+        assert!(!off.exists("IdentityCenterServiceControlPolicyAccess"));
+        assert_eq!(organizations_actions(&off), BTreeSet::new());
+        for action in WRITE {
+            cases.push(case(
+                format!(
+                    "without the variant, in {}: {action} on the policy's ARN",
+                    off.account
+                ),
+                request(&off, action, &own),
+                ImplicitlyDenied,
+            ));
+        }
+    }
+    assert!(cases.len() > 25, "{}", cases.len());
     check(cases);
 }
