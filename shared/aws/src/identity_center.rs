@@ -18,7 +18,8 @@
 //! `sso:ListPermissionSets`, `sso:GetInlinePolicyForPermissionSet`,
 //! `sso:PutInlinePolicyToPermissionSet`, `sso:DeleteInlinePolicyFromPermissionSet`,
 //! `sso:ProvisionPermissionSet`, `sso:DescribePermissionSetProvisioningStatus`; for the
-//! SCP variant, `organizations:DescribePolicy` and `organizations:UpdatePolicy`.
+//! SCP variant, `organizations:DescribePolicy`, `organizations:UpdatePolicy`,
+//! `organizations:ListTargetsForPolicy` and `organizations:ListParents`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -157,6 +158,18 @@ pub trait Directory: Send + Sync {
         policy_id: &'a str,
         content: &'a str,
     ) -> Call<'a, ()>;
+
+    /// `organizations:ListTargetsForPolicy` (one page): the roots, OUs and accounts a
+    /// policy is attached to, by id.
+    fn policy_targets<'a>(
+        &'a self,
+        policy_id: &'a str,
+        next: Option<String>,
+    ) -> Call<'a, Page<String>>;
+
+    /// `organizations:ListParents`: the parent (an OU or the root) of an account or
+    /// OU, by id; None for a root.
+    fn parent<'a>(&'a self, child_id: &'a str) -> Call<'a, Option<String>>;
 }
 
 /// Identity Center through the SDK, in the instance's region, with the credentials of
@@ -628,6 +641,50 @@ impl Directory for SdkDirectory {
                 .await
                 .map_err(|e| classified(&e, OP, format!("on {policy_id}")))?;
             Ok(())
+        })
+    }
+    fn policy_targets<'a>(
+        &'a self,
+        policy_id: &'a str,
+        next: Option<String>,
+    ) -> Call<'a, Page<String>> {
+        Box::pin(async move {
+            const OP: &str = "organizations:ListTargetsForPolicy";
+            let out = self
+                .organizations
+                .list_targets_for_policy()
+                .policy_id(policy_id)
+                .set_next_token(next)
+                .send()
+                .await
+                .map_err(|e| classified(&e, OP, format!("on {policy_id}")))?;
+            Ok(Page {
+                items: out
+                    .targets()
+                    .iter()
+                    .filter_map(|t| t.target_id().map(str::to_owned))
+                    .collect(),
+                next: out.next_token().map(str::to_owned),
+            })
+        })
+    }
+
+    fn parent<'a>(&'a self, child_id: &'a str) -> Call<'a, Option<String>> {
+        Box::pin(async move {
+            const OP: &str = "organizations:ListParents";
+            let out = self
+                .organizations
+                .list_parents()
+                .child_id(child_id)
+                .send()
+                .await
+                .map_err(|e| classified(&e, OP, format!("of {child_id}")))?;
+            // An account or OU has exactly one parent.
+            Ok(out
+                .parents()
+                .first()
+                .and_then(|p| p.id())
+                .map(str::to_owned))
         })
     }
 }

@@ -227,10 +227,10 @@ fn coalesce(requests: &[&RevocationRequest]) -> Option<RevocationRequest> {
     })
 }
 
-/// No request of a batch starts after this much of the invocation: the longest one
-/// (an Identity Center containment, `identity_center_wait`, 50 s from its start) and
-/// the outcomes' publishing then still end within the function's 90 s.
-pub const BATCH_START_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+/// How much of the function's 90 s a batch's requests may use: the long ones (an
+/// Identity Center containment) stop waiting by then, and the outcomes are still
+/// published in time.
+pub const INVOCATION_BUDGET: std::time::Duration = std::time::Duration::from_secs(75);
 
 impl<A, K, L> Revoker<A, K, L>
 where
@@ -286,23 +286,11 @@ where
         }
 
         let mut runs = 0;
-        let batch_started = tokio::time::Instant::now();
+        let invocation_deadline = tokio::time::Instant::now() + INVOCATION_BUDGET;
         for key in order {
             let Some(members) = groups.get(&key) else {
                 continue;
             };
-            // Past the batch's start budget, the rest goes back to the queue unstarted
-            // (a batch item failure each, in order, as a FIFO queue needs): a request
-            // started now could outlive the function's timeout, which loses its
-            // outcome and leaves its locks until their leases end.
-            if batch_started.elapsed() >= BATCH_START_BUDGET {
-                tracing::warn!(
-                    count = members.len(),
-                    "batch start budget spent: requests returned to the queue unstarted"
-                );
-                failures.extend(members.iter().map(|(id, _)| id.clone()));
-                continue;
-            }
             // A message already applied (a redelivery) answers with its earlier outcome
             // on its own: folded in, its idempotency mark would answer for the others.
             let mut fresh: Vec<&(String, RevocationRequest)> = Vec::new();
@@ -328,11 +316,16 @@ where
             runs += 1;
             let request_id = fresh.first().map(|(id, _)| id.as_str()).unwrap_or("batch");
             let started = self.clock.now();
-            let result = if members.len() > 1 {
-                self.handle_folded(&combined, request_id).await
-            } else {
-                self.handle(&combined, request_id).await
-            };
+            // Every request is started (none goes back unattempted, which would use up
+            // its receives); the long ones bound themselves by the invocation's end.
+            let result = crate::revoke::within_invocation(invocation_deadline, async {
+                if members.len() > 1 {
+                    self.handle_folded(&combined, request_id).await
+                } else {
+                    self.handle(&combined, request_id).await
+                }
+            })
+            .await;
             for (i, (message_id, request)) in fresh.into_iter().enumerate() {
                 // Each message keeps its own trigger so its owner hears about its
                 // finding; the write and its result are shared.
@@ -1011,44 +1004,6 @@ mod tests {
             refused.outcome.error.as_ref().unwrap().kind,
             FailureKind::InvalidRequest
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn past_the_batch_start_budget_the_rest_goes_back_to_the_queue_unstarted() {
-        let (r, member) = revoker();
-        let ledger = cutoff_aws::dynamodb::fake::FakeLedger::default();
-        let r = r.with_ledger(ledger.clone());
-        // Another writer holds payments-api: its request waits the whole lock wait.
-        let now = r.clock.now();
-        let key = cutoff_aws::dynamodb::principal_key(&request("payments-api", "f1").target);
-        assert!(
-            cutoff_aws::dynamodb::Ledger::acquire(
-                &ledger,
-                &key,
-                "someone-else",
-                now,
-                now + chrono::Duration::minutes(5)
-            )
-            .await
-            .unwrap()
-        );
-        let bodies: Vec<String> = [("payments-api", "f1"), ("ledger", "f2"), ("reports", "f3")]
-            .iter()
-            .map(|(role, finding)| serde_json::to_string(&request(role, finding)).unwrap())
-            .collect();
-        let result = r.handle_batch(&batch(sqs(&bodies)), false).await;
-        // The first waited 30 s for its lock and failed (retried); the others were
-        // not started, and go back to the queue without an outcome.
-        assert_eq!(result.runs, 1);
-        assert_eq!(result.outcomes.len(), 1);
-        let failed: Vec<&str> = result
-            .response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
-        assert_eq!(failed, ["m0", "m1", "m2"]);
-        assert_eq!(member.calls_of("PutRolePolicy"), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -38,6 +38,34 @@ use super::{Done, Record, Revoker, Stop};
 use crate::principal_lock::{self, LockRequest};
 use cutoff_aws::dynamodb::Ledger;
 
+tokio::task_local! {
+    /// When the current invocation's requests must be done ([`within_invocation`]).
+    static INVOCATION_DEADLINE: tokio::time::Instant;
+    /// When the current Identity Center containment must be done: every call it
+    /// makes asks first ([`Revoker::ask`]).
+    static CONTAINMENT_DEADLINE: tokio::time::Instant;
+}
+
+/// Runs `work` (a batch's requests) bound by `deadline`: an Identity Center
+/// containment in it ends by then, whatever its own budget.
+pub async fn within_invocation<F: std::future::Future>(
+    deadline: tokio::time::Instant,
+    work: F,
+) -> F::Output {
+    INVOCATION_DEADLINE.scope(deadline, work).await
+}
+
+/// `budget` from now, or the invocation's deadline if that is sooner.
+pub(super) fn deadline_from_now(budget: std::time::Duration) -> tokio::time::Instant {
+    let own = tokio::time::Instant::now() + budget;
+    INVOCATION_DEADLINE
+        .try_with(|d| *d)
+        .map_or(own, |invocation| own.min(invocation))
+}
+
+/// Below this much time left, a call is tried once, not retried with backoff.
+const RETRY_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Pages read of any one list before it is called endless.
 const MAX_PAGES: usize = 100;
 
@@ -86,13 +114,15 @@ fn scp_lock_key(policy_id: &str) -> String {
     format!("identity-center#scp#{policy_id}")
 }
 
-/// Who may have an Identity Center user denied everywhere: sources no member account
-/// can write. A Security Hub finding can be imported by any account of the
-/// Organization (naming a real permission-set role and any user entitled there), and
-/// a plain invoke's requester is only claimed.
+/// Who may have an Identity Center user denied everywhere: GuardDuty, which no member
+/// account writes, or an operator AWS vouched for. A Security Hub finding can be
+/// imported by any account of the Organization (naming a real permission-set role and
+/// any user entitled there); a plain invoke's requester is only claimed; and a
+/// CloudTrail rule matches one API call with no severity at all, too little to lock a
+/// person out of every account (its role-wide cutoff is what a call earns).
 fn trusted_for_identity_center(request: &RevocationRequest) -> bool {
     match request.trigger.source {
-        Source::GuardDuty | Source::CloudTrail => true,
+        Source::GuardDuty => true,
         Source::Manual => request.trigger.requested_by_verified,
         _ => false,
     }
@@ -108,13 +138,32 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         })
     }
 
-    /// One directory call, retried and counted.
+    /// One directory call, retried and counted, within the containment's deadline:
+    /// none starts after it, and close to it a call is not retried.
     async fn ask<'a, T>(
         &self,
         calls: &CallCounter,
         op: impl FnMut() -> Call<'a, T>,
     ) -> Result<T, AwsError> {
-        with_retries(&self.config.retry, calls, op).await
+        let left = CONTAINMENT_DEADLINE
+            .try_with(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+            .ok();
+        let policy = match left {
+            Some(left) if left.is_zero() => {
+                return Err(AwsError::new(
+                    cutoff_aws::ErrorKind::Transient,
+                    "cutoff",
+                    "in an Identity Center containment",
+                    "out of time before the function's timeout; the request is retried",
+                ));
+            }
+            Some(left) if left < RETRY_TIME => cutoff_aws::retry::RetryPolicy {
+                max_attempts: 1,
+                ..self.config.retry
+            },
+            _ => self.config.retry,
+        };
+        with_retries(&policy, calls, op).await
     }
 
     /// Every page of a list.
@@ -250,11 +299,32 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         calls: &Arc<CallCounter>,
         record: &mut Record,
     ) -> Result<Done, Stop> {
+        CONTAINMENT_DEADLINE
+            .scope(
+                deadline,
+                self.contain_sso_user_by(
+                    request, request_id, resolved, purpose, deadline, calls, record,
+                ),
+            )
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn contain_sso_user_by<C>(
+        &self,
+        request: &RevocationRequest,
+        request_id: &str,
+        resolved: &Resolved<C>,
+        purpose: Purpose,
+        deadline: tokio::time::Instant,
+        calls: &Arc<CallCounter>,
+        record: &mut Record,
+    ) -> Result<Done, Stop> {
         if purpose == Purpose::Revoke && !trusted_for_identity_center(request) {
             return Err(Stop::with(
                 Status::Alerted,
                 format!(
-                    "{}: an Identity Center user is denied everywhere only on GuardDuty's or CloudTrail's word, or an operator's through the operator path; this request came from {} (which any member account can write, or whose requester is only claimed): alert only; contain the user by hand, or with `cutoff revoke` through the operator path",
+                    "{}: an Identity Center user is denied everywhere only on GuardDuty's word or an operator's through the operator path; this request came from {}: alert only; contain the user by hand, or with `cutoff revoke` through the operator path",
                     request.target,
                     request.trigger.source.as_str()
                 ),
@@ -410,6 +480,35 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         Err(not_entitled(request, user, sso))
     }
 
+    /// Whether cutoff's SCP is attached to `account` or to an OU or root above it.
+    async fn scp_reaches(
+        &self,
+        policy_id: &str,
+        account: &Account,
+        calls: &CallCounter,
+    ) -> Result<bool, Stop> {
+        let directory = self.directory()?;
+        let targets: BTreeSet<String> = self
+            .every_page(calls, "organizations:ListTargetsForPolicy", |next| {
+                directory.policy_targets(policy_id, next)
+            })
+            .await?
+            .into_iter()
+            .collect();
+        let mut id = account.to_string();
+        // An account, at most five levels of OUs, the root.
+        for _ in 0..8 {
+            if targets.contains(&id) {
+                return Ok(true);
+            }
+            match self.ask(calls, || directory.parent(&id)).await? {
+                Some(parent) => id = parent,
+                None => return Ok(false),
+            }
+        }
+        Ok(false)
+    }
+
     /// The SCP variant: the user's deny in (or out of) cutoff's service control
     /// policy, under its lock, read back. No provisioning: Organizations applies it to
     /// every member account (never to the management account: no SCP reaches it).
@@ -441,16 +540,16 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                         ),
                     ));
                 }
-                Err(e) if purpose == Purpose::LiftOrRead => {
+                // One policy holds every contained user: a put from an unlocked read
+                // could undo another containment. Not written; retried.
+                Err(e) => {
                     return Err(Stop::failed(
                         FailureKind::Transient,
                         format!(
-                            "the ledger is unreachable, so the lock of {policy_id} cannot be taken: not released ({e})"
+                            "the ledger is unreachable, so the lock of {policy_id} cannot be taken: not written ({e}); the request is retried"
                         ),
                     ));
                 }
-                // Containment first: written without the lock, and read back after.
-                Err(_) => false,
             }
         } else {
             false
@@ -555,32 +654,55 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         if !notes.is_empty() {
             detail = format!("{detail} ({})", notes.join("; "));
         }
-        // No SCP reaches the management account: a session there is not stopped.
-        let in_management = purpose == Purpose::Revoke
-            && self.config.management_account.as_ref() == Some(&request.target.account);
-        let (status, still_works, error) = if in_management && status == Status::Applied {
-            let why = "no service control policy reaches the Organization's management account: deny the user there by hand (the inline policy of the permission set), and disable them";
-            detail = format!(
-                "{detail}; but the finding is in the management account ({}), which no SCP reaches",
-                request.target.account
-            );
-            (
-                Status::Partial,
-                vec![StillWorks {
-                    credential: format!(
-                        "{}'s sessions in the management account {}",
-                        user.name, request.target.account
-                    ),
-                    why: why.to_owned(),
-                }],
-                // Not retried: no retry makes an SCP reach the management account.
-                Some(cutoff_domain::outcome::OutcomeError {
-                    kind: FailureKind::Refused,
-                    message: why.to_owned(),
-                }),
-            )
+        // Where the SCP does not reach, the session is not stopped: the management
+        // account (no SCP reaches it), or an account no target of the policy is above.
+        let unreached = if purpose == Purpose::Revoke && status == Status::Applied {
+            if self.config.management_account.as_ref() == Some(&request.target.account) {
+                Some((
+                    FailureKind::Refused,
+                    "no service control policy reaches the Organization's management account: deny the user there by hand (the inline policy of the permission set), and disable them".to_owned(),
+                ))
+            } else {
+                match self
+                    .scp_reaches(policy_id, &request.target.account, calls)
+                    .await
+                {
+                    Ok(true) => None,
+                    Ok(false) => Some((
+                        FailureKind::Refused,
+                        format!(
+                            "{policy_id} is not attached to {} nor to any OU or root above it: attach it (to the root, say), and deny the user there by hand meanwhile",
+                            request.target.account
+                        ),
+                    )),
+                    Err(stop) => Some((
+                        FailureKind::Unverified,
+                        format!(
+                            "whether {policy_id} reaches {} could not be read ({}); retried",
+                            request.target.account, stop.message
+                        ),
+                    )),
+                }
+            }
         } else {
-            (status, Vec::new(), None)
+            None
+        };
+        let (status, still_works, error) = match unreached {
+            Some((kind, why)) => {
+                detail = format!("{detail}; but not in {}: {why}", request.target.account);
+                (
+                    Status::Partial,
+                    vec![StillWorks {
+                        credential: format!(
+                            "{}'s sessions in account {}",
+                            user.name, request.target.account
+                        ),
+                        why: why.clone(),
+                    }],
+                    Some(cutoff_domain::outcome::OutcomeError { kind, message: why }),
+                )
+            }
+            None => (status, Vec::new(), None),
         };
         let mut done = Done::said(status, detail, Scope::Role);
         done.still_works = still_works;

@@ -50,6 +50,7 @@ mod status;
 
 pub use follow_up::{FOLLOW_UP_ACTION, FollowedUp};
 use guard::LockTarget;
+pub use identity_center::within_invocation;
 use resolve::Purpose;
 pub use self_check::SelfCheckIdentity;
 
@@ -101,10 +102,10 @@ pub struct RevokeConfig {
     /// principal's lock (`lock_wait`, 30 s) and a margin for its calls.
     pub follow_up_deadline: Duration,
     /// How long an Identity Center containment takes at most, from the request's
-    /// start (the role's lock wait included): within the function's 90 s, with room
-    /// for the outcome's publishing and a batch's earlier requests (the batch starts
-    /// none after `BATCH_START_BUDGET`). What is still provisioning then is reported
-    /// `partial`, and the request retried (a retry provisions again).
+    /// start (the role's lock wait included), and never past the invocation's own
+    /// deadline ([`within_invocation`]: a batch's earlier requests used some). What
+    /// is not done then is reported `partial`, and the request retried (a retry
+    /// provisions again).
     pub identity_center_wait: Duration,
     /// The SCP variant: the id of cutoff's own service control policy, where an
     /// Identity Center user's deny goes instead of the permission sets' inline
@@ -113,9 +114,8 @@ pub struct RevokeConfig {
     /// The Organization's management account, where the SCP variant's role lives: no
     /// SCP reaches it, so a finding there is not contained by the SCP.
     pub management_account: Option<cutoff_domain::principal::Account>,
-    /// How long it waits for one permission set's lock; past half of
-    /// `identity_center_wait` it waits for none (a revocation then writes without the
-    /// lock and reads back; a release fails and is retried).
+    /// How long it waits for one permission set's lock; past half of its time it
+    /// waits for none (a set whose lock is held is then not written, and retried).
     pub identity_center_lock_wait: Duration,
     /// Between two reads of a provisioning's status.
     pub identity_center_poll: Duration,
@@ -349,7 +349,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         check_earlier: bool,
     ) -> Outcome {
         let started = self.clock.now();
-        let deadline = tokio::time::Instant::now() + self.config.identity_center_wait;
+        let deadline = identity_center::deadline_from_now(self.config.identity_center_wait);
         let calls: Arc<CallCounter> = Arc::default();
         let mut record = Record::default();
         // Scope: an account outside the configured list is refused before any call.

@@ -57,6 +57,12 @@ pub struct DirectoryState {
     pub failures: InjectedFailures,
     /// policy id → content (the SCP variant).
     pub scps: BTreeMap<String, String>,
+    /// policy id → the ids it is attached to.
+    pub scp_targets: BTreeMap<String, Vec<String>>,
+    /// account or OU id → its parent's id.
+    pub parents: BTreeMap<String, String>,
+    /// How long each call takes (a slow directory, for the time budgets).
+    pub latency: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -142,6 +148,13 @@ impl FakeDirectory {
     pub fn writes(&self) -> Vec<String> {
         self.state().writes.clone()
     }
+
+    async fn pause(&self) {
+        let latency = self.state().latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+    }
 }
 
 impl DirectoryState {
@@ -168,6 +181,7 @@ impl DirectoryState {
 impl Directory for FakeDirectory {
     fn instances(&self, next: Option<String>) -> Call<'_, Page<Instance>> {
         Box::pin(async move {
+            self.pause().await;
             let mut state = self.state();
             state.failures.take("ListInstances", "in the fake")?;
             let all = [Instance {
@@ -184,6 +198,7 @@ impl Directory for FakeDirectory {
         user_name: &'a str,
     ) -> Call<'a, Option<IdentityStoreUserId>> {
         Box::pin(async move {
+            self.pause().await;
             let mut state = self.state();
             state.failures.take("GetUserId", user_name)?;
             Ok(state.users.get(user_name).cloned())
@@ -197,6 +212,7 @@ impl Directory for FakeDirectory {
         next: Option<String>,
     ) -> Call<'a, Page<String>> {
         Box::pin(async move {
+            self.pause().await;
             let mut state = self.state();
             state
                 .failures
@@ -213,6 +229,7 @@ impl Directory for FakeDirectory {
         next: Option<String>,
     ) -> Call<'a, Page<Assignment>> {
         Box::pin(async move {
+            self.pause().await;
             let mut state = self.state();
             state
                 .failures
@@ -228,6 +245,7 @@ impl Directory for FakeDirectory {
 
     fn permission_sets<'a>(&'a self, _: &'a str, next: Option<String>) -> Call<'a, Page<String>> {
         Box::pin(async move {
+            self.pause().await;
             let mut state = self.state();
             state.failures.take("ListPermissionSets", "in the fake")?;
             let all: Vec<String> = state.permission_sets.keys().cloned().collect();
@@ -237,6 +255,7 @@ impl Directory for FakeDirectory {
 
     fn permission_set_name<'a>(&'a self, _: &'a str, permission_set: &'a str) -> Call<'a, String> {
         Box::pin(async move {
+            self.pause().await;
             let mut state = self.state();
             state
                 .failures
@@ -254,6 +273,7 @@ impl Directory for FakeDirectory {
         permission_set: &'a str,
     ) -> Call<'a, Option<String>> {
         Box::pin(async move {
+            self.pause().await;
             let mut state = self.state();
             state
                 .failures
@@ -272,6 +292,7 @@ impl Directory for FakeDirectory {
         document: &'a str,
     ) -> Call<'a, ()> {
         Box::pin(async move {
+            self.pause().await;
             let mut state = self.state();
             state
                 .failures
@@ -286,6 +307,7 @@ impl Directory for FakeDirectory {
 
     fn delete_inline_policy<'a>(&'a self, _: &'a str, permission_set: &'a str) -> Call<'a, ()> {
         Box::pin(async move {
+            self.pause().await;
             let mut state = self.state();
             state
                 .failures
@@ -305,6 +327,7 @@ impl Directory for FakeDirectory {
         account: Option<&'a Account>,
     ) -> Call<'a, Provisioning> {
         Box::pin(async move {
+            self.pause().await;
             let mut state = self.state();
             state
                 .failures
@@ -341,6 +364,7 @@ impl Directory for FakeDirectory {
 
     fn provisioning<'a>(&'a self, _: &'a str, request_id: &'a str) -> Call<'a, Provisioning> {
         Box::pin(async move {
+            self.pause().await;
             let mut state = self.state();
             state
                 .failures
@@ -367,6 +391,7 @@ impl Directory for FakeDirectory {
 
     fn service_control_policy<'a>(&'a self, policy_id: &'a str) -> Call<'a, String> {
         Box::pin(async move {
+            self.pause().await;
             let mut state = self.state();
             state.failures.take("DescribePolicy", policy_id)?;
             state
@@ -383,6 +408,7 @@ impl Directory for FakeDirectory {
         content: &'a str,
     ) -> Call<'a, ()> {
         Box::pin(async move {
+            self.pause().await;
             let mut state = self.state();
             state.failures.take("UpdatePolicy", policy_id)?;
             if !state.scps.contains_key(policy_id) {
@@ -391,6 +417,40 @@ impl Directory for FakeDirectory {
             state.scps.insert(policy_id.to_owned(), content.to_owned());
             state.writes.push(format!("update {policy_id}"));
             Ok(())
+        })
+    }
+    fn policy_targets<'a>(
+        &'a self,
+        policy_id: &'a str,
+        next: Option<String>,
+    ) -> Call<'a, Page<String>> {
+        Box::pin(async move {
+            self.pause().await;
+            let mut state = self.state();
+            state.failures.take("ListTargetsForPolicy", policy_id)?;
+            let all = state
+                .scp_targets
+                .get(policy_id)
+                .cloned()
+                .unwrap_or_default();
+            Ok(page(&all, next, state.page_size))
+        })
+    }
+
+    fn parent<'a>(&'a self, child_id: &'a str) -> Call<'a, Option<String>> {
+        Box::pin(async move {
+            self.pause().await;
+            let mut state = self.state();
+            state.failures.take("ListParents", child_id)?;
+            if child_id.starts_with("r-") {
+                return Ok(None);
+            }
+            state
+                .parents
+                .get(child_id)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| not_found("ListParents", child_id))
         })
     }
 }

@@ -405,6 +405,11 @@ async fn only_sources_no_member_account_can_write_deny_a_person_everywhere() {
     claimed.trigger.finding_id = None;
     let out = revoker(&w).handle(&claimed, "r2").await;
     assert_eq!(out.status, Status::Alerted, "{out:#?}");
+    // One API call matched by a CloudTrail rule: no severity, too little.
+    let mut call = revoke("alice@example.com");
+    call.trigger.source = Source::CloudTrail;
+    let out = revoker(&w).handle(&call, "r2b").await;
+    assert_eq!(out.status, Status::Alerted, "{out:#?}");
     assert!(w.directory.writes().is_empty());
     // An operator AWS vouched for (the function URL), or GuardDuty: contained.
     claimed.trigger.requested_by_verified = true;
@@ -527,6 +532,19 @@ async fn many_busy_permission_sets_and_a_slow_provisioning_stay_within_the_funct
 const SCP: &str = "p-cutoff0001";
 
 fn scp_revoker(w: &World) -> TestRevoker {
+    {
+        // Attached to the root; the member account sits in an OU under it.
+        let mut state = w.directory.state();
+        state
+            .scp_targets
+            .insert(SCP.to_owned(), vec!["r-a1b2".to_owned()]);
+        state
+            .parents
+            .insert(MEMBER.to_owned(), "ou-a1b2-workloads".to_owned());
+        state
+            .parents
+            .insert("ou-a1b2-workloads".to_owned(), "r-a1b2".to_owned());
+    }
     w.directory.state().scps.insert(
         SCP.to_owned(),
         serde_json::json!({"Version": "2012-10-17", "Statement": [cutoff_domain::identity_center::scp_placeholder()]})
@@ -633,4 +651,87 @@ async fn the_scp_variant_is_partial_for_a_finding_in_the_management_account() {
     assert_eq!(out.still_works.len(), 1);
     // Not retried: no retry makes an SCP reach the management account.
     assert!(!out.needs_retry());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_directory_and_many_sets_end_by_the_containments_deadline() {
+    let w = world();
+    let alice = alice();
+    for n in 0..40 {
+        let arn = format!("arn:aws:sso:::permissionSet/ssoins-7223a4f1b1a8e2c0/ps-slow{n:012}");
+        w.directory
+            .add_permission_set(&arn, &format!("Slow{n:02}"), None);
+        w.directory.assign(alice.as_str(), OTHER, &arn);
+    }
+    w.directory.state().latency = std::time::Duration::from_millis(500);
+    w.directory.state().plan = ProvisionPlan::Never;
+    let started = tokio::time::Instant::now();
+    let out = revoker(&w).handle(&revoke("alice@example.com"), "r").await;
+    let budget = RevokeConfig::default().identity_center_wait;
+    // One call may be in flight at the deadline.
+    assert!(
+        started.elapsed() <= budget + std::time::Duration::from_millis(600),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(out.status, Status::Partial | Status::Failed),
+        "{out:#?}"
+    );
+    assert!(out.needs_retry());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_containment_ends_by_the_invocations_deadline_when_that_comes_first() {
+    let w = world();
+    w.directory.state().plan = ProvisionPlan::Never;
+    let started = tokio::time::Instant::now();
+    let deadline = started + std::time::Duration::from_secs(10);
+    let out = crate::revoke::within_invocation(
+        deadline,
+        revoker(&w).handle(&revoke("alice@example.com"), "r"),
+    )
+    .await;
+    assert!(
+        started.elapsed() <= std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status, Status::Partial, "{out:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_scp_variant_is_partial_where_its_policy_is_not_attached() {
+    let w = world();
+    let r = scp_revoker(&w);
+    // Attached to another OU only.
+    w.directory
+        .state()
+        .scp_targets
+        .insert(SCP.to_owned(), vec!["ou-a1b2-sandbox".to_owned()]);
+    let out = r.handle(&revoke("alice@example.com"), "r1").await;
+    assert_eq!(out.status, Status::Partial, "{out:#?}");
+    assert!(out.detail.contains("not attached"), "{}", out.detail);
+    assert!(!out.needs_retry(), "attaching it is a person's job");
+    // Attached to the account's OU: applied.
+    w.directory
+        .state()
+        .scp_targets
+        .insert(SCP.to_owned(), vec!["ou-a1b2-workloads".to_owned()]);
+    let mut again = revoke("alice@example.com");
+    again.trigger.finding_id = Some("gd-sso-9".into());
+    let out = r.handle(&again, "r2").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_scp_variant_writes_nothing_without_its_lock() {
+    let w = world();
+    let r = scp_revoker(&w);
+    w.ledger
+        .fail("acquire", &[cutoff_aws::ErrorKind::AccessDenied; 4]);
+    let out = r.handle(&revoke("alice@example.com"), "r1").await;
+    assert_eq!(out.status, Status::Failed, "{out:#?}");
+    assert!(out.needs_retry());
+    assert!(w.directory.writes().is_empty());
 }
