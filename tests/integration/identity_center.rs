@@ -58,7 +58,6 @@ async fn config_in(endpoint: &str, account: &str) -> aws_config::SdkConfig {
 }
 
 struct Directory {
-    config: aws_config::SdkConfig,
     sso: aws_sdk_ssoadmin::Client,
     instance: String,
     alice: String,
@@ -69,7 +68,8 @@ struct Directory {
 
 /// Alice holds Admin in the finding's account directly and ReadOnly through her
 /// group; Bob holds ReadOnly only.
-async fn directory(endpoint: &str, account: &str) -> Directory {
+/// `target` is the account where the assignments are (the findings').
+async fn directory(endpoint: &str, account: &str, target: &str) -> Directory {
     let config = config_in(endpoint, account).await;
     let sso = aws_sdk_ssoadmin::Client::new(&config);
     let store = aws_sdk_identitystore::Client::new(&config);
@@ -168,7 +168,7 @@ async fn directory(endpoint: &str, account: &str) -> Directory {
     ] {
         sso.create_account_assignment()
             .instance_arn(&instance_arn)
-            .target_id(ACCOUNT)
+            .target_id(target)
             .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
             .permission_set_arn(set)
             .principal_type(kind)
@@ -178,7 +178,6 @@ async fn directory(endpoint: &str, account: &str) -> Directory {
             .unwrap();
     }
     Directory {
-        config,
         sso,
         instance: instance_arn,
         alice,
@@ -203,15 +202,15 @@ impl Directory {
     }
 }
 
-fn finding(role: &str, role_id: &str, session: &str) -> Value {
+fn finding(account: &str, role: &str, role_id: &str, session: &str) -> Value {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     json!({
         "version": "0", "id": "evt-sso", "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
         "account": ACCOUNT, "time": now, "region": REGION, "resources": [],
         "detail": {
-            "schemaVersion": "2.0", "accountId": ACCOUNT, "region": REGION, "partition": "aws",
+            "schemaVersion": "2.0", "accountId": account, "region": REGION, "partition": "aws",
             "id": "55550000555500005555000055550001",
-            "arn": format!("arn:aws:guardduty:{REGION}:{ACCOUNT}:detector/d/finding/55550000555500005555000055550001"),
+            "arn": format!("arn:aws:guardduty:{REGION}:{account}:detector/d/finding/55550000555500005555000055550001"),
             "type": "CredentialAccess:IAMUser/AnomalousBehavior",
             "resource": {"resourceType": "AccessKey", "accessKeyDetails": {
                 "accessKeyId": "ASIASSOSESSIONKEY001", "principalId": format!("{role_id}:{session}"),
@@ -244,7 +243,7 @@ fn decide(document: &str, user_id: &str) -> Decision {
 async fn an_identity_center_user_is_denied_in_every_permission_set_by_the_real_functions_and_released()
  {
     let moto = MotoServer::shared();
-    let d = directory(moto.endpoint(), IDENTITY_ACCOUNT).await;
+    let d = directory(moto.endpoint(), IDENTITY_ACCOUNT, ACCOUNT).await;
     let mut p = Pipeline::start(
         moto,
         "sso0",
@@ -276,7 +275,7 @@ async fn an_identity_center_user_is_denied_in_every_permission_set_by_the_real_f
         .unwrap();
     let role_id = p.role_id(ROLE).await;
 
-    let report = p.send_event(&finding(ROLE, &role_id, "alice@example.com"));
+    let report = p.send_event(&finding(ACCOUNT, ROLE, &role_id, "alice@example.com"));
     assert_eq!(report["queued"], 1, "{report}");
     p.drain_requests(10).await;
     let outcomes = p.drain_outcomes().await;
@@ -367,14 +366,28 @@ async fn the_scp_variant_denies_the_user_in_cutoffs_service_control_policy_throu
  {
     const MANAGEMENT: &str = "333344446666";
     let moto = MotoServer::shared();
-    let d = directory(moto.endpoint(), MANAGEMENT).await;
-    let organizations = aws_sdk_organizations::Client::new(&d.config);
+    let management = config_in(moto.endpoint(), MANAGEMENT).await;
+    let organizations = aws_sdk_organizations::Client::new(&management);
     organizations
         .create_organization()
         .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
         .send()
         .await
         .unwrap();
+    // The finding's account, a member of this Organization (moto numbers it).
+    let created = organizations
+        .create_account()
+        .account_name("workloads")
+        .email("workloads@example.com")
+        .send()
+        .await
+        .unwrap();
+    let member = created
+        .create_account_status()
+        .and_then(|s| s.account_id())
+        .unwrap()
+        .to_owned();
+    let d = directory(moto.endpoint(), MANAGEMENT, &member).await;
     let placeholder = json!({"Version": "2012-10-17", "Statement": [cutoff_domain::identity_center::scp_placeholder()]});
     let policy_id = organizations
         .create_policy()
@@ -409,10 +422,10 @@ async fn the_scp_variant_denies_the_user_in_cutoffs_service_control_policy_throu
         ("CUTOFF_IDENTITY_CENTER_SCP_ID", policy_id.as_str()),
     ];
     let mut p = Pipeline::start(moto, "sso1", &env).await;
-    // A role of its own (the first test's is beside it in the same account): the
-    // same permission set, another suffix.
+    // The permission set's role in the member account.
     const SCP_ROLE: &str = "AWSReservedSSO_Admin_0fedcba987654321";
-    p.iam
+    let member_iam = aws_sdk_iam::Client::new(&config_in(moto.endpoint(), &member).await);
+    member_iam
         .create_role()
         .role_name(SCP_ROLE)
         .path(SSO_PATH)
@@ -420,8 +433,56 @@ async fn the_scp_variant_denies_the_user_in_cutoffs_service_control_policy_throu
         .send()
         .await
         .unwrap();
-    let role_id = p.role_id(SCP_ROLE).await;
-    let report = p.send_event(&finding(SCP_ROLE, &role_id, "alice@example.com"));
+    let role_id = member_iam
+        .get_role()
+        .role_name(SCP_ROLE)
+        .send()
+        .await
+        .unwrap()
+        .role()
+        .unwrap()
+        .role_id()
+        .to_owned();
+    // Not attached yet: in cutoff's policy, but it reaches no account.
+    let report = p.send_event(&finding(&member, SCP_ROLE, &role_id, "alice@example.com"));
+    assert_eq!(report["queued"], 1, "{report}");
+    p.drain_requests(10).await;
+    let unattached = p
+        .drain_outcomes()
+        .await
+        .into_iter()
+        .map(|(event, _)| event["detail"].clone())
+        .find(|o| o["identity_center"].is_object())
+        .unwrap();
+    assert_eq!(unattached["status"], "partial", "{unattached:#}");
+    assert!(
+        unattached["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not attached"),
+        "{unattached:#}"
+    );
+    // Attached to the root: the account is reached.
+    let root = organizations.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_owned();
+    organizations
+        .attach_policy()
+        .policy_id(&policy_id)
+        .target_id(&root)
+        .send()
+        .await
+        .unwrap();
+    let mut update = finding(&member, SCP_ROLE, &role_id, "alice@example.com");
+    update["detail"]["updatedAt"] = json!(
+        chrono::Utc::now()
+            .checked_add_signed(chrono::Duration::seconds(1))
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
+    update["id"] = json!("evt-sso-2");
+    let report = p.send_event(&update);
     assert_eq!(report["queued"], 1, "{report}");
     p.drain_requests(10).await;
     let outcomes = p.drain_outcomes().await;
@@ -459,7 +520,7 @@ async fn the_scp_variant_denies_the_user_in_cutoffs_service_control_policy_throu
         &["arn:aws:iam::123456789012:role/CutoffBreakGlassOperator"],
     );
     let body = json!({
-        "action": "release", "account": ACCOUNT, "role": SCP_ROLE, "session": "alice@example.com",
+        "action": "release", "account": member, "role": SCP_ROLE, "session": "alice@example.com",
         "reason": "INC-78 closed"
     });
     let released = url.post_signed(&operator, &body.to_string()).json();
