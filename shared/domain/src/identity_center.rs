@@ -146,7 +146,7 @@ pub enum InlineError {
     )]
     Unreadable(String),
     #[error(
-        "with the deny, the permission set's inline policy would be {size} characters, over {limit} ({which}); make room, or use the SCP variant"
+        "with the deny, the policy would be {size} characters, over {limit} ({which}); make room"
     )]
     TooLarge {
         size: usize,
@@ -367,6 +367,9 @@ pub enum SsoAction {
 /// Accounts listed per permission set at most (the outcome travels through
 /// EventBridge, 256 KB an event): `accounts_total` says how many there are.
 pub const ACCOUNTS_LISTED: usize = 20;
+/// Permission sets listed in an outcome at most (those not done first):
+/// `permission_sets_total` says how many there are.
+pub const SETS_LISTED: usize = 50;
 
 /// One permission set, and what cutoff did to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -392,6 +395,9 @@ pub struct SsoContainment {
     pub user_id: String,
     pub instance_arn: String,
     pub permission_sets: Vec<PermissionSetDeny>,
+    /// How many permission sets there are, listed or not.
+    #[serde(default)]
+    pub permission_sets_total: usize,
     /// The SCP variant: cutoff's service control policy, and where its deny stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_control_policy: Option<ScpDeny>,

@@ -257,6 +257,15 @@ fn render_sso(sso: &crate::identity_center::SsoContainment, body: &mut String) {
         }
         line(body, &text);
     }
+    let unlisted = sso
+        .permission_sets_total
+        .saturating_sub(sso.permission_sets.len());
+    if unlisted > 0 {
+        line(
+            body,
+            &format!("… and {unlisted} more permission sets (in the JSON's count, not listed)"),
+        );
+    }
 }
 
 /// What to do after an Identity Center user's containment.
@@ -788,6 +797,14 @@ fn what_happened(o: &Outcome) -> String {
              IAM Identity Center user. A cutoff on the role would not stop them: their \
              access-portal session mints fresh credentials. cutoff denies the user \
              everything, whatever session they use and with no time condition, {how}."
+        );
+    }
+    if let Some(sso) = &o.identity_center {
+        return format!(
+            "An operator asked cutoff to lift its deny of Identity Center user {}: cutoff \
+             removes its statement (and only its own) from wherever it is and provisions \
+             the change, or lists what is left.",
+            sso.user_name
         );
     }
     let cutoff = o
@@ -1836,6 +1853,7 @@ mod tests {
                     note: Some("still provisioning when cutoff stopped waiting".to_owned()),
                 },
             ],
+            permission_sets_total: 2,
             service_control_policy: None,
             to_do: DISABLE_USER.to_owned(),
         });
@@ -1883,6 +1901,7 @@ mod tests {
                 state: PermissionSetState::Failed,
                 note: Some("another writer holds its lock".to_owned()),
             }],
+            permission_sets_total: 1,
             service_control_policy: None,
             to_do: DISABLE_USER.to_owned(),
         });

@@ -245,7 +245,11 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 let until = self.clock.now() + chrono::Duration::days(KEY_RECORD_DAYS);
                 self.ledger.record_key(key, &record, until).await
             }
-            (ManualAction::Release, Status::Released) => self.ledger.drop_keys(key).await,
+            // An Identity Center user's release lifts their deny only: the records of
+            // the role's other users' sessions still stand.
+            (ManualAction::Release, Status::Released) if outcome.identity_center.is_none() => {
+                self.ledger.drop_keys(key).await
+            }
             _ => return,
         };
         if let Err(e) = result {

@@ -66,6 +66,9 @@ pub(super) fn deadline_from_now(budget: std::time::Duration) -> tokio::time::Ins
 /// Below this much time left, a call is tried once, not retried with backoff.
 const RETRY_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Actions listed in an outcome at most.
+const ACTIONS_LISTED: usize = 100;
+
 /// Pages read of any one list before it is called endless.
 const MAX_PAGES: usize = 100;
 
@@ -228,10 +231,19 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             }
         };
         let store = instance.identity_store_id.clone();
-        let id = self
-            .ask(calls, || directory.user_id(&store, &sso.user_name))
-            .await?
-            .ok_or_else(|| {
+        // A release may name the user by their identity store id (the outcome says
+        // it): a user renamed or deleted since is released all the same.
+        let by_id = (request.action == cutoff_domain::event::ManualAction::Release)
+            .then(|| IdentityStoreUserId::parse(&sso.user_name).ok())
+            .flatten();
+        let id = match by_id {
+            Some(id) => Some(id),
+            None => {
+                self.ask(calls, || directory.user_id(&store, &sso.user_name))
+                    .await?
+            }
+        };
+        let id = id.ok_or_else(|| {
                 Stop::failed(
                     FailureKind::NotFound,
                     format!(
@@ -445,6 +457,12 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             .await;
         if !request.dry_run {
             self.read_sets_back(&mut work, &user, purpose, calls).await;
+        }
+        // Two actions a set: an outcome travels through EventBridge (256 KB).
+        if record.actions.len() > ACTIONS_LISTED {
+            let more = record.actions.len() - ACTIONS_LISTED;
+            record.actions.truncate(ACTIONS_LISTED);
+            record.actions.push(format!("… and {more} more"));
         }
         let mut done = self.sso_done(request, &user, work, purpose);
         if !breaker.notes.is_empty() {
@@ -714,6 +732,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             user_id: user.id.to_string(),
             instance_arn: user.instance.arn.clone(),
             permission_sets: Vec::new(),
+            permission_sets_total: 0,
             service_control_policy: Some(ic::ScpDeny {
                 policy_id: policy_id.to_owned(),
                 state,
@@ -1033,10 +1052,21 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             })
             .collect();
         let names = |list: &[&SetWork]| {
-            list.iter()
+            let mut shown: Vec<&str> = list
+                .iter()
+                .take(ic::SETS_LISTED)
                 .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+                .collect();
+            let more = list.len().saturating_sub(ic::SETS_LISTED);
+            let more = format!("and {more} more");
+            if list.len() > ic::SETS_LISTED {
+                shown.push(&more);
+            }
+            if shown.is_empty() {
+                "none".to_owned()
+            } else {
+                shown.join(", ")
+            }
         };
         let all: Vec<&SetWork> = work.iter().collect();
         let changed: Vec<&SetWork> = work
@@ -1151,6 +1181,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 s.arn.clone(),
             )
         });
+        let permission_sets_total = sets.len();
+        sets.truncate(ic::SETS_LISTED);
         let mut done = Done::said(status, detail, Scope::Role);
         done.policy = Some("the permission sets' inline policies".to_owned());
         done.still_works = still_works;
@@ -1161,6 +1193,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             user_id: user.id.to_string(),
             instance_arn: user.instance.arn.clone(),
             permission_sets: sets,
+            permission_sets_total,
             service_control_policy: None,
             to_do: DISABLE_USER.to_owned(),
         });

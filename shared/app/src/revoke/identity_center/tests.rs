@@ -735,3 +735,37 @@ async fn the_scp_variant_writes_nothing_without_its_lock() {
     assert!(out.needs_retry());
     assert!(w.directory.writes().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_release_by_identity_store_id_reaches_a_user_renamed_since_and_keeps_others_key_records()
+{
+    let w = world();
+    let mut with_key = revoke("alice@example.com");
+    with_key.target.access_key_id =
+        Some(cutoff_domain::principal::AccessKeyId::parse("ASIASSOSESSIONKEY001").unwrap());
+    let out = revoker(&w).handle(&with_key, "r1").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    // Another user's session of the same role is on record too.
+    let other = cutoff_domain::coverage::KeyRecord {
+        access_key_id: cutoff_domain::principal::AccessKeyId::parse("ASIAOTHERSESSION0001")
+            .unwrap(),
+        cutoff: cutoff_domain::policy::Cutoff::at_or_after(t0()),
+        finding: Some("other".to_owned()),
+        seen_only: false,
+    };
+    let key = w.ledger.state().keys.keys().next().unwrap().clone();
+    w.ledger
+        .record_key(&key, &other, t0() + chrono::Duration::days(1))
+        .await
+        .unwrap();
+    // Renamed: her old name finds nobody, her id still names her.
+    w.directory.state().users.clear();
+    let released = revoker(&w).handle(&release(ALICE), "r2").await;
+    assert_eq!(released.status, Status::Released, "{released:#?}");
+    assert!(!denies_user(&w.directory.inline(ADMIN).unwrap(), &alice()));
+    assert_eq!(w.ledger.state().keys[&key].len(), 2, "no record dropped");
+    // A revocation never takes an id for a name.
+    let out = revoker(&w).handle(&revoke(ALICE), "r3").await;
+    assert_eq!(out.status, Status::Failed, "{out:#?}");
+    assert_eq!(out.error.unwrap().kind, FailureKind::NotFound);
+}
