@@ -603,14 +603,20 @@ fn the_role_of(template: &Value) -> String {
 }
 
 /// The calls of `SdkDirectory` that only the SCP variant makes (cutoff's own service
-/// control policy, read and written): the Identity Center role holds them only when its
-/// stack creates that policy (`ServiceControlPolicy=true`).
-const SCP_VARIANT_ACTIONS: [&str; 2] =
-    ["organizations:DescribePolicy", "organizations:UpdatePolicy"];
+/// control policy, read and written; where it is attached, and the finding's account's
+/// parents up to the root, to know whether it reaches that account): the Identity
+/// Center role holds them only when its stack creates that policy
+/// (`ServiceControlPolicy=true`).
+const SCP_VARIANT_ACTIONS: [&str; 4] = [
+    "organizations:DescribePolicy",
+    "organizations:UpdatePolicy",
+    "organizations:ListTargetsForPolicy",
+    "organizations:ListParents",
+];
 
 /// The Identity Center role grants exactly what the revoker's Identity Center adapter
 /// (`SdkDirectory`) calls with it: no more, no less, and nothing else of any service;
-/// the SCP variant's two calls exactly when the stack has the variant. The revoker's own
+/// the SCP variant's four calls exactly when the stack has the variant. The revoker's own
 /// role grants none of it (the least-privilege test above refuses a grant its code does
 /// not call with it), and `sts:AssumeRole` of this role only when the stack is
 /// configured (`trust::the_revoker_may_assume_only_the_configured_identity_center_role`).
@@ -647,14 +653,14 @@ fn the_identity_center_role_grants_exactly_what_the_directory_calls() {
         called, documented,
         "SdkDirectory's calls and its doc comment differ"
     );
-    assert_eq!(called.len(), 13, "{called:?}");
+    assert_eq!(called.len(), 15, "{called:?}");
     let scp_only: BTreeSet<String> = SCP_VARIANT_ACTIONS.map(str::to_owned).into();
     assert!(
         scp_only.is_subset(&called),
         "SdkDirectory no longer calls {:?}: update SCP_VARIANT_ACTIONS and infra/identity-center-role.yaml",
         scp_only.difference(&called).collect::<Vec<_>>()
     );
-    // Of Organizations, the adapter calls the SCP variant's two actions only.
+    // Of Organizations, the adapter calls the SCP variant's four actions only.
     let organizations: BTreeSet<String> = called
         .iter()
         .filter(|a| a.starts_with("organizations:"))
@@ -676,7 +682,8 @@ fn the_identity_center_role_grants_exactly_what_the_directory_calls() {
         }
     }
     assert_eq!(in_template, called);
-    // What each deployment grants: the SCP variant's two actions exactly when it is on.
+    // What each deployment grants: the SCP variant's four actions exactly when it is
+    // on (15 actions with it, 11 without).
     for (variant, stack) in [
         (false, trust::identity_center(&[])),
         (
@@ -695,6 +702,7 @@ fn the_identity_center_role_grants_exactly_what_the_directory_calls() {
         } else {
             called.difference(&scp_only).cloned().collect()
         };
+        assert_eq!(expected.len(), if variant { 15 } else { 11 });
         let missing: Vec<&String> = expected.difference(&granted).collect();
         let extra: Vec<&String> = granted.difference(&expected).collect();
         assert!(

@@ -527,6 +527,9 @@ fn a_resource_names_a_type_only_where_its_arn_can_be_one() {
     let store = "arn:${Partition}:identitystore::${Account}:identitystore/${IdentityStoreId}";
     let policy = "arn:${Partition}:organizations::${Account}:policy/o-${OrganizationId}/${PolicyType}/p-${PolicyId}";
     let aws_policy = "arn:${Partition}:organizations::aws:policy/${PolicyType}/p-${PolicyId}";
+    let account =
+        "arn:${Partition}:organizations::${Account}:account/o-${OrganizationId}/${AccountId}";
+    let ou = "arn:${Partition}:organizations::${Account}:ou/o-${OrganizationId}/ou-${OrganizationalUnitId}";
     for (resource, pattern, expected) in [
         (
             "arn:aws:sso:::permissionSet/ssoins-1/*",
@@ -591,6 +594,33 @@ fn a_resource_names_a_type_only_where_its_arn_can_be_one() {
             policy,
             false,
         ),
+        // ListParents (the SCP variant): the accounts and the OUs of the Organization,
+        // each its own type.
+        (
+            "arn:aws:organizations::777788889999:account/o-exampleorg1/*",
+            account,
+            true,
+        ),
+        (
+            "arn:aws:organizations::777788889999:account/o-exampleorg1/*",
+            ou,
+            false,
+        ),
+        (
+            "arn:aws:organizations::777788889999:ou/o-exampleorg1/ou-*",
+            ou,
+            true,
+        ),
+        (
+            "arn:aws:organizations::777788889999:ou/o-exampleorg1/ou-*",
+            account,
+            false,
+        ),
+        (
+            "arn:aws:organizations::777788889999:root/o-exampleorg1/r-ab12",
+            ou,
+            false,
+        ),
     ] {
         assert_eq!(
             names_type(resource, pattern),
@@ -600,8 +630,9 @@ fn a_resource_names_a_type_only_where_its_arn_can_be_one() {
     }
 }
 
-/// Both deployments of the role: without the SCP variant, and with it (its two
-/// Organizations actions on cutoff's policy).
+/// Both deployments of the role: without the SCP variant, and with it (its
+/// Organizations actions on cutoff's policy, ListParents on the Organization's accounts
+/// and OUs).
 #[test]
 fn every_action_of_the_identity_center_role_names_the_resources_it_requires() {
     for (label, stack) in [
@@ -627,7 +658,11 @@ fn every_action_of_the_identity_center_role_names_the_resources_it_requires() {
          "Resource": "arn:aws:sso:::instance/ssoins-1234567890abcdef"},
         {"Sid": "AnyPolicy", "Effect": "Allow", "Action": "organizations:UpdatePolicy", "Resource": "*"},
         {"Sid": "RootNotPolicy", "Effect": "Allow", "Action": "organizations:DescribePolicy",
-         "Resource": "arn:aws:organizations::777788889999:root/o-exampleorg1/r-ab12"}
+         "Resource": "arn:aws:organizations::777788889999:root/o-exampleorg1/r-ab12"},
+        {"Sid": "AnyParent", "Effect": "Allow", "Action": "organizations:ListParents", "Resource": "*"},
+        {"Sid": "RootParent", "Effect": "Allow", "Action": "organizations:ListParents",
+         "Resource": ["arn:aws:organizations::777788889999:account/o-exampleorg1/*",
+                      "arn:aws:organizations::777788889999:root/o-exampleorg1/r-ab12"]}
     ]});
     let found = resource_problems(&broken);
     let expected = [
@@ -639,6 +674,8 @@ fn every_action_of_the_identity_center_role_names_the_resources_it_requires() {
         "AnyPolicy: organizations:UpdatePolicy on `*`, though it takes policy",
         "RootNotPolicy: organizations:DescribePolicy requires a policy (arn:${Partition}:organizations::${Account}:policy/o-${OrganizationId}/${PolicyType}/p-${PolicyId}), which no resource names",
         "RootNotPolicy: arn:aws:organizations::777788889999:root/o-exampleorg1/r-ab12 names no resource type of the statement's actions",
+        "AnyParent: organizations:ListParents on `*`, though it takes account, organizationalunit",
+        "RootParent: arn:aws:organizations::777788889999:root/o-exampleorg1/r-ab12 names no resource type of the statement's actions",
     ];
     for e in expected {
         assert!(

@@ -2276,12 +2276,16 @@ fn organizations_sample(pattern: &str) -> String {
 }
 
 /// The SCP variant: the Identity Center role reads and writes cutoff's own service
-/// control policy, and nothing else of Organizations (no other policy, of any type; no
-/// attaching, detaching, creating or deleting); without the variant, nothing of
-/// Organizations at all.
+/// control policy and lists where that policy is attached, lists the parent of an
+/// account or OU of this Organization (to know whether the policy reaches the finding's
+/// account), and nothing else of Organizations (no other policy, of any type, read,
+/// written or listed; no attaching, detaching, creating or deleting; no other
+/// Organization's accounts); without the variant, nothing of Organizations at all.
 #[test]
 fn the_identity_center_role_writes_only_cutoffs_service_control_policy() {
     const WRITE: [&str; 2] = ["organizations:DescribePolicy", "organizations:UpdatePolicy"];
+    const TARGETS: &str = "organizations:ListTargetsForPolicy";
+    const PARENTS: &str = "organizations:ListParents";
     let on = identity_center_scp(&[]);
     let own = on.attribute("IdentityCenterServiceControlPolicy", "Arn");
     assert_eq!(
@@ -2298,7 +2302,31 @@ fn the_identity_center_role_writes_only_cutoffs_service_control_policy() {
             .filter(|a| a.starts_with("organizations:"))
             .collect()
     };
-    assert_eq!(organizations_actions(&on), WRITE.map(str::to_owned).into());
+    assert_eq!(
+        organizations_actions(&on),
+        [WRITE[0], WRITE[1], TARGETS, PARENTS]
+            .map(str::to_owned)
+            .into()
+    );
+    // ListParents's resources, as the template derives them from the policy's ARN: the
+    // management account's accounts and OUs of this Organization.
+    let parents: Vec<String> = as_list(&on.role_policy("IdentityCenterRole")["Statement"])
+        .iter()
+        .filter(|s| {
+            as_list(&s["Action"])
+                .iter()
+                .any(|a| scalar_text(a) == PARENTS)
+        })
+        .flat_map(|s| as_list(&s["Resource"]))
+        .map(|r| scalar_text(&r))
+        .collect();
+    assert_eq!(
+        parents,
+        [
+            format!("arn:aws:organizations::{MANAGEMENT_ACCOUNT}:account/{ORG}/*"),
+            format!("arn:aws:organizations::{MANAGEMENT_ACCOUNT}:ou/{ORG}/ou-*"),
+        ]
+    );
     let request = |stack: &Stack, action: &str, resource: &str| {
         EvalRequest::new(
             action,
@@ -2310,16 +2338,25 @@ fn the_identity_center_role_writes_only_cutoffs_service_control_policy() {
     let policy_arn = |kind: &str, id: &str| {
         format!("arn:aws:organizations::{MANAGEMENT_ACCOUNT}:policy/{ORG}/{kind}/{id}")
     };
+    let account_arn = |org: &str, account: &str| {
+        format!("arn:aws:organizations::{MANAGEMENT_ACCOUNT}:account/{org}/{account}")
+    };
+    let ou_arn =
+        |org: &str, ou: &str| format!("arn:aws:organizations::{MANAGEMENT_ACCOUNT}:ou/{org}/{ou}");
     use Decision::*;
     let mut cases = Vec::new();
-    for action in WRITE {
+    for (action, sid) in [
+        (WRITE[0], "WriteServiceControlPolicy"),
+        (WRITE[1], "WriteServiceControlPolicy"),
+        (TARGETS, "ServiceControlPolicyTargets"),
+    ] {
         cases.push(
             case(
                 format!("{action} on cutoff's SCP"),
                 request(&on, action, &own),
                 Allowed,
             )
-            .by("WriteServiceControlPolicy"),
+            .by(sid),
         );
         for (what, other) in [
             (
@@ -2352,6 +2389,53 @@ fn the_identity_center_role_writes_only_cutoffs_service_control_policy() {
             ));
         }
     }
+    // The walk from the finding's account to the root: any account or OU of this
+    // Organization (a finding can come from any member account, and the management
+    // account's own, which the code answers without the walk, is no exception here).
+    for (what, child) in [
+        ("a member account", account_arn(ORG, MEMBER)),
+        ("another member account", account_arn(ORG, OTHER_MEMBER)),
+        (
+            "the management account",
+            account_arn(ORG, MANAGEMENT_ACCOUNT),
+        ),
+        ("an OU", ou_arn(ORG, "ou-ab12-cdefgh34")),
+        ("a nested OU", ou_arn(ORG, "ou-ab12-zyxw9876")),
+    ] {
+        cases.push(
+            case(
+                format!("{PARENTS} of {what}"),
+                request(&on, PARENTS, &child),
+                Allowed,
+            )
+            .by("AccountParents"),
+        );
+    }
+    // Not another Organization's, whoever's ARN it is under.
+    for (what, child) in [
+        (
+            "an account of another Organization",
+            account_arn("o-otherorg001", MEMBER),
+        ),
+        (
+            "an OU of another Organization",
+            ou_arn("o-otherorg001", "ou-ab12-cdefgh34"),
+        ),
+        (
+            "an account of another management account's Organization",
+            format!("arn:aws:organizations::{OUTSIDER}:account/o-otherorg001/{MEMBER}"),
+        ),
+        (
+            "an OU of another management account's Organization",
+            format!("arn:aws:organizations::{OUTSIDER}:ou/o-otherorg001/ou-ab12-cdefgh34"),
+        ),
+    ] {
+        cases.push(case(
+            format!("{PARENTS} of {what}"),
+            request(&on, PARENTS, &child),
+            ImplicitlyDenied,
+        ));
+    }
     // What an Organizations administrator would also hold: none of it, on cutoff's own
     // policy and root, an OU and an account of the Organization.
     let refused = [
@@ -2360,7 +2444,13 @@ fn the_identity_center_role_writes_only_cutoffs_service_control_policy() {
         "organizations:DeletePolicy",
         "organizations:CreatePolicy",
         "organizations:ListPolicies",
-        "organizations:ListTargetsForPolicy",
+        "organizations:ListPoliciesForTarget",
+        "organizations:ListChildren",
+        "organizations:ListRoots",
+        "organizations:ListAccounts",
+        "organizations:DescribeAccount",
+        "organizations:DescribeOrganizationalUnit",
+        "organizations:MoveAccount",
         "organizations:EnablePolicyType",
         "organizations:DisablePolicyType",
         "organizations:PutResourcePolicy",
@@ -2394,7 +2484,7 @@ fn the_identity_center_role_writes_only_cutoffs_service_control_policy() {
         assert!(!off.exists("IdentityCenterServiceControlPolicy"));
         assert!(!off.exists("IdentityCenterServiceControlPolicyAccess"));
         assert_eq!(organizations_actions(&off), BTreeSet::new());
-        for action in WRITE {
+        for action in [WRITE[0], WRITE[1], TARGETS] {
             cases.push(case(
                 format!(
                     "without the variant, in {}: {action} on the policy's ARN",
@@ -2404,7 +2494,17 @@ fn the_identity_center_role_writes_only_cutoffs_service_control_policy() {
                 ImplicitlyDenied,
             ));
         }
+        for child in [account_arn(ORG, MEMBER), ou_arn(ORG, "ou-ab12-cdefgh34")] {
+            cases.push(case(
+                format!(
+                    "without the variant, in {}: {PARENTS} of {child}",
+                    off.account
+                ),
+                request(&off, PARENTS, &child),
+                ImplicitlyDenied,
+            ));
+        }
     }
-    assert!(cases.len() > 25, "{}", cases.len());
+    assert!(cases.len() > 50, "{}", cases.len());
     check(cases);
 }
