@@ -2508,3 +2508,52 @@ fn the_identity_center_role_writes_only_cutoffs_service_control_policy() {
     assert!(cases.len() > 50, "{}", cases.len());
     check(cases);
 }
+
+/// The SCP infra/README.md gives for member accounts: nobody changes Identity
+/// Center's SAML providers (a member administrator could otherwise mint a permission
+/// set's sessions under any user's name and aim cutoff's Organization-wide deny).
+#[test]
+fn the_readme_scp_keeps_identity_centers_saml_providers_from_member_administrators() {
+    let readme = std::fs::read_to_string(workspace_root().join("infra/README.md")).unwrap();
+    let start = readme
+        .find("<!-- scp: identity-center-saml-providers")
+        .expect("the SAML-provider SCP marker in infra/README.md");
+    let block = &readme[start..];
+    let json_start = block.find("```json\n").unwrap() + "```json\n".len();
+    let json_end = json_start + block[json_start..].find("```").unwrap();
+    let scp: Value = serde_json::from_str(&block[json_start..json_end]).unwrap();
+    let member_admin = "arn:aws:iam::444455556666:role/AccountAdmin";
+    let provider = "arn:aws:iam::444455556666:saml-provider/AWSSSO_0a1b2c3d4e5f6a7b_DO_NOT_DELETE";
+    let other = "arn:aws:iam::444455556666:saml-provider/Okta";
+    let request = |action: &str, resource: &str| {
+        EvalRequest::new(action, resource, member_admin).policy(broad(&["iam"]))
+    };
+    use Decision::*;
+    check(vec![
+        case(
+            "without the SCP, an administrator replaces the provider's metadata",
+            request("iam:UpdateSAMLProvider", provider),
+            Allowed,
+        ),
+        case(
+            "with it, not",
+            request("iam:UpdateSAMLProvider", provider).scp(scp.clone()),
+            ExplicitlyDenied,
+        ),
+        case(
+            "nor deletes it (to recreate it with other metadata)",
+            request("iam:DeleteSAMLProvider", provider).scp(scp.clone()),
+            ExplicitlyDenied,
+        ),
+        case(
+            "nor creates one of that name",
+            request("iam:CreateSAMLProvider", provider).scp(scp.clone()),
+            ExplicitlyDenied,
+        ),
+        case(
+            "the account's own other providers are theirs",
+            request("iam:UpdateSAMLProvider", other).scp(scp.clone()),
+            Allowed,
+        ),
+    ]);
+}
