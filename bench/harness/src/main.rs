@@ -1245,7 +1245,7 @@ impl Results {
                 "sweep_roles": self.options.sweep_roles,
             },
             "build": {
-                "functions": "cargo build --release (workspace profile: opt-level s, fat LTO, codegen-units 1, panic abort, strip) for the host",
+                "functions": "cargo build --release (workspace profile: opt-level s, the SDK client crates z, fat LTO, codegen-units 1, panic abort, strip) for the host",
                 "host_binaries_bytes": self.host_binaries,
             },
             "cold_start": cold,
