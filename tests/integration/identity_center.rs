@@ -25,7 +25,8 @@ use cutoff_tests::runtime::revoker_on_moto;
 /// The account that administers Identity Center (the Organization's management
 /// account): its own moto backends, so no other test shares its instance.
 const IDENTITY_ACCOUNT: &str = "333344445555";
-const ROLE: &str = "AWSReservedSSO_Admin_0123456789abcdef";
+// Names of its own on the shared server (revoke.rs has the 0123456789abcdef one).
+const ROLE: &str = "AWSReservedSSO_Admin_1a2b3c4d5e6f7a8b";
 const SSO_PATH: &str = "/aws-reserved/sso.amazonaws.com/us-east-1/";
 const THEIRS: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"NoLeavingTheOrg","Effect":"Deny","Action":"organizations:LeaveOrganization","Resource":"*"}]}"#;
 
