@@ -12,7 +12,7 @@ use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Value, json};
 
 use cutoff_domain::policy::{PolicyDocument, SESSION_POLICY_NAME};
-use cutoff_tests::aws::{ACCOUNT, REGION, sdk_config};
+use cutoff_tests::aws::{ACCOUNT, REGION};
 use cutoff_tests::evaluator::{Decision, EvalRequest, evaluate};
 use cutoff_tests::moto::MotoServer;
 use cutoff_tests::pipeline::Pipeline;
@@ -41,29 +41,9 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// An IAM client of `account` (moto answers for the account of the session's key).
+/// An IAM client of `account`.
 async fn iam_in(endpoint: &str, account: &str) -> aws_sdk_iam::Client {
-    let config = sdk_config(endpoint).await;
-    let assumed = aws_sdk_sts::Client::new(&config)
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{account}:role/test-setup"))
-        .role_session_name("test-setup")
-        .send()
-        .await
-        .expect("a session in the other account");
-    let c = assumed.credentials().unwrap();
-    let credentials = aws_sdk_iam::config::Credentials::new(
-        c.access_key_id(),
-        c.secret_access_key(),
-        Some(c.session_token().to_owned()),
-        None,
-        "test",
-    );
-    aws_sdk_iam::Client::from_conf(
-        aws_sdk_iam::config::Builder::from(&config)
-            .credentials_provider(credentials)
-            .build(),
-    )
+    aws_sdk_iam::Client::new(&cutoff_tests::aws::sdk_config_in(endpoint, account).await)
 }
 
 async fn create_role(iam: &aws_sdk_iam::Client, name: &str) -> String {

@@ -15,7 +15,7 @@
 use serde_json::{Value, json};
 
 use cutoff_domain::identity_center::{IdentityStoreUserId, denies_user};
-use cutoff_tests::aws::{ACCOUNT, REGION, sdk_config};
+use cutoff_tests::aws::{ACCOUNT, REGION, sdk_config_in};
 use cutoff_tests::evaluator::{Decision, EvalRequest, evaluate};
 use cutoff_tests::function_url::{FunctionUrl, Identity};
 use cutoff_tests::moto::MotoServer;
@@ -30,34 +30,6 @@ const ROLE: &str = "AWSReservedSSO_Admin_1a2b3c4d5e6f7a8b";
 const SSO_PATH: &str = "/aws-reserved/sso.amazonaws.com/us-east-1/";
 const THEIRS: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"NoLeavingTheOrg","Effect":"Deny","Action":"organizations:LeaveOrganization","Resource":"*"}]}"#;
 
-/// The SDK configuration of a session in `account` (moto answers for the account
-/// of the session's key).
-async fn config_in(endpoint: &str, account: &str) -> aws_config::SdkConfig {
-    let config = sdk_config(endpoint).await;
-    let assumed = aws_sdk_sts::Client::new(&config)
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{account}:role/test-setup"))
-        .role_session_name("test-setup")
-        .send()
-        .await
-        .expect("a session in the identity account");
-    let c = assumed.credentials().unwrap();
-    config
-        .to_builder()
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new(
-                    c.access_key_id(),
-                    c.secret_access_key(),
-                    Some(c.session_token().to_owned()),
-                    None,
-                    "test",
-                ),
-            ),
-        )
-        .build()
-}
-
 struct Directory {
     sso: aws_sdk_ssoadmin::Client,
     instance: String,
@@ -71,7 +43,7 @@ struct Directory {
 /// group; Bob holds ReadOnly only.
 /// `target` is the account where the assignments are (the findings').
 async fn directory(endpoint: &str, account: &str, target: &str) -> Directory {
-    let config = config_in(endpoint, account).await;
+    let config = sdk_config_in(endpoint, account).await;
     let sso = aws_sdk_ssoadmin::Client::new(&config);
     let store = aws_sdk_identitystore::Client::new(&config);
     let instances = sso.list_instances().send().await.unwrap();
@@ -367,7 +339,7 @@ async fn the_scp_variant_denies_the_user_in_cutoffs_service_control_policy_throu
  {
     const MANAGEMENT: &str = "333344446666";
     let moto = MotoServer::shared();
-    let management = config_in(moto.endpoint(), MANAGEMENT).await;
+    let management = sdk_config_in(moto.endpoint(), MANAGEMENT).await;
     let organizations = aws_sdk_organizations::Client::new(&management);
     organizations
         .create_organization()
@@ -425,7 +397,7 @@ async fn the_scp_variant_denies_the_user_in_cutoffs_service_control_policy_throu
     let mut p = Pipeline::start(moto, "sso1", &env).await;
     // The permission set's role in the member account.
     const SCP_ROLE: &str = "AWSReservedSSO_Admin_0fedcba987654321";
-    let member_iam = aws_sdk_iam::Client::new(&config_in(moto.endpoint(), &member).await);
+    let member_iam = aws_sdk_iam::Client::new(&sdk_config_in(moto.endpoint(), &member).await);
     member_iam
         .create_role()
         .role_name(SCP_ROLE)

@@ -38,6 +38,36 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     sdk_config_loader(endpoint).load().await
 }
 
+/// [`sdk_config`] with the credentials of a session in `account` (moto answers for
+/// the account of the session's key): how a test acts in another account.
+pub async fn sdk_config_in(endpoint: &str, account: &str) -> SdkConfig {
+    let config = sdk_config(endpoint).await;
+    let assumed = aws_sdk_sts::Client::new(&config)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/test-setup"))
+        .role_session_name("test-setup")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("a session in {account}: {e:?}"));
+    let c = assumed
+        .credentials()
+        .unwrap_or_else(|| panic!("credentials of the session in {account}"));
+    config
+        .to_builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    c.access_key_id(),
+                    c.secret_access_key(),
+                    Some(c.session_token().to_owned()),
+                    None,
+                    "test",
+                ),
+            ),
+        )
+        .build()
+}
+
 /// An IAM client for `endpoint`, configured as [`sdk_config`].
 pub async fn iam_client(endpoint: &str) -> aws_sdk_iam::Client {
     aws_sdk_iam::Client::new(&sdk_config(endpoint).await)
