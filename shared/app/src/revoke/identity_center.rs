@@ -90,6 +90,8 @@ struct SetWork {
     kind: Option<FailureKind>,
     /// A provisioning not yet finished: its request id.
     pending: Option<String>,
+    /// A release found no statement of the user's in it (it is not listed).
+    held_nothing: bool,
 }
 
 /// The circuit breaker, passed once per request, before its first write.
@@ -879,7 +881,10 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         if change == InlineChange::Unchanged {
             set.note = Some(match purpose {
                 Purpose::Revoke => "already denied this user".to_owned(),
-                Purpose::LiftOrRead => "held no deny of this user".to_owned(),
+                Purpose::LiftOrRead => {
+                    set.held_nothing = true;
+                    "held no deny of this user".to_owned()
+                }
             });
             return Ok(Some(false));
         }
@@ -1069,10 +1074,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             }
         };
         let all: Vec<&SetWork> = work.iter().collect();
-        let changed: Vec<&SetWork> = work
-            .iter()
-            .filter(|s| s.note.as_deref() != Some("held no deny of this user"))
-            .collect();
+        let changed: Vec<&SetWork> = work.iter().filter(|s| !s.held_nothing).collect();
         let any_written = work.iter().any(|s| s.state != PermissionSetState::Failed);
         let who = format!("Identity Center user `{}` ({})", user.name, user.id);
         let (status, detail) = match (action, request.dry_run, open.is_empty()) {
@@ -1155,9 +1157,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         });
         let mut sets: Vec<PermissionSetDeny> = work
             .into_iter()
-            .filter(|s| {
-                action == SsoAction::Deny || s.note.as_deref() != Some("held no deny of this user")
-            })
+            .filter(|s| action == SsoAction::Deny || !s.held_nothing)
             .map(|s| {
                 let accounts_total = s.accounts.len();
                 PermissionSetDeny {
@@ -1216,10 +1216,13 @@ impl SetWork {
             note: None,
             kind: None,
             pending: None,
+            held_nothing: false,
         }
     }
 
     fn fail_as(&mut self, kind: FailureKind, why: &str) {
+        // A failed set is listed, whatever it held.
+        self.held_nothing = false;
         self.state = PermissionSetState::Failed;
         self.kind = Some(kind);
         self.note = Some(why.to_owned());
