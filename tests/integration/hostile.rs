@@ -24,7 +24,7 @@ use chrono::DateTime;
 use cutoff_domain::event::Scope;
 use cutoff_domain::notify;
 use cutoff_domain::outcome::{
-    FailureKind, Outcome, OutcomeError, Owner, Status, StillWorks, Trigger,
+    FailureKind, FindingFormat, Outcome, OutcomeError, Owner, Status, StillWorks, Trigger,
 };
 use cutoff_domain::policy::Cutoff;
 use cutoff_domain::principal::{
@@ -793,7 +793,14 @@ fn outcome() -> BoxedStrategy<Outcome> {
         proptest::option::of(
             (0i64..4_000_000_000).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
         ),
-        (proptest::option::of(text()), proptest::option::of(text())),
+        (
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            proptest::option::of(proptest::sample::select(vec![
+                FindingFormat::Asff,
+                FindingFormat::Ocsf,
+            ])),
+        ),
         (proptest::option::of(text()), any::<bool>()),
         proptest::option::of(text()),
     )
@@ -804,7 +811,7 @@ fn outcome() -> BoxedStrategy<Outcome> {
                 finding_type,
                 severity,
                 updated_at,
-                (product_arn, custom_action),
+                (product_arn, custom_action, finding_format),
                 (requested_by, requested_by_verified),
                 reason,
             )| {
@@ -815,6 +822,7 @@ fn outcome() -> BoxedStrategy<Outcome> {
                     severity,
                     updated_at,
                     product_arn,
+                    finding_format,
                     requested_by,
                     requested_by_verified,
                     custom_action,

@@ -10,6 +10,18 @@ use crate::policy::Cutoff;
 use crate::principal::{Target, TargetKind, UniqueId, excerpt, is_sns_topic_arn};
 use crate::triage::{Decision, Source};
 
+/// The format of a Security Hub finding: what says which API updates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingFormat {
+    /// AWS Security Finding Format (Security Hub CSPM): `BatchUpdateFindings` by
+    /// finding id and product ARN.
+    Asff,
+    /// OCSF (Security Hub's `Findings Imported V2`): `BatchUpdateFindingsV2` by
+    /// `metadata.uid`.
+    Ocsf,
+}
+
 /// What asked for the revocation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +38,10 @@ pub struct Trigger {
     /// `BatchUpdateFindings` needs to update it).
     #[serde(default)]
     pub product_arn: Option<String>,
+    /// The format of the Security Hub finding (absent: ASFF, as before OCSF findings
+    /// were read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding_format: Option<FindingFormat>,
     /// Who asked: for a request through the operator path (the revoker's function URL
     /// with IAM auth) the caller ARN AWS verified; otherwise what the request claimed.
     pub requested_by: Option<String>,
@@ -200,6 +216,7 @@ impl RevocationRequest {
                 severity: finding.and_then(|f| f.severity),
                 updated_at: decision.evidence.updated_at,
                 product_arn: decision.evidence.product_arn.clone(),
+                finding_format: decision.evidence.finding_format,
                 reason: Some(decision.reason.clone()),
                 requested_by: None,
                 requested_by_verified: false,
@@ -541,6 +558,7 @@ pub fn alert_outcome(source: Source, decision: &Decision) -> Option<Outcome> {
             severity: finding.and_then(|f| f.severity),
             updated_at: decision.evidence.updated_at,
             product_arn: decision.evidence.product_arn.clone(),
+            finding_format: decision.evidence.finding_format,
             requested_by: decision
                 .evidence
                 .manual

@@ -59,6 +59,12 @@ pub struct TriageConfig {
     /// Act on Security Hub *imported* findings (off: GuardDuty arrives directly, and
     /// other products' findings can be forged by anyone allowed BatchImportFindings).
     pub securityhub_imported: bool,
+    /// Act on Security Hub's OCSF findings (`Findings Imported V2`); off by default,
+    /// as imported ASFF findings are.
+    pub securityhub_v2: bool,
+    /// The products whose OCSF findings are acted on when `securityhub_v2` is on: by
+    /// default GuardDuty's only.
+    pub securityhub_v2_products: Vec<ProductV2>,
     /// CloudTrail API calls whose caller is revoked (opt-in; empty by default).
     pub cloudtrail_event_names: Vec<String>,
     /// The deployment's partition: an ARN of another one is refused, never mapped
@@ -83,11 +89,75 @@ impl Default for TriageConfig {
                 ..Protection::default()
             },
             securityhub_imported: false,
+            securityhub_v2: false,
+            securityhub_v2_products: vec![ProductV2::guardduty()],
             cloudtrail_event_names: Vec::new(),
             partition: Partition::Aws,
             max_principals_per_action: DEFAULT_MAX_PRINCIPALS_PER_ACTION,
             instance_finding_scope: Scope::Session,
         }
+    }
+}
+
+/// A Security Hub (OCSF) product, named as the `productv2/<company>/<product>` tail of
+/// its findings' `metadata.product.uid` (`arn:aws:securityhub:us-east-1::productv2/aws/guardduty`):
+/// `aws/guardduty`. The uid, not `metadata.product.name`, is what Security Hub ties to
+/// the integration that sent the finding; the name is free text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductV2(String);
+
+impl ProductV2 {
+    const PART_MAX: usize = 64;
+
+    /// GuardDuty's findings: the one product acted on by default.
+    pub fn guardduty() -> Self {
+        Self("aws/guardduty".to_owned())
+    }
+
+    /// `company/product`, each part lowercase ASCII letters, digits and `-` (not first),
+    /// 1 to 64 characters.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let part_ok = |p: &str| {
+            !p.is_empty()
+                && p.len() <= Self::PART_MAX
+                && !p.starts_with('-')
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        match value.split_once('/') {
+            Some((company, product)) if part_ok(company) && part_ok(product) => {
+                Ok(Self(value.to_owned()))
+            }
+            _ => Err(
+                "expected company/product as in a finding's metadata.product.uid (…::productv2/aws/guardduty), lowercase"
+                    .to_owned(),
+            ),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `uid` is this product's uid in `partition`:
+    /// `arn:<partition>:securityhub:<region>::productv2/<company>/<product>`, exactly
+    /// (a product ARN has no account).
+    pub fn is_uid(&self, uid: &str, partition: Partition) -> bool {
+        let mut parts = uid.splitn(6, ':');
+        let fields: [Option<&str>; 6] = std::array::from_fn(|_| parts.next());
+        matches!(
+            fields,
+            [Some("arn"), Some(p), Some("securityhub"), Some(region), Some(""), Some(resource)]
+                if p == partition.as_str()
+                    && crate::chain::is_region_name(region)
+                    && resource.strip_prefix("productv2/") == Some(self.0.as_str())
+        )
+    }
+}
+
+impl std::fmt::Display for ProductV2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -101,6 +171,8 @@ pub mod env {
     pub const MAX_PRINCIPALS_PER_ACTION: &str = "CUTOFF_BREAKER_PER_ACTION";
     pub const MEMBER_ROLE_NAME: &str = "CUTOFF_MEMBER_ROLE_NAME";
     pub const SECURITYHUB_IMPORTED: &str = "CUTOFF_SECURITYHUB_IMPORTED";
+    pub const SECURITYHUB_V2: &str = "CUTOFF_SECURITYHUB_V2";
+    pub const SECURITYHUB_V2_PRODUCTS: &str = "CUTOFF_SECURITYHUB_V2_PRODUCTS";
     pub const CLOUDTRAIL_EVENTS: &str = "CUTOFF_CLOUDTRAIL_EVENTS";
     pub const INSTANCE_FINDING_SCOPE: &str = "CUTOFF_INSTANCE_FINDING_SCOPE";
 }
@@ -137,6 +209,25 @@ impl TriageConfig {
         }
         if let Some(v) = lookup(env::SECURITYHUB_IMPORTED) {
             config.securityhub_imported = parse_bool(env::SECURITYHUB_IMPORTED, &v)?;
+        }
+        if let Some(v) = lookup(env::SECURITYHUB_V2) {
+            config.securityhub_v2 = parse_bool(env::SECURITYHUB_V2, &v)?;
+        }
+        if let Some(v) = lookup(env::SECURITYHUB_V2_PRODUCTS) {
+            config.securityhub_v2_products = split_list(&v)
+                .map(|item| {
+                    ProductV2::parse(item).map_err(|why| {
+                        ConfigError::invalid(env::SECURITYHUB_V2_PRODUCTS, item, why)
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            if config.securityhub_v2_products.is_empty() {
+                return Err(ConfigError::invalid(
+                    env::SECURITYHUB_V2_PRODUCTS,
+                    &v,
+                    "name at least one product (company/product, such as aws/guardduty)",
+                ));
+            }
         }
         if let Some(v) = lookup(env::INSTANCE_FINDING_SCOPE) {
             config.instance_finding_scope = match v.trim() {
@@ -651,6 +742,100 @@ mod tests {
         ] {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn security_hub_v2_is_off_by_default_and_takes_guardduty_only() {
+        let config = from(&[]).unwrap();
+        assert!(!config.securityhub_v2);
+        assert_eq!(config.securityhub_v2_products, vec![ProductV2::guardduty()]);
+        let config = from(&[
+            (env::SECURITYHUB_V2, "true"),
+            (
+                env::SECURITYHUB_V2_PRODUCTS,
+                "aws/guardduty, acme-corp/threat-watch",
+            ),
+        ])
+        .unwrap();
+        assert!(config.securityhub_v2);
+        let names: Vec<&str> = config
+            .securityhub_v2_products
+            .iter()
+            .map(ProductV2::as_str)
+            .collect();
+        assert_eq!(names, ["aws/guardduty", "acme-corp/threat-watch"]);
+        for bad in [
+            "",
+            " , ",
+            "guardduty",
+            "aws/GuardDuty",
+            "aws/guard duty",
+            "aws/guardduty/x",
+            "-aws/guardduty",
+            "aws/",
+            "/guardduty",
+        ] {
+            let err = from(&[(env::SECURITYHUB_V2_PRODUCTS, bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(env::SECURITYHUB_V2_PRODUCTS), "{bad}: {err}");
+        }
+        assert!(from(&[(env::SECURITYHUB_V2, "maybe")]).is_err());
+    }
+
+    #[test]
+    fn a_v2_product_matches_only_its_own_uid_in_the_partition() {
+        let guardduty = ProductV2::guardduty();
+        for uid in [
+            "arn:aws:securityhub:us-east-1::productv2/aws/guardduty",
+            "arn:aws:securityhub:eu-central-2::productv2/aws/guardduty",
+        ] {
+            assert!(guardduty.is_uid(uid, Partition::Aws), "{uid}");
+        }
+        for (uid, partition) in [
+            // Another partition than the deployment's.
+            (
+                "arn:aws:securityhub:us-east-1::productv2/aws/guardduty",
+                Partition::AwsCn,
+            ),
+            (
+                "arn:aws-cn:securityhub:cn-north-1::productv2/aws/guardduty",
+                Partition::Aws,
+            ),
+            // ASFF's product ARN, an account's own product, a longer or other tail.
+            (
+                "arn:aws:securityhub:us-east-1::product/aws/guardduty",
+                Partition::Aws,
+            ),
+            (
+                "arn:aws:securityhub:us-east-1:111122223333:productv2/aws/guardduty",
+                Partition::Aws,
+            ),
+            (
+                "arn:aws:securityhub:us-east-1::productv2/aws/guardduty/x",
+                Partition::Aws,
+            ),
+            (
+                "arn:aws:securityhub:us-east-1::productv2/aws/guardduty-x",
+                Partition::Aws,
+            ),
+            (
+                "arn:aws:securityhub:us-east-1::productv2/acme/guardduty",
+                Partition::Aws,
+            ),
+            (
+                "arn:aws:securityhub:not-a-region::productv2/aws/guardduty",
+                Partition::Aws,
+            ),
+            (
+                "arn:aws:guardduty:us-east-1::productv2/aws/guardduty",
+                Partition::Aws,
+            ),
+            ("GuardDuty", Partition::Aws),
+            ("", Partition::Aws),
+        ] {
+            assert!(!guardduty.is_uid(uid, partition), "{uid} in {partition:?}");
         }
     }
 

@@ -15,6 +15,7 @@ use crate::event::{
     self, AsffFinding, CloudTrailEvent, Envelope, Event, EventError, GuardDutyFinding, Malformed,
     ManualAction, ManualRequest, ParsedEvent, SecurityHubOrigin,
 };
+use crate::outcome::FindingFormat;
 use crate::principal::{
     AccessKeyId, Account, InvalidValue, Partition, PrincipalArn, PrincipalName, PrincipalResource,
     SessionName, Target, TargetKind, UniqueId, excerpt, root_name,
@@ -100,6 +101,9 @@ pub struct Evidence {
     pub manual: Option<ManualRequest>,
     /// The Security Hub product that reported the finding (for `BatchUpdateFindings`).
     pub product_arn: Option<String>,
+    /// The format of a Security Hub finding, which says how to update it (None:
+    /// ASFF, or not a Security Hub finding).
+    pub finding_format: Option<FindingFormat>,
     /// The Security Hub custom action that sent the finding, when one did.
     pub custom_action: Option<String>,
     /// How much of the principal a revocation denies: every session (`Role`), or only
@@ -198,14 +202,19 @@ pub fn triage(parsed: &ParsedEvent, config: &TriageConfig) -> Triage {
     match &parsed.event {
         Event::GuardDuty(finding) => Triage {
             source: Source::GuardDuty,
-            decisions: vec![match finding {
-                Ok(f) => guardduty(f, config),
-                Err(m) => Decision::invalid(m.0.clone()),
-            }],
+            decisions: match finding {
+                Ok(f) if f.is_attack_sequence() => attack_sequence(f, config),
+                Ok(f) => vec![guardduty(f, config)],
+                Err(m) => vec![Decision::invalid(m.0.clone())],
+            },
         },
         Event::SecurityHub { origin, findings } => Triage {
             source: Source::SecurityHub,
             decisions: security_hub(origin, findings, config),
+        },
+        Event::SecurityHubOcsf { findings } => Triage {
+            source: Source::SecurityHub,
+            decisions: security_hub_ocsf(findings, config),
         },
         Event::CloudTrail(record) => Triage {
             source: Source::CloudTrail,
@@ -504,6 +513,7 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
             .and_then(|(_, id)| id),
         manual: None,
         product_arn: None,
+        finding_format: None,
         custom_action: None,
         scope: Scope::Role,
         activity_region: region_of(finding.region.as_deref()),
@@ -778,6 +788,16 @@ fn trip_action_breaker(decisions: &mut [Decision], cap: usize) {
     }
 }
 
+/// A Security Hub product ARN as a finding states it, kept only when it looks like one
+/// (it is echoed into the request and the update call).
+fn product_arn(value: Option<&str>) -> Option<String> {
+    value
+        .filter(|arn| {
+            arn.starts_with("arn:") && arn.len() <= 512 && !arn.chars().any(char::is_control)
+        })
+        .map(str::to_owned)
+}
+
 fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig) -> Vec<Decision> {
     let severity = finding.severity();
     let reference = match finding_ref(
@@ -794,13 +814,8 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
         first_activity: timestamp(finding.first_observed_at.as_deref()),
         unique_id: None,
         manual: None,
-        product_arn: finding
-            .product_arn
-            .as_deref()
-            .filter(|arn| {
-                arn.starts_with("arn:") && arn.len() <= 512 && !arn.chars().any(char::is_control)
-            })
-            .map(str::to_owned),
+        product_arn: product_arn(finding.product_arn.as_deref()),
+        finding_format: None,
         custom_action: match origin {
             SecurityHubOrigin::CustomAction { action_arn, .. } => action_arn.clone(),
             SecurityHubOrigin::Imported => None,
@@ -849,33 +864,53 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
             );
         }
     }
-    let (targets, errors) = principals;
+    let why = match custom_action {
+        Some(Some(name)) => Some(format!(
+            "an operator chose the Security Hub custom action {}",
+            excerpt(name)
+        )),
+        Some(None) => Some("an operator chose a Security Hub custom action".to_owned()),
+        None => None,
+    };
+    per_principal(
+        principals,
+        ("AwsAccountId", finding.aws_account_id.as_deref()),
+        why.as_deref(),
+        severity,
+        config,
+        decide,
+    )
+}
+
+/// The decisions for the principals one Security Hub finding names: each its own. A
+/// finding speaks for its own account only (`account`: the field that says which, and
+/// its value): a principal of another account in it is reported, never revoked (a
+/// product, or whoever imports findings, could otherwise name any principal of the
+/// Organization). `chosen` is why a person chose to revoke (a custom action), else the
+/// finding is graded by `severity`.
+fn per_principal(
+    (targets, errors): (Vec<NamedPrincipal>, Vec<InvalidValue>),
+    (account_field, account): (&str, Option<&str>),
+    chosen_why: Option<&str>,
+    severity: Option<f64>,
+    config: &TriageConfig,
+    decide: impl Fn(Decision) -> Decision,
+) -> Vec<Decision> {
     if targets.is_empty() && errors.is_empty() {
-        return one(Decision::ignore("finding names no IAM principal"));
+        return vec![decide(Decision::ignore("finding names no IAM principal"))];
     }
-    // A finding speaks for its own account only: a resource of another account in it
-    // is reported, never revoked (a product, or whoever imports findings, could
-    // otherwise name any principal of the Organization).
-    let finding_account = match Account::parse(finding.aws_account_id.as_deref().unwrap_or("")) {
+    let finding_account = match Account::parse(account.unwrap_or("")) {
         Ok(account) => account,
         Err(e) => {
-            return one(Decision::invalid(format!(
-                "the finding's AwsAccountId is not an account: {e}"
-            )));
+            return vec![decide(Decision::invalid(format!(
+                "the finding's {account_field} is not an account: {e}"
+            )))];
         }
     };
     let invalid: Vec<Decision> = errors
         .iter()
         .map(|e| decide(Decision::invalid(e.to_string())))
         .collect();
-    let why = match custom_action {
-        Some(Some(name)) => format!(
-            "an operator chose the Security Hub custom action {}",
-            excerpt(name)
-        ),
-        Some(None) => "an operator chose a Security Hub custom action".to_owned(),
-        None => String::new(),
-    };
     targets
         .into_iter()
         .map(|(target, unique_id)| {
@@ -896,8 +931,8 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
                     .with_target(Some(target)),
                 );
             }
-            match (custom_action, severity) {
-                (Some(_), _) => decide(chosen(&why, target, config)),
+            match (chosen_why, severity) {
+                (Some(why), _) => decide(chosen(why, target, config)),
                 (None, Some(severity)) => decide(graded(severity, target, config)),
                 (None, None) => decide(
                     Decision::ignore("finding has no severity: cannot grade it")
@@ -911,6 +946,45 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
 
 type NamedPrincipal = (Target, Option<UniqueId>);
 
+/// Adds a principal a finding names, or the reason it is invalid. One decision per
+/// principal: the first mention wins, and the access key, session and unique id of a
+/// later one fill what it lacks (whatever the order of the resources, the key and
+/// session survive: a user resource listed before its access key must not lose the
+/// key). Two different unique ids for one name mean one of them is stale (deleted and
+/// recreated): neither is kept, so the revoker checks none rather than the wrong one.
+fn add_principal(
+    targets: &mut Vec<NamedPrincipal>,
+    errors: &mut Vec<InvalidValue>,
+    principal: Result<NamedPrincipal, InvalidValue>,
+) {
+    let (t, id) = match principal {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(e);
+            return;
+        }
+    };
+    let same = |o: &&mut NamedPrincipal| {
+        o.0.account == t.account && o.0.kind == t.kind && o.0.name == t.name
+    };
+    match targets.iter_mut().find(same) {
+        Some((kept, kept_id)) => {
+            if kept.access_key_id.is_none() {
+                kept.access_key_id = t.access_key_id;
+            }
+            if kept.session.is_none() {
+                kept.session = t.session;
+            }
+            match (kept_id.as_ref(), id) {
+                (None, id) => *kept_id = id,
+                (Some(kept), Some(other)) if *kept != other => *kept_id = None,
+                _ => {}
+            }
+        }
+        None => targets.push((t, id)),
+    }
+}
+
 /// The principals a finding names (with their unique ids when given), and the
 /// resources that name one invalidly. One bad resource does not hide the valid
 /// principals of the same finding.
@@ -921,41 +995,8 @@ fn asff_principals(
     const KEY_ID_PREFIX: &str = "AWS::IAM::AccessKey:";
     let finding_account = finding.aws_account_id.as_deref();
     let mut targets: Vec<NamedPrincipal> = Vec::new();
-    // One decision per principal: the first resource that names it wins (an access
-    // key resource carries the key and session, a role resource does not).
     let mut errors: Vec<InvalidValue> = Vec::new();
-    fn push(
-        targets: &mut Vec<NamedPrincipal>,
-        errors: &mut Vec<InvalidValue>,
-        t: Result<NamedPrincipal, InvalidValue>,
-    ) {
-        let (t, id) = match t {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(e);
-                return;
-            }
-        };
-        let same = |o: &&mut NamedPrincipal| {
-            o.0.account == t.account && o.0.kind == t.kind && o.0.name == t.name
-        };
-        match targets.iter_mut().find(same) {
-            // Whatever the order of the resources, the key and session survive: a
-            // user resource listed before its access key must not lose the key.
-            Some((kept, kept_id)) => {
-                if kept.access_key_id.is_none() {
-                    kept.access_key_id = t.access_key_id;
-                }
-                if kept.session.is_none() {
-                    kept.session = t.session;
-                }
-                if kept_id.is_none() {
-                    *kept_id = id;
-                }
-            }
-            None => targets.push((t, id)),
-        }
-    }
+    let push = add_principal;
     for resource in &finding.resources {
         let details = resource.details.as_ref();
         match resource.resource_type.as_deref() {
@@ -1084,6 +1125,7 @@ fn cloudtrail(
             .and_then(|(_, id)| id),
         manual: None,
         product_arn: None,
+        finding_format: None,
         custom_action: None,
         scope: Scope::Role,
         activity_region: region_of(record.aws_region.as_deref()),
@@ -1242,6 +1284,12 @@ fn manual(request: &ManualRequest, config: &TriageConfig) -> Decision {
     };
     decision.with_evidence(evidence)
 }
+
+mod ocsf;
+mod sequence;
+
+use ocsf::security_hub_ocsf;
+use sequence::attack_sequence;
 
 #[cfg(test)]
 mod tests;

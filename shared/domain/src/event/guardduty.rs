@@ -77,6 +77,126 @@ pub struct Service {
     /// call is read, and a shape cutoff does not know must not make the whole finding
     /// unreadable (a missed revocation).
     pub action: Option<Value>,
+    /// How GuardDuty found it: an attack sequence (Extended Threat Detection) carries
+    /// its actors, the resources they touched and the signals that make it up.
+    pub detection: Option<Detection>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Detection {
+    pub sequence: Option<Sequence>,
+}
+
+/// An attack sequence: one finding correlating many signals over time.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Sequence {
+    pub uid: Option<String>,
+    /// Who acted: the principals whose credentials the sequence implicates.
+    pub actors: Vec<Actor>,
+    /// What the actors touched (buckets, instances, access keys, …): targets, never
+    /// the actors themselves.
+    pub resources: Vec<SequenceResource>,
+    pub signals: Vec<Signal>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Actor {
+    /// What the sequence's signals name the actor by (`actorIds`).
+    pub id: Option<String>,
+    pub user: Option<ActorUser>,
+    pub session: Option<ActorSession>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ActorUser {
+    /// The user's or role's name.
+    pub name: Option<String>,
+    /// The principal id: `AROA…:session` for a role session, `AIDA…` for a user.
+    pub uid: Option<String>,
+    /// `AssumedRole`, `IAMUser`, `Root`, `FederatedUser`, … (CloudTrail's
+    /// `userIdentity.type`).
+    #[serde(rename = "type")]
+    pub user_type: Option<String>,
+    /// The access key the actor used.
+    pub credential_uid: Option<String>,
+    /// The account the activity took place in; GuardDuty says it may differ from the
+    /// account that owns the principal.
+    pub account: Option<ActorAccount>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ActorAccount {
+    pub uid: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ActorSession {
+    /// When the session was issued (CloudTrail's
+    /// `sessionContext.attributes.creationDate`): epoch seconds, or ISO 8601.
+    pub created_time: Option<Value>,
+    /// What issued the session (`sessionContext.sessionIssuer.arn`): for an assumed
+    /// role, the role's ARN.
+    pub issuer: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SequenceResource {
+    pub uid: Option<String>,
+    pub account_id: Option<String>,
+    /// `ACCESS_KEY`, `S3_BUCKET`, `EC2_INSTANCE`, …
+    pub resource_type: Option<String>,
+    pub data: Option<ResourceData>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ResourceData {
+    pub access_key: Option<AccessKeyData>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AccessKeyData {
+    pub principal_id: Option<String>,
+    pub user_name: Option<String>,
+    pub user_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Signal {
+    pub uid: Option<String>,
+    /// The actors whose activity the signal is (their `id`s).
+    pub actor_ids: Vec<String>,
+    /// Epoch seconds in GuardDuty's API; ISO 8601 accepted too.
+    pub first_seen_at: Option<Value>,
+    pub last_seen_at: Option<Value>,
+}
+
+/// A GuardDuty timestamp: ISO 8601, or epoch seconds (a number; one past year 5000 in
+/// seconds is read as milliseconds).
+pub fn instant(value: Option<&Value>) -> Option<chrono::DateTime<chrono::Utc>> {
+    match value? {
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc)),
+        Value::Number(n) => {
+            let n = n.as_f64().filter(|n| n.is_finite() && *n >= 0.0)?;
+            const MILLIS_FROM: f64 = 1e11;
+            let millis = if n >= MILLIS_FROM { n } else { n * 1000.0 };
+            // Whole milliseconds; `as` saturates, and from_timestamp_millis refuses
+            // what chrono cannot hold.
+            chrono::DateTime::from_timestamp_millis(millis.floor() as i64)
+        }
+        _ => None,
+    }
 }
 
 impl GuardDutyFinding {
@@ -132,6 +252,26 @@ impl GuardDutyFinding {
     pub fn event_first_seen(&self) -> Option<&str> {
         self.service.as_ref()?.event_first_seen.as_deref()
     }
+
+    pub fn event_last_seen(&self) -> Option<&str> {
+        self.service.as_ref()?.event_last_seen.as_deref()
+    }
+
+    /// The attack sequence, when the finding is one.
+    pub fn sequence(&self) -> Option<&Sequence> {
+        self.service.as_ref()?.detection.as_ref()?.sequence.as_ref()
+    }
+
+    /// An Extended Threat Detection finding: its resource is the sequence itself
+    /// (`resourceType: AttackSequence`), or it carries one.
+    pub fn is_attack_sequence(&self) -> bool {
+        self.sequence().is_some()
+            || self
+                .resource
+                .as_ref()
+                .and_then(|r| r.resource_type.as_deref())
+                == Some("AttackSequence")
+    }
 }
 
 /// Types a finding. A `detail` that is not an object, or whose modelled fields have
@@ -184,6 +324,89 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(finding.id.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn an_attack_sequence_is_read_with_its_actors_resources_and_signals() {
+        let finding = parse(json!({
+            "resource": {"resourceType": "AttackSequence"},
+            "service": {"detection": {"sequence": {
+                "uid": "s1",
+                "actors": [{"id": "a1", "user": {"name": "payments-api", "uid": "AROAX:s",
+                    "type": "AssumedRole", "credentialUid": "ASIAX",
+                    "account": {"uid": "111122223333", "account": "payments-prod"}},
+                    "session": {"createdTime": 1764508800.5, "issuer": "arn:aws:iam::111122223333:role/payments-api", "mfaStatus": "DISABLED"}}],
+                "resources": [{"uid": "ASIAX", "resourceType": "ACCESS_KEY", "accountId": "111122223333",
+                    "data": {"accessKey": {"principalId": "AROAX:s", "userName": "payments-api", "userType": "AssumedRole"}}}],
+                "signals": [{"uid": "g1", "actorIds": ["a1"], "firstSeenAt": 1764508867, "lastSeenAt": "2025-11-30T13:58:40Z"}],
+                "sequenceIndicators": [{"key": "SUSPICIOUS_NETWORK", "values": [{"AnyCompany": ["TUNNEL_VPN"]}]}]
+            }}}
+        }))
+        .unwrap();
+        assert!(finding.is_attack_sequence());
+        let sequence = finding.sequence().unwrap();
+        let user = sequence.actors[0].user.as_ref().unwrap();
+        assert_eq!(user.user_type.as_deref(), Some("AssumedRole"));
+        assert_eq!(
+            user.account.as_ref().unwrap().uid.as_deref(),
+            Some("111122223333")
+        );
+        let session = sequence.actors[0].session.as_ref().unwrap();
+        assert_eq!(
+            instant(session.created_time.as_ref())
+                .unwrap()
+                .timestamp_millis(),
+            1_764_508_800_500
+        );
+        let signal = &sequence.signals[0];
+        assert_eq!(
+            instant(signal.first_seen_at.as_ref()).unwrap().timestamp(),
+            1_764_508_867
+        );
+        assert_eq!(
+            instant(signal.last_seen_at.as_ref()).unwrap().to_rfc3339(),
+            "2025-11-30T13:58:40+00:00"
+        );
+        let key = sequence.resources[0]
+            .data
+            .as_ref()
+            .unwrap()
+            .access_key
+            .as_ref()
+            .unwrap();
+        assert_eq!(key.user_name.as_deref(), Some("payments-api"));
+        // Without the sequence block, the resource type still says what it is.
+        assert!(
+            parse(json!({"resource": {"resourceType": "AttackSequence"}}))
+                .unwrap()
+                .is_attack_sequence()
+        );
+        assert!(
+            !parse(json!({"resource": {"resourceType": "AccessKey"}}))
+                .unwrap()
+                .is_attack_sequence()
+        );
+    }
+
+    #[test]
+    fn timestamps_are_iso_or_epoch_seconds_or_milliseconds() {
+        for (raw, expected) in [
+            (json!(1_764_508_867), Some(1_764_508_867_000)),
+            (json!(1_764_508_867.25), Some(1_764_508_867_250)),
+            (json!(1_764_508_867_123_i64), Some(1_764_508_867_123)),
+            (json!("2025-11-30T13:21:07.000Z"), Some(1_764_508_867_000)),
+            (json!("2025-11-30"), None),
+            (json!(-1), None),
+            (json!(1e300), None),
+            (json!(true), None),
+        ] {
+            assert_eq!(
+                instant(Some(&raw)).map(|t| t.timestamp_millis()),
+                expected,
+                "{raw}"
+            );
+        }
+        assert_eq!(instant(None), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 pub mod cloudtrail;
 pub mod guardduty;
 pub mod manual;
+pub mod ocsf;
 pub mod securityhub;
 
 use serde::Deserialize;
@@ -22,6 +23,7 @@ use serde_json::Value;
 pub use cloudtrail::CloudTrailEvent;
 pub use guardduty::GuardDutyFinding;
 pub use manual::{ManualAction, ManualError, ManualRequest, Scope};
+pub use ocsf::OcsfFinding;
 pub use securityhub::AsffFinding;
 
 /// Inputs larger than this are refused before parsing. EventBridge events are at most
@@ -113,6 +115,10 @@ pub enum Event {
     SecurityHub {
         origin: SecurityHubOrigin,
         findings: Vec<Result<Box<AsffFinding>, Malformed>>,
+    },
+    /// Security Hub's OCSF findings (`Findings Imported V2`).
+    SecurityHubOcsf {
+        findings: Vec<Result<Box<OcsfFinding>, Malformed>>,
     },
     CloudTrail(Result<Box<CloudTrailEvent>, Malformed>),
     Scheduled,
@@ -218,6 +224,9 @@ const GUARDDUTY_SOURCE: &str = "aws.guardduty";
 const GUARDDUTY_DETAIL_TYPE: &str = "GuardDuty Finding";
 const SECURITY_HUB_SOURCE: &str = "aws.securityhub";
 const SECURITY_HUB_DETAIL_TYPE_PREFIX: &str = "Security Hub Findings";
+/// The detail-type of Security Hub's OCSF findings (the Security Hub service that
+/// succeeded Security Hub CSPM's ASFF events for findings).
+pub const SECURITY_HUB_V2_DETAIL_TYPE: &str = "Findings Imported V2";
 
 /// The EventBridge source AWS gives a CloudTrail event of the service at
 /// `event_source` (`iam.amazonaws.com` → `aws.iam`), or None when `event_source` is not
@@ -260,6 +269,18 @@ fn from_envelope(envelope: &Envelope, detail: Value) -> Event {
             detail_type,
             "Security Hub findings come only from aws.securityhub; this one may be forged",
         );
+    }
+    if detail_type == SECURITY_HUB_V2_DETAIL_TYPE {
+        if source != SECURITY_HUB_SOURCE {
+            return maybe_forged(
+                source,
+                detail_type,
+                "Security Hub findings come only from aws.securityhub; this one may be forged",
+            );
+        }
+        return Event::SecurityHubOcsf {
+            findings: ocsf::parse_findings(detail),
+        };
     }
     if detail_type.ends_with(CLOUDTRAIL_DETAIL_TYPE_SUFFIX) {
         // A CloudTrail event carries the source of the service that was called
@@ -341,6 +362,14 @@ fn from_bare(object: serde_json::Map<String, Value>) -> Event {
         return Event::SecurityHub {
             origin: SecurityHubOrigin::Imported,
             findings: vec![securityhub::parse_one(Value::Object(object))],
+        };
+    }
+    if value_of("class_uid").is_some()
+        && value_of("finding_info").is_some()
+        && value_of("metadata").is_some()
+    {
+        return Event::SecurityHubOcsf {
+            findings: vec![ocsf::parse_one(Value::Object(object))],
         };
     }
     if value_of("eventVersion").is_some()
@@ -519,6 +548,30 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn security_hub_ocsf_findings_are_recognised_only_from_security_hub() {
+        let event = |source: &str| {
+            format!(
+                r#"{{"detail-type":"Findings Imported V2","source":"{source}","detail":{{"findings":[{{"metadata":{{"uid":"x"}}}}]}}}}"#
+            )
+        };
+        let parsed = parse_str(&event("aws.securityhub"));
+        let Event::SecurityHubOcsf { findings } = parsed.event else {
+            panic!("not recognised: {:?}", parsed.event);
+        };
+        assert_eq!(findings.len(), 1);
+        for forged in ["acme.securityhub", "securityhub", "aws.guardduty"] {
+            assert!(
+                matches!(parse_str(&event(forged)).event, Event::MaybeForged { .. }),
+                "{forged}"
+            );
+        }
+        let bare =
+            parse_str(r#"{"class_uid":2004,"metadata":{"uid":"x"},"finding_info":{"uid":"y"}}"#);
+        assert!(bare.envelope.is_none());
+        assert!(matches!(bare.event, Event::SecurityHubOcsf { .. }));
     }
 
     #[test]
