@@ -14,9 +14,10 @@ use crate::Exit;
 
 /// Decide what cutoff would do with an event: revoke, alert or ignore.
 ///
-/// Reads one JSON input: an EventBridge event (GuardDuty finding, Security Hub custom
-/// action or imported findings, CloudTrail API call, scheduled event), a finding
-/// copied from the GuardDuty console, or a manual request. Prints the triage JSON
+/// Reads one JSON input: an EventBridge event (GuardDuty finding or attack sequence,
+/// Security Hub custom action, imported ASFF findings or OCSF findings, CloudTrail API
+/// call, scheduled event), a finding copied from the GuardDuty or Security Hub console,
+/// or a manual request. Prints the triage JSON
 /// ({"source", "decisions": [{"decision", "reason", "finding", "target"}]}) and
 /// changes nothing in AWS.
 ///
@@ -57,6 +58,16 @@ pub struct TriageArgs {
     /// Act on Security Hub imported findings (ignored by default).
     #[arg(long)]
     securityhub_imported: bool,
+
+    /// Act on Security Hub's OCSF findings (Findings Imported V2; ignored by default).
+    #[arg(long)]
+    securityhub_v2: bool,
+
+    /// Act on the OCSF findings of this product, named as the productv2/<company>/<product>
+    /// tail of metadata.product.uid (e.g. aws/guardduty); repeatable, replaces the
+    /// default (aws/guardduty, or CUTOFF_SECURITYHUB_V2_PRODUCTS).
+    #[arg(long = "securityhub-v2-product", value_name = "COMPANY/PRODUCT")]
+    securityhub_v2_products: Vec<String>,
 
     /// Revoke the caller of this CloudTrail API call (e.g. StopLogging); repeatable.
     #[arg(long = "cloudtrail-event", value_name = "NAME")]
@@ -107,6 +118,18 @@ fn configure(args: &TriageArgs) -> Result<TriageConfig, settings::ConfigError> {
         })?;
     }
     config.securityhub_imported |= args.securityhub_imported;
+    config.securityhub_v2 |= args.securityhub_v2;
+    if !args.securityhub_v2_products.is_empty() {
+        config.securityhub_v2_products = args
+            .securityhub_v2_products
+            .iter()
+            .map(|p| {
+                settings::ProductV2::parse(p).map_err(|why| {
+                    settings::ConfigError::invalid("--securityhub-v2-product", p, why)
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
     for name in &args.cloudtrail_events {
         config
             .cloudtrail_event_names

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use cutoff_domain::principal::{NamePattern, Partition, ProtectedArn};
-use cutoff_domain::settings::TriageConfig;
+use cutoff_domain::settings::{ProductV2, TriageConfig};
 use cutoff_domain::triage::triage_bytes;
 use cutoff_tests::{fixture_dir, read_expected};
 use serde_json::Value;
@@ -28,6 +28,18 @@ fn config_for(overrides: &Value) -> TriageConfig {
         .and_then(Value::as_bool)
     {
         config.securityhub_imported = flag;
+    }
+    if let Some(flag) = overrides.get("securityhub_v2").and_then(Value::as_bool) {
+        config.securityhub_v2 = flag;
+    }
+    if let Some(products) = overrides
+        .get("securityhub_v2_products")
+        .and_then(Value::as_array)
+    {
+        config.securityhub_v2_products = products
+            .iter()
+            .map(|p| ProductV2::parse(p.as_str().unwrap()).unwrap())
+            .collect();
     }
     if let Some(names) = overrides.get("protected").and_then(Value::as_array) {
         for name in names {

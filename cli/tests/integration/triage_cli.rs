@@ -17,6 +17,8 @@ fn cutoff(args: &[&str], stdin: Option<&[u8]>) -> Output {
         .env_remove("CUTOFF_ALERT_SEVERITY")
         .env_remove("CUTOFF_PROTECTED")
         .env_remove("CUTOFF_SECURITYHUB_IMPORTED")
+        .env_remove("CUTOFF_SECURITYHUB_V2")
+        .env_remove("CUTOFF_SECURITYHUB_V2_PRODUCTS")
         .env_remove("CUTOFF_CLOUDTRAIL_EVENTS")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -104,6 +106,19 @@ fn config_flags(config: &Value) -> Vec<String> {
     }
     if config["securityhub_imported"] == true {
         flags.push("--securityhub-imported".to_owned());
+    }
+    if config["securityhub_v2"] == true {
+        flags.push("--securityhub-v2".to_owned());
+    }
+    for product in config["securityhub_v2_products"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        flags.extend([
+            "--securityhub-v2-product".to_owned(),
+            product.as_str().unwrap().to_owned(),
+        ]);
     }
     for name in config["protected"].as_array().into_iter().flatten() {
         flags.extend(["--protect".to_owned(), name.as_str().unwrap().to_owned()]);
