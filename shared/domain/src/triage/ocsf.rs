@@ -286,3 +286,6 @@ fn ocsf_actor(
     target.access_key_id = key;
     Ok(Some((target, unique_id)))
 }
+
+#[cfg(test)]
+mod tests;

@@ -122,8 +122,7 @@ pub(super) fn attack_sequence(finding: &GuardDutyFinding, config: &TriageConfig)
                 Decision::new(
                     Verdict::Alert,
                     format!(
-                        "the attack sequence's actor {target} is of account {}, not the finding's account {finding_account}: cutoff revokes in another account on no account's finding but its own; alert only, investigate both",
-                        excerpt(&other)
+                        "the attack sequence's actor {target} is of account {other}, not the finding's account {finding_account}: cutoff revokes a principal only on a finding of its own account; alert only, investigate both"
                     ),
                 )
                 .with_target(Some(target)),
@@ -267,7 +266,10 @@ fn actor_principal(
     let stated = user
         .account
         .as_ref()
-        .and_then(|a| non_empty(a.uid.as_deref()));
+        .and_then(|a| non_empty(a.uid.as_deref()))
+        .map(Account::parse)
+        .transpose()?;
+    let stated = stated.as_ref().map(Account::as_str);
     let owner = role_issuer
         .as_ref()
         .map(|r| r.account.as_str())
@@ -378,3 +380,6 @@ fn touched_principals(
     }
     (touched, errors)
 }
+
+#[cfg(test)]
+mod tests;
