@@ -82,9 +82,12 @@ impl ErrorKind {
             | "RequestTimeout"
             | "RequestTimeoutException"
             | "IDPCommunicationError"
-            // EventBridge and Security Hub 500s; Security Hub per-finding conflicts.
+            // EventBridge and Security Hub 500s; Security Hub per-finding conflicts
+            // (ASFF's, and the OCSF API's codes for the same).
             | "InternalException"
-            | "ConcurrentUpdateError" => ErrorKind::Transient,
+            | "ConcurrentUpdateError"
+            | "InternalServerException"
+            | "ConflictException" => ErrorKind::Transient,
             "AccessDenied"
             | "AccessDeniedException"
             | "UnauthorizedOperation"

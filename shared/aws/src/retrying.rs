@@ -155,6 +155,7 @@ ports! {
     }
     FindingsUpdater {
         fn update_finding(&self, finding_id: &str, product_arn: &str, status: WorkflowStatus, note: &str) -> ();
+        fn update_ocsf_finding(&self, metadata_uid: &str, status: WorkflowStatus, comment: &str) -> ();
     }
     AccountDirectory {
         fn active_accounts(&self) -> Vec<Account>;

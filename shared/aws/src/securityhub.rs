@@ -2,8 +2,12 @@
 //! ([`FindingsUpdater`], [`SdkFindings`]); its in-memory fake is in `fake` (feature
 //! `test-support`).
 //!
-//! `BatchUpdateFindings` answers 200 while leaving some findings unprocessed: the
-//! answer is checked, and an unprocessed finding is an error, never a silent drop.
+//! Two APIs: `BatchUpdateFindings` for ASFF findings (Security Hub CSPM: finding id and
+//! product ARN, a workflow status and a note) and `BatchUpdateFindingsV2` for OCSF
+//! findings (Security Hub: `metadata.uid`, a `status_id` and a comment). IAM knows both
+//! as the action `securityhub:BatchUpdateFindings`. Both answer 200 while leaving some
+//! findings unprocessed: the answer is checked, and an unprocessed finding is an error,
+//! never a silent drop.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -26,6 +30,17 @@ pub enum WorkflowStatus {
     Resolved,
 }
 
+impl WorkflowStatus {
+    /// The OCSF `status_id` of the state: ASFF's NOTIFIED (someone was told and works
+    /// on it) is OCSF's 2 In Progress; RESOLVED is 4 Resolved.
+    pub fn ocsf_status_id(self) -> i32 {
+        match self {
+            WorkflowStatus::Notified => 2,
+            WorkflowStatus::Resolved => 4,
+        }
+    }
+}
+
 /// `securityhub:BatchUpdateFindings`.
 pub trait FindingsUpdater: Send + Sync {
     /// Sets the finding's workflow status and adds a note (at most 512 characters).
@@ -35,6 +50,15 @@ pub trait FindingsUpdater: Send + Sync {
         product_arn: &str,
         status: WorkflowStatus,
         note: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// Sets an OCSF finding's status (`BatchUpdateFindingsV2`, by its `metadata.uid`)
+    /// and its comment (at most 512 characters).
+    fn update_ocsf_finding(
+        &self,
+        metadata_uid: &str,
+        status: WorkflowStatus,
+        comment: &str,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
@@ -123,6 +147,45 @@ impl FindingsUpdater for SdkFindings {
             }
         }
     }
+
+    /// An empty comment is left out (Security Hub requires 1 to 512 characters).
+    async fn update_ocsf_finding(
+        &self,
+        metadata_uid: &str,
+        status: WorkflowStatus,
+        comment: &str,
+    ) -> Result<(), AwsError> {
+        const OP: &str = "securityhub:BatchUpdateFindingsV2";
+        let context = || format!("on finding `{metadata_uid}`");
+        let mut request = self
+            .client
+            .batch_update_findings_v2()
+            .metadata_uids(metadata_uid)
+            .status_id(status.ocsf_status_id());
+        if !comment.is_empty() {
+            request = request.comment(note_text(comment));
+        }
+        let out = request
+            .send()
+            .await
+            .map_err(|e| classify(&e, OP, context()))?;
+        match out.unprocessed_findings().first() {
+            None => Ok(()),
+            Some(unprocessed) => {
+                let code = unprocessed.error_code().map(|c| c.as_str());
+                let kind = code.map_or(ErrorKind::Transient, ErrorKind::from_code);
+                Err(AwsError::new(
+                    kind,
+                    OP,
+                    context(),
+                    bound(format!(
+                        "the finding was not updated: {}",
+                        entry_message(code, unprocessed.error_message())
+                    )),
+                ))
+            }
+        }
+    }
 }
 
 #[cfg(any(test, feature = "test-support"))]
@@ -143,6 +206,8 @@ pub mod fake {
     pub struct FindingsState {
         /// (finding id, product arn, status, note)
         pub finding_updates: Vec<(String, String, WorkflowStatus, String)>,
+        /// (metadata uid, status, comment) of OCSF findings.
+        pub ocsf_updates: Vec<(String, WorkflowStatus, String)>,
         pub failures: InjectedFailures,
     }
 
@@ -177,6 +242,19 @@ pub mod fake {
                 status,
                 note.to_owned(),
             ));
+            Ok(())
+        }
+
+        async fn update_ocsf_finding(
+            &self,
+            metadata_uid: &str,
+            status: WorkflowStatus,
+            comment: &str,
+        ) -> Result<(), AwsError> {
+            let mut state = self.begin("BatchUpdateFindingsV2")?;
+            state
+                .ocsf_updates
+                .push((metadata_uid.to_owned(), status, comment.to_owned()));
             Ok(())
         }
     }
@@ -339,6 +417,119 @@ mod tests {
                 .unwrap_err();
             assert_eq!(err.kind, kind, "{code}: {err}");
             assert!(err.message.starts_with(code), "{err}");
+        }
+    }
+
+    const METADATA_UID: &str = "1d24e91799652d9e17025b61d94f436b20b515b6f3cd9bda788f48c1db9cf244";
+
+    #[tokio::test]
+    async fn an_ocsf_finding_is_updated_by_its_metadata_uid_with_a_status_id_and_comment() {
+        use aws_sdk_securityhub::operation::batch_update_findings_v2::BatchUpdateFindingsV2Output;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let rule = mock!(Hub::batch_update_findings_v2).then_compute_output({
+            let seen = seen.clone();
+            move |r| {
+                seen.lock().unwrap().push(r.clone());
+                BatchUpdateFindingsV2Output::builder().build()
+            }
+        });
+        let hub = SdkFindings::new(mock_client!(
+            aws_sdk_securityhub,
+            RuleMode::MatchAny,
+            [&rule],
+            |c| c.retry_config(RetryConfig::disabled())
+        ));
+        hub.update_ocsf_finding(METADATA_UID, WorkflowStatus::Notified, "owner alerted")
+            .await
+            .unwrap();
+        hub.update_ocsf_finding(METADATA_UID, WorkflowStatus::Resolved, &"é".repeat(600))
+            .await
+            .unwrap();
+        hub.update_ocsf_finding(METADATA_UID, WorkflowStatus::Notified, "")
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        for request in seen.iter() {
+            assert_eq!(request.metadata_uids(), [METADATA_UID.to_owned()]);
+            // Never the form that names findings some other way, never a severity.
+            assert!(request.finding_identifiers().is_empty());
+            assert!(request.severity_id().is_none());
+        }
+        assert_eq!(seen[0].status_id(), Some(2));
+        assert_eq!(seen[0].comment(), Some("owner alerted"));
+        assert_eq!(seen[1].status_id(), Some(4));
+        let cut = seen[1].comment().unwrap();
+        assert_eq!(cut.chars().count(), 512);
+        assert!(cut.ends_with("é…"), "{cut}");
+        assert_eq!(seen[2].comment(), None);
+    }
+
+    #[tokio::test]
+    async fn an_unprocessed_ocsf_finding_is_an_error_of_its_code() {
+        use aws_sdk_securityhub::operation::batch_update_findings_v2::BatchUpdateFindingsV2Output;
+        use aws_sdk_securityhub::types::{
+            BatchUpdateFindingsV2UnprocessedFinding,
+            BatchUpdateFindingsV2UnprocessedFindingErrorCode as Code,
+        };
+        let cases = [
+            (Some(Code::ResourceNotFoundException), ErrorKind::NotFound),
+            (Some(Code::ConflictException), ErrorKind::Transient),
+            (Some(Code::InternalServerException), ErrorKind::Transient),
+            (Some(Code::ValidationException), ErrorKind::Malformed),
+            (None, ErrorKind::Transient),
+        ];
+        for (code, kind) in cases {
+            let label = format!("{code:?}");
+            let rule = mock!(Hub::batch_update_findings_v2).then_output(move || {
+                BatchUpdateFindingsV2Output::builder()
+                    .unprocessed_findings(
+                        BatchUpdateFindingsV2UnprocessedFinding::builder()
+                            .metadata_uid(METADATA_UID)
+                            .set_error_code(code.clone())
+                            .error_message("no such finding")
+                            .build(),
+                    )
+                    .build()
+            });
+            let hub = SdkFindings::new(mocked!(aws_sdk_securityhub, [&rule]));
+            let err = hub
+                .update_ocsf_finding(METADATA_UID, WorkflowStatus::Notified, "note")
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, kind, "{label}: {err}");
+            assert_eq!(err.operation, "securityhub:BatchUpdateFindingsV2");
+            assert_eq!(err.context, format!("on finding `{METADATA_UID}`"));
+            assert!(
+                err.message.starts_with("the finding was not updated"),
+                "{err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn batch_update_findings_v2_failures_are_classified() {
+        let cases = [
+            (429, "ThrottlingException", ErrorKind::Throttled),
+            (500, "InternalServerException", ErrorKind::Transient),
+            (409, "ConflictException", ErrorKind::Transient),
+            (403, "AccessDeniedException", ErrorKind::AccessDenied),
+            (400, "ValidationException", ErrorKind::Malformed),
+        ];
+        for (status, code, kind) in cases {
+            let rule = mock!(Hub::batch_update_findings_v2).then_http_response(move || {
+                let headers = [
+                    ("content-type", "application/json"),
+                    ("x-amzn-errortype", code),
+                ];
+                response(status, &json_error(code, "Security Hub says no"), &headers)
+            });
+            let hub = SdkFindings::new(mocked!(aws_sdk_securityhub, [&rule]));
+            let err = hub
+                .update_ocsf_finding(METADATA_UID, WorkflowStatus::Notified, "note")
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, kind, "{code}: {err}");
         }
     }
 

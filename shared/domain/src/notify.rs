@@ -10,7 +10,7 @@
 //! of control characters before it is written into either part, so a finding cannot
 //! forge lines of the message, smuggle terminal escapes, or blow up its size.
 
-use crate::outcome::{FailureKind, Outcome, Status, Trigger};
+use crate::outcome::{FailureKind, FindingFormat, Outcome, Status, Trigger};
 use crate::principal::{Target, TargetKind};
 use crate::principal::{clean_text as clean, is_sns_topic_arn};
 use crate::settings::NotifierConfig;
@@ -888,15 +888,28 @@ fn principal_lines(body: &mut String, o: &Outcome) {
     }
 }
 
-fn source_label(source: Source) -> &'static str {
-    match source {
+fn source_label(trigger: &Trigger) -> &'static str {
+    let attack_sequence = trigger
+        .finding_type
+        .as_deref()
+        .is_some_and(|t| t.starts_with("AttackSequence:"));
+    match trigger.source {
+        Source::GuardDuty if attack_sequence => {
+            "Amazon GuardDuty attack sequence (Extended Threat Detection)"
+        }
         Source::GuardDuty => "Amazon GuardDuty finding",
-        Source::SecurityHub => "AWS Security Hub (an operator chose a custom action)",
+        Source::SecurityHub if trigger.custom_action.is_some() => {
+            "AWS Security Hub (an operator chose a custom action)"
+        }
+        Source::SecurityHub if trigger.finding_format == Some(FindingFormat::Ocsf) => {
+            "AWS Security Hub finding (OCSF, Findings Imported V2)"
+        }
+        Source::SecurityHub => "AWS Security Hub finding",
         Source::CloudTrail => "CloudTrail API call (opt-in rule)",
         Source::Manual => "manual request by an operator",
         Source::Schedule => "cutoff's scheduled sweep",
         Source::Chain => "cutoff's follow-up: CloudTrail shows the stolen credential made this",
-        Source::Queue | Source::Unknown => source.as_str(),
+        Source::Queue | Source::Unknown => trigger.source.as_str(),
     }
 }
 
@@ -910,7 +923,7 @@ fn severity_label(severity: f64) -> &'static str {
 }
 
 fn trigger_lines(body: &mut String, t: &Trigger) {
-    field(body, "Source", source_label(t.source));
+    field(body, "Source", source_label(t));
     if let Some(v) = &t.finding_type {
         field(body, "Finding type", v);
     }
@@ -1743,6 +1756,54 @@ mod tests {
         ] {
             assert!(body.contains(expected), "missing {expected:?} in\n{body}");
         }
+    }
+
+    #[test]
+    fn given_each_kind_of_finding_when_rendered_then_the_source_line_names_it() {
+        let source_line = |trigger: Trigger| {
+            let mut o = role_outcome(Status::Applied);
+            o.trigger = trigger;
+            let body = render(&o, true).body;
+            body.lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("Source:"))
+                .map(|l| l.trim_start_matches("Source:").trim().to_owned())
+                .unwrap_or_else(|| panic!("no source line in\n{body}"))
+        };
+        let sequence = Trigger {
+            source: Source::GuardDuty,
+            finding_type: Some("AttackSequence:IAM/CompromisedCredentials".to_owned()),
+            ..Trigger::default()
+        };
+        let ocsf = Trigger {
+            source: Source::SecurityHub,
+            finding_format: Some(FindingFormat::Ocsf),
+            ..Trigger::default()
+        };
+        let imported = Trigger {
+            source: Source::SecurityHub,
+            ..Trigger::default()
+        };
+        let action = Trigger {
+            source: Source::SecurityHub,
+            custom_action: Some(
+                "arn:aws:securityhub:us-east-1:111122223333:action/custom/cutoffrevoke".to_owned(),
+            ),
+            ..Trigger::default()
+        };
+        assert_eq!(
+            source_line(sequence),
+            "Amazon GuardDuty attack sequence (Extended Threat Detection)"
+        );
+        assert_eq!(
+            source_line(ocsf),
+            "AWS Security Hub finding (OCSF, Findings Imported V2)"
+        );
+        assert_eq!(source_line(imported), "AWS Security Hub finding");
+        assert_eq!(
+            source_line(action),
+            "AWS Security Hub (an operator chose a custom action)"
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use cutoff_aws::sns::SdkNotifications;
 use cutoff_aws::{AwsError, FindingsUpdater, Notifications, WorkflowStatus};
 use cutoff_domain::json::Payload;
 use cutoff_domain::notify::{self, Route};
-use cutoff_domain::outcome::{Outcome, Status};
+use cutoff_domain::outcome::{FindingFormat, Outcome, Status};
 use cutoff_domain::principal::excerpt;
 use cutoff_domain::settings::NotifierConfig;
 use std::sync::Arc;
@@ -298,11 +298,14 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
         if !self.config.update_security_hub || trigger.source != Source::SecurityHub {
             return FindingUpdate::Skipped;
         }
-        let (Some(id), Some(product)) = (&trigger.finding_id, &trigger.product_arn) else {
+        let Some(id) = &trigger.finding_id else {
             return FindingUpdate::Skipped;
         };
+        // An OCSF finding is updated by its id alone; an ASFF one needs its product.
+        let ocsf = trigger.finding_format == Some(FindingFormat::Ocsf);
+        let product = trigger.product_arn.as_deref().unwrap_or("");
         if id.is_empty()
-            || product.is_empty()
+            || (!ocsf && product.is_empty())
             || id.len() > SECURITY_HUB_ID_MAX
             || product.len() > SECURITY_HUB_ID_MAX
         {
@@ -314,9 +317,15 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
         }
         let note = notify::finding_note(outcome, route);
         let findings = Retrying::counting_into(&self.findings, self.retry, Arc::clone(calls));
-        let result = findings
-            .update_finding(id, product, WorkflowStatus::Notified, &note)
-            .await;
+        let result = if ocsf {
+            findings
+                .update_ocsf_finding(id, WorkflowStatus::Notified, &note)
+                .await
+        } else {
+            findings
+                .update_finding(id, product, WorkflowStatus::Notified, &note)
+                .await
+        };
         match result {
             Ok(()) => FindingUpdate::Updated,
             Err(err) => {
@@ -615,6 +624,75 @@ mod tests {
             .unwrap();
         assert_eq!(report.finding_update, FindingUpdate::Skipped);
         assert!(fake.findings.state().finding_updates.is_empty());
+    }
+
+    const METADATA_UID: &str = "1d24e91799652d9e17025b61d94f436b20b515b6f3cd9bda788f48c1db9cf244";
+
+    fn securityhub_ocsf() -> Trigger {
+        Trigger {
+            source: Source::SecurityHub,
+            finding_id: Some(METADATA_UID.to_owned()),
+            product_arn: Some("arn:aws:securityhub:us-east-1::productv2/aws/guardduty".to_owned()),
+            finding_format: Some(FindingFormat::Ocsf),
+            ..Trigger::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn given_an_ocsf_finding_when_notified_then_it_is_updated_through_the_ocsf_api_only() {
+        let (n, fake) = notifier(config());
+        let mut o = outcome("payments-api", team("payments"), securityhub_ocsf());
+        o.detail = "x".repeat(4000);
+        let report = n.notify(event(&o)).await.unwrap();
+        assert_eq!(report.finding_update, FindingUpdate::Updated);
+        {
+            let state = fake.findings.state();
+            assert!(state.finding_updates.is_empty());
+            let (uid, status, comment) = &state.ocsf_updates[0];
+            assert_eq!(uid, METADATA_UID);
+            assert_eq!(*status, WorkflowStatus::Notified);
+            assert!(comment.starts_with("cutoff applied: "), "{comment}");
+        }
+        // Its id is enough: a missing product does not stop the update.
+        let mut no_product = securityhub_ocsf();
+        no_product.product_arn = None;
+        let report = n
+            .notify(event(&outcome(
+                "payments-api",
+                team("payments"),
+                no_product,
+            )))
+            .await
+            .unwrap();
+        assert_eq!(report.finding_update, FindingUpdate::Updated);
+        // An ASFF finding still goes through BatchUpdateFindings.
+        n.notify(event(&outcome(
+            "payments-api",
+            team("payments"),
+            securityhub(),
+        )))
+        .await
+        .unwrap();
+        let state = fake.findings.state();
+        assert_eq!(state.finding_updates.len(), 1);
+        assert_eq!(state.ocsf_updates.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn given_the_ocsf_update_fails_when_notified_then_the_notification_still_succeeds() {
+        let (n, fake) = notifier(config());
+        fake.findings
+            .fail("BatchUpdateFindingsV2", &[ErrorKind::AccessDenied]);
+        let report = n
+            .notify(event(&outcome(
+                "payments-api",
+                team("payments"),
+                securityhub_ocsf(),
+            )))
+            .await
+            .unwrap();
+        assert_eq!(report.finding_update, FindingUpdate::Failed);
+        assert_eq!(topics(&fake), [SECURITY, PAYMENTS]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -69,7 +69,10 @@ fn run(event: Value, config: &TriageConfig) -> Triage {
     triage(&event::recognise(event), config)
 }
 
-fn verdicts(t: &Triage) -> Vec<(Verdict, Option<(TargetKind, String, String)>)> {
+/// A decision's target as (kind, account, name).
+type Named = Option<(TargetKind, String, String)>;
+
+fn verdicts(t: &Triage) -> Vec<(Verdict, Named)> {
     t.decisions
         .iter()
         .map(|d| {
@@ -83,7 +86,7 @@ fn verdicts(t: &Triage) -> Vec<(Verdict, Option<(TargetKind, String, String)>)> 
         .collect()
 }
 
-fn role(name: &str) -> Option<(TargetKind, String, String)> {
+fn role(name: &str) -> Named {
     Some((TargetKind::Role, ACCOUNT.to_owned(), name.to_owned()))
 }
 
