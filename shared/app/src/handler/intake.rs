@@ -260,6 +260,96 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_attack_sequence_queues_one_request_per_actor_and_alerts_what_it_only_touched() {
+        let fake = Fakes::default();
+        let actor = |id: &str, role: &str, key: &str| {
+            json!({"id": id, "user": {"name": role, "uid": format!("AROAZXCVBNMASDFGHJKLQ:{id}"),
+                "type": "AssumedRole", "credentialUid": key},
+                "session": {"createdTime": 1_796_043_600, "issuer": format!("arn:aws:iam::111122223333:role/{role}")}})
+        };
+        let event = json!({
+            "version": "0", "id": "e", "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
+            "account": "999988887777", "time": "2026-11-30T14:05:12Z", "region": "us-east-1", "resources": [],
+            "detail": {
+                "schemaVersion": "2.0", "accountId": "111122223333", "region": "us-east-1", "partition": "aws",
+                "id": "seq-1", "type": "AttackSequence:IAM/CompromisedCredentials",
+                "resource": {"resourceType": "AttackSequence"},
+                "service": {"serviceName": "guardduty", "archived": false, "additionalInfo": {},
+                    "eventFirstSeen": "2026-11-30T13:00:00.000Z", "eventLastSeen": "2026-11-30T13:58:40.000Z",
+                    "detection": {"sequence": {"uid": "s", "description": "d", "signals": [],
+                        "actors": [actor("a1", "payments-api", "ASIAZXCVBNMASDFGHJKL"),
+                                   actor("a2", "ledger-writer", "ASIAZXCVBNMASDFGHJKM")],
+                        "resources": [{"uid": "AKIAZXCVBNMASDFGHJKN", "resourceType": "ACCESS_KEY",
+                            "data": {"accessKey": {"userName": "ci-runner", "userType": "IAMUser"}}}]}}},
+                "severity": 9, "updatedAt": "2026-11-30T14:05:11.877Z"
+            }
+        });
+        let (_, report) = intake(&fake).accept(event).await.unwrap();
+        assert_eq!((report.queued, report.alerted), (2, 1));
+        let (queue, bus) = (fake.queue.state(), fake.bus.state());
+        let groups: Vec<&str> = queue.queued.iter().map(|(_, g, _)| g.as_str()).collect();
+        assert_eq!(
+            groups,
+            [
+                "111122223333/role/payments-api",
+                "111122223333/role/ledger-writer"
+            ]
+        );
+        assert_ne!(queue.queued[0].2, queue.queued[1].2);
+        for (body, _, _) in &queue.queued {
+            let request: RevocationRequest = serde_json::from_str(body).unwrap();
+            request.check_queued().unwrap();
+            assert_eq!(request.trigger.finding_id.as_deref(), Some("seq-1"));
+            // The session's issue time, not the sequence's first activity.
+            assert_eq!(
+                request.first_activity.unwrap().to_rfc3339(),
+                "2026-11-30T13:00:00+00:00"
+            );
+        }
+        let alert = &bus.outcomes[0];
+        assert_eq!(alert.status, Status::Alerted);
+        assert_eq!(alert.target.as_ref().unwrap().name.as_str(), "ci-runner");
+    }
+
+    #[tokio::test]
+    async fn an_ocsf_finding_is_queued_only_when_enabled_and_says_its_format() {
+        let fake = Fakes::default();
+        let event = json!({
+            "version": "0", "id": "e", "detail-type": "Findings Imported V2", "source": "aws.securityhub",
+            "account": "999988887777", "time": "2026-11-30T13:40:15Z", "region": "us-east-1",
+            "resources": ["m-1"],
+            "detail": {"findings": [{
+                "class_uid": 2004, "activity_id": 1, "severity_id": 4, "status_id": 1,
+                "cloud": {"account": {"uid": "111122223333"}, "region": "us-east-1"},
+                "metadata": {"uid": "m-1", "product": {"name": "GuardDuty",
+                    "uid": "arn:aws:securityhub:us-east-1::productv2/aws/guardduty"}},
+                "finding_info": {"uid": "f", "types": ["Exfiltration:IAMUser/AnomalousBehavior"],
+                    "first_seen_time_dt": "2026-11-30T13:21:07.000Z"},
+                "resources": [{"type": "AWS::IAM::AccessKey", "uid": "ASIAZXCVBNMASDFGHJKL",
+                    "data": {"access_key_id": "ASIAZXCVBNMASDFGHJKL", "principal_id": "AROAZXCVBNMASDFGHJKLQ:s",
+                             "user_name": "payments-api", "user_type": "AssumedRole"}}]
+            }]}
+        });
+        let (_, report) = intake(&fake).accept(event.clone()).await.unwrap();
+        assert_eq!((report.queued, report.ignored), (0, 1));
+        let mut enabled = intake(&fake);
+        enabled.config.securityhub_v2 = true;
+        let (_, report) = enabled.accept(event).await.unwrap();
+        assert_eq!(report.queued, 1);
+        let request: RevocationRequest =
+            serde_json::from_str(&fake.queue.state().queued[0].0).unwrap();
+        assert_eq!(
+            request.trigger.source,
+            cutoff_domain::triage::Source::SecurityHub
+        );
+        assert_eq!(
+            request.trigger.finding_format,
+            Some(cutoff_domain::outcome::FindingFormat::Ocsf)
+        );
+        assert_eq!(request.trigger.finding_id.as_deref(), Some("m-1"));
+    }
+
+    #[tokio::test]
     async fn a_re_emitted_finding_has_the_same_deduplication_id_and_an_updated_one_does_not() {
         let fake = Fakes::default();
         let i = intake(&fake);
