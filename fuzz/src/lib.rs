@@ -34,7 +34,9 @@
 
 use cutoff_domain::event::{self, ManualAction, Scope};
 use cutoff_domain::notify::{self, FIELD_MAX, SEPARATOR};
-use cutoff_domain::outcome::{FailureKind, Outcome, RevocationRequest, Status, alert_outcome};
+use cutoff_domain::outcome::{
+    FailureKind, FindingFormat, Outcome, RevocationRequest, Status, alert_outcome,
+};
 use cutoff_domain::policy::{
     self, Cutoff, PolicyDocument, PolicyError, SessionPrincipal, StatementKind,
 };
@@ -132,6 +134,7 @@ pub fn event_triage(data: &[u8]) {
 pub fn opted_in() -> TriageConfig {
     TriageConfig {
         securityhub_imported: true,
+        securityhub_v2: true,
         cloudtrail_event_names: ["StopLogging", "DeleteTrail", "ConsoleLogin"]
             .map(str::to_owned)
             .to_vec(),
@@ -246,6 +249,10 @@ fn check_reason(decision: &Decision) {
 
 fn check_revoke(source: Source, decision: &Decision, config: &TriageConfig, named: &[String]) {
     assert!(decision.invalid.is_none(), "an invalid input was revoked");
+    assert!(
+        decision.evidence.finding_format != Some(FindingFormat::Ocsf) || config.securityhub_v2,
+        "an OCSF finding was revoked with CUTOFF_SECURITYHUB_V2 off"
+    );
     let target = decision
         .target
         .as_ref()
