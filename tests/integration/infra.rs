@@ -266,7 +266,11 @@ fn adapter_operations(
 /// The IAM actions that authorize an SDK operation. Most operations are authorized by
 /// the action of the same name; these are not, and the service authorization reference
 /// (and each service's API reference) names what is: a batch is authorized as the
-/// single action it repeats, a DynamoDB transaction as the item actions it holds.
+/// single action it repeats, a DynamoDB transaction as the item actions it holds, and
+/// Security Hub's V2 (OCSF) finding update as the ASFF one's action (the API reference
+/// of BatchUpdateFindingsV2: both "use securityhub:BatchUpdateFindings in the Action
+/// element"; the reference lists no action of the V2 name, and gives
+/// BatchUpdateFindings the hubv2 resource type and the OCSFSyntaxPath condition keys).
 /// `every_operation_the_code_calls_is_authorized_by_an_action_aws_defines` refuses an
 /// operation that is not an action and is not listed here.
 fn authorized_as(operation: &str, source: &str) -> Vec<String> {
@@ -277,6 +281,7 @@ fn authorized_as(operation: &str, source: &str) -> Vec<String> {
         "sqs:ChangeMessageVisibilityBatch" => one("sqs:ChangeMessageVisibility"),
         "sns:PublishBatch" => one("sns:Publish"),
         "dynamodb:TransactGetItems" => one("dynamodb:GetItem"),
+        "securityhub:BatchUpdateFindingsV2" => one("securityhub:BatchUpdateFindings"),
         "dynamodb:TransactWriteItems" => {
             // The item kinds the code builds (`TransactWriteItem::builder().put(…)`).
             let actions: Vec<String> = [
@@ -547,6 +552,23 @@ fn batches_and_transactions_are_authorized_as_the_actions_they_repeat() {
         authorized_as("iam:PutRolePolicy", ""),
         ["iam:PutRolePolicy"]
     );
+    assert_eq!(
+        authorized_as("securityhub:BatchUpdateFindingsV2", ""),
+        ["securityhub:BatchUpdateFindings"]
+    );
+    // What the reference says of both names: the V2 one is no action.
+    let answers = reference::ask(&[
+        ("securityhub:BatchUpdateFindingsV2".to_owned(), Vec::new()),
+        (
+            "securityhub:BatchUpdateFindings".to_owned(),
+            vec!["securityhub:OCSFSyntaxPath/StatusId".to_owned()],
+        ),
+    ]);
+    assert!(!answers[0].known);
+    assert!(answers[1].known && answers[1].unknown_keys.is_empty());
+    let types = reference::resource_types(&["securityhub:BatchUpdateFindings".to_owned()]);
+    let names: Vec<&str> = types[0].iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["hub", "hubv2"]);
 }
 
 /// `*` as a resource is allowed only where the service accepts nothing narrower (the
@@ -924,7 +946,9 @@ fn every_setting_the_code_reads_is_wired() {
     let known: BTreeSet<String> = config
         .split('"')
         .filter(|s| {
-            s.starts_with("CUTOFF_") && s.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            s.starts_with("CUTOFF_")
+                && s.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
         })
         .map(str::to_owned)
         .collect();

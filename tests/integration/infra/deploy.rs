@@ -54,7 +54,8 @@ fn every_function_reserves_the_concurrency_its_parameter_says_and_zero_reserves_
 fn a_fresh_account_without_security_hub_deploys_nothing_of_security_hub() {
     // Without Security Hub enabled, AWS refuses to create an action target, so the
     // default stack creates none of it; opting in creates the action, its rule, the
-    // notifier's permission to mark findings, and the output.
+    // notifier's permission to mark findings, and the output. The V2 opt-in creates its
+    // rule and the notifier's permission to mark V2 findings, and no action.
     let security_hub = |stack: &super::resolve::Stack| {
         let mut found = stack.resources_of_type("AWS::SecurityHub::ActionTarget");
         found.extend(
@@ -76,6 +77,14 @@ fn a_fresh_account_without_security_hub_deploys_nothing_of_security_hub() {
         [
             "SecurityHubActionTarget",
             "SecurityHubActionRule",
+            "NotifierRole securityhub grant"
+        ]
+    );
+    let v2 = security_hub(&responder(&[("SecurityHubV2", "true")]));
+    assert_eq!(
+        v2,
+        [
+            "SecurityHubV2FindingsRule",
             "NotifierRole securityhub grant"
         ]
     );
@@ -113,6 +122,7 @@ fn a_staging_and_a_production_stack_share_no_name_in_one_account() {
     let all_on = [
         ("SecurityHubCustomAction", "true"),
         ("SecurityHubImported", "true"),
+        ("SecurityHubV2", "true"),
         ("CloudTrailEventNames", "StopLogging"),
     ];
     let production = responder(&all_on);
@@ -278,11 +288,12 @@ fn the_forwarder_sends_findings_to_the_responders_default_bus_and_nowhere_else()
         &[
             ("CloudTrailEventNames", "StopLogging"),
             ("ForwardSecurityHubImported", "true"),
+            ("ForwardSecurityHubV2", "true"),
         ],
     );
     let bus = format!("arn:aws:events:eu-west-1:{ACCOUNT}:event-bus/default");
     let rules = away.resources_of_type("AWS::Events::Rule");
-    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert_eq!(rules.len(), 4, "{rules:?}");
     for rule in &rules {
         let props = away.properties(rule);
         assert_eq!(props["EventBusName"], "default", "{rule}");
@@ -306,11 +317,26 @@ fn the_forwarder_sends_findings_to_the_responders_default_bus_and_nowhere_else()
     assert_eq!(statements.len(), 1, "{policy}");
     assert_eq!(statements[0]["Action"], "events:PutEvents");
     assert_eq!(statements[0]["Resource"], bus.as_str());
-    // Opt-ins stay off by default.
+    // Opt-ins stay off by default, and each brings its own rule.
     let plain = forwarder("eu-west-1", &[]);
     assert_eq!(
         plain.resources_of_type("AWS::Events::Rule"),
         ["ForwardGuardDuty"]
+    );
+    let v2 = forwarder("eu-west-1", &[("ForwardSecurityHubV2", "true")]);
+    assert_eq!(
+        v2.resources_of_type("AWS::Events::Rule"),
+        ["ForwardGuardDuty", "ForwardSecurityHubV2Rule"]
+    );
+    assert_eq!(
+        v2.properties("ForwardSecurityHubV2Rule")["EventPattern"],
+        serde_json::json!({"source": ["aws.securityhub"], "detail-type": ["Findings Imported V2"]})
+    );
+    // In the responder's region, not even the V2 rule.
+    assert!(
+        forwarder(REGION, &[("ForwardSecurityHubV2", "true")])
+            .resources_of_type("AWS::Events::Rule")
+            .is_empty()
     );
     assert_ne!(REGION, "eu-west-1");
 }

@@ -530,6 +530,8 @@ fn a_resource_names_a_type_only_where_its_arn_can_be_one() {
     let account =
         "arn:${Partition}:organizations::${Account}:account/o-${OrganizationId}/${AccountId}";
     let ou = "arn:${Partition}:organizations::${Account}:ou/o-${OrganizationId}/ou-${OrganizationalUnitId}";
+    let hub = "arn:${Partition}:securityhub:${Region}:${Account}:hub/default";
+    let hub_v2 = "arn:${Partition}:securityhub:${Region}:${Account}:hubv2/${HubV2Id}";
     for (resource, pattern, expected) in [
         (
             "arn:aws:sso:::permissionSet/ssoins-1/*",
@@ -621,6 +623,28 @@ fn a_resource_names_a_type_only_where_its_arn_can_be_one() {
             ou,
             false,
         ),
+        // Security Hub: the notifier's ASFF grant names the hub, its V2 grant every hub
+        // V2 of the account and region, and neither the other.
+        (
+            "arn:aws:securityhub:us-east-1:111122223333:hubv2/*",
+            hub_v2,
+            true,
+        ),
+        (
+            "arn:aws:securityhub:us-east-1:111122223333:hubv2/*",
+            hub,
+            false,
+        ),
+        (
+            "arn:aws:securityhub:us-east-1:111122223333:hub/default",
+            hub_v2,
+            false,
+        ),
+        (
+            "arn:aws:securityhub:us-east-1:111122223333:hub/default",
+            hub,
+            true,
+        ),
     ] {
         assert_eq!(
             names_type(resource, pattern),
@@ -683,4 +707,53 @@ fn every_action_of_the_identity_center_role_names_the_resources_it_requires() {
             "missing {e:?} in {found:#?}"
         );
     }
+}
+
+/// The notifier's Security Hub grants (with the custom action and SecurityHubV2 on)
+/// name the resource types the reference gives `securityhub:BatchUpdateFindings`: the
+/// hub for ASFF findings, the hub V2 for OCSF ones (the V2 update is authorized as the
+/// same action); no statement names something that is neither.
+#[test]
+fn the_notifiers_security_hub_grants_name_the_hub_types_of_their_action() {
+    let stack = super::trust::responder(&[
+        ("SecurityHubCustomAction", "true"),
+        ("SecurityHubV2", "true"),
+    ]);
+    let statements: Vec<Value> =
+        super::resolve::as_list(&stack.role_policy("NotifierRole")["Statement"])
+            .into_iter()
+            .filter(|s| s["Action"].to_string().contains("securityhub:"))
+            .collect();
+    let types = resource_types(&["securityhub:BatchUpdateFindings".to_owned()]);
+    let arn = |name: &str| {
+        types[0]
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("no {name} type"))
+            .arn
+            .clone()
+    };
+    let named = |sid: &str| -> Vec<String> {
+        let st = statements
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .unwrap_or_else(|| panic!("no {sid}"));
+        super::resolve::as_list(&st["Resource"])
+            .iter()
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (sid, kind, other) in [
+        ("MarkFindingsNotified", "hub", "hubv2"),
+        ("MarkV2FindingsInProgress", "hubv2", "hub"),
+    ] {
+        let resources = named(sid);
+        assert!(!resources.is_empty(), "{sid}");
+        for r in resources {
+            assert!(names_type(&r, &arn(kind)), "{sid}: {r} is no {kind}");
+            assert!(!names_type(&r, &arn(other)), "{sid}: {r} is a {other}");
+        }
+    }
+    let problems = resource_problems(&json!({"Statement": statements}));
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }

@@ -1678,6 +1678,7 @@ fn every_rule_on_the_default_bus_matches_a_source_only_aws_can_use() {
         ("CloudTrailEventNames", "StopLogging"),
         ("SecurityHubImported", "true"),
         ("SecurityHubCustomAction", "true"),
+        ("SecurityHubV2", "true"),
     ]);
     let rules = stack.resources_of_type("AWS::Events::Rule");
     let mut checked = 0;
@@ -1702,7 +1703,331 @@ fn every_rule_on_the_default_bus_matches_a_source_only_aws_can_use() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 4, "{rules:?}");
+    assert_eq!(checked, 5, "{rules:?}");
+}
+
+/// The responder with every rule it can have: each opt-in on.
+fn responder_with_every_rule() -> Stack {
+    responder(&[
+        ("CloudTrailEventNames", "StopLogging"),
+        ("SecurityHubImported", "true"),
+        ("SecurityHubCustomAction", "true"),
+        ("SecurityHubV2", "true"),
+    ])
+}
+
+/// Each rule that delivers to intake may invoke it (its AWS::Lambda::Permission) and
+/// park what it could not deliver in the failure queue (the queue's policy names the
+/// rule): an opt-in rule created without either would drop its events. No other rule of
+/// the account may do either, and an opt-in rule's grants go with it.
+#[test]
+fn every_rule_may_invoke_intake_and_dead_letter_into_the_failure_queue() {
+    let stack = responder_with_every_rule();
+    let intake = stack.arn("IntakeFunction");
+    let queue = stack.arn("FailureQueue");
+    let invoke_policy = stack.lambda_policy("IntakeFunction");
+    let queue_policy = stack.properties("FailureQueuePolicy")["PolicyDocument"].clone();
+    let by_rule = |action: &str, resource: &str, policy: &Value, rule_arn: &str| {
+        EvalRequest::new(action, resource, "events.amazonaws.com")
+            .resource_policy(policy.clone())
+            .context("aws:SourceArn", rule_arn)
+            .context("aws:SourceAccount", ACCOUNT)
+    };
+    let to_intake: Vec<String> = stack
+        .resources_of_type("AWS::Events::Rule")
+        .into_iter()
+        .filter(|rule| {
+            as_list(&stack.properties(rule)["Targets"])
+                .iter()
+                .any(|t| t["Arn"] == intake.as_str())
+        })
+        .collect();
+    assert_eq!(
+        to_intake
+            .iter()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>(),
+        BTreeSet::from([
+            "GuardDutyRule",
+            "SecurityHubActionRule",
+            "SecurityHubImportedFindingsRule",
+            "SecurityHubV2FindingsRule",
+            "CloudTrailApiCallRule",
+        ])
+    );
+    use Decision::*;
+    let mut cases = Vec::new();
+    for rule in &to_intake {
+        let arn = stack.arn(rule);
+        let props = stack.properties(rule);
+        let target = &as_list(&props["Targets"])[0];
+        assert_eq!(target["DeadLetterConfig"]["Arn"], queue.as_str(), "{rule}");
+        cases.push(case(
+            format!("{rule} invokes intake"),
+            by_rule("lambda:InvokeFunction", &intake, &invoke_policy, &arn),
+            Allowed,
+        ));
+        cases.push(
+            case(
+                format!("{rule} dead-letters into the failure queue"),
+                by_rule("sqs:SendMessage", &queue, &queue_policy, &arn),
+                Allowed,
+            )
+            .by("EventBridgeRuleDeadLetters"),
+        );
+    }
+    let other = format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/my-rule");
+    cases.push(case(
+        "another rule of the account invokes intake",
+        by_rule("lambda:InvokeFunction", &intake, &invoke_policy, &other),
+        ImplicitlyDenied,
+    ));
+    cases.push(case(
+        "another rule of the account dead-letters into the failure queue",
+        by_rule("sqs:SendMessage", &queue, &queue_policy, &other),
+        ImplicitlyDenied,
+    ));
+    // Without the V2 opt-in, its rule's name admits nothing.
+    let off = responder(&[]);
+    assert!(!off.exists("SecurityHubV2FindingsRule"));
+    assert!(!off.exists("SecurityHubV2RulePermission"));
+    let v2 = stack.arn("SecurityHubV2FindingsRule");
+    cases.push(case(
+        "without SecurityHubV2, a rule of the V2 rule's name invokes intake",
+        by_rule(
+            "lambda:InvokeFunction",
+            &intake,
+            &off.lambda_policy("IntakeFunction"),
+            &v2,
+        ),
+        ImplicitlyDenied,
+    ));
+    cases.push(case(
+        "without SecurityHubV2, a rule of the V2 rule's name dead-letters",
+        by_rule(
+            "sqs:SendMessage",
+            &queue,
+            &off.properties("FailureQueuePolicy")["PolicyDocument"],
+            &v2,
+        ),
+        ImplicitlyDenied,
+    ));
+    check(cases);
+}
+
+// ------------------------------------------------------------------ Security Hub updates
+
+/// A hub V2's ARN (`hubv2/<id>`; the id is AWS's, unknown when the stack is deployed).
+fn hub_v2(account: &str, region: &str) -> String {
+    format!("arn:aws:securityhub:{region}:{account}:hubv2/a1b2c3d4-5678-90ab-cdef-0123456789ab")
+}
+
+/// The notifier updates a finding only to say cutoff acted on it: an ASFF finding's
+/// workflow to NOTIFIED (with the custom action), a V2 (OCSF) finding's status to In
+/// Progress, StatusId 2 (with SecurityHubV2); each with a note or comment, and nothing
+/// else, so that it can never downgrade or hide a member account's finding. Both
+/// BatchUpdateFindings and BatchUpdateFindingsV2 are authorized as
+/// `securityhub:BatchUpdateFindings`, on the hub (`hub/default`) and the hub V2
+/// (`hubv2/<id>`) resource types; the fields are the condition keys
+/// `securityhub:ASFFSyntaxPath/<field>` and `securityhub:OCSFSyntaxPath/<field>`.
+#[test]
+fn the_notifier_may_only_mark_security_hub_findings_as_acted_on() {
+    const UPDATE: &str = "securityhub:BatchUpdateFindings";
+    const OCSF: &str = "securityhub:OCSFSyntaxPath/";
+    const ASFF: &str = "securityhub:ASFFSyntaxPath/";
+    let note = "cutoff: revoked the sessions of role payments-api in 111122223333";
+    let hub = format!("arn:aws:securityhub:{REGION}:{ACCOUNT}:hub/default");
+    let hub_v2_here = hub_v2(ACCOUNT, REGION);
+    let update = |stack: &Stack, resource: &str, fields: &[(&str, &str)]| {
+        let mut request = EvalRequest::new(
+            UPDATE,
+            resource,
+            &session(&stack.arn("NotifierRole"), "cutoff-notifier"),
+        )
+        .policy(stack.role_policy("NotifierRole"));
+        for (key, value) in fields {
+            request = request.context(key, *value);
+        }
+        request
+    };
+    let statements = |stack: &Stack| -> Vec<Value> {
+        as_list(&stack.role_policy("NotifierRole")["Statement"])
+            .into_iter()
+            .filter(|s| s["Action"].to_string().contains("securityhub:"))
+            .collect()
+    };
+
+    // The grant, exactly: with SecurityHubV2 one Allow of StatusId 2 and one Deny of any
+    // SeverityId, on this account's and region's hubs V2; without it, nothing on them.
+    let v2 = responder(&[("SecurityHubV2", "true")]);
+    let hubs_v2 = format!("arn:aws:securityhub:{REGION}:{ACCOUNT}:hubv2/*");
+    assert_eq!(
+        statements(&v2),
+        [
+            json!({
+                "Sid": "MarkV2FindingsInProgress", "Effect": "Allow", "Action": UPDATE,
+                "Resource": hubs_v2,
+                "Condition": {"StringEquals": {format!("{OCSF}StatusId"): "2"}}
+            }),
+            json!({
+                "Sid": "DenyV2SeverityUpdates", "Effect": "Deny", "Action": UPDATE,
+                "Resource": hubs_v2,
+                "Condition": {"Null": {format!("{OCSF}SeverityId"): "false"}}
+            }),
+        ]
+    );
+    assert!(statements(&responder(&[])).is_empty());
+    let action = responder(&[("SecurityHubCustomAction", "true")]);
+    assert!(
+        statements(&action)
+            .iter()
+            .all(|s| s["Resource"] == hub.as_str()),
+        "{:?}",
+        statements(&action)
+    );
+    let both = responder(&[
+        ("SecurityHubV2", "true"),
+        ("SecurityHubCustomAction", "true"),
+    ]);
+    assert_eq!(
+        statements(&both).len(),
+        statements(&v2).len() + statements(&action).len()
+    );
+
+    let status = format!("{OCSF}StatusId");
+    let severity = format!("{OCSF}SeverityId");
+    let comment = format!("{OCSF}Comment");
+    let workflow = format!("{ASFF}Workflow.Status");
+    let label = format!("{ASFF}Severity.Label");
+    let note_text = format!("{ASFF}Note.Text");
+    use Decision::*;
+    let mut cases = Vec::new();
+    for stack in [&v2, &both] {
+        let with = if stack.condition("SecurityHubActionEnabled") {
+            " (custom action on too)"
+        } else {
+            ""
+        };
+        cases.extend([
+            case(
+                format!("V2: In Progress with a comment{with}"),
+                update(stack, &hub_v2_here, &[(&status, "2"), (&comment, note)]),
+                Allowed,
+            )
+            .by("MarkV2FindingsInProgress"),
+            case(
+                format!("V2: In Progress alone{with}"),
+                update(stack, &hub_v2_here, &[(&status, "2")]),
+                Allowed,
+            )
+            .by("MarkV2FindingsInProgress"),
+            case(
+                format!("V2: In Progress and a lower severity{with}"),
+                update(
+                    stack,
+                    &hub_v2_here,
+                    &[(&status, "2"), (&severity, "1"), (&comment, note)],
+                ),
+                ExplicitlyDenied,
+            )
+            .by("DenyV2SeverityUpdates"),
+            case(
+                format!("V2: a severity alone{with}"),
+                update(stack, &hub_v2_here, &[(&severity, "6")]),
+                ExplicitlyDenied,
+            )
+            .by("DenyV2SeverityUpdates"),
+        ]);
+        for (what, other_status) in [("Suppressed", "3"), ("Resolved", "4"), ("New", "1")] {
+            cases.push(case(
+                format!("V2: status {what}{with}"),
+                update(
+                    stack,
+                    &hub_v2_here,
+                    &[(&status, other_status), (&comment, note)],
+                ),
+                ImplicitlyDenied,
+            ));
+        }
+        cases.extend([
+            case(
+                format!("V2: a comment alone{with}"),
+                update(stack, &hub_v2_here, &[(&comment, note)]),
+                ImplicitlyDenied,
+            ),
+            case(
+                format!("V2: In Progress on another region's hub V2{with}"),
+                update(stack, &hub_v2(ACCOUNT, "eu-west-1"), &[(&status, "2")]),
+                ImplicitlyDenied,
+            ),
+            case(
+                format!("V2: In Progress on another account's hub V2{with}"),
+                update(stack, &hub_v2(OUTSIDER, REGION), &[(&status, "2")]),
+                ImplicitlyDenied,
+            ),
+            // The V2 grant is not a grant on the ASFF hub.
+            case(
+                format!("V2 fields on the ASFF hub{with}"),
+                update(stack, &hub, &[(&status, "2"), (&comment, note)]),
+                ImplicitlyDenied,
+            ),
+        ]);
+    }
+    // The custom action's grant (ASFF), and that it is not a grant on hubs V2.
+    for stack in [&action, &both] {
+        let with = if stack.condition("SecurityHubV2Rule") {
+            " (V2 on too)"
+        } else {
+            ""
+        };
+        cases.extend([
+            case(
+                format!("ASFF: NOTIFIED with a note{with}"),
+                update(stack, &hub, &[(&workflow, "NOTIFIED"), (&note_text, note)]),
+                Allowed,
+            )
+            .by("MarkFindingsNotified"),
+            case(
+                format!("ASFF: NOTIFIED and a lower severity{with}"),
+                update(stack, &hub, &[(&workflow, "NOTIFIED"), (&label, "LOW")]),
+                ExplicitlyDenied,
+            )
+            .by("DenySeverityLabelUpdates"),
+            case(
+                format!("ASFF: RESOLVED{with}"),
+                update(stack, &hub, &[(&workflow, "RESOLVED")]),
+                ImplicitlyDenied,
+            ),
+            case(
+                format!("ASFF fields on a hub V2{with}"),
+                update(
+                    stack,
+                    &hub_v2_here,
+                    &[(&workflow, "NOTIFIED"), (&note_text, note)],
+                ),
+                ImplicitlyDenied,
+            ),
+        ]);
+    }
+    // Without SecurityHubV2 the notifier updates no V2 finding.
+    for stack in [
+        responder(&[]),
+        responder(&[("SecurityHubCustomAction", "true")]),
+    ] {
+        cases.push(case(
+            format!(
+                "V2 off{}: In Progress with a comment",
+                if stack.condition("SecurityHubActionEnabled") {
+                    " (custom action on)"
+                } else {
+                    ""
+                }
+            ),
+            update(&stack, &hub_v2_here, &[(&status, "2"), (&comment, note)]),
+            ImplicitlyDenied,
+        ));
+    }
+    check(cases);
 }
 
 // ------------------------------------------------------------------ forwarder
@@ -2061,6 +2386,75 @@ fn the_identity_center_settings_are_set_together_or_not_at_all() {
         ),
     ] {
         assert_eq!(pattern_accepts(pattern, value), accepted, "{value}");
+    }
+}
+
+/// Security Hub V2's settings reach intake as the stack's parameters (off, GuardDuty's
+/// findings only, by default), and `SecurityHubV2Products` admits exactly the product
+/// lists intake's own code accepts (`company/product`, the tail of a finding's
+/// `metadata.product.uid`), but for the spaces and empty entries the code forgives.
+#[test]
+fn the_v2_products_parameter_admits_exactly_what_intake_accepts() {
+    let pattern = responder_template()["Parameters"]["SecurityHubV2Products"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    // What intake's handler reads them with (`TriageConfig::from_env`).
+    let intake = |stack: &Stack| -> Result<cutoff_domain::settings::TriageConfig, String> {
+        let env = stack.properties("IntakeFunction")["Environment"]["Variables"].clone();
+        cutoff_domain::settings::TriageConfig::from_lookup(|name| env.get(name).map(scalar_text))
+            .map_err(|e| e.to_string())
+    };
+    let defaults = responder(&[]);
+    let env = &defaults.properties("IntakeFunction")["Environment"]["Variables"];
+    assert_eq!(env["CUTOFF_SECURITYHUB_V2"], "false");
+    assert_eq!(env["CUTOFF_SECURITYHUB_V2_PRODUCTS"], "aws/guardduty");
+    assert!(intake(&defaults).is_ok());
+    let on = responder(&[
+        ("SecurityHubV2", "true"),
+        (
+            "SecurityHubV2Products",
+            "aws/guardduty,acme-corp/threat-watch",
+        ),
+    ]);
+    let env = &on.properties("IntakeFunction")["Environment"]["Variables"];
+    assert_eq!(env["CUTOFF_SECURITYHUB_V2"], "true");
+    assert_eq!(
+        env["CUTOFF_SECURITYHUB_V2_PRODUCTS"],
+        "aws/guardduty,acme-corp/threat-watch"
+    );
+    let part = "a".repeat(64);
+    for (value, accepted) in [
+        ("aws/guardduty", true),
+        ("aws/guardduty,acme-corp/threat-watch", true),
+        ("a/b", true),
+        (&format!("{part}/{part}"), true),
+        ("0day/x-1", true),
+        ("", false),
+        ("guardduty", false),
+        ("aws/GuardDuty", false),
+        ("aws/guard duty", false),
+        ("aws/guardduty/x", false),
+        ("-aws/guardduty", false),
+        ("aws/-guardduty", false),
+        ("aws/", false),
+        ("/guardduty", false),
+        (&format!("a{part}/b"), false),
+        (
+            "arn:aws:securityhub:us-east-1::productv2/aws/guardduty",
+            false,
+        ),
+        ("aws/guardduty,*", false),
+    ] {
+        assert_eq!(
+            pattern_accepts(pattern, value),
+            accepted,
+            "pattern: {value:?}"
+        );
+        let stack = responder(&[("SecurityHubV2", "true"), ("SecurityHubV2Products", value)]);
+        assert_eq!(intake(&stack).is_ok(), accepted, "intake: {value:?}");
+    }
+    for value in ["aws/guardduty, acme-corp/threat-watch", "aws/guardduty,"] {
+        assert!(!pattern_accepts(pattern, value), "{value:?}");
     }
 }
 
