@@ -114,7 +114,13 @@ pub fn event_triage(data: &[u8]) {
     if data.len() > event::MAX_EVENT_BYTES {
         return; // `cutoff triage` refuses it before parsing; intake gets 256 KB at most.
     }
-    let Ok(value) = serde_json::from_slice::<Value>(data) else {
+    // What intake reads: strict JSON (a duplicate key anywhere refuses the input, in
+    // intake and in `cutoff triage` alike).
+    let Ok(value) = cutoff_domain::json::from_slice(data) else {
+        assert!(
+            triage::triage_bytes(data, &TriageConfig::default()).is_err(),
+            "cutoff triage accepted input that intake refuses"
+        );
         return;
     };
     let default = TriageConfig::default();

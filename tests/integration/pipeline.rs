@@ -496,3 +496,128 @@ async fn an_instance_credential_finding_denies_that_instances_sessions_and_no_ot
         owner[0].message
     );
 }
+
+/// A GuardDuty attack sequence whose actors are sessions of `actors` (name, RoleId),
+/// and which touched an access key of `touched`.
+fn attack_sequence(id: &str, actors: &[(&str, &str)], touched: &str) -> Value {
+    let actors: Vec<Value> = actors
+        .iter()
+        .enumerate()
+        .map(|(i, (name, role_id))| {
+            json!({"id": format!("a{i}"),
+                "user": {"name": name, "uid": format!("{role_id}:session-{i}"), "type": "AssumedRole",
+                         "credentialUid": "ASIAZXCVBNMASDFGHJKL", "account": {"uid": MEMBER}},
+                "session": {"createdTime": "2026-11-23T11:30:00Z",
+                            "issuer": format!("arn:aws:iam::{MEMBER}:role/{name}")}})
+        })
+        .collect();
+    let touched = json!({"uid": "ASIAZXCVBNMASDFGHJKM", "resourceType": "ACCESS_KEY", "accountId": MEMBER,
+        "data": {"accessKey": {"principalId": "AROAZXCVBNMASDFGHJKLQ:x", "userName": touched,
+                               "userType": "AssumedRole"}}});
+    let sequence = json!({"uid": "s", "description": "a sequence", "actors": actors,
+        "signals": [], "resources": [touched]});
+    json!({
+        "version": "0", "id": format!("evt-{id}"), "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
+        "account": MEMBER, "time": "2026-11-23T11:56:01Z", "region": "us-east-1", "resources": [],
+        "detail": {
+            "schemaVersion": "2.0", "accountId": MEMBER, "region": "us-east-1", "partition": "aws",
+            "id": id, "arn": format!("arn:aws:guardduty:us-east-1:{MEMBER}:detector/d/finding/{id}"),
+            "type": "AttackSequence:IAM/CompromisedCredentials",
+            "resource": {"resourceType": "AttackSequence"},
+            "service": {"serviceName": "guardduty", "featureName": "Correlation", "archived": false, "count": 1,
+                "eventFirstSeen": "2026-11-23T11:31:00.000Z", "eventLastSeen": "2026-11-23T11:55:00.000Z",
+                "additionalInfo": {}, "detection": {"sequence": sequence}},
+            "severity": 9, "createdAt": "2026-11-23T11:41:00.000Z", "updatedAt": "2026-11-23T11:56:00.000Z",
+            "title": "Potential credential compromise indicated by a sequence of actions."
+        }
+    })
+}
+
+#[tokio::test]
+async fn an_attack_sequence_denies_each_actor_and_only_alerts_what_it_touched() {
+    let mut p = pipeline().await;
+    let api = p.create_role("pay-seq-api", Some("payments")).await;
+    let batch = p.create_role("pay-seq-batch", Some("payments")).await;
+    p.create_role("pay-seq-touched", Some("payments")).await;
+    let report = p.send_event(&attack_sequence(
+        "aaaa0000aaaa0000aaaa0000aaaa0010",
+        &[
+            ("pay-seq-api", &api),
+            ("pay-seq-batch", &batch),
+            ("pay-seq-api", &api),
+        ],
+        "pay-seq-touched",
+    ));
+    assert_eq!(
+        (report["queued"].as_u64(), report["alerted"].as_u64()),
+        (Some(2), Some(1)),
+        "{report}"
+    );
+    p.drain_requests(10).await;
+    for role in ["pay-seq-api", "pay-seq-batch"] {
+        assert!(cutoff_of(&p, role).await.is_some(), "{role} is denied");
+    }
+    assert_eq!(
+        cutoff_of(&p, "pay-seq-touched").await,
+        None,
+        "a target, not an actor"
+    );
+    let mut outcomes = statuses(&p.drain_outcomes().await);
+    outcomes.sort();
+    assert_eq!(outcomes, ["alerted", "applied", "applied"]);
+    let owner = p.inbox(&p.payments_topic.clone()).await;
+    assert_eq!(owner.len(), 3);
+    assert!(mentions(&owner, "attack sequence"));
+}
+
+#[tokio::test]
+async fn an_ocsf_finding_is_revoked_when_enabled_and_the_message_still_goes_out() {
+    let mut p = Pipeline::start(
+        MotoServer::shared(),
+        &prefix(),
+        &[
+            ("CUTOFF_OWNER_PATTERNS", "pay-*=payments"),
+            ("CUTOFF_SECURITYHUB_V2", "true"),
+        ],
+    )
+    .await;
+    let role_id = p.create_role("pay-ocsf", Some("payments")).await;
+    let uid = "9f24e91799652d9e17025b61d94f436b20b515b6f3cd9bda788f48c1db9cf244";
+    let resource = json!({"type": "AWS::IAM::AccessKey", "uid": "ASIAZXCVBNMASDFGHJKL",
+        "owner": {"account": {"uid": MEMBER}},
+        "data": {"access_key_id": "ASIAZXCVBNMASDFGHJKL", "principal_id": format!("{role_id}:s1"),
+                 "user_name": "pay-ocsf", "user_type": "AssumedRole"}});
+    let info = json!({"uid": format!("arn:aws:guardduty:us-east-1:{MEMBER}:detector/d/finding/f"),
+        "types": ["Exfiltration:IAMUser/AnomalousBehavior"],
+        "first_seen_time_dt": "2026-11-23T11:40:00.000Z", "modified_time_dt": "2026-11-23T11:56:00.000Z"});
+    let metadata = json!({"uid": uid, "version": "1.6.0",
+        "product": {"name": "GuardDuty", "uid": "arn:aws:securityhub:us-east-1::productv2/aws/guardduty"}});
+    let finding = json!({
+        "class_uid": 2004, "activity_id": 1, "severity_id": 4, "severity": "High", "status_id": 1,
+        "cloud": {"account": {"uid": MEMBER}, "region": "us-east-1"},
+        "metadata": metadata, "finding_info": info,
+        "vendor_attributes": {"severity": "High", "severity_id": 4},
+        "resources": [resource]
+    });
+    let event = json!({
+        "version": "0", "id": "evt-ocsf", "detail-type": "Findings Imported V2", "source": "aws.securityhub",
+        "account": MEMBER, "time": "2026-11-23T11:56:01Z", "region": "us-east-1", "resources": [uid],
+        "detail": {"findings": [finding]}
+    });
+    let report = p.send_event(&event);
+    assert_eq!(report["queued"], 1, "{report}");
+    p.drain_requests(10).await;
+    assert!(cutoff_of(&p, "pay-ocsf").await.is_some());
+    let outcomes = p.drain_outcomes().await;
+    assert_eq!(statuses(&outcomes), ["applied"]);
+    let (event, report) = &outcomes[0];
+    assert_eq!(event["detail"]["trigger"]["finding_format"], "ocsf");
+    assert_eq!(event["detail"]["trigger"]["finding_id"], uid);
+    // moto has no Security Hub V2 (nor BatchUpdateFindings): the pipeline's notifier
+    // runs with updates off; the BatchUpdateFindingsV2 call is held to the SDK's mock
+    // client (shared/aws/src/securityhub.rs) and the template's grant to the evaluator.
+    assert_eq!(report["finding_update"], "skipped", "{report}");
+    let owner = p.inbox(&p.payments_topic.clone()).await;
+    assert_eq!(owner.len(), 1);
+    assert!(mentions(&owner, "OCSF"));
+}

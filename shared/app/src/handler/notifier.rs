@@ -86,9 +86,10 @@ pub struct Published {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingUpdate {
-    /// Not a Security Hub request, no finding id or product ARN, or updates are off.
+    /// Not a Security Hub request, no finding id (or, for ASFF, no product ARN), or
+    /// updates are off.
     Skipped,
-    /// Workflow status set to `NOTIFIED`, with a note.
+    /// Workflow status set to `NOTIFIED` (OCSF: `status_id` 2, In Progress), with a note.
     Updated,
     /// The update failed (logged; the messages went out).
     Failed,
