@@ -271,9 +271,10 @@ const CAN_READ_RULES: &str =
 /// infra/template.yaml's opt-in rules: checked when they exist.
 /// The opt-in rules, and the stack parameter that creates each (a parameter the
 /// stack does not report leaves the rule checked only when it exists).
-const OPTIONAL_RULES: [(&str, &str); 3] = [
+const OPTIONAL_RULES: [(&str, &str); 4] = [
     ("securityhub-action", "SecurityHubCustomAction"),
     ("securityhub-imported", "SecurityHubImported"),
+    ("securityhub-v2", "SecurityHubV2"),
     ("cloudtrail-calls", "CloudTrailEventNames"),
 ];
 
@@ -1320,6 +1321,21 @@ mod tests {
             Fail,
             &["does not exist", "deploy infra/template.yaml"],
         );
+        // Security Hub's OCSF findings, opted in: their rule too.
+        opted
+            .parameters
+            .insert("SecurityHubV2".to_owned(), "true".to_owned());
+        let checks = home_rule_checks(&opted, &only_guardduty);
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "rule cutoff-guardduty-findings (us-east-1)",
+                "rule cutoff-securityhub-action (us-east-1)",
+                "rule cutoff-securityhub-v2 (us-east-1)"
+            ]
+        );
+        expect(&checks[2], Fail, &["does not exist"]);
     }
 
     fn queue(kind: QueueKind, depth: Depth) -> QueueFacts {
