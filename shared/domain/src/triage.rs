@@ -558,25 +558,23 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
         .ok()
         .and_then(Option::as_ref)
         .is_some_and(|(target, _)| is_reported_instance_session(finding, target));
+    // (Without accessKeyDetails the finding names no caller: its principal, if any, is
+    // read below as for any finding.)
     if let Some(remote) = finding.remote_account()
+        && let Some(d) = finding.access_key_details()
         && finding.account_id.as_deref() != Some(remote)
         && severity >= config.alert_severity
         && !own_instance_session
     {
         // The alert names the caller where it lives, so that someone is told about it.
-        let caller = match finding.access_key_details() {
-            Some(d) => principal_from_access_key(
-                Some(remote),
-                d.user_type.as_deref(),
-                d.user_name.as_deref(),
-                d.principal_id.as_deref(),
-                d.access_key_id.as_deref(),
-            )
-            .map(|(target, _)| Some(target)),
-            None => Ok(None),
-        };
-        let caller = match caller {
-            Ok(caller) => caller,
+        let caller = match principal_from_access_key(
+            Some(remote),
+            d.user_type.as_deref(),
+            d.user_name.as_deref(),
+            d.principal_id.as_deref(),
+            d.access_key_id.as_deref(),
+        ) {
+            Ok((target, _)) => Some(target),
             Err(e) => return decide(Decision::invalid(e.to_string())),
         };
         return decide(Decision::new(

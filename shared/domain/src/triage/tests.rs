@@ -1238,6 +1238,37 @@ fn a_guardduty_finding_about_a_caller_of_another_account_revokes_nothing_in_the_
 }
 
 #[test]
+fn a_call_from_another_account_without_access_key_details_is_decided_by_its_principal() {
+    // Found by `make fuzz`: such a finding names no caller, and the alert it gave had
+    // no target, so intake published nothing and nobody was told.
+    let action = json!({"actionType": "AWS_API_CALL", "awsApiCallAction": {
+        "remoteAccountDetails": {"accountId": "444455556666"}}});
+    let mut no_principal = gd_role(json!(8), "payments-api");
+    set(&mut no_principal, "/detail/service/action", action.clone());
+    no_principal["detail"]["resource"]
+        .as_object_mut()
+        .unwrap()
+        .remove("accessKeyDetails");
+    let d = only(&run(no_principal.clone())).clone();
+    assert_eq!(
+        (d.decision, d.target.is_none()),
+        (Verdict::Ignore, true),
+        "{d:?}"
+    );
+    // With the finding's own instance profile: an alert that names it.
+    set(
+        &mut no_principal,
+        "/detail/resource/instanceDetails",
+        json!({"instanceId": "i-0123456789abcdef0",
+               "iamInstanceProfile": {"arn": format!("arn:aws:iam::{MEMBER}:instance-profile/web")}}),
+    );
+    let t = run(no_principal);
+    let d = only(&t);
+    assert_eq!(d.decision, Verdict::Alert);
+    assert_eq!(target_of(d), (TargetKind::InstanceProfile, MEMBER, "web"));
+}
+
+#[test]
 fn a_custom_action_names_itself_so_the_revoker_can_count_its_revocations_across_events() {
     // Security Hub sends each selected finding in an event of its own: only the action's
     // ARN ties them together.
