@@ -2,6 +2,15 @@
 
 use chrono::{DateTime, Utc};
 
+/// 2010-01-01T00:00:00Z: no finding cutoff reads reports activity before it (GuardDuty
+/// launched in 2017, Security Hub in 2018). A finding's time before it is a placeholder
+/// or a lie, and is read as no time at all: one that early would make every existing
+/// cutoff seem to cover the session.
+pub const EARLIEST_PLAUSIBLE: DateTime<Utc> = match DateTime::from_timestamp(1_262_304_000, 0) {
+    Some(t) => t,
+    None => DateTime::<Utc>::MIN_UTC,
+};
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }

@@ -217,7 +217,12 @@ impl RevocationRequest {
                 updated_at: decision.evidence.updated_at,
                 product_arn: decision.evidence.product_arn.clone(),
                 finding_format: decision.evidence.finding_format,
-                reason: Some(decision.reason.clone()),
+                // The queue reads the reason as an operator's text (at most 512
+                // characters): a long one is cut here, never a request refused there.
+                reason: Some(crate::principal::clean_text(
+                    &decision.reason,
+                    OperatorText::MAX_CHARS,
+                )),
                 requested_by: None,
                 requested_by_verified: false,
                 custom_action: decision.evidence.custom_action.clone(),

@@ -385,10 +385,13 @@ fn finding_ref(
     }))
 }
 
+/// A finding's time, when it is one (RFC 3339) and not before any finding could be
+/// ([`crate::clock::EARLIEST_PLAUSIBLE`]).
 fn timestamp(value: Option<&str>) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(value?)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+        .filter(|t| *t >= crate::clock::EARLIEST_PLAUSIBLE)
 }
 
 fn non_empty(value: Option<&str>) -> Option<&str> {
@@ -601,7 +604,7 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
 
 /// GuardDuty's findings about an EC2 instance's role credentials used elsewhere: the
 /// session they name is the instance's own.
-const INSTANCE_CREDENTIAL_FINDINGS: [&str; 2] = [
+pub(crate) const INSTANCE_CREDENTIAL_FINDINGS: [&str; 2] = [
     "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
     "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.InsideAWS",
 ];
@@ -944,42 +947,92 @@ fn per_principal(
 
 type NamedPrincipal = (Target, Option<UniqueId>);
 
-/// Adds a principal a finding names, or the reason it is invalid. One decision per
-/// principal: the first mention wins, and the access key, session and unique id of a
-/// later one fill what it lacks (whatever the order of the resources, the key and
-/// session survive: a user resource listed before its access key must not lose the
-/// key). Two different unique ids for one name mean one of them is stale (deleted and
-/// recreated): neither is kept, so the revoker checks none rather than the wrong one.
-fn add_principal(
-    targets: &mut Vec<NamedPrincipal>,
-    errors: &mut Vec<InvalidValue>,
-    principal: Result<NamedPrincipal, InvalidValue>,
-) {
-    let (t, id) = match principal {
-        Ok(t) => t,
-        Err(e) => {
-            errors.push(e);
-            return;
+/// The principals one finding names, one entry per principal, and the mentions that
+/// name one invalidly (one bad mention does not hide the valid principals of the same
+/// finding).
+#[derive(Debug, Default)]
+struct Principals {
+    entries: Vec<Entry>,
+    errors: Vec<InvalidValue>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    target: Target,
+    unique_id: Option<UniqueId>,
+    /// Two mentions gave different unique ids: one of them is stale (the principal
+    /// was deleted and recreated), so none is kept, whatever a later mention says (the
+    /// revoker then checks none rather than refuse the real one).
+    id_conflicted: bool,
+    /// Two mentions gave different temporary keys: none is kept, whatever a later
+    /// mention says (a key stands for one session, and the revoker's skip rule trusts
+    /// a key's record for its session alone).
+    key_conflicted: bool,
+}
+
+impl Principals {
+    /// Adds a mention; returns the index of the principal's entry. The first mention
+    /// wins, and later ones fill what it lacks (whatever the order of the resources, the
+    /// key and session survive: a user resource listed before its access key must not
+    /// lose the key). A principal named with two different keys, one of them long-term,
+    /// is two entries: each long-term key must be set inactive, and a request carries
+    /// one.
+    fn add(&mut self, principal: Result<NamedPrincipal, InvalidValue>) -> Option<usize> {
+        let (t, id) = match principal {
+            Ok(t) => t,
+            Err(e) => {
+                self.errors.push(e);
+                return None;
+            }
+        };
+        let same = |e: &Entry| {
+            let o = &e.target;
+            let keys_compatible = match (&o.access_key_id, &t.access_key_id) {
+                (Some(a), Some(b)) if a != b => !a.is_long_term() && !b.is_long_term(),
+                _ => true,
+            };
+            o.account == t.account && o.kind == t.kind && o.name == t.name && keys_compatible
+        };
+        let Some(index) = self.entries.iter().position(same) else {
+            self.entries.push(Entry {
+                target: t,
+                unique_id: id,
+                id_conflicted: false,
+                key_conflicted: false,
+            });
+            return Some(self.entries.len() - 1);
+        };
+        let entry = &mut self.entries[index];
+        match (&entry.target.access_key_id, t.access_key_id) {
+            (None, key) if !entry.key_conflicted => entry.target.access_key_id = key,
+            (Some(kept), Some(other)) if *kept != other => {
+                entry.target.access_key_id = None;
+                entry.key_conflicted = true;
+            }
+            _ => {}
         }
-    };
-    let same = |o: &&mut NamedPrincipal| {
-        o.0.account == t.account && o.0.kind == t.kind && o.0.name == t.name
-    };
-    match targets.iter_mut().find(same) {
-        Some((kept, kept_id)) => {
-            if kept.access_key_id.is_none() {
-                kept.access_key_id = t.access_key_id;
-            }
-            if kept.session.is_none() {
-                kept.session = t.session;
-            }
-            match (kept_id.as_ref(), id) {
-                (None, id) => *kept_id = id,
-                (Some(kept), Some(other)) if *kept != other => *kept_id = None,
-                _ => {}
-            }
+        if entry.target.session.is_none() {
+            entry.target.session = t.session;
         }
-        None => targets.push((t, id)),
+        match (&entry.unique_id, id) {
+            (None, id) if !entry.id_conflicted => entry.unique_id = id,
+            (Some(kept), Some(other)) if *kept != other => {
+                entry.unique_id = None;
+                entry.id_conflicted = true;
+            }
+            _ => {}
+        }
+        Some(index)
+    }
+
+    fn into_parts(self) -> (Vec<NamedPrincipal>, Vec<InvalidValue>) {
+        (
+            self.entries
+                .into_iter()
+                .map(|e| (e.target, e.unique_id))
+                .collect(),
+            self.errors,
+        )
     }
 }
 
@@ -992,9 +1045,7 @@ fn asff_principals(
 ) -> (Vec<NamedPrincipal>, Vec<InvalidValue>) {
     const KEY_ID_PREFIX: &str = "AWS::IAM::AccessKey:";
     let finding_account = finding.aws_account_id.as_deref();
-    let mut targets: Vec<NamedPrincipal> = Vec::new();
-    let mut errors: Vec<InvalidValue> = Vec::new();
-    let push = add_principal;
+    let mut found = Principals::default();
     for resource in &finding.resources {
         let details = resource.details.as_ref();
         match resource.resource_type.as_deref() {
@@ -1008,54 +1059,42 @@ fn asff_principals(
                         .as_deref()
                         .and_then(|id| id.strip_prefix(KEY_ID_PREFIX))
                 });
-                push(
-                    &mut targets,
-                    &mut errors,
-                    principal_from_access_key(
-                        non_empty(key.account_id.as_deref()).or(finding_account),
-                        key.principal_type.as_deref(),
-                        non_empty(key.principal_name.as_deref()).or(key.user_name.as_deref()),
-                        key.principal_id.as_deref(),
-                        key_id,
-                    ),
-                );
+                found.add(principal_from_access_key(
+                    non_empty(key.account_id.as_deref()).or(finding_account),
+                    key.principal_type.as_deref(),
+                    non_empty(key.principal_name.as_deref()).or(key.user_name.as_deref()),
+                    key.principal_id.as_deref(),
+                    key_id,
+                ));
             }
             Some("AwsIamRole") => {
                 let by_name = details
                     .and_then(|d| d.aws_iam_role.as_ref())
                     .and_then(|r| r.role_name.as_deref());
-                push(
-                    &mut targets,
-                    &mut errors,
-                    iam_resource_target(
-                        resource.id.as_deref(),
-                        by_name,
-                        finding_account,
-                        partition,
-                        Target::role,
-                    ),
-                );
+                found.add(iam_resource_target(
+                    resource.id.as_deref(),
+                    by_name,
+                    finding_account,
+                    partition,
+                    Target::role,
+                ));
             }
             Some("AwsIamUser") => {
                 let by_name = details
                     .and_then(|d| d.aws_iam_user.as_ref())
                     .and_then(|u| u.user_name.as_deref());
-                push(
-                    &mut targets,
-                    &mut errors,
-                    iam_resource_target(
-                        resource.id.as_deref(),
-                        by_name,
-                        finding_account,
-                        partition,
-                        |account, name| Target::new(TargetKind::User, account, name),
-                    ),
-                );
+                found.add(iam_resource_target(
+                    resource.id.as_deref(),
+                    by_name,
+                    finding_account,
+                    partition,
+                    |account, name| Target::new(TargetKind::User, account, name),
+                ));
             }
             _ => {}
         }
     }
-    if targets.is_empty() && errors.is_empty() {
+    if found.entries.is_empty() && found.errors.is_empty() {
         for resource in &finding.resources {
             let profile = resource
                 .details
@@ -1063,15 +1102,11 @@ fn asff_principals(
                 .and_then(|d| d.aws_ec2_instance.as_ref())
                 .and_then(|i| i.iam_instance_profile_arn.as_deref());
             if let Some(arn) = non_empty(profile) {
-                push(
-                    &mut targets,
-                    &mut errors,
-                    instance_profile_target(arn, partition).map(|t| (t, None)),
-                );
+                found.add(instance_profile_target(arn, partition).map(|t| (t, None)));
             }
         }
     }
-    (targets, errors)
+    found.into_parts()
 }
 
 /// An `AwsIamRole`/`AwsIamUser` resource: its Id is the ARN; without an ARN, the name

@@ -88,17 +88,63 @@ pub struct Detection {
     pub sequence: Option<Sequence>,
 }
 
-/// An attack sequence: one finding correlating many signals over time.
+/// An attack sequence: one finding correlating many signals over time. Each actor,
+/// resource and signal is typed on its own: one of a shape cutoff does not know must
+/// not hide the others (a missed revocation).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Sequence {
     pub uid: Option<String>,
-    /// Who acted: the principals whose credentials the sequence implicates.
-    pub actors: Vec<Actor>,
+    /// Who acted: the principals whose credentials the sequence implicates. An actor
+    /// that cannot be read is an error of its own (and so is `actors` that is no array):
+    /// reported, never skipped in silence.
+    #[serde(deserialize_with = "each_or_error")]
+    pub actors: Vec<Result<Actor, String>>,
     /// What the actors touched (buckets, instances, access keys, …): targets, never
-    /// the actors themselves.
-    pub resources: Vec<SequenceResource>,
-    pub signals: Vec<Signal>,
+    /// the actors themselves. Unreadable ones are skipped (they are only alerted on).
+    #[serde(deserialize_with = "each")]
+    pub resources: Vec<Result<SequenceResource, String>>,
+    /// Unreadable ones are skipped: a signal only narrows when a session was issued.
+    #[serde(deserialize_with = "each")]
+    pub signals: Vec<Result<Signal, String>>,
+}
+
+fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
+    serde_json::from_value(value).map_err(|e| crate::principal::clean_text(&e.to_string(), 200))
+}
+
+/// Each element of a JSON array typed on its own; anything else (null, an object) is
+/// no elements.
+fn each<'de, D, T>(deserializer: D) -> Result<Vec<Result<T, String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Array(items) => items.into_iter().map(typed).collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// As [`each`], but a value that is neither an array nor null is one error.
+fn each_or_error<'de, D, T>(deserializer: D) -> Result<Vec<Result<T, String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Array(items) => items.into_iter().map(typed).collect(),
+        Value::Null => Vec::new(),
+        other => vec![Err(format!(
+            "a JSON {}, not an array",
+            match other {
+                Value::Object(_) => "object",
+                Value::String(_) => "string",
+                Value::Number(_) => "number",
+                _ => "boolean",
+            }
+        ))],
+    })
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -181,9 +227,15 @@ pub struct Signal {
 }
 
 /// A GuardDuty timestamp: ISO 8601, or epoch seconds (a number; one past year 5000 in
-/// seconds is read as milliseconds).
+/// seconds is read as milliseconds). A time before 2010 is no time GuardDuty (2017)
+/// would report: read as none (a placeholder such as 0 must not pass for a session
+/// issued in 1970, which every cutoff would seem to cover).
 pub fn instant(value: Option<&Value>) -> Option<chrono::DateTime<chrono::Utc>> {
-    match value? {
+    instant_of(value?).filter(|t| *t >= crate::clock::EARLIEST_PLAUSIBLE)
+}
+
+fn instant_of(value: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    match value {
         Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
             .ok()
             .map(|t| t.with_timezone(&chrono::Utc)),
@@ -345,20 +397,21 @@ mod tests {
         .unwrap();
         assert!(finding.is_attack_sequence());
         let sequence = finding.sequence().unwrap();
-        let user = sequence.actors[0].user.as_ref().unwrap();
+        let actor = sequence.actors[0].as_ref().unwrap();
+        let user = actor.user.as_ref().unwrap();
         assert_eq!(user.user_type.as_deref(), Some("AssumedRole"));
         assert_eq!(
             user.account.as_ref().unwrap().uid.as_deref(),
             Some("111122223333")
         );
-        let session = sequence.actors[0].session.as_ref().unwrap();
+        let session = actor.session.as_ref().unwrap();
         assert_eq!(
             instant(session.created_time.as_ref())
                 .unwrap()
                 .timestamp_millis(),
             1_764_508_800_500
         );
-        let signal = &sequence.signals[0];
+        let signal = sequence.signals[0].as_ref().unwrap();
         assert_eq!(
             instant(signal.first_seen_at.as_ref()).unwrap().timestamp(),
             1_764_508_867
@@ -368,6 +421,8 @@ mod tests {
             "2025-11-30T13:58:40+00:00"
         );
         let key = sequence.resources[0]
+            .as_ref()
+            .unwrap()
             .data
             .as_ref()
             .unwrap()
@@ -389,6 +444,30 @@ mod tests {
     }
 
     #[test]
+    fn one_unreadable_actor_signal_or_resource_hides_no_other() {
+        let finding = parse(json!({"service": {"detection": {"sequence": {
+            "actors": [{"id": "a1", "user": {"name": 5}}, {"id": "a2", "user": {"name": "x"}}],
+            "signals": [{"actorIds": null}, {"uid": "g", "actorIds": ["a2"]}],
+            "resources": null
+        }}}}))
+        .unwrap();
+        let sequence = finding.sequence().unwrap();
+        assert!(sequence.actors[0].is_err() && sequence.actors[1].is_ok());
+        assert!(sequence.signals[0].is_err() && sequence.signals[1].is_ok());
+        assert!(sequence.resources.is_empty());
+        // Actors that are no array are an error of their own, never no actors.
+        let finding =
+            parse(json!({"service": {"detection": {"sequence": {"actors": {"id": "a1"}}}}}))
+                .unwrap();
+        let actors = &finding.sequence().unwrap().actors;
+        assert_eq!(actors.len(), 1);
+        assert!(actors[0].is_err());
+        let finding =
+            parse(json!({"service": {"detection": {"sequence": {"actors": null}}}})).unwrap();
+        assert!(finding.sequence().unwrap().actors.is_empty());
+    }
+
+    #[test]
     fn timestamps_are_iso_or_epoch_seconds_or_milliseconds() {
         for (raw, expected) in [
             (json!(1_764_508_867), Some(1_764_508_867_000)),
@@ -397,6 +476,12 @@ mod tests {
             (json!("2025-11-30T13:21:07.000Z"), Some(1_764_508_867_000)),
             (json!("2025-11-30"), None),
             (json!(-1), None),
+            // Placeholders and lies: nothing before 2010 is a finding's time.
+            (json!(0), None),
+            (json!(-0.0), None),
+            (json!("1970-01-01T00:00:00Z"), None),
+            (json!(1_262_303_999), None),
+            (json!(1_262_304_000), Some(1_262_304_000_000)),
             (json!(1e300), None),
             (json!(true), None),
         ] {

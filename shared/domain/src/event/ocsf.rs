@@ -193,7 +193,8 @@ fn integer(value: Option<&Value>) -> Option<i64> {
     value.and_then(Value::as_i64)
 }
 
-/// An OCSF time: the ISO 8601 twin when given, else the epoch milliseconds.
+/// An OCSF time: the ISO 8601 twin when given, else the epoch milliseconds; none before
+/// [`crate::clock::EARLIEST_PLAUSIBLE`].
 fn time(dt: Option<&str>, millis: Option<&Value>) -> Option<DateTime<Utc>> {
     match dt {
         Some(dt) => DateTime::parse_from_rfc3339(dt)
@@ -201,6 +202,7 @@ fn time(dt: Option<&str>, millis: Option<&Value>) -> Option<DateTime<Utc>> {
             .map(|t| t.with_timezone(&Utc)),
         None => integer(millis).and_then(DateTime::from_timestamp_millis),
     }
+    .filter(|t| *t >= crate::clock::EARLIEST_PLAUSIBLE)
 }
 
 /// The statuses that need no response: suppressed, resolved, archived, deleted.

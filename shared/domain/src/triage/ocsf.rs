@@ -4,9 +4,9 @@
 //! uid Security Hub ties to the integration, never by the free-text product name.
 
 use super::{
-    Decision, Evidence, NamedPrincipal, add_principal, arn_target, finding_ref,
-    iam_resource_target, instance_profile_target, non_empty, per_principal,
-    principal_from_access_key, product_arn, region_of, unique_id_of,
+    Decision, Evidence, INSTANCE_CREDENTIAL_FINDINGS, NamedPrincipal, Principals, Verdict,
+    arn_target, finding_ref, iam_resource_target, instance_profile_target, non_empty,
+    per_principal, principal_from_access_key, product_arn, region_of, unique_id_of,
 };
 use crate::event::ocsf::{AccessKeyData, Actor, InstanceData, OcsfFinding, Resource};
 use crate::event::{Malformed, Scope};
@@ -110,6 +110,22 @@ fn ocsf(finding: &OcsfFinding, config: &TriageConfig) -> Vec<Decision> {
         )
         .with_target(shown()));
     }
+    if let Some(why) = guardduty_native_only(finding) {
+        // Alerts, so that someone is told should GuardDuty's own event not arrive.
+        if principals.0.is_empty() {
+            return one(Decision::ignore(why));
+        }
+        return principals
+            .0
+            .iter()
+            .map(|(target, _)| {
+                decide(
+                    Decision::new(Verdict::Alert, format!("{target}: alert only; {why}"))
+                        .with_target(Some(target.clone())),
+                )
+            })
+            .collect();
+    }
     per_principal(
         principals,
         ("cloud.account.uid", finding.account()),
@@ -118,6 +134,30 @@ fn ocsf(finding: &OcsfFinding, config: &TriageConfig) -> Vec<Decision> {
         config,
         decide,
     )
+}
+
+/// Why an OCSF finding is one of GuardDuty's that only GuardDuty's own event may
+/// revoke on: an attack sequence (its OCSF copy does not say which principals are the
+/// actors and which they only touched, nor when each session was issued) and an
+/// instance-credential finding (GuardDuty's own event denies only that instance's
+/// sessions; this copy would deny the whole role and stop the fleet). GuardDuty's own
+/// event reaches intake by the GuardDuty rule whatever this setting says.
+fn guardduty_native_only(finding: &OcsfFinding) -> Option<&'static str> {
+    let types = finding.finding_info.as_ref().map(|i| &i.types)?;
+    if types.iter().any(|t| t.starts_with("AttackSequence:")) {
+        return Some(
+            "a GuardDuty attack sequence is acted on from GuardDuty's own event, which says who the actors are; its Security Hub copy does not",
+        );
+    }
+    if types
+        .iter()
+        .any(|t| INSTANCE_CREDENTIAL_FINDINGS.contains(&t.as_str()))
+    {
+        return Some(
+            "an instance-credential finding is acted on from GuardDuty's own event, which denies only that instance's sessions; its Security Hub copy would deny every session of the role",
+        );
+    }
+    None
 }
 
 /// The principals an OCSF finding names: its actors (the finding's own and each
@@ -129,13 +169,14 @@ fn ocsf_principals(
     partition: Partition,
 ) -> (Vec<NamedPrincipal>, Vec<InvalidValue>) {
     let finding_account = finding.account();
-    let mut targets = Vec::new();
-    let mut errors = Vec::new();
+    let mut found = Principals::default();
     for actor in finding.actors() {
         match ocsf_actor(actor, finding_account, partition) {
-            Ok(Some(principal)) => add_principal(&mut targets, &mut errors, Ok(principal)),
+            Ok(Some(principal)) => {
+                found.add(Ok(principal));
+            }
             Ok(None) => {}
-            Err(e) => errors.push(e),
+            Err(e) => found.errors.push(e),
         }
     }
     for resource in &finding.resources {
@@ -164,10 +205,10 @@ fn ocsf_principals(
             _ => None,
         };
         if let Some(principal) = principal {
-            add_principal(&mut targets, &mut errors, principal);
+            found.add(principal);
         }
     }
-    if targets.is_empty() && errors.is_empty() {
+    if found.entries.is_empty() && found.errors.is_empty() {
         for resource in &finding.resources {
             if resource.resource_type.as_deref() != Some("AWS::EC2::Instance") {
                 continue;
@@ -179,15 +220,11 @@ fn ocsf_principals(
                 .and_then(|d| d.iam_instance_profile)
                 .and_then(|p| p.arn);
             if let Some(arn) = profile.as_deref().and_then(|a| non_empty(Some(a))) {
-                add_principal(
-                    &mut targets,
-                    &mut errors,
-                    instance_profile_target(arn, partition).map(|t| (t, None)),
-                );
+                found.add(instance_profile_target(arn, partition).map(|t| (t, None)));
             }
         }
     }
-    (targets, errors)
+    found.into_parts()
 }
 
 /// An `AWS::IAM::AccessKey` resource whose `data` describes its principal as
@@ -239,9 +276,8 @@ fn ocsf_actor(
         .account
         .as_ref()
         .and_then(|a| non_empty(a.uid.as_deref()));
-    let key = non_empty(user.credential_uid.as_deref())
-        .map(AccessKeyId::parse)
-        .transpose()?;
+    // A key of the wrong shape says nothing about which principal this is: dropped.
+    let key = non_empty(user.credential_uid.as_deref()).and_then(|k| AccessKeyId::parse(k).ok());
     let issuer = actor
         .session
         .as_ref()

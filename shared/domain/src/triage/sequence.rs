@@ -6,29 +6,40 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    Decision, Evidence, InvalidValue, NamedPrincipal, Verdict, add_principal, arn_target,
-    finding_ref, graded, non_empty, principal_from_access_key, region_of, timestamp,
+    Decision, Evidence, InvalidValue, NamedPrincipal, Principals, Verdict, arn_target, finding_ref,
+    graded, non_empty, principal_from_access_key, region_of, timestamp,
 };
 use crate::event::Scope;
 use crate::event::guardduty::{Actor, GuardDutyFinding, Sequence, Signal, instant};
 use crate::principal::{
-    AccessKeyId, Account, Partition, PrincipalArn, PrincipalResource, SessionName, Target, excerpt,
+    AccessKeyId, Account, Partition, PrincipalArn, PrincipalResource, SessionName, Target,
+    TargetKind, excerpt,
 };
 use crate::settings::TriageConfig;
 
 /// CloudTrail's principal types that name a role's session.
 const ROLE_TYPES: [&str; 2] = ["AssumedRole", "Role"];
+/// The most sessions a reason lists by name (a queued request's reason is bounded).
+const SESSIONS_LISTED: usize = 3;
 
-/// One principal among the sequence's actors.
-struct ActorPrincipal {
-    principal: NamedPrincipal,
+/// What the sequence says about one principal among its actors, beyond its entry in
+/// [`Principals`].
+#[derive(Debug, Default, Clone)]
+struct ActorFacts {
     /// The latest time by which every session of this principal that the sequence
     /// names had been issued (None when one of them has no such time).
     issued_by: Option<DateTime<Utc>>,
-    /// The account the actor's activity is stated in, when it is not the finding's.
-    stated_account: Option<String>,
-    /// The sessions merged into this decision beyond the first.
-    other_sessions: Vec<SessionName>,
+    /// Whether a mention of it named no time at all (then `issued_by` stays None).
+    unbounded: bool,
+    /// The account an actor's activity is stated in, when it is not the finding's.
+    stated_elsewhere: Option<String>,
+    /// Why the sequence does not say which account's principal this is, if it does not.
+    unanchored: Option<&'static str>,
+    /// Its sessions, in the order named (the first is the decision's).
+    sessions: Vec<SessionName>,
+    /// A long-term key of it that the sequence touched rather than used: set inactive
+    /// like the keys its actors used.
+    touched_key: bool,
 }
 
 pub(super) fn attack_sequence(finding: &GuardDutyFinding, config: &TriageConfig) -> Vec<Decision> {
@@ -72,11 +83,9 @@ pub(super) fn attack_sequence(finding: &GuardDutyFinding, config: &TriageConfig)
     };
     let empty = Sequence::default();
     let sequence = finding.sequence().unwrap_or(&empty);
-    let (actors, mut errors) =
-        actor_principals(finding, sequence, &finding_account, config.partition);
-    let (touched, touched_errors) = touched_principals(sequence, &finding_account, &actors);
-    errors.extend(touched_errors);
-    let shown = actors.first().map(|a| a.principal.0.clone());
+    let (actors, facts, touched) =
+        sequence_principals(finding, sequence, &finding_account, config.partition);
+    let shown = actors.entries.first().map(|e| e.target.clone());
 
     if finding.is_sample() {
         return vec![decide(
@@ -94,59 +103,36 @@ pub(super) fn attack_sequence(finding: &GuardDutyFinding, config: &TriageConfig)
             Decision::ignore("finding has no numeric severity: cannot grade it").with_target(shown),
         )];
     };
-    if actors.is_empty() && touched.is_empty() && errors.is_empty() {
+    if actors.entries.is_empty()
+        && actors.errors.is_empty()
+        && touched.entries.is_empty()
+        && touched.errors.is_empty()
+    {
         return vec![decide(Decision::ignore(
             "the attack sequence names no actor with IAM credentials (service.detection.sequence.actors) and no access key it touched",
         ))];
     }
 
     let mut decisions = Vec::new();
-    for actor in actors {
-        let (target, unique_id) = actor.principal;
+    let (actor_principals, actor_errors) = actors.into_parts();
+    for ((target, unique_id), facts) in actor_principals.into_iter().zip(facts) {
         let mut evidence = evidence.clone();
         evidence.unique_id = unique_id;
-        evidence.first_activity = actor.issued_by;
+        evidence.first_activity = facts.issued_by;
         let decide = |d: Decision| {
             d.with_finding(reference.clone())
                 .with_evidence(evidence.clone())
         };
-        // The principal's own account (a role's, from its session's issuer), and the
-        // account the activity is stated in, must both be the finding's.
-        let elsewhere = if target.account != finding_account {
-            Some(target.account.as_str().to_owned())
-        } else {
-            actor.stated_account.clone()
-        };
-        if let Some(other) = elsewhere {
-            decisions.push(decide(
-                Decision::new(
-                    Verdict::Alert,
-                    format!(
-                        "the attack sequence's actor {target} is of account {other}, not the finding's account {finding_account}: cutoff revokes a principal only on a finding of its own account; alert only, investigate both"
-                    ),
-                )
-                .with_target(Some(target)),
-            ));
-            continue;
-        }
-        let mut decision = decide(graded(severity, target, config));
-        if decision.decision == Verdict::Revoke {
-            decision.reason = format!(
-                "an actor of the attack sequence, whose credentials it implicates: {}",
-                decision.reason
-            );
-        }
-        if !actor.other_sessions.is_empty() {
-            let sessions: Vec<&str> = actor.other_sessions.iter().map(|s| s.as_str()).collect();
-            decision.reason.push_str(&format!(
-                "; the sequence names this principal in {} more session(s) ({}), all covered by one role-wide deny",
-                sessions.len(),
-                sessions.join(", ")
-            ));
-        }
-        decisions.push(decision);
+        decisions.push(decide(actor_decision(
+            target,
+            &facts,
+            severity,
+            &finding_account,
+            config,
+        )));
     }
-    for (target, unique_id) in touched {
+    let (touched_principals, touched_errors) = touched.into_parts();
+    for (target, unique_id) in touched_principals {
         let mut d = decide(if severity < config.alert_severity {
             Decision::ignore(format!(
                 "severity {severity} is below the alert threshold {}",
@@ -166,100 +152,239 @@ pub(super) fn attack_sequence(finding: &GuardDutyFinding, config: &TriageConfig)
         decisions.push(d);
     }
     decisions.extend(
-        errors
+        actor_errors
             .iter()
+            .chain(&touched_errors)
             .map(|e| decide(Decision::invalid(e.to_string()))),
     );
     decisions
 }
 
-/// The principals among the sequence's actors, one per principal (an actor named many
-/// times, in many sessions, is one decision), and the actors that name one invalidly.
-fn actor_principals(
+/// The decision for one principal among the actors: below the alert threshold nothing;
+/// of another account, or of no account the sequence can show, an alert; else the
+/// rules of any GuardDuty finding.
+fn actor_decision(
+    target: Target,
+    facts: &ActorFacts,
+    severity: f64,
+    finding_account: &Account,
+    config: &TriageConfig,
+) -> Decision {
+    if severity < config.alert_severity {
+        return graded(severity, target, config);
+    }
+    // The principal's own account (a role's, from its session's issuer), and the
+    // account the activity is stated in, must both be the finding's.
+    let elsewhere = if target.account != *finding_account {
+        Some(target.account.to_string())
+    } else {
+        facts.stated_elsewhere.clone()
+    };
+    if let Some(other) = elsewhere {
+        return Decision::new(
+            Verdict::Alert,
+            format!(
+                "the attack sequence's actor {target} is of account {other}, not the finding's account {finding_account}: cutoff revokes a principal only on a finding of its own account; alert only, investigate both"
+            ),
+        )
+        .with_target(Some(target));
+    }
+    if let Some(why) = facts.unanchored {
+        return Decision::new(
+            Verdict::Alert,
+            format!("the attack sequence's actor {target}: {why}; alert only"),
+        )
+        .with_target(Some(target));
+    }
+    let mut decision = graded(severity, target, config);
+    if decision.decision == Verdict::Revoke {
+        let what = if facts.touched_key {
+            "a long-term key of an actor of the attack sequence, which it touched (set it inactive too)"
+        } else {
+            "an actor of the attack sequence, whose credentials it implicates"
+        };
+        decision.reason = format!("{what}: {}", decision.reason);
+    }
+    if facts.sessions.len() > 1 {
+        let others: Vec<&str> = facts.sessions[1..]
+            .iter()
+            .take(SESSIONS_LISTED)
+            .map(|s| s.as_str())
+            .collect();
+        let more = facts.sessions.len() - 1 - others.len();
+        decision.reason.push_str(&format!(
+            "; the sequence names it in {} more session(s) ({}{}), all covered by one deny",
+            facts.sessions.len() - 1,
+            others.join(", "),
+            if more > 0 {
+                format!(", and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    decision
+}
+
+/// The principals among the sequence's actors (one entry per principal: an actor
+/// named many times, in many sessions, is one decision; a user's second long-term key
+/// is another, as each must be set inactive), the facts of each, and the principals of
+/// the access keys it only touched.
+fn sequence_principals(
     finding: &GuardDutyFinding,
     sequence: &Sequence,
     finding_account: &Account,
     partition: Partition,
-) -> (Vec<ActorPrincipal>, Vec<InvalidValue>) {
+) -> (Principals, Vec<ActorFacts>, Principals) {
     let fallback = sequence_issued_by(finding, sequence);
-    let mut merged: Vec<ActorPrincipal> = Vec::new();
-    let mut errors = Vec::new();
-    for actor in &sequence.actors {
-        let (principal, stated_account) = match actor_principal(actor, finding_account, partition) {
-            Ok(Some(found)) => found,
-            Ok(None) => continue,
-            Err(e) => {
-                errors.push(e);
+    let mut actors = Principals::default();
+    let mut facts: Vec<ActorFacts> = Vec::new();
+    for (index, actor) in sequence.actors.iter().enumerate() {
+        let actor = match actor {
+            Ok(actor) => actor,
+            Err(serde) => {
+                actors.errors.push(InvalidValue {
+                    what: "attack sequence actor",
+                    excerpt: format!("#{index} ({serde})"),
+                    why: "it has a field of the wrong type, or is no object",
+                });
                 continue;
             }
         };
-        let issued_by = actor_issued_by(actor, &sequence.signals).or(fallback);
-        let (target, _) = &principal;
-        let same = |a: &&mut ActorPrincipal| {
-            let t = &a.principal.0;
-            t.account == target.account && t.kind == target.kind && t.name == target.name
-        };
-        match merged.iter_mut().find(same) {
-            Some(kept) => {
-                if let Some(session) = &target.session
-                    && kept.principal.0.session.as_ref() != Some(session)
-                    && !kept.other_sessions.contains(session)
-                {
-                    kept.other_sessions.push(session.clone());
-                }
-                // Skipping the write is safe only if every session is covered: the
-                // latest issue time wins, and an unknown one leaves none.
-                kept.issued_by = kept.issued_by.zip(issued_by).map(|(a, b)| a.max(b));
-                if kept.stated_account.is_none() {
-                    kept.stated_account = stated_account;
-                }
-                let mut principals = vec![kept.principal.clone()];
-                add_principal(&mut principals, &mut Vec::new(), Ok(principal));
-                if let Some(first) = principals.pop() {
-                    kept.principal = first;
-                }
+        let found = match actor_principal(actor, finding_account, partition) {
+            Ok(Some(found)) => found,
+            Ok(None) => continue,
+            Err(e) => {
+                actors.errors.push(e);
+                continue;
             }
-            None => merged.push(ActorPrincipal {
-                principal,
-                issued_by,
-                stated_account,
-                other_sessions: Vec::new(),
-            }),
+        };
+        let session = found.principal.0.session.clone();
+        let Some(entry) = actors.add(Ok(found.principal)) else {
+            continue;
+        };
+        if entry == facts.len() {
+            facts.push(ActorFacts::default());
+        }
+        let f = &mut facts[entry];
+        // Skipping the write is safe only if every session is covered: the latest
+        // issue time wins, and an unknown one leaves none.
+        match actor_issued_by(actor, &sequence.signals).or(fallback) {
+            Some(t) if !f.unbounded => f.issued_by = Some(f.issued_by.map_or(t, |k| k.max(t))),
+            _ => {
+                f.unbounded = true;
+                f.issued_by = None;
+            }
+        }
+        if f.stated_elsewhere.is_none() {
+            f.stated_elsewhere = found.stated_elsewhere;
+        }
+        if f.unanchored.is_none() {
+            f.unanchored = found.unanchored;
+        }
+        if let Some(session) = session
+            && !f.sessions.contains(&session)
+        {
+            f.sessions.push(session);
         }
     }
-    (merged, errors)
+    let mut touched = Principals::default();
+    for resource in &sequence.resources {
+        let Some(resource) = resource.as_ref().ok() else {
+            continue;
+        };
+        if resource.resource_type.as_deref() != Some("ACCESS_KEY") {
+            continue;
+        }
+        let Some(key) = resource.data.as_ref().and_then(|d| d.access_key.as_ref()) else {
+            continue;
+        };
+        let account = non_empty(resource.account_id.as_deref()).unwrap_or(finding_account.as_str());
+        let key_id = non_empty(resource.uid.as_deref()).filter(|k| AccessKeyId::parse(k).is_ok());
+        let principal = principal_from_access_key(
+            Some(account),
+            key.user_type.as_deref(),
+            key.user_name.as_deref(),
+            key.principal_id.as_deref(),
+            key_id,
+        );
+        let actor_entry = principal.as_ref().ok().and_then(|(t, _)| {
+            actors.entries.iter().position(|e| {
+                let o = &e.target;
+                o.account == t.account && o.kind == t.kind && o.name == t.name
+            })
+        });
+        match (principal, actor_entry) {
+            // An actor's own key: a user's long-term key that its actors did not use
+            // is set inactive too (one the attacker created for it, say); anything
+            // else of an actor adds nothing (the deny covers its sessions).
+            (Ok((t, id)), Some(of)) => {
+                let new_long_term = t.kind == TargetKind::User
+                    && t.access_key_id
+                        .as_ref()
+                        .is_some_and(AccessKeyId::is_long_term)
+                    && !actors
+                        .entries
+                        .iter()
+                        .any(|e| e.target.access_key_id == t.access_key_id);
+                if new_long_term {
+                    let mut f = facts[of].clone();
+                    f.touched_key = true;
+                    f.sessions.clear();
+                    if actors.add(Ok((t, id))) == Some(facts.len()) {
+                        facts.push(f);
+                    }
+                }
+            }
+            (principal, None) => {
+                touched.add(principal);
+            }
+            (Err(_), Some(_)) => {}
+        }
+    }
+    (actors, facts, touched)
+}
+
+/// An actor read as a principal.
+struct FoundActor {
+    principal: NamedPrincipal,
+    /// The account its activity is stated in (`user.account.uid`), when it is not the
+    /// finding's and no role's issuer says whose the principal is.
+    stated_elsewhere: Option<String>,
+    /// Why the sequence does not show which account's principal this is.
+    unanchored: Option<&'static str>,
 }
 
 /// The principal an actor is: a role (its session's issuer when that is a role, which
 /// names the role's own account, else the actor's name), a user, root or a federated
 /// user, by CloudTrail's type; an unknown type with a name is a principal cutoff does
 /// not know how to revoke (alert only). An actor without a user is not an IAM
-/// principal. Also returns the account the actor's activity is stated in
-/// (`user.account.uid`), when it is not the finding's.
-#[allow(clippy::type_complexity)]
+/// principal. A key or issuer of the wrong shape is dropped (GuardDuty's model leaves
+/// their format open); a name IAM would refuse, or one that disagrees with the issuer,
+/// makes the actor invalid.
 fn actor_principal(
     actor: &Actor,
     finding_account: &Account,
     partition: Partition,
-) -> Result<Option<(NamedPrincipal, Option<String>)>, InvalidValue> {
+) -> Result<Option<FoundActor>, InvalidValue> {
     let Some(user) = actor.user.as_ref() else {
         return Ok(None);
     };
     let user_type = user.user_type.as_deref().unwrap_or("");
     let name = non_empty(user.name.as_deref());
-    let issuer = actor
+    let role_issuer = actor
         .session
         .as_ref()
-        .and_then(|s| non_empty(s.issuer.as_deref()));
-    let role_issuer = match issuer {
-        Some(arn) if ROLE_TYPES.contains(&user_type) => {
-            let parsed = PrincipalArn::parse(arn)?;
-            matches!(parsed.resource, PrincipalResource::Role { .. })
-                .then(|| arn_target(arn, partition))
-                .transpose()?
-        }
-        _ => None,
-    };
+        .and_then(|s| non_empty(s.issuer.as_deref()))
+        .filter(|_| ROLE_TYPES.contains(&user_type))
+        .and_then(|arn| {
+            PrincipalArn::parse(arn)
+                .ok()
+                .filter(|p| matches!(p.resource, PrincipalResource::Role { .. }))
+                .map(|_| arn)
+        })
+        .map(|arn| arn_target(arn, partition))
+        .transpose()?;
     if name.is_none() && role_issuer.is_none() && user_type != "Root" {
         return Ok(None);
     }
@@ -269,14 +394,11 @@ fn actor_principal(
         .and_then(|a| non_empty(a.uid.as_deref()))
         .map(Account::parse)
         .transpose()?;
-    let stated = stated.as_ref().map(Account::as_str);
     let owner = role_issuer
         .as_ref()
         .map(|r| r.account.as_str())
-        .or(stated)
+        .or(stated.as_ref().map(Account::as_str))
         .unwrap_or(finding_account.as_str());
-    // A key of the wrong shape says nothing about which principal this is: dropped,
-    // as GuardDuty's model leaves its format open.
     let key = non_empty(user.credential_uid.as_deref()).filter(|k| AccessKeyId::parse(k).is_ok());
     let role_name = role_issuer.as_ref().map(|r| r.name.as_str());
     let (target, unique_id) = principal_from_access_key(
@@ -295,37 +417,56 @@ fn actor_principal(
             why: "its name is not the role its session's issuer names",
         });
     }
+    // A role's issuer says whose it is; without one, the account the activity is
+    // stated in may not be the role's owner (GuardDuty says so), and only the role's
+    // unique id would make the revoker check it is the one.
+    let unanchored = (target.kind.is_role_like() && role_issuer.is_none() && unique_id.is_none())
+        .then_some("neither its session's issuer nor a role id says which account's role it is");
     let stated_elsewhere = stated
-        .filter(|s| *s != finding_account.as_str())
-        .map(str::to_owned);
-    Ok(Some(((target, unique_id), stated_elsewhere)))
+        .filter(|s| role_issuer.is_none() && s != finding_account)
+        .map(|s| s.to_string());
+    Ok(Some(FoundActor {
+        principal: (target, unique_id),
+        stated_elsewhere,
+        unanchored,
+    }))
 }
 
-/// The latest time by which the actor's session had been issued: when the session was
-/// created (GuardDuty's `session.createdTime`), or the earliest sign of the actor's
-/// activity: a signal that is the actor's alone, from its first sighting; one shared
-/// with other actors, only from its last (its first sighting may be another actor's).
-fn actor_issued_by(actor: &Actor, signals: &[Signal]) -> Option<DateTime<Utc>> {
+/// The latest time by which the actor's session had been issued. When it was created
+/// (GuardDuty's `session.createdTime`, the issue time itself), unless a signal that is
+/// the actor's alone was seen before that: then the actor stands for more than that
+/// session, and only its last sighting bounds them all. Without a creation time, the
+/// first sighting of a signal that is the actor's alone, else the last sighting of one
+/// it shares (whose first sighting may be another actor's).
+fn actor_issued_by(actor: &Actor, signals: &[Result<Signal, String>]) -> Option<DateTime<Utc>> {
     let created = actor
         .session
         .as_ref()
         .and_then(|s| instant(s.created_time.as_ref()));
-    let from_signals = actor.id.as_deref().and_then(|id| {
-        signals
-            .iter()
-            .filter(|s| s.actor_ids.iter().any(|a| a == id))
-            .filter_map(|s| {
-                if s.actor_ids.iter().all(|a| a == id) {
-                    instant(s.first_seen_at.as_ref())
-                } else {
-                    instant(s.last_seen_at.as_ref())
-                }
-            })
-            .min()
-    });
-    match (created, from_signals) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    let id = actor.id.as_deref();
+    let linked: Vec<&Signal> = signals
+        .iter()
+        .filter_map(|s| s.as_ref().ok())
+        .filter(|s| id.is_some_and(|id| s.actor_ids.iter().any(|a| a == id)))
+        .collect();
+    let alone = |s: &&&Signal| id.is_some_and(|id| s.actor_ids.iter().all(|a| a == id));
+    let first_alone = linked
+        .iter()
+        .filter(alone)
+        .filter_map(|s| instant(s.first_seen_at.as_ref()))
+        .min();
+    let last_seen = linked
+        .iter()
+        .map(|s| instant(s.last_seen_at.as_ref()))
+        .try_fold(None, |latest: Option<DateTime<Utc>>, t| {
+            t.map(|t| Some(latest.map_or(t, |l| l.max(t))))
+        })
+        .flatten();
+    match (created, first_alone) {
+        (Some(created), Some(first)) if first < created => last_seen.map(|l| l.max(created)),
+        (Some(created), _) => Some(created),
+        (None, Some(first)) => Some(first),
+        (None, None) => last_seen,
     }
 }
 
@@ -337,48 +478,10 @@ fn sequence_issued_by(finding: &GuardDutyFinding, sequence: &Sequence) -> Option
         sequence
             .signals
             .iter()
+            .filter_map(|s| s.as_ref().ok())
             .filter_map(|s| instant(s.last_seen_at.as_ref()))
             .fold(last, DateTime::max),
     )
-}
-
-/// The principals of the access keys the sequence touched (its `ACCESS_KEY`
-/// resources) that are not among its actors: alerted about, never revoked.
-fn touched_principals(
-    sequence: &Sequence,
-    finding_account: &Account,
-    actors: &[ActorPrincipal],
-) -> (Vec<NamedPrincipal>, Vec<InvalidValue>) {
-    let mut touched = Vec::new();
-    let mut errors = Vec::new();
-    for resource in &sequence.resources {
-        if resource.resource_type.as_deref() != Some("ACCESS_KEY") {
-            continue;
-        }
-        let Some(key) = resource.data.as_ref().and_then(|d| d.access_key.as_ref()) else {
-            continue;
-        };
-        let account = non_empty(resource.account_id.as_deref()).unwrap_or(finding_account.as_str());
-        let key_id = non_empty(resource.uid.as_deref()).filter(|k| AccessKeyId::parse(k).is_ok());
-        let principal = principal_from_access_key(
-            Some(account),
-            key.user_type.as_deref(),
-            key.user_name.as_deref(),
-            key.principal_id.as_deref(),
-            key_id,
-        );
-        let is_actor = |t: &Target| {
-            actors.iter().any(|a| {
-                let o = &a.principal.0;
-                o.account == t.account && o.kind == t.kind && o.name == t.name
-            })
-        };
-        match principal {
-            Ok((t, _)) if is_actor(&t) => {}
-            other => add_principal(&mut touched, &mut errors, other),
-        }
-    }
-    (touched, errors)
 }
 
 #[cfg(test)]

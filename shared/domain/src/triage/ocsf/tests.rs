@@ -326,10 +326,25 @@ fn hostile_actors_are_refused_or_only_alert() {
         &enabled(),
     );
     assert!(t.decisions[0].invalid.is_some());
-    // An ARN of another partition, a malformed key, a name IAM would refuse.
+    // A key of the wrong shape says nothing about which principal this is: dropped.
+    let t = run(
+        actor(
+            json!({"uid": "arn:aws:iam::111122223333:user/deploy-bot", "credential_uid": "AKIA-nope"}),
+        ),
+        &enabled(),
+    );
+    assert_eq!(t.decisions[0].decision, Verdict::Revoke);
+    assert!(
+        t.decisions[0]
+            .target
+            .as_ref()
+            .unwrap()
+            .access_key_id
+            .is_none()
+    );
+    // An ARN of another partition, a name IAM would refuse.
     for user in [
         json!({"uid": "arn:aws-cn:iam::111122223333:user/deploy-bot"}),
-        json!({"uid": "arn:aws:iam::111122223333:user/deploy-bot", "credential_uid": "AKIA-nope"}),
         json!({"name": "deploy bot", "type": "IAMUser"}),
     ] {
         let t = run(actor(user.clone()), &enabled());
@@ -449,4 +464,74 @@ fn a_malformed_finding_does_not_hide_another_in_the_same_event() {
     );
     assert_eq!(empty.decisions.len(), 1);
     assert_eq!(empty.decisions[0].decision, Verdict::Ignore);
+}
+
+#[test]
+fn guarddutys_own_event_decides_its_attack_sequences_and_instance_credential_findings() {
+    // The OCSF copy of an attack sequence does not say who acted; a role it only
+    // touched must not be revoked from it.
+    let sequence = v2(json!({
+        "finding_info": {"types": ["AttackSequence:IAM/CompromisedCredentials"]},
+        "resources": [role_key(), {"type": "AWS::IAM::Role", "uid": "arn:aws:iam::111122223333:role/victim-role"}]
+    }));
+    let t = run(sequence, &enabled());
+    assert_eq!(
+        verdicts(&t),
+        [
+            (Verdict::Alert, role("payments-api")),
+            (Verdict::Alert, role("victim-role"))
+        ]
+    );
+    assert!(t.decisions[0].reason.contains("GuardDuty's own event"));
+    // The OCSF copy of an instance-credential finding would deny every session of the
+    // instance role; GuardDuty's own event denies that instance's only.
+    let instance = v2(json!({"finding_info": {"types": [
+        "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"]}}));
+    let t = run(instance, &enabled());
+    assert_eq!(verdicts(&t), [(Verdict::Alert, role("payments-api"))]);
+    // Without a principal, nothing to alert about.
+    let bare = v2(
+        json!({"finding_info": {"types": ["AttackSequence:S3/CompromisedData"]}, "resources": []}),
+    );
+    assert_eq!(verdicts(&run(bare, &enabled())), [(Verdict::Ignore, None)]);
+}
+
+#[test]
+fn a_time_before_any_finding_could_be_is_no_time() {
+    for patch in [
+        json!({"finding_info": {"first_seen_time": -5, "first_seen_time_dt": null}}),
+        json!({"finding_info": {"first_seen_time": 0, "first_seen_time_dt": null}}),
+        json!({"finding_info": {"first_seen_time_dt": "1970-01-01T00:00:01Z"}}),
+    ] {
+        let t = run(v2(patch.clone()), &enabled());
+        assert_eq!(t.decisions[0].evidence.first_activity, None, "{patch}");
+    }
+}
+
+#[test]
+fn conflicting_unique_ids_stay_unchecked_whatever_comes_after() {
+    let key = |id: &str| {
+        access_key(
+            "AssumedRole",
+            "payments-api",
+            &format!("{id}:s1"),
+            "ASIA5Q2VZOLTLPHRTF4L",
+        )
+    };
+    for order in [
+        [
+            "AROAZSPCBG4NC2CGN4AUF",
+            "AROAQW3ER5TY7UI9OP1AS",
+            "AROAQW3ER5TY7UI9OP1AS",
+        ],
+        [
+            "AROAQW3ER5TY7UI9OP1AS",
+            "AROAZSPCBG4NC2CGN4AUF",
+            "AROAZSPCBG4NC2CGN4AUF",
+        ],
+    ] {
+        let t = run(v2(json!({"resources": order.map(key)})), &enabled());
+        assert_eq!(verdicts(&t), [(Verdict::Revoke, role("payments-api"))]);
+        assert!(t.decisions[0].evidence.unique_id.is_none(), "{order:?}");
+    }
 }

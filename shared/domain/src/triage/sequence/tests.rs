@@ -238,9 +238,14 @@ fn an_actor_of_another_account_only_alerts() {
     let other = "444455556666";
     // The role's own account (its session's issuer) is another.
     let issued_elsewhere = role_actor("a1", "payments-api", "s1", other, json!(null));
-    // The role is the finding account's, but the activity is stated in another.
+    // No issuer says whose the role is, and the activity is stated in another
+    // account: that account's role, as far as the sequence shows.
     let mut stated_elsewhere = role_actor("a2", "ledger", "s2", FINDING_ACCOUNT, json!(null));
     stated_elsewhere["user"]["account"]["uid"] = json!(other);
+    stated_elsewhere["session"]
+        .as_object_mut()
+        .unwrap()
+        .remove("issuer");
     // A user whose account is another.
     let user_elsewhere = json!({"id": "a3", "user": {"name": "deploy-bot", "type": "IAMUser",
         "account": {"uid": other}}});
@@ -261,7 +266,7 @@ fn an_actor_of_another_account_only_alerts() {
     );
     assert_eq!(
         t.decisions[1].target.as_ref().unwrap().account.as_str(),
-        FINDING_ACCOUNT
+        other
     );
     // An account that is no account makes the actor invalid.
     let mut bad = role_actor("a1", "payments-api", "s1", FINDING_ACCOUNT, json!(null));
@@ -392,11 +397,38 @@ fn each_session_is_bounded_by_its_issue_or_its_own_first_signal() {
         first_of(json!([actor("a1", json!(1_796_043_600))]), json!([])),
         Some(at("2026-11-30T13:00:00Z"))
     );
-    // A signal that is the actor's alone bounds it from its first sighting, and the
-    // earlier of that and the creation time wins.
+    // The creation time is the issue time itself: a later signal of the actor's does
+    // not move it.
     assert_eq!(
         first_of(
             json!([actor("a1", json!("2026-11-30T13:30:00Z"))]),
+            json!([signal(
+                &["a1"],
+                "2026-11-30T13:31:07Z",
+                "2026-11-30T13:50:00Z"
+            )])
+        ),
+        Some(at("2026-11-30T13:30:00Z"))
+    );
+    // A signal of the actor's alone seen before its session was created: the actor
+    // stands for more than that session, and only its last sighting bounds them all
+    // (never the earlier time, which would take a session issued later for covered).
+    assert_eq!(
+        first_of(
+            json!([actor("a1", json!("2026-11-30T13:30:00Z"))]),
+            json!([signal(
+                &["a1"],
+                "2026-11-30T13:05:00Z",
+                "2026-11-30T13:50:00Z"
+            )])
+        ),
+        Some(at("2026-11-30T13:50:00Z"))
+    );
+    // Without a creation time, a signal of the actor's alone bounds it from its first
+    // sighting.
+    assert_eq!(
+        first_of(
+            json!([actor("a1", json!(null))]),
             json!([signal(
                 &["a1"],
                 "2026-11-30T13:21:07Z",
@@ -404,6 +436,11 @@ fn each_session_is_bounded_by_its_issue_or_its_own_first_signal() {
             )])
         ),
         Some(at("2026-11-30T13:21:07Z"))
+    );
+    // A placeholder creation time (0) is no time.
+    assert_eq!(
+        first_of(json!([actor("a1", json!(0))]), json!([])),
+        Some(at("2026-11-30T13:58:40Z"))
     );
     // A signal shared with another actor bounds it only from its last sighting: its
     // first may be the other actor's, before this session existed.
@@ -487,4 +524,198 @@ fn a_malformed_actor_list_is_invalid_and_an_invalid_actor_hides_no_other() {
         verdicts,
         [(Verdict::Revoke, false), (Verdict::Ignore, true)]
     );
+}
+
+#[test]
+fn sessions_with_different_keys_carry_no_key_so_the_latest_issue_decides() {
+    // A key stands for its own session: kept on a merged decision, an old key's record
+    // could make the revoker take a later session for covered.
+    let mut second = role_actor(
+        "a2",
+        "payments-api",
+        "s2",
+        FINDING_ACCOUNT,
+        json!("2026-11-30T13:40:00Z"),
+    );
+    second["user"]["credentialUid"] = json!("ASIA5Q2VZOLTMN4B8CDE");
+    let t = run(sequence(
+        json!(9),
+        json!([
+            role_actor(
+                "a1",
+                "payments-api",
+                "s1",
+                FINDING_ACCOUNT,
+                json!("2026-11-30T13:00:00Z")
+            ),
+            second
+        ]),
+        json!([]),
+        json!([]),
+    ));
+    assert_eq!(names(&t), [revoke("payments-api")]);
+    let d = &t.decisions[0];
+    assert!(d.target.as_ref().unwrap().access_key_id.is_none());
+    assert_eq!(d.evidence.first_activity, Some(at("2026-11-30T13:40:00Z")));
+    // The same key named twice is kept.
+    let t = run(sequence(
+        json!(9),
+        json!([
+            role_actor("a1", "payments-api", "s1", FINDING_ACCOUNT, json!(null)),
+            role_actor("a1", "payments-api", "s1", FINDING_ACCOUNT, json!(null))
+        ]),
+        json!([]),
+        json!([]),
+    ));
+    assert_eq!(
+        t.decisions[0]
+            .target
+            .as_ref()
+            .unwrap()
+            .access_key_id
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "ASIA5Q2VZOLTKR7W3MXQ"
+    );
+}
+
+#[test]
+fn each_long_term_key_of_a_user_is_a_decision_of_its_own() {
+    // A deny on the token's issue time stops no long-term key: each must be set
+    // inactive, and one request carries one key.
+    let user = |id: &str, key: &str| {
+        json!({"id": id, "user": {"name": "deploy-bot", "uid": "AIDA5Q2VZOLTNQ3KXWB7E", "type": "IAMUser",
+                                  "credentialUid": key}})
+    };
+    let created_key = json!({"uid": "AKIA5Q2VZOLTF8M3B6QR", "resourceType": "ACCESS_KEY",
+        "data": {"accessKey": {"principalId": "AIDA5Q2VZOLTNQ3KXWB7E", "userName": "deploy-bot", "userType": "IAMUser"}}});
+    let t = run(sequence(
+        json!(9),
+        json!([
+            user("a1", "AKIA5Q2VZOLTH7PZ2N4M"),
+            user("a2", "AKIA5Q2VZOLTPQ7R2STU"),
+            user("a1", "AKIA5Q2VZOLTH7PZ2N4M")
+        ]),
+        json!([created_key]),
+        json!([]),
+    ));
+    let keys: Vec<(Verdict, &str)> = t
+        .decisions
+        .iter()
+        .map(|d| {
+            (
+                d.decision,
+                d.target
+                    .as_ref()
+                    .unwrap()
+                    .access_key_id
+                    .as_ref()
+                    .unwrap()
+                    .as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (Verdict::Revoke, "AKIA5Q2VZOLTH7PZ2N4M"),
+            (Verdict::Revoke, "AKIA5Q2VZOLTPQ7R2STU"),
+            // A key of the actor's that it touched (created, say): set inactive too.
+            (Verdict::Revoke, "AKIA5Q2VZOLTF8M3B6QR"),
+        ]
+    );
+    assert!(
+        t.decisions[2].reason.contains("touched"),
+        "{}",
+        t.decisions[2].reason
+    );
+}
+
+#[test]
+fn a_principal_in_many_sessions_still_fits_a_queued_request() {
+    // Found in review: the reason listed every session, and a reason over 512
+    // characters made the queued request invalid, so the principal named most often
+    // was the one not revoked.
+    let role = "a".repeat(60);
+    let actors: Vec<Value> = (0..40)
+        .map(|i| {
+            role_actor(
+                &format!("a{i}"),
+                &role,
+                &format!("{}-{i}", "s".repeat(50)),
+                FINDING_ACCOUNT,
+                json!(null),
+            )
+        })
+        .collect();
+    let t = run(sequence(json!(9), json!(actors), json!([]), json!([])));
+    let d = &t.decisions[0];
+    assert_eq!(d.decision, Verdict::Revoke);
+    assert!(d.reason.contains("39 more session(s)"), "{}", d.reason);
+    assert!(d.reason.contains("and 36 more"), "{}", d.reason);
+    let request = RevocationRequest::from_decision(t.source, d).unwrap();
+    request.check_queued().unwrap();
+}
+
+#[test]
+fn a_role_no_issuer_or_role_id_places_only_alerts() {
+    // The account an activity is stated in may not be the role's own: without its
+    // issuer or its id, the revoker could not tell it is the one.
+    let t = run(sequence(
+        json!(9),
+        json!([{"id": "a1", "user": {"name": "payments-api", "type": "AssumedRole", "account": {"uid": FINDING_ACCOUNT}}}]),
+        json!([]),
+        json!([]),
+    ));
+    let d = &t.decisions[0];
+    assert_eq!(d.decision, Verdict::Alert, "{}", d.reason);
+    assert!(d.reason.contains("which account's role"), "{}", d.reason);
+    // An issuer that is no ARN is dropped, and the role id still places it.
+    let mut odd_issuer = role_actor("a1", "payments-api", "s1", FINDING_ACCOUNT, json!(null));
+    odd_issuer["session"]["issuer"] = json!("payments-api");
+    assert_eq!(
+        names(&run(sequence(
+            json!(9),
+            json!([odd_issuer]),
+            json!([]),
+            json!([])
+        ))),
+        [revoke("payments-api")]
+    );
+}
+
+#[test]
+fn below_the_alert_threshold_even_another_accounts_actor_is_ignored() {
+    let t = run(sequence(
+        json!(2),
+        json!([role_actor(
+            "a1",
+            "payments-api",
+            "s1",
+            "444455556666",
+            json!(null)
+        )]),
+        json!([]),
+        json!([]),
+    ));
+    assert_eq!(t.decisions[0].decision, Verdict::Ignore);
+}
+
+#[test]
+fn a_roles_issuer_says_whose_it_is_whatever_account_an_activity_is_stated_in() {
+    // The issuer's ARN proves the role is the finding account's: one session stated
+    // elsewhere does not make it alert-only.
+    let mut stated = role_actor("a2", "payments-api", "s2", FINDING_ACCOUNT, json!(null));
+    stated["user"]["account"]["uid"] = json!("444455556666");
+    let t = run(sequence(
+        json!(9),
+        json!([
+            role_actor("a1", "payments-api", "s1", FINDING_ACCOUNT, json!(null)),
+            stated
+        ]),
+        json!([]),
+        json!([]),
+    ));
+    assert_eq!(names(&t), [revoke("payments-api")]);
 }
