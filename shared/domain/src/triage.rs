@@ -836,7 +836,7 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
         ));
     }
     let principals = asff_principals(finding, config.partition);
-    let shown = || principals.0.first().map(|(t, _)| t.clone());
+    let shown = || principals.entries.first().map(|e| e.target.clone());
     if finding.is_sample() {
         return one(
             Decision::ignore("sample finding (generated for testing): never acted on")
@@ -890,14 +890,15 @@ fn asff(origin: &SecurityHubOrigin, finding: &AsffFinding, config: &TriageConfig
 /// Organization). `chosen` is why a person chose to revoke (a custom action), else the
 /// finding is graded by `severity`.
 fn per_principal(
-    (targets, errors): (Vec<NamedPrincipal>, Vec<InvalidValue>),
+    principals: Principals,
     (account_field, account): (&str, Option<&str>),
     chosen_why: Option<&str>,
     severity: Option<f64>,
     config: &TriageConfig,
     decide: impl Fn(Decision) -> Decision,
 ) -> Vec<Decision> {
-    if targets.is_empty() && errors.is_empty() {
+    let Principals { entries, errors } = principals;
+    if entries.is_empty() && errors.is_empty() {
         return vec![decide(Decision::ignore("finding names no IAM principal"))];
     }
     let finding_account = match Account::parse(account.unwrap_or("")) {
@@ -912,12 +913,24 @@ fn per_principal(
         .iter()
         .map(|e| decide(Decision::invalid(e.to_string())))
         .collect();
-    targets
+    entries
         .into_iter()
-        .map(|(target, unique_id)| {
+        .map(|entry| {
+            let Entry {
+                target,
+                unique_id,
+                key_conflicted,
+                ..
+            } = entry;
             let decide = |d: Decision| {
                 let mut d = decide(d);
                 d.evidence.unique_id = unique_id.clone();
+                // The finding named the principal with two keys: neither is kept, and
+                // its one first activity says nothing about the later session, so the
+                // revoker writes rather than skip.
+                if key_conflicted {
+                    d.evidence.first_activity = None;
+                }
                 d
             };
             if target.account != finding_account {
@@ -989,6 +1002,9 @@ impl Principals {
             let o = &e.target;
             let keys_compatible = match (&o.access_key_id, &t.access_key_id) {
                 (Some(a), Some(b)) if a != b => !a.is_long_term() && !b.is_long_term(),
+                // An entry whose temporary keys conflicted holds temporary keys: a
+                // long-term key is another entry, never dropped with them.
+                (None, Some(b)) if e.key_conflicted => !b.is_long_term(),
                 _ => true,
             };
             o.account == t.account && o.kind == t.kind && o.name == t.name && keys_compatible
@@ -1039,10 +1055,7 @@ impl Principals {
 /// The principals a finding names (with their unique ids when given), and the
 /// resources that name one invalidly. One bad resource does not hide the valid
 /// principals of the same finding.
-fn asff_principals(
-    finding: &AsffFinding,
-    partition: Partition,
-) -> (Vec<NamedPrincipal>, Vec<InvalidValue>) {
+fn asff_principals(finding: &AsffFinding, partition: Partition) -> Principals {
     const KEY_ID_PREFIX: &str = "AWS::IAM::AccessKey:";
     let finding_account = finding.aws_account_id.as_deref();
     let mut found = Principals::default();
@@ -1106,7 +1119,7 @@ fn asff_principals(
             }
         }
     }
-    found.into_parts()
+    found
 }
 
 /// An `AwsIamRole`/`AwsIamUser` resource: its Id is the ARN; without an ARN, the name

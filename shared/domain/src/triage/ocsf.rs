@@ -69,7 +69,7 @@ fn ocsf(finding: &OcsfFinding, config: &TriageConfig) -> Vec<Decision> {
         ));
     }
     let principals = ocsf_principals(finding, config.partition);
-    let shown = || principals.0.first().map(|(t, _)| t.clone());
+    let shown = || principals.entries.first().map(|e| e.target.clone());
     if finding.is_sample() {
         return one(
             Decision::ignore("sample finding (generated for testing): never acted on")
@@ -111,20 +111,7 @@ fn ocsf(finding: &OcsfFinding, config: &TriageConfig) -> Vec<Decision> {
         .with_target(shown()));
     }
     if let Some(why) = guardduty_native_only(finding) {
-        // Alerts, so that someone is told should GuardDuty's own event not arrive.
-        if principals.0.is_empty() {
-            return one(Decision::ignore(why));
-        }
-        return principals
-            .0
-            .iter()
-            .map(|(target, _)| {
-                decide(
-                    Decision::new(Verdict::Alert, format!("{target}: alert only; {why}"))
-                        .with_target(Some(target.clone())),
-                )
-            })
-            .collect();
+        return native_only(principals, why, severity, config, decide);
     }
     per_principal(
         principals,
@@ -134,6 +121,43 @@ fn ocsf(finding: &OcsfFinding, config: &TriageConfig) -> Vec<Decision> {
         config,
         decide,
     )
+}
+
+/// The decisions for an OCSF copy of a finding only GuardDuty's own event may revoke
+/// on: below the alert threshold nothing, else an alert naming each principal (so
+/// that someone is told should GuardDuty's own event not arrive); invalid mentions
+/// are reported as for any finding.
+fn native_only(
+    principals: Principals,
+    why: &str,
+    severity: Option<f64>,
+    config: &TriageConfig,
+    decide: impl Fn(Decision) -> Decision,
+) -> Vec<Decision> {
+    let Principals { entries, errors } = principals;
+    let invalid = errors
+        .iter()
+        .map(|e| decide(Decision::invalid(e.to_string())));
+    if entries.is_empty() {
+        return std::iter::once(decide(Decision::ignore(why)))
+            .chain(invalid)
+            .collect();
+    }
+    let quiet = severity.is_none_or(|s| s < config.alert_severity);
+    entries
+        .into_iter()
+        .map(|e| {
+            let target = e.target;
+            decide(if quiet {
+                Decision::ignore(format!("below the alert threshold; {why}"))
+                    .with_target(Some(target))
+            } else {
+                Decision::new(Verdict::Alert, format!("{target}: alert only; {why}"))
+                    .with_target(Some(target))
+            })
+        })
+        .chain(invalid)
+        .collect()
 }
 
 /// Why an OCSF finding is one of GuardDuty's that only GuardDuty's own event may
@@ -164,10 +188,7 @@ fn guardduty_native_only(finding: &OcsfFinding) -> Option<&'static str> {
 /// evidence's), then its IAM resources (an access key with the product's description
 /// of its principal, a role, a user); an EC2 instance's profile only when nothing else
 /// names a principal.
-fn ocsf_principals(
-    finding: &OcsfFinding,
-    partition: Partition,
-) -> (Vec<NamedPrincipal>, Vec<InvalidValue>) {
+fn ocsf_principals(finding: &OcsfFinding, partition: Partition) -> Principals {
     let finding_account = finding.account();
     let mut found = Principals::default();
     for actor in finding.actors() {
@@ -224,7 +245,7 @@ fn ocsf_principals(
             }
         }
     }
-    found.into_parts()
+    found
 }
 
 /// An `AWS::IAM::AccessKey` resource whose `data` describes its principal as

@@ -13,7 +13,7 @@ use crate::event::Scope;
 use crate::event::guardduty::{Actor, GuardDutyFinding, Sequence, Signal, instant};
 use crate::principal::{
     AccessKeyId, Account, Partition, PrincipalArn, PrincipalResource, SessionName, Target,
-    TargetKind, excerpt,
+    TargetKind, UniqueId, excerpt,
 };
 use crate::settings::TriageConfig;
 
@@ -22,24 +22,56 @@ const ROLE_TYPES: [&str; 2] = ["AssumedRole", "Role"];
 /// The most sessions a reason lists by name (a queued request's reason is bounded).
 const SESSIONS_LISTED: usize = 3;
 
-/// What the sequence says about one principal among its actors, beyond its entry in
-/// [`Principals`].
-#[derive(Debug, Default, Clone)]
-struct ActorFacts {
+/// One principal among the sequence's actors, merged over its mentions.
+#[derive(Debug, Clone)]
+struct ActorEntry {
+    /// The first mention's session; its key only while every mention named the same
+    /// key and session (a key stands for its own session).
+    target: Target,
+    unique_id: Option<UniqueId>,
+    /// Two mentions gave different unique ids: none is kept, whatever comes after.
+    id_conflicted: bool,
+    /// Two mentions named different sessions or keys: no key is kept.
+    key_conflicted: bool,
     /// The latest time by which every session of this principal that the sequence
-    /// names had been issued (None when one of them has no such time).
+    /// names had been issued (None once one of them has no such time).
     issued_by: Option<DateTime<Utc>>,
-    /// Whether a mention of it named no time at all (then `issued_by` stays None).
     unbounded: bool,
-    /// The account an actor's activity is stated in, when it is not the finding's.
+    /// The account an actor's activity is stated in, when it is not the finding's (and
+    /// no role's issuer says whose the principal is).
     stated_elsewhere: Option<String>,
-    /// Why the sequence does not say which account's principal this is, if it does not.
-    unanchored: Option<&'static str>,
+    /// Whether a mention's session issuer placed the role in its account.
+    issuer_seen: bool,
     /// Its sessions, in the order named (the first is the decision's).
     sessions: Vec<SessionName>,
-    /// A long-term key of it that the sequence touched rather than used: set inactive
-    /// like the keys its actors used.
+    /// A long-term key of it that the sequence touched rather than used.
     touched_key: bool,
+}
+
+impl ActorEntry {
+    /// The identity of a mention's entry: the principal, and for a user's long-term
+    /// key the key too (each must be set inactive, and a request carries one).
+    fn same(&self, t: &Target) -> bool {
+        let long_term = |t: &Target| t.access_key_id.clone().filter(AccessKeyId::is_long_term);
+        let o = &self.target;
+        o.account == t.account
+            && o.kind == t.kind
+            && o.name == t.name
+            && (if self.touched_key {
+                o.access_key_id.clone()
+            } else {
+                long_term(o)
+            }) == long_term(t)
+    }
+
+    /// Whether the sequence shows which account's role this is: a session's issuer,
+    /// or one unique id the revoker checks.
+    fn unanchored(&self) -> Option<&'static str> {
+        (self.target.kind.is_role_like() && !self.issuer_seen && self.unique_id.is_none())
+            .then_some(
+                "neither its session's issuer nor one role id says which account's role it is",
+            )
+    }
 }
 
 pub(super) fn attack_sequence(finding: &GuardDutyFinding, config: &TriageConfig) -> Vec<Decision> {
@@ -83,9 +115,9 @@ pub(super) fn attack_sequence(finding: &GuardDutyFinding, config: &TriageConfig)
     };
     let empty = Sequence::default();
     let sequence = finding.sequence().unwrap_or(&empty);
-    let (actors, facts, touched) =
+    let (actors, invalid_actors, touched) =
         sequence_principals(finding, sequence, &finding_account, config.partition);
-    let shown = actors.entries.first().map(|e| e.target.clone());
+    let shown = actors.first().map(|e| e.target.clone());
 
     if finding.is_sample() {
         return vec![decide(
@@ -103,8 +135,8 @@ pub(super) fn attack_sequence(finding: &GuardDutyFinding, config: &TriageConfig)
             Decision::ignore("finding has no numeric severity: cannot grade it").with_target(shown),
         )];
     };
-    if actors.entries.is_empty()
-        && actors.errors.is_empty()
+    if actors.is_empty()
+        && invalid_actors.is_empty()
         && touched.entries.is_empty()
         && touched.errors.is_empty()
     {
@@ -114,18 +146,16 @@ pub(super) fn attack_sequence(finding: &GuardDutyFinding, config: &TriageConfig)
     }
 
     let mut decisions = Vec::new();
-    let (actor_principals, actor_errors) = actors.into_parts();
-    for ((target, unique_id), facts) in actor_principals.into_iter().zip(facts) {
+    for actor in actors {
         let mut evidence = evidence.clone();
-        evidence.unique_id = unique_id;
-        evidence.first_activity = facts.issued_by;
+        evidence.unique_id = actor.unique_id.clone();
+        evidence.first_activity = actor.issued_by;
         let decide = |d: Decision| {
             d.with_finding(reference.clone())
                 .with_evidence(evidence.clone())
         };
         decisions.push(decide(actor_decision(
-            target,
-            &facts,
+            &actor,
             severity,
             &finding_account,
             config,
@@ -152,7 +182,7 @@ pub(super) fn attack_sequence(finding: &GuardDutyFinding, config: &TriageConfig)
         decisions.push(d);
     }
     decisions.extend(
-        actor_errors
+        invalid_actors
             .iter()
             .chain(&touched_errors)
             .map(|e| decide(Decision::invalid(e.to_string()))),
@@ -164,12 +194,13 @@ pub(super) fn attack_sequence(finding: &GuardDutyFinding, config: &TriageConfig)
 /// of another account, or of no account the sequence can show, an alert; else the
 /// rules of any GuardDuty finding.
 fn actor_decision(
-    target: Target,
-    facts: &ActorFacts,
+    actor: &ActorEntry,
     severity: f64,
     finding_account: &Account,
     config: &TriageConfig,
 ) -> Decision {
+    let target = actor.target.clone();
+    let facts = actor;
     if severity < config.alert_severity {
         return graded(severity, target, config);
     }
@@ -189,7 +220,7 @@ fn actor_decision(
         )
         .with_target(Some(target));
     }
-    if let Some(why) = facts.unanchored {
+    if let Some(why) = facts.unanchored() {
         return Decision::new(
             Verdict::Alert,
             format!("the attack sequence's actor {target}: {why}; alert only"),
@@ -227,23 +258,23 @@ fn actor_decision(
 }
 
 /// The principals among the sequence's actors (one entry per principal: an actor
-/// named many times, in many sessions, is one decision; a user's second long-term key
-/// is another, as each must be set inactive), the facts of each, and the principals of
-/// the access keys it only touched.
+/// named many times, in many sessions, is one decision; a user's long-term key is an
+/// entry of its own, as each must be set inactive), the actors that name one
+/// invalidly, and the principals of the access keys the sequence only touched.
 fn sequence_principals(
     finding: &GuardDutyFinding,
     sequence: &Sequence,
     finding_account: &Account,
     partition: Partition,
-) -> (Principals, Vec<ActorFacts>, Principals) {
+) -> (Vec<ActorEntry>, Vec<InvalidValue>, Principals) {
     let fallback = sequence_issued_by(finding, sequence);
-    let mut actors = Principals::default();
-    let mut facts: Vec<ActorFacts> = Vec::new();
+    let mut actors: Vec<ActorEntry> = Vec::new();
+    let mut invalid = Vec::new();
     for (index, actor) in sequence.actors.iter().enumerate() {
         let actor = match actor {
             Ok(actor) => actor,
             Err(serde) => {
-                actors.errors.push(InvalidValue {
+                invalid.push(InvalidValue {
                     what: "attack sequence actor",
                     excerpt: format!("#{index} ({serde})"),
                     why: "it has a field of the wrong type, or is no object",
@@ -255,37 +286,75 @@ fn sequence_principals(
             Ok(Some(found)) => found,
             Ok(None) => continue,
             Err(e) => {
-                actors.errors.push(e);
+                invalid.push(e);
                 continue;
             }
         };
-        let session = found.principal.0.session.clone();
-        let Some(entry) = actors.add(Ok(found.principal)) else {
-            continue;
-        };
-        if entry == facts.len() {
-            facts.push(ActorFacts::default());
-        }
-        let f = &mut facts[entry];
+        let (target, unique_id) = found.principal;
         // Skipping the write is safe only if every session is covered: the latest
         // issue time wins, and an unknown one leaves none.
-        match actor_issued_by(actor, &sequence.signals).or(fallback) {
-            Some(t) if !f.unbounded => f.issued_by = Some(f.issued_by.map_or(t, |k| k.max(t))),
-            _ => {
-                f.unbounded = true;
-                f.issued_by = None;
+        let issued_by = actor_issued_by(actor, &sequence.signals).or(fallback);
+        match actors.iter_mut().find(|e| e.same(&target)) {
+            Some(entry) => {
+                if entry.target.access_key_id != target.access_key_id
+                    || entry.target.session != target.session
+                {
+                    entry.key_conflicted = true;
+                    if !entry
+                        .target
+                        .access_key_id
+                        .as_ref()
+                        .is_some_and(AccessKeyId::is_long_term)
+                    {
+                        entry.target.access_key_id = None;
+                    }
+                }
+                if let Some(session) = target.session
+                    && !entry.sessions.contains(&session)
+                {
+                    entry.sessions.push(session);
+                }
+                match (&entry.unique_id, unique_id) {
+                    (None, id) if !entry.id_conflicted => entry.unique_id = id,
+                    (Some(kept), Some(other)) if *kept != other => {
+                        entry.unique_id = None;
+                        entry.id_conflicted = true;
+                    }
+                    _ => {}
+                }
+                match issued_by {
+                    Some(t) if !entry.unbounded => {
+                        entry.issued_by = Some(entry.issued_by.map_or(t, |k| k.max(t)));
+                    }
+                    _ => {
+                        entry.unbounded = true;
+                        entry.issued_by = None;
+                    }
+                }
+                if entry.stated_elsewhere.is_none() {
+                    entry.stated_elsewhere = found.stated_elsewhere;
+                }
+                entry.issuer_seen |= found.issuer_seen;
             }
+            None => actors.push(ActorEntry {
+                sessions: target.session.iter().cloned().collect(),
+                target,
+                unique_id,
+                id_conflicted: false,
+                key_conflicted: false,
+                issued_by,
+                unbounded: issued_by.is_none(),
+                stated_elsewhere: found.stated_elsewhere,
+                issuer_seen: found.issuer_seen,
+                touched_key: false,
+            }),
         }
-        if f.stated_elsewhere.is_none() {
-            f.stated_elsewhere = found.stated_elsewhere;
-        }
-        if f.unanchored.is_none() {
-            f.unanchored = found.unanchored;
-        }
-        if let Some(session) = session
-            && !f.sessions.contains(&session)
-        {
-            f.sessions.push(session);
+    }
+    // A role whose issuer places it in an account is that account's, whatever account
+    // another of its sessions' activity is stated in.
+    for entry in &mut actors {
+        if entry.issuer_seen {
+            entry.stated_elsewhere = None;
         }
     }
     let mut touched = Principals::default();
@@ -308,32 +377,35 @@ fn sequence_principals(
             key.principal_id.as_deref(),
             key_id,
         );
-        let actor_entry = principal.as_ref().ok().and_then(|(t, _)| {
-            actors.entries.iter().position(|e| {
+        let of_actor = principal.as_ref().ok().and_then(|(t, _)| {
+            actors.iter().position(|e| {
                 let o = &e.target;
                 o.account == t.account && o.kind == t.kind && o.name == t.name
             })
         });
-        match (principal, actor_entry) {
+        match (principal, of_actor) {
             // An actor's own key: a user's long-term key that its actors did not use
-            // is set inactive too (one the attacker created for it, say); anything
-            // else of an actor adds nothing (the deny covers its sessions).
+            // (one the attacker created for it, say) is set inactive too, a decision
+            // of its own; anything else of an actor adds nothing (the deny covers its
+            // sessions).
             (Ok((t, id)), Some(of)) => {
                 let new_long_term = t.kind == TargetKind::User
                     && t.access_key_id
                         .as_ref()
                         .is_some_and(AccessKeyId::is_long_term)
                     && !actors
-                        .entries
                         .iter()
                         .any(|e| e.target.access_key_id == t.access_key_id);
                 if new_long_term {
-                    let mut f = facts[of].clone();
-                    f.touched_key = true;
-                    f.sessions.clear();
-                    if actors.add(Ok((t, id))) == Some(facts.len()) {
-                        facts.push(f);
-                    }
+                    let actor = &actors[of];
+                    let entry = ActorEntry {
+                        sessions: Vec::new(),
+                        unique_id: id.or_else(|| actor.unique_id.clone()),
+                        touched_key: true,
+                        key_conflicted: false,
+                        ..actor.clone()
+                    };
+                    actors.push(ActorEntry { target: t, ..entry });
                 }
             }
             (principal, None) => {
@@ -342,7 +414,7 @@ fn sequence_principals(
             (Err(_), Some(_)) => {}
         }
     }
-    (actors, facts, touched)
+    (actors, invalid, touched)
 }
 
 /// An actor read as a principal.
@@ -351,8 +423,8 @@ struct FoundActor {
     /// The account its activity is stated in (`user.account.uid`), when it is not the
     /// finding's and no role's issuer says whose the principal is.
     stated_elsewhere: Option<String>,
-    /// Why the sequence does not show which account's principal this is.
-    unanchored: Option<&'static str>,
+    /// Whether its session's issuer placed the role in its account.
+    issuer_seen: bool,
 }
 
 /// The principal an actor is: a role (its session's issuer when that is a role, which
@@ -417,18 +489,13 @@ fn actor_principal(
             why: "its name is not the role its session's issuer names",
         });
     }
-    // A role's issuer says whose it is; without one, the account the activity is
-    // stated in may not be the role's owner (GuardDuty says so), and only the role's
-    // unique id would make the revoker check it is the one.
-    let unanchored = (target.kind.is_role_like() && role_issuer.is_none() && unique_id.is_none())
-        .then_some("neither its session's issuer nor a role id says which account's role it is");
     let stated_elsewhere = stated
         .filter(|s| role_issuer.is_none() && s != finding_account)
         .map(|s| s.to_string());
     Ok(Some(FoundActor {
         principal: (target, unique_id),
         stated_elsewhere,
-        unanchored,
+        issuer_seen: role_issuer.is_some(),
     }))
 }
 

@@ -535,3 +535,61 @@ fn conflicting_unique_ids_stay_unchecked_whatever_comes_after() {
         assert!(t.decisions[0].evidence.unique_id.is_none(), "{order:?}");
     }
 }
+
+#[test]
+fn guarddutys_own_event_findings_below_the_threshold_are_quiet_and_invalid_ones_reported() {
+    let types =
+        json!({"types": ["UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.InsideAWS"]});
+    let low = v2(
+        json!({"finding_info": types.clone(), "severity_id": 2, "vendor_attributes": {"severity_id": 2}}),
+    );
+    assert_eq!(
+        verdicts(&run(low, &enabled())),
+        [(Verdict::Ignore, role("payments-api"))]
+    );
+    let bad = v2(json!({"finding_info": types, "resources": [role_key(),
+        access_key("AssumedRole", "payments/../admin", "AROAZSPCBG4NC2CGN4AUF:s", "ASIA5Q2VZOLTLPHRTF4L")]}));
+    let t = run(bad, &enabled());
+    let kinds: Vec<(Verdict, bool)> = t
+        .decisions
+        .iter()
+        .map(|d| (d.decision, d.invalid.is_some()))
+        .collect();
+    assert_eq!(kinds, [(Verdict::Alert, false), (Verdict::Ignore, true)]);
+}
+
+#[test]
+fn a_principal_named_with_two_session_keys_has_no_first_activity_to_skip_by() {
+    let t = run(
+        v2(json!({"resources": [
+            access_key("AssumedRole", "payments-api", "AROAZSPCBG4NC2CGN4AUF:s1", "ASIA5Q2VZOLTLPHRTF4L"),
+            access_key("AssumedRole", "payments-api", "AROAZSPCBG4NC2CGN4AUF:s2", "ASIA5Q2VZOLTMN4B8CDE")
+        ]})),
+        &enabled(),
+    );
+    assert_eq!(verdicts(&t), [(Verdict::Revoke, role("payments-api"))]);
+    let d = &t.decisions[0];
+    assert!(d.target.as_ref().unwrap().access_key_id.is_none());
+    assert_eq!(d.evidence.first_activity, None);
+    // A user's long-term key after two conflicting session keys is a decision of its own.
+    let user_key = |key: &str| access_key("IAMUser", "deploy-bot", "AIDA5Q2VZOLTNQ3KXWB7E", key);
+    let t = run(
+        v2(
+            json!({"resources": [user_key("ASIA5Q2VZOLTLPHRTF4L"), user_key("ASIA5Q2VZOLTMN4B8CDE"), user_key("AKIA5Q2VZOLTH7PZ2N4M")]}),
+        ),
+        &enabled(),
+    );
+    let keys: Vec<Option<String>> = t
+        .decisions
+        .iter()
+        .map(|d| {
+            d.target
+                .as_ref()
+                .unwrap()
+                .access_key_id
+                .as_ref()
+                .map(|k| k.to_string())
+        })
+        .collect();
+    assert_eq!(keys, [None, Some("AKIA5Q2VZOLTH7PZ2N4M".to_owned())]);
+}

@@ -719,3 +719,116 @@ fn a_roles_issuer_says_whose_it_is_whatever_account_an_activity_is_stated_in() {
     ));
     assert_eq!(names(&t), [revoke("payments-api")]);
 }
+
+#[test]
+fn a_users_long_term_key_is_never_dropped_with_its_conflicting_session_keys() {
+    // Found in a second review: two session keys conflicted, the entry held no key,
+    // and a long-term key then merged into it and was dropped too.
+    let user = |id: &str, key: &str| {
+        json!({"id": id, "user": {"name": "alice", "uid": "AIDA5Q2VZOLTNQ3KXWB7E", "type": "IAMUser",
+                                  "credentialUid": key}})
+    };
+    let keys_of = |t: &Triage| -> Vec<Option<String>> {
+        t.decisions
+            .iter()
+            .map(|d| {
+                d.target
+                    .as_ref()
+                    .unwrap()
+                    .access_key_id
+                    .as_ref()
+                    .map(|k| k.to_string())
+            })
+            .collect()
+    };
+    let t = run(sequence(
+        json!(9),
+        json!([
+            user("a1", "ASIA5Q2VZOLTMN4B8CDE"),
+            user("a2", "ASIA5Q2VZOLTPQ7R2STU"),
+            user("a3", "AKIA5Q2VZOLTH7PZ2N4M")
+        ]),
+        json!([]),
+        json!([]),
+    ));
+    assert_eq!(keys_of(&t), [None, Some("AKIA5Q2VZOLTH7PZ2N4M".to_owned())]);
+    assert!(t.decisions.iter().all(|d| d.decision == Verdict::Revoke));
+    // The same long-term key among the resources, not used by an actor.
+    let t = run(sequence(
+        json!(9),
+        json!([
+            user("a1", "ASIA5Q2VZOLTMN4B8CDE"),
+            user("a2", "ASIA5Q2VZOLTPQ7R2STU")
+        ]),
+        json!([{"uid": "AKIA5Q2VZOLTH7PZ2N4M", "resourceType": "ACCESS_KEY",
+                "data": {"accessKey": {"userName": "alice", "userType": "IAMUser"}}}]),
+        json!([]),
+    ));
+    assert_eq!(keys_of(&t), [None, Some("AKIA5Q2VZOLTH7PZ2N4M".to_owned())]);
+}
+
+#[test]
+fn a_session_without_a_key_is_not_vouched_for_by_another_sessions_key() {
+    // Found in a second review: s1 named a key, s2 none; merged, the request kept s1's
+    // key, whose ledger record could make the revoker skip the write s2 needs.
+    let mut keyless = role_actor(
+        "a2",
+        "payments-api",
+        "s2",
+        FINDING_ACCOUNT,
+        json!("2026-11-30T13:30:00Z"),
+    );
+    keyless["user"]
+        .as_object_mut()
+        .unwrap()
+        .remove("credentialUid");
+    let keyed = role_actor(
+        "a1",
+        "payments-api",
+        "s1",
+        FINDING_ACCOUNT,
+        json!("2026-11-30T12:00:00Z"),
+    );
+    for actors in [
+        json!([keyed.clone(), keyless.clone()]),
+        json!([keyless, keyed]),
+    ] {
+        let t = run(sequence(json!(9), actors, json!([]), json!([])));
+        assert_eq!(names(&t), [revoke("payments-api")]);
+        let d = &t.decisions[0];
+        assert!(d.target.as_ref().unwrap().access_key_id.is_none());
+        assert_eq!(d.evidence.first_activity, Some(at("2026-11-30T13:30:00Z")));
+    }
+}
+
+#[test]
+fn a_role_is_placed_by_any_of_its_mentions_and_never_by_conflicting_ids() {
+    let anchored = role_actor("a1", "payments-api", "s1", FINDING_ACCOUNT, json!(null));
+    let bare = json!({"id": "a2", "user": {"name": "payments-api", "type": "AssumedRole"}});
+    // One mention with an issuer and a role id places it, whatever the others lack.
+    for actors in [
+        json!([anchored.clone(), bare.clone()]),
+        json!([bare, anchored]),
+    ] {
+        let t = run(sequence(json!(9), actors, json!([]), json!([])));
+        assert_eq!(names(&t), [revoke("payments-api")]);
+    }
+    // Two mentions without an issuer naming different role ids: neither id is kept,
+    // and nothing else places the role.
+    let no_issuer = |id: &str, role_id: &str| json!({"id": id, "user": {"name": "payments-api", "uid": format!("{role_id}:{id}"), "type": "AssumedRole"}});
+    let t = run(sequence(
+        json!(9),
+        json!([
+            no_issuer("a1", "AROAZSPCBG4NC2CGN4AUF"),
+            no_issuer("a2", "AROAQW3ER5TY7UI9OP1AS")
+        ]),
+        json!([]),
+        json!([]),
+    ));
+    assert_eq!(
+        t.decisions[0].decision,
+        Verdict::Alert,
+        "{}",
+        t.decisions[0].reason
+    );
+}
