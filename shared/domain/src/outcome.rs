@@ -10,17 +10,7 @@ use crate::policy::Cutoff;
 use crate::principal::{Target, TargetKind, UniqueId, excerpt, is_sns_topic_arn};
 use crate::triage::{Decision, Source};
 
-/// The format of a Security Hub finding: what says which API updates it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FindingFormat {
-    /// AWS Security Finding Format (Security Hub CSPM): `BatchUpdateFindings` by
-    /// finding id and product ARN.
-    Asff,
-    /// OCSF (Security Hub's `Findings Imported V2`): `BatchUpdateFindingsV2` by
-    /// `metadata.uid`.
-    Ocsf,
-}
+pub use crate::event::FindingFormat;
 
 /// What asked for the revocation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

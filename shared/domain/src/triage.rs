@@ -12,10 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Scope;
 use crate::event::{
-    self, AsffFinding, CloudTrailEvent, Envelope, Event, EventError, GuardDutyFinding, Malformed,
-    ManualAction, ManualRequest, ParsedEvent, SecurityHubOrigin,
+    self, AsffFinding, CloudTrailEvent, Envelope, Event, EventError, FindingFormat,
+    GuardDutyFinding, Malformed, ManualAction, ManualRequest, ParsedEvent, SecurityHubOrigin,
 };
-use crate::outcome::FindingFormat;
 use crate::principal::{
     AccessKeyId, Account, InvalidValue, Partition, PrincipalArn, PrincipalName, PrincipalResource,
     SessionName, Target, TargetKind, UniqueId, excerpt, root_name,

@@ -17,7 +17,7 @@ pub mod manual;
 pub mod ocsf;
 pub mod securityhub;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use cloudtrail::CloudTrailEvent;
@@ -91,6 +91,18 @@ pub struct Envelope {
     pub region: Option<String>,
     #[serde(default)]
     pub resources: Vec<String>,
+}
+
+/// The format of a Security Hub finding: what says which API updates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingFormat {
+    /// AWS Security Finding Format (Security Hub CSPM): `BatchUpdateFindings` by
+    /// finding id and product ARN.
+    Asff,
+    /// OCSF (Security Hub's `Findings Imported V2`): `BatchUpdateFindingsV2` by
+    /// `metadata.uid`.
+    Ocsf,
 }
 
 /// Where a Security Hub event came from.

@@ -8,9 +8,9 @@ use super::{
     arn_target, finding_ref, iam_resource_target, instance_profile_target, non_empty,
     per_principal, principal_from_access_key, product_arn, region_of, unique_id_of,
 };
+use crate::event::FindingFormat;
 use crate::event::ocsf::{AccessKeyData, Actor, InstanceData, OcsfFinding, Resource};
 use crate::event::{Malformed, Scope};
-use crate::outcome::FindingFormat;
 use crate::principal::{
     AccessKeyId, Account, InvalidValue, Partition, PrincipalArn, PrincipalResource, SessionName,
     Target, TargetKind, excerpt,
