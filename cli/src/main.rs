@@ -11,7 +11,7 @@ mod triage;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// cutoff revokes the sessions of compromised AWS principals: it puts the deny that the
 /// IAM console's "Revoke active sessions" uses, on findings, on demand or on a schedule.
@@ -31,6 +31,17 @@ enum Command {
     Sweep(sweep::SweepArgs),
     History(revoke::HistoryArgs),
     Doctor(doctor::DoctorArgs),
+    Completions(CompletionsArgs),
+}
+
+/// Print a completion script for a shell, to source or to install where the shell
+/// looks for completions (bash: `cutoff completions bash > /etc/bash_completion.d/cutoff`;
+/// zsh: a file `_cutoff` on `$fpath`; fish: `~/.config/fish/completions/cutoff.fish`).
+#[derive(Debug, clap::Args)]
+struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
 }
 
 /// How a command ended, mapped to the exit code.
@@ -50,6 +61,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))
 }
 
+/// Writes the completion script. Generated into memory first: clap_complete panics on
+/// a failed write, and a reader that stops early (`| head`) is no error.
+fn completions(args: &CompletionsArgs) -> anyhow::Result<Exit> {
+    use std::io::Write;
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "cutoff", &mut script);
+    match std::io::stdout().lock().write_all(&script) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("writing the completion script: {e}"))
+        }
+        _ => Ok(Exit::Ok),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -60,6 +85,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => runtime().and_then(|rt| rt.block_on(sweep::sweep(&args))),
         Command::History(args) => runtime().and_then(|rt| rt.block_on(revoke::history(&args))),
         Command::Doctor(args) => runtime().and_then(|rt| rt.block_on(doctor::doctor(&args))),
+        Command::Completions(args) => completions(&args),
     };
     match result {
         Ok(Exit::Ok) => ExitCode::SUCCESS,
