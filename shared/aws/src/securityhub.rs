@@ -91,6 +91,26 @@ fn note_text(note: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{}…", &note[..cut]))
 }
 
+/// The error of a finding either API answered as unprocessed, of its code's kind.
+fn not_updated(
+    operation: &'static str,
+    context: String,
+    code: Option<&str>,
+    message: Option<&str>,
+) -> AwsError {
+    // Without a code the answer is garbled: worth another try.
+    let kind = code.map_or(ErrorKind::Transient, ErrorKind::from_code);
+    AwsError::new(
+        kind,
+        operation,
+        context,
+        bound(format!(
+            "the finding was not updated: {}",
+            entry_message(code, message)
+        )),
+    )
+}
+
 impl FindingsUpdater for SdkFindings {
     /// An empty note is left out (Security Hub requires a non-empty `Text`).
     async fn update_finding(
@@ -130,21 +150,12 @@ impl FindingsUpdater for SdkFindings {
             .map_err(|e| classify(&e, OP, context()))?;
         match out.unprocessed_findings().first() {
             None => Ok(()),
-            Some(unprocessed) => {
-                // Without a code the answer is garbled: worth another try.
-                let kind = unprocessed
-                    .error_code()
-                    .map_or(ErrorKind::Transient, ErrorKind::from_code);
-                Err(AwsError::new(
-                    kind,
-                    OP,
-                    context(),
-                    bound(format!(
-                        "the finding was not updated: {}",
-                        entry_message(unprocessed.error_code(), unprocessed.error_message())
-                    )),
-                ))
-            }
+            Some(u) => Err(not_updated(
+                OP,
+                context(),
+                u.error_code(),
+                u.error_message(),
+            )),
         }
     }
 
@@ -171,18 +182,9 @@ impl FindingsUpdater for SdkFindings {
             .map_err(|e| classify(&e, OP, context()))?;
         match out.unprocessed_findings().first() {
             None => Ok(()),
-            Some(unprocessed) => {
-                let code = unprocessed.error_code().map(|c| c.as_str());
-                let kind = code.map_or(ErrorKind::Transient, ErrorKind::from_code);
-                Err(AwsError::new(
-                    kind,
-                    OP,
-                    context(),
-                    bound(format!(
-                        "the finding was not updated: {}",
-                        entry_message(code, unprocessed.error_message())
-                    )),
-                ))
+            Some(u) => {
+                let code = u.error_code().map(|c| c.as_str());
+                Err(not_updated(OP, context(), code, u.error_message()))
             }
         }
     }

@@ -531,16 +531,8 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
         ));
     }
     let shown = principal.as_ref().ok().cloned().flatten().map(|(t, _)| t);
-    if finding.is_sample() {
-        return decide(
-            Decision::ignore("sample finding (generated for testing): never acted on")
-                .with_target(shown),
-        );
-    }
-    if finding.is_archived() {
-        return decide(
-            Decision::ignore("archived finding: already handled or suppressed").with_target(shown),
-        );
+    if let Some(why) = not_to_act_on(finding) {
+        return decide(Decision::ignore(why).with_target(shown));
     }
     let Some(severity) = severity else {
         return decide(
@@ -598,6 +590,18 @@ fn guardduty(finding: &GuardDutyFinding, config: &TriageConfig) -> Decision {
             let decision = decide(graded(severity, target, config));
             instance_scope(decision, finding, config)
         }
+    }
+}
+
+/// Why a GuardDuty finding (or attack sequence) is not acted on whatever it says: a
+/// sample (invented principals) or an archived one.
+fn not_to_act_on(finding: &GuardDutyFinding) -> Option<&'static str> {
+    if finding.is_sample() {
+        Some("sample finding (generated for testing): never acted on")
+    } else if finding.is_archived() {
+        Some("archived finding: already handled or suppressed")
+    } else {
+        None
     }
 }
 
@@ -959,6 +963,21 @@ fn per_principal(
 
 type NamedPrincipal = (Target, Option<UniqueId>);
 
+/// Merges a mention's unique id into a principal's: the first fills it; two different
+/// ones mean one is stale (the principal was deleted and recreated), so none is kept,
+/// whatever a later mention says (the revoker then checks none rather than refuse the
+/// real one).
+fn merge_unique_id(kept: &mut Option<UniqueId>, conflicted: &mut bool, id: Option<UniqueId>) {
+    match (kept.as_ref(), id) {
+        (None, id) if !*conflicted => *kept = id,
+        (Some(k), Some(other)) if *k != other => {
+            *kept = None;
+            *conflicted = true;
+        }
+        _ => {}
+    }
+}
+
 /// The principals one finding names, one entry per principal, and the mentions that
 /// name one invalidly (one bad mention does not hide the valid principals of the same
 /// finding).
@@ -1029,14 +1048,7 @@ impl Principals {
         if entry.target.session.is_none() {
             entry.target.session = t.session;
         }
-        match (&entry.unique_id, id) {
-            (None, id) if !entry.id_conflicted => entry.unique_id = id,
-            (Some(kept), Some(other)) if *kept != other => {
-                entry.unique_id = None;
-                entry.id_conflicted = true;
-            }
-            _ => {}
-        }
+        merge_unique_id(&mut entry.unique_id, &mut entry.id_conflicted, id);
         Some(index)
     }
 

@@ -395,6 +395,37 @@ fn from_bare(object: serde_json::Map<String, Value>) -> Event {
     }
 }
 
+/// Types one JSON object as a `what` (a finding), boxed; anything else is malformed.
+pub(crate) fn typed_object<T: serde::de::DeserializeOwned>(
+    value: Value,
+    what: &str,
+) -> Result<Box<T>, Malformed> {
+    if !value.is_object() {
+        return Err(Malformed(format!("{what} is not a JSON object")));
+    }
+    serde_json::from_value(value)
+        .map(Box::new)
+        .map_err(|e| Malformed::from_serde(what, &e))
+}
+
+/// Types each finding of an `event`'s `detail.findings` on its own with `parse_one`,
+/// so one malformed finding does not hide the others.
+pub(crate) fn each_finding<T>(
+    detail: Value,
+    event: &str,
+    parse_one: impl Fn(Value) -> Result<Box<T>, Malformed>,
+) -> Vec<Result<Box<T>, Malformed>> {
+    match detail {
+        Value::Object(mut object) => match object.remove("findings") {
+            Some(Value::Array(findings)) => findings.into_iter().map(parse_one).collect(),
+            _ => vec![Err(Malformed(format!("{event} has no findings array")))],
+        },
+        _ => vec![Err(Malformed(format!(
+            "{event} detail is not a JSON object"
+        )))],
+    }
+}
+
 /// Reads a JSON value as a boolean the way AWS services write flags: `true` or
 /// `"true"` (Security Hub's ProductFields are all strings).
 pub(crate) fn flag(value: Option<&Value>) -> bool {

@@ -299,29 +299,12 @@ impl OcsfFinding {
 
 /// Types one finding.
 pub fn parse_one(value: Value) -> Result<Box<OcsfFinding>, Malformed> {
-    if !value.is_object() {
-        return Err(Malformed(
-            "Security Hub OCSF finding is not a JSON object".to_owned(),
-        ));
-    }
-    serde_json::from_value(value)
-        .map(Box::new)
-        .map_err(|e| Malformed::from_serde("Security Hub OCSF finding", &e))
+    super::typed_object(value, "Security Hub OCSF finding")
 }
 
 /// Types each finding of a `Findings Imported V2` event's `detail.findings` on its own.
 pub fn parse_findings(detail: Value) -> Vec<Result<Box<OcsfFinding>, Malformed>> {
-    match detail {
-        Value::Object(mut object) => match object.remove("findings") {
-            Some(Value::Array(findings)) => findings.into_iter().map(parse_one).collect(),
-            _ => vec![Err(Malformed(
-                "Security Hub OCSF event has no findings array".to_owned(),
-            ))],
-        },
-        _ => vec![Err(Malformed(
-            "Security Hub OCSF event detail is not a JSON object".to_owned(),
-        ))],
-    }
+    super::each_finding(detail, "Security Hub OCSF event", parse_one)
 }
 
 #[cfg(test)]

@@ -136,30 +136,13 @@ impl AsffFinding {
 
 /// Types one finding.
 pub fn parse_one(value: Value) -> Result<Box<AsffFinding>, Malformed> {
-    if !value.is_object() {
-        return Err(Malformed(
-            "Security Hub finding is not a JSON object".to_owned(),
-        ));
-    }
-    serde_json::from_value(value)
-        .map(Box::new)
-        .map_err(|e| Malformed::from_serde("Security Hub finding", &e))
+    super::typed_object(value, "Security Hub finding")
 }
 
 /// Types each finding of a Security Hub event's `detail.findings` on its own, so one
 /// malformed finding does not hide the others.
 pub fn parse_findings(detail: Value) -> Vec<Result<Box<AsffFinding>, Malformed>> {
-    match detail {
-        Value::Object(mut object) => match object.remove("findings") {
-            Some(Value::Array(findings)) => findings.into_iter().map(parse_one).collect(),
-            _ => vec![Err(Malformed(
-                "Security Hub event has no findings array".to_owned(),
-            ))],
-        },
-        _ => vec![Err(Malformed(
-            "Security Hub event detail is not a JSON object".to_owned(),
-        ))],
-    }
+    super::each_finding(detail, "Security Hub event", parse_one)
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Decision, Evidence, InvalidValue, NamedPrincipal, Principals, Verdict, arn_target, finding_ref,
-    graded, non_empty, principal_from_access_key, region_of, timestamp,
+    graded, merge_unique_id, non_empty, not_to_act_on, principal_from_access_key, region_of,
+    timestamp,
 };
 use crate::event::Scope;
 use crate::event::guardduty::{Actor, GuardDutyFinding, Sequence, Signal, instant};
@@ -119,16 +120,8 @@ pub(super) fn attack_sequence(finding: &GuardDutyFinding, config: &TriageConfig)
         sequence_principals(finding, sequence, &finding_account, config.partition);
     let shown = actors.first().map(|e| e.target.clone());
 
-    if finding.is_sample() {
-        return vec![decide(
-            Decision::ignore("sample finding (generated for testing): never acted on")
-                .with_target(shown),
-        )];
-    }
-    if finding.is_archived() {
-        return vec![decide(
-            Decision::ignore("archived finding: already handled or suppressed").with_target(shown),
-        )];
+    if let Some(why) = not_to_act_on(finding) {
+        return vec![decide(Decision::ignore(why).with_target(shown))];
     }
     let Some(severity) = severity else {
         return vec![decide(
@@ -314,14 +307,7 @@ fn sequence_principals(
                 {
                     entry.sessions.push(session);
                 }
-                match (&entry.unique_id, unique_id) {
-                    (None, id) if !entry.id_conflicted => entry.unique_id = id,
-                    (Some(kept), Some(other)) if *kept != other => {
-                        entry.unique_id = None;
-                        entry.id_conflicted = true;
-                    }
-                    _ => {}
-                }
+                merge_unique_id(&mut entry.unique_id, &mut entry.id_conflicted, unique_id);
                 match issued_by {
                     Some(t) if !entry.unbounded => {
                         entry.issued_by = Some(entry.issued_by.map_or(t, |k| k.max(t)));
