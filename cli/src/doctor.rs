@@ -37,9 +37,10 @@ use crate::revoke::{DISCOVER_HOME_CONTEXT, aws_clock, print_json};
 /// arguments (nothing is called).
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// The cutoff stack (infra/template.yaml) in the home region.
-    #[arg(long, value_name = "NAME", default_value = "cutoff")]
-    stack: String,
+    /// The cutoff stack (infra/template.yaml) in the home region [default: the only
+    /// cutoff stack there]
+    #[arg(long, value_name = "NAME", env = "CUTOFF_STACK")]
+    stack: Option<String>,
     /// The home region, where the stack runs [default: the AWS configuration's].
     #[arg(long, value_name = "REGION")]
     region: Option<String>,
@@ -731,7 +732,8 @@ pub fn render_text(checks: &[Check]) -> String {
 // ---- Arguments, checked before any AWS call -----------------------------------------
 
 struct Plan {
-    stack: String,
+    /// None: the only cutoff stack of the region.
+    stack: Option<String>,
     options: SdkOptions,
     regions: Vec<String>,
     accounts: Vec<Account>,
@@ -760,16 +762,12 @@ fn parse_region(flag: &str, input: &str) -> Result<String, String> {
 }
 
 fn plan(args: &DoctorArgs) -> Result<Plan, String> {
-    let stack = args.stack.clone();
-    let stack_ok = stack.len() <= 128
-        && stack.starts_with(|c: char| c.is_ascii_alphabetic())
-        && stack
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if !stack_ok {
-        let why = "expected a stack name (a letter, then letters, digits and hyphens)";
-        return Err(format!("--stack {}: {why}", excerpt(&stack)));
-    }
+    let stack = args
+        .stack
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| crate::stack::parse_stack_name("--stack", s))
+        .transpose()?;
     let region = args
         .region
         .as_deref()
@@ -1036,8 +1034,8 @@ async fn self_check(plan: &Plan, deployment: Option<&Deployment>, sdk: &SdkConfi
     }
 }
 
-async fn gather_and_check(plan: &Plan, sdk: &SdkConfig) -> Vec<Check> {
-    let (mut checks, deployment) = stack_checks(&plan.stack, &stack_facts(sdk, &plan.stack).await);
+async fn gather_and_check(plan: &Plan, stack: &str, sdk: &SdkConfig) -> Vec<Check> {
+    let (mut checks, deployment) = stack_checks(stack, &stack_facts(sdk, stack).await);
     if let Some(d) = &deployment {
         let prefix = d.prefix();
         checks.extend(home_rule_checks(d, &rule_facts(sdk, prefix).await));
@@ -1086,7 +1084,15 @@ pub async fn doctor(args: &DoctorArgs) -> anyhow::Result<Exit> {
         Ok(sdk) => sdk,
         Err(e) => return Ok(Exit::Invalid(e.to_string())),
     };
-    let checks = gather_and_check(&plan, &sdk).await;
+    let stack = match &plan.stack {
+        Some(name) => name.clone(),
+        None => match crate::stack::find(&sdk, None).await {
+            Ok(found) => found.name,
+            Err(e) if e.is_argument() => return Ok(Exit::Invalid(e.to_string())),
+            Err(e) => return Err(anyhow::anyhow!(e)),
+        },
+    };
+    let checks = gather_and_check(&plan, &stack, &sdk).await;
     let passed = checks.iter().all(|c| c.status != Status::Fail);
     if args.json {
         print_json(&json!({"passed": passed, "checks": checks}))?;
@@ -1814,8 +1820,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            (plan.stack.as_str(), plan.accounts.len(), plan.self_check),
-            ("cutoff", 1, true)
+            (plan.stack.as_deref(), plan.accounts.len(), plan.self_check),
+            (None, 1, true)
         );
         assert_eq!(plan.regions, ["eu-west-1", "us-gov-west-1"]);
         let many: Vec<String> = (0..26)

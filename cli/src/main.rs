@@ -6,6 +6,7 @@
 mod doctor;
 mod operator;
 mod revoke;
+mod stack;
 mod sweep;
 mod triage;
 

@@ -33,7 +33,18 @@ pub struct OperatorUrl {
 
 impl OperatorUrl {
     pub fn parse(input: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("--url {}: {why}", cutoff_domain::principal::excerpt(input));
+        Self::parse_from("--url", input)
+    }
+
+    /// [`Self::parse`], the error naming where the URL came from (`--url`, a stack
+    /// output).
+    pub fn parse_from(source: &str, input: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!(
+                "{source} {}: {why}",
+                cutoff_domain::principal::excerpt(input)
+            )
+        };
         let (scheme, rest) = input
             .split_once("://")
             .ok_or_else(|| bad("expected https://<url-id>.lambda-url.<region>.on.aws/"))?;

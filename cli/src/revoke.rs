@@ -11,17 +11,18 @@ use clap::{ArgGroup, Args, ValueEnum};
 use cutoff::config::{account_scope_from_lookup, parse_external_id, parse_table_name, revoker_env};
 use cutoff::revoke::{RevokeConfig, Revoker, StatusReport};
 use cutoff_aws::config::{SdkOptions, load_sdk_config_with};
-use cutoff_aws::dynamodb::{ConfiguredLedger, Ledger};
-use cutoff_aws::sts::{SdkAccountAccess, discover_home_and_time};
+use cutoff_aws::dynamodb::{AuditEntry, ConfiguredLedger, Ledger};
+use cutoff_aws::sts::{SdkAccountAccess, discover_caller_and_time, discover_home_and_time};
 use cutoff_domain::clock::OffsetClock;
 use cutoff_domain::event::{ManualAction, manual};
 use cutoff_domain::outcome::{Outcome, RevocationRequest, Status};
-use cutoff_domain::principal::PrincipalName;
+use cutoff_domain::principal::{PrincipalName, clean_text};
 use cutoff_domain::settings::TriageConfig;
 use cutoff_domain::sweep_rules::humanize;
 use serde_json::{Value, json};
 
 use crate::Exit;
+use crate::operator::OperatorUrl;
 
 /// How to reach AWS.
 #[derive(Debug, Args)]
@@ -57,11 +58,85 @@ pub struct AwsArgs {
     /// like the Lambdas do, and answer `cutoff history`.
     #[arg(long, global = true, value_name = "TABLE", env = "CUTOFF_LEDGER_TABLE")]
     ledger_table: Option<String>,
-    /// The revoker's function URL (the stack output OperatorUrl): send the request
-    /// there, signed with your credentials, so that AWS vouches for who asks and the
-    /// deployment locks, audits and notifies it. Without it the request runs here.
-    #[arg(long, global = true, value_name = "URL", env = "CUTOFF_OPERATOR_URL")]
+}
+
+/// Where the request runs: through the deployed stack (the default), or here.
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    /// The cutoff stack to act through: the request goes to its revoker's function URL
+    /// (the output OperatorUrl), signed with your credentials, so AWS vouches for who
+    /// asks and the deployment locks, audits and notifies it, with its own protected
+    /// names [default: the only cutoff stack in the region]
+    #[arg(long, value_name = "NAME", env = "CUTOFF_STACK")]
+    stack: Option<String>,
+    /// The revoker's function URL itself (the stack output OperatorUrl), for operators
+    /// who may call it but not read the stack.
+    #[arg(long, value_name = "URL", env = "CUTOFF_OPERATOR_URL")]
     url: Option<String>,
+    /// Emergency only, when the stack itself is broken: act from this machine with your
+    /// own credentials (home account, or a member role that trusts you). Nobody is
+    /// notified, and only this environment's protected names (CUTOFF_PROTECTED) apply.
+    #[arg(long)]
+    direct: bool,
+}
+
+/// What a route resolves to before any call.
+enum Route {
+    /// The operator path, at the URL given or the named (or only) stack's.
+    Stack {
+        url: Option<String>,
+        stack: Option<String>,
+    },
+    Direct,
+}
+
+impl RouteArgs {
+    /// Checks the stack name and the URL; the error is an invalid argument's message.
+    fn route(&self) -> Result<Route, String> {
+        if self.direct {
+            // Not clap's `conflicts_with`: that also refuses a CUTOFF_STACK or
+            // CUTOFF_OPERATOR_URL set in the shell, exactly when the stack is broken.
+            let typed = |value: &Option<String>, variable: &str| {
+                value
+                    .as_deref()
+                    .is_some_and(|v| std::env::var(variable).ok().as_deref() != Some(v))
+            };
+            if typed(&self.stack, "CUTOFF_STACK") || typed(&self.url, "CUTOFF_OPERATOR_URL") {
+                return Err(
+                    "--direct acts from this machine, not through a stack: it takes no --stack or --url"
+                        .to_owned(),
+                );
+            }
+            return Ok(Route::Direct);
+        }
+        let stack = self
+            .stack
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| crate::stack::parse_stack_name("--stack", s))
+            .transpose()?;
+        let url = self.url.clone().filter(|u| !u.is_empty());
+        if let Some(url) = &url {
+            crate::operator::OperatorUrl::parse(url)?;
+        }
+        Ok(Route::Stack { url, stack })
+    }
+}
+
+/// Says, before anything is done, what `--direct` gives up.
+fn warn_direct(action: ManualAction) {
+    let consequences = match action {
+        ManualAction::Revoke | ManualAction::Release => {
+            "nobody is notified; the deployment's protected names, account scope and breaker do not apply (only CUTOFF_PROTECTED here); without --ledger-table nothing is locked or audited"
+        }
+        ManualAction::Status | ManualAction::History => {
+            "the answer is what your own credentials can read"
+        }
+    };
+    eprintln!(
+        "cutoff: --direct: {} from this machine with your credentials, NOT through the deployed stack: {consequences}. Use it only when the stack itself is broken.",
+        action.as_str()
+    );
 }
 
 /// The principal to act on.
@@ -121,6 +196,8 @@ pub struct RevokeArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    route: RouteArgs,
+    #[command(flatten)]
     aws: AwsArgs,
 }
 
@@ -133,6 +210,8 @@ pub struct StatusArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    route: RouteArgs,
     #[command(flatten)]
     aws: AwsArgs,
 }
@@ -157,6 +236,8 @@ pub struct ReleaseArgs {
     requested_by: Option<String>,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    route: RouteArgs,
     #[command(flatten)]
     aws: AwsArgs,
 }
@@ -208,16 +289,15 @@ fn operator_payload(
     Ok(value)
 }
 
-/// Sends a request through the operator path and returns the revoker's JSON answer.
+/// Sends a request through the operator path (the URL given, else the stack's) and
+/// returns the revoker's JSON answer; `Err(message)` for what the operator can fix
+/// with an argument.
 async fn through_operator_path(
     aws: &AwsArgs,
-    url: &str,
+    url: Option<&str>,
+    stack: Option<&str>,
     payload: Value,
 ) -> anyhow::Result<Result<Value, String>> {
-    let url = match crate::operator::OperatorUrl::parse(url) {
-        Ok(url) => url,
-        Err(message) => return Ok(Err(message)),
-    };
     let settings = match aws.settings() {
         Ok(settings) => settings,
         Err(message) => return Ok(Err(message)),
@@ -225,6 +305,26 @@ async fn through_operator_path(
     let sdk = match load_sdk_config_with(&settings.options).await {
         Ok(sdk) => sdk,
         Err(e) => return Ok(Err(e.to_string())),
+    };
+    let url = match url {
+        Some(url) => OperatorUrl::parse(url),
+        None => match crate::stack::find(&sdk, stack).await {
+            Ok(found) => found
+                .output("OperatorUrl")
+                .map_err(|e| e.to_string())
+                .and_then(|url| {
+                    OperatorUrl::parse_from(
+                        &format!("stack {} output OperatorUrl", found.name),
+                        url,
+                    )
+                }),
+            Err(e) if e.is_argument() => Err(e.to_string()),
+            Err(e) => return Err(anyhow::anyhow!(e)),
+        },
+    };
+    let url = match url {
+        Ok(url) => url,
+        Err(message) => return Ok(Err(message)),
     };
     // AWS's time for the signature (and a word when this machine's clock is off).
     let (_, _, seen) = discover_home_and_time(&sdk)
@@ -241,7 +341,7 @@ async fn through_operator_path(
 fn note_requested_by_unused(requested_by: &Option<String>) {
     if requested_by.is_some() {
         eprintln!(
-            "note: --requested-by is not sent with --url: AWS says who asks, and the revoker records the caller it verified"
+            "note: --requested-by is not sent through the stack: AWS says who asks, and the revoker records the caller it verified"
         );
     }
 }
@@ -249,7 +349,7 @@ fn note_requested_by_unused(requested_by: &Option<String>) {
 /// A manual request through the operator path, its outcome printed.
 async fn operator_outcome(
     aws: &AwsArgs,
-    url: &str,
+    (url, stack): (Option<&str>, Option<&str>),
     payload: Result<Value, String>,
     json: bool,
 ) -> anyhow::Result<Exit> {
@@ -257,7 +357,7 @@ async fn operator_outcome(
         Ok(p) => p,
         Err(message) => return Ok(Exit::Invalid(message)),
     };
-    let answer = match through_operator_path(aws, url, payload).await? {
+    let answer = match through_operator_path(aws, url, stack, payload).await? {
         Ok(answer) => answer,
         Err(message) => return Ok(Exit::Invalid(message)),
     };
@@ -266,24 +366,27 @@ async fn operator_outcome(
     print_outcome(&outcome, json)
 }
 
-fn who(requested_by: &Option<String>) -> String {
-    requested_by
-        .clone()
-        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-        .map(|u| format!("{u} (cutoff CLI)"))
-        .unwrap_or_else(|| "cutoff CLI".to_owned())
+/// Who asks in `--direct` mode: the caller AWS says the credentials are (never a name
+/// typed on this machine alone), and on whose behalf when `--requested-by` says.
+fn who(caller_arn: &str, requested_by: &Option<String>) -> String {
+    match requested_by {
+        Some(behalf) => format!("{caller_arn} (cutoff CLI --direct, for {behalf})"),
+        None => format!("{caller_arn} (cutoff CLI --direct)"),
+    }
 }
 
 /// Validates the request exactly as the revoker Lambda does.
 fn request(
     mut value: Value,
-    requested_by: &Option<String>,
+    requested_by: Option<String>,
     reason: &Option<String>,
     dry_run: bool,
     force: bool,
 ) -> Result<RevocationRequest, String> {
     if let Value::Object(map) = &mut value {
-        map.insert("requested_by".into(), json!(who(requested_by)));
+        if let Some(who) = requested_by {
+            map.insert("requested_by".into(), json!(who));
+        }
         if let Some(reason) = reason {
             map.insert("reason".into(), json!(reason));
         }
@@ -367,9 +470,18 @@ pub(crate) fn aws_clock(seen: Option<cutoff_aws::sts::SeenDate>) -> OffsetClock 
     }
 }
 
+/// The revoker in this process (`--direct`), and who AWS says the caller is.
 async fn revoker(
     aws: &AwsArgs,
-) -> anyhow::Result<Result<Revoker<SdkAccountAccess, OffsetClock, ConfiguredLedger>, String>> {
+) -> anyhow::Result<
+    Result<
+        (
+            Revoker<SdkAccountAccess, OffsetClock, ConfiguredLedger>,
+            String,
+        ),
+        String,
+    >,
+> {
     let aws = match aws.settings() {
         Ok(aws) => aws,
         Err(message) => return Ok(Err(message)),
@@ -378,7 +490,7 @@ async fn revoker(
         Ok(sdk) => sdk,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    let (home, partition, seen) = discover_home_and_time(&sdk)
+    let (caller, seen) = discover_caller_and_time(&sdk)
         .await
         .context(DISCOVER_HOME_CONTEXT)?;
     let clock = aws_clock(seen);
@@ -389,8 +501,15 @@ async fn revoker(
     let honour_protected_tag = std::env::var(revoker_env::HONOUR_PROTECTED_TAG)
         .is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let ledger = ConfiguredLedger::from_config(&sdk, aws.ledger_table.as_deref());
-    let access = SdkAccountAccess::new(&sdk, home, partition, aws.member_role, aws.external_id);
-    Ok(Ok(Revoker::new(
+    let partition = caller.partition;
+    let access = SdkAccountAccess::new(
+        &sdk,
+        caller.account,
+        partition,
+        aws.member_role,
+        aws.external_id,
+    );
+    let revoker = Revoker::new(
         access,
         clock,
         RevokeConfig {
@@ -401,7 +520,8 @@ async fn revoker(
             ..RevokeConfig::default()
         },
     )
-    .with_ledger(ledger)))
+    .with_ledger(ledger);
+    Ok(Ok((revoker, clean_text(&caller.arn, 400))))
 }
 
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
@@ -552,79 +672,97 @@ fn scope_of(s: ScopeArg) -> Option<ScopeArg> {
     Some(s)
 }
 
+/// A revoke or release: through the stack, or (`--direct`) here.
+async fn act(
+    route: &RouteArgs,
+    aws: &AwsArgs,
+    action: ManualAction,
+    principal: &PrincipalArgs,
+    scope: ScopeArg,
+    flags: (&Option<String>, &Option<String>, bool, bool),
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let (reason, requested_by, dry_run, force) = flags;
+    let route = match route.route() {
+        Ok(route) => route,
+        Err(message) => return Ok(Exit::Invalid(message)),
+    };
+    let payload = payload(action, principal, scope_of(scope));
+    let (url, stack) = match route {
+        Route::Stack { url, stack } => (url, stack),
+        Route::Direct => {
+            // Checked before any call, `--requested-by` included.
+            let req = match request(payload, requested_by.clone(), reason, dry_run, force) {
+                Ok(r) => r,
+                Err(message) => return Ok(Exit::Invalid(message)),
+            };
+            if let Err(message) = aws.settings() {
+                return Ok(Exit::Invalid(message));
+            }
+            warn_direct(action);
+            let (revoker, caller) = match revoker(aws).await? {
+                Ok(r) => r,
+                Err(message) => return Ok(Exit::Invalid(message)),
+            };
+            let mut req = req;
+            req.trigger.requested_by = Some(who(&caller, requested_by));
+            let outcome = revoker.handle(&req, &request_id()).await;
+            return print_outcome(&outcome, json);
+        }
+    };
+    note_requested_by_unused(requested_by);
+    let payload = operator_payload(payload, reason, dry_run, force);
+    operator_outcome(aws, (url.as_deref(), stack.as_deref()), payload, json).await
+}
+
 pub async fn revoke(args: &RevokeArgs) -> anyhow::Result<Exit> {
-    if let Some(url) = &args.aws.url {
-        note_requested_by_unused(&args.requested_by);
-        let payload = operator_payload(
-            payload(ManualAction::Revoke, &args.principal, scope_of(args.scope)),
-            &args.reason,
-            args.dry_run,
-            false,
-        );
-        return operator_outcome(&args.aws, url, payload, args.json).await;
-    }
-    let req = match request(
-        payload(ManualAction::Revoke, &args.principal, scope_of(args.scope)),
-        &args.requested_by,
-        &args.reason,
-        args.dry_run,
-        false,
-    ) {
-        Ok(r) => r,
-        Err(message) => return Ok(Exit::Invalid(message)),
-    };
-    let revoker = match revoker(&args.aws).await? {
-        Ok(r) => r,
-        Err(message) => return Ok(Exit::Invalid(message)),
-    };
-    let outcome = revoker.handle(&req, &request_id()).await;
-    print_outcome(&outcome, args.json)
+    let flags = (&args.reason, &args.requested_by, args.dry_run, false);
+    let (route, aws, principal) = (&args.route, &args.aws, &args.principal);
+    act(
+        route,
+        aws,
+        ManualAction::Revoke,
+        principal,
+        args.scope,
+        flags,
+        args.json,
+    )
+    .await
 }
 
 pub async fn release(args: &ReleaseArgs) -> anyhow::Result<Exit> {
-    if let Some(url) = &args.aws.url {
-        note_requested_by_unused(&args.requested_by);
-        let payload = operator_payload(
-            payload(ManualAction::Release, &args.principal, scope_of(args.scope)),
-            &args.reason,
-            args.dry_run,
-            args.force,
-        );
-        return operator_outcome(&args.aws, url, payload, args.json).await;
-    }
-    let req = match request(
-        payload(ManualAction::Release, &args.principal, scope_of(args.scope)),
-        &args.requested_by,
-        &args.reason,
-        args.dry_run,
-        args.force,
-    ) {
-        Ok(r) => r,
-        Err(message) => return Ok(Exit::Invalid(message)),
-    };
-    let revoker = match revoker(&args.aws).await? {
-        Ok(r) => r,
-        Err(message) => return Ok(Exit::Invalid(message)),
-    };
-    let outcome = revoker.handle(&req, &request_id()).await;
-    print_outcome(&outcome, args.json)
+    let flags = (&args.reason, &args.requested_by, args.dry_run, args.force);
+    let (route, aws, principal) = (&args.route, &args.aws, &args.principal);
+    act(
+        route,
+        aws,
+        ManualAction::Release,
+        principal,
+        args.scope,
+        flags,
+        args.json,
+    )
+    .await
 }
 
 pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
-    if let Some(url) = &args.aws.url {
-        let payload = match operator_payload(
-            payload(ManualAction::Status, &args.principal, None),
-            &None,
-            false,
-            false,
-        ) {
+    let route = match args.route.route() {
+        Ok(route) => route,
+        Err(message) => return Ok(Exit::Invalid(message)),
+    };
+    let payload = payload(ManualAction::Status, &args.principal, None);
+    if let Route::Stack { url, stack } = route {
+        let payload = match operator_payload(payload, &None, false, false) {
             Ok(p) => p,
             Err(message) => return Ok(Exit::Invalid(message)),
         };
-        let answer = match through_operator_path(&args.aws, url, payload).await? {
-            Ok(answer) => answer,
-            Err(message) => return Ok(Exit::Invalid(message)),
-        };
+        let answer =
+            match through_operator_path(&args.aws, url.as_deref(), stack.as_deref(), payload)
+                .await?
+            {
+                Ok(answer) => answer,
+                Err(message) => return Ok(Exit::Invalid(message)),
+            };
         // A refused request is answered with a failed outcome, not a report.
         if answer.get("status").is_some() {
             let outcome: Outcome = serde_json::from_value(answer)
@@ -635,17 +773,15 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
             .context("the operator path answered something that is not a status report")?;
         return print_status(&report, args.json);
     }
-    let req = match request(
-        payload(ManualAction::Status, &args.principal, None),
-        &None,
-        &None,
-        false,
-        false,
-    ) {
+    let req = match request(payload, None, &None, false, false) {
         Ok(r) => r,
         Err(message) => return Ok(Exit::Invalid(message)),
     };
-    let revoker = match revoker(&args.aws).await? {
+    if let Err(message) = args.aws.settings() {
+        return Ok(Exit::Invalid(message));
+    }
+    warn_direct(ManualAction::Status);
+    let (revoker, _) = match revoker(&args.aws).await? {
         Ok(r) => r,
         Err(message) => return Ok(Exit::Invalid(message)),
     };
@@ -665,7 +801,8 @@ pub(crate) fn request_id() -> String {
     )
 }
 
-/// `cutoff history`: what cutoff did to one principal, newest first, from the ledger.
+/// `cutoff history`: what cutoff did to one principal, newest first, from the ledger
+/// (through the stack's revoker, or with --direct from the --ledger-table itself).
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("who").required(true).args(["role", "user"])))]
 pub struct HistoryArgs {
@@ -685,6 +822,8 @@ pub struct HistoryArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    route: RouteArgs,
+    #[command(flatten)]
     aws: AwsArgs,
 }
 
@@ -702,25 +841,56 @@ pub async fn history(args: &HistoryArgs) -> anyhow::Result<Exit> {
         Ok(n) => n,
         Err(e) => return Ok(Exit::Invalid(format!("--{kind}: {e}"))),
     };
-    let aws = match args.aws.settings() {
-        Ok(aws) => aws,
+    let route = match args.route.route() {
+        Ok(route) => route,
         Err(message) => return Ok(Exit::Invalid(message)),
     };
-    let Some(table) = aws.ledger_table.clone() else {
-        return Ok(Exit::Invalid(
-            "the history is in the ledger: give --ledger-table or set CUTOFF_LEDGER_TABLE"
-                .to_owned(),
-        ));
+    let entries = match route {
+        Route::Stack { url, stack } => {
+            let payload = json!({
+                "action": "history", "account": account.as_str(), kind: name.as_str(),
+                "limit": args.limit,
+            });
+            let answer =
+                match through_operator_path(&args.aws, url.as_deref(), stack.as_deref(), payload)
+                    .await?
+                {
+                    Ok(answer) => answer,
+                    Err(message) => return Ok(Exit::Invalid(message)),
+                };
+            // A refused request is answered with a failed outcome.
+            if answer.get("status").is_some() {
+                let outcome: Outcome = serde_json::from_value(answer)
+                    .context("the operator path answered something that is not an outcome")?;
+                return print_outcome(&outcome, args.json);
+            }
+            let entries = answer.get("history").cloned().unwrap_or(Value::Null);
+            serde_json::from_value::<Vec<AuditEntry>>(entries)
+                .context("the operator path answered something that is not a history")?
+        }
+        Route::Direct => {
+            let aws = match args.aws.settings() {
+                Ok(aws) => aws,
+                Err(message) => return Ok(Exit::Invalid(message)),
+            };
+            let Some(table) = aws.ledger_table.clone() else {
+                return Ok(Exit::Invalid(
+                    "with --direct the history is read from the ledger itself: give --ledger-table or set CUTOFF_LEDGER_TABLE"
+                        .to_owned(),
+                ));
+            };
+            warn_direct(ManualAction::History);
+            let sdk = match load_sdk_config_with(&aws.options).await {
+                Ok(sdk) => sdk,
+                Err(e) => return Ok(Exit::Invalid(e.to_string())),
+            };
+            let ledger = ConfiguredLedger::from_config(&sdk, Some(&table));
+            ledger
+                .history(&account, kind, name.as_str(), usize::from(args.limit))
+                .await
+                .with_context(|| format!("reading the history from the ledger table {table}"))?
+        }
     };
-    let sdk = match load_sdk_config_with(&aws.options).await {
-        Ok(sdk) => sdk,
-        Err(e) => return Ok(Exit::Invalid(e.to_string())),
-    };
-    let ledger = ConfiguredLedger::from_config(&sdk, Some(&table));
-    let entries = ledger
-        .history(&account, kind, name.as_str(), usize::from(args.limit))
-        .await
-        .with_context(|| format!("reading the history from the ledger table {table}"))?;
     if args.json {
         print_json(&entries)?;
         return Ok(Exit::Ok);
@@ -755,14 +925,18 @@ pub async fn history(args: &HistoryArgs) -> anyhow::Result<Exit> {
         out.push_str(&format!(
             "{}  {:<7} {:<15} {}  ({}; request {})\n",
             e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            e.action,
+            clean_text(&e.action, 16),
             o.status.as_str(),
             cutoffs,
-            who,
-            e.request_id
+            clean_text(&who, 300),
+            clean_text(&e.request_id, 100)
         ));
         if let Some(err) = &o.error {
-            out.push_str(&format!("    {}: {}\n", err.kind, err.message));
+            out.push_str(&format!(
+                "    {}: {}\n",
+                err.kind,
+                clean_text(&err.message, 500)
+            ));
         }
     }
     write!(std::io::stdout().lock(), "{out}").context("writing to standard output")?;

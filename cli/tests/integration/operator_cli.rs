@@ -53,10 +53,21 @@ fn function_url() -> FunctionUrl {
 /// The CLI as an operator runs it: `identity`'s credentials in the environment, AWS
 /// (for `sts:GetCallerIdentity`, the clock) at moto.
 fn cutoff(identity: &Identity, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    cutoff_at(MotoServer::shared().endpoint(), identity, args, extra_env)
+}
+
+/// [`cutoff`] with AWS at `endpoint`.
+fn cutoff_at(
+    endpoint: &str,
+    identity: &Identity,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cutoff"));
     command
         .args(args)
-        .env("AWS_ENDPOINT_URL", MotoServer::shared().endpoint())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env_remove("CUTOFF_STACK")
         .env("AWS_REGION", "us-east-1")
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_SESSION_TOKEN")
@@ -88,7 +99,11 @@ fn json(out: &Output) -> Value {
 }
 
 async fn create_role(name: &str) -> aws_sdk_iam::Client {
-    let iam = iam_client(MotoServer::shared().endpoint()).await;
+    create_role_at(MotoServer::shared().endpoint(), name).await
+}
+
+async fn create_role_at(endpoint: &str, name: &str) -> aws_sdk_iam::Client {
+    let iam = iam_client(endpoint).await;
     cutoff_tests::seed::create_role(&iam, name, &[("cutoff:owner", "payments")])
         .await
         .unwrap();
@@ -380,4 +395,201 @@ async fn status_through_the_operator_path_prints_the_report() {
     assert_eq!(report["role_wide"]["still_effective"], true);
     assert_eq!(url.handled().len(), 3);
     assert_eq!(url.lambda().invocations(), 3);
+}
+
+/// A stack in moto with `outputs` (and a topic: a stack needs a resource).
+async fn create_stack(endpoint: &str, name: &str, outputs: &[(&str, &str)]) {
+    let outputs: serde_json::Map<String, Value> = outputs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!({ "Value": v })))
+        .collect();
+    let template = json!({
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": format!("{name}-topic")}}},
+        "Outputs": outputs,
+    });
+    let sdk = cutoff_tests::aws::sdk_config(endpoint).await;
+    aws_sdk_cloudformation::Client::new(&sdk)
+        .create_stack()
+        .stack_name(name)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The outputs of infra/template.yaml that say a stack is cutoff's, the operator path
+/// at `url`.
+fn cutoff_outputs(prefix: &str, url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("NamePrefix", prefix.to_owned()),
+        (
+            "RevokerFunctionArn",
+            format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{prefix}-revoker"),
+        ),
+        ("OperatorUrl", url.to_owned()),
+        ("LedgerTableName", format!("{prefix}-ledger")),
+    ]
+}
+
+async fn create_cutoff_stack(endpoint: &str, name: &str, url: &str) {
+    let outputs = cutoff_outputs(name, url);
+    let outputs: Vec<(&str, &str)> = outputs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    create_stack(endpoint, name, &outputs).await;
+}
+
+/// The default: no --url, no --stack. With none of cutoff's stacks in the region the
+/// CLI refuses (and says how to choose); with one it goes through it; with two it
+/// never guesses. Its own moto server: "the only stack of the region" is about every
+/// stack there.
+#[tokio::test]
+async fn without_a_url_the_cli_acts_through_the_only_cutoff_stack_and_never_guesses() {
+    let moto = MotoServer::start();
+    let endpoint = moto.endpoint();
+    let role = "found-through-the-stack";
+    let iam = create_role_at(endpoint, role).await;
+    let url = FunctionUrl::start(
+        revoker_on_moto(endpoint, &[]),
+        vec![alice()],
+        &[OPERATOR_ROLE],
+    );
+    let revoke = ["revoke", "--account", ACCOUNT, "--role", role, "--json"];
+    let status = ["status", "--account", ACCOUNT, "--role", role, "--json"];
+
+    let out = cutoff_at(endpoint, &alice(), &revoke, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    for words in ["no cutoff stack in us-east-1", "--stack", "--direct"] {
+        assert!(stderr(&out).contains(words), "{words}: {}", stderr(&out));
+    }
+    assert!(out.stdout.is_empty());
+    assert!(url.handled().is_empty(), "nothing was sent");
+    assert_eq!(cutoff_of(&iam, role).await, None, "nothing was written");
+
+    // Another application's stack does not count, even with an OperatorUrl output.
+    create_stack(
+        endpoint,
+        "network",
+        &[
+            ("VpcId", "vpc-0abc"),
+            ("OperatorUrl", "https://other.example/"),
+        ],
+    )
+    .await;
+    create_cutoff_stack(endpoint, "cutoff-prod", &url.url()).await;
+    let out = cutoff_at(endpoint, &alice(), &revoke, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let outcome = json(&out);
+    assert_eq!(outcome["status"], "applied", "{outcome:#}");
+    assert_eq!(outcome["trigger"]["requested_by"], alice().arn.as_str());
+    assert_eq!(outcome["trigger"]["requested_by_verified"], true);
+    assert_eq!(
+        cutoff_of(&iam, role).await.as_deref(),
+        outcome["cutoff"].as_str()
+    );
+    assert_eq!(url.handled().len(), 1);
+
+    // A second deployment (staging) in the region: the operator must name one.
+    create_cutoff_stack(
+        endpoint,
+        "cutoff-staging",
+        "https://abc.lambda-url.us-east-1.on.aws/",
+    )
+    .await;
+    let out = cutoff_at(endpoint, &alice(), &status, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("2 cutoff stacks in us-east-1 (cutoff-prod, cutoff-staging): give --stack"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(url.handled().len(), 1, "nothing was sent");
+    let by_flag = [&status[..], &["--stack", "cutoff-prod"]].concat();
+    let out = cutoff_at(endpoint, &alice(), &by_flag, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["role_wide"]["policy"], ROLE_WIDE_POLICY_NAME);
+    let out = cutoff_at(
+        endpoint,
+        &alice(),
+        &status,
+        &[("CUTOFF_STACK", "cutoff-prod")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(url.handled().len(), 3);
+
+    // A stack that is not there, or not cutoff's, is named in the error.
+    for (stack, says) in [
+        ("cutoff-gone", "no stack cutoff-gone in us-east-1"),
+        ("network", "stack network has no output NamePrefix"),
+        ("bad_name", "--stack bad_name: expected a stack name"),
+    ] {
+        let named = [&status[..], &["--stack", stack]].concat();
+        let out = cutoff_at(endpoint, &alice(), &named, &[]);
+        assert_eq!(out.status.code(), Some(2), "{stack}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{stack}: {}", stderr(&out));
+    }
+    assert_eq!(url.handled().len(), 3);
+}
+
+/// `cutoff history` goes through the operator path too: the revoker reads its own
+/// ledger, so an operator needs nothing but the URL, and sees who asked as AWS said.
+#[tokio::test]
+async fn history_goes_through_the_operator_path_and_shows_the_verified_caller() {
+    let role = unique("op-history");
+    create_role(&role).await;
+    let table = unique("cutoff-ledger-op-history");
+    cutoff_tests::aws::ledger_table(MotoServer::shared().endpoint(), &table).await;
+    let revoker = revoker_on_moto(
+        MotoServer::shared().endpoint(),
+        &[("CUTOFF_LEDGER_TABLE", &table)],
+    );
+    let url = FunctionUrl::start(revoker, vec![alice(), mallory()], &[OPERATOR_ROLE]);
+    let env = [("CUTOFF_OPERATOR_URL", url.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let args = [
+        "revoke",
+        "--account",
+        ACCOUNT,
+        "--role",
+        &role,
+        "--reason",
+        "INC-9",
+        "--json",
+    ];
+    let out = cutoff(&alice(), &args, &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let applied = json(&out);
+
+    let history = ["history", "--account", ACCOUNT, "--role", &role, "--json"];
+    let out = cutoff(&alice(), &history, &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let entries = json(&out);
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    let outcome = &entries[0]["outcome"];
+    assert_eq!(entries[0]["action"], "revoke");
+    assert_eq!(outcome["cutoff"], applied["cutoff"]);
+    assert_eq!(outcome["trigger"]["requested_by"], alice().arn.as_str());
+    assert_eq!(outcome["trigger"]["requested_by_verified"], true);
+    assert_eq!(outcome["trigger"]["reason"], "INC-9");
+    let human = cutoff(&alice(), &history[..5], &env);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("1 entry for role") && text.contains(alice().arn.as_str()),
+        "{text}"
+    );
+
+    // Someone the URL does not admit reads nothing.
+    let out = cutoff(&mallory(), &history, &env);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let calls = url.handled();
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert!(
+        calls[3].refused.is_some() && calls[3].caller.is_none(),
+        "{calls:?}"
+    );
 }

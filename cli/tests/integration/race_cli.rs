@@ -19,13 +19,17 @@ use serde_json::{Value, json};
 const WRITERS: usize = 50;
 
 fn spawn(args: &[&str], endpoint: &str) -> Child {
+    // These tests run the workflow in this process (`--direct`), not through a stack.
     Command::new(env!("CARGO_BIN_EXE_cutoff"))
         .args(args)
+        .args(in_process(args))
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
         .env_remove("AWS_PROFILE")
+        .env_remove("CUTOFF_STACK")
+        .env_remove("CUTOFF_OPERATOR_URL")
         .env_remove("CUTOFF_PROTECTED")
         .env_remove("CUTOFF_LEDGER_TABLE")
         .env("AWS_CONFIG_FILE", "/dev/null")
@@ -186,4 +190,13 @@ async fn fifty_concurrent_revocations_end_with_the_latest_cutoff_and_lose_nothin
         statuses.iter().filter(|s| **s == "applied").count(),
         statuses.iter().filter(|s| **s == "already_revoked").count(),
     );
+}
+
+/// `--direct` for the commands that otherwise go through a stack.
+fn in_process(args: &[&str]) -> Option<&'static str> {
+    matches!(
+        args.first(),
+        Some(&("revoke" | "status" | "release" | "history"))
+    )
+    .then_some("--direct")
 }

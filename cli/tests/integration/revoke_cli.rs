@@ -22,18 +22,29 @@ fn cutoff(args: &[&str]) -> Output {
 }
 
 fn cutoff_at(endpoint: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cutoff"))
+    // These tests run the workflow in this process (`--direct`), not through a stack.
+    command(endpoint)
         .args(args)
+        .args(in_process(args))
+        .output()
+        .unwrap()
+}
+
+/// The CLI with AWS at `endpoint` and nothing of this machine's configuration.
+fn command(endpoint: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cutoff"));
+    command
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
         .env_remove("AWS_PROFILE")
+        .env_remove("CUTOFF_STACK")
+        .env_remove("CUTOFF_OPERATOR_URL")
         .env_remove("CUTOFF_PROTECTED")
         .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .output()
-        .unwrap()
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    command
 }
 
 async fn role(name: &str) {
@@ -356,4 +367,91 @@ async fn a_key_that_could_not_be_deactivated_exits_one_and_says_what_still_works
         Some(aws_sdk_iam::types::StatusType::Active),
         "the fault really kept the key active"
     );
+}
+
+/// `--direct` for the commands that otherwise go through a stack.
+fn in_process(args: &[&str]) -> Option<&'static str> {
+    matches!(
+        args.first(),
+        Some(&("revoke" | "status" | "release" | "history"))
+    )
+    .then_some("--direct")
+}
+
+/// `--direct` is the emergency path: it says on every use what it gives up, and the
+/// caller it records is the one AWS names for the credentials (with the name typed
+/// only as on whose behalf), never a name typed alone.
+#[tokio::test]
+async fn direct_mode_says_what_it_skips_and_records_the_caller_aws_names() {
+    let name = unique("cli-direct");
+    role(&name).await;
+    let sdk = cutoff_tests::aws::sdk_config(MotoServer::shared().endpoint()).await;
+    let (caller, _) = cutoff_aws::sts::discover_caller_and_time(&sdk)
+        .await
+        .unwrap();
+    let out = cutoff(&[
+        "revoke",
+        "--account",
+        "123456789012",
+        "--role",
+        &name,
+        "--requested-by",
+        "bob",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for words in [
+        "--direct",
+        "NOT through the deployed stack",
+        "nobody is notified",
+    ] {
+        assert!(stderr.contains(words), "{words}: {stderr}");
+    }
+    let outcome = json(&out);
+    assert_eq!(outcome["status"], "applied", "{outcome:#}");
+    assert_eq!(
+        outcome["trigger"]["requested_by"],
+        format!("{} (cutoff CLI --direct, for bob)", caller.arn)
+    );
+    assert_eq!(outcome["trigger"]["requested_by_verified"], false);
+
+    let endpoint = MotoServer::shared().endpoint();
+    let status = [
+        "status",
+        "--account",
+        "123456789012",
+        "--role",
+        &name,
+        "--json",
+        "--direct",
+    ];
+    // Typed with --stack or --url it is a contradiction, refused before any call.
+    for extra in [
+        ["--stack", "cutoff"],
+        ["--url", "https://abc.lambda-url.us-east-1.on.aws/"],
+    ] {
+        let out = command(endpoint).args(status).args(extra).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains("takes no --stack or --url"), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+    // A CUTOFF_STACK or CUTOFF_OPERATOR_URL in the shell does not stand in the way.
+    let out = command(endpoint)
+        .args(status)
+        .env("CUTOFF_STACK", "cutoff")
+        .env(
+            "CUTOFF_OPERATOR_URL",
+            "https://abc.lambda-url.us-east-1.on.aws/",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&out)["role_wide"]["cutoff"], outcome["cutoff"]);
 }

@@ -53,7 +53,17 @@ pub trait AccountAccess: Send + Sync {
 /// retried on throttling with the default policy).
 pub async fn discover_home(config: &SdkConfig) -> Result<(Account, Partition), AwsError> {
     let sts = aws_sdk_sts::Client::new(config);
-    discover_home_with(&sts, &RetryPolicy::default(), &CallCounter::default()).await
+    let caller = discover_home_with(&sts, &RetryPolicy::default(), &CallCounter::default()).await?;
+    Ok((caller.account, caller.partition))
+}
+
+/// Who the credentials are, as `sts:GetCallerIdentity` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    pub account: Account,
+    pub partition: Partition,
+    /// The caller's ARN (a role session's is `arn:…:sts::<account>:assumed-role/…`).
+    pub arn: String,
 }
 
 /// AWS's time as a response's `Date` header said it, and the local time it arrived.
@@ -95,23 +105,30 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for DateHeader {
 pub async fn discover_home_and_time(
     config: &SdkConfig,
 ) -> Result<(Account, Partition, Option<SeenDate>), AwsError> {
+    let (caller, seen) = discover_caller_and_time(config).await?;
+    Ok((caller.account, caller.partition, seen))
+}
+
+/// [`discover_home_and_time`] with the caller's ARN.
+pub async fn discover_caller_and_time(
+    config: &SdkConfig,
+) -> Result<(CallerIdentity, Option<SeenDate>), AwsError> {
     let date = DateHeader::default();
     let sts = aws_sdk_sts::Client::from_conf(
         aws_sdk_sts::config::Builder::from(config)
             .interceptor(date.clone())
             .build(),
     );
-    let (account, partition) =
-        discover_home_with(&sts, &RetryPolicy::default(), &CallCounter::default()).await?;
+    let caller = discover_home_with(&sts, &RetryPolicy::default(), &CallCounter::default()).await?;
     let seen = date.0.lock().ok().and_then(|slot| *slot);
-    Ok((account, partition, seen))
+    Ok((caller, seen))
 }
 
 async fn discover_home_with(
     sts: &aws_sdk_sts::Client,
     policy: &RetryPolicy,
     calls: &CallCounter,
-) -> Result<(Account, Partition), AwsError> {
+) -> Result<CallerIdentity, AwsError> {
     const OP: &str = "sts:GetCallerIdentity";
     const CONTEXT: &str = "for cutoff's own credentials";
     let out = retry::with_retries(policy, calls, || async move {
@@ -134,7 +151,11 @@ async fn discover_home_with(
         .nth(1)
         .ok_or_else(|| malformed("the caller ARN has no partition".to_owned()))?;
     let partition = Partition::parse(partition).map_err(|e| malformed(e.to_string()))?;
-    Ok((account, partition))
+    Ok(CallerIdentity {
+        account,
+        partition,
+        arn: arn.to_owned(),
+    })
 }
 
 /// `cutoff-<request id>`, reduced to what STS accepts in a session name:
@@ -603,7 +624,12 @@ mod tests {
         let home = discover_home_with(&sts, &RetryPolicy::immediate(3), &CallCounter::default())
             .await
             .unwrap();
-        assert_eq!(home, (account(HOME), Partition::AwsUsGov));
+        assert_eq!(home.account, account(HOME));
+        assert_eq!(home.partition, Partition::AwsUsGov);
+        assert_eq!(
+            home.arn,
+            "arn:aws-us-gov:sts::111122223333:assumed-role/cutoff-revoker/cutoff-revoker"
+        );
     }
 
     fn at(rfc3339: &str) -> DateTime<Utc> {

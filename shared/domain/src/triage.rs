@@ -1333,11 +1333,13 @@ fn manual(request: &ManualRequest, config: &TriageConfig) -> Decision {
                 chosen(&why, target, config)
             }
         }
-        action @ (ManualAction::Status | ManualAction::Release) => Decision::ignore(format!(
-            "{} request: handled by the revoker, nothing to triage",
-            action.as_str()
-        ))
-        .with_target(Some(target)),
+        action @ (ManualAction::Status | ManualAction::Release | ManualAction::History) => {
+            Decision::ignore(format!(
+                "{} request: handled by the revoker, nothing to triage",
+                action.as_str()
+            ))
+            .with_target(Some(target))
+        }
     };
     decision.with_evidence(evidence)
 }

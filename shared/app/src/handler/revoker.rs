@@ -415,6 +415,7 @@ where
             ManualAction::Status => {
                 DirectAnswer::Status(Box::new(self.status(&request, request_id).await))
             }
+            ManualAction::History => self.history(&request, manual.history_limit, &caller).await,
             _ => DirectAnswer::Outcome(Box::new(self.handle(&request, request_id).await)),
         }
     }
@@ -641,6 +642,60 @@ where
         }
     }
 
+    /// What the ledger recorded about the request's principal, newest first: the
+    /// operator's `cutoff history` goes through here, so that reading it needs nothing
+    /// but the operator path. Read only: nothing is published; the read is logged with
+    /// the caller.
+    async fn history(
+        &self,
+        request: &RevocationRequest,
+        limit: u16,
+        caller: &Caller,
+    ) -> DirectAnswer {
+        let target = &request.target;
+        let refused = |kind: FailureKind, message: String| {
+            let outcome = Outcome::for_request(request, Status::Failed, String::new());
+            DirectAnswer::Outcome(Box::new(outcome.failed(kind, message)))
+        };
+        if !self.ledger.enabled() {
+            return refused(
+                FailureKind::InvalidRequest,
+                "this deployment keeps no ledger (CUTOFF_LEDGER_TABLE): there is no history to read"
+                    .to_owned(),
+            );
+        }
+        let read = self
+            .ledger
+            .history(
+                &target.account,
+                target.kind.as_str(),
+                target.name.as_str(),
+                usize::from(limit),
+            )
+            .await;
+        let caller = match caller {
+            Caller::Verified(arn) => arn.as_str(),
+            Caller::Claimed => "a plain invoke",
+        };
+        match read {
+            Ok(entries) => {
+                tracing::info!(
+                    caller,
+                    account = target.account.as_str(),
+                    kind = target.kind.as_str(),
+                    name = target.name.as_str(),
+                    entries = entries.len(),
+                    "history read"
+                );
+                DirectAnswer::History(entries)
+            }
+            Err(err) => {
+                tracing::error!(caller, error = %err, "history not read");
+                refused(err.kind.into(), format!("reading the ledger: {err}"))
+            }
+        }
+    }
+
     /// The answer to `cutoff doctor`'s self-check: `{"self_check": report}`, or a failed
     /// outcome saying why it was refused. It writes nothing, so nothing is published;
     /// it is logged with the verified caller.
@@ -674,6 +729,7 @@ where
     async fn answer<B: OutcomeBus>(&self, bus: &B, answer: DirectAnswer) -> Value {
         match answer {
             DirectAnswer::Status(report) => to_value(&report),
+            DirectAnswer::History(entries) => json!({ "history": entries }),
             DirectAnswer::Outcome(outcome) => {
                 crate::telemetry::log_outcome(&outcome);
                 if let Err(err) = bus.publish(std::slice::from_ref(outcome.as_ref())).await {
@@ -690,6 +746,8 @@ where
 pub enum DirectAnswer {
     Outcome(Box<Outcome>),
     Status(Box<crate::revoke::StatusReport>),
+    /// `{"history": [entry, …]}`, newest first.
+    History(Vec<cutoff_aws::dynamodb::AuditEntry>),
 }
 
 impl DirectAnswer {
@@ -697,6 +755,7 @@ impl DirectAnswer {
         match self {
             DirectAnswer::Outcome(o) => to_value(o),
             DirectAnswer::Status(s) => to_value(s),
+            DirectAnswer::History(entries) => json!({ "history": entries }),
         }
     }
 }
@@ -1580,6 +1639,64 @@ mod tests {
             .await
             .to_json();
         assert_eq!(answer["role_wide"]["policy"], "AWSRevokeOlderSessions");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_history_request_answers_with_the_principals_ledger_entries_newest_first() {
+        let (r, _) = revoker();
+        // Without a ledger there is nothing to read: said, not an empty list.
+        let payload = json!({"action": "history", "account": MEMBER, "role": "payments-api"});
+        let answer = r
+            .handle_direct(payload.clone(), Caller::Claimed, "req", false)
+            .await
+            .to_json();
+        assert_eq!(answer["status"], "failed", "{answer:#}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no ledger")
+        );
+
+        let ledger = cutoff_aws::dynamodb::fake::FakeLedger::default();
+        let r = r.with_ledger(ledger.clone());
+        for (role, finding) in [
+            ("payments-api", "f1"),
+            ("other", "f2"),
+            ("payments-api", "f3"),
+        ] {
+            let body = serde_json::to_string(&request(role, finding)).unwrap();
+            r.handle_batch(&batch(sqs(&[body])), false).await;
+            r.clock.advance(chrono::Duration::minutes(1));
+        }
+        let verified = Caller::Verified("arn:aws:iam::123456789012:role/Operator".into());
+        let answer = r
+            .handle_direct(payload.clone(), verified.clone(), "req", false)
+            .await
+            .to_json();
+        let entries = answer["history"].as_array().unwrap();
+        let findings: Vec<&str> = entries
+            .iter()
+            .map(|e| e["outcome"]["trigger"]["finding_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(findings, ["f3", "f1"], "{answer:#}");
+        let mut one = payload.clone();
+        one["limit"] = json!(1);
+        let answer = r
+            .handle_direct(one, verified.clone(), "req", false)
+            .await
+            .to_json();
+        assert_eq!(answer["history"].as_array().unwrap().len(), 1);
+        // A history read writes nothing and publishes nothing: it is no outcome.
+        assert!(answer.get("status").is_none());
+
+        ledger.fail("history", &[cutoff_aws::ErrorKind::AccessDenied]);
+        let answer = r
+            .handle_direct(payload, verified, "req", false)
+            .await
+            .to_json();
+        assert_eq!(answer["status"], "failed");
+        assert_eq!(answer["error"]["kind"], "access_denied");
     }
 
     fn settings() -> InvocationSettings {

@@ -358,9 +358,9 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             .and_then(|()| match request.action {
                 ManualAction::Revoke => Ok(Purpose::Revoke),
                 ManualAction::Release => Ok(Purpose::LiftOrRead),
-                ManualAction::Status => Err(Stop::failed(
+                ManualAction::Status | ManualAction::History => Err(Stop::failed(
                     FailureKind::InvalidRequest,
-                    "status requests are answered with a status report, not an outcome",
+                    "status and history requests are answered with a report, not an outcome",
                 )),
             });
         let purpose = match scoped {

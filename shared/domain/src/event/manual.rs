@@ -5,6 +5,8 @@
 //! "role"|"user"|"principal_arn": "...", "session": optional, "scope":"role"|"session",
 //! "reason":"...", "requested_by":"...", "dry_run": bool}`, plus `access_key_id` (the
 //! user's key to deactivate) and `force` (release a cutoff that may still matter).
+//! `"action":"history"` (a role or user, `limit` entries, 1 to 1000, default 20) asks
+//! for what the ledger recorded about the principal.
 //! Unknown fields are refused: a typo such as `"dryrun": true` must not turn a dry run
 //! into a real write.
 
@@ -24,6 +26,8 @@ pub enum ManualAction {
     Revoke,
     Status,
     Release,
+    /// The ledger's entries about the principal, newest first (read only).
+    History,
 }
 
 impl ManualAction {
@@ -32,6 +36,7 @@ impl ManualAction {
             ManualAction::Revoke => "revoke",
             ManualAction::Status => "status",
             ManualAction::Release => "release",
+            ManualAction::History => "history",
         }
     }
 }
@@ -117,7 +122,13 @@ pub struct ManualRequest {
     pub force: bool,
     /// The partition of `principal_arn`, when the request named the principal by ARN.
     pub partition: Option<Partition>,
+    /// How many ledger entries a history request asks for.
+    pub history_limit: u16,
 }
+
+/// Entries a history request gets unless it says otherwise, and at most.
+pub const DEFAULT_HISTORY_LIMIT: u16 = 20;
+pub const MAX_HISTORY_LIMIT: u16 = 1000;
 
 impl ManualRequest {
     /// Why the request cannot be served by a deployment in `partition`: an ARN of
@@ -169,6 +180,12 @@ pub enum ManualError {
     },
     #[error("manual request: scope session needs a session name")]
     SessionScopeWithoutSession,
+    #[error("manual request: limit applies only to the history action")]
+    LimitWithoutHistory,
+    #[error("manual request: limit is 1 to {MAX_HISTORY_LIMIT} entries, not {0}")]
+    LimitOutOfRange(u64),
+    #[error("manual request: the ledger keeps the history of roles and users, not of a {0}")]
+    NoHistoryFor(TargetKind),
 }
 
 #[derive(Deserialize)]
@@ -197,6 +214,8 @@ struct RawManual {
     dry_run: Option<bool>,
     #[serde(default)]
     force: Option<bool>,
+    #[serde(default)]
+    limit: Option<u64>,
 }
 
 /// Validates a manual request payload.
@@ -293,7 +312,23 @@ pub fn parse(value: Value) -> Result<ManualRequest, ManualError> {
         }
     }
 
+    let history_limit = match (raw.action, raw.limit) {
+        (ManualAction::History, None) => DEFAULT_HISTORY_LIMIT,
+        (ManualAction::History, Some(n)) => u16::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX_HISTORY_LIMIT).contains(n))
+            .ok_or(ManualError::LimitOutOfRange(n))?,
+        (_, Some(_)) => return Err(ManualError::LimitWithoutHistory),
+        (_, None) => DEFAULT_HISTORY_LIMIT,
+    };
+    if raw.action == ManualAction::History
+        && !matches!(target.kind, TargetKind::Role | TargetKind::User)
+    {
+        return Err(ManualError::NoHistoryFor(target.kind));
+    }
+
     Ok(ManualRequest {
+        history_limit,
         action: raw.action,
         target,
         scope,
@@ -386,6 +421,42 @@ mod tests {
         ] {
             assert!(parse(payload.clone()).is_err(), "{payload} accepted");
         }
+    }
+
+    #[test]
+    fn a_history_request_takes_a_bounded_limit_and_only_roles_and_users() {
+        let history = |extra: Value| {
+            let mut payload = json!({"action": "history", "account": "123456789012", "role": "r"});
+            if let (Value::Object(p), Value::Object(e)) = (&mut payload, extra) {
+                p.extend(e);
+            }
+            parse(payload)
+        };
+        assert_eq!(history(json!({})).unwrap().history_limit, 20);
+        assert_eq!(history(json!({"limit": 1})).unwrap().history_limit, 1);
+        assert_eq!(history(json!({"limit": 1000})).unwrap().history_limit, 1000);
+        for limit in [0_u64, 1001, 65536, u64::MAX] {
+            assert_eq!(
+                history(json!({"limit": limit})).unwrap_err(),
+                ManualError::LimitOutOfRange(limit)
+            );
+        }
+        assert!(matches!(
+            history(json!({"limit": -1})).unwrap_err(),
+            ManualError::Malformed(_)
+        ));
+        assert_eq!(
+            parse(json!({"action": "revoke", "account": "123456789012", "role": "r", "limit": 5}))
+                .unwrap_err(),
+            ManualError::LimitWithoutHistory
+        );
+        let profile = json!({"action": "history", "principal_arn": "arn:aws:iam::123456789012:instance-profile/web"});
+        assert_eq!(
+            parse(profile).unwrap_err(),
+            ManualError::NoHistoryFor(TargetKind::InstanceProfile)
+        );
+        let user = json!({"action": "history", "account": "123456789012", "user": "bob"});
+        assert_eq!(parse(user).unwrap().target.kind, TargetKind::User);
     }
 
     #[test]
