@@ -1560,7 +1560,34 @@ fn the_break_glass_policy_grants_no_plain_invoke() {
             url(&role_policy, &operator, "AWS_IAM"),
             Allowed,
         ),
+        // Finding the stack's URL: read only, and the managed policy's with MFA.
+        case(
+            "managed policy, MFA: list the stacks",
+            with_mfa(find_stack(&managed, alice), "60"),
+            Allowed,
+        )
+        .by("FindCutoffStackWithRecentMfa"),
+        case(
+            "managed policy, no MFA: list the stacks",
+            find_stack(&managed, alice),
+            ImplicitlyDenied,
+        ),
+        case(
+            "operator role: list the stacks",
+            find_stack(&role_policy, &operator),
+            Allowed,
+        )
+        .by("FindCutoffStack"),
+        case(
+            "operator role: change a stack",
+            EvalRequest::new("cloudformation:UpdateStack", "*", &operator).policy(role_policy.clone()),
+            ImplicitlyDenied,
+        ),
     ]);
+}
+
+fn find_stack(policy: &Value, principal: &str) -> EvalRequest {
+    EvalRequest::new("cloudformation:DescribeStacks", "*", principal).policy(policy.clone())
 }
 
 #[test]
