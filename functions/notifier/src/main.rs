@@ -9,7 +9,7 @@ use cutoff_aws::config::load_sdk_config;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    telemetry::init_lambda();
+    telemetry::init_lambda()?;
     let sdk = load_sdk_config().await?;
     run(Notifier::from_env(&sdk)?).await
 }

@@ -589,6 +589,24 @@ pub struct SweeperConfig {
     pub concurrency: usize,
 }
 
+/// What every function reads for its metrics ([`crate::metrics`]).
+pub mod metrics_env {
+    /// The CloudWatch namespace of the embedded metrics; the template sets the stack's
+    /// `NamePrefix`, so that two stacks in one account do not mix their metrics.
+    pub const NAMESPACE: &str = "CUTOFF_METRICS_NAMESPACE";
+}
+
+/// `CUTOFF_METRICS_NAMESPACE`, or `cutoff` when it is unset or empty.
+pub fn metrics_namespace_from_lookup(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<cutoff_domain::metrics::Namespace, ConfigError> {
+    match lookup(metrics_env::NAMESPACE) {
+        Some(v) if !v.trim().is_empty() => cutoff_domain::metrics::Namespace::parse(v.trim())
+            .map_err(|why| ConfigError::invalid(metrics_env::NAMESPACE, &v, why)),
+        _ => Ok(cutoff_domain::metrics::Namespace::default()),
+    }
+}
+
 pub mod sweeper_env {
     pub const ACCOUNTS: &str = "CUTOFF_SWEEP_ACCOUNTS";
     pub const MAX_AGE_PATTERNS: &str = "CUTOFF_SWEEP_MAX_AGE_PATTERNS";

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod deny_writer;
 pub mod handler;
+pub mod metrics;
 pub mod principal_lock;
 pub mod revoke;
 pub mod sweep_run;

@@ -7,11 +7,21 @@
 use tracing_subscriber::EnvFilter;
 
 use cutoff_domain::outcome::Outcome;
+use cutoff_domain::settings::ConfigError;
 
-/// JSON logs for a Lambda function. `RUST_LOG` overrides the `info` default; never
-/// enable `trace` in production, the runtime logs raw events there.
-pub fn init_lambda() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// The level Lambda's log-level controls pass to a custom runtime: the function's
+/// `ApplicationLogLevel` (`TRACE` to `FATAL`), set when its log format is JSON.
+pub const LAMBDA_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
+
+/// JSON logs for a Lambda function, at the level Lambda's log-level controls set
+/// ([`log_filter`]), and the metrics' namespace (`CUTOFF_METRICS_NAMESPACE`, which
+/// fails the start when it is not one CloudWatch accepts).
+pub fn init_lambda() -> Result<(), ConfigError> {
+    let directives = log_filter(
+        std::env::var(LAMBDA_LOG_LEVEL).ok().as_deref(),
+        std::env::var(EnvFilter::DEFAULT_ENV).ok().as_deref(),
+    );
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     // `try_init` fails only if a subscriber is already set (tests): keep that one.
     let _ = tracing_subscriber::fmt()
         .json()
@@ -22,6 +32,37 @@ pub fn init_lambda() {
         .with_target(false)
         .without_time()
         .try_init();
+    let namespace =
+        crate::config::metrics_namespace_from_lookup(&|name: &str| std::env::var(name).ok())?;
+    crate::metrics::configure(namespace);
+    Ok(())
+}
+
+/// What the functions log, from Lambda's `ApplicationLogLevel` when it sets one, so that
+/// one setting decides what the code writes and what Lambda keeps: `TRACE` is taken as
+/// `debug` (the Lambda runtime crate logs whole events at trace, and events carry
+/// findings), `FATAL` as `error`, a level Lambda does not define as `info`. Without it
+/// (outside Lambda, or a function with the plain-text log format), `RUST_LOG`'s
+/// directives, else `info`.
+///
+/// Outcomes and metrics are logged at INFO: above it (WARN, ERROR, FATAL) neither the
+/// code writes the outcome lines nor Lambda keeps the metrics lines, which is why the
+/// template allows only `DEBUG` and `INFO`.
+pub fn log_filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> String {
+    let lambda = lambda_level.map(str::trim).filter(|l| !l.is_empty());
+    if let Some(level) = lambda {
+        return match level.to_ascii_uppercase().as_str() {
+            "TRACE" | "DEBUG" => "debug",
+            "WARN" => "warn",
+            "ERROR" | "FATAL" => "error",
+            _ => "info",
+        }
+        .to_owned();
+    }
+    match rust_log.map(str::trim).filter(|d| !d.is_empty()) {
+        Some(directives) => directives.to_owned(),
+        None => "info".to_owned(),
+    }
 }
 
 /// Logs an outcome as one structured line.
@@ -44,4 +85,33 @@ pub fn log_outcome(outcome: &Outcome) {
         detail = outcome.detail.as_str(),
         "outcome"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambdas_log_level_decides_and_rust_log_is_the_fallback() {
+        assert_eq!(log_filter(Some("INFO"), Some("cutoff=trace")), "info");
+        assert_eq!(log_filter(Some("DEBUG"), None), "debug");
+        assert_eq!(log_filter(Some("debug"), None), "debug");
+        // Never trace: the runtime would log whole events.
+        assert_eq!(log_filter(Some("TRACE"), None), "debug");
+        assert_eq!(log_filter(Some("WARN"), None), "warn");
+        assert_eq!(log_filter(Some("ERROR"), None), "error");
+        assert_eq!(log_filter(Some("FATAL"), None), "error");
+        assert_eq!(log_filter(Some("LOUD"), None), "info");
+        assert_eq!(log_filter(Some(""), Some("warn")), "warn");
+        assert_eq!(
+            log_filter(None, Some("cutoff=debug,info")),
+            "cutoff=debug,info"
+        );
+        assert_eq!(log_filter(None, Some(" ")), "info");
+        assert_eq!(log_filter(None, None), "info");
+        // Every answer is a filter tracing accepts.
+        for level in ["INFO", "DEBUG", "TRACE", "WARN", "ERROR", "FATAL", "x"] {
+            assert!(EnvFilter::try_new(log_filter(Some(level), None)).is_ok());
+        }
+    }
 }

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::error::AwsError;
+use super::error::{AwsError, ErrorKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -68,6 +68,42 @@ impl CallCounter {
     }
 }
 
+/// Retries and throttling answers since the process started, across every call that
+/// went through [`with_retries`]: what a function's `Retries` and `Throttles` metrics
+/// count. Process-wide because a Lambda execution environment runs one invocation at a
+/// time, so the difference over an invocation ([`RetryTally::since`]) is that
+/// invocation's; read concurrently (tests running side by side), it is a sum of them.
+static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static THROTTLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A reading of the process's retry counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryTally {
+    /// Calls attempted again after a throttled or transient answer.
+    pub retries: u64,
+    /// Answers that were throttling, retried or not.
+    pub throttles: u64,
+}
+
+impl RetryTally {
+    /// The counts now.
+    pub fn now() -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        Self {
+            retries: RETRIES.load(Relaxed),
+            throttles: THROTTLES.load(Relaxed),
+        }
+    }
+
+    /// What was counted between `earlier` and this reading.
+    pub fn since(self, earlier: RetryTally) -> RetryTally {
+        RetryTally {
+            retries: self.retries.saturating_sub(earlier.retries),
+            throttles: self.throttles.saturating_sub(earlier.throttles),
+        }
+    }
+}
+
 /// Runs `op` until it succeeds, fails with a fatal error, or attempts run out.
 pub async fn with_retries<T, F, Fut>(
     policy: &RetryPolicy,
@@ -81,9 +117,16 @@ where
     let mut attempt = 1;
     loop {
         calls.add(1);
-        match op().await {
+        let result = op().await;
+        if let Err(err) = &result
+            && err.kind == ErrorKind::Throttled
+        {
+            THROTTLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        match result {
             Ok(value) => return Ok(value),
             Err(err) if err.is_retryable() && attempt < policy.max_attempts => {
+                RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let wait = policy.delay(attempt);
                 tracing::debug!(
                     operation = err.operation,
@@ -125,6 +168,44 @@ mod tests {
         .await;
         assert_eq!(result.unwrap(), 7);
         assert_eq!(calls.get(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_process_tally_counts_retries_and_throttling_answers() {
+        // Other tests of this process retry at the same time: the tally can only have
+        // grown by at least what this one did.
+        let before = RetryTally::now();
+        let script = Mutex::new(vec![
+            Err(err(ErrorKind::Throttled)),
+            Err(err(ErrorKind::Transient)),
+            Err(err(ErrorKind::Throttled)),
+        ]);
+        let policy = RetryPolicy::immediate(3);
+        let result: Result<(), _> = with_retries(&policy, &CallCounter::default(), || {
+            let next = script.lock().unwrap().remove(0);
+            async move { next }
+        })
+        .await;
+        assert!(result.is_err());
+        let counted = RetryTally::now().since(before);
+        // Two attempts again (the third answer is the last attempt's), two throttling
+        // answers (the last one included: it was not retried, but it was throttling).
+        assert!(counted.retries >= 2, "{counted:?}");
+        assert!(counted.throttles >= 2, "{counted:?}");
+        assert_eq!(
+            RetryTally {
+                retries: 5,
+                throttles: 1
+            }
+            .since(RetryTally {
+                retries: 2,
+                throttles: 3
+            }),
+            RetryTally {
+                retries: 3,
+                throttles: 0
+            }
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -278,6 +278,7 @@ pub fn containment(
             first_activity: hop.at,
             expected_unique_id: expected,
             activity_region: None,
+            event_time: None,
             dry_run: false,
             force: false,
         }))

@@ -13,6 +13,7 @@ pub mod event;
 pub mod follow_up;
 pub mod identity_center;
 pub mod json;
+pub mod metrics;
 pub mod notify;
 pub mod outcome;
 pub mod policy;

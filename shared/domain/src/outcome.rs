@@ -71,6 +71,13 @@ pub struct RevocationRequest {
     /// STS calls there (the follow-up of a revocation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity_region: Option<String>,
+    /// When the event that asked for the revocation happened, as EventBridge stamps it
+    /// (its `time`), copied by intake: where the time-to-contain metric
+    /// `TimeToContainFromEvent` starts (`crate::metrics`). Absent for manual requests,
+    /// follow-ups and requests queued by an intake older than this field; a revoker
+    /// older than it refuses a request that carries it (unknown field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<DateTime<Utc>>,
     #[serde(default)]
     pub dry_run: bool,
     /// Release a cutoff that may still stop live sessions.
@@ -94,6 +101,7 @@ impl RevocationRequest {
             first_activity: None,
             expected_unique_id: None,
             activity_region: None,
+            event_time: None,
             dry_run: request.dry_run,
             force: request.force,
         }
@@ -220,6 +228,8 @@ impl RevocationRequest {
             first_activity: decision.evidence.first_activity,
             expected_unique_id: decision.evidence.unique_id.clone(),
             activity_region: decision.evidence.activity_region.clone(),
+            // Set by intake, which has the event's envelope (triage reads its detail).
+            event_time: None,
             dry_run: false,
             force: false,
         })

@@ -19,6 +19,7 @@ use cutoff_aws::sqs::SdkQueue;
 use cutoff_aws::{AwsError, OutcomeBus, RequestQueue};
 use cutoff_domain::event;
 use cutoff_domain::json::Payload;
+use cutoff_domain::metrics::{DECISIONS, Function, OutcomeTally, Record, decision_name};
 use cutoff_domain::outcome::{RevocationRequest, Status, alert_outcome};
 use cutoff_domain::queue::{deduplication_id, group_id};
 use cutoff_domain::settings::TriageConfig;
@@ -32,6 +33,9 @@ pub struct IntakeReport {
     pub alerted: usize,
     pub ignored: usize,
     pub invalid: usize,
+    /// The outcomes published (alerts, protected principals), for the metrics.
+    #[serde(skip)]
+    pub outcomes: OutcomeTally,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,10 +92,15 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
         &self,
         payload: impl Into<cutoff_domain::json::Payload>,
     ) -> Result<(Triage, IntakeReport), IntakeError> {
-        let triage = match payload.into().into_strict() {
+        let (triage, event_time) = match payload.into().into_strict() {
             Ok(value) => {
                 let parsed = event::recognise(value);
-                match (&parsed.envelope, &parsed.event) {
+                let event_time = parsed
+                    .envelope
+                    .as_ref()
+                    .and_then(|e| e.time.as_deref())
+                    .and_then(event_time);
+                let triage = match (&parsed.envelope, &parsed.event) {
                     (_, event::Event::Manual(_)) | (None, _) => Triage {
                         source: Source::Unknown,
                         decisions: vec![Decision::refused(
@@ -99,12 +108,16 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
                         )],
                     },
                     _ => triage(&parsed, &self.config),
-                }
+                };
+                (triage, event_time)
             }
-            Err(err) => Triage {
-                source: Source::Unknown,
-                decisions: vec![Decision::refused(err.to_string())],
-            },
+            Err(err) => (
+                Triage {
+                    source: Source::Unknown,
+                    decisions: vec![Decision::refused(err.to_string())],
+                },
+                None,
+            ),
         };
         let mut report = IntakeReport {
             source: triage.source.as_str().to_owned(),
@@ -117,10 +130,14 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
             log_decision(triage.source, decision);
             match decision.decision {
                 Verdict::Revoke => {
-                    let Some(request) = RevocationRequest::from_decision(triage.source, decision)
+                    let Some(mut request) =
+                        RevocationRequest::from_decision(triage.source, decision)
                     else {
                         continue;
                     };
+                    // Where the revoker's time-to-contain starts; the same for every
+                    // delivery of the event, so the queue's deduplication is unchanged.
+                    request.event_time = event_time;
                     // Serializing plain data with string keys cannot fail.
                     let body = serde_json::to_string(&request).unwrap_or_default();
                     let group = group_id(&request);
@@ -161,9 +178,41 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
                     source,
                 })?;
             report.alerted = alerts.len();
+            report.outcomes = alerts.iter().collect();
         }
         Ok((triage, report))
     }
+}
+
+/// An EventBridge event's `time` (RFC 3339, as EventBridge writes it). A time before
+/// 2010 is a placeholder, not a time.
+fn event_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.to_utc())
+        .filter(|t| *t >= cutoff_domain::clock::EARLIEST_PLAUSIBLE)
+}
+
+/// What intake's invocation counts: its decisions by verdict and by source, and the
+/// outcomes it published by status and source.
+pub fn metric_records(triage: &Triage, report: &IntakeReport) -> Vec<Record> {
+    let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    for decision in &triage.decisions {
+        *counts
+            .entry(decision_name(decision.decision, decision.invalid.is_some()))
+            .or_default() += 1;
+    }
+    let mut records: Vec<Record> = counts
+        .into_iter()
+        .map(|(decision, count)| {
+            Record::of(Function::Intake)
+                .decision(decision)
+                .source(triage.source)
+                .value(&DECISIONS, count)
+        })
+        .collect();
+    records.extend(report.outcomes.records(Function::Intake));
+    records
 }
 
 impl Intake<SdkQueue, SdkOutcomeBus> {
@@ -184,8 +233,11 @@ impl Intake<SdkQueue, SdkOutcomeBus> {
 /// again (the queue deduplicates by finding); a bad finding never does (it is logged
 /// as ignored).
 impl<Q: RequestQueue, B: OutcomeBus> Handler for Intake<Q, B> {
+    const FUNCTION: Function = Function::Intake;
+
     async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Value, Failure> {
-        let (_, report) = self.accept(event.payload).await.map_err(Failure::retry)?;
+        let request_id = event.context.request_id;
+        let (triage, report) = self.accept(event.payload).await.map_err(Failure::retry)?;
         tracing::info!(
             source = report.source.as_str(),
             queued = report.queued,
@@ -193,6 +245,11 @@ impl<Q: RequestQueue, B: OutcomeBus> Handler for Intake<Q, B> {
             ignored = report.ignored,
             invalid = report.invalid,
             "event triaged"
+        );
+        crate::metrics::emit(
+            &metric_records(&triage, &report),
+            chrono::Utc::now(),
+            &request_id,
         );
         serde_json::to_value(&report).map_err(Failure::refused)
     }
@@ -257,6 +314,51 @@ mod tests {
         assert_eq!(request.trigger.finding_id.as_deref(), Some("f1"));
         assert!(request.first_activity.is_some());
         assert!(bus.outcomes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_queued_request_carries_the_events_time_and_the_decisions_are_counted() {
+        let fake = Fakes::default();
+        let intake = intake(&fake);
+        let (triage, report) = intake
+            .accept(finding("f1", "payments-api", 8.0, "2026-11-23T11:56:00Z"))
+            .await
+            .unwrap();
+        let body = fake.queue.state().queued[0].0.clone();
+        let request: RevocationRequest = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            request.event_time.map(|t| t.to_rfc3339()),
+            Some("2026-11-23T11:56:00+00:00".to_owned())
+        );
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let namespace = cutoff_domain::metrics::Namespace::default();
+        let docs = |records: Vec<Record>| -> Vec<serde_json::Value> {
+            records.iter().map(|r| r.to_emf(&namespace, at)).collect()
+        };
+        let counted = docs(metric_records(&triage, &report));
+        assert_eq!(counted.len(), 1, "{counted:?}");
+        assert_eq!(counted[0]["Decision"], "revoke");
+        assert_eq!(counted[0]["Source"], "guardduty");
+        assert_eq!(counted[0]["Decisions"], 1);
+
+        // An alert is counted as a decision and as the outcome it published; an event
+        // whose time is no time queues its requests without one.
+        let (triage, report) = intake
+            .accept(finding("f2", "reports", 5.0, "2026-11-23T11:57:00Z"))
+            .await
+            .unwrap();
+        let counted = docs(metric_records(&triage, &report));
+        assert_eq!(counted.len(), 2, "{counted:?}");
+        assert_eq!(counted[0]["Decision"], "alert");
+        assert_eq!(counted[1]["Status"], "alerted");
+        assert_eq!(counted[1]["Outcomes"], 1);
+        let mut untimed = finding("f3", "ledger", 8.0, "2026-11-23T11:58:00Z");
+        untimed["time"] = json!("yesterday");
+        intake.accept(untimed).await.unwrap();
+        let body = fake.queue.state().queued.last().unwrap().0.clone();
+        assert!(!body.contains("event_time"), "{body}");
     }
 
     #[tokio::test]

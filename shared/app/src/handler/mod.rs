@@ -28,6 +28,9 @@ pub enum StartError {
 
 /// One Lambda function's work.
 pub trait Handler: Send + Sync {
+    /// Which function this is: the `Function` dimension of its metrics.
+    const FUNCTION: cutoff_domain::metrics::Function;
+
     /// One invocation: the answer Lambda returns, or why it failed.
     fn handle(
         &self,
@@ -84,14 +87,26 @@ impl From<Failure> for Diagnostic {
 /// A refused event fails the invocation too: Lambda's retries of it are wasted, but
 /// returning success would drop it, and failing is what sends it to the function's
 /// dead-letter queue, whose alarm tells someone. Nothing is lost.
+///
+/// Every invocation ends with its metrics line of retries and throttling answers
+/// ([`crate::metrics::invocation`]), failed or not.
 pub async fn run<H: Handler>(handler: H) -> Result<(), lambda_runtime::Error> {
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move {
+        let request_id = event.context.request_id.clone();
+        let before = cutoff_aws::retry::RetryTally::now();
         // Boxed: the handler's future nests every port's, deeper than the compiler's
         // layout limit once the runtime's layers wrap it; one allocation per event.
-        Box::pin(handler.handle(event)).await.inspect_err(|failure| {
+        let answer = Box::pin(handler.handle(event)).await.inspect_err(|failure| {
             tracing::error!(error = %failure.message, retry = failure.retry, "invocation failed");
-        })
+        });
+        let retries = cutoff_aws::retry::RetryTally::now().since(before);
+        crate::metrics::emit(
+            &[crate::metrics::invocation(H::FUNCTION, retries)],
+            chrono::Utc::now(),
+            &request_id,
+        );
+        answer
     }))
     .await
 }

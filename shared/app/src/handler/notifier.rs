@@ -8,6 +8,7 @@
 //! Updating the Security Hub finding comes after the messages went out and is best
 //! effort: its failure is logged, never fatal.
 
+use cutoff_domain::metrics::{Function, NOTIFICATIONS, Record};
 use cutoff_domain::triage::Source;
 use serde::Serialize;
 use serde_json::Value;
@@ -361,9 +362,13 @@ impl Notifier<SdkNotifications, SdkFindings> {
 /// A publish that fails after retries fails the invocation: Lambda runs the event
 /// again (a topic may then get the message twice), and finally dead-letters it.
 impl<N: Notifications, F: FindingsUpdater> Handler for Notifier<N, F> {
+    const FUNCTION: Function = Function::Notifier;
+
     async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Value, Failure> {
+        let request_id = event.context.request_id;
         match self.notify(event.payload).await {
             Ok(report) => {
+                crate::metrics::emit(&[notified(&report)], chrono::Utc::now(), &request_id);
                 tracing::info!(
                     status = report.status.as_str(),
                     account = report.account.as_deref(),
@@ -382,6 +387,13 @@ impl<N: Notifications, F: FindingsUpdater> Handler for Notifier<N, F> {
             Err(err) => Err(Failure::refused(err)),
         }
     }
+}
+
+/// The metrics of one notification: the messages published, by the outcome's status.
+fn notified(report: &NotifyReport) -> Record {
+    Record::of(Function::Notifier)
+        .status(report.status)
+        .value(&NOTIFICATIONS, report.published.len() as u64)
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use cutoff_domain::clock::SystemClock;
 use cutoff_domain::event::{ManualAction, manual};
 use cutoff_domain::follow_up::{FollowUpTask, RUNS, run_delay};
 use cutoff_domain::json::Payload;
+use cutoff_domain::metrics::{Function, IAM_CALLS, OutcomeTally, Record, containment};
 use cutoff_domain::outcome::{FailureKind, Outcome, RevocationRequest, Status, Trigger};
 use cutoff_domain::principal::{PrincipalArn, clean_text};
 
@@ -141,6 +142,9 @@ pub struct MessageOutcome {
     pub outcome: Outcome,
     /// The request the message carried, when it could be read.
     pub request: Option<RevocationRequest>,
+    /// When this run verified the deny the outcome reports (an `applied` outcome of
+    /// this invocation's, not one answered from the ledger): the time-to-contain's end.
+    pub verified_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The result of an SQS batch: what to tell Lambda (failed message ids go back to
@@ -152,6 +156,9 @@ pub struct BatchResult {
     pub outcomes: Vec<MessageOutcome>,
     /// Revocation workflows run (one per principal in the batch).
     pub runs: usize,
+    /// The IAM and STS calls of those runs (each run's once, however many messages
+    /// shared it).
+    pub api_calls: u64,
 }
 
 /// A queue message that is not a revocation cutoff would queue, and the request in it
@@ -280,12 +287,14 @@ where
                         message_id,
                         outcome,
                         request: None,
+                        verified_at: None,
                     });
                 }
             }
         }
 
         let mut runs = 0;
+        let mut api_calls = 0;
         let invocation_deadline = tokio::time::Instant::now() + INVOCATION_BUDGET;
         for key in order {
             let Some(members) = groups.get(&key) else {
@@ -305,6 +314,7 @@ where
                         message_id: member.0.clone(),
                         outcome,
                         request: Some(member.1.clone()),
+                        verified_at: None,
                     }),
                     None => fresh.push(member),
                 }
@@ -318,14 +328,16 @@ where
             let started = self.clock.now();
             // Every request is started (none goes back unattempted, which would use up
             // its receives); the long ones bound themselves by the invocation's end.
-            let result = crate::revoke::within_invocation(invocation_deadline, async {
+            let handled = crate::revoke::within_invocation(invocation_deadline, async {
                 if members.len() > 1 {
                     self.handle_folded(&combined, request_id).await
                 } else {
-                    self.handle(&combined, request_id).await
+                    self.handle_verified(&combined, request_id).await
                 }
             })
             .await;
+            let (result, verified_at) = (handled.outcome, handled.verified_at);
+            api_calls += u64::from(result.api_calls);
             for (i, (message_id, request)) in fresh.into_iter().enumerate() {
                 // Each message keeps its own trigger so its owner hears about its
                 // finding; the write and its result are shared.
@@ -344,6 +356,7 @@ where
                     message_id: message_id.clone(),
                     outcome,
                     request: Some(request.clone()),
+                    verified_at,
                 });
             }
         }
@@ -361,6 +374,7 @@ where
             response,
             outcomes,
             runs,
+            api_calls,
         }
     }
 
@@ -473,6 +487,9 @@ where
                 for outcome in &all {
                     crate::telemetry::log_outcome(outcome);
                 }
+                // The run's own outcome counts its links' calls too.
+                let calls = all.last().map_or(0, |o| u64::from(o.api_calls));
+                self.emit_metrics(request_id, all.iter().collect(), calls, Vec::new());
                 if let Err(err) = bus.publish(&all).await {
                     tracing::error!(error = %err, count = all.len(), "follow-up outcomes not published (they are in the ledger's audit trail and the log)");
                 }
@@ -497,6 +514,12 @@ where
                 if scheduling && self.ledger.enabled() {
                     self.schedule_follow_ups(follow_ups, &mut result).await;
                 }
+                self.emit_metrics(
+                    request_id,
+                    result.outcomes.iter().map(|m| &m.outcome).collect(),
+                    result.api_calls,
+                    containments(&result),
+                );
                 let mut to_publish = Vec::new();
                 let mut published_ids = Vec::new();
                 for message in &result.outcomes {
@@ -559,7 +582,7 @@ where
                     }
                     Err(why) => DirectAnswer::Outcome(Box::new(Outcome::invalid_request(why))),
                 };
-                url_response(&self.answer(bus, answer).await)
+                url_response(&self.answer(bus, answer, request_id).await)
             }
             Invocation::Direct(payload) => {
                 let answer = match payload {
@@ -574,7 +597,7 @@ where
                     }
                     Err(why) => DirectAnswer::Outcome(Box::new(Outcome::invalid_request(why))),
                 };
-                self.answer(bus, answer).await
+                self.answer(bus, answer, request_id).await
             }
         }
     }
@@ -696,6 +719,21 @@ where
         }
     }
 
+    /// Writes the invocation's metrics: its outcomes by status and source, the IAM calls
+    /// of its runs, and the time to contain of each applied request.
+    fn emit_metrics(
+        &self,
+        request_id: &str,
+        outcomes: OutcomeTally,
+        api_calls: u64,
+        contained: Vec<Record>,
+    ) {
+        let mut records = outcomes.records(Function::Revoker);
+        records.extend(contained);
+        records.push(Record::of(Function::Revoker).value(&IAM_CALLS, api_calls));
+        crate::metrics::emit(&records, self.clock.now(), request_id);
+    }
+
     /// The answer to `cutoff doctor`'s self-check: `{"self_check": report}`, or a failed
     /// outcome saying why it was refused. It writes nothing, so nothing is published;
     /// it is logged with the verified caller.
@@ -726,12 +764,25 @@ where
 
     /// A manual request's answer: an outcome is logged and published (the caller has
     /// it either way: a publish failure is logged), a status report only returned.
-    async fn answer<B: OutcomeBus>(&self, bus: &B, answer: DirectAnswer) -> Value {
+    async fn answer<B: OutcomeBus>(
+        &self,
+        bus: &B,
+        answer: DirectAnswer,
+        request_id: &str,
+    ) -> Value {
         match answer {
             DirectAnswer::Status(report) => to_value(&report),
             DirectAnswer::History(entries) => json!({ "history": entries }),
             DirectAnswer::Outcome(outcome) => {
                 crate::telemetry::log_outcome(&outcome);
+                // An operator's request names no finding and no event: no time to
+                // contain is measured from it.
+                self.emit_metrics(
+                    request_id,
+                    std::iter::once(outcome.as_ref()).collect(),
+                    u64::from(outcome.api_calls),
+                    Vec::new(),
+                );
                 if let Err(err) = bus.publish(std::slice::from_ref(outcome.as_ref())).await {
                     tracing::error!(error = %err, "outcome of a manual request not published; the caller has it");
                 }
@@ -901,6 +952,8 @@ where
     B: OutcomeBus,
     F: FollowUps,
 {
+    const FUNCTION: Function = Function::Revoker;
+
     async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Value, Failure> {
         let request_id = event.context.request_id;
         Ok(self
@@ -915,6 +968,24 @@ where
             )
             .await)
     }
+}
+
+/// The time-to-contain record of each message of a batch whose deny this run verified:
+/// from its own finding's first sight and its own event's time.
+pub fn containments(result: &BatchResult) -> Vec<Record> {
+    result
+        .outcomes
+        .iter()
+        .filter_map(|message| {
+            let request = message.request.as_ref()?;
+            containment(
+                &message.outcome,
+                message.verified_at,
+                request.first_activity,
+                request.event_time,
+            )
+        })
+        .collect()
 }
 
 fn to_value<T: serde::Serialize>(value: &T) -> Value {
@@ -966,6 +1037,7 @@ mod tests {
             first_activity: None,
             expected_unique_id: None,
             activity_region: None,
+            event_time: None,
             dry_run: false,
             force: false,
         }
@@ -995,6 +1067,69 @@ mod tests {
             Invocation::Queue(e) => e,
             other => panic!("not recognised as SQS: {other:?}"),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_applied_message_measures_its_own_time_to_contain_from_the_verified_deny() {
+        let (r, _) = revoker();
+        let at = |t: &str| Some(chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc());
+        let timed = |finding: &str, first: &str, event: &str| RevocationRequest {
+            first_activity: at(first),
+            event_time: at(event),
+            ..request("payments-api", finding)
+        };
+        // Two findings on one role (one run, folded) and a manual-like request with no
+        // times on another.
+        let bodies: Vec<String> = [
+            timed("f1", "2026-11-23T11:50:00Z", "2026-11-23T11:58:00Z"),
+            timed("f2", "2026-11-23T11:55:00Z", "2026-11-23T11:59:00Z"),
+            request("ledger", "f3"),
+        ]
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+        assert!(bodies[0].contains("\"event_time\":\"2026-11-23T11:58:00Z\""));
+        let result = r.handle_batch(&batch(sqs(&bodies)), false).await;
+        assert_eq!(result.runs, 2);
+        assert!(
+            result
+                .outcomes
+                .iter()
+                .all(|m| m.outcome.status == Status::Applied)
+        );
+        // The clock stands at 12:00:00 while the deny is verified.
+        let measured: Vec<(Option<u64>, Option<u64>)> = containments(&result)
+            .iter()
+            .map(|c| {
+                (
+                    c.get(&cutoff_domain::metrics::TIME_TO_CONTAIN_FROM_FIRST_SEEN),
+                    c.get(&cutoff_domain::metrics::TIME_TO_CONTAIN_FROM_EVENT),
+                )
+            })
+            .collect();
+        assert_eq!(
+            measured,
+            vec![
+                (Some(600_000), Some(120_000)),
+                (Some(300_000), Some(60_000))
+            ]
+        );
+        let calls = outcome_of(&result, "m0").api_calls + outcome_of(&result, "m2").api_calls;
+        assert_eq!(result.api_calls, u64::from(calls), "each run once");
+
+        // Delivered again: covered by the deny already there, nothing verified anew.
+        let again = r.handle_batch(&batch(sqs(&bodies[..1])), false).await;
+        assert_eq!(outcome_of(&again, "m0").status, Status::AlreadyRevoked);
+        assert!(containments(&again).is_empty());
+        // A dry run verifies nothing.
+        let untouched = RevocationRequest {
+            target: request("reports", "f4").target,
+            ..timed("f4", "2026-11-23T11:59:00Z", "2026-11-23T11:59:30Z")
+        };
+        let body = serde_json::to_string(&untouched).unwrap();
+        let dry = r.handle_batch(&batch(sqs(&[body])), true).await;
+        assert_eq!(outcome_of(&dry, "m0").status, Status::DryRun);
+        assert!(containments(&dry).is_empty());
     }
 
     #[tokio::test(start_paused = true)]

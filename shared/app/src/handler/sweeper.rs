@@ -32,6 +32,9 @@ use cutoff_aws::{AccountAccess, AwsError, OutcomeBus};
 use cutoff_domain::clock::Clock;
 use cutoff_domain::clock::SystemClock;
 use cutoff_domain::json::Payload;
+use cutoff_domain::metrics::{
+    ACCOUNTS_SWEPT, Function, HEARTBEAT, IAM_CALLS, OutcomeTally, Record, SWEEP_ERRORS,
+};
 use cutoff_domain::outcome::Status;
 use cutoff_domain::principal::Account;
 use cutoff_domain::summary::{AccountRecord, SweepSummary};
@@ -156,6 +159,9 @@ pub struct TaskReport {
     pub record: Option<AccountRecord>,
     pub summary_published: bool,
     pub error: Option<String>,
+    /// The outcomes of the account's sweep, for the metrics.
+    #[serde(skip)]
+    pub outcomes: OutcomeTally,
 }
 
 #[derive(Debug)]
@@ -313,6 +319,7 @@ where
                         record: None,
                         summary_published: false,
                         error: Some(why),
+                        outcomes: OutcomeTally::default(),
                     });
                 }
             }
@@ -366,6 +373,7 @@ where
             record: Some(record.clone()),
             summary_published: false,
             error: None,
+            outcomes: report.outcomes.iter().collect(),
         };
         let bus = Retrying::new(&self.bus, self.retry);
         let ledger = bus.alongside(&self.ledger);
@@ -440,6 +448,7 @@ where
                         "sweep task"
                     );
                 }
+                crate::metrics::emit(&work_records(&result), self.clock.now(), request_id);
                 serde_json::to_value(&result.response)
                     .map_err(|e| SweepError::Invalid(e.to_string()))
             }
@@ -454,11 +463,46 @@ where
                     api_calls = report.api_calls,
                     "sweep planned"
                 );
+                // The heartbeat the silent-pipeline alarm waits for: a run was planned
+                // (or, retried, found planned already), so the schedule fired and the
+                // sweeper could start and reach its queue and ledger.
+                crate::metrics::emit(
+                    &[Record::of(Function::Sweeper).value(&HEARTBEAT, 1)],
+                    self.clock.now(),
+                    request_id,
+                );
                 serde_json::to_value(&report).map_err(|e| SweepError::Invalid(e.to_string()))
             }
             SweeperInput::Invalid(why) => Err(SweepError::Invalid(why)),
         }
     }
+}
+
+/// What a batch of sweep tasks counts: the accounts swept, the errors (an account that
+/// could not be swept, each principal whose change failed, a task refused), the IAM
+/// calls, and the sweep's outcomes by status.
+pub fn work_records(result: &WorkResult) -> Vec<Record> {
+    let mut outcomes = OutcomeTally::default();
+    let (mut swept, mut errors, mut calls) = (0, 0, 0);
+    for task in &result.tasks {
+        outcomes.merge(&task.outcomes);
+        match &task.record {
+            Some(record) => {
+                swept += 1;
+                errors += u64::from(record.error.is_some()) + record.principals_failed;
+                calls += record.api_calls;
+            }
+            None => errors += 1,
+        }
+    }
+    let mut records = outcomes.records(Function::Sweeper);
+    records.push(
+        Record::of(Function::Sweeper)
+            .value(&ACCOUNTS_SWEPT, swept)
+            .value(&SWEEP_ERRORS, errors)
+            .value(&IAM_CALLS, calls),
+    );
+    records
 }
 
 /// The deployed sweeper, with the SDK's clients.
@@ -521,6 +565,8 @@ where
     B: OutcomeBus + SummaryBus,
     K: Clock,
 {
+    const FUNCTION: Function = Function::Sweeper;
+
     async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Value, Failure> {
         self.dispatch(event.payload, &event.context.request_id)
             .await

@@ -85,6 +85,7 @@ where
             first_activity: task.first_activity,
             expected_unique_id: None,
             activity_region: task.activity_region.clone(),
+            event_time: None,
             dry_run,
             force: false,
         };
@@ -525,6 +526,7 @@ where
             first_activity: hop.at,
             expected_unique_id: None,
             activity_region: None,
+            event_time: None,
             dry_run,
             force: false,
         };

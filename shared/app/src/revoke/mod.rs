@@ -269,6 +269,23 @@ impl Done {
     }
 }
 
+/// A request's outcome, and when the revoker verified the deny it reports: set for an
+/// `applied` outcome (never a dry run) of this run, not for one answered from the
+/// ledger.
+pub(crate) struct Handled {
+    pub outcome: Outcome,
+    pub verified_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Handled {
+    fn unverified(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            verified_at: None,
+        }
+    }
+}
+
 /// The revoker: account access, a clock, and the rules.
 pub struct Revoker<A, K, L = NoLedger> {
     pub access: A,
@@ -327,17 +344,26 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// stop a release (removals fail closed: retried later); a lock held by another
     /// writer past `lock_wait` fails the request so that it is retried.
     pub async fn handle(&self, request: &RevocationRequest, request_id: &str) -> Outcome {
+        self.handle_checked(request, request_id, true).await.outcome
+    }
+
+    /// [`Revoker::handle`], with when the deny was verified (the time-to-contain).
+    pub(crate) async fn handle_verified(
+        &self,
+        request: &RevocationRequest,
+        request_id: &str,
+    ) -> Handled {
         self.handle_checked(request, request_id, true).await
     }
 
-    /// [`Revoker::handle`] for the requests of a batch folded into one, each already
-    /// checked against the idempotency marker on its own: the first one's marker must
-    /// not answer for the others.
+    /// [`Revoker::handle_verified`] for the requests of a batch folded into one, each
+    /// already checked against the idempotency marker on its own: the first one's marker
+    /// must not answer for the others.
     pub(crate) async fn handle_folded(
         &self,
         request: &RevocationRequest,
         request_id: &str,
-    ) -> Outcome {
+    ) -> Handled {
         self.handle_checked(request, request_id, false).await
     }
 
@@ -347,7 +373,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         request: &RevocationRequest,
         request_id: &str,
         check_earlier: bool,
-    ) -> Outcome {
+    ) -> Handled {
         let started = self.clock.now();
         let deadline = identity_center::deadline_from_now(self.config.identity_center_wait);
         let calls: Arc<CallCounter> = Arc::default();
@@ -368,7 +394,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             Err(stop) => {
                 let outcome = self.report(request, &calls, record, Err(stop));
                 self.audit(request_id, request, &outcome, None).await;
-                return outcome;
+                return Handled::unverified(outcome);
             }
         };
         // The part of resolving the lock needs first: the lock of an instance
@@ -397,11 +423,12 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             Err(stop) => {
                 let outcome = self.report(request, &calls, record, Err(stop));
                 self.audit(request_id, request, &outcome, None).await;
-                return outcome;
+                return Handled::unverified(outcome);
             }
         };
         // Resolve and act, unless the finding was already applied: the earlier
-        // outcome answers then, with no call.
+        // outcome answers then, with no call (and no verification of this run's).
+        let mut verified_at = None;
         let mut outcome = match &admitted.earlier {
             Some(entry) => {
                 let mut outcome = self.duplicate_of(request, entry);
@@ -439,13 +466,23 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                     }
                 }
                 .await;
-                self.report(request, &calls, record, result)
+                let outcome = self.report(request, &calls, record, result);
+                // `applied` is only reported once the deny was read back (and the
+                // keys in scope set Inactive): this is when the containment was
+                // verified, before the ledger's bookkeeping below.
+                if outcome.status == Status::Applied && !outcome.dry_run {
+                    verified_at = Some(self.clock.now());
+                }
+                outcome
             }
         };
         // Close: the key records, the audit entry, the lock.
         self.close(admitted, request, request_id, &mut outcome, started)
             .await;
-        outcome
+        Handled {
+            outcome,
+            verified_at,
+        }
     }
 
     /// The outcome of a request: what it did, or why it stopped, with what the steps

@@ -47,6 +47,7 @@ fn request(kind: TargetKind, name: &str) -> RevocationRequest {
         first_activity: None,
         expected_unique_id: None,
         activity_region: None,
+        event_time: None,
         dry_run: false,
         force: false,
     }

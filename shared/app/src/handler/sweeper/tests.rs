@@ -296,3 +296,49 @@ async fn a_run_id_that_could_inject_into_keys_or_logs_is_refused() {
     ));
     assert!(messaging.queue.state().sweep_tasks.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_counts_its_accounts_errors_calls_and_outcomes() {
+    let (s, access, messaging) = sweeper(SweepAccounts::Listed(vec![account(A), account(B)]));
+    // B's member role cannot be assumed: an account that could not be swept.
+    s.plan(&request(), "r").await.unwrap();
+    let tasks = messaging.queue.state().sweep_tasks.clone();
+    let worked_a = s.work(&batch(&[("m-a", &tasks[0])])).await;
+    access
+        .assume_failures
+        .lock()
+        .unwrap()
+        .push_back(ErrorKind::AccessDenied);
+    let mut event = batch(&[("m-b", &tasks[1])]);
+    let mut bad = SqsMessage::default();
+    bad.message_id = Some("bad".into());
+    bad.body = Some("not a task".into());
+    event.records.push(bad);
+    let worked_b = s.work(&event).await;
+
+    let doc = |r: &Record| r.to_emf(&cutoff_domain::metrics::Namespace::default(), now());
+    let a: Vec<serde_json::Value> = work_records(&worked_a).iter().map(doc).collect();
+    // A moved one cutoff (applied) and removed one expired revocation (released).
+    let statuses: Vec<(&str, u64)> = a
+        .iter()
+        .filter(|d| d.get("Outcomes").is_some())
+        .map(|d| {
+            (
+                d["Status"].as_str().unwrap(),
+                d["Outcomes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses, vec![("applied", 1), ("released", 1)], "{a:?}");
+    assert!(a.iter().all(|d| d["Function"] == "sweeper"));
+    let totals = a.last().unwrap();
+    assert_eq!(totals["AccountsSwept"], 1);
+    assert_eq!(totals["SweepErrors"], 0);
+    assert!(totals["IamCalls"].as_u64().unwrap() > 0, "{totals}");
+
+    let b = work_records(&worked_b);
+    let totals = doc(b.last().unwrap());
+    // The unreachable account and the refused task are each an error.
+    assert_eq!(totals["AccountsSwept"], 1);
+    assert_eq!(totals["SweepErrors"], 2, "{totals}");
+}

@@ -80,6 +80,7 @@ async fn revoke_origin(r: &TestRevoker, kind: TargetKind, name: &str) -> Revocat
         first_activity: Some(minutes_ago(120)),
         expected_unique_id: None,
         activity_region: Some("eu-west-1".into()),
+        event_time: None,
         dry_run: false,
         force: false,
     };

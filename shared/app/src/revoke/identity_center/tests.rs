@@ -98,6 +98,7 @@ fn request(action: ManualAction, session: Option<&str>) -> RevocationRequest {
         first_activity: None,
         expected_unique_id: None,
         activity_region: None,
+        event_time: None,
         dry_run: false,
         force: false,
     }
