@@ -10,6 +10,7 @@ use cutoff_tests::workspace_root;
 use serde_json::Value;
 
 mod deploy;
+mod observability;
 mod reference;
 mod resolve;
 mod trust;
