@@ -20,6 +20,7 @@ mod function_url;
 mod hostile;
 mod identity_center;
 mod infra;
+mod metrics;
 mod moto;
 mod pipeline;
 mod proxy;
