@@ -16,6 +16,9 @@
 #   make bench   measure cutoff beside a Python/boto3 baseline (cold start, latency, calls,
 #                storm, 10,000-role sweep, memory, bundle sizes) and check the budgets;
 #                writes bench/results.json and bench/results.md (not part of make test)
+#   make dist    release archives in dist/: the CLI (x86_64, and arm64 Linux when its
+#                Rust target is installed), the Lambda bundles with a deployable
+#                template, and SHA256SUMS; nothing is uploaded (README.md, "Releases")
 #   make deploy  build, `sam build`, then a guided `sam deploy` (needs AWS credentials);
 #                `make package` uploads the bundles and writes infra/packaged.yaml
 #
@@ -44,7 +47,7 @@ LINT_REQUIREMENTS := tools/lint-requirements.txt
 LINT_STAMP := $(LINT_VENV)/.cutoff-lint-tools-stamp
 TEMPLATES := infra/template.yaml infra/member-role.yaml infra/identity-center-role.yaml infra/break-glass.yaml infra/forwarder.yaml
 
-.PHONY: help setup test lint fmt-check clippy unit build build-tools clean tools tools-check demo \
+.PHONY: help setup test lint fmt-check clippy unit build build-tools clean tools tools-check demo dist \
 	cfn-lint lint-tools lint-templates deploy package fuzz fuzz-tools bench bench-tools \
 	bundles permissions sam-build build-IntakeFunction build-RevokerFunction build-NotifierFunction build-SweeperFunction
 
@@ -57,6 +60,7 @@ help:
 	@echo "make tools   install moto (.venv/) and the policy evaluator (node_modules/)"
 	@echo "make fuzz    fuzz the event, request, policy and principal parsers (FUZZ_SECONDS=60 each)"
 	@echo "make bench   benchmark cutoff beside a Python/boto3 baseline and check the budgets (bench/results.md)"
+	@echo "make dist    release archives of the CLI and the Lambda bundles with SHA256SUMS (dist/)"
 	@echo "make deploy  build, then a guided sam deploy of infra/template.yaml (needs AWS credentials)"
 
 setup:
@@ -263,6 +267,42 @@ $(SAM_TARGETS): bundles
 
 clean:
 	$(CARGO) clean
+	rm -rf $(DIST)
+
+# Release archives (tools/dist.py; reproducible: sorted entries, fixed owners and modes,
+# times from the last commit). The CLI is built with cargo-lambda's zig linker, like the
+# bundles, so that it needs only an old glibc (2.26 and later, as Amazon Linux 2), not
+# this machine's; the arm64 CLI when its Rust target is installed (said plainly when
+# not). The Lambda archive's template takes its code from the zips beside it, so
+# `sam deploy` uploads them (README.md, "Releases"); it is linted here.
+DIST := dist
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+CLI_X86 := target/x86_64-unknown-linux-gnu/release/cutoff
+CLI_ARM := target/aarch64-unknown-linux-gnu/release/cutoff
+
+dist: bundles tools
+	rm -rf $(DIST) && mkdir -p $(DIST)/.completions
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --x86-64 -p cutoff-cli
+	@cli="--cli x86_64=$(CLI_X86)"; \
+	if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then \
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 -p cutoff-cli || exit 1; \
+		cli="$$cli --cli aarch64=$(CLI_ARM)"; \
+	else \
+		echo "make dist: the Rust target aarch64-unknown-linux-gnu is not installed (rustup target add aarch64-unknown-linux-gnu): no arm64 CLI archive"; \
+	fi; \
+	$(CLI_X86) completions bash > $(DIST)/.completions/cutoff.bash && \
+	$(CLI_X86) completions zsh > $(DIST)/.completions/_cutoff && \
+	$(CLI_X86) completions fish > $(DIST)/.completions/cutoff.fish && \
+	$(VENV)/bin/python tools/dist.py --version $(VERSION) \
+		--epoch $$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
+		--lambda-arch $$(cat target/lambda/ARCH) --bundles target/lambda $$cli \
+		--completions $(DIST)/.completions --out $(DIST)
+	rm -rf $(DIST)/.completions
+	cd $(DIST) && sha256sum -c SHA256SUMS
+	@rm -rf $(DIST)/.lint && mkdir -p $(DIST)/.lint && \
+	tar -xzf $(DIST)/cutoff-$(VERSION)-lambda-$$(cat target/lambda/ARCH).tar.gz -C $(DIST)/.lint && \
+	$(VENV)/bin/cfn-lint $(DIST)/.lint/*/template.yaml && rm -rf $(DIST)/.lint && \
+	echo "make dist: the template in the lambda archive passes cfn-lint"
 
 # The demo: moto and the three function binaries on this machine, one finding through
 # intake -> queue -> revoker -> bus -> notifier. It stops everything it started. The

@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 
 use crate::Exit;
 use crate::operator::{ANSWER_WAIT, OperatorUrl};
+use crate::progress::Progress;
 use crate::revoke::{DISCOVER_HOME_CONTEXT, aws_clock, print_json};
 
 /// Check a deployed cutoff stack: its status and outputs, the EventBridge rules, the
@@ -1034,14 +1035,22 @@ async fn self_check(plan: &Plan, deployment: Option<&Deployment>, sdk: &SdkConfi
     }
 }
 
-async fn gather_and_check(plan: &Plan, stack: &str, sdk: &SdkConfig) -> Vec<Check> {
+async fn gather_and_check(
+    plan: &Plan,
+    stack: &str,
+    sdk: &SdkConfig,
+    progress: &Progress,
+) -> Vec<Check> {
+    progress.update(&format!("doctor: reading the stack {stack}"));
     let (mut checks, deployment) = stack_checks(stack, &stack_facts(sdk, stack).await);
     if let Some(d) = &deployment {
         let prefix = d.prefix();
+        progress.update(&format!("doctor: the rules in {}", d.region));
         checks.extend(home_rule_checks(d, &rule_facts(sdk, prefix).await));
         // A StackSet's region list may include the home region, where the forwarder
         // creates nothing.
         for region in plan.regions.iter().filter(|r| **r != d.region) {
+            progress.update(&format!("doctor: the forwarder in {region}"));
             let regional = sdk.to_builder().region(Region::new(region.clone())).build();
             let rules = rule_facts(&regional, prefix).await;
             let dlq = forwarder_dlq_facts(&regional, region, prefix).await;
@@ -1057,6 +1066,7 @@ async fn gather_and_check(plan: &Plan, stack: &str, sdk: &SdkConfig) -> Vec<Chec
         for (kind, output) in queues.into_iter().filter(|(_, o)| !d.output(o).is_empty()) {
             let url = d.output(output);
             let name = url.rsplit('/').next().unwrap_or(url).to_owned();
+            progress.update(&format!("doctor: the queue {name}"));
             let depth = depth(&sqs, url).await;
             let queue = QueueFacts {
                 kind,
@@ -1067,11 +1077,14 @@ async fn gather_and_check(plan: &Plan, stack: &str, sdk: &SdkConfig) -> Vec<Chec
             checks.push(queue_check(prefix, &queue));
         }
         let topic = d.output("SecurityTopicArn");
+        progress.update("doctor: the security topic's subscriptions");
         checks.push(topic_check(topic, &topic_facts(sdk, topic).await));
     }
     if plan.self_check {
+        progress.update("doctor: the revoker's self-check through the operator path (up to 90 s)");
         checks.extend(self_check(plan, deployment.as_ref(), sdk).await);
     }
+    progress.finish();
     checks
 }
 
@@ -1092,7 +1105,7 @@ pub async fn doctor(args: &DoctorArgs) -> anyhow::Result<Exit> {
             Err(e) => return Err(anyhow::anyhow!(e)),
         },
     };
-    let checks = gather_and_check(&plan, &stack, &sdk).await;
+    let checks = gather_and_check(&plan, &stack, &sdk, &Progress::on_terminal()).await;
     let passed = checks.iter().all(|c| c.status != Status::Fail);
     if args.json {
         print_json(&json!({"passed": passed, "checks": checks}))?;

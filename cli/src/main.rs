@@ -5,6 +5,7 @@
 
 mod doctor;
 mod operator;
+mod progress;
 mod revoke;
 mod stack;
 mod sweep;

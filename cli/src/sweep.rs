@@ -1,4 +1,4 @@
-//! `cutoff sweep`: the sweeper's workflow (`cutoff::sweep_run::sweep_accounts`), run in
+//! `cutoff sweep`: the sweeper's workflow (`cutoff::sweep_run::sweep_one` per account), run in
 //! this process from an operator's machine with the standard AWS credential chain.
 //!
 //! The same rules and the same code as the scheduled sweep: rolling cutoffs for
@@ -7,6 +7,7 @@
 //! configuration uses), not from the Lambda's variables, except the protected names
 //! (`CUTOFF_PROTECTED`), which are honoured as `cutoff revoke` honours them.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -14,7 +15,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use cutoff::config::{MAX_SWEEP_CONCURRENCY, parse_margin};
-use cutoff::sweep_run::{SweepConfig, sweep_accounts};
+use cutoff::sweep_run::{SweepConfig, bounded, sweep_one};
 use cutoff_aws::config::load_sdk_config_with;
 use cutoff_aws::dynamodb::ConfiguredLedger;
 use cutoff_aws::organizations::{AccountDirectory, SdkOrganizations};
@@ -31,9 +32,11 @@ use cutoff_domain::sweep_rules::humanize;
 use cutoff_domain::sweep_rules::{
     DEFAULT_EXPIRY_MARGIN, MAX_SESSION_AGE_TAG, MaxSessionAge, SweepRules,
 };
+use futures_util::FutureExt;
 use serde::Serialize;
 
 use crate::Exit;
+use crate::progress::Progress;
 use crate::revoke::{AwsArgs, DISCOVER_HOME_CONTEXT, aws_clock, print_json};
 
 /// Accounts swept at once unless --concurrency says otherwise.
@@ -254,16 +257,31 @@ pub async fn sweep(args: &SweepArgs) -> anyhow::Result<Exit> {
     let started = clock.now();
     let run_id = run_id(started);
     let ledger = ConfiguredLedger::from_config(&sdk, aws.ledger_table.as_deref());
-    let reports = sweep_accounts(
-        &access,
-        &ledger,
-        &accounts,
-        &config,
-        &clock,
-        &run_id,
-        plan.concurrency,
-    )
-    .await;
+    // Each account's sweep, counted as it ends on the progress line (a terminal only).
+    let progress = Progress::on_terminal();
+    let (done, failed) = (Cell::new(0_usize), Cell::new(0_usize));
+    progress.update(&format!(
+        "sweeping {} ...",
+        count(accounts.len(), "account", "accounts")
+    ));
+    let sweeps = accounts.iter().map(|account| {
+        sweep_one(&access, &ledger, account, &config, &clock, &run_id).map(|report| {
+            done.set(done.get() + 1);
+            if report.error.is_some() || report.principals_failed > 0 {
+                failed.set(failed.get() + 1);
+            }
+            progress.update(&format!(
+                "swept {}/{} accounts, {} with failures (last: {})",
+                done.get(),
+                accounts.len(),
+                failed.get(),
+                report.account
+            ));
+            report
+        })
+    });
+    let reports = bounded(sweeps, plan.concurrency).await;
+    progress.finish();
     let records: Vec<AccountRecord> = reports.iter().map(AccountRecord::from_report).collect();
     let summary = SweepSummary::from_records(
         &run_id,

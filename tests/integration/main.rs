@@ -13,6 +13,7 @@
 
 mod architecture;
 mod chain;
+mod dist;
 mod evaluator;
 mod event_patterns;
 mod fixtures;

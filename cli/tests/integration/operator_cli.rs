@@ -520,7 +520,7 @@ async fn without_a_url_the_cli_acts_through_the_only_cutoff_stack_and_never_gues
     for (stack, says) in [
         ("cutoff-gone", "no stack cutoff-gone in us-east-1"),
         ("network", "stack network has no output NamePrefix"),
-        ("bad_name", "--stack bad_name: expected a stack name"),
+        ("bad_name", "--stack \"bad_name\": expected a stack name"),
     ] {
         let named = [&status[..], &["--stack", stack]].concat();
         let out = cutoff_at(endpoint, &alice(), &named, &[]);

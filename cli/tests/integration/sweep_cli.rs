@@ -115,8 +115,13 @@ async fn organizations_with(
 /// (account 123456789012), and nothing of the developer's environment.
 fn run(endpoint: &str, credentials: Option<&Credentials>, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cutoff"));
+    configure(&mut command, endpoint, credentials);
+    command.args(args).output().unwrap()
+}
+
+/// The environment of [`run`], for a command that runs the binary.
+fn configure(command: &mut Command, endpoint: &str, credentials: Option<&Credentials>) {
     command
-        .args(args)
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", "us-east-1")
         .env_remove("AWS_PROFILE")
@@ -141,7 +146,6 @@ fn run(endpoint: &str, credentials: Option<&Credentials>, args: &[&str]) -> Outp
                 .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
         }
     }
-    command.output().unwrap()
 }
 
 fn stdout(out: &Output) -> String {
@@ -586,4 +590,67 @@ fn invalid_arguments_exit_two_naming_the_problem_and_call_nothing() {
             assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
         }
     }
+}
+
+/// A sweep of several accounts counts them on a terminal, one line rewritten in place,
+/// and says nothing of the kind when standard error is piped (scripts, CI logs).
+#[tokio::test]
+async fn an_organization_sized_sweep_shows_progress_on_a_terminal_only() {
+    let (home, member) = (Env::new().await, Env::new().await);
+    let args = [
+        "sweep",
+        "--account",
+        &home.account,
+        "--account",
+        &member.account,
+        "--dry-run",
+    ];
+    let piped = home.cutoff(&args);
+    assert_eq!(piped.status.code(), Some(0), "{}", stderr(&piped));
+    assert!(!stderr(&piped).contains("swept"), "{}", stderr(&piped));
+    assert!(!stderr(&piped).contains('\r'), "{}", stderr(&piped));
+
+    // The same under a pseudo-terminal (util-linux `script`), stdout and stderr both.
+    let line = [env!("CARGO_BIN_EXE_cutoff")]
+        .iter()
+        .chain(args.iter())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut command = Command::new("script");
+    configure(
+        &mut command,
+        MotoServer::shared().endpoint(),
+        Some(&home.credentials),
+    );
+    let on_terminal = command
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("CUTOFF_NO_PROGRESS")
+        .output()
+        .expect("util-linux `script` runs the CLI on a pseudo-terminal");
+    let shown = stdout(&on_terminal);
+    assert_eq!(on_terminal.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("\rsweeping 2 accounts ..."), "{shown:?}");
+    assert!(
+        shown.contains("\rswept 2/2 accounts, 0 with failures"),
+        "{shown:?}"
+    );
+    // The line is blanked (spaces, then back to the start) before the report.
+    let blanked = shown.rfind("swept 2/2").unwrap();
+    let after = &shown[blanked..];
+    let report = after.find("      \r").map(|i| &after[i..]).unwrap_or("");
+    assert!(report.contains("2 accounts swept"), "{shown:?}");
+    // CUTOFF_NO_PROGRESS silences it on a terminal too.
+    let mut command = Command::new("script");
+    configure(
+        &mut command,
+        MotoServer::shared().endpoint(),
+        Some(&home.credentials),
+    );
+    let quiet = command
+        .args(["-qec", &line, "/dev/null"])
+        .env("CUTOFF_NO_PROGRESS", "1")
+        .output()
+        .unwrap();
+    assert!(!stdout(&quiet).contains("swept 2/2"), "{}", stdout(&quiet));
 }
