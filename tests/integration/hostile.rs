@@ -901,6 +901,8 @@ fn outcome() -> BoxedStrategy<Outcome> {
                 other_access,
                 chain: None,
                 identity_center: None,
+                request_id: None,
+                activity_region: None,
             },
         )
         .boxed()
@@ -1154,6 +1156,8 @@ fn invisible_characters_beyond_the_bidi_set_are_cleaned() {
         other_access: Vec::new(),
         chain: None,
         identity_center: None,
+        request_id: None,
+        activity_region: None,
     };
     o.owner.team = Some(format!("team{hidden}"));
     let m = notify::render(&o, true);

@@ -454,6 +454,8 @@ impl<C: IamApi> PrincipalWork<'_, C> {
             other_access: Vec::new(),
             chain: None,
             identity_center: None,
+            request_id: None,
+            activity_region: None,
         }
     }
 

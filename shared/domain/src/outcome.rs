@@ -434,6 +434,19 @@ pub struct Outcome {
     /// denies them, where each was provisioned, and what is left to a person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_center: Option<crate::identity_center::SsoContainment>,
+    /// The id the request is recorded and logged under, so that a person reading the
+    /// message finds the rest: a queued request's SQS message id (what the ledger's
+    /// audit trail and `cutoff history` show), else the Lambda request id of the
+    /// invocation (the operator path, a direct invoke, a follow-up run, intake's
+    /// alerts), or the sweep's run id. Set where the outcome is published; absent in
+    /// outcomes from versions before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The region the finding's activity was seen in (the request's
+    /// `activity_region`): where the finding and the credential's CloudTrail events
+    /// are. Absent for requests that name none (manual requests, the sweep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity_region: Option<String>,
 }
 
 impl Outcome {
@@ -462,6 +475,8 @@ impl Outcome {
             other_access: Vec::new(),
             chain: None,
             identity_center: None,
+            request_id: None,
+            activity_region: request.activity_region.clone(),
         }
     }
 
@@ -493,6 +508,8 @@ impl Outcome {
             other_access: Vec::new(),
             chain: None,
             identity_center: None,
+            request_id: None,
+            activity_region: None,
         }
     }
 
@@ -584,6 +601,8 @@ pub fn alert_outcome(source: Source, decision: &Decision) -> Option<Outcome> {
         other_access: Vec::new(),
         chain: None,
         identity_center: None,
+        request_id: None,
+        activity_region: decision.evidence.activity_region.clone(),
     })
 }
 

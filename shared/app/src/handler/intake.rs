@@ -84,13 +84,23 @@ fn log_decision(source: Source, decision: &Decision) {
 }
 
 impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
+    /// [`Intake::accept_as`] outside an invocation (no request id).
+    pub async fn accept(
+        &self,
+        payload: impl Into<cutoff_domain::json::Payload>,
+    ) -> Result<(Triage, IntakeReport), IntakeError> {
+        self.accept_as(payload, None).await
+    }
+
     /// Triages one event and sends on what it decided. Intake acts only on events
     /// EventBridge delivers from an AWS source: a payload with a duplicate key, one
     /// without an envelope (a bare finding) or a manual request invoked on intake
     /// directly is logged and ignored (operators use the revoker's operator path).
-    pub async fn accept(
+    /// The alerts it publishes name `request_id`, the invocation's.
+    pub async fn accept_as(
         &self,
         payload: impl Into<cutoff_domain::json::Payload>,
+        request_id: Option<&str>,
     ) -> Result<(Triage, IntakeReport), IntakeError> {
         let (triage, event_time) = match payload.into().into_strict() {
             Ok(value) => {
@@ -163,6 +173,7 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
                                 "a finding names {target}, which is protected ({why}): cutoff never revokes it; a person must investigate now"
                             );
                         }
+                        outcome.request_id = request_id.map(str::to_owned);
                         alerts.push(outcome);
                     }
                 }
@@ -237,7 +248,10 @@ impl<Q: RequestQueue, B: OutcomeBus> Handler for Intake<Q, B> {
 
     async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Value, Failure> {
         let request_id = event.context.request_id;
-        let (triage, report) = self.accept(event.payload).await.map_err(Failure::retry)?;
+        let (triage, report) = self
+            .accept_as(event.payload, Some(&request_id))
+            .await
+            .map_err(Failure::retry)?;
         tracing::info!(
             source = report.source.as_str(),
             queued = report.queued,
@@ -526,6 +540,23 @@ mod tests {
                 message.subject
             );
         }
+    }
+
+    #[tokio::test]
+    async fn an_alert_names_the_invocation_that_raised_it_and_the_findings_region() {
+        let fake = Fakes::default();
+        let mut event = finding("f5", "payments-api", 5.0, "2026-11-23T11:56:00Z");
+        event["detail"]["region"] = json!("eu-west-1");
+        let (_, report) = intake(&fake)
+            .accept_as(event, Some("lambda-req-1"))
+            .await
+            .unwrap();
+        assert_eq!(report.alerted, 1);
+        let bus = fake.bus.state();
+        let alert = &bus.outcomes[0];
+        assert_eq!(alert.status, Status::Alerted);
+        assert_eq!(alert.request_id.as_deref(), Some("lambda-req-1"));
+        assert_eq!(alert.activity_region.as_deref(), Some("eu-west-1"));
     }
 
     #[tokio::test]

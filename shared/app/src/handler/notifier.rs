@@ -461,6 +461,8 @@ mod tests {
             other_access: Vec::new(),
             chain: None,
             identity_center: None,
+            request_id: None,
+            activity_region: None,
         }
     }
 

@@ -343,6 +343,7 @@ where
                 // finding; the write and its result are shared.
                 let outcome = Outcome {
                     trigger: request.trigger.clone(),
+                    activity_region: request.activity_region.clone(),
                     ..result.clone()
                 };
                 if i > 0 {
@@ -484,6 +485,12 @@ where
                 };
                 let mut all = done.contained;
                 all.push(done.outcome);
+                // Each says which request recorded it (the messages name it).
+                for outcome in &mut all {
+                    outcome
+                        .request_id
+                        .get_or_insert_with(|| request_id.to_owned());
+                }
                 for outcome in &all {
                     crate::telemetry::log_outcome(outcome);
                 }
@@ -529,6 +536,8 @@ where
                     let tell = !retried || receive <= 1 || receive >= settings.final_receive;
                     if tell {
                         let mut outcome = message.outcome.clone();
+                        // The id the ledger's audit trail records the message under.
+                        outcome.request_id = Some(message.message_id.clone());
                         if retried {
                             outcome.detail = if receive >= settings.final_receive {
                                 format!(
@@ -582,7 +591,11 @@ where
                     }
                     Err(why) => DirectAnswer::Outcome(Box::new(Outcome::invalid_request(why))),
                 };
-                url_response(&self.answer(bus, answer, request_id).await)
+                url_response(
+                    &self
+                        .answer(bus, answer.recorded_as(request_id), request_id)
+                        .await,
+                )
             }
             Invocation::Direct(payload) => {
                 let answer = match payload {
@@ -597,7 +610,8 @@ where
                     }
                     Err(why) => DirectAnswer::Outcome(Box::new(Outcome::invalid_request(why))),
                 };
-                self.answer(bus, answer, request_id).await
+                self.answer(bus, answer.recorded_as(request_id), request_id)
+                    .await
             }
         }
     }
@@ -802,6 +816,17 @@ pub enum DirectAnswer {
 }
 
 impl DirectAnswer {
+    /// An outcome says which request recorded it (the messages name it): this
+    /// invocation's, unless it already names one.
+    fn recorded_as(mut self, request_id: &str) -> Self {
+        if let DirectAnswer::Outcome(outcome) = &mut self {
+            outcome
+                .request_id
+                .get_or_insert_with(|| request_id.to_owned());
+        }
+        self
+    }
+
     pub fn to_json(&self) -> Value {
         match self {
             DirectAnswer::Outcome(o) => to_value(o),
@@ -1896,6 +1921,50 @@ mod tests {
         )
         .await;
         assert!(bus.state().outcomes[0].detail.contains("dead-letter queue"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_published_outcome_names_the_request_that_recorded_it_and_the_findings_region() {
+        let (r, _) = revoker();
+        let bus = cutoff_aws::eventbridge::fake::FakeOutcomeBus::default();
+        let retry = RetryPolicy::immediate(2);
+        let seen_in = |finding: &str, region: &str| {
+            serde_json::to_string(&RevocationRequest {
+                activity_region: Some(region.to_owned()),
+                ..request("payments-api", finding)
+            })
+            .unwrap()
+        };
+        // Two findings about one principal, folded into one write: each outcome keeps
+        // its own message id (what the audit trail records) and its finding's region.
+        let bodies = [seen_in("f1", "eu-west-1"), seen_in("f2", "ap-southeast-2")];
+        r.handle_invocation(&bus, &retry, sqs(&bodies), "lambda-req", settings())
+            .await;
+        let named: Vec<(Option<String>, Option<String>)> = bus
+            .state()
+            .outcomes
+            .iter()
+            .map(|o| (o.request_id.clone(), o.activity_region.clone()))
+            .collect();
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            named,
+            [
+                (some("m0"), some("eu-west-1")),
+                (some("m1"), some("ap-southeast-2"))
+            ]
+        );
+        // A direct invoke is recorded under the invocation's request id.
+        bus.state().outcomes.clear();
+        let payload = json!({"action": "revoke", "account": MEMBER, "role": "ledger"});
+        let answer = r
+            .handle_invocation(&bus, &retry, payload, "lambda-req", settings())
+            .await;
+        assert_eq!(answer["request_id"], "lambda-req", "{answer:#}");
+        assert_eq!(
+            bus.state().outcomes[0].request_id.as_deref(),
+            Some("lambda-req")
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -386,6 +386,11 @@ where
                 o.status == Status::Failed || (o.status == Status::Applied && o.cutoff.is_some())
             })
             .cloned()
+            // The run's id is the request id its owners' messages name.
+            .map(|mut o| {
+                o.request_id.get_or_insert_with(|| task.run_id.clone());
+                o
+            })
             .collect();
         let result: Result<bool, AwsError> = async {
             if !for_owners.is_empty() {

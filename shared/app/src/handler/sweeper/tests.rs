@@ -174,6 +174,8 @@ async fn workers_sweep_record_once_and_the_last_publishes_one_summary() {
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].owner.team.as_deref(), Some("data"));
     assert_eq!(published[0].status, Status::Applied);
+    // The owner's message names the run as its request id.
+    assert_eq!(published[0].request_id.as_deref(), Some("run-7"));
 
     // A redelivery of the first task is not counted twice.
     s.work(&batch(&[("m-a", &tasks[0])])).await;
