@@ -539,6 +539,72 @@ fn check_rendered(outcome: &Outcome, m: &cutoff_domain::notify::SnsMessage) {
             "attribute {name} = {value:?}"
         );
     }
+
+    check_chat(m);
+}
+
+/// The chat body: the documented schema within cutoff's bounds; no control or
+/// invisible character; nothing outside text could make a mention, a link or a code
+/// span of (cutoff's own text has no angle or square bracket either); and the whole
+/// SNS message within SNS's limit.
+fn check_chat(m: &notify::SnsMessage) {
+    let chat: Value = serde_json::from_str(&m.chat.to_json()).expect("the chat body is JSON");
+    let problems = notify::chat::schema_problems(&chat);
+    assert!(
+        problems.is_empty(),
+        "the chat body breaks its schema: {problems:?}"
+    );
+    let content = &m.chat.content;
+    let texts = [
+        &content.title,
+        &content.description,
+        &m.chat.metadata.summary,
+    ]
+    .into_iter()
+    .chain(&content.next_steps)
+    .chain(&content.keywords);
+    for text in texts {
+        if let Some(c) = text.chars().find(|&c| c != '\n' && is_unsafe_char(c)) {
+            panic!("the chat body carries {c:?}: {text}");
+        }
+        for forbidden in ["<", ">", "[", "]"] {
+            assert!(
+                !text.contains(forbidden),
+                "{forbidden} in the chat body: {text}"
+            );
+        }
+        assert!(
+            !pages_everyone(text),
+            "a mention of everyone in the chat body: {text}"
+        );
+        for line in text.lines() {
+            assert!(
+                line.matches('`').count() % 2 == 0,
+                "an unbalanced code span in the chat body: {line}"
+            );
+        }
+    }
+    let size = notify::message_structure(m).len();
+    assert!(
+        size <= notify::SNS_MESSAGE_MAX_BYTES,
+        "the SNS message is {size} bytes"
+    );
+}
+
+/// Whether `text` holds `@channel`, `@here`, `@everyone` or `@all` as a word of its
+/// own (an `@` inside a word, as in an e-mail address, mentions nobody).
+fn pages_everyone(text: &str) -> bool {
+    text.match_indices('@').any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let word: String = text[i + 1..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric())
+            .collect();
+        !before.is_some_and(char::is_alphanumeric)
+            && ["channel", "here", "everyone", "all"]
+                .iter()
+                .any(|b| word.eq_ignore_ascii_case(b))
+    })
 }
 
 /// `s` as a message shows it at best: unsafe characters and whitespace as one space

@@ -1,7 +1,13 @@
 //! Rendering an outcome into the message people read, and choosing who reads it.
 //!
 //! Pure: no I/O. The notifier Lambda (`cutoff::handler::notifier`) publishes what
-//! [`render`] builds to the topics [`route`] picks.
+//! [`render_in`] builds to the topics [`route`] picks.
+//!
+//! A message has one body per kind of subscriber ([`publish`]): the plain text below
+//! for e-mail, queues and functions, and a custom notification of Amazon Q Developer
+//! in chat applications ([`chat`]) for Slack and Teams channels. Both say what
+//! happened, where (the region), under which request id cutoff recorded it, and link
+//! to the finding, the principal and CloudTrail ([`links`]).
 //!
 //! A message is written for someone who has never heard of cutoff: what happened, to
 //! which principal, why, where the deny lives, and what to do next. It ends with the
@@ -10,11 +16,100 @@
 //! of control characters before it is written into either part, so a finding cannot
 //! forge lines of the message, smuggle terminal escapes, or blow up its size.
 
+pub mod chat;
+pub mod links;
+pub mod publish;
+
+pub use chat::ChatNotification;
+pub use links::ConsoleLinks;
+pub use publish::{SNS_MESSAGE_MAX_BYTES, message_structure};
+
+use crate::chain::is_region_name;
 use crate::outcome::{FailureKind, FindingFormat, Outcome, Status, Trigger};
 use crate::principal::{Target, TargetKind};
-use crate::principal::{clean_text as clean, is_sns_topic_arn};
+use crate::principal::{clean_text as clean, is_sns_topic_arn, is_unsafe_char};
 use crate::settings::NotifierConfig;
 use crate::triage::Source;
+
+/// What a message needs from the notifier beyond the outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageContext {
+    /// cutoff's home region: the notifier's own (`AWS_REGION`, read when the
+    /// notifier starts), where its logs, ledger and outcome bus are. None when
+    /// unknown; a value that is no region name is never kept.
+    pub home_region: Option<String>,
+    /// Problems in the notifier's configuration (a team topic it may not use): the
+    /// security team hears of them with every message until they are fixed.
+    pub problems: Vec<String>,
+}
+
+impl MessageContext {
+    /// The context of a notifier running in `home_region` (dropped unless it is a
+    /// region name).
+    pub fn new(home_region: Option<&str>, problems: Vec<String>) -> Self {
+        Self {
+            home_region: home_region.filter(|r| is_region_name(r)).map(str::to_owned),
+            problems,
+        }
+    }
+}
+
+/// The regions a message names. Links go to the finding's region when the outcome
+/// names one (the finding, and the stolen credential's CloudTrail events, are
+/// there), else to cutoff's home region; the request id's logs are always in the
+/// home region.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Place {
+    /// The region the links use.
+    pub region: Option<String>,
+    /// Where the finding's activity was seen.
+    pub finding_region: Option<String>,
+    /// Where cutoff runs.
+    pub home_region: Option<String>,
+}
+
+impl Place {
+    pub fn new(finding_region: Option<&str>, home_region: Option<&str>) -> Self {
+        let valid = |r: Option<&str>| r.filter(|r| is_region_name(r)).map(str::to_owned);
+        let finding_region = valid(finding_region);
+        let home_region = valid(home_region);
+        Self {
+            region: finding_region.clone().or_else(|| home_region.clone()),
+            finding_region,
+            home_region,
+        }
+    }
+
+    /// "eu-west-1 (where the finding's activity was seen; cutoff runs in us-east-1)",
+    /// each region through `show`.
+    fn describe_with(&self, show: impl Fn(&str) -> String) -> String {
+        match (&self.finding_region, &self.home_region) {
+            (Some(f), Some(h)) if f == h => {
+                format!(
+                    "{} (where the finding's activity was seen, and cutoff's region)",
+                    show(f)
+                )
+            }
+            (Some(f), Some(h)) => format!(
+                "{} (where the finding's activity was seen; cutoff runs in {})",
+                show(f),
+                show(h)
+            ),
+            (Some(f), None) => format!("{} (where the finding's activity was seen)", show(f)),
+            (None, Some(h)) => format!("{} (cutoff's region)", show(h)),
+            (None, None) => "unknown".to_owned(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        self.describe_with(str::to_owned)
+    }
+
+    /// [`Place::describe`] for the chat, the regions in code spans.
+    pub fn describe_md(&self) -> String {
+        self.describe_with(|r| format!("`{r}`"))
+    }
+}
 
 /// The longest subject cutoff writes. SNS documents subjects as "less than 100
 /// characters", without line breaks or control characters; cutoff writes printable
@@ -146,6 +241,12 @@ pub fn sanitized(outcome: &Outcome) -> Outcome {
         e.message = clean(&e.message, FIELD_MAX);
     }
     o.propagation = outcome.propagation.as_deref().map(|s| clean(s, 32));
+    o.request_id = outcome.request_id.as_deref().map(|s| clean(s, 128));
+    // The event crossed a bus: a region that is not one is dropped, never linked to.
+    o.activity_region = outcome
+        .activity_region
+        .clone()
+        .filter(|r| is_region_name(r));
     o.detail = clean(&outcome.detail, FIELD_MAX);
     o.actions = outcome
         .actions
@@ -338,7 +439,10 @@ fn render_chain(o: &Outcome, chain: &crate::chain::ChainReport, body: &mut Strin
     line(
         body,
         &format!(
-            "After revoking the principal below, cutoff read CloudTrail for what its key {}              did since {} (run {} of {}: CloudTrail delivers events late, so it looks again).              Every session the key minted is denied on its own session, keys it created are              set Inactive, and what it cannot undo is listed for you.",
+            "After revoking the principal below, cutoff read CloudTrail for what its key {} \
+             did since {} (run {} of {}: CloudTrail delivers events late, so it looks again). \
+             Every session the key minted is denied on its own session, keys it created are \
+             set Inactive, and what it cannot undo is listed for you.",
             chain.key,
             chain.from.format("%Y-%m-%d %H:%M UTC"),
             chain.run,
@@ -417,11 +521,93 @@ fn chain_subject(o: &Outcome, chain: &crate::chain::ChainReport) -> String {
     )
 }
 
+/// What a follow-up run's chat says happened: the key, and each new link.
+fn chain_summary(chain: &crate::chain::ChainReport) -> (String, Vec<String>) {
+    let new = chain.new_links().count();
+    let headline = format!(
+        "Follow-up {} of {} of key {}: {} link{} found, {new} new",
+        chain.run,
+        chain.runs,
+        chain.key,
+        chain.links.len(),
+        if chain.links.len() == 1 { "" } else { "s" }
+    );
+    let mut lines: Vec<String> = chain
+        .links
+        .iter()
+        .filter(|l| l.new)
+        .take(10)
+        .map(|l| format!("NEW: {} (in {}): {}", l.found, l.account, l.result))
+        .collect();
+    if new > 10 {
+        lines.push(format!("… and {} more new links in the e-mail.", new - 10));
+    }
+    lines.extend(
+        chain
+            .gaps
+            .iter()
+            .take(5)
+            .map(|g| format!("Not followed: {g}")),
+    );
+    (headline, lines)
+}
+
+/// The next steps of a follow-up run (the same as its text's).
+fn chain_steps(chain: &crate::chain::ChainReport) -> Vec<String> {
+    if chain.new_links().next().is_none() && chain.gaps.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        "Read each new link above: the revocations it made have messages of their own, sent to the owners of those principals.".to_owned(),
+        "Remove what is listed as reported (users, login profiles, roles, trust and policy changes) once investigated: cutoff keeps them as evidence.".to_owned(),
+    ]
+}
+
+/// Where to look: the region, the request id, the console links. Every message
+/// carries this section.
+fn where_to_look(body: &mut String, o: &Outcome, place: &Place, links: &ConsoleLinks) {
+    section(body, "Where to look");
+    field(body, "Region", &place.describe());
+    let logs = place
+        .home_region
+        .as_deref()
+        .map_or_else(String::new, |h| format!(" in {h}"));
+    match &o.request_id {
+        Some(id) => field(
+            body,
+            "Request id",
+            &format!("{id} (the ledger's audit trail, `cutoff history`, and cutoff's logs{logs})"),
+        ),
+        None => field(body, "Request id", "not recorded"),
+    }
+    let account = o
+        .target
+        .as_ref()
+        .map_or_else(String::new, |t| format!(": sign in to {}", t.account));
+    for (label, link) in links.labelled() {
+        let note = match label {
+            "Finding" => " (in the account that administers the findings)".to_owned(),
+            "CloudTrail" => format!(" (events of one account and one region{account})"),
+            _ => format!(" (opens in the account you are signed in to{account})"),
+        };
+        field(body, label, &format!("{link}{note}"));
+    }
+}
+
+/// Builds the message for an outcome with no notifier context (no home region, no
+/// configuration problems): [`render_in`].
+pub fn render(outcome: &Outcome, owner_known: bool) -> SnsMessage {
+    render_in(outcome, owner_known, &MessageContext::default())
+}
+
 /// Builds the message for an outcome. `owner_known` says whether anyone owns the
 /// principal; when not, the message says so and asks the security team to find one.
-pub fn render(outcome: &Outcome, owner_known: bool) -> SnsMessage {
+/// `context` gives cutoff's home region and the notifier's configuration problems.
+pub fn render_in(outcome: &Outcome, owner_known: bool, context: &MessageContext) -> SnsMessage {
     let clean_outcome = sanitized(outcome);
     let o = &clean_outcome;
+    let place = Place::new(o.activity_region.as_deref(), context.home_region.as_deref());
+    let links = ConsoleLinks::for_outcome(o, place.region.as_deref());
     let mut body = String::new();
     body.push_str(&headline(o));
     body.push_str("\n\n");
@@ -438,16 +624,22 @@ pub fn render(outcome: &Outcome, owner_known: bool) -> SnsMessage {
 
     if let Some(chain) = &o.chain {
         render_chain(o, chain, &mut body);
-        body.push('\n');
-        body.push_str(SEPARATOR);
-        body.push('\n');
-        body.push_str(&serde_json::to_string_pretty(o).unwrap_or_default());
-        body.push('\n');
-        return SnsMessage {
-            subject: chain_subject(o, chain),
-            body,
-            attributes: message_attributes(o),
-        };
+        where_to_look(&mut body, o, &place, &links);
+        problem_lines(&mut body, context);
+        let subject = chain_subject(o, chain);
+        let (headline, what_happened) = chain_summary(chain);
+        let chat = chat::for_outcome(&chat::Shared {
+            outcome: o,
+            subject: &subject,
+            headline,
+            what_happened,
+            next_steps: chain_steps(chain),
+            owner_known,
+            place,
+            links,
+            context,
+        });
+        return finish(subject, body, o, message_attributes(o), chat);
     }
 
     section(&mut body, "What happened");
@@ -498,25 +690,70 @@ pub fn render(outcome: &Outcome, owner_known: bool) -> SnsMessage {
         field(&mut body, "Message", &error.message);
     }
 
+    let steps = next_steps(o);
     section(&mut body, "What to do next");
-    for (i, step) in next_steps(o).iter().enumerate() {
+    for (i, step) in steps.iter().enumerate() {
         line(&mut body, &format!("{}. {step}", i + 1));
     }
 
+    where_to_look(&mut body, o, &place, &links);
+
     section(&mut body, "Owner");
     owner_lines(&mut body, o, owner_known);
+    problem_lines(&mut body, context);
 
+    let subject = subject(o);
+    let mut what = vec![what_happened(o)];
+    if o.dry_run && o.status != Status::DryRun {
+        what.push("This was a dry run: nothing was written.".to_owned());
+    }
+    let chat = chat::for_outcome(&chat::Shared {
+        outcome: o,
+        subject: &subject,
+        headline: headline(o),
+        what_happened: what,
+        next_steps: steps,
+        owner_known,
+        place,
+        links,
+        context,
+    });
+    finish(subject, body, o, message_attributes(o), chat)
+}
+
+/// The notifier's configuration problems, for the security team.
+fn problem_lines(body: &mut String, context: &MessageContext) {
+    if context.problems.is_empty() {
+        return;
+    }
+    section(
+        body,
+        "Configuration problem in cutoff's notifier (the owner team may not have been told)",
+    );
+    for problem in &context.problems {
+        line(body, &clean(problem, FIELD_MAX));
+    }
+}
+
+/// The text, its outcome JSON after the separator, and the chat body.
+fn finish(
+    subject: String,
+    mut body: String,
+    o: &Outcome,
+    attributes: Vec<(String, String)>,
+    chat: ChatNotification,
+) -> SnsMessage {
     body.push('\n');
     body.push_str(SEPARATOR);
     body.push('\n');
     // Plain data with string keys: serialising cannot fail.
     body.push_str(&serde_json::to_string_pretty(o).unwrap_or_default());
     body.push('\n');
-
     SnsMessage {
-        subject: subject(o),
+        subject,
         body,
-        attributes: message_attributes(o),
+        attributes,
+        chat,
     }
 }
 
@@ -1394,10 +1631,18 @@ fn owner_lines(body: &mut String, o: &Outcome, owner_known: bool) {
     }
 }
 
+/// [`render_summary_in`] with no notifier context.
+pub fn render_summary(summary: &crate::summary::SweepSummary) -> SnsMessage {
+    render_summary_in(summary, &MessageContext::default())
+}
+
 /// The security team's message for a sweep run: totals, failed accounts, and the
 /// principals released, moved and failed (names are validated IAM names; messages
-/// are cleaned and cut).
-pub fn render_summary(summary: &crate::summary::SweepSummary) -> SnsMessage {
+/// are cleaned and cut). Its request id is the run's id.
+pub fn render_summary_in(
+    summary: &crate::summary::SweepSummary,
+    context: &MessageContext,
+) -> SnsMessage {
     let s = summary;
     let trouble = s.has_failures();
     let subject_text = format!(
@@ -1530,30 +1775,53 @@ pub fn render_summary(summary: &crate::summary::SweepSummary) -> SnsMessage {
             "2. Failed principals: the error says why; the next sweep retries them.",
         );
     }
+    let place = Place::new(None, context.home_region.as_deref());
+    section(&mut body, "Where to look");
+    field(&mut body, "Region", &place.describe());
+    field(
+        &mut body,
+        "Request id",
+        &format!(
+            "{} (the sweep run: its records in the ledger, and cutoff's logs)",
+            clean(&s.run_id, 64)
+        ),
+    );
+    problem_lines(&mut body, context);
     body.push('\n');
     body.push_str(SEPARATOR);
     body.push('\n');
     body.push_str(&serde_json::to_string_pretty(s).unwrap_or_default());
     body.push('\n');
+    let subject = fit_subject(&subject_text, "", "");
+    let chat = chat::for_summary(s, &subject, context);
     SnsMessage {
-        subject: fit_subject(&subject_text, "", ""),
+        subject,
         body,
         attributes: vec![(
             attribute::STATUS.to_owned(),
             if trouble { "sweep_failed" } else { "swept" }.to_owned(),
         )],
+        chat,
     }
 }
 
-/// An SNS message as cutoff sends it.
+/// An SNS message as cutoff sends it: one subject and set of attributes, and a body
+/// per kind of subscriber ([`message_structure`] puts them together).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnsMessage {
     /// At most 100 printable ASCII characters (SNS's limit for email subjects).
     pub subject: String,
+    /// The plain text: e-mail, and every protocol without a body of its own (queues,
+    /// functions).
     pub body: String,
     /// String message attributes (for subscription filter policies).
     pub attributes: Vec<(String, String)>,
+    /// The chat body: HTTPS subscriptions, Amazon Q Developer in chat applications'.
+    pub chat: ChatNotification,
 }
+
+#[cfg(test)]
+mod message_tests;
 
 #[cfg(test)]
 mod tests {

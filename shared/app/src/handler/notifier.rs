@@ -124,6 +124,9 @@ pub struct Notifier<N: Notifications, F: FindingsUpdater> {
     pub notifications: N,
     pub findings: F,
     pub config: NotifierConfig,
+    /// cutoff's home region (the notifier's own, `AWS_REGION`): every message names
+    /// it, and links to its consoles when the finding names no region.
+    pub home_region: Option<String>,
     /// How SNS and Security Hub calls are retried.
     pub retry: RetryPolicy,
 }
@@ -158,15 +161,28 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
             notifications,
             findings,
             config,
+            home_region: None,
             retry: RetryPolicy::default(),
         }
+    }
+
+    /// The notifier running in `region` (kept only when it is a region name).
+    pub fn in_region(mut self, region: Option<&str>) -> Self {
+        self.home_region = notify::MessageContext::new(region, Vec::new()).home_region;
+        self
+    }
+
+    /// What every message needs from the notifier: its region, and its configuration
+    /// problems (the security team hears of them with every message).
+    fn context(&self) -> notify::MessageContext {
+        notify::MessageContext::new(self.home_region.as_deref(), self.config.problems.clone())
     }
 
     /// Handles one sweep summary event: one message to the security topic.
     async fn handle_summary(&self, detail: Value) -> Result<NotifyReport, NotifyError> {
         let summary: cutoff_domain::summary::SweepSummary =
             serde_json::from_value(detail).map_err(|e| NotifyError::NotAnOutcome(e.to_string()))?;
-        let message = notify::render_summary(&summary);
+        let message = notify::render_summary_in(&summary, &self.context());
         let sns = Retrying::new(&self.notifications, self.retry);
         let topic = self.config.security_topic.clone();
         let result = sns.publish(&topic, &message).await;
@@ -215,15 +231,9 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
         if outcome.owner.team.is_none() {
             outcome.owner.team = route.team.clone();
         }
-        let mut message = notify::render(&outcome, route.owner_known);
         // A team topic the deployment names wrongly: the security team hears of it with
         // every outcome until it is fixed (the owner may not have been told).
-        if !self.config.problems.is_empty() {
-            message.body.push_str(&format!(
-                "\n\nConfiguration problem in cutoff's notifier (the owner team may not have been told): {}\n",
-                self.config.problems.join("; ")
-            ));
-        }
+        let message = notify::render_in(&outcome, route.owner_known, &self.context());
         let sns = Retrying::new(&self.notifications, self.retry);
 
         let mut published = Vec::new();
@@ -346,16 +356,20 @@ impl Notifier<SdkNotifications, SdkFindings> {
     /// The deployed notifier: topics, teams and patterns from the environment (a team
     /// topic it may not use is reported with every message, not a failed start), the
     /// clients from `sdk`.
+    ///
+    /// The home region is the SDK's (`AWS_REGION`, which Lambda sets).
     pub fn from_env(sdk: &SdkConfig) -> Result<Self, StartError> {
         let config = NotifierConfig::from_env()?;
         for problem in &config.problems {
             tracing::error!(%problem, "a team topic names no topic the notifier may use; that team is not notified");
         }
+        let region = sdk.region().map(|r| r.as_ref().to_owned());
         Ok(Notifier::new(
             SdkNotifications::from_config(sdk),
             SdkFindings::from_config(sdk),
             config,
-        ))
+        )
+        .in_region(region.as_deref()))
     }
 }
 
@@ -874,6 +888,59 @@ mod tests {
             sent[0].1.body
         );
         assert!(sent[0].1.body.contains("payments-alrets"));
+        // Told before the outcome JSON, which still parses, and in the chat too.
+        let json = sent[0].1.body.split(SEPARATOR).nth(1).unwrap();
+        assert!(serde_json::from_str::<Outcome>(json).is_ok(), "{json}");
+        assert!(
+            sent[0]
+                .1
+                .chat
+                .content
+                .description
+                .contains("payments-alrets")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_message_names_the_notifiers_region_and_the_request_id_in_both_bodies() {
+        let (n, fake) = notifier(config());
+        let n = n.in_region(Some("us-east-1"));
+        let mut o = outcome("payments-api", team("payments"), guardduty());
+        o.request_id = Some("msg-7d1e".to_owned());
+        o.activity_region = Some("eu-west-1".to_owned());
+        o.trigger.finding_id = Some("455aa647b26d9310341733d58b9b7442".to_owned());
+        n.notify(event(&o)).await.unwrap();
+        let published = fake.notifications.state().published.clone();
+        for (_, message) in &published {
+            let chat: Value = serde_json::from_str(&message.chat.to_json()).unwrap();
+            assert_eq!(
+                notify::chat::schema_problems(&chat),
+                Vec::<String>::new(),
+                "{chat:#}"
+            );
+            for body in [&message.body, &message.chat.content.description] {
+                assert!(body.contains("msg-7d1e"), "{body}");
+                assert!(body.contains("us-east-1"), "{body}");
+                assert!(body.contains("eu-west-1"), "{body}");
+                assert!(
+                    body.contains("https://console.aws.amazon.com/guardduty/home?region=eu-west-1"),
+                    "{body}"
+                );
+            }
+        }
+        // A region that is no region is never shown nor linked to.
+        let (n, fake) = notifier(config());
+        let n = n.in_region(Some("us-east-1/../evil"));
+        assert_eq!(n.home_region, None);
+        n.notify(event(&outcome(
+            "payments-api",
+            team("payments"),
+            guardduty(),
+        )))
+        .await
+        .unwrap();
+        let published = fake.notifications.state().published.clone();
+        assert!(published[0].1.body.contains("Region:           unknown"));
     }
 
     #[tokio::test]
@@ -935,6 +1002,11 @@ mod tests {
             message.body
         );
         assert!(message.body.contains(SEPARATOR));
+        // The run's id is its request id, in both bodies.
+        for body in [&message.body, &message.chat.content.description] {
+            assert!(body.contains("schedule-abc"), "{body}");
+        }
+        assert_eq!(message.chat.metadata.event_type, "cutoff-sweep");
     }
 
     #[tokio::test(start_paused = true)]
