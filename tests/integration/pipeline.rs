@@ -5,7 +5,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use cutoff_domain::notify::chat::schema_problems;
 use cutoff_domain::policy::ROLE_WIDE_POLICY_NAME;
+use cutoff_tests::https_inbox::HttpsInbox;
 use cutoff_tests::moto::MotoServer;
 use cutoff_tests::pipeline::{Notification, Pipeline};
 use cutoff_tests::proxy::{FaultPlan, FaultProxy};
@@ -122,6 +124,93 @@ async fn a_high_severity_role_finding_is_revoked_and_both_teams_are_told() {
             Some("applied")
         );
     }
+}
+
+/// Amazon Q Developer in chat applications subscribes to a topic over HTTPS: such a
+/// subscriber gets the custom notification, a queue on the same topic the text, and
+/// both name the region and the request id the revoker recorded the request under.
+#[tokio::test]
+async fn an_https_subscriber_gets_the_chat_notification_and_a_queue_the_text() {
+    let chat = HttpsInbox::start();
+    let env = HttpsInbox::moto_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // A moto of its own: only it trusts the endpoint's test certificate.
+    let moto = MotoServer::start_with_env(&env);
+    let mut p = Pipeline::start(&moto, &prefix(), &[]).await;
+    let sns = aws_sdk_sns::Client::new(&cutoff_tests::aws::sdk_config(&p.endpoint).await);
+    sns.subscribe()
+        .topic_arn(&p.security_topic)
+        .protocol("https")
+        .endpoint(chat.endpoint())
+        .send()
+        .await
+        .expect("subscribe the HTTPS endpoint");
+    let role_id = p.create_role("pay-chat", Some("payments")).await;
+    let finding_id = "aaaa0000aaaa0000aaaa0000aaaa00c1";
+    let report = p.send_event(&finding(
+        finding_id,
+        "AssumedRole",
+        "pay-chat",
+        8.0,
+        false,
+        &role_id,
+    ));
+    assert_eq!(report["queued"], 1, "{report}");
+    p.drain_requests(10).await;
+    let outcomes = p.drain_outcomes().await;
+    assert_eq!(statuses(&outcomes), ["applied"]);
+    let detail = &outcomes[0].0["detail"];
+    let request_id = detail["request_id"]
+        .as_str()
+        .expect("the outcome names its request");
+    assert_eq!(detail["activity_region"], "us-east-1");
+
+    let envelope = &chat.deliveries(1)[0];
+    assert_eq!(envelope["Type"], "Notification");
+    assert_eq!(envelope["TopicArn"], p.security_topic.as_str());
+    assert!(
+        envelope["Subject"].as_str().unwrap().contains("pay-chat"),
+        "{envelope}"
+    );
+    let notification: Value =
+        serde_json::from_str(envelope["Message"].as_str().unwrap()).expect("the chat body is JSON");
+    assert_eq!(
+        schema_problems(&notification),
+        Vec::<String>::new(),
+        "{notification:#}"
+    );
+    assert_eq!(
+        notification["metadata"]["threadId"],
+        format!("cutoff-{MEMBER}-role-pay-chat")
+    );
+    let description = notification["content"]["description"].as_str().unwrap();
+    for expected in [
+        request_id,
+        "*Region:* `us-east-1`",
+        &format!(
+            "https://console.aws.amazon.com/guardduty/home?region=us-east-1#/findings?macros=current&fId={finding_id}"
+        ),
+        "https://console.aws.amazon.com/iam/home#/roles/details/pay-chat",
+        "https://console.aws.amazon.com/cloudtrail/home?region=us-east-1#/events?AccessKeyId=ASIAZXCVBNMASDFGHJKL",
+    ] {
+        assert!(
+            description.contains(expected),
+            "missing {expected:?} in\n{description}"
+        );
+    }
+
+    let security = p.inbox(&p.security_topic.clone()).await;
+    assert_eq!(security.len(), 1);
+    let text = &security[0].message;
+    assert!(
+        text.starts_with("cutoff revoked"),
+        "the queue gets the text: {text}"
+    );
+    assert!(
+        text.contains(&format!("Request id:       {request_id}")),
+        "{text}"
+    );
+    assert!(text.contains("Region:           us-east-1"), "{text}");
 }
 
 #[tokio::test]

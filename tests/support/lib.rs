@@ -11,6 +11,8 @@
 //! - [`function_url::FunctionUrl`]: the revoker's function URL (IAM auth) in front of a
 //!   [`runtime::LocalLambda`]: SigV4 checked by botocore, a resource-policy allow list,
 //!   the function URL event in and the HTTP answer out.
+//! - [`https_inbox::HttpsInbox`]: an HTTPS endpoint moto's SNS delivers to, as it would
+//!   to an HTTPS subscription (Amazon Q Developer in chat applications').
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,6 +20,7 @@ pub mod aws;
 pub mod evaluator;
 pub mod event_history;
 pub mod function_url;
+pub mod https_inbox;
 pub mod moto;
 pub mod pipeline;
 pub mod proxy;

@@ -88,11 +88,18 @@ impl MotoServer {
     /// Panics, with moto's output, when it cannot start; panics asking to run
     /// `make tools` when `.venv/` has no moto.
     pub fn start() -> MotoServer {
+        Self::start_with_env(&[])
+    }
+
+    /// [`MotoServer::start`] with `env` in moto's environment: what moto itself reads,
+    /// such as `REQUESTS_CA_BUNDLE`, the trust store moto's HTTP(S) deliveries verify
+    /// endpoints with.
+    pub fn start_with_env(env: &[(&str, &str)]) -> MotoServer {
         let python = venv_python();
         let mut last_failure = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
-            match Self::try_start(&python, port) {
+            match Self::try_start(&python, port, env) {
                 Ok(server) => return server,
                 Err(Startup::PortTaken(log)) => last_failure = log,
                 Err(Startup::Failed(message)) => panic!("{message}"),
@@ -154,12 +161,13 @@ impl MotoServer {
         join_log(&self.log)
     }
 
-    fn try_start(python: &PathBuf, port: u16) -> Result<MotoServer, Startup> {
+    fn try_start(python: &PathBuf, port: u16, env: &[(&str, &str)]) -> Result<MotoServer, Startup> {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)
             .arg(python)
             .arg(port.to_string())
+            .envs(env.iter().copied())
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
