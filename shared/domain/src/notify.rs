@@ -568,15 +568,13 @@ fn chain_steps(chain: &crate::chain::ChainReport) -> Vec<String> {
 fn where_to_look(body: &mut String, o: &Outcome, place: &Place, links: &ConsoleLinks) {
     section(body, "Where to look");
     field(body, "Region", &place.describe());
-    let logs = place
-        .home_region
-        .as_deref()
-        .map_or_else(String::new, |h| format!(" in {h}"));
     match &o.request_id {
         Some(id) => field(
             body,
             "Request id",
-            &format!("{id} (the ledger's audit trail, `cutoff history`, and cutoff's logs{logs})"),
+            &format!(
+                "{id} (what cutoff recorded the request under; `cutoff history` lists revocations with it)"
+            ),
         ),
         None => field(body, "Request id", "not recorded"),
     }

@@ -59,8 +59,8 @@ pub mod key {
     pub const HTTPS: &str = "https";
 }
 
-const JSON_LEFT_OUT: &str = "\n[The outcome JSON is left out: with it this message would exceed SNS's 256 KiB. The revoker's log and the ledger's audit trail have it under the request id above.]\n";
-const TEXT_CUT: &str = "\n[… cut here: the whole message would exceed SNS's 256 KiB. The revoker's log and the ledger's audit trail have the outcome under the request id.]\n";
+const JSON_LEFT_OUT: &str = "\n[The outcome JSON is left out: with it this message would exceed SNS's 256 KiB. A revocation's outcome is in cutoff's audit trail (`cutoff history`).]\n";
+const TEXT_CUT: &str = "\n[… cut here: the whole message would exceed SNS's 256 KiB. A revocation's outcome is in cutoff's audit trail (`cutoff history`).]\n";
 
 fn structure(default: &str, email: Option<&str>, chat: &str) -> String {
     let mut map = Map::new();
