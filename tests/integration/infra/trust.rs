@@ -1580,7 +1580,8 @@ fn the_break_glass_policy_grants_no_plain_invoke() {
         .by("FindCutoffStack"),
         case(
             "operator role: change a stack",
-            EvalRequest::new("cloudformation:UpdateStack", "*", &operator).policy(role_policy.clone()),
+            EvalRequest::new("cloudformation:UpdateStack", "*", &operator)
+                .policy(role_policy.clone()),
             ImplicitlyDenied,
         ),
     ]);
