@@ -400,3 +400,53 @@ fn the_metric_alarms_watch_metrics_the_code_writes() {
     assert_eq!(hours["Period"], 3600);
     assert_eq!(raw()["Parameters"]["HeartbeatHours"]["MaxValue"], 168);
 }
+
+/// The templates deployed beside the stack (StackSets, the break-glass access, the
+/// Identity Center role) tag what they create too: whose it is in every account.
+#[test]
+fn the_other_templates_tag_what_they_create() {
+    for (file, component, prefix) in [
+        (
+            "member-role.yaml",
+            "member-role",
+            Some("ResponderNamePrefix"),
+        ),
+        ("forwarder.yaml", "forwarder", Some("NamePrefix")),
+        ("break-glass.yaml", "break-glass", None),
+        (
+            "identity-center-role.yaml",
+            "identity-center",
+            Some("ResponderNamePrefix"),
+        ),
+    ] {
+        let template = super::template(file);
+        let mut tagged = 0;
+        for (id, resource) in template["Resources"].as_object().unwrap() {
+            let kind = resource["Type"].as_str().unwrap();
+            let tags = &resource["Properties"]["Tags"];
+            if !taggable(kind) {
+                assert!(tags.is_null(), "{file} {id}: {kind} takes no tags");
+                continue;
+            }
+            let pairs: BTreeMap<&str, &Value> = tags
+                .as_array()
+                .unwrap_or_else(|| panic!("{file} {id} ({kind}) has no tags"))
+                .iter()
+                .map(|t| (t["Key"].as_str().unwrap(), &t["Value"]))
+                .collect();
+            assert_eq!(
+                pairs.get("cutoff:component"),
+                Some(&&json!(component)),
+                "{file} {id}"
+            );
+            let stack = prefix.map(|p| json!({ "Ref": p }));
+            assert_eq!(
+                pairs.get("cutoff:stack").copied(),
+                stack.as_ref(),
+                "{file} {id}"
+            );
+            tagged += 1;
+        }
+        assert!(tagged > 0, "{file} tags nothing");
+    }
+}
