@@ -147,6 +147,46 @@ pub fn is_routine(o: &Outcome) -> bool {
         })
 }
 
+/// What a message is to its readers, as its `cutoff_class` attribute says: an
+/// incident (someone must look; a pager's subscription takes these) or routine (a
+/// record that something expected happened; a filter policy can send it elsewhere).
+/// Every message cutoff publishes has exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageClass {
+    Incident,
+    Routine,
+}
+
+impl MessageClass {
+    /// The attribute's value: `incident` or `routine`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageClass::Incident => "incident",
+            MessageClass::Routine => "routine",
+        }
+    }
+
+    /// An outcome's class: routine when [`is_routine`], else an incident.
+    pub fn of_outcome(o: &Outcome) -> Self {
+        if is_routine(o) {
+            MessageClass::Routine
+        } else {
+            MessageClass::Incident
+        }
+    }
+
+    /// A sweep summary's class: an incident when something failed (an account not
+    /// swept or never reported, a principal whose change failed), routine when it
+    /// only changed things (its owners were told of each moved cutoff already).
+    pub fn of_summary(s: &crate::summary::SweepSummary) -> Self {
+        if s.has_failures() {
+            MessageClass::Incident
+        } else {
+            MessageClass::Routine
+        }
+    }
+}
+
 /// The hours after which no session issued before a cutoff can still be alive: a
 /// role session lasts at most 12 h, `GetSessionToken` credentials 36 h.
 pub const ROLE_SESSION_MAX_HOURS: u32 = 12;
@@ -773,7 +813,7 @@ fn message_attributes(o: &Outcome) -> Vec<(String, String)> {
     ));
     attributes.push((
         attribute::CLASS.to_owned(),
-        if is_routine(o) { "routine" } else { "incident" }.to_owned(),
+        MessageClass::of_outcome(o).as_str().to_owned(),
     ));
     attributes
 }
@@ -1795,10 +1835,159 @@ pub fn render_summary_in(
     SnsMessage {
         subject,
         body,
-        attributes: vec![(
-            attribute::STATUS.to_owned(),
-            if trouble { "sweep_failed" } else { "swept" }.to_owned(),
-        )],
+        attributes: vec![
+            (
+                attribute::STATUS.to_owned(),
+                if trouble { "sweep_failed" } else { "swept" }.to_owned(),
+            ),
+            (
+                attribute::CLASS.to_owned(),
+                MessageClass::of_summary(s).as_str().to_owned(),
+            ),
+        ],
+        chat,
+    }
+}
+
+/// [`render_digest_in`] with no notifier context.
+pub fn render_digest(digest: &crate::summary::SweepDigest) -> SnsMessage {
+    render_digest_in(digest, &MessageContext::default())
+}
+
+/// The security team's daily digest of the sweep: what one UTC day's runs did,
+/// quiet ones included. Routine: the runs that changed or failed something had
+/// their own summaries. Its request id is the run that made it.
+pub fn render_digest_in(
+    digest: &crate::summary::SweepDigest,
+    context: &MessageContext,
+) -> SnsMessage {
+    let d = digest;
+    let subject = fit_subject(
+        &format!(
+            "cutoff sweep digest {}: {} runs, {} quiet, {} changes, {} failures",
+            d.date, d.runs, d.quiet_runs, d.changes, d.failures
+        ),
+        "",
+        "",
+    );
+    let mut body = String::new();
+    body.push_str(&format!(
+        "cutoff's daily digest of the sweep for {} (UTC).\n",
+        d.date
+    ));
+    body.push_str(
+        "A sweep run's own summary goes out only when it changed something or something \
+         failed; this digest counts every run of the day, the quiet ones too.\n",
+    );
+    if d.runs == 0 {
+        body.push_str(&format!(
+            "No sweep was planned on {}: check the schedule (the heartbeat-missing alarm \
+             fires when sweeps stop).\n",
+            d.date
+        ));
+    }
+    section(&mut body, "Runs");
+    field(
+        &mut body,
+        "Runs",
+        &format!("{} ({} dry runs)", d.runs, d.dry_runs),
+    );
+    field(
+        &mut body,
+        "Quiet",
+        &format!("{} (no summary was sent)", d.quiet_runs),
+    );
+    field(&mut body, "With changes", &d.runs_with_changes.to_string());
+    field(
+        &mut body,
+        "With failures",
+        &format!(
+            "{} (their summaries were sent as incidents)",
+            d.runs_with_failures
+        ),
+    );
+    field(&mut body, "Unfinished", &d.unfinished_runs.to_string());
+    section(&mut body, "Totals of the finished runs");
+    field(&mut body, "Accounts swept", &d.accounts_swept.to_string());
+    field(
+        &mut body,
+        "Principals read",
+        &d.principals_scanned.to_string(),
+    );
+    field(
+        &mut body,
+        "Changes",
+        &format!(
+            "{} ({} cutoffs moved, {} expired statements removed, {} policies deleted)",
+            d.changes, d.cutoffs_moved, d.statements_removed, d.policies_deleted
+        ),
+    );
+    field(
+        &mut body,
+        "Failures",
+        &format!(
+            "{} ({} accounts not swept, {} accounts never reported, {} principals failed)",
+            d.failures, d.accounts_failed, d.accounts_unreported, d.principals_failed
+        ),
+    );
+    if d.dry_runs > 0 {
+        line(
+            &mut body,
+            "Dry runs wrote nothing: their changes are what they would have changed.",
+        );
+    }
+    let runs = |body: &mut String, title: &str, ids: &[String], total: u64| {
+        if ids.is_empty() {
+            return;
+        }
+        section(body, title);
+        for id in ids {
+            line(body, &clean(id, 64));
+        }
+        if total > ids.len() as u64 {
+            line(body, &format!("... and {} more", total - ids.len() as u64));
+        }
+    };
+    runs(
+        &mut body,
+        "Runs with failures (each had its own summary)",
+        &d.failed,
+        d.runs_with_failures,
+    );
+    runs(
+        &mut body,
+        "Unfinished runs (still running when this digest was made, or a task in the sweep dead-letter queue)",
+        &d.unfinished,
+        d.unfinished_runs,
+    );
+    let place = Place::new(None, context.home_region.as_deref());
+    section(&mut body, "Where to look");
+    field(&mut body, "Region", &place.describe());
+    field(
+        &mut body,
+        "Request id",
+        &format!(
+            "{} (the sweep run that made this digest; each run's records are in the ledger under its id, and in cutoff's logs)",
+            clean(&d.made_by, 64)
+        ),
+    );
+    problem_lines(&mut body, context);
+    body.push('\n');
+    body.push_str(SEPARATOR);
+    body.push('\n');
+    body.push_str(&serde_json::to_string_pretty(d).unwrap_or_default());
+    body.push('\n');
+    let chat = chat::for_digest(d, &subject, context);
+    SnsMessage {
+        subject,
+        body,
+        attributes: vec![
+            (attribute::STATUS.to_owned(), "sweep_digest".to_owned()),
+            (
+                attribute::CLASS.to_owned(),
+                MessageClass::Routine.as_str().to_owned(),
+            ),
+        ],
         chat,
     }
 }

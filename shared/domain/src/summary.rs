@@ -9,6 +9,10 @@ use crate::outcome::{FailureKind, Outcome, OutcomeError, Status};
 use crate::policy::Cutoff;
 use crate::principal::{Account, Target};
 
+pub mod digest;
+
+pub use digest::{DayRun, RunTotals, SweepDigest};
+
 /// Principals listed by name per account record and in the summary; the counts are
 /// always complete.
 pub const MAX_LISTED: usize = 50;
@@ -207,6 +211,20 @@ impl SweepSummary {
         self.accounts_failed > 0
             || self.principals_failed > 0
             || self.accounts_reported < self.accounts
+    }
+
+    /// Whether the run changed something: a cutoff moved, an expired statement
+    /// removed, a policy deleted. A dry run's counts are what it would change, and
+    /// count as changes: the dry run is there to show them.
+    pub fn has_changes(&self) -> bool {
+        self.cutoffs_moved > 0 || self.statements_removed > 0 || self.policies_deleted > 0
+    }
+
+    /// Whether the run's summary is worth a message: it changed something or
+    /// something failed. A quiet run (neither) is recorded in the ledger, logged and
+    /// counted in the metrics, and goes out only in the daily digest, if enabled.
+    pub fn should_publish(&self) -> bool {
+        self.has_changes() || self.has_failures()
     }
 }
 
@@ -409,6 +427,65 @@ mod tests {
         assert_eq!(s.duration_ms, 90_000);
         assert_eq!(s.failures[0].account, account("333344445555"));
         assert!(s.has_failures());
+    }
+
+    /// A summary of `planned` accounts from these records (as the last worker makes it).
+    fn run_of(planned: u64, dry_run: bool, records: &[AccountRecord]) -> SweepSummary {
+        SweepSummary::from_records(
+            "run-p",
+            at("2026-11-23T12:00:00Z"),
+            at("2026-11-23T12:00:30Z"),
+            planned,
+            dry_run,
+            records,
+        )
+    }
+
+    #[test]
+    fn a_summary_is_published_only_when_the_run_changed_or_failed_something() {
+        let quiet = AccountRecord::from_report(&report("111122223333"));
+        // Quiet: every account reported, nothing changed, nothing failed.
+        let s = run_of(1, false, std::slice::from_ref(&quiet));
+        assert!(!s.has_changes() && !s.has_failures() && !s.should_publish());
+        // No accounts at all (an empty Organization, `accounts: []`): nothing to say.
+        let s = run_of(0, false, &[]);
+        assert!(!s.should_publish(), "{s:?}");
+
+        // Each kind of change is enough on its own.
+        for change in [
+            |r: &mut AccountRecord| r.cutoffs_moved = 1,
+            |r: &mut AccountRecord| r.statements_removed = 1,
+            |r: &mut AccountRecord| r.policies_deleted = 1,
+        ] {
+            let mut changed = quiet.clone();
+            change(&mut changed);
+            let s = run_of(1, false, &[changed.clone()]);
+            assert!(s.has_changes() && !s.has_failures() && s.should_publish());
+            // A dry run's would-be changes count: showing them is what it is for.
+            let s = run_of(1, true, &[changed]);
+            assert!(s.dry_run && s.should_publish());
+        }
+        // A dry run that would change nothing is as quiet as a real one.
+        assert!(!run_of(1, true, std::slice::from_ref(&quiet)).should_publish());
+
+        // Failures alone: a principal, an account, an account that never reported.
+        let mut principal = quiet.clone();
+        principal.principals_failed = 1;
+        let mut account = quiet.clone();
+        account.error = Some(OutcomeError {
+            kind: FailureKind::AccessDenied,
+            message: "cannot assume the member role".into(),
+        });
+        for s in [
+            run_of(1, false, &[principal]),
+            run_of(1, false, &[account]),
+            run_of(2, false, std::slice::from_ref(&quiet)),
+        ] {
+            assert!(
+                !s.has_changes() && s.has_failures() && s.should_publish(),
+                "{s:?}"
+            );
+        }
     }
 
     #[test]

@@ -620,6 +620,7 @@ pub(super) fn for_summary(
     let mut keywords = vec![
         "sweep".to_owned(),
         if trouble { "failures" } else { "clean" }.to_owned(),
+        super::MessageClass::of_summary(s).as_str().to_owned(),
     ];
     if s.dry_run {
         keywords.push("dry-run".to_owned());
@@ -652,6 +653,102 @@ pub(super) fn for_summary(
             thread_id: None,
             summary: plain(subject, limits::SUMMARY),
             event_type: event_type("sweep"),
+            additional_context: context_map,
+            enable_custom_actions: false,
+        },
+        essentials,
+    )
+}
+
+/// The chat notification of the sweep's daily digest.
+pub(super) fn for_digest(
+    digest: &crate::summary::SweepDigest,
+    subject: &str,
+    context: &MessageContext,
+) -> ChatNotification {
+    let d = digest;
+    let mut head = vec![format!(
+        "*cutoff's daily digest of the sweep for {} (UTC).*",
+        d.date
+    )];
+    if d.runs == 0 {
+        head.push(format!(
+            "No sweep was planned on {}: check the schedule (the heartbeat-missing alarm fires when sweeps stop).",
+            d.date
+        ));
+    }
+    head.push(format!(
+        "*Runs:* {} ({} dry runs): {} quiet, {} with changes, {} with failures, {} unfinished.",
+        d.runs,
+        d.dry_runs,
+        d.quiet_runs,
+        d.runs_with_changes,
+        d.runs_with_failures,
+        d.unfinished_runs
+    ));
+    head.push(format!(
+        "*Accounts swept:* {}. *Principals read:* {}.",
+        d.accounts_swept, d.principals_scanned
+    ));
+    head.push(format!(
+        "*Changes:* {} ({} cutoffs moved, {} expired statements removed, {} policies deleted).",
+        d.changes, d.cutoffs_moved, d.statements_removed, d.policies_deleted
+    ));
+    head.push(format!(
+        "*Failures:* {} ({} accounts not swept, {} accounts never reported, {} principals failed).",
+        d.failures, d.accounts_failed, d.accounts_unreported, d.principals_failed
+    ));
+    for id in d.failed.iter().take(10) {
+        head.push(format!("*Run with failures:* {}", code(id, 64)));
+    }
+    for id in d.unfinished.iter().take(10) {
+        head.push(format!("*Unfinished run:* {}", code(id, 64)));
+    }
+    for problem in &context.problems {
+        head.push(format!(
+            "*Configuration problem in cutoff's notifier:* {}",
+            code(problem, 300)
+        ));
+    }
+    let place = Place::new(None, context.home_region.as_deref());
+    let tail = essential_lines(&place, Some(&d.made_by), &ConsoleLinks::default());
+    let description = fit_lines(&head, &tail, limits::DESCRIPTION);
+    let essentials = fit_lines(&head[..1], &tail, limits::DESCRIPTION);
+    let keywords = vec![
+        "sweep".to_owned(),
+        "digest".to_owned(),
+        super::MessageClass::Routine.as_str().to_owned(),
+    ];
+    let mut context_map = std::collections::BTreeMap::new();
+    let date = d.date.to_string();
+    for (key, value) in [
+        ("date", Some(date.as_str())),
+        ("runId", Some(d.made_by.as_str())),
+        ("homeRegion", context.home_region.as_deref()),
+    ] {
+        if let Some(value) = value.and_then(context_value) {
+            context_map.insert(key.to_owned(), value);
+        }
+    }
+    let id = {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(serde_json::to_vec(d).unwrap_or_default());
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        format!("cutoff-{hex}")
+    };
+    ChatNotification::new(
+        id,
+        ChatContent {
+            text_type: "client-markdown",
+            title: title("📋", subject),
+            description,
+            next_steps: Vec::new(),
+            keywords,
+        },
+        ChatMetadata {
+            thread_id: None,
+            summary: plain(subject, limits::SUMMARY),
+            event_type: event_type("sweep-digest"),
             additional_context: context_map,
             enable_custom_actions: false,
         },

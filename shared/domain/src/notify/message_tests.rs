@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::chat::{limits, neutralise, schema_problems};
 use super::publish::key;
 use super::*;
-use crate::summary::{AccountFailure, SweepSummary};
+use crate::summary::{AccountFailure, DayRun, RunTotals, SweepDigest, SweepSummary};
 
 const REQUEST_ID: &str = "5f1c0d3e-1111-2222-3333-444455556666";
 const ACCOUNT: &str = "111122223333";
@@ -60,6 +60,47 @@ fn summary(failed: bool) -> SweepSummary {
         });
     }
     s
+}
+
+/// A daily digest made by run `run-7c1d`: one quiet run, one that moved a cutoff,
+/// one with a failed account, one unfinished.
+fn digest() -> SweepDigest {
+    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
+    let run = |id: &str, totals: Option<RunTotals>| DayRun {
+        run_id: id.to_owned(),
+        started_at: at("2026-11-22T10:00:00Z"),
+        dry_run: false,
+        accounts: 3,
+        totals,
+    };
+    let quiet = RunTotals {
+        accounts_reported: 3,
+        principals_scanned: 40,
+        ..RunTotals::default()
+    };
+    SweepDigest::of_day(
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
+        &[
+            run("run-a", Some(quiet.clone())),
+            run(
+                "run-b",
+                Some(RunTotals {
+                    cutoffs_moved: 2,
+                    ..quiet.clone()
+                }),
+            ),
+            run(
+                "run-c",
+                Some(RunTotals {
+                    accounts_failed: 1,
+                    ..quiet
+                }),
+            ),
+            run("run-d", None),
+        ],
+        at("2026-11-23T00:05:00Z"),
+        "run-7c1d",
+    )
 }
 
 /// Every kind of message cutoff sends: (what, message).
@@ -133,6 +174,7 @@ fn every_kind() -> Vec<(&'static str, SnsMessage)> {
         ("failure record", render_in(&invalid, false, &ctx)),
         ("sweep summary", render_summary_in(&summary(true), &ctx)),
         ("clean sweep", render_summary_in(&summary(false), &ctx)),
+        ("sweep digest", render_digest_in(&digest(), &ctx)),
     ]
 }
 
@@ -615,4 +657,206 @@ fn each_shrinking_step_is_taken_only_when_needed() {
     assert!(!text.contains(SEPARATOR));
     assert!(text.starts_with(head.trim_end()));
     assert!(text.contains("outcome JSON is left out"));
+}
+
+/// The `cutoff_class` attributes of a message: exactly one is expected.
+fn classes(m: &SnsMessage) -> Vec<&str> {
+    m.attributes
+        .iter()
+        .filter(|(name, _)| name == attribute::CLASS)
+        .map(|(_, value)| value.as_str())
+        .collect()
+}
+
+#[test]
+fn every_kind_of_message_has_one_class_and_only_routine_news_is_routine() {
+    use crate::identity_center::{
+        DISABLE_USER, PermissionSetDeny, PermissionSetState, SsoAction, SsoContainment,
+    };
+    let ctx = context();
+    let schedule = |status: &str| {
+        outcome(status, |v| {
+            v["trigger"] = json!({"source": "schedule", "reason": "scheduled sweep"});
+            v["request_id"] = json!("run-7c1d");
+        })
+    };
+    let chain = |new: bool, complete: bool| {
+        outcome("applied", |v| {
+            v["trigger"]["source"] = json!("chain");
+            v["chain"] = json!({
+                "run": 3, "runs": 3, "key": "ASIAZXCVBNMASDFGHJKL",
+                "searched": ["111122223333 eu-west-1"],
+                "from": "2026-11-23T11:00:00Z", "to": "2026-11-23T12:00:00Z",
+                "links": [{"id": "e1", "depth": 1, "by": "ASIAZXCVBNMASDFGHJKL", "account": ACCOUNT,
+                           "found": "assumed role admin in 444455556666 as session `hop`",
+                           "result": "applied: revoked", "new": new}],
+                "complete": complete
+            });
+        })
+    };
+    let mut identity_center = outcome("applied", |v| {
+        v["target"]["kind"] = json!("identity_center_role");
+        v["target"]["name"] = json!("AWSReservedSSO_Admin_0123456789abcdef");
+        v["target"]["session"] = json!("alice@example.com");
+        v["cutoff"] = Value::Null;
+    });
+    identity_center.identity_center = Some(SsoContainment {
+        action: SsoAction::Deny,
+        user_name: "alice@example.com".to_owned(),
+        user_id: "906752d1-b1a2-4c3d-8e9f-0a1b2c3d4e5f".to_owned(),
+        instance_arn: "arn:aws:sso:::instance/ssoins-7223a4f1b1a8e2c0".to_owned(),
+        permission_sets: vec![PermissionSetDeny {
+            arn: "arn:aws:sso:::permissionSet/ssoins-7223a4f1b1a8e2c0/ps-1".to_owned(),
+            name: "Admin".to_owned(),
+            accounts: vec![crate::principal::Account::parse(ACCOUNT).unwrap()],
+            accounts_total: 1,
+            state: PermissionSetState::Denied,
+            note: None,
+        }],
+        permission_sets_total: 1,
+        service_control_policy: None,
+        to_do: DISABLE_USER.to_owned(),
+    });
+    let changes_only = {
+        let mut s = summary(false);
+        s.cutoffs_moved = 3;
+        s.statements_removed = 2;
+        s
+    };
+    let dry_run_would_change = {
+        let mut s = changes_only.clone();
+        s.dry_run = true;
+        s
+    };
+    let mut digest_with_failures = digest();
+    assert!(digest_with_failures.failures > 0 && digest_with_failures.unfinished_runs > 0);
+    digest_with_failures.made_by = "run-next".to_owned();
+    let empty_day = SweepDigest::of_day(
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+        &[],
+        chrono::Utc::now(),
+        "run-x",
+    );
+
+    use MessageClass::{Incident, Routine};
+    let mut cases: Vec<(String, SnsMessage, MessageClass)> = every_kind()
+        .into_iter()
+        .map(|(what, m)| {
+            let class = match what {
+                "already revoked" | "clean sweep" | "sweep digest" => Routine,
+                _ => Incident,
+            };
+            (what.to_owned(), m, class)
+        })
+        .collect();
+    let more = [
+        (
+            "intake's alert",
+            render_in(&outcome("alerted", |_| {}), false, &ctx),
+            Incident,
+        ),
+        (
+            "protected",
+            render_in(&outcome("protected", |_| {}), true, &ctx),
+            Incident,
+        ),
+        (
+            "unmodifiable",
+            render_in(&outcome("unmodifiable", |_| {}), true, &ctx),
+            Incident,
+        ),
+        (
+            "dry run",
+            render_in(&outcome("dry_run", |_| {}), true, &ctx),
+            Incident,
+        ),
+        (
+            "identity center user denied",
+            render_in(&identity_center, true, &ctx),
+            Incident,
+        ),
+        (
+            "rolling cutoff moved",
+            render_in(&schedule("applied"), true, &ctx),
+            Routine,
+        ),
+        (
+            "sweep failed on a principal",
+            render_in(
+                &schedule("failed").failed(FailureKind::AccessDenied, "iam:PutRolePolicy"),
+                true,
+                &ctx,
+            ),
+            Incident,
+        ),
+        (
+            "follow-up with a new link",
+            render_in(&chain(true, true), true, &ctx),
+            Incident,
+        ),
+        (
+            "follow-up incomplete",
+            render_in(&chain(false, false), true, &ctx),
+            Incident,
+        ),
+        (
+            "follow-up, nothing new",
+            render_in(&chain(false, true), true, &ctx),
+            Routine,
+        ),
+        (
+            "summary with failures",
+            render_summary_in(&summary(true), &ctx),
+            Incident,
+        ),
+        (
+            "summary with changes only",
+            render_summary_in(&changes_only, &ctx),
+            Routine,
+        ),
+        (
+            "dry-run summary that would change",
+            render_summary_in(&dry_run_would_change, &ctx),
+            Routine,
+        ),
+        (
+            "digest of a day with failures",
+            render_digest_in(&digest_with_failures, &ctx),
+            Routine,
+        ),
+        (
+            "digest of a day without runs",
+            render_digest_in(&empty_day, &ctx),
+            Routine,
+        ),
+    ];
+    cases.extend(more.into_iter().map(|(w, m, c)| (w.to_owned(), m, c)));
+    // Every status an outcome can have is among them.
+    for status in [
+        "applied",
+        "partial",
+        "already_revoked",
+        "dry_run",
+        "protected",
+        "unmodifiable",
+        "alerted",
+        "released",
+        "failed",
+    ] {
+        assert!(
+            cases.iter().any(|(_, m, _)| m
+                .attributes
+                .contains(&(attribute::STATUS.to_owned(), status.to_owned()))),
+            "no message of status {status}"
+        );
+    }
+    for (what, m, class) in &cases {
+        assert_eq!(classes(m), [class.as_str()], "{what}");
+        // The chat's keywords say it too (filters see the attribute, people the word).
+        assert!(
+            m.chat.content.keywords.iter().any(|k| k == class.as_str()),
+            "{what}: {:?}",
+            m.chat.content.keywords
+        );
+    }
 }
