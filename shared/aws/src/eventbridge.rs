@@ -1,7 +1,8 @@
-//! EventBridge: the custom outcome bus, which every outcome ([`OutcomeBus`]) and the
-//! summary of every sweep run ([`SummaryBus`]) are published on as events of source
-//! [`OUTCOME_SOURCE`], through [`SdkOutcomeBus`]; its in-memory fake is in `fake`
-//! (feature `test-support`).
+//! EventBridge: the custom outcome bus, which every outcome ([`OutcomeBus`]), the
+//! summary of every sweep run that changed or failed something and the sweep's daily
+//! digest ([`SummaryBus`]) are published on as events of source [`OUTCOME_SOURCE`],
+//! through [`SdkOutcomeBus`]; its in-memory fake is in `fake` (feature
+//! `test-support`).
 //!
 //! `PutEvents` answers 200 while rejecting some entries: the answer is checked entry
 //! by entry, and a rejected entry is an error, never a silent drop.
@@ -12,7 +13,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use crate::error::{AwsError, ErrorKind, bound, classify, entry_message};
 use cutoff_domain::outcome::Outcome;
-use cutoff_domain::summary::SweepSummary;
+use cutoff_domain::summary::{SweepDigest, SweepSummary};
 
 /// The `source` of every outcome event on the bus (what rules match on).
 pub const OUTCOME_SOURCE: &str = "cutoff";
@@ -20,6 +21,8 @@ pub const OUTCOME_SOURCE: &str = "cutoff";
 pub const OUTCOME_DETAIL_TYPE: &str = "Revocation Outcome";
 /// The `detail-type` of the summary event on the outcome bus.
 pub const SUMMARY_DETAIL_TYPE: &str = "Sweep Summary";
+/// The `detail-type` of the sweep's daily digest on the outcome bus.
+pub const DIGEST_DETAIL_TYPE: &str = "Sweep Digest";
 
 const OP_PUT_EVENTS: &str = "events:PutEvents";
 /// `PutEvents` takes at most 10 entries per call.
@@ -36,11 +39,16 @@ pub trait OutcomeBus: Send + Sync {
     fn publish(&self, outcomes: &[Outcome]) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
-/// `events:PutEvents` of the summary on the outcome bus.
+/// `events:PutEvents` of the sweep's summary and daily digest on the outcome bus.
 pub trait SummaryBus: Send + Sync {
     fn publish_summary(
         &self,
         summary: &SweepSummary,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    fn publish_digest(
+        &self,
+        digest: &SweepDigest,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
@@ -252,6 +260,18 @@ impl SummaryBus for SdkOutcomeBus {
         })?;
         self.put_one(SUMMARY_DETAIL_TYPE, detail).await
     }
+
+    async fn publish_digest(&self, digest: &SweepDigest) -> Result<(), AwsError> {
+        let detail = serde_json::to_string(digest).map_err(|e| {
+            AwsError::new(
+                ErrorKind::Malformed,
+                OP_PUT_EVENTS,
+                self.context(),
+                e.to_string(),
+            )
+        })?;
+        self.put_one(DIGEST_DETAIL_TYPE, detail).await
+    }
 }
 
 #[cfg(any(test, feature = "test-support"))]
@@ -264,10 +284,10 @@ pub mod fake {
 
     use super::{OutcomeBus, SummaryBus};
     use cutoff_domain::outcome::Outcome;
-    use cutoff_domain::summary::SweepSummary;
+    use cutoff_domain::summary::{SweepDigest, SweepSummary};
 
-    /// Records the outcomes and sweep summaries published; fails the next calls on
-    /// demand (`PutEvents`, both).
+    /// Records the outcomes, sweep summaries and digests published; fails the next
+    /// calls on demand (`PutEvents`, all three).
     #[derive(Debug, Clone, Default)]
     pub struct FakeOutcomeBus(pub Arc<Mutex<BusState>>);
 
@@ -275,6 +295,7 @@ pub mod fake {
     pub struct BusState {
         pub outcomes: Vec<Outcome>,
         pub summaries: Vec<SweepSummary>,
+        pub digests: Vec<SweepDigest>,
         pub failures: InjectedFailures,
     }
 
@@ -305,6 +326,11 @@ pub mod fake {
     impl SummaryBus for FakeOutcomeBus {
         async fn publish_summary(&self, summary: &SweepSummary) -> Result<(), AwsError> {
             self.begin("PutEvents")?.summaries.push(summary.clone());
+            Ok(())
+        }
+
+        async fn publish_digest(&self, digest: &SweepDigest) -> Result<(), AwsError> {
+            self.begin("PutEvents")?.digests.push(digest.clone());
             Ok(())
         }
     }
@@ -613,5 +639,37 @@ mod tests {
             [1, 2, 1]
         );
         assert!(sizes(vec![]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_digest_is_one_event_of_its_own_detail_type() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let rule = mock!(Events::put_events).then_compute_output({
+            let seen = seen.clone();
+            move |r| {
+                seen.lock().unwrap().extend(r.entries().iter().cloned());
+                accepted(r.entries().len())
+            }
+        });
+        let bus = SdkOutcomeBus::new(mocked!(aws_sdk_eventbridge, [&rule]), BUS);
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T00:05:00Z")
+            .unwrap()
+            .to_utc();
+        let digest = SweepDigest::of_day(
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(),
+            &[],
+            at,
+            "run-1",
+        );
+        bus.publish_digest(&digest).await.unwrap();
+        let seen = seen.lock().unwrap();
+        let [entry] = seen.as_slice() else {
+            panic!("one entry expected: {seen:?}")
+        };
+        assert_eq!(entry.source(), Some("cutoff"));
+        assert_eq!(entry.detail_type(), Some(DIGEST_DETAIL_TYPE));
+        assert_eq!(entry.event_bus_name(), Some(BUS));
+        let detail: SweepDigest = serde_json::from_str(entry.detail().unwrap()).unwrap();
+        assert_eq!(detail, digest);
     }
 }

@@ -15,7 +15,7 @@ use cutoff_domain::notify::SnsMessage;
 use cutoff_domain::outcome::Outcome;
 use cutoff_domain::principal::{AccessKeyId, Account, IamPath, PrincipalName};
 use cutoff_domain::self_check::{ContextValue, Simulated};
-use cutoff_domain::summary::{AccountRecord, SweepSummary};
+use cutoff_domain::summary::{AccountRecord, DayRun, RunTotals, SweepDigest, SweepSummary};
 
 use crate::dynamodb::{RunProgress, SweepLedger, SweepRun};
 use crate::error::AwsError;
@@ -27,7 +27,7 @@ use crate::iam::{
 };
 use crate::organizations::AccountDirectory;
 use crate::retry::{CallCounter, RetryPolicy, with_retries};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::cloudtrail::{EventHistory, EventPage, Query};
 use crate::scheduler::{FollowUps, Scheduled};
@@ -168,9 +168,14 @@ ports! {
         fn record_account(&self, run_id: &str, record: &AccountRecord) -> RunProgress;
         fn claim_summary(&self, run_id: &str, claimant: &str) -> bool;
         fn run_records(&self, run_id: &str) -> (SweepRun, Vec<AccountRecord>);
+        fn finish_run(&self, run: &SweepRun, totals: &RunTotals) -> ();
+        fn claim_digest(&self, day: NaiveDate, claimant: &str, now: DateTime<Utc>) -> bool;
+        fn digest_sent(&self, day: NaiveDate, claimant: &str) -> ();
+        fn day_runs(&self, day: NaiveDate) -> Vec<DayRun>;
     }
     SummaryBus {
         fn publish_summary(&self, summary: &SweepSummary) -> ();
+        fn publish_digest(&self, digest: &SweepDigest) -> ();
     }
     AuthorizationDetails {
         fn page(&self, marker: Option<&str>) -> DetailsPage;

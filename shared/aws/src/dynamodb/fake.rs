@@ -3,10 +3,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{RunProgress, SweepLedger, SweepRun};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{DIGEST_CLAIM_LEASE, RunProgress, SweepLedger, SweepRun};
 use crate::error::{AwsError, ErrorKind, InjectedFailures, not_found};
 use cutoff_domain::principal::Account;
-use cutoff_domain::summary::AccountRecord;
+use cutoff_domain::summary::{AccountRecord, DayRun, RunTotals};
 
 /// An in-memory ledger: leases, dedupe markers and audit entries; fails on demand.
 #[derive(Debug, Clone, Default)]
@@ -125,11 +127,10 @@ impl super::Ledger for FakeLedger {
         let mut found: Vec<_> = state
             .entries
             .iter()
+            // Keyed as the table keys them (every role-like principal a role).
             .filter(|e| {
                 e.outcome.target.as_ref().is_some_and(|t| {
-                    t.account == *account
-                        && t.kind.as_str() == kind
-                        && t.name.as_str().eq_ignore_ascii_case(name)
+                    super::principal_key(t) == super::principal_key_of(account, kind, name)
                 })
             })
             .cloned()
@@ -202,6 +203,10 @@ pub struct SweepLedgerState {
     /// Sweep runs: run → (run, done, summary claimant); (run, account) → record.
     pub runs: HashMap<String, (SweepRun, u64, Option<String>)>,
     pub records: BTreeMap<(String, String), AccountRecord>,
+    /// The day index: (day, run) → the run as the digest reads it.
+    pub days: BTreeMap<(NaiveDate, String), DayRun>,
+    /// Claims on days' digests: day → (claimant, claimed at, sent).
+    pub digests: HashMap<NaiveDate, (String, DateTime<Utc>, bool)>,
     pub failures: InjectedFailures,
 }
 
@@ -230,6 +235,16 @@ impl SweepLedger for FakeSweepLedger {
         state
             .runs
             .insert(run.run_id.clone(), (run.clone(), 0, None));
+        state.days.insert(
+            (run.day(), run.run_id.clone()),
+            DayRun {
+                run_id: run.run_id.clone(),
+                started_at: run.started_at,
+                dry_run: run.dry_run,
+                accounts: run.total,
+                totals: None,
+            },
+        );
         Ok(true)
     }
 
@@ -284,5 +299,61 @@ impl SweepLedger for FakeSweepLedger {
             .map(|(_, rec)| rec.clone())
             .collect();
         Ok((run.clone(), records))
+    }
+
+    async fn finish_run(&self, run: &SweepRun, totals: &RunTotals) -> Result<(), AwsError> {
+        let mut state = self.begin("UpdateItem")?;
+        let entry = state
+            .days
+            .entry((run.day(), run.run_id.clone()))
+            .or_insert_with(|| DayRun {
+                run_id: run.run_id.clone(),
+                started_at: run.started_at,
+                dry_run: run.dry_run,
+                accounts: run.total,
+                totals: None,
+            });
+        entry.totals = Some(totals.clone());
+        Ok(())
+    }
+
+    async fn claim_digest(
+        &self,
+        day: NaiveDate,
+        claimant: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AwsError> {
+        let mut state = self.begin("UpdateItem")?;
+        let free = match state.digests.get(&day) {
+            None => true,
+            Some((_, _, true)) => false,
+            Some((holder, at, false)) => holder == claimant || *at < now - DIGEST_CLAIM_LEASE,
+        };
+        if free {
+            state
+                .digests
+                .insert(day, (claimant.to_owned(), now, false));
+        }
+        Ok(free)
+    }
+
+    async fn digest_sent(&self, day: NaiveDate, claimant: &str) -> Result<(), AwsError> {
+        let mut state = self.begin("UpdateItem")?;
+        if let Some((holder, _, sent)) = state.digests.get_mut(&day)
+            && holder == claimant
+        {
+            *sent = true;
+        }
+        Ok(())
+    }
+
+    async fn day_runs(&self, day: NaiveDate) -> Result<Vec<DayRun>, AwsError> {
+        let state = self.begin("Query")?;
+        Ok(state
+            .days
+            .iter()
+            .filter(|((d, _), _)| *d == day)
+            .map(|(_, run)| run.clone())
+            .collect())
     }
 }

@@ -42,6 +42,23 @@
 //! - `pk = sweep#<run id>`: a sweep run, `sk = run` (total, done, started_at, dry_run,
 //!   claimed_by), and its accounts, `sk = account#<id>` (the [`AccountRecord`] as
 //!   JSON).
+//! - `pk = sweepday#<YYYY-MM-DD>`, `sk = run#<run id>`: a run planned on that UTC day
+//!   (started_at, total, dry_run), written with the run, and once it finished its
+//!   totals (`totals`, a [`RunTotals`] as JSON): what the daily digest adds up.
+//! - `pk = digest#<YYYY-MM-DD>`, `sk = digest`: the claim on that day's digest
+//!   (claimed_by, claimed_at, sent), so that one run sends it.
+//!
+//! # Why a day index and a digest claim
+//!
+//! A quiet run's summary is not published ([`SweepSummary::should_publish`]); the
+//! optional daily digest says what a day's runs did instead. Runs are keyed by id,
+//! so each run is also listed under its day, and the digest reads one partition. The
+//! first run planned on a later day claims `digest#<day>` with a conditional update,
+//! like the summary's claim: concurrent runs cannot both send it, a claimant that
+//! failed before sending can try again, and a claim never marked sent is taken over
+//! after [`DIGEST_CLAIM_LEASE`] by a later run.
+//!
+//! [`SweepSummary::should_publish`]: cutoff_domain::summary::SweepSummary::should_publish
 
 mod sdk;
 
@@ -52,14 +69,14 @@ pub use sdk::{ConfiguredLedger, SdkLedger, SdkSweepLedger};
 
 use std::future::Future;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AwsError;
 use cutoff_domain::coverage::KeyRecord;
 use cutoff_domain::outcome::Outcome;
 use cutoff_domain::principal::{Account, Target, TargetKind};
-use cutoff_domain::summary::AccountRecord;
+use cutoff_domain::summary::{AccountRecord, DayRun, RunTotals};
 
 /// How long a key record is kept: past the longest a session can live (36 hours), a
 /// record can no longer spare a write that matters.
@@ -207,6 +224,18 @@ impl RunProgress {
     }
 }
 
+impl SweepRun {
+    /// The UTC day the run was planned on: the day whose digest counts it.
+    pub fn day(&self) -> NaiveDate {
+        self.started_at.date_naive()
+    }
+}
+
+/// How long a claim on a day's digest that was never marked sent holds: past it, a
+/// later run takes the digest over. The sweeper's timeout (15 minutes), so a claimant
+/// that could still be sending is never overtaken.
+pub const DIGEST_CLAIM_LEASE: chrono::Duration = chrono::Duration::minutes(15);
+
 /// `dynamodb:PutItem`, `UpdateItem`, `GetItem`, `Query` and a `TransactWriteItems` of
 /// one Put and one Update (authorized as those two) on the sweep table.
 pub trait SweepLedger: Send + Sync {
@@ -234,6 +263,36 @@ pub trait SweepLedger: Send + Sync {
         &self,
         run_id: &str,
     ) -> impl Future<Output = Result<(SweepRun, Vec<AccountRecord>), AwsError>> + Send;
+
+    /// Records what a finished run did on its day's entry (what the digest adds up);
+    /// writing it again is harmless. A run planned by a version without the day index
+    /// gets its entry here.
+    fn finish_run(
+        &self,
+        run: &SweepRun,
+        totals: &RunTotals,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// Claims the digest of `day` for `claimant` (a run's id) at `now`: true when no
+    /// one claimed it, when `claimant` did and has not sent it (a retry), or when a
+    /// claim older than [`DIGEST_CLAIM_LEASE`] was never marked sent; false otherwise,
+    /// and always once it was sent.
+    fn claim_digest(
+        &self,
+        day: NaiveDate,
+        claimant: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, AwsError>> + Send;
+
+    /// Marks the digest of `day` sent (if `claimant` still holds the claim).
+    fn digest_sent(
+        &self,
+        day: NaiveDate,
+        claimant: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// Every run planned on `day`, finished or not.
+    fn day_runs(&self, day: NaiveDate) -> impl Future<Output = Result<Vec<DayRun>, AwsError>> + Send;
 }
 
 /// No ledger: no lock, no dedupe, no audit beyond the logs (the CLI without a table,

@@ -8,13 +8,14 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AUDIT_RETENTION_DAYS, AuditEntry, Ledger, NoLedger, RUN_RETENTION_DAYS, RunProgress,
-    SweepLedger, SweepRun, principal_key, principal_key_of,
+    AUDIT_RETENTION_DAYS, AuditEntry, DIGEST_CLAIM_LEASE, Ledger, NoLedger, RUN_RETENTION_DAYS,
+    RunProgress, SweepLedger, SweepRun, principal_key, principal_key_of,
 };
 use crate::error::{AwsError, ErrorKind, classify};
+use chrono::NaiveDate;
 use cutoff_domain::coverage::KeyRecord;
 use cutoff_domain::principal::Account;
-use cutoff_domain::summary::AccountRecord;
+use cutoff_domain::summary::{AccountRecord, DayRun, RunTotals};
 
 const OP_PUT_ITEM: &str = "dynamodb:PutItem";
 const OP_GET_ITEM: &str = "dynamodb:GetItem";
@@ -559,6 +560,40 @@ fn run_key(run_id: &str) -> String {
     format!("sweep#{run_id}")
 }
 
+/// The partition of a UTC day's runs.
+fn day_key(day: NaiveDate) -> String {
+    format!("sweepday#{}", day.format("%Y-%m-%d"))
+}
+
+fn day_run_key(run_id: &str) -> String {
+    format!("run#{run_id}")
+}
+
+fn digest_key(day: NaiveDate) -> String {
+    format!("digest#{}", day.format("%Y-%m-%d"))
+}
+
+/// The cancellation reasons' codes of a failed transaction, in the order of its
+/// items; empty for any other error.
+fn cancellation_codes(
+    e: &aws_smithy_runtime_api::client::result::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> Vec<Option<String>> {
+    e.as_service_error()
+        .and_then(|se| match se {
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(
+                c.cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Option<u64> {
     item.get(key)?.as_n().ok()?.parse().ok()
 }
@@ -594,11 +629,14 @@ impl SdkSweepLedger {
 }
 
 impl SweepLedger for SdkSweepLedger {
+    /// The run item and its day's entry, in one transaction: a run is listed under its
+    /// day exactly when it exists.
     async fn start_run(&self, run: &SweepRun) -> Result<bool, AwsError> {
         let expires = run.started_at + chrono::Duration::days(RUN_RETENTION_DAYS);
-        let result = self
-            .client
-            .put_item()
+        let malformed_put = |e: aws_sdk_dynamodb::error::BuildError| {
+            malformed(OP_TRANSACT, self.context(), e.to_string())
+        };
+        let put_run = Put::builder()
             .table_name(&self.table)
             .item("pk", s(run_key(&run.run_id)))
             .item("sk", s("run"))
@@ -608,14 +646,37 @@ impl SweepLedger for SdkSweepLedger {
             .item("dry_run", AttributeValue::Bool(run.dry_run))
             .item("expires_at", n(expires.timestamp()))
             .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(malformed_put)?;
+        let put_day = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(day_key(run.day())))
+            .item("sk", s(day_run_key(&run.run_id)))
+            .item("total", n(run.total))
+            .item("started_at", s(run.started_at.to_rfc3339()))
+            .item("dry_run", AttributeValue::Bool(run.dry_run))
+            .item("expires_at", n(expires.timestamp()))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(malformed_put)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put_run).build())
+            .transact_items(TransactWriteItem::builder().put(put_day).build())
             .send()
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => {
+            // Planned before (the schedule fired twice, a retried invoke).
+            Err(e)
+                if cancellation_codes(&e)
+                    .iter()
+                    .any(|c| c.as_deref() == Some("ConditionalCheckFailed")) =>
+            {
                 Ok(false)
             }
-            Err(e) => Err(dynamodb_error(&e, OP_PUT_ITEM, self.context())),
+            Err(e) => Err(dynamodb_error(&e, OP_TRANSACT, self.context())),
         }
     }
 
@@ -658,18 +719,7 @@ impl SweepLedger for SdkSweepLedger {
         let recorded = match result {
             Ok(_) => true,
             Err(e) => {
-                let reasons: Vec<Option<String>> = e
-                    .as_service_error()
-                    .and_then(|se| match se {
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(
-                            c.cancellation_reasons()
-                                .iter()
-                                .map(|r| r.code().map(str::to_owned))
-                                .collect(),
-                        ),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
+                let reasons = cancellation_codes(&e);
                 match reasons.as_slice() {
                     // The record is there already: a redelivered task, counted before.
                     [Some(first), ..] if first == "ConditionalCheckFailed" => false,
@@ -777,4 +827,148 @@ impl SweepLedger for SdkSweepLedger {
         })?;
         Ok((run, records))
     }
+
+    async fn finish_run(&self, run: &SweepRun, totals: &RunTotals) -> Result<(), AwsError> {
+        let json = serde_json::to_string(totals)
+            .map_err(|e| malformed(OP_UPDATE_ITEM, self.context(), e.to_string()))?;
+        let expires = run.started_at + chrono::Duration::days(RUN_RETENTION_DAYS);
+        // What the run item says is written only where the entry lacks it: a run planned
+        // by a version without the day index gets a whole entry here.
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(day_key(run.day())))
+            .key("sk", s(day_run_key(&run.run_id)))
+            .update_expression(
+                "SET totals = :totals, started_at = if_not_exists(started_at, :started), \
+                 #total = if_not_exists(#total, :total), dry_run = if_not_exists(dry_run, :dry), \
+                 expires_at = if_not_exists(expires_at, :expires)",
+            )
+            .expression_attribute_names("#total", "total")
+            .expression_attribute_values(":totals", s(json))
+            .expression_attribute_values(":started", s(run.started_at.to_rfc3339()))
+            .expression_attribute_values(":total", n(run.total))
+            .expression_attribute_values(":dry", AttributeValue::Bool(run.dry_run))
+            .expression_attribute_values(":expires", n(expires.timestamp()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| dynamodb_error(&e, OP_UPDATE_ITEM, self.context()))
+    }
+
+    async fn claim_digest(
+        &self,
+        day: NaiveDate,
+        claimant: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AwsError> {
+        let expires = now + chrono::Duration::days(RUN_RETENTION_DAYS);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(digest_key(day)))
+            .key("sk", s("digest"))
+            .update_expression(
+                "SET claimed_by = :me, claimed_at = :now, sent = :false, expires_at = :expires",
+            )
+            .condition_expression(
+                "attribute_not_exists(pk) OR (sent = :false AND (claimed_by = :me OR claimed_at < :stale))",
+            )
+            .expression_attribute_values(":me", s(claimant))
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .expression_attribute_values(":stale", n((now - DIGEST_CLAIM_LEASE).timestamp()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":expires", n(expires.timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => {
+                Ok(false)
+            }
+            Err(e) => Err(dynamodb_error(&e, OP_UPDATE_ITEM, self.context())),
+        }
+    }
+
+    async fn digest_sent(&self, day: NaiveDate, claimant: &str) -> Result<(), AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(digest_key(day)))
+            .key("sk", s("digest"))
+            .update_expression("SET sent = :true")
+            .condition_expression("claimed_by = :me")
+            .expression_attribute_values(":me", s(claimant))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            // Taken over meanwhile: the new claimant marks it.
+            Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => Ok(()),
+            Err(e) => Err(dynamodb_error(&e, OP_UPDATE_ITEM, self.context())),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    async fn day_runs(&self, day: NaiveDate) -> Result<Vec<DayRun>, AwsError> {
+        let mut runs = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(day_key(day)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| dynamodb_error(&e, OP_QUERY, self.context()))?;
+            runs.extend(out.items().iter().filter_map(|item| {
+                let run = day_run_of(item);
+                if run.is_none() {
+                    tracing::warn!(day = %day, "an unreadable day entry was skipped");
+                }
+                run
+            }));
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(runs)
+    }
+}
+
+/// A day entry as [`SdkSweepLedger::day_runs`] reads it; None when it has no run id or
+/// start time. Totals that cannot be read leave the run unfinished, as it then looks.
+fn day_run_of(item: &HashMap<String, AttributeValue>) -> Option<DayRun> {
+    let run_id = item
+        .get("sk")?
+        .as_s()
+        .ok()?
+        .strip_prefix("run#")?
+        .to_owned();
+    let started_at = item
+        .get("started_at")
+        .and_then(|v| v.as_s().ok())
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())?
+        .to_utc();
+    Some(DayRun {
+        run_id,
+        started_at,
+        dry_run: item
+            .get("dry_run")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        accounts: number(item, "total").unwrap_or(0),
+        totals: item
+            .get("totals")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|json| serde_json::from_str(json).ok()),
+    })
 }
