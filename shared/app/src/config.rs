@@ -570,6 +570,18 @@ pub enum SweepAccounts {
     Listed(Vec<cutoff_domain::principal::Account>),
 }
 
+/// Whether the sweeper sends a daily digest of its runs (`CUTOFF_SWEEP_DIGEST`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DigestSetting {
+    /// No digest (the default): quiet runs are in the ledger, the logs and the
+    /// metrics only.
+    #[default]
+    Off,
+    /// Once per UTC day, the first run planned on a new day sends the digest of the
+    /// day before.
+    Daily,
+}
+
 /// What the sweeper needs beyond the revoker's settings (member role, ExternalId,
 /// protected names, dry run, home, outcome bus).
 #[derive(Debug, Clone, PartialEq)]
@@ -587,6 +599,8 @@ pub struct SweeperConfig {
     pub ledger_table: String,
     /// Accounts swept at once by one invocation.
     pub concurrency: usize,
+    /// The daily digest of the sweep's runs.
+    pub digest: DigestSetting,
 }
 
 /// What every function reads for its metrics ([`crate::metrics`]).
@@ -613,6 +627,7 @@ pub mod sweeper_env {
     pub const MARGIN: &str = "CUTOFF_SWEEP_MARGIN";
     pub const QUEUE_URL: &str = "CUTOFF_SWEEP_QUEUE_URL";
     pub const CONCURRENCY: &str = "CUTOFF_SWEEP_CONCURRENCY";
+    pub const DIGEST: &str = "CUTOFF_SWEEP_DIGEST";
 }
 
 /// The most accounts one invocation sweeps at once: each holds a page of its
@@ -625,8 +640,9 @@ impl SweeperConfig {
     /// `CUTOFF_SWEEP_MAX_AGE_PATTERNS` (`pattern=4h,pattern=30m`),
     /// `CUTOFF_SWEEP_MARGIN` (`1h` by default; `0`, `30m`, `2h`…),
     /// `CUTOFF_SWEEP_QUEUE_URL` (required), `CUTOFF_SWEEP_CONCURRENCY` (1 to 32,
-    /// default 4), and the revoker's `CUTOFF_LEDGER_TABLE`, required here: the run
-    /// ledger and the principal locks.
+    /// default 4), `CUTOFF_SWEEP_DIGEST` (`off`, the default, or `daily`), and the
+    /// revoker's `CUTOFF_LEDGER_TABLE`, required here: the run ledger and the principal
+    /// locks.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         use sweeper_env::*;
         let revoker = RevokerConfig::from_lookup(&lookup)?;
@@ -676,6 +692,17 @@ impl SweeperConfig {
                 })?,
             None => 4,
         };
+        let digest = match non_empty(DIGEST).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("off") => DigestSetting::Off,
+            Some("daily") => DigestSetting::Daily,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    DIGEST,
+                    &lookup(DIGEST).unwrap_or_default(),
+                    "expected off or daily",
+                ));
+            }
+        };
         let queue_url = non_empty(QUEUE_URL).ok_or_else(|| {
             ConfigError::invalid(
                 QUEUE_URL,
@@ -698,6 +725,7 @@ impl SweeperConfig {
             queue_url,
             ledger_table,
             concurrency,
+            digest,
         })
     }
 
@@ -837,6 +865,7 @@ mod sweeper_config_tests {
         assert_eq!(c.margin, chrono::Duration::hours(1));
         assert_eq!(c.concurrency, 4);
         assert!(c.max_age_patterns.is_empty());
+        assert_eq!(c.digest, DigestSetting::Off);
         // The member role is protected from the sweeper as from the revoker.
         assert_eq!(
             c.rules()
@@ -877,6 +906,15 @@ mod sweeper_config_tests {
         let org =
             SweeperConfig::from_lookup(lookup(&[(sweeper_env::ACCOUNTS, "organization")])).unwrap();
         assert_eq!(org.accounts, SweepAccounts::Organization);
+        for (value, digest) in [
+            ("daily", DigestSetting::Daily),
+            (" Daily ", DigestSetting::Daily),
+            ("off", DigestSetting::Off),
+            ("", DigestSetting::Off),
+        ] {
+            let c = SweeperConfig::from_lookup(lookup(&[(sweeper_env::DIGEST, value)])).unwrap();
+            assert_eq!(c.digest, digest, "{value:?}");
+        }
     }
 
     #[test]
@@ -893,6 +931,8 @@ mod sweeper_config_tests {
             (sweeper_env::MARGIN, "h"),
             (sweeper_env::CONCURRENCY, "0"),
             (sweeper_env::CONCURRENCY, "33"),
+            (sweeper_env::DIGEST, "weekly"),
+            (sweeper_env::DIGEST, "true"),
         ] {
             let err = SweeperConfig::from_lookup(lookup(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{name}={value}: {err}");

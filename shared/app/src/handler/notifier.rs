@@ -178,38 +178,84 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
         notify::MessageContext::new(self.home_region.as_deref(), self.config.problems.clone())
     }
 
-    /// Handles one sweep summary event: one message to the security topic.
+    /// Handles one sweep summary event: one message to the security topic, unless the
+    /// run was quiet (nothing changed, nothing failed). The sweeper publishes no quiet
+    /// summary; an older sweeper's, during a deploy, is dropped here.
     async fn handle_summary(&self, detail: Value) -> Result<NotifyReport, NotifyError> {
         let summary: cutoff_domain::summary::SweepSummary =
             serde_json::from_value(detail).map_err(|e| NotifyError::NotAnOutcome(e.to_string()))?;
-        let message = notify::render_summary_in(&summary, &self.context());
-        let sns = Retrying::new(&self.notifications, self.retry);
-        let topic = self.config.security_topic.clone();
-        let result = sns.publish(&topic, &message).await;
-        let message_id = result.map_err(|source| NotifyError::Publish {
-            topic: topic.clone(),
-            source,
-            published: Vec::new(),
-        })?;
-        Ok(NotifyReport {
-            status: if summary.has_failures() {
-                Status::Failed
-            } else {
-                Status::Released
-            },
-            account: None,
-            kind: Some("sweep".to_owned()),
-            name: Some(summary.run_id.clone()),
-            team: None,
-            owner_known: false,
-            published: vec![Published { topic, message_id }],
-            finding_update: FindingUpdate::Skipped,
-            owner_topic_error: None,
-            api_calls: sns.calls(),
-        })
+        // The metrics' Status of a sweep message: `failed` with failures, else
+        // `released` (its other news is expired revocations removed).
+        let status = if summary.has_failures() {
+            Status::Failed
+        } else {
+            Status::Released
+        };
+        let published = if summary.should_publish() {
+            let message = notify::render_summary_in(&summary, &self.context());
+            vec![self.to_security_topic(&message).await?]
+        } else {
+            tracing::info!(run_id = %excerpt(&summary.run_id), "a quiet sweep summary (nothing changed, nothing failed) is not published");
+            Vec::new()
+        };
+        Ok(self.sweep_report(status, &summary.run_id, "sweep", published))
     }
 
-    /// Handles one outcome event, or a sweep summary.
+    /// Handles the sweep's daily digest: one routine message to the security topic.
+    async fn handle_digest(&self, detail: Value) -> Result<NotifyReport, NotifyError> {
+        let digest: cutoff_domain::summary::SweepDigest =
+            serde_json::from_value(detail).map_err(|e| NotifyError::NotAnOutcome(e.to_string()))?;
+        let message = notify::render_digest_in(&digest, &self.context());
+        let published = vec![self.to_security_topic(&message).await?];
+        // Counted as a clean sweep message: the digest reports, it acts on nothing.
+        Ok(self.sweep_report(
+            Status::Released,
+            &digest.date.to_string(),
+            "sweep_digest",
+            published,
+        ))
+    }
+
+    /// Publishes a sweep message to the security topic (with retries).
+    async fn to_security_topic(
+        &self,
+        message: &notify::SnsMessage,
+    ) -> Result<(Published, u32), NotifyError> {
+        let sns = Retrying::new(&self.notifications, self.retry);
+        let topic = self.config.security_topic.clone();
+        let message_id =
+            sns.publish(&topic, message)
+                .await
+                .map_err(|source| NotifyError::Publish {
+                    topic: topic.clone(),
+                    source,
+                    published: Vec::new(),
+                })?;
+        Ok((Published { topic, message_id }, sns.calls()))
+    }
+
+    fn sweep_report(
+        &self,
+        status: Status,
+        name: &str,
+        kind: &str,
+        published: Vec<(Published, u32)>,
+    ) -> NotifyReport {
+        NotifyReport {
+            status,
+            account: None,
+            kind: Some(kind.to_owned()),
+            name: Some(name.to_owned()),
+            team: None,
+            owner_known: false,
+            api_calls: published.iter().map(|(_, calls)| calls).sum(),
+            published: published.into_iter().map(|(p, _)| p).collect(),
+            finding_update: FindingUpdate::Skipped,
+            owner_topic_error: None,
+        }
+    }
+
+    /// Handles one outcome event, a sweep summary or the sweep's daily digest.
     pub async fn notify(
         &self,
         payload: impl Into<cutoff_domain::json::Payload>,
@@ -218,12 +264,17 @@ impl<N: Notifications, F: FindingsUpdater> Notifier<N, F> {
             .into()
             .into_strict()
             .map_err(|e| NotifyError::Refused(e.to_string()))?;
-        if event.get("source").and_then(Value::as_str) == Some(OUTCOME_SOURCE)
-            && event.get("detail-type").and_then(Value::as_str)
-                == Some(cutoff_aws::eventbridge::SUMMARY_DETAIL_TYPE)
-        {
-            let detail = event.get("detail").cloned().unwrap_or(Value::Null);
-            return self.handle_summary(detail).await;
+        if event.get("source").and_then(Value::as_str) == Some(OUTCOME_SOURCE) {
+            let detail = || event.get("detail").cloned().unwrap_or(Value::Null);
+            match event.get("detail-type").and_then(Value::as_str) {
+                Some(cutoff_aws::eventbridge::SUMMARY_DETAIL_TYPE) => {
+                    return self.handle_summary(detail()).await;
+                }
+                Some(cutoff_aws::eventbridge::DIGEST_DETAIL_TYPE) => {
+                    return self.handle_digest(detail()).await;
+                }
+                _ => {}
+            }
         }
         let mut outcome = parse_event(event)?;
         let route = notify::route(&outcome, &self.config);
@@ -1007,6 +1058,80 @@ mod tests {
             assert!(body.contains("schedule-abc"), "{body}");
         }
         assert_eq!(message.chat.metadata.event_type, "cutoff-sweep");
+        assert_eq!(class_of(message), Some("incident"), "it has failures");
+    }
+
+    fn class_of(message: &notify::SnsMessage) -> Option<&str> {
+        message
+            .attributes
+            .iter()
+            .find(|(name, _)| name == attribute::CLASS)
+            .map(|(_, value)| value.as_str())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_summary_is_dropped_and_one_that_only_changed_things_is_routine() {
+        use cutoff_domain::summary::SweepSummary;
+        let (n, fake) = notifier(config());
+        let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
+        let mut summary = SweepSummary::from_records(
+            "schedule-quiet",
+            at("2026-11-23T12:00:00Z"),
+            at("2026-11-23T12:02:00Z"),
+            0,
+            false,
+            &[],
+        );
+        // An older sweeper's quiet summary, during a deploy: nothing goes out.
+        let event =
+            |s: &SweepSummary| json!({"source":"cutoff","detail-type":"Sweep Summary","detail":s});
+        let report = n.notify(event(&summary)).await.unwrap();
+        assert!(report.published.is_empty());
+        assert!(fake.notifications.state().published.is_empty());
+        // Changes only: published, routine.
+        summary.statements_removed = 4;
+        n.notify(event(&summary)).await.unwrap();
+        let published = fake.notifications.state().published.clone();
+        assert_eq!(published.len(), 1);
+        assert_eq!(class_of(&published[0].1), Some("routine"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_digest_goes_to_the_security_topic_as_routine() {
+        use cutoff_domain::summary::SweepDigest;
+        let (n, fake) = notifier(config());
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T00:05:00Z")
+            .unwrap()
+            .to_utc();
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let digest = SweepDigest::of_day(day, &[], at, "run-digest");
+        let event = json!({"source":"cutoff","detail-type":"Sweep Digest","detail":digest});
+        let report = n.notify(event).await.unwrap();
+        assert_eq!(report.topics(), vec![SECURITY]);
+        assert_eq!(report.kind.as_deref(), Some("sweep_digest"));
+        let published = fake.notifications.state().published.clone();
+        let message = &published[0].1;
+        assert_eq!(class_of(message), Some("routine"));
+        assert!(
+            message
+                .subject
+                .starts_with("cutoff sweep digest 2026-11-23: 0 runs"),
+            "{}",
+            message.subject
+        );
+        assert!(
+            message.body.contains("No sweep was planned on 2026-11-23"),
+            "{}",
+            message.body
+        );
+        assert!(message.body.contains("run-digest"));
+        // A digest that is not one is refused, not sent.
+        let bad = json!({"source":"cutoff","detail-type":"Sweep Digest","detail":{"date":"x"}});
+        assert!(matches!(
+            n.notify(bad).await,
+            Err(NotifyError::NotAnOutcome(_))
+        ));
+        assert_eq!(fake.notifications.state().published.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

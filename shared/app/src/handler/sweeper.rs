@@ -1,8 +1,15 @@
 //! The sweeper Lambda's two inputs: the schedule (or an operator) asks for a sweep,
 //! which *plans* it: one task per account on the sweep queue; and SQS batches of those
 //! tasks, which *work*: each account is swept, its per-principal outcomes published,
-//! its record written to the run ledger, and the last account's worker publishes the
-//! run's summary. See [`cutoff_aws::dynamodb`] for why a run ledger.
+//! its record written to the run ledger, and the last account's worker finishes the
+//! run: its totals on the day's entry, and its summary published when the run changed
+//! something or something failed ([`SweepSummary::should_publish`]). A quiet run is
+//! recorded, logged and counted, and published nowhere. See [`cutoff_aws::dynamodb`]
+//! for why a run ledger.
+//!
+//! With the daily digest on (`CUTOFF_SWEEP_DIGEST=daily`), planning a run also
+//! claims the digest of the UTC day before; the first run of a day wins the claim and
+//! publishes the digest of that day's runs ([`SweepDigest`]).
 //!
 //! Failures: an account that cannot be swept (member role refused, listing failed)
 //! is recorded as failed and reported in the summary; it is not retried. A task whose
@@ -18,7 +25,7 @@ use aws_config::SdkConfig;
 use lambda_runtime::LambdaEvent;
 
 use super::{Failure, Handler, StartError};
-use crate::config::{SweepAccounts, SweeperConfig};
+use crate::config::{DigestSetting, SweepAccounts, SweeperConfig};
 use crate::sweep_run::{SweepConfig, bounded, sweep_one};
 use cutoff_aws::dynamodb::{SdkLedger, SdkSweepLedger, SweepLedger, SweepRun};
 use cutoff_aws::eventbridge::{SdkOutcomeBus, SummaryBus};
@@ -37,7 +44,7 @@ use cutoff_domain::metrics::{
 };
 use cutoff_domain::outcome::Status;
 use cutoff_domain::principal::Account;
-use cutoff_domain::summary::{AccountRecord, SweepSummary};
+use cutoff_domain::summary::{AccountRecord, RunTotals, SweepDigest, SweepSummary};
 
 /// Run ids are logged and used in keys and session names: letters, digits, `-`, `_`,
 /// `.`, `:`, at most 64.
@@ -111,6 +118,40 @@ pub struct PlanReport {
     pub planned: bool,
     pub dry_run: bool,
     pub api_calls: u32,
+    /// What became of the daily digest of the day before (with the digest on, for a
+    /// newly planned run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<DigestReport>,
+}
+
+/// The daily digest a plan tried to send.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DigestReport {
+    /// The UTC day it is about.
+    pub day: chrono::NaiveDate,
+    pub result: DigestResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestResult {
+    /// This run claimed and published it.
+    Sent,
+    /// Another run claimed it first (or it was sent already).
+    Claimed,
+    /// Claimed but not published: a later run takes it over once the claim is older
+    /// than the lease (`DIGEST_CLAIM_LEASE`).
+    Failed(String),
+}
+
+/// What a run's last account did with the run's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SummaryFate {
+    /// The run changed something or something failed: published.
+    Published,
+    /// Nothing changed, nothing failed: recorded and logged, not published.
+    Quiet,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +189,8 @@ pub struct Sweeper<A, D, Q, L, B, K, P = cutoff_aws::dynamodb::NoLedger> {
     pub home: Account,
     pub concurrency: usize,
     pub retry: RetryPolicy,
+    /// The daily digest of the runs (off unless configured).
+    pub digest: DigestSetting,
 }
 
 /// What one task did, for the log line.
@@ -157,7 +200,8 @@ pub struct TaskReport {
     pub run_id: String,
     pub account: Option<String>,
     pub record: Option<AccountRecord>,
-    pub summary_published: bool,
+    /// When this task finished the run: whether its summary went out.
+    pub summary: Option<SummaryFate>,
     pub error: Option<String>,
     /// The outcomes of the account's sweep, for the metrics.
     #[serde(skip)]
@@ -241,13 +285,12 @@ where
                 planned: false,
                 dry_run,
                 api_calls: directory.calls(),
+                digest: None,
             });
         }
         if accounts.is_empty() {
-            // Nothing to fan out: the run is complete now, and says so.
-            let summary =
-                SweepSummary::from_records(&run_id, started_at, started_at, 0, dry_run, &[]);
-            bus.publish_summary(&summary).await?;
+            // Nothing to fan out: the run is complete now (and quiet: nothing to say).
+            self.finish_run(&ledger, &bus, &run, &[]).await?;
         } else {
             let tasks: Vec<SweepTask> = accounts
                 .iter()
@@ -262,13 +305,102 @@ where
             // account once.
             queue.send_tasks(&tasks).await?;
         }
+        // After the run's own work: the digest never holds a sweep up, and its failure
+        // does not fail the plan (a later run takes the claim over).
+        let digest = match self.digest {
+            DigestSetting::Off => None,
+            DigestSetting::Daily => Some(self.send_digest(&ledger, &bus, &run).await),
+        };
         Ok(PlanReport {
             run_id,
             accounts: accounts.len(),
             planned: true,
             dry_run,
             api_calls: directory.calls(),
+            digest,
         })
+    }
+
+    /// Ends a run whose every account reported: its totals on its day's entry (what
+    /// the digest adds up), then its summary, published only when the run changed
+    /// something or something failed. Logged either way.
+    async fn finish_run<LL: SweepLedger, BB: SummaryBus>(
+        &self,
+        ledger: &LL,
+        bus: &BB,
+        run: &SweepRun,
+        records: &[AccountRecord],
+    ) -> Result<SummaryFate, AwsError> {
+        let summary = SweepSummary::from_records(
+            &run.run_id,
+            run.started_at,
+            self.clock.now(),
+            run.total,
+            run.dry_run,
+            records,
+        );
+        ledger.finish_run(run, &RunTotals::of(&summary)).await?;
+        let fate = if summary.should_publish() {
+            bus.publish_summary(&summary).await?;
+            SummaryFate::Published
+        } else {
+            SummaryFate::Quiet
+        };
+        tracing::info!(
+            target: "cutoff::sweep",
+            run_id = %summary.run_id,
+            summary = ?fate,
+            dry_run = summary.dry_run,
+            accounts = summary.accounts,
+            accounts_reported = summary.accounts_reported,
+            accounts_failed = summary.accounts_failed,
+            principals_scanned = summary.principals_scanned,
+            cutoffs_moved = summary.cutoffs_moved,
+            statements_removed = summary.statements_removed,
+            policies_deleted = summary.policies_deleted,
+            principals_failed = summary.principals_failed,
+            duration_ms = summary.duration_ms,
+            "sweep run finished"
+        );
+        Ok(fate)
+    }
+
+    /// Sends the digest of the UTC day before `run` started, if `run` is the first to
+    /// claim it. A failure is logged and reported, never raised: the sweep is planned
+    /// already, and a later run takes an unsent claim over.
+    async fn send_digest<LL: SweepLedger, BB: SummaryBus>(
+        &self,
+        ledger: &LL,
+        bus: &BB,
+        run: &SweepRun,
+    ) -> DigestReport {
+        let now = run.started_at;
+        // The day before the first day chrono knows cannot come up; the day itself
+        // is then as good as any.
+        let day = run.day().pred_opt().unwrap_or_else(|| run.day());
+        let sent: Result<bool, AwsError> = async {
+            if !ledger.claim_digest(day, &run.run_id, now).await? {
+                return Ok(false);
+            }
+            let runs = ledger.day_runs(day).await?;
+            let digest = SweepDigest::of_day(day, &runs, now, &run.run_id);
+            bus.publish_digest(&digest).await?;
+            if let Err(e) = ledger.digest_sent(day, &run.run_id).await {
+                tracing::warn!(%day, error = %e, "the digest went out but is not marked sent; a later run may send it again once the claim is stale");
+            }
+            tracing::info!(target: "cutoff::sweep", %day, runs = digest.runs, quiet_runs = digest.quiet_runs, changes = digest.changes, failures = digest.failures, "sweep digest sent");
+            Ok(true)
+        }
+        .await;
+        let result = match sent {
+            Ok(true) => DigestResult::Sent,
+            Ok(false) => DigestResult::Claimed,
+            Err(e) => {
+                tracing::error!(%day, error = %e, "sweep digest not sent; a later run tries again once the claim is stale");
+                DigestResult::Failed(e.to_string())
+            }
+        };
+        DigestReport { day, result }
     }
 
     /// Why an account must not be swept, checked before any call.
@@ -317,7 +449,7 @@ where
                         run_id: String::new(),
                         account: None,
                         record: None,
-                        summary_published: false,
+                        summary: None,
                         error: Some(why),
                         outcomes: OutcomeTally::default(),
                     });
@@ -371,7 +503,7 @@ where
             run_id: task.run_id.clone(),
             account: Some(task.account.to_string()),
             record: Some(record.clone()),
-            summary_published: false,
+            summary: None,
             error: None,
             outcomes: report.outcomes.iter().collect(),
         };
@@ -392,37 +524,30 @@ where
                 o
             })
             .collect();
-        let result: Result<bool, AwsError> = async {
+        let result: Result<Option<SummaryFate>, AwsError> = async {
             if !for_owners.is_empty() {
                 bus.publish(&for_owners).await?;
             }
             let progress = ledger.record_account(&task.run_id, &record).await?;
             if !progress.complete() {
-                return Ok(false);
+                return Ok(None);
             }
             // The claim names this message: another worker that sees the run complete
             // (a redelivered task of another account) cannot take it, and this
             // message, redelivered after a failed publish, can take it again.
             let claimed = ledger.claim_summary(&task.run_id, message_id).await?;
             if !claimed {
-                return Ok(false);
+                return Ok(None);
             }
             let (run, records) = ledger.run_records(&task.run_id).await?;
-            let summary = SweepSummary::from_records(
-                &run.run_id,
-                run.started_at,
-                self.clock.now(),
-                run.total,
-                run.dry_run,
-                &records,
-            );
-            bus.publish_summary(&summary).await?;
-            Ok(true)
+            self.finish_run(&ledger, &bus, &run, &records)
+                .await
+                .map(Some)
         }
         .await;
         match result {
-            Ok(published) => {
-                out.summary_published = published;
+            Ok(fate) => {
+                out.summary = fate;
                 (out, true)
             }
             Err(e) => {
@@ -466,6 +591,7 @@ where
                     planned = report.planned,
                     dry_run = report.dry_run,
                     api_calls = report.api_calls,
+                    digest = report.digest.as_ref().map(|d| serde_json::to_string(d).unwrap_or_default()),
                     "sweep planned"
                 );
                 // The heartbeat the silent-pipeline alarm waits for: a run was planned
@@ -555,6 +681,7 @@ impl DeployedSweeper {
             home,
             concurrency: config.concurrency,
             retry: RetryPolicy::default(),
+            digest: config.digest,
         })
     }
 }

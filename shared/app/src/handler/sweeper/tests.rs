@@ -84,8 +84,55 @@ fn sweeper(accounts: SweepAccounts) -> (TestSweeper, FakeAccess, Messaging) {
         home: account(HOME),
         concurrency: 2,
         retry: RetryPolicy::default(),
+        digest: DigestSetting::Off,
     };
     (s, access, messaging)
+}
+
+/// An account whose only news is an expired revocation on role `old`: a change that
+/// tells no owner (it goes in the summary only), so the summary is the bus's only event.
+const C: &str = "777788889999";
+
+fn with_expired_only(access: &FakeAccess) {
+    let c = access.account(C);
+    c.add_role("old", "/", &[]);
+    c.set_inline(
+        &cutoff_aws::IamPrincipal::role(PrincipalName::parse("old").unwrap()),
+        ROLE_WIDE_POLICY_NAME,
+        &PolicyDocument::new(vec![role_wide_statement(Cutoff::at_or_after(
+            now() - chrono::Duration::hours(20),
+        ))])
+        .to_json(),
+    );
+}
+
+/// Plans a run of `accounts` named `run_id` and works every task, one batch each.
+async fn run_through(
+    s: &TestSweeper,
+    messaging: &Messaging,
+    run_id: &str,
+    accounts: &[&str],
+    dry_run: bool,
+) -> Vec<TaskReport> {
+    let before = messaging.queue.state().sweep_tasks.len();
+    s.plan(
+        &SweepRequest {
+            run_id: Some(run_id.into()),
+            accounts: Some(accounts.iter().map(|a| account(a)).collect()),
+            dry_run,
+            ..request()
+        },
+        "r",
+    )
+    .await
+    .unwrap();
+    let tasks = messaging.queue.state().sweep_tasks[before..].to_vec();
+    let mut reports = Vec::new();
+    for (i, task) in tasks.iter().enumerate() {
+        let id = format!("{run_id}-m{i}");
+        reports.extend(s.work(&batch(&[(id.as_str(), task)])).await.tasks);
+    }
+    reports
 }
 
 fn batch(tasks: &[(&str, &SweepTask)]) -> SqsEvent {
@@ -182,7 +229,7 @@ async fn workers_sweep_record_once_and_the_last_publishes_one_summary() {
     assert!(messaging.bus.state().summaries.is_empty());
 
     let last = s.work(&batch(&[("m-b", &tasks[1])])).await;
-    assert!(last.tasks[0].summary_published);
+    assert_eq!(last.tasks[0].summary, Some(SummaryFate::Published));
     let summaries = messaging.bus.state().summaries.clone();
     assert_eq!(summaries.len(), 1);
     let summary = &summaries[0];
@@ -220,7 +267,8 @@ async fn an_unreachable_account_is_a_reported_failure_not_a_retry() {
 
 #[tokio::test(start_paused = true)]
 async fn a_summary_that_cannot_be_published_fails_the_task_and_its_redelivery_publishes_it() {
-    let (s, _, messaging) = sweeper(SweepAccounts::Listed(vec![account(B)]));
+    let (s, access, messaging) = sweeper(SweepAccounts::Listed(vec![account(C)]));
+    with_expired_only(&access);
     s.plan(&request(), "r").await.unwrap();
     let tasks = messaging.queue.state().sweep_tasks.clone();
     messaging.bus.fail("PutEvents", &[ErrorKind::AccessDenied]);
@@ -250,17 +298,258 @@ async fn a_bad_task_body_is_a_batch_item_failure_and_the_others_are_worked() {
         .map(|f| f.item_identifier.clone())
         .collect();
     assert_eq!(failed, vec!["bad".to_owned()]);
-    assert_eq!(messaging.bus.state().summaries.len(), 1);
+    // The good task finished its (quiet) run.
+    let good = result
+        .tasks
+        .iter()
+        .find(|t| t.message_id == "good")
+        .unwrap();
+    assert_eq!(good.summary, Some(SummaryFate::Quiet));
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_empty_organization_publishes_an_empty_summary_at_once() {
+async fn an_empty_organization_finishes_its_run_at_once_and_publishes_nothing() {
     let (s, _, messaging) = sweeper(SweepAccounts::Organization);
     messaging.directory.state().organization.clear();
     let report = s.plan(&request(), "r").await.unwrap();
     assert_eq!(report.accounts, 0);
     assert!(messaging.queue.state().sweep_tasks.is_empty());
-    assert_eq!(messaging.bus.state().summaries[0].accounts, 0);
+    assert!(messaging.bus.state().summaries.is_empty());
+    // Finished and recorded: the digest counts it as a quiet run.
+    let days = messaging.ledger.state().days.clone();
+    let [day_run] = days.values().collect::<Vec<_>>()[..] else {
+        panic!("one run in the day index: {days:?}")
+    };
+    let totals = day_run.totals.clone().expect("the run finished");
+    assert!(totals.is_quiet(day_run.accounts));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_run_is_recorded_but_its_summary_is_not_published() {
+    let (s, _, messaging) = sweeper(SweepAccounts::Home);
+    // B's only role has nothing to change.
+    let reports = run_through(&s, &messaging, "quiet-1", &[B], false).await;
+    assert_eq!(reports[0].summary, Some(SummaryFate::Quiet));
+    let bus = messaging.bus.state();
+    assert!(bus.summaries.is_empty() && bus.outcomes.is_empty());
+    drop(bus);
+    let ledger = messaging.ledger.state();
+    // The run ledger has the account's record; the day index its totals.
+    assert!(
+        ledger
+            .records
+            .contains_key(&("quiet-1".to_owned(), B.to_owned()))
+    );
+    let day_run = &ledger.days[&(now().date_naive(), "quiet-1".to_owned())];
+    let totals = day_run.totals.as_ref().expect("finished");
+    assert_eq!(
+        (totals.accounts_reported, totals.principals_scanned),
+        (1, 1)
+    );
+    assert!(totals.is_quiet(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_only_changed_or_only_failed_is_published() {
+    let (s, access, messaging) = sweeper(SweepAccounts::Home);
+    with_expired_only(&access);
+    // Changes only: an expired revocation removed, which tells no owner.
+    let reports = run_through(&s, &messaging, "changed", &[C], false).await;
+    assert_eq!(reports[0].summary, Some(SummaryFate::Published));
+    // Failures only: B's member role refused.
+    access
+        .assume_failures
+        .lock()
+        .unwrap()
+        .push_back(ErrorKind::AccessDenied);
+    let reports = run_through(&s, &messaging, "failed", &[B], false).await;
+    assert_eq!(reports[0].summary, Some(SummaryFate::Published));
+    let summaries = messaging.bus.state().summaries.clone();
+    let by_run = |id: &str| summaries.iter().find(|s| s.run_id == id).unwrap();
+    let changed = by_run("changed");
+    assert!(changed.has_changes() && !changed.has_failures());
+    assert_eq!(changed.statements_removed, 1);
+    let failed = by_run("failed");
+    assert!(!failed.has_changes() && failed.has_failures());
+    assert_eq!(summaries.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_that_would_change_something_is_published_and_writes_nothing() {
+    let (s, access, messaging) = sweeper(SweepAccounts::Home);
+    with_expired_only(&access);
+    let reports = run_through(&s, &messaging, "dry", &[C], true).await;
+    assert_eq!(reports[0].summary, Some(SummaryFate::Published));
+    let summary = messaging.bus.state().summaries[0].clone();
+    assert!(summary.dry_run);
+    assert_eq!(summary.statements_removed, 1, "what it would remove");
+    // Nothing written: the expired deny is still there for the real run.
+    let real = run_through(&s, &messaging, "real", &[C], false).await;
+    assert_eq!(real[0].summary, Some(SummaryFate::Published));
+    assert_eq!(messaging.bus.state().summaries[1].statements_removed, 1);
+}
+
+/// The sweeper with the daily digest on, its clock at `at`.
+fn digesting(s: TestSweeper, at: DateTime<Utc>) -> TestSweeper {
+    Sweeper {
+        digest: DigestSetting::Daily,
+        clock: FixedClock::at(at),
+        ..s
+    }
+}
+
+fn day(s: &str) -> chrono::NaiveDate {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_run_of_a_day_sends_the_digest_of_the_day_before_once() {
+    let (s, access, messaging) = sweeper(SweepAccounts::Home);
+    with_expired_only(&access);
+    // 2026-11-23: a quiet run, one that changed something, one with a failure, and
+    // one whose task never reported.
+    run_through(&s, &messaging, "d1-quiet", &[B], false).await;
+    run_through(&s, &messaging, "d1-changed", &[C], false).await;
+    access
+        .assume_failures
+        .lock()
+        .unwrap()
+        .push_back(ErrorKind::AccessDenied);
+    run_through(&s, &messaging, "d1-failed", &[B], false).await;
+    s.plan(
+        &SweepRequest {
+            run_id: Some("d1-lost".into()),
+            accounts: Some(vec![account(B), account(C)]),
+            ..request()
+        },
+        "r",
+    )
+    .await
+    .unwrap();
+    assert!(
+        messaging.bus.state().digests.is_empty(),
+        "the digest is off by default"
+    );
+
+    // The first run of 2026-11-24 sends the 23rd's digest; the next runs do not.
+    let s = digesting(s, now() + chrono::Duration::hours(13));
+    let first = s
+        .plan(
+            &SweepRequest {
+                run_id: Some("d2-a".into()),
+                ..request()
+            },
+            "r",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        first.digest,
+        Some(DigestReport {
+            day: day("2026-11-23"),
+            result: DigestResult::Sent
+        })
+    );
+    let second = s
+        .plan(
+            &SweepRequest {
+                run_id: Some("d2-b".into()),
+                ..request()
+            },
+            "r",
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.digest.unwrap().result, DigestResult::Claimed);
+    let digests = messaging.bus.state().digests.clone();
+    let [d] = &digests[..] else {
+        panic!("one digest: {digests:?}")
+    };
+    assert_eq!(d.date, day("2026-11-23"));
+    assert_eq!(d.made_by, "d2-a");
+    assert_eq!(
+        (
+            d.runs,
+            d.quiet_runs,
+            d.runs_with_changes,
+            d.runs_with_failures,
+            d.unfinished_runs
+        ),
+        (4, 1, 1, 1, 1)
+    );
+    assert_eq!(
+        (d.accounts_swept, d.accounts_failed, d.statements_removed),
+        (3, 1, 1)
+    );
+    // The expired statement was the policy's last: the policy went too.
+    assert_eq!((d.policies_deleted, d.changes, d.failures), (1, 2, 1));
+    assert_eq!(d.failed, ["d1-failed"]);
+    assert_eq!(d.unfinished, ["d1-lost"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_runs_send_one_digest_and_a_day_without_runs_is_one_too() {
+    let (s, _, messaging) = sweeper(SweepAccounts::Home);
+    let s = digesting(s, now());
+    let plan = |id: &str| SweepRequest {
+        run_id: Some(id.into()),
+        ..request()
+    };
+    let (a, b) = (plan("c-a"), plan("c-b"));
+    let (a, b) = futures_util::join!(s.plan(&a, "ra"), s.plan(&b, "rb"));
+    let results = [
+        a.unwrap().digest.unwrap().result,
+        b.unwrap().digest.unwrap().result,
+    ];
+    assert!(
+        results.contains(&DigestResult::Sent) && results.contains(&DigestResult::Claimed),
+        "{results:?}"
+    );
+    let digests = messaging.bus.state().digests.clone();
+    assert_eq!(digests.len(), 1);
+    // Nothing ran on the 22nd: a digest of zeros, not an error.
+    assert_eq!(digests[0].date, day("2026-11-22"));
+    assert_eq!((digests[0].runs, digests[0].failures), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_digest_that_could_not_be_sent_is_taken_over_by_a_later_run_once_stale() {
+    let (s, _, messaging) = sweeper(SweepAccounts::Home);
+    let s = digesting(s, now());
+    let plan = |id: &str| SweepRequest {
+        run_id: Some(id.into()),
+        ..request()
+    };
+    // The plan's only PutEvents is the digest: the tasks go to the queue.
+    messaging.bus.fail("PutEvents", &[ErrorKind::AccessDenied]);
+    let failed = s
+        .plan(&plan("t-a"), "r")
+        .await
+        .expect("the sweep is planned anyway");
+    assert!(matches!(
+        failed.digest.unwrap().result,
+        DigestResult::Failed(_)
+    ));
+    assert_eq!(
+        messaging.queue.state().sweep_tasks.len(),
+        1,
+        "the sweep went out"
+    );
+    // Within the lease the claim holds.
+    s.clock.advance(chrono::Duration::minutes(10));
+    let held = s.plan(&plan("t-b"), "r").await.unwrap();
+    assert_eq!(held.digest.unwrap().result, DigestResult::Claimed);
+    assert!(messaging.bus.state().digests.is_empty());
+    // Past it, the next run sends it; after that no one does.
+    s.clock.advance(chrono::Duration::minutes(10));
+    let taken = s.plan(&plan("t-c"), "r").await.unwrap();
+    assert_eq!(taken.digest.unwrap().result, DigestResult::Sent);
+    s.clock.advance(chrono::Duration::hours(1));
+    let after = s.plan(&plan("t-d"), "r").await.unwrap();
+    assert_eq!(after.digest.unwrap().result, DigestResult::Claimed);
+    let digests = messaging.bus.state().digests.clone();
+    assert_eq!(digests.len(), 1);
+    assert_eq!(digests[0].made_by, "t-c");
 }
 
 #[test]
