@@ -124,6 +124,14 @@ async fn an_sqs_batch_is_coalesced_per_principal_and_reports_partial_failures() 
         outcomes.iter().filter(|o| o["status"] == "applied").count(),
         3
     );
+    // Each line names the request it is about by its SQS message id: what the ledger's
+    // audit trail and the messages call it.
+    let mut ids: Vec<&str> = outcomes
+        .iter()
+        .map(|o| o["request_id"].as_str().unwrap_or("none"))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["m0", "m1", "m2", "m3", "m4"], "{outcomes:#?}");
 }
 
 #[tokio::test]

@@ -65,10 +65,14 @@ pub fn log_filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> String 
     }
 }
 
-/// Logs an outcome as one structured line.
+/// Logs an outcome as one structured line. Its `request_id` is the id the request is
+/// recorded under (a queued request's SQS message id, which the ledger's audit trail
+/// and the messages name; else the invocation's Lambda request id, which `span.requestId`
+/// carries too): one Logs Insights filter finds the line from a message.
 pub fn log_outcome(outcome: &Outcome) {
     let target = outcome.target.as_ref();
     tracing::info!(
+        request_id = outcome.request_id.as_deref(),
         status = outcome.status.as_str(),
         account = target.map(|t| t.account.as_str()),
         kind = target.map(|t| t.kind.as_str()),

@@ -529,6 +529,11 @@ where
                 );
                 let mut to_publish = Vec::new();
                 let mut published_ids = Vec::new();
+                for message in &mut result.outcomes {
+                    // The id the ledger's audit trail records the message under: its
+                    // log line and its published outcome name it.
+                    message.outcome.request_id = Some(message.message_id.clone());
+                }
                 for message in &result.outcomes {
                     crate::telemetry::log_outcome(&message.outcome);
                     let receive = receives.get(&message.message_id).copied().unwrap_or(1);
@@ -536,8 +541,6 @@ where
                     let tell = !retried || receive <= 1 || receive >= settings.final_receive;
                     if tell {
                         let mut outcome = message.outcome.clone();
-                        // The id the ledger's audit trail records the message under.
-                        outcome.request_id = Some(message.message_id.clone());
                         if retried {
                             outcome.detail = if receive >= settings.final_receive {
                                 format!(
