@@ -989,6 +989,7 @@ fn every_setting_the_code_reads_is_wired() {
         "CUTOFF_MAX_RECEIVES",
         "CUTOFF_LEDGER_TABLE",
         "CUTOFF_SWEEP_QUEUE_URL",
+        "CUTOFF_SWEEP_DIGEST",
         "CUTOFF_IDENTITY_CENTER_ROLE_ARN",
         "CUTOFF_IDENTITY_CENTER_REGION",
         "CUTOFF_IDENTITY_CENTER_SCP_ID",

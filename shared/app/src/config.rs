@@ -582,6 +582,17 @@ pub enum DigestSetting {
     Daily,
 }
 
+impl DigestSetting {
+    /// `off` or `daily`, any case, spaces around ignored; empty is `off`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "off" => Some(DigestSetting::Off),
+            "daily" => Some(DigestSetting::Daily),
+            _ => None,
+        }
+    }
+}
+
 /// What the sweeper needs beyond the revoker's settings (member role, ExternalId,
 /// protected names, dry run, home, outcome bus).
 #[derive(Debug, Clone, PartialEq)]
@@ -692,16 +703,10 @@ impl SweeperConfig {
                 })?,
             None => 4,
         };
-        let digest = match non_empty(DIGEST).map(|v| v.to_ascii_lowercase()).as_deref() {
-            None | Some("off") => DigestSetting::Off,
-            Some("daily") => DigestSetting::Daily,
-            Some(_) => {
-                return Err(ConfigError::invalid(
-                    DIGEST,
-                    &lookup(DIGEST).unwrap_or_default(),
-                    "expected off or daily",
-                ));
-            }
+        let digest = match lookup(DIGEST) {
+            None => DigestSetting::Off,
+            Some(v) => DigestSetting::parse(&v)
+                .ok_or_else(|| ConfigError::invalid(DIGEST, &v, "expected off or daily"))?,
         };
         let queue_url = non_empty(QUEUE_URL).ok_or_else(|| {
             ConfigError::invalid(

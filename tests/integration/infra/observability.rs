@@ -450,3 +450,69 @@ fn the_other_templates_tag_what_they_create() {
         assert!(tagged > 0, "{file} tags nothing");
     }
 }
+
+#[test]
+fn a_pager_gets_incidents_only_and_only_when_one_is_named() {
+    use cutoff_domain::notify::{MessageClass, attribute};
+    assert!(!stack().exists("PagerSubscription"), "no pager by default");
+    for (protocol, endpoint) in [
+        (
+            "https",
+            "https://events.pagerduty.com/integration/0123abcd/enqueue",
+        ),
+        ("email", "oncall-pager@example.com"),
+    ] {
+        let stack = responder(&[("PagerEndpoint", endpoint), ("PagerProtocol", protocol)]);
+        let p = stack.properties("PagerSubscription");
+        assert_eq!(
+            p["TopicArn"],
+            stack.resolve(&json!({"Ref": "SecurityTopic"}))
+        );
+        assert_eq!(
+            (p["Protocol"].as_str(), p["Endpoint"].as_str()),
+            (Some(protocol), Some(endpoint))
+        );
+        // On the attribute the notifier writes on every message, with its incident value.
+        assert_eq!(p["FilterPolicyScope"], "MessageAttributes");
+        assert_eq!(
+            p["FilterPolicy"],
+            json!({ attribute::CLASS: [MessageClass::Incident.as_str()] })
+        );
+    }
+    assert_eq!(
+        raw()["Parameters"]["PagerProtocol"]["AllowedValues"],
+        json!(["https", "email"])
+    );
+}
+
+#[test]
+fn the_daily_digest_is_a_parameter_the_sweeper_reads_and_the_bus_carries() {
+    use cutoff::config::{DigestSetting, sweeper_env};
+    let allowed = raw()["Parameters"]["SweepDigest"]["AllowedValues"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(allowed, [json!("off"), json!("daily")]);
+    for value in &allowed {
+        let value = value.as_str().unwrap();
+        assert!(DigestSetting::parse(value).is_some(), "{value}");
+        let stack = responder(&[("SweepDigest", value)]);
+        let variables = &stack.properties("SweeperFunction")["Environment"]["Variables"];
+        assert_eq!(variables[sweeper_env::DIGEST], value);
+    }
+    assert_eq!(
+        stack().properties("SweeperFunction")["Environment"]["Variables"][sweeper_env::DIGEST],
+        "off",
+        "off by default"
+    );
+    // The notifier hears of every kind of event the sweeper and revoker put on the bus.
+    let pattern = &stack().properties("OutcomeRule")["EventPattern"];
+    assert_eq!(
+        pattern["detail-type"],
+        json!([
+            cutoff_aws::eventbridge::OUTCOME_DETAIL_TYPE,
+            cutoff_aws::eventbridge::SUMMARY_DETAIL_TYPE,
+            cutoff_aws::eventbridge::DIGEST_DETAIL_TYPE
+        ])
+    );
+}

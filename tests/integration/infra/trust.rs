@@ -530,6 +530,24 @@ fn another_principal_of_the_security_account_cannot_put_events_on_the_outcome_bu
             ImplicitlyDenied,
         ),
         case(
+            "the sweeper's daily digest",
+            put(
+                &session(&role_arn(&stack, "SweeperRole"), "cutoff-sweeper"),
+                stack.role_policy("SweeperRole"),
+                "Sweep Digest",
+            ),
+            Allowed,
+        ),
+        case(
+            "the revoker cannot claim a sweep digest",
+            put(
+                &session(&role_arn(&stack, "RevokerRole"), "cutoff-revoker"),
+                stack.role_policy("RevokerRole"),
+                "Sweep Digest",
+            ),
+            ImplicitlyDenied,
+        ),
+        case(
             "intake cannot claim a sweep summary",
             put(
                 &session(&role_arn(&stack, "IntakeRole"), "cutoff-intake"),
