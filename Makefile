@@ -269,8 +269,9 @@ clean:
 	$(CARGO) clean
 	rm -rf $(DIST)
 
-# Release archives (tools/dist.py; reproducible: sorted entries, fixed owners and modes,
-# times from the last commit). The CLI is built with cargo-lambda's zig linker, like the
+# Release archives (tools/dist.py; deterministic: sorted entries, fixed owners and
+# modes, times from the last commit, so the same binaries give the same bytes; the
+# binaries themselves are the same only from the same toolchain and paths). The CLI is built with cargo-lambda's zig linker, like the
 # bundles, so that it needs only an old glibc (2.26 and later, as Amazon Linux 2), not
 # this machine's; the arm64 CLI when its Rust target is installed (said plainly when
 # not). The Lambda archive's template takes its code from the zips beside it, so
@@ -282,10 +283,10 @@ CLI_ARM := target/aarch64-unknown-linux-gnu/release/cutoff
 
 dist: bundles tools
 	rm -rf $(DIST) && mkdir -p $(DIST)/.completions
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --x86-64 -p cutoff-cli
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build $(CARGO_FLAGS) --release --x86-64 -p cutoff-cli
 	@cli="--cli x86_64=$(CLI_X86)"; \
 	if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then \
-		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 -p cutoff-cli || exit 1; \
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build $(CARGO_FLAGS) --release --arm64 -p cutoff-cli || exit 1; \
 		cli="$$cli --cli aarch64=$(CLI_ARM)"; \
 	else \
 		echo "make dist: the Rust target aarch64-unknown-linux-gnu is not installed (rustup target add aarch64-unknown-linux-gnu): no arm64 CLI archive"; \
@@ -296,7 +297,7 @@ dist: bundles tools
 	$(VENV)/bin/python tools/dist.py --version $(VERSION) \
 		--epoch $$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
 		--lambda-arch $$(cat target/lambda/ARCH) --bundles target/lambda $$cli \
-		--completions $(DIST)/.completions --out $(DIST)
+		--completions $(DIST)/.completions --out $(DIST) --max-glibc 2.26
 	rm -rf $(DIST)/.completions
 	cd $(DIST) && sha256sum -c SHA256SUMS
 	@rm -rf $(DIST)/.lint && mkdir -p $(DIST)/.lint && \

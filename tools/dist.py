@@ -45,6 +45,7 @@ def deployable_template(text: str, arch: str) -> str:
     replaced: set[str] = set()
     build_methods = 0
     default_set = False
+    allowed_set = False
     in_architecture = False
     for line in text.splitlines(keepends=True):
         top = re.match(r"^  ([A-Za-z0-9]+):\s*$", line)
@@ -65,13 +66,19 @@ def deployable_template(text: str, arch: str) -> str:
             out.append(f"    Default: {arch}\n")
             default_set = True
             continue
+        # The zips hold one architecture: a saved Architecture=<the other> override
+        # would deploy functions that cannot start, so the template allows only theirs.
+        if in_architecture and re.match(r"^    AllowedValues: \[arm64, x86_64\]\s*$", line):
+            out.append(f"    AllowedValues: [{arch}]\n")
+            allowed_set = True
+            continue
         out.append(line)
     if replaced != set(FUNCTIONS):
         fail(f"the template's functions with CodeUri: ../ are {sorted(replaced)}, expected {sorted(FUNCTIONS)}")
     if build_methods != len(FUNCTIONS):
         fail(f"{build_methods} BuildMethod lines in the template, expected {len(FUNCTIONS)}")
-    if not default_set:
-        fail("the template's Architecture parameter has no Default to set")
+    if not default_set or not allowed_set:
+        fail("the template's Architecture parameter has no Default or AllowedValues to set")
     header = (
         "# The cutoff release template: each function's code is functions/<name>.zip beside\n"
         f"# this file, built for {arch}. `sam deploy` uploads the zips (README.md, \"Releases\");\n"
@@ -82,6 +89,12 @@ def deployable_template(text: str, arch: str) -> str:
     if "CodeUri: ../" in result:
         fail("a CodeUri: ../ is left in the template")
     return result
+
+
+def newest_glibc(binary: bytes) -> tuple[int, ...] | None:
+    """The newest GLIBC_x.y symbol version the binary names (its version needs)."""
+    versions = [tuple(int(p) for p in m.split(b".")) for m in re.findall(rb"GLIBC_(\d+(?:\.\d+)+)", binary)]
+    return max(versions) if versions else None
 
 
 def zip_bytes(name: str, data: bytes, epoch: int) -> bytes:
@@ -127,6 +140,12 @@ def main() -> None:
     parser.add_argument("--cli", action="append", default=[], metavar="ARCH=PATH")
     parser.add_argument("--completions", type=Path, required=True, help="directory of completion scripts")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--max-glibc",
+        type=lambda v: tuple(int(p) for p in v.split(".")),
+        default=None,
+        help="refuse a CLI binary that needs a newer glibc (e.g. 2.26)",
+    )
     args = parser.parse_args()
 
     repo = Path(__file__).resolve().parent.parent
@@ -166,6 +185,12 @@ def main() -> None:
         binary = Path(binary)
         if not binary.is_file():
             fail(f"{binary} is missing")
+        newest = newest_glibc(binary.read_bytes())
+        if args.max_glibc and newest and newest > args.max_glibc:
+            fail(
+                f"{binary} needs GLIBC_{'.'.join(map(str, newest))}, newer than the "
+                f"{'.'.join(map(str, args.max_glibc))} a release promises"
+            )
         root = f"cutoff-{args.version}-cli-{arch}-linux"
         files = {
             "cutoff": (binary.read_bytes(), 0o755),

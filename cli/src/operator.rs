@@ -29,6 +29,8 @@ pub struct OperatorUrl {
     host: String,
     /// From the host (`<id>.lambda-url.<region>.on.aws`), else the configuration's.
     region: Option<String>,
+    /// 127.0.0.1, localhost or [::1]: a stand-in on this machine.
+    loopback: bool,
 }
 
 impl OperatorUrl {
@@ -96,7 +98,23 @@ impl OperatorUrl {
             url: format!("{scheme}://{authority}{path}"),
             host: authority.to_owned(),
             region,
+            loopback,
         })
+    }
+
+    /// The region a Lambda function URL's host names (`<id>.lambda-url.<region>.on.aws`);
+    /// None for any other host.
+    pub fn lambda_url_region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
+    /// Whether the URL is on this machine (a local stand-in).
+    pub fn is_loopback(&self) -> bool {
+        self.loopback
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.url
     }
 }
 

@@ -30,7 +30,7 @@ pub struct AwsArgs {
     /// AWS profile to use (default: the standard credential chain).
     #[arg(long, global = true, value_name = "NAME")]
     profile: Option<String>,
-    /// AWS region for STS (IAM is global).
+    /// AWS region: where the stack is looked for, and STS's (IAM is global).
     #[arg(long, global = true, value_name = "REGION")]
     region: Option<String>,
     /// Send every AWS call to this endpoint (a local stand-in); AWS_ENDPOINT_URL works too.
@@ -92,16 +92,26 @@ enum Route {
 
 impl RouteArgs {
     /// Checks the stack name and the URL; the error is an invalid argument's message.
+    ///
+    /// One of them is used, never both: a flag typed on the command line wins over a
+    /// variable of the shell (an exported CUTOFF_OPERATOR_URL must not carry a
+    /// `--stack cutoff-prod` request to another deployment), two typed flags or two
+    /// variables are refused.
     fn route(&self) -> Result<Route, String> {
+        // Whether a value was typed, rather than read from `variable` by clap (which
+        // cannot tell): clap's own `conflicts_with` would also refuse a value from the
+        // shell, exactly when the stack is broken and `--direct` is needed.
+        let typed = |value: &Option<String>, variable: &str| {
+            value
+                .as_deref()
+                .is_some_and(|v| std::env::var(variable).ok().as_deref() != Some(v))
+        };
+        let (stack_typed, url_typed) = (
+            typed(&self.stack, "CUTOFF_STACK"),
+            typed(&self.url, "CUTOFF_OPERATOR_URL"),
+        );
         if self.direct {
-            // Not clap's `conflicts_with`: that also refuses a CUTOFF_STACK or
-            // CUTOFF_OPERATOR_URL set in the shell, exactly when the stack is broken.
-            let typed = |value: &Option<String>, variable: &str| {
-                value
-                    .as_deref()
-                    .is_some_and(|v| std::env::var(variable).ok().as_deref() != Some(v))
-            };
-            if typed(&self.stack, "CUTOFF_STACK") || typed(&self.url, "CUTOFF_OPERATOR_URL") {
+            if stack_typed || url_typed {
                 return Err(
                     "--direct acts from this machine, not through a stack: it takes no --stack or --url"
                         .to_owned(),
@@ -109,15 +119,27 @@ impl RouteArgs {
             }
             return Ok(Route::Direct);
         }
-        let stack = self
-            .stack
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(|s| crate::stack::parse_stack_name("--stack", s))
-            .transpose()?;
+        let stack = self.stack.clone().filter(|s| !s.is_empty());
         let url = self.url.clone().filter(|u| !u.is_empty());
+        let (stack, url) = match (stack, url) {
+            (Some(_), Some(_)) if stack_typed && url_typed => {
+                return Err("give --stack or --url, not both".to_owned());
+            }
+            (Some(stack), Some(_)) if stack_typed => (Some(stack), None),
+            (Some(_), Some(url)) if url_typed => (None, Some(url)),
+            (Some(_), Some(_)) => {
+                return Err(
+                    "CUTOFF_STACK and CUTOFF_OPERATOR_URL are both set: unset one, or give --stack or --url"
+                        .to_owned(),
+                );
+            }
+            other => other,
+        };
+        let stack = stack
+            .map(|s| crate::stack::parse_stack_name("--stack", &s))
+            .transpose()?;
         if let Some(url) = &url {
-            crate::operator::OperatorUrl::parse(url)?;
+            OperatorUrl::parse(url)?;
         }
         Ok(Route::Stack { url, stack })
     }
@@ -127,7 +149,7 @@ impl RouteArgs {
 fn warn_direct(action: ManualAction) {
     let consequences = match action {
         ManualAction::Revoke | ManualAction::Release => {
-            "nobody is notified; the deployment's protected names, account scope and breaker do not apply (only CUTOFF_PROTECTED here); without --ledger-table nothing is locked or audited"
+            "nobody is notified; the deployment's protected names and account scope do not apply (only CUTOFF_PROTECTED and CUTOFF_ACCOUNTS, CUTOFF_ORGANIZATION_ID of this environment); without --ledger-table nothing is locked or audited"
         }
         ManualAction::Status | ManualAction::History => {
             "the answer is what your own credentials can read"
@@ -189,7 +211,8 @@ pub struct RevokeArgs {
     /// Why (an incident id): recorded in the outcome and the notification.
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
-    /// Who asks (default: $USER).
+    /// On whose behalf (--direct only: through the stack AWS says who asks; with
+    /// --direct the caller STS names is recorded, and this beside it).
     #[arg(long, value_name = "WHO")]
     requested_by: Option<String>,
     /// Print the outcome JSON instead of the human summary.
@@ -307,23 +330,22 @@ async fn through_operator_path(
         Err(e) => return Ok(Err(e.to_string())),
     };
     let url = match url {
-        Some(url) => OperatorUrl::parse(url),
+        Some(url) => OperatorUrl::parse(url).map(|url| (url, None)),
         None => match crate::stack::find(&sdk, stack).await {
-            Ok(found) => found
-                .output("OperatorUrl")
-                .map_err(|e| e.to_string())
-                .and_then(|url| {
-                    OperatorUrl::parse_from(
-                        &format!("stack {} output OperatorUrl", found.name),
-                        url,
-                    )
-                }),
+            Ok(found) => found.operator_url().map(|url| (url, Some(found.name))),
             Err(e) if e.is_argument() => Err(e.to_string()),
             Err(e) => return Err(anyhow::anyhow!(e)),
         },
     };
     let url = match url {
-        Ok(url) => url,
+        Ok((url, stack)) => {
+            // Which deployment acts is never left to guess, in a terminal or a log.
+            match stack {
+                Some(stack) => eprintln!("cutoff: through stack {stack} ({})", url.as_str()),
+                None => eprintln!("cutoff: through {}", url.as_str()),
+            }
+            url
+        }
         Err(message) => return Ok(Err(message)),
     };
     // AWS's time for the signature (and a word when this machine's clock is off).
@@ -864,6 +886,11 @@ pub async fn history(args: &HistoryArgs) -> anyhow::Result<Exit> {
                     .context("the operator path answered something that is not an outcome")?;
                 return print_outcome(&outcome, args.json);
             }
+            if answer["truncated"] == true {
+                eprintln!(
+                    "cutoff: older entries were left out to fit the revoker's answer (6 MB): ask for fewer with --limit"
+                );
+            }
             let entries = answer.get("history").cloned().unwrap_or(Value::Null);
             serde_json::from_value::<Vec<AuditEntry>>(entries)
                 .context("the operator path answered something that is not a history")?
@@ -910,12 +937,14 @@ pub async fn history(args: &HistoryArgs) -> anyhow::Result<Exit> {
     }
     for e in &entries {
         let o = &e.outcome;
-        let who = o
-            .trigger
-            .requested_by
-            .clone()
-            .or_else(|| o.trigger.finding_id.clone().map(|f| format!("finding {f}")))
-            .unwrap_or_else(|| o.trigger.source.to_string());
+        // Whether AWS vouched for the requester is said, as in `revoke`'s output: a
+        // plain invoke's requester is only what it claimed.
+        let who = match (&o.trigger.requested_by, &o.trigger.finding_id) {
+            (Some(who), _) if o.trigger.requested_by_verified => format!("{who}, verified"),
+            (Some(who), _) => format!("{who}, claimed"),
+            (None, Some(finding)) => format!("finding {finding}"),
+            (None, None) => o.trigger.source.to_string(),
+        };
         let cutoffs = match (o.previous_cutoff, o.cutoff) {
             (Some(p), Some(c)) if p != c => format!("cutoff {p} -> {c}"),
             (_, Some(c)) => format!("cutoff {c}"),

@@ -14,6 +14,8 @@ use aws_config::SdkConfig;
 use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use cutoff_domain::principal::{clean_text, excerpt};
 
+use crate::operator::OperatorUrl;
+
 /// The outputs that, together, make a stack cutoff's.
 const MARKER_OUTPUTS: [&str; 3] = ["NamePrefix", "RevokerFunctionArn", "OperatorUrl"];
 
@@ -24,12 +26,58 @@ const MAX_PAGES: usize = 50;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployedStack {
     pub name: String,
+    /// `arn:<partition>:cloudformation:<region>:<account>:stack/<name>/<id>`.
+    pub stack_id: String,
     pub outputs: BTreeMap<String, String>,
 }
 
 impl DeployedStack {
     fn is_cutoff(&self) -> bool {
         MARKER_OUTPUTS.iter().all(|k| self.outputs.contains_key(*k))
+    }
+
+    /// The stack's output `OperatorUrl`, checked against the stack itself: a Lambda
+    /// function URL (`https://<id>.lambda-url.<region>.on.aws/`) in the stack's own
+    /// region, and the output `RevokerFunctionArn` a function of the stack's partition,
+    /// region and account. A stack whose outputs point elsewhere is not trusted with
+    /// the operator's signed request (a plain HTTP URL on this machine, a local
+    /// stand-in, is the one exception).
+    pub fn operator_url(&self) -> Result<OperatorUrl, String> {
+        let source = format!("stack {} output OperatorUrl", self.name);
+        let url = OperatorUrl::parse_from(
+            &source,
+            self.output("OperatorUrl").map_err(|e| e.to_string())?,
+        )?;
+        if url.is_loopback() {
+            return Ok(url);
+        }
+        let bad = |why: String| format!("stack {}: {why}; not used", self.name);
+        // arn:<partition>:cloudformation:<region>:<account>:stack/...
+        let stack: Vec<&str> = self.stack_id.splitn(6, ':').collect();
+        let [_, partition, "cloudformation", region, account, _] = stack[..] else {
+            return Err(bad(format!(
+                "its id {} is not a stack ARN",
+                excerpt(&self.stack_id)
+            )));
+        };
+        if url.lambda_url_region() != Some(region) {
+            return Err(bad(format!(
+                "its OperatorUrl {} is not a Lambda function URL in the stack's region {region}",
+                excerpt(url.as_str())
+            )));
+        }
+        let function = self
+            .output("RevokerFunctionArn")
+            .map_err(|e| e.to_string())?;
+        let arn: Vec<&str> = function.splitn(7, ':').collect();
+        let expected = ["arn", partition, "lambda", region, account, "function"];
+        if arn.len() != 7 || arn[..6] != expected {
+            return Err(bad(format!(
+                "its RevokerFunctionArn {} is not a function of the stack's account {account} in {region}",
+                excerpt(function)
+            )));
+        }
+        Ok(url)
     }
 
     /// An output's value, or why the stack cannot serve.
@@ -132,6 +180,7 @@ where
 fn deployed(stack: &aws_sdk_cloudformation::types::Stack) -> DeployedStack {
     DeployedStack {
         name: stack.stack_name().unwrap_or_default().to_owned(),
+        stack_id: stack.stack_id().unwrap_or_default().to_owned(),
         outputs: stack
             .outputs()
             .iter()
@@ -202,6 +251,7 @@ mod tests {
     fn stack(name: &str, outputs: &[&str]) -> DeployedStack {
         DeployedStack {
             name: name.to_owned(),
+            stack_id: format!("arn:aws:cloudformation:eu-west-1:111122223333:stack/{name}/1"),
             outputs: outputs
                 .iter()
                 .map(|k| ((*k).to_owned(), format!("value of {k}")))
@@ -268,6 +318,71 @@ mod tests {
         s.outputs.insert("OperatorUrl".into(), String::new());
         let err = s.output("OperatorUrl").unwrap_err();
         assert!(err.to_string().contains("no output OperatorUrl"), "{err}");
+    }
+
+    #[test]
+    fn the_operator_url_must_be_a_function_url_of_the_stacks_own_region_and_account() {
+        let with = |url: &str, function: &str| {
+            let mut s = stack("cutoff", &CUTOFF);
+            s.outputs.insert("OperatorUrl".into(), url.into());
+            s.outputs
+                .insert("RevokerFunctionArn".into(), function.into());
+            s.operator_url()
+        };
+        let function = "arn:aws:lambda:eu-west-1:111122223333:function:cutoff-revoker";
+        let good = "https://abcdef0123.lambda-url.eu-west-1.on.aws/";
+        assert_eq!(with(good, function).unwrap().as_str(), good);
+        // A local stand-in on this machine.
+        assert!(with("http://127.0.0.1:9000/", function).is_ok());
+        for (url, function, says) in [
+            (
+                "https://revoker.example.com/",
+                function,
+                "not a Lambda function URL",
+            ),
+            (
+                "https://abcdef0123.lambda-url.us-east-1.on.aws/",
+                function,
+                "stack's region eu-west-1",
+            ),
+            (
+                "https://abcdef0123.lambda-url.eu-west-1.on.aws.evil.example/",
+                function,
+                "not a Lambda function URL",
+            ),
+            (
+                "http://abcdef0123.lambda-url.eu-west-1.on.aws/",
+                function,
+                "HTTPS",
+            ),
+            (
+                good,
+                "arn:aws:lambda:eu-west-1:999999999999:function:cutoff-revoker",
+                "account 111122223333",
+            ),
+            (
+                good,
+                "arn:aws:lambda:us-east-1:111122223333:function:cutoff-revoker",
+                "account 111122223333",
+            ),
+            (
+                good,
+                "arn:aws-cn:lambda:eu-west-1:111122223333:function:x",
+                "not a function",
+            ),
+            (
+                good,
+                "arn:aws:lambda:eu-west-1:111122223333:layer:x",
+                "not a function",
+            ),
+        ] {
+            let err = with(url, function).unwrap_err();
+            assert!(err.contains(says), "{url} {function}: {err}");
+        }
+        let mut odd = stack("cutoff", &CUTOFF);
+        odd.stack_id = "cutoff".into();
+        odd.outputs.insert("OperatorUrl".into(), good.into());
+        assert!(odd.operator_url().unwrap_err().contains("not a stack ARN"));
     }
 
     #[test]

@@ -58,7 +58,12 @@ fn inputs(dir: &Path) {
 }
 
 fn dist(dir: &Path, out: &str, arch: &str) -> Output {
-    Command::new(python())
+    dist_command(dir, out, arch).output().unwrap()
+}
+
+fn dist_command(dir: &Path, out: &str, arch: &str) -> Command {
+    let mut command = Command::new(python());
+    command
         .arg(workspace_root().join("tools/dist.py"))
         .args([
             "--version",
@@ -77,9 +82,8 @@ fn dist(dir: &Path, out: &str, arch: &str) -> Output {
         .arg("--completions")
         .arg(dir.join("completions"))
         .arg("--out")
-        .arg(dir.join(out))
-        .output()
-        .unwrap()
+        .arg(dir.join(out));
+    command
 }
 
 /// `path` inside a .tar.gz, read with Python's tarfile (and a zip inside it with
@@ -217,10 +221,28 @@ fn x86_64_bundles_make_a_template_that_defaults_to_x86_64_and_a_missing_bundle_s
         .nth(1)
         .expect("the Architecture parameter");
     assert!(
-        architecture.starts_with("    Type: String\n    Default: x86_64\n"),
-        "{}",
-        &architecture[..80]
+        architecture
+            .starts_with("    Type: String\n    Default: x86_64\n    AllowedValues: [x86_64]\n"),
+        "a saved Architecture=arm64 cannot deploy x86_64 zips: {}",
+        &architecture[..120]
     );
+
+    // A CLI that needs a newer glibc than a release promises is refused.
+    fs::write(dir.join("cutoff-x86_64"), "ELF GLIBC_2.17\0GLIBC_2.34\0").unwrap();
+    let newer = dist_command(&dir, "glibc", "x86_64")
+        .args(["--max-glibc", "2.26"])
+        .output()
+        .unwrap();
+    assert!(!newer.status.success());
+    let stderr = String::from_utf8_lossy(&newer.stderr);
+    assert!(
+        stderr.contains("needs GLIBC_2.34, newer than the 2.26"),
+        "{stderr}"
+    );
+    fs::write(dir.join("cutoff-x86_64"), "ELF GLIBC_2.17\0GLIBC_2.26\0").unwrap();
+    let mut within = dist_command(&dir, "glibc", "x86_64");
+    within.args(["--max-glibc", "2.26"]);
+    ok(within.output().unwrap());
 
     fs::remove_file(dir.join("lambda/notifier/bootstrap")).unwrap();
     let out = dist(&dir, "broken", "arm64");

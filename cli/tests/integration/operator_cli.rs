@@ -515,9 +515,51 @@ async fn without_a_url_the_cli_acts_through_the_only_cutoff_stack_and_never_gues
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(url.handled().len(), 3);
+    assert!(
+        stderr(&out).contains(&format!("through stack cutoff-prod ({})", url.url())),
+        "which deployment acts is said: {}",
+        stderr(&out)
+    );
+
+    // A URL left in the shell does not carry a request typed for a stack elsewhere.
+    let staging = (
+        "CUTOFF_OPERATOR_URL",
+        "https://staging0.lambda-url.us-east-1.on.aws/",
+    );
+    let out = cutoff_at(endpoint, &alice(), &by_flag, &[staging]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(url.handled().len(), 4);
+    // Both in the shell, or both typed: refused, nothing sent.
+    let both_set = [staging, ("CUTOFF_STACK", "cutoff-prod")];
+    let out = cutoff_at(endpoint, &alice(), &status, &both_set);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("CUTOFF_STACK and CUTOFF_OPERATOR_URL are both set"));
+    let both_typed = [&by_flag[..], &["--url", staging.1]].concat();
+    let out = cutoff_at(endpoint, &alice(), &both_typed, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("give --stack or --url, not both"));
+    assert_eq!(url.handled().len(), 4);
+
+    // A stack with cutoff's outputs whose URL is not a function URL of its own region
+    // is not sent the operator's signed request.
+    let decoy_function = format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:x");
+    create_stack(
+        endpoint,
+        "cutoff-decoy",
+        &[
+            ("NamePrefix", "cutoff-decoy"),
+            ("RevokerFunctionArn", &decoy_function),
+            ("OperatorUrl", "https://revoker.example.com/"),
+        ],
+    )
+    .await;
 
     // A stack that is not there, or not cutoff's, is named in the error.
     for (stack, says) in [
+        (
+            "cutoff-decoy",
+            "is not a Lambda function URL in the stack's region us-east-1",
+        ),
         ("cutoff-gone", "no stack cutoff-gone in us-east-1"),
         ("network", "stack network has no output NamePrefix"),
         ("bad_name", "--stack \"bad_name\": expected a stack name"),
@@ -527,7 +569,7 @@ async fn without_a_url_the_cli_acts_through_the_only_cutoff_stack_and_never_gues
         assert_eq!(out.status.code(), Some(2), "{stack}: {}", stderr(&out));
         assert!(stderr(&out).contains(says), "{stack}: {}", stderr(&out));
     }
-    assert_eq!(url.handled().len(), 3);
+    assert_eq!(url.handled().len(), 4);
 }
 
 /// `cutoff history` goes through the operator path too: the revoker reads its own
@@ -574,7 +616,7 @@ async fn history_goes_through_the_operator_path_and_shows_the_verified_caller() 
     let human = cutoff(&alice(), &history[..5], &env);
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(
-        text.contains("1 entry for role") && text.contains(alice().arn.as_str()),
+        text.contains("1 entry for role") && text.contains(&format!("{}, verified;", alice().arn)),
         "{text}"
     );
 

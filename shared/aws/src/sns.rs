@@ -133,7 +133,9 @@ pub mod fake {
         /// Refuses, as SNS does, a message whose bodies exceed 256 KiB together.
         async fn publish(&self, topic_arn: &str, message: &SnsMessage) -> Result<String, AwsError> {
             let mut state = self.begin("Publish")?;
-            let size = cutoff_domain::notify::message_structure(message).len();
+            // The attributes count toward the limit, as SNS counts them.
+            let size = cutoff_domain::notify::message_structure(message).len()
+                + cutoff_domain::notify::attributes_bytes(message);
             if size > cutoff_domain::notify::SNS_MESSAGE_MAX_BYTES {
                 return Err(AwsError::new(
                     ErrorKind::Malformed,

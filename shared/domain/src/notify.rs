@@ -22,7 +22,7 @@ pub mod publish;
 
 pub use chat::ChatNotification;
 pub use links::ConsoleLinks;
-pub use publish::{SNS_MESSAGE_MAX_BYTES, message_structure};
+pub use publish::{SNS_MESSAGE_MAX_BYTES, attributes_bytes, message_structure};
 
 use crate::chain::is_region_name;
 use crate::outcome::{FailureKind, FindingFormat, Outcome, Status, Trigger};

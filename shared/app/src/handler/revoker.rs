@@ -37,7 +37,7 @@ use cutoff_domain::follow_up::{FollowUpTask, RUNS, run_delay};
 use cutoff_domain::json::Payload;
 use cutoff_domain::metrics::{Function, IAM_CALLS, OutcomeTally, Record, containment};
 use cutoff_domain::outcome::{FailureKind, Outcome, RevocationRequest, Status, Trigger};
-use cutoff_domain::principal::{PrincipalArn, clean_text};
+use cutoff_domain::principal::{PrincipalArn, TargetKind, clean_text};
 
 /// Who sent a manual request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -695,7 +695,7 @@ where
         let target = &request.target;
         let refused = |kind: FailureKind, message: String| {
             let outcome = Outcome::for_request(request, Status::Failed, String::new());
-            DirectAnswer::Outcome(Box::new(outcome.failed(kind, message)))
+            DirectAnswer::Refused(Box::new(outcome.failed(kind, message)))
         };
         if !self.ledger.enabled() {
             return refused(
@@ -704,11 +704,17 @@ where
                     .to_owned(),
             );
         }
+        // Keyed as the ledger keys it: every role-like principal as a role (a role
+        // named like a service-linked or Identity Center one is revoked as a role).
+        let kind = match target.kind {
+            TargetKind::User => TargetKind::User,
+            _ => TargetKind::Role,
+        };
         let read = self
             .ledger
             .history(
                 &target.account,
-                target.kind.as_str(),
+                kind.as_str(),
                 target.name.as_str(),
                 usize::from(limit),
             )
@@ -727,7 +733,15 @@ where
                     entries = entries.len(),
                     "history read"
                 );
-                DirectAnswer::History(entries)
+                let (entries, truncated) = fit_history(entries, HISTORY_ANSWER_BYTES);
+                if truncated {
+                    tracing::warn!(
+                        caller,
+                        kept = entries.len(),
+                        "history cut to fit the answer"
+                    );
+                }
+                DirectAnswer::History(entries, truncated)
             }
             Err(err) => {
                 tracing::error!(caller, error = %err, "history not read");
@@ -789,14 +803,23 @@ where
     ) -> Value {
         match answer {
             DirectAnswer::Status(report) => to_value(&report),
-            DirectAnswer::History(entries) => json!({ "history": entries }),
+            DirectAnswer::History(entries, truncated) => history_json(&entries, truncated),
+            DirectAnswer::Refused(outcome) => {
+                // A read refused (history): the caller has why; nothing was attempted
+                // on a principal, so nobody else is told and no outcome is counted.
+                crate::telemetry::log_outcome(&outcome);
+                to_value(&outcome)
+            }
             DirectAnswer::Outcome(outcome) => {
                 crate::telemetry::log_outcome(&outcome);
                 // An operator's request names no finding and no event: no time to
-                // contain is measured from it.
+                // contain is measured from it. A request refused as invalid or on
+                // purpose (a release too early) is the operator's to fix, not a failed
+                // revocation: counted, it would hold the failed-revocations alarm in
+                // ALARM for anyone who may send a typo, and hide a real failure.
                 self.emit_metrics(
                     request_id,
-                    std::iter::once(outcome.as_ref()).collect(),
+                    counted_manual(&outcome),
                     u64::from(outcome.api_calls),
                     Vec::new(),
                 );
@@ -809,20 +832,68 @@ where
     }
 }
 
+/// How much of an answer a history may fill: a function URL answers at most 6 MB
+/// (a Lambda response's limit), and an outcome with a follow-up report is large.
+const HISTORY_ANSWER_BYTES: usize = 5 * 1024 * 1024;
+
+/// The newest entries whose JSON fits in `budget` bytes, and whether any was left out.
+fn fit_history(
+    mut entries: Vec<cutoff_aws::dynamodb::AuditEntry>,
+    budget: usize,
+) -> (Vec<cutoff_aws::dynamodb::AuditEntry>, bool) {
+    let mut used = 0;
+    let fits = entries
+        .iter()
+        .take_while(|e| {
+            used += serde_json::to_vec(e).map_or(usize::MAX / 2, |v| v.len() + 1);
+            used <= budget
+        })
+        .count();
+    let truncated = fits < entries.len();
+    entries.truncate(fits);
+    (entries, truncated)
+}
+
+fn history_json(entries: &[cutoff_aws::dynamodb::AuditEntry], truncated: bool) -> Value {
+    if truncated {
+        json!({ "history": entries, "truncated": true })
+    } else {
+        json!({ "history": entries })
+    }
+}
+
+/// The outcomes of a manual request that count (Outcomes{Status}): none for one
+/// refused as invalid or on purpose (a release too early), which is the operator's to
+/// fix, not a failed revocation.
+fn counted_manual(outcome: &Outcome) -> OutcomeTally {
+    let rejected = outcome
+        .error
+        .as_ref()
+        .is_some_and(|e| matches!(e.kind, FailureKind::InvalidRequest | FailureKind::Refused));
+    if rejected {
+        OutcomeTally::default()
+    } else {
+        std::iter::once(outcome).collect()
+    }
+}
+
 /// The answer to a direct invoke.
 #[derive(Debug, Clone)]
 pub enum DirectAnswer {
     Outcome(Box<Outcome>),
     Status(Box<crate::revoke::StatusReport>),
-    /// `{"history": [entry, …]}`, newest first.
-    History(Vec<cutoff_aws::dynamodb::AuditEntry>),
+    /// `{"history": [entry, …]}`, newest first, and `"truncated": true` when older
+    /// entries were left out to fit the answer.
+    History(Vec<cutoff_aws::dynamodb::AuditEntry>, bool),
+    /// A read (history) refused: the failed outcome saying why, for the caller only.
+    Refused(Box<Outcome>),
 }
 
 impl DirectAnswer {
     /// An outcome says which request recorded it (the messages name it): this
     /// invocation's, unless it already names one.
     fn recorded_as(mut self, request_id: &str) -> Self {
-        if let DirectAnswer::Outcome(outcome) = &mut self {
+        if let DirectAnswer::Outcome(outcome) | DirectAnswer::Refused(outcome) = &mut self {
             outcome
                 .request_id
                 .get_or_insert_with(|| request_id.to_owned());
@@ -832,9 +903,9 @@ impl DirectAnswer {
 
     pub fn to_json(&self) -> Value {
         match self {
-            DirectAnswer::Outcome(o) => to_value(o),
+            DirectAnswer::Outcome(o) | DirectAnswer::Refused(o) => to_value(o),
             DirectAnswer::Status(s) => to_value(s),
-            DirectAnswer::History(entries) => json!({ "history": entries }),
+            DirectAnswer::History(entries, truncated) => history_json(entries, *truncated),
         }
     }
 }
@@ -1855,11 +1926,62 @@ mod tests {
 
         ledger.fail("history", &[cutoff_aws::ErrorKind::AccessDenied]);
         let answer = r
-            .handle_direct(payload, verified, "req", false)
+            .handle_direct(payload.clone(), verified, "req", false)
             .await
             .to_json();
         assert_eq!(answer["status"], "failed");
         assert_eq!(answer["error"]["kind"], "access_denied");
+
+        // Through the function URL: a refused read is answered, never published (it
+        // would tell the owner their principal's revocation FAILED).
+        let bus = cutoff_aws::eventbridge::fake::FakeOutcomeBus::default();
+        ledger.fail("history", &[cutoff_aws::ErrorKind::Transient]);
+        let caller = "arn:aws:sts::999988887777:assumed-role/CutoffBreakGlassOperator/alice";
+        let answer = r
+            .handle_invocation(
+                &bus,
+                &RetryPolicy::immediate(2),
+                url_event(Some(caller), &payload),
+                "req",
+                settings(),
+            )
+            .await;
+        let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["status"], "failed", "{body:#}");
+        assert!(bus.state().outcomes.is_empty(), "nothing published");
+    }
+
+    #[test]
+    fn a_history_too_large_for_one_answer_keeps_the_newest_entries_and_says_so() {
+        let entry = |i: u32| cutoff_aws::dynamodb::AuditEntry {
+            at: chrono::DateTime::from_timestamp(1_700_000_000 + i64::from(i), 0).unwrap(),
+            request_id: format!("r{i}"),
+            action: "revoke".into(),
+            outcome: Outcome::invalid_request("x".repeat(1000)),
+        };
+        let entries: Vec<_> = (0..10).map(entry).collect();
+        let one = serde_json::to_vec(&entries[0]).unwrap().len() + 1;
+        let (kept, truncated) = fit_history(entries.clone(), one * 3);
+        assert_eq!((kept.len(), truncated), (3, true));
+        assert_eq!(kept[0].request_id, "r0", "the newest (first) are kept");
+        let (kept, truncated) = fit_history(entries, one * 10);
+        assert_eq!((kept.len(), truncated), (10, false));
+        assert_eq!(history_json(&[], true)["truncated"], true);
+        assert!(history_json(&[], false).get("truncated").is_none());
+    }
+
+    #[test]
+    fn a_manual_request_refused_as_invalid_or_on_purpose_is_no_failed_revocation() {
+        let mut refused = Outcome::invalid_request("no such field");
+        assert!(counted_manual(&refused).is_empty());
+        refused.error.as_mut().unwrap().kind = FailureKind::Refused;
+        assert!(counted_manual(&refused).is_empty());
+        // A real failure of an operator's request counts, and pages like any other.
+        refused.error.as_mut().unwrap().kind = FailureKind::AccessDenied;
+        let counted = counted_manual(&refused);
+        assert!(!counted.is_empty());
+        let records = counted.records(Function::Revoker);
+        assert_eq!(records.len(), 1);
     }
 
     fn settings() -> InvocationSettings {

@@ -321,8 +321,11 @@ pub fn parse(value: Value) -> Result<ManualRequest, ManualError> {
         (_, Some(_)) => return Err(ManualError::LimitWithoutHistory),
         (_, None) => DEFAULT_HISTORY_LIMIT,
     };
+    // A role named like a service-linked or Identity Center role is still a role to
+    // the ledger, which keys every role-like principal as a role.
     if raw.action == ManualAction::History
-        && !matches!(target.kind, TargetKind::Role | TargetKind::User)
+        && !is_role_kind(target.kind)
+        && target.kind != TargetKind::User
     {
         return Err(ManualError::NoHistoryFor(target.kind));
     }
@@ -457,6 +460,13 @@ mod tests {
         );
         let user = json!({"action": "history", "account": "123456789012", "user": "bob"});
         assert_eq!(parse(user).unwrap().target.kind, TargetKind::User);
+        for role in [
+            "AWSReservedSSO_Admin_0123456789abcdef",
+            "AWSServiceRoleForSupport",
+        ] {
+            let payload = json!({"action": "history", "account": "123456789012", "role": role});
+            assert!(parse(payload).is_ok(), "{role}");
+        }
     }
 
     #[test]

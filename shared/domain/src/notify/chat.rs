@@ -220,9 +220,27 @@ pub fn code(text: &str, max: usize) -> String {
     format!("`{}`", neutralise(&text))
 }
 
-/// A line for the chat: neutralised and cut.
+/// A line for the chat: neutralised and cut, and outside of a code span, so a dot
+/// inside a word becomes `․` (one dot leader): Slack and Teams link bare host names
+/// (`www.aws-signin-verify.com`, a name anyone can give an IAM user), and a host in
+/// cutoff's message must never be a link cutoff did not make. Exact names are in the
+/// code spans and the text body.
 fn plain(text: &str, max: usize) -> String {
-    neutralise(&clean(text, max))
+    unlink_hosts(&neutralise(&clean(text, max)))
+}
+
+fn unlink_hosts(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let inside = i > 0
+                && chars.get(i + 1).is_some_and(|n| !n.is_whitespace())
+                && !chars[i - 1].is_whitespace();
+            if c == '.' && inside { '․' } else { c }
+        })
+        .collect()
 }
 
 /// Keeps whole lines of `head` while they fit before `tail` (which always fits: it

@@ -38,7 +38,10 @@
 //! Every outside string is cut to 512 characters ([`super::sanitized`]), but a
 //! follow-up may list 100 links of five such strings, in both the text and its JSON,
 //! in characters of up to four bytes, and the text goes out twice (`default`,
-//! `email`). [`message_structure`] shrinks in this order until the whole fits: the
+//! `email`). SNS counts the message attributes (names, types, values) toward the same
+//! 262,144 bytes (`MessageAttributeValue`), so the bodies get what the attributes and
+//! a 1 KiB margin leave. [`message_structure`] shrinks in this order until the whole
+//! fits: the
 //! chat description to its essentials (headline, region, request id, links), then
 //! the `email` key is left out (e-mail falls back to `default`, the same text),
 //! then the text loses its outcome JSON, then its end. Each cut says so in the
@@ -95,22 +98,36 @@ fn prefix_within(text: &str, room: usize) -> &str {
     text
 }
 
+/// Bytes of the message attributes, as SNS counts them toward the message's limit
+/// (each attribute's name, data type and value; <https://docs.aws.amazon.com/sns/latest/api/API_MessageAttributeValue.html>).
+pub fn attributes_bytes(message: &SnsMessage) -> usize {
+    message
+        .attributes
+        .iter()
+        .map(|(name, value)| name.len() + "String".len() + value.len())
+        .sum()
+}
+
+/// Kept free besides the attributes: the subject and whatever else SNS may count.
+const MARGIN_BYTES: usize = 1024;
+
 /// The `Message` for `message`: `{"default": text, "email": text, "https": chat}`,
-/// at most [`SNS_MESSAGE_MAX_BYTES`] bytes (see the module documentation for what is
-/// given up, in order, when it would not fit).
+/// with its attributes at most [`SNS_MESSAGE_MAX_BYTES`] bytes less a margin (see the
+/// module documentation for what is given up, in order, when it would not fit).
 pub fn message_structure(message: &SnsMessage) -> String {
+    let budget = SNS_MESSAGE_MAX_BYTES.saturating_sub(attributes_bytes(message) + MARGIN_BYTES);
     let body = message.body.as_str();
     let whole = structure(body, Some(body), &message.chat.to_json());
-    if whole.len() <= SNS_MESSAGE_MAX_BYTES {
+    if whole.len() <= budget {
         return whole;
     }
     let chat = message.chat.compact().to_json();
     let compact = structure(body, Some(body), &chat);
-    if compact.len() <= SNS_MESSAGE_MAX_BYTES {
+    if compact.len() <= budget {
         return compact;
     }
     let alone = structure(body, None, &chat);
-    if alone.len() <= SNS_MESSAGE_MAX_BYTES {
+    if alone.len() <= budget {
         return alone;
     }
     let text = match body.split_once(SEPARATOR) {
@@ -118,12 +135,12 @@ pub fn message_structure(message: &SnsMessage) -> String {
         None => body.to_owned(),
     };
     let without_json = structure(&text, None, &chat);
-    if without_json.len() <= SNS_MESSAGE_MAX_BYTES {
+    if without_json.len() <= budget {
         return without_json;
     }
     let overhead = structure("", None, &chat).len();
     let note: usize = TEXT_CUT.chars().map(escaped_len).sum();
-    let room = SNS_MESSAGE_MAX_BYTES.saturating_sub(overhead + note);
+    let room = budget.saturating_sub(overhead + note);
     let cut = format!("{}{TEXT_CUT}", prefix_within(&text, room));
     structure(&cut, None, &chat)
 }
@@ -151,5 +168,32 @@ mod tests {
         assert_eq!(prefix_within("ab\"cd", 4), "ab\"");
         assert_eq!(prefix_within("🔒🔒", 5), "🔒");
         assert_eq!(prefix_within("", 5), "");
+    }
+
+    #[test]
+    fn the_attributes_count_toward_the_limit_so_the_bodies_leave_room_for_them() {
+        let outcome = crate::outcome::Outcome::invalid_request("x");
+        let mut message = crate::notify::render(&outcome, false);
+        // Text alone, longer than any budget: the last step, the cut, is what fits.
+        message.body = "t".repeat(300_000);
+        message
+            .attributes
+            .push(("cutoff_team".to_owned(), "x".repeat(256)));
+        for extra in [0, 10_000, 100_000] {
+            message
+                .attributes
+                .push(("cutoff_extra".to_owned(), "a".repeat(extra)));
+            let whole = message_structure(&message).len() + attributes_bytes(&message);
+            assert!(
+                whole + MARGIN_BYTES <= SNS_MESSAGE_MAX_BYTES,
+                "{extra}: {whole}"
+            );
+            // Not more is cut than needed: the budget is used.
+            assert!(
+                whole + MARGIN_BYTES > SNS_MESSAGE_MAX_BYTES - 16,
+                "{extra}: {whole}"
+            );
+            message.attributes.pop();
+        }
     }
 }
