@@ -23,6 +23,7 @@ mod identity_center;
 mod infra;
 mod metrics;
 mod moto;
+mod noise;
 mod pipeline;
 mod proxy;
 mod reliability;

@@ -154,6 +154,15 @@ pub enum SummaryFate {
     Quiet,
 }
 
+impl SummaryFate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SummaryFate::Published => "published",
+            SummaryFate::Quiet => "quiet",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     #[error("invalid sweep request: {0}")]
@@ -349,7 +358,7 @@ where
         tracing::info!(
             target: "cutoff::sweep",
             run_id = %summary.run_id,
-            summary = ?fate,
+            summary = fate.as_str(),
             dry_run = summary.dry_run,
             accounts = summary.accounts,
             accounts_reported = summary.accounts_reported,
