@@ -137,13 +137,22 @@ async fn a_pager_subscription_filtered_on_the_class_gets_the_incidents_and_nothi
         .unwrap()
         .topic_arn
         .unwrap();
-    // Three subscribers, as docs/pipeline.md suggests them: everything, the pager
-    // (incidents only, the template's PagerSubscription), a routine-only channel.
+    // The subscribers docs/pipeline.md suggests: everything, the pager (incidents
+    // only, the template's PagerSubscription), a routine-only channel, and a pager that
+    // also leaves sweep failures for working hours.
+    let class = |c: MessageClass| json!({ attribute::CLASS: [c.as_str()] });
     let mut inboxes = BTreeMap::new();
     for (name, filter) in [
         ("all", None),
-        ("pager", Some(MessageClass::Incident)),
-        ("routine", Some(MessageClass::Routine)),
+        ("pager", Some(class(MessageClass::Incident))),
+        ("routine", Some(class(MessageClass::Routine))),
+        (
+            "pager-no-sweep",
+            Some(json!({
+                attribute::CLASS: [MessageClass::Incident.as_str()],
+                attribute::STATUS: [{"anything-but": ["sweep_failed"]}]
+            })),
+        ),
     ] {
         let queue = format!("{prefix}-{name}");
         let url = create_queue(&sqs, &queue).await;
@@ -152,13 +161,10 @@ async fn a_pager_subscription_filtered_on_the_class_gets_the_incidents_and_nothi
             .topic_arn(&topic)
             .protocol("sqs")
             .endpoint(queue_arn(&queue));
-        if let Some(class) = filter {
+        if let Some(policy) = filter {
             subscribe = subscribe
                 .attributes("FilterPolicyScope", "MessageAttributes")
-                .attributes(
-                    "FilterPolicy",
-                    json!({ attribute::CLASS: [class.as_str()] }).to_string(),
-                );
+                .attributes("FilterPolicy", policy.to_string());
         }
         subscribe.send().await.expect("subscribe");
         inboxes.insert(name, url);
@@ -265,6 +271,12 @@ async fn a_pager_subscription_filtered_on_the_class_gets_the_incidents_and_nothi
             );
         }
     }
+    let got = received(&sqs, &inboxes["pager-no-sweep"]).await;
+    let statuses: Vec<&str> = got
+        .iter()
+        .map(|(_, a)| a[attribute::STATUS].as_str())
+        .collect();
+    assert_eq!(statuses, ["applied"], "{got:#?}");
 }
 
 /// The sweeper on moto, with its queue, ledger, and an outcome bus whose events a rule
