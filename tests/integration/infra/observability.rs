@@ -516,3 +516,41 @@ fn the_daily_digest_is_a_parameter_the_sweeper_reads_and_the_bus_carries() {
         ])
     );
 }
+
+/// A message of a newer shape (an optional field added) must not reach a reader that
+/// refuses unknown fields: in a stack update the readers are replaced first (intake's
+/// requests are read by the revoker, every outcome by the notifier), and a rollback
+/// restores the writers first.
+#[test]
+fn the_functions_that_read_a_message_are_updated_before_those_that_write_it() {
+    let depends = |id: &str| -> Vec<String> {
+        match &raw()["Resources"][id]["DependsOn"] {
+            Value::String(one) => vec![one.clone()],
+            Value::Array(many) => many
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    for (writer, readers) in [
+        (
+            "IntakeFunction",
+            &["RevokerFunction", "NotifierFunction"][..],
+        ),
+        ("RevokerFunction", &["NotifierFunction"][..]),
+        ("SweeperFunction", &["NotifierFunction"][..]),
+    ] {
+        let after = depends(writer);
+        for reader in readers {
+            assert!(
+                after.iter().any(|d| d == reader),
+                "{writer} is not updated after {reader}: {after:?}"
+            );
+        }
+    }
+    assert!(
+        depends("NotifierFunction").is_empty(),
+        "the last reader depends on no function"
+    );
+}
