@@ -271,23 +271,31 @@ clean:
 
 # Release archives (tools/dist.py; deterministic: sorted entries, fixed owners and
 # modes, times from the last commit, so the same binaries give the same bytes; the
-# binaries themselves are the same only from the same toolchain and paths). The CLI is built with cargo-lambda's zig linker, like the
-# bundles, so that it needs only an old glibc (2.26 and later, as Amazon Linux 2), not
-# this machine's; the arm64 CLI when its Rust target is installed (said plainly when
+# binaries themselves are the same only from the same toolchain and paths). The CLI is
+# built with cargo-lambda's zig linker, like the bundles, so that it needs an older
+# glibc than this machine's (at most DIST_MAX_GLIBC, checked); the arm64 CLI when its Rust target is installed (said plainly when
 # not). The Lambda archive's template takes its code from the zips beside it, so
 # `sam deploy` uploads them (README.md, "Releases"); it is linted here.
 DIST := dist
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
-CLI_X86 := target/x86_64-unknown-linux-gnu/release/cutoff
-CLI_ARM := target/aarch64-unknown-linux-gnu/release/cutoff
+# cargo-lambda moves what it builds to target/lambda/<binary>/bootstrap: each CLI is
+# moved on from there, so that target/lambda/ holds only the function bundles.
+CLI_X86 := target/dist-cli/cutoff-x86_64
+CLI_ARM := target/dist-cli/cutoff-aarch64
+# The newest glibc a release CLI may need: Amazon Linux 2023's (also Ubuntu 22.04,
+# Debian 12, RHEL 9). cargo-lambda's zig links against an older one (2.30 measured).
+DIST_MAX_GLIBC ?= 2.34
 
 dist: bundles tools
 	rm -rf $(DIST) && mkdir -p $(DIST)/.completions
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build $(CARGO_FLAGS) --release --x86-64 -p cutoff-cli
+	mkdir -p $(dir $(CLI_X86)) && mv target/lambda/cutoff/bootstrap $(CLI_X86) && rmdir target/lambda/cutoff
 	@cli="--cli x86_64=$(CLI_X86)"; \
 	if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then \
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build $(CARGO_FLAGS) --release --arm64 -p cutoff-cli || exit 1; \
+		mv target/lambda/cutoff/bootstrap $(CLI_ARM) || exit 1; \
 		cli="$$cli --cli aarch64=$(CLI_ARM)"; \
+		rmdir target/lambda/cutoff; \
 	else \
 		echo "make dist: the Rust target aarch64-unknown-linux-gnu is not installed (rustup target add aarch64-unknown-linux-gnu): no arm64 CLI archive"; \
 	fi; \
@@ -297,7 +305,7 @@ dist: bundles tools
 	$(VENV)/bin/python tools/dist.py --version $(VERSION) \
 		--epoch $$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
 		--lambda-arch $$(cat target/lambda/ARCH) --bundles target/lambda $$cli \
-		--completions $(DIST)/.completions --out $(DIST) --max-glibc 2.26
+		--completions $(DIST)/.completions --out $(DIST) --max-glibc $(DIST_MAX_GLIBC)
 	rm -rf $(DIST)/.completions
 	cd $(DIST) && sha256sum -c SHA256SUMS
 	@rm -rf $(DIST)/.lint && mkdir -p $(DIST)/.lint && \
