@@ -330,9 +330,7 @@ impl SweepLedger for FakeSweepLedger {
             Some((holder, at, false)) => holder == claimant || *at < now - DIGEST_CLAIM_LEASE,
         };
         if free {
-            state
-                .digests
-                .insert(day, (claimant.to_owned(), now, false));
+            state.digests.insert(day, (claimant.to_owned(), now, false));
         }
         Ok(free)
     }

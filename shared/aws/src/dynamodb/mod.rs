@@ -292,7 +292,10 @@ pub trait SweepLedger: Send + Sync {
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 
     /// Every run planned on `day`, finished or not.
-    fn day_runs(&self, day: NaiveDate) -> impl Future<Output = Result<Vec<DayRun>, AwsError>> + Send;
+    fn day_runs(
+        &self,
+        day: NaiveDate,
+    ) -> impl Future<Output = Result<Vec<DayRun>, AwsError>> + Send;
 }
 
 /// No ledger: no lock, no dedupe, no audit beyond the logs (the CLI without a table,
