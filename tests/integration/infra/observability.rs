@@ -41,15 +41,79 @@ fn resources_of(template: &Value, kind: &str) -> Vec<(String, Value)> {
 fn every_alarm_tells_the_security_topic_when_it_fires_and_when_it_is_over() {
     let alarms = resources_of(raw(), "AWS::CloudWatch::Alarm");
     assert!(alarms.len() >= 15, "{}", alarms.len());
-    let topic = json!([{"Ref": "SecurityTopic"}]);
-    for (id, alarm) in &alarms {
-        let properties = &alarm["Properties"];
-        assert_eq!(properties["AlarmActions"], topic, "{id}");
+    // Without a pager the security topic; with one, the pager topic too: an alarm has
+    // no message attribute, so the pager's incident-only subscription on the security
+    // topic (a filter policy) can never let it through.
+    let paged = responder(&[
+        (
+            "PagerEndpoint",
+            "https://events.pagerduty.com/integration/x/enqueue",
+        ),
+        ("PagerProtocol", "https"),
+    ]);
+    // The alarms that page (docs/runbook.md, "When to page"); the others wait for
+    // working hours and tell the security topic only.
+    let paging = BTreeSet::from([
+        "RevocationsPartialAlarm",
+        "RevocationsFailedAlarm",
+        "RequestDeadLetterAlarm",
+        "RequestAgeAlarm",
+        "HeartbeatAlarm",
+        "IntakeErrorsAlarm",
+        "RevokerErrorsAlarm",
+        "FailureQueueAlarm",
+    ]);
+    let topic = |stack: &Stack, id: &str| stack.resolve(&json!({ "Ref": id }));
+    for (id, _) in &alarms {
+        let quiet = stack().properties(id);
         assert_eq!(
-            properties["OKActions"], properties["AlarmActions"],
-            "{id}: an alarm that fires must also say when it is over"
+            quiet["AlarmActions"],
+            json!([topic(stack(), "SecurityTopic")]),
+            "{id}"
+        );
+        let loud = paged.properties(id);
+        let expected = if paging.contains(id.as_str()) {
+            json!([topic(&paged, "SecurityTopic"), topic(&paged, "PagerTopic")])
+        } else {
+            json!([topic(&paged, "SecurityTopic")])
+        };
+        assert_eq!(loud["AlarmActions"], expected, "{id}");
+        for properties in [quiet, loud] {
+            assert_eq!(
+                properties["OKActions"], properties["AlarmActions"],
+                "{id}: an alarm that fires must also say when it is over"
+            );
+        }
+    }
+    for id in &paging {
+        assert!(alarms.iter().any(|(a, _)| a == id), "{id} is no alarm");
+    }
+    // The pager topic: only the alarms publish, its one subscriber is the pager's
+    // endpoint, unfiltered.
+    let pager_subscription = paged.properties("PagerAlarmSubscription");
+    assert_eq!(
+        pager_subscription["TopicArn"],
+        paged.resolve(&json!({"Ref": "PagerTopic"}))
+    );
+    assert!(pager_subscription["FilterPolicy"].is_null());
+    let policy = paged.properties("SecurityTopicPolicy");
+    assert_eq!(
+        policy["Topics"],
+        json!([
+            paged.resolve(&json!({"Ref": "SecurityTopic"})),
+            paged.resolve(&json!({"Ref": "PagerTopic"}))
+        ])
+    );
+    // Every statement of that policy covers both topics: the alarms may publish to the
+    // pager topic, and nobody else may.
+    for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+        assert_eq!(
+            statement["Resource"], policy["Topics"],
+            "{}",
+            statement["Sid"]
         );
     }
+    assert!(!stack().exists("PagerTopic") && !stack().exists("PagerAlarmSubscription"));
 }
 
 #[test]
