@@ -255,8 +255,11 @@ async fn a_request_with_a_forged_signature_never_reaches_the_revoker() {
     );
     assert_ne!(out.status.code(), Some(0));
     let err = stderr(&out);
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.contains("403"), "{err}");
+    // Where it went, then the error in one line.
+    let lines: Vec<&str> = err.trim_end().lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert_eq!(lines[0], format!("cutoff: through {}", url.url()));
+    assert!(lines[1].contains("403"), "{err}");
     assert!(out.stdout.is_empty(), "no outcome printed");
     assert_eq!(cutoff_of(&iam, &role).await, None, "nothing written");
     assert_eq!(url.lambda().invocations(), 0, "the revoker was not invoked");
