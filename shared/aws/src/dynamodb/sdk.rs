@@ -61,46 +61,59 @@ impl SdkLedger {
         dynamodb_error(err, op, self.context())
     }
 
-    /// Every item of one partition, page after page: `NewestFirst` stops once `limit`
-    /// items are read (the audit trail, sorted by time); `Consistent` reads them all
-    /// with a strongly consistent read (the key records, just written by another run).
+    /// Every item of one partition ([`query_partition`]).
     async fn query_partition(
         &self,
         pk: String,
         order: QueryOrder,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, AwsError> {
-        let mut items = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .set_exclusive_start_key(start.take());
-            let query = match order {
-                QueryOrder::NewestFirst { limit } => query
-                    .scan_index_forward(false)
-                    .limit(i32::try_from(limit.min(1000)).unwrap_or(1000)),
-                QueryOrder::Consistent => query.consistent_read(true),
-            };
-            let out = query.send().await.map_err(|e| self.error(&e, OP_QUERY))?;
-            items.extend(out.items().iter().cloned());
-            let enough = match order {
-                QueryOrder::NewestFirst { limit } => items.len() >= limit,
-                QueryOrder::Consistent => false,
-            };
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() && !enough => start = Some(key.clone()),
-                _ => break,
-            }
-        }
-        Ok(items)
+        query_partition(&self.client, &self.table, pk, order).await
     }
 }
 
-/// How [`SdkLedger::query_partition`] reads a partition.
+/// Every item of one partition of `table`, page after page: `NewestFirst` stops once
+/// `limit` items are read (the audit trail, sorted by time); `Consistent` reads them all
+/// with a strongly consistent read (the key records, just written by another run; a
+/// sweep run's records; a day's runs).
+async fn query_partition(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: String,
+    order: QueryOrder,
+) -> Result<Vec<HashMap<String, AttributeValue>>, AwsError> {
+    let mut items = Vec::new();
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let query = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .set_exclusive_start_key(start.take());
+        let query = match order {
+            QueryOrder::NewestFirst { limit } => query
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit.min(1000)).unwrap_or(1000)),
+            QueryOrder::Consistent => query.consistent_read(true),
+        };
+        let out = query
+            .send()
+            .await
+            .map_err(|e| dynamodb_error(&e, OP_QUERY, format!("on table `{table}`")))?;
+        items.extend(out.items().iter().cloned());
+        let enough = match order {
+            QueryOrder::NewestFirst { limit } => items.len() >= limit,
+            QueryOrder::Consistent => false,
+        };
+        match out.last_evaluated_key() {
+            Some(key) if !key.is_empty() && !enough => start = Some(key.clone()),
+            _ => break,
+        }
+    }
+    Ok(items)
+}
+
+/// How [`query_partition`] reads a partition.
 #[derive(Debug, Clone, Copy)]
 enum QueryOrder {
     NewestFirst { limit: usize },
@@ -770,52 +783,41 @@ impl SweepLedger for SdkSweepLedger {
     async fn run_records(&self, run_id: &str) -> Result<(SweepRun, Vec<AccountRecord>), AwsError> {
         let mut run = None;
         let mut records = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(run_key(run_id)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| dynamodb_error(&e, OP_QUERY, self.context()))?;
-            for item in out.items() {
-                let sk = item.get("sk").and_then(|v| v.as_s().ok());
-                if sk.map(String::as_str) == Some("run") {
-                    let started_at = item
-                        .get("started_at")
-                        .and_then(|v| v.as_s().ok())
-                        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                        .map(|t| t.to_utc())
-                        .ok_or_else(|| {
-                            malformed(OP_QUERY, self.context(), "run item without started_at")
-                        })?;
-                    run = Some(SweepRun {
-                        run_id: run_id.to_owned(),
-                        started_at,
-                        dry_run: item
-                            .get("dry_run")
-                            .and_then(|v| v.as_bool().ok())
-                            .copied()
-                            .unwrap_or(false),
-                        total: number(item, "total").unwrap_or(0),
-                    });
-                } else if let Some(json) = item.get("record").and_then(|v| v.as_s().ok()) {
-                    match serde_json::from_str::<AccountRecord>(json) {
-                        Ok(r) => records.push(r),
-                        Err(e) => {
-                            tracing::warn!(run_id, error = %e, "unreadable account record skipped")
-                        }
+        let items = query_partition(
+            &self.client,
+            &self.table,
+            run_key(run_id),
+            QueryOrder::Consistent,
+        )
+        .await?;
+        for item in &items {
+            let sk = item.get("sk").and_then(|v| v.as_s().ok());
+            if sk.map(String::as_str) == Some("run") {
+                let started_at = item
+                    .get("started_at")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.to_utc())
+                    .ok_or_else(|| {
+                        malformed(OP_QUERY, self.context(), "run item without started_at")
+                    })?;
+                run = Some(SweepRun {
+                    run_id: run_id.to_owned(),
+                    started_at,
+                    dry_run: item
+                        .get("dry_run")
+                        .and_then(|v| v.as_bool().ok())
+                        .copied()
+                        .unwrap_or(false),
+                    total: number(item, "total").unwrap_or(0),
+                });
+            } else if let Some(json) = item.get("record").and_then(|v| v.as_s().ok()) {
+                match serde_json::from_str::<AccountRecord>(json) {
+                    Ok(r) => records.push(r),
+                    Err(e) => {
+                        tracing::warn!(run_id, error = %e, "unreadable account record skipped")
                     }
                 }
-            }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
             }
         }
         let run = run.ok_or_else(|| {
@@ -913,32 +915,23 @@ impl SweepLedger for SdkSweepLedger {
     }
 
     async fn day_runs(&self, day: NaiveDate) -> Result<Vec<DayRun>, AwsError> {
-        let mut runs = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(day_key(day)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| dynamodb_error(&e, OP_QUERY, self.context()))?;
-            runs.extend(out.items().iter().filter_map(|item| {
+        let items = query_partition(
+            &self.client,
+            &self.table,
+            day_key(day),
+            QueryOrder::Consistent,
+        )
+        .await?;
+        let runs = items
+            .iter()
+            .filter_map(|item| {
                 let run = day_run_of(item);
                 if run.is_none() {
                     tracing::warn!(day = %day, "an unreadable day entry was skipped");
                 }
                 run
-            }));
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
+            })
+            .collect();
         Ok(runs)
     }
 }
