@@ -358,6 +358,28 @@ async fn through_operator_path(
         .map(Ok)
 }
 
+/// A read (status, history) through the operator path: the revoker's answer, or how
+/// the command ends instead: an invalid argument, or a refusal, which the revoker
+/// answers with a failed outcome rather than a report (printed here).
+async fn report_through_operator_path(
+    aws: &AwsArgs,
+    (url, stack): (Option<String>, Option<String>),
+    payload: Value,
+    json: bool,
+) -> anyhow::Result<Result<Value, Exit>> {
+    let answer = match through_operator_path(aws, url.as_deref(), stack.as_deref(), payload).await?
+    {
+        Ok(answer) => answer,
+        Err(message) => return Ok(Err(Exit::Invalid(message))),
+    };
+    if answer.get("status").is_some() {
+        let outcome: Outcome = serde_json::from_value(answer)
+            .context("the operator path answered something that is not an outcome")?;
+        return print_outcome(&outcome, json).map(Err);
+    }
+    Ok(Ok(answer))
+}
+
 /// Says that a `--requested-by` is not sent on the operator path: the revoker records
 /// the caller AWS verified, and an operator should not believe otherwise.
 fn note_requested_by_unused(requested_by: &Option<String>) {
@@ -778,19 +800,12 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
             Ok(p) => p,
             Err(message) => return Ok(Exit::Invalid(message)),
         };
-        let answer =
-            match through_operator_path(&args.aws, url.as_deref(), stack.as_deref(), payload)
-                .await?
-            {
-                Ok(answer) => answer,
-                Err(message) => return Ok(Exit::Invalid(message)),
-            };
-        // A refused request is answered with a failed outcome, not a report.
-        if answer.get("status").is_some() {
-            let outcome: Outcome = serde_json::from_value(answer)
-                .context("the operator path answered something that is not an outcome")?;
-            return print_outcome(&outcome, args.json);
-        }
+        let answer = match report_through_operator_path(&args.aws, (url, stack), payload, args.json)
+            .await?
+        {
+            Ok(answer) => answer,
+            Err(exit) => return Ok(exit),
+        };
         let report: StatusReport = serde_json::from_value(answer)
             .context("the operator path answered something that is not a status report")?;
         return print_status(&report, args.json);
@@ -874,18 +889,12 @@ pub async fn history(args: &HistoryArgs) -> anyhow::Result<Exit> {
                 "limit": args.limit,
             });
             let answer =
-                match through_operator_path(&args.aws, url.as_deref(), stack.as_deref(), payload)
+                match report_through_operator_path(&args.aws, (url, stack), payload, args.json)
                     .await?
                 {
                     Ok(answer) => answer,
-                    Err(message) => return Ok(Exit::Invalid(message)),
+                    Err(exit) => return Ok(exit),
                 };
-            // A refused request is answered with a failed outcome.
-            if answer.get("status").is_some() {
-                let outcome: Outcome = serde_json::from_value(answer)
-                    .context("the operator path answered something that is not an outcome")?;
-                return print_outcome(&outcome, args.json);
-            }
             if answer["truncated"] == true {
                 eprintln!(
                     "cutoff: older entries were left out to fit the revoker's answer (6 MB): ask for fewer with --limit"
