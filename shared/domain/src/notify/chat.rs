@@ -319,6 +319,17 @@ fn keyword(text: &str) -> Option<String> {
 }
 
 /// A custom action variable's value: printable ASCII without spaces, or left out.
+/// `additionalContext` from its candidate entries: those whose value is there and
+/// passes [`context_value`].
+fn additional_context<const N: usize>(
+    entries: [(&str, Option<&str>); N],
+) -> std::collections::BTreeMap<String, String> {
+    entries
+        .into_iter()
+        .filter_map(|(key, value)| Some((key.to_owned(), value.and_then(context_value)?)))
+        .collect()
+}
+
 fn context_value(text: &str) -> Option<String> {
     (!text.is_empty()
         && text.len() <= limits::CONTEXT_VALUE
@@ -556,12 +567,12 @@ fn asked_by(o: &Outcome) -> String {
     line
 }
 
-/// A stable id per published outcome: the same outcome published again (Lambda's
-/// retry of the notifier) has the same id; another attempt of the same request,
-/// whose words differ, has another.
-fn message_id(o: &Outcome) -> String {
+/// A stable id per published message (an outcome, a summary, a digest): the same one
+/// published again (Lambda's retry of the notifier) has the same id; another attempt
+/// of the same request, whose words differ, has another.
+fn message_id<T: serde::Serialize>(what: &T) -> String {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(serde_json::to_vec(o).unwrap_or_default());
+    let digest = Sha256::digest(serde_json::to_vec(what).unwrap_or_default());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("cutoff-{hex}")
 }
@@ -643,21 +654,11 @@ pub(super) fn for_summary(
     if s.dry_run {
         keywords.push("dry-run".to_owned());
     }
-    let mut context_map = std::collections::BTreeMap::new();
-    for (key, value) in [
+    let context_map = additional_context([
         ("runId", Some(s.run_id.as_str())),
         ("homeRegion", context.home_region.as_deref()),
-    ] {
-        if let Some(value) = value.and_then(context_value) {
-            context_map.insert(key.to_owned(), value);
-        }
-    }
-    let id = {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(serde_json::to_vec(s).unwrap_or_default());
-        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        format!("cutoff-{hex}")
-    };
+    ]);
+    let id = message_id(s);
     ChatNotification::new(
         id,
         ChatContent {
@@ -737,23 +738,13 @@ pub(super) fn for_digest(
         "digest".to_owned(),
         super::MessageClass::Routine.as_str().to_owned(),
     ];
-    let mut context_map = std::collections::BTreeMap::new();
     let date = d.date.to_string();
-    for (key, value) in [
+    let context_map = additional_context([
         ("date", Some(date.as_str())),
         ("runId", Some(d.made_by.as_str())),
         ("homeRegion", context.home_region.as_deref()),
-    ] {
-        if let Some(value) = value.and_then(context_value) {
-            context_map.insert(key.to_owned(), value);
-        }
-    }
-    let id = {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(serde_json::to_vec(d).unwrap_or_default());
-        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        format!("cutoff-{hex}")
-    };
+    ]);
+    let id = message_id(d);
     ChatNotification::new(
         id,
         ChatContent {
