@@ -67,20 +67,23 @@ impl SdkLedger {
         pk: String,
         order: QueryOrder,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, AwsError> {
-        query_partition(&self.client, &self.table, pk, order).await
+        query_partition(&self.client, &self.table, pk, order)
+            .await
+            .map_err(|e| self.error(&e, OP_QUERY))
     }
 }
 
 /// Every item of one partition of `table`, page after page: `NewestFirst` stops once
 /// `limit` items are read (the audit trail, sorted by time); `Consistent` reads them all
 /// with a strongly consistent read (the key records, just written by another run; a
-/// sweep run's records; a day's runs).
+/// sweep run's records; a day's runs). The SDK's error as it came: each caller names
+/// the operation (`OP_QUERY`) in its own error, as it names every call it makes.
 async fn query_partition(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     pk: String,
     order: QueryOrder,
-) -> Result<Vec<HashMap<String, AttributeValue>>, AwsError> {
+) -> Result<Vec<HashMap<String, AttributeValue>>, QueryFailure> {
     let mut items = Vec::new();
     let mut start: Option<HashMap<String, AttributeValue>> = None;
     loop {
@@ -96,10 +99,7 @@ async fn query_partition(
                 .limit(i32::try_from(limit.min(1000)).unwrap_or(1000)),
             QueryOrder::Consistent => query.consistent_read(true),
         };
-        let out = query
-            .send()
-            .await
-            .map_err(|e| dynamodb_error(&e, OP_QUERY, format!("on table `{table}`")))?;
+        let out = query.send().await?;
         items.extend(out.items().iter().cloned());
         let enough = match order {
             QueryOrder::NewestFirst { limit } => items.len() >= limit,
@@ -112,6 +112,12 @@ async fn query_partition(
     }
     Ok(items)
 }
+
+/// How a `Query` call fails.
+type QueryFailure = aws_smithy_runtime_api::client::result::SdkError<
+    aws_sdk_dynamodb::operation::query::QueryError,
+    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+>;
 
 /// How [`query_partition`] reads a partition.
 #[derive(Debug, Clone, Copy)]
@@ -789,7 +795,8 @@ impl SweepLedger for SdkSweepLedger {
             run_key(run_id),
             QueryOrder::Consistent,
         )
-        .await?;
+        .await
+        .map_err(|e| dynamodb_error(&e, OP_QUERY, self.context()))?;
         for item in &items {
             let sk = item.get("sk").and_then(|v| v.as_s().ok());
             if sk.map(String::as_str) == Some("run") {
@@ -921,7 +928,8 @@ impl SweepLedger for SdkSweepLedger {
             day_key(day),
             QueryOrder::Consistent,
         )
-        .await?;
+        .await
+        .map_err(|e| dynamodb_error(&e, OP_QUERY, self.context()))?;
         let runs = items
             .iter()
             .filter_map(|item| {
