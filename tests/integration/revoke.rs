@@ -818,7 +818,11 @@ async fn a_finding_guardduty_keeps_updating_is_written_once_and_a_new_key_in_it_
     assert_eq!(first.status, Status::Applied, "{first:#?}");
     let first_cutoff = first.cutoff.unwrap();
     let principal = cutoff_aws::dynamodb::principal_key(&first.target.clone().unwrap());
-    let records = ledger.key_records(&principal, clock.now()).await.unwrap();
+    let records = ledger
+        .state(&principal, clock.now())
+        .await
+        .unwrap()
+        .key_records(clock.now());
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].access_key_id.as_str(), OLD_KEY);
     assert_eq!(records[0].cutoff, first_cutoff);
@@ -851,7 +855,11 @@ async fn a_finding_guardduty_keeps_updating_is_written_once_and_a_new_key_in_it_
     assert_eq!(new_key.status, Status::Applied, "{new_key:#?}");
     let second_cutoff = new_key.cutoff.unwrap();
     assert!(second_cutoff > first_cutoff);
-    let records = ledger.key_records(&principal, clock.now()).await.unwrap();
+    let records = ledger
+        .state(&principal, clock.now())
+        .await
+        .unwrap()
+        .key_records(clock.now());
     let keys_where = |seen_only: bool| {
         let mut keys: Vec<&str> = records
             .iter()
@@ -874,9 +882,10 @@ async fn a_finding_guardduty_keeps_updating_is_written_once_and_a_new_key_in_it_
     assert_eq!(released.status, Status::Released, "{released:#?}");
     assert!(
         ledger
-            .key_records(&principal, clock.now())
+            .state(&principal, clock.now())
             .await
             .unwrap()
+            .keys
             .is_empty()
     );
     // The audit trail holds all four, newest first, and pages as asked.
@@ -891,6 +900,231 @@ async fn a_finding_guardduty_keeps_updating_is_written_once_and_a_new_key_in_it_
             .collect::<Vec<_>>(),
         ["req-4", "req-3"]
     );
+}
+
+/// The DynamoDB calls a proxy saw since `from`, by operation.
+fn ledger_calls(proxy: &FaultProxy, from: usize) -> Vec<String> {
+    proxy
+        .requests_from(from)
+        .into_iter()
+        .filter(|r| {
+            r.headers
+                .get("x-amz-target")
+                .is_some_and(|t| t.starts_with("DynamoDB_"))
+        })
+        .filter_map(|r| r.action)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_revocation_costs_two_ledger_calls_and_a_redelivery_reads_its_earlier_outcome() {
+    // The ledger in the real table, every call counted by a proxy in front of moto:
+    // taking the lock answers with the principal's marks and key records, and one
+    // transaction writes the audit entry, the mark and the record and gives the lock
+    // back. No circuit breaker here (it is a third call, for automatic writes only).
+    let moto = MotoServer::shared();
+    let table = unique("cutoff-ledger-calls");
+    ledger_table(moto.endpoint(), &table).await;
+    let proxy = FaultProxy::start(moto.endpoint(), FaultPlan::passthrough());
+    let config = sdk_config(proxy.endpoint()).await;
+    let ledger = SdkLedger::from_config(&config, &table);
+    let clock = wall_clock();
+    let revoker = Revoker::new(
+        account_access(&config),
+        clock.clone(),
+        RevokeConfig {
+            retry: FAST,
+            verify_delay: Duration::from_millis(10),
+            max_revocations_per_account_hour: None,
+            ..RevokeConfig::default()
+        },
+    )
+    .with_ledger(ledger.clone());
+    let iam = iam_client(moto.endpoint()).await;
+    let role = unique("calls-payments");
+    let role_id = create_role(&iam, &role, "/", &[]).await;
+    let t0 = clock.now();
+    const KEY: &str = "ASIACALLS00000000001";
+    let finding = finding_request(
+        &role,
+        &role_id,
+        "gd-calls",
+        KEY,
+        t0,
+        Some(t0 - chrono::Duration::minutes(5)),
+    );
+
+    let from = proxy.recorded();
+    let first = revoker.handle(&finding, "req-1").await;
+    assert_eq!(first.status, Status::Applied, "{first:#?}");
+    assert_eq!(
+        ledger_calls(&proxy, from),
+        ["UpdateItem", "TransactWriteItems"],
+        "the lock with the state, then one closing"
+    );
+    let principal = cutoff_aws::dynamodb::principal_key(first.target.as_ref().unwrap());
+    let state = ledger.state(&principal, clock.now()).await.unwrap();
+    assert_eq!(state.marks.len(), 1, "{state:?}");
+    assert_eq!(state.key_records(clock.now()).len(), 1, "{state:?}");
+
+    // The same event again (a redelivery): the mark answers with the earlier outcome,
+    // read from the audit trail, and IAM is not called.
+    clock.advance(chrono::Duration::seconds(30));
+    let iam_before = proxy.count("PutRolePolicy");
+    let from = proxy.recorded();
+    let again = revoker.handle(&finding, "req-1-redelivered").await;
+    assert_eq!(again.status, Status::Applied, "{again:#?}");
+    assert!(again.detail.contains("req-1"), "{}", again.detail);
+    assert_eq!(again.cutoff, first.cutoff);
+    assert_eq!(proxy.count("PutRolePolicy"), iam_before);
+    assert_eq!(
+        ledger_calls(&proxy, from),
+        ["UpdateItem", "GetItem", "TransactWriteItems"]
+    );
+
+    // An update of the finding the cutoff covers: nothing written, two calls.
+    clock.advance(chrono::Duration::seconds(30));
+    let update = finding_request(&role, &role_id, "gd-calls", KEY, clock.now(), None);
+    let from = proxy.recorded();
+    let covered = revoker.handle(&update, "req-2").await;
+    assert_eq!(covered.status, Status::AlreadyRevoked, "{covered:#?}");
+    assert_eq!(
+        ledger_calls(&proxy, from),
+        ["UpdateItem", "TransactWriteItems"]
+    );
+    let state = ledger.state(&principal, clock.now()).await.unwrap();
+    assert_eq!(state.marks.len(), 2, "the update is marked too: {state:?}");
+    let history = ledger
+        .history(&Account::parse(HOME).unwrap(), "role", &role, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|e| e.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["req-2", "req-1-redelivered", "req-1"]
+    );
+}
+
+#[tokio::test]
+async fn the_lock_item_keeps_its_lease_against_old_and_late_holders() {
+    let moto = MotoServer::shared();
+    let table = unique("cutoff-ledger-lease");
+    ledger_table(moto.endpoint(), &table).await;
+    let config = sdk_config(moto.endpoint()).await;
+    let ledger = SdkLedger::from_config(&config, &table);
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let t0 = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0).unwrap();
+    let minutes = |m: i64| t0 + chrono::Duration::minutes(m);
+    let n = |t: chrono::DateTime<chrono::Utc>| {
+        aws_sdk_dynamodb::types::AttributeValue::N(t.timestamp().to_string())
+    };
+    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_owned());
+
+    // A lease the version before wrote (its end in `expires_at`, no `lease_until`)
+    // holds until its end, and not after.
+    ddb.put_item()
+        .table_name(&table)
+        .item("pk", s("lock#old"))
+        .item("sk", s("lock"))
+        .item("holder", s("old-writer"))
+        .item("expires_at", n(minutes(5)))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        ledger
+            .acquire("old", "new", t0, minutes(2))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        ledger
+            .acquire("old", "new", minutes(6), minutes(8))
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // A holder whose lease ran out and was taken closes nothing: neither its audit
+    // entry nor its marks are written by the closing (the caller records the entry).
+    let first = ledger
+        .acquire("p", "late", t0, minutes(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.is_empty());
+    let taken = ledger
+        .acquire("p", "next", minutes(2), minutes(3))
+        .await
+        .unwrap();
+    assert!(taken.is_some(), "the lease ran out");
+    let mut state = cutoff_aws::dynamodb::PrincipalState::default();
+    state.set_mark("d".into(), "p".into(), "e".into(), minutes(60));
+    let entry = cutoff_aws::dynamodb::AuditEntry {
+        at: minutes(2),
+        request_id: "late-request".into(),
+        action: "revoke".into(),
+        outcome: Outcome::for_request(
+            &request(HOME, TargetKind::Role, "late-role"),
+            Status::Applied,
+            "",
+        ),
+    };
+    assert!(
+        !ledger
+            .close("p", "late", &state, std::slice::from_ref(&entry))
+            .await
+            .unwrap()
+    );
+    assert!(
+        ledger
+            .entry(&entry.principal(), &entry.sort_key())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(ledger.state("p", minutes(2)).await.unwrap().is_empty());
+    // The holder closes: the entry, the mark, the lease given back (the next writer
+    // takes it at once and reads the mark).
+    assert!(
+        ledger
+            .close("p", "next", &state, std::slice::from_ref(&entry))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        ledger
+            .entry(&entry.principal(), &entry.sort_key())
+            .await
+            .unwrap(),
+        Some(entry.clone())
+    );
+    let read = ledger
+        .acquire("p", "third", minutes(3), minutes(4))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read, state);
+    // Expired marks are not read; an empty state closes by deleting the item.
+    let later = ledger
+        .acquire("p", "third", minutes(61), minutes(62))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(later.is_empty(), "{later:?}");
+    assert!(ledger.close("p", "third", &later, &[]).await.unwrap());
+    let item = ddb
+        .get_item()
+        .table_name(&table)
+        .key("pk", s("lock#p"))
+        .key("sk", s("lock"))
+        .send()
+        .await
+        .unwrap();
+    assert!(item.item().is_none(), "{item:?}");
 }
 
 #[tokio::test]

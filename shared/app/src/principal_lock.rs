@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use cutoff_aws::AwsError;
-use cutoff_aws::dynamodb::Ledger;
+use cutoff_aws::dynamodb::{Ledger, PrincipalState};
 use cutoff_domain::clock::Clock;
 
 /// The lock a writer asks for: whose it is and for how long.
@@ -33,15 +33,16 @@ const TRANSIENT_RETRIES: u32 = 3;
 const FIRST_PAUSE: Duration = Duration::from_millis(25);
 const MAX_PAUSE: Duration = Duration::from_secs(1);
 
-/// Takes the lock described by `request`: `Ok(true)` held, `Ok(false)` another writer
-/// held it when the wait ran out, `Err` the ledger could not be reached (a lasting
+/// Takes the lock described by `request`: `Ok(Some(state))` held, with the principal's
+/// marks and key records read in the same call; `Ok(None)` another writer held it
+/// when the wait ran out; `Err` the ledger could not be reached (a lasting
 /// error, [`TRANSIENT_RETRIES`] retryable ones, or a retryable one as the wait ran
 /// out). Each writer decides what an unreachable ledger means for it.
 pub async fn acquire<L: Ledger + ?Sized>(
     ledger: &L,
     clock: &dyn Clock,
     request: &LockRequest<'_>,
-) -> Result<bool, AwsError> {
+) -> Result<Option<PrincipalState>, AwsError> {
     let started = tokio::time::Instant::now();
     let mut pause = FIRST_PAUSE;
     let mut transient = 0;
@@ -52,8 +53,8 @@ pub async fn acquire<L: Ledger + ?Sized>(
             .acquire(request.key, request.holder, now, now + request.lease)
             .await
         {
-            Ok(true) => return Ok(true),
-            Ok(false) => None,
+            Ok(Some(state)) => return Ok(Some(state)),
+            Ok(None) => None,
             Err(e) if e.is_retryable() && transient < TRANSIENT_RETRIES => {
                 transient += 1;
                 Some(e)
@@ -63,7 +64,7 @@ pub async fn acquire<L: Ledger + ?Sized>(
         if started.elapsed() >= request.wait {
             return match last_error {
                 Some(e) => Err(e),
-                None => Ok(false),
+                None => Ok(None),
             };
         }
         let jitter = Duration::from_millis(fastrand::u64(0..=pause.as_millis() as u64));
@@ -102,12 +103,14 @@ mod tests {
             acquire(&ledger, &clock, &request("first", wait))
                 .await
                 .unwrap()
+                .is_some()
         );
         let started = tokio::time::Instant::now();
         assert!(
-            !acquire(&ledger, &clock, &request("second", wait))
+            acquire(&ledger, &clock, &request("second", wait))
                 .await
                 .unwrap()
+                .is_none()
         );
         assert!(started.elapsed() >= wait, "it waited the whole wait");
     }
@@ -121,13 +124,15 @@ mod tests {
             acquire(&ledger, &clock, &request("first", zero))
                 .await
                 .unwrap()
+                .is_some()
         );
         // Within the lease by the injected clock: still held, whatever the wall says.
         clock.advance(chrono::Duration::seconds(59));
         assert!(
-            !acquire(&ledger, &clock, &request("second", zero))
+            acquire(&ledger, &clock, &request("second", zero))
                 .await
                 .unwrap()
+                .is_none()
         );
         // Past it: expired, so another writer takes it.
         clock.advance(chrono::Duration::seconds(2));
@@ -135,6 +140,7 @@ mod tests {
             acquire(&ledger, &clock, &request("second", zero))
                 .await
                 .unwrap()
+                .is_some()
         );
     }
 
@@ -147,6 +153,7 @@ mod tests {
             acquire(&ledger, &clock, &request("first", Duration::from_secs(1)))
                 .await
                 .unwrap()
+                .is_some()
         );
         // A throttled ledger as the wait runs out is unreachable, not busy: the
         // sweeper then moves rolling cutoffs without the lock rather than skip them.

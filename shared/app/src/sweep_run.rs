@@ -255,8 +255,8 @@ async fn lock<L: Ledger>(
         wait: config.lock_wait,
     };
     match principal_lock::acquire(ledger, clock, &request).await {
-        Ok(true) => LockState::Held,
-        Ok(false) => LockState::Busy,
+        Ok(Some(_)) => LockState::Held,
+        Ok(None) => LockState::Busy,
         Err(e) => {
             tracing::warn!(error = %e, "ledger unreachable: moving rolling cutoffs without the principal lock, removing nothing");
             LockState::Unreachable

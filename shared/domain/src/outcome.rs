@@ -480,6 +480,17 @@ impl Outcome {
         }
     }
 
+    /// This outcome as another request's that shared its write (a batch's messages
+    /// about one principal): the write and its result are shared, while each keeps
+    /// its own trigger so its owner hears about its finding.
+    pub fn for_member(&self, request: &RevocationRequest) -> Self {
+        Self {
+            trigger: request.trigger.clone(),
+            activity_region: request.activity_region.clone(),
+            ..self.clone()
+        }
+    }
+
     /// The outcome of a request that could not even be read.
     pub fn invalid_request(message: impl Into<String>) -> Self {
         let message = message.into();

@@ -300,64 +300,31 @@ where
             let Some(members) = groups.get(&key) else {
                 continue;
             };
-            // A message already applied (a redelivery) answers with its earlier outcome
-            // on its own: folded in, its idempotency mark would answer for the others.
-            let mut fresh: Vec<&(String, RevocationRequest)> = Vec::new();
-            for member in members {
-                let earlier = if members.len() > 1 {
-                    self.earlier_outcome(&member.1).await
-                } else {
-                    None
-                };
-                match earlier {
-                    Some(outcome) => outcomes.push(MessageOutcome {
-                        message_id: member.0.clone(),
-                        outcome,
-                        request: Some(member.1.clone()),
-                        verified_at: None,
-                    }),
-                    None => fresh.push(member),
-                }
-            }
-            let requests: Vec<&RevocationRequest> = fresh.iter().map(|(_, r)| r).collect();
-            let Some(combined) = coalesce(&requests) else {
-                continue;
-            };
-            runs += 1;
-            let request_id = fresh.first().map(|(id, _)| id.as_str()).unwrap_or("batch");
-            let started = self.clock.now();
+            // One lock, one write and one closing for the group; a message already
+            // applied (a redelivery) answers with its earlier outcome on its own, and
+            // the others are folded into one request.
+            let refs: Vec<(&str, &RevocationRequest)> =
+                members.iter().map(|(id, r)| (id.as_str(), r)).collect();
             // Every request is started (none goes back unattempted, which would use up
             // its receives); the long ones bound themselves by the invocation's end.
-            let handled = crate::revoke::within_invocation(invocation_deadline, async {
-                if members.len() > 1 {
-                    self.handle_folded(&combined, request_id).await
-                } else {
-                    self.handle_verified(&combined, request_id).await
-                }
-            })
+            let group = crate::revoke::within_invocation(
+                invocation_deadline,
+                self.handle_group(&refs, coalesce),
+            )
             .await;
-            let (result, verified_at) = (handled.outcome, handled.verified_at);
-            api_calls += u64::from(result.api_calls);
-            for (i, (message_id, request)) in fresh.into_iter().enumerate() {
-                // Each message keeps its own trigger so its owner hears about its
-                // finding; the write and its result are shared.
-                let outcome = Outcome {
-                    trigger: request.trigger.clone(),
-                    activity_region: request.activity_region.clone(),
-                    ..result.clone()
-                };
-                if i > 0 {
-                    self.settle_shared(request, message_id, &outcome, started)
-                        .await;
-                }
-                if outcome.needs_retry() {
+            if group.ran {
+                runs += 1;
+                api_calls += u64::from(group.api_calls);
+            }
+            for ((message_id, request), handled) in members.iter().zip(group.members) {
+                if handled.outcome.needs_retry() {
                     failures.push(message_id.clone());
                 }
                 outcomes.push(MessageOutcome {
                     message_id: message_id.clone(),
-                    outcome,
+                    outcome: handled.outcome,
                     request: Some(request.clone()),
-                    verified_at,
+                    verified_at: handled.verified_at,
                 });
             }
         }
@@ -1361,6 +1328,59 @@ mod tests {
         assert_eq!(d_again.outcomes[0].outcome.status, Status::Applied);
         assert_eq!(d_again.outcomes[0].outcome.cutoff, d_outcome.cutoff);
         assert_eq!(member.calls().len(), calls, "answered from the ledger");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_about_one_principal_costs_one_lock_and_one_closing() {
+        // Three findings about one role in one batch: one lock (which also reads the
+        // marks and key records), the breaker's count before the one write, and one
+        // closing that records all three. Their redelivery: one lock, each earlier
+        // outcome read, one closing, and no IAM call.
+        let (r, member) = revoker();
+        let ledger = cutoff_aws::dynamodb::fake::FakeLedger::default();
+        let mut r = r.with_ledger(ledger.clone());
+        r.config.max_revocations_per_account_hour = Some(10);
+        let bodies: Vec<String> = ["f1", "f2", "f3"]
+            .iter()
+            .map(|f| serde_json::to_string(&request("payments-api", f)).unwrap())
+            .collect();
+        let first = r.handle_batch(&batch(sqs(&bodies)), false).await;
+        assert_eq!(first.runs, 1);
+        assert!(
+            first
+                .outcomes
+                .iter()
+                .all(|o| o.outcome.status == Status::Applied),
+            "{:#?}",
+            first.outcomes
+        );
+        assert_eq!(ledger.take_calls(), ["acquire", "take_slot", "close"]);
+        assert_eq!(ledger.state().marks(), 3, "each finding is marked");
+        assert_eq!(ledger.state().entries.len(), 3, "each is in the trail");
+        let writes = member.calls_of("PutRolePolicy");
+        r.clock.advance(chrono::Duration::minutes(1));
+        let again = r.handle_batch(&batch(sqs(&bodies)), false).await;
+        assert_eq!(again.runs, 0);
+        for (before, after) in first.outcomes.iter().zip(&again.outcomes) {
+            assert_eq!(after.outcome.status, Status::Applied);
+            assert_eq!(after.outcome.cutoff, before.outcome.cutoff);
+            assert_eq!(after.outcome.trigger, before.outcome.trigger);
+        }
+        assert_eq!(member.calls_of("PutRolePolicy"), writes);
+        assert_eq!(
+            ledger.take_calls(),
+            ["acquire", "entry", "entry", "entry", "close"]
+        );
+        // A manual revocation: the lock and the closing, no breaker.
+        let mut manual = request("ledger", "-");
+        manual.trigger = Trigger {
+            source: Source::Manual,
+            requested_by: Some("alice".into()),
+            ..Trigger::default()
+        };
+        let out = r.handle(&manual, "manual-1").await;
+        assert_eq!(out.status, Status::Applied, "{out:#?}");
+        assert_eq!(ledger.take_calls(), ["acquire", "close"]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -124,8 +124,9 @@ where
             .ok_or_else(|| Stop::failed(FailureKind::InvalidRequest, "no key to follow"))?;
         let records = self
             .ledger
-            .key_records(&principal_key(&task.origin), now)
+            .state(&principal_key(&task.origin), now)
             .await
+            .map(|state| state.key_records(now))
             .map_err(|e| {
                 Stop::failed(
                     FailureKind::LedgerUnavailable,
@@ -552,7 +553,7 @@ where
         }
         .await;
         let outcome = self.report(&request, &calls, record, result);
-        self.audit(request_id, &request, &outcome, None).await;
+        self.audit(request_id, &request, &outcome).await;
         outcome
     }
 
@@ -675,7 +676,7 @@ where
             action: FOLLOW_UP_ACTION.to_owned(),
             outcome: outcome.clone(),
         };
-        if let Err(e) = self.ledger.record(&entry, None).await {
+        if let Err(e) = self.ledger.record(&entry).await {
             tracing::error!(error = %e, "follow-up audit entry not written (the outcome is still logged and published)");
         }
     }

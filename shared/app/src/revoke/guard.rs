@@ -1,15 +1,20 @@
 //! Guard: what stands between a resolved request and its writes, all kept in the
 //! ledger. The principal's lock (one writer at a time, revoker or sweeper), the
-//! idempotency marker (a redelivered finding is not written twice), the key records
+//! idempotency marks (a redelivered finding is not written twice), the key records
 //! (which keys a cutoff in force already covers), the circuit breaker (a flood of
 //! automatic revocations stops and calls a person), and the audit trail.
+//!
+//! Two ledger calls a revocation: taking the lock answers with the principal's marks
+//! and key records, and closing writes the audit entries, the new marks and records
+//! and gives the lock back in one transaction. The breaker's count is a third, taken
+//! only by an automatic revocation that is about to write.
 //!
 //! A ledger that cannot be reached does not stop a revocation (containment first: it
 //! is written without the lock, and the outcome says so) but does stop a release
 //! (removals fail closed and are retried later).
 
 use cutoff_aws::AccountAccess;
-use cutoff_aws::dynamodb::{AuditEntry, KEY_RECORD_DAYS, Ledger, principal_key};
+use cutoff_aws::dynamodb::{AuditEntry, KEY_RECORD_DAYS, Ledger, PrincipalState, principal_key};
 use cutoff_domain::clock::Clock;
 use cutoff_domain::coverage::KeyRecord;
 use cutoff_domain::event::ManualAction;
@@ -59,19 +64,37 @@ pub(super) enum KnownKeys {
     Unknown,
 }
 
-/// A request the guard let through.
-pub(super) struct Admitted {
-    lock: LockTarget,
-    /// Whether this request holds the lock (to release it at the end).
-    locked: bool,
-    /// Said in the outcome: what the guard could not do (the lock unreachable).
-    warnings: Vec<String>,
-    /// The idempotency marker of a revocation from a finding.
-    dedupe: Option<String>,
+/// A request of a group the guard let through (a batch's messages about one principal
+/// share one lock, one write and one closing; a request alone is a group of one).
+pub(super) struct Member<'a> {
+    pub request_id: &'a str,
+    pub request: &'a RevocationRequest,
     /// The finding was already applied within the window: its earlier outcome
     /// answers, with no call of its own.
     pub earlier: Option<AuditEntry>,
-    pub known: KnownKeys,
+}
+
+/// A group the guard let through.
+pub(super) struct Admitted<'a> {
+    lock: LockTarget,
+    /// Who holds the lock (the group's first request), when one is held.
+    holder: Option<&'a str>,
+    /// What the principal's item held when the lock was taken (or read, for a dry
+    /// run): the closing rewrites it. `None`: not read (the ledger unreachable).
+    state: Option<PrincipalState>,
+    /// Said in the outcome: what the guard could not do (the lock unreachable).
+    warnings: Vec<String>,
+    pub members: Vec<Member<'a>>,
+}
+
+impl Admitted<'_> {
+    /// What the ledger knows of the principal's keys.
+    pub fn known(&self, now: chrono::DateTime<chrono::Utc>) -> KnownKeys {
+        match &self.state {
+            Some(state) => KnownKeys::Read(state.key_records(now)),
+            None => KnownKeys::Unknown,
+        }
+    }
 }
 
 /// The first 128 bits of SHA-256 of a finding id: how the dedupe marker and the key
@@ -81,27 +104,29 @@ pub(super) fn finding_digest(request: &RevocationRequest) -> Option<String> {
 }
 
 impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
-    /// Takes the lock (for a request that writes), checks the idempotency marker
-    /// (when `check_earlier`) and reads the key records. `Err` is the outcome of a
-    /// request that does not go on: the lock busy, or unreachable for a release.
-    pub(super) async fn guard(
+    /// Takes the lock (for a group that writes) and, in the same call, reads the
+    /// principal's idempotency marks and key records; answers each member already
+    /// applied with its earlier entry. `Err` is the outcome of a group that does not go
+    /// on: the lock busy, or unreachable for a release.
+    pub(super) async fn guard<'a>(
         &self,
-        request: &RevocationRequest,
-        request_id: &str,
+        members: &[(&'a str, &'a RevocationRequest)],
         lock: LockTarget,
-        check_earlier: bool,
-    ) -> Result<Admitted, Stop> {
+    ) -> Result<Admitted<'a>, Stop> {
+        let Some(&(holder, first)) = members.first() else {
+            return Err(Stop::failed(FailureKind::InvalidRequest, "no request"));
+        };
         let mut warnings = Vec::new();
-        let locked = if !request.dry_run && self.ledger.enabled() {
+        let (locked, state) = if !first.dry_run && self.ledger.enabled() {
             let asked = LockRequest {
                 key: &lock.key,
-                holder: request_id,
+                holder,
                 lease: self.config.lock_lease,
                 wait: self.config.lock_wait,
             };
             match principal_lock::acquire(&self.ledger, &self.clock, &asked).await {
-                Ok(true) => true,
-                Ok(false) => {
+                Ok(Some(state)) => (true, Some(state)),
+                Ok(None) => {
                     return Err(Stop::failed(
                         FailureKind::Busy,
                         format!(
@@ -113,7 +138,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 }
                 // Removing a deny is not urgent and must not race a revocation:
                 // without the lock it does not run (the caller retries).
-                Err(e) if request.action == ManualAction::Release => {
+                Err(e) if first.action == ManualAction::Release => {
                     tracing::warn!(error = %e, "ledger unreachable: release not run");
                     return Err(Stop::failed(
                         FailureKind::LedgerUnavailable,
@@ -129,76 +154,114 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                         "the ledger could not be reached ({}); written without the principal lock",
                         e.kind.as_str()
                     ));
-                    false
+                    (false, None)
                 }
             }
-        } else {
-            false
-        };
-        let dedupe = self.dedupe_key(request);
-        let earlier = match dedupe.as_ref().filter(|_| check_earlier) {
-            Some(key) => self.applied(key).await,
-            None => None,
-        };
-        let known = if request.action == ManualAction::Revoke && earlier.is_none() {
-            match self.ledger.key_records(&lock.key, self.clock.now()).await {
-                Ok(records) => KnownKeys::Read(records),
+        } else if first.action == ManualAction::Revoke && self.ledger.enabled() {
+            // A dry run takes no lock but weighs the key records as a run would.
+            match self.ledger.state(&lock.key, self.clock.now()).await {
+                Ok(state) => (false, Some(state)),
                 Err(e) => {
                     tracing::warn!(error = %e, "ledger unreachable: key records not read");
-                    KnownKeys::Unknown
+                    (false, None)
                 }
             }
         } else {
-            // A release or a duplicate reads no key records: none to weigh.
-            KnownKeys::Read(Vec::new())
+            (false, Some(PrincipalState::default()))
         };
+        let mut admitted = Vec::with_capacity(members.len());
+        for &(request_id, request) in members {
+            let earlier = match (&state, self.dedupe_digest(request)) {
+                (Some(state), Some(digest)) => self.applied(state, &digest).await,
+                _ => None,
+            };
+            admitted.push(Member {
+                request_id,
+                request,
+                earlier,
+            });
+        }
         Ok(Admitted {
             lock,
-            locked,
+            holder: locked.then_some(holder),
+            state,
             warnings,
-            dedupe,
-            earlier,
-            known,
+            members: admitted,
         })
     }
 
-    /// Ends an admitted request: says what the guard could not do, keeps the key
-    /// records in step, records the outcome (and the idempotency marker of one that
-    /// took effect), and releases the lock.
+    /// Ends an admitted group: says in each outcome what the guard could not do, keeps
+    /// the key records in step, marks the findings that took effect, records every
+    /// member's outcome and gives the lock back, in one call when the lock is held.
+    /// `outcomes` are the members', in order.
     pub(super) async fn close(
         &self,
-        admitted: Admitted,
-        request: &RevocationRequest,
-        request_id: &str,
-        outcome: &mut Outcome,
+        admitted: Admitted<'_>,
+        outcomes: &mut [Outcome],
         started: chrono::DateTime<chrono::Utc>,
     ) {
-        if !admitted.warnings.is_empty() {
-            outcome.detail = format!("{} ({})", outcome.detail, admitted.warnings.join("; "));
+        let now = self.clock.now();
+        let mut state = admitted.state;
+        let mut entries = Vec::with_capacity(outcomes.len());
+        for (member, outcome) in admitted.members.iter().zip(outcomes.iter_mut()) {
+            if !admitted.warnings.is_empty() && member.earlier.is_none() {
+                outcome.detail = format!("{} ({})", outcome.detail, admitted.warnings.join("; "));
+            }
+            let entry = AuditEntry {
+                at: now,
+                request_id: member.request_id.to_owned(),
+                action: member.request.action.as_str().to_owned(),
+                outcome: outcome.clone(),
+            };
+            if let Some(state) = state.as_mut().filter(|_| member.earlier.is_none()) {
+                self.remember_keys(state, member.request, outcome, started);
+                if let Some(digest) = self.dedupe_digest(member.request)
+                    && took_effect(outcome)
+                {
+                    state.set_mark(
+                        digest,
+                        entry.principal(),
+                        entry.sort_key(),
+                        now + self.config.dedupe_window,
+                    );
+                }
+            }
+            entries.push(entry);
         }
-        self.remember_keys(request, &admitted.lock.key, outcome, started)
-            .await;
-        let mark = admitted.dedupe.as_deref().filter(|_| took_effect(outcome));
-        self.audit(request_id, request, outcome, mark).await;
-        if admitted.locked
-            && let Err(e) = self.ledger.release(&admitted.lock.key, request_id).await
-        {
-            tracing::warn!(error = %e, "principal lock not released; it expires on its own");
+        if let (Some(holder), Some(state)) = (admitted.holder, &state) {
+            match self
+                .ledger
+                .close(&admitted.lock.key, holder, state, &entries)
+                .await
+            {
+                Ok(true) => return,
+                Ok(false) => tracing::warn!(
+                    "the principal's lease ran out before the request ended: its marks and key records are not kept"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "audit entries not written, principal lock not given back (it expires on its own)");
+                    return;
+                }
+            }
+        }
+        for entry in &entries {
+            self.record_entry(entry).await;
         }
     }
 
-    /// The audit entry of the finding applied under `key` within the window.
-    async fn applied(&self, key: &str) -> Option<AuditEntry> {
-        match self.ledger.applied(key, self.clock.now()).await {
+    /// The audit entry a mark of `state` names for `digest`, if the mark holds.
+    async fn applied(&self, state: &PrincipalState, digest: &str) -> Option<AuditEntry> {
+        let mark = state.mark(digest, self.clock.now())?;
+        match self.ledger.entry(&mark.trail, &mark.entry).await {
             Ok(found) => found,
             Err(e) => {
-                tracing::warn!(error = %e, "ledger unreachable: idempotency not checked");
+                tracing::warn!(error = %e, "ledger unreachable: the earlier outcome not read");
                 None
             }
         }
     }
 
-    /// Keeps the ledger's key records in step: the key a revocation covered is
+    /// Keeps the key records in `state` in step: the key a revocation covered is
     /// recorded with the cutoff in force; a release drops the principal's records (its
     /// cutoff no longer covers them).
     ///
@@ -209,17 +272,17 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// make cutoff vouch for the attacker's key: such a key is recorded as seen only (one
     /// record per key and finding, beside any covering record). A `partial` outcome
     /// records nothing: its key still works.
-    async fn remember_keys(
+    fn remember_keys(
         &self,
+        state: &mut PrincipalState,
         request: &RevocationRequest,
-        key: &str,
         outcome: &Outcome,
         started: chrono::DateTime<chrono::Utc>,
     ) {
         if outcome.dry_run {
             return;
         }
-        let result = match (request.action, outcome.status) {
+        match (request.action, outcome.status) {
             (ManualAction::Revoke, Status::Applied | Status::AlreadyRevoked) => {
                 // An Identity Center user's deny has no time condition: every session
                 // of theirs, this key's included, is denied from the moment it was
@@ -243,18 +306,20 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                     seen_only,
                 };
                 let until = self.clock.now() + chrono::Duration::days(KEY_RECORD_DAYS);
-                self.ledger.record_key(key, &record, until).await
+                state.set_key(record, until);
             }
             // An Identity Center user's release lifts their deny only: the records of
             // the role's other users' sessions still stand.
             (ManualAction::Release, Status::Released) if outcome.identity_center.is_none() => {
-                self.ledger.drop_keys(key).await
+                state.drop_keys();
             }
-            _ => return,
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "key records not updated in the ledger");
+            _ => {}
         }
+    }
+
+    /// The digest of [`Self::dedupe_key`]: how a mark names the finding.
+    fn dedupe_digest(&self, request: &RevocationRequest) -> Option<String> {
+        self.dedupe_key(request).as_deref().map(short_hash)
     }
 
     /// `<finding>#<updatedAt>#<principal>#<scope>#<session>#<key>` for a revocation
@@ -287,31 +352,6 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         ))
     }
 
-    /// The earlier outcome of a finding already applied within the window, if it was:
-    /// for a batch, where each message must be checked on its own before messages are
-    /// folded into one write (a redelivered one must not answer for a new one).
-    pub(crate) async fn earlier_outcome(&self, request: &RevocationRequest) -> Option<Outcome> {
-        let key = self.dedupe_key(request)?;
-        let entry = self.applied(&key).await?;
-        Some(self.duplicate_of(request, &entry))
-    }
-
-    /// Records a request that shared another's write (folded into it in a batch) as
-    /// if it had run alone: its key, its idempotency mark, its audit entry.
-    pub(crate) async fn settle_shared(
-        &self,
-        request: &RevocationRequest,
-        request_id: &str,
-        outcome: &Outcome,
-        started: chrono::DateTime<chrono::Utc>,
-    ) {
-        self.remember_keys(request, &principal_key(&request.target), outcome, started)
-            .await;
-        let dedupe = self.dedupe_key(request);
-        let mark = dedupe.as_deref().filter(|_| took_effect(outcome));
-        self.audit(request_id, request, outcome, mark).await;
-    }
-
     /// The answer to a finding already applied within the window: the earlier
     /// attempt's status and cutoff (a redelivery after an outcome that could not be
     /// published must still tell the owner `applied`, not "already revoked"), with no
@@ -342,23 +382,25 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         outcome
     }
 
-    /// Records the request and its outcome; `dedupe` marks a finding applied.
+    /// Records a request and its outcome alone (refused before the lock, or the
+    /// follow-up's own entry).
     pub(super) async fn audit(
         &self,
         request_id: &str,
         request: &RevocationRequest,
         outcome: &Outcome,
-        dedupe: Option<&str>,
     ) {
-        let at = self.clock.now();
         let entry = AuditEntry {
-            at,
+            at: self.clock.now(),
             request_id: request_id.to_owned(),
             action: request.action.as_str().to_owned(),
             outcome: outcome.clone(),
         };
-        let mark = dedupe.map(|k| (k, at + self.config.dedupe_window));
-        if let Err(e) = self.ledger.record(&entry, mark).await {
+        self.record_entry(&entry).await;
+    }
+
+    async fn record_entry(&self, entry: &AuditEntry) {
+        if let Err(e) = self.ledger.record(entry).await {
             tracing::error!(error = %e, "audit entry not written (the outcome is still logged and published)");
         }
     }

@@ -551,8 +551,8 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 wait: self.config.identity_center_lock_wait,
             };
             match principal_lock::acquire(&self.ledger, &self.clock, &lock).await {
-                Ok(true) => true,
-                Ok(false) => {
+                Ok(Some(_)) => true,
+                Ok(None) => {
                     return Err(Stop::failed(
                         FailureKind::Transient,
                         format!(
@@ -771,10 +771,10 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 wait: lock_wait,
             };
             match principal_lock::acquire(&self.ledger, &self.clock, &lock).await {
-                Ok(true) => true,
+                Ok(Some(_)) => true,
                 // Another containment or release writes this set: a put now could
                 // overwrite its statement after its read-back. Not written; retried.
-                Ok(false) => {
+                Ok(None) => {
                     set.fail_as(
                         FailureKind::Transient,
                         "another writer holds its lock: not written; the request is retried",

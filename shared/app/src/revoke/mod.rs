@@ -277,6 +277,16 @@ pub(crate) struct Handled {
     pub verified_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// What handling a group of requests gave: each member's outcome, in order.
+#[derive(Default)]
+pub(crate) struct Group {
+    pub members: Vec<Handled>,
+    /// Whether the group's write ran (a member was not applied before).
+    pub ran: bool,
+    /// The calls the group's run made (once for the group).
+    pub api_calls: u32,
+}
+
 impl Handled {
     fn unverified(outcome: Outcome) -> Self {
         Self {
@@ -344,7 +354,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     /// stop a release (removals fail closed: retried later); a lock held by another
     /// writer past `lock_wait` fails the request so that it is retried.
     pub async fn handle(&self, request: &RevocationRequest, request_id: &str) -> Outcome {
-        self.handle_checked(request, request_id, true).await.outcome
+        self.handle_verified(request, request_id).await.outcome
     }
 
     /// [`Revoker::handle`], with when the deny was verified (the time-to-contain).
@@ -353,35 +363,33 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         request: &RevocationRequest,
         request_id: &str,
     ) -> Handled {
-        self.handle_checked(request, request_id, true).await
+        let mut group = self.handle_group(&[(request_id, request)], |_| None).await;
+        group.members.pop().unwrap_or_else(|| {
+            Handled::unverified(Outcome::for_request(request, Status::Failed, "no outcome"))
+        })
     }
 
-    /// [`Revoker::handle_verified`] for the requests of a batch folded into one, each
-    /// already checked against the idempotency marker on its own: the first one's marker
-    /// must not answer for the others.
-    pub(crate) async fn handle_folded(
+    /// The requests of one batch about one principal (same target, scope, source and
+    /// action), handled as one: one lock, one check of each one's idempotency mark, one
+    /// write covering the ones not applied before (`fold` makes that request of them;
+    /// `None` takes the first), one closing that records each. The outcomes are the
+    /// members', in order; `ran` says whether the write ran (some member was new).
+    pub(crate) async fn handle_group(
         &self,
-        request: &RevocationRequest,
-        request_id: &str,
-    ) -> Handled {
-        self.handle_checked(request, request_id, false).await
-    }
-
-    /// The pipeline: scope, guard, resolve, act, report, close.
-    async fn handle_checked(
-        &self,
-        request: &RevocationRequest,
-        request_id: &str,
-        check_earlier: bool,
-    ) -> Handled {
+        members: &[(&str, &RevocationRequest)],
+        fold: impl FnOnce(&[&RevocationRequest]) -> Option<RevocationRequest>,
+    ) -> Group {
         let started = self.clock.now();
+        let Some(&(_, first)) = members.first() else {
+            return Group::default();
+        };
         let deadline = identity_center::deadline_from_now(self.config.identity_center_wait);
         let calls: Arc<CallCounter> = Arc::default();
         let mut record = Record::default();
         // Scope: an account outside the configured list is refused before any call.
         let scoped = self
-            .refuse_account(request)
-            .and_then(|()| match request.action {
+            .refuse_account(first)
+            .and_then(|()| match first.action {
                 ManualAction::Revoke => Ok(Purpose::Revoke),
                 ManualAction::Release => Ok(Purpose::LiftOrRead),
                 ManualAction::Status | ManualAction::History => Err(Stop::failed(
@@ -392,50 +400,60 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         let purpose = match scoped {
             Ok(purpose) => purpose,
             Err(stop) => {
-                let outcome = self.report(request, &calls, record, Err(stop));
-                self.audit(request_id, request, &outcome, None).await;
-                return Handled::unverified(outcome);
+                let outcome = self.report(first, &calls, record, Err(stop));
+                return self.refused(members, &outcome).await;
             }
         };
         // The part of resolving the lock needs first: the lock of an instance
         // profile is its role's, the principal the sweeper and a revocation by name
         // lock.
-        let located_early = if !request.dry_run
+        let located_early = if !first.dry_run
             && self.ledger.enabled()
-            && request.target.kind == TargetKind::InstanceProfile
+            && first.target.kind == TargetKind::InstanceProfile
         {
+            let request_id = members[0].0;
             Some(
-                self.locate(request, request_id, &calls, purpose, &mut record)
+                self.locate(first, request_id, &calls, purpose, &mut record)
                     .await,
             )
         } else {
             None
         };
         let lock = match &located_early {
-            Some(Ok(located)) => LockTarget::role_behind(&request.target, &located.principal.name),
+            Some(Ok(located)) => LockTarget::role_behind(&first.target, &located.principal.name),
             // Refused or failed: the request reports that without writing, and the
             // lock on the profile's own name is as good as any.
-            _ => LockTarget::of(&request.target),
+            _ => LockTarget::of(&first.target),
         };
-        // Guard: the lock, the idempotency marker, the key records.
-        let admitted = match self.guard(request, request_id, lock, check_earlier).await {
+        // Guard: the lock, the idempotency marks, the key records.
+        let admitted = match self.guard(members, lock).await {
             Ok(admitted) => admitted,
             Err(stop) => {
-                let outcome = self.report(request, &calls, record, Err(stop));
-                self.audit(request_id, request, &outcome, None).await;
-                return Handled::unverified(outcome);
+                let outcome = self.report(first, &calls, record, Err(stop));
+                return self.refused(members, &outcome).await;
             }
         };
-        // Resolve and act, unless the finding was already applied: the earlier
-        // outcome answers then, with no call (and no verification of this run's).
+        // Resolve and act for the members not applied before: an earlier outcome
+        // answers for the others, with no call (and no verification of this run's).
+        let fresh: Vec<(&str, &RevocationRequest)> = admitted
+            .members
+            .iter()
+            .filter(|m| m.earlier.is_none())
+            .map(|m| (m.request_id, m.request))
+            .collect();
         let mut verified_at = None;
-        let mut outcome = match &admitted.earlier {
-            Some(entry) => {
-                let mut outcome = self.duplicate_of(request, entry);
-                outcome.api_calls = calls.get();
-                outcome
-            }
-            None => {
+        let mut api_calls = 0;
+        let shared = match fresh.first() {
+            None => None,
+            Some(&(request_id, lead)) => {
+                let requests: Vec<&RevocationRequest> = fresh.iter().map(|(_, r)| *r).collect();
+                let folded = if requests.len() > 1 {
+                    fold(&requests)
+                } else {
+                    None
+                };
+                let request = folded.as_ref().unwrap_or(lead);
+                let known = admitted.known(self.clock.now());
                 let result = async {
                     let located = match located_early {
                         Some(located) => located?,
@@ -459,8 +477,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                             .await
                         }
                         Purpose::Revoke => {
-                            self.revoke(request, resolved, &admitted.known, &mut record)
-                                .await
+                            self.revoke(request, resolved, &known, &mut record).await
                         }
                         Purpose::LiftOrRead => self.release(request, resolved, &mut record).await,
                     }
@@ -473,15 +490,55 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                 if outcome.status == Status::Applied && !outcome.dry_run {
                     verified_at = Some(self.clock.now());
                 }
-                outcome
+                api_calls = outcome.api_calls;
+                Some(outcome)
             }
         };
-        // Close: the key records, the audit entry, the lock.
-        self.close(admitted, request, request_id, &mut outcome, started)
-            .await;
-        Handled {
-            outcome,
-            verified_at,
+        let mut outcomes: Vec<Outcome> = admitted
+            .members
+            .iter()
+            .map(|member| match (&member.earlier, &shared) {
+                (Some(entry), _) => self.duplicate_of(member.request, entry),
+                (None, Some(shared)) => shared.for_member(member.request),
+                // Unreachable: a member without an earlier entry is fresh.
+                (None, None) => Outcome::for_request(member.request, Status::Failed, "no outcome"),
+            })
+            .collect();
+        let answered_before: Vec<bool> = admitted
+            .members
+            .iter()
+            .map(|m| m.earlier.is_some())
+            .collect();
+        // Close: the key records, the marks, the audit entries, the lock.
+        self.close(admitted, &mut outcomes, started).await;
+        let members = outcomes
+            .into_iter()
+            .zip(answered_before)
+            .map(|(outcome, before)| Handled {
+                verified_at: verified_at.filter(|_| !before),
+                outcome,
+            })
+            .collect();
+        Group {
+            members,
+            ran: shared.is_some(),
+            api_calls,
+        }
+    }
+
+    /// A group refused before it acted: each member's outcome (the refusal, with its
+    /// own trigger) recorded on its own.
+    async fn refused(&self, members: &[(&str, &RevocationRequest)], outcome: &Outcome) -> Group {
+        let mut handled = Vec::with_capacity(members.len());
+        for &(request_id, request) in members {
+            let outcome = outcome.for_member(request);
+            self.audit(request_id, request, &outcome).await;
+            handled.push(Handled::unverified(outcome));
+        }
+        Group {
+            members: handled,
+            ran: false,
+            api_calls: outcome.api_calls,
         }
     }
 

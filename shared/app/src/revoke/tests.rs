@@ -1019,7 +1019,7 @@ async fn an_unreachable_ledger_does_not_stop_a_revocation_and_the_outcome_says_s
     let (access, member) = setup();
     let (r, ledger) = ledgered(access);
     ledger.fail("acquire", &[ErrorKind::AccessDenied]);
-    ledger.fail("applied", &[ErrorKind::AccessDenied]);
+    ledger.fail("take_slot", &[ErrorKind::AccessDenied]);
     ledger.fail("record", &[ErrorKind::AccessDenied]);
     let out = r.handle(&finding_request("gd-11"), "msg-11").await;
     assert_eq!(out.status, Status::Applied, "{out:#?}");
@@ -1057,7 +1057,7 @@ async fn dry_runs_and_manual_requests_are_audited_but_never_deduplicated() {
         "{}",
         b.detail
     );
-    assert!(ledger.state().dedupe.is_empty());
+    assert_eq!(ledger.state().marks(), 0);
     assert_eq!(ledger.state().entries.len(), 3);
 }
 
@@ -1387,7 +1387,7 @@ async fn a_finding_updated_five_times_writes_once_and_a_new_key_writes_again() {
     assert_eq!(member.calls_of("PutRolePolicy"), 2);
     // Both keys are on record with the cutoff that covers them (beside the record that
     // the covered updates saw the first key).
-    let records = ledger.state().keys[&format!("{MEMBER}#role#payments-api")]
+    let records = ledger.state().keys()[&format!("{MEMBER}#role#payments-api")]
         .iter()
         .filter(|(r, _)| !r.seen_only)
         .count();
@@ -1577,12 +1577,12 @@ async fn a_release_drops_the_key_records_so_an_old_key_is_revoked_again() {
         "2026-11-23T11:56:00Z",
     );
     assert_eq!(r.handle(&req, "m0").await.status, Status::Applied);
-    assert!(!ledger.state().keys.is_empty());
+    assert!(!ledger.state().keys().is_empty());
     r.clock.advance(chrono::Duration::hours(13));
     let mut release = request(TargetKind::Role, "payments-api");
     release.action = ManualAction::Release;
     assert_eq!(r.handle(&release, "rel").await.status, Status::Released);
-    assert!(ledger.state().keys.is_empty());
+    assert!(ledger.state().keys().is_empty());
     assert!(stored_cutoff(&member, &role("payments-api")).is_none());
 }
 
@@ -1639,7 +1639,7 @@ async fn a_key_deactivated_on_a_retry_raises_the_cutoff_it_was_partial_under() {
     let first = r.handle(&user_request(Some(KEY1)), "m1").await;
     assert_eq!(first.status, Status::Partial);
     assert!(
-        ledger.state().keys.is_empty(),
+        ledger.state().keys().is_empty(),
         "a key that still works is not on record as covered"
     );
     r.clock.advance(chrono::Duration::minutes(5));

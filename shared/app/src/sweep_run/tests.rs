@@ -445,6 +445,7 @@ async fn a_role_spelled_with_capitals_waits_for_the_lock_a_revocation_holds_on_i
             )
             .await
             .unwrap()
+            .is_some()
     );
     let mut reports = sweep_accounts(
         &access,

@@ -5,39 +5,65 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{DIGEST_CLAIM_LEASE, RunProgress, SweepLedger, SweepRun};
+use super::{
+    AuditEntry, DIGEST_CLAIM_LEASE, Ledger, PrincipalState, RunProgress, SweepLedger, SweepRun,
+};
 use crate::error::{AwsError, ErrorKind, InjectedFailures, not_found};
+use cutoff_domain::coverage::KeyRecord;
 use cutoff_domain::principal::Account;
 use cutoff_domain::summary::{AccountRecord, DayRun, RunTotals};
 
-/// An in-memory ledger: leases, dedupe markers and audit entries; fails on demand.
+/// An in-memory ledger: leases, principals' marks and key records, audit entries;
+/// counts its calls and fails on demand.
 #[derive(Debug, Clone, Default)]
 pub struct FakeLedger(pub Arc<Mutex<LedgerState>>);
 
 #[derive(Debug, Default)]
 pub struct LedgerState {
     /// principal → (holder, until)
-    pub locks: HashMap<String, (String, chrono::DateTime<chrono::Utc>)>,
-    pub dedupe: HashMap<String, (super::AuditEntry, chrono::DateTime<chrono::Utc>)>,
-    pub entries: Vec<super::AuditEntry>,
+    pub locks: HashMap<String, (String, DateTime<Utc>)>,
+    /// principal → its marks and key records, as the lock item holds them.
+    pub principals: HashMap<String, PrincipalState>,
+    pub entries: Vec<AuditEntry>,
     /// Every lease taken, in order: (principal, holder).
     pub acquired: Vec<(String, String)>,
-    /// principal → key records (with their expiry).
-    pub keys: HashMap<
-        String,
-        Vec<(
-            cutoff_domain::coverage::KeyRecord,
-            chrono::DateTime<chrono::Utc>,
-        )>,
-    >,
     /// bucket → count.
     pub slots: HashMap<String, u32>,
     pub released: Vec<(String, String)>,
+    /// Every call, by the name `fail` takes: what a request costs in ledger calls.
+    pub calls: Vec<&'static str>,
     pub failures: InjectedFailures,
 }
 
+impl LedgerState {
+    /// The key records of `principal` that hold at `now`.
+    pub fn key_records(&self, principal: &str, now: DateTime<Utc>) -> Vec<KeyRecord> {
+        self.principals
+            .get(principal)
+            .map(|state| state.key_records(now))
+            .unwrap_or_default()
+    }
+
+    /// Every key record of every principal, expired or not: principal → records.
+    pub fn keys(&self) -> BTreeMap<String, Vec<(KeyRecord, DateTime<Utc>)>> {
+        self.principals
+            .iter()
+            .filter(|(_, state)| !state.keys.is_empty())
+            .map(|(principal, state)| (principal.clone(), state.keys.values().cloned().collect()))
+            .collect()
+    }
+
+    /// How many idempotency marks the principals' items hold.
+    pub fn marks(&self) -> usize {
+        self.principals
+            .values()
+            .map(|state| state.marks.len())
+            .sum()
+    }
+}
+
 impl FakeLedger {
-    pub fn state(&self) -> std::sync::MutexGuard<'_, LedgerState> {
+    pub fn state(&self) -> MutexGuard<'_, LedgerState> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -45,38 +71,58 @@ impl FakeLedger {
         self.state().failures.plan(action, kinds);
     }
 
-    fn begin(
-        &self,
-        action: &'static str,
-    ) -> Result<std::sync::MutexGuard<'_, LedgerState>, AwsError> {
+    /// Puts a key record on `principal`'s item, as an earlier revocation would have.
+    pub fn seed_key(&self, principal: &str, record: KeyRecord, until: DateTime<Utc>) {
+        self.state()
+            .principals
+            .entry(principal.to_owned())
+            .or_default()
+            .set_key(record, until);
+    }
+
+    /// The calls made since the last time this was asked.
+    pub fn take_calls(&self) -> Vec<&'static str> {
+        std::mem::take(&mut self.state().calls)
+    }
+
+    fn begin(&self, action: &'static str) -> Result<MutexGuard<'_, LedgerState>, AwsError> {
         let mut state = self.state();
+        state.calls.push(action);
         state.failures.take(action, "in the fake ledger")?;
         Ok(state)
     }
 }
 
-impl super::Ledger for FakeLedger {
+impl Ledger for FakeLedger {
     async fn acquire(
         &self,
         principal: &str,
         holder: &str,
-        now: chrono::DateTime<chrono::Utc>,
-        until: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, AwsError> {
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<PrincipalState>, AwsError> {
         let mut state = self.begin("acquire")?;
         let free = match state.locks.get(principal) {
             None => true,
             Some((h, expires)) => h == holder || *expires < now,
         };
-        if free {
-            state
-                .locks
-                .insert(principal.to_owned(), (holder.to_owned(), until));
-            state
-                .acquired
-                .push((principal.to_owned(), holder.to_owned()));
+        if !free {
+            return Ok(None);
         }
-        Ok(free)
+        state
+            .locks
+            .insert(principal.to_owned(), (holder.to_owned(), until));
+        state
+            .acquired
+            .push((principal.to_owned(), holder.to_owned()));
+        Ok(Some(
+            state
+                .principals
+                .get(principal)
+                .cloned()
+                .unwrap_or_default()
+                .pruned(now),
+        ))
     }
 
     async fn release(&self, principal: &str, holder: &str) -> Result<(), AwsError> {
@@ -90,29 +136,50 @@ impl super::Ledger for FakeLedger {
         Ok(())
     }
 
-    async fn applied(
+    async fn close(
         &self,
-        key: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<super::AuditEntry>, AwsError> {
-        let state = self.begin("applied")?;
-        Ok(state
-            .dedupe
-            .get(key)
-            .filter(|(_, until)| *until > now)
-            .map(|(e, _)| e.clone()))
+        principal: &str,
+        holder: &str,
+        principal_state: &PrincipalState,
+        entries: &[AuditEntry],
+    ) -> Result<bool, AwsError> {
+        let mut state = self.begin("close")?;
+        if state.locks.get(principal).is_none_or(|(h, _)| h != holder) {
+            return Ok(false);
+        }
+        state.locks.remove(principal);
+        state
+            .released
+            .push((principal.to_owned(), holder.to_owned()));
+        state
+            .principals
+            .insert(principal.to_owned(), principal_state.clone());
+        state.entries.extend(entries.iter().cloned());
+        Ok(true)
     }
 
-    async fn record(
-        &self,
-        entry: &super::AuditEntry,
-        dedupe: Option<(&str, chrono::DateTime<chrono::Utc>)>,
-    ) -> Result<(), AwsError> {
+    async fn state(&self, principal: &str, now: DateTime<Utc>) -> Result<PrincipalState, AwsError> {
+        let state = self.begin("state")?;
+        Ok(state
+            .principals
+            .get(principal)
+            .cloned()
+            .unwrap_or_default()
+            .pruned(now))
+    }
+
+    async fn entry(&self, principal: &str, sort_key: &str) -> Result<Option<AuditEntry>, AwsError> {
+        let state = self.begin("entry")?;
+        Ok(state
+            .entries
+            .iter()
+            .find(|e| e.principal() == principal && e.sort_key() == sort_key)
+            .cloned())
+    }
+
+    async fn record(&self, entry: &AuditEntry) -> Result<(), AwsError> {
         let mut state = self.begin("record")?;
         state.entries.push(entry.clone());
-        if let Some((key, until)) = dedupe {
-            state.dedupe.insert(key.to_owned(), (entry.clone(), until));
-        }
         Ok(())
     }
 
@@ -122,17 +189,13 @@ impl super::Ledger for FakeLedger {
         kind: &str,
         name: &str,
         limit: usize,
-    ) -> Result<Vec<super::AuditEntry>, AwsError> {
+    ) -> Result<Vec<AuditEntry>, AwsError> {
         let state = self.begin("history")?;
         let mut found: Vec<_> = state
             .entries
             .iter()
             // Keyed as the table keys them (every role-like principal a role).
-            .filter(|e| {
-                e.outcome.target.as_ref().is_some_and(|t| {
-                    super::principal_key(t) == super::principal_key_of(account, kind, name)
-                })
-            })
+            .filter(|e| e.principal() == super::principal_key_of(account, kind, name))
             .cloned()
             .collect();
         found.reverse();
@@ -140,49 +203,11 @@ impl super::Ledger for FakeLedger {
         Ok(found)
     }
 
-    async fn key_records(
-        &self,
-        principal: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<cutoff_domain::coverage::KeyRecord>, AwsError> {
-        let state = self.begin("key_records")?;
-        Ok(state
-            .keys
-            .get(principal)
-            .map(|records| {
-                records
-                    .iter()
-                    .filter(|(_, until)| *until > now)
-                    .map(|(r, _)| r.clone())
-                    .collect()
-            })
-            .unwrap_or_default())
-    }
-
-    async fn record_key(
-        &self,
-        principal: &str,
-        record: &cutoff_domain::coverage::KeyRecord,
-        until: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), AwsError> {
-        let mut state = self.begin("record_key")?;
-        let records = state.keys.entry(principal.to_owned()).or_default();
-        records.retain(|(r, _)| r.sort_key() != record.sort_key());
-        records.push((record.clone(), until));
-        Ok(())
-    }
-
-    async fn drop_keys(&self, principal: &str) -> Result<(), AwsError> {
-        let mut state = self.begin("drop_keys")?;
-        state.keys.remove(principal);
-        Ok(())
-    }
-
     async fn take_slot(
         &self,
         bucket: &str,
         cap: u32,
-        _until: chrono::DateTime<chrono::Utc>,
+        _until: DateTime<Utc>,
     ) -> Result<bool, AwsError> {
         let mut state = self.begin("take_slot")?;
         let count = state.slots.entry(bucket.to_owned()).or_default();

@@ -12,9 +12,9 @@
 //! write drops the earlier one's cutoff (or a statement someone added). SQS FIFO keeps
 //! one principal's queued requests in order, but an operator's direct invoke or
 //! `cutoff revoke`, and the sweeper, write outside the queue. Every writer takes the
-//! principal's lease (a conditional put on `lock#…`) before reading and releases it
-//! after verifying; a lease expires on its own (`expires_at`), so a crashed holder
-//! blocks others for at most the lease.
+//! principal's lease (a conditional update of `lock#…`) before reading and gives it
+//! back after verifying; a lease expires on its own (`lease_until`), so a crashed
+//! holder blocks others for at most the lease.
 //!
 //! # Why a run ledger
 //!
@@ -30,13 +30,17 @@
 //! Items (string keys `pk`, `sk`; TTL attribute `expires_at`, epoch seconds):
 //! - `pk = principal#<account>#<kind>#<name>`, `sk = <RFC 3339 time>#<request id>`:
 //!   the audit entry (the outcome as JSON), newest last.
-//! - `pk = dedupe#<key>`, `sk = dedupe`: a finding applied to a principal, until
-//!   `expires_at`.
-//! - `pk = lock#<account>#<kind>#<name>`, `sk = lock`: the lease holder until
-//!   `expires_at`.
-//! - `pk = keys#<account>#<kind>#<name>`, `sk = <access key id>`: a key revoked on the
-//!   principal, with the cutoff that covers it and the finding that named it (the skip
-//!   rule, [`cutoff_domain::coverage`]), until `expires_at`; a release drops them.
+//! - `pk = lock#<account>#<kind>#<name>`, `sk = lock`: the principal's item. Its lease
+//!   (`holder`, `lease_until`, epoch seconds) while a writer holds it; the idempotency
+//!   marks (`marks`: a map from the digest of a finding's idempotency key to `{trail,
+//!   entry: the audit entry's principal and sort key, until}`) and the key records (`keys`: a map from
+//!   [`KeyRecord::sort_key`] to `{record: the record as JSON, until}`: a key revoked on
+//!   the principal, with the cutoff that covers it and the finding that named it, for
+//!   the skip rule, [`cutoff_domain::coverage`]); `expires_at` (the item's TTL) no
+//!   earlier than the last of them, or than the lease. A release of the principal's
+//!   cutoff drops its key records. Items of the version before (a lease in
+//!   `expires_at`, `dedupe#` and `keys#` items) are read as no state: their marks and
+//!   records go unread, which costs at most a write the skip rule would have spared.
 //! - `pk = breaker#<account>#<hour>`, `sk = breaker`: the automatic revocations of an
 //!   account in one hour (`n`), the circuit breaker's count.
 //! - `pk = sweep#<run id>`: a sweep run, `sk = run` (total, done, started_at, dry_run,
@@ -60,11 +64,13 @@
 //!
 //! [`SweepSummary::should_publish`]: cutoff_domain::summary::SweepSummary::should_publish
 
+mod principal_state;
 mod sdk;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 
+pub use principal_state::{MAX_KEY_RECORDS, MAX_MARKS, Mark, PrincipalState};
 pub use sdk::{ConfiguredLedger, SdkLedger, SdkSweepLedger};
 
 use std::future::Future;
@@ -73,6 +79,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AwsError;
+#[cfg(doc)]
 use cutoff_domain::coverage::KeyRecord;
 use cutoff_domain::outcome::Outcome;
 use cutoff_domain::principal::{Account, Target, TargetKind};
@@ -100,6 +107,26 @@ pub struct AuditEntry {
     pub outcome: Outcome,
 }
 
+impl AuditEntry {
+    /// Where the entry sits in its principal's trail: `<time, ms>#<request id>`, so
+    /// that the trail reads in time order.
+    pub fn sort_key(&self) -> String {
+        format!(
+            "{}#{}",
+            self.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            self.request_id
+        )
+    }
+
+    /// The principal whose trail holds the entry ([`principal_key`] of its target).
+    pub fn principal(&self) -> String {
+        self.outcome
+            .target
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), principal_key)
+    }
+}
+
 /// The principal a target names, as a key: `<account>#<kind>#<name>`. IAM names are
 /// unique regardless of case (`Payments-API` is `payments-api`), so the name is
 /// lowercased: a request spelling it differently takes the same lock and finds the same
@@ -120,44 +147,69 @@ pub fn principal_key_of(account: &Account, kind: &str, name: &str) -> String {
     format!("{account}#{kind}#{}", name.to_ascii_lowercase())
 }
 
-/// `lock#`, `dedupe#`, `principal#` keys, and what the ledger can do.
+/// `lock#` and `principal#` keys, and what the ledger can do.
+///
+/// A revocation costs two calls: [`Ledger::acquire`] (the lease, and in the same answer
+/// the principal's marks and key records) and [`Ledger::close`] (its audit entries and
+/// the principal's item rewritten, the lease given back, in one transaction). An
+/// automatic revocation that writes takes one more: its slot of the circuit breaker
+/// ([`Ledger::take_slot`]), which must be granted before the write and counts the
+/// account's revocations, not the principal's.
 pub trait Ledger: Send + Sync {
     /// Whether there is a ledger at all ([`NoLedger`] says no).
     fn enabled(&self) -> bool {
         true
     }
 
-    /// Takes the lease on `principal` for `holder` until `until`; false when someone
-    /// else holds an unexpired lease. Taking a lease the holder already has renews it.
+    /// Takes the lease on `principal` for `holder` until `until` and answers with what
+    /// the principal's item holds (expired entries dropped); `None` when someone else
+    /// holds an unexpired lease. Taking a lease the holder already has renews it.
     fn acquire(
         &self,
         principal: &str,
         holder: &str,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> impl Future<Output = Result<bool, AwsError>> + Send;
+    ) -> impl Future<Output = Result<Option<PrincipalState>, AwsError>> + Send;
 
-    /// Gives the lease back if `holder` still has it.
+    /// Gives the lease back if `holder` still has it, leaving the item's state as it is
+    /// (a writer that keeps no marks: the sweeper, an Identity Center user's lock).
     fn release(
         &self,
         principal: &str,
         holder: &str,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 
-    /// The entry that applied `dedupe_key` if it has not expired at `now`.
-    fn applied(
+    /// Ends `holder`'s lease on `principal` in one transaction: writes `entries` to the
+    /// audit trail and replaces the principal's marks and key records with `state`.
+    /// `Ok(false)` when the lease was no longer `holder`'s (it expired and another writer
+    /// took it): then nothing was written, and the caller records the entries alone.
+    fn close(
         &self,
-        dedupe_key: &str,
+        principal: &str,
+        holder: &str,
+        state: &PrincipalState,
+        entries: &[AuditEntry],
+    ) -> impl Future<Output = Result<bool, AwsError>> + Send;
+
+    /// What the principal's item holds at `now`, without taking the lease (a dry run
+    /// weighs the key records, it records nothing).
+    fn state(
+        &self,
+        principal: &str,
         now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<PrincipalState, AwsError>> + Send;
+
+    /// The audit entry a mark points to: the earlier outcome of a redelivered finding.
+    fn entry(
+        &self,
+        principal: &str,
+        sort_key: &str,
     ) -> impl Future<Output = Result<Option<AuditEntry>, AwsError>> + Send;
 
-    /// Writes the audit entry and, with `dedupe`, marks that key applied until the
-    /// given time.
-    fn record(
-        &self,
-        entry: &AuditEntry,
-        dedupe: Option<(&str, DateTime<Utc>)>,
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// Writes the audit entry alone (a request refused before the lock, the follow-up's
+    /// summary, a closing whose lease was lost).
+    fn record(&self, entry: &AuditEntry) -> impl Future<Output = Result<(), AwsError>> + Send;
 
     /// The newest `limit` entries for a principal, newest first.
     fn history(
@@ -167,24 +219,6 @@ pub trait Ledger: Send + Sync {
         name: &str,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<AuditEntry>, AwsError>> + Send;
-
-    /// The keys revoked on `principal` whose records have not expired at `now`.
-    fn key_records(
-        &self,
-        principal: &str,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Vec<KeyRecord>, AwsError>> + Send;
-
-    /// Records (or replaces) a key revoked on `principal`, until `until`.
-    fn record_key(
-        &self,
-        principal: &str,
-        record: &KeyRecord,
-        until: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
-
-    /// Drops every key record of `principal`: its cutoff was released.
-    fn drop_keys(&self, principal: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
 
     /// Counts one more in `bucket` unless it already holds `cap`; false when full. The
     /// count expires at `until`.
@@ -314,23 +348,33 @@ impl Ledger for NoLedger {
         _: &str,
         _: DateTime<Utc>,
         _: DateTime<Utc>,
-    ) -> Result<bool, AwsError> {
-        Ok(true)
+    ) -> Result<Option<PrincipalState>, AwsError> {
+        Ok(Some(PrincipalState::default()))
     }
 
     async fn release(&self, _: &str, _: &str) -> Result<(), AwsError> {
         Ok(())
     }
 
-    async fn applied(&self, _: &str, _: DateTime<Utc>) -> Result<Option<AuditEntry>, AwsError> {
+    async fn close(
+        &self,
+        _: &str,
+        _: &str,
+        _: &PrincipalState,
+        _: &[AuditEntry],
+    ) -> Result<bool, AwsError> {
+        Ok(true)
+    }
+
+    async fn state(&self, _: &str, _: DateTime<Utc>) -> Result<PrincipalState, AwsError> {
+        Ok(PrincipalState::default())
+    }
+
+    async fn entry(&self, _: &str, _: &str) -> Result<Option<AuditEntry>, AwsError> {
         Ok(None)
     }
 
-    async fn record(
-        &self,
-        _: &AuditEntry,
-        _: Option<(&str, DateTime<Utc>)>,
-    ) -> Result<(), AwsError> {
+    async fn record(&self, _: &AuditEntry) -> Result<(), AwsError> {
         Ok(())
     }
 
@@ -342,18 +386,6 @@ impl Ledger for NoLedger {
         _: usize,
     ) -> Result<Vec<AuditEntry>, AwsError> {
         Ok(Vec::new())
-    }
-
-    async fn key_records(&self, _: &str, _: DateTime<Utc>) -> Result<Vec<KeyRecord>, AwsError> {
-        Ok(Vec::new())
-    }
-
-    async fn record_key(&self, _: &str, _: &KeyRecord, _: DateTime<Utc>) -> Result<(), AwsError> {
-        Ok(())
-    }
-
-    async fn drop_keys(&self, _: &str) -> Result<(), AwsError> {
-        Ok(())
     }
 
     async fn take_slot(&self, _: &str, _: u32, _: DateTime<Utc>) -> Result<bool, AwsError> {

@@ -3,13 +3,15 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
+};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AUDIT_RETENTION_DAYS, AuditEntry, DIGEST_CLAIM_LEASE, Ledger, NoLedger, RUN_RETENTION_DAYS,
-    RunProgress, SweepLedger, SweepRun, principal_key, principal_key_of,
+    AUDIT_RETENTION_DAYS, AuditEntry, DIGEST_CLAIM_LEASE, KEY_RECORD_DAYS, Ledger, Mark, NoLedger,
+    PrincipalState, RUN_RETENTION_DAYS, RunProgress, SweepLedger, SweepRun, principal_key_of,
 };
 use crate::error::{AwsError, ErrorKind, classify};
 use chrono::NaiveDate;
@@ -19,7 +21,6 @@ use cutoff_domain::summary::{AccountRecord, DayRun, RunTotals};
 
 const OP_PUT_ITEM: &str = "dynamodb:PutItem";
 const OP_GET_ITEM: &str = "dynamodb:GetItem";
-const OP_DELETE_ITEM: &str = "dynamodb:DeleteItem";
 const OP_QUERY: &str = "dynamodb:Query";
 const OP_UPDATE_ITEM: &str = "dynamodb:UpdateItem";
 const OP_TRANSACT: &str = "dynamodb:TransactWriteItems";
@@ -176,6 +177,151 @@ fn entry_of(item: &HashMap<String, AttributeValue>) -> Option<AuditEntry> {
     }
 }
 
+/// The lease is free: nobody holds it, the holder asks again, it ran out, or it is a
+/// lease of the version before (no `lease_until`, its end in `expires_at`) that ran out.
+const LEASE_FREE: &str = "attribute_not_exists(holder) OR holder = :me OR lease_until < :now \
+     OR (attribute_not_exists(lease_until) AND expires_at < :now)";
+
+fn epoch(item: &HashMap<String, AttributeValue>, key: &str) -> Option<DateTime<Utc>> {
+    let seconds = item.get(key)?.as_n().ok()?.parse::<i64>().ok()?;
+    DateTime::from_timestamp(seconds, 0)
+}
+
+/// The marks and key records of a principal's item; an entry that cannot be read is
+/// skipped (it then spares nothing, which is the safe side).
+fn state_of(item: &HashMap<String, AttributeValue>) -> PrincipalState {
+    let mut state = PrincipalState::default();
+    if let Some(Ok(marks)) = item.get("marks").map(AttributeValue::as_m) {
+        for (digest, mark) in marks {
+            let Ok(mark) = mark.as_m() else { continue };
+            let (Some(trail), Some(entry), Some(until)) = (
+                mark.get("trail").and_then(|v| v.as_s().ok()),
+                mark.get("entry").and_then(|v| v.as_s().ok()),
+                epoch(mark, "until"),
+            ) else {
+                continue;
+            };
+            state.marks.insert(
+                digest.clone(),
+                Mark {
+                    trail: trail.clone(),
+                    entry: entry.clone(),
+                    until,
+                },
+            );
+        }
+    }
+    if let Some(Ok(keys)) = item.get("keys").map(AttributeValue::as_m) {
+        for (sort_key, held) in keys {
+            let Ok(held) = held.as_m() else { continue };
+            let record = held
+                .get("record")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|json| serde_json::from_str::<KeyRecord>(json).ok());
+            match (record, epoch(held, "until")) {
+                // Kept under the key it names itself by, whatever the map says.
+                (Some(record), Some(until)) if record.sort_key() == *sort_key => {
+                    state.keys.insert(sort_key.clone(), (record, until));
+                }
+                _ => tracing::warn!("a key record that cannot be read was skipped"),
+            }
+        }
+    }
+    state
+}
+
+fn marks_value(state: &PrincipalState) -> AttributeValue {
+    AttributeValue::M(
+        state
+            .marks
+            .iter()
+            .map(|(digest, mark)| {
+                let fields = HashMap::from([
+                    ("trail".to_owned(), s(mark.trail.clone())),
+                    ("entry".to_owned(), s(mark.entry.clone())),
+                    ("until".to_owned(), n(mark.until.timestamp())),
+                ]);
+                (digest.clone(), AttributeValue::M(fields))
+            })
+            .collect(),
+    )
+}
+
+fn keys_value(state: &PrincipalState) -> Result<AttributeValue, serde_json::Error> {
+    let mut keys = HashMap::new();
+    for (sort_key, (record, until)) in &state.keys {
+        let fields = HashMap::from([
+            ("record".to_owned(), s(serde_json::to_string(record)?)),
+            ("until".to_owned(), n(until.timestamp())),
+        ]);
+        keys.insert(sort_key.clone(), AttributeValue::M(fields));
+    }
+    Ok(AttributeValue::M(keys))
+}
+
+impl SdkLedger {
+    fn malformed(&self, op: &'static str, e: impl ToString) -> AwsError {
+        AwsError::new(ErrorKind::Malformed, op, self.context(), e.to_string())
+    }
+
+    /// The audit entry as the trail keeps it.
+    fn entry_put(&self, entry: &AuditEntry) -> Result<Put, AwsError> {
+        let json = serde_json::to_string(entry).map_err(|e| self.malformed(OP_TRANSACT, e))?;
+        let expires = entry.at + chrono::Duration::days(AUDIT_RETENTION_DAYS);
+        Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(format!("principal#{}", entry.principal())))
+            .item("sk", s(entry.sort_key()))
+            .item("entry", s(json))
+            .item("expires_at", n(expires.timestamp()))
+            .build()
+            .map_err(|e| self.malformed(OP_TRANSACT, e))
+    }
+
+    /// The principal's item rewritten from `state` with the lease given back, or
+    /// deleted when nothing in it counts any more; only while `holder` holds it.
+    fn closing(
+        &self,
+        principal: &str,
+        holder: &str,
+        state: &PrincipalState,
+    ) -> Result<TransactWriteItem, AwsError> {
+        let pk = s(format!("lock#{principal}"));
+        let Some(expires) = state.expires_at() else {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key("pk", pk)
+                .key("sk", s("lock"))
+                .condition_expression("holder = :me")
+                .expression_attribute_values(":me", s(holder))
+                .build()
+                .map_err(|e| self.malformed(OP_TRANSACT, e))?;
+            return Ok(TransactWriteItem::builder().delete(delete).build());
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", s("lock"))
+            .update_expression(
+                "SET #marks = :marks, #keys = :keys, expires_at = :expires REMOVE holder, lease_until",
+            )
+            // KEYS is one of DynamoDB's reserved words: both maps go by placeholder.
+            .expression_attribute_names("#marks", "marks")
+            .expression_attribute_names("#keys", "keys")
+            .condition_expression("holder = :me")
+            .expression_attribute_values(":me", s(holder))
+            .expression_attribute_values(":marks", marks_value(state))
+            .expression_attribute_values(
+                ":keys",
+                keys_value(state).map_err(|e| self.malformed(OP_TRANSACT, e))?,
+            )
+            .expression_attribute_values(":expires", n(expires.timestamp()))
+            .build()
+            .map_err(|e| self.malformed(OP_TRANSACT, e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
 impl Ledger for SdkLedger {
     async fn acquire(
         &self,
@@ -183,36 +329,46 @@ impl Ledger for SdkLedger {
         holder: &str,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> Result<bool, AwsError> {
+    ) -> Result<Option<PrincipalState>, AwsError> {
+        // The item lives at least as long as anything a holder can have put in it
+        // (marks live an hour, key records two days), so that TTL cannot take it, and
+        // the lease with it, while it is held; closing sets it to its contents' end.
+        let keep = until + chrono::Duration::days(KEY_RECORD_DAYS);
         let result = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item("pk", s(format!("lock#{principal}")))
-            .item("sk", s("lock"))
-            .item("holder", s(holder))
-            .item("expires_at", n(until.timestamp()))
-            .condition_expression("attribute_not_exists(pk) OR expires_at < :now OR holder = :me")
+            .key("pk", s(format!("lock#{principal}")))
+            .key("sk", s("lock"))
+            .update_expression("SET holder = :me, lease_until = :until, expires_at = :keep")
+            .condition_expression(LEASE_FREE)
             .expression_attribute_values(":now", n(now.timestamp()))
             .expression_attribute_values(":me", s(holder))
+            .expression_attribute_values(":until", n(until.timestamp()))
+            .expression_attribute_values(":keep", n(keep.timestamp()))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => {
-                Ok(false)
-            }
-            Err(e) => Err(self.error(&e, OP_PUT_ITEM)),
+            Ok(out) => Ok(Some(
+                out.attributes()
+                    .map(state_of)
+                    .unwrap_or_default()
+                    .pruned(now),
+            )),
+            Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => Ok(None),
+            Err(e) => Err(self.error(&e, OP_UPDATE_ITEM)),
         }
     }
 
     async fn release(&self, principal: &str, holder: &str) -> Result<(), AwsError> {
         let result = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("lock#{principal}")))
             .key("sk", s("lock"))
+            .update_expression("REMOVE holder, lease_until")
             .condition_expression("holder = :me")
             .expression_attribute_values(":me", s(holder))
             .send()
@@ -220,92 +376,86 @@ impl Ledger for SdkLedger {
         match result {
             // Not ours any more (expired and taken): nothing to give back.
             Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => Ok(()),
-            Err(e) => Err(self.error(&e, OP_DELETE_ITEM)),
+            Err(e) => Err(self.error(&e, OP_UPDATE_ITEM)),
             Ok(_) => Ok(()),
         }
     }
 
-    async fn applied(
+    async fn close(
         &self,
-        dedupe_key: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<AuditEntry>, AwsError> {
+        principal: &str,
+        holder: &str,
+        state: &PrincipalState,
+        entries: &[AuditEntry],
+    ) -> Result<bool, AwsError> {
+        let mut items = Vec::with_capacity(entries.len() + 1);
+        for entry in entries {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(self.entry_put(entry)?)
+                    .build(),
+            );
+        }
+        let lease_at = items.len();
+        items.push(self.closing(principal, holder, state)?);
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let codes = cancellation_codes(&e);
+                if codes.get(lease_at).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
+                {
+                    Ok(false)
+                } else {
+                    Err(self.error(&e, OP_TRANSACT))
+                }
+            }
+        }
+    }
+
+    async fn state(&self, principal: &str, now: DateTime<Utc>) -> Result<PrincipalState, AwsError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("dedupe#{dedupe_key}")))
-            .key("sk", s("dedupe"))
+            .key("pk", s(format!("lock#{principal}")))
+            .key("sk", s("lock"))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| self.error(&e, OP_GET_ITEM))?;
-        let Some(item) = out.item() else {
-            return Ok(None);
-        };
-        // TTL deletes lazily: an expired marker still read is no marker.
-        let expires = item
-            .get("expires_at")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(0);
-        if expires <= now.timestamp() {
-            return Ok(None);
-        }
-        Ok(entry_of(item))
+        Ok(out.item().map(state_of).unwrap_or_default().pruned(now))
     }
 
-    async fn record(
-        &self,
-        entry: &AuditEntry,
-        dedupe: Option<(&str, DateTime<Utc>)>,
-    ) -> Result<(), AwsError> {
-        let json = serde_json::to_string(entry).map_err(|e| {
-            AwsError::new(
-                ErrorKind::Malformed,
-                OP_PUT_ITEM,
-                self.context(),
-                e.to_string(),
-            )
-        })?;
-        let principal = entry
-            .outcome
-            .target
-            .as_ref()
-            .map_or_else(|| "unknown".to_owned(), principal_key);
-        let expires = entry.at + chrono::Duration::days(AUDIT_RETENTION_DAYS);
+    async fn entry(&self, principal: &str, sort_key: &str) -> Result<Option<AuditEntry>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("principal#{principal}")))
+            .key("sk", s(sort_key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error(&e, OP_GET_ITEM))?;
+        Ok(out.item().and_then(entry_of))
+    }
+
+    async fn record(&self, entry: &AuditEntry) -> Result<(), AwsError> {
+        let put = self.entry_put(entry)?;
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("principal#{principal}")))
-            .item(
-                "sk",
-                s(format!(
-                    "{}#{}",
-                    entry
-                        .at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    entry.request_id
-                )),
-            )
-            .item("entry", s(json.clone()))
-            .item("expires_at", n(expires.timestamp()))
+            .set_item(Some(put.item().clone()))
             .send()
             .await
-            .map_err(|e| self.error(&e, OP_PUT_ITEM))?;
-        if let Some((key, until)) = dedupe {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", s(format!("dedupe#{key}")))
-                .item("sk", s("dedupe"))
-                .item("entry", s(json))
-                .item("expires_at", n(until.timestamp()))
-                .send()
-                .await
-                .map_err(|e| self.error(&e, OP_PUT_ITEM))?;
-        }
-        Ok(())
+            .map(drop)
+            .map_err(|e| self.error(&e, OP_PUT_ITEM))
     }
 
     async fn history(
@@ -325,77 +475,6 @@ impl Ledger for SdkLedger {
         let mut entries: Vec<AuditEntry> = items.iter().filter_map(entry_of).collect();
         entries.truncate(limit);
         Ok(entries)
-    }
-
-    async fn key_records(
-        &self,
-        principal: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<KeyRecord>, AwsError> {
-        let items = self
-            .query_partition(format!("keys#{principal}"), QueryOrder::Consistent)
-            .await?;
-        let records = items
-            .iter()
-            .filter_map(|item| {
-                // TTL deletes lazily: an expired record read is no record.
-                let expires = item
-                    .get("expires_at")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .unwrap_or(0);
-                if expires <= now.timestamp() {
-                    return None;
-                }
-                let json = item.get("record")?.as_s().ok()?;
-                serde_json::from_str::<KeyRecord>(json).ok()
-            })
-            .collect();
-        Ok(records)
-    }
-
-    async fn record_key(
-        &self,
-        principal: &str,
-        record: &KeyRecord,
-        until: DateTime<Utc>,
-    ) -> Result<(), AwsError> {
-        let json = serde_json::to_string(record).map_err(|e| {
-            AwsError::new(
-                ErrorKind::Malformed,
-                OP_PUT_ITEM,
-                self.context(),
-                e.to_string(),
-            )
-        })?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(format!("keys#{principal}")))
-            .item("sk", s(record.sort_key()))
-            .item("record", s(json))
-            .item("expires_at", n(until.timestamp()))
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| self.error(&e, OP_PUT_ITEM))
-    }
-
-    async fn drop_keys(&self, principal: &str) -> Result<(), AwsError> {
-        let records = self
-            .key_records(principal, DateTime::<Utc>::MIN_UTC)
-            .await?;
-        for record in records {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", s(format!("keys#{principal}")))
-                .key("sk", s(record.sort_key()))
-                .send()
-                .await
-                .map_err(|e| self.error(&e, OP_DELETE_ITEM))?;
-        }
-        Ok(())
     }
 
     async fn take_slot(
@@ -454,7 +533,7 @@ impl Ledger for ConfiguredLedger {
         holder: &str,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> Result<bool, AwsError> {
+    ) -> Result<Option<PrincipalState>, AwsError> {
         match self {
             ConfiguredLedger::None => NoLedger.acquire(principal, holder, now, until).await,
             ConfiguredLedger::Table(t) => t.acquire(principal, holder, now, until).await,
@@ -468,25 +547,37 @@ impl Ledger for ConfiguredLedger {
         }
     }
 
-    async fn applied(
+    async fn close(
         &self,
-        dedupe_key: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<AuditEntry>, AwsError> {
+        principal: &str,
+        holder: &str,
+        state: &PrincipalState,
+        entries: &[AuditEntry],
+    ) -> Result<bool, AwsError> {
         match self {
-            ConfiguredLedger::None => Ok(None),
-            ConfiguredLedger::Table(t) => t.applied(dedupe_key, now).await,
+            ConfiguredLedger::None => Ok(true),
+            ConfiguredLedger::Table(t) => t.close(principal, holder, state, entries).await,
         }
     }
 
-    async fn record(
-        &self,
-        entry: &AuditEntry,
-        dedupe: Option<(&str, DateTime<Utc>)>,
-    ) -> Result<(), AwsError> {
+    async fn state(&self, principal: &str, now: DateTime<Utc>) -> Result<PrincipalState, AwsError> {
+        match self {
+            ConfiguredLedger::None => Ok(PrincipalState::default()),
+            ConfiguredLedger::Table(t) => t.state(principal, now).await,
+        }
+    }
+
+    async fn entry(&self, principal: &str, sort_key: &str) -> Result<Option<AuditEntry>, AwsError> {
+        match self {
+            ConfiguredLedger::None => Ok(None),
+            ConfiguredLedger::Table(t) => t.entry(principal, sort_key).await,
+        }
+    }
+
+    async fn record(&self, entry: &AuditEntry) -> Result<(), AwsError> {
         match self {
             ConfiguredLedger::None => Ok(()),
-            ConfiguredLedger::Table(t) => t.record(entry, dedupe).await,
+            ConfiguredLedger::Table(t) => t.record(entry).await,
         }
     }
 
@@ -500,36 +591,6 @@ impl Ledger for ConfiguredLedger {
         match self {
             ConfiguredLedger::None => Ok(Vec::new()),
             ConfiguredLedger::Table(t) => t.history(account, kind, name, limit).await,
-        }
-    }
-
-    async fn key_records(
-        &self,
-        principal: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<KeyRecord>, AwsError> {
-        match self {
-            ConfiguredLedger::None => Ok(Vec::new()),
-            ConfiguredLedger::Table(t) => t.key_records(principal, now).await,
-        }
-    }
-
-    async fn record_key(
-        &self,
-        principal: &str,
-        record: &KeyRecord,
-        until: DateTime<Utc>,
-    ) -> Result<(), AwsError> {
-        match self {
-            ConfiguredLedger::None => Ok(()),
-            ConfiguredLedger::Table(t) => t.record_key(principal, record, until).await,
-        }
-    }
-
-    async fn drop_keys(&self, principal: &str) -> Result<(), AwsError> {
-        match self {
-            ConfiguredLedger::None => Ok(()),
-            ConfiguredLedger::Table(t) => t.drop_keys(principal).await,
         }
     }
 

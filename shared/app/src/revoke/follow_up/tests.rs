@@ -671,19 +671,16 @@ async fn a_second_finding_about_a_covered_key_is_followed_and_a_key_covered_only
     other.account(MEMBER).add_role("deploy", "/", &[]);
     let r = revoker(&other);
     let key = AccessKeyId::parse(STOLEN).unwrap();
-    r.ledger
-        .record_key(
-            &principal_key(&origin.target),
-            &cutoff_domain::coverage::KeyRecord {
-                access_key_id: key,
-                cutoff: cutoff_domain::policy::Cutoff::parse("2026-12-05T09:00:00Z").unwrap(),
-                finding: Some(crate::revoke::short_hash("finding-1")),
-                seen_only: true,
-            },
-            now() + chrono::Duration::days(1),
-        )
-        .await
-        .unwrap();
+    r.ledger.seed_key(
+        &principal_key(&origin.target),
+        cutoff_domain::coverage::KeyRecord {
+            access_key_id: key,
+            cutoff: cutoff_domain::policy::Cutoff::parse("2026-12-05T09:00:00Z").unwrap(),
+            finding: Some(crate::revoke::short_hash("finding-1")),
+            seen_only: true,
+        },
+        now() + chrono::Duration::days(1),
+    );
     let done = r.follow_up(&task(&origin, 1), "run-1", false).await;
     assert_eq!(done.outcome.status, Status::Alerted, "{:#?}", done.outcome);
     assert!(
