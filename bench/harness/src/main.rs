@@ -40,6 +40,16 @@ const COLD_VS_FLOOR: f64 = 3.0;
 const PEAK_RSS_BYTES: u64 = 16_000_000;
 const IAM_CALLS_PER_REVOCATION: u64 = 4;
 const BUNDLE_BYTES: u64 = 8_000_000;
+/// cutoff's pipeline time to contain, p99 over the storm's findings, against the
+/// baseline's (issue [13]).
+const TTC_VS_BASELINE: f64 = 2.0;
+/// DynamoDB calls of the ledger per revocation, the breaker's count apart (issue [13]).
+const LEDGER_CALLS_PER_REVOCATION: f64 = 2.0;
+/// Lambda's price on arm64 (us-east-1): per GB-second of billed duration, per request.
+const PRICE_PER_GB_SECOND: f64 = 0.000_013_333_4;
+const PRICE_PER_REQUEST: f64 = 0.000_000_2;
+/// Warm notifier invocations timed for its cost per finding.
+const NOTIFIER_WARM_RUNS: usize = 50;
 
 /// The trust-store variants of the cold-start diagnostic.
 const TRUST_WITH_DIR: &str = "bundle_and_directory";
@@ -412,6 +422,28 @@ fn run() -> Result<bool> {
         storm_baseline.writes,
         fmt_ms(storm_baseline.wall_ms)
     );
+    eprintln!(
+        "  time to contain, p50 / p99: cutoff {} / {}, baseline {} / {}",
+        fmt_ms(storm_cutoff.time_to_contain_ms.median),
+        fmt_ms(storm_cutoff.time_to_contain_ms.p99),
+        fmt_ms(storm_baseline.time_to_contain_ms.median),
+        fmt_ms(storm_baseline.time_to_contain_ms.p99)
+    );
+    // The notifier's share of the cost: one invocation per outcome, warm.
+    let notifier_warm = {
+        let mut lambda = measure::start(&notifier);
+        let event = payload("notifier", 0);
+        measure::call(&mut lambda, &event(0))?;
+        let mut took = Vec::new();
+        for run in 1..=NOTIFIER_WARM_RUNS {
+            let (answer, t) = measure::call(&mut lambda, &event(run))?;
+            if answer["published"].as_array().is_none_or(|p| p.is_empty()) {
+                bail!("the notifier published nothing: {answer}");
+            }
+            took.push(stage::ms(t));
+        }
+        Summary::of(&took)
+    };
     drop(moto);
 
     // ---- the sweep at scale ----
@@ -439,6 +471,8 @@ fn run() -> Result<bool> {
         warm,
         storm_cutoff,
         storm_baseline,
+        notifier_warm,
+        memory_mb: template_memory_mb()?,
         sweep,
         elapsed_s: started.elapsed().as_secs_f64(),
     };
@@ -584,6 +618,41 @@ fn host_binaries(bins: &Binaries) -> BTreeMap<String, u64> {
 // Results, budgets, rendering
 // ---------------------------------------------------------------------------------------
 
+/// One function's Lambda cost per 10,000 findings.
+#[derive(Debug, Clone, serde::Serialize)]
+struct CostLine {
+    function: &'static str,
+    invocations: f64,
+    mean_ms: f64,
+    gb_seconds: f64,
+    usd: f64,
+}
+
+impl CostLine {
+    fn new(function: &'static str, per_finding: f64, mean_ms: f64, memory_mb: u32) -> Self {
+        let invocations = per_finding * 10_000.0;
+        let billed_s = mean_ms.ceil() / 1000.0;
+        let gb_seconds = invocations * billed_s * f64::from(memory_mb) / 1024.0;
+        CostLine {
+            function,
+            invocations,
+            mean_ms,
+            gb_seconds,
+            usd: gb_seconds * PRICE_PER_GB_SECOND + invocations * PRICE_PER_REQUEST,
+        }
+    }
+}
+
+/// The functions' `MemorySize` in infra/template.yaml's `Globals` (MB).
+fn template_memory_mb() -> Result<u32> {
+    let path = cutoff_tests::workspace_root().join("infra/template.yaml");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("MemorySize:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow!("no MemorySize in {}", path.display()))
+}
+
 struct Results {
     options: Options,
     machine: Value,
@@ -597,6 +666,10 @@ struct Results {
     warm: BTreeMap<String, (WarmLatency, WarmCalls)>,
     storm_cutoff: StormResult,
     storm_baseline: StormResult,
+    /// Warm notifier invocations (its share of the cost per finding).
+    notifier_warm: Summary,
+    /// The functions' memory size in the template (MB).
+    memory_mb: u32,
     sweep: SweepResult,
     elapsed_s: f64,
 }
@@ -755,6 +828,54 @@ impl Results {
             &format!("≤ {} (distinct principals)", s.principals),
             s.writes <= s.principals as u64,
         ));
+        let (cutoff_ttc, base_ttc) = (
+            &self.storm_cutoff.time_to_contain_ms,
+            &self.storm_baseline.time_to_contain_ms,
+        );
+        let ratio = cutoff_ttc.p99 / base_ttc.p99;
+        out.push(Budget::new(
+            format!(
+                "storm time to contain, p99: cutoff's pipeline vs the baseline ({} findings)",
+                s.findings
+            ),
+            format!(
+                "{ratio:.2}× ({} vs {})",
+                fmt_ms(cutoff_ttc.p99),
+                fmt_ms(base_ttc.p99)
+            ),
+            "≤ 2×",
+            ratio <= TTC_VS_BASELINE,
+        ));
+        for (repeat, case) in [(false, "first revocation"), (true, "repeat revocation")] {
+            let calls = &self.warm["revoker"].1;
+            let per = if repeat { &calls.repeat } else { &calls.first };
+            let max = per
+                .iter()
+                .map(|c| c.iter().filter(|n| n.starts_with("dynamodb:")).count())
+                .max()
+                .unwrap_or(0);
+            out.push(Budget::new(
+                format!("ledger calls per revocation, manual: {case}"),
+                max.to_string(),
+                "≤ 2",
+                max as f64 <= LEDGER_CALLS_PER_REVOCATION,
+            ));
+        }
+        out.push(
+            Budget::new(
+                "ledger calls per finding in the storm, the breaker's counts apart".to_owned(),
+                format!(
+                    "{:.2} ({} calls for {} findings)",
+                    s.ledger.per_finding, s.ledger.ledger, s.findings
+                ),
+                "≤ 2",
+                s.ledger.per_finding <= LEDGER_CALLS_PER_REVOCATION,
+            )
+            .note(format!(
+                "and {} counts of the circuit breaker, one before each automatic write",
+                s.ledger.breaker
+            )),
+        );
         for f in CUTOFF_FUNCTIONS {
             out.push(match self.bundles.get(f) {
                 Some((bytes, arch)) => Budget::new(
@@ -990,7 +1111,7 @@ impl Results {
         // Storm.
         let st = &self.storm_cutoff;
         md.push_str(&format!(
-            "\n**Finding storm**: {} GuardDuty findings (severity 8) over {} roles (finding i names role i mod {}), all about activity seen before the storm. cutoff's two stages are timed one after the other: run together they share one single-threaded moto, whose FIFO queue then slows both (the revoker's batches up to ten times), which AWS would not. Last write: from the first request handled to the write that denied the last principal.\n\n",
+            "\n**Finding storm**: {} GuardDuty findings (severity 8) over {} roles (finding i names role i mod {}), all about activity seen before the storm, all arriving at once. cutoff runs as in AWS: intake takes the findings one after another (one process) while an event-source-mapping loop receives batches of up to ten from the FIFO queue, invokes the revoker (one process) and deletes what it handled; both share one moto. **Time to contain**, per finding: from the storm's start to the end of the invocation that answered it (its principal's deny verified, or found covering it, and the outcome published); for cutoff that includes intake, the queue and the revoker, for the baseline its one invocation. Last write: from the storm's start to the write that denied the last principal.\n\n",
             st.findings, st.principals, st.principals
         ));
         let mut rows = Vec::new();
@@ -1023,8 +1144,14 @@ impl Results {
                             .join(" + ")
                     )
                 },
+                format!(
+                    "{} / {}",
+                    fmt_ms(s.time_to_contain_ms.median),
+                    fmt_ms(s.time_to_contain_ms.p99)
+                ),
                 fmt_ms(s.last_write_ms),
                 sum_where(&s.calls, measure::is_iam_or_sts).to_string(),
+                format!("{:.2}", s.ledger.per_finding),
                 fmt_counts(&s.calls, |k| !measure::is_iam_or_sts(k)),
                 s.invocation_ms
                     .iter()
@@ -1039,8 +1166,10 @@ impl Results {
                 "",
                 "writes (PutRolePolicy)",
                 "wall time",
+                "time to contain, p50 / p99",
                 "last write",
                 "IAM/STS calls",
+                "ledger calls per finding (breaker apart)",
                 "other calls",
                 "invocations",
                 "failed",
@@ -1048,9 +1177,13 @@ impl Results {
             &rows,
         ));
         md.push_str(&format!(
-            "Budget writes ≤ distinct principals: {}.\n",
-            verdict("storm writes")
+            "Budgets: writes ≤ distinct principals {}; time to contain p99 ≤ 2× the baseline's {}; ledger calls per finding ≤ 2 (the circuit breaker's {} counts, one before each automatic write, apart) {}.\n",
+            verdict("storm writes"),
+            verdict("storm time to contain"),
+            st.ledger.breaker,
+            verdict("ledger calls per finding")
         ));
+        md.push_str(&self.cost_markdown());
 
         // Sweep.
         let sw = &self.sweep;
@@ -1169,6 +1302,66 @@ impl Results {
         md
     }
 
+    /// Lambda's cost per 10,000 findings from the storm's measured durations: per
+    /// function, invocations per finding × mean duration × memory, and the requests.
+    fn cost(&self) -> Vec<CostLine> {
+        let st = &self.storm_cutoff;
+        let per_finding = |batches: usize| batches as f64 / st.findings.max(1) as f64;
+        let mean = |s: &StormResult, key: &str| s.invocation_ms.get(key).map_or(0.0, |x| x.mean);
+        vec![
+            CostLine::new("intake", 1.0, mean(st, "intake per finding"), self.memory_mb),
+            CostLine::new(
+                "revoker",
+                per_finding(st.batches),
+                mean(st, "revoker per batch"),
+                self.memory_mb,
+            ),
+            CostLine::new("notifier", 1.0, self.notifier_warm.mean, self.memory_mb),
+            CostLine::new(
+                "baseline",
+                1.0,
+                mean(&self.storm_baseline, "baseline per finding"),
+                self.memory_mb,
+            ),
+        ]
+    }
+
+    fn cost_markdown(&self) -> String {
+        let lines = self.cost();
+        let rows: Vec<Vec<String>> = lines
+            .iter()
+            .map(|c| {
+                vec![
+                    c.function.to_owned(),
+                    format!("{:.0}", c.invocations),
+                    fmt_ms(c.mean_ms),
+                    format!("{:.1}", c.gb_seconds),
+                    format!("${:.4}", c.usd),
+                ]
+            })
+            .collect();
+        let cutoff: f64 = lines
+            .iter()
+            .filter(|c| c.function != "baseline")
+            .map(|c| c.usd)
+            .sum();
+        let baseline: f64 = lines
+            .iter()
+            .filter(|c| c.function == "baseline")
+            .map(|c| c.usd)
+            .sum();
+        format!(
+            "\n**Lambda cost per 10,000 findings**, from the storm's durations (the notifier's: {} warm invocations, one per outcome), {} MB each as the template sets it, arm64 prices (us-east-1: ${PRICE_PER_GB_SECOND} per GB-second, ${:.2} per million requests), billed duration rounded up to the millisecond. The durations are this machine's against moto, whose calls take 3–5 ms; AWS's IAM, STS and DynamoDB answer in tens of milliseconds, so a deployment pays for more milliseconds than this (the same holds for the baseline).\n\n{}cutoff: ${cutoff:.4} per 10,000 findings; the baseline: ${baseline:.4}.\n",
+            self.notifier_warm.n,
+            self.memory_mb,
+            PRICE_PER_REQUEST * 1e6,
+            table(
+                &["function", "invocations", "mean duration", "GB-seconds", "cost"],
+                &rows
+            )
+        )
+    }
+
     fn json(&self, budgets: &[Budget]) -> Value {
         let cold: BTreeMap<&str, Value> = self
             .cold
@@ -1254,6 +1447,8 @@ impl Results {
             "warm": warm,
             "runtime_api_round_trip_ms": self.floor_round_trip,
             "storm": {"cutoff": self.storm_cutoff, "baseline": self.storm_baseline},
+            "notifier_warm_ms": self.notifier_warm,
+            "cost_per_10k_findings": self.cost(),
             "sweep": self.sweep,
             "peak_rss_kib": peak,
             "bundles": bundles,

@@ -16,6 +16,7 @@ pub struct Summary {
     pub max: f64,
     pub p10: f64,
     pub p90: f64,
+    pub p99: f64,
     pub mean: f64,
 }
 
@@ -32,6 +33,7 @@ impl Summary {
                 max: f64::NAN,
                 p10: f64::NAN,
                 p90: f64::NAN,
+                p99: f64::NAN,
                 mean: f64::NAN,
             };
         }
@@ -49,6 +51,7 @@ impl Summary {
             max: s[n - 1],
             p10: rank(0.10),
             p90: rank(0.90),
+            p99: rank(0.99),
             mean: s.iter().sum::<f64>() / n as f64,
         }
     }
