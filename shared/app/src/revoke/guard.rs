@@ -64,6 +64,9 @@ pub(super) enum KnownKeys {
     Unknown,
 }
 
+/// How many times a closing that failed for a passing reason is tried again.
+const CLOSE_RETRIES: u32 = 3;
+
 /// A request of a group the guard let through (a batch's messages about one principal
 /// share one lock, one write and one closing; a request alone is a group of one).
 pub(super) struct Member<'a> {
@@ -229,23 +232,47 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             entries.push(entry);
         }
         if let (Some(holder), Some(state)) = (admitted.holder, &state) {
-            match self
-                .ledger
-                .close(&admitted.lock.key, holder, state, &entries)
-                .await
-            {
+            let key = &admitted.lock.key;
+            match self.close_retrying(key, holder, state, &entries).await {
                 Ok(true) => return,
                 Ok(false) => tracing::warn!(
                     "the principal's lease ran out before the request ended: its marks and key records are not kept"
                 ),
                 Err(e) => {
-                    tracing::error!(error = %e, "audit entries not written, principal lock not given back (it expires on its own)");
-                    return;
+                    tracing::error!(error = %e, "the closing failed: the audit entries are written alone, the marks and key records not kept");
+                    if let Err(e) = self.ledger.release(key, holder).await {
+                        tracing::warn!(error = %e, "principal lock not given back; it expires on its own");
+                    }
                 }
             }
         }
         for entry in &entries {
             self.record_entry(entry).await;
+        }
+    }
+
+    /// [`Ledger::close`], tried again (briefly) when it fails for a reason that passes:
+    /// a waiter's request for the lease conflicting with the transaction, throttling.
+    async fn close_retrying(
+        &self,
+        key: &str,
+        holder: &str,
+        state: &PrincipalState,
+        entries: &[AuditEntry],
+    ) -> Result<bool, cutoff_aws::AwsError> {
+        let mut pause = std::time::Duration::from_millis(20);
+        let mut tries = 0;
+        loop {
+            match self.ledger.close(key, holder, state, entries).await {
+                Err(e) if e.is_retryable() && tries < CLOSE_RETRIES => {
+                    tries += 1;
+                    let jitter = fastrand::u64(0..=pause.as_millis() as u64);
+                    tokio::time::sleep(pause / 2 + std::time::Duration::from_millis(jitter / 2))
+                        .await;
+                    pause *= 2;
+                }
+                other => return other,
+            }
         }
     }
 

@@ -1032,6 +1032,38 @@ async fn an_unreachable_ledger_does_not_stop_a_revocation_and_the_outcome_says_s
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_closing_that_conflicts_is_tried_again_and_one_that_fails_still_audits() {
+    // A waiter asking for the lease while the closing transaction runs cancels it
+    // (TransactionConflict, transient): tried again, the mark and the entry are kept.
+    let (access, _member) = setup();
+    let (r, ledger) = ledgered(access);
+    ledger.fail("close", &[ErrorKind::Transient]);
+    let out = r.handle(&finding_request("gd-30"), "msg-30").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert_eq!(ledger.take_calls(), ["acquire", "close", "close"]);
+    assert_eq!(ledger.state().marks(), 1);
+    assert_eq!(ledger.state().entries.len(), 1);
+    assert!(ledger.state().locks.is_empty(), "the lock was given back");
+    // A closing that keeps failing: the entry is written alone and the lock given
+    // back; no mark is kept (a redelivery is weighed again, not answered wrongly).
+    r.clock.advance(chrono::Duration::minutes(1));
+    ledger.fail("close", &[ErrorKind::AccessDenied]);
+    let out = r.handle(&finding_request("gd-31"), "msg-31").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert_eq!(
+        ledger.take_calls(),
+        ["acquire", "close", "release", "record"]
+    );
+    assert_eq!(ledger.state().marks(), 1, "gd-31 not marked");
+    assert_eq!(
+        ledger.state().entries.len(),
+        2,
+        "gd-31's entry written alone"
+    );
+    assert!(ledger.state().locks.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
 async fn dry_runs_and_manual_requests_are_audited_but_never_deduplicated() {
     let (access, _member) = setup();
     let (r, ledger) = ledgered(access);

@@ -410,10 +410,19 @@ impl Ledger for SdkLedger {
                 let codes = cancellation_codes(&e);
                 if codes.get(lease_at).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
                 {
-                    Ok(false)
-                } else {
-                    Err(self.error(&e, OP_TRANSACT))
+                    return Ok(false);
                 }
+                let mut error = self.error(&e, OP_TRANSACT);
+                // A write on the item while the transaction ran (a waiter asking for
+                // the lease) cancels it; so does throttling: both pass on a retry.
+                if codes
+                    .iter()
+                    .flatten()
+                    .any(|c| matches!(c.as_str(), "TransactionConflict" | "ThrottlingError"))
+                {
+                    error.kind = ErrorKind::Transient;
+                }
+                Err(error)
             }
         }
     }
