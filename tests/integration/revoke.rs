@@ -916,6 +916,172 @@ fn ledger_calls(proxy: &FaultProxy, from: usize) -> Vec<String> {
         .collect()
 }
 
+/// The ledger's format item of a table first used by this version more than two days
+/// ago: no key record of the version before can count any more.
+async fn steady_state_format(endpoint: &str, table: &str) {
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(endpoint).await);
+    let n = |v: i64| aws_sdk_dynamodb::types::AttributeValue::N(v.to_string());
+    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_owned());
+    ddb.put_item()
+        .table_name(table)
+        .item("pk", s(cutoff_aws::dynamodb::FORMAT_PK))
+        .item("sk", s("format"))
+        .item("first_run", n(chrono::Utc::now().timestamp() - 3 * 86_400))
+        .item("legacy_until", n(0))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn after_an_upgrade_the_key_records_of_the_version_before_are_read_once_per_principal() {
+    // A table the version before used: its key record of the stolen key sits in a
+    // `keys#` item. The first request of this version writes the format item (the
+    // window of two days), reads that record once and keeps it on the lock item; the
+    // finding's update naming a new key is then written, not skipped.
+    let moto = MotoServer::shared();
+    let table = unique("cutoff-ledger-upgrade");
+    ledger_table(moto.endpoint(), &table).await;
+    let proxy = FaultProxy::start(moto.endpoint(), FaultPlan::passthrough());
+    let config = sdk_config(proxy.endpoint()).await;
+    let ledger = SdkLedger::from_config(&config, &table);
+    let clock = wall_clock();
+    let revoker = Revoker::new(
+        account_access(&config),
+        clock.clone(),
+        RevokeConfig {
+            retry: FAST,
+            verify_delay: Duration::from_millis(10),
+            max_revocations_per_account_hour: None,
+            ..RevokeConfig::default()
+        },
+    )
+    .with_ledger(ledger.clone());
+    let iam = iam_client(moto.endpoint()).await;
+    let role = unique("upgrade-payments");
+    let role_id = create_role(&iam, &role, "/", &[]).await;
+    const OLD_KEY: &str = "ASIAUPGRADE000000001";
+    const NEW_KEY: &str = "ASIAUPGRADE000000002";
+    let first_seen = clock.now() - chrono::Duration::minutes(30);
+    // What the version before left: its deny, and the record of the key it revoked
+    // with the finding.
+    let cutoff_before = Cutoff::at_or_after(clock.now() - chrono::Duration::minutes(10));
+    iam.put_role_policy()
+        .role_name(&role)
+        .policy_name(ROLE_WIDE_POLICY_NAME)
+        .policy_document(cutoff_domain::policy::role_wide_document(cutoff_before).to_json())
+        .send()
+        .await
+        .unwrap();
+    let principal = format!("{HOME}#role#{}", role.to_ascii_lowercase());
+    let record = cutoff_domain::coverage::KeyRecord {
+        access_key_id: AccessKeyId::parse(OLD_KEY).unwrap(),
+        cutoff: cutoff_before,
+        finding: Some(short_digest("gd-upgrade")),
+        seen_only: false,
+    };
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(moto.endpoint()).await);
+    ddb.put_item()
+        .table_name(&table)
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("keys#{principal}")),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(OLD_KEY.to_owned()),
+        )
+        .item(
+            "record",
+            aws_sdk_dynamodb::types::AttributeValue::S(serde_json::to_string(&record).unwrap()),
+        )
+        .item(
+            "expires_at",
+            aws_sdk_dynamodb::types::AttributeValue::N(
+                (clock.now() + chrono::Duration::days(1))
+                    .timestamp()
+                    .to_string(),
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let from = proxy.recorded();
+    let update = finding_request(
+        &role,
+        &role_id,
+        "gd-upgrade",
+        NEW_KEY,
+        clock.now(),
+        Some(first_seen),
+    );
+    let out = revoker.handle(&update, "req-upgrade").await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert!(out.cutoff.unwrap() > cutoff_before);
+    assert_eq!(
+        ledger_calls(&proxy, from),
+        [
+            "UpdateItem",
+            "GetItem",
+            "PutItem",
+            "Query",
+            "TransactWriteItems"
+        ],
+        "the lock, the format item read and written, the old records, the closing"
+    );
+    let state = ledger.state(&principal, clock.now()).await.unwrap();
+    assert!(state.keys_since.is_some());
+    let mut keys: Vec<String> = state
+        .key_records(clock.now())
+        .iter()
+        .map(|r| r.access_key_id.to_string())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [OLD_KEY, NEW_KEY],
+        "the old record adopted beside the new"
+    );
+    // The next request reads neither the format item (known to the process) nor the
+    // old records (adopted).
+    clock.advance(chrono::Duration::seconds(30));
+    let from = proxy.recorded();
+    let later = finding_request(&role, &role_id, "gd-upgrade", NEW_KEY, clock.now(), None);
+    assert_eq!(
+        revoker.handle(&later, "req-later").await.status,
+        Status::AlreadyRevoked
+    );
+    assert_eq!(
+        ledger_calls(&proxy, from),
+        ["UpdateItem", "TransactWriteItems"]
+    );
+    // Marked incomplete, the records make the first activity untrusted until then.
+    let until = clock.now() + chrono::Duration::hours(1);
+    ledger.mark_incomplete(&principal, until).await.unwrap();
+    ledger
+        .mark_incomplete(&principal, until - chrono::Duration::minutes(5))
+        .await
+        .unwrap();
+    let state = ledger.state(&principal, clock.now()).await.unwrap();
+    assert_eq!(
+        state.keys_incomplete_until,
+        Some(until),
+        "the later time kept"
+    );
+    assert!(!state.keys_complete(clock.now()));
+}
+
+/// The digest the revoker names a finding by in its key records.
+fn short_digest(finding: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(finding.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_revocation_costs_two_ledger_calls_and_a_redelivery_reads_its_earlier_outcome() {
     // The ledger in the real table, every call counted by a proxy in front of moto:
@@ -925,6 +1091,7 @@ async fn a_revocation_costs_two_ledger_calls_and_a_redelivery_reads_its_earlier_
     let moto = MotoServer::shared();
     let table = unique("cutoff-ledger-calls");
     ledger_table(moto.endpoint(), &table).await;
+    steady_state_format(moto.endpoint(), &table).await;
     let proxy = FaultProxy::start(moto.endpoint(), FaultPlan::passthrough());
     let config = sdk_config(proxy.endpoint()).await;
     let ledger = SdkLedger::from_config(&config, &table);
@@ -959,8 +1126,8 @@ async fn a_revocation_costs_two_ledger_calls_and_a_redelivery_reads_its_earlier_
     assert_eq!(first.status, Status::Applied, "{first:#?}");
     assert_eq!(
         ledger_calls(&proxy, from),
-        ["UpdateItem", "TransactWriteItems"],
-        "the lock with the state, then one closing"
+        ["UpdateItem", "GetItem", "TransactWriteItems"],
+        "the lock with the state, the table's format item (once per process), the closing"
     );
     let principal = cutoff_aws::dynamodb::principal_key(first.target.as_ref().unwrap());
     let state = ledger.state(&principal, clock.now()).await.unwrap();
@@ -994,6 +1161,21 @@ async fn a_revocation_costs_two_ledger_calls_and_a_redelivery_reads_its_earlier_
     );
     let state = ledger.state(&principal, clock.now()).await.unwrap();
     assert_eq!(state.marks.len(), 2, "the update is marked too: {state:?}");
+    // Another principal: the lock and the closing, nothing else.
+    let other = unique("calls-ledger");
+    let other_id = create_role(&iam, &other, "/", &[]).await;
+    let from = proxy.recorded();
+    let out = revoker
+        .handle(
+            &finding_request(&other, &other_id, "gd-other", KEY, clock.now(), None),
+            "req-3",
+        )
+        .await;
+    assert_eq!(out.status, Status::Applied, "{out:#?}");
+    assert_eq!(
+        ledger_calls(&proxy, from),
+        ["UpdateItem", "TransactWriteItems"]
+    );
     let history = ledger
         .history(&Account::parse(HOME).unwrap(), "role", &role, 10)
         .await
@@ -1047,6 +1229,26 @@ async fn the_lock_item_keeps_its_lease_against_old_and_late_holders() {
             .unwrap()
             .is_some()
     );
+
+    // A lease given back on an item that holds nothing else takes the item with it
+    // (a rollback finds no lease there); one with marks keeps them.
+    assert!(
+        ledger
+            .acquire("bare", "w", t0, minutes(1))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    ledger.release("bare", "w").await.unwrap();
+    let bare = ddb
+        .get_item()
+        .table_name(&table)
+        .key("pk", s("lock#bare"))
+        .key("sk", s("lock"))
+        .send()
+        .await
+        .unwrap();
+    assert!(bare.item().is_none(), "{bare:?}");
 
     // A holder whose lease ran out and was taken closes nothing: neither its audit
     // entry nor its marks are written by the closing (the caller records the entry).

@@ -1309,7 +1309,12 @@ impl Results {
         let per_finding = |batches: usize| batches as f64 / st.findings.max(1) as f64;
         let mean = |s: &StormResult, key: &str| s.invocation_ms.get(key).map_or(0.0, |x| x.mean);
         vec![
-            CostLine::new("intake", 1.0, mean(st, "intake per finding"), self.memory_mb),
+            CostLine::new(
+                "intake",
+                1.0,
+                mean(st, "intake per finding"),
+                self.memory_mb,
+            ),
             CostLine::new(
                 "revoker",
                 per_finding(st.batches),
@@ -1356,7 +1361,13 @@ impl Results {
             self.memory_mb,
             PRICE_PER_REQUEST * 1e6,
             table(
-                &["function", "invocations", "mean duration", "GB-seconds", "cost"],
+                &[
+                    "function",
+                    "invocations",
+                    "mean duration",
+                    "GB-seconds",
+                    "cost"
+                ],
                 &rows
             )
         )

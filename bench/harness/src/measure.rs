@@ -467,7 +467,10 @@ pub fn storm_cutoff(
         time_to_contain_ms: Summary::of(&drained.contained_ms),
         invocation_ms: BTreeMap::from([
             ("intake per finding".to_owned(), Summary::of(&intake_ms)),
-            ("revoker per batch".to_owned(), Summary::of(&drained.batch_ms)),
+            (
+                "revoker per batch".to_owned(),
+                Summary::of(&drained.batch_ms),
+            ),
         ]),
     })
 }

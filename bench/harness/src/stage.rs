@@ -168,6 +168,24 @@ impl Stage {
             .send()
             .await
             .context("create the ledger table")?;
+        // The table of a deployment in its steady state: first used by this version
+        // long enough ago that no key record of the version before can count (for two
+        // days after an upgrade, a principal's first request reads them: one call more).
+        let number = |n: i64| aws_sdk_dynamodb::types::AttributeValue::N(n.to_string());
+        let text = |s: &str| aws_sdk_dynamodb::types::AttributeValue::S(s.to_owned());
+        dynamodb
+            .put_item()
+            .table_name(&table)
+            .item("pk", text("ledger#format")) // cutoff_aws::dynamodb::FORMAT_PK
+            .item("sk", text("format"))
+            .item(
+                "first_run",
+                number((chrono::Utc::now() - chrono::Duration::days(3)).timestamp()),
+            )
+            .item("legacy_until", number(0))
+            .send()
+            .await
+            .context("write the ledger's format item")?;
         let mut topics = Vec::new();
         for team in ["security", OWNER_TEAM] {
             topics.push(

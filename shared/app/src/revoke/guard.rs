@@ -92,10 +92,12 @@ pub(super) struct Admitted<'a> {
 
 impl Admitted<'_> {
     /// What the ledger knows of the principal's keys.
+    /// What the ledger knows of the principal's keys: `Unknown` when some record may
+    /// be missing (the skip rule then trusts no first activity of a key).
     pub fn known(&self, now: chrono::DateTime<chrono::Utc>) -> KnownKeys {
         match &self.state {
-            Some(state) => KnownKeys::Read(state.key_records(now)),
-            None => KnownKeys::Unknown,
+            Some(state) if state.keys_complete(now) => KnownKeys::Read(state.key_records(now)),
+            _ => KnownKeys::Unknown,
         }
     }
 }
@@ -172,6 +174,10 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         } else {
             (false, Some(PrincipalState::default()))
         };
+        let mut state = state;
+        if let Some(state) = state.as_mut() {
+            self.adopt_legacy_keys(state, &lock.key).await;
+        }
         let mut admitted = Vec::with_capacity(members.len());
         for &(request_id, request) in members {
             let earlier = match (&state, self.dedupe_digest(request)) {
@@ -205,6 +211,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     ) {
         let now = self.clock.now();
         let mut state = admitted.state;
+        let keys_before = state.as_ref().map(|s| s.keys.clone());
         let mut entries = Vec::with_capacity(outcomes.len());
         for (member, outcome) in admitted.members.iter().zip(outcomes.iter_mut()) {
             if !admitted.warnings.is_empty() && member.earlier.is_none() {
@@ -245,6 +252,14 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                     }
                 }
             }
+            // A key record this request could not keep must not be taken as absent:
+            // until it would have expired, the skip rule trusts no first activity.
+            if keys_before.as_ref() != Some(&state.keys) {
+                let until = now + chrono::Duration::days(KEY_RECORD_DAYS);
+                if let Err(e) = self.ledger.mark_incomplete(key, until).await {
+                    tracing::error!(error = %e, "the principal's key records could not be marked incomplete");
+                }
+            }
         }
         for entry in &entries {
             self.record_entry(entry).await;
@@ -272,6 +287,34 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
                     pause *= 2;
                 }
                 other => return other,
+            }
+        }
+    }
+
+    /// Makes the state's key records whole for a principal this version has not kept
+    /// records of yet: none can be missing when the version before cannot have left
+    /// any, else its records (`keys#` items) are read once and kept here from now on.
+    /// If they cannot be read the records stay incomplete (the skip rule trusts no
+    /// first activity of a key) and the next request tries again.
+    async fn adopt_legacy_keys(&self, state: &mut PrincipalState, principal: &str) {
+        if state.keys_since.is_some() {
+            return;
+        }
+        let now = self.clock.now();
+        let legacy = match self.ledger.legacy_window(now).await {
+            Ok(false) => Ok(Vec::new()),
+            Ok(true) => self.ledger.legacy_keys(principal, now).await,
+            Err(e) => Err(e),
+        };
+        match legacy {
+            Ok(records) => {
+                for (record, until) in records {
+                    state.set_key(record, until);
+                }
+                state.keys_since = Some(now);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the key records of the version before could not be read: the skip rule trusts no first activity of a key");
             }
         }
     }

@@ -498,7 +498,12 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             .members
             .iter()
             .map(|member| match (&member.earlier, &shared) {
-                (Some(entry), _) => self.duplicate_of(member.request, entry),
+                (Some(entry), _) => {
+                    let mut outcome = self.duplicate_of(member.request, entry);
+                    // Only what finding the lock took (an instance profile's role).
+                    outcome.api_calls = if shared.is_some() { 0 } else { calls.get() };
+                    outcome
+                }
                 (None, Some(shared)) => shared.for_member(member.request),
                 // Unreachable: a member without an earlier entry is fresh.
                 (None, None) => Outcome::for_request(member.request, Status::Failed, "no outcome"),
@@ -522,7 +527,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         Group {
             members,
             ran: shared.is_some(),
-            api_calls,
+            api_calls: api_calls.max(calls.get()),
         }
     }
 

@@ -1040,7 +1040,10 @@ async fn a_closing_that_conflicts_is_tried_again_and_one_that_fails_still_audits
     ledger.fail("close", &[ErrorKind::Transient]);
     let out = r.handle(&finding_request("gd-30"), "msg-30").await;
     assert_eq!(out.status, Status::Applied, "{out:#?}");
-    assert_eq!(ledger.take_calls(), ["acquire", "close", "close"]);
+    assert_eq!(
+        ledger.take_calls(),
+        ["acquire", "legacy_window", "close", "close"]
+    );
     assert_eq!(ledger.state().marks(), 1);
     assert_eq!(ledger.state().entries.len(), 1);
     assert!(ledger.state().locks.is_empty(), "the lock was given back");
@@ -1350,6 +1353,151 @@ fn gd_update(finding: &str, key: &str, first: &str, updated: &str) -> Revocation
     r.trigger.updated_at = Some(DateTime::parse_from_rfc3339(updated).unwrap().to_utc());
     r.first_activity = Some(DateTime::parse_from_rfc3339(first).unwrap().to_utc());
     r
+}
+
+/// A principal revoked for finding gd-1 with SESSION1 whose records then left the lock
+/// item: moved to the version before's `keys#` items (`legacy`), or gone. Returns the
+/// revoker, its ledger and the IAM account.
+async fn revoked_then_records_moved(
+    legacy: bool,
+) -> (
+    Revoker<FakeAccess, FixedClock, cutoff_aws::dynamodb::fake::FakeLedger>,
+    cutoff_aws::dynamodb::fake::FakeLedger,
+    FakeIam,
+) {
+    let (access, member) = setup();
+    let (r, ledger) = ledgered(access);
+    let first = r
+        .handle(
+            &gd_update(
+                "gd-1",
+                "ASIAAAAAAAAAAAAAAAA1",
+                "2026-11-23T11:40:00Z",
+                "2026-11-23T11:56:00Z",
+            ),
+            "m0",
+        )
+        .await;
+    assert_eq!(first.status, Status::Applied);
+    let principal = format!("{MEMBER}#role#payments-api");
+    let mut state = ledger.state();
+    let item = state.principals.remove(&principal).unwrap();
+    assert!(!item.keys.is_empty());
+    if legacy {
+        state
+            .legacy_keys
+            .insert(principal, item.keys.into_values().collect());
+        state.legacy_until = Some(t0() + chrono::Duration::days(2));
+    }
+    drop(state);
+    r.clock.advance(chrono::Duration::minutes(15));
+    (r, ledger, member)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_key_records_of_the_version_before_are_read_once_so_a_new_key_is_not_skipped() {
+    // After an upgrade, the finding that began with SESSION1 names SESSION2: its first
+    // activity is SESSION1's, so only the record of SESSION1 (kept by the version
+    // before) stops the skip rule from trusting it. The record is read and adopted.
+    let (r, ledger, member) = revoked_then_records_moved(true).await;
+    let update = gd_update(
+        "gd-1",
+        "ASIAAAAAAAAAAAAAAAA2",
+        "2026-11-23T11:40:00Z",
+        "2026-11-23T12:11:00Z",
+    );
+    let out = r.handle(&update, "m1").await;
+    assert_eq!(out.status, Status::Applied, "{}", out.detail);
+    assert_eq!(member.calls_of("PutRolePolicy"), 2);
+    assert_eq!(
+        ledger.take_calls()[3..],
+        ["acquire", "legacy_window", "legacy_keys", "close"]
+    );
+    // Adopted: the next request reads them from the lock item, the legacy no more.
+    let principal = format!("{MEMBER}#role#payments-api");
+    assert!(ledger.state().principals[&principal].keys_since.is_some());
+    assert_eq!(
+        ledger.state().key_records(&principal, r.clock.now()).len(),
+        2
+    );
+    r.clock.advance(chrono::Duration::minutes(1));
+    let later = gd_update(
+        "gd-1",
+        "ASIAAAAAAAAAAAAAAAA2",
+        "2026-11-23T11:40:00Z",
+        "2026-11-23T12:30:00Z",
+    );
+    assert_eq!(r.handle(&later, "m2").await.status, Status::AlreadyRevoked);
+    assert_eq!(ledger.take_calls(), ["acquire", "close"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lost_key_records_leave_the_first_activity_of_a_key_untrusted_until_they_expire() {
+    // The records gone with no version before to read them from (the window closed):
+    // what the control shows is the risk, a new key of the finding skipped.
+    let (r, _, _) = revoked_then_records_moved(false).await;
+    let new_key = gd_update(
+        "gd-1",
+        "ASIAAAAAAAAAAAAAAAA2",
+        "2026-11-23T11:40:00Z",
+        "2026-11-23T12:11:00Z",
+    );
+    assert_eq!(
+        r.handle(&new_key, "m1").await.status,
+        Status::AlreadyRevoked,
+        "without the record of the key it began with, the finding's first activity is trusted"
+    );
+    // The same loss, but the item says a record may be missing (evicted past the cap,
+    // or a closing that could not write it): the first activity is not trusted.
+    let (r, ledger, member) = revoked_then_records_moved(false).await;
+    let principal = format!("{MEMBER}#role#payments-api");
+    let until = r.clock.now() + chrono::Duration::hours(1);
+    ledger
+        .state()
+        .principals
+        .entry(principal.clone())
+        .or_default()
+        .incomplete_until(until);
+    let out = r.handle(&new_key, "m1").await;
+    assert_eq!(out.status, Status::Applied, "{}", out.detail);
+    assert_eq!(member.calls_of("PutRolePolicy"), 2);
+    // Once the missing record would have expired, the first activity counts again.
+    r.clock.advance(chrono::Duration::hours(2));
+    let later = gd_update(
+        "gd-2",
+        "ASIAAAAAAAAAAAAAAAA3",
+        "2026-11-23T11:30:00Z",
+        "2026-11-23T14:20:00Z",
+    );
+    let out = r.handle(&later, "m2").await;
+    assert_eq!(out.status, Status::AlreadyRevoked, "{}", out.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closing_that_loses_its_key_record_marks_the_records_incomplete() {
+    let (access, _member) = setup();
+    let (r, ledger) = ledgered(access);
+    ledger.fail("close", &[ErrorKind::AccessDenied]);
+    let out = r
+        .handle(
+            &gd_update(
+                "gd-1",
+                "ASIAAAAAAAAAAAAAAAA1",
+                "2026-11-23T11:40:00Z",
+                "2026-11-23T11:56:00Z",
+            ),
+            "m0",
+        )
+        .await;
+    assert_eq!(out.status, Status::Applied);
+    let principal = format!("{MEMBER}#role#payments-api");
+    let item = ledger.state().principals[&principal].clone();
+    assert!(item.keys.is_empty(), "the record was not written");
+    assert_eq!(
+        item.keys_incomplete_until,
+        Some(r.clock.now() + chrono::Duration::days(cutoff_aws::dynamodb::KEY_RECORD_DAYS))
+    );
+    assert!(!item.keys_complete(r.clock.now()));
 }
 
 #[tokio::test(start_paused = true)]

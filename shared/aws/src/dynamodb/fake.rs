@@ -30,6 +30,10 @@ pub struct LedgerState {
     /// bucket → count.
     pub slots: HashMap<String, u32>,
     pub released: Vec<(String, String)>,
+    /// Key records the version before kept (`keys#` items): principal → records.
+    pub legacy_keys: HashMap<String, Vec<(KeyRecord, DateTime<Utc>)>>,
+    /// Until when the version before may have left records (`legacy_window`).
+    pub legacy_until: Option<DateTime<Utc>>,
     /// Every call, by the name `fail` takes: what a request costs in ledger calls.
     pub calls: Vec<&'static str>,
     pub failures: InjectedFailures,
@@ -71,13 +75,14 @@ impl FakeLedger {
         self.state().failures.plan(action, kinds);
     }
 
-    /// Puts a key record on `principal`'s item, as an earlier revocation would have.
+    /// Puts a key record on `principal`'s item, as an earlier revocation would have
+    /// (kept by this version since `until` minus two days).
     pub fn seed_key(&self, principal: &str, record: KeyRecord, until: DateTime<Utc>) {
-        self.state()
-            .principals
-            .entry(principal.to_owned())
-            .or_default()
-            .set_key(record, until);
+        let mut state = self.state();
+        let item = state.principals.entry(principal.to_owned()).or_default();
+        item.keys_since
+            .get_or_insert(until - chrono::Duration::days(super::KEY_RECORD_DAYS));
+        item.set_key(record, until);
     }
 
     /// The calls made since the last time this was asked.
@@ -166,6 +171,40 @@ impl Ledger for FakeLedger {
             .cloned()
             .unwrap_or_default()
             .pruned(now))
+    }
+
+    async fn legacy_window(&self, now: DateTime<Utc>) -> Result<bool, AwsError> {
+        let state = self.begin("legacy_window")?;
+        Ok(state.legacy_until.is_some_and(|t| t > now))
+    }
+
+    async fn legacy_keys(
+        &self,
+        principal: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(KeyRecord, DateTime<Utc>)>, AwsError> {
+        let state = self.begin("legacy_keys")?;
+        Ok(state
+            .legacy_keys
+            .get(principal)
+            .map(|records| {
+                records
+                    .iter()
+                    .filter(|(_, until)| *until > now)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn mark_incomplete(&self, principal: &str, until: DateTime<Utc>) -> Result<(), AwsError> {
+        let mut state = self.begin("mark_incomplete")?;
+        state
+            .principals
+            .entry(principal.to_owned())
+            .or_default()
+            .incomplete_until(until);
+        Ok(())
     }
 
     async fn entry(&self, principal: &str, sort_key: &str) -> Result<Option<AuditEntry>, AwsError> {

@@ -37,10 +37,17 @@
 //!   [`KeyRecord::sort_key`] to `{record: the record as JSON, until}`: a key revoked on
 //!   the principal, with the cutoff that covers it and the finding that named it, for
 //!   the skip rule, [`cutoff_domain::coverage`]); `expires_at` (the item's TTL) no
-//!   earlier than the last of them, or than the lease. A release of the principal's
-//!   cutoff drops its key records. Items of the version before (a lease in
-//!   `expires_at`, `dedupe#` and `keys#` items) are read as no state: their marks and
-//!   records go unread, which costs at most a write the skip rule would have spared.
+//!   earlier than the last of them, or than the lease; `keys_since` (since when this
+//!   version keeps all the principal's records here) and `keys_incomplete_until` (some
+//!   record may be missing until then): see [`PrincipalState`]. A release of the
+//!   principal's cutoff drops its key records. A lease of the version before (its end
+//!   in `expires_at`, no `lease_until`) is honoured; its `dedupe#` marks are not read
+//!   (a redelivery within the hour after the upgrade is weighed again), its `keys#`
+//!   records are, once per principal, for as long as they can count.
+//! - `pk = ledger#format`, `sk = format`: when this version first used the table
+//!   (`first_run`) and until when the version before may have left key records
+//!   (`legacy_until`: two days later; 0 when a deployer knows the table had no version
+//!   before).
 //! - `pk = breaker#<account>#<hour>`, `sk = breaker`: the automatic revocations of an
 //!   account in one hour (`n`), the circuit breaker's count.
 //! - `pk = sweep#<run id>`: a sweep run, `sk = run` (total, done, started_at, dry_run,
@@ -71,7 +78,7 @@ mod sdk;
 pub mod fake;
 
 pub use principal_state::{MAX_KEY_RECORDS, MAX_MARKS, Mark, PrincipalState};
-pub use sdk::{ConfiguredLedger, SdkLedger, SdkSweepLedger};
+pub use sdk::{ConfiguredLedger, FORMAT_PK, SdkLedger, SdkSweepLedger};
 
 use std::future::Future;
 
@@ -79,7 +86,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AwsError;
-#[cfg(doc)]
 use cutoff_domain::coverage::KeyRecord;
 use cutoff_domain::outcome::Outcome;
 use cutoff_domain::principal::{Account, Target, TargetKind};
@@ -199,6 +205,32 @@ pub trait Ledger: Send + Sync {
         principal: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<PrincipalState, AwsError>> + Send;
+
+    /// Whether the version before (which kept key records in `keys#` items) may have
+    /// left records that still count: from this version's first use of the table, for
+    /// as long as a record lives ([`KEY_RECORD_DAYS`]); read once per process.
+    fn legacy_window(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, AwsError>> + Send;
+
+    /// The key records the version before kept for `principal` (`keys#` items), with
+    /// when each expires; read once for a principal this version has not kept records
+    /// of yet, while [`Ledger::legacy_window`] is open.
+    fn legacy_keys(
+        &self,
+        principal: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<(KeyRecord, DateTime<Utc>)>, AwsError>> + Send;
+
+    /// Says on the principal's item that some key record may be missing until `until`
+    /// (a closing that could not write its records), so the skip rule does not trust a
+    /// first activity until then; keeps a later time already there.
+    fn mark_incomplete(
+        &self,
+        principal: &str,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
 
     /// The audit entry a mark points to: the earlier outcome of a redelivered finding.
     fn entry(
@@ -368,6 +400,22 @@ impl Ledger for NoLedger {
 
     async fn state(&self, _: &str, _: DateTime<Utc>) -> Result<PrincipalState, AwsError> {
         Ok(PrincipalState::default())
+    }
+
+    async fn legacy_window(&self, _: DateTime<Utc>) -> Result<bool, AwsError> {
+        Ok(false)
+    }
+
+    async fn legacy_keys(
+        &self,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> Result<Vec<(KeyRecord, DateTime<Utc>)>, AwsError> {
+        Ok(Vec::new())
+    }
+
+    async fn mark_incomplete(&self, _: &str, _: DateTime<Utc>) -> Result<(), AwsError> {
+        Ok(())
     }
 
     async fn entry(&self, _: &str, _: &str) -> Result<Option<AuditEntry>, AwsError> {

@@ -37,12 +37,24 @@ pub struct Mark {
 }
 
 /// A principal's marks and key records, as read with its lock.
+///
+/// The skip rule trusts a finding's first activity only when it can see every record
+/// that bears on it (a record saying the finding began with another key stops it), so
+/// the state says when its records may be missing some: never written by this version
+/// (`keys_since` unset: a principal new to the ledger, or whose records the version
+/// before kept in `keys#` items), or some dropped (`keys_incomplete_until`: a record
+/// evicted past the cap, one a closing could not write, one unreadable), until the
+/// last of those would have expired.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrincipalState {
     /// By the digest of the finding's idempotency key.
     pub marks: BTreeMap<String, Mark>,
     /// By [`KeyRecord::sort_key`], with when the record expires.
     pub keys: BTreeMap<String, (KeyRecord, DateTime<Utc>)>,
+    /// Since when this version keeps every key record of the principal here.
+    pub keys_since: Option<DateTime<Utc>>,
+    /// Until when some record may be missing.
+    pub keys_incomplete_until: Option<DateTime<Utc>>,
 }
 
 impl PrincipalState {
@@ -51,6 +63,7 @@ impl PrincipalState {
     pub fn pruned(mut self, now: DateTime<Utc>) -> Self {
         self.marks.retain(|_, mark| mark.until > now);
         self.keys.retain(|_, (_, until)| *until > now);
+        self.keys_incomplete_until = self.keys_incomplete_until.filter(|t| *t > now);
         self
     }
 
@@ -79,13 +92,30 @@ impl PrincipalState {
                 until,
             },
         );
+        // A dropped mark only means a redelivery is weighed again by the skip rule.
         keep_newest(&mut self.marks, MAX_MARKS, |mark| mark.until);
     }
 
-    /// Records `record` until `until`, replacing the record of the same sort key.
+    /// Records `record` until `until`, replacing the record of the same sort key. A
+    /// record evicted past the cap leaves the records incomplete until it would have
+    /// expired.
     pub fn set_key(&mut self, record: KeyRecord, until: DateTime<Utc>) {
         self.keys.insert(record.sort_key(), (record, until));
-        keep_newest(&mut self.keys, MAX_KEY_RECORDS, |(_, until)| *until);
+        if let Some(evicted) = keep_newest(&mut self.keys, MAX_KEY_RECORDS, |(_, until)| *until) {
+            self.incomplete_until(evicted);
+        }
+    }
+
+    /// Some record may be missing until `until`.
+    pub fn incomplete_until(&mut self, until: DateTime<Utc>) {
+        self.keys_incomplete_until =
+            Some(self.keys_incomplete_until.map_or(until, |t| t.max(until)));
+    }
+
+    /// Whether the records are all there at `now`: kept by this version, none dropped
+    /// that could still count.
+    pub fn keys_complete(&self, now: DateTime<Utc>) -> bool {
+        self.keys_since.is_some() && self.keys_incomplete_until.is_none_or(|t| t <= now)
     }
 
     /// Drops every key record: the principal's cutoff was released.
@@ -93,30 +123,39 @@ impl PrincipalState {
         self.keys.clear();
     }
 
+    /// Nothing in it counts any more (the item can go).
     pub fn is_empty(&self) -> bool {
-        self.marks.is_empty() && self.keys.is_empty()
+        self.marks.is_empty() && self.keys.is_empty() && self.keys_incomplete_until.is_none()
     }
 
     /// When the last thing in it expires: the item's time to live.
     pub fn expires_at(&self) -> Option<DateTime<Utc>> {
         let marks = self.marks.values().map(|mark| mark.until);
         let keys = self.keys.values().map(|(_, until)| *until);
-        marks.chain(keys).max()
+        marks.chain(keys).chain(self.keys_incomplete_until).max()
     }
 }
 
 /// Keeps the `cap` entries of `map` that expire last (ties: the greater key stays, so
-/// the choice does not depend on the order they came in).
-fn keep_newest<V>(map: &mut BTreeMap<String, V>, cap: usize, until: impl Fn(&V) -> DateTime<Utc>) {
+/// the choice does not depend on the order they came in); when it drops some, the
+/// latest time one of them would have expired.
+fn keep_newest<V>(
+    map: &mut BTreeMap<String, V>,
+    cap: usize,
+    until: impl Fn(&V) -> DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     if map.len() <= cap {
-        return;
+        return None;
     }
     let mut order: Vec<(DateTime<Utc>, String)> =
         map.iter().map(|(k, v)| (until(v), k.clone())).collect();
     order.sort();
-    for (_, key) in order.into_iter().take(map.len() - cap) {
+    let mut latest = None;
+    for (t, key) in order.into_iter().take(map.len() - cap) {
         map.remove(&key);
+        latest = Some(t);
     }
+    latest
 }
 
 #[cfg(test)]
@@ -187,6 +226,16 @@ mod tests {
         }
         assert_eq!(state.keys.len(), MAX_KEY_RECORDS);
         assert!(!state.keys.contains_key("ASIAEXAMPLE000000000"));
+        // The evicted record would have held until minute 0: until then the records
+        // are not all there, and the skip rule must not trust a first activity.
+        state.keys_since = Some(at(-10));
+        assert_eq!(state.keys_incomplete_until, Some(at(0)));
+        assert!(!state.keys_complete(at(0) - chrono::Duration::seconds(1)));
+        assert!(state.keys_complete(at(0)));
         assert_eq!(state.expires_at(), Some(at((MAX_MARKS + 4) as i64)));
+        assert!(
+            !PrincipalState::default().keys_complete(at(0)),
+            "never kept here"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! table when one is configured) and [`SdkSweepLedger`], the sweep runs in it.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
@@ -24,12 +25,19 @@ const OP_GET_ITEM: &str = "dynamodb:GetItem";
 const OP_QUERY: &str = "dynamodb:Query";
 const OP_UPDATE_ITEM: &str = "dynamodb:UpdateItem";
 const OP_TRANSACT: &str = "dynamodb:TransactWriteItems";
+const OP_DELETE_ITEM: &str = "dynamodb:DeleteItem";
+
+/// The partition key of the table's format item ([`Ledger::legacy_window`]).
+pub const FORMAT_PK: &str = "ledger#format";
 
 /// The ledger table, through the SDK.
 #[derive(Debug, Clone)]
 pub struct SdkLedger {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// Until when the version before may have left key records (`None`: never), read
+    /// once per process ([`Ledger::legacy_window`]).
+    legacy_until: Arc<OnceLock<Option<DateTime<Utc>>>>,
 }
 
 impl SdkLedger {
@@ -37,6 +45,7 @@ impl SdkLedger {
         Self {
             client,
             table: table.into(),
+            legacy_until: Arc::default(),
         }
     }
 
@@ -223,9 +232,20 @@ fn state_of(item: &HashMap<String, AttributeValue>) -> PrincipalState {
                 (Some(record), Some(until)) if record.sort_key() == *sort_key => {
                     state.keys.insert(sort_key.clone(), (record, until));
                 }
-                _ => tracing::warn!("a key record that cannot be read was skipped"),
+                // Missing, it must not let a first activity count: incomplete for as
+                // long as anything in the item lives.
+                _ => {
+                    tracing::warn!("a key record that cannot be read was skipped");
+                    let until = epoch(item, "expires_at")
+                        .unwrap_or_else(|| Utc::now() + chrono::Duration::days(KEY_RECORD_DAYS));
+                    state.incomplete_until(until);
+                }
             }
         }
+    }
+    state.keys_since = epoch(item, "keys_since");
+    if let Some(until) = epoch(item, "keys_incomplete_until") {
+        state.incomplete_until(until);
     }
     state
 }
@@ -298,13 +318,27 @@ impl SdkLedger {
                 .map_err(|e| self.malformed(OP_TRANSACT, e))?;
             return Ok(TransactWriteItem::builder().delete(delete).build());
         };
+        let mut set = "SET #marks = :marks, #keys = :keys, expires_at = :expires".to_owned();
+        let mut remove = "REMOVE holder, lease_until".to_owned();
+        let mut values = vec![];
+        for (name, value) in [
+            ("keys_since", state.keys_since),
+            ("keys_incomplete_until", state.keys_incomplete_until),
+        ] {
+            match value {
+                Some(t) => {
+                    set.push_str(&format!(", {name} = :{name}"));
+                    values.push((format!(":{name}"), n(t.timestamp())));
+                }
+                None => remove.push_str(&format!(", {name}")),
+            }
+        }
         let update = Update::builder()
             .table_name(&self.table)
             .key("pk", pk)
             .key("sk", s("lock"))
-            .update_expression(
-                "SET #marks = :marks, #keys = :keys, expires_at = :expires REMOVE holder, lease_until",
-            )
+            .update_expression(format!("{set} {remove}"))
+            .set_expression_attribute_values(Some(values.into_iter().collect()))
             // KEYS is one of DynamoDB's reserved words: both maps go by placeholder.
             .expression_attribute_names("#marks", "marks")
             .expression_attribute_names("#keys", "keys")
@@ -320,6 +354,75 @@ impl SdkLedger {
             .map_err(|e| self.malformed(OP_TRANSACT, e))?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
+}
+
+impl SdkLedger {
+    /// The table's format item: until when the version before may have left key
+    /// records. The first process of this version writes it: from then, for as long
+    /// as a record lives (the table may have been the version before's: nothing in it
+    /// says otherwise, but a deployer who knows it was not can write `legacy_until` 0).
+    async fn read_format(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, AwsError> {
+        let key = || {
+            HashMap::from([
+                ("pk".to_owned(), s(FORMAT_PK)),
+                ("sk".to_owned(), s("format")),
+            ])
+        };
+        let get = || async {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| self.error(&e, OP_GET_ITEM))?;
+            Ok::<_, AwsError>(out.item().map(|item| epoch(item, "legacy_until")))
+        };
+        if let Some(until) = get().await? {
+            return Ok(until.filter(|t| t.timestamp() > 0));
+        }
+        let until = now + chrono::Duration::days(KEY_RECORD_DAYS);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(key()))
+            .item("first_run", n(now.timestamp()))
+            .item("legacy_until", n(until.timestamp()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Some(until)),
+            // Another process wrote it first: its word holds.
+            Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => {
+                Ok(get().await?.flatten().filter(|t| t.timestamp() > 0))
+            }
+            Err(e) => Err(self.error(&e, OP_PUT_ITEM)),
+        }
+    }
+}
+
+/// A closing's idempotency token: its principal, holder and entries (at most 36
+/// characters, as DynamoDB takes them).
+fn closing_token(principal: &str, holder: &str, entries: &[AuditEntry]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in [principal, holder] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    for entry in entries {
+        hash.update(entry.sort_key().as_bytes());
+        hash.update([0]);
+    }
+    hash.finalize()
+        .iter()
+        .take(18)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Ledger for SdkLedger {
@@ -357,11 +460,42 @@ impl Ledger for SdkLedger {
                     .pruned(now),
             )),
             Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => Ok(None),
+            // The holder's closing transaction is writing the item: it is held, not
+            // unreachable (an error here would have the caller write without it).
+            Err(e)
+                if e.as_service_error().and_then(|e| e.code())
+                    == Some("TransactionConflictException") =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(self.error(&e, OP_UPDATE_ITEM)),
         }
     }
 
     async fn release(&self, principal: &str, holder: &str) -> Result<(), AwsError> {
+        // An item that holds nothing but the lease goes (as the version before
+        // deleted it, so that a rollback finds no lease in it); one with marks or
+        // records keeps them.
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("lock#{principal}")))
+            .key("sk", s("lock"))
+            .condition_expression(
+                "holder = :me AND attribute_not_exists(#marks) AND attribute_not_exists(#keys) \
+                 AND attribute_not_exists(keys_incomplete_until)",
+            )
+            .expression_attribute_names("#marks", "marks")
+            .expression_attribute_names("#keys", "keys")
+            .expression_attribute_values(":me", s(holder))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => return Ok(()),
+            Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => {}
+            Err(e) => return Err(self.error(&e, OP_DELETE_ITEM)),
+        }
         let result = self
             .client
             .update_item()
@@ -398,10 +532,14 @@ impl Ledger for SdkLedger {
         }
         let lease_at = items.len();
         items.push(self.closing(principal, holder, state)?);
+        // The same closing tried again (its answer lost) is not applied twice: DynamoDB
+        // answers a repeated token within ten minutes with the first outcome.
+        let token = closing_token(principal, holder, entries);
         let result = self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .client_request_token(token)
             .send()
             .await;
         match result {
@@ -439,6 +577,70 @@ impl Ledger for SdkLedger {
             .await
             .map_err(|e| self.error(&e, OP_GET_ITEM))?;
         Ok(out.item().map(state_of).unwrap_or_default().pruned(now))
+    }
+
+    async fn legacy_window(&self, now: DateTime<Utc>) -> Result<bool, AwsError> {
+        let until = match self.legacy_until.get() {
+            Some(until) => *until,
+            None => {
+                let until = self.read_format(now).await?;
+                *self.legacy_until.get_or_init(|| until)
+            }
+        };
+        Ok(until.is_some_and(|t| t > now))
+    }
+
+    async fn legacy_keys(
+        &self,
+        principal: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(KeyRecord, DateTime<Utc>)>, AwsError> {
+        let items = self
+            .query_partition(format!("keys#{principal}"), QueryOrder::Consistent)
+            .await?;
+        let mut records = Vec::new();
+        for item in &items {
+            let until = epoch(item, "expires_at");
+            let record = item
+                .get("record")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|json| serde_json::from_str::<KeyRecord>(json).ok());
+            match (record, until) {
+                (Some(record), Some(until)) if until > now => records.push((record, until)),
+                (Some(_), Some(_)) => {}
+                _ => {
+                    return Err(self.malformed(
+                        OP_QUERY,
+                        format!("a key record of the version before on {principal} cannot be read"),
+                    ));
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    async fn mark_incomplete(&self, principal: &str, until: DateTime<Utc>) -> Result<(), AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("lock#{principal}")))
+            .key("sk", s("lock"))
+            .update_expression(
+                "SET keys_incomplete_until = :until, expires_at = if_not_exists(expires_at, :until)",
+            )
+            .condition_expression(
+                "attribute_not_exists(keys_incomplete_until) OR keys_incomplete_until < :until",
+            )
+            .expression_attribute_values(":until", n(until.timestamp()))
+            .send()
+            .await;
+        match result {
+            // A later time is there already.
+            Err(e) if is_condition_failure(e.as_service_error().and_then(|e| e.code())) => Ok(()),
+            Err(e) => Err(self.error(&e, OP_UPDATE_ITEM)),
+            Ok(_) => Ok(()),
+        }
     }
 
     async fn entry(&self, principal: &str, sort_key: &str) -> Result<Option<AuditEntry>, AwsError> {
@@ -573,6 +775,31 @@ impl Ledger for ConfiguredLedger {
         match self {
             ConfiguredLedger::None => Ok(PrincipalState::default()),
             ConfiguredLedger::Table(t) => t.state(principal, now).await,
+        }
+    }
+
+    async fn legacy_window(&self, now: DateTime<Utc>) -> Result<bool, AwsError> {
+        match self {
+            ConfiguredLedger::None => Ok(false),
+            ConfiguredLedger::Table(t) => t.legacy_window(now).await,
+        }
+    }
+
+    async fn legacy_keys(
+        &self,
+        principal: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(KeyRecord, DateTime<Utc>)>, AwsError> {
+        match self {
+            ConfiguredLedger::None => Ok(Vec::new()),
+            ConfiguredLedger::Table(t) => t.legacy_keys(principal, now).await,
+        }
+    }
+
+    async fn mark_incomplete(&self, principal: &str, until: DateTime<Utc>) -> Result<(), AwsError> {
+        match self {
+            ConfiguredLedger::None => Ok(()),
+            ConfiguredLedger::Table(t) => t.mark_incomplete(principal, until).await,
         }
     }
 
