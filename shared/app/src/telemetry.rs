@@ -4,7 +4,9 @@
 //! Nothing logged here carries credentials: outcomes hold names, ids, cutoffs and
 //! error messages built by cutoff itself.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use cutoff_domain::outcome::Outcome;
 use cutoff_domain::settings::ConfigError;
@@ -19,18 +21,25 @@ pub const LAMBDA_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
 pub fn init_lambda() -> Result<(), ConfigError> {
     let directives = log_filter(
         std::env::var(LAMBDA_LOG_LEVEL).ok().as_deref(),
-        std::env::var(EnvFilter::DEFAULT_ENV).ok().as_deref(),
+        std::env::var("RUST_LOG").ok().as_deref(),
     );
-    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
-    // `try_init` fails only if a subscriber is already set (tests): keep that one.
-    let _ = tracing_subscriber::fmt()
+    // Targets, not EnvFilter: the same `target=level` directives without the regular
+    // expressions EnvFilter links in for span-field filters (some 300 KB of every
+    // bundle, which must stay under 8 MB).
+    let filter = directives
+        .parse::<Targets>()
+        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO));
+    let layer = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(false)
         .flatten_event(true)
         .with_target(false)
-        .without_time()
+        .without_time();
+    // `try_init` fails only if a subscriber is already set (tests): keep that one.
+    let _ = tracing_subscriber::registry()
+        .with(layer)
+        .with(filter)
         .try_init();
     let namespace =
         crate::config::metrics_namespace_from_lookup(&|name: &str| std::env::var(name).ok())?;
@@ -115,7 +124,7 @@ mod tests {
         assert_eq!(log_filter(None, None), "info");
         // Every answer is a filter tracing accepts.
         for level in ["INFO", "DEBUG", "TRACE", "WARN", "ERROR", "FATAL", "x"] {
-            assert!(EnvFilter::try_new(log_filter(Some(level), None)).is_ok());
+            assert!(log_filter(Some(level), None).parse::<Targets>().is_ok());
         }
     }
 }
