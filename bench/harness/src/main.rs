@@ -397,12 +397,14 @@ fn run() -> Result<bool> {
     let storm_stage_intake = intake
         .clone()
         .with("CUTOFF_REQUEST_QUEUE_URL", storm_queue.clone());
+    let storm_table = rt.block_on(stage.new_ledger_table("storm-ledger"))?;
+    let storm_revoker = revoker.clone().with("CUTOFF_LEDGER_TABLE", storm_table);
     let storm_cutoff = measure::storm_cutoff(
         &rt,
         &stage,
         &storm_queue,
         &storm_stage_intake,
-        &revoker,
+        &storm_revoker,
         &storm_cutoff_roles,
         options.storm_findings,
     )?;
@@ -872,8 +874,8 @@ impl Results {
                 s.ledger.per_finding <= LEDGER_CALLS_PER_REVOCATION,
             )
             .note(format!(
-                "and {} counts of the circuit breaker, one before each automatic write",
-                s.ledger.breaker
+                "and {} counts of the circuit breaker, one before each automatic write, and {} read of the table's format item (once per process)",
+                s.ledger.breaker, s.ledger.format
             )),
         );
         for f in CUTOFF_FUNCTIONS {
@@ -1111,7 +1113,7 @@ impl Results {
         // Storm.
         let st = &self.storm_cutoff;
         md.push_str(&format!(
-            "\n**Finding storm**: {} GuardDuty findings (severity 8) over {} roles (finding i names role i mod {}), all about activity seen before the storm, all arriving at once. cutoff runs as in AWS: intake takes the findings one after another (one process) while an event-source-mapping loop receives batches of up to ten from the FIFO queue, invokes the revoker (one process) and deletes what it handled; both share one moto. **Time to contain**, per finding: from the storm's start to the end of the invocation that answered it (its principal's deny verified, or found covering it, and the outcome published); for cutoff that includes intake, the queue and the revoker, for the baseline its one invocation. Last write: from the storm's start to the write that denied the last principal.\n\n",
+            "\n**Finding storm**: {} GuardDuty findings (severity 8) over {} roles (finding i names role i mod {}), all about activity seen before the storm, all arriving at once. cutoff runs as in AWS: intake takes the findings one after another (one process) while an event-source-mapping loop receives batches of up to ten from the FIFO queue, invokes the revoker (one process) and deletes what it handled; both share one moto; the revoker's ledger is a table of its own (moto copies every table a `TransactWriteItems` touches, to roll back on failure, so its transactions slow as a table fills, which DynamoDB's do not: the earlier phases' items are left out of it). **Time to contain**, per finding: from the storm's start to the end of the invocation that answered it (its principal's deny verified, or found covering it, and the outcome published); for cutoff that includes intake, the queue and the revoker, for the baseline its one invocation. Last write: from the storm's start to the write that denied the last principal.\n\n",
             st.findings, st.principals, st.principals
         ));
         let mut rows = Vec::new();

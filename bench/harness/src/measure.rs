@@ -584,6 +584,8 @@ pub struct LedgerCalls {
     pub ledger: u64,
     /// `UpdateItem`s of a `breaker#` item.
     pub breaker: u64,
+    /// Reads of the table's format item (`ledger#format`): once per process.
+    pub format: u64,
     pub per_finding: f64,
 }
 
@@ -593,14 +595,14 @@ impl LedgerCalls {
             .iter()
             .filter(|r| call_name(r).starts_with("dynamodb:"))
             .collect();
-        let breaker = dynamodb
-            .iter()
-            .filter(|r| r.body.contains("\"breaker#"))
-            .count() as u64;
-        let ledger = dynamodb.len() as u64 - breaker;
+        let apart =
+            |marker: &str| dynamodb.iter().filter(|r| r.body.contains(marker)).count() as u64;
+        let (breaker, format) = (apart("\"breaker#"), apart("\"ledger#format\""));
+        let ledger = dynamodb.len() as u64 - breaker - format;
         LedgerCalls {
             ledger,
             breaker,
+            format,
             per_finding: ledger as f64 / findings.max(1) as f64,
         }
     }

@@ -157,35 +157,7 @@ impl Stage {
             .await
             .context("create the outcome bus")?;
         let table = format!("{tag}-ledger");
-        dynamodb
-            .create_table()
-            .table_name(&table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key("pk", KeyType::Hash)?)
-            .key_schema(key("sk", KeyType::Range)?)
-            .attribute_definitions(attribute("pk")?)
-            .attribute_definitions(attribute("sk")?)
-            .send()
-            .await
-            .context("create the ledger table")?;
-        // The table of a deployment in its steady state: first used by this version
-        // long enough ago that no key record of the version before can count (for two
-        // days after an upgrade, a principal's first request reads them: one call more).
-        let number = |n: i64| aws_sdk_dynamodb::types::AttributeValue::N(n.to_string());
-        let text = |s: &str| aws_sdk_dynamodb::types::AttributeValue::S(s.to_owned());
-        dynamodb
-            .put_item()
-            .table_name(&table)
-            .item("pk", text("ledger#format")) // cutoff_aws::dynamodb::FORMAT_PK
-            .item("sk", text("format"))
-            .item(
-                "first_run",
-                number((chrono::Utc::now() - chrono::Duration::days(3)).timestamp()),
-            )
-            .item("legacy_until", number(0))
-            .send()
-            .await
-            .context("write the ledger's format item")?;
+        create_ledger_table(&dynamodb, &table).await?;
         let mut topics = Vec::new();
         for team in ["security", OWNER_TEAM] {
             topics.push(
@@ -227,6 +199,13 @@ impl Stage {
     }
 
     /// Another FIFO request queue (for a run that must start from an empty one).
+    /// A ledger table of its own (the storm's: moto copies a whole table for every
+    /// transaction, so the earlier phases' items would slow it, which DynamoDB does not).
+    pub async fn new_ledger_table(&self, name: &str) -> Result<String> {
+        create_ledger_table(&aws_sdk_dynamodb::Client::new(&self.config), name).await?;
+        Ok(name.to_owned())
+    }
+
     pub async fn new_request_queue(&self, name: &str) -> Result<String> {
         create_fifo(&aws_sdk_sqs::Client::new(&self.config), name).await
     }
@@ -478,4 +457,37 @@ pub fn finding_id(series: u32, n: usize) -> String {
 /// `Duration` in milliseconds, as a float.
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// The ledger table as deployed, in a deployment's steady state: first used by this
+/// version long enough ago that no key record of the version before can count (for two
+/// days after an upgrade, a principal's first request reads those: one call more).
+async fn create_ledger_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
+    dynamodb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .attribute_definitions(attribute("pk")?)
+        .attribute_definitions(attribute("sk")?)
+        .send()
+        .await
+        .context("create the ledger table")?;
+    let number = |n: i64| aws_sdk_dynamodb::types::AttributeValue::N(n.to_string());
+    let text = |s: &str| aws_sdk_dynamodb::types::AttributeValue::S(s.to_owned());
+    dynamodb
+        .put_item()
+        .table_name(table)
+        .item("pk", text("ledger#format")) // cutoff_aws::dynamodb::FORMAT_PK
+        .item("sk", text("format"))
+        .item(
+            "first_run",
+            number((chrono::Utc::now() - chrono::Duration::days(3)).timestamp()),
+        )
+        .item("legacy_until", number(0))
+        .send()
+        .await
+        .context("write the ledger's format item")?;
+    Ok(())
 }
