@@ -1,6 +1,7 @@
 //! Intake: one EventBridge event in, triage, then each `revoke` decision onto the FIFO
-//! request queue and each `alert` decision onto the outcome bus as an `alerted`
-//! outcome, so the owner still hears.
+//! request queue (each `ask` decision too, marked as needing approval) and each
+//! `alert` decision onto the outcome bus as an `alerted` outcome, so the owner still
+//! hears.
 //!
 //! A bad finding never fails the invocation: triage turns it into an `ignore`
 //! decision, logged. Only a failure to queue or publish fails it, so that Lambda's
@@ -30,6 +31,8 @@ use cutoff_domain::triage::{Decision, Source, Triage, Verdict, triage};
 pub struct IntakeReport {
     pub source: String,
     pub queued: usize,
+    /// Of those queued, the requests that need a person's approval.
+    pub asked: usize,
     pub alerted: usize,
     pub ignored: usize,
     pub invalid: usize,
@@ -68,6 +71,7 @@ fn log_decision(source: Source, decision: &Decision) {
         source = source.as_str(),
         decision = match decision.decision {
             Verdict::Revoke => "revoke",
+            Verdict::Ask => "ask",
             Verdict::Alert => "alert",
             Verdict::Ignore => "ignore",
         },
@@ -139,7 +143,9 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
         for decision in &triage.decisions {
             log_decision(triage.source, decision);
             match decision.decision {
-                Verdict::Revoke => {
+                // An `ask` is queued like a revocation, marked as needing approval:
+                // the revoker records it and asks a person (intake has no ledger).
+                Verdict::Revoke | Verdict::Ask => {
                     let Some(mut request) =
                         RevocationRequest::from_decision(triage.source, decision)
                     else {
@@ -159,6 +165,7 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
                         }
                     })?;
                     report.queued += 1;
+                    report.asked += usize::from(request.needs_approval);
                 }
                 Verdict::Alert => {
                     if let Some(mut outcome) = alert_outcome(triage.source, decision) {
@@ -255,6 +262,7 @@ impl<Q: RequestQueue, B: OutcomeBus> Handler for Intake<Q, B> {
         tracing::info!(
             source = report.source.as_str(),
             queued = report.queued,
+            asked = report.asked,
             alerted = report.alerted,
             ignored = report.ignored,
             invalid = report.invalid,

@@ -1139,6 +1139,7 @@ mod tests {
             event_time: None,
             dry_run: false,
             force: false,
+            needs_approval: false,
         }
     }
 

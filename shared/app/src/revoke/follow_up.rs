@@ -88,6 +88,7 @@ where
             event_time: None,
             dry_run,
             force: false,
+            needs_approval: false,
         };
         let (mut outcome, contained) = match self.admit(task, &request).await {
             Ok(key) => {
@@ -529,6 +530,7 @@ where
             event_time: None,
             dry_run,
             force: false,
+            needs_approval: false,
         };
         let mut record = Record::default();
         let result = async {
