@@ -60,6 +60,7 @@
 //!
 //! [`SweepSummary::should_publish`]: cutoff_domain::summary::SweepSummary::should_publish
 
+pub mod approvals;
 mod sdk;
 
 #[cfg(any(test, feature = "test-support"))]
