@@ -257,13 +257,24 @@ where
         request_id: &str,
         settings: InvocationSettings,
     ) -> DirectAnswer {
-        let refused = |outcome: Outcome, kind: FailureKind, why: String| {
+        let failed = |outcome: Outcome, kind: FailureKind, why: String| {
             let mut outcome = outcome.failed(kind, why);
             if let Caller::Verified(arn) = caller {
                 outcome.trigger.requested_by = Some(arn.clone());
                 outcome.trigger.requested_by_verified = true;
             }
-            DirectAnswer::Outcome(Box::new(outcome))
+            Box::new(outcome)
+        };
+        // A refusal the operator fixes (a mistyped id, an approval decided or expired
+        // already): answered and logged, not announced.
+        let refused = |outcome: Outcome, kind: FailureKind, why: String| {
+            DirectAnswer::Refused(failed(outcome, kind, why))
+        };
+        // One that may be an attack (a plain invoke deciding, the principal under
+        // suspicion deciding its own case): announced to the owner and security too,
+        // as a plain invoke's release is.
+        let announced = |outcome: Outcome, kind: FailureKind, why: String| {
+            DirectAnswer::Outcome(failed(outcome, kind, why))
         };
         let unknown = || Outcome::invalid_request("");
         if !approvals.enabled() {
@@ -279,7 +290,7 @@ where
             ApprovalAction::Approve { id, .. } | ApprovalAction::Refuse { id, .. } => id.clone(),
         };
         let Caller::Verified(by) = caller else {
-            return refused(
+            return announced(
                 unknown(),
                 FailureKind::InvalidRequest,
                 format!(
@@ -316,7 +327,7 @@ where
         }
         if is_the_suspect(by, &approval.request.target) {
             tracing::warn!(approval_id = %id, caller = %by, "the principal under suspicion tried to decide its own approval");
-            return refused(
+            return announced(
                 about(),
                 FailureKind::Refused,
                 format!(

@@ -382,8 +382,10 @@ async fn an_approval_through_the_operator_path_runs_the_stored_request_and_recor
     assert_eq!(last.status, Status::Applied);
     assert_eq!(last.trigger.approved_by.as_deref(), Some(ALICE));
 
-    // A second approval, or a refusal now: refused, nothing more written.
+    // A second approval, or a refusal now: refused, nothing more written, and only
+    // the operator is told (a mistake to fix, not news).
     let writes = w.member.writes().len();
+    let published = w.published().len();
     for (caller, action) in [(ALICE, "approve"), (BOB, "approve"), (BOB, "refuse")] {
         let again = w
             .operator(
@@ -401,6 +403,7 @@ async fn an_approval_through_the_operator_path_runs_the_stored_request_and_recor
         assert_eq!(again["target"]["name"], "payments-api");
     }
     assert_eq!(w.member.writes().len(), writes);
+    assert_eq!(w.published().len(), published);
 }
 
 #[tokio::test(start_paused = true)]
