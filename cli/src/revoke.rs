@@ -81,7 +81,7 @@ pub struct RouteArgs {
 }
 
 /// What a route resolves to before any call.
-enum Route {
+pub(crate) enum Route {
     /// The operator path, at the URL given or the named (or only) stack's.
     Stack {
         url: Option<String>,
@@ -97,7 +97,7 @@ impl RouteArgs {
     /// variable of the shell (an exported CUTOFF_OPERATOR_URL must not carry a
     /// `--stack cutoff-prod` request to another deployment), two typed flags or two
     /// variables are refused.
-    fn route(&self) -> Result<Route, String> {
+    pub(crate) fn route(&self) -> Result<Route, String> {
         // Whether a value was typed, rather than read from `variable` by clap (which
         // cannot tell): clap's own `conflicts_with` would also refuse a value from the
         // shell, exactly when the stack is broken and `--direct` is needed.
@@ -361,7 +361,7 @@ async fn through_operator_path(
 /// A read (status, history) through the operator path: the revoker's answer, or how
 /// the command ends instead: an invalid argument, or a refusal, which the revoker
 /// answers with a failed outcome rather than a report (printed here).
-async fn report_through_operator_path(
+pub(crate) async fn report_through_operator_path(
     aws: &AwsArgs,
     (url, stack): (Option<String>, Option<String>),
     payload: Value,
@@ -391,7 +391,7 @@ fn note_requested_by_unused(requested_by: &Option<String>) {
 }
 
 /// A manual request through the operator path, its outcome printed.
-async fn operator_outcome(
+pub(crate) async fn operator_outcome(
     aws: &AwsArgs,
     (url, stack): (Option<&str>, Option<&str>),
     payload: Result<Value, String>,
@@ -573,7 +573,7 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     writeln!(std::io::stdout().lock(), "{text}").context("writing to standard output")
 }
 
-fn print_outcome(outcome: &Outcome, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn print_outcome(outcome: &Outcome, json: bool) -> anyhow::Result<Exit> {
     if json {
         print_json(outcome)?;
     } else {
@@ -626,6 +626,12 @@ fn print_outcome(outcome: &Outcome, json: bool) -> anyhow::Result<Exit> {
                 "claimed, not verified"
             };
             line(&mut out, "requested by", format!("{who} ({how})"));
+        }
+        if let Some(who) = &outcome.trigger.approved_by {
+            line(&mut out, "approved by", format!("{who} (verified by AWS)"));
+        }
+        if let Some(approval) = &outcome.approval {
+            crate::approval::approval_lines(&mut out, outcome, approval);
         }
         for action in &outcome.actions {
             let label = if outcome.dry_run { "would" } else { "did" };

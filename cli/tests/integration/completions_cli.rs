@@ -12,13 +12,16 @@ fn cutoff(args: &[&str]) -> Output {
         .unwrap()
 }
 
-const SUBCOMMANDS: [&str; 8] = [
+const SUBCOMMANDS: [&str; 11] = [
     "triage",
     "revoke",
     "status",
     "release",
     "sweep",
     "history",
+    "approve",
+    "refuse",
+    "pending",
     "doctor",
     "completions",
 ];
