@@ -14,11 +14,8 @@ use anyhow::Context;
 use clap::Args;
 use cutoff_aws::config::load_sdk_config_with;
 use cutoff_aws::dynamodb::approvals::{Approvals, SdkApprovals};
-use cutoff_domain::approval::{
-    Approval, ApprovalId, ApprovalNote, ApprovalState, parse_action, stamp,
-};
+use cutoff_domain::approval::{Approval, ApprovalId, parse_action, stamp};
 use cutoff_domain::event::manual::OperatorText;
-use cutoff_domain::outcome::Outcome;
 use cutoff_domain::principal::clean_text;
 use serde_json::{Value, json};
 
@@ -237,33 +234,6 @@ pub async fn pending(args: &PendingArgs) -> anyhow::Result<Exit> {
     }
     write!(std::io::stdout().lock(), "{out}").context("writing to standard output")?;
     Ok(Exit::Ok)
-}
-
-/// The approval lines of an outcome's summary.
-pub(crate) fn approval_lines(out: &mut String, outcome: &Outcome, a: &ApprovalNote) {
-    let mut line = |label: &str, value: String| out.push_str(&format!("  {label:<14}{value}\n"));
-    let when = match a.state {
-        ApprovalState::Pending => format!(", expires {}", stamp(a.expires_at)),
-        ApprovalState::Expired => format!(", expired {}", stamp(a.expires_at)),
-        _ => String::new(),
-    };
-    line("approval", format!("{} ({}{when})", a.id, a.state));
-    if outcome.status == cutoff_domain::outcome::Status::AwaitingApproval {
-        line("to approve", format!("cutoff approve {}", a.id));
-        line(
-            "to refuse",
-            format!("cutoff refuse {} --reason \"...\"", a.id),
-        );
-    }
-    if let Some(by) = &a.decided_by {
-        let at = a
-            .decided_at
-            .map_or_else(String::new, |t| format!(" at {}", stamp(t)));
-        line("decided by", format!("{}{at}", clean_text(by, 300)));
-    }
-    if let Some(reason) = &a.reason {
-        line("their reason", clean_text(reason, 300));
-    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use cutoff::revoke::{RevokeConfig, Revoker, StatusReport};
 use cutoff_aws::config::{SdkOptions, load_sdk_config_with};
 use cutoff_aws::dynamodb::{AuditEntry, ConfiguredLedger, Ledger};
 use cutoff_aws::sts::{SdkAccountAccess, discover_caller_and_time, discover_home_and_time};
+use cutoff_domain::approval::{ApprovalNote, ApprovalState, stamp};
 use cutoff_domain::clock::OffsetClock;
 use cutoff_domain::event::{ManualAction, manual};
 use cutoff_domain::outcome::{Outcome, RevocationRequest, Status};
@@ -631,7 +632,7 @@ pub(crate) fn print_outcome(outcome: &Outcome, json: bool) -> anyhow::Result<Exi
             line(&mut out, "approved by", format!("{who} (verified by AWS)"));
         }
         if let Some(approval) = &outcome.approval {
-            crate::approval::approval_lines(&mut out, outcome, approval);
+            approval_lines(&mut out, outcome, approval);
         }
         for action in &outcome.actions {
             let label = if outcome.dry_run { "would" } else { "did" };
@@ -664,6 +665,34 @@ pub(crate) fn print_outcome(outcome: &Outcome, json: bool) -> anyhow::Result<Exi
         Status::Failed | Status::Partial => Exit::Failed,
         _ => Exit::Ok,
     })
+}
+
+/// The approval lines of an outcome's summary: its id and state, the commands while it
+/// is open, who decided it.
+fn approval_lines(out: &mut String, outcome: &Outcome, a: &ApprovalNote) {
+    let mut line = |label: &str, value: String| out.push_str(&format!("  {label:<14}{value}\n"));
+    let when = match a.state {
+        ApprovalState::Pending => format!(", expires {}", stamp(a.expires_at)),
+        ApprovalState::Expired => format!(", expired {}", stamp(a.expires_at)),
+        _ => String::new(),
+    };
+    line("approval", format!("{} ({}{when})", a.id, a.state));
+    if outcome.status == Status::AwaitingApproval {
+        line("to approve", format!("cutoff approve {}", a.id));
+        line(
+            "to refuse",
+            format!("cutoff refuse {} --reason \"...\"", a.id),
+        );
+    }
+    if let Some(by) = &a.decided_by {
+        let at = a
+            .decided_at
+            .map_or_else(String::new, |t| format!(" at {}", stamp(t)));
+        line("decided by", format!("{}{at}", clean_text(by, 300)));
+    }
+    if let Some(reason) = &a.reason {
+        line("their reason", clean_text(reason, 300));
+    }
 }
 
 fn print_status(report: &StatusReport, json: bool) -> anyhow::Result<Exit> {

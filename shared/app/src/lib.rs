@@ -2,7 +2,6 @@
 //! and their configuration, built on the domain (`cutoff-domain`: what cutoff knows)
 //! and the AWS adapters (`cutoff-aws`: how it talks to AWS).
 
-pub mod approval;
 pub mod config;
 pub mod deny_writer;
 pub mod handler;

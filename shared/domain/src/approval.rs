@@ -12,8 +12,6 @@
 //! decided ([`Approval::is_open`], [`Approval::expiry_due`]), who may not decide it
 //! ([`is_the_suspect`]), and the operator's requests ([`ApprovalAction`]).
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -21,34 +19,10 @@ use sha2::{Digest, Sha256};
 
 use crate::event::manual::OperatorText;
 use crate::outcome::RevocationRequest;
-use crate::principal::{
-    InvalidValue, PrincipalArn, PrincipalResource, Target, TargetKind, clean_text, excerpt,
-};
-
-/// The id of an approval: 16 lowercase hex digits (64 bits of SHA-256 of what the
-/// request says about whom it revokes), short enough to type in `cutoff approve <id>`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ApprovalId(String);
+pub use crate::outcome::{ApprovalId, ApprovalNote, ApprovalState};
+use crate::principal::{PrincipalArn, PrincipalResource, Target, TargetKind, clean_text, excerpt};
 
 impl ApprovalId {
-    pub const LEN: usize = 16;
-
-    pub fn parse(input: &str) -> Result<Self, InvalidValue> {
-        let valid = input.len() == Self::LEN
-            && input
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !valid {
-            return Err(InvalidValue {
-                what: "approval id",
-                excerpt: excerpt(input),
-                why: "an approval id is 16 lowercase hexadecimal digits, as the message gives it",
-            });
-        }
-        Ok(Self(input.to_owned()))
-    }
-
     /// The id of the approval `request` asks for. Built from the finding and whom the
     /// request revokes (source, product, finding id, principal, scope, session, key,
     /// unique id, custom action, dry run), never from the finding's update time: a
@@ -102,66 +76,6 @@ impl ApprovalId {
                 .map(|b| format!("{b:02x}"))
                 .collect(),
         )
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for ApprovalId {
-    type Error = InvalidValue;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<ApprovalId> for String {
-    fn from(id: ApprovalId) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for ApprovalId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Where an approval is: pending until a person decides or it expires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApprovalState {
-    Pending,
-    Approved,
-    Refused,
-    Expired,
-}
-
-impl ApprovalState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApprovalState::Pending => "pending",
-            ApprovalState::Approved => "approved",
-            ApprovalState::Refused => "refused",
-            ApprovalState::Expired => "expired",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "pending" => Some(ApprovalState::Pending),
-            "approved" => Some(ApprovalState::Approved),
-            "refused" => Some(ApprovalState::Refused),
-            "expired" => Some(ApprovalState::Expired),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for ApprovalState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -325,22 +239,6 @@ impl Approval {
             reason: self.reason.clone(),
         }
     }
-}
-
-/// An approval, as an outcome carries it (`approval`): the id the commands take, its
-/// state, when it expires (or expired), and who decided it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApprovalNote {
-    pub id: ApprovalId,
-    pub state: ApprovalState,
-    pub expires_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decided_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decided_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
 }
 
 /// `2026-11-23T16:00:00Z`.

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::event::manual::OperatorText;
 use crate::event::{ManualAction, ManualRequest, Scope};
 use crate::policy::Cutoff;
-use crate::principal::{Target, TargetKind, UniqueId, excerpt, is_sns_topic_arn};
+use crate::principal::{InvalidValue, Target, TargetKind, UniqueId, excerpt, is_sns_topic_arn};
 use crate::triage::{Decision, Source};
+use std::fmt;
 
 pub use crate::event::FindingFormat;
 
@@ -505,7 +506,7 @@ pub struct Outcome {
     /// `approval_expired`, and the outcome of an approved request): its id, state,
     /// expiry and who decided it. Absent in every other outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval: Option<crate::approval::ApprovalNote>,
+    pub approval: Option<ApprovalNote>,
 }
 
 impl Outcome {
@@ -589,6 +590,110 @@ impl Outcome {
         matches!(self.status, Status::Failed | Status::Partial)
             && !self.error.as_ref().is_some_and(|e| e.kind.is_permanent())
     }
+}
+
+// ---------------------------------------------------------------------------------
+// The approval an outcome is about (the rules are in `crate::approval`)
+
+/// The id of an approval: 16 lowercase hex digits (64 bits of SHA-256 of what the
+/// request says about whom it revokes), short enough to type in `cutoff approve <id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ApprovalId(pub(crate) String);
+
+impl ApprovalId {
+    pub const LEN: usize = 16;
+
+    pub fn parse(input: &str) -> Result<Self, InvalidValue> {
+        let valid = input.len() == Self::LEN
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !valid {
+            return Err(InvalidValue {
+                what: "approval id",
+                excerpt: excerpt(input),
+                why: "an approval id is 16 lowercase hexadecimal digits, as the message gives it",
+            });
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ApprovalId {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ApprovalId> for String {
+    fn from(id: ApprovalId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for ApprovalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where an approval is: pending until a person decides or it expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    Pending,
+    Approved,
+    Refused,
+    Expired,
+}
+
+impl ApprovalState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved => "approved",
+            ApprovalState::Refused => "refused",
+            ApprovalState::Expired => "expired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(ApprovalState::Pending),
+            "approved" => Some(ApprovalState::Approved),
+            "refused" => Some(ApprovalState::Refused),
+            "expired" => Some(ApprovalState::Expired),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ApprovalState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An approval, as an outcome carries it (`approval`): the id the commands take, its
+/// state, when it expires (or expired), and who decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalNote {
+    pub id: ApprovalId,
+    pub state: ApprovalState,
+    pub expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Tag naming the team that owns a principal.

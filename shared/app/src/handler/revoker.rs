@@ -8,7 +8,7 @@
 //! message is only as trustworthy as whoever could send it. Every queue message is
 //! validated as strictly as a manual request; one that needs approval (a medium
 //! finding with `CUTOFF_MEDIUM_FINDINGS=ask`) is asked, not revoked
-//! ([`crate::approval`]).
+//! ([`crate::handler::approval`]).
 
 use cutoff_domain::triage::Source;
 use std::collections::BTreeMap;
@@ -484,7 +484,7 @@ where
     }
 
     /// [`Self::handle_invocation_with`], keeping the approvals medium-severity findings
-    /// ask for in `approvals` ([`crate::approval`]): a queued request that needs
+    /// ask for in `approvals` ([`crate::handler::approval`]): a queued request that needs
     /// approval is asked, not revoked, and the operator path approves, refuses and
     /// lists them.
     #[allow(clippy::too_many_arguments)]
@@ -547,10 +547,10 @@ where
                     })
                     .collect();
                 // Requests that need approval are asked, not revoked.
-                let (batch, asks) = crate::approval::split_batch(batch);
+                let (batch, asks) = crate::handler::approval::split_batch(batch);
                 let mut result = self.handle_batch(&batch, settings.dry_run).await;
                 let asked = self.ask_approvals(approvals, &asks, settings).await;
-                let announced = crate::approval::merge_asked(&mut result, asked);
+                let announced = crate::handler::approval::merge_asked(&mut result, asked);
                 // A follow-up is checked against the ledger's key records: without a
                 // ledger none could run.
                 if scheduling && self.ledger.enabled() {
@@ -599,7 +599,8 @@ where
                     bus.publish(&to_publish).await
                 };
                 if publish.is_ok() {
-                    crate::approval::mark_announced(approvals, &announced, &published_ids).await;
+                    crate::handler::approval::mark_announced(approvals, &announced, &published_ids)
+                        .await;
                 }
                 if let Err(err) = publish {
                     tracing::error!(error = %err, count = to_publish.len(), "outcomes not published; their messages will be retried");
@@ -848,7 +849,7 @@ where
         }
     }
 
-    /// An approval action's answer ([`crate::approval`]); one that cannot be read is
+    /// An approval action's answer ([`crate::handler::approval`]); one that cannot be read is
     /// an invalid request.
     async fn approval_answer<P: Approvals>(
         &self,

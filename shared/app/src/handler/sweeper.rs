@@ -125,7 +125,7 @@ pub struct PlanReport {
     pub digest: Option<DigestReport>,
     /// The approvals this plan expired (with a ledger).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub approvals: Option<crate::approval::ExpiryReport>,
+    pub approvals: Option<crate::handler::approval::ExpiryReport>,
 }
 
 /// The daily digest a plan tried to send.
@@ -214,7 +214,7 @@ pub struct Sweeper<
     /// The daily digest of the runs (off unless configured).
     pub digest: DigestSetting,
     /// The approvals medium-severity findings asked for: each plan expires those past
-    /// their deadline ([`crate::approval::expire_approvals`]).
+    /// their deadline ([`crate::handler::approval::expire_approvals`]).
     pub approvals: R,
 }
 
@@ -432,14 +432,17 @@ where
     }
 
     /// Expires the approvals past their deadline and announces each once (see
-    /// [`crate::approval::expire_approvals`]); None without a ledger. Its outcomes are
+    /// [`crate::handler::approval::expire_approvals`]); None without a ledger. Its outcomes are
     /// logged and counted here.
-    async fn expire_approvals(&self, request_id: &str) -> Option<crate::approval::ExpiryReport> {
+    async fn expire_approvals(
+        &self,
+        request_id: &str,
+    ) -> Option<crate::handler::approval::ExpiryReport> {
         if !self.approvals.enabled() {
             return None;
         }
         let bus = Retrying::new(&self.bus, self.retry);
-        let (report, outcomes) = crate::approval::expire_approvals(
+        let (report, outcomes) = crate::handler::approval::expire_approvals(
             &self.approvals,
             &bus,
             &self.locks,

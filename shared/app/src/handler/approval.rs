@@ -21,9 +21,7 @@
 use aws_lambda_events::sqs::{BatchItemFailure, SqsEvent};
 use chrono::{DateTime, Utc};
 
-use crate::handler::revoker::{
-    BatchResult, Caller, DirectAnswer, InvocationSettings, MessageOutcome,
-};
+use super::revoker::{BatchResult, Caller, DirectAnswer, InvocationSettings, MessageOutcome};
 use crate::revoke::Revoker;
 use cutoff_aws::dynamodb::approvals::{Approvals, Asked};
 use cutoff_aws::dynamodb::{AuditEntry, Ledger};
@@ -53,8 +51,8 @@ pub struct AskMessage {
 /// other stays in the batch, which refuses it as it always has.
 pub fn split_batch(mut batch: SqsEvent) -> (SqsEvent, Vec<AskMessage>) {
     let mut asks = Vec::new();
-    batch.records.retain(|record| {
-        match crate::handler::revoker::queued_request(record.body.as_deref()) {
+    batch.records.retain(
+        |record| match super::revoker::queued_request(record.body.as_deref()) {
             Ok(request) if request.needs_approval => {
                 asks.push(AskMessage {
                     message_id: record.message_id.clone().unwrap_or_default(),
@@ -63,8 +61,8 @@ pub fn split_batch(mut batch: SqsEvent) -> (SqsEvent, Vec<AskMessage>) {
                 false
             }
             _ => true,
-        }
-    });
+        },
+    );
     (batch, asks)
 }
 
