@@ -339,6 +339,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn with_ask_a_medium_finding_is_queued_needing_approval_and_alerts_nobody_yet() {
+        let fake = Fakes::default();
+        let intake = Intake {
+            config: TriageConfig {
+                medium_findings: cutoff_domain::settings::MediumFindings::Ask,
+                ..TriageConfig::default()
+            },
+            ..intake(&fake)
+        };
+        let (triage, report) = intake
+            .accept(finding("f1", "payments-api", 5.0, "2026-11-23T11:56:00Z"))
+            .await
+            .unwrap();
+        assert_eq!((report.queued, report.asked, report.alerted), (1, 1, 0));
+        let (body, group, dedup) = fake.queue.state().queued[0].clone();
+        assert_eq!(group, "111122223333/role/payments-api");
+        assert_eq!(dedup.len(), 64);
+        let request: RevocationRequest = serde_json::from_str(&body).unwrap();
+        assert!(request.needs_approval, "{body}");
+        assert_eq!(request.check_queued(), Ok(()));
+        assert!(
+            fake.bus.state().outcomes.is_empty(),
+            "the revoker asks, not intake"
+        );
+        let at = chrono::Utc::now();
+        let counted: Vec<serde_json::Value> = metric_records(&triage, &report)
+            .iter()
+            .map(|r| r.to_emf(&cutoff_domain::metrics::Namespace::default(), at))
+            .collect();
+        assert_eq!(counted[0]["Decision"], "ask");
+        // At the revoke threshold it revokes, as ever; the report says so.
+        let (_, report) = intake
+            .accept(finding("f2", "ledger", 7.0, "2026-11-23T11:57:00Z"))
+            .await
+            .unwrap();
+        assert_eq!((report.queued, report.asked), (1, 0));
+        let body = fake.queue.state().queued[1].0.clone();
+        assert!(!body.contains("needs_approval"), "{body}");
+    }
+
+    #[tokio::test]
     async fn a_queued_request_carries_the_events_time_and_the_decisions_are_counted() {
         let fake = Fakes::default();
         let intake = intake(&fake);
