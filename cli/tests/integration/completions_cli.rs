@@ -85,7 +85,7 @@ fn bash_completes_subcommands_and_their_flags() {
     assert_eq!(bash_completes(&["cutoff", "tri"]), ["triage"]);
     let mut re = bash_completes(&["cutoff", "re"]);
     re.sort();
-    assert_eq!(re, ["release", "revoke"]);
+    assert_eq!(re, ["refuse", "release", "revoke"]);
     let flags = bash_completes(&["cutoff", "triage", "--securityhub-v"]);
     assert!(
         flags.contains(&"--securityhub-v2".to_owned())
