@@ -76,12 +76,14 @@ pub struct Asking {
 }
 
 /// Adds the outcomes of the asked messages to the batch's: each is logged, counted and
-/// published with the others, and one that must be retried (the ledger could not be
-/// reached) goes back to the queue. The approvals they announce, by message id.
+/// published with the others (the IAM reads of the owner with the batch's calls), and
+/// one that must be retried (the ledger could not be reached) goes back to the queue.
+/// The approvals they announce, by message id.
 pub fn merge_asked(result: &mut BatchResult, asked: Vec<Asking>) -> Vec<(String, ApprovalId)> {
     let mut announced = Vec::new();
     for asking in asked {
         let message_id = asking.message.message_id.clone();
+        result.api_calls += u64::from(asking.message.outcome.api_calls);
         if asking.message.outcome.needs_retry() {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = message_id.clone();
@@ -183,8 +185,9 @@ where
         if let Some(error) = &report.error
             && error.kind == FailureKind::AccountNotAllowed
         {
-            let outcome = Outcome::for_request(request, Status::Failed, "")
+            let mut outcome = Outcome::for_request(request, Status::Failed, "")
                 .failed(error.kind, error.message.clone());
+            outcome.api_calls = report.api_calls;
             return Some((outcome, None));
         }
         let asked = Approval::ask(request, self.clock.now(), hours).with_owner(report.owner);
@@ -202,7 +205,8 @@ where
                     stamp(asked.expires_at),
                     approve_command(&asked.id)
                 );
-                let outcome = asked.outcome(Status::AwaitingApproval, detail);
+                let mut outcome = asked.outcome(Status::AwaitingApproval, detail);
+                outcome.api_calls = report.api_calls;
                 self.audit_approval(message_id, &outcome).await;
                 tracing::info!(approval_id = %asked.id, message_id, expires_at = %stamp(asked.expires_at), "approval asked");
                 Some((outcome, Some(asked.id)))
@@ -219,10 +223,9 @@ where
                     approve_command(&existing.id),
                     stamp(existing.created_at)
                 );
-                Some((
-                    existing.outcome(Status::AwaitingApproval, detail),
-                    Some(existing.id.clone()),
-                ))
+                let mut outcome = existing.outcome(Status::AwaitingApproval, detail);
+                outcome.api_calls = report.api_calls;
+                Some((outcome, Some(existing.id.clone())))
             }
             Ok(Asked::Exists(existing)) => {
                 tracing::info!(approval_id = %existing.id, message_id, state = %existing.state, "the approval this request asks for was already decided or expired: nothing recorded, nothing published");
@@ -230,10 +233,11 @@ where
             }
             Err(err) => {
                 tracing::error!(message_id, error = %err, "approval not recorded; the message will be retried");
-                let outcome = Outcome::for_request(request, Status::Failed, "").failed(
+                let mut outcome = Outcome::for_request(request, Status::Failed, "").failed(
                     FailureKind::LedgerUnavailable,
                     format!("the approval could not be recorded, so nobody was asked: {err}"),
                 );
+                outcome.api_calls = report.api_calls;
                 Some((outcome, None))
             }
         }

@@ -184,6 +184,10 @@ async fn a_request_that_needs_approval_writes_nothing_records_the_question_and_a
     assert_eq!(outcome.request_id.as_deref(), Some("m1"));
     assert_eq!(outcome.trigger.finding_id.as_deref(), Some("f-medium"));
     assert!(outcome.cutoff.is_none() && outcome.actions.is_empty());
+    assert!(
+        outcome.api_calls > 0,
+        "the owner's tags were read: {outcome:?}"
+    );
     let note = outcome.approval.clone().unwrap();
     let id = ApprovalId::of(&request);
     assert_eq!(note.id, id);
