@@ -3,6 +3,7 @@
 //! Exit codes: 0 when the command did its job, 2 for invalid arguments or input
 //! (with a one-line error on stderr), 1 for any other failure.
 
+mod approval;
 mod doctor;
 mod operator;
 mod progress;
@@ -32,6 +33,9 @@ enum Command {
     Release(revoke::ReleaseArgs),
     Sweep(sweep::SweepArgs),
     History(revoke::HistoryArgs),
+    Approve(approval::ApproveArgs),
+    Refuse(approval::RefuseArgs),
+    Pending(approval::PendingArgs),
     Doctor(doctor::DoctorArgs),
     Completions(CompletionsArgs),
 }
@@ -86,6 +90,9 @@ fn main() -> ExitCode {
         Command::Release(args) => runtime().and_then(|rt| rt.block_on(revoke::release(&args))),
         Command::Sweep(args) => runtime().and_then(|rt| rt.block_on(sweep::sweep(&args))),
         Command::History(args) => runtime().and_then(|rt| rt.block_on(revoke::history(&args))),
+        Command::Approve(args) => runtime().and_then(|rt| rt.block_on(approval::approve(&args))),
+        Command::Refuse(args) => runtime().and_then(|rt| rt.block_on(approval::refuse(&args))),
+        Command::Pending(args) => runtime().and_then(|rt| rt.block_on(approval::pending(&args))),
         Command::Doctor(args) => runtime().and_then(|rt| rt.block_on(doctor::doctor(&args))),
         Command::Completions(args) => completions(&args),
     };

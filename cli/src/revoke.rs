@@ -13,6 +13,7 @@ use cutoff::revoke::{RevokeConfig, Revoker, StatusReport};
 use cutoff_aws::config::{SdkOptions, load_sdk_config_with};
 use cutoff_aws::dynamodb::{AuditEntry, ConfiguredLedger, Ledger};
 use cutoff_aws::sts::{SdkAccountAccess, discover_caller_and_time, discover_home_and_time};
+use cutoff_domain::approval::{ApprovalNote, ApprovalState, stamp};
 use cutoff_domain::clock::OffsetClock;
 use cutoff_domain::event::{ManualAction, manual};
 use cutoff_domain::outcome::{Outcome, RevocationRequest, Status};
@@ -81,7 +82,7 @@ pub struct RouteArgs {
 }
 
 /// What a route resolves to before any call.
-enum Route {
+pub(crate) enum Route {
     /// The operator path, at the URL given or the named (or only) stack's.
     Stack {
         url: Option<String>,
@@ -97,7 +98,7 @@ impl RouteArgs {
     /// variable of the shell (an exported CUTOFF_OPERATOR_URL must not carry a
     /// `--stack cutoff-prod` request to another deployment), two typed flags or two
     /// variables are refused.
-    fn route(&self) -> Result<Route, String> {
+    pub(crate) fn route(&self) -> Result<Route, String> {
         // Whether a value was typed, rather than read from `variable` by clap (which
         // cannot tell): clap's own `conflicts_with` would also refuse a value from the
         // shell, exactly when the stack is broken and `--direct` is needed.
@@ -361,7 +362,7 @@ async fn through_operator_path(
 /// A read (status, history) through the operator path: the revoker's answer, or how
 /// the command ends instead: an invalid argument, or a refusal, which the revoker
 /// answers with a failed outcome rather than a report (printed here).
-async fn report_through_operator_path(
+pub(crate) async fn report_through_operator_path(
     aws: &AwsArgs,
     (url, stack): (Option<String>, Option<String>),
     payload: Value,
@@ -391,7 +392,7 @@ fn note_requested_by_unused(requested_by: &Option<String>) {
 }
 
 /// A manual request through the operator path, its outcome printed.
-async fn operator_outcome(
+pub(crate) async fn operator_outcome(
     aws: &AwsArgs,
     (url, stack): (Option<&str>, Option<&str>),
     payload: Result<Value, String>,
@@ -573,7 +574,7 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     writeln!(std::io::stdout().lock(), "{text}").context("writing to standard output")
 }
 
-fn print_outcome(outcome: &Outcome, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn print_outcome(outcome: &Outcome, json: bool) -> anyhow::Result<Exit> {
     if json {
         print_json(outcome)?;
     } else {
@@ -627,6 +628,12 @@ fn print_outcome(outcome: &Outcome, json: bool) -> anyhow::Result<Exit> {
             };
             line(&mut out, "requested by", format!("{who} ({how})"));
         }
+        if let Some(who) = &outcome.trigger.approved_by {
+            line(&mut out, "approved by", format!("{who} (verified by AWS)"));
+        }
+        if let Some(approval) = &outcome.approval {
+            approval_lines(&mut out, outcome, approval);
+        }
         for action in &outcome.actions {
             let label = if outcome.dry_run { "would" } else { "did" };
             line(&mut out, label, action.clone());
@@ -658,6 +665,34 @@ fn print_outcome(outcome: &Outcome, json: bool) -> anyhow::Result<Exit> {
         Status::Failed | Status::Partial => Exit::Failed,
         _ => Exit::Ok,
     })
+}
+
+/// The approval lines of an outcome's summary: its id and state, the commands while it
+/// is open, who decided it.
+fn approval_lines(out: &mut String, outcome: &Outcome, a: &ApprovalNote) {
+    let mut line = |label: &str, value: String| out.push_str(&format!("  {label:<14}{value}\n"));
+    let when = match a.state {
+        ApprovalState::Pending => format!(", expires {}", stamp(a.expires_at)),
+        ApprovalState::Expired => format!(", expired {}", stamp(a.expires_at)),
+        _ => String::new(),
+    };
+    line("approval", format!("{} ({}{when})", a.id, a.state));
+    if outcome.status == Status::AwaitingApproval {
+        line("to approve", format!("cutoff approve {}", a.id));
+        line(
+            "to refuse",
+            format!("cutoff refuse {} --reason \"...\"", a.id),
+        );
+    }
+    if let Some(by) = &a.decided_by {
+        let at = a
+            .decided_at
+            .map_or_else(String::new, |t| format!(" at {}", stamp(t)));
+        line("decided by", format!("{}{at}", clean_text(by, 300)));
+    }
+    if let Some(reason) = &a.reason {
+        line("their reason", clean_text(reason, 300));
+    }
 }
 
 fn print_status(report: &StatusReport, json: bool) -> anyhow::Result<Exit> {

@@ -144,6 +144,7 @@ pub fn opted_in() -> TriageConfig {
         cloudtrail_event_names: ["StopLogging", "DeleteTrail", "ConsoleLogin"]
             .map(str::to_owned)
             .to_vec(),
+        medium_findings: cutoff_domain::settings::MediumFindings::Ask,
         ..TriageConfig::default()
     }
 }
@@ -172,7 +173,7 @@ pub fn check_event(value: Value, config: &TriageConfig) -> Triage {
             );
         }
         match decision.decision {
-            Verdict::Revoke => check_revoke(triage.source, decision, config, &named),
+            Verdict::Revoke | Verdict::Ask => check_revoke(triage.source, decision, config, &named),
             Verdict::Alert => {
                 let outcome = alert_outcome(triage.source, decision).unwrap_or_else(|| {
                     panic!("an alert decision has no target to alert about: {decision:?}")
@@ -298,10 +299,31 @@ fn check_revoke(source: Source, decision: &Decision, config: &TriageConfig, name
         "the queued target is not the decided one"
     );
     assert_eq!(request.action, ManualAction::Revoke);
+    // Only a finding graded between the thresholds asks, and only when the deployment
+    // says so; what asks is queued as needing approval, what revokes is not.
+    let asks = decision.decision == Verdict::Ask;
+    assert_eq!(request.needs_approval, asks, "{decision:?}");
+    if asks {
+        assert_eq!(
+            config.medium_findings,
+            cutoff_domain::settings::MediumFindings::Ask,
+            "asked for approval with CUTOFF_MEDIUM_FINDINGS=alert"
+        );
+        let severity = decision.finding.as_ref().and_then(|f| f.severity);
+        assert!(
+            severity.is_some_and(|s| s >= config.alert_severity && s < config.revoke_severity),
+            "asked for approval at severity {severity:?}"
+        );
+    }
     check_queue_body(&request);
 
     // What the owner reads, whatever the revoker's outcome.
-    for status in [Status::Applied, Status::DryRun, Status::Protected] {
+    for status in [
+        Status::Applied,
+        Status::DryRun,
+        Status::Protected,
+        Status::AwaitingApproval,
+    ] {
         check_message(&Outcome::for_request(&request, status, "fuzzed"));
     }
     check_message(

@@ -21,6 +21,7 @@ use cutoff_domain::triage::Source;
 use std::path::PathBuf;
 
 use chrono::DateTime;
+use cutoff_domain::approval::{ApprovalId, ApprovalNote, ApprovalState};
 use cutoff_domain::event::Scope;
 use cutoff_domain::notify;
 use cutoff_domain::outcome::{
@@ -719,16 +720,7 @@ fn any_kind() -> impl Strategy<Value = TargetKind> {
 }
 
 fn any_status() -> impl Strategy<Value = Status> {
-    proptest::sample::select(vec![
-        Status::Applied,
-        Status::AlreadyRevoked,
-        Status::DryRun,
-        Status::Protected,
-        Status::Unmodifiable,
-        Status::Alerted,
-        Status::Released,
-        Status::Failed,
-    ])
+    proptest::sample::select(Status::ALL.to_vec())
 }
 
 fn any_target() -> impl Strategy<Value = Target> {
@@ -801,7 +793,11 @@ fn outcome() -> BoxedStrategy<Outcome> {
                 FindingFormat::Ocsf,
             ])),
         ),
-        (proptest::option::of(text()), any::<bool>()),
+        (
+            proptest::option::of(text()),
+            any::<bool>(),
+            proptest::option::of(text()),
+        ),
         proptest::option::of(text()),
     )
         .prop_map(
@@ -812,7 +808,7 @@ fn outcome() -> BoxedStrategy<Outcome> {
                 severity,
                 updated_at,
                 (product_arn, custom_action, finding_format),
-                (requested_by, requested_by_verified),
+                (requested_by, requested_by_verified, approved_by),
                 reason,
             )| {
                 Trigger {
@@ -827,9 +823,32 @@ fn outcome() -> BoxedStrategy<Outcome> {
                     requested_by_verified,
                     custom_action,
                     reason,
+                    approved_by,
                 }
             },
         );
+    // An approval's decider and reason are an operator's text, its id one of ours.
+    let approval = proptest::option::of(
+        (
+            proptest::sample::select(vec![
+                ApprovalState::Pending,
+                ApprovalState::Approved,
+                ApprovalState::Refused,
+                ApprovalState::Expired,
+            ]),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            (0i64..4_000_000_000).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
+        )
+            .prop_map(|(state, decided_by, reason, expires_at)| ApprovalNote {
+                id: ApprovalId::parse("0123456789abcdef").unwrap(),
+                state,
+                expires_at,
+                decided_at: decided_by.as_ref().map(|_| expires_at),
+                decided_by,
+                reason,
+            }),
+    );
     let owner = (
         proptest::option::of(text()),
         proptest::option::of(known(&[
@@ -875,13 +894,14 @@ fn outcome() -> BoxedStrategy<Outcome> {
                 0..4,
             ),
             proptest::collection::vec(text(), 0..4),
+            approval,
         ),
     )
         .prop_map(
             |(
                 (status, target, cutoff, previous_cutoff, policy, scope),
                 (owner, trigger, api_calls, error, propagation, detail, actions, dry_run),
-                (still_works, other_access),
+                (still_works, other_access, approval),
             )| Outcome {
                 status,
                 target,
@@ -903,6 +923,7 @@ fn outcome() -> BoxedStrategy<Outcome> {
                 identity_center: None,
                 request_id: None,
                 activity_region: None,
+                approval,
             },
         )
         .boxed()
@@ -1158,6 +1179,7 @@ fn invisible_characters_beyond_the_bidi_set_are_cleaned() {
         identity_center: None,
         request_id: None,
         activity_region: None,
+        approval: None,
     };
     o.owner.team = Some(format!("team{hidden}"));
     let m = notify::render(&o, true);

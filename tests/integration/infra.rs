@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cutoff_tests::workspace_root;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 mod deploy;
 mod observability;
@@ -993,7 +993,57 @@ fn every_setting_the_code_reads_is_wired() {
         "CUTOFF_IDENTITY_CENTER_ROLE_ARN",
         "CUTOFF_IDENTITY_CENTER_REGION",
         "CUTOFF_IDENTITY_CENTER_SCP_ID",
+        "CUTOFF_MEDIUM_FINDINGS",
+        "CUTOFF_APPROVAL_HOURS",
     ] {
         assert!(all.contains(required), "no function sets {required}");
+    }
+}
+
+/// The approval settings: intake reads MediumFindings (the revoker must not need it:
+/// it acts on what the queue says), the revoker ApprovalHours, and every value the
+/// template allows is one the code takes, the defaults the code's.
+#[test]
+fn the_approval_parameters_reach_the_functions_that_read_them_within_the_codes_bounds() {
+    use cutoff_domain::approval::ApprovalHours;
+    use cutoff_domain::settings::MediumFindings;
+    let template = template("template.yaml");
+    let variables = |function: &str| {
+        template["Resources"][function]["Properties"]["Environment"]["Variables"].clone()
+    };
+    assert_eq!(
+        variables("IntakeFunction")["CUTOFF_MEDIUM_FINDINGS"],
+        json!({"Ref": "MediumFindings"})
+    );
+    assert_eq!(
+        variables("RevokerFunction")["CUTOFF_APPROVAL_HOURS"],
+        json!({"Ref": "ApprovalHours"})
+    );
+    let medium = &template["Parameters"]["MediumFindings"];
+    assert_eq!(medium["Default"], MediumFindings::default().as_str());
+    let allowed: Vec<&str> = medium["AllowedValues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(allowed, ["alert", "ask"]);
+    for value in allowed {
+        assert_eq!(MediumFindings::parse(value).unwrap().as_str(), value);
+    }
+    let hours = &template["Parameters"]["ApprovalHours"];
+    assert_eq!(
+        hours["Default"].as_u64(),
+        Some(u64::from(ApprovalHours::DEFAULT.get()))
+    );
+    let (min, max) = (
+        hours["MinValue"].as_u64().unwrap(),
+        hours["MaxValue"].as_u64().unwrap(),
+    );
+    for h in [min, max] {
+        assert!(ApprovalHours::parse(&h.to_string()).is_ok(), "{h}");
+    }
+    for h in [min - 1, max + 1] {
+        assert!(ApprovalHours::parse(&h.to_string()).is_err(), "{h}");
     }
 }

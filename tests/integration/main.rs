@@ -11,6 +11,7 @@
 //!
 //! [`MotoServer::start`]: cutoff_tests::moto::MotoServer::start
 
+mod approval;
 mod architecture;
 mod chain;
 mod dist;

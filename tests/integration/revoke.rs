@@ -138,6 +138,7 @@ fn request(account: &str, kind: TargetKind, name: &str) -> RevocationRequest {
         event_time: None,
         dry_run: false,
         force: false,
+        needs_approval: false,
     }
 }
 

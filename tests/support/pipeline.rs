@@ -46,6 +46,8 @@ pub struct Pipeline {
     /// moto's EventBridge Scheduler, where the revoker makes its follow-up schedules.
     pub scheduler: aws_sdk_scheduler::Client,
     pub follow_up_group: String,
+    /// The revoker's environment, for another instance of it ([`Pipeline::another_revoker`]).
+    revoker_env: Vec<(&'static str, String)>,
 }
 
 /// One request message as the revoker received it in a batch.
@@ -230,26 +232,24 @@ impl Pipeline {
             &function_binary("intake"),
             &aws_env(&[("CUTOFF_REQUEST_QUEUE_URL", requests_url.clone())]),
         );
-        let revoker = LocalLambda::start(
-            "cutoff-revoker",
-            &function_binary("revoker"),
-            &aws_env(&[
-                ("CUTOFF_HOME_ACCOUNT", ACCOUNT.to_owned()),
-                ("CUTOFF_PARTITION", "aws".to_owned()),
-                ("CUTOFF_EXTERNAL_ID", "cutoff-demo-external-id".to_owned()),
-                ("CUTOFF_MAX_RECEIVES", "3".to_owned()),
-                ("CUTOFF_ORGANIZATION_ID", ORGANIZATION_ID.to_owned()),
-                ("CUTOFF_FOLLOW_UP_GROUP", follow_up_group.clone()),
-                (
-                    "CUTOFF_FOLLOW_UP_ROLE_ARN",
-                    format!("arn:aws:iam::{ACCOUNT}:role/{prefix}-follow-up-scheduler"),
-                ),
-                (
-                    "AWS_ENDPOINT_URL_CLOUDTRAIL",
-                    event_history.endpoint().to_owned(),
-                ),
-            ]),
-        );
+        let revoker_env = aws_env(&[
+            ("CUTOFF_HOME_ACCOUNT", ACCOUNT.to_owned()),
+            ("CUTOFF_PARTITION", "aws".to_owned()),
+            ("CUTOFF_EXTERNAL_ID", "cutoff-demo-external-id".to_owned()),
+            ("CUTOFF_MAX_RECEIVES", "3".to_owned()),
+            ("CUTOFF_ORGANIZATION_ID", ORGANIZATION_ID.to_owned()),
+            ("CUTOFF_FOLLOW_UP_GROUP", follow_up_group.clone()),
+            (
+                "CUTOFF_FOLLOW_UP_ROLE_ARN",
+                format!("arn:aws:iam::{ACCOUNT}:role/{prefix}-follow-up-scheduler"),
+            ),
+            (
+                "AWS_ENDPOINT_URL_CLOUDTRAIL",
+                event_history.endpoint().to_owned(),
+            ),
+        ]);
+        let revoker =
+            LocalLambda::start("cutoff-revoker", &function_binary("revoker"), &revoker_env);
         let notifier = LocalLambda::start(
             "cutoff-notifier",
             &function_binary("notifier"),
@@ -278,7 +278,18 @@ impl Pipeline {
             event_history,
             scheduler,
             follow_up_group,
+            revoker_env,
         }
+    }
+
+    /// Another instance of the pipeline's revoker, configured alike (Lambda runs as many
+    /// as it needs): the one an operator's function URL request reaches.
+    pub fn another_revoker(&self) -> LocalLambda {
+        LocalLambda::start(
+            "cutoff-revoker",
+            &function_binary("revoker"),
+            &self.revoker_env,
+        )
     }
 
     /// The follow-up schedules the revoker made: (name, `at(…)` expression, target

@@ -12,13 +12,16 @@ fn cutoff(args: &[&str]) -> Output {
         .unwrap()
 }
 
-const SUBCOMMANDS: [&str; 8] = [
+const SUBCOMMANDS: [&str; 11] = [
     "triage",
     "revoke",
     "status",
     "release",
     "sweep",
     "history",
+    "approve",
+    "refuse",
+    "pending",
     "doctor",
     "completions",
 ];
@@ -82,7 +85,7 @@ fn bash_completes_subcommands_and_their_flags() {
     assert_eq!(bash_completes(&["cutoff", "tri"]), ["triage"]);
     let mut re = bash_completes(&["cutoff", "re"]);
     re.sort();
-    assert_eq!(re, ["release", "revoke"]);
+    assert_eq!(re, ["refuse", "release", "revoke"]);
     let flags = bash_completes(&["cutoff", "triage", "--securityhub-v"]);
     assert!(
         flags.contains(&"--securityhub-v2".to_owned())

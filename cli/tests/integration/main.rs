@@ -8,6 +8,7 @@
 //! process, so the tests on the shared moto server keep to names (or accounts) of their
 //! own across modules too.
 
+mod approval_cli;
 mod completions_cli;
 mod doctor_cli;
 mod operator_cli;

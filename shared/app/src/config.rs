@@ -57,6 +57,9 @@ pub struct RevokerConfig {
     /// The opt-in Identity Center integration (None: Identity Center users are
     /// alerted with the remedy).
     pub identity_center: Option<IdentityCenterConfig>,
+    /// How long an approval a medium-severity finding asks for stays open
+    /// (`CUTOFF_APPROVAL_HOURS`).
+    pub approval_hours: cutoff_domain::approval::ApprovalHours,
 }
 
 /// Where Identity Center is administered (`CUTOFF_IDENTITY_CENTER_*`): the role
@@ -108,6 +111,7 @@ impl std::fmt::Debug for RevokerConfig {
             .field("role_arn", &self.role_arn)
             .field("follow_up", &self.follow_up)
             .field("identity_center", &self.identity_center)
+            .field("approval_hours", &self.approval_hours)
             .finish()
     }
 }
@@ -131,6 +135,7 @@ pub mod revoker_env {
     pub const IDENTITY_CENTER_ROLE_ARN: &str = "CUTOFF_IDENTITY_CENTER_ROLE_ARN";
     pub const IDENTITY_CENTER_REGION: &str = "CUTOFF_IDENTITY_CENTER_REGION";
     pub const IDENTITY_CENTER_SCP_ID: &str = "CUTOFF_IDENTITY_CENTER_SCP_ID";
+    pub const APPROVAL_HOURS: &str = "CUTOFF_APPROVAL_HOURS";
 }
 
 /// `arn:<partition>:iam::<account>:role/<path/>name`, whole.
@@ -382,6 +387,11 @@ impl RevokerConfig {
             }
         };
         let identity_center = identity_center_from(&lookup)?;
+        let approval_hours = match lookup(revoker_env::APPROVAL_HOURS) {
+            Some(v) if !v.trim().is_empty() => cutoff_domain::approval::ApprovalHours::parse(&v)
+                .map_err(|why| ConfigError::invalid(revoker_env::APPROVAL_HOURS, &v, why))?,
+            _ => cutoff_domain::approval::ApprovalHours::default(),
+        };
         // Checked last: a deployment missing its scope hears of that first.
         let outcome_bus = outcome_bus.ok_or_else(|| {
             ConfigError::invalid(
@@ -407,6 +417,7 @@ impl RevokerConfig {
             role_arn,
             follow_up,
             identity_center,
+            approval_hours,
         })
     }
 
@@ -804,6 +815,23 @@ mod sweeper_config_tests {
                 .or_insert_with(|| value.to_owned());
         }
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn an_approval_stays_open_four_hours_unless_the_deployment_says_one_to_seventy_two() {
+        let hours = |pairs: &[(&str, &str)]| {
+            RevokerConfig::from_lookup(lookup(pairs)).map(|c| c.approval_hours.get())
+        };
+        assert_eq!(hours(&[]).unwrap(), 4);
+        assert_eq!(hours(&[(revoker_env::APPROVAL_HOURS, "")]).unwrap(), 4);
+        assert_eq!(hours(&[(revoker_env::APPROVAL_HOURS, "1")]).unwrap(), 1);
+        assert_eq!(hours(&[(revoker_env::APPROVAL_HOURS, "72")]).unwrap(), 72);
+        for bad in ["0", "73", "4h", "-4"] {
+            let err = hours(&[(revoker_env::APPROVAL_HOURS, bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(revoker_env::APPROVAL_HOURS), "{bad}: {err}");
+        }
     }
 
     #[test]

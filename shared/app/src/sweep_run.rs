@@ -456,6 +456,7 @@ impl<C: IamApi> PrincipalWork<'_, C> {
             identity_center: None,
             request_id: None,
             activity_region: None,
+            approval: None,
         }
     }
 

@@ -281,6 +281,7 @@ pub fn containment(
             event_time: None,
             dry_run: false,
             force: false,
+            needs_approval: false,
         }))
     };
     let user_of = |named: &Option<PrincipalName>| named.clone().or_else(|| caller.cloned());

@@ -6,6 +6,7 @@
 //! deterministically. The AWS adapters (`cutoff-aws`) and the workflows
 //! (`cutoff`) depend on this crate; it depends on neither.
 
+pub mod approval;
 pub mod chain;
 pub mod clock;
 pub mod coverage;

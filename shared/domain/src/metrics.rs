@@ -108,7 +108,7 @@ pub mod dimension {
     pub const STATUS: &str = "Status";
     /// A trigger's source ([`crate::triage::Source`]).
     pub const SOURCE: &str = "Source";
-    /// A triage verdict (`revoke`, `alert`, `ignore`, or `invalid`).
+    /// A triage verdict (`revoke`, `ask`, `alert`, `ignore`, or `invalid`).
     pub const DECISION: &str = "Decision";
 }
 
@@ -134,7 +134,7 @@ pub const OUTCOMES: MetricDef = MetricDef {
     unit: Unit::Count,
     dimensions: BY_STATUS_AND_SOURCE,
     functions: &[Function::Intake, Function::Revoker, Function::Sweeper],
-    what: "outcomes a function reached, by status and by the trigger's source: the revoker's for every request on every attempt (a failed request is counted each time it fails), intake's alerts, the sweeper's changes",
+    what: "outcomes a function reached, by status and by the trigger's source: the revoker's for every request on every attempt (a failed request is counted each time it fails; an approval asked, refused or approved once, when it is), intake's alerts, the sweeper's changes and the approvals it expired",
 };
 
 pub const TIME_TO_CONTAIN_FROM_FIRST_SEEN: MetricDef = MetricDef {
@@ -182,7 +182,7 @@ pub const DECISIONS: MetricDef = MetricDef {
     unit: Unit::Count,
     dimensions: &[&[FUNCTION, DECISION], &[FUNCTION, SOURCE]],
     functions: &[Function::Intake],
-    what: "intake's triage decisions, by decision (revoke: queued; alert; ignore; invalid) and by source",
+    what: "intake's triage decisions, by decision (revoke: queued; ask: queued for a person's approval; alert; ignore; invalid) and by source",
 };
 
 pub const NOTIFICATIONS: MetricDef = MetricDef {
@@ -419,6 +419,7 @@ pub fn containment(
 pub fn decision_name(verdict: Verdict, invalid: bool) -> &'static str {
     match verdict {
         Verdict::Revoke => "revoke",
+        Verdict::Ask => "ask",
         Verdict::Alert => "alert",
         Verdict::Ignore if invalid => "invalid",
         Verdict::Ignore => "ignore",

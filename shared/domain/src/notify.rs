@@ -141,6 +141,8 @@ pub mod attribute {
 /// and found nothing new. Not an incident to page on.
 pub fn is_routine(o: &Outcome) -> bool {
     o.status == Status::AlreadyRevoked
+        // A person decided not to revoke: a record, not an incident.
+        || o.status == Status::ApprovalRefused
         || is_rolling(o)
         || o.chain.as_ref().is_some_and(|c| {
             c.complete && c.new_links().next().is_none() && o.status == Status::Applied
@@ -271,8 +273,13 @@ pub fn sanitized(outcome: &Outcome) -> Outcome {
         &mut t.requested_by,
         &mut t.custom_action,
         &mut t.reason,
+        &mut t.approved_by,
     ] {
         *field = clean_opt(field.as_deref());
+    }
+    if let Some(approval) = &mut o.approval {
+        approval.decided_by = clean_opt(approval.decided_by.as_deref());
+        approval.reason = clean_opt(approval.reason.as_deref());
     }
     t.severity = t.severity.filter(|s| s.is_finite());
     // The error's kind is one of a closed set (an unknown one is read as `unknown`):
@@ -695,6 +702,11 @@ pub fn render_in(outcome: &Outcome, owner_known: bool, context: &MessageContext)
     section(&mut body, "Why");
     trigger_lines(&mut body, &o.trigger);
 
+    if let Some(approval) = &o.approval {
+        section(&mut body, "Approval");
+        approval_lines(&mut body, o, approval);
+    }
+
     if o.identity_center.is_none()
         && (o.cutoff.is_some() || o.previous_cutoff.is_some() || o.policy.is_some())
     {
@@ -920,6 +932,18 @@ fn subject(o: &Outcome) -> String {
             let kind = o.error.as_ref().map_or("unknown", |e| e.kind.as_str());
             ("cutoff FAILED: ".to_owned(), format!(" not done ({kind})"))
         }
+        Status::AwaitingApproval => (
+            "cutoff APPROVAL NEEDED: revoke sessions of ".to_owned(),
+            "?".to_owned(),
+        ),
+        Status::ApprovalRefused => (
+            "cutoff: approval refused, NOT revoking ".to_owned(),
+            String::new(),
+        ),
+        Status::ApprovalExpired => (
+            "cutoff: approval EXPIRED, NOT revoked: ".to_owned(),
+            String::new(),
+        ),
     };
     let (kind, name, place) = short_principal(target);
     fit_subject(
@@ -1051,6 +1075,24 @@ fn headline(o: &Outcome) -> String {
         Status::Alerted => format!("ALERT: suspicious activity by {who}."),
         Status::Released => format!("cutoff removed its session deny from {who}."),
         Status::Failed => format!("cutoff FAILED to complete a request for {who}."),
+        Status::AwaitingApproval => match &o.approval {
+            Some(a) => format!(
+                "APPROVAL NEEDED: revoke the active sessions of {who}? Approve with `{}` before {}.",
+                crate::approval::approve_command(&a.id),
+                crate::approval::stamp(a.expires_at)
+            ),
+            None => format!("APPROVAL NEEDED: revoke the active sessions of {who}?"),
+        },
+        Status::ApprovalRefused => format!(
+            "{} refused the revocation of {who}: nothing was written.",
+            o.approval
+                .as_ref()
+                .and_then(|a| a.decided_by.as_deref())
+                .unwrap_or("An operator")
+        ),
+        Status::ApprovalExpired => {
+            format!("Nobody approved the revocation of {who} in time: nothing was written.")
+        }
     }
 }
 
@@ -1142,6 +1184,93 @@ fn what_happened(o: &Outcome) -> String {
         Status::Failed => "The request did not complete. The principal may NOT be \
              revoked: check the steps below."
             .to_owned(),
+        Status::AwaitingApproval => {
+            let severity = o
+                .trigger
+                .severity
+                .map_or_else(String::new, |s| format!(" ({s:.1})"));
+            let until = o.approval.as_ref().map_or_else(
+                || "it expires".to_owned(),
+                |a| crate::approval::stamp(a.expires_at),
+            );
+            format!(
+                "A finding of medium severity{severity} names this principal. cutoff is set \
+                 to ask a person before revoking on such findings (CUTOFF_MEDIUM_FINDINGS=ask): \
+                 nothing was written, and its sessions are still valid. If someone approves \
+                 before {until}, cutoff denies every session of the principal issued before \
+                 the approval, as it would have for a high-severity finding, and records who \
+                 approved. If nobody decides by then, the request expires and nothing is done."
+            )
+        }
+        Status::ApprovalRefused => {
+            let reason = o
+                .approval
+                .as_ref()
+                .and_then(|a| a.reason.as_deref())
+                .map_or_else(String::new, |r| format!(" Their reason: {r}."));
+            format!(
+                "An operator refused the revocation this finding asked for. Nothing was \
+                 written, and the principal's sessions are still valid.{reason}"
+            )
+        }
+        Status::ApprovalExpired => {
+            let at = o.approval.as_ref().map_or_else(
+                || "its expiry".to_owned(),
+                |a| crate::approval::stamp(a.expires_at),
+            );
+            format!(
+                "Nobody approved or refused the revocation this finding asked for before \
+                 {at}: it expired. Nothing was written, and the principal's sessions are still \
+                 valid. If the finding goes on, it asks again."
+            )
+        }
+    }
+}
+
+/// The approval an outcome is about: its id, state, expiry, the commands that decide
+/// it while it is open, and who decided it.
+fn approval_lines(body: &mut String, o: &Outcome, a: &crate::approval::ApprovalNote) {
+    use crate::approval::{ApprovalState, approve_body, approve_command, refuse_command, stamp};
+    field(body, "Approval id", a.id.as_str());
+    field(body, "State", a.state.as_str());
+    let expiry = if a.state == ApprovalState::Pending {
+        "Expires"
+    } else {
+        "Expired at"
+    };
+    if a.state == ApprovalState::Pending || a.state == ApprovalState::Expired {
+        field(body, expiry, &stamp(a.expires_at));
+    }
+    if o.status == Status::AwaitingApproval {
+        field(body, "Approve", &approve_command(&a.id));
+        field(body, "Refuse", &refuse_command(&a.id));
+        field(
+            body,
+            "Without the CLI",
+            &format!(
+                "POST {} to the revoker's function URL (stack output OperatorUrl), signed with IAM auth",
+                approve_body(&a.id)
+            ),
+        );
+        line(
+            body,
+            "Only the operator path can decide it (AWS verifies who asks); the principal \
+             named above cannot decide its own revocation.",
+        );
+    }
+    if let Some(by) = &a.decided_by {
+        let what = match a.state {
+            ApprovalState::Approved => "Approved by",
+            ApprovalState::Refused => "Refused by",
+            _ => "Closed by",
+        };
+        let when = a
+            .decided_at
+            .map_or_else(String::new, |t| format!(" at {}", stamp(t)));
+        field(body, what, &format!("{by}{when}"));
+    }
+    if let Some(reason) = &a.reason {
+        field(body, "Their reason", reason);
     }
 }
 
@@ -1225,6 +1354,13 @@ fn trigger_lines(body: &mut String, t: &Trigger) {
     }
     if let Some(v) = &t.reason {
         field(body, "Reason", v);
+    }
+    if let Some(v) = &t.approved_by {
+        field(
+            body,
+            "Approved by",
+            &format!("{v} (verified by AWS: IAM-authenticated operator path)"),
+        );
     }
 }
 
@@ -1622,6 +1758,39 @@ fn next_steps(o: &Outcome) -> Vec<String> {
             if let Some(args) = cli_target(t) {
                 steps.push(format!("To revoke again: `cutoff revoke {args}`."));
             }
+        }
+        Status::AwaitingApproval => {
+            if let Some(a) = &o.approval {
+                steps.push(format!(
+                    "To revoke: `{}` (through the deployed stack, with your own AWS credentials; AWS vouches for who approves). cutoff then runs the revocation exactly as the finding asked and records you as the approver.",
+                    crate::approval::approve_command(&a.id)
+                ));
+                steps.push(format!(
+                    "To decline: `{}`. Nothing is revoked; the refusal is recorded and announced.",
+                    crate::approval::refuse_command(&a.id)
+                ));
+                steps.push(format!(
+                    "Decide before {} (CUTOFF_APPROVAL_HOURS): after that it expires and nothing is done. `cutoff pending` lists the approvals still open.",
+                    crate::approval::stamp(a.expires_at)
+                ));
+            }
+            steps.push(investigate(o, t));
+        }
+        Status::ApprovalRefused => {
+            steps.push(
+                "Nothing to do if the activity is legitimate: the refusal stands, and later \
+                 updates of the same finding about the same credential do not ask again."
+                    .to_owned(),
+            );
+            steps.push(revoke_by_hand(t));
+        }
+        Status::ApprovalExpired => {
+            steps.push(investigate(o, t));
+            steps.push(
+                "Decide whether this is a compromise: nobody did within the approval's time."
+                    .to_owned(),
+            );
+            steps.push(revoke_by_hand(t));
         }
         Status::Failed => {
             let kind = o.error.as_ref().map_or("unknown", |e| e.kind.as_str());
@@ -2023,7 +2192,7 @@ mod tests {
     const PAYMENTS: &str = "arn:aws:sns:us-east-1:111122223333:payments-alerts";
     const TAGGED: &str = "arn:aws:sns:us-east-1:111122223333:payments-oncall";
 
-    const ALL_STATUSES: [Status; 8] = [
+    const ALL_STATUSES: [Status; 11] = [
         Status::Applied,
         Status::AlreadyRevoked,
         Status::DryRun,
@@ -2032,6 +2201,9 @@ mod tests {
         Status::Alerted,
         Status::Released,
         Status::Failed,
+        Status::AwaitingApproval,
+        Status::ApprovalRefused,
+        Status::ApprovalExpired,
     ];
 
     fn target(kind: TargetKind, name: &str) -> Target {
@@ -2078,6 +2250,7 @@ mod tests {
             identity_center: None,
             request_id: None,
             activity_region: None,
+            approval: None,
         };
         if status == Status::Failed {
             o = o.failed(

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::event::manual::OperatorText;
 use crate::event::{ManualAction, ManualRequest, Scope};
 use crate::policy::Cutoff;
-use crate::principal::{Target, TargetKind, UniqueId, excerpt, is_sns_topic_arn};
+use crate::principal::{InvalidValue, Target, TargetKind, UniqueId, excerpt, is_sns_topic_arn};
 use crate::triage::{Decision, Source};
+use std::fmt;
 
 pub use crate::event::FindingFormat;
 
@@ -43,6 +44,11 @@ pub struct Trigger {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_action: Option<String>,
     pub reason: Option<String>,
+    /// Who approved the request (the caller AWS verified on the operator path), when
+    /// it needed approval ([`crate::approval`]). Set only by the revoker when an
+    /// approval runs; a request that carries it from anywhere else is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
 }
 
 /// One thing for the revoker to do: the SQS message body, and what a manual request
@@ -83,6 +89,16 @@ pub struct RevocationRequest {
     /// Release a cutoff that may still stop live sessions.
     #[serde(default)]
     pub force: bool,
+    /// A medium-severity finding with `CUTOFF_MEDIUM_FINDINGS=ask`: the revoker writes
+    /// nothing for it, it records a pending approval ([`crate::approval`]). Absent
+    /// (false) in every other request, so that a revoker older than this field reads
+    /// those as before; it refuses one that carries it (unknown field).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub needs_approval: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl RevocationRequest {
@@ -104,6 +120,7 @@ impl RevocationRequest {
             event_time: None,
             dry_run: request.dry_run,
             force: request.force,
+            needs_approval: false,
         }
     }
 
@@ -187,17 +204,26 @@ impl RevocationRequest {
                 "only the operator path can say who asked; a queued request cannot".to_owned(),
             );
         }
+        if tr.approved_by.is_some() {
+            return Err(
+                "only an approval through the operator path says who approved; a queued request cannot"
+                    .to_owned(),
+            );
+        }
         if tr.severity.is_some_and(|s| !(0.0..=100.0).contains(&s)) {
             return Err("severity is out of range".to_owned());
         }
         Ok(())
     }
 
-    /// The request a triage `revoke` decision asks for; None for other decisions.
+    /// The request a triage `revoke` decision asks for, or an `ask` decision asks to
+    /// have approved (`needs_approval`); None for other decisions.
     pub fn from_decision(source: Source, decision: &Decision) -> Option<Self> {
-        if decision.decision != crate::triage::Verdict::Revoke {
-            return None;
-        }
+        let needs_approval = match decision.decision {
+            crate::triage::Verdict::Revoke => false,
+            crate::triage::Verdict::Ask => true,
+            crate::triage::Verdict::Alert | crate::triage::Verdict::Ignore => return None,
+        };
         if let Some(manual) = &decision.evidence.manual {
             return Some(Self::from_manual(manual));
         }
@@ -224,6 +250,7 @@ impl RevocationRequest {
                 requested_by: None,
                 requested_by_verified: false,
                 custom_action: decision.evidence.custom_action.clone(),
+                approved_by: None,
             },
             first_activity: decision.evidence.first_activity,
             expected_unique_id: decision.evidence.unique_id.clone(),
@@ -232,6 +259,7 @@ impl RevocationRequest {
             event_time: None,
             dry_run: false,
             force: false,
+            needs_approval,
         })
     }
 }
@@ -260,6 +288,14 @@ pub enum Status {
     Released,
     /// Something failed; `error` says what.
     Failed,
+    /// A medium-severity finding waits for a person: nothing was written, a pending
+    /// approval was recorded, and the message says how to approve or refuse it
+    /// (`approval`).
+    AwaitingApproval,
+    /// A person refused the approval: nothing was written, and nothing will be.
+    ApprovalRefused,
+    /// Nobody approved or refused in time: nothing was written.
+    ApprovalExpired,
 }
 
 impl Status {
@@ -274,8 +310,27 @@ impl Status {
             Status::Alerted => "alerted",
             Status::Released => "released",
             Status::Failed => "failed",
+            Status::AwaitingApproval => "awaiting_approval",
+            Status::ApprovalRefused => "approval_refused",
+            Status::ApprovalExpired => "approval_expired",
         }
     }
+
+    /// Every status, in the order of the contract.
+    pub const ALL: [Status; 12] = [
+        Status::Applied,
+        Status::Partial,
+        Status::AlreadyRevoked,
+        Status::DryRun,
+        Status::Protected,
+        Status::Unmodifiable,
+        Status::Alerted,
+        Status::Released,
+        Status::Failed,
+        Status::AwaitingApproval,
+        Status::ApprovalRefused,
+        Status::ApprovalExpired,
+    ];
 }
 
 /// Who owns the principal, from its `cutoff:owner` and `cutoff:notify` tags.
@@ -447,6 +502,11 @@ pub struct Outcome {
     /// are. Absent for requests that name none (manual requests, the sweep).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity_region: Option<String>,
+    /// The approval the outcome is about (`awaiting_approval`, `approval_refused`,
+    /// `approval_expired`, and the outcome of an approved request): its id, state,
+    /// expiry and who decided it. Absent in every other outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalNote>,
 }
 
 impl Outcome {
@@ -477,6 +537,7 @@ impl Outcome {
             identity_center: None,
             request_id: None,
             activity_region: request.activity_region.clone(),
+            approval: None,
         }
     }
 
@@ -521,6 +582,7 @@ impl Outcome {
             identity_center: None,
             request_id: None,
             activity_region: None,
+            approval: None,
         }
     }
 
@@ -539,6 +601,110 @@ impl Outcome {
         matches!(self.status, Status::Failed | Status::Partial)
             && !self.error.as_ref().is_some_and(|e| e.kind.is_permanent())
     }
+}
+
+// ---------------------------------------------------------------------------------
+// The approval an outcome is about (the rules are in `crate::approval`)
+
+/// The id of an approval: 16 lowercase hex digits (64 bits of SHA-256 of what the
+/// request says about whom it revokes), short enough to type in `cutoff approve <id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ApprovalId(pub(crate) String);
+
+impl ApprovalId {
+    pub const LEN: usize = 16;
+
+    pub fn parse(input: &str) -> Result<Self, InvalidValue> {
+        let valid = input.len() == Self::LEN
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !valid {
+            return Err(InvalidValue {
+                what: "approval id",
+                excerpt: excerpt(input),
+                why: "an approval id is 16 lowercase hexadecimal digits, as the message gives it",
+            });
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ApprovalId {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ApprovalId> for String {
+    fn from(id: ApprovalId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for ApprovalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where an approval is: pending until a person decides or it expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    Pending,
+    Approved,
+    Refused,
+    Expired,
+}
+
+impl ApprovalState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved => "approved",
+            ApprovalState::Refused => "refused",
+            ApprovalState::Expired => "expired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(ApprovalState::Pending),
+            "approved" => Some(ApprovalState::Approved),
+            "refused" => Some(ApprovalState::Refused),
+            "expired" => Some(ApprovalState::Expired),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ApprovalState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An approval, as an outcome carries it (`approval`): the id the commands take, its
+/// state, when it expires (or expired), and who decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalNote {
+    pub id: ApprovalId,
+    pub state: ApprovalState,
+    pub expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Tag naming the team that owns a principal.
@@ -601,6 +767,7 @@ pub fn alert_outcome(source: Source, decision: &Decision) -> Option<Outcome> {
             requested_by_verified: false,
             custom_action: decision.evidence.custom_action.clone(),
             reason: Some(decision.reason.clone()),
+            approved_by: None,
         },
         api_calls: 0,
         error: None,
@@ -614,6 +781,7 @@ pub fn alert_outcome(source: Source, decision: &Decision) -> Option<Outcome> {
         identity_center: None,
         request_id: None,
         activity_region: decision.evidence.activity_region.clone(),
+        approval: None,
     })
 }
 
@@ -649,5 +817,52 @@ mod tests {
                 "{source:?} is no source"
             );
         }
+    }
+
+    #[test]
+    fn only_a_request_that_needs_approval_says_so_so_older_readers_read_the_others() {
+        let plain: RevocationRequest = serde_json::from_value(queued("guardduty")).unwrap();
+        assert!(!plain.needs_approval);
+        let body = serde_json::to_value(&plain).unwrap();
+        assert!(body.get("needs_approval").is_none(), "{body}");
+        assert!(body["trigger"].get("approved_by").is_none(), "{body}");
+        let mut asking = queued("guardduty");
+        asking["needs_approval"] = json!(true);
+        let asking: RevocationRequest = serde_json::from_value(asking).unwrap();
+        assert!(asking.needs_approval);
+        assert_eq!(asking.check_queued(), Ok(()));
+        assert_eq!(
+            serde_json::to_value(&asking).unwrap()["needs_approval"],
+            true
+        );
+    }
+
+    #[test]
+    fn a_queued_request_cannot_say_who_approved_it() {
+        // An insider allowed sqs:SendMessage forges an approved request: refused, as a
+        // claim of a verified requester is.
+        let mut forged = queued("guardduty");
+        forged["trigger"]["approved_by"] =
+            json!("arn:aws:sts::999988887777:assumed-role/Ops/alice");
+        let request: RevocationRequest = serde_json::from_value(forged).unwrap();
+        let err = request.check_queued().unwrap_err();
+        assert!(err.contains("who approved"), "{err}");
+        let mut both = queued("guardduty");
+        both["needs_approval"] = json!(true);
+        both["trigger"]["approved_by"] = json!("alice");
+        let request: RevocationRequest = serde_json::from_value(both).unwrap();
+        assert!(request.check_queued().is_err());
+    }
+
+    #[test]
+    fn every_status_reads_back_as_its_name() {
+        for status in Status::ALL {
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json, json!(status.as_str()));
+            assert_eq!(serde_json::from_value::<Status>(json).unwrap(), status);
+        }
+        assert_eq!(Status::AwaitingApproval.as_str(), "awaiting_approval");
+        assert_eq!(Status::ApprovalRefused.as_str(), "approval_refused");
+        assert_eq!(Status::ApprovalExpired.as_str(), "approval_expired");
     }
 }

@@ -77,6 +77,43 @@ pub struct TriageConfig {
     /// the instance's own: that instance's sessions (`Session`, the default) or every
     /// session of the role (`Role`).
     pub instance_finding_scope: Scope,
+    /// What a finding graded between the alert and the revoke thresholds becomes when
+    /// it would otherwise be revoked: an alert (the default), or a revocation a person
+    /// must approve ([`crate::approval`]).
+    pub medium_findings: MediumFindings,
+}
+
+/// `CUTOFF_MEDIUM_FINDINGS`: what a medium-severity finding (at or above the alert
+/// threshold, below the revoke threshold) about a principal cutoff could revoke
+/// becomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MediumFindings {
+    /// Alert the owner and the security team; change nothing.
+    #[default]
+    Alert,
+    /// Ask a person: queue the revocation as needing approval.
+    Ask,
+}
+
+impl MediumFindings {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediumFindings::Alert => "alert",
+            MediumFindings::Ask => "ask",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        match value.trim() {
+            "" | "alert" => Ok(MediumFindings::Alert),
+            "ask" => Ok(MediumFindings::Ask),
+            _ => Err(ConfigError::invalid(
+                env::MEDIUM_FINDINGS,
+                value,
+                "expected alert (alert only) or ask (a person approves the revocation)",
+            )),
+        }
+    }
 }
 
 impl Default for TriageConfig {
@@ -95,6 +132,7 @@ impl Default for TriageConfig {
             partition: Partition::Aws,
             max_principals_per_action: DEFAULT_MAX_PRINCIPALS_PER_ACTION,
             instance_finding_scope: Scope::Session,
+            medium_findings: MediumFindings::Alert,
         }
     }
 }
@@ -175,6 +213,7 @@ pub mod env {
     pub const SECURITYHUB_V2_PRODUCTS: &str = "CUTOFF_SECURITYHUB_V2_PRODUCTS";
     pub const CLOUDTRAIL_EVENTS: &str = "CUTOFF_CLOUDTRAIL_EVENTS";
     pub const INSTANCE_FINDING_SCOPE: &str = "CUTOFF_INSTANCE_FINDING_SCOPE";
+    pub const MEDIUM_FINDINGS: &str = "CUTOFF_MEDIUM_FINDINGS";
 }
 
 impl TriageConfig {
@@ -246,6 +285,9 @@ impl TriageConfig {
             for item in split_list(&v) {
                 config.cloudtrail_event_names.push(parse_event_name(item)?);
             }
+        }
+        if let Some(v) = lookup(env::MEDIUM_FINDINGS) {
+            config.medium_findings = MediumFindings::parse(&v)?;
         }
         config.check()?;
         Ok(config)
@@ -605,6 +647,25 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         TriageConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn medium_findings_alert_unless_the_deployment_says_ask() {
+        assert_eq!(from(&[]).unwrap().medium_findings, MediumFindings::Alert);
+        for (value, expected) in [
+            ("alert", MediumFindings::Alert),
+            ("", MediumFindings::Alert),
+            ("ask", MediumFindings::Ask),
+            (" ask ", MediumFindings::Ask),
+        ] {
+            let config = from(&[(env::MEDIUM_FINDINGS, value)]).unwrap();
+            assert_eq!(config.medium_findings, expected, "{value:?}");
+        }
+        for bad in ["Ask", "revoke", "yes", "approve"] {
+            let err = from(&[(env::MEDIUM_FINDINGS, bad)]).unwrap_err();
+            assert!(err.to_string().contains("CUTOFF_MEDIUM_FINDINGS"), "{err}");
+        }
+        assert_eq!(MediumFindings::Ask.as_str(), "ask");
     }
 
     #[test]

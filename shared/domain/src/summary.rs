@@ -326,6 +326,7 @@ mod tests {
             identity_center: None,
             request_id: None,
             activity_region: None,
+            approval: None,
         }
     }
 

@@ -69,6 +69,10 @@ impl std::fmt::Display for Source {
 pub enum Verdict {
     /// Apply the deny.
     Revoke,
+    /// A revocation a person must approve first (a medium-severity finding with
+    /// `CUTOFF_MEDIUM_FINDINGS=ask`): queued as needing approval, nothing written until
+    /// someone approves it.
+    Ask,
     /// Tell the owner and the security team; change nothing.
     Alert,
     /// Nothing to do.
@@ -319,6 +323,18 @@ fn graded(severity: f64, target: Target, config: &TriageConfig) -> Decision {
             format!(
                 "severity {severity} is at or above the revoke threshold {}: deny sessions of {target} issued before now{}",
                 config.revoke_severity,
+                reserved_name_note(&target)
+            ),
+        )
+        .with_target(Some(target))
+    } else if config.medium_findings == crate::settings::MediumFindings::Ask {
+        Decision::new(
+            Verdict::Ask,
+            format!(
+                "severity {severity} is at or above the alert threshold {} and below the revoke threshold {}: ask a person to approve denying sessions of {target} issued before the approval ({}=ask){}",
+                config.alert_severity,
+                config.revoke_severity,
+                crate::settings::env::MEDIUM_FINDINGS,
                 reserved_name_note(&target)
             ),
         )
@@ -667,7 +683,7 @@ fn instance_scope(
     config: &TriageConfig,
 ) -> Decision {
     let session = decision.target.as_ref().and_then(role_session);
-    let (Verdict::Revoke, Some(session)) = (decision.decision, session) else {
+    let (Verdict::Revoke | Verdict::Ask, Some(session)) = (decision.decision, session) else {
         return decision;
     };
     // Another finding type, or no valid instance to scope to: the role, as for any

@@ -445,6 +445,17 @@ fn the_metric_alarms_watch_metrics_the_code_writes() {
         Some("partial")
     );
     assert_eq!(watched["SweepFailuresAlarm"].0, "SweepErrors");
+    // An approval asked, refused or expired is no failure: no alarm pages on one.
+    for (id, (_, values, _)) in &watched {
+        let status = values.get("Status").map(String::as_str);
+        assert!(
+            !matches!(
+                status,
+                Some("awaiting_approval" | "approval_refused" | "approval_expired")
+            ),
+            "{id} alarms on {status:?}"
+        );
+    }
     // The heartbeat's absence is the failure; every other metric is written only when
     // there is something to count.
     let heartbeat = &watched["HeartbeatAlarm"];

@@ -1,6 +1,7 @@
 //! Intake: one EventBridge event in, triage, then each `revoke` decision onto the FIFO
-//! request queue and each `alert` decision onto the outcome bus as an `alerted`
-//! outcome, so the owner still hears.
+//! request queue (each `ask` decision too, marked as needing approval) and each
+//! `alert` decision onto the outcome bus as an `alerted` outcome, so the owner still
+//! hears.
 //!
 //! A bad finding never fails the invocation: triage turns it into an `ignore`
 //! decision, logged. Only a failure to queue or publish fails it, so that Lambda's
@@ -30,6 +31,8 @@ use cutoff_domain::triage::{Decision, Source, Triage, Verdict, triage};
 pub struct IntakeReport {
     pub source: String,
     pub queued: usize,
+    /// Of those queued, the requests that need a person's approval.
+    pub asked: usize,
     pub alerted: usize,
     pub ignored: usize,
     pub invalid: usize,
@@ -68,6 +71,7 @@ fn log_decision(source: Source, decision: &Decision) {
         source = source.as_str(),
         decision = match decision.decision {
             Verdict::Revoke => "revoke",
+            Verdict::Ask => "ask",
             Verdict::Alert => "alert",
             Verdict::Ignore => "ignore",
         },
@@ -139,7 +143,9 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
         for decision in &triage.decisions {
             log_decision(triage.source, decision);
             match decision.decision {
-                Verdict::Revoke => {
+                // An `ask` is queued like a revocation, marked as needing approval:
+                // the revoker records it and asks a person (intake has no ledger).
+                Verdict::Revoke | Verdict::Ask => {
                     let Some(mut request) =
                         RevocationRequest::from_decision(triage.source, decision)
                     else {
@@ -159,6 +165,7 @@ impl<Q: RequestQueue, B: OutcomeBus> Intake<Q, B> {
                         }
                     })?;
                     report.queued += 1;
+                    report.asked += usize::from(request.needs_approval);
                 }
                 Verdict::Alert => {
                     if let Some(mut outcome) = alert_outcome(triage.source, decision) {
@@ -255,6 +262,7 @@ impl<Q: RequestQueue, B: OutcomeBus> Handler for Intake<Q, B> {
         tracing::info!(
             source = report.source.as_str(),
             queued = report.queued,
+            asked = report.asked,
             alerted = report.alerted,
             ignored = report.ignored,
             invalid = report.invalid,
@@ -328,6 +336,47 @@ mod tests {
         assert_eq!(request.trigger.finding_id.as_deref(), Some("f1"));
         assert!(request.first_activity.is_some());
         assert!(bus.outcomes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn with_ask_a_medium_finding_is_queued_needing_approval_and_alerts_nobody_yet() {
+        let fake = Fakes::default();
+        let intake = Intake {
+            config: TriageConfig {
+                medium_findings: cutoff_domain::settings::MediumFindings::Ask,
+                ..TriageConfig::default()
+            },
+            ..intake(&fake)
+        };
+        let (triage, report) = intake
+            .accept(finding("f1", "payments-api", 5.0, "2026-11-23T11:56:00Z"))
+            .await
+            .unwrap();
+        assert_eq!((report.queued, report.asked, report.alerted), (1, 1, 0));
+        let (body, group, dedup) = fake.queue.state().queued[0].clone();
+        assert_eq!(group, "111122223333/role/payments-api");
+        assert_eq!(dedup.len(), 64);
+        let request: RevocationRequest = serde_json::from_str(&body).unwrap();
+        assert!(request.needs_approval, "{body}");
+        assert_eq!(request.check_queued(), Ok(()));
+        assert!(
+            fake.bus.state().outcomes.is_empty(),
+            "the revoker asks, not intake"
+        );
+        let at = chrono::Utc::now();
+        let counted: Vec<serde_json::Value> = metric_records(&triage, &report)
+            .iter()
+            .map(|r| r.to_emf(&cutoff_domain::metrics::Namespace::default(), at))
+            .collect();
+        assert_eq!(counted[0]["Decision"], "ask");
+        // At the revoke threshold it revokes, as ever; the report says so.
+        let (_, report) = intake
+            .accept(finding("f2", "ledger", 7.0, "2026-11-23T11:57:00Z"))
+            .await
+            .unwrap();
+        assert_eq!((report.queued, report.asked), (1, 0));
+        let body = fake.queue.state().queued[1].0.clone();
+        assert!(!body.contains("needs_approval"), "{body}");
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 //! (`from_env`: a bad setting fails the start, never the hundredth invocation), then
 //! [`Handler::handle`]s each event. A function's `main.rs` is [`run`] of its handler.
 
+pub mod approval;
 pub mod intake;
 pub mod notifier;
 pub mod revoker;

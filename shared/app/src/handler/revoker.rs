@@ -3,10 +3,12 @@
 //! caller (IAM auth); or a plain direct invoke, where the caller's name is only
 //! claimed.
 //!
-//! Only the operator path may release a deny or force anything: a plain invoke tells
-//! the function nothing about its caller, and a queue message is only as trustworthy
-//! as whoever could send it. Every queue message is validated as strictly as a manual
-//! request.
+//! Only the operator path may release a deny, force anything, or approve or refuse an
+//! approval: a plain invoke tells the function nothing about its caller, and a queue
+//! message is only as trustworthy as whoever could send it. Every queue message is
+//! validated as strictly as a manual request; one that needs approval (a medium
+//! finding with `CUTOFF_MEDIUM_FINDINGS=ask`) is asked, not revoked
+//! ([`crate::handler::approval`]).
 
 use cutoff_domain::triage::Source;
 use std::collections::BTreeMap;
@@ -23,6 +25,7 @@ use crate::config::{RevokerConfig, revoker_env};
 use crate::revoke::FollowedUp;
 use crate::revoke::{RevokeConfig, Revoker, SelfCheckIdentity};
 use cutoff_aws::cloudtrail::HistoryAccess;
+use cutoff_aws::dynamodb::approvals::{Approvals, NoApprovals, SdkApprovals};
 use cutoff_aws::dynamodb::{ConfiguredLedger, Ledger};
 use cutoff_aws::eventbridge::SdkOutcomeBus;
 use cutoff_aws::retry::RetryPolicy;
@@ -30,6 +33,7 @@ use cutoff_aws::retrying::Retrying;
 use cutoff_aws::scheduler::{FollowUps, NoFollowUps, SdkFollowUps};
 use cutoff_aws::sts::{SdkAccountAccess, discover_home};
 use cutoff_aws::{AccountAccess, OutcomeBus};
+use cutoff_domain::approval::{self, ApprovalHours};
 use cutoff_domain::clock::Clock;
 use cutoff_domain::clock::SystemClock;
 use cutoff_domain::event::{ManualAction, manual};
@@ -163,14 +167,14 @@ pub struct BatchResult {
 
 /// A queue message that is not a revocation cutoff would queue, and the request in it
 /// when it could be read at all (so that the outcome names the principal).
-struct Refused {
+pub(crate) struct Refused {
     why: String,
     request: Option<Box<RevocationRequest>>,
 }
 
 /// Reads a queue message as strictly as a manual request: strict JSON (no duplicate
 /// keys), no unknown fields, the same shape checks, and only what the queue may carry.
-fn queued_request(body: Option<&str>) -> Result<RevocationRequest, Refused> {
+pub(crate) fn queued_request(body: Option<&str>) -> Result<RevocationRequest, Refused> {
     let refused = |why: String| Refused { why, request: None };
     let body = body.ok_or_else(|| refused("the message has no body".to_owned()))?;
     let value = cutoff_domain::json::from_str(body).map_err(|e| refused(e.to_string()))?;
@@ -442,6 +446,33 @@ where
         request_id: &str,
         settings: InvocationSettings,
     ) -> Value {
+        self.handle_invocation_approving(
+            bus,
+            follow_ups,
+            &NoApprovals,
+            retry,
+            payload,
+            request_id,
+            settings,
+        )
+        .await
+    }
+
+    /// [`Self::handle_invocation_with`], keeping the approvals medium-severity findings
+    /// ask for in `approvals` ([`crate::handler::approval`]): a queued request that needs
+    /// approval is asked, not revoked, and the operator path approves, refuses and
+    /// lists them.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn handle_invocation_approving<B: OutcomeBus, F: FollowUps, P: Approvals>(
+        &self,
+        bus: &B,
+        follow_ups: &F,
+        approvals: &P,
+        retry: &RetryPolicy,
+        payload: impl Into<Payload>,
+        request_id: &str,
+        settings: InvocationSettings,
+    ) -> Value {
         let bus = &Retrying::new(bus, *retry);
         let scheduling = follow_ups.enabled();
         let follow_ups = &Retrying::new(follow_ups, *retry);
@@ -490,7 +521,11 @@ where
                         (r.message_id.clone().unwrap_or_default(), count)
                     })
                     .collect();
+                // Requests that need approval are asked, not revoked.
+                let (batch, asks) = crate::handler::approval::split_batch(batch);
                 let mut result = self.handle_batch(&batch, settings.dry_run).await;
+                let asked = self.ask_approvals(approvals, &asks, settings).await;
+                let announced = crate::handler::approval::merge_asked(&mut result, asked);
                 // A follow-up is checked against the ledger's key records: without a
                 // ledger none could run.
                 if scheduling && self.ledger.enabled() {
@@ -533,9 +568,16 @@ where
                         published_ids.push(message.message_id.clone());
                     }
                 }
-                if !to_publish.is_empty()
-                    && let Err(err) = bus.publish(&to_publish).await
-                {
+                let publish = if to_publish.is_empty() {
+                    Ok(())
+                } else {
+                    bus.publish(&to_publish).await
+                };
+                if publish.is_ok() {
+                    crate::handler::approval::mark_announced(approvals, &announced, &published_ids)
+                        .await;
+                }
+                if let Err(err) = publish {
                     tracing::error!(error = %err, count = to_publish.len(), "outcomes not published; their messages will be retried");
                     let already: Vec<String> = result
                         .response
@@ -557,6 +599,16 @@ where
                         return url_response(
                             &self.answer_self_check(body, &caller, request_id).await,
                         );
+                    }
+                    Ok((caller, body)) if approval::is_approval_action(&body) => {
+                        self.approval_answer(
+                            approvals,
+                            body,
+                            Caller::Verified(caller),
+                            request_id,
+                            settings,
+                        )
+                        .await
                     }
                     Ok((caller, body)) => {
                         self.handle_direct(
@@ -581,6 +633,10 @@ where
                         DirectAnswer::Outcome(Box::new(Outcome::invalid_request(
                             "self_check comes only from the operator path (the revoker's function URL with IAM auth; `cutoff doctor` signs for it)".to_owned(),
                         )))
+                    }
+                    Ok(payload) if approval::is_approval_action(&payload) => {
+                        self.approval_answer(approvals, payload, Caller::Claimed, request_id, settings)
+                            .await
                     }
                     Ok(payload) => {
                         self.handle_direct(payload, Caller::Claimed, request_id, settings.dry_run)
@@ -768,6 +824,32 @@ where
         }
     }
 
+    /// An approval action's answer ([`crate::handler::approval`]); one that cannot be read is
+    /// an invalid request.
+    async fn approval_answer<P: Approvals>(
+        &self,
+        approvals: &P,
+        body: Value,
+        caller: Caller,
+        request_id: &str,
+        settings: InvocationSettings,
+    ) -> DirectAnswer {
+        match approval::parse_action(body) {
+            Ok(action) => {
+                self.answer_approval(approvals, action, &caller, request_id, settings)
+                    .await
+            }
+            Err(why) => {
+                let mut outcome = Outcome::invalid_request(why);
+                if let Caller::Verified(arn) = &caller {
+                    outcome.trigger.requested_by = Some(arn.clone());
+                    outcome.trigger.requested_by_verified = true;
+                }
+                DirectAnswer::Outcome(Box::new(outcome))
+            }
+        }
+    }
+
     /// A manual request's answer: an outcome is logged and published (the caller has
     /// it either way: a publish failure is logged), a status report only returned.
     async fn answer<B: OutcomeBus>(
@@ -779,6 +861,7 @@ where
         match answer {
             DirectAnswer::Status(report) => to_value(&report),
             DirectAnswer::History(entries, truncated) => history_json(&entries, truncated),
+            DirectAnswer::Approvals(open) => json!({ "pending": open }),
             DirectAnswer::Refused(outcome) => {
                 // A read refused (history): the caller has why; nothing was attempted
                 // on a principal, so nobody else is told and no outcome is counted.
@@ -862,6 +945,8 @@ pub enum DirectAnswer {
     History(Vec<cutoff_aws::dynamodb::AuditEntry>, bool),
     /// A read (history) refused: the failed outcome saying why, for the caller only.
     Refused(Box<Outcome>),
+    /// `{"pending": [approval, …]}`: the approvals still open, soonest to expire first.
+    Approvals(Vec<cutoff_domain::approval::Approval>),
 }
 
 impl DirectAnswer {
@@ -881,6 +966,7 @@ impl DirectAnswer {
             DirectAnswer::Outcome(o) | DirectAnswer::Refused(o) => to_value(o),
             DirectAnswer::Status(s) => to_value(s),
             DirectAnswer::History(entries, truncated) => history_json(entries, *truncated),
+            DirectAnswer::Approvals(open) => json!({ "pending": open }),
         }
     }
 }
@@ -893,15 +979,19 @@ pub struct InvocationSettings {
     /// The queue's maxReceiveCount: the attempt after which a message goes to the
     /// dead-letter queue.
     pub final_receive: u32,
+    /// How long an approval a medium-severity finding asks for stays open.
+    pub approval_hours: ApprovalHours,
 }
 
 /// The revoker Lambda: the workflow, the bus every outcome goes to, and the
 /// deployment's settings for an invocation.
-pub struct RevokerFunction<A, K, L, B, F = NoFollowUps> {
+pub struct RevokerFunction<A, K, L, B, F = NoFollowUps, P = NoApprovals> {
     pub revoker: Revoker<A, K, L>,
     pub bus: B,
     /// Where the follow-up runs of a revocation are scheduled.
     pub follow_ups: F,
+    /// Where the approvals medium-severity findings ask for are kept (the ledger).
+    pub approvals: P,
     pub retry: RetryPolicy,
     pub settings: InvocationSettings,
 }
@@ -913,6 +1003,7 @@ pub type DeployedRevoker = RevokerFunction<
     ConfiguredLedger,
     SdkOutcomeBus,
     Option<SdkFollowUps>,
+    Option<SdkApprovals>,
 >;
 
 impl DeployedRevoker {
@@ -1006,10 +1097,13 @@ impl DeployedRevoker {
             revoker,
             bus: SdkOutcomeBus::from_config(sdk, config.outcome_bus),
             follow_ups,
+            // The approvals are in the ledger: none without it.
+            approvals: SdkApprovals::configured(sdk, config.ledger_table.as_deref()),
             retry: RetryPolicy::default(),
             settings: InvocationSettings {
                 dry_run: config.dry_run,
                 final_receive: config.final_receive,
+                approval_hours: config.approval_hours,
             },
         })
     }
@@ -1017,7 +1111,7 @@ impl DeployedRevoker {
 
 /// Every invocation ends in an answer: a failed request is a failed outcome (and,
 /// on the queue path, a batch item failure), never a failed invocation.
-impl<A, K, L, B, F> Handler for RevokerFunction<A, K, L, B, F>
+impl<A, K, L, B, F, P> Handler for RevokerFunction<A, K, L, B, F, P>
 where
     A: AccountAccess + HistoryAccess,
     A::Client: cutoff_aws::PolicySimulator,
@@ -1025,6 +1119,7 @@ where
     L: cutoff_aws::dynamodb::Ledger,
     B: OutcomeBus,
     F: FollowUps,
+    P: Approvals,
 {
     const FUNCTION: Function = Function::Revoker;
 
@@ -1032,9 +1127,10 @@ where
         let request_id = event.context.request_id;
         Ok(self
             .revoker
-            .handle_invocation_with(
+            .handle_invocation_approving(
                 &self.bus,
                 &self.follow_ups,
+                &self.approvals,
                 &self.retry,
                 event.payload,
                 &request_id,
@@ -1114,6 +1210,7 @@ mod tests {
             event_time: None,
             dry_run: false,
             force: false,
+            needs_approval: false,
         }
     }
 
@@ -2036,6 +2133,7 @@ mod tests {
         InvocationSettings {
             dry_run: false,
             final_receive: 3,
+            approval_hours: ApprovalHours::default(),
         }
     }
 

@@ -27,6 +27,7 @@ use lambda_runtime::LambdaEvent;
 use super::{Failure, Handler, StartError};
 use crate::config::{DigestSetting, SweepAccounts, SweeperConfig};
 use crate::sweep_run::{SweepConfig, bounded, sweep_one};
+use cutoff_aws::dynamodb::approvals::{Approvals, SdkApprovals};
 use cutoff_aws::dynamodb::{SdkLedger, SdkSweepLedger, SweepLedger, SweepRun};
 use cutoff_aws::eventbridge::{SdkOutcomeBus, SummaryBus};
 use cutoff_aws::iam::paged::AuthorizationDetails;
@@ -122,6 +123,9 @@ pub struct PlanReport {
     /// newly planned run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<DigestReport>,
+    /// The approvals this plan expired (with a ledger).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<crate::handler::approval::ExpiryReport>,
 }
 
 /// The daily digest a plan tried to send.
@@ -181,7 +185,16 @@ impl SweepError {
 
 /// The sweeper's parts: account access, where the accounts come from, the queue, the
 /// ledger, the bus, the rules.
-pub struct Sweeper<A, D, Q, L, B, K, P = cutoff_aws::dynamodb::NoLedger> {
+pub struct Sweeper<
+    A,
+    D,
+    Q,
+    L,
+    B,
+    K,
+    P = cutoff_aws::dynamodb::NoLedger,
+    R = cutoff_aws::dynamodb::approvals::NoApprovals,
+> {
     pub access: A,
     /// Principal locks, shared with the revoker.
     pub locks: P,
@@ -200,6 +213,9 @@ pub struct Sweeper<A, D, Q, L, B, K, P = cutoff_aws::dynamodb::NoLedger> {
     pub retry: RetryPolicy,
     /// The daily digest of the runs (off unless configured).
     pub digest: DigestSetting,
+    /// The approvals medium-severity findings asked for: each plan expires those past
+    /// their deadline ([`crate::handler::approval::expire_approvals`]).
+    pub approvals: R,
 }
 
 /// What one task did, for the log line.
@@ -231,9 +247,10 @@ fn valid_run_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-impl<A, D, Q, L, B, K, P> Sweeper<A, D, Q, L, B, K, P>
+impl<A, D, Q, L, B, K, P, R> Sweeper<A, D, Q, L, B, K, P, R>
 where
     P: cutoff_aws::dynamodb::Ledger,
+    R: Approvals,
     A: AccountAccess,
     A::Client: AuthorizationDetails,
     D: AccountDirectory,
@@ -295,6 +312,7 @@ where
                 dry_run,
                 api_calls: directory.calls(),
                 digest: None,
+                approvals: None,
             });
         }
         if accounts.is_empty() {
@@ -327,6 +345,7 @@ where
             dry_run,
             api_calls: directory.calls(),
             digest,
+            approvals: None,
         })
     }
 
@@ -410,6 +429,36 @@ where
             }
         };
         DigestReport { day, result }
+    }
+
+    /// Expires the approvals past their deadline and announces each once (see
+    /// [`crate::handler::approval::expire_approvals`]); None without a ledger. Its outcomes are
+    /// logged and counted here.
+    async fn expire_approvals(
+        &self,
+        request_id: &str,
+    ) -> Option<crate::handler::approval::ExpiryReport> {
+        if !self.approvals.enabled() {
+            return None;
+        }
+        let bus = Retrying::new(&self.bus, self.retry);
+        let (report, outcomes) = crate::handler::approval::expire_approvals(
+            &self.approvals,
+            &bus,
+            &self.locks,
+            self.clock.now(),
+            &format!("expire-{request_id}"),
+        )
+        .await;
+        if !outcomes.is_empty() {
+            let tally: OutcomeTally = outcomes.iter().collect();
+            crate::metrics::emit(
+                &tally.records(Function::Sweeper),
+                self.clock.now(),
+                request_id,
+            );
+        }
+        Some(report)
     }
 
     /// Why an account must not be swept, checked before any call.
@@ -592,7 +641,12 @@ where
                     .map_err(|e| SweepError::Invalid(e.to_string()))
             }
             SweeperInput::Plan(request) => {
-                let report = self.plan(&request, request_id).await?;
+                let planned = self.plan(&request, request_id).await;
+                // Whether or not the run could be planned: an approval past its deadline
+                // is expired and announced on every schedule.
+                let approvals = self.expire_approvals(request_id).await;
+                let mut report = planned?;
+                report.approvals = approvals;
                 tracing::info!(
                     target: "cutoff::sweep",
                     run_id = %report.run_id,
@@ -654,6 +708,7 @@ pub type DeployedSweeper = Sweeper<
     SdkOutcomeBus,
     SystemClock,
     SdkLedger,
+    SdkApprovals,
 >;
 
 impl DeployedSweeper {
@@ -691,13 +746,16 @@ impl DeployedSweeper {
             concurrency: config.concurrency,
             retry: RetryPolicy::default(),
             digest: config.digest,
+            // The approvals are in the ledger, which the sweeper always has.
+            approvals: SdkApprovals::from_config(sdk, config.ledger_table.clone()),
         })
     }
 }
 
-impl<A, D, Q, L, B, K, P> Handler for Sweeper<A, D, Q, L, B, K, P>
+impl<A, D, Q, L, B, K, P, R> Handler for Sweeper<A, D, Q, L, B, K, P, R>
 where
     P: cutoff_aws::dynamodb::Ledger,
+    R: Approvals,
     A: AccountAccess,
     A::Client: AuthorizationDetails,
     D: AccountDirectory,

@@ -88,6 +88,7 @@ where
             event_time: None,
             dry_run,
             force: false,
+            needs_approval: false,
         };
         let (mut outcome, contained) = match self.admit(task, &request).await {
             Ok(key) => {
@@ -530,6 +531,7 @@ where
             event_time: None,
             dry_run,
             force: false,
+            needs_approval: false,
         };
         let mut record = Record::default();
         let result = async {

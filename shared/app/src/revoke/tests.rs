@@ -50,6 +50,7 @@ fn request(kind: TargetKind, name: &str) -> RevocationRequest {
         event_time: None,
         dry_run: false,
         force: false,
+        needs_approval: false,
     }
 }
 

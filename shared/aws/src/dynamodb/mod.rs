@@ -71,6 +71,7 @@
 //!
 //! [`SweepSummary::should_publish`]: cutoff_domain::summary::SweepSummary::should_publish
 
+pub mod approvals;
 mod principal_state;
 mod sdk;
 

@@ -26,6 +26,7 @@ fn outcome(status: Status, source: Source) -> Outcome {
         event_time: None,
         dry_run: false,
         force: false,
+        needs_approval: false,
     };
     Outcome::for_request(&request, status, "")
 }
@@ -311,6 +312,7 @@ fn a_namespace_is_what_cloudwatch_accepts() {
 #[test]
 fn a_decision_names_its_verdict_and_an_invalid_ignore_is_invalid() {
     assert_eq!(decision_name(Verdict::Revoke, false), "revoke");
+    assert_eq!(decision_name(Verdict::Ask, false), "ask");
     assert_eq!(decision_name(Verdict::Alert, false), "alert");
     assert_eq!(decision_name(Verdict::Ignore, false), "ignore");
     assert_eq!(decision_name(Verdict::Ignore, true), "invalid");

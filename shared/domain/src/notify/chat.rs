@@ -367,6 +367,9 @@ fn emoji(o: &Outcome) -> &'static str {
         Status::DryRun => "📝",
         Status::Alerted => "⚠️",
         Status::AlreadyRevoked => "ℹ️",
+        Status::AwaitingApproval => "✋",
+        Status::ApprovalRefused => "ℹ️",
+        Status::ApprovalExpired => "⌛",
         Status::Partial | Status::Failed | Status::Unmodifiable | Status::Protected => "🚨",
     }
 }
@@ -434,6 +437,9 @@ pub(super) fn for_outcome(s: &Shared<'_>) -> ChatNotification {
         ));
     }
     head.push(asked_by(o));
+    if let Some(a) = &o.approval {
+        head.push(approval_line(o, a));
+    }
     for still in o.still_works.iter().take(5) {
         head.push(format!(
             "*Still works:* {}: {}",
@@ -534,6 +540,36 @@ pub(super) fn for_outcome(s: &Shared<'_>) -> ChatNotification {
     )
 }
 
+/// The approval an outcome is about, in one line: how to decide it while it is open,
+/// who decided it once it is not.
+fn approval_line(o: &Outcome, a: &crate::approval::ApprovalNote) -> String {
+    use crate::approval::{ApprovalState, approve_command, refuse_command, stamp};
+    let mut line = format!(
+        "*Approval:* {} ({}",
+        code(a.id.as_str(), 16),
+        a.state.as_str()
+    );
+    match a.state {
+        ApprovalState::Pending => line.push_str(&format!(", expires {})", stamp(a.expires_at))),
+        ApprovalState::Expired => line.push_str(&format!(", expired {})", stamp(a.expires_at))),
+        _ => line.push(')'),
+    }
+    if o.status == Status::AwaitingApproval {
+        line.push_str(&format!(
+            "; approve: {}; refuse: {}",
+            code(&approve_command(&a.id), 64),
+            code(&refuse_command(&a.id), 64)
+        ));
+    }
+    if let Some(by) = &a.decided_by {
+        line.push_str(&format!("; by {}", code(by, 200)));
+    }
+    if let Some(reason) = &a.reason {
+        line.push_str(&format!("; reason {}", code(reason, 300)));
+    }
+    line
+}
+
 /// Who or what asked, in one line.
 fn asked_by(o: &Outcome) -> String {
     let t = &o.trigger;
@@ -563,6 +599,12 @@ fn asked_by(o: &Outcome) -> String {
     }
     if let Some(reason) = &t.reason {
         line.push_str(&format!(", reason {}", code(reason, 300)));
+    }
+    if let Some(by) = &t.approved_by {
+        line.push_str(&format!(
+            ", approved by {} (verified by AWS)",
+            code(by, 200)
+        ));
     }
     line
 }

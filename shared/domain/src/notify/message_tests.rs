@@ -175,7 +175,199 @@ fn every_kind() -> Vec<(&'static str, SnsMessage)> {
         ("sweep summary", render_summary_in(&summary(true), &ctx)),
         ("clean sweep", render_summary_in(&summary(false), &ctx)),
         ("sweep digest", render_digest_in(&digest(), &ctx)),
+        ("approval: asked", render_in(&asked(), true, &ctx)),
+        (
+            "approval: refused",
+            render_in(
+                &outcome("approval_refused", |v| {
+                    awaiting(v);
+                    v["approval"]["state"] = json!("refused");
+                    v["approval"]["decided_by"] = json!(OPERATOR);
+                    v["approval"]["reason"] = json!("a known scanner <!channel>");
+                }),
+                true,
+                &ctx,
+            ),
+        ),
+        (
+            "approval: expired",
+            render_in(
+                &outcome("approval_expired", |v| {
+                    awaiting(v);
+                    v["approval"]["state"] = json!("expired");
+                }),
+                true,
+                &ctx,
+            ),
+        ),
     ]
+}
+
+const APPROVAL: &str = "0123456789abcdef";
+const OPERATOR: &str = "arn:aws:sts::999988887777:assumed-role/SecurityOps/alice";
+
+/// An outcome's JSON as an approval's: nothing written, a medium finding, the approval.
+fn awaiting(v: &mut Value) {
+    v["cutoff"] = Value::Null;
+    v["policy"] = Value::Null;
+    v["propagation"] = Value::Null;
+    v["trigger"]["severity"] = json!(5.0);
+    v["approval"] =
+        json!({"id": APPROVAL, "state": "pending", "expires_at": "2026-11-23T16:00:00Z"});
+}
+
+fn asked() -> Outcome {
+    outcome("awaiting_approval", awaiting)
+}
+
+#[test]
+fn a_question_carries_the_command_that_approves_it_and_when_it_expires_in_both_bodies() {
+    let m = render_in(&asked(), true, &context());
+    assert_eq!(
+        m.subject,
+        "cutoff APPROVAL NEEDED: revoke sessions of role payments-api in 111122223333?"
+    );
+    let chat = &m.chat.content.description;
+    for body in [text(&m), chat.as_str()] {
+        assert!(body.contains("cutoff approve 0123456789abcdef"), "{body}");
+        assert!(body.contains("cutoff refuse 0123456789abcdef"), "{body}");
+        assert!(body.contains("2026-11-23T16:00:00Z"), "{body}");
+    }
+    let body = text(&m);
+    assert!(
+        body.starts_with("APPROVAL NEEDED: revoke the active sessions of IAM role payments-api"),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"POST {"action":"approve","approval_id":"0123456789abcdef"}"#),
+        "{body}"
+    );
+    assert!(body.contains("cannot decide its own revocation"), "{body}");
+    assert!(body.contains("nothing was written"), "{body}");
+    // The command survives when the chat's description must be cut to its essentials.
+    assert!(
+        m.chat
+            .compact()
+            .content
+            .description
+            .contains("cutoff approve 0123456789abcdef")
+    );
+    let steps = &m.chat.content.next_steps;
+    assert!(
+        steps[0].contains("cutoff approve 0123456789abcdef"),
+        "{steps:?}"
+    );
+    // Someone must decide: an incident, in its attributes and its chat keywords.
+    let attrs: std::collections::BTreeMap<_, _> = m.attributes.iter().cloned().collect();
+    assert_eq!(attrs["cutoff_status"], "awaiting_approval");
+    assert_eq!(attrs["cutoff_class"], "incident");
+    assert!(
+        m.chat
+            .content
+            .keywords
+            .contains(&"awaiting-approval".to_owned())
+    );
+    // The JSON part carries the approval for tools.
+    let json: Value = serde_json::from_str(m.body.split(SEPARATOR).nth(1).unwrap()).unwrap();
+    assert_eq!(json["approval"]["id"], APPROVAL);
+}
+
+#[test]
+fn a_refusal_is_routine_an_expiry_is_an_incident_and_neither_offers_to_approve() {
+    let refused = render_in(
+        &outcome("approval_refused", |v| {
+            awaiting(v);
+            v["approval"]["state"] = json!("refused");
+            v["approval"]["decided_by"] = json!(OPERATOR);
+            v["approval"]["decided_at"] = json!("2026-11-23T12:30:00Z");
+            v["approval"]["reason"] = json!("the team's own scanner");
+        }),
+        true,
+        &context(),
+    );
+    let expired = render_in(
+        &outcome("approval_expired", |v| {
+            awaiting(v);
+            v["approval"]["state"] = json!("expired");
+        }),
+        true,
+        &context(),
+    );
+    assert!(
+        refused
+            .subject
+            .starts_with("cutoff: approval refused, NOT revoking role payments-api"),
+        "{}",
+        refused.subject
+    );
+    assert!(
+        expired
+            .subject
+            .starts_with("cutoff: approval EXPIRED, NOT revoked: role payments-api"),
+        "{}",
+        expired.subject
+    );
+    let class = |m: &SnsMessage| {
+        m.attributes
+            .iter()
+            .find(|(k, _)| k == "cutoff_class")
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(class(&refused), "routine");
+    assert_eq!(class(&expired), "incident");
+    let body = text(&refused);
+    assert!(
+        body.contains(&format!("{OPERATOR} refused the revocation")),
+        "{body}"
+    );
+    assert!(body.contains("Refused by:"), "{body}");
+    assert!(body.contains("the team's own scanner"), "{body}");
+    let body = text(&expired);
+    assert!(body.contains("Nobody approved the revocation"), "{body}");
+    assert!(
+        body.contains("Expired at:       2026-11-23T16:00:00Z"),
+        "{body}"
+    );
+    for m in [&refused, &expired] {
+        let body = text(m);
+        assert!(!body.contains("cutoff approve"), "{body}");
+        assert!(
+            body.contains("cutoff revoke --account 111122223333 --role payments-api"),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn a_revocation_that_was_approved_says_who_approved_it() {
+    let m = render_in(
+        &outcome("applied", |v| {
+            v["trigger"]["severity"] = json!(5.0);
+            v["trigger"]["approved_by"] = json!(OPERATOR);
+            v["approval"] = json!({"id": APPROVAL, "state": "approved", "expires_at": "2026-11-23T16:00:00Z",
+                                   "decided_by": OPERATOR, "decided_at": "2026-11-23T12:10:00Z"});
+        }),
+        true,
+        &context(),
+    );
+    let body = text(&m);
+    assert!(
+        body.contains(&format!("Approved by:      {OPERATOR} (verified by AWS")),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "Approved by:      {OPERATOR} at 2026-11-23T12:10:00Z"
+        )),
+        "{body}"
+    );
+    assert!(!body.contains("cutoff approve"), "{body}");
+    assert!(
+        m.chat.content.description.contains("approved by"),
+        "{}",
+        m.chat.content.description
+    );
 }
 
 fn chat_value(m: &SnsMessage) -> Value {
@@ -329,10 +521,12 @@ fn messages_about_one_principal_share_a_thread_and_others_do_not() {
         true,
         &context(),
     );
-    assert_ne!(thread(&other), Some(principal));
-    // No principal, no thread: a request that could not be read, a sweep.
+    assert_ne!(thread(&other), Some(principal.clone()));
+    // No principal, no thread: a request that could not be read, a sweep. An
+    // approval's messages are about the principal.
     for (what, m) in &kinds[7..] {
-        assert_eq!(thread(m), None, "{what}");
+        let expected = what.starts_with("approval:").then(|| principal.clone());
+        assert_eq!(thread(m), expected, "{what}");
     }
 }
 
@@ -744,7 +938,7 @@ fn every_kind_of_message_has_one_class_and_only_routine_news_is_routine() {
         .into_iter()
         .map(|(what, m)| {
             let class = match what {
-                "already revoked" | "clean sweep" | "sweep digest" => Routine,
+                "already revoked" | "clean sweep" | "sweep digest" | "approval: refused" => Routine,
                 _ => Incident,
             };
             (what.to_owned(), m, class)
@@ -843,6 +1037,9 @@ fn every_kind_of_message_has_one_class_and_only_routine_news_is_routine() {
         "alerted",
         "released",
         "failed",
+        "awaiting_approval",
+        "approval_refused",
+        "approval_expired",
     ] {
         assert!(
             cases.iter().any(|(_, m, _)| m

@@ -221,7 +221,7 @@ fn actor_decision(
         .with_target(Some(target));
     }
     let mut decision = graded(severity, target, config);
-    if decision.decision == Verdict::Revoke {
+    if matches!(decision.decision, Verdict::Revoke | Verdict::Ask) {
         let what = if facts.touched_key {
             "a long-term key of an actor of the attack sequence, which it touched (set it inactive too)"
         } else {

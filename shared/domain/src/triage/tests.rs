@@ -1501,3 +1501,126 @@ fn instance_credentials_used_from_another_account_are_revoked_not_only_alerted()
     let t = run(v);
     assert_eq!(only(&t).decision, Verdict::Alert);
 }
+
+// --- CUTOFF_MEDIUM_FINDINGS=ask ------------------------------------------------------
+
+fn asking() -> TriageConfig {
+    TriageConfig {
+        medium_findings: crate::settings::MediumFindings::Ask,
+        ..TriageConfig::default()
+    }
+}
+
+#[test]
+fn with_ask_a_medium_finding_asks_exactly_from_the_alert_threshold_to_below_the_revoke_one() {
+    for (severity, expected) in [
+        (json!(10), Verdict::Revoke),
+        (json!(7), Verdict::Revoke),
+        (json!(6.99), Verdict::Ask),
+        (json!(5.5), Verdict::Ask),
+        (json!(4), Verdict::Ask),
+        (json!(3.99), Verdict::Ignore),
+        (json!(0), Verdict::Ignore),
+    ] {
+        let t = run_with(gd_role(severity.clone(), "payments-api"), &asking());
+        let d = only(&t);
+        assert_eq!(d.decision, expected, "severity {severity}");
+        let request = crate::outcome::RevocationRequest::from_decision(t.source, d);
+        match expected {
+            Verdict::Ask => {
+                let request = request.expect("an ask is queued");
+                assert!(request.needs_approval);
+                assert_eq!(request.check_queued(), Ok(()));
+                assert!(
+                    d.reason.contains("ask a person to approve")
+                        && d.reason.contains("CUTOFF_MEDIUM_FINDINGS=ask"),
+                    "{}",
+                    d.reason
+                );
+            }
+            Verdict::Revoke => assert!(!request.unwrap().needs_approval),
+            _ => assert!(request.is_none()),
+        }
+    }
+    // The default is today's behaviour: alert.
+    let d = run(gd_role(json!(5.5), "payments-api")).decisions[0].clone();
+    assert_eq!(d.decision, Verdict::Alert);
+    // Thresholds from the configuration: the same rule around them.
+    let config = TriageConfig {
+        revoke_severity: 8.0,
+        alert_severity: 5.0,
+        ..asking()
+    };
+    for (severity, expected) in [
+        (8.0, Verdict::Revoke),
+        (7.9, Verdict::Ask),
+        (5.0, Verdict::Ask),
+        (4.9, Verdict::Ignore),
+    ] {
+        let d = run_with(gd_role(json!(severity), "x"), &config).decisions[0].clone();
+        assert_eq!(d.decision, expected, "severity {severity}");
+    }
+    // Both thresholds equal: nothing lies between them, nothing asks.
+    let config = TriageConfig {
+        revoke_severity: 5.0,
+        alert_severity: 5.0,
+        ..asking()
+    };
+    let d = run_with(gd_role(json!(5.0), "x"), &config).decisions[0].clone();
+    assert_eq!(d.decision, Verdict::Revoke);
+}
+
+#[test]
+fn with_ask_what_would_never_be_revoked_still_only_alerts() {
+    // Alert-only kinds and protected principals: no approval could revoke them.
+    for details in [
+        json!({"principalId": MEMBER, "userName": "Root", "userType": "Root"}),
+        json!({"principalId": format!("{MEMBER}:bob"), "userName": "bob", "userType": "FederatedUser"}),
+    ] {
+        let d = run_with(gd(json!(5), details), &asking()).decisions[0].clone();
+        assert_eq!(d.decision, Verdict::Alert, "{d:?}");
+    }
+    let d = run_with(gd_role(json!(5), "cutoff-member"), &asking()).decisions[0].clone();
+    assert_eq!(d.decision, Verdict::Alert, "the member role is protected");
+    assert!(d.reason.contains("protected"), "{}", d.reason);
+    // A caller of another account on this account's finding: alert only, as before.
+    let mut remote = gd_role(json!(5), "payments-api");
+    set(
+        &mut remote,
+        "/detail/service/action",
+        json!({"actionType": "AWS_API_CALL", "awsApiCallAction": {
+            "remoteAccountDetails": {"accountId": "444455556666", "affiliated": false}}}),
+    );
+    let d = run_with(remote, &asking()).decisions[0].clone();
+    assert_eq!(d.decision, Verdict::Alert, "{}", d.reason);
+    // A sample finding: ignored however it is graded.
+    let mut sample = gd_role(json!(5), "payments-api");
+    set(
+        &mut sample,
+        "/detail/service/additionalInfo",
+        json!({"sample": true}),
+    );
+    assert_eq!(
+        run_with(sample, &asking()).decisions[0].decision,
+        Verdict::Ignore
+    );
+}
+
+#[test]
+fn an_instance_finding_that_asks_keeps_the_instances_scope() {
+    let mut v = instance_finding(INSTANCE, Some(INSTANCE));
+    set(&mut v, "/detail/severity", json!(5));
+    let t = run_with(v, &asking());
+    let d = only(&t);
+    assert_eq!(d.decision, Verdict::Ask);
+    assert_eq!(d.evidence.scope, Scope::Session);
+    let request = crate::outcome::RevocationRequest::from_decision(Source::GuardDuty, d).unwrap();
+    assert_eq!(request.scope, Scope::Session);
+    assert!(request.needs_approval);
+}
+
+#[test]
+fn the_ask_decision_is_ask_in_the_triage_contract() {
+    let t = run_with(gd_role(json!(5), "payments-api"), &asking());
+    assert_eq!(t.to_json()["decisions"][0]["decision"], "ask");
+}

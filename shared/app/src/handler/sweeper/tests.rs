@@ -5,6 +5,7 @@ use super::*;
 use aws_lambda_events::sqs::SqsMessage;
 use chrono::{DateTime, Utc};
 use cutoff_aws::ErrorKind;
+use cutoff_aws::dynamodb::approvals::fake::FakeApprovals;
 use cutoff_aws::dynamodb::fake::FakeSweepLedger;
 use cutoff_aws::eventbridge::fake::FakeOutcomeBus;
 use cutoff_aws::organizations::fake::FakeOrganizations;
@@ -38,6 +39,8 @@ type TestSweeper = Sweeper<
     FakeSweepLedger,
     FakeOutcomeBus,
     FixedClock,
+    cutoff_aws::dynamodb::NoLedger,
+    FakeApprovals,
 >;
 
 /// The sweeper's fakes besides IAM, as its fields name them.
@@ -47,6 +50,7 @@ struct Messaging {
     queue: FakeSweepQueue,
     ledger: FakeSweepLedger,
     bus: FakeOutcomeBus,
+    approvals: FakeApprovals,
 }
 
 fn sweeper(accounts: SweepAccounts) -> (TestSweeper, FakeAccess, Messaging) {
@@ -85,6 +89,7 @@ fn sweeper(accounts: SweepAccounts) -> (TestSweeper, FakeAccess, Messaging) {
         concurrency: 2,
         retry: RetryPolicy::default(),
         digest: DigestSetting::Off,
+        approvals: messaging.approvals.clone(),
     };
     (s, access, messaging)
 }
@@ -632,4 +637,67 @@ async fn a_batch_counts_its_accounts_errors_calls_and_outcomes() {
     // The unreachable account and the refused task are each an error.
     assert_eq!(totals["AccountsSwept"], 1);
     assert_eq!(totals["SweepErrors"], 2, "{totals}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_schedule_expires_the_approvals_past_their_deadline_even_when_it_plans_nothing() {
+    let (s, _, messaging) = sweeper(SweepAccounts::Organization);
+    let asked = |finding: &str, hours_ago: i64| {
+        let request: cutoff_domain::outcome::RevocationRequest = serde_json::from_value(json!({
+            "action": "revoke",
+            "target": {"kind": "role", "account": A, "name": "payments", "access_key_id": null, "session": null},
+            "trigger": {"source": "guardduty", "finding_id": finding, "finding_type": null, "severity": 5.0,
+                        "updated_at": null, "requested_by": null, "reason": null},
+            "needs_approval": true
+        }))
+        .unwrap();
+        let mut approval = cutoff_domain::approval::Approval::ask(
+            &request,
+            now() - chrono::Duration::hours(hours_ago),
+            cutoff_domain::approval::ApprovalHours::DEFAULT,
+        );
+        approval.notified = true;
+        approval
+    };
+    let due = asked("f-due", 4);
+    let open = asked("f-open", 3);
+    messaging.approvals.insert(due.clone());
+    messaging.approvals.insert(open.clone());
+    let event = json!({"version":"0","id":"abc-123","detail-type":"Scheduled Event","source":"aws.events","account":HOME,"time":"2026-11-23T12:00:00Z","region":"us-east-1","resources":[],"detail":{}});
+    let answer = s.dispatch(event.clone(), "req-1").await.unwrap();
+    assert_eq!(answer["approvals"]["expired"], 1, "{answer}");
+    let expired: Vec<_> = messaging
+        .bus
+        .state()
+        .outcomes
+        .iter()
+        .filter(|o| o.status == Status::ApprovalExpired)
+        .cloned()
+        .collect();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].approval.as_ref().unwrap().id, due.id);
+    assert_eq!(
+        messaging.approvals.approval(&open.id).unwrap().state,
+        cutoff_domain::approval::ApprovalState::Pending
+    );
+    // The schedule retried (planned already): the approval is not announced twice.
+    let again = s.dispatch(event, "req-2").await.unwrap();
+    assert_eq!(again["planned"], false);
+    assert_eq!(again["approvals"]["expired"], 0);
+    // An operator's sweep that cannot be planned still expires what is due.
+    messaging.approvals.insert(asked("f-due-later", 5));
+    let refused = s
+        .dispatch(json!({"action": "sweep", "run_id": "bad id"}), "req-3")
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(
+        messaging
+            .bus
+            .state()
+            .outcomes
+            .iter()
+            .filter(|o| o.status == Status::ApprovalExpired)
+            .count(),
+        2
+    );
 }

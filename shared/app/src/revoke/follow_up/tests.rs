@@ -83,6 +83,7 @@ async fn revoke_origin(r: &TestRevoker, kind: TargetKind, name: &str) -> Revocat
         event_time: None,
         dry_run: false,
         force: false,
+        needs_approval: false,
     };
     let out = r.handle(&request, "origin").await;
     assert_eq!(out.status, Status::Applied, "{out:#?}");

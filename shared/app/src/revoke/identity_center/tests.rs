@@ -101,6 +101,7 @@ fn request(action: ManualAction, session: Option<&str>) -> RevocationRequest {
         event_time: None,
         dry_run: false,
         force: false,
+        needs_approval: false,
     }
 }
 
