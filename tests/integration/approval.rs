@@ -103,6 +103,39 @@ async fn keeps_its_conditions<A: Approvals>(store: &A, what: &str) {
     assert_eq!(decided.decided_by.as_deref(), Some(by), "{what}");
     assert_eq!(decided.decided_at, Some(just_before), "{what}");
     assert_eq!(decided.reason.as_deref(), Some("INC-1"), "{what}");
+    // Its revocation failed: opened again only by that approval (approver and time),
+    // then approved once more.
+    assert!(
+        !store
+            .reopen(&first.id, "someone-else", just_before)
+            .await
+            .unwrap(),
+        "{what}: another approver's decision is not reopened"
+    );
+    assert!(
+        store.reopen(&first.id, by, just_before).await.unwrap(),
+        "{what}"
+    );
+    let reopened = store.get(&first.id).await.unwrap().unwrap();
+    assert_eq!(reopened.state, ApprovalState::Pending, "{what}");
+    assert_eq!(reopened.decided_by, None, "{what}");
+    assert!(
+        !store.reopen(&first.id, by, just_before).await.unwrap(),
+        "{what}: reopened once"
+    );
+    assert!(
+        store
+            .decide(
+                &first.id,
+                ApprovalState::Approved,
+                by,
+                just_before,
+                Some("INC-1")
+            )
+            .await
+            .unwrap(),
+        "{what}"
+    );
     // A decided approval never expires, nor is it asked over.
     assert!(
         !store

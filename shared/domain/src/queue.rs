@@ -50,6 +50,12 @@ pub fn deduplication_id(request: &RevocationRequest, body: &str) -> String {
             ] {
                 field(value);
             }
+            // A request that only asks is not the revocation of the same finding: a
+            // forged ask sent first must not make SQS drop the real revocation as its
+            // duplicate. (Only then: every other request keeps the id it had.)
+            if request.needs_approval {
+                field("needs approval");
+            }
         }
         // No finding (a manual request): the content itself.
         None => field(body),
@@ -99,6 +105,8 @@ mod tests {
             },
             |r: &mut RevocationRequest| r.target.access_key_id = None,
             |r: &mut RevocationRequest| r.scope = crate::event::Scope::Session,
+            // A forged ask sent first must not shadow the real revocation.
+            |r: &mut RevocationRequest| r.needs_approval = true,
         ] {
             let mut other = real.clone();
             change(&mut other);

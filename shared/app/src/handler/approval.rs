@@ -374,7 +374,7 @@ where
             decided_by: Some(by.clone()),
             decided_at: Some(now),
             reason: reason.map(str::to_owned),
-            ..approval
+            ..approval.clone()
         };
         tracing::info!(approval_id = %id, caller = %by, state = %to, "approval decided");
         if to == ApprovalState::Refused {
@@ -391,7 +391,33 @@ where
         request.trigger.approved_by = Some(by.clone());
         request.dry_run |= settings.dry_run;
         let mut outcome = self.handle(&request, request_id).await;
-        outcome.approval = Some(decided.note());
+        // The revocation did not happen (the lock busy, the breaker full, IAM
+        // refusing): the approval must not be used up by it, or nobody could approve
+        // the revocation again. Open again, it can be approved once the cause is fixed.
+        let mut note = decided.note();
+        if outcome.status == Status::Failed {
+            match approvals.reopen(&id, by, now).await {
+                Ok(true) => {
+                    note = approval.note();
+                    outcome.detail = format!(
+                        "{} (the approval is open again until {}: approve it once more with `cutoff approve {id}` once the cause is fixed)",
+                        outcome.detail,
+                        approval
+                            .expires_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    );
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::error!(approval_id = %id, error = %err, "a failed approved revocation's approval could not be opened again");
+                    outcome.detail = format!(
+                        "{} (the approval could not be opened again: {err}; revoke by hand with `cutoff revoke`)",
+                        outcome.detail
+                    );
+                }
+            }
+        }
+        outcome.approval = Some(note);
         DirectAnswer::Outcome(Box::new(outcome))
     }
 

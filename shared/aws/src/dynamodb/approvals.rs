@@ -96,6 +96,16 @@ pub trait Approvals: Send + Sync {
         reason: Option<&str>,
     ) -> impl Future<Output = Result<bool, AwsError>> + Send;
 
+    /// Puts the approval `by` approved at `at` back to pending, because the revocation
+    /// it allowed failed: it can be approved again until its deadline. False when its
+    /// state is no longer that approval (nothing changed).
+    fn reopen(
+        &self,
+        id: &ApprovalId,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, AwsError>> + Send;
+
     /// Claims the announcement of an expiry for `claimant` (a sweep run) at `now`:
     /// true for a pending approval past its deadline (it becomes expired, its expiry
     /// not yet announced), and for an expired one never announced whose claim is older
@@ -412,6 +422,29 @@ impl Approvals for SdkApprovals {
         }
     }
 
+    async fn reopen(&self, id: &ApprovalId, by: &str, at: DateTime<Utc>) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(APPROVAL_PARTITION))
+            .key("sk", s(id.as_str()))
+            .condition_expression("#state = :approved AND decided_by = :by AND decided_at = :at")
+            .update_expression("SET #state = :pending REMOVE decided_by, decided_at, reason")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":approved", s(ApprovalState::Approved.as_str()))
+            .expression_attribute_values(":pending", s(ApprovalState::Pending.as_str()))
+            .expression_attribute_values(":by", s(by))
+            .expression_attribute_values(":at", s(at.to_rfc3339()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(self.error(&e, OP_UPDATE_ITEM, Some(id))),
+        }
+    }
+
     async fn claim_expiry(
         &self,
         id: &ApprovalId,
@@ -507,6 +540,13 @@ impl<T: Approvals> Approvals for Option<T> {
         }
     }
 
+    async fn reopen(&self, id: &ApprovalId, by: &str, at: DateTime<Utc>) -> Result<bool, AwsError> {
+        match self {
+            Some(a) => a.reopen(id, by, at).await,
+            None => Ok(false),
+        }
+    }
+
     async fn claim_expiry(
         &self,
         id: &ApprovalId,
@@ -557,6 +597,10 @@ impl Approvals for NoApprovals {
         Ok(false)
     }
 
+    async fn reopen(&self, _: &ApprovalId, _: &str, _: DateTime<Utc>) -> Result<bool, AwsError> {
+        Ok(false)
+    }
+
     async fn claim_expiry(
         &self,
         _: &ApprovalId,
@@ -600,6 +644,15 @@ impl<T: Approvals + ?Sized> Approvals for &T {
         reason: Option<&str>,
     ) -> impl Future<Output = Result<bool, AwsError>> + Send {
         (**self).decide(id, to, by, at, reason)
+    }
+
+    fn reopen(
+        &self,
+        id: &ApprovalId,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, AwsError>> + Send {
+        (**self).reopen(id, by, at)
     }
 
     fn claim_expiry(
@@ -723,6 +776,30 @@ pub mod fake {
             a.decided_at = Some(at);
             a.reason = reason.map(str::to_owned);
             state.writes.push(("decide", id.clone()));
+            Ok(true)
+        }
+
+        async fn reopen(
+            &self,
+            id: &ApprovalId,
+            by: &str,
+            at: DateTime<Utc>,
+        ) -> Result<bool, AwsError> {
+            let mut state = self.begin("reopen")?;
+            // The table compares the decision's time as it stored it (RFC 3339, whole
+            // seconds and below as given).
+            let Some(a) = state.approvals.get_mut(id).filter(|a| {
+                a.state == ApprovalState::Approved
+                    && a.decided_by.as_deref() == Some(by)
+                    && a.decided_at.map(|t| t.to_rfc3339()) == Some(at.to_rfc3339())
+            }) else {
+                return Ok(false);
+            };
+            a.state = ApprovalState::Pending;
+            a.decided_by = None;
+            a.decided_at = None;
+            a.reason = None;
+            state.writes.push(("reopen", id.clone()));
             Ok(true)
         }
 

@@ -411,6 +411,52 @@ async fn an_approval_through_the_operator_path_runs_the_stored_request_and_recor
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_approved_revocation_that_fails_leaves_the_approval_open_to_approve_again() {
+    // IAM refuses the write (or the lock is busy, or the breaker full): the approval
+    // must not be used up by a revocation that did not happen.
+    let w = world();
+    let request = ask("payments-api", "f-medium");
+    let id = w.asked(&request).await;
+    w.revoker.clock.advance(chrono::Duration::minutes(10));
+    w.member.fail("PutRolePolicy", &[ErrorKind::AccessDenied]);
+    let answer = w
+        .operator(
+            ALICE,
+            json!({"action": "approve", "approval_id": id.as_str()}),
+        )
+        .await;
+    assert_eq!(answer["status"], "failed", "{answer:#}");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the approval is open again"),
+        "{answer:#}"
+    );
+    assert_eq!(answer["approval"]["state"], "pending", "{answer:#}");
+    assert_eq!(
+        w.approvals.approval(&id).unwrap().state,
+        ApprovalState::Pending
+    );
+    assert!(w.role_deny("payments-api").is_none());
+    // Once the cause is fixed, another approval revokes.
+    w.revoker.clock.advance(chrono::Duration::minutes(1));
+    let again = w
+        .operator(
+            BOB,
+            json!({"action": "approve", "approval_id": id.as_str()}),
+        )
+        .await;
+    assert_eq!(again["status"], "applied", "{again:#}");
+    assert_eq!(again["trigger"]["approved_by"], BOB);
+    assert!(w.role_deny("payments-api").is_some());
+    assert_eq!(
+        w.approvals.approval(&id).unwrap().state,
+        ApprovalState::Approved
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_refusal_writes_nothing_and_is_announced_with_its_reason() {
     let w = world();
     let id = w.asked(&ask("payments-api", "f-medium")).await;
