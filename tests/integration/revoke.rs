@@ -742,7 +742,21 @@ async fn with_ledger(
 ) {
     let moto = MotoServer::shared();
     ledger_table(moto.endpoint(), table).await;
-    let config = sdk_config(moto.endpoint()).await;
+    ledgered_at(moto.endpoint(), table, breaker, clock).await
+}
+
+/// A revoker with the ledger `table` (already there) whose every call goes to
+/// `endpoint` (moto, or a proxy in front of it).
+async fn ledgered_at(
+    endpoint: &str,
+    table: &str,
+    breaker: Option<u32>,
+    clock: &std::sync::Arc<FixedClock>,
+) -> (
+    Revoker<SdkAccountAccess, std::sync::Arc<FixedClock>, SdkLedger>,
+    SdkLedger,
+) {
+    let config = sdk_config(endpoint).await;
     let ledger = SdkLedger::from_config(&config, table);
     let revoker = Revoker::new(
         account_access(&config),
@@ -944,20 +958,8 @@ async fn after_an_upgrade_the_key_records_of_the_version_before_are_read_once_pe
     let table = unique("cutoff-ledger-upgrade");
     ledger_table(moto.endpoint(), &table).await;
     let proxy = FaultProxy::start(moto.endpoint(), FaultPlan::passthrough());
-    let config = sdk_config(proxy.endpoint()).await;
-    let ledger = SdkLedger::from_config(&config, &table);
     let clock = wall_clock();
-    let revoker = Revoker::new(
-        account_access(&config),
-        clock.clone(),
-        RevokeConfig {
-            retry: FAST,
-            verify_delay: Duration::from_millis(10),
-            max_revocations_per_account_hour: None,
-            ..RevokeConfig::default()
-        },
-    )
-    .with_ledger(ledger.clone());
+    let (revoker, ledger) = ledgered_at(proxy.endpoint(), &table, None, &clock).await;
     let iam = iam_client(moto.endpoint()).await;
     let role = unique("upgrade-payments");
     let role_id = create_role(&iam, &role, "/", &[]).await;
@@ -1094,20 +1096,8 @@ async fn a_revocation_costs_two_ledger_calls_and_a_redelivery_reads_its_earlier_
     ledger_table(moto.endpoint(), &table).await;
     steady_state_format(moto.endpoint(), &table).await;
     let proxy = FaultProxy::start(moto.endpoint(), FaultPlan::passthrough());
-    let config = sdk_config(proxy.endpoint()).await;
-    let ledger = SdkLedger::from_config(&config, &table);
     let clock = wall_clock();
-    let revoker = Revoker::new(
-        account_access(&config),
-        clock.clone(),
-        RevokeConfig {
-            retry: FAST,
-            verify_delay: Duration::from_millis(10),
-            max_revocations_per_account_hour: None,
-            ..RevokeConfig::default()
-        },
-    )
-    .with_ledger(ledger.clone());
+    let (revoker, ledger) = ledgered_at(proxy.endpoint(), &table, None, &clock).await;
     let iam = iam_client(moto.endpoint()).await;
     let role = unique("calls-payments");
     let role_id = create_role(&iam, &role, "/", &[]).await;

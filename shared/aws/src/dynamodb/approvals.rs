@@ -29,7 +29,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 
-use crate::error::{AwsError, ErrorKind, classify};
+use super::sdk::{QueryOrder, dynamodb_error, n, query_partition, s};
+use crate::error::{AwsError, ErrorKind};
 use cutoff_domain::approval::{Approval, ApprovalId, ApprovalState};
 use cutoff_domain::outcome::RevocationRequest;
 
@@ -151,6 +152,7 @@ impl SdkApprovals {
         }
     }
 
+    /// The SDK's error, its DynamoDB codes placed as the ledger places them.
     fn error<E>(
         &self,
         err: &aws_smithy_runtime_api::client::result::SdkError<
@@ -163,27 +165,8 @@ impl SdkApprovals {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let mut out = classify(err, op, self.context(id));
-        // DynamoDB's own codes, as the ledger places them.
-        if let Some(code) = err.as_service_error().and_then(ProvideErrorMetadata::code) {
-            match code {
-                "ProvisionedThroughputExceededException"
-                | "RequestLimitExceeded"
-                | "ThrottlingException" => out.kind = ErrorKind::Throttled,
-                "ResourceNotFoundException" => out.kind = ErrorKind::NotFound,
-                _ => {}
-            }
-        }
-        out
+        dynamodb_error(err, op, self.context(id))
     }
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 fn condition_failed<E: ProvideErrorMetadata>(
@@ -334,31 +317,21 @@ impl Approvals for SdkApprovals {
     }
 
     async fn list(&self) -> Result<Vec<Approval>, AwsError> {
+        let items = query_partition(
+            &self.client,
+            &self.table,
+            APPROVAL_PARTITION.to_owned(),
+            QueryOrder::Consistent,
+        )
+        .await
+        .map_err(|e| self.error(&e, OP_QUERY, None))?;
         let mut approvals = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(APPROVAL_PARTITION))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.error(&e, OP_QUERY, None))?;
-            for item in out.items() {
-                match approval_of(item) {
-                    Ok(approval) => approvals.push(approval),
-                    Err(why) => {
-                        tracing::warn!(error = %why, "an approval that cannot be read was skipped")
-                    }
+        for item in &items {
+            match approval_of(item) {
+                Ok(approval) => approvals.push(approval),
+                Err(why) => {
+                    tracing::warn!(error = %why, "an approval that cannot be read was skipped")
                 }
-            }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
             }
         }
         Ok(approvals)

@@ -88,7 +88,7 @@ impl SdkLedger {
 /// with a strongly consistent read (the key records, just written by another run; a
 /// sweep run's records; a day's runs). The SDK's error as it came: each caller names
 /// the operation (`OP_QUERY`) in its own error, as it names every call it makes.
-async fn query_partition(
+pub(super) async fn query_partition(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     pk: String,
@@ -124,21 +124,21 @@ async fn query_partition(
 }
 
 /// How a `Query` call fails.
-type QueryFailure = aws_smithy_runtime_api::client::result::SdkError<
+pub(super) type QueryFailure = aws_smithy_runtime_api::client::result::SdkError<
     aws_sdk_dynamodb::operation::query::QueryError,
     aws_smithy_runtime_api::client::orchestrator::HttpResponse,
 >;
 
 /// How [`query_partition`] reads a partition.
 #[derive(Debug, Clone, Copy)]
-enum QueryOrder {
+pub(super) enum QueryOrder {
     NewestFirst { limit: usize },
     Consistent,
 }
 
 /// [`classify`], with DynamoDB's own codes placed: its throttling (provisioned or
 /// account request limits), transaction conflicts (retryable) and a missing table.
-fn dynamodb_error<E>(
+pub(super) fn dynamodb_error<E>(
     err: &aws_smithy_runtime_api::client::result::SdkError<
         E,
         aws_smithy_runtime_api::client::orchestrator::HttpResponse,
@@ -163,11 +163,11 @@ where
     out
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(super) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
