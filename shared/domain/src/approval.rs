@@ -276,10 +276,27 @@ fn revoke_hint(t: &Target) -> String {
 /// account; any session of the role counts, whatever the request's scope. A caller
 /// that is not a principal ARN is treated as the suspect (it is never trusted to
 /// decide).
+///
+/// Where the request names the suspect session, a caller whose session (or federated
+/// user) has the same name is the suspect too, in any account and through any role:
+/// a session name is usually the person (Identity Center names every
+/// `AWSReservedSSO_*` session after the user who signed in, SAML and OIDC roles after
+/// the identity), and whoever stole `alice@corp`'s sign-in can reach every permission
+/// set and account she can. Another operator decides her case.
 pub fn is_the_suspect(caller: &str, target: &Target) -> bool {
     let Ok(arn) = PrincipalArn::parse(caller) else {
         return true;
     };
+    if let Some(suspect_session) = &target.session {
+        let caller_session = match &arn.resource {
+            PrincipalResource::AssumedRole { session, .. } => Some(session.as_str()),
+            PrincipalResource::FederatedUser { name } => Some(name.as_str()),
+            _ => None,
+        };
+        if caller_session.is_some_and(|s| s.eq_ignore_ascii_case(suspect_session.as_str())) {
+            return true;
+        }
+    }
     if arn.account != target.account {
         return false;
     }

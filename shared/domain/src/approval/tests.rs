@@ -226,6 +226,62 @@ fn the_principal_under_suspicion_and_its_sessions_are_the_suspect_and_nobody_els
 }
 
 #[test]
+fn the_person_behind_the_suspect_session_is_the_suspect_through_any_role_and_account() {
+    // GuardDuty names an Identity Center session: alice signed in to Dev.
+    let mut sso = target(
+        TargetKind::IdentityCenterRole,
+        "AWSReservedSSO_Dev_0123456789abcdef",
+    );
+    sso.session = Some(SessionName::parse("alice@corp.example").unwrap());
+    let mut role = target(TargetKind::Role, "Ops-Admin");
+    role.session = Some(SessionName::parse("alice").unwrap());
+    for (caller, on, suspect) in [
+        // Her sign-in reaches every permission set in every account she may use.
+        (
+            "arn:aws:sts::999988887777:assumed-role/AWSReservedSSO_SecurityAudit_fedcba9876543210/alice@corp.example",
+            &sso,
+            true,
+        ),
+        (
+            "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_fedcba9876543210/ALICE@corp.example",
+            &sso,
+            true,
+        ),
+        (
+            "arn:aws:sts::999988887777:assumed-role/Security/alice",
+            &role,
+            true,
+        ),
+        (
+            "arn:aws:sts::999988887777:federated-user/alice",
+            &role,
+            true,
+        ),
+        // Somebody else, through the same permission set.
+        (
+            "arn:aws:sts::999988887777:assumed-role/AWSReservedSSO_SecurityAudit_fedcba9876543210/bob@corp.example",
+            &sso,
+            false,
+        ),
+        (
+            "arn:aws:sts::999988887777:assumed-role/Security/alice.b",
+            &role,
+            false,
+        ),
+        // A long-term principal has no session name to share.
+        ("arn:aws:iam::999988887777:user/alice", &role, false),
+    ] {
+        assert_eq!(is_the_suspect(caller, on), suspect, "{caller} on {on}");
+    }
+    // Without a session in the request, only the principal itself is the suspect.
+    let whole_role = target(TargetKind::Role, "Ops-Admin");
+    assert!(!is_the_suspect(
+        "arn:aws:sts::999988887777:assumed-role/Security/alice",
+        &whole_role
+    ));
+}
+
+#[test]
 fn an_approval_action_names_an_id_and_nothing_about_whom_it_revokes() {
     let id = "0123456789abcdef";
     assert_eq!(
