@@ -103,24 +103,35 @@ async fn keeps_its_conditions<A: Approvals>(store: &A, what: &str) {
     assert_eq!(decided.decided_by.as_deref(), Some(by), "{what}");
     assert_eq!(decided.decided_at, Some(just_before), "{what}");
     assert_eq!(decided.reason.as_deref(), Some("INC-1"), "{what}");
-    // Its revocation failed: opened again only by that approval (approver and time),
-    // then approved once more.
+    assert!(
+        !decided.run_finished,
+        "{what}: its run has not reported back"
+    );
+    // Its revocation failed (or never reported back): opened again only by that
+    // approval (approver and time), then approved once more.
     assert!(
         !store
-            .reopen(&first.id, "someone-else", just_before)
+            .reopen(&first.id, "someone-else", just_before, true)
             .await
             .unwrap(),
         "{what}: another approver's decision is not reopened"
     );
     assert!(
-        store.reopen(&first.id, by, just_before).await.unwrap(),
+        store
+            .reopen(&first.id, by, just_before, false)
+            .await
+            .unwrap(),
         "{what}"
     );
     let reopened = store.get(&first.id).await.unwrap().unwrap();
     assert_eq!(reopened.state, ApprovalState::Pending, "{what}");
     assert_eq!(reopened.decided_by, None, "{what}");
+    assert!(!reopened.notified, "{what}: its reopening is still to tell");
     assert!(
-        !store.reopen(&first.id, by, just_before).await.unwrap(),
+        !store
+            .reopen(&first.id, by, just_before, true)
+            .await
+            .unwrap(),
         "{what}: reopened once"
     );
     assert!(
@@ -135,6 +146,29 @@ async fn keeps_its_conditions<A: Approvals>(store: &A, what: &str) {
             .await
             .unwrap(),
         "{what}"
+    );
+    // Approved again, and this time its run reports back: it is never reopened.
+    assert!(
+        !store
+            .finish_run(&first.id, "someone-else", just_before)
+            .await
+            .unwrap(),
+        "{what}: only that approval's run finishes it"
+    );
+    assert!(
+        store.finish_run(&first.id, by, just_before).await.unwrap(),
+        "{what}"
+    );
+    assert!(
+        store.get(&first.id).await.unwrap().unwrap().run_finished,
+        "{what}"
+    );
+    assert!(
+        !store
+            .reopen(&first.id, by, just_before, true)
+            .await
+            .unwrap(),
+        "{what}: a run that finished is not reopened"
     );
     // A decided approval never expires, nor is it asked over.
     assert!(

@@ -148,7 +148,23 @@ pub struct Approval {
     /// `approval_expired` one once expired. The ledger's bookkeeping, never shown.
     #[serde(skip)]
     pub notified: bool,
+    /// For an approved one: whether the revocation it allowed reported back (its
+    /// outcome known). False from the approval until then; an approval whose run never
+    /// finished (the revoker timed out or crashed in between) is opened again by the
+    /// sweeper ([`Approval::run_stalled`]). The ledger's bookkeeping, never shown.
+    #[serde(skip)]
+    pub run_finished: bool,
 }
+
+/// How long an approved revocation may run before the sweeper counts it as stalled:
+/// Lambda's longest timeout, so that a revocation still running is never opened to a
+/// second approval.
+pub const APPROVED_RUN_LEASE: chrono::Duration = chrono::Duration::minutes(15);
+
+/// How long an open approval's first message may take before the sweeper announces it
+/// again (its ask's publish failed and the message went to the dead-letter queue, or
+/// the announcement of its reopening failed).
+pub const ANNOUNCE_GRACE: chrono::Duration = chrono::Duration::minutes(15);
 
 impl Approval {
     /// A new pending approval of `request`, asked at `now`.
@@ -167,6 +183,7 @@ impl Approval {
             decided_at: None,
             reason: None,
             notified: false,
+            run_finished: false,
         }
     }
 
@@ -181,6 +198,55 @@ impl Approval {
     /// its expiry (the same instant [`Approval::is_open`] stops).
     pub fn expiry_due(&self, now: DateTime<Utc>) -> bool {
         self.state == ApprovalState::Pending && now >= self.expires_at
+    }
+
+    /// Whether it was approved but the revocation it allowed never reported back within
+    /// [`APPROVED_RUN_LEASE`] (the revoker stopped in between): nothing says whether
+    /// the deny was written, and nobody was told. The sweeper opens it again and says
+    /// so. At the lease's very end it is stalled.
+    pub fn run_stalled(&self, now: DateTime<Utc>) -> bool {
+        self.state == ApprovalState::Approved
+            && !self.run_finished
+            && self
+                .decided_at
+                .is_some_and(|at| now >= at + APPROVED_RUN_LEASE)
+    }
+
+    /// Whether it is open and its message may never have gone out: not marked
+    /// announced [`ANNOUNCE_GRACE`] after it was asked. The sweeper announces it.
+    pub fn unannounced(&self, now: DateTime<Utc>) -> bool {
+        self.is_open(now) && !self.notified && now >= self.created_at + ANNOUNCE_GRACE
+    }
+
+    /// How the request it was asked with differs from `later`, a later message about
+    /// the same finding, in what a finding's update cannot change: its type, or its
+    /// wording at the same severity. The first ask of an approval is kept and shown;
+    /// whoever can send to the queue and knows a finding's id could have sent it first
+    /// with words of their own. None when nothing says so.
+    pub fn differs_from(&self, later: &RevocationRequest) -> Option<String> {
+        let asked = &self.request.trigger;
+        let now = &later.trigger;
+        let shown = |v: &Option<String>| {
+            v.as_deref().map_or_else(
+                || "none".to_owned(),
+                |v| format!("«{}»", clean_text(v, 200)),
+            )
+        };
+        if asked.finding_type != now.finding_type {
+            return Some(format!(
+                "the finding type it was asked with ({}) is not this finding's ({})",
+                shown(&asked.finding_type),
+                shown(&now.finding_type)
+            ));
+        }
+        if asked.severity == now.severity && asked.reason != now.reason {
+            return Some(format!(
+                "the reason it was asked with ({}) is not this finding's at the same severity ({})",
+                shown(&asked.reason),
+                shown(&now.reason)
+            ));
+        }
+        None
     }
 
     /// Why it cannot be decided at `now`, in a sentence for the operator; None when it
@@ -262,7 +328,8 @@ pub fn approve_body(id: &ApprovalId) -> String {
     format!(r#"{{"action":"approve","approval_id":"{id}"}}"#)
 }
 
-fn revoke_hint(t: &Target) -> String {
+/// The command that revokes `t` by hand (an approval that closed without revoking).
+pub fn revoke_hint(t: &Target) -> String {
     match t.kind {
         TargetKind::User => format!("cutoff revoke --account {} --user {}", t.account, t.name),
         _ => format!("cutoff revoke --account {} --role {}", t.account, t.name),

@@ -6,8 +6,11 @@
 //!   [`Revoker::ask_approvals`] reads the principal's owner (read only), records a
 //!   pending approval in the ledger with one conditional put, and answers with an
 //!   `awaiting_approval` outcome to publish. A redelivered message, or a later update
-//!   of the same finding, maps to the same approval: nothing new is recorded, and its
-//!   message goes out again only if the first one never did.
+//!   of the same finding, maps to the same approval: nothing new is recorded. The same
+//!   request again is told only if its first message never went out (once per
+//!   invocation); a later update is told as `alert` would tell it, pointing at the
+//!   approval (awaiting, or closed and then to revoke by hand), and flagged when the
+//!   approval's first request differs from it in what an update cannot change.
 //! - **Decide.** `approve` and `refuse` come only through the operator path, where AWS
 //!   verified the caller ([`Revoker::answer_approval`]); never from the queue, a plain
 //!   invoke, or the CLI's `--direct`. The principal under suspicion may not decide
@@ -27,8 +30,8 @@ use cutoff_aws::dynamodb::approvals::{Approvals, Asked};
 use cutoff_aws::dynamodb::{AuditEntry, Ledger};
 use cutoff_aws::{AccountAccess, OutcomeBus};
 use cutoff_domain::approval::{
-    Approval, ApprovalAction, ApprovalHours, ApprovalId, ApprovalState, approve_command,
-    is_the_suspect, stamp,
+    APPROVED_RUN_LEASE, Approval, ApprovalAction, ApprovalHours, ApprovalId, ApprovalState,
+    approve_command, is_the_suspect, revoke_hint, stamp,
 };
 use cutoff_domain::clock::Clock;
 use cutoff_domain::event::ManualAction;
@@ -120,9 +123,11 @@ where
     K: Clock,
     L: Ledger,
 {
-    /// Asks for each request's approval. A message that asks again for an approval
-    /// already announced (a redelivery, or a later update of the same finding) gets no
-    /// outcome at all: it is done, logged, and nobody is told twice.
+    /// Asks for each request's approval. A message that asks again, word for word,
+    /// for an approval already announced (a redelivery, or its copy in the same batch)
+    /// gets no outcome at all: it is done, logged, and nobody is told twice. A later
+    /// update of the finding is told, as `alert` would tell it, pointing at the
+    /// approval.
     pub async fn ask_approvals<P: Approvals>(
         &self,
         approvals: &P,
@@ -130,6 +135,9 @@ where
         settings: InvocationSettings,
     ) -> Vec<Asking> {
         let mut out = Vec::new();
+        // The approvals this invocation asked or announced: announced once here,
+        // before any is marked.
+        let mut announced_here = std::collections::HashSet::new();
         for ask in asks {
             let (outcome, announces) = match self
                 .ask_one(
@@ -137,6 +145,7 @@ where
                     &ask.request,
                     &ask.message_id,
                     settings.approval_hours,
+                    &mut announced_here,
                 )
                 .await
             {
@@ -162,6 +171,7 @@ where
         request: &RevocationRequest,
         message_id: &str,
         hours: ApprovalHours,
+        announced_here: &mut std::collections::HashSet<ApprovalId>,
     ) -> Option<(Outcome, Option<ApprovalId>)> {
         if !approvals.enabled() {
             let outcome = Outcome::for_request(
@@ -209,11 +219,13 @@ where
                 outcome.api_calls = report.api_calls;
                 self.audit_approval(message_id, &outcome).await;
                 tracing::info!(approval_id = %asked.id, message_id, expires_at = %stamp(asked.expires_at), "approval asked");
+                announced_here.insert(asked.id.clone());
                 Some((outcome, Some(asked.id)))
             }
-            Ok(Asked::Exists(existing)) if existing.state == ApprovalState::Pending => {
-                if existing.notified {
-                    tracing::info!(approval_id = %existing.id, message_id, "approval already asked and announced: nothing recorded, nothing published");
+            Ok(Asked::Exists(existing)) if existing.request == *request => {
+                let open = existing.state == ApprovalState::Pending;
+                if !open || existing.notified || !announced_here.insert(existing.id.clone()) {
+                    tracing::info!(approval_id = %existing.id, message_id, state = %existing.state, "the same question again (a redelivery, or its copy in this batch): nothing recorded, nothing published");
                     return None;
                 }
                 // Recorded before, its message never confirmed: announced again.
@@ -228,8 +240,14 @@ where
                 Some((outcome, Some(existing.id.clone())))
             }
             Ok(Asked::Exists(existing)) => {
-                tracing::info!(approval_id = %existing.id, message_id, state = %existing.state, "the approval this request asks for was already decided or expired: nothing recorded, nothing published");
-                None
+                let mut outcome = self.update_of(&existing, request);
+                outcome.api_calls = report.api_calls;
+                // A question never announced is announced by this message.
+                let announces = (existing.state == ApprovalState::Pending
+                    && !existing.notified
+                    && announced_here.insert(existing.id.clone()))
+                .then(|| existing.id.clone());
+                Some((outcome, announces))
             }
             Err(err) => {
                 tracing::error!(message_id, error = %err, "approval not recorded; the message will be retried");
@@ -241,6 +259,44 @@ where
                 Some((outcome, None))
             }
         }
+    }
+
+    /// The outcome of a later update of a finding whose approval was asked already:
+    /// told as `alert` would tell it (nothing is written), pointing at the approval:
+    /// still awaiting a decision, or closed (then revoking is by hand). A question
+    /// whose first request differs from this one in what an update cannot change is
+    /// flagged: one of them may not come from intake.
+    fn update_of(&self, existing: &Approval, request: &RevocationRequest) -> Outcome {
+        let id = &existing.id;
+        let now = self.clock.now();
+        let (status, mut detail) = match existing.why_closed(now) {
+            None => (
+                Status::AwaitingApproval,
+                format!(
+                    "this finding was updated while approval {id} awaits a decision: `{}` before {}; nothing was written",
+                    approve_command(id),
+                    stamp(existing.expires_at)
+                ),
+            ),
+            Some(closed) => (
+                Status::Alerted,
+                format!(
+                    "this finding was updated after its question was closed ({closed}): nothing is done automatically, as for an alert; if this is a compromise, revoke by hand: `{}`",
+                    revoke_hint(&request.target)
+                ),
+            ),
+        };
+        if let Some(differs) = existing.differs_from(request) {
+            tracing::warn!(approval_id = %id, differs = %differs, "an approval's question and a later message about its finding disagree");
+            detail = format!(
+                "{detail}. WARNING: {differs}: one of them may not come from cutoff's intake (anyone who can send to its queue could have asked first); check the finding in the console before deciding"
+            );
+        }
+        tracing::info!(approval_id = %id, state = %existing.state, "a later update of a finding whose approval was asked: told");
+        let mut outcome = Outcome::for_request(request, status, detail);
+        outcome.owner = existing.owner.clone();
+        outcome.approval = Some(existing.note());
+        outcome
     }
 
     /// Writes an approval's own audit entry (asked, refused): `cutoff history` shows
@@ -396,7 +452,7 @@ where
         // the revocation again. Open again, it can be approved once the cause is fixed.
         let mut note = decided.note();
         if outcome.status == Status::Failed {
-            match approvals.reopen(&id, by, now).await {
+            match approvals.reopen(&id, by, now, true).await {
                 Ok(true) => {
                     note = approval.note();
                     outcome.detail = format!(
@@ -411,11 +467,16 @@ where
                 Err(err) => {
                     tracing::error!(approval_id = %id, error = %err, "a failed approved revocation's approval could not be opened again");
                     outcome.detail = format!(
-                        "{} (the approval could not be opened again: {err}; revoke by hand with `cutoff revoke`)",
-                        outcome.detail
+                        "{} (the approval could not be opened again now: {err}; the sweeper opens it again within {} minutes, or revoke by hand with `cutoff revoke`)",
+                        outcome.detail,
+                        APPROVED_RUN_LEASE.num_minutes()
                     );
                 }
             }
+        } else if let Err(err) = approvals.finish_run(&id, by, now).await {
+            // The sweeper will take it for a run that stopped and open it again: a
+            // second approval then finds the deny in place.
+            tracing::warn!(approval_id = %id, error = %err, "the approved revocation reported back but is not marked finished: the sweeper will open its approval again");
         }
         outcome.approval = Some(note);
         DirectAnswer::Outcome(Box::new(outcome))
@@ -470,21 +531,39 @@ async fn record_approval<L: Ledger>(
     }
 }
 
-/// What expiring did in one sweep.
+/// What the sweeper did with the approvals in one sweep.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ExpiryReport {
     /// Approvals this run expired and announced.
     pub expired: usize,
+    /// Approved revocations that never reported back, opened again and announced.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reopened: usize,
+    /// Open approvals whose message had not gone out, announced.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub announced: usize,
     /// Approvals this run could not expire or announce (a later run tries again).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
 }
 
-/// Expires every approval past its deadline, once: each is claimed for `claimant` (the
-/// sweep's run) with a conditional update, so that of two concurrent runs one
-/// publishes its `approval_expired` outcome, and marked announced once published. An
-/// expiry whose message did not go out is announced by a later run once the claim is
-/// stale. The outcomes published, for the metrics and the log.
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The sweeper's work on the approvals, each announced once:
+/// - an approved revocation that never reported back within [`APPROVED_RUN_LEASE`]
+///   (the revoker timed out or crashed between the decision and the outcome) is opened
+///   again, conditionally on that decision, and announced: it can be approved once
+///   more (and expires as usual);
+/// - every approval past its deadline is claimed for `claimant` (the sweep's run) with
+///   a conditional update, so that of two concurrent runs one publishes its
+///   `approval_expired` outcome, marked announced once published; an expiry whose
+///   message did not go out is announced by a later run once the claim is stale;
+/// - an open approval whose message never went out (its ask's publish failed and the
+///   message was dead-lettered) is announced again.
+///
+/// The outcomes published, for the metrics and the log.
 pub async fn expire_approvals<P, B, L>(
     approvals: &P,
     bus: &B,
@@ -499,6 +578,13 @@ where
 {
     let mut report = ExpiryReport::default();
     let mut published = Vec::new();
+    let announcer = Announcer {
+        approvals,
+        bus,
+        ledger,
+        now,
+        claimant,
+    };
     let all = match approvals.list().await {
         Ok(all) => all,
         Err(err) => {
@@ -507,48 +593,126 @@ where
             return (report, published);
         }
     };
-    for approval in all {
-        let unannounced = approval.state == ApprovalState::Expired && !approval.notified;
-        if !(approval.expiry_due(now) || unannounced) {
+    for mut approval in all {
+        let id = approval.id.clone();
+        // What the approval's message says of a run that stalled, if it did.
+        let mut stalled = None;
+        if approval.run_stalled(now) {
+            let (Some(by), Some(at)) = (approval.decided_by.clone(), approval.decided_at) else {
+                continue;
+            };
+            match approvals.reopen(&id, &by, at, false).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(err) => {
+                    report
+                        .errors
+                        .push(format!("opening stalled approval {id} again: {err}"));
+                    continue;
+                }
+            }
+            tracing::warn!(approval_id = %id, approved_by = %by, approved_at = %stamp(at), "an approved revocation never reported back: its approval is open again");
+            stalled = Some(format!(
+                "{by} approved this revocation at {}, but it never reported back (the revoker stopped before its outcome: a timeout or a crash), so whether the deny was written is not known (`cutoff status` shows it)",
+                stamp(at)
+            ));
+            report.reopened += 1;
+            approval = Approval {
+                state: ApprovalState::Pending,
+                decided_by: None,
+                decided_at: None,
+                reason: None,
+                notified: false,
+                run_finished: true,
+                ..approval
+            };
+        }
+        let unannounced_expiry = approval.state == ApprovalState::Expired && !approval.notified;
+        if approval.expiry_due(now) || unannounced_expiry {
+            match approvals.claim_expiry(&id, claimant, now).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(err) => {
+                    report.errors.push(format!("expiring approval {id}: {err}"));
+                    continue;
+                }
+            }
+            let expired = Approval {
+                state: ApprovalState::Expired,
+                ..approval
+            };
+            let why = match &stalled {
+                Some(stalled) => format!("{stalled}; its time is up"),
+                None => "nobody approved or refused this revocation".to_owned(),
+            };
+            let detail = format!(
+                "{why} before {}: it expired, nothing was written",
+                stamp(expired.expires_at)
+            );
+            let outcome = expired.outcome(Status::ApprovalExpired, detail);
+            if let Some(outcome) = announcer.announce(&id, outcome, &mut report).await {
+                published.push(outcome);
+                report.expired += 1;
+            }
             continue;
         }
-        let id = approval.id.clone();
-        match approvals.claim_expiry(&id, claimant, now).await {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(err) => {
-                report.errors.push(format!("expiring approval {id}: {err}"));
-                continue;
+        if stalled.is_some() || approval.unannounced(now) {
+            let why = stalled.unwrap_or_else(|| {
+                format!(
+                    "asked at {}; its message may not have gone out, so it is announced again",
+                    stamp(approval.created_at)
+                )
+            });
+            let detail = format!(
+                "{why}: a person must approve this revocation before {}: `{}`; nothing was written",
+                stamp(approval.expires_at),
+                approve_command(&id)
+            );
+            let outcome = approval.outcome(Status::AwaitingApproval, detail);
+            if let Some(outcome) = announcer.announce(&id, outcome, &mut report).await {
+                published.push(outcome);
+                report.announced += 1;
             }
         }
-        let expired = Approval {
-            state: ApprovalState::Expired,
-            ..approval
-        };
-        let mut outcome = expired.outcome(
-            Status::ApprovalExpired,
-            format!(
-                "nobody approved or refused this revocation before {}: it expired, nothing was written",
-                stamp(expired.expires_at)
-            ),
-        );
-        outcome.request_id = Some(claimant.to_owned());
-        crate::telemetry::log_outcome(&outcome);
-        if let Err(err) = bus.publish(std::slice::from_ref(&outcome)).await {
-            tracing::error!(approval_id = %id, error = %err, "approval expired but its outcome was not published; a later sweep announces it once the claim is stale");
-            report
-                .errors
-                .push(format!("announcing the expiry of approval {id}: {err}"));
-            continue;
-        }
-        if let Err(err) = approvals.mark_notified(&id).await {
-            tracing::warn!(approval_id = %id, error = %err, "the expiry went out but is not marked announced; a later sweep may announce it again once the claim is stale");
-        }
-        record_approval(ledger, now, claimant, &outcome).await;
-        report.expired += 1;
-        published.push(outcome);
     }
     (report, published)
+}
+
+/// How the sweeper announces what it did with an approval.
+struct Announcer<'a, P, B, L> {
+    approvals: &'a P,
+    bus: &'a B,
+    ledger: &'a L,
+    now: DateTime<Utc>,
+    claimant: &'a str,
+}
+
+impl<P: Approvals, B: OutcomeBus, L: Ledger> Announcer<'_, P, B, L> {
+    /// Publishes `outcome` about approval `id`, then marks it announced and audits it:
+    /// the outcome when it went out; None (and the error reported) when it did not,
+    /// so that a later run announces it again.
+    async fn announce(
+        &self,
+        id: &ApprovalId,
+        mut outcome: Outcome,
+        report: &mut ExpiryReport,
+    ) -> Option<Outcome> {
+        outcome.request_id = Some(self.claimant.to_owned());
+        crate::telemetry::log_outcome(&outcome);
+        if let Err(err) = self.bus.publish(std::slice::from_ref(&outcome)).await {
+            tracing::error!(approval_id = %id, status = outcome.status.as_str(), error = %err, "the approval's outcome was not published; a later sweep announces it");
+            report.errors.push(format!(
+                "announcing approval {id} ({}): {err}",
+                outcome.status.as_str()
+            ));
+            return None;
+        }
+        if let Err(err) = self.approvals.mark_notified(id).await {
+            tracing::warn!(approval_id = %id, error = %err, "the approval's outcome went out but is not marked announced; a later sweep may announce it again");
+        }
+        record_approval(self.ledger, self.now, self.claimant, &outcome).await;
+        Some(outcome)
+    }
 }
 
 #[cfg(test)]

@@ -11,14 +11,17 @@
 //!   `owner` (the principal's owner as JSON, read when it was asked), `created_at`
 //!   (RFC 3339), `deadline` (epoch seconds: from then on it cannot be
 //!   decided), `decided_by`, `decided_at`, `reason`, `notified` (its message went
-//!   out), `claimed_by` and `claimed_at` (the sweep run that expired it), and
+//!   out), `run_finished` (an approved one: the revocation it allowed reported back;
+//!   absent on items of earlier versions, read as finished), `claimed_by` and
+//!   `claimed_at` (the sweep run that expired it), and
 //!   `expires_at`, the table's TTL attribute: the deadline plus the retention. The
 //!   deadline is not `expires_at`: DynamoDB's TTL may delete an item any time after
 //!   that instant, before the sweeper could announce its expiry.
 //!
 //! Every change of state is one conditional write, so that two revokers, two operators
 //! or two sweep runs cannot both win: asking (`attribute_not_exists`, or over an
-//! expiry already announced), deciding (pending and before the deadline), expiring
+//! expiry already announced), deciding (pending and before the deadline), finishing
+//! an approved run or opening it again (that approval, its run not finished), expiring
 //! (pending and past the deadline, or expired, unannounced and claimed longer than
 //! [`EXPIRY_CLAIM_LEASE`] ago).
 
@@ -98,9 +101,22 @@ pub trait Approvals: Send + Sync {
     ) -> impl Future<Output = Result<bool, AwsError>> + Send;
 
     /// Puts the approval `by` approved at `at` back to pending, because the revocation
-    /// it allowed failed: it can be approved again until its deadline. False when its
-    /// state is no longer that approval (nothing changed).
+    /// it allowed failed or never reported back: it can be approved again until its
+    /// deadline. `announced` says whether that is already told (the failed run's
+    /// outcome says it) or still to be (the sweeper's). False when its state is no
+    /// longer that approval with its run unfinished (nothing changed).
     fn reopen(
+        &self,
+        id: &ApprovalId,
+        by: &str,
+        at: DateTime<Utc>,
+        announced: bool,
+    ) -> impl Future<Output = Result<bool, AwsError>> + Send;
+
+    /// Records that the revocation of the approval `by` approved at `at` reported back
+    /// (its outcome is published): the sweeper leaves it alone. False when its state is
+    /// no longer that approval.
+    fn finish_run(
         &self,
         id: &ApprovalId,
         by: &str,
@@ -253,6 +269,13 @@ fn approval_of(item: &HashMap<String, AttributeValue>) -> Result<Approval, Strin
             .and_then(|v| v.as_bool().ok())
             .copied()
             .unwrap_or(false),
+        // Approved by an earlier version, which ran the revocation before answering:
+        // finished, never reopened.
+        run_finished: item
+            .get("run_finished")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(true),
     })
 }
 
@@ -377,15 +400,20 @@ impl Approvals for SdkApprovals {
             .expression_attribute_values(":now", n(at.timestamp()))
             .expression_attribute_values(":to", s(to.as_str()))
             .expression_attribute_values(":by", s(by))
-            .expression_attribute_values(":at", s(at.to_rfc3339()));
+            .expression_attribute_values(":at", s(at.to_rfc3339()))
+            // An approval's run has not reported back yet (a refusal runs nothing).
+            .expression_attribute_values(
+                ":finished",
+                AttributeValue::Bool(to != ApprovalState::Approved),
+            );
         update = match reason {
             Some(reason) => update
                 .update_expression(
-                    "SET #state = :to, decided_by = :by, decided_at = :at, reason = :reason",
+                    "SET #state = :to, decided_by = :by, decided_at = :at, run_finished = :finished, reason = :reason",
                 )
                 .expression_attribute_values(":reason", s(reason)),
             None => update.update_expression(
-                "SET #state = :to, decided_by = :by, decided_at = :at REMOVE reason",
+                "SET #state = :to, decided_by = :by, decided_at = :at, run_finished = :finished REMOVE reason",
             ),
         };
         match update.send().await {
@@ -395,7 +423,47 @@ impl Approvals for SdkApprovals {
         }
     }
 
-    async fn reopen(&self, id: &ApprovalId, by: &str, at: DateTime<Utc>) -> Result<bool, AwsError> {
+    async fn reopen(
+        &self,
+        id: &ApprovalId,
+        by: &str,
+        at: DateTime<Utc>,
+        announced: bool,
+    ) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(APPROVAL_PARTITION))
+            .key("sk", s(id.as_str()))
+            .condition_expression(
+                "#state = :approved AND decided_by = :by AND decided_at = :at AND run_finished = :false",
+            )
+            .update_expression(
+                "SET #state = :pending, notified = :announced REMOVE decided_by, decided_at, reason, run_finished",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":approved", s(ApprovalState::Approved.as_str()))
+            .expression_attribute_values(":pending", s(ApprovalState::Pending.as_str()))
+            .expression_attribute_values(":by", s(by))
+            .expression_attribute_values(":at", s(at.to_rfc3339()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":announced", AttributeValue::Bool(announced))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(self.error(&e, OP_UPDATE_ITEM, Some(id))),
+        }
+    }
+
+    async fn finish_run(
+        &self,
+        id: &ApprovalId,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, AwsError> {
         let result = self
             .client
             .update_item()
@@ -403,12 +471,12 @@ impl Approvals for SdkApprovals {
             .key("pk", s(APPROVAL_PARTITION))
             .key("sk", s(id.as_str()))
             .condition_expression("#state = :approved AND decided_by = :by AND decided_at = :at")
-            .update_expression("SET #state = :pending REMOVE decided_by, decided_at, reason")
+            .update_expression("SET run_finished = :true")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":approved", s(ApprovalState::Approved.as_str()))
-            .expression_attribute_values(":pending", s(ApprovalState::Pending.as_str()))
             .expression_attribute_values(":by", s(by))
             .expression_attribute_values(":at", s(at.to_rfc3339()))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
             .send()
             .await;
         match result {
@@ -513,9 +581,27 @@ impl<T: Approvals> Approvals for Option<T> {
         }
     }
 
-    async fn reopen(&self, id: &ApprovalId, by: &str, at: DateTime<Utc>) -> Result<bool, AwsError> {
+    async fn reopen(
+        &self,
+        id: &ApprovalId,
+        by: &str,
+        at: DateTime<Utc>,
+        announced: bool,
+    ) -> Result<bool, AwsError> {
         match self {
-            Some(a) => a.reopen(id, by, at).await,
+            Some(a) => a.reopen(id, by, at, announced).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn finish_run(
+        &self,
+        id: &ApprovalId,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, AwsError> {
+        match self {
+            Some(a) => a.finish_run(id, by, at).await,
             None => Ok(false),
         }
     }
@@ -570,7 +656,22 @@ impl Approvals for NoApprovals {
         Ok(false)
     }
 
-    async fn reopen(&self, _: &ApprovalId, _: &str, _: DateTime<Utc>) -> Result<bool, AwsError> {
+    async fn reopen(
+        &self,
+        _: &ApprovalId,
+        _: &str,
+        _: DateTime<Utc>,
+        _: bool,
+    ) -> Result<bool, AwsError> {
+        Ok(false)
+    }
+
+    async fn finish_run(
+        &self,
+        _: &ApprovalId,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> Result<bool, AwsError> {
         Ok(false)
     }
 
@@ -624,8 +725,18 @@ impl<T: Approvals + ?Sized> Approvals for &T {
         id: &ApprovalId,
         by: &str,
         at: DateTime<Utc>,
+        announced: bool,
     ) -> impl Future<Output = Result<bool, AwsError>> + Send {
-        (**self).reopen(id, by, at)
+        (**self).reopen(id, by, at, announced)
+    }
+
+    fn finish_run(
+        &self,
+        id: &ApprovalId,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, AwsError>> + Send {
+        (**self).finish_run(id, by, at)
     }
 
     fn claim_expiry(
@@ -690,6 +801,14 @@ pub mod fake {
         }
     }
 
+    /// Whether `a` is the approval `by` made at `at`. The table compares the decision's
+    /// time as it stored it (RFC 3339, whole seconds and below as given).
+    fn is_approval_by(a: &Approval, by: &str, at: DateTime<Utc>) -> bool {
+        a.state == ApprovalState::Approved
+            && a.decided_by.as_deref() == Some(by)
+            && a.decided_at.map(|t| t.to_rfc3339()) == Some(at.to_rfc3339())
+    }
+
     impl Approvals for FakeApprovals {
         async fn ask(&self, approval: &Approval) -> Result<Asked, AwsError> {
             let mut state = self.begin("ask")?;
@@ -748,6 +867,7 @@ pub mod fake {
             a.decided_by = Some(by.to_owned());
             a.decided_at = Some(at);
             a.reason = reason.map(str::to_owned);
+            a.run_finished = to != ApprovalState::Approved;
             state.writes.push(("decide", id.clone()));
             Ok(true)
         }
@@ -757,22 +877,43 @@ pub mod fake {
             id: &ApprovalId,
             by: &str,
             at: DateTime<Utc>,
+            announced: bool,
         ) -> Result<bool, AwsError> {
             let mut state = self.begin("reopen")?;
-            // The table compares the decision's time as it stored it (RFC 3339, whole
-            // seconds and below as given).
-            let Some(a) = state.approvals.get_mut(id).filter(|a| {
-                a.state == ApprovalState::Approved
-                    && a.decided_by.as_deref() == Some(by)
-                    && a.decided_at.map(|t| t.to_rfc3339()) == Some(at.to_rfc3339())
-            }) else {
+            let Some(a) = state
+                .approvals
+                .get_mut(id)
+                .filter(|a| is_approval_by(a, by, at) && !a.run_finished)
+            else {
                 return Ok(false);
             };
             a.state = ApprovalState::Pending;
             a.decided_by = None;
             a.decided_at = None;
             a.reason = None;
+            a.notified = announced;
+            // As the table reads an item without the attribute.
+            a.run_finished = true;
             state.writes.push(("reopen", id.clone()));
+            Ok(true)
+        }
+
+        async fn finish_run(
+            &self,
+            id: &ApprovalId,
+            by: &str,
+            at: DateTime<Utc>,
+        ) -> Result<bool, AwsError> {
+            let mut state = self.begin("finish_run")?;
+            let Some(a) = state
+                .approvals
+                .get_mut(id)
+                .filter(|a| is_approval_by(a, by, at))
+            else {
+                return Ok(false);
+            };
+            a.run_finished = true;
+            state.writes.push(("finish_run", id.clone()));
             Ok(true)
         }
 

@@ -159,6 +159,104 @@ fn an_approval_is_open_until_the_instant_it_expires_and_due_for_expiry_from_then
 }
 
 #[test]
+fn an_approved_run_that_never_reported_back_is_stalled_from_the_end_of_its_lease() {
+    let mut approved = Approval::ask(
+        &request("payments-api", Some("f1")),
+        at(12, 0, 0),
+        ApprovalHours::DEFAULT,
+    );
+    approved.state = ApprovalState::Approved;
+    approved.decided_by = Some("arn:aws:sts::111122223333:assumed-role/Security/bob".into());
+    approved.decided_at = Some(at(12, 10, 0));
+    // The lease is Lambda's longest timeout: a run still going is never stalled.
+    assert!(!approved.run_stalled(at(12, 24, 59)));
+    assert!(approved.run_stalled(at(12, 25, 0)));
+    assert!(approved.run_stalled(at(20, 0, 0)), "past the deadline too");
+    // A run that reported back, however it ended, is not.
+    let finished = Approval {
+        run_finished: true,
+        ..approved.clone()
+    };
+    assert!(!finished.run_stalled(at(20, 0, 0)));
+    // Only an approval runs anything.
+    for state in [
+        ApprovalState::Pending,
+        ApprovalState::Refused,
+        ApprovalState::Expired,
+    ] {
+        let other = Approval {
+            state,
+            ..approved.clone()
+        };
+        assert!(!other.run_stalled(at(20, 0, 0)), "{state}");
+    }
+    // An approval without its decision's time cannot be placed: never stalled.
+    let timeless = Approval {
+        decided_at: None,
+        ..approved
+    };
+    assert!(!timeless.run_stalled(at(20, 0, 0)));
+}
+
+#[test]
+fn an_open_approval_not_announced_within_its_grace_is_unannounced_until_it_closes() {
+    let asked = Approval::ask(
+        &request("payments-api", Some("f1")),
+        at(12, 0, 0),
+        ApprovalHours::DEFAULT,
+    );
+    assert!(
+        !asked.unannounced(at(12, 14, 59)),
+        "its ask may still publish"
+    );
+    assert!(asked.unannounced(at(12, 15, 0)));
+    assert!(asked.unannounced(at(15, 59, 59)));
+    assert!(
+        !asked.unannounced(at(16, 0, 0)),
+        "expired: the expiry says it"
+    );
+    let announced = Approval {
+        notified: true,
+        ..asked.clone()
+    };
+    assert!(!announced.unannounced(at(13, 0, 0)));
+    let refused = Approval {
+        state: ApprovalState::Refused,
+        ..asked
+    };
+    assert!(!refused.unannounced(at(13, 0, 0)));
+}
+
+#[test]
+fn a_question_asked_with_another_type_or_wording_than_its_finding_says_so() {
+    let first = request("payments-api", Some("f1"));
+    let asked = Approval::ask(&first, at(12, 0, 0), ApprovalHours::DEFAULT);
+    assert_eq!(asked.differs_from(&first), None);
+    // A later update: its time, severity and so its wording change.
+    let mut update = first.clone();
+    update.trigger.updated_at = Some(at(12, 30, 0));
+    update.trigger.severity = Some(6.0);
+    update.trigger.reason = Some("severity 6 is at or above the alert threshold".into());
+    update.first_activity = Some(at(12, 20, 0));
+    assert_eq!(asked.differs_from(&update), None);
+    // A question planted first, with words of its own.
+    let mut planted = first.clone();
+    planted.trigger.reason = Some("known scanner, refuse".into());
+    let planted = Approval::ask(&planted, at(11, 59, 0), ApprovalHours::DEFAULT);
+    let why = planted.differs_from(&first).unwrap();
+    assert!(why.contains("known scanner, refuse"), "{why}");
+    let mut retyped = first.clone();
+    retyped.trigger.finding_type = Some("Policy:IAMUser/RootCredentialUsage".into());
+    let retyped = Approval::ask(&retyped, at(11, 59, 0), ApprovalHours::DEFAULT);
+    let why = retyped.differs_from(&update).unwrap();
+    assert!(
+        why.contains("Policy:IAMUser/RootCredentialUsage")
+            && why.contains("Recon:IAMUser/MaliciousIPCaller"),
+        "{why}"
+    );
+}
+
+#[test]
 fn approval_hours_are_one_to_seventy_two() {
     assert_eq!(ApprovalHours::default().get(), 4);
     assert_eq!(ApprovalHours::parse("1").unwrap().get(), 1);
@@ -332,14 +430,17 @@ fn an_approval_reads_back_strictly_and_keeps_its_bookkeeping_to_itself() {
         ApprovalHours::DEFAULT,
     );
     asked.notified = true;
+    asked.run_finished = true;
     let json = serde_json::to_value(&asked).unwrap();
     assert!(json.get("notified").is_none(), "{json}");
+    assert!(json.get("run_finished").is_none(), "{json}");
     assert!(json.get("decided_by").is_none(), "{json}");
     let back: Approval = serde_json::from_value(json.clone()).unwrap();
     assert_eq!(
         back,
         Approval {
             notified: false,
+            run_finished: false,
             ..asked.clone()
         }
     );

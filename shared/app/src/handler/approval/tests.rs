@@ -208,19 +208,81 @@ async fn a_request_that_needs_approval_writes_nothing_records_the_question_and_a
     assert_eq!(audit[0].action, AUDIT_ACTION);
     assert_eq!(audit[0].outcome.status, Status::AwaitingApproval);
 
-    // Delivered again, and a later update of the same finding: nothing recorded anew,
-    // nobody told twice, nothing retried.
+    // Delivered again, twice in one batch too: nothing recorded anew, nobody told
+    // twice, nothing retried.
     let writes = w.approvals.state().writes.len();
-    let mut updated = request.clone();
-    updated.trigger.updated_at = Some(start());
-    updated.trigger.severity = Some(6.0);
-    for (id, again) in [("m1", &request), ("m2", &updated)] {
-        let answer = w.invoke(sqs(&[(id, body(again))])).await;
+    for batch in [
+        sqs(&[("m1", body(&request))]),
+        sqs(&[("m1", body(&request)), ("m1-copy", body(&request))]),
+    ] {
+        let answer = w.invoke(batch).await;
         assert!(failures(&answer).is_empty(), "{answer}");
     }
     assert_eq!(w.published().len(), 1);
+    // A later update of the same finding: told, as `alert` would, pointing at the
+    // same question; nothing recorded anew.
+    let mut updated = request.clone();
+    updated.trigger.updated_at = Some(start());
+    updated.trigger.severity = Some(6.0);
+    let answer = w.invoke(sqs(&[("m2", body(&updated))])).await;
+    assert!(failures(&answer).is_empty(), "{answer}");
+    let published = w.published();
+    assert_eq!(published.len(), 2);
+    let update = &published[1];
+    assert_eq!(update.status, Status::AwaitingApproval);
+    assert_eq!(update.trigger.severity, Some(6.0), "this update's finding");
+    assert_eq!(update.approval.as_ref().unwrap().id, id);
+    assert_eq!(update.owner.team.as_deref(), Some("payments"));
+    assert!(
+        update.detail.contains("was updated") && !update.detail.contains("WARNING"),
+        "{}",
+        update.detail
+    );
     assert_eq!(w.approvals.state().writes.len(), writes);
     assert_eq!(w.ledger.state().entries.len(), 1);
+    assert!(w.member.writes().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_copies_of_a_question_whose_message_failed_are_announced_once_by_their_redelivery() {
+    let w = world();
+    let request = ask("payments-api", "f-medium");
+    w.bus.fail("PutEvents", &[ErrorKind::AccessDenied]);
+    w.invoke(sqs(&[("m1", body(&request))])).await;
+    assert!(w.published().is_empty());
+    let answer = w
+        .invoke(sqs(&[("m1", body(&request)), ("m1-copy", body(&request))]))
+        .await;
+    assert!(failures(&answer).is_empty(), "{answer}");
+    assert_eq!(w.published().len(), 1, "{:#?}", w.published());
+    assert!(
+        w.approvals
+            .approval(&ApprovalId::of(&request))
+            .unwrap()
+            .notified
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_question_planted_first_with_other_words_is_flagged_by_the_real_findings_message() {
+    // An insider with sqs:SendMessage who knows the finding's id asks first, with a
+    // reason meant to be refused; intake's real message comes after.
+    let w = world();
+    let real = ask("payments-api", "f-medium");
+    let mut planted = real.clone();
+    planted.trigger.reason = Some("known pentest scanner: please refuse".into());
+    let id = w.asked(&planted).await;
+    assert_eq!(id, ApprovalId::of(&real), "the same question");
+    let answer = w.invoke(sqs(&[("m-real", body(&real))])).await;
+    assert!(failures(&answer).is_empty(), "{answer}");
+    let told = w.published().last().cloned().unwrap();
+    assert_eq!(told.status, Status::AwaitingApproval);
+    assert_eq!(told.trigger.reason, real.trigger.reason, "the real wording");
+    assert!(
+        told.detail.contains("WARNING") && told.detail.contains("please refuse"),
+        "{}",
+        told.detail
+    );
     assert!(w.member.writes().is_empty());
 }
 
@@ -377,6 +439,13 @@ async fn an_approval_through_the_operator_path_runs_the_stored_request_and_recor
     let stored = w.approvals.approval(&id).unwrap();
     assert_eq!(stored.state, ApprovalState::Approved);
     assert_eq!(stored.decided_by.as_deref(), Some(ALICE));
+    assert!(stored.run_finished, "it reported back");
+    // So the sweeper leaves it alone, however long after.
+    let bus = FakeOutcomeBus::default();
+    let later = start() + chrono::Duration::hours(3);
+    let (report, out) = expire_approvals(&w.approvals, &bus, &w.ledger, later, "run-1").await;
+    assert_eq!(report, ExpiryReport::default());
+    assert!(out.is_empty());
     // The audit trail records the revocation with its approver.
     let audit = w.ledger.state().entries.clone();
     let revoked = audit.iter().find(|e| e.action == "revoke").unwrap();
@@ -456,6 +525,173 @@ async fn an_approved_revocation_that_fails_leaves_the_approval_open_to_approve_a
     );
 }
 
+/// Approves `id` as `by` at the revoker's now and stops there, as a revoker that
+/// timed out or crashed before its revocation reported back: the decision's time.
+async fn approved_then_stopped(w: &World, id: &ApprovalId, by: &str) -> DateTime<Utc> {
+    let at = w.revoker.clock.now();
+    assert!(
+        w.approvals
+            .decide(id, ApprovalState::Approved, by, at, None)
+            .await
+            .unwrap()
+    );
+    at
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_approval_whose_revocation_never_reported_back_is_opened_again_and_announced_by_the_sweeper()
+ {
+    let w = world();
+    let id = w.asked(&ask("payments-api", "f-medium")).await;
+    w.revoker.clock.advance(chrono::Duration::minutes(10));
+    let approved_at = approved_then_stopped(&w, &id, ALICE).await;
+    // Meanwhile `cutoff approve` says it is approved: it may still be running.
+    let busy = w
+        .operator(
+            BOB,
+            json!({"action": "approve", "approval_id": id.as_str()}),
+        )
+        .await;
+    assert_eq!(busy["error"]["kind"], "refused", "{busy:#}");
+    let bus = FakeOutcomeBus::default();
+    let sweep = |now: DateTime<Utc>, claimant: &'static str| {
+        let (approvals, bus, ledger) = (&w.approvals, &bus, &w.ledger);
+        async move { expire_approvals(approvals, bus, ledger, now, claimant).await }
+    };
+    // Within Lambda's longest timeout the run may still be going: left alone.
+    let lease_end = approved_at + chrono::Duration::minutes(15);
+    let (report, _) = sweep(lease_end - chrono::Duration::seconds(1), "run-1").await;
+    assert_eq!(report, ExpiryReport::default());
+    assert_eq!(
+        w.approvals.approval(&id).unwrap().state,
+        ApprovalState::Approved
+    );
+    // From its end: open again, and everyone told, once.
+    let (report, out) = sweep(lease_end, "run-2").await;
+    assert_eq!(report.reopened, 1, "{report:?}");
+    assert_eq!(report.announced, 1, "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(out.len(), 1);
+    let told = bus.state().outcomes[0].clone();
+    assert_eq!(told.status, Status::AwaitingApproval);
+    assert_eq!(told.owner.team.as_deref(), Some("payments"));
+    assert_eq!(
+        told.approval.as_ref().unwrap().state,
+        ApprovalState::Pending
+    );
+    assert!(
+        told.detail.contains("never reported back")
+            && told.detail.contains(ALICE)
+            && told.detail.contains(&format!("cutoff approve {id}")),
+        "{}",
+        told.detail
+    );
+    let stored = w.approvals.approval(&id).unwrap();
+    assert_eq!(stored.state, ApprovalState::Pending);
+    assert!(stored.notified);
+    let (report, _) = sweep(lease_end + chrono::Duration::minutes(30), "run-3").await;
+    assert_eq!(report, ExpiryReport::default(), "announced once");
+    assert_eq!(bus.state().outcomes.len(), 1);
+    // Approved once more, it revokes.
+    w.revoker.clock.advance(chrono::Duration::minutes(16));
+    let again = w
+        .operator(
+            BOB,
+            json!({"action": "approve", "approval_id": id.as_str()}),
+        )
+        .await;
+    assert_eq!(again["status"], "applied", "{again:#}");
+    assert!(w.role_deny("payments-api").is_some());
+    assert!(w.approvals.approval(&id).unwrap().run_finished);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_approval_whose_reopening_was_not_announced_is_announced_by_a_later_sweep() {
+    let w = world();
+    let id = w.asked(&ask("payments-api", "f-medium")).await;
+    let approved_at = approved_then_stopped(&w, &id, ALICE).await;
+    let bus = FakeOutcomeBus::default();
+    bus.fail("PutEvents", &[ErrorKind::Transient]);
+    let lease_end = approved_at + chrono::Duration::minutes(15);
+    let (report, out) = expire_approvals(&w.approvals, &bus, &w.ledger, lease_end, "run-1").await;
+    assert_eq!((report.reopened, report.announced), (1, 0), "{report:?}");
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+    assert!(out.is_empty());
+    let stored = w.approvals.approval(&id).unwrap();
+    assert_eq!(stored.state, ApprovalState::Pending);
+    assert!(!stored.notified, "not told yet");
+    let (report, out) = expire_approvals(
+        &w.approvals,
+        &bus,
+        &w.ledger,
+        lease_end + chrono::Duration::minutes(1),
+        "run-2",
+    )
+    .await;
+    assert_eq!((report.reopened, report.announced), (0, 1), "{report:?}");
+    assert_eq!(out[0].status, Status::AwaitingApproval);
+    assert!(
+        out[0].detail.contains("announced again"),
+        "{}",
+        out[0].detail
+    );
+    assert!(w.approvals.approval(&id).unwrap().notified);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_approval_past_its_deadline_expires_and_says_it_stalled() {
+    let w = world();
+    let id = w.asked(&ask("payments-api", "f-medium")).await;
+    w.revoker
+        .clock
+        .advance(chrono::Duration::hours(4) - chrono::Duration::minutes(1));
+    approved_then_stopped(&w, &id, ALICE).await;
+    let bus = FakeOutcomeBus::default();
+    let after = start() + chrono::Duration::hours(5);
+    let (report, out) = expire_approvals(&w.approvals, &bus, &w.ledger, after, "run-1").await;
+    assert_eq!(
+        (report.reopened, report.expired, report.announced),
+        (1, 1, 0)
+    );
+    assert_eq!(out.len(), 1, "one message: its expiry");
+    assert_eq!(out[0].status, Status::ApprovalExpired);
+    assert!(
+        out[0].detail.contains("never reported back") && out[0].detail.contains("expired"),
+        "{}",
+        out[0].detail
+    );
+    let stored = w.approvals.approval(&id).unwrap();
+    assert_eq!(stored.state, ApprovalState::Expired);
+    assert!(stored.notified);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_approval_whose_question_never_went_out_is_announced_by_the_sweeper() {
+    // Its ask's publish kept failing until the message was dead-lettered.
+    let w = world();
+    let request = ask("payments-api", "f-medium");
+    w.bus.fail("PutEvents", &[ErrorKind::AccessDenied]);
+    w.invoke(sqs(&[("m1", body(&request))])).await;
+    let id = ApprovalId::of(&request);
+    assert!(!w.approvals.approval(&id).unwrap().notified);
+    let bus = FakeOutcomeBus::default();
+    let soon = start() + chrono::Duration::minutes(14);
+    let (report, _) = expire_approvals(&w.approvals, &bus, &w.ledger, soon, "run-1").await;
+    assert_eq!(
+        report,
+        ExpiryReport::default(),
+        "its redelivery may announce it"
+    );
+    let later = start() + chrono::Duration::minutes(15);
+    let (report, out) = expire_approvals(&w.approvals, &bus, &w.ledger, later, "run-2").await;
+    assert_eq!(report.announced, 1, "{report:?}");
+    assert_eq!(out[0].status, Status::AwaitingApproval);
+    assert_eq!(out[0].owner.team.as_deref(), Some("payments"));
+    assert!(w.approvals.approval(&id).unwrap().notified);
+    let (report, _) = expire_approvals(&w.approvals, &bus, &w.ledger, later, "run-3").await;
+    assert_eq!(report.announced, 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_refusal_writes_nothing_and_is_announced_with_its_reason() {
     let w = world();
@@ -499,12 +735,33 @@ async fn a_refusal_writes_nothing_and_is_announced_with_its_reason() {
             .contains(&format!("already refused by {BOB}"))
     );
     assert!(w.member.writes().is_empty());
-    // The same finding, updated: the refusal stands, nobody is asked again.
+    // The same finding, updated: the refusal stands, nobody is asked again; the
+    // update is an alert that says how to revoke by hand.
     let published = w.published().len();
     let mut updated = ask("payments-api", "f-medium");
     updated.trigger.updated_at = Some(start() + chrono::Duration::hours(1));
     w.invoke(sqs(&[("m9", body(&updated))])).await;
-    assert_eq!(w.published().len(), published);
+    let told = w.published();
+    assert_eq!(told.len(), published + 1);
+    let alert = told.last().unwrap();
+    assert_eq!(alert.status, Status::Alerted);
+    assert_eq!(
+        alert.approval.as_ref().unwrap().state,
+        ApprovalState::Refused
+    );
+    assert!(
+        alert.detail.contains(&format!("refused by {BOB}"))
+            && alert
+                .detail
+                .contains("cutoff revoke --account 111122223333 --role payments-api"),
+        "{}",
+        alert.detail
+    );
+    assert!(w.member.writes().is_empty(), "the refusal stands");
+    assert_eq!(
+        w.approvals.approval(&id).unwrap().state,
+        ApprovalState::Refused
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -803,7 +1060,8 @@ async fn a_finding_that_goes_on_after_its_question_expired_asks_again() {
     let id = w.asked(&request).await;
     let deadline = start() + chrono::Duration::hours(4);
     let bus = FakeOutcomeBus::default();
-    // Expired, not yet announced: a new update asks nothing (the sweeper announces).
+    // Expired, not yet announced: a new update asks nothing (the sweeper announces);
+    // it is told as an alert.
     w.approvals.fail("mark_notified", &[ErrorKind::Transient]);
     w.revoker.clock.advance(chrono::Duration::hours(5));
     expire_approvals(&w.approvals, &bus, &w.ledger, deadline, "run-1").await;
@@ -811,7 +1069,12 @@ async fn a_finding_that_goes_on_after_its_question_expired_asks_again() {
     let mut later = request.clone();
     later.trigger.updated_at = Some(start() + chrono::Duration::hours(5));
     w.invoke(sqs(&[("m2", body(&later))])).await;
-    assert_eq!(w.published().len(), published);
+    assert_eq!(w.published().len(), published + 1);
+    assert_eq!(w.published().last().unwrap().status, Status::Alerted);
+    assert_eq!(
+        w.approvals.approval(&id).unwrap().state,
+        ApprovalState::Expired
+    );
     // Once its expiry was announced, the finding's next update asks again (the same
     // id: the same question), open for the hours from now.
     w.approvals.mark_notified(&id).await.unwrap();
