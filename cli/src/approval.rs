@@ -189,6 +189,7 @@ pub async fn pending(args: &PendingArgs) -> anyhow::Result<Exit> {
                 .list()
                 .await
                 .with_context(|| format!("reading the approvals from the ledger table {table}"))?
+                .approvals
                 .into_iter()
                 .filter(|a| a.is_open(now))
                 .collect();

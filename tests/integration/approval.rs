@@ -274,6 +274,7 @@ async fn keeps_its_conditions<A: Approvals>(store: &A, what: &str) {
         .list()
         .await
         .unwrap()
+        .approvals
         .into_iter()
         .map(|a| a.id)
         .collect();
@@ -317,8 +318,8 @@ async fn the_ledger_table_keeps_approvals_with_the_conditions_of_the_fake() {
         let number = |k: &str| item[k].as_n().unwrap().parse::<i64>().unwrap();
         assert_eq!(number("expires_at") - number("deadline"), 7 * 24 * 3600);
     }
-    // An item that is not an approval (a forged or damaged one) is skipped in the
-    // list and an error when read by its id.
+    // An item that is not an approval (a forged or damaged one) is reported apart in
+    // the list and an error when read by its id.
     ddb.put_item()
         .table_name(&table)
         .item("pk", AttributeValue::S(APPROVAL_PARTITION.to_owned()))
@@ -327,7 +328,13 @@ async fn the_ledger_table_keeps_approvals_with_the_conditions_of_the_fake() {
         .send()
         .await
         .unwrap();
-    assert_eq!(sdk.list().await.unwrap().len(), 2);
+    let listed = sdk.list().await.unwrap();
+    assert_eq!(listed.approvals.len(), 2);
+    assert_eq!(listed.unreadable.len(), 1, "{listed:?}");
+    assert!(
+        listed.unreadable[0].starts_with("00000000000000ff: "),
+        "{listed:?}"
+    );
     assert!(
         sdk.get(&ApprovalId::parse("00000000000000ff").unwrap())
             .await
@@ -459,13 +466,27 @@ async fn a_medium_finding_is_asked_then_approved_through_the_operator_path_and_r
         assert_eq!(note.attributes["cutoff_status"], "awaiting_approval");
         assert_eq!(note.attributes["cutoff_class"], "incident");
     }
-    // The same finding again (GuardDuty re-emits it, an update): no second question.
+    // The same finding again (EventBridge delivers it twice): nothing more.
     let role_id = p.role_id(&role).await;
+    p.send_event(&finding(
+        "bbbb0000bbbb0000bbbb0000bbbb0001",
+        &role,
+        5.0,
+        &role_id,
+    ));
+    p.drain_requests(5).await;
+    assert!(p.drain_outcomes().await.is_empty(), "announced once");
+    // An update of it: no second question; told, pointing at the same one.
     let mut updated = finding("bbbb0000bbbb0000bbbb0000bbbb0001", &role, 5.5, &role_id);
     updated["detail"]["updatedAt"] = json!("2026-11-23T12:20:00.000Z");
     p.send_event(&updated);
     p.drain_requests(5).await;
-    assert!(p.drain_outcomes().await.is_empty(), "announced once");
+    let told = p.drain_outcomes().await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].0["detail"]["status"], "awaiting_approval");
+    assert_eq!(told[0].0["detail"]["approval"]["id"], id.as_str());
+    assert_eq!(told[0].0["detail"]["trigger"]["severity"], 5.5);
+    assert_eq!(cutoff_of(&p, &role).await, None);
 
     // Approved through the function URL (signed; AWS says who approves).
     let url = operator_path(&p);

@@ -490,8 +490,12 @@ where
         };
         let now = self.clock.now();
         match approvals.list().await {
-            Ok(all) => {
-                let mut open: Vec<Approval> = all.into_iter().filter(|a| a.is_open(now)).collect();
+            Ok(listed) => {
+                let mut open: Vec<Approval> = listed
+                    .approvals
+                    .into_iter()
+                    .filter(|a| a.is_open(now))
+                    .collect();
                 open.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then(a.id.cmp(&b.id)));
                 tracing::info!(
                     caller = caller_name,
@@ -585,15 +589,23 @@ where
         now,
         claimant,
     };
-    let all = match approvals.list().await {
-        Ok(all) => all,
+    let listed = match approvals.list().await {
+        Ok(listed) => listed,
         Err(err) => {
             tracing::error!(error = %err, "approvals not read; a later sweep expires them");
             report.errors.push(format!("reading the approvals: {err}"));
             return (report, published);
         }
     };
-    for mut approval in all {
+    // An item nobody can read may be a question nobody can answer: said every run
+    // until someone looks (docs/runbook.md).
+    for why in listed.unreadable {
+        report.errors.push(format!(
+            "an approval item cannot be read, so it is neither announced nor expired (pk = {}, sk = {why})",
+            cutoff_aws::dynamodb::approvals::APPROVAL_PARTITION
+        ));
+    }
+    for mut approval in listed.approvals {
         let id = approval.id.clone();
         // What the approval's message says of a run that stalled, if it did.
         let mut stalled = None;

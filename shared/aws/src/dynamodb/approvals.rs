@@ -36,6 +36,7 @@ use super::sdk::{QueryOrder, dynamodb_error, n, query_partition, s};
 use crate::error::{AwsError, ErrorKind};
 use cutoff_domain::approval::{Approval, ApprovalId, ApprovalState};
 use cutoff_domain::outcome::RevocationRequest;
+use cutoff_domain::principal::clean_text;
 
 const OP_PUT_ITEM: &str = "dynamodb:PutItem";
 const OP_GET_ITEM: &str = "dynamodb:GetItem";
@@ -64,6 +65,16 @@ pub enum Asked {
     Exists(Box<Approval>),
 }
 
+/// The approvals' partition, read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listed {
+    pub approvals: Vec<Approval>,
+    /// Items that cannot be read as an approval (damaged, forged, or written by a
+    /// later version): their sort key and why. Reported, never dropped in silence: one
+    /// may be a question nobody can answer any more.
+    pub unreadable: Vec<String>,
+}
+
 /// The approvals: `dynamodb:PutItem`, `GetItem`, `UpdateItem` and `Query` on the
 /// ledger table.
 pub trait Approvals: Send + Sync {
@@ -82,8 +93,9 @@ pub trait Approvals: Send + Sync {
         id: &ApprovalId,
     ) -> impl Future<Output = Result<Option<Approval>, AwsError>> + Send;
 
-    /// Every approval the ledger holds, open and recently closed.
-    fn list(&self) -> impl Future<Output = Result<Vec<Approval>, AwsError>> + Send;
+    /// Every approval the ledger holds, open and recently closed, and the items of
+    /// its partition that cannot be read as one.
+    fn list(&self) -> impl Future<Output = Result<Listed, AwsError>> + Send;
 
     /// Records that the approval's current message went out.
     fn mark_notified(&self, id: &ApprovalId) -> impl Future<Output = Result<(), AwsError>> + Send;
@@ -339,7 +351,7 @@ impl Approvals for SdkApprovals {
         })
     }
 
-    async fn list(&self) -> Result<Vec<Approval>, AwsError> {
+    async fn list(&self) -> Result<Listed, AwsError> {
         let items = query_partition(
             &self.client,
             &self.table,
@@ -348,16 +360,21 @@ impl Approvals for SdkApprovals {
         )
         .await
         .map_err(|e| self.error(&e, OP_QUERY, None))?;
-        let mut approvals = Vec::new();
+        let mut listed = Listed::default();
         for item in &items {
             match approval_of(item) {
-                Ok(approval) => approvals.push(approval),
+                Ok(approval) => listed.approvals.push(approval),
                 Err(why) => {
-                    tracing::warn!(error = %why, "an approval that cannot be read was skipped")
+                    let key = item.get("sk").and_then(|v| v.as_s().ok());
+                    let key = key.map_or("(no sort key)", String::as_str);
+                    tracing::warn!(sk = key, error = %why, "an approval item that cannot be read");
+                    listed
+                        .unreadable
+                        .push(format!("{}: {why}", clean_text(key, 100)));
                 }
             }
         }
-        Ok(approvals)
+        Ok(listed)
     }
 
     async fn mark_notified(&self, id: &ApprovalId) -> Result<(), AwsError> {
@@ -553,10 +570,10 @@ impl<T: Approvals> Approvals for Option<T> {
         }
     }
 
-    async fn list(&self) -> Result<Vec<Approval>, AwsError> {
+    async fn list(&self) -> Result<Listed, AwsError> {
         match self {
             Some(a) => a.list().await,
-            None => Ok(Vec::new()),
+            None => Ok(Listed::default()),
         }
     }
 
@@ -637,8 +654,8 @@ impl Approvals for NoApprovals {
         Ok(None)
     }
 
-    async fn list(&self) -> Result<Vec<Approval>, AwsError> {
-        Ok(Vec::new())
+    async fn list(&self) -> Result<Listed, AwsError> {
+        Ok(Listed::default())
     }
 
     async fn mark_notified(&self, _: &ApprovalId) -> Result<(), AwsError> {
@@ -701,7 +718,7 @@ impl<T: Approvals + ?Sized> Approvals for &T {
         (**self).get(id)
     }
 
-    fn list(&self) -> impl Future<Output = Result<Vec<Approval>, AwsError>> + Send {
+    fn list(&self) -> impl Future<Output = Result<Listed, AwsError>> + Send {
         (**self).list()
     }
 
@@ -767,6 +784,8 @@ pub mod fake {
         pub approvals: BTreeMap<ApprovalId, Approval>,
         /// The sweep run that claimed an expiry, and when.
         pub claims: BTreeMap<ApprovalId, (String, DateTime<Utc>)>,
+        /// What `list` reports as unreadable items (a test's damaged item).
+        pub unreadable: Vec<String>,
         /// Every conditional write that changed something, in order: (method, id).
         pub writes: Vec<(&'static str, ApprovalId)>,
         pub failures: InjectedFailures,
@@ -834,9 +853,12 @@ pub mod fake {
             Ok(state.approvals.get(id).cloned())
         }
 
-        async fn list(&self) -> Result<Vec<Approval>, AwsError> {
+        async fn list(&self) -> Result<Listed, AwsError> {
             let state = self.begin("list")?;
-            Ok(state.approvals.values().cloned().collect())
+            Ok(Listed {
+                approvals: state.approvals.values().cloned().collect(),
+                unreadable: state.unreadable.clone(),
+            })
         }
 
         async fn mark_notified(&self, id: &ApprovalId) -> Result<(), AwsError> {

@@ -1054,6 +1054,35 @@ async fn an_expiry_whose_message_did_not_go_out_is_announced_by_a_later_run_once
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_approval_item_nobody_can_read_is_reported_by_every_sweep_not_skipped() {
+    let w = world();
+    let id = w.asked(&ask("payments-api", "f-medium")).await;
+    w.approvals
+        .state()
+        .unreadable
+        .push("00000000000000ff: no state it knows".to_owned());
+    let bus = FakeOutcomeBus::default();
+    for run in ["run-1", "run-2"] {
+        let (report, out) = expire_approvals(&w.approvals, &bus, &w.ledger, start(), run).await;
+        assert_eq!(report.errors.len(), 1, "{report:?}");
+        assert!(
+            report.errors[0].contains("00000000000000ff")
+                && report.errors[0].contains("cannot be read"),
+            "{report:?}"
+        );
+        assert!(out.is_empty());
+    }
+    // The readable ones are handled as ever.
+    let deadline = start() + chrono::Duration::hours(4);
+    let (report, _) = expire_approvals(&w.approvals, &bus, &w.ledger, deadline, "run-3").await;
+    assert_eq!(report.expired, 1);
+    assert_eq!(
+        w.approvals.approval(&id).unwrap().state,
+        ApprovalState::Expired
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_finding_that_goes_on_after_its_question_expired_asks_again() {
     let w = world();
     let request = ask("payments-api", "f-medium");
