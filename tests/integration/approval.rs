@@ -487,6 +487,17 @@ async fn a_medium_finding_is_asked_then_approved_through_the_operator_path_and_r
     assert_eq!(told[0].0["detail"]["approval"]["id"], id.as_str());
     assert_eq!(told[0].0["detail"]["trigger"]["severity"], 5.5);
     assert_eq!(cutoff_of(&p, &role).await, None);
+    for topic in [p.security_topic.clone(), p.payments_topic.clone()] {
+        let notes = p.inbox(&topic).await;
+        assert_eq!(notes.len(), 1, "{topic}: {notes:?}");
+        assert!(
+            notes[0].message.contains(&format!(
+                "this finding was updated while approval {id} awaits a decision"
+            )),
+            "{}",
+            notes[0].message
+        );
+    }
 
     // Approved through the function URL (signed; AWS says who approves).
     let url = operator_path(&p);

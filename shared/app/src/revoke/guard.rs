@@ -80,8 +80,9 @@ pub(super) struct Member<'a> {
 /// A group the guard let through.
 pub(super) struct Admitted<'a> {
     lock: LockTarget,
-    /// Who holds the lock (the group's first request), when one is held.
-    holder: Option<&'a str>,
+    /// Who holds the lock ([`lease_holder`] of the group's first request), when one
+    /// is held.
+    holder: Option<String>,
     /// What the principal's item held when the lock was taken (or read, for a dry
     /// run): the closing rewrites it. `None`: not read (the ledger unreachable).
     state: Option<PrincipalState>,
@@ -102,6 +103,15 @@ impl Admitted<'_> {
     }
 }
 
+/// The holder a guard takes the principal's lease as: its first request's id and a
+/// nonce of its own. A message redelivered after its visibility timeout while the
+/// first invocation still runs has the same id; with the id alone it would be handed
+/// the lease the first one holds (taking a lease its holder already has renews it),
+/// and two writers would read, merge and write the same deny at once.
+pub(super) fn lease_holder(request_id: &str) -> String {
+    format!("{request_id}#{:016x}", fastrand::u64(..))
+}
+
 /// The first 128 bits of SHA-256 of a finding id: how the dedupe marker and the key
 /// records name a finding.
 pub(super) fn finding_digest(request: &RevocationRequest) -> Option<String> {
@@ -118,14 +128,15 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         members: &[(&'a str, &'a RevocationRequest)],
         lock: LockTarget,
     ) -> Result<Admitted<'a>, Stop> {
-        let Some(&(holder, first)) = members.first() else {
+        let Some(&(first_id, first)) = members.first() else {
             return Err(Stop::failed(FailureKind::InvalidRequest, "no request"));
         };
+        let holder = lease_holder(first_id);
         let mut warnings = Vec::new();
         let (locked, state) = if !first.dry_run && self.ledger.enabled() {
             let asked = LockRequest {
                 key: &lock.key,
-                holder,
+                holder: &holder,
                 lease: self.config.lock_lease,
                 wait: self.config.lock_wait,
             };
@@ -238,7 +249,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             }
             entries.push(entry);
         }
-        if let (Some(holder), Some(state)) = (admitted.holder, &state) {
+        if let (Some(holder), Some(state)) = (admitted.holder.as_deref(), &state) {
             let key = &admitted.lock.key;
             match self.close_retrying(key, holder, state, &entries).await {
                 Ok(true) => return,

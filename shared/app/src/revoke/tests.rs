@@ -831,6 +831,43 @@ async fn a_finding_redelivered_within_the_window_is_applied_once() {
     assert_eq!(ledger.state().acquired.len(), 4);
 }
 
+/// The leases taken: (principal, the request that took it), each holder's nonce
+/// left out.
+fn acquired_by(ledger: &FakeLedger) -> Vec<(String, String)> {
+    ledger
+        .state()
+        .acquired
+        .iter()
+        .map(|(principal, holder)| {
+            let (request, nonce) = holder.rsplit_once('#').expect("a holder has a nonce");
+            assert_eq!(nonce.len(), 16, "{holder}");
+            (principal.clone(), request.to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_redelivered_message_does_not_share_the_lease_its_first_delivery_still_holds() {
+    // msg-9's first invocation holds the lease and is still writing when SQS hands the
+    // message out again (its visibility timeout passed): the second must wait, not
+    // renew the first one's lease as if it were its own.
+    let (access, member) = setup();
+    let (r, ledger) = ledgered(access);
+    let first = guard::lease_holder("msg-9");
+    assert!(first.starts_with("msg-9#"), "{first}");
+    assert_ne!(first, guard::lease_holder("msg-9"), "each guard its own");
+    for held_as in [first, "msg-9".to_owned()] {
+        ledger.state().locks.insert(
+            format!("{MEMBER}#role#payments-api"),
+            (held_as.clone(), t0() + chrono::Duration::minutes(5)),
+        );
+        let out = r.handle(&finding_request("gd-9"), "msg-9").await;
+        assert_eq!(out.status, Status::Failed, "held as {held_as}: {out:#?}");
+        assert_eq!(out.error.as_ref().unwrap().kind, FailureKind::Busy);
+        assert!(member.writes().is_empty());
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_lock_held_by_another_writer_fails_the_request_for_a_retry_and_writes_nothing() {
     let (access, member) = setup();
@@ -881,7 +918,7 @@ async fn a_revocation_through_an_instance_profile_locks_the_role_it_writes() {
     assert_eq!(released.status, Status::Released, "{released:#?}");
     let role_key = format!("{MEMBER}#role#payments-api");
     assert_eq!(
-        ledger.state().acquired,
+        acquired_by(&ledger),
         vec![
             (role_key.clone(), "r1".to_owned()),
             (role_key, "r2".to_owned())
@@ -998,7 +1035,7 @@ async fn a_protected_instance_profile_name_refuses_revocation_but_release_locks_
     release.force = true;
     r.handle(&release, "r2").await;
     assert_eq!(
-        ledger.state().acquired.last(),
+        acquired_by(&ledger).last(),
         Some(&(format!("{MEMBER}#role#payments-api"), "r2".to_owned()))
     );
 }
