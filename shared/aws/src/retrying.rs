@@ -165,6 +165,7 @@ ports! {
     }
     SweepLedger {
         fn start_run(&self, run: &SweepRun) -> bool;
+        fn tasks_sent(&self, run_id: &str) -> ();
         fn record_account(&self, run_id: &str, record: &AccountRecord) -> RunProgress;
         fn claim_summary(&self, run_id: &str, claimant: &str) -> bool;
         fn run_records(&self, run_id: &str) -> (SweepRun, Vec<AccountRecord>);

@@ -115,8 +115,13 @@ impl SweeperInput {
 pub struct PlanReport {
     pub run_id: String,
     pub accounts: usize,
-    /// False when the run was planned before (a retried schedule): nothing sent.
+    /// False when the run was planned before (a retried schedule): nothing sent,
+    /// unless that plan never sent its tasks.
     pub planned: bool,
+    /// Of a run planned before whose plan failed before its tasks were sent: the
+    /// tasks this plan sent for it.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tasks_sent_again: usize,
     pub dry_run: bool,
     pub api_calls: u32,
     /// What became of the daily digest of the day before (with the digest on, for a
@@ -126,6 +131,10 @@ pub struct PlanReport {
     /// The approvals this plan expired (with a ledger).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approvals: Option<crate::handler::approval::ExpiryReport>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The daily digest a plan tried to send.
@@ -302,14 +311,41 @@ where
             started_at,
             dry_run,
             total: accounts.len() as u64,
+            tasks_sent: false,
         };
         let created = ledger.start_run(&run).await?;
         if !created {
+            // Planned before: by a plan that sent its tasks (the schedule fired twice),
+            // or by one that failed or stopped before it had (Lambda retries it with
+            // the same request id, so the same run id): then its tasks go now, as it
+            // planned them, to the accounts that have not reported.
+            let (planned, records) = ledger.run_records(&run_id).await?;
+            let mut sent_again = 0;
+            if !planned.tasks_sent {
+                let reported: Vec<&Account> = records.iter().map(|r| &r.account).collect();
+                let tasks: Vec<SweepTask> = accounts
+                    .iter()
+                    .filter(|a| !reported.contains(a))
+                    .map(|account| SweepTask {
+                        run_id: run_id.clone(),
+                        account: account.clone(),
+                        started_at: planned.started_at,
+                        dry_run: planned.dry_run,
+                    })
+                    .collect();
+                if !tasks.is_empty() {
+                    queue.send_tasks(&tasks).await?;
+                }
+                ledger.tasks_sent(&run_id).await?;
+                sent_again = tasks.len();
+                tracing::warn!(run_id = %run_id, tasks = sent_again, "a run planned before without its tasks: sent now");
+            }
             return Ok(PlanReport {
                 run_id,
                 accounts: accounts.len(),
                 planned: false,
-                dry_run,
+                tasks_sent_again: sent_again,
+                dry_run: planned.dry_run,
                 api_calls: directory.calls(),
                 digest: None,
                 approvals: None,
@@ -332,6 +368,7 @@ where
             // account once.
             queue.send_tasks(&tasks).await?;
         }
+        ledger.tasks_sent(&run_id).await?;
         // After the run's own work: the digest never holds a sweep up, and its failure
         // does not fail the plan (a later run takes the claim over).
         let digest = match self.digest {
@@ -342,6 +379,7 @@ where
             run_id,
             accounts: accounts.len(),
             planned: true,
+            tasks_sent_again: 0,
             dry_run,
             api_calls: directory.calls(),
             digest,

@@ -833,7 +833,7 @@ async fn a_finding_redelivered_within_the_window_is_applied_once() {
 
 /// The leases taken: (principal, the request that took it), each holder's nonce
 /// left out.
-fn acquired_by(ledger: &FakeLedger) -> Vec<(String, String)> {
+fn acquired_by(ledger: &cutoff_aws::dynamodb::fake::FakeLedger) -> Vec<(String, String)> {
     ledger
         .state()
         .acquired

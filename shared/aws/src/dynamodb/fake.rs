@@ -312,6 +312,16 @@ impl SweepLedger for FakeSweepLedger {
         Ok(true)
     }
 
+    async fn tasks_sent(&self, run_id: &str) -> Result<(), AwsError> {
+        let mut state = self.begin("UpdateItem")?;
+        let (run, _, _) = state
+            .runs
+            .get_mut(run_id)
+            .ok_or_else(|| not_found("UpdateItem", run_id))?;
+        run.tasks_sent = true;
+        Ok(())
+    }
+
     async fn record_account(
         &self,
         run_id: &str,

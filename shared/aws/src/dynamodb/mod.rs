@@ -274,6 +274,10 @@ pub struct SweepRun {
     pub dry_run: bool,
     /// Accounts planned.
     pub total: u64,
+    /// Whether its plan sent every task ([`SweepLedger::tasks_sent`]). A plan that
+    /// failed or stopped after creating the run left it false; the plan retried (the
+    /// same run id) sends them then. A run of an earlier version reads as sent.
+    pub tasks_sent: bool,
 }
 
 /// What recording an account did.
@@ -308,6 +312,9 @@ pub const DIGEST_CLAIM_LEASE: chrono::Duration = chrono::Duration::minutes(15);
 pub trait SweepLedger: Send + Sync {
     /// Creates the run; false when it exists already (the schedule fired twice).
     fn start_run(&self, run: &SweepRun) -> impl Future<Output = Result<bool, AwsError>> + Send;
+
+    /// Records that the plan of `run_id` sent every task.
+    fn tasks_sent(&self, run_id: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
 
     /// Stores the account's record and counts it done, once per account.
     fn record_account(

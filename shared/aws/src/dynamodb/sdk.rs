@@ -960,6 +960,7 @@ impl SweepLedger for SdkSweepLedger {
             .item("done", n(0))
             .item("started_at", s(run.started_at.to_rfc3339()))
             .item("dry_run", AttributeValue::Bool(run.dry_run))
+            .item("tasks_sent", AttributeValue::Bool(run.tasks_sent))
             .item("expires_at", n(expires.timestamp()))
             .condition_expression("attribute_not_exists(pk)")
             .build()
@@ -1058,6 +1059,21 @@ impl SweepLedger for SdkSweepLedger {
         })
     }
 
+    async fn tasks_sent(&self, run_id: &str) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(run_key(run_id)))
+            .key("sk", s("run"))
+            .update_expression("SET tasks_sent = :true")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| dynamodb_error(&e, OP_UPDATE_ITEM, self.context()))?;
+        Ok(())
+    }
+
     async fn claim_summary(&self, run_id: &str, claimant: &str) -> Result<bool, AwsError> {
         let result = self
             .client
@@ -1114,6 +1130,13 @@ impl SweepLedger for SdkSweepLedger {
                         .copied()
                         .unwrap_or(false),
                     total: number(item, "total").unwrap_or(0),
+                    // Planned by an earlier version, which sent its tasks before it
+                    // answered (or not at all: nothing tells).
+                    tasks_sent: item
+                        .get("tasks_sent")
+                        .and_then(|v| v.as_bool().ok())
+                        .copied()
+                        .unwrap_or(true),
                 });
             } else if let Some(json) = item.get("record").and_then(|v| v.as_s().ok()) {
                 match serde_json::from_str::<AccountRecord>(json) {

@@ -183,6 +183,41 @@ async fn a_scheduled_event_plans_one_task_per_organization_account() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_plan_that_failed_after_creating_its_run_sends_the_tasks_when_it_is_retried() {
+    // The run is created, then the queue refuses the tasks: Lambda retries the
+    // invocation with the same request id, so the same run id.
+    let (s, _, messaging) = sweeper(SweepAccounts::Organization);
+    messaging
+        .queue
+        .fail("SendMessageBatch", &[ErrorKind::AccessDenied]);
+    assert!(s.plan(&request(), "req-1").await.is_err());
+    assert!(messaging.queue.state().sweep_tasks.is_empty());
+    let retried = s.plan(&request(), "req-1").await.unwrap();
+    assert!(!retried.planned);
+    assert_eq!(retried.tasks_sent_again, 2);
+    let tasks = messaging.queue.state().sweep_tasks.clone();
+    assert_eq!(
+        tasks.iter().map(|t| t.account.clone()).collect::<Vec<_>>(),
+        vec![account(A), account(B)]
+    );
+    assert!(tasks.iter().all(|t| t.run_id == "run-req-1"));
+    // Sent now: a third delivery sends nothing more.
+    let third = s.plan(&request(), "req-1").await.unwrap();
+    assert_eq!(third.tasks_sent_again, 0);
+    assert_eq!(messaging.queue.state().sweep_tasks.len(), 2);
+    // And the run completes as any other, once: a task left over from the failed
+    // send is counted once too.
+    let worked = s
+        .work(&batch(&[("m-a", &tasks[0]), ("m-b", &tasks[1])]))
+        .await;
+    assert!(worked.response.batch_item_failures.is_empty());
+    let again = s.work(&batch(&[("m-a2", &tasks[0])])).await;
+    assert!(again.response.batch_item_failures.is_empty());
+    let (_, records) = messaging.ledger.run_records("run-req-1").await.unwrap();
+    assert_eq!(records.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_home_account_is_the_default_and_an_operator_can_name_accounts() {
     let (s, _, messaging) = sweeper(SweepAccounts::Home);
     s.plan(&request(), "r1").await.unwrap();
