@@ -996,7 +996,7 @@ pub async fn history(args: &HistoryArgs) -> anyhow::Result<Exit> {
             (None, None) => "no cutoff".to_owned(),
         };
         out.push_str(&format!(
-            "{}  {:<7} {:<15} {}  ({}; request {})\n",
+            "{}  {:<7} {:<17} {}  ({}; request {})\n",
             e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             clean_text(&e.action, 16),
             o.status.as_str(),
