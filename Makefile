@@ -47,7 +47,7 @@ LINT_REQUIREMENTS := tools/lint-requirements.txt
 LINT_STAMP := $(LINT_VENV)/.cutoff-lint-tools-stamp
 TEMPLATES := infra/template.yaml infra/member-role.yaml infra/identity-center-role.yaml infra/break-glass.yaml infra/forwarder.yaml
 
-.PHONY: help setup test lint fmt-check clippy unit build build-tools clean tools tools-check demo dist \
+.PHONY: help setup test lint fmt-check clippy unit build build-tools clean tools tools-check demo dist bench-standin-check \
 	cfn-lint lint-tools lint-templates deploy package fuzz fuzz-tools bench bench-tools \
 	bundles permissions sam-build build-IntakeFunction build-RevokerFunction build-NotifierFunction build-SweeperFunction
 
@@ -213,7 +213,7 @@ sam-build: lint-tools bundles
 
 lint: fmt-check clippy lint-templates permissions sam-build
 
-test: fmt-check clippy cfn-lint unit
+test: fmt-check clippy cfn-lint bench-standin-check unit
 
 # Lambda bundles: target/lambda/<function>/bootstrap, for provided.al2023 on arm64
 # (cross-compiled with cargo-lambda and zig), plus the operator CLI. When the arm64
@@ -361,7 +361,12 @@ $(BENCH_STAMP): $(BENCH_REQUIREMENTS)
 	$(BENCH_VENV)/bin/python -c 'import awslambdaric, boto3' || { echo "the baseline's packages installed but do not import"; exit 1; }
 	@touch $@
 
-bench: setup tools $(BENCH_STAMP)
+# The bench's moto is moto with two costs that grow with the data made constant
+# (bench/moto/sitecustomize.py); this checks that moto still answers as before.
+bench-standin-check: tools
+	PYTHONPATH=bench/moto $(VENV)/bin/python bench/moto/check_patches.py
+
+bench: setup tools $(BENCH_STAMP) bench-standin-check
 	@test -f target/lambda/sizes.txt || { \
 		echo "make bench: target/lambda/sizes.txt is missing; running make build for the bundle sizes"; \
 		$(MAKE) --no-print-directory build; }
