@@ -59,6 +59,8 @@ pub struct FakeState {
     pub simulation_contexts: Vec<Vec<cutoff_domain::self_check::ContextValue>>,
     /// How long each simulation takes (a slow or throttled IAM).
     pub simulation_delay: std::time::Duration,
+    /// How long each read of a principal (GetRole, GetUser) takes: IAM's latency.
+    pub read_delay: std::time::Duration,
     /// Every call, as the IAM action name.
     pub calls: Vec<&'static str>,
     /// Errors to return, per action, in order.
@@ -239,6 +241,10 @@ fn action(kind: PrincipalType, role: &'static str, user: &'static str) -> &'stat
 
 impl Principals for FakeIam {
     async fn get_principal(&self, principal: &IamPrincipal) -> Result<PrincipalInfo, AwsError> {
+        let delay = self.state().read_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let op = action(principal.kind, "GetRole", "GetUser");
         let state = self.begin(op)?;
         let p = state
