@@ -1,4 +1,5 @@
-"""Checks that bench/moto/sitecustomize.py leaves moto's answers as they were: run by
+"""Checks that bench/moto/sitecustomize.py leaves moto's answers as they were, and that
+a FIFO batch groups as SQS's does: run by
 `make bench` (before anything is measured) and by `make test`, with that directory on
 PYTHONPATH, so that an upgrade of moto that breaks the patch stops the bench instead of
 measuring another stand-in. Exits non-zero with what differs."""
@@ -103,7 +104,18 @@ def main():
             and now["ApproximateNumberOfMessagesNotVisible"] == "2",
             f"in flight: {now}",
         )
-    print("bench moto patch: moto answers as before (transactions, FIFO deduplication, counts)")
+        # A batch holds as many messages of one group as it can, each group in order.
+        url = sqs.create_queue(QueueName="g.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        for i in range(6):
+            sqs.send_message(QueueUrl=url, MessageBody=f"{'ab'[i % 2]}{i}",
+                             MessageGroupId="ab"[i % 2], MessageDeduplicationId=str(i))
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=4, VisibilityTimeout=60)
+        bodies = [m["Body"] for m in got["Messages"]]
+        check(bodies == ["a0", "a2", "a4", "b1"], f"a batch of interleaved groups: {bodies}")
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=4, VisibilityTimeout=60)
+        check("Messages" not in got, f"both groups are in flight, yet: {got}")
+    print("bench moto patch: moto answers as before (transactions, FIFO deduplication, counts),"
+          " and a FIFO batch holds as many messages of one group as it can")
 
 
 if __name__ == "__main__":

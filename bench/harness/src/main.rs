@@ -153,8 +153,9 @@ fn run() -> Result<bool> {
 
     eprintln!("bench: starting moto and creating the resources and roles");
     // moto with two of its costs that grow with the data made constant, its answers
-    // unchanged (bench/moto/sitecustomize.py; `make bench` checks it first): a FIFO
-    // SendMessage that walks the whole queue, a transaction that copies whole tables.
+    // unchanged, and FIFO batches grouped as SQS groups them (bench/moto/sitecustomize.py;
+    // `make bench` checks it first): a FIFO SendMessage that walks the whole queue, a
+    // transaction that copies whole tables, a batch that mixes groups.
     let moto = MotoServer::start_with_env(&[("PYTHONPATH", BENCH_MOTO)]);
     let stage = rt.block_on(Stage::create(moto.endpoint(), "bench", &home_dir))?;
     let runs = options.runs;
@@ -932,7 +933,7 @@ impl Results {
         };
         let mut md = String::new();
         md.push_str(&format!(
-            "Measured by `make bench` on {} ({} cores, {} GiB RAM, Linux {}), {}; {}; {} (boto3 {}, awslambdaric {}); moto {} as the AWS stand-in, with two of its costs that grow with the data made constant and its answers unchanged (bench/moto/sitecustomize.py, checked by bench/moto/check_patches.py before the run): a FIFO SendMessage computes the queue's approximate counts by walking every queued message (135 ms into a queue of 1,000 messages against 13 ms into an empty one), and a TransactWriteItems deep-copies every table it names to roll back (103 ms against a table of 1,000 items, 10 ms against an empty one); SQS's and DynamoDB's latencies do not grow so. Functions: the workspace's release profile (opt-level s, fat LTO, one codegen unit, panic abort, stripped) for the host (x86_64), each a fresh process on a local Lambda Runtime API (tests/support/runtime.rs). Bundles: `make build` ({}). Budgets of issue [7] are marked PASS/FAIL.\n\n",
+            "Measured by `make bench` on {} ({} cores, {} GiB RAM, Linux {}), {}; {}; {} (boto3 {}, awslambdaric {}); moto {} as the AWS stand-in, with two of its costs that grow with the data made constant and its answers unchanged, and FIFO batches grouped as SQS groups them (bench/moto/sitecustomize.py, checked by bench/moto/check_patches.py before the run): a FIFO SendMessage computes the queue's approximate counts by walking every queued message (135 ms into a queue of 1,000 messages against 13 ms into an empty one), a TransactWriteItems deep-copies every table it names to roll back (103 ms against a table of 1,000 items, 10 ms against an empty one), where SQS's and DynamoDB's latencies do not grow so; and SQS \"first attempts to return as many messages with the same message group ID as possible\" in a FIFO batch, where moto returns the oldest messages whatever their groups. Functions: the workspace's release profile (opt-level s, fat LTO, one codegen unit, panic abort, stripped) for the host (x86_64), each a fresh process on a local Lambda Runtime API (tests/support/runtime.rs). Bundles: `make build` ({}). Budgets of issue [7] are marked PASS/FAIL.\n\n",
             s("cpu"),
             s("cores"),
             s("memory_gib"),
