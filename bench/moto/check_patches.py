@@ -21,6 +21,10 @@ def check(condition, what):
         sys.exit(1)
 
 
+def counts_of(sqs, url):
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+
+
 def main():
     check(
         dynamodb_models.copy.__name__ == "_NoTableCopy"
@@ -112,8 +116,20 @@ def main():
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=4, VisibilityTimeout=60)
         bodies = [m["Body"] for m in got["Messages"]]
         check(bodies == ["a0", "a2", "a4", "b1"], f"a batch of interleaved groups: {bodies}")
+        first_batch = got["Messages"]
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=4, VisibilityTimeout=60)
         check("Messages" not in got, f"both groups are in flight, yet: {got}")
+        for message in first_batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        left = counts_of(sqs, url)
+        check(
+            left["ApproximateNumberOfMessages"] == "2"
+            and left["ApproximateNumberOfMessagesNotVisible"] == "0",
+            f"after deleting a batch: {left}",
+        )
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=4, VisibilityTimeout=60)
+        bodies = [m["Body"] for m in got["Messages"]]
+        check(bodies == ["b3", "b5"], f"the rest of the groups: {bodies}")
     print("bench moto patch: moto answers as before (transactions, FIFO deduplication, counts),"
           " and a FIFO batch holds as many messages of one group as it can")
 

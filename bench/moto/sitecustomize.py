@@ -129,9 +129,27 @@ def receive_message(self, queue_name, *args, **kwargs):
             oldest = {}
             for position, message in enumerate(queue._messages):
                 oldest.setdefault(message.group_id, position)
-            # A stable sort: within a group, the order of arrival stays.
-            queue._messages.sort(key=lambda message: oldest[message.group_id])
+            # A stable sort (within a group the order of arrival stays), into a new
+            # list swapped in at once: moto's server is threaded and some of its
+            # paths read the list without the lock, and a list being sorted in place
+            # reads as empty.
+            queue._messages = sorted(
+                queue._messages, key=lambda message: oldest[message.group_id]
+            )
     return _receive_message(self, queue_name, *args, **kwargs)
 
 
 _sqs_models.SQSBackend.receive_message = receive_message
+
+_delete_message = _sqs_models.Queue.delete_message
+
+
+def delete_message(self, receipt_handle):
+    # Under the queue's lock (a reentrant one), as its appends are: moto's delete
+    # rebuilds the list and swaps it in, which could otherwise drop a message appended
+    # or re-order a receive made meanwhile.
+    with self._messages_lock:
+        return _delete_message(self, receipt_handle)
+
+
+_sqs_models.Queue.delete_message = delete_message

@@ -154,7 +154,10 @@ where
     L: Ledger,
 {
     let now = clock.now();
-    let holder = format!("sweep-{run_id}");
+    // The run's id and a nonce of this worker's own: a task delivered twice (the sweep
+    // queue is a standard queue; a retried plan sends again what has not reported)
+    // must not share the lease of its other copy.
+    let holder = crate::revoke::guard::lease_holder(&format!("sweep-{run_id}"));
     let started = Instant::now();
     let mut report = AccountReport::new(account.clone(), config.dry_run);
     let mut to_change: Vec<PrincipalSnapshot> = Vec::new();

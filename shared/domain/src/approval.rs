@@ -220,7 +220,8 @@ impl Approval {
 
     /// How the request it was asked with differs from `later`, a later message about
     /// the same finding, in what a finding's update cannot change: its type, or its
-    /// wording at the same severity. The first ask of an approval is kept and shown;
+    /// wording once its numbers are left out (intake's reason quotes the severity,
+    /// which an update may change). The first ask of an approval is kept and shown;
     /// whoever can send to the queue and knows a finding's id could have sent it first
     /// with words of their own. None when nothing says so.
     pub fn differs_from(&self, later: &RevocationRequest) -> Option<String> {
@@ -239,9 +240,9 @@ impl Approval {
                 shown(&now.finding_type)
             ));
         }
-        if asked.severity == now.severity && asked.reason != now.reason {
+        if wording(&asked.reason) != wording(&now.reason) {
             return Some(format!(
-                "the reason it was asked with ({}) is not this finding's at the same severity ({})",
+                "the reason it was asked with ({}) is not this finding's ({})",
                 shown(&asked.reason),
                 shown(&now.reason)
             ));
@@ -305,6 +306,26 @@ impl Approval {
             reason: self.reason.clone(),
         }
     }
+}
+
+/// A reason's words with every number (and its decimal point) left out.
+fn wording(reason: &Option<String>) -> Option<String> {
+    reason.as_deref().map(|r| {
+        let mut out = String::with_capacity(r.len());
+        let mut in_number = false;
+        for c in r.chars() {
+            let numeric = c.is_ascii_digit() || (in_number && c == '.');
+            if numeric {
+                if !in_number {
+                    out.push('#');
+                }
+            } else {
+                out.push(c);
+            }
+            in_number = numeric;
+        }
+        out
+    })
 }
 
 /// `2026-11-23T16:00:00Z`.

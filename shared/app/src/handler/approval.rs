@@ -467,7 +467,7 @@ where
                 Err(err) => {
                     tracing::error!(approval_id = %id, error = %err, "a failed approved revocation's approval could not be opened again");
                     outcome.detail = format!(
-                        "{} (the approval could not be opened again now: {err}; the sweeper opens it again within {} minutes, or revoke by hand with `cutoff revoke`)",
+                        "{} (the approval could not be opened again now: {err}; the sweeper opens it again at its first run at least {} minutes from now, or revoke by hand with `cutoff revoke`)",
                         outcome.detail,
                         APPROVED_RUN_LEASE.num_minutes()
                     );

@@ -319,27 +319,41 @@ where
             .filter_map(|key| groups.get(key))
             .map(|members| members.iter().map(|(id, r)| (id.as_str(), r)).collect())
             .collect();
-        let chunks: Vec<&[(&str, &RevocationRequest)]> = refs
-            .iter()
-            .flat_map(|group| group.chunks(MAX_GROUP))
-            .collect();
+        // The chunks of one principal (its groups differ by session, source, key…; a
+        // group past MAX_GROUP messages is cut) form a lane, run one after another:
+        // they take the same lock, and side by side the second would only wait for it.
+        let mut lanes: Vec<(String, Vec<&[(&str, &RevocationRequest)]>)> = Vec::new();
+        for group in &refs {
+            let Some((_, first)) = group.first() else {
+                continue;
+            };
+            let principal = format!("{}#{}", first.target.account, first.target.name);
+            let lane = match lanes.iter().position(|(p, _)| *p == principal) {
+                Some(i) => i,
+                None => {
+                    lanes.push((principal, Vec::new()));
+                    lanes.len() - 1
+                }
+            };
+            lanes[lane].1.extend(group.chunks(MAX_GROUP));
+        }
         // Every request is started (none goes back unattempted, which would use up its
         // receives); the long ones bound themselves by the invocation's end. Different
-        // principals run side by side, GROUPS_AT_ONCE at a time, so that a batch about
-        // ten principals takes about the time of its slowest few, not the sum: each
-        // takes its principal's lock, and the breaker counts an account with
-        // conditional writes. (Two chunks of one principal, past MAX_GROUP messages,
-        // which an SQS batch of ten never is, take turns at its lock.)
-        let mut handled = Vec::with_capacity(chunks.len());
-        for wave in chunks.chunks(GROUPS_AT_ONCE) {
+        // principals run side by side, GROUPS_AT_ONCE lanes at a time, so that a batch
+        // about ten principals takes about the time of its slowest few, not the sum:
+        // each takes its principal's lock, and the breaker counts an account with
+        // conditional writes.
+        let mut chunks = Vec::with_capacity(refs.len());
+        let mut handled = Vec::with_capacity(refs.len());
+        for wave in lanes.chunks(GROUPS_AT_ONCE) {
             let mut running = Vec::with_capacity(wave.len());
-            for chunk in wave {
-                running.push(crate::revoke::within_invocation(
-                    invocation_deadline,
-                    self.handle_group(chunk, coalesce),
-                ));
+            for (_, lane) in wave {
+                running.push(self.handle_lane(lane, invocation_deadline));
+                chunks.extend(lane.iter().copied());
             }
-            handled.extend(futures_util::future::join_all(running).await);
+            for lane in futures_util::future::join_all(running).await {
+                handled.extend(lane);
+            }
         }
         for (chunk, group) in chunks.iter().zip(handled) {
             if group.ran {
@@ -374,6 +388,25 @@ where
             runs,
             api_calls,
         }
+    }
+
+    /// The chunks of one principal, one after another.
+    async fn handle_lane(
+        &self,
+        lane: &[&[(&str, &RevocationRequest)]],
+        invocation_deadline: tokio::time::Instant,
+    ) -> Vec<crate::revoke::Group> {
+        let mut handled = Vec::with_capacity(lane.len());
+        for chunk in lane {
+            handled.push(
+                crate::revoke::within_invocation(
+                    invocation_deadline,
+                    self.handle_group(chunk, coalesce),
+                )
+                .await,
+            );
+        }
+        handled
     }
 
     /// Handles a manual request, from the operator path or a plain invoke, answered

@@ -108,7 +108,7 @@ impl Admitted<'_> {
 /// first invocation still runs has the same id; with the id alone it would be handed
 /// the lease the first one holds (taking a lease its holder already has renews it),
 /// and two writers would read, merge and write the same deny at once.
-pub(super) fn lease_holder(request_id: &str) -> String {
+pub(crate) fn lease_holder(request_id: &str) -> String {
     format!("{request_id}#{:016x}", fastrand::u64(..))
 }
 

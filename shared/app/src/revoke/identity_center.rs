@@ -543,10 +543,12 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
     ) -> Result<Done, Stop> {
         let directory = self.directory()?;
         let key = scp_lock_key(policy_id);
+        // A nonce of this writer's own: a redelivery of the same message must wait.
+        let holder = super::guard::lease_holder(request_id);
         let locked = if self.ledger.enabled() && !request.dry_run {
             let lock = LockRequest {
                 key: &key,
-                holder: request_id,
+                holder: &holder,
                 lease: self.config.lock_lease,
                 wait: self.config.identity_center_lock_wait,
             };
@@ -613,7 +615,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
             Ok::<bool, Stop>(true)
         }
         .await;
-        if locked && let Err(e) = self.ledger.release(&key, request_id).await {
+        if locked && let Err(e) = self.ledger.release(&key, &holder).await {
             tracing::warn!(error = %e, key, "could not give back the SCP's lock; it expires");
         }
         let changed = written?;
@@ -763,10 +765,11 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         let directory = self.directory()?;
         let instance = &user.instance.arn;
         let key = format!("identity-center#{}", set.arn);
+        let holder = super::guard::lease_holder(request_id);
         let locked = if self.ledger.enabled() && !request.dry_run {
             let lock = LockRequest {
                 key: &key,
-                holder: request_id,
+                holder: &holder,
                 lease: self.config.lock_lease,
                 wait: lock_wait,
             };
@@ -798,7 +801,7 @@ impl<A: AccountAccess, K: Clock, L: Ledger> Revoker<A, K, L> {
         let written = self
             .change_set(set, user, purpose, request, breaker, calls, record)
             .await;
-        if locked && let Err(e) = self.ledger.release(&key, request_id).await {
+        if locked && let Err(e) = self.ledger.release(&key, &holder).await {
             tracing::warn!(error = %e, key, "could not give back a permission set's lock; it expires");
         }
         let Some(changed) = written? else {

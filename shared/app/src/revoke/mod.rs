@@ -41,7 +41,7 @@ use cutoff_domain::principal::{AccountScope, IamPath, Partition, Protection, Tar
 
 mod act;
 mod follow_up;
-mod guard;
+pub(crate) mod guard;
 mod identity_center;
 mod release;
 mod resolve;

@@ -126,7 +126,8 @@ pub trait Approvals: Send + Sync {
     ) -> impl Future<Output = Result<bool, AwsError>> + Send;
 
     /// Records that the revocation of the approval `by` approved at `at` reported back
-    /// (its outcome is published): the sweeper leaves it alone. False when its state is
+    /// (its outcome is known; the operator's answer and the bus carry it next): the
+    /// sweeper leaves it alone. False when its state is
     /// no longer that approval.
     fn finish_run(
         &self,

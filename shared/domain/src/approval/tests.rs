@@ -229,7 +229,8 @@ fn an_open_approval_not_announced_within_its_grace_is_unannounced_until_it_close
 
 #[test]
 fn a_question_asked_with_another_type_or_wording_than_its_finding_says_so() {
-    let first = request("payments-api", Some("f1"));
+    let mut first = request("payments-api", Some("f1"));
+    first.trigger.reason = Some("severity 5.0 is at or above the alert threshold".into());
     let asked = Approval::ask(&first, at(12, 0, 0), ApprovalHours::DEFAULT);
     assert_eq!(asked.differs_from(&first), None);
     // A later update: its time, severity and so its wording change.
@@ -245,6 +246,13 @@ fn a_question_asked_with_another_type_or_wording_than_its_finding_says_so() {
     let planted = Approval::ask(&planted, at(11, 59, 0), ApprovalHours::DEFAULT);
     let why = planted.differs_from(&first).unwrap();
     assert!(why.contains("known scanner, refuse"), "{why}");
+    // Planted with another severity too: still other words.
+    let mut elsewhere = first.clone();
+    elsewhere.trigger.severity = Some(5.1);
+    elsewhere.trigger.reason = Some("known scanner, refuse".into());
+    let elsewhere = Approval::ask(&elsewhere, at(11, 59, 0), ApprovalHours::DEFAULT);
+    assert!(elsewhere.differs_from(&first).is_some());
+    assert!(elsewhere.differs_from(&update).is_some());
     let mut retyped = first.clone();
     retyped.trigger.finding_type = Some("Policy:IAMUser/RootCredentialUsage".into());
     let retyped = Approval::ask(&retyped, at(11, 59, 0), ApprovalHours::DEFAULT);
