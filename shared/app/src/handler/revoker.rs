@@ -242,6 +242,9 @@ fn coalesce(requests: &[&RevocationRequest]) -> Option<RevocationRequest> {
 /// closing transaction of an audit entry each and the lock item).
 const MAX_GROUP: usize = 25;
 
+/// Up to MAX_GROUP messages about one principal, handled together: (message id, request).
+type Chunk<'a> = &'a [(&'a str, &'a RevocationRequest)];
+
 /// How many principals of a batch are handled at once. Each makes its calls one after
 /// another; IAM's control plane throttles an account's bursts (the calls retry with
 /// backoff), so a few at once, not the whole batch.
@@ -322,7 +325,7 @@ where
         // The chunks of one principal (its groups differ by session, source, key…; a
         // group past MAX_GROUP messages is cut) form a lane, run one after another:
         // they take the same lock, and side by side the second would only wait for it.
-        let mut lanes: Vec<(String, Vec<&[(&str, &RevocationRequest)]>)> = Vec::new();
+        let mut lanes: Vec<(String, Vec<Chunk>)> = Vec::new();
         for group in &refs {
             let Some((_, first)) = group.first() else {
                 continue;
@@ -393,7 +396,7 @@ where
     /// The chunks of one principal, one after another.
     async fn handle_lane(
         &self,
-        lane: &[&[(&str, &RevocationRequest)]],
+        lane: &[Chunk<'_>],
         invocation_deadline: tokio::time::Instant,
     ) -> Vec<crate::revoke::Group> {
         let mut handled = Vec::with_capacity(lane.len());
