@@ -489,8 +489,10 @@ async fn two_hundred_requests_under_twenty_percent_faults_all_end_applied_and_no
     const REQUESTS: usize = 200;
     const SEED: u64 = 20_261_130;
     const RATE: f64 = 0.20;
-    /// The revoker's attempts per call (`RetryPolicy::default`).
-    const OUTAGE: usize = 6;
+    /// The revoker's attempts per call (`RetryPolicy::default`), for each of the four
+    /// principals of a batch it handles at once: their writes take the scripted
+    /// failures in turn, so the outage must outlast all four's retries.
+    const OUTAGE: usize = 6 * 4;
     let faults = [
         Fault::Throttle,
         Fault::error(429, "TooManyRequestsException", "Rate exceeded"),
@@ -515,8 +517,9 @@ async fn two_hundred_requests_under_twenty_percent_faults_all_end_applied_and_no
     let mark = proxy.recorded();
     let setup_time = started.elapsed();
     // Besides the random faults, one outage longer than the revoker's retries: the first
-    // write fails six times in a row (503), so that request fails its first attempt, is
-    // notified as failed, and is received again.
+    // writes fail 24 times in a row (503: six attempts of each of the four principals
+    // written at once), so those requests fail their first attempt, are notified as
+    // failed, and are received again.
     proxy.set_plan(
         FaultPlan::passthrough()
             .then_n_for(OUTAGE, "PutRolePolicy", Fault::Unavailable)
