@@ -32,7 +32,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 
-use super::sdk::{QueryOrder, dynamodb_error, n, query_partition, s};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+
+use super::sdk::{QueryOrder, dynamodb_error, is_condition_failure, n, query_partition, s};
 use crate::error::{AwsError, ErrorKind};
 use cutoff_domain::approval::{Approval, ApprovalId, ApprovalState};
 use cutoff_domain::outcome::RevocationRequest;
@@ -196,6 +198,45 @@ impl SdkApprovals {
     {
         dynamodb_error(err, op, self.context(id))
     }
+
+    /// An update of approval `id` that moves its `state` (`#state`: a reserved word).
+    fn change_state(&self, id: &ApprovalId) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(APPROVAL_PARTITION))
+            .key("sk", s(id.as_str()))
+            .expression_attribute_names("#state", "state")
+    }
+
+    /// Sends a conditional `update` of approval `id`: true when it applied, false when
+    /// its condition did not hold.
+    async fn applied(
+        &self,
+        id: &ApprovalId,
+        update: UpdateItemFluentBuilder,
+    ) -> Result<bool, AwsError> {
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(self.error(&e, OP_UPDATE_ITEM, Some(id))),
+        }
+    }
+}
+
+/// The condition that names the approval `by` made at `at` (`:approved`, `:by`, `:at`).
+const APPROVAL_BY: &str = "#state = :approved AND decided_by = :by AND decided_at = :at";
+
+/// `update` with the values of [`APPROVAL_BY`].
+fn approval_by(
+    update: UpdateItemFluentBuilder,
+    by: &str,
+    at: DateTime<Utc>,
+) -> UpdateItemFluentBuilder {
+    update
+        .expression_attribute_values(":approved", s(ApprovalState::Approved.as_str()))
+        .expression_attribute_values(":by", s(by))
+        .expression_attribute_values(":at", s(at.to_rfc3339()))
 }
 
 fn condition_failed<E: ProvideErrorMetadata>(
@@ -204,8 +245,7 @@ fn condition_failed<E: ProvideErrorMetadata>(
         aws_smithy_runtime_api::client::orchestrator::HttpResponse,
     >,
 ) -> bool {
-    err.as_service_error().and_then(ProvideErrorMetadata::code)
-        == Some("ConditionalCheckFailedException")
+    is_condition_failure(err.as_service_error().and_then(ProvideErrorMetadata::code))
 }
 
 /// The item of `approval`, whole.
@@ -407,13 +447,8 @@ impl Approvals for SdkApprovals {
         reason: Option<&str>,
     ) -> Result<bool, AwsError> {
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(APPROVAL_PARTITION))
-            .key("sk", s(id.as_str()))
+            .change_state(id)
             .condition_expression("#state = :pending AND deadline > :now")
-            .expression_attribute_names("#state", "state")
             .expression_attribute_values(":pending", s(ApprovalState::Pending.as_str()))
             .expression_attribute_values(":now", n(at.timestamp()))
             .expression_attribute_values(":to", s(to.as_str()))
@@ -434,11 +469,7 @@ impl Approvals for SdkApprovals {
                 "SET #state = :to, decided_by = :by, decided_at = :at, run_finished = :finished REMOVE reason",
             ),
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(self.error(&e, OP_UPDATE_ITEM, Some(id))),
-        }
+        self.applied(id, update).await
     }
 
     async fn reopen(
@@ -448,32 +479,16 @@ impl Approvals for SdkApprovals {
         at: DateTime<Utc>,
         announced: bool,
     ) -> Result<bool, AwsError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(APPROVAL_PARTITION))
-            .key("sk", s(id.as_str()))
-            .condition_expression(
-                "#state = :approved AND decided_by = :by AND decided_at = :at AND run_finished = :false",
-            )
+        let update = self
+            .change_state(id)
+            .condition_expression(format!("{APPROVAL_BY} AND run_finished = :false"))
             .update_expression(
                 "SET #state = :pending, notified = :announced REMOVE decided_by, decided_at, reason, run_finished",
             )
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":approved", s(ApprovalState::Approved.as_str()))
             .expression_attribute_values(":pending", s(ApprovalState::Pending.as_str()))
-            .expression_attribute_values(":by", s(by))
-            .expression_attribute_values(":at", s(at.to_rfc3339()))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":announced", AttributeValue::Bool(announced))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(self.error(&e, OP_UPDATE_ITEM, Some(id))),
-        }
+            .expression_attribute_values(":announced", AttributeValue::Bool(announced));
+        self.applied(id, approval_by(update, by, at)).await
     }
 
     async fn finish_run(
@@ -482,26 +497,12 @@ impl Approvals for SdkApprovals {
         by: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, AwsError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(APPROVAL_PARTITION))
-            .key("sk", s(id.as_str()))
-            .condition_expression("#state = :approved AND decided_by = :by AND decided_at = :at")
+        let update = self
+            .change_state(id)
+            .condition_expression(APPROVAL_BY)
             .update_expression("SET run_finished = :true")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":approved", s(ApprovalState::Approved.as_str()))
-            .expression_attribute_values(":by", s(by))
-            .expression_attribute_values(":at", s(at.to_rfc3339()))
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(self.error(&e, OP_UPDATE_ITEM, Some(id))),
-        }
+            .expression_attribute_values(":true", AttributeValue::Bool(true));
+        self.applied(id, approval_by(update, by, at)).await
     }
 
     async fn claim_expiry(
@@ -510,12 +511,8 @@ impl Approvals for SdkApprovals {
         claimant: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, AwsError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(APPROVAL_PARTITION))
-            .key("sk", s(id.as_str()))
+        let update = self
+            .change_state(id)
             // Its expiry is not announced yet: `notified` said the question was.
             .update_expression(
                 "SET #state = :expired, claimed_by = :me, claimed_at = :now, notified = :false",
@@ -524,20 +521,13 @@ impl Approvals for SdkApprovals {
                 "(#state = :pending AND deadline <= :now) OR \
                  (#state = :expired AND notified = :false AND claimed_at < :stale)",
             )
-            .expression_attribute_names("#state", "state")
             .expression_attribute_values(":pending", s(ApprovalState::Pending.as_str()))
             .expression_attribute_values(":expired", s(ApprovalState::Expired.as_str()))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":me", s(claimant))
             .expression_attribute_values(":now", n(now.timestamp()))
-            .expression_attribute_values(":stale", n((now - EXPIRY_CLAIM_LEASE).timestamp()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(self.error(&e, OP_UPDATE_ITEM, Some(id))),
-        }
+            .expression_attribute_values(":stale", n((now - EXPIRY_CLAIM_LEASE).timestamp()));
+        self.applied(id, update).await
     }
 }
 

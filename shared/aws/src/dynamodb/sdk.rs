@@ -171,7 +171,7 @@ pub(super) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn is_condition_failure(code: Option<&str>) -> bool {
+pub(super) fn is_condition_failure(code: Option<&str>) -> bool {
     code == Some("ConditionalCheckFailedException")
 }
 
