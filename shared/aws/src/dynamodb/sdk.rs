@@ -2,7 +2,7 @@
 //! table when one is configured) and [`SdkSweepLedger`], the sweep runs in it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
@@ -37,7 +37,7 @@ pub struct SdkLedger {
     table: String,
     /// Until when the version before may have left key records (`None`: never), read
     /// once per process ([`Ledger::legacy_window`]).
-    legacy_until: Arc<OnceLock<Option<DateTime<Utc>>>>,
+    legacy_until: Arc<tokio::sync::OnceCell<Option<DateTime<Utc>>>>,
 }
 
 impl SdkLedger {
@@ -580,13 +580,12 @@ impl Ledger for SdkLedger {
     }
 
     async fn legacy_window(&self, now: DateTime<Utc>) -> Result<bool, AwsError> {
-        let until = match self.legacy_until.get() {
-            Some(until) => *until,
-            None => {
-                let until = self.read_format(now).await?;
-                *self.legacy_until.get_or_init(|| until)
-            }
-        };
+        // One read per process, even when a batch's principals ask at once (the
+        // others wait for it); a failed read is tried again by the next request.
+        let until = *self
+            .legacy_until
+            .get_or_try_init(|| self.read_format(now))
+            .await?;
         Ok(until.is_some_and(|t| t > now))
     }
 
